@@ -1,0 +1,132 @@
+// The gateway's configuration: parsed once from YAML into immutable, validated structs.
+// A Config is never modified after LoadConfig returns; a reload builds a new one and swaps a
+// shared_ptr<const Config> snapshot. Per-request code only reads it.
+#pragma once
+
+#include <array>
+#include <functional>
+#include <string_view>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace trl {
+
+using Millis = std::chrono::milliseconds;
+using Sha256 = std::array<uint8_t, 32>;
+
+struct HostPort {
+  std::string host;  // literal address or name; "0.0.0.0", "127.0.0.1", "::1"
+  uint16_t port = 0;  // 0 = any free port (the bound port is logged)
+};
+
+struct ServerConfig {
+  int threads = 0;  // 0 = one per core
+  uint64_t max_body_bytes = 4 * 1024 * 1024;
+  uint32_t max_header_bytes = 16 * 1024;
+  Millis header_timeout{10'000};
+  Millis idle_timeout{60'000};
+  Millis shutdown_grace{30'000};
+};
+
+struct AdminConfig {
+  std::optional<HostPort> listen;  // absent: no admin listener
+  std::string token;               // empty: every /admin/v1 route answers 401
+};
+
+enum class StoreBackend { kMemory, kRedis };
+enum class OnStoreError { kAllow, kDeny };
+
+struct RedisConfig {
+  std::vector<std::string> urls;  // one URL: single node; several: cluster seed nodes
+  Millis timeout{50};
+};
+
+struct StoreConfig {
+  StoreBackend backend = StoreBackend::kMemory;
+  std::string data_dir = "./data";
+  RedisConfig redis;
+  OnStoreError on_store_error = OnStoreError::kAllow;
+};
+
+struct IdentityConfig {
+  enum class Source { kApiKey, kHeader };
+  Source source = Source::kApiKey;
+  std::string header;  // lower-case header name when source == kHeader
+};
+
+struct BackendUrl {
+  std::string url;        // as written, for logs and metrics labels
+  std::string host;
+  uint16_t port = 80;
+  std::string base_path;  // "" or "/prefix" (no trailing slash), prepended to /v1/...
+};
+
+struct ModelConfig {
+  std::string name;
+  std::vector<std::string> aliases;
+  std::vector<BackendUrl> backends;
+  std::string tokenizer = "approx";
+  int64_t max_output_tokens = 1024;
+  Millis timeout{120'000};
+};
+
+enum class LimitKind { kTokens, kRequests, kConcurrent };
+
+// One budget: {tokens|requests: amount, per: D [, reset: calendar]} or {concurrent: amount}.
+struct LimitConfig {
+  LimitKind kind = LimitKind::kTokens;
+  int64_t amount = 0;
+  Millis per{0};          // 0 for kConcurrent
+  bool calendar = false;  // fixed window aligned to UTC multiples of `per`
+  std::string model;      // empty: applies to every model; else the canonical model name
+
+  bool operator==(const LimitConfig&) const = default;
+};
+
+struct TenantConfig {
+  std::string name;
+  std::vector<LimitConfig> limits;
+};
+
+struct ApiKeyConfig {
+  std::string name;
+  Sha256 key_sha256{};
+  std::string tenant;               // empty: none
+  std::vector<std::string> models;  // canonical names; empty: every model
+  std::vector<LimitConfig> limits;
+  bool limits_set = false;          // false: default_limits apply
+};
+
+struct Config {
+  HostPort listen{"0.0.0.0", 8080};
+  ServerConfig server;
+  AdminConfig admin;
+  StoreConfig store;
+  IdentityConfig identity;
+  std::vector<ModelConfig> models;
+  std::vector<TenantConfig> tenants;
+  std::vector<ApiKeyConfig> api_keys;
+  std::vector<LimitConfig> default_limits;
+};
+
+// Reads and validates a config file. `env` looks up ${VAR}; by default the process environment.
+// Returns the config, or every error found, each prefixed with its field path
+// ("models[1].backends[0]: not a URL"). Never throws.
+struct LoadResult {
+  std::shared_ptr<const Config> config;  // null when errors is non-empty
+  std::vector<std::string> errors;
+};
+LoadResult LoadConfigFile(const std::string& path);
+LoadResult LoadConfigText(const std::string& yaml_text,
+                          const std::function<std::optional<std::string>(const std::string&)>& env);
+
+// Parses "250ms", "2s", "1m", "1h", "1d". Returns nullopt on anything else.
+std::optional<Millis> ParseDuration(std::string_view text);
+// Formats like OpenAI's reset headers: "1s", "6m0s", "250ms", "1h2m3s".
+std::string FormatDuration(Millis d);
+
+}  // namespace trl
