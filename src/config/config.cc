@@ -1,0 +1,898 @@
+#include "config/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <limits>
+#include <map>
+#include <set>
+#include <sstream>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+
+#include "common/crypto.h"
+
+namespace trl {
+namespace {
+
+constexpr int64_t kMaxAmount = 1'000'000'000'000'000;  // 1e15: far above any real budget
+constexpr int kMaxThreads = 256;
+constexpr std::string_view kDurationHelp = "not a duration (use 250ms, 2s, 1m, 1h, 1d)";
+
+bool IsIdentStart(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; }
+bool IsIdentChar(char c) { return IsIdentStart(c) || (c >= '0' && c <= '9'); }
+
+// ---------------------------------------------------------------------------------------------
+// ${VAR} / ${VAR:-default} substitution on the raw text.
+//
+// Runs before YAML parsing so that a reference can stand anywhere (inside quotes, in a flow
+// list, as part of a URL). Whole-line comments are copied untouched, so a commented-out
+// `# token: ${OLD_TOKEN}` does not demand OLD_TOKEN. Values are never echoed in errors: they
+// are usually secrets.
+// ---------------------------------------------------------------------------------------------
+std::string SubstituteEnv(const std::string& text,
+                          const std::function<std::optional<std::string>(const std::string&)>& env,
+                          std::vector<std::string>& errors) {
+  std::string out;
+  out.reserve(text.size());
+  std::set<std::string> reported;
+  size_t line_no = 0;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    ++line_no;
+    size_t eol = text.find('\n', pos);
+    size_t end = eol == std::string::npos ? text.size() : eol + 1;
+    std::string_view line(text.data() + pos, end - pos);
+    size_t first = line.find_first_not_of(" \t");
+    if (first != std::string_view::npos && line[first] == '#') {
+      out.append(line);
+      pos = end;
+      continue;
+    }
+    size_t i = 0;
+    while (i < line.size()) {
+      if (line[i] != '$' || i + 1 >= line.size() || line[i + 1] != '{') {
+        out.push_back(line[i++]);
+        continue;
+      }
+      // "${" starts a reference: NAME, then "}" or ":-default}" on the same line.
+      size_t j = i + 2;
+      size_t name_begin = j;
+      if (j < line.size() && IsIdentStart(line[j])) {
+        while (j < line.size() && IsIdentChar(line[j])) ++j;
+      }
+      std::string name(line.substr(name_begin, j - name_begin));
+      std::optional<std::string> fallback;
+      bool ok = !name.empty();
+      if (ok && line.substr(j, 2) == ":-") {
+        size_t close = line.find('}', j + 2);
+        size_t nested = line.find("${", j + 2);
+        if (close == std::string_view::npos ||
+            (nested != std::string_view::npos && nested < close)) {
+          ok = false;
+        } else {
+          fallback = std::string(line.substr(j + 2, close - j - 2));
+          j = close;
+        }
+      }
+      ok = ok && j < line.size() && line[j] == '}';
+      if (!ok) {
+        errors.push_back("line " + std::to_string(line_no) +
+                         ": malformed ${...} reference (expected ${VAR} or ${VAR:-default})");
+        out.push_back(line[i++]);
+        continue;
+      }
+      std::optional<std::string> value = env(name);
+      if (fallback && (!value || value->empty())) {
+        value = fallback;  // shell semantics: ":-" also replaces an empty value
+      }
+      if (!value) {
+        if (reported.insert(name).second) {
+          errors.push_back("${" + name + "}: environment variable not set");
+        }
+      } else {
+        out.append(*value);
+      }
+      i = j + 1;
+    }
+    pos = end;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scalar parsers shared by the config and other callers.
+// ---------------------------------------------------------------------------------------------
+std::optional<int64_t> ParseInt(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  int64_t v = 0;
+  const char* begin = s.data();
+  const char* end = s.data() + s.size();
+  if (*begin == '+') ++begin;
+  auto [p, ec] = std::from_chars(begin, end, v);
+  if (ec != std::errc() || p != end || begin == end) return std::nullopt;
+  return v;
+}
+
+std::optional<uint16_t> ParsePort(std::string_view s) {
+  if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string_view::npos) {
+    return std::nullopt;
+  }
+  auto v = ParseInt(s);
+  if (!v || *v > 65535) return std::nullopt;
+  return static_cast<uint16_t>(*v);
+}
+
+bool IsHostChar(char c) { return IsIdentChar(c) || c == '-' || c == '.' || c == '%' || c == '~'; }
+
+// "host:port" or "[v6]:port", port optional when `default_port` is set. Hosts are names or
+// literal addresses; an unbracketed IPv6 address is ambiguous and rejected.
+std::optional<HostPort> ParseAuthority(std::string_view s, std::optional<uint16_t> default_port) {
+  HostPort hp;
+  std::string_view rest;
+  if (!s.empty() && s.front() == '[') {
+    size_t close = s.find(']');
+    if (close == std::string_view::npos || close == 1) return std::nullopt;
+    std::string_view v6 = s.substr(1, close - 1);
+    if (v6.find_first_not_of("0123456789abcdefABCDEF:.%") != std::string_view::npos) {
+      return std::nullopt;
+    }
+    hp.host = std::string(v6);
+    rest = s.substr(close + 1);
+  } else {
+    size_t colon = s.find(':');
+    std::string_view host = s.substr(0, colon);
+    if (host.empty() || !std::all_of(host.begin(), host.end(), IsHostChar)) return std::nullopt;
+    hp.host = std::string(host);
+    rest = colon == std::string_view::npos ? std::string_view() : s.substr(colon);
+  }
+  if (rest.empty()) {
+    if (!default_port) return std::nullopt;
+    hp.port = *default_port;
+    return hp;
+  }
+  if (rest.front() != ':') return std::nullopt;
+  auto port = ParsePort(rest.substr(1));
+  if (!port) return std::nullopt;
+  hp.port = *port;
+  return hp;
+}
+
+bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
+  }
+  return true;
+}
+
+enum class UrlError { kNotUrl, kHttps };
+
+// http://host[:port][/path]; no user info, query or fragment (none of them means anything to
+// a backend pool).
+std::variant<BackendUrl, UrlError> ParseBackendUrl(const std::string& url) {
+  if (StartsWithNoCase(url, "https://")) return UrlError::kHttps;
+  if (!StartsWithNoCase(url, "http://")) return UrlError::kNotUrl;
+  std::string_view rest = std::string_view(url).substr(7);
+  if (rest.find_first_of("?#@ \t") != std::string_view::npos) return UrlError::kNotUrl;
+  size_t slash = rest.find('/');
+  auto authority = ParseAuthority(rest.substr(0, slash), uint16_t{80});
+  if (!authority || authority->port == 0) return UrlError::kNotUrl;
+  BackendUrl b;
+  b.url = url;
+  b.host = authority->host;
+  b.port = authority->port;
+  if (slash != std::string_view::npos) {
+    std::string_view path = rest.substr(slash);
+    while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+    b.base_path = std::string(path);
+  }
+  return b;
+}
+
+// redis://[user:password@]host[:port][/db] or rediss://...
+bool IsRedisUrl(std::string_view url) {
+  std::string_view rest;
+  if (StartsWithNoCase(url, "redis://")) {
+    rest = url.substr(8);
+  } else if (StartsWithNoCase(url, "rediss://")) {
+    rest = url.substr(9);
+  } else {
+    return false;
+  }
+  size_t slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  size_t at = authority.rfind('@');
+  if (at != std::string_view::npos) authority = authority.substr(at + 1);
+  if (!ParseAuthority(authority, uint16_t{6379})) return false;
+  if (slash == std::string_view::npos) return true;
+  std::string_view db = rest.substr(slash + 1);
+  return db.find_first_not_of("0123456789") == std::string_view::npos && db.size() <= 5;
+}
+
+// RFC 9110 token characters.
+bool IsHeaderNameChar(char c) {
+  return IsIdentChar(c) || std::strchr("!#$%&'*+-.^`|~", c) != nullptr;
+}
+
+bool IsValidKeyName(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  auto ok = [](char c) { return IsIdentChar(c) || c == '-' || c == '.'; };
+  if (s.front() == '.') return false;
+  return std::all_of(s.begin(), s.end(), ok);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The validating walker. Every check records "path: message" and keeps going, so one run
+// reports every problem in the file.
+// ---------------------------------------------------------------------------------------------
+using Fields = std::map<std::string, YAML::Node, std::less<>>;
+
+std::string Index(const std::string& path, size_t i) {
+  return path + "[" + std::to_string(i) + "]";
+}
+std::string Field(const std::string& path, std::string_view key) {
+  return path.empty() ? std::string(key) : path + "." + std::string(key);
+}
+std::string Quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+class Parser {
+ public:
+  explicit Parser(std::vector<std::string>& errors) : errors_(errors) {}
+
+  void Parse(const YAML::Node& root, Config& c);
+
+ private:
+  void Error(const std::string& path, std::string_view message) {
+    errors_.push_back((path.empty() ? std::string("config") : path) + ": " + std::string(message));
+  }
+
+  // A map's fields, after rejecting duplicates and keys outside `allowed`. A null node (an
+  // empty section like `server:`) is an empty map. nullopt when the node is not a map.
+  std::optional<Fields> Map(const YAML::Node& node, const std::string& path,
+                            std::initializer_list<std::string_view> allowed) {
+    Fields fields;
+    if (node.IsNull()) return fields;
+    if (!node.IsMap()) {
+      Error(path, "not a map");
+      return std::nullopt;
+    }
+    for (const auto& kv : node) {
+      if (!kv.first.IsScalar()) {
+        Error(path, "a key is not a string");
+        continue;
+      }
+      const std::string& key = kv.first.Scalar();
+      std::string field_path = Field(path, key);
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+        Error(field_path, "unknown key");
+        continue;
+      }
+      if (!fields.emplace(key, kv.second).second) Error(field_path, "duplicate key");
+    }
+    return fields;
+  }
+
+  // A list's elements; null is an empty list.
+  std::optional<std::vector<YAML::Node>> List(const YAML::Node& node, const std::string& path) {
+    std::vector<YAML::Node> items;
+    if (node.IsNull()) return items;
+    if (!node.IsSequence()) {
+      Error(path, "not a list");
+      return std::nullopt;
+    }
+    for (const auto& item : node) items.push_back(item);
+    return items;
+  }
+
+  // A scalar as text; null is "".
+  std::optional<std::string> String(const YAML::Node& node, const std::string& path) {
+    if (node.IsNull()) return std::string();
+    if (!node.IsScalar()) {
+      Error(path, "not a string");
+      return std::nullopt;
+    }
+    return node.Scalar();
+  }
+
+  std::optional<std::string> NonEmptyString(const YAML::Node& node, const std::string& path) {
+    auto s = String(node, path);
+    if (s && s->empty()) {
+      Error(path, "must not be empty");
+      return std::nullopt;
+    }
+    return s;
+  }
+
+  static std::string RangeMessage(int64_t min, int64_t max) {
+    bool unbounded = max == std::numeric_limits<int64_t>::max();
+    if (min == 1) {
+      return unbounded ? "must be a positive integer"
+                       : "must be a positive integer <= " + std::to_string(max);
+    }
+    if (unbounded) return "must be an integer >= " + std::to_string(min);
+    return "must be an integer from " + std::to_string(min) + " to " + std::to_string(max);
+  }
+
+  std::optional<int64_t> Int(const YAML::Node& node, const std::string& path, int64_t min,
+                             int64_t max) {
+    std::optional<int64_t> v;
+    if (node.IsScalar()) v = ParseInt(node.Scalar());
+    if (!v || *v < min || *v > max) {
+      Error(path, RangeMessage(min, max));
+      return std::nullopt;
+    }
+    return v;
+  }
+
+  std::optional<Millis> Duration(const YAML::Node& node, const std::string& path,
+                                 bool allow_zero = false) {
+    std::optional<Millis> d;
+    if (node.IsScalar()) d = ParseDuration(node.Scalar());
+    if (!d) {
+      Error(path, kDurationHelp);
+      return std::nullopt;
+    }
+    if (!allow_zero && d->count() == 0) {
+      Error(path, "must be longer than 0");
+      return std::nullopt;
+    }
+    return d;
+  }
+
+  template <typename T>
+  static void Set(std::optional<T> v, T& out) {
+    if (v) out = std::move(*v);
+  }
+  template <typename T, typename U>
+  static void SetAs(std::optional<U> v, T& out) {
+    if (v) out = static_cast<T>(*v);
+  }
+
+  static const YAML::Node* Get(const Fields& f, std::string_view key) {
+    auto it = f.find(key);
+    return it == f.end() ? nullptr : &it->second;
+  }
+
+  void ParseServer(const YAML::Node& node, ServerConfig& s);
+  void ParseAdmin(const YAML::Node& node, AdminConfig& a);
+  void ParseStore(const YAML::Node& node, StoreConfig& s);
+  void ParseIdentity(const YAML::Node& node, IdentityConfig& id);
+  void ParseModels(const YAML::Node& node, std::vector<ModelConfig>& models);
+  void ParseTenants(const YAML::Node& node, std::vector<TenantConfig>& tenants);
+  void ParseApiKeys(const YAML::Node& node, const std::vector<TenantConfig>& tenants,
+                    std::vector<ApiKeyConfig>& keys);
+  std::vector<LimitConfig> ParseLimits(const YAML::Node& node, const std::string& path);
+  std::optional<LimitConfig> ParseLimit(const YAML::Node& node, const std::string& path);
+  std::optional<HostPort> Listen(const YAML::Node& node, const std::string& path);
+  // Resolves a model name or alias to its canonical name.
+  std::optional<std::string> ModelRef(const YAML::Node& node, const std::string& path);
+
+  std::vector<std::string>& errors_;
+  std::unordered_map<std::string, std::string> model_index_;  // name or alias -> canonical name
+};
+
+std::optional<HostPort> Parser::Listen(const YAML::Node& node, const std::string& path) {
+  std::optional<HostPort> hp;
+  if (node.IsScalar()) hp = ParseAuthority(node.Scalar(), std::nullopt);
+  if (!hp) Error(path, "not host:port (e.g. 0.0.0.0:8080 or [::1]:8080)");
+  return hp;
+}
+
+std::optional<std::string> Parser::ModelRef(const YAML::Node& node, const std::string& path) {
+  auto name = NonEmptyString(node, path);
+  if (!name) return std::nullopt;
+  auto it = model_index_.find(*name);
+  if (it == model_index_.end()) {
+    Error(path, "unknown model " + Quote(*name));
+    return std::nullopt;
+  }
+  return it->second;
+}
+
+void Parser::Parse(const YAML::Node& root, Config& c) {
+  if (!root.IsDefined() || root.IsNull()) {
+    Error("config", "empty document");
+    return;
+  }
+  auto top = Map(root, "",
+                 {"listen", "server", "admin", "store", "identity", "models", "tenants", "api_keys",
+                  "default_limits"});
+  if (!top) return;
+  // Models first: limits and keys refer to them by name or alias.
+  if (auto* n = Get(*top, "models")) {
+    ParseModels(*n, c.models);
+  } else {
+    Error("models", "at least one model is required");
+  }
+
+  if (auto* n = Get(*top, "listen")) Set(Listen(*n, "listen"), c.listen);
+  if (auto* n = Get(*top, "server")) ParseServer(*n, c.server);
+  if (auto* n = Get(*top, "admin")) ParseAdmin(*n, c.admin);
+  if (auto* n = Get(*top, "store")) ParseStore(*n, c.store);
+  if (auto* n = Get(*top, "identity")) ParseIdentity(*n, c.identity);
+  if (auto* n = Get(*top, "tenants")) ParseTenants(*n, c.tenants);
+  if (auto* n = Get(*top, "api_keys")) ParseApiKeys(*n, c.tenants, c.api_keys);
+  if (auto* n = Get(*top, "default_limits")) c.default_limits = ParseLimits(*n, "default_limits");
+}
+
+void Parser::ParseServer(const YAML::Node& node, ServerConfig& s) {
+  const std::string p = "server";
+  auto f = Map(node, p,
+               {"threads", "max_body_bytes", "max_header_bytes", "header_timeout", "idle_timeout",
+                "shutdown_grace"});
+  if (!f) return;
+  constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
+  if (auto* n = Get(*f, "threads")) SetAs(Int(*n, Field(p, "threads"), 0, kMaxThreads), s.threads);
+  if (auto* n = Get(*f, "max_body_bytes")) {
+    SetAs(Int(*n, Field(p, "max_body_bytes"), 1, kInt64Max), s.max_body_bytes);
+  }
+  if (auto* n = Get(*f, "max_header_bytes")) {
+    SetAs(Int(*n, Field(p, "max_header_bytes"), 1024, std::numeric_limits<uint32_t>::max()),
+          s.max_header_bytes);
+  }
+  if (auto* n = Get(*f, "header_timeout")) {
+    Set(Duration(*n, Field(p, "header_timeout")), s.header_timeout);
+  }
+  if (auto* n = Get(*f, "idle_timeout"))
+    Set(Duration(*n, Field(p, "idle_timeout")), s.idle_timeout);
+  if (auto* n = Get(*f, "shutdown_grace")) {
+    // 0s is meaningful here: stop at once without draining.
+    Set(Duration(*n, Field(p, "shutdown_grace"), /*allow_zero=*/true), s.shutdown_grace);
+  }
+}
+
+void Parser::ParseAdmin(const YAML::Node& node, AdminConfig& a) {
+  auto f = Map(node, "admin", {"listen", "token"});
+  if (!f) return;
+  if (auto* n = Get(*f, "listen")) a.listen = Listen(*n, "admin.listen");
+  if (auto* n = Get(*f, "token")) Set(String(*n, "admin.token"), a.token);
+}
+
+void Parser::ParseStore(const YAML::Node& node, StoreConfig& s) {
+  auto f = Map(node, "store", {"backend", "data_dir", "redis", "on_store_error"});
+  if (!f) return;
+  if (auto* n = Get(*f, "backend")) {
+    auto v = String(*n, "store.backend");
+    if (v == "memory") {
+      s.backend = StoreBackend::kMemory;
+    } else if (v == "redis") {
+      s.backend = StoreBackend::kRedis;
+    } else if (v) {
+      Error("store.backend", "must be memory or redis");
+    }
+  }
+  if (auto* n = Get(*f, "data_dir")) Set(NonEmptyString(*n, "store.data_dir"), s.data_dir);
+  bool url_given = false;
+  if (auto* n = Get(*f, "redis")) {
+    auto r = Map(*n, "store.redis", {"url", "timeout"});
+    if (r) {
+      if (auto* u = Get(*r, "url")) {
+        url_given = true;
+        const std::string up = "store.redis.url";
+        const char* help = "not a Redis URL (expected redis://host:port[/db] or rediss://...)";
+        if (u->IsSequence()) {
+          size_t i = 0;
+          for (const auto& item : *u) {
+            std::string ip = Index(up, i++);
+            auto url = String(item, ip);
+            if (!url) continue;
+            if (IsRedisUrl(*url)) {
+              s.redis.urls.push_back(*url);
+            } else {
+              Error(ip, help);
+            }
+          }
+          if (i == 0) Error(up, "at least one URL is required");
+        } else if (u->IsScalar()) {
+          if (IsRedisUrl(u->Scalar())) {
+            s.redis.urls.push_back(u->Scalar());
+          } else {
+            Error(up, help);
+          }
+        } else {
+          Error(up, "must be a URL or a list of URLs");
+        }
+      }
+      if (auto* t = Get(*r, "timeout")) Set(Duration(*t, "store.redis.timeout"), s.redis.timeout);
+    }
+  }
+  if (auto* n = Get(*f, "on_store_error")) {
+    auto v = String(*n, "store.on_store_error");
+    if (v == "allow") {
+      s.on_store_error = OnStoreError::kAllow;
+    } else if (v == "deny") {
+      s.on_store_error = OnStoreError::kDeny;
+    } else if (v) {
+      Error("store.on_store_error", "must be allow or deny");
+    }
+  }
+  if (s.backend == StoreBackend::kRedis && !url_given) {
+    Error("store.redis.url", "required when store.backend is redis");
+  }
+}
+
+void Parser::ParseIdentity(const YAML::Node& node, IdentityConfig& id) {
+  auto f = Map(node, "identity", {"source"});
+  if (!f) return;
+  auto* n = Get(*f, "source");
+  if (!n) return;
+  auto v = String(*n, "identity.source");
+  if (!v) return;
+  constexpr std::string_view kHeader = "header:";
+  if (*v == "api_key") {
+    id.source = IdentityConfig::Source::kApiKey;
+  } else if (v->rfind(kHeader, 0) == 0 && v->size() > kHeader.size() &&
+             std::all_of(v->begin() + kHeader.size(), v->end(), IsHeaderNameChar)) {
+    id.source = IdentityConfig::Source::kHeader;
+    id.header = v->substr(kHeader.size());
+    std::transform(id.header.begin(), id.header.end(), id.header.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  } else {
+    Error("identity.source", "must be api_key or header:<name>");
+  }
+}
+
+void Parser::ParseModels(const YAML::Node& node, std::vector<ModelConfig>& models) {
+  auto items = List(node, "models");
+  if (!items) return;
+  if (items->empty()) {
+    Error("models", "at least one model is required");
+    return;
+  }
+  // Names and aliases share one namespace: a request's `model` must resolve to one model.
+  auto claim = [&](const std::string& name, const std::string& canonical, const std::string& path) {
+    if (!model_index_.emplace(name, canonical).second) {
+      Error(path, Quote(name) + " is already a model name or alias");
+    }
+  };
+  for (size_t i = 0; i < items->size(); ++i) {
+    const std::string p = Index("models", i);
+    auto f = Map((*items)[i], p,
+                 {"name", "aliases", "backends", "tokenizer", "max_output_tokens", "timeout"});
+    if (!f) continue;
+    ModelConfig m;
+    if (auto* n = Get(*f, "name")) {
+      Set(NonEmptyString(*n, Field(p, "name")), m.name);
+    } else {
+      Error(Field(p, "name"), "required");
+    }
+    if (!m.name.empty()) claim(m.name, m.name, Field(p, "name"));
+    if (auto* n = Get(*f, "aliases")) {
+      auto aliases = List(*n, Field(p, "aliases"));
+      for (size_t j = 0; aliases && j < aliases->size(); ++j) {
+        std::string ap = Index(Field(p, "aliases"), j);
+        auto alias = NonEmptyString((*aliases)[j], ap);
+        if (!alias) continue;
+        if (!m.name.empty()) claim(*alias, m.name, ap);
+        m.aliases.push_back(*alias);
+      }
+    }
+    if (auto* n = Get(*f, "backends")) {
+      auto backends = List(*n, Field(p, "backends"));
+      if (backends && backends->empty())
+        Error(Field(p, "backends"), "at least one backend is required");
+      for (size_t j = 0; backends && j < backends->size(); ++j) {
+        std::string bp = Index(Field(p, "backends"), j);
+        auto url = String((*backends)[j], bp);
+        if (!url) continue;
+        auto parsed = ParseBackendUrl(*url);
+        if (auto* b = std::get_if<BackendUrl>(&parsed)) {
+          m.backends.push_back(std::move(*b));
+        } else if (std::get<UrlError>(parsed) == UrlError::kHttps) {
+          Error(bp, "https backends are not supported yet");
+        } else {
+          Error(bp, "not a URL (expected http://host:port[/path])");
+        }
+      }
+    } else {
+      Error(Field(p, "backends"), "required");
+    }
+    if (auto* n = Get(*f, "tokenizer")) {
+      auto t = NonEmptyString(*n, Field(p, "tokenizer"));
+      if (t && *t != "approx") {
+        std::error_code ec;
+        if (!std::filesystem::is_regular_file(*t, ec)) {
+          Error(Field(p, "tokenizer"), "no such file (expected approx or a tokenizer file path)");
+        }
+      }
+      Set(t, m.tokenizer);
+    }
+    if (auto* n = Get(*f, "max_output_tokens")) {
+      Set(Int(*n, Field(p, "max_output_tokens"), 1, kMaxAmount), m.max_output_tokens);
+    }
+    if (auto* n = Get(*f, "timeout")) Set(Duration(*n, Field(p, "timeout")), m.timeout);
+    models.push_back(std::move(m));
+  }
+}
+
+void Parser::ParseTenants(const YAML::Node& node, std::vector<TenantConfig>& tenants) {
+  auto items = List(node, "tenants");
+  if (!items) return;
+  std::set<std::string> seen;
+  for (size_t i = 0; i < items->size(); ++i) {
+    const std::string p = Index("tenants", i);
+    auto f = Map((*items)[i], p, {"name", "limits"});
+    if (!f) continue;
+    TenantConfig t;
+    if (auto* n = Get(*f, "name")) {
+      Set(NonEmptyString(*n, Field(p, "name")), t.name);
+      if (!t.name.empty() && !seen.insert(t.name).second) {
+        Error(Field(p, "name"), "duplicate tenant name " + Quote(t.name));
+      }
+    } else {
+      Error(Field(p, "name"), "required");
+    }
+    if (auto* n = Get(*f, "limits")) t.limits = ParseLimits(*n, Field(p, "limits"));
+    tenants.push_back(std::move(t));
+  }
+}
+
+void Parser::ParseApiKeys(const YAML::Node& node, const std::vector<TenantConfig>& tenants,
+                          std::vector<ApiKeyConfig>& keys) {
+  auto items = List(node, "api_keys");
+  if (!items) return;
+  std::set<std::string> seen_names;
+  std::map<Sha256, size_t> seen_hashes;
+  for (size_t i = 0; i < items->size(); ++i) {
+    const std::string p = Index("api_keys", i);
+    auto f = Map((*items)[i], p, {"name", "key", "key_sha256", "tenant", "models", "limits"});
+    if (!f) continue;
+    ApiKeyConfig k;
+    if (auto* n = Get(*f, "name")) {
+      auto name = String(*n, Field(p, "name"));
+      if (name && !IsValidKeyName(*name)) {
+        Error(Field(p, "name"),
+              "must be 1-64 characters of A-Z a-z 0-9 _ - . (not starting with .)");
+      } else if (name) {
+        k.name = *name;
+        if (!seen_names.insert(k.name).second) {
+          Error(Field(p, "name"), "duplicate key name " + Quote(k.name));
+        }
+      }
+    } else {
+      Error(Field(p, "name"), "required");
+    }
+    // The secret: only its digest is kept; the plaintext lives in `secret` for this scope only
+    // and is never echoed in an error.
+    const YAML::Node* plain = Get(*f, "key");
+    const YAML::Node* hex = Get(*f, "key_sha256");
+    bool have_hash = false;
+    if (plain && hex) {
+      Error(p, "has both key and key_sha256; use one");
+    } else if (!plain && !hex) {
+      Error(p, "needs key or key_sha256");
+    } else if (plain) {
+      if (auto secret = NonEmptyString(*plain, Field(p, "key"))) {
+        k.key_sha256 = Sha256Of(*secret);
+        std::fill(secret->begin(), secret->end(), '\0');
+        have_hash = true;
+      }
+    } else {
+      std::optional<Sha256> digest;
+      if (hex->IsScalar()) digest = Sha256FromHex(hex->Scalar());
+      if (digest) {
+        k.key_sha256 = *digest;
+        have_hash = true;
+      } else {
+        Error(Field(p, "key_sha256"), "not a SHA-256 (expected 64 hex digits)");
+      }
+    }
+    if (have_hash) {
+      auto [it, inserted] = seen_hashes.emplace(k.key_sha256, i);
+      if (!inserted) Error(p, "same key as " + Index("api_keys", it->second));
+    }
+    if (auto* n = Get(*f, "tenant")) {
+      std::string tp = Field(p, "tenant");
+      if (auto t = NonEmptyString(*n, tp)) {
+        bool known = std::any_of(tenants.begin(), tenants.end(),
+                                 [&](const TenantConfig& tc) { return tc.name == *t; });
+        if (known) {
+          k.tenant = *t;
+        } else {
+          Error(tp, "unknown tenant " + Quote(*t));
+        }
+      }
+    }
+    if (auto* n = Get(*f, "models")) {
+      std::string mp = Field(p, "models");
+      auto refs = List(*n, mp);
+      // An empty list would read as "every model": refuse it rather than guess.
+      if (refs && refs->empty()) Error(mp, "empty; omit models to allow every model");
+      for (size_t j = 0; refs && j < refs->size(); ++j) {
+        auto m = ModelRef((*refs)[j], Index(mp, j));
+        if (m && std::find(k.models.begin(), k.models.end(), *m) == k.models.end()) {
+          k.models.push_back(*m);
+        }
+      }
+    }
+    if (auto* n = Get(*f, "limits")) {
+      k.limits = ParseLimits(*n, Field(p, "limits"));
+      k.limits_set = true;
+    }
+    keys.push_back(std::move(k));
+  }
+}
+
+std::vector<LimitConfig> Parser::ParseLimits(const YAML::Node& node, const std::string& path) {
+  std::vector<LimitConfig> limits;
+  auto items = List(node, path);
+  for (size_t i = 0; items && i < items->size(); ++i) {
+    if (auto l = ParseLimit((*items)[i], Index(path, i))) limits.push_back(std::move(*l));
+  }
+  return limits;
+}
+
+std::optional<LimitConfig> Parser::ParseLimit(const YAML::Node& node, const std::string& p) {
+  if (node.IsNull()) {
+    Error(p, "not a map");
+    return std::nullopt;
+  }
+  auto f = Map(node, p, {"tokens", "requests", "concurrent", "per", "reset", "model"});
+  if (!f) return std::nullopt;
+  size_t errors_before = errors_.size();
+  LimitConfig l;
+  std::vector<std::pair<std::string_view, LimitKind>> kinds;
+  for (auto [key, kind] : {std::pair{std::string_view("tokens"), LimitKind::kTokens},
+                           std::pair{std::string_view("requests"), LimitKind::kRequests},
+                           std::pair{std::string_view("concurrent"), LimitKind::kConcurrent}}) {
+    if (Get(*f, key)) kinds.emplace_back(key, kind);
+  }
+  if (kinds.empty()) {
+    Error(p, "needs one of tokens, requests or concurrent");
+    return std::nullopt;
+  }
+  if (kinds.size() > 1) {
+    Error(p, "has both " + std::string(kinds[0].first) + " and " + std::string(kinds[1].first) +
+                 "; write one limit per entry");
+    return std::nullopt;
+  }
+  auto [kind_name, kind] = kinds[0];
+  l.kind = kind;
+  Set(Int(*Get(*f, kind_name), Field(p, kind_name), 1, kMaxAmount), l.amount);
+  const YAML::Node* per = Get(*f, "per");
+  const YAML::Node* reset = Get(*f, "reset");
+  if (kind == LimitKind::kConcurrent) {
+    if (per) Error(Field(p, "per"), "not allowed with concurrent");
+    if (reset) Error(Field(p, "reset"), "not allowed with concurrent");
+  } else {
+    if (per) {
+      Set(Duration(*per, Field(p, "per")), l.per);
+    } else {
+      Error(Field(p, "per"), "required with " + std::string(kind_name));
+    }
+    if (reset) {
+      auto v = String(*reset, Field(p, "reset"));
+      if (v == "calendar") {
+        l.calendar = true;
+      } else if (v == "rolling") {
+        l.calendar = false;
+      } else if (v) {
+        Error(Field(p, "reset"), "must be rolling or calendar");
+      }
+    }
+  }
+  if (auto* n = Get(*f, "model")) Set(ModelRef(*n, Field(p, "model")), l.model);
+  if (errors_.size() != errors_before) return std::nullopt;
+  return l;
+}
+
+LoadResult Load(const std::string& text,
+                const std::function<std::optional<std::string>(const std::string&)>& env) {
+  LoadResult result;
+  try {
+    std::string substituted = SubstituteEnv(text, env, result.errors);
+    YAML::Node root;
+    std::optional<std::string> yaml_error;
+    try {
+      root = YAML::Load(substituted);
+    } catch (const YAML::Exception& e) {
+      std::string where;
+      if (!e.mark.is_null()) {
+        where = "line " + std::to_string(e.mark.line + 1) + ", column " +
+                std::to_string(e.mark.column + 1) + ": ";
+      }
+      yaml_error = "yaml: " + where + e.msg;
+    }
+    // The substituted text may hold secrets; do not leave it in freed memory.
+    std::fill(substituted.begin(), substituted.end(), '\0');
+    if (yaml_error) {
+      result.errors.push_back(*yaml_error);
+      return result;
+    }
+    auto config = std::make_shared<Config>();
+    Parser(result.errors).Parse(root, *config);
+    if (result.errors.empty()) result.config = std::move(config);
+  } catch (const YAML::Exception& e) {
+    result.errors.push_back("yaml: " + e.msg);
+  } catch (const std::exception& e) {
+    result.errors.push_back(std::string("config: ") + e.what());
+  }
+  if (!result.errors.empty()) result.config = nullptr;
+  return result;
+}
+
+}  // namespace
+
+LoadResult LoadConfigFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    LoadResult r;
+    r.errors.push_back(path + ": cannot read (" + std::strerror(errno) + ")");
+    return r;
+  }
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  return Load(buf.str(), [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    if (!v) return std::nullopt;
+    return std::string(v);
+  });
+}
+
+LoadResult LoadConfigText(
+    const std::string& yaml_text,
+    const std::function<std::optional<std::string>(const std::string&)>& env) {
+  return Load(yaml_text, env);
+}
+
+std::optional<Millis> ParseDuration(std::string_view text) {
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0) return std::nullopt;
+  int64_t n = 0;
+  if (std::from_chars(text.data(), text.data() + digits, n).ec != std::errc()) return std::nullopt;
+  std::string_view unit = text.substr(digits);
+  int64_t scale = 0;
+  if (unit == "ms") {
+    scale = 1;
+  } else if (unit == "s") {
+    scale = 1000;
+  } else if (unit == "m") {
+    scale = 60 * 1000;
+  } else if (unit == "h") {
+    scale = 3600 * 1000;
+  } else if (unit == "d") {
+    scale = 24 * 3600 * 1000;
+  } else {
+    return std::nullopt;
+  }
+  if (n > std::numeric_limits<int64_t>::max() / scale) return std::nullopt;
+  return Millis(n * scale);
+}
+
+std::string FormatDuration(Millis d) {
+  int64_t ms = d.count();
+  std::string out;
+  if (ms < 0) {
+    out = "-";
+    ms = -ms;  // durations here are never near INT64_MIN
+  }
+  if (ms == 0) return "0s";
+  if (ms < 1000) return out + std::to_string(ms) + "ms";
+  int64_t h = ms / 3'600'000;
+  int64_t m = ms / 60'000 % 60;
+  int64_t s = ms / 1000 % 60;
+  int64_t frac = ms % 1000;
+  if (h > 0) out += std::to_string(h) + "h";
+  if (h > 0 || m > 0) out += std::to_string(m) + "m";
+  out += std::to_string(s);
+  if (frac > 0) {
+    std::string f = std::to_string(frac);
+    f.insert(0, 3 - f.size(), '0');
+    while (f.back() == '0') f.pop_back();
+    out += "." + f;
+  }
+  return out + "s";
+}
+
+}  // namespace trl

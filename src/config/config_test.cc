@@ -1,0 +1,843 @@
+#include "config/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+
+#include "common/crypto.h"
+
+namespace trl {
+namespace {
+
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+using ::testing::UnorderedElementsAre;
+
+using Env = std::map<std::string, std::string>;
+
+LoadResult Load(const std::string& yaml, const Env& env = {}) {
+  return LoadConfigText(yaml, [env](const std::string& name) -> std::optional<std::string> {
+    auto it = env.find(name);
+    if (it == env.end()) return std::nullopt;
+    return it->second;
+  });
+}
+
+// Two models so that references (by name and by alias) can be tested.
+constexpr const char* kModels = R"(
+models:
+  - name: m1
+    aliases: [m1-alias]
+    backends: [http://b1:8000]
+  - name: m2
+    backends: [http://b2:8000]
+)";
+
+std::string WithModels(const std::string& rest) { return std::string(kModels) + rest; }
+
+// Loads `yaml`, expects it to fail, and returns every error.
+std::vector<std::string> Errors(const std::string& yaml, const Env& env = {}) {
+  LoadResult r = Load(yaml, env);
+  EXPECT_EQ(r.config, nullptr);
+  EXPECT_THAT(r.errors, Not(IsEmpty()));
+  return r.errors;
+}
+
+std::shared_ptr<const Config> Ok(const std::string& yaml, const Env& env = {}) {
+  LoadResult r = Load(yaml, env);
+  EXPECT_THAT(r.errors, IsEmpty());
+  return r.config;
+}
+
+LimitConfig Tokens(int64_t n, Millis per, bool calendar = false, std::string model = "") {
+  return {LimitKind::kTokens, n, per, calendar, std::move(model)};
+}
+LimitConfig Requests(int64_t n, Millis per) { return {LimitKind::kRequests, n, per, false, ""}; }
+LimitConfig Concurrent(int64_t n) { return {LimitKind::kConcurrent, n, Millis(0), false, ""}; }
+
+class TempFile {
+ public:
+  explicit TempFile(const std::string& content) {
+    path_ = (std::filesystem::temp_directory_path() /
+             ("trl_config_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++)))
+                .string();
+    std::ofstream(path_) << content;
+  }
+  ~TempFile() { std::filesystem::remove(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  static inline int counter_ = 0;
+  std::string path_;
+};
+
+// ----------------------------------------------------------------------------------------------
+// A complete, valid file.
+// ----------------------------------------------------------------------------------------------
+
+TEST(ConfigLoad, FullConfigParsesIntoExactValues) {
+  TempFile tokenizer("{}");
+  std::string yaml = R"(
+listen: 127.0.0.1:9090
+server:
+  threads: 4
+  max_body_bytes: 1048576
+  max_header_bytes: 8192
+  header_timeout: 5s
+  idle_timeout: 2m
+  shutdown_grace: 0s
+admin:
+  listen: "[::1]:8081"
+  token: ${ADMIN_TOKEN}
+store:
+  backend: redis
+  data_dir: /var/lib/trl
+  redis:
+    url: [redis://h1:7000, "rediss://:pw@h2:7001/0"]
+    timeout: 250ms
+  on_store_error: deny
+identity:
+  source: header:X-Forwarded-User
+models:
+  - name: llama2-7b
+    aliases: [meta-llama/Llama-2-7b-chat-hf, l7]
+    backends: [http://vllm-7b:8000, "http://10.0.0.2/prefix/v0/", "http://[fd00::1]:9000"]
+    tokenizer: )" + tokenizer.path() +
+                     R"(
+    max_output_tokens: 2048
+    timeout: 1h
+  - name: llama2-13b
+    backends: [http://vllm-13b:8000]
+tenants:
+  - name: acme
+    limits: [{tokens: 1000000, per: 1m}]
+  - name: empty
+api_keys:
+  - name: team-a
+    key_sha256: 9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08
+    tenant: acme
+    models: [l7, llama2-13b]
+    limits:
+      - {tokens: 100000, per: 1m}
+      - {requests: 600, per: 1m, reset: rolling}
+      - {tokens: 2000000, per: 1d, reset: calendar}
+      - {concurrent: 16}
+      - {model: meta-llama/Llama-2-7b-chat-hf, tokens: 20000, per: 1m}
+  - name: team.b_2
+    key: ${TEAM_B_KEY}
+    limits: []
+  - name: team-c
+    key: plain-c
+default_limits: [{tokens: 10000, per: 1m}, {requests: 5, per: 1s}]
+)";
+  auto c = Ok(yaml, {{"ADMIN_TOKEN", "adm"}, {"TEAM_B_KEY", "sk-b"}});
+  ASSERT_NE(c, nullptr);
+
+  EXPECT_EQ(c->listen.host, "127.0.0.1");
+  EXPECT_EQ(c->listen.port, 9090);
+  EXPECT_EQ(c->server.threads, 4);
+  EXPECT_EQ(c->server.max_body_bytes, 1048576u);
+  EXPECT_EQ(c->server.max_header_bytes, 8192u);
+  EXPECT_EQ(c->server.header_timeout, Millis(5000));
+  EXPECT_EQ(c->server.idle_timeout, Millis(120'000));
+  EXPECT_EQ(c->server.shutdown_grace, Millis(0));
+
+  ASSERT_TRUE(c->admin.listen.has_value());
+  EXPECT_EQ(c->admin.listen->host, "::1");
+  EXPECT_EQ(c->admin.listen->port, 8081);
+  EXPECT_EQ(c->admin.token, "adm");
+
+  EXPECT_EQ(c->store.backend, StoreBackend::kRedis);
+  EXPECT_EQ(c->store.data_dir, "/var/lib/trl");
+  EXPECT_THAT(c->store.redis.urls, ElementsAre("redis://h1:7000", "rediss://:pw@h2:7001/0"));
+  EXPECT_EQ(c->store.redis.timeout, Millis(250));
+  EXPECT_EQ(c->store.on_store_error, OnStoreError::kDeny);
+
+  EXPECT_EQ(c->identity.source, IdentityConfig::Source::kHeader);
+  EXPECT_EQ(c->identity.header, "x-forwarded-user");
+
+  ASSERT_EQ(c->models.size(), 2u);
+  const ModelConfig& m = c->models[0];
+  EXPECT_EQ(m.name, "llama2-7b");
+  EXPECT_THAT(m.aliases, ElementsAre("meta-llama/Llama-2-7b-chat-hf", "l7"));
+  ASSERT_EQ(m.backends.size(), 3u);
+  EXPECT_EQ(m.backends[0].url, "http://vllm-7b:8000");
+  EXPECT_EQ(m.backends[0].host, "vllm-7b");
+  EXPECT_EQ(m.backends[0].port, 8000);
+  EXPECT_EQ(m.backends[0].base_path, "");
+  EXPECT_EQ(m.backends[1].host, "10.0.0.2");
+  EXPECT_EQ(m.backends[1].port, 80);
+  EXPECT_EQ(m.backends[1].base_path, "/prefix/v0");
+  EXPECT_EQ(m.backends[2].host, "fd00::1");
+  EXPECT_EQ(m.backends[2].port, 9000);
+  EXPECT_EQ(m.tokenizer, tokenizer.path());
+  EXPECT_EQ(m.max_output_tokens, 2048);
+  EXPECT_EQ(m.timeout, Millis(3'600'000));
+  const ModelConfig& m2 = c->models[1];
+  EXPECT_EQ(m2.name, "llama2-13b");
+  EXPECT_THAT(m2.aliases, IsEmpty());
+  EXPECT_EQ(m2.tokenizer, "approx");
+  EXPECT_EQ(m2.max_output_tokens, 1024);
+  EXPECT_EQ(m2.timeout, Millis(120'000));
+
+  ASSERT_EQ(c->tenants.size(), 2u);
+  EXPECT_EQ(c->tenants[0].name, "acme");
+  EXPECT_THAT(c->tenants[0].limits, ElementsAre(Tokens(1'000'000, Millis(60'000))));
+  EXPECT_EQ(c->tenants[1].name, "empty");
+  EXPECT_THAT(c->tenants[1].limits, IsEmpty());
+
+  ASSERT_EQ(c->api_keys.size(), 3u);
+  const ApiKeyConfig& a = c->api_keys[0];
+  EXPECT_EQ(a.name, "team-a");
+  EXPECT_EQ(a.key_sha256, Sha256Of("test"));
+  EXPECT_EQ(a.tenant, "acme");
+  EXPECT_THAT(a.models, ElementsAre("llama2-7b", "llama2-13b"));
+  EXPECT_TRUE(a.limits_set);
+  EXPECT_THAT(a.limits,
+              ElementsAre(Tokens(100'000, Millis(60'000)), Requests(600, Millis(60'000)),
+                          Tokens(2'000'000, Millis(86'400'000), /*calendar=*/true), Concurrent(16),
+                          Tokens(20'000, Millis(60'000), false, "llama2-7b")));
+  const ApiKeyConfig& b = c->api_keys[1];
+  EXPECT_EQ(b.name, "team.b_2");
+  EXPECT_EQ(b.key_sha256, Sha256Of("sk-b"));
+  EXPECT_EQ(b.tenant, "");
+  EXPECT_THAT(b.models, IsEmpty());
+  EXPECT_TRUE(b.limits_set);  // an explicit empty list: no limits at all
+  EXPECT_THAT(b.limits, IsEmpty());
+  EXPECT_FALSE(c->api_keys[2].limits_set);  // default_limits apply
+
+  EXPECT_THAT(c->default_limits,
+              ElementsAre(Tokens(10'000, Millis(60'000)), Requests(5, Millis(1000))));
+}
+
+TEST(ConfigLoad, MinimalConfigGetsDefaults) {
+  auto c = Ok("models: [{name: m, backends: [http://b]}]");
+  ASSERT_NE(c, nullptr);
+  Config d;
+  EXPECT_EQ(c->listen.host, "0.0.0.0");
+  EXPECT_EQ(c->listen.port, 8080);
+  EXPECT_EQ(c->server.threads, d.server.threads);
+  EXPECT_EQ(c->server.max_body_bytes, d.server.max_body_bytes);
+  EXPECT_EQ(c->server.max_header_bytes, d.server.max_header_bytes);
+  EXPECT_EQ(c->server.header_timeout, d.server.header_timeout);
+  EXPECT_FALSE(c->admin.listen.has_value());
+  EXPECT_EQ(c->admin.token, "");
+  EXPECT_EQ(c->store.backend, StoreBackend::kMemory);
+  EXPECT_EQ(c->store.data_dir, "./data");
+  EXPECT_EQ(c->store.on_store_error, OnStoreError::kAllow);
+  EXPECT_EQ(c->identity.source, IdentityConfig::Source::kApiKey);
+  ASSERT_EQ(c->models.size(), 1u);
+  EXPECT_EQ(c->models[0].backends[0].port, 80);
+  EXPECT_THAT(c->tenants, IsEmpty());
+  EXPECT_THAT(c->api_keys, IsEmpty());
+  EXPECT_THAT(c->default_limits, IsEmpty());
+}
+
+TEST(ConfigLoad, EmptySectionsAreAllowed) {
+  auto c = Ok(WithModels("server:\nadmin:\nstore:\nidentity:\ntenants:\napi_keys:\n"));
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->server.threads, 0);
+}
+
+// ----------------------------------------------------------------------------------------------
+// Structure: unknown keys, duplicates, wrong types, YAML syntax.
+// ----------------------------------------------------------------------------------------------
+
+TEST(ConfigErrors, UnknownKeysNameTheirPath) {
+  auto e = Errors(WithModels(R"(
+server: {thread: 4}
+store: {redis: {urll: redis://x}}
+api_keys: [{name: k, key: s, limits: [{tokens: 1, per: 1s, burst: 2}]}]
+listn: 1.2.3.4:5
+)"));
+  EXPECT_THAT(
+      e, UnorderedElementsAre("server.thread: unknown key", "store.redis.urll: unknown key",
+                              "api_keys[0].limits[0].burst: unknown key", "listn: unknown key"));
+}
+
+TEST(ConfigErrors, UnknownKeyInModel) {
+  EXPECT_THAT(Errors("models: [{name: m, backends: [http://b], backend: x}]"),
+              ElementsAre("models[0].backend: unknown key"));
+}
+
+TEST(ConfigErrors, DuplicateKey) {
+  EXPECT_THAT(Errors(WithModels("server:\n  threads: 1\n  threads: 2\n")),
+              Contains("server.threads: duplicate key"));
+}
+
+TEST(ConfigErrors, WrongTypes) {
+  auto e = Errors(R"(
+server: [1, 2]
+models:
+  - name: [x]
+    backends: http://b
+tenants: {name: t}
+)");
+  EXPECT_THAT(e, UnorderedElementsAre("server: not a map", "models[0].name: not a string",
+                                      "models[0].backends: not a list", "tenants: not a list"));
+}
+
+TEST(ConfigErrors, RootMustBeAMap) {
+  EXPECT_THAT(Errors("- a\n- b\n"), ElementsAre("config: not a map"));
+  EXPECT_THAT(Errors(""), ElementsAre("config: empty document"));
+}
+
+TEST(ConfigErrors, YamlSyntaxErrorHasLineAndColumnAndDoesNotThrow) {
+  LoadResult r;
+  EXPECT_NO_THROW(r = Load("models:\n  - name: m\n    backends: [http://b\n"));
+  EXPECT_EQ(r.config, nullptr);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_THAT(r.errors[0], HasSubstr("yaml: line "));
+  EXPECT_THAT(r.errors[0], HasSubstr(", column "));
+
+  EXPECT_NO_THROW(r = Load("a: b: c\n"));
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_THAT(r.errors[0], HasSubstr("yaml: line 1, column"));
+}
+
+// ----------------------------------------------------------------------------------------------
+// listen / server / admin.
+// ----------------------------------------------------------------------------------------------
+
+TEST(ConfigErrors, ListenMustBeHostPort) {
+  const char* msg = "not host:port (e.g. 0.0.0.0:8080 or [::1]:8080)";
+  for (const char* bad : {"8080", ":8080", "host", "host:", "host:65536", "::1:8080", "[::1]",
+                          "a b:80", "host:80x"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_THAT(Errors(WithModels(std::string("listen: \"") + bad + "\"\n")),
+                ElementsAre(std::string("listen: ") + msg));
+  }
+  EXPECT_THAT(Errors(WithModels("admin: {listen: nope}\n")),
+              ElementsAre(std::string("admin.listen: ") + msg));
+}
+
+TEST(ConfigLoad, ListenAcceptsIpv6AndPortZero) {
+  auto c = Ok(WithModels("listen: '[::]:0'\n"));
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->listen.host, "::");
+  EXPECT_EQ(c->listen.port, 0);
+}
+
+TEST(ConfigErrors, ServerThreadsRange) {
+  for (const char* bad : {"-1", "257", "four", "1.5"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_THAT(Errors(WithModels(std::string("server: {threads: ") + bad + "}\n")),
+                ElementsAre("server.threads: must be an integer from 0 to 256"));
+  }
+  EXPECT_NE(Ok(WithModels("server: {threads: 256}\n")), nullptr);
+}
+
+TEST(ConfigErrors, ServerByteLimits) {
+  EXPECT_THAT(Errors(WithModels("server: {max_body_bytes: 0}\n")),
+              ElementsAre("server.max_body_bytes: must be a positive integer"));
+  EXPECT_THAT(Errors(WithModels("server: {max_header_bytes: 1023}\n")),
+              ElementsAre("server.max_header_bytes: must be an integer from 1024 to 4294967295"));
+  EXPECT_NE(Ok(WithModels("server: {max_header_bytes: 1024}\n")), nullptr);
+}
+
+TEST(ConfigErrors, ServerDurations) {
+  auto e =
+      Errors(WithModels("server: {header_timeout: 10, idle_timeout: 0s, shutdown_grace: x}\n"));
+  EXPECT_THAT(
+      e, UnorderedElementsAre("server.header_timeout: not a duration (use 250ms, 2s, 1m, 1h, 1d)",
+                              "server.idle_timeout: must be longer than 0",
+                              "server.shutdown_grace: not a duration (use 250ms, 2s, 1m, 1h, 1d)"));
+}
+
+// ----------------------------------------------------------------------------------------------
+// store / identity.
+// ----------------------------------------------------------------------------------------------
+
+TEST(ConfigErrors, StoreBackendAndOnStoreError) {
+  EXPECT_THAT(Errors(WithModels("store: {backend: etcd, on_store_error: maybe}\n")),
+              UnorderedElementsAre("store.backend: must be memory or redis",
+                                   "store.on_store_error: must be allow or deny"));
+}
+
+TEST(ConfigErrors, RedisBackendRequiresUrl) {
+  EXPECT_THAT(Errors(WithModels("store: {backend: redis}\n")),
+              ElementsAre("store.redis.url: required when store.backend is redis"));
+}
+
+TEST(ConfigErrors, RedisUrls) {
+  const std::string msg = "not a Redis URL (expected redis://host:port[/db] or rediss://...)";
+  EXPECT_THAT(Errors(WithModels("store: {redis: {url: http://h:6379}}\n")),
+              ElementsAre("store.redis.url: " + msg));
+  EXPECT_THAT(Errors(WithModels("store: {redis: {url: [redis://a:1, 'redis://', redis://b/x]}}\n")),
+              ElementsAre("store.redis.url[1]: " + msg, "store.redis.url[2]: " + msg));
+  EXPECT_THAT(Errors(WithModels("store: {redis: {url: []}}\n")),
+              ElementsAre("store.redis.url: at least one URL is required"));
+  EXPECT_THAT(Errors(WithModels("store: {redis: {url: {a: b}}}\n")),
+              ElementsAre("store.redis.url: must be a URL or a list of URLs"));
+  EXPECT_THAT(Errors(WithModels("store: {redis: {url: redis://h, timeout: 50}}\n")),
+              ElementsAre("store.redis.timeout: not a duration (use 250ms, 2s, 1m, 1h, 1d)"));
+}
+
+TEST(ConfigLoad, RedisSingleUrl) {
+  auto c = Ok(WithModels("store: {backend: redis, redis: {url: 'redis://127.0.0.1:6379/0'}}\n"));
+  ASSERT_NE(c, nullptr);
+  EXPECT_THAT(c->store.redis.urls, ElementsAre("redis://127.0.0.1:6379/0"));
+  EXPECT_EQ(c->store.redis.timeout, Millis(50));
+}
+
+TEST(ConfigErrors, IdentitySource) {
+  for (const char* bad : {"jwt", "header:", "header:a b", "Header:x"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_THAT(Errors(WithModels(std::string("identity: {source: '") + bad + "'}\n")),
+                ElementsAre("identity.source: must be api_key or header:<name>"));
+  }
+}
+
+// ----------------------------------------------------------------------------------------------
+// models.
+// ----------------------------------------------------------------------------------------------
+
+TEST(ConfigErrors, AtLeastOneModel) {
+  EXPECT_THAT(Errors("listen: 0.0.0.0:1\n"), ElementsAre("models: at least one model is required"));
+  EXPECT_THAT(Errors("models: []\n"), ElementsAre("models: at least one model is required"));
+}
+
+TEST(ConfigErrors, ModelNameRequiredAndUnique) {
+  EXPECT_THAT(Errors("models: [{backends: [http://b]}]"), ElementsAre("models[0].name: required"));
+  EXPECT_THAT(Errors("models: [{name: '', backends: [http://b]}]"),
+              ElementsAre("models[0].name: must not be empty"));
+  EXPECT_THAT(Errors("models: [{name: a, backends: [http://b]}, {name: a, backends: [http://b]}]"),
+              ElementsAre("models[1].name: \"a\" is already a model name or alias"));
+}
+
+TEST(ConfigErrors, AliasesUniqueAcrossNamesAndAliases) {
+  auto e = Errors(R"(
+models:
+  - name: a
+    aliases: [x, a]
+    backends: [http://b]
+  - name: x
+    aliases: [y, y]
+    backends: [http://b]
+)");
+  EXPECT_THAT(e, ElementsAre("models[0].aliases[1]: \"a\" is already a model name or alias",
+                             "models[1].name: \"x\" is already a model name or alias",
+                             "models[1].aliases[1]: \"y\" is already a model name or alias"));
+}
+
+TEST(ConfigErrors, BackendsRequiredAndNonEmpty) {
+  EXPECT_THAT(Errors("models: [{name: m}]"), ElementsAre("models[0].backends: required"));
+  EXPECT_THAT(Errors("models: [{name: m, backends: []}]"),
+              ElementsAre("models[0].backends: at least one backend is required"));
+}
+
+TEST(ConfigErrors, BackendNotAUrl) {
+  for (const char* bad : {"vllm:8000", "ftp://h", "http://", "http://h:0", "http://h:99999",
+                          "http://u@h", "http://h/p?q=1", "http://h:x", "http://::1:80"}) {
+    SCOPED_TRACE(bad);
+    std::string yaml = std::string("models:\n  - {name: a, backends: [http://ok]}\n") +
+                       "  - {name: b, backends: [http://ok, '" + bad + "']}\n";
+    EXPECT_THAT(Errors(yaml),
+                ElementsAre("models[1].backends[1]: not a URL (expected http://host:port[/path])"));
+  }
+}
+
+TEST(ConfigErrors, HttpsBackendNotSupported) {
+  EXPECT_THAT(Errors("models: [{name: m, backends: ['https://h:443']}]"),
+              ElementsAre("models[0].backends[0]: https backends are not supported yet"));
+}
+
+TEST(ConfigLoad, BackendUrlParts) {
+  auto c = Ok("models: [{name: m, backends: ['http://h/', 'HTTP://h:81/a/b//']}]");
+  ASSERT_NE(c, nullptr);
+  const auto& b = c->models[0].backends;
+  EXPECT_EQ(b[0].host, "h");
+  EXPECT_EQ(b[0].port, 80);
+  EXPECT_EQ(b[0].base_path, "");
+  EXPECT_EQ(b[1].url, "HTTP://h:81/a/b//");
+  EXPECT_EQ(b[1].port, 81);
+  EXPECT_EQ(b[1].base_path, "/a/b");
+}
+
+TEST(ConfigErrors, TokenizerMustBeApproxOrAnExistingFile) {
+  EXPECT_THAT(
+      Errors("models: [{name: m, backends: [http://b], tokenizer: /nonexistent/tokenizer.json}]"),
+      ElementsAre("models[0].tokenizer: no such file (expected approx or a tokenizer file path)"));
+}
+
+TEST(ConfigErrors, MaxOutputTokensAndTimeout) {
+  auto e = Errors("models: [{name: m, backends: [http://b], max_output_tokens: 0, timeout: 2x}]");
+  EXPECT_THAT(e, ElementsAre("models[0].max_output_tokens: must be a positive integer <= "
+                             "1000000000000000",
+                             "models[0].timeout: not a duration (use 250ms, 2s, 1m, 1h, 1d)"));
+}
+
+// ----------------------------------------------------------------------------------------------
+// tenants and api_keys.
+// ----------------------------------------------------------------------------------------------
+
+TEST(ConfigErrors, TenantNameRequiredAndUnique) {
+  EXPECT_THAT(
+      Errors(WithModels("tenants: [{name: t}, {name: t}, {limits: []}]\n")),
+      ElementsAre("tenants[1].name: duplicate tenant name \"t\"", "tenants[2].name: required"));
+}
+
+TEST(ConfigErrors, KeyTenantMustExist) {
+  EXPECT_THAT(Errors(WithModels("tenants: [{name: t}]\n"
+                                "api_keys: [{name: k, key: s, tenant: nope}]\n")),
+              ElementsAre("api_keys[0].tenant: unknown tenant \"nope\""));
+}
+
+TEST(ConfigErrors, KeyNameRequiredValidAndUnique) {
+  const std::string msg = "must be 1-64 characters of A-Z a-z 0-9 _ - . (not starting with .)";
+  for (std::string bad : {std::string("''"), std::string(".k"), std::string("a b"),
+                          std::string("k/1"), std::string(65, 'a')}) {
+    SCOPED_TRACE(bad);
+    EXPECT_THAT(Errors(WithModels("api_keys: [{name: " + bad + ", key: s}]\n")),
+                ElementsAre("api_keys[0].name: " + msg));
+  }
+  EXPECT_NE(Ok(WithModels("api_keys: [{name: " + std::string(64, 'a') + ", key: s}]\n")), nullptr);
+  EXPECT_THAT(Errors(WithModels("api_keys: [{key: s}]\n")),
+              ElementsAre("api_keys[0].name: required"));
+  EXPECT_THAT(Errors(WithModels("api_keys: [{name: k, key: s1}, {name: k, key: s2}]\n")),
+              ElementsAre("api_keys[1].name: duplicate key name \"k\""));
+}
+
+TEST(ConfigErrors, KeyNeedsExactlyOneOfKeyAndKeySha256) {
+  const std::string hex(64, 'a');
+  EXPECT_THAT(Errors(WithModels("api_keys: [{name: k}]\n")),
+              ElementsAre("api_keys[0]: needs key or key_sha256"));
+  EXPECT_THAT(Errors(WithModels("api_keys: [{name: k, key: s, key_sha256: " + hex + "}]\n")),
+              ElementsAre("api_keys[0]: has both key and key_sha256; use one"));
+  EXPECT_THAT(Errors(WithModels("api_keys: [{name: k, key: ''}]\n")),
+              ElementsAre("api_keys[0].key: must not be empty"));
+}
+
+TEST(ConfigErrors, KeySha256MustBe64Hex) {
+  for (std::string bad : {std::string(63, 'a'), std::string(65, 'a'), std::string(64, 'g')}) {
+    EXPECT_THAT(Errors(WithModels("api_keys: [{name: k, key_sha256: " + bad + "}]\n")),
+                ElementsAre("api_keys[0].key_sha256: not a SHA-256 (expected 64 hex digits)"));
+  }
+}
+
+TEST(ConfigErrors, TwoKeysWithTheSameSecret) {
+  EXPECT_THAT(Errors(WithModels("api_keys:\n  - {name: a, key: test}\n"
+                                "  - {name: b, key_sha256: " +
+                                ToHex(Sha256Of("test")) + "}\n")),
+              ElementsAre("api_keys[1]: same key as api_keys[0]"));
+}
+
+TEST(ConfigErrors, KeyModelsMustExist) {
+  EXPECT_THAT(Errors(WithModels("api_keys: [{name: k, key: s, models: [m1, gpt-4]}]\n")),
+              ElementsAre("api_keys[0].models[1]: unknown model \"gpt-4\""));
+  EXPECT_THAT(Errors(WithModels("api_keys: [{name: k, key: s, models: []}]\n")),
+              ElementsAre("api_keys[0].models: empty; omit models to allow every model"));
+}
+
+TEST(ConfigLoad, KeyModelsAreCanonicalAndDeduplicated) {
+  auto c = Ok(WithModels("api_keys: [{name: k, key: s, models: [m1-alias, m2, m1]}]\n"));
+  ASSERT_NE(c, nullptr);
+  EXPECT_THAT(c->api_keys[0].models, ElementsAre("m1", "m2"));
+}
+
+TEST(ConfigLoad, PlaintextKeyIsStoredOnlyAsItsSha256) {
+  const std::string secret = "sk-very-secret-plaintext-0123456789";
+  auto c =
+      Ok(WithModels("admin: {token: adm}\napi_keys: [{name: k, key: ${K}}]\n"), {{"K", secret}});
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->api_keys[0].key_sha256, Sha256Of(secret));
+
+  // Walk every string the Config holds.
+  std::vector<std::string> strings = {c->listen.host, c->admin.token, c->store.data_dir,
+                                      c->identity.header};
+  if (c->admin.listen) strings.push_back(c->admin.listen->host);
+  for (const auto& u : c->store.redis.urls) strings.push_back(u);
+  auto add_limits = [&](const std::vector<LimitConfig>& ls) {
+    for (const auto& l : ls) strings.push_back(l.model);
+  };
+  for (const auto& m : c->models) {
+    strings.push_back(m.name);
+    strings.push_back(m.tokenizer);
+    for (const auto& a : m.aliases) strings.push_back(a);
+    for (const auto& b : m.backends) {
+      strings.insert(strings.end(), {b.url, b.host, b.base_path});
+    }
+  }
+  for (const auto& t : c->tenants) {
+    strings.push_back(t.name);
+    add_limits(t.limits);
+  }
+  for (const auto& k : c->api_keys) {
+    strings.push_back(k.name);
+    strings.push_back(k.tenant);
+    for (const auto& m : k.models) strings.push_back(m);
+    add_limits(k.limits);
+    std::string raw(k.key_sha256.begin(), k.key_sha256.end());
+    strings.push_back(raw);
+  }
+  add_limits(c->default_limits);
+  for (const auto& s : strings) EXPECT_THAT(s, Not(HasSubstr(secret)));
+}
+
+// ----------------------------------------------------------------------------------------------
+// limits.
+// ----------------------------------------------------------------------------------------------
+
+// Runs `limit` as the third limit of the first key, as in the error-message examples.
+std::vector<std::string> LimitErrors(const std::string& limit) {
+  return Errors(
+      WithModels("api_keys:\n  - name: k\n    key: s\n    limits:\n"
+                 "      - {tokens: 1, per: 1s}\n      - {requests: 1, per: 1s}\n"
+                 "      - " +
+                 limit + "\n"));
+}
+
+TEST(ConfigErrors, LimitPerMustBeADuration) {
+  for (const char* bad : {"1x", "60", "1.5s", "-1s", "1 m", "m"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_THAT(
+        LimitErrors(std::string("{tokens: 5, per: '") + bad + "'}"),
+        ElementsAre("api_keys[0].limits[2].per: not a duration (use 250ms, 2s, 1m, 1h, 1d)"));
+  }
+  EXPECT_THAT(LimitErrors("{tokens: 5, per: 0s}"),
+              ElementsAre("api_keys[0].limits[2].per: must be longer than 0"));
+}
+
+TEST(ConfigErrors, LimitNeedsExactlyOneKind) {
+  EXPECT_THAT(LimitErrors("{per: 1m}"),
+              ElementsAre("api_keys[0].limits[2]: needs one of tokens, requests or concurrent"));
+  EXPECT_THAT(LimitErrors("{tokens: 1, requests: 2, per: 1m}"),
+              ElementsAre("api_keys[0].limits[2]: has both tokens and requests; write one limit "
+                          "per entry"));
+  EXPECT_THAT(LimitErrors("{requests: 1, concurrent: 2}"),
+              ElementsAre("api_keys[0].limits[2]: has both requests and concurrent; write one "
+                          "limit per entry"));
+  EXPECT_THAT(LimitErrors("5"), ElementsAre("api_keys[0].limits[2]: not a map"));
+  EXPECT_THAT(LimitErrors("~"), ElementsAre("api_keys[0].limits[2]: not a map"));
+}
+
+TEST(ConfigErrors, LimitPerRequiredForTokensAndRequests) {
+  EXPECT_THAT(LimitErrors("{tokens: 5}"),
+              ElementsAre("api_keys[0].limits[2].per: required with tokens"));
+  EXPECT_THAT(LimitErrors("{requests: 5}"),
+              ElementsAre("api_keys[0].limits[2].per: required with requests"));
+}
+
+TEST(ConfigErrors, ConcurrentTakesNoPerOrReset) {
+  EXPECT_THAT(LimitErrors("{concurrent: 5, per: 1m, reset: calendar}"),
+              ElementsAre("api_keys[0].limits[2].per: not allowed with concurrent",
+                          "api_keys[0].limits[2].reset: not allowed with concurrent"));
+}
+
+TEST(ConfigErrors, LimitReset) {
+  EXPECT_THAT(LimitErrors("{tokens: 5, per: 1d, reset: midnight}"),
+              ElementsAre("api_keys[0].limits[2].reset: must be rolling or calendar"));
+}
+
+TEST(ConfigErrors, LimitAmountRange) {
+  const std::string msg = "must be a positive integer <= 1000000000000000";
+  EXPECT_THAT(LimitErrors("{tokens: 0, per: 1m}"),
+              ElementsAre("api_keys[0].limits[2].tokens: " + msg));
+  EXPECT_THAT(LimitErrors("{requests: -3, per: 1m}"),
+              ElementsAre("api_keys[0].limits[2].requests: " + msg));
+  EXPECT_THAT(LimitErrors("{concurrent: 1000000000000001}"),
+              ElementsAre("api_keys[0].limits[2].concurrent: " + msg));
+  EXPECT_THAT(LimitErrors("{tokens: 99999999999999999999999, per: 1m}"),
+              ElementsAre("api_keys[0].limits[2].tokens: " + msg));
+  EXPECT_THAT(LimitErrors("{tokens: 1e6, per: 1m}"),
+              ElementsAre("api_keys[0].limits[2].tokens: " + msg));
+}
+
+TEST(ConfigErrors, LimitModelMustExist) {
+  EXPECT_THAT(LimitErrors("{model: gpt-4, tokens: 5, per: 1m}"),
+              ElementsAre("api_keys[0].limits[2].model: unknown model \"gpt-4\""));
+  EXPECT_THAT(Errors(WithModels("default_limits: [{model: x, concurrent: 1}]\n"
+                                "tenants: [{name: t, limits: [{model: y, concurrent: 1}]}]\n")),
+              UnorderedElementsAre("default_limits[0].model: unknown model \"x\"",
+                                   "tenants[0].limits[0].model: unknown model \"y\""));
+}
+
+TEST(ConfigLoad, LimitModelAliasIsCanonicalAndDuplicatesAreAllowed) {
+  auto c =
+      Ok(WithModels("default_limits:\n"
+                    "  - {model: m1-alias, tokens: 5, per: 1m, reset: calendar}\n"
+                    "  - {model: m1-alias, tokens: 5, per: 1m, reset: calendar}\n"
+                    "  - {tokens: 1000000000000000, per: 1h}\n"));
+  ASSERT_NE(c, nullptr);
+  EXPECT_THAT(c->default_limits, ElementsAre(Tokens(5, Millis(60'000), true, "m1"),
+                                             Tokens(5, Millis(60'000), true, "m1"),
+                                             Tokens(1'000'000'000'000'000, Millis(3'600'000))));
+}
+
+TEST(ConfigErrors, LimitsMustBeAList) {
+  EXPECT_THAT(Errors(WithModels("default_limits: {tokens: 5, per: 1m}\n")),
+              ElementsAre("default_limits: not a list"));
+}
+
+// ----------------------------------------------------------------------------------------------
+// Every error at once.
+// ----------------------------------------------------------------------------------------------
+
+TEST(ConfigErrors, AllErrorsAreReportedTogether) {
+  auto e = Errors(R"(
+listen: nowhere
+server: {threads: 1000, thread: 1}
+store: {backend: redis}
+models:
+  - name: a
+    backends: [http://ok:1]
+  - name: b
+    backends: [http://ok:1, not-a-url]
+api_keys:
+  - name: k
+    key: s
+    limits: [{tokens: 5, per: 1m}, {requests: 5, per: 1m}, {tokens: 1, per: soon}]
+    tenant: ghost
+)");
+  EXPECT_THAT(e,
+              UnorderedElementsAre(
+                  "listen: not host:port (e.g. 0.0.0.0:8080 or [::1]:8080)",
+                  "server.threads: must be an integer from 0 to 256", "server.thread: unknown key",
+                  "store.redis.url: required when store.backend is redis",
+                  "models[1].backends[1]: not a URL (expected http://host:port[/path])",
+                  "api_keys[0].limits[2].per: not a duration (use 250ms, 2s, 1m, 1h, 1d)",
+                  "api_keys[0].tenant: unknown tenant \"ghost\""));
+}
+
+// ----------------------------------------------------------------------------------------------
+// Environment substitution.
+// ----------------------------------------------------------------------------------------------
+
+TEST(ConfigEnv, SubstitutesVariablesAndDefaults) {
+  auto c = Ok(WithModels("listen: ${HOST}:${PORT:-9000}\n"
+                         "admin: {token: \"${TOKEN:-fallback}\", listen: '${ADMIN:-127.0.0.1:1}'}\n"
+                         "store: {data_dir: ${DIR:-}/x$$y$HOME}\n"),
+              {{"HOST", "10.1.2.3"}, {"ADMIN", ""}});
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->listen.host, "10.1.2.3");
+  EXPECT_EQ(c->listen.port, 9000);
+  EXPECT_EQ(c->admin.token, "fallback");
+  EXPECT_EQ(c->admin.listen->port, 1);  // an empty value takes the default, as in the shell
+  EXPECT_EQ(c->store.data_dir, "/x$$y$HOME");
+}
+
+TEST(ConfigEnv, SetButEmptyWithoutDefaultIsEmpty) {
+  auto c = Ok(WithModels("admin: {token: \"${TOKEN}\"}\n"), {{"TOKEN", ""}});
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->admin.token, "");
+}
+
+TEST(ConfigEnv, MissingVariableIsAnErrorNamingOnlyTheVariable) {
+  auto e = Errors(WithModels("admin: {token: \"${ADMIN_TOKEN}\", listen: '${A}:${A}'}\n"
+                             "api_keys: [{name: k, key: \"${PRESENT}\"}]\n"),
+                  {{"PRESENT", "s3cr3t-value"}});
+  EXPECT_THAT(e, Contains("${ADMIN_TOKEN}: environment variable not set"));
+  EXPECT_THAT(e, Contains("${A}: environment variable not set"));
+  EXPECT_EQ(std::count(e.begin(), e.end(), "${A}: environment variable not set"), 1);
+  for (const auto& msg : e) EXPECT_THAT(msg, Not(HasSubstr("s3cr3t-value")));
+}
+
+TEST(ConfigEnv, WholeLineCommentsAreNotSubstituted) {
+  EXPECT_NE(Ok(WithModels("# admin: {token: ${NOT_SET}}\n   # ${ALSO_NOT_SET}\n")), nullptr);
+}
+
+TEST(ConfigEnv, MalformedReference) {
+  const std::string msg = ": malformed ${...} reference (expected ${VAR} or ${VAR:-default})";
+  EXPECT_THAT(Errors("x: ${1X}\n"), Contains("line 1" + msg));
+  EXPECT_THAT(Errors("models: []\nx: ${UNCLOSED\n"), Contains("line 2" + msg));
+  EXPECT_THAT(Errors("x: ${A:-${B}}\n"), Contains("line 1" + msg));
+}
+
+// ----------------------------------------------------------------------------------------------
+// Files.
+// ----------------------------------------------------------------------------------------------
+
+TEST(ConfigFile, LoadsFromDiskUsingTheProcessEnvironment) {
+  ::setenv("TRL_CONFIG_TEST_PORT", "7777", 1);
+  TempFile f(std::string(kModels) + "listen: 0.0.0.0:${TRL_CONFIG_TEST_PORT}\n");
+  LoadResult r = LoadConfigFile(f.path());
+  ::unsetenv("TRL_CONFIG_TEST_PORT");
+  ASSERT_THAT(r.errors, IsEmpty());
+  EXPECT_EQ(r.config->listen.port, 7777);
+}
+
+TEST(ConfigFile, MissingFileIsAnError) {
+  LoadResult r = LoadConfigFile("/nonexistent/trl.yaml");
+  EXPECT_EQ(r.config, nullptr);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_THAT(r.errors[0], HasSubstr("/nonexistent/trl.yaml: cannot read"));
+}
+
+// ----------------------------------------------------------------------------------------------
+// Durations.
+// ----------------------------------------------------------------------------------------------
+
+TEST(Duration, ParseTable) {
+  const std::vector<std::pair<std::string, std::optional<Millis>>> cases = {
+      {"250ms", Millis(250)},
+      {"0ms", Millis(0)},
+      {"0s", Millis(0)},
+      {"2s", Millis(2000)},
+      {"1m", Millis(60'000)},
+      {"90m", Millis(5'400'000)},
+      {"1h", Millis(3'600'000)},
+      {"1d", Millis(86'400'000)},
+      {"007s", Millis(7000)},
+      {"", std::nullopt},
+      {"5", std::nullopt},
+      {"s", std::nullopt},
+      {"1.5s", std::nullopt},
+      {"-1s", std::nullopt},
+      {"+1s", std::nullopt},
+      {" 1s", std::nullopt},
+      {"1s ", std::nullopt},
+      {"1 s", std::nullopt},
+      {"1S", std::nullopt},
+      {"1sec", std::nullopt},
+      {"1h30m", std::nullopt},
+      {"1w", std::nullopt},
+      {"1us", std::nullopt},
+      {"9999999999999d", std::nullopt},
+      {"999999999999d", std::nullopt},  // overflows int64 milliseconds
+      {"106751991167d", Millis(int64_t{106751991167} * 86'400'000)},
+      {"9223372036854775807ms", Millis(std::numeric_limits<int64_t>::max())},
+      {"9223372036854775808ms", std::nullopt},
+  };
+  for (const auto& [text, want] : cases) {
+    EXPECT_EQ(ParseDuration(text), want) << text;
+  }
+}
+
+TEST(Duration, FormatTable) {
+  const std::vector<std::pair<int64_t, std::string>> cases = {
+      {0, "0s"},
+      {1, "1ms"},
+      {250, "250ms"},
+      {999, "999ms"},
+      {1000, "1s"},
+      {1500, "1.5s"},
+      {1250, "1.25s"},
+      {1001, "1.001s"},
+      {59'999, "59.999s"},
+      {60'000, "1m0s"},
+      {61'000, "1m1s"},
+      {360'000, "6m0s"},
+      {3'600'000, "1h0m0s"},
+      {3'723'000, "1h2m3s"},
+      {3'723'400, "1h2m3.4s"},
+      {86'400'000, "24h0m0s"},
+      {-250, "-250ms"},
+      {-1500, "-1.5s"},
+  };
+  for (const auto& [ms, want] : cases) {
+    EXPECT_EQ(FormatDuration(Millis(ms)), want) << ms;
+  }
+}
+
+}  // namespace
+}  // namespace trl
