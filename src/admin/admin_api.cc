@@ -1,0 +1,91 @@
+#include "admin/admin_api.h"
+
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include "common/crypto.h"
+#include "proxy/errors.h"
+
+namespace trl {
+namespace {
+
+namespace bhttp = http::bhttp;
+
+http::Response Text(unsigned status, std::string body, std::string_view type = "text/plain") {
+  http::Response res{static_cast<bhttp::status>(status), 11};
+  res.set(bhttp::field::content_type, type);
+  res.body() = std::move(body);
+  return res;
+}
+
+http::Response Json(unsigned status, std::string body) {
+  return Text(status, std::move(body), "application/json");
+}
+
+}  // namespace
+
+AdminApi::AdminApi(MetricsRegistry& metrics, AdminHooks hooks)
+    : metrics_(metrics), hooks_(std::move(hooks)) {}
+
+bool AdminApi::Authorized(const http::Request& request) const {
+  std::string token = hooks_.admin_token();
+  auto it = request.find(bhttp::field::authorization);
+  if (token.empty() || it == request.end()) return false;
+  std::string_view value = it->value();
+  constexpr std::string_view kBearer = "Bearer ";
+  if (value.substr(0, kBearer.size()) != kBearer) return false;
+  value.remove_prefix(kBearer.size());
+  // Hashing first makes the comparison constant-time regardless of the token's length.
+  return ConstantTimeEquals(Sha256Of(value), Sha256Of(token));
+}
+
+asio::awaitable<void> AdminApi::Handle(http::Request& request, http::ResponseWriter& writer) {
+  std::string_view target = request.target();
+  std::string_view path = target.substr(0, target.find('?'));
+  const auto method = request.method();
+  if (path == "/healthz") {
+    co_await writer.Send(Json(200, R"({"status":"ok"})"));
+    co_return;
+  }
+  if (path == "/readyz") {
+    bool ready = co_await hooks_.ready();
+    co_await writer.Send(ready ? Json(200, R"({"status":"ready"})")
+                               : Json(503, R"({"status":"not ready"})"));
+    co_return;
+  }
+  if (path == "/metrics") {
+    co_await writer.Send(Text(200, metrics_.Render(), "text/plain; version=0.0.4"));
+    co_return;
+  }
+  if (path.substr(0, 10) != "/admin/v1/") {
+    co_await writer.Send(ErrorResponse(404, "invalid_request_error", "not_found",
+                                       "Unknown path " + std::string(path) + "."));
+    co_return;
+  }
+  if (!Authorized(request)) {
+    co_await writer.Send(ErrorResponse(401, "invalid_request_error", "invalid_admin_token",
+                                       "Missing or wrong admin token. Send "
+                                       "'Authorization: Bearer <admin.token>'."));
+    co_return;
+  }
+  if (path == "/admin/v1/reload" && method == bhttp::verb::post) {
+    std::string errors = hooks_.reload();
+    if (errors.empty()) {
+      co_await writer.Send(Json(200, R"({"status":"reloaded"})"));
+    } else {
+      co_await writer.Send(ErrorResponse(
+          400, "invalid_request_error", "invalid_config",
+          "The config file has errors; the previous config stays in force:\n" + errors));
+    }
+    co_return;
+  }
+  if (path == "/admin/v1/models" && method == bhttp::verb::get) {
+    co_await writer.Send(Json(200, hooks_.models_json()));
+    co_return;
+  }
+  co_await writer.Send(ErrorResponse(404, "invalid_request_error", "not_found",
+                                     "Unknown admin route " + std::string(method_string(method)) +
+                                         " " + std::string(path) + "."));
+}
+
+}  // namespace trl

@@ -1,0 +1,63 @@
+// token-rate-limiter: the gateway binary. See DESIGN.md §1 for the command line.
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "app/gateway_app.h"
+#include "config/config.h"
+
+#ifndef TRL_VERSION
+#define TRL_VERSION "0.0.0"
+#endif
+
+namespace {
+
+void Usage() {
+  std::fprintf(stderr,
+               "usage: token-rate-limiter --config FILE [--threads N]\n"
+               "       token-rate-limiter --check-config FILE\n"
+               "       token-rate-limiter --version\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  trl::AppOptions options;
+  std::string check_path;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        Usage();
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (arg == "--version") {
+      std::printf("token-rate-limiter %s\n", TRL_VERSION);
+      return 0;
+    } else if (arg == "--config") {
+      options.config_path = value();
+    } else if (arg == "--check-config") {
+      check_path = value();
+    } else if (arg == "--threads") {
+      options.threads_override = std::atoi(value().c_str());
+    } else {
+      Usage();
+      return 2;
+    }
+  }
+  if (!check_path.empty()) {
+    trl::LoadResult r = trl::LoadConfigFile(check_path);
+    for (const auto& e : r.errors) std::fprintf(stderr, "%s\n", e.c_str());
+    if (!r.config) return 1;
+    std::printf("%s: OK\n", check_path.c_str());
+    return 0;
+  }
+  if (options.config_path.empty()) {
+    Usage();
+    return 2;
+  }
+  return trl::RunGateway(options);
+}

@@ -1,0 +1,288 @@
+#include "http/server.h"
+
+#include <sys/socket.h>
+
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/chunk_encode.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <random>
+
+namespace trl::http {
+namespace {
+
+using asio::ip::tcp;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+// Request ids made up here: a per-process random prefix and a per-thread counter, so making one
+// costs no lock and no syscall.
+std::string MakeRequestId() {
+  static const uint64_t prefix = std::random_device{}() ^ (uint64_t{std::random_device{}()} << 32);
+  static std::atomic<uint32_t> thread_seq{0};
+  thread_local uint64_t counter = uint64_t{thread_seq.fetch_add(1)} << 40;
+  char buf[40];
+  int n = std::snprintf(buf, sizeof buf, "req-%012llx%014llx",
+                        static_cast<unsigned long long>(prefix & 0xffffffffffffULL),
+                        static_cast<unsigned long long>(++counter));
+  return std::string(buf, n);
+}
+
+bool ValidRequestId(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+class Connection final : public ResponseWriter {
+ public:
+  Connection(beast::tcp_stream& stream, const ServerOptions& options, bool keep_alive,
+             std::string request_id)
+      : stream_(stream), options_(options), keep_alive_(keep_alive),
+        request_id_(std::move(request_id)) {}
+
+  asio::awaitable<bool> Send(Response response) override {
+    if (failed_) co_return false;
+    response.set("x-request-id", request_id_);
+    response.keep_alive(keep_alive_);
+    response.prepare_payload();
+    stream_.expires_after(options_.write_timeout);
+    auto [ec, n] = co_await bhttp::async_write(stream_, response, kTuple);
+    responded_ = true;
+    if (ec) failed_ = true;
+    co_return !failed_;
+  }
+
+  asio::awaitable<bool> StartStream(unsigned status, Fields headers) override {
+    if (failed_) co_return false;
+    bhttp::response_header<> header(std::move(headers));
+    header.result(status);
+    header.version(11);
+    bhttp::response<bhttp::empty_body> res{std::move(header)};
+    res.set("x-request-id", request_id_);
+    res.keep_alive(keep_alive_);
+    res.chunked(true);
+    bhttp::response_serializer<bhttp::empty_body> sr{res};
+    stream_.expires_after(options_.write_timeout);
+    auto [ec, n] = co_await bhttp::async_write_header(stream_, sr, kTuple);
+    responded_ = true;
+    streaming_ = true;
+    if (ec) failed_ = true;
+    co_return !failed_;
+  }
+
+  asio::awaitable<bool> WriteChunk(std::string_view data) override {
+    if (failed_ || !streaming_) co_return false;
+    if (data.empty()) co_return true;  // an empty chunk would end the body
+    stream_.expires_after(options_.write_timeout);
+    auto [ec, n] = co_await asio::async_write(
+        stream_, bhttp::make_chunk(asio::const_buffer(data.data(), data.size())), kTuple);
+    if (ec) failed_ = true;
+    co_return !failed_;
+  }
+
+  asio::awaitable<bool> FinishStream() override {
+    if (failed_ || !streaming_) co_return false;
+    stream_.expires_after(options_.write_timeout);
+    auto [ec, n] = co_await asio::async_write(stream_, bhttp::make_chunk_last(), kTuple);
+    streaming_ = false;
+    if (ec) failed_ = true;
+    co_return !failed_;
+  }
+
+  asio::awaitable<void> ClientGone() override {
+    auto& socket = stream_.socket();
+    for (;;) {
+      auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, kTuple);
+      if (ec == asio::error::operation_aborted) co_return;
+      if (ec) break;
+      char byte;
+      ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) break;
+      if (n > 0) {
+        // A pipelined request is waiting: the client is still there. Nothing more to watch
+        // without consuming its bytes, so wait until cancelled.
+        asio::steady_timer forever(co_await asio::this_coro::executor,
+                                   asio::steady_timer::time_point::max());
+        co_await forever.async_wait(kTuple);
+        co_return;
+      }
+    }
+    failed_ = true;
+  }
+
+  void Abort() override {
+    failed_ = true;
+  }
+  std::string_view RequestId() const override { return request_id_; }
+
+  bool Reusable() const { return !failed_ && !streaming_ && responded_ && keep_alive_; }
+  bool Responded() const { return responded_; }
+
+ private:
+  beast::tcp_stream& stream_;
+  const ServerOptions& options_;
+  bool keep_alive_;
+  std::string request_id_;
+  bool failed_ = false;
+  bool streaming_ = false;
+  bool responded_ = false;
+};
+
+asio::awaitable<void> WriteError(beast::tcp_stream& stream, const Server::State& state,
+                                 unsigned status, std::string_view request_id) {
+  Response res = state.errors(status);
+  res.set("x-request-id", request_id.empty() ? MakeRequestId() : std::string(request_id));
+  res.keep_alive(false);
+  res.prepare_payload();
+  stream.expires_after(state.options.write_timeout);
+  co_await bhttp::async_write(stream, res, kTuple);
+}
+
+asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::State> state) {
+  state->open_connections.fetch_add(1);
+  struct Closer {
+    Server::State& s;
+    ~Closer() { s.open_connections.fetch_sub(1); }
+  } closer{*state};
+
+  socket.set_option(tcp::no_delay(true));
+  beast::tcp_stream stream(std::move(socket));
+  const ServerOptions& options = state->options;
+  // Bounds what a client can make us hold: one header block plus read-ahead of pipelined bytes.
+  beast::flat_buffer buffer(options.max_header_bytes + 64 * 1024);
+  bool first = true;
+
+  while (!state->stopping.load(std::memory_order_relaxed)) {
+    if (buffer.size() == 0) {
+      stream.expires_after(first ? options.header_timeout : options.idle_timeout);
+      auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), kTuple);
+      if (ec) break;
+      buffer.commit(n);
+    }
+    first = false;
+
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.header_limit(options.max_header_bytes);
+    parser.body_limit(options.max_body_bytes);
+    stream.expires_after(options.header_timeout);
+    auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+    if (hec) {
+      if (hec == bhttp::error::header_limit) {
+        co_await WriteError(stream, *state, 431, {});
+      } else if (hec == beast::error::timeout) {
+        co_await WriteError(stream, *state, 408, {});
+      } else if (hec != bhttp::error::end_of_stream && hec != asio::error::eof &&
+                 hec != asio::error::connection_reset) {
+        co_await WriteError(stream, *state, 400, {});
+      }
+      break;
+    }
+    auto& header = parser.get();
+    std::string request_id;
+    if (auto it = header.find("x-request-id");
+        it != header.end() && ValidRequestId(it->value())) {
+      request_id = std::string(it->value());
+    } else {
+      request_id = MakeRequestId();
+    }
+    // Refuse an oversized body before reading any of it.
+    if (auto length = parser.content_length(); length && *length > options.max_body_bytes) {
+      co_await WriteError(stream, *state, 413, request_id);
+      break;
+    }
+    if (!parser.is_done()) {
+      stream.expires_after(options.header_timeout);
+      auto [bec, bn] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
+      if (bec) {
+        if (bec == bhttp::error::body_limit) {
+          co_await WriteError(stream, *state, 413, request_id);
+        } else if (bec == beast::error::timeout) {
+          co_await WriteError(stream, *state, 408, request_id);
+        } else if (bec != asio::error::eof && bec != asio::error::connection_reset) {
+          co_await WriteError(stream, *state, 400, request_id);
+        }
+        break;
+      }
+    }
+    Request request = parser.release();
+    bool keep_alive = request.keep_alive() && !state->stopping.load(std::memory_order_relaxed);
+    Connection connection(stream, options, keep_alive, std::move(request_id));
+    state->active_requests.fetch_add(1);
+    co_await state->handler(request, connection);
+    state->active_requests.fetch_sub(1);
+    if (!connection.Reusable()) break;
+  }
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream.close();
+}
+
+asio::awaitable<void> AcceptLoop(std::shared_ptr<tcp::acceptor> acceptor,
+                                 std::shared_ptr<Server::State> state) {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor->async_accept(kTuple);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
+      continue;  // EMFILE and friends: keep serving the connections we have
+    }
+    asio::co_spawn(acceptor->get_executor(), RunSession(std::move(socket), state),
+                   asio::detached);
+  }
+}
+
+}  // namespace
+
+Server::Server(std::vector<asio::any_io_executor> executors, ServerOptions options,
+               Handler handler, ErrorResponder errors)
+    : executors_(std::move(executors)), state_(std::make_shared<State>()) {
+  state_->options = options;
+  state_->handler = std::move(handler);
+  state_->errors = std::move(errors);
+}
+
+Server::~Server() = default;
+
+tcp::endpoint Server::Listen(const std::string& host, uint16_t port) {
+  tcp::endpoint endpoint(asio::ip::make_address(host), port);
+  for (auto& executor : executors_) {
+    auto acceptor = std::make_shared<tcp::acceptor>(executor);
+    acceptor->open(endpoint.protocol());
+    acceptor->set_option(asio::socket_base::reuse_address(true));
+    int one = 1;
+    ::setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    acceptor->bind(endpoint);
+    acceptor->listen(asio::socket_base::max_listen_connections);
+    endpoint = acceptor->local_endpoint();  // the rest share the port the first one got
+    acceptors_.push_back(std::move(acceptor));
+  }
+  return endpoint;
+}
+
+void Server::Start() {
+  for (auto& acceptor : acceptors_) {
+    asio::co_spawn(acceptor->get_executor(), AcceptLoop(acceptor, state_), asio::detached);
+  }
+}
+
+void Server::StopAccepting() {
+  state_->stopping.store(true);
+  for (auto& acceptor : acceptors_) {
+    asio::post(acceptor->get_executor(), [acceptor] {
+      beast::error_code ignored;
+      acceptor->close(ignored);
+    });
+  }
+}
+
+}  // namespace trl::http

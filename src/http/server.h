@@ -1,0 +1,98 @@
+// The HTTP/1.1 server: accepts connections on every worker executor, reads requests with
+// deadlines and size limits, and hands each one to a Handler. It knows nothing of models,
+// limits or stores (STYLE.md): the handler decides everything about a request.
+//
+// Threading: each connection lives on one executor (one io_context per worker thread) for its
+// whole life; a Handler runs there too. Start/StopAccepting/counters are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+namespace trl::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+
+using Request = bhttp::request<bhttp::string_body>;
+using Response = bhttp::response<bhttp::string_body>;
+using Fields = bhttp::fields;
+
+struct ServerOptions {
+  uint64_t max_body_bytes = 4 * 1024 * 1024;
+  uint32_t max_header_bytes = 16 * 1024;
+  std::chrono::milliseconds header_timeout{10'000};  // headers (and then the body) must arrive in time
+  std::chrono::milliseconds idle_timeout{60'000};    // keep-alive wait for the next request
+  std::chrono::milliseconds write_timeout{30'000};   // every write to the client
+};
+
+// How a handler answers. Either Send one whole response, or StartStream, WriteChunk..., then
+// FinishStream (chunked transfer encoding, each chunk written as it comes: backpressure is the
+// awaited write). Every call returns false once the client is gone; the handler should then stop.
+// Used only on the connection's executor, by one handler at a time.
+class ResponseWriter {
+ public:
+  virtual ~ResponseWriter() = default;
+  virtual asio::awaitable<bool> Send(Response response) = 0;
+  virtual asio::awaitable<bool> StartStream(unsigned status, Fields headers) = 0;
+  virtual asio::awaitable<bool> WriteChunk(std::string_view data) = 0;
+  virtual asio::awaitable<bool> FinishStream() = 0;
+  // Completes when the client has closed its side (or the connection failed); never completes
+  // while the client stays connected. Meant to race an upstream wait with `||`.
+  virtual asio::awaitable<void> ClientGone() = 0;
+  // Abandons a started stream: the connection is closed instead of being kept alive.
+  virtual void Abort() = 0;
+  // The request id: the request's x-request-id, or one made up here. Set on every response.
+  virtual std::string_view RequestId() const = 0;
+};
+
+using Handler = std::function<asio::awaitable<void>(Request&, ResponseWriter&)>;
+// Builds the response for failures the HTTP layer answers itself: 400 (unparsable request),
+// 408 (headers or body too slow), 413 (body too large), 431 (headers too large).
+using ErrorResponder = std::function<Response(unsigned status)>;
+
+class Server {
+ public:
+  Server(std::vector<asio::any_io_executor> executors, ServerOptions options, Handler handler,
+         ErrorResponder errors);
+  ~Server();
+
+  // Binds one SO_REUSEPORT acceptor per executor on host:port (port 0: any free port, shared by
+  // all acceptors). Returns the bound endpoint. Throws on failure (startup only).
+  asio::ip::tcp::endpoint Listen(const std::string& host, uint16_t port);
+  // Starts the accept loops. Call once, after Listen.
+  void Start();
+  // Stops accepting and tells every connection to close after its current response.
+  void StopAccepting();
+  size_t ActiveRequests() const { return state_->active_requests.load(); }
+  size_t OpenConnections() const { return state_->open_connections.load(); }
+
+  struct State {
+    ServerOptions options;
+    Handler handler;
+    ErrorResponder errors;
+    std::atomic<bool> stopping{false};
+    std::atomic<size_t> active_requests{0};
+    std::atomic<size_t> open_connections{0};
+  };
+
+ private:
+  std::vector<asio::any_io_executor> executors_;
+  std::shared_ptr<State> state_;
+  std::vector<std::shared_ptr<asio::ip::tcp::acceptor>> acceptors_;
+};
+
+}  // namespace trl::http

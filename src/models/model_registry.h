@@ -1,0 +1,69 @@
+// The models a config names, looked up by name or alias, each with its backends, their health
+// and their outstanding-request counts (for least-outstanding-requests balancing).
+// Built from a Config snapshot; immutable apart from the per-backend atomics, so thread-safe.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.h"
+#include "models/backend_health.h"
+
+namespace trl {
+
+// Thread-safe: outstanding is atomic, health is guarded by a mutex held for a few instructions.
+class Backend {
+ public:
+  explicit Backend(BackendUrl url) : url_(std::move(url)) {}
+  const BackendUrl& Url() const { return url_; }
+  int Outstanding() const { return outstanding_.load(std::memory_order_relaxed); }
+  void BeginRequest() { outstanding_.fetch_add(1, std::memory_order_relaxed); }
+  void EndRequest() { outstanding_.fetch_sub(1, std::memory_order_relaxed); }
+  bool Available(BackendHealth::TimePoint now) const;
+  bool Up() const;
+  // Returns true when this changed the backend from up to ejected (for logging).
+  bool ReportFailure(BackendHealth::TimePoint now);
+  // Returns true when this brought an ejected backend back.
+  bool ReportSuccess();
+
+ private:
+  BackendUrl url_;
+  std::atomic<int> outstanding_{0};
+  mutable std::mutex mu_;
+  BackendHealth health_;
+};
+
+struct Model {
+  const ModelConfig* config;  // owned by the Config snapshot the registry was built from
+  std::vector<std::shared_ptr<Backend>> backends;
+};
+
+class ModelRegistry {
+ public:
+  // Backends of `previous` with the same URL are carried over, health and counts included, so
+  // a reload does not forget which backends are down.
+  ModelRegistry(std::shared_ptr<const Config> config, const ModelRegistry* previous = nullptr);
+
+  // By canonical name or alias; null when unknown.
+  const Model* Find(std::string_view name) const;
+  const std::vector<Model>& Models() const { return models_; }
+  // Every distinct backend (a backend serving several models appears once).
+  std::vector<std::shared_ptr<Backend>> AllBackends() const;
+
+  // Least outstanding requests among the available backends not in `tried` (ties: the first
+  // after a rotating start, so equal backends share load). Null when none is available.
+  static Backend* Pick(const Model& model, const std::vector<const Backend*>& tried,
+                       BackendHealth::TimePoint now);
+
+ private:
+  std::shared_ptr<const Config> config_;
+  std::vector<Model> models_;
+  std::unordered_map<std::string, size_t> by_name_;  // names and aliases
+};
+
+}  // namespace trl

@@ -1,0 +1,315 @@
+#include "proxy/gateway.h"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include "proxy/errors.h"
+#include "proxy/upstream_exchange.h"
+
+namespace trl {
+namespace {
+
+namespace bhttp = http::bhttp;
+
+std::string_view PathOf(std::string_view target) {
+  return target.substr(0, target.find('?'));
+}
+
+double Seconds(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+// Adds include_usage to a streaming request so settlement gets the backend's real usage.
+std::string WithIncludeUsage(const std::string& body, const RequestFields& fields) {
+  if (!fields.has_stream_options) {
+    size_t brace = body.find('{');
+    std::string out;
+    out.reserve(body.size() + 48);
+    out.append(body, 0, brace + 1);
+    out.append("\"stream_options\":{\"include_usage\":true},");
+    out.append(body, brace + 1, std::string::npos);
+    return out;
+  }
+  // Rare: the client sent stream_options without include_usage. Rewrite through a DOM.
+  boost::system::error_code ec;
+  boost::json::value doc = boost::json::parse(body, ec);
+  if (ec || !doc.is_object()) return body;
+  doc.as_object()["stream_options"].emplace_object()["include_usage"] = true;
+  return boost::json::serialize(doc);
+}
+
+void AddRateLimitHeaders(const Admission& admission, http::Fields& fields) {
+  auto add = [&](const RateLimitHeaderValues& v, std::string_view kind) {
+    if (!v.present) return;
+    std::string suffix(kind);
+    fields.set("x-ratelimit-limit-" + suffix, std::to_string(v.limit));
+    fields.set("x-ratelimit-remaining-" + suffix, std::to_string(std::max<int64_t>(0, v.remaining)));
+    fields.set("x-ratelimit-reset-" + suffix, FormatDuration(Millis(v.reset_ms)));
+  };
+  add(admission.requests, "requests");
+  add(admission.tokens, "tokens");
+}
+
+std::string_view LimitLabel(LimitKind kind) {
+  switch (kind) {
+    case LimitKind::kTokens: return "tokens";
+    case LimitKind::kRequests: return "requests";
+    case LimitKind::kConcurrent: return "concurrency";
+  }
+  return "tokens";
+}
+
+http::Response WithHeaders(http::Response response, const http::Fields& extra) {
+  for (const auto& f : extra) response.set(f.name_string(), f.value());
+  return response;
+}
+
+}  // namespace
+
+GatewaySnapshot::GatewaySnapshot(std::shared_ptr<const Config> cfg, const GatewaySnapshot* previous)
+    : config(std::move(cfg)),
+      models(config, previous ? &previous->models : nullptr),
+      auth(*config) {
+  for (const auto& model : config->models) {
+    counters.emplace(model.name, MakeTokenCounter(model.tokenizer));
+  }
+}
+
+GatewayMetrics::GatewayMetrics(MetricsRegistry& r)
+    : requests(r.AddCounter("trl_requests_total", "Requests answered, by final status.",
+                            {"model", "key", "status"})),
+      tokens(r.AddCounter("trl_tokens_total", "Tokens settled (the backend's usage).",
+                          {"model", "key", "kind"})),
+      rejections(r.AddCounter("trl_ratelimit_rejections_total",
+                              "Requests refused by a rate limit.", {"model", "key", "limit"})),
+      duration(r.AddHistogram("trl_request_duration_seconds",
+                              "Time from the request's arrival to the end of its response.",
+                              {"model"}, MetricsRegistry::LatencyBuckets())),
+      ttft(r.AddHistogram("trl_time_to_first_token_seconds",
+                          "Time from the request's arrival to the first body byte relayed.",
+                          {"model"}, MetricsRegistry::LatencyBuckets())),
+      overhead(r.AddHistogram("trl_gateway_overhead_seconds",
+                              "Time spent in the gateway itself before forwarding.", {},
+                              MetricsRegistry::LatencyBuckets())),
+      inflight(r.AddGauge("trl_inflight_requests", "Requests being served now.", {"model"})),
+      upstream_errors(r.AddCounter("trl_upstream_errors_total",
+                                   "Backend failures, by reason.", {"model", "backend", "reason"})),
+      store_errors(r.AddCounter("trl_store_errors_total", "Store operations that failed.", {"op"})),
+      store_fail_open(r.AddCounter("trl_store_fail_open_total",
+                                   "Requests let through because the store failed "
+                                   "(on_store_error: allow).",
+                                   {})) {}
+
+Gateway::Gateway(MetricsRegistry& metrics, Limiter& limiter, const Clock& clock)
+    : metrics_(metrics), limiter_(limiter), clock_(clock) {}
+
+void Gateway::SetSnapshot(std::shared_ptr<const GatewaySnapshot> snapshot) {
+  snapshot_.store(std::move(snapshot));
+}
+
+asio::awaitable<void> Gateway::Handle(http::Request& request, http::ResponseWriter& writer) {
+  std::shared_ptr<const GatewaySnapshot> snap = snapshot_.load();
+  std::string_view path = PathOf(request.target());
+  const bool post = request.method() == bhttp::verb::post;
+  if (path == "/v1/chat/completions" && post) {
+    co_await HandleInference(*snap, ApiEndpoint::kChatCompletions, request, writer);
+  } else if (path == "/v1/completions" && post) {
+    co_await HandleInference(*snap, ApiEndpoint::kCompletions, request, writer);
+  } else if (path == "/v1/embeddings" && post) {
+    co_await HandleInference(*snap, ApiEndpoint::kEmbeddings, request, writer);
+  } else if (path == "/v1/models" && request.method() == bhttp::verb::get) {
+    co_await HandleModels(*snap, request, writer);
+  } else if (path == "/v1/chat/completions" || path == "/v1/completions" ||
+             path == "/v1/embeddings" || path == "/v1/models") {
+    co_await writer.Send(ErrorResponse(405, "invalid_request_error", "method_not_allowed",
+                                       "Method " + std::string(request.method_string()) +
+                                           " is not allowed on " + std::string(path) + "."));
+  } else {
+    co_await writer.Send(ErrorResponse(404, "invalid_request_error", "not_found",
+                                       "Unknown path " + std::string(path) +
+                                           ". This gateway serves /v1/chat/completions, "
+                                           "/v1/completions, /v1/embeddings and /v1/models."));
+  }
+}
+
+asio::awaitable<void> Gateway::HandleModels(const GatewaySnapshot& snap, http::Request& request,
+                                            http::ResponseWriter& writer) {
+  auto identity = snap.auth.Authenticate(request);
+  if (!identity) {
+    co_await writer.Send(ErrorResponse(401, "invalid_request_error", "invalid_api_key",
+                                       "Invalid or missing API key. Send it as "
+                                       "'Authorization: Bearer <key>'."));
+    co_return;
+  }
+  boost::json::array data;
+  for (const Model& m : snap.models.Models()) {
+    if (!Authenticator::ModelAllowed(*identity, m.config->name)) continue;
+    boost::json::object entry;
+    entry["id"] = m.config->name;
+    entry["object"] = "model";
+    entry["created"] = 0;
+    entry["owned_by"] = "token-rate-limiter";
+    data.push_back(std::move(entry));
+  }
+  boost::json::object root;
+  root["object"] = "list";
+  root["data"] = std::move(data);
+  http::Response res{bhttp::status::ok, 11};
+  res.set(bhttp::field::content_type, "application/json");
+  res.body() = boost::json::serialize(root);
+  co_await writer.Send(std::move(res));
+}
+
+asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiEndpoint endpoint,
+                                               http::Request& request,
+                                               http::ResponseWriter& writer) {
+  const auto started = std::chrono::steady_clock::now();
+  // authenticate
+  auto identity = snap.auth.Authenticate(request);
+  if (!identity) {
+    metrics_.requests.With({"", "", "401"}).Add();
+    co_await writer.Send(ErrorResponse(401, "invalid_request_error", "invalid_api_key",
+                                       "Invalid or missing API key. Send it as "
+                                       "'Authorization: Bearer <key>'."));
+    co_return;
+  }
+  std::string key_name(identity->name);
+  auto count_status = [&](std::string_view model, unsigned status) {
+    metrics_.requests.With({std::string(model), key_name, std::to_string(status)}).Add();
+  };
+  // parse
+  RequestFields fields;
+  if (auto error = ExtractRequestFields(endpoint, request.body(), fields)) {
+    count_status("", 400);
+    co_await writer.Send(ErrorResponse(400, "invalid_request_error", "invalid_request",
+                                       error->message, error->param));
+    co_return;
+  }
+  const Model* model = snap.models.Find(fields.model);
+  if (!model) {
+    count_status("", 404);
+    co_await writer.Send(ErrorResponse(404, "invalid_request_error", "model_not_found",
+                                       "The model '" + fields.model +
+                                           "' does not exist. GET /v1/models lists the models "
+                                           "you can use.",
+                                       "model"));
+    co_return;
+  }
+  const std::string& model_name = model->config->name;
+  if (!Authenticator::ModelAllowed(*identity, model_name)) {
+    count_status(model_name, 403);
+    co_await writer.Send(ErrorResponse(403, "permission_error", "model_not_allowed",
+                                       "This API key may not use the model '" + model_name +
+                                           "'. GET /v1/models lists the models you can use.",
+                                       "model"));
+    co_return;
+  }
+  const TokenCounter& counter = *snap.counters.at(model_name);
+  const int64_t prompt_estimate = CountPromptTokens(fields, counter);
+  const int64_t output_allowance =
+      endpoint == ApiEndpoint::kEmbeddings
+          ? 0
+          : fields.max_tokens.value_or(model->config->max_output_tokens);
+  const int64_t reservation = prompt_estimate + output_allowance;
+
+  // admit
+  RequestScope scope{identity->name, identity->tenant, model_name, identity->limits,
+                     identity->tenant_limits, writer.RequestId()};
+  Admission admission = co_await limiter_.Admit(scope, reservation);
+  http::Fields rate_headers;
+  AddRateLimitHeaders(admission, rate_headers);
+  switch (admission.outcome) {
+    case Admission::Outcome::kAdmitted:
+      break;
+    case Admission::Outcome::kTooLarge: {
+      count_status(model_name, 400);
+      co_await writer.Send(WithHeaders(
+          ErrorResponse(400, "invalid_request_error", "tokens_exceed_limit",
+                        "This request needs " + std::to_string(admission.requested) +
+                            " tokens (prompt " + std::to_string(prompt_estimate) +
+                            " + output allowance " + std::to_string(output_allowance) +
+                            "), more than the limit " + admission.refused_limit +
+                            " can ever grant. Lower max_tokens or shorten the prompt.",
+                        fields.max_tokens ? "max_tokens" : "messages"),
+          rate_headers));
+      co_return;
+    }
+    case Admission::Outcome::kRefused: {
+      count_status(model_name, 429);
+      metrics_.rejections.With({model_name, key_name, std::string(LimitLabel(admission.refused_kind))})
+          .Add();
+      int64_t retry_ms = std::max<int64_t>(1, admission.retry_after_ms);
+      http::Response res = WithHeaders(
+          ErrorResponse(429, LimitLabel(admission.refused_kind), "rate_limit_exceeded",
+                        "Rate limit reached for " + admission.refused_limit + ": remaining " +
+                            std::to_string(std::max<int64_t>(0, admission.remaining)) +
+                            ", requested " + std::to_string(admission.requested) +
+                            ". Retry in " + FormatDuration(Millis(retry_ms)) + "."),
+          rate_headers);
+      res.set(bhttp::field::retry_after, std::to_string(std::max<int64_t>(1, (retry_ms + 999) / 1000)));
+      res.set("retry-after-ms", std::to_string(retry_ms));
+      co_await writer.Send(std::move(res));
+      co_return;
+    }
+    case Admission::Outcome::kStoreError: {
+      metrics_.store_errors.With({"admit"}).Add();
+      if (snap.config->store.on_store_error == OnStoreError::kDeny) {
+        count_status(model_name, 503);
+        co_await writer.Send(ErrorResponse(503, "api_error", "model_unavailable",
+                                           "The rate-limit store is unavailable. Retry later."));
+        co_return;
+      }
+      metrics_.store_fail_open.With({}).Add();
+      break;
+    }
+  }
+
+  // forward + relay
+  auto& inflight = metrics_.inflight.With({model_name});
+  inflight.Add(1);
+  ExchangeRequest exchange{model,
+                           std::string(PathOf(request.target())),
+                           &request,
+                           {},
+                           fields.stream,
+                           fields.include_usage,
+                           std::move(rate_headers),
+                           &counter};
+  if (fields.stream && !fields.include_usage) {
+    exchange.body = WithIncludeUsage(request.body(), fields);
+  } else {
+    exchange.body = std::move(request.body());
+  }
+  metrics_.overhead.With({}).Observe(Seconds(std::chrono::steady_clock::now() - started));
+  ExchangeResult result = co_await ForwardAndRelay(exchange, writer);
+  inflight.Add(-1);
+
+  // settle: the backend's usage, else what was sent to it and relayed, counted here
+  int64_t prompt = 0, completion = 0;
+  if (result.usage) {
+    prompt = result.usage->prompt_tokens;
+    completion = result.usage->completion_tokens;
+  } else if (result.reached_backend && !result.backend_rejected) {
+    prompt = prompt_estimate;
+    completion = result.relayed_tokens;
+  }
+  if (admission.outcome == Admission::Outcome::kAdmitted) {
+    co_await limiter_.Settle(admission.reservation, prompt + completion);
+  }
+
+  // record
+  if (!result.error_reason.empty()) {
+    metrics_.upstream_errors.With({model_name, result.backend, result.error_reason}).Add();
+  }
+  metrics_.tokens.With({model_name, key_name, "prompt"}).Add(static_cast<double>(prompt));
+  metrics_.tokens.With({model_name, key_name, "completion"}).Add(static_cast<double>(completion));
+  count_status(model_name, result.status ? result.status : 499);
+  const auto now = std::chrono::steady_clock::now();
+  metrics_.duration.With({model_name}).Observe(Seconds(now - started));
+  if (result.first_byte) {
+    metrics_.ttft.With({model_name}).Observe(Seconds(*result.first_byte - started));
+  }
+}
+
+}  // namespace trl

@@ -1,0 +1,75 @@
+// The data plane: every /v1 request goes through Gateway::Handle, which runs the life of a
+// request (docs/architecture.md): parse -> authenticate -> admit -> forward -> relay -> settle
+// -> record. Forwarding and relaying live in upstream_exchange.cc.
+//
+// Threading: Handle runs on the connection's I/O thread; any number run at once on every
+// thread. SetSnapshot may be called from any thread (config reload); requests already running
+// keep the snapshot they started with.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "common/clock.h"
+#include "config/config.h"
+#include "http/server.h"
+#include "limits/limiter.h"
+#include "limits/token_counter.h"
+#include "metrics/metrics.h"
+#include "models/model_registry.h"
+#include "proxy/authenticator.h"
+#include "proxy/request_fields.h"
+
+namespace trl {
+
+// Everything derived from one config: swapped as a whole on reload.
+struct GatewaySnapshot {
+  explicit GatewaySnapshot(std::shared_ptr<const Config> config,
+                           const GatewaySnapshot* previous = nullptr);
+  std::shared_ptr<const Config> config;
+  ModelRegistry models;
+  Authenticator auth;
+  std::unordered_map<std::string, std::unique_ptr<TokenCounter>> counters;  // by model name
+};
+
+// The metrics the data plane keeps (DESIGN.md §5), declared in one place.
+struct GatewayMetrics {
+  explicit GatewayMetrics(MetricsRegistry& registry);
+  Family<Counter>& requests;         // {model, key, status}
+  Family<Counter>& tokens;           // {model, key, kind}
+  Family<Counter>& rejections;       // {model, key, limit}
+  Family<Histogram>& duration;       // {model}
+  Family<Histogram>& ttft;           // {model}
+  Family<Histogram>& overhead;       // {}
+  Family<Gauge>& inflight;           // {model}
+  Family<Counter>& upstream_errors;  // {model, backend, reason}
+  Family<Counter>& store_errors;     // {op}
+  Family<Counter>& store_fail_open;  // {}
+};
+
+class Gateway {
+ public:
+  Gateway(MetricsRegistry& metrics, Limiter& limiter, const Clock& clock);
+
+  void SetSnapshot(std::shared_ptr<const GatewaySnapshot> snapshot);
+  std::shared_ptr<const GatewaySnapshot> Snapshot() const { return snapshot_.load(); }
+
+  asio::awaitable<void> Handle(http::Request& request, http::ResponseWriter& writer);
+
+  GatewayMetrics& Metrics() { return metrics_; }
+
+ private:
+  asio::awaitable<void> HandleModels(const GatewaySnapshot& snap, http::Request& request,
+                                     http::ResponseWriter& writer);
+  asio::awaitable<void> HandleInference(const GatewaySnapshot& snap, ApiEndpoint endpoint,
+                                        http::Request& request, http::ResponseWriter& writer);
+
+  GatewayMetrics metrics_;
+  Limiter& limiter_;
+  const Clock& clock_;
+  std::atomic<std::shared_ptr<const GatewaySnapshot>> snapshot_;
+};
+
+}  // namespace trl

@@ -1,0 +1,265 @@
+#include "proxy/upstream_exchange.h"
+
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <variant>
+
+#include "proxy/errors.h"
+#include "upstream/connection_pool.h"
+
+namespace trl {
+namespace {
+
+using namespace boost::asio::experimental::awaitable_operators;
+namespace bhttp = http::bhttp;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::chrono::milliseconds kConnectTimeout{3000};
+constexpr uint64_t kMaxResponseBody = 64 * 1024 * 1024;
+
+bool HopByHop(std::string_view name) {
+  static constexpr std::string_view kSkip[] = {
+      "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
+      "trailer",    "upgrade",    "host",             "content-length",    "authorization",
+      "proxy-authorization", "expect"};
+  for (auto s : kSkip) {
+    if (name.size() == s.size() &&
+        std::equal(s.begin(), s.end(), name.begin(),
+                   [](char a, char b) { return a == std::tolower(b); })) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bhttp::request<bhttp::string_body> BuildUpstreamRequest(const ExchangeRequest& req,
+                                                        const BackendUrl& backend) {
+  bhttp::request<bhttp::string_body> up{bhttp::verb::post, backend.base_path + req.target, 11};
+  for (const auto& field : *req.client) {
+    if (!HopByHop(field.name_string())) up.insert(field.name_string(), field.value());
+  }
+  up.set(bhttp::field::host, backend.host + ":" + std::to_string(backend.port));
+  up.set(bhttp::field::content_type, "application/json");
+  up.keep_alive(true);
+  up.body() = req.body;
+  up.prepare_payload();
+  return up;
+}
+
+// Outcome of one attempt on one backend.
+enum class Attempt { kDone, kRetryOther, kRetryFresh };
+
+struct Relay {
+  ExchangeRequest& req;
+  http::ResponseWriter& writer;
+  ExchangeResult& result;
+};
+
+void CountTexts(const std::vector<std::string_view>& texts, const TokenCounter& counter,
+                int64_t& total) {
+  for (auto t : texts) total += counter.CountText(t);
+}
+
+// Relays an SSE body event by event; drops the usage chunk the gateway asked for on the
+// client's behalf; counts the text relayed.
+asio::awaitable<bool> RelayStream(Relay& r, beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                  bhttp::response_parser<bhttp::buffer_body>& parser,
+                                  std::chrono::milliseconds idle_timeout) {
+  std::array<char, 16 * 1024> chunk;
+  SseSplitter splitter;
+  std::string out;
+  out.reserve(chunk.size());
+  bool done = false;
+  while (!parser.is_done()) {
+    parser.get().body().data = chunk.data();
+    parser.get().body().size = chunk.size();
+    stream.expires_after(idle_timeout);
+    auto outcome =
+        co_await (bhttp::async_read_some(stream, buffer, parser, kTuple) || r.writer.ClientGone());
+    if (outcome.index() == 1) co_return false;  // the client left: abandon the upstream too
+    auto [ec, n] = std::get<0>(outcome);
+    if (ec && ec != bhttp::error::need_buffer) {
+      r.result.error_reason = ec == beast::error::timeout ? "timeout" : "truncated";
+      break;
+    }
+    size_t got = chunk.size() - parser.get().body().size;
+    if (got == 0) continue;
+    if (!r.result.first_byte) r.result.first_byte = std::chrono::steady_clock::now();
+    out.clear();
+    splitter.Feed(std::string_view(chunk.data(), got), [&](std::string_view event) {
+      StreamEvent e = ParseStreamEvent(event);
+      if (e.done) done = true;
+      if (e.usage) r.result.usage = e.usage;
+      CountTexts(e.texts, *r.req.counter, r.result.relayed_tokens);
+      if (e.usage_only && !r.req.client_wants_usage) return;
+      out.append(event);
+    });
+    if (!out.empty() && !co_await r.writer.WriteChunk(out)) co_return false;
+  }
+  std::string rest = splitter.TakeRest();
+  if (!rest.empty() && !co_await r.writer.WriteChunk(rest)) co_return false;
+  if (!r.result.error_reason.empty() || (!done && !parser.is_done())) {
+    if (r.result.error_reason.empty()) r.result.error_reason = "truncated";
+    // The status line is gone already: tell the client in the stream, as OpenAI does.
+    std::string event = "data: " +
+                        ErrorBody("api_error", "backend_error",
+                                  "The model backend ended the stream early. Retry the "
+                                  "request.") +
+                        "\n\n";
+    co_await r.writer.WriteChunk(event);
+  }
+  co_return co_await r.writer.FinishStream() && r.result.error_reason.empty();
+}
+
+asio::awaitable<Attempt> TryBackend(Relay& r, Backend& backend, bool fresh) {
+  const ModelConfig& model = *r.req.model->config;
+  auto& pool = ConnectionPool::ForThisThread();
+  UpstreamConnection conn;
+  if (auto ec = co_await pool.Acquire(backend.Url(), std::min(kConnectTimeout, model.timeout),
+                                      fresh, conn)) {
+    backend.ReportFailure(std::chrono::steady_clock::now());
+    r.result.error_reason = "connect";
+    co_return Attempt::kRetryOther;
+  }
+  auto& stream = *conn.stream;
+  auto up = BuildUpstreamRequest(r.req, backend.Url());
+  stream.expires_after(model.timeout);
+  auto [wec, wn] = co_await bhttp::async_write(stream, up, kTuple);
+  if (wec) {
+    // A pooled connection the backend closed meanwhile: it never saw the request.
+    if (conn.reused) co_return Attempt::kRetryFresh;
+    backend.ReportFailure(std::chrono::steady_clock::now());
+    r.result.error_reason = "reset";
+    co_return Attempt::kRetryOther;
+  }
+  r.result.reached_backend = true;
+
+  beast::flat_buffer buffer;
+  bhttp::response_parser<bhttp::empty_body> header_parser;
+  header_parser.body_limit(kMaxResponseBody);
+  stream.expires_after(model.timeout);
+  auto outcome = co_await (bhttp::async_read_header(stream, buffer, header_parser, kTuple) ||
+                           r.writer.ClientGone());
+  if (outcome.index() == 1) co_return Attempt::kDone;  // client left; connection dropped
+  if (auto [hec, hn] = std::get<0>(outcome); hec) {
+    if (conn.reused && hec != beast::error::timeout && buffer.size() == 0) {
+      r.result.reached_backend = false;
+      co_return Attempt::kRetryFresh;
+    }
+    bool timeout = hec == beast::error::timeout;
+    if (!timeout) backend.ReportFailure(std::chrono::steady_clock::now());
+    r.result.error_reason = timeout ? "timeout" : "reset";
+    r.result.status = timeout ? 504 : 502;
+    co_await r.writer.Send(
+        timeout ? ErrorResponse(504, "api_error", "backend_timeout",
+                                "The model backend did not answer within " +
+                                    FormatDuration(model.timeout) + ". Retry later.")
+                : ErrorResponse(502, "api_error", "backend_error",
+                                "The model backend closed the connection without answering. "
+                                "Retry the request."));
+    co_return Attempt::kDone;
+  }
+  backend.ReportSuccess();
+  const auto& header = header_parser.get();
+  unsigned status = header.result_int();
+  std::string_view content_type = header[bhttp::field::content_type];
+  bool sse = status == 200 && content_type.substr(0, 17) == "text/event-stream";
+
+  if (sse) {
+    bhttp::response_parser<bhttp::buffer_body> parser{std::move(header_parser)};
+    http::Fields fields = r.req.extra_headers;
+    fields.set(bhttp::field::content_type, content_type);
+    fields.set(bhttp::field::cache_control, "no-cache");
+    r.result.status = 200;
+    if (!co_await r.writer.StartStream(200, std::move(fields))) co_return Attempt::kDone;
+    bool complete = co_await RelayStream(r, stream, buffer, parser, model.timeout);
+    if (complete && parser.is_done() && parser.keep_alive()) pool.Release(std::move(conn));
+    if (!complete) r.writer.Abort();
+    co_return Attempt::kDone;
+  }
+
+  bhttp::response_parser<bhttp::string_body> parser{std::move(header_parser)};
+  parser.body_limit(kMaxResponseBody);
+  stream.expires_after(model.timeout);
+  auto body_outcome =
+      co_await (bhttp::async_read(stream, buffer, parser, kTuple) || r.writer.ClientGone());
+  if (body_outcome.index() == 1) co_return Attempt::kDone;
+  if (auto [bec, bn] = std::get<0>(body_outcome); bec) {
+    bool timeout = bec == beast::error::timeout;
+    r.result.error_reason = timeout ? "timeout" : "truncated";
+    r.result.status = timeout ? 504 : 502;
+    co_await r.writer.Send(
+        timeout ? ErrorResponse(504, "api_error", "backend_timeout",
+                                "The model backend did not finish its answer within " +
+                                    FormatDuration(model.timeout) + ". Retry later.")
+                : ErrorResponse(502, "api_error", "backend_error",
+                                "The model backend sent an incomplete answer. Retry the "
+                                "request."));
+    co_return Attempt::kDone;
+  }
+  auto& response = parser.get();
+  bool reusable = response.keep_alive();
+  if (status >= 500) {
+    r.result.error_reason = "http" + std::to_string(status);
+    r.result.status = 502;
+    co_await r.writer.Send(ErrorResponse(
+        502, "api_error", "backend_error",
+        "The model backend failed with HTTP " + std::to_string(status) + ". Retry the request."));
+  } else {
+    if (status >= 400) r.result.backend_rejected = true;
+    ResponseSummary summary = ParseResponseBody(response.body());
+    r.result.usage = summary.usage;
+    CountTexts(summary.texts, *r.req.counter, r.result.relayed_tokens);
+    http::Response out{static_cast<bhttp::status>(status), 11};
+    for (const auto& f : r.req.extra_headers) out.insert(f.name_string(), f.value());
+    out.set(bhttp::field::content_type,
+            content_type.empty() ? std::string_view("application/json") : content_type);
+    out.body() = std::move(response.body());
+    r.result.status = status;
+    r.result.first_byte = std::chrono::steady_clock::now();
+    co_await r.writer.Send(std::move(out));
+  }
+  if (reusable) pool.Release(std::move(conn));
+  co_return Attempt::kDone;
+}
+
+}  // namespace
+
+asio::awaitable<ExchangeResult> ForwardAndRelay(ExchangeRequest& request,
+                                                http::ResponseWriter& writer) {
+  ExchangeResult result;
+  Relay relay{request, writer, result};
+  std::vector<const Backend*> tried;
+  bool fresh = false;
+  // Each backend once, plus one retry on a fresh connection when a pooled one was stale.
+  for (size_t attempts = 0; attempts <= request.model->backends.size() + 1; ++attempts) {
+    Backend* backend =
+        fresh && !tried.empty()
+            ? const_cast<Backend*>(tried.back())
+            : ModelRegistry::Pick(*request.model, tried, std::chrono::steady_clock::now());
+    if (!backend) break;
+    if (!fresh) tried.push_back(backend);
+    result.backend = backend->Url().url;
+    result.error_reason.clear();
+    backend->BeginRequest();
+    Attempt attempt = co_await TryBackend(relay, *backend, fresh);
+    backend->EndRequest();
+    if (attempt == Attempt::kDone) co_return result;
+    fresh = attempt == Attempt::kRetryFresh;
+  }
+  result.status = 503;
+  co_await writer.Send(ErrorResponse(
+      503, "api_error", "model_unavailable",
+      "No healthy backend is available for model '" + request.model->config->name +
+          "'. Retry later."));
+  if (result.error_reason.empty()) result.error_reason = "unavailable";
+  co_return result;
+}
+
+}  // namespace trl

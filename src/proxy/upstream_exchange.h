@@ -1,0 +1,44 @@
+// Steps "forward" and "relay": sends one admitted request to a backend of its model and relays
+// the answer to the client, streaming chunk by chunk, and reports what settlement needs (the
+// usage the backend reported, or the text actually relayed).
+//
+// Called on the client connection's I/O thread; uses that thread's ConnectionPool.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "http/server.h"
+#include "limits/token_counter.h"
+#include "models/model_registry.h"
+#include "proxy/sse.h"
+
+namespace trl {
+
+struct ExchangeRequest {
+  const Model* model;
+  std::string target;            // "/v1/chat/completions" (the backend's base path is added)
+  const http::Request* client;   // headers to pass on
+  std::string body;              // possibly rewritten (stream_options added)
+  bool stream = false;
+  bool client_wants_usage = false;  // keep the usage chunk in the relayed stream
+  http::Fields extra_headers;    // added to the client response (x-ratelimit-*)
+  const TokenCounter* counter;
+};
+
+struct ExchangeResult {
+  unsigned status = 0;           // what the client got (0: nothing, the client left first)
+  bool reached_backend = false;  // request bytes were sent to a backend
+  bool backend_rejected = false; // the backend answered 4xx: nothing was generated
+  std::optional<Usage> usage;    // as the backend reported it
+  int64_t relayed_tokens = 0;    // completion tokens relayed, counted by the gateway
+  std::optional<std::chrono::steady_clock::time_point> first_byte;  // first body byte relayed
+  std::string backend;           // the backend that served it (for metrics)
+  std::string error_reason;      // "" on success; else connect|reset|timeout|http5xx|garbage
+};
+
+asio::awaitable<ExchangeResult> ForwardAndRelay(ExchangeRequest& request,
+                                                http::ResponseWriter& writer);
+
+}  // namespace trl

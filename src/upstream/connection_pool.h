@@ -1,0 +1,47 @@
+// Keep-alive connections to backends, one pool per I/O thread (connections never cross threads,
+// so the pool needs no lock). A connection goes back to the pool only after a complete exchange.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+
+#include "config/config.h"
+
+namespace trl {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+
+struct UpstreamConnection {
+  std::unique_ptr<beast::tcp_stream> stream;
+  std::string pool_key;  // host:port
+  bool reused = false;   // came from the pool (may have been closed by the backend meanwhile)
+};
+
+// Used only on the I/O thread that owns it (ForThisThread).
+class ConnectionPool {
+ public:
+  static constexpr size_t kMaxIdlePerBackend = 256;
+
+  static ConnectionPool& ForThisThread();
+
+  // An idle pooled connection to `backend`, or a new one. `fresh` skips the pool (a retry after
+  // a pooled connection turned out closed). Fails with the connect error (no byte was sent).
+  asio::awaitable<beast::error_code> Acquire(const BackendUrl& backend,
+                                             std::chrono::milliseconds connect_timeout,
+                                             bool fresh, UpstreamConnection& out);
+  // Returns a connection after a complete request/response with keep-alive.
+  void Release(UpstreamConnection connection);
+  size_t IdleCount() const;
+
+ private:
+  std::unordered_map<std::string, std::vector<std::unique_ptr<beast::tcp_stream>>> idle_;
+};
+
+}  // namespace trl
