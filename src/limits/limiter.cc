@@ -1,0 +1,342 @@
+#include "limits/limiter.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace trl {
+namespace {
+
+using Charges = boost::container::small_vector<Charge, 8>;
+// Which configured limit (and whose) each charge came from, for texts and readings.
+struct Origin {
+  const LimitConfig* limit = nullptr;
+  ScopeKind scope = ScopeKind::kKey;
+};
+using Origins = boost::container::small_vector<Origin, 8>;
+
+int64_t PeriodMicros(const LimitConfig& limit) {
+  return limit.kind == LimitKind::kConcurrent ? 0 : limit.per.count() * 1000;
+}
+
+BucketRef RefFor(ScopeKind scope, std::string_view owner, const LimitConfig& limit) {
+  return {scope, owner, limit.model, limit.kind, PeriodMicros(limit),
+          limit.kind != LimitKind::kConcurrent && limit.calendar};
+}
+
+// Adds the limits that apply to `model`. Two limits of one owner with the same identity (a
+// duplicated config line) would be one bucket charged twice; the smaller capacity wins instead.
+void Collect(ScopeKind scope, std::string_view owner, std::span<const LimitConfig> limits,
+             std::string_view model, int64_t reserve_tokens, Charges& charges, Origins& origins) {
+  for (const LimitConfig& limit : limits) {
+    if (!limit.model.empty() && limit.model != model) continue;
+    Charge charge{{RefFor(scope, owner, limit), std::max<int64_t>(limit.amount, 0)},
+                  limit.kind == LimitKind::kTokens ? reserve_tokens : 1};
+    auto same = std::find_if(charges.begin(), charges.end(),
+                             [&](const Charge& c) { return c.bucket.ref == charge.bucket.ref; });
+    if (same == charges.end()) {
+      charges.push_back(charge);
+      origins.push_back({&limit, scope});
+    } else if (charge.bucket.capacity < same->bucket.capacity) {
+      *same = charge;
+      origins[same - charges.begin()] = {&limit, scope};
+    }
+  }
+}
+
+// Header candidates: for each kind, the limit with the least remaining (ties: the longer reset).
+void FillHeaders(std::span<const Charge> charges, const BucketStates& states, int64_t now,
+                 Admission& admission) {
+  for (size_t i = 0; i < charges.size(); ++i) {
+    const BucketSpec& spec = charges[i].bucket;
+    if (spec.ref.kind == LimitKind::kConcurrent) continue;
+    const BucketLevel& level = states[i].level;
+    RateLimitHeaderValues& header =
+        spec.ref.kind == LimitKind::kTokens ? admission.tokens : admission.requests;
+    int64_t remaining = std::max<int64_t>(level.level, 0);
+    int64_t reset_ms = CeilMillis(MicrosUntil(spec.Params(), level, spec.capacity, now));
+    if (!header.present || remaining < header.remaining ||
+        (remaining == header.remaining && reset_ms > header.reset_ms)) {
+      header = {true, spec.capacity, remaining, reset_ms};
+    }
+  }
+}
+
+// boost::container::small_vector is contiguous, but its iterators do not model C++20's
+// contiguous_iterator, so spans are made from data() and size().
+template <typename Vector>
+auto AsSpan(const Vector& v) {
+  return std::span<const typename Vector::value_type>(v.data(), v.size());
+}
+
+std::string_view ShardKey(std::string_view key, std::string_view tenant) {
+  return tenant.empty() ? key : tenant;
+}
+
+}  // namespace
+
+std::string FormatPeriod(std::chrono::milliseconds period) {
+  struct Unit {
+    int64_t ms;
+    const char* suffix;
+  };
+  static constexpr Unit kUnits[] = {
+      {86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1'000, "s"}};
+  int64_t ms = period.count();
+  for (const Unit& unit : kUnits) {
+    if (ms > 0 && ms % unit.ms == 0) return std::to_string(ms / unit.ms) + unit.suffix;
+  }
+  return std::to_string(ms) + "ms";
+}
+
+std::string DescribeLimit(ScopeKind scope, std::string_view owner, const LimitConfig& limit) {
+  std::string text = scope == ScopeKind::kKey ? "key '" : "tenant '";
+  text.append(owner);
+  text += '\'';
+  if (!limit.model.empty()) {
+    text += " model '";
+    text += limit.model;
+    text += '\'';
+  }
+  text += ' ';
+  text += std::to_string(limit.amount);
+  switch (limit.kind) {
+    case LimitKind::kConcurrent:
+      text += " concurrent requests";
+      return text;
+    case LimitKind::kTokens:
+      text += " tokens per ";
+      break;
+    case LimitKind::kRequests:
+      text += " requests per ";
+      break;
+  }
+  text += FormatPeriod(limit.per);
+  if (limit.calendar) text += " (calendar)";
+  return text;
+}
+
+Limiter::Limiter(Store& store, const Clock& clock, LimiterOptions options)
+    : store_(store), clock_(clock), options_(options) {}
+
+asio::awaitable<Admission> Limiter::Admit(const RequestScope& scope, int64_t reserve_tokens) {
+  reserve_tokens = std::max<int64_t>(reserve_tokens, 0);
+  Charges charges;
+  Origins origins;
+  Collect(ScopeKind::kKey, scope.key, scope.key_limits, scope.model, reserve_tokens, charges,
+          origins);
+  if (!scope.tenant.empty()) {
+    Collect(ScopeKind::kTenant, scope.tenant, scope.tenant_limits, scope.model, reserve_tokens,
+            charges, origins);
+  }
+
+  Admission admission;
+  if (charges.empty()) {  // nothing applies: nothing to charge, no headers
+    admission.outcome = Admission::Outcome::kAdmitted;
+    counters_.admitted.fetch_add(1, std::memory_order_relaxed);
+    co_return admission;
+  }
+  const std::string_view shard_key = ShardKey(scope.key, scope.tenant);
+
+  // A reservation above a token limit's capacity can never fit: refuse before touching the
+  // store's levels (the smallest such limit is named), but read them for the headers.
+  int too_large = -1;
+  for (size_t i = 0; i < charges.size(); ++i) {
+    const Charge& c = charges[i];
+    if (c.bucket.ref.kind == LimitKind::kTokens && c.amount > c.bucket.capacity &&
+        (too_large < 0 || c.bucket.capacity < charges[too_large].bucket.capacity)) {
+      too_large = static_cast<int>(i);
+    }
+  }
+  if (too_large >= 0) {
+    counters_.too_large.fetch_add(1, std::memory_order_relaxed);
+    const Origin& origin = origins[too_large];
+    admission.outcome = Admission::Outcome::kTooLarge;
+    admission.refused_kind = LimitKind::kTokens;
+    admission.refused_limit = DescribeLimit(
+        origin.scope, origin.scope == ScopeKind::kKey ? scope.key : scope.tenant, *origin.limit);
+    admission.requested = reserve_tokens;
+    boost::container::small_vector<BucketSpec, 8> specs;
+    for (const Charge& c : charges) specs.push_back(c.bucket);
+    ReadResult read = co_await store_.Read({shard_key, AsSpan(specs), clock_.NowMicros()});
+    if (read.status == StoreStatus::kOk && read.states.size() == specs.size()) {
+      admission.remaining = std::max<int64_t>(read.states[too_large].level.level, 0);
+      FillHeaders(AsSpan(charges), read.states, read.now_micros, admission);
+    } else {
+      counters_.store_errors_read.fetch_add(1, std::memory_order_relaxed);
+    }
+    co_return admission;
+  }
+
+  AdmitResult result = co_await store_.Admit(
+      {shard_key, AsSpan(charges), scope.request_id, clock_.NowMicros(), options_.lease_ttl.count() * 1000});
+  if (result.status != StoreStatus::kOk || result.states.size() != charges.size()) {
+    counters_.store_errors_admit.fetch_add(1, std::memory_order_relaxed);
+    admission.outcome = Admission::Outcome::kStoreError;
+    co_return admission;
+  }
+  const int64_t now = result.now_micros;
+  FillHeaders(AsSpan(charges), result.states, now, admission);
+
+  if (result.admitted) {
+    counters_.admitted.fetch_add(1, std::memory_order_relaxed);
+    admission.outcome = Admission::Outcome::kAdmitted;
+    Reservation& r = admission.reservation;
+    r.reserved_tokens_ = reserve_tokens;
+    r.lease_ = result.lease;
+    bool needs_model = false;
+    for (size_t i = 0; i < charges.size(); ++i) {
+      const BucketRef& ref = charges[i].bucket.ref;
+      if (ref.kind == LimitKind::kRequests) continue;  // nothing to settle
+      r.buckets_.push_back({ref.scope, !ref.model.empty(), ref.kind, ref.period_micros,
+                            ref.calendar, charges[i].bucket.capacity,
+                            result.states[i].level.stamp});
+      needs_model = needs_model || !ref.model.empty();
+    }
+    if (!r.buckets_.empty()) {
+      r.key_ = scope.key;
+      r.tenant_ = scope.tenant;
+      if (needs_model) r.model_ = scope.model;
+    }
+    co_return admission;
+  }
+
+  // Refused: report the refusing limit that makes the client wait longest.
+  int refused = -1;
+  int64_t longest_wait = -1;
+  for (size_t i = 0; i < charges.size(); ++i) {
+    if (result.states[i].fits) continue;
+    const BucketSpec& spec = charges[i].bucket;
+    int64_t wait = spec.ref.kind == LimitKind::kConcurrent
+                       ? options_.concurrency_retry.count() * 1000
+                       : MicrosUntil(spec.Params(), result.states[i].level, charges[i].amount, now);
+    if (wait > longest_wait) {
+      longest_wait = wait;
+      refused = static_cast<int>(i);
+    }
+  }
+  if (refused < 0) {  // a store that refuses without naming a bucket: treat as a failure
+    counters_.store_errors_admit.fetch_add(1, std::memory_order_relaxed);
+    admission.outcome = Admission::Outcome::kStoreError;
+    co_return admission;
+  }
+  const Charge& charge = charges[refused];
+  const BucketState& state = result.states[refused];
+  const Origin& origin = origins[refused];
+  admission.outcome = Admission::Outcome::kRefused;
+  admission.refused_kind = charge.bucket.ref.kind;
+  admission.refused_limit = DescribeLimit(
+      origin.scope, origin.scope == ScopeKind::kKey ? scope.key : scope.tenant, *origin.limit);
+  admission.requested = charge.amount;
+  admission.remaining = charge.bucket.ref.kind == LimitKind::kConcurrent
+                            ? std::max<int64_t>(charge.bucket.capacity - state.in_use, 0)
+                            : std::max<int64_t>(state.level.level, 0);
+  admission.retry_after_ms = std::max<int64_t>(CeilMillis(longest_wait), 1);
+  switch (admission.refused_kind) {
+    case LimitKind::kTokens:
+      counters_.refused_tokens.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case LimitKind::kRequests:
+      counters_.refused_requests.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case LimitKind::kConcurrent:
+      counters_.refused_concurrency.fetch_add(1, std::memory_order_relaxed);
+      break;
+  }
+  co_return admission;
+}
+
+asio::awaitable<void> Limiter::Settle(const Reservation& reservation, int64_t actual_tokens) {
+  if (reservation.Empty()) co_return;
+  const int64_t delta = std::max<int64_t>(actual_tokens, 0) - reservation.reserved_tokens_;
+  boost::container::small_vector<Settlement, 8> settlements;
+  for (const Reservation::Bucket& b : reservation.buckets_) {
+    if (b.kind == LimitKind::kTokens && delta == 0) continue;
+    Settlement s;
+    s.bucket.ref = {b.scope,
+                    b.scope == ScopeKind::kKey ? std::string_view(reservation.key_)
+                                               : std::string_view(reservation.tenant_),
+                    b.model_specific ? std::string_view(reservation.model_) : std::string_view(),
+                    b.kind,
+                    b.period_micros,
+                    b.calendar};
+    s.bucket.capacity = b.capacity;
+    s.delta = b.kind == LimitKind::kTokens ? delta : 0;
+    s.admitted_stamp = b.stamp;
+    s.lease = b.kind == LimitKind::kConcurrent ? reservation.lease_ : 0;
+    settlements.push_back(s);
+  }
+  if (settlements.empty()) co_return;
+  StoreStatus status = co_await store_.Settle(
+      {ShardKey(reservation.key_, reservation.tenant_), AsSpan(settlements), clock_.NowMicros()});
+  counters_.settled.fetch_add(1, std::memory_order_relaxed);
+  if (status != StoreStatus::kOk) {
+    counters_.store_errors_settle.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+asio::awaitable<LimitReadings> Limiter::ReadKeyLimits(std::string_view key,
+                                                      std::string_view tenant,
+                                                      std::span<const LimitConfig> key_limits) {
+  std::vector<BucketSpec> specs;
+  specs.reserve(key_limits.size());
+  for (const LimitConfig& limit : key_limits) {
+    specs.push_back({RefFor(ScopeKind::kKey, key, limit), std::max<int64_t>(limit.amount, 0)});
+  }
+  LimitReadings readings;
+  ReadResult read = co_await store_.Read({ShardKey(key, tenant), specs, clock_.NowMicros()});
+  if (read.status != StoreStatus::kOk || read.states.size() != specs.size()) {
+    counters_.store_errors_read.fetch_add(1, std::memory_order_relaxed);
+    co_return readings;
+  }
+  readings.ok = true;
+  readings.limits.reserve(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const BucketState& state = read.states[i];
+    LimitReading reading;
+    reading.limit = key_limits[i];
+    if (specs[i].ref.kind == LimitKind::kConcurrent) {
+      reading.in_use = state.in_use;
+      reading.level = specs[i].capacity - state.in_use;
+    } else {
+      reading.level = state.level.level;
+      reading.reset_ms = CeilMillis(
+          MicrosUntil(specs[i].Params(), state.level, specs[i].capacity, read.now_micros));
+    }
+    reading.remaining = std::max<int64_t>(reading.level, 0);
+    readings.limits.push_back(std::move(reading));
+  }
+  co_return readings;
+}
+
+asio::awaitable<bool> Limiter::ResetKey(std::string_view key, std::string_view tenant,
+                                        std::span<const LimitConfig> key_limits) {
+  std::vector<BucketSpec> specs;
+  specs.reserve(key_limits.size());
+  for (const LimitConfig& limit : key_limits) {
+    if (limit.kind == LimitKind::kConcurrent) continue;
+    specs.push_back({RefFor(ScopeKind::kKey, key, limit), std::max<int64_t>(limit.amount, 0)});
+  }
+  StoreStatus status =
+      co_await store_.Reset({ShardKey(key, tenant), specs, clock_.NowMicros()});
+  if (status != StoreStatus::kOk) {
+    counters_.store_errors_read.fetch_add(1, std::memory_order_relaxed);
+    co_return false;
+  }
+  co_return true;
+}
+
+LimiterStats Limiter::Stats() const {
+  LimiterStats s;
+  s.admitted = counters_.admitted.load(std::memory_order_relaxed);
+  s.refused_tokens = counters_.refused_tokens.load(std::memory_order_relaxed);
+  s.refused_requests = counters_.refused_requests.load(std::memory_order_relaxed);
+  s.refused_concurrency = counters_.refused_concurrency.load(std::memory_order_relaxed);
+  s.too_large = counters_.too_large.load(std::memory_order_relaxed);
+  s.settled = counters_.settled.load(std::memory_order_relaxed);
+  s.store_errors_admit = counters_.store_errors_admit.load(std::memory_order_relaxed);
+  s.store_errors_settle = counters_.store_errors_settle.load(std::memory_order_relaxed);
+  s.store_errors_read = counters_.store_errors_read.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace trl

@@ -1,0 +1,534 @@
+#include "limits/limiter.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "fakes/fake_clock.h"
+#include "fakes/run_awaitable.h"
+#include "limits/memory_store.h"
+
+namespace trl {
+namespace {
+
+using std::chrono::milliseconds;
+using Outcome = Admission::Outcome;
+
+constexpr int64_t kSecond = 1'000'000;
+constexpr int64_t kT0 = 1'700'000'000 * kSecond;       // 2023-11-14T22:13:20Z
+constexpr int64_t kMidnight = 1'700'006'400 * kSecond;  // 2023-11-15T00:00:00Z
+constexpr milliseconds kMinute{60'000};
+constexpr milliseconds kDay{86'400'000};
+
+LimitConfig Tokens(int64_t n, milliseconds per, bool calendar = false, std::string model = "") {
+  return {LimitKind::kTokens, n, per, calendar, std::move(model)};
+}
+LimitConfig Requests(int64_t n, milliseconds per, bool calendar = false, std::string model = "") {
+  return {LimitKind::kRequests, n, per, calendar, std::move(model)};
+}
+LimitConfig Concurrent(int64_t n, std::string model = "") {
+  return {LimitKind::kConcurrent, n, milliseconds(0), false, std::move(model)};
+}
+
+const std::vector<LimitConfig> kNone;
+
+RequestScope Scope(const std::vector<LimitConfig>& key_limits,
+                   const std::vector<LimitConfig>& tenant_limits = kNone,
+                   std::string_view model = "llama2-7b", std::string_view key = "team-a",
+                   std::string_view tenant = "acme") {
+  return {key, tenant, model, key_limits, tenant_limits, "req-1"};
+}
+
+class LimiterTest : public ::testing::Test {
+ protected:
+  Admission Admit(const RequestScope& scope, int64_t reserve) {
+    return RunAwaitable(limiter_.Admit(scope, reserve));
+  }
+  void Settle(const Admission& admission, int64_t actual) {
+    RunAwaitable(limiter_.Settle(admission.reservation, actual));
+  }
+  // The key's budgets, remaining now, in the order of `limits`.
+  std::vector<int64_t> KeyLevels(const std::vector<LimitConfig>& limits) {
+    LimitReadings r = RunAwaitable(limiter_.ReadKeyLimits("team-a", "acme", limits));
+    EXPECT_TRUE(r.ok);
+    std::vector<int64_t> levels;
+    for (const LimitReading& reading : r.limits) levels.push_back(reading.level);
+    return levels;
+  }
+  int64_t TenantLevel(const LimitConfig& limit) {
+    BucketSpec spec{{ScopeKind::kTenant, "acme", limit.model, limit.kind,
+                     limit.per.count() * 1000, limit.calendar},
+                    limit.amount};
+    std::vector<BucketSpec> specs = {spec};
+    return store_.ReadNow({"acme", specs, clock_.NowMicros()}).states[0].level.level;
+  }
+
+  FakeClock clock_{kT0};
+  MemoryStore store_;
+  Limiter limiter_{store_, clock_};
+};
+
+TEST_F(LimiterTest, NoApplicableLimitAdmitsWithoutHeaders) {
+  std::vector<LimitConfig> key = {Tokens(10, kMinute, false, "other-model")};
+  Admission a = Admit(Scope(key), 1'000'000);
+  EXPECT_EQ(a.outcome, Outcome::kAdmitted);
+  EXPECT_FALSE(a.tokens.present);
+  EXPECT_FALSE(a.requests.present);
+  EXPECT_TRUE(a.reservation.Empty());
+  Settle(a, 5);  // no-op
+  EXPECT_EQ(store_.BucketCount(), 0u);
+}
+
+TEST_F(LimiterTest, HeadersCountThisReservationAsSpent) {
+  std::vector<LimitConfig> key = {Tokens(100, kMinute), Requests(600, kMinute),
+                                  Tokens(2'000'000, kDay, true)};
+  Admission a = Admit(Scope(key), 10);
+  ASSERT_EQ(a.outcome, Outcome::kAdmitted);
+  ASSERT_TRUE(a.tokens.present);
+  EXPECT_EQ(a.tokens.limit, 100);
+  EXPECT_EQ(a.tokens.remaining, 90);
+  EXPECT_EQ(a.tokens.reset_ms, 6'000);  // 10 tokens at 100 per minute
+  ASSERT_TRUE(a.requests.present);
+  EXPECT_EQ(a.requests.limit, 600);
+  EXPECT_EQ(a.requests.remaining, 599);
+  EXPECT_EQ(a.requests.reset_ms, 100);
+  EXPECT_FALSE(a.reservation.Empty());
+  EXPECT_EQ(a.reservation.reserved_tokens(), 10);
+
+  // When the daily budget is the tighter one, it is reported, with the time to midnight UTC.
+  std::vector<LimitConfig> tight = {Tokens(100, kMinute), Tokens(50, kDay, true)};
+  a = Admit(Scope(tight, kNone, "llama2-7b", "team-b"), 10);
+  EXPECT_EQ(a.tokens.limit, 50);
+  EXPECT_EQ(a.tokens.remaining, 40);
+  EXPECT_EQ(a.tokens.reset_ms, (kMidnight - kT0) / 1000);
+  EXPECT_FALSE(a.requests.present);
+}
+
+TEST_F(LimiterTest, KeyTenantAndModelLimitsCombine) {
+  std::vector<LimitConfig> key = {Tokens(1000, kMinute), Tokens(500, kMinute, false, "llama2-13b")};
+  std::vector<LimitConfig> tenant = {Tokens(300, kMinute)};
+  Admission a = Admit(Scope(key, tenant, "llama2-13b"), 100);
+  ASSERT_EQ(a.outcome, Outcome::kAdmitted);
+  EXPECT_EQ(a.tokens.limit, 300);
+  EXPECT_EQ(a.tokens.remaining, 200);
+  EXPECT_EQ(KeyLevels(key), (std::vector<int64_t>{900, 400}));
+  EXPECT_EQ(TenantLevel(tenant[0]), 200);
+
+  // Another model: the llama2-13b limit does not apply and is not charged.
+  a = Admit(Scope(key, tenant, "llama2-7b"), 50);
+  ASSERT_EQ(a.outcome, Outcome::kAdmitted);
+  EXPECT_EQ(a.tokens.remaining, 150);
+  EXPECT_EQ(KeyLevels(key), (std::vector<int64_t>{850, 400}));
+
+  // Settlement corrects every token budget the request was charged.
+  Admission b = Admit(Scope(key, tenant, "llama2-13b"), 100);
+  ASSERT_EQ(b.outcome, Outcome::kAdmitted);
+  Settle(b, 40);
+  EXPECT_EQ(KeyLevels(key), (std::vector<int64_t>{810, 360}));
+  EXPECT_EQ(TenantLevel(tenant[0]), 110);
+}
+
+TEST_F(LimiterTest, ARefusalChargesNoOtherLimit) {
+  std::vector<LimitConfig> key = {Tokens(1000, kMinute), Requests(2, kMinute)};
+  std::vector<LimitConfig> tenant = {Tokens(150, kMinute)};
+  ASSERT_EQ(Admit(Scope(key, tenant), 100).outcome, Outcome::kAdmitted);
+  Admission a = Admit(Scope(key, tenant), 100);
+  ASSERT_EQ(a.outcome, Outcome::kRefused);
+  EXPECT_EQ(a.refused_kind, LimitKind::kTokens);
+  EXPECT_EQ(a.refused_limit, "tenant 'acme' 150 tokens per 1m");
+  EXPECT_EQ(a.remaining, 50);
+  EXPECT_EQ(a.requested, 100);
+  EXPECT_EQ(a.retry_after_ms, 20'000);  // 50 missing tokens at 150 per minute
+  EXPECT_TRUE(a.reservation.Empty());
+  // Headers show the budgets as they are (nothing was charged).
+  EXPECT_EQ(a.tokens.limit, 150);
+  EXPECT_EQ(a.tokens.remaining, 50);
+  EXPECT_EQ(a.tokens.reset_ms, 40'000);
+  EXPECT_EQ(a.requests.limit, 2);
+  EXPECT_EQ(a.requests.remaining, 1);
+  EXPECT_EQ(a.requests.reset_ms, 30'000);
+  EXPECT_EQ(KeyLevels(key), (std::vector<int64_t>{900, 1}));
+  EXPECT_EQ(TenantLevel(tenant[0]), 50);
+}
+
+TEST_F(LimiterTest, RetryAfterIsExact) {
+  std::vector<LimitConfig> key = {Tokens(60, kMinute)};  // one token per second
+  ASSERT_EQ(Admit(Scope(key), 60).outcome, Outcome::kAdmitted);
+  Admission a = Admit(Scope(key), 5);
+  ASSERT_EQ(a.outcome, Outcome::kRefused);
+  EXPECT_EQ(a.retry_after_ms, 5'000);
+  EXPECT_EQ(a.remaining, 0);
+  EXPECT_EQ(a.requested, 5);
+  clock_.Advance(milliseconds(4'999));
+  a = Admit(Scope(key), 5);
+  ASSERT_EQ(a.outcome, Outcome::kRefused);
+  EXPECT_EQ(a.remaining, 4);
+  EXPECT_EQ(a.retry_after_ms, 1);
+  clock_.Advance(milliseconds(1));
+  a = Admit(Scope(key), 5);
+  ASSERT_EQ(a.outcome, Outcome::kAdmitted);
+  EXPECT_EQ(a.tokens.remaining, 0);
+  EXPECT_EQ(a.tokens.reset_ms, 60'000);
+}
+
+TEST_F(LimiterTest, SeveralRefusalsReportTheLongestWait) {
+  std::vector<LimitConfig> key = {Tokens(60, kMinute), Requests(1, kMinute)};
+  ASSERT_EQ(Admit(Scope(key), 60).outcome, Outcome::kAdmitted);
+  Admission a = Admit(Scope(key), 1);  // tokens: 1 s; requests: 60 s
+  ASSERT_EQ(a.outcome, Outcome::kRefused);
+  EXPECT_EQ(a.refused_kind, LimitKind::kRequests);
+  EXPECT_EQ(a.refused_limit, "key 'team-a' 1 requests per 1m");
+  EXPECT_EQ(a.retry_after_ms, 60'000);
+  EXPECT_EQ(a.requested, 1);
+
+  std::vector<LimitConfig> other = {Tokens(60, kMinute), Requests(10, kMinute)};
+  RequestScope scope = Scope(other, kNone, "llama2-7b", "team-b");
+  ASSERT_EQ(Admit(scope, 60).outcome, Outcome::kAdmitted);
+  for (int i = 0; i < 9; ++i) ASSERT_EQ(Admit(scope, 0).outcome, Outcome::kAdmitted);
+  a = Admit(scope, 30);  // tokens: 30 s; requests: 6 s
+  ASSERT_EQ(a.outcome, Outcome::kRefused);
+  EXPECT_EQ(a.refused_kind, LimitKind::kTokens);
+  EXPECT_EQ(a.retry_after_ms, 30'000);
+}
+
+TEST_F(LimiterTest, TooLargeChargesNothing) {
+  std::vector<LimitConfig> key = {Tokens(1000, kMinute), Requests(10, kMinute), Concurrent(1)};
+  std::vector<LimitConfig> tenant = {Tokens(500, kMinute)};
+  Admission a = Admit(Scope(key, tenant), 600);
+  ASSERT_EQ(a.outcome, Outcome::kTooLarge);
+  EXPECT_EQ(a.refused_kind, LimitKind::kTokens);
+  EXPECT_EQ(a.refused_limit, "tenant 'acme' 500 tokens per 1m");
+  EXPECT_EQ(a.remaining, 500);
+  EXPECT_EQ(a.requested, 600);
+  EXPECT_EQ(a.retry_after_ms, 0);
+  EXPECT_TRUE(a.reservation.Empty());
+  EXPECT_EQ(a.tokens.limit, 500);
+  EXPECT_EQ(a.tokens.remaining, 500);
+  EXPECT_EQ(a.tokens.reset_ms, 0);
+  EXPECT_EQ(a.requests.limit, 10);
+  EXPECT_EQ(a.requests.remaining, 10);
+  EXPECT_EQ(KeyLevels(key), (std::vector<int64_t>{1000, 10, 1}));
+  EXPECT_EQ(TenantLevel(tenant[0]), 500);
+  EXPECT_EQ(limiter_.Stats().too_large, 1u);
+  EXPECT_EQ(Admit(Scope(key, tenant), 500).outcome, Outcome::kAdmitted);
+}
+
+TEST_F(LimiterTest, DebtMakesLaterRequestsWaitThenRecovers) {
+  std::vector<LimitConfig> key = {Tokens(100, kMinute)};  // 0.6 s per token
+  Admission a = Admit(Scope(key), 10);
+  ASSERT_EQ(a.outcome, Outcome::kAdmitted);
+  Settle(a, 150);
+  EXPECT_EQ(KeyLevels(key), (std::vector<int64_t>{-50}));
+  Admission b = Admit(Scope(key), 0);  // even a zero reservation waits for the debt
+  ASSERT_EQ(b.outcome, Outcome::kRefused);
+  EXPECT_EQ(b.remaining, 0);
+  EXPECT_EQ(b.retry_after_ms, 30'000);
+  EXPECT_EQ(b.tokens.remaining, 0);
+  EXPECT_EQ(b.tokens.reset_ms, 90'000);
+  clock_.Advance(milliseconds(30'000));
+  EXPECT_EQ(Admit(Scope(key), 0).outcome, Outcome::kAdmitted);
+  Admission c = Admit(Scope(key), 1);
+  ASSERT_EQ(c.outcome, Outcome::kRefused);
+  EXPECT_EQ(c.retry_after_ms, 600);
+}
+
+TEST_F(LimiterTest, RefundsNeverLiftABudgetAboveCapacity) {
+  std::vector<LimitConfig> key = {Tokens(100, kMinute)};
+  Admission a = Admit(Scope(key), 50);
+  ASSERT_EQ(a.outcome, Outcome::kAdmitted);
+  clock_.Advance(milliseconds(15'000));  // refills 25
+  Settle(a, 0);
+  EXPECT_EQ(KeyLevels(key), (std::vector<int64_t>{100}));
+}
+
+TEST_F(LimiterTest, CalendarBudgetResetsAtMidnightUtc) {
+  clock_.Set(kMidnight - 500'000);  // 23:59:59.5 UTC
+  std::vector<LimitConfig> key = {Tokens(1000, kDay, true)};
+  Admission a = Admit(Scope(key), 1000);
+  ASSERT_EQ(a.outcome, Outcome::kAdmitted);
+  EXPECT_EQ(a.tokens.remaining, 0);
+  EXPECT_EQ(a.tokens.reset_ms, 500);
+  Admission b = Admit(Scope(key), 1);
+  ASSERT_EQ(b.outcome, Outcome::kRefused);
+  EXPECT_EQ(b.refused_limit, "key 'team-a' 1000 tokens per 1d (calendar)");
+  EXPECT_EQ(b.retry_after_ms, 500);
+  clock_.Advance(milliseconds(499));
+  EXPECT_EQ(Admit(Scope(key), 1).retry_after_ms, 1);
+  clock_.Advance(milliseconds(1));  // 00:00:00.000
+  Admission c = Admit(Scope(key), 1);
+  ASSERT_EQ(c.outcome, Outcome::kAdmitted);
+  EXPECT_EQ(c.tokens.remaining, 999);
+  EXPECT_EQ(c.tokens.reset_ms, 86'400'000);
+  // Yesterday's reservation settles after midnight: its refund does not inflate today's budget.
+  Settle(a, 100);
+  EXPECT_EQ(KeyLevels(key), (std::vector<int64_t>{999}));
+}
+
+TEST_F(LimiterTest, ConcurrencySlotsAreTakenReleasedAndExpire) {
+  std::vector<LimitConfig> key = {Tokens(1000, kMinute), Concurrent(2)};
+  Admission a = Admit(Scope(key), 10);
+  Admission b = Admit(Scope(key), 10);
+  ASSERT_EQ(a.outcome, Outcome::kAdmitted);
+  ASSERT_EQ(b.outcome, Outcome::kAdmitted);
+  Admission c = Admit(Scope(key), 10);
+  ASSERT_EQ(c.outcome, Outcome::kRefused);
+  EXPECT_EQ(c.refused_kind, LimitKind::kConcurrent);
+  EXPECT_EQ(c.refused_limit, "key 'team-a' 2 concurrent requests");
+  EXPECT_EQ(c.remaining, 0);
+  EXPECT_EQ(c.requested, 1);
+  EXPECT_EQ(c.retry_after_ms, 1'000);
+  EXPECT_EQ(KeyLevels(key), (std::vector<int64_t>{980, 0}));
+
+  Settle(a, 10);
+  EXPECT_EQ(KeyLevels(key), (std::vector<int64_t>{980, 1}));
+  Admission d = Admit(Scope(key), 10);
+  ASSERT_EQ(d.outcome, Outcome::kAdmitted);
+  EXPECT_EQ(Admit(Scope(key), 10).outcome, Outcome::kRefused);
+
+  // b and d are never settled (a crashed instance): their slots lapse after the lease TTL.
+  clock_.Advance(milliseconds(10 * 60 * 1000 - 1));
+  EXPECT_EQ(Admit(Scope(key), 10).outcome, Outcome::kRefused);
+  clock_.Advance(milliseconds(1));
+  EXPECT_EQ(Admit(Scope(key), 10).outcome, Outcome::kAdmitted);
+  LimiterStats stats = limiter_.Stats();
+  EXPECT_EQ(stats.refused_concurrency, 3u);
+}
+
+TEST_F(LimiterTest, OptionsSetLeaseTtlAndConcurrencyRetry) {
+  Limiter limiter(store_, clock_, {milliseconds(5'000), milliseconds(250)});
+  std::vector<LimitConfig> key = {Concurrent(1)};
+  RequestScope scope = Scope(key, kNone, "llama2-7b", "team-z");
+  ASSERT_EQ(RunAwaitable(limiter.Admit(scope, 1)).outcome, Outcome::kAdmitted);
+  Admission refused = RunAwaitable(limiter.Admit(scope, 1));
+  EXPECT_EQ(refused.retry_after_ms, 250);
+  clock_.Advance(milliseconds(5'000));
+  EXPECT_EQ(RunAwaitable(limiter.Admit(scope, 1)).outcome, Outcome::kAdmitted);
+}
+
+TEST_F(LimiterTest, ModelLimitIsNamedWhenItRefuses) {
+  std::vector<LimitConfig> key = {Tokens(100'000, kMinute),
+                                  Tokens(20'000, kMinute, false, "llama2-13b")};
+  ASSERT_EQ(Admit(Scope(key, kNone, "llama2-13b"), 20'000).outcome, Outcome::kAdmitted);
+  Admission a = Admit(Scope(key, kNone, "llama2-13b"), 1'000);
+  ASSERT_EQ(a.outcome, Outcome::kRefused);
+  EXPECT_EQ(a.refused_limit, "key 'team-a' model 'llama2-13b' 20000 tokens per 1m");
+  EXPECT_EQ(a.retry_after_ms, 3'000);
+  EXPECT_EQ(Admit(Scope(key, kNone, "llama2-7b"), 1'000).outcome, Outcome::kAdmitted);
+}
+
+TEST_F(LimiterTest, TenantRequestsCalendarLimitText) {
+  std::vector<LimitConfig> tenant = {Requests(1, kMinute, true)};
+  ASSERT_EQ(Admit(Scope(kNone, tenant), 5).outcome, Outcome::kAdmitted);
+  Admission a = Admit(Scope(kNone, tenant), 5);
+  ASSERT_EQ(a.outcome, Outcome::kRefused);
+  EXPECT_EQ(a.refused_limit, "tenant 'acme' 1 requests per 1m (calendar)");
+  EXPECT_EQ(a.retry_after_ms, 40'000);  // kT0 is 20 s past the minute
+}
+
+TEST_F(LimiterTest, TenantLimitsNeedATenant) {
+  std::vector<LimitConfig> tenant = {Tokens(1, kMinute)};
+  Admission a = Admit(Scope(kNone, tenant, "llama2-7b", "team-a", ""), 100);
+  EXPECT_EQ(a.outcome, Outcome::kAdmitted);
+  EXPECT_FALSE(a.tokens.present);
+}
+
+TEST_F(LimiterTest, ChangedCapacityKeepsTheBucketClamped) {
+  std::vector<LimitConfig> v1 = {Tokens(100, kMinute)};
+  ASSERT_EQ(Admit(Scope(v1), 30).outcome, Outcome::kAdmitted);
+  std::vector<LimitConfig> v2 = {Tokens(50, kMinute)};
+  Admission a = Admit(Scope(v2), 0);
+  EXPECT_EQ(a.tokens.limit, 50);
+  EXPECT_EQ(a.tokens.remaining, 50);
+  std::vector<LimitConfig> v3 = {Tokens(200, kMinute)};
+  a = Admit(Scope(v3), 0);
+  EXPECT_EQ(a.tokens.limit, 200);
+  EXPECT_EQ(a.tokens.remaining, 50);
+}
+
+TEST_F(LimiterTest, DuplicatedLimitsChargeOneBucketWithTheSmallerCapacity) {
+  std::vector<LimitConfig> key = {Tokens(100, kMinute), Tokens(80, kMinute)};
+  Admission a = Admit(Scope(key), 10);
+  ASSERT_EQ(a.outcome, Outcome::kAdmitted);
+  EXPECT_EQ(a.tokens.limit, 80);
+  EXPECT_EQ(a.tokens.remaining, 70);
+  EXPECT_EQ(store_.BucketCount(), 1u);
+}
+
+TEST_F(LimiterTest, ReadAndResetKeyLimits) {
+  std::vector<LimitConfig> key = {Tokens(100, kMinute), Requests(10, kMinute), Concurrent(3),
+                                  Tokens(1000, kDay, true, "llama2-13b")};
+  ASSERT_EQ(Admit(Scope(key, kNone, "llama2-13b"), 40).outcome, Outcome::kAdmitted);
+  LimitReadings r = RunAwaitable(limiter_.ReadKeyLimits("team-a", "acme", key));
+  ASSERT_TRUE(r.ok);
+  ASSERT_EQ(r.limits.size(), 4u);
+  EXPECT_EQ(r.limits[0].limit, key[0]);
+  EXPECT_EQ(r.limits[0].remaining, 60);
+  EXPECT_EQ(r.limits[0].reset_ms, 24'000);
+  EXPECT_EQ(r.limits[1].remaining, 9);
+  EXPECT_EQ(r.limits[2].in_use, 1);
+  EXPECT_EQ(r.limits[2].remaining, 2);
+  EXPECT_EQ(r.limits[3].remaining, 960);
+  EXPECT_EQ(r.limits[3].reset_ms, (kMidnight - kT0) / 1000);
+
+  EXPECT_TRUE(RunAwaitable(limiter_.ResetKey("team-a", "acme", key)));
+  EXPECT_EQ(KeyLevels(key), (std::vector<int64_t>{100, 10, 2, 1000}));
+}
+
+class FailingStore final : public Store {
+ public:
+  asio::awaitable<AdmitResult> Admit(const AdmitRequest&) override {
+    AdmitResult r;
+    r.status = StoreStatus::kError;
+    co_return r;
+  }
+  asio::awaitable<StoreStatus> Settle(const SettleRequest&) override {
+    co_return StoreStatus::kError;
+  }
+  asio::awaitable<ReadResult> Read(const BucketsRequest&) override {
+    ReadResult r;
+    r.status = StoreStatus::kError;
+    co_return r;
+  }
+  asio::awaitable<StoreStatus> Reset(const BucketsRequest&) override {
+    co_return StoreStatus::kError;
+  }
+};
+
+TEST(LimiterStoreErrorTest, FailuresAreOutcomesAndCounted) {
+  FakeClock clock(kT0);
+  FailingStore store;
+  Limiter limiter(store, clock);
+  std::vector<LimitConfig> key = {Tokens(100, kMinute)};
+  Admission a = RunAwaitable(limiter.Admit(Scope(key), 10));
+  EXPECT_EQ(a.outcome, Outcome::kStoreError);
+  EXPECT_TRUE(a.reservation.Empty());
+  EXPECT_FALSE(a.tokens.present);
+  Admission big = RunAwaitable(limiter.Admit(Scope(key), 1000));
+  EXPECT_EQ(big.outcome, Outcome::kTooLarge);  // known without the store
+  EXPECT_FALSE(big.tokens.present);
+  EXPECT_FALSE(RunAwaitable(limiter.ReadKeyLimits("team-a", "", key)).ok);
+  EXPECT_FALSE(RunAwaitable(limiter.ResetKey("team-a", "", key)));
+  LimiterStats s = limiter.Stats();
+  EXPECT_EQ(s.store_errors_admit, 1u);
+  EXPECT_EQ(s.store_errors_read, 3u);
+}
+
+TEST_F(LimiterTest, SettleErrorsAreCounted) {
+  FailingStore failing;
+  Limiter limiter(failing, clock_);
+  std::vector<LimitConfig> key = {Tokens(100, kMinute)};
+  Admission a = Admit(Scope(key), 10);  // reservation from the working limiter
+  RunAwaitable(limiter.Settle(a.reservation, 20));
+  EXPECT_EQ(limiter.Stats().store_errors_settle, 1u);
+}
+
+// Runs `body` on `threads` threads at once, each on its own io_context, like I/O threads.
+template <typename Body>
+void OnThreads(int threads, Body body) {
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&body, t] {
+      boost::asio::io_context io;
+      boost::asio::co_spawn(io, body(t), boost::asio::detached);
+      io.run();
+    });
+  }
+  for (std::thread& thread : pool) thread.join();
+}
+
+TEST_F(LimiterTest, ManyThreadsNeverOverAdmit) {
+  std::vector<LimitConfig> key = {Tokens(1000, kMinute), Requests(100'000, kMinute)};
+  std::atomic<int64_t> admitted{0}, refused{0};
+  OnThreads(8, [&](int) -> asio::awaitable<void> {
+    for (int i = 0; i < 10'000; ++i) {
+      Admission a = co_await limiter_.Admit(Scope(key), 1);
+      (a.outcome == Outcome::kAdmitted ? admitted : refused)++;
+    }
+  });
+  EXPECT_EQ(admitted.load(), 1000);
+  EXPECT_EQ(refused.load(), 79'000);
+  EXPECT_EQ(KeyLevels(key), (std::vector<int64_t>{0, 99'000}));
+  LimiterStats s = limiter_.Stats();
+  EXPECT_EQ(s.admitted, 1000u);
+  EXPECT_EQ(s.refused_tokens, 79'000u);
+}
+
+TEST_F(LimiterTest, ManyThreadsShareATenantBudgetExactly) {
+  std::vector<LimitConfig> key = {Tokens(600, kMinute)};
+  std::vector<LimitConfig> tenant = {Tokens(1000, kMinute)};
+  std::atomic<int64_t> admitted[2] = {0, 0};
+  OnThreads(8, [&](int t) -> asio::awaitable<void> {
+    const char* name = t % 2 == 0 ? "team-a" : "team-b";
+    for (int i = 0; i < 2'000; ++i) {
+      Admission a = co_await limiter_.Admit(Scope(key, tenant, "llama2-7b", name), 1);
+      if (a.outcome == Outcome::kAdmitted) admitted[t % 2]++;
+    }
+  });
+  EXPECT_EQ(admitted[0] + admitted[1], 1000);
+  EXPECT_LE(admitted[0].load(), 600);
+  EXPECT_LE(admitted[1].load(), 600);
+  EXPECT_EQ(TenantLevel(tenant[0]), 0);
+  EXPECT_EQ(KeyLevels(key)[0], 600 - admitted[0]);
+}
+
+TEST_F(LimiterTest, ManyThreadsNeverExceedConcurrencySlots) {
+  std::vector<LimitConfig> key = {Concurrent(3), Tokens(1'000'000'000, kMinute)};
+  std::atomic<int> in_flight{0}, peak{0};
+  std::atomic<int64_t> admitted{0};
+  OnThreads(8, [&](int) -> asio::awaitable<void> {
+    for (int i = 0; i < 5'000; ++i) {
+      Admission a = co_await limiter_.Admit(Scope(key), 10);
+      if (a.outcome != Outcome::kAdmitted) continue;
+      int now = ++in_flight;
+      int seen = peak.load();
+      while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+      }
+      --in_flight;
+      admitted++;
+      co_await limiter_.Settle(a.reservation, 7);
+    }
+  });
+  EXPECT_LE(peak.load(), 3);
+  EXPECT_GT(admitted.load(), 0);
+  EXPECT_EQ(KeyLevels(key), (std::vector<int64_t>{3, 1'000'000'000 - 7 * admitted.load()}));
+}
+
+TEST(DescribeLimitTest, Texts) {
+  EXPECT_EQ(FormatPeriod(milliseconds(60'000)), "1m");
+  EXPECT_EQ(FormatPeriod(milliseconds(86'400'000)), "1d");
+  EXPECT_EQ(FormatPeriod(milliseconds(7'200'000)), "2h");
+  EXPECT_EQ(FormatPeriod(milliseconds(90'000)), "90s");
+  EXPECT_EQ(FormatPeriod(milliseconds(250)), "250ms");
+  EXPECT_EQ(DescribeLimit(ScopeKind::kKey, "team-a", Tokens(20000, kMinute, false, "llama2-13b")),
+            "key 'team-a' model 'llama2-13b' 20000 tokens per 1m");
+  EXPECT_EQ(DescribeLimit(ScopeKind::kTenant, "acme", Requests(600, kMinute, true)),
+            "tenant 'acme' 600 requests per 1m (calendar)");
+  EXPECT_EQ(DescribeLimit(ScopeKind::kKey, "team-a", Concurrent(16)),
+            "key 'team-a' 16 concurrent requests");
+}
+
+TEST(BucketRefTest, IdsAreDistinctAndEscaped) {
+  BucketRef a{ScopeKind::kKey, "team-a", "", LimitKind::kTokens, 60'000'000, false};
+  BucketRef b = a;
+  b.scope = ScopeKind::kTenant;
+  BucketRef c = a;
+  c.model = "llama2-13b";
+  BucketRef d{ScopeKind::kKey, "x|{y}%", "", LimitKind::kRequests, 1'000'000, true};
+  EXPECT_EQ(a.Id(), "k:team-a|tokens|60000000|r|");
+  EXPECT_EQ(b.Id(), "t:team-a|tokens|60000000|r|");
+  EXPECT_EQ(c.Id(), "k:team-a|tokens|60000000|r|llama2-13b");
+  EXPECT_EQ(d.Id(), "k:x%7C%7By%7D%25|requests|1000000|c|");
+  EXPECT_NE(a.Hash(), b.Hash());
+  EXPECT_NE(a.Hash(), c.Hash());
+}
+
+}  // namespace
+}  // namespace trl

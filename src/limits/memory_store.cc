@@ -1,0 +1,435 @@
+#include "limits/memory_store.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <system_error>
+#include <utility>
+
+namespace trl {
+
+struct MemoryStore::OwnedRef {
+  ScopeKind scope = ScopeKind::kKey;
+  std::string scope_name;
+  std::string model;
+  LimitKind kind = LimitKind::kTokens;
+  int64_t period_micros = 0;
+  bool calendar = false;
+
+  BucketRef View() const { return {scope, scope_name, model, kind, period_micros, calendar}; }
+};
+
+// Transparent, so lookups take a BucketRef of string_views and copy nothing.
+struct MemoryStore::RefHash {
+  using is_transparent = void;
+  size_t operator()(const BucketRef& ref) const { return ref.Hash(); }
+  size_t operator()(const OwnedRef& ref) const { return ref.View().Hash(); }
+};
+
+struct MemoryStore::RefEq {
+  using is_transparent = void;
+  static BucketRef ViewOf(const BucketRef& ref) { return ref; }
+  static BucketRef ViewOf(const OwnedRef& ref) { return ref.View(); }
+  template <typename A, typename B>
+  bool operator()(const A& a, const B& b) const {
+    return ViewOf(a) == ViewOf(b);
+  }
+};
+
+// Own cache line each, so threads working on different owners do not share one.
+struct alignas(64) MemoryStore::Shard {
+  std::mutex mu;
+  std::unordered_map<OwnedRef, Bucket, RefHash, RefEq> buckets;
+};
+
+// Locks the distinct shards of a batch in ascending index order (a global order, so two batches
+// can never wait for each other in a cycle) and unlocks them on destruction.
+class MemoryStore::ShardLocks {
+ public:
+  template <typename Items, typename RefOf>
+  ShardLocks(std::array<Shard, kShards>& shards, const Items& items, RefOf ref_of)
+      : shards_(shards) {
+    for (const auto& item : items) {
+      size_t index = ShardIndex(ref_of(item));
+      if (std::find(indices_.begin(), indices_.end(), index) == indices_.end()) {
+        indices_.push_back(index);
+      }
+    }
+    std::sort(indices_.begin(), indices_.end());
+    for (size_t index : indices_) shards_[index].mu.lock();
+  }
+  ~ShardLocks() {
+    for (auto it = indices_.rbegin(); it != indices_.rend(); ++it) shards_[*it].mu.unlock();
+  }
+  ShardLocks(const ShardLocks&) = delete;
+  ShardLocks& operator=(const ShardLocks&) = delete;
+
+ private:
+  std::array<Shard, kShards>& shards_;
+  boost::container::small_vector<size_t, 4> indices_;
+};
+
+namespace {
+
+bool IsLevelKind(LimitKind kind) { return kind != LimitKind::kConcurrent; }
+
+const char* KindText(LimitKind kind) {
+  return kind == LimitKind::kTokens ? "tokens" : kind == LimitKind::kRequests ? "requests"
+                                                                                : "concurrent";
+}
+
+std::optional<LimitKind> KindFromText(std::string_view text) {
+  if (text == "tokens") return LimitKind::kTokens;
+  if (text == "requests") return LimitKind::kRequests;
+  return std::nullopt;
+}
+
+constexpr const char* kSchema =
+    "CREATE TABLE IF NOT EXISTS buckets("
+    " scope INTEGER NOT NULL,"        // 0 key, 1 tenant
+    " scope_name TEXT NOT NULL,"
+    " model TEXT NOT NULL,"           // '' = every model
+    " kind TEXT NOT NULL,"            // tokens | requests
+    " period_us INTEGER NOT NULL,"
+    " calendar INTEGER NOT NULL,"
+    " capacity INTEGER NOT NULL,"
+    " level INTEGER NOT NULL,"
+    " frac INTEGER NOT NULL,"
+    " stamp_us INTEGER NOT NULL,"     // rolling: last refill; calendar: window start
+    " PRIMARY KEY(scope, scope_name, model, kind, period_us, calendar)) WITHOUT ROWID;";
+
+bool Exec(sqlite3* db, const char* sql, std::string* error) {
+  char* message = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &message) != SQLITE_OK) {
+    if (error) *error = std::string("limits.db: ") + (message ? message : sqlite3_errmsg(db));
+    sqlite3_free(message);
+    return false;
+  }
+  return true;
+}
+
+void SetError(sqlite3* db, const char* what, std::string* error) {
+  if (error) *error = std::string("limits.db: ") + what + ": " + sqlite3_errmsg(db);
+}
+
+std::string_view ColumnText(sqlite3_stmt* stmt, int column) {
+  const unsigned char* text = sqlite3_column_text(stmt, column);
+  return text ? std::string_view(reinterpret_cast<const char*>(text),
+                                 static_cast<size_t>(sqlite3_column_bytes(stmt, column)))
+              : std::string_view();
+}
+
+}  // namespace
+
+MemoryStore::MemoryStore() : shards_(std::make_unique<std::array<Shard, kShards>>()) {}
+
+MemoryStore::~MemoryStore() {
+  if (db_) sqlite3_close(db_);
+}
+
+std::unique_ptr<MemoryStore> MemoryStore::Open(const std::string& data_dir, std::string* error) {
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  if (ec) {
+    if (error) *error = "data_dir '" + data_dir + "': " + ec.message();
+    return nullptr;
+  }
+  auto store = std::make_unique<MemoryStore>();
+  std::string path = (std::filesystem::path(data_dir) / "limits.db").string();
+  if (sqlite3_open_v2(path.c_str(), &store->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                      nullptr) != SQLITE_OK) {
+    if (error) {
+      *error = path + ": " + (store->db_ ? sqlite3_errmsg(store->db_) : "cannot open");
+    }
+    return nullptr;
+  }
+  sqlite3_busy_timeout(store->db_, 5000);
+  if (!Exec(store->db_, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", error) ||
+      !Exec(store->db_, kSchema, error) || !store->Load(error)) {
+    return nullptr;
+  }
+  return store;
+}
+
+bool MemoryStore::Load(std::string* error) {
+  sqlite3_stmt* stmt = nullptr;
+  const char* sql =
+      "SELECT scope, scope_name, model, kind, period_us, calendar, capacity, level, frac, "
+      "stamp_us FROM buckets";
+  if (sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr) != SQLITE_OK) {
+    SetError(db_, "load", error);
+    return false;
+  }
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    std::optional<LimitKind> kind = KindFromText(ColumnText(stmt, 3));
+    int64_t period = sqlite3_column_int64(stmt, 4);
+    if (!kind || period <= 0) continue;  // not written by this version: ignore
+    OwnedRef ref;
+    ref.scope = sqlite3_column_int(stmt, 0) == 1 ? ScopeKind::kTenant : ScopeKind::kKey;
+    ref.scope_name = std::string(ColumnText(stmt, 1));
+    ref.model = std::string(ColumnText(stmt, 2));
+    ref.kind = *kind;
+    ref.period_micros = period;
+    ref.calendar = sqlite3_column_int(stmt, 5) != 0;
+    Bucket bucket;
+    bucket.capacity = sqlite3_column_int64(stmt, 6);
+    bucket.level.level = sqlite3_column_int64(stmt, 7);
+    bucket.level.frac = sqlite3_column_int64(stmt, 8);
+    bucket.level.stamp = sqlite3_column_int64(stmt, 9);
+    if (bucket.level.frac < 0 || bucket.level.frac >= period) bucket.level.frac = 0;
+    Shard& shard = (*shards_)[ShardIndex(ref.View())];
+    shard.buckets.insert_or_assign(std::move(ref), std::move(bucket));
+  }
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_DONE) {
+    SetError(db_, "load", error);
+    return false;
+  }
+  return true;
+}
+
+size_t MemoryStore::ShardIndex(const BucketRef& ref) {
+  // By owner only: all of a key's buckets share one shard, so a request locks at most two.
+  size_t h = std::hash<std::string_view>{}(ref.scope_name);
+  h ^= (ref.scope == ScopeKind::kTenant) ? 0x9E3779B97F4A7C15ULL : 0;
+  h ^= h >> 29;
+  return h % kShards;
+}
+
+MemoryStore::Bucket* MemoryStore::Find(Shard& shard, const BucketRef& ref) {
+  auto it = shard.buckets.find(ref);
+  return it == shard.buckets.end() ? nullptr : &it->second;
+}
+
+MemoryStore::Bucket& MemoryStore::FindOrCreate(Shard& shard, const BucketSpec& spec,
+                                               int64_t now_micros) {
+  auto it = shard.buckets.find(spec.ref);
+  if (it != shard.buckets.end()) return it->second;
+  const BucketRef& ref = spec.ref;
+  Bucket bucket;
+  bucket.capacity = spec.capacity;
+  if (IsLevelKind(ref.kind)) bucket.level = FullLevel(spec.Params(), now_micros);
+  OwnedRef owned{ref.scope, std::string(ref.scope_name), std::string(ref.model),
+                 ref.kind, ref.period_micros, ref.calendar};
+  return shard.buckets.emplace(std::move(owned), std::move(bucket)).first->second;
+}
+
+asio::awaitable<AdmitResult> MemoryStore::Admit(const AdmitRequest& request) {
+  co_return AdmitNow(request);
+}
+
+asio::awaitable<StoreStatus> MemoryStore::Settle(const SettleRequest& request) {
+  co_return SettleNow(request);
+}
+
+asio::awaitable<ReadResult> MemoryStore::Read(const BucketsRequest& request) {
+  co_return ReadNow(request);
+}
+
+asio::awaitable<StoreStatus> MemoryStore::Reset(const BucketsRequest& request) {
+  co_return ResetNow(request);
+}
+
+AdmitResult MemoryStore::AdmitNow(const AdmitRequest& request) {
+  const int64_t now = request.now_micros;
+  const size_t n = request.charges.size();
+  AdmitResult result;
+  result.now_micros = now;
+  result.states.resize(n);
+  boost::container::small_vector<Bucket*, 8> buckets(n, nullptr);
+
+  ShardLocks locks(*shards_, request.charges, [](const Charge& c) { return c.bucket.ref; });
+  bool all_fit = true;
+  bool takes_lease = false;
+  for (size_t i = 0; i < n; ++i) {
+    const Charge& charge = request.charges[i];
+    Bucket& bucket = FindOrCreate((*shards_)[ShardIndex(charge.bucket.ref)], charge.bucket, now);
+    buckets[i] = &bucket;
+    BucketState& state = result.states[i];
+    if (bucket.capacity != charge.bucket.capacity) {
+      bucket.capacity = charge.bucket.capacity;
+      bucket.dirty = true;
+    }
+    if (charge.bucket.ref.kind == LimitKind::kConcurrent) {
+      takes_lease = true;
+      if (static_cast<int64_t>(bucket.leases.size()) >= bucket.capacity) {
+        // Only a full bucket needs to know which leases have lapsed.
+        std::erase_if(bucket.leases, [now](const Lease& l) { return l.expires_micros <= now; });
+      }
+      state.in_use = static_cast<int64_t>(bucket.leases.size());
+      state.fits = state.in_use < bucket.capacity;
+    } else {
+      Refresh(charge.bucket.Params(), now, bucket.level);
+      state.level = bucket.level;
+      state.fits = bucket.level.level >= charge.amount;
+    }
+    all_fit = all_fit && state.fits;
+  }
+  if (!all_fit) return result;
+
+  result.admitted = true;
+  if (takes_lease) result.lease = next_lease_.fetch_add(1, std::memory_order_relaxed);
+  for (size_t i = 0; i < n; ++i) {
+    const Charge& charge = request.charges[i];
+    Bucket& bucket = *buckets[i];
+    BucketState& state = result.states[i];
+    if (charge.bucket.ref.kind == LimitKind::kConcurrent) {
+      bucket.leases.push_back({result.lease, now + request.lease_ttl_micros});
+      state.in_use = static_cast<int64_t>(bucket.leases.size());
+    } else {
+      Spend(charge.bucket.Params(), charge.amount, bucket.level);
+      bucket.dirty = true;
+      state.level = bucket.level;
+    }
+  }
+  return result;
+}
+
+StoreStatus MemoryStore::SettleNow(const SettleRequest& request) {
+  const int64_t now = request.now_micros;
+  ShardLocks locks(*shards_, request.settlements,
+                   [](const Settlement& s) { return s.bucket.ref; });
+  for (const Settlement& s : request.settlements) {
+    Bucket* bucket = Find((*shards_)[ShardIndex(s.bucket.ref)], s.bucket.ref);
+    if (!bucket) continue;
+    switch (s.bucket.ref.kind) {
+      case LimitKind::kConcurrent: {
+        auto it = std::find_if(bucket->leases.begin(), bucket->leases.end(),
+                               [&](const Lease& l) { return l.id == s.lease; });
+        if (it != bucket->leases.end()) {
+          *it = bucket->leases.back();
+          bucket->leases.pop_back();
+        }
+        break;
+      }
+      case LimitKind::kTokens: {
+        if (s.delta == 0) break;
+        BucketParams params = s.bucket.Params();
+        bucket->capacity = params.capacity;
+        Refresh(params, now, bucket->level);
+        if (params.calendar && s.delta < 0 && bucket->level.stamp != s.admitted_stamp) break;
+        Spend(params, s.delta, bucket->level);
+        bucket->dirty = true;
+        break;
+      }
+      case LimitKind::kRequests:
+        break;
+    }
+  }
+  return StoreStatus::kOk;
+}
+
+ReadResult MemoryStore::ReadNow(const BucketsRequest& request) {
+  const int64_t now = request.now_micros;
+  ReadResult result;
+  result.now_micros = now;
+  result.states.resize(request.buckets.size());
+  ShardLocks locks(*shards_, request.buckets, [](const BucketSpec& s) { return s.ref; });
+  for (size_t i = 0; i < request.buckets.size(); ++i) {
+    const BucketSpec& spec = request.buckets[i];
+    BucketState& state = result.states[i];
+    state.fits = true;
+    const Bucket* bucket = Find((*shards_)[ShardIndex(spec.ref)], spec.ref);
+    if (spec.ref.kind == LimitKind::kConcurrent) {
+      if (bucket) {
+        state.in_use = std::count_if(bucket->leases.begin(), bucket->leases.end(),
+                                     [now](const Lease& l) { return l.expires_micros > now; });
+      }
+    } else if (bucket) {
+      state.level = bucket->level;
+      Refresh(spec.Params(), now, state.level);
+    } else {
+      state.level = FullLevel(spec.Params(), now);
+    }
+  }
+  return result;
+}
+
+StoreStatus MemoryStore::ResetNow(const BucketsRequest& request) {
+  const int64_t now = request.now_micros;
+  ShardLocks locks(*shards_, request.buckets, [](const BucketSpec& s) { return s.ref; });
+  for (const BucketSpec& spec : request.buckets) {
+    if (!IsLevelKind(spec.ref.kind)) continue;
+    Bucket* bucket = Find((*shards_)[ShardIndex(spec.ref)], spec.ref);
+    if (!bucket) continue;  // never charged: already full
+    bucket->capacity = spec.capacity;
+    bucket->level = FullLevel(spec.Params(), now);
+    bucket->dirty = true;
+  }
+  return StoreStatus::kOk;
+}
+
+size_t MemoryStore::BucketCount() const {
+  size_t count = 0;
+  for (Shard& shard : *shards_) {
+    std::lock_guard lock(shard.mu);
+    count += shard.buckets.size();
+  }
+  return count;
+}
+
+bool MemoryStore::Flush(std::string* error) {
+  std::lock_guard flush_lock(flush_mu_);
+  if (!db_) return true;
+
+  struct Row {
+    const OwnedRef* ref;  // map keys are immutable and never erased: safe to read unlocked
+    int64_t capacity;
+    BucketLevel level;
+  };
+  std::vector<Row> rows;
+  const bool all = flush_all_.exchange(false);
+  for (Shard& shard : *shards_) {
+    std::lock_guard lock(shard.mu);
+    for (auto& [ref, bucket] : shard.buckets) {
+      if (!IsLevelKind(ref.kind) || !(bucket.dirty || all)) continue;
+      rows.push_back({&ref, bucket.capacity, bucket.level});
+      bucket.dirty = false;
+    }
+  }
+  if (rows.empty()) return true;
+
+  bool ok = Exec(db_, "BEGIN", error);
+  sqlite3_stmt* stmt = nullptr;
+  if (ok && sqlite3_prepare_v2(db_,
+                               "INSERT OR REPLACE INTO buckets(scope, scope_name, model, kind, "
+                               "period_us, calendar, capacity, level, frac, stamp_us) "
+                               "VALUES(?,?,?,?,?,?,?,?,?,?)",
+                               -1, &stmt, nullptr) != SQLITE_OK) {
+    SetError(db_, "prepare", error);
+    ok = false;
+  }
+  for (size_t i = 0; ok && i < rows.size(); ++i) {
+    const Row& row = rows[i];
+    sqlite3_bind_int(stmt, 1, row.ref->scope == ScopeKind::kTenant ? 1 : 0);
+    sqlite3_bind_text(stmt, 2, row.ref->scope_name.data(),
+                      static_cast<int>(row.ref->scope_name.size()), SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, row.ref->model.data(), static_cast<int>(row.ref->model.size()),
+                      SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 4, KindText(row.ref->kind), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 5, row.ref->period_micros);
+    sqlite3_bind_int(stmt, 6, row.ref->calendar ? 1 : 0);
+    sqlite3_bind_int64(stmt, 7, row.capacity);
+    sqlite3_bind_int64(stmt, 8, row.level.level);
+    sqlite3_bind_int64(stmt, 9, row.level.frac);
+    sqlite3_bind_int64(stmt, 10, row.level.stamp);
+    if (sqlite3_step(stmt) != SQLITE_DONE) {
+      SetError(db_, "write", error);
+      ok = false;
+    }
+    sqlite3_reset(stmt);
+  }
+  sqlite3_finalize(stmt);
+  if (ok) ok = Exec(db_, "COMMIT", error);
+  if (!ok) {
+    Exec(db_, "ROLLBACK", nullptr);
+    flush_all_ = true;  // the dirty marks were cleared: rewrite everything next time
+  }
+  return ok;
+}
+
+}  // namespace trl

@@ -1,0 +1,100 @@
+// The embedded store: every budget in this process's memory, optionally saved to SQLite so that
+// budgets (daily ones above all) survive a restart: a restart is not a way around a quota.
+//
+// Buckets are spread over kShards shards by owner (key or tenant), each with its own mutex and
+// hash map. An operation locks the shards of the owners it touches (at most two: the key's and
+// the tenant's) in index order, so batches are all-or-nothing and never deadlock. Under the locks
+// it only does hash lookups and arithmetic: no I/O, no allocation once a bucket exists (creating a
+// bucket copies its names once; a concurrency bucket's lease list grows to its peak once).
+// The awaitable operations complete synchronously (they never suspend).
+//
+// Persistence: Open(data_dir) loads <data_dir>/limits.db (SQLite, WAL) at construction; Flush()
+// writes every bucket changed since the last flush (level, fraction, refill time or window).
+// Concurrency leases are not saved: the requests that held them ended with the process.
+// Buckets are never removed while the store lives (an untouched budget is just a full one); an
+// installation with very many short-lived keys grows by one small entry per key and limit.
+//
+// Thread-safety: all operations, including Flush, are thread-safe.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "limits/store.h"
+
+struct sqlite3;
+
+namespace trl {
+
+class MemoryStore final : public Store {
+ public:
+  static constexpr size_t kShards = 32;
+
+  // Memory only: nothing is saved or loaded.
+  MemoryStore();
+  // Creates data_dir if needed, opens (or creates) <data_dir>/limits.db and loads every saved
+  // bucket. Returns null and sets *error on failure (the caller should refuse to start: starting
+  // with empty budgets would hand out a fresh quota). Blocking: call at startup.
+  static std::unique_ptr<MemoryStore> Open(const std::string& data_dir, std::string* error);
+  ~MemoryStore() override;
+
+  MemoryStore(const MemoryStore&) = delete;
+  MemoryStore& operator=(const MemoryStore&) = delete;
+
+  asio::awaitable<AdmitResult> Admit(const AdmitRequest& request) override;
+  asio::awaitable<StoreStatus> Settle(const SettleRequest& request) override;
+  asio::awaitable<ReadResult> Read(const BucketsRequest& request) override;
+  asio::awaitable<StoreStatus> Reset(const BucketsRequest& request) override;
+
+  // The same operations, synchronously (the awaitables call these).
+  AdmitResult AdmitNow(const AdmitRequest& request);
+  StoreStatus SettleNow(const SettleRequest& request);
+  ReadResult ReadNow(const BucketsRequest& request);
+  StoreStatus ResetNow(const BucketsRequest& request);
+
+  // Saves every bucket changed since the last successful flush (after a failed one: every
+  // bucket) in one transaction. Returns false and sets *error on failure; a memory-only store
+  // returns true. Blocking (disk I/O): call from a background thread, never an I/O thread, and
+  // at shutdown after the last request is settled. Holds each shard's lock only to copy levels.
+  bool Flush(std::string* error = nullptr);
+
+  // Number of buckets held (tests, metrics).
+  size_t BucketCount() const;
+
+ private:
+  struct OwnedRef;
+  struct RefHash;
+  struct RefEq;
+  struct Lease {
+    uint64_t id = 0;
+    int64_t expires_micros = 0;
+  };
+  struct Bucket {
+    int64_t capacity = 0;
+    BucketLevel level;          // kTokens/kRequests
+    std::vector<Lease> leases;  // kConcurrent
+    bool dirty = false;         // changed since the last flush
+  };
+  struct Shard;
+  class ShardLocks;
+
+  static size_t ShardIndex(const BucketRef& ref);
+  Bucket* Find(Shard& shard, const BucketRef& ref);
+  Bucket& FindOrCreate(Shard& shard, const BucketSpec& spec, int64_t now_micros);
+  bool Load(std::string* error);
+
+  std::unique_ptr<std::array<Shard, kShards>> shards_;
+  std::atomic<uint64_t> next_lease_{1};
+
+  std::mutex flush_mu_;             // serializes Flush (the connection is not shared)
+  sqlite3* db_ = nullptr;           // guarded by flush_mu_ after Open
+  std::atomic<bool> flush_all_{false};
+};
+
+}  // namespace trl

@@ -1,0 +1,268 @@
+#include "limits/memory_store.h"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "fakes/run_awaitable.h"
+
+namespace trl {
+namespace {
+
+constexpr int64_t kSecond = 1'000'000;
+constexpr int64_t kMinute = 60 * kSecond;
+constexpr int64_t kDay = 86'400 * kSecond;
+constexpr int64_t kT0 = 1'700'000'000 * kSecond;
+constexpr int64_t kTtl = 600 * kSecond;
+
+BucketSpec Tokens(std::string_view key, int64_t capacity, int64_t period = kMinute,
+                  bool calendar = false, std::string_view model = "") {
+  return {{ScopeKind::kKey, key, model, LimitKind::kTokens, period, calendar}, capacity};
+}
+BucketSpec Requests(std::string_view key, int64_t capacity, int64_t period = kMinute) {
+  return {{ScopeKind::kKey, key, "", LimitKind::kRequests, period, false}, capacity};
+}
+BucketSpec Concurrent(std::string_view key, int64_t capacity) {
+  return {{ScopeKind::kKey, key, "", LimitKind::kConcurrent, 0, false}, capacity};
+}
+
+AdmitResult Admit(MemoryStore& store, const std::vector<Charge>& charges, int64_t now) {
+  return store.AdmitNow({"k", charges, "req", now, kTtl});
+}
+
+BucketStates Read(MemoryStore& store, const std::vector<BucketSpec>& specs, int64_t now) {
+  ReadResult r = store.ReadNow({"k", specs, now});
+  EXPECT_EQ(r.status, StoreStatus::kOk);
+  return r.states;
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    path_ = std::filesystem::temp_directory_path() /
+            ("trl_limits_test_" + std::to_string(::getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string path() const { return path_.string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+TEST(MemoryStoreTest, AdmitsAllOrNothing) {
+  MemoryStore store;
+  std::vector<Charge> charges = {{Tokens("a", 100), 30}, {Requests("a", 2), 1}};
+  AdmitResult r = Admit(store, charges, kT0);
+  ASSERT_TRUE(r.admitted);
+  EXPECT_EQ(r.states[0].level.level, 70);
+  EXPECT_EQ(r.states[1].level.level, 1);
+
+  std::vector<Charge> too_many = {{Tokens("a", 100), 80}, {Requests("a", 2), 1}};
+  r = Admit(store, too_many, kT0);
+  EXPECT_FALSE(r.admitted);
+  EXPECT_FALSE(r.states[0].fits);
+  EXPECT_TRUE(r.states[1].fits);
+  EXPECT_EQ(r.states[0].level.level, 70);  // current, uncharged
+  BucketStates now = Read(store, {Tokens("a", 100), Requests("a", 2)}, kT0);
+  EXPECT_EQ(now[0].level.level, 70);
+  EXPECT_EQ(now[1].level.level, 1);  // the requests budget that fitted was not charged
+}
+
+TEST(MemoryStoreTest, OwnersModelsAndPeriodsAreSeparateBuckets) {
+  MemoryStore store;
+  Admit(store, {{Tokens("a", 100), 10}}, kT0);
+  Admit(store, {{Tokens("a", 100, kMinute, false, "m1"), 20}}, kT0);
+  Admit(store, {{Tokens("a", 100, kDay, true), 30}}, kT0);
+  Admit(store, {{Tokens("b", 100), 40}}, kT0);
+  BucketSpec tenant = Tokens("a", 100);
+  tenant.ref.scope = ScopeKind::kTenant;
+  Admit(store, {{tenant, 50}}, kT0);
+  BucketStates s = Read(store,
+                        {Tokens("a", 100), Tokens("a", 100, kMinute, false, "m1"),
+                         Tokens("a", 100, kDay, true), Tokens("b", 100), tenant},
+                        kT0);
+  EXPECT_EQ(s[0].level.level, 90);
+  EXPECT_EQ(s[1].level.level, 80);
+  EXPECT_EQ(s[2].level.level, 70);
+  EXPECT_EQ(s[3].level.level, 60);
+  EXPECT_EQ(s[4].level.level, 50);
+  EXPECT_EQ(store.BucketCount(), 5u);
+}
+
+TEST(MemoryStoreTest, UnknownBucketsReadFull) {
+  MemoryStore store;
+  BucketStates s = Read(store, {Tokens("x", 5), Concurrent("x", 3)}, kT0);
+  EXPECT_EQ(s[0].level.level, 5);
+  EXPECT_EQ(s[1].in_use, 0);
+  EXPECT_EQ(store.BucketCount(), 0u);
+}
+
+TEST(MemoryStoreTest, ZeroChargeIsRefusedWhileInDebt) {
+  MemoryStore store;
+  ASSERT_TRUE(Admit(store, {{Tokens("a", 100), 10}}, kT0).admitted);
+  std::vector<Settlement> s = {{Tokens("a", 100), 140, 0, 0}};  // cost 150 for a reservation of 10
+  store.SettleNow({"k", s, kT0});
+  AdmitResult r = Admit(store, {{Tokens("a", 100), 0}}, kT0);
+  EXPECT_FALSE(r.admitted);
+  EXPECT_EQ(r.states[0].level.level, -50);
+}
+
+TEST(MemoryStoreTest, SettleRefundsNeverAboveCapacity) {
+  MemoryStore store;
+  ASSERT_TRUE(Admit(store, {{Tokens("a", 100), 50}}, kT0).admitted);
+  std::vector<Settlement> s = {{Tokens("a", 100), -20, 0, 0}};
+  store.SettleNow({"k", s, kT0});
+  EXPECT_EQ(Read(store, {Tokens("a", 100)}, kT0)[0].level.level, 70);
+  std::vector<Settlement> big = {{Tokens("a", 100), -500, 0, 0}};
+  store.SettleNow({"k", big, kT0});
+  EXPECT_EQ(Read(store, {Tokens("a", 100)}, kT0)[0].level.level, 100);
+}
+
+TEST(MemoryStoreTest, CalendarRefundForAnEndedWindowIsDropped) {
+  MemoryStore store;
+  const int64_t midnight = 19'676 * kDay;
+  BucketSpec daily = Tokens("a", 1000, kDay, true);
+  AdmitResult r = Admit(store, {{daily, 600}}, midnight - kSecond);
+  ASSERT_TRUE(r.admitted);
+  int64_t window = r.states[0].level.stamp;
+  EXPECT_EQ(window, midnight - kDay);
+  ASSERT_TRUE(Admit(store, {{daily, 300}}, midnight + kSecond).admitted);  // new window: 700
+  std::vector<Settlement> refund = {{daily, -500, window, 0}};
+  store.SettleNow({"k", refund, midnight + 2 * kSecond});
+  EXPECT_EQ(Read(store, {daily}, midnight + 2 * kSecond)[0].level.level, 700);
+  std::vector<Settlement> extra = {{daily, 100, window, 0}};  // charges the current window
+  store.SettleNow({"k", extra, midnight + 2 * kSecond});
+  EXPECT_EQ(Read(store, {daily}, midnight + 2 * kSecond)[0].level.level, 600);
+}
+
+TEST(MemoryStoreTest, ConcurrencyLeasesAreTakenReleasedAndExpire) {
+  MemoryStore store;
+  std::vector<Charge> c = {{Concurrent("a", 2), 1}};
+  AdmitResult first = Admit(store, c, kT0);
+  AdmitResult second = Admit(store, c, kT0);
+  ASSERT_TRUE(first.admitted);
+  ASSERT_TRUE(second.admitted);
+  EXPECT_NE(first.lease, second.lease);
+  EXPECT_EQ(second.states[0].in_use, 2);
+  AdmitResult third = Admit(store, c, kT0);
+  EXPECT_FALSE(third.admitted);
+  EXPECT_EQ(third.lease, 0u);
+  EXPECT_EQ(third.states[0].in_use, 2);
+
+  std::vector<Settlement> release = {{Concurrent("a", 2), 0, 0, first.lease}};
+  store.SettleNow({"k", release, kT0});
+  EXPECT_EQ(Read(store, {Concurrent("a", 2)}, kT0)[0].in_use, 1);
+  store.SettleNow({"k", release, kT0});  // releasing twice changes nothing
+  EXPECT_EQ(Read(store, {Concurrent("a", 2)}, kT0)[0].in_use, 1);
+
+  ASSERT_TRUE(Admit(store, c, kT0 + kSecond).admitted);  // expires at kT0 + 1 s + ttl
+  EXPECT_FALSE(Admit(store, c, kT0 + kTtl - 1).admitted);
+  // `second` (taken at kT0) lapses at kT0 + ttl: its slot comes back without a settlement.
+  EXPECT_EQ(Read(store, {Concurrent("a", 2)}, kT0 + kTtl)[0].in_use, 1);
+  EXPECT_TRUE(Admit(store, c, kT0 + kTtl).admitted);
+}
+
+TEST(MemoryStoreTest, ResetRefillsButKeepsLeases) {
+  MemoryStore store;
+  std::vector<Charge> c = {{Tokens("a", 100), 60}, {Concurrent("a", 1), 1}};
+  ASSERT_TRUE(Admit(store, c, kT0).admitted);
+  std::vector<BucketSpec> specs = {Tokens("a", 100), Concurrent("a", 1)};
+  EXPECT_EQ(store.ResetNow({"k", specs, kT0}), StoreStatus::kOk);
+  BucketStates s = Read(store, specs, kT0);
+  EXPECT_EQ(s[0].level.level, 100);
+  EXPECT_EQ(s[1].in_use, 1);
+}
+
+TEST(MemoryStoreTest, AwaitableOperationsMatchTheSynchronousOnes) {
+  MemoryStore store;
+  std::vector<Charge> c = {{Tokens("a", 100), 25}};
+  AdmitResult r = RunAwaitable(store.Admit({"k", c, "req", kT0, kTtl}));
+  EXPECT_TRUE(r.admitted);
+  std::vector<Settlement> s = {{Tokens("a", 100), -5, 0, 0}};
+  EXPECT_EQ(RunAwaitable(store.Settle({"k", s, kT0})), StoreStatus::kOk);
+  std::vector<BucketSpec> specs = {Tokens("a", 100)};
+  EXPECT_EQ(RunAwaitable(store.Read({"k", specs, kT0})).states[0].level.level, 80);
+  EXPECT_EQ(RunAwaitable(store.Reset({"k", specs, kT0})), StoreStatus::kOk);
+  EXPECT_EQ(RunAwaitable(store.Read({"k", specs, kT0})).states[0].level.level, 100);
+}
+
+TEST(MemoryStoreTest, MemoryOnlyFlushSucceeds) {
+  MemoryStore store;
+  EXPECT_TRUE(store.Flush());
+}
+
+TEST(MemoryStoreTest, LevelsSurviveARestart) {
+  TempDir dir;
+  const int64_t t = 19'676 * kDay + 10 * 3600 * kSecond + 123'456;  // 10:00 UTC
+  BucketSpec daily = Tokens("team-a", 2'000'000, kDay, true);
+  BucketSpec rolling = Tokens("team-a", 100, kMinute, false, "llama2-13b");
+  BucketSpec tenant{{ScopeKind::kTenant, "acme", "", LimitKind::kRequests, kMinute, false}, 600};
+  std::vector<BucketSpec> specs = {daily, rolling, tenant, Concurrent("team-a", 4)};
+  BucketStates before;
+  {
+    std::string error;
+    std::unique_ptr<MemoryStore> store = MemoryStore::Open(dir.path(), &error);
+    ASSERT_TRUE(store) << error;
+    std::vector<Charge> c = {{daily, 1'500'000}, {rolling, 37}, {tenant, 1}, {specs[3], 1}};
+    ASSERT_TRUE(store->AdmitNow({"acme", c, "r1", t, kTtl}).admitted);
+    // 12.345678 s later the rolling bucket has refilled a fraction of a token: that must survive.
+    std::vector<Settlement> s = {{rolling, 3, 0, 0}};
+    store->SettleNow({"acme", s, t + 12'345'678});
+    before = store->ReadNow({"acme", specs, t + 20 * kSecond}).states;
+    ASSERT_TRUE(store->Flush(&error)) << error;
+    EXPECT_TRUE(store->Flush(&error)) << error;  // nothing changed: nothing to write
+  }
+  EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(dir.path()) / "limits.db"));
+  std::string error;
+  std::unique_ptr<MemoryStore> reopened = MemoryStore::Open(dir.path(), &error);
+  ASSERT_TRUE(reopened) << error;
+  EXPECT_EQ(reopened->BucketCount(), 3u);  // leases are not saved
+  BucketStates after = reopened->ReadNow({"acme", specs, t + 20 * kSecond}).states;
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(after[i].level, before[i].level) << i;
+  EXPECT_EQ(after[0].level.level, 500'000);
+  EXPECT_EQ(after[3].in_use, 0);
+  // The daily budget is still spent after the restart, and starts afresh at midnight.
+  EXPECT_EQ(reopened->ReadNow({"acme", specs, 19'677 * kDay}).states[0].level.level, 2'000'000);
+}
+
+TEST(MemoryStoreTest, LaterFlushesWriteOnlyWhatChanged) {
+  TempDir dir;
+  std::string error;
+  BucketSpec a = Tokens("a", 100);
+  BucketSpec b = Tokens("b", 100);
+  {
+    std::unique_ptr<MemoryStore> store = MemoryStore::Open(dir.path(), &error);
+    ASSERT_TRUE(store) << error;
+    ASSERT_TRUE(Admit(*store, {{a, 10}}, kT0).admitted);
+    ASSERT_TRUE(store->Flush(&error));
+    ASSERT_TRUE(Admit(*store, {{b, 20}}, kT0).admitted);
+    ASSERT_TRUE(Admit(*store, {{a, 5}}, kT0).admitted);
+    ASSERT_TRUE(store->Flush(&error));
+    ASSERT_TRUE(Admit(*store, {{a, 1}}, kT0).admitted);  // not flushed: lost, as after a crash
+  }
+  std::unique_ptr<MemoryStore> reopened = MemoryStore::Open(dir.path(), &error);
+  ASSERT_TRUE(reopened) << error;
+  BucketStates s = Read(*reopened, {a, b}, kT0);
+  EXPECT_EQ(s[0].level.level, 85);
+  EXPECT_EQ(s[1].level.level, 80);
+}
+
+TEST(MemoryStoreTest, OpenFailsOnAnUnusableDirectory) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.path());
+  std::string file = dir.path() + "/not_a_dir";
+  { std::FILE* f = std::fopen(file.c_str(), "w"); std::fclose(f); }
+  std::string error;
+  EXPECT_EQ(MemoryStore::Open(file, &error), nullptr);
+  EXPECT_FALSE(error.empty());
+}
+
+}  // namespace
+}  // namespace trl

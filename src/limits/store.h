@@ -1,0 +1,155 @@
+// Where budgets live: the Store interface the Limiter talks to, with two implementations planned
+// (MemoryStore, embedded; RedisStore, shared by many instances).
+//
+// The interface is shaped for a Redis implementation in which ONE Lua script call admits a
+// request against all of its budgets and one call settles it: every operation takes a whole
+// batch, and each call carries a `shard_key` under which a clustered store keeps all the buckets
+// of the call together (a Redis Cluster hash tag). The Limiter passes the tenant's name when the
+// key has a tenant, else the key's name, so every bucket a request touches is in one slot; the
+// same shard_key must therefore be used by every call that touches a bucket (a key that changes
+// tenant starts with fresh budgets in Redis). MemoryStore ignores it.
+//
+// All operations are asio::awaitable and never throw: failures come back as StoreStatus::kError.
+// Spans and string_views in a request must stay valid until the returned awaitable completes.
+// Times are microseconds since the Unix epoch, taken by the caller from its Clock (`now_micros`);
+// an implementation may substitute its own notion of now (Redis: the server's TIME) and reports
+// the time it used in the result.
+//
+// Thread-safety: implementations are thread-safe; any number of coroutines on any number of
+// threads may call any operation concurrently.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/container/small_vector.hpp>
+
+#include "config/config.h"
+#include "limits/bucket.h"
+
+namespace trl {
+
+namespace asio = boost::asio;
+
+enum class ScopeKind : uint8_t { kKey, kTenant };
+
+// The identity of one budget: whose it is (key or tenant), which model it is restricted to, and
+// which limit of that owner. Two owners never share a bucket; a limit whose capacity changes
+// keeps its bucket (the level is clamped to the new capacity), one whose period, calendar flag
+// or model changes gets a new one.
+struct BucketRef {
+  ScopeKind scope = ScopeKind::kKey;
+  std::string_view scope_name;  // the key's or the tenant's name
+  std::string_view model;       // "" = every model
+  LimitKind kind = LimitKind::kTokens;
+  int64_t period_micros = 0;    // 0 for kConcurrent
+  bool calendar = false;
+
+  bool operator==(const BucketRef&) const = default;
+
+  // Stable, unambiguous text for stores that need a name ("k:team-a|tokens|60000000|r|" ...).
+  // '%', '|', '{' and '}' in names are percent-encoded, so the text never contains a Redis hash
+  // tag of its own. Allocates: not for MemoryStore's hot path.
+  std::string Id() const;
+  // A hash of every field, for in-memory maps.
+  uint64_t Hash() const;
+};
+
+// A budget and its current capacity (N tokens, requests or concurrent slots).
+struct BucketSpec {
+  BucketRef ref;
+  int64_t capacity = 0;
+
+  BucketParams Params() const { return {ref.kind, capacity, ref.period_micros, ref.calendar}; }
+};
+
+// One budget a request is charged against: `amount` tokens (kTokens), 1 (kRequests) or one slot
+// (kConcurrent, where amount is 1).
+struct Charge {
+  BucketSpec bucket;
+  int64_t amount = 0;
+};
+
+enum class StoreStatus : uint8_t { kOk, kError };
+
+// Admit: all charges or none. A kTokens/kRequests charge fits when the bucket, refreshed to now,
+// holds at least `amount` (so a bucket in debt refuses even a zero charge); a kConcurrent charge
+// fits when fewer than `capacity` unexpired leases are held. If every charge fits, every one is
+// applied (levels decrease, one lease is taken in every kConcurrent bucket, expiring at
+// now + lease_ttl_micros) atomically with respect to every other operation; otherwise nothing
+// changes. Several charges must not name the same bucket.
+struct AdmitRequest {
+  std::string_view shard_key;
+  std::span<const Charge> charges;
+  std::string_view request_id;  // diagnostics only (a store may keep it with the lease)
+  int64_t now_micros = 0;
+  int64_t lease_ttl_micros = 0;
+};
+
+struct BucketState {
+  bool fits = false;   // Admit: this bucket alone could take its charge (Read: true)
+  BucketLevel level;   // kTokens/kRequests: after the charge when admitted, else as it is now
+  int64_t in_use = 0;  // kConcurrent: unexpired leases held (after taking ours when admitted)
+};
+
+// One state per charge or spec, in the same order; no allocation for up to 8.
+using BucketStates = boost::container::small_vector<BucketState, 8>;
+
+struct AdmitResult {
+  StoreStatus status = StoreStatus::kOk;
+  bool admitted = false;
+  int64_t now_micros = 0;  // the time the store judged by
+  uint64_t lease = 0;      // admitted with kConcurrent charges: the lease to release; else 0
+  BucketStates states;
+};
+
+// What Settle does to one bucket:
+//  kTokens: refreshes it, then charges `delta` (actual - reserved; negative refunds, never above
+//    capacity; positive may put it in debt). Calendar buckets: a refund for a window that has
+//    already ended (`admitted_stamp` != the current window start) is dropped, since that window's
+//    budget is gone and the new one started full; an extra charge applies to the current window.
+//  kConcurrent: releases `lease` (nothing if it already expired).
+//  kRequests: nothing (the Limiter does not send them).
+// A bucket the store does not know is skipped.
+struct Settlement {
+  BucketSpec bucket;
+  int64_t delta = 0;
+  int64_t admitted_stamp = 0;
+  uint64_t lease = 0;
+};
+
+struct SettleRequest {
+  std::string_view shard_key;
+  std::span<const Settlement> settlements;
+  int64_t now_micros = 0;
+};
+
+// Read: each bucket as it is now, refreshed (a bucket the store has never seen reads full), with
+// expired leases not counted; nothing is changed. Reset: each kTokens/kRequests bucket becomes
+// full (concurrency leases are in-flight requests and are kept).
+struct BucketsRequest {
+  std::string_view shard_key;
+  std::span<const BucketSpec> buckets;
+  int64_t now_micros = 0;
+};
+
+struct ReadResult {
+  StoreStatus status = StoreStatus::kOk;
+  int64_t now_micros = 0;
+  BucketStates states;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  virtual asio::awaitable<AdmitResult> Admit(const AdmitRequest& request) = 0;
+  virtual asio::awaitable<StoreStatus> Settle(const SettleRequest& request) = 0;
+  virtual asio::awaitable<ReadResult> Read(const BucketsRequest& request) = 0;
+  virtual asio::awaitable<StoreStatus> Reset(const BucketsRequest& request) = 0;
+};
+
+}  // namespace trl
