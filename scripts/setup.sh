@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs what building and testing token-rate-limiter needs on Debian bookworm, and only what
+# is missing: safe to run again and again (the second run changes nothing and takes a second).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake ninja-build ccache g++ pkg-config
+  libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+  libhiredis-dev libsimdjson-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libsqlite3-dev libssl-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  redis-server redis-tools curl ca-certificates
+)
+# Node 20 is what the machines ship; Debian's nodejs/npm only when there is no node at all.
+if ! command -v node >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+elif ! command -v npm >/dev/null 2>&1; then
+  packages+=(npm)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ]]; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo=()
+  if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "setup: system packages already installed"
+fi
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if ((node_major < 20)); then
+  echo "setup: Node.js >= 20 is needed for the black-box tests (found $(node --version))" >&2
+  exit 1
+fi
+
+# The black-box tests' npm dependencies (the official openai client), pinned by the lock file.
+bb=tests/blackbox
+if [[ ! -d $bb/node_modules/openai ]] || [[ $bb/package-lock.json -nt $bb/node_modules/.package-lock.json ]]; then
+  echo "setup: npm ci in $bb"
+  (cd "$bb" && npm ci --no-audit --no-fund --loglevel=error)
+else
+  echo "setup: $bb/node_modules up to date"
+fi

@@ -1,0 +1,107 @@
+// The admin listener: health, readiness, Prometheus metrics, and config reload (admin API and
+// SIGHUP) that swaps the config atomically and keeps the old one when the new one is bad.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import {
+  ADMIN_TOKEN, chatBody, cleanup, completeConfig, errorOf, mockText, pollUntil, startGateway,
+  startMock, toYaml,
+} from './lib/harness.mjs';
+
+const KEY = 'sk-admin-team-a';
+
+after(cleanup);
+
+describe('admin', () => {
+  let mock;
+  let gw;
+  const config = (aliases = []) => ({
+    models: [{ name: 'm', aliases, backends: [mock.url] }],
+    api_keys: [{ name: 'team-a', key: KEY }],
+  });
+  const ask = (model) => gw.post('chat/completions', chatBody(model, 'ping', { max_tokens: 2 }),
+                                 { key: KEY });
+
+  before(async () => {
+    // mock-llm answers to the aliases too, whichever name the gateway forwards.
+    mock = await startMock({ name: 'mock-admin', models: ['m', 'new-alias', 'hup-alias'] });
+    gw = await startGateway(config());
+  });
+
+  test('/healthz and /readyz answer 200 without a token', async () => {
+    for (const route of ['/healthz', '/readyz']) {
+      const r = await fetch(`${gw.adminUrl}${route}`);
+      await r.arrayBuffer();
+      assert.equal(r.status, 200, route);
+    }
+  });
+
+  test('/metrics counts trl_requests_total exactly', async () => {
+    const N = 5;
+    for (let i = 0; i < N; i++) {
+      const r = await ask('m');
+      assert.equal(r.status, 200);
+    }
+    const labels = { model: 'm', key: 'team-a', status: '200' };
+    assert.equal(await gw.waitMetric('trl_requests_total', labels, N), N);
+
+    const raw = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    assert.match(raw, /^# TYPE trl_requests_total counter$/m);
+    assert.match(raw, /^# TYPE trl_request_duration_seconds histogram$/m);
+    const samples = await gw.metrics();
+    const count = samples.filter((s) => s.name === 'trl_request_duration_seconds_count' &&
+                                        s.labels.model === 'm');
+    assert.equal(count.reduce((a, s) => a + s.value, 0), N);
+    // Still exactly N: nothing counted twice.
+    assert.equal(await gw.metric('trl_requests_total', labels), N);
+  });
+
+  test('POST /admin/v1/reload needs the admin token', async () => {
+    const none = await gw.reload(null);
+    assert.equal(none.status, 401);
+    errorOf(none.json);
+    const wrong = await gw.reload('not-the-token');
+    assert.equal(wrong.status, 401);
+    const right = await gw.reload(ADMIN_TOKEN);
+    assert.equal(right.status, 200, right.text);
+    assert.equal((await ask('m')).status, 200);
+  });
+
+  test('a bad config on reload is refused and the old config stays', async () => {
+    const bad = completeConfig(config(['new-alias']), gw.dir);
+    bad.models[0].bogus_field = 1;
+    gw.writeConfig(toYaml(bad));
+    const r = await gw.reload();
+    assert.ok(r.status >= 400, `bad reload answered ${r.status}`);
+    assert.match(r.text, /models\[0\]\.bogus_field/);
+    // The old config still serves; the half-new one did not leak in.
+    const ok = await ask('m');
+    assert.equal(ok.status, 200);
+    assert.equal(ok.json.choices[0].message.content, mockText(2));
+    assert.equal((await ask('new-alias')).status, 404);
+    const ready = await fetch(`${gw.adminUrl}/readyz`);
+    await ready.arrayBuffer();
+    assert.equal(ready.status, 200);
+  });
+
+  test('a good reload takes effect (a new alias)', async () => {
+    assert.equal((await ask('new-alias')).status, 404);
+    gw.writeConfig(config(['new-alias']));
+    const r = await gw.reload();
+    assert.equal(r.status, 200, r.text);
+    const via = await ask('new-alias');
+    assert.equal(via.status, 200, via.text);
+    assert.equal(via.json.choices[0].message.content, mockText(2));
+    assert.equal((await ask('m')).status, 200);
+  });
+
+  test('SIGHUP reloads the config file', async () => {
+    assert.equal((await ask('hup-alias')).status, 404);
+    gw.writeConfig(config(['new-alias', 'hup-alias']));
+    gw.proc.signal('SIGHUP');
+    const ok = await pollUntil(async () => (await ask('hup-alias')).status === 200,
+                               { tries: 100, intervalMs: 20 });
+    assert.ok(ok, 'hup-alias still unknown 2 s after SIGHUP');
+    assert.equal(gw.proc.exitInfo, null, 'SIGHUP must not stop the gateway');
+  });
+});

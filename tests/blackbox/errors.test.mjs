@@ -1,0 +1,206 @@
+// Failures, as a client sees them: every backend fault and every kind of bad input gets the
+// status and OpenAI-shaped body of DESIGN.md §3, and the gateway goes on serving.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import OpenAI from 'openai';
+
+import {
+  chatBody, cleanup, errorOf, mockText, rawHttp, readSse, startGateway, startMock,
+} from './lib/harness.mjs';
+
+const KEY = 'sk-errors-full';
+const LIMITED_KEY = 'sk-errors-limited';
+const MAX_BODY = 65536;
+const MAX_HEADER = 8192;
+
+after(cleanup);
+
+describe('errors', () => {
+  let mock;
+  let gw;
+
+  before(async () => {
+    mock = await startMock({ name: 'mock-errors', models: ['m', 'other'] });
+    gw = await startGateway({
+      server: { max_body_bytes: MAX_BODY, max_header_bytes: MAX_HEADER },
+      models: [
+        { name: 'm', backends: [mock.url], timeout: '1s' },
+        { name: 'other', backends: [mock.url], timeout: '1s' },
+      ],
+      api_keys: [
+        { name: 'full', key: KEY },
+        { name: 'limited', key: LIMITED_KEY, models: ['m'] },
+      ],
+    });
+  });
+
+  // After every failure: a good request on the same gateway still succeeds.
+  async function stillServes() {
+    const r = await gw.post('chat/completions', chatBody('m', 'are you still there', { max_tokens: 3 }),
+                            { key: KEY });
+    assert.equal(r.status, 200, `good request after a failure: ${r.text}`);
+    assert.equal(r.json.choices[0].message.content, mockText(3));
+  }
+
+  const fault = (name, extra = {}) => gw.post(
+      'chat/completions', chatBody('m', 'hello there world', { max_tokens: 4, ...extra }),
+      { key: KEY, headers: { 'x-mock-fault': name } });
+
+  describe('backend faults', () => {
+    test('http500 -> 502 backend_error', async () => {
+      const r = await fault('http500');
+      assert.equal(r.status, 502);
+      errorOf(r.json, { type: 'api_error', code: 'backend_error' });
+      assert.ok(r.headers.get('x-request-id'));
+      await stillServes();
+    });
+
+    test('reset before any response -> 502 backend_error', async () => {
+      const r = await fault('reset');
+      assert.equal(r.status, 502);
+      errorOf(r.json, { type: 'api_error', code: 'backend_error' });
+      await stillServes();
+    });
+
+    test('hang -> 504 backend_timeout after the model timeout (1s)', async () => {
+      const t0 = performance.now();
+      const r = await fault('hang');
+      const elapsed = performance.now() - t0;
+      assert.equal(r.status, 504);
+      errorOf(r.json, { type: 'api_error', code: 'backend_timeout' });
+      assert.ok(elapsed >= 900 && elapsed < 5000, `answered after ${elapsed.toFixed(0)} ms`);
+      await stillServes();
+    });
+
+    test('truncate-stream -> the stream ends with an error event', async () => {
+      const r = await fetch(`${gw.baseURL}/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}`,
+                   'x-mock-fault': 'truncate-stream' },
+        body: JSON.stringify(chatBody('m', 'hello there world', { max_tokens: 10, stream: true })),
+      });
+      assert.equal(r.status, 200);
+      assert.match(r.headers.get('content-type'), /^text\/event-stream/);
+      const events = await readSse(r);
+      const errAt = events.findIndex((e) => e !== '[DONE]' && e.error);
+      assert.ok(errAt >= 0, `no error event in ${JSON.stringify(events)}`);
+      errorOf(events[errAt], { code: 'backend_error' });
+      // Only [DONE] may follow the error event; nothing before it claims a finished answer.
+      assert.ok(events.slice(errAt + 1).every((e) => e === '[DONE]'), JSON.stringify(events));
+      const before = events.slice(0, errAt);
+      assert.ok(!before.includes('[DONE]'));
+      assert.ok(before.every((e) => !e.choices?.some((c) => c.finish_reason)));
+      const text = before.map((e) => e.choices?.[0]?.delta?.content ?? '').join('');
+      assert.ok(mockText(10).startsWith(text) && text.length < mockText(10).length,
+                `relayed part: ${JSON.stringify(text)}`);
+
+      // The SDK turns that event into an error too.
+      const client = gw.client(KEY);
+      const stream = await client.chat.completions.create(
+          chatBody('m', 'hello there world', { max_tokens: 10, stream: true }),
+          { headers: { 'x-mock-fault': 'truncate-stream' } });
+      await assert.rejects(async () => { for await (const _ of stream) { /* drain */ } },
+                           (err) => err instanceof OpenAI.APIError);
+      await stillServes();
+    });
+
+    test('no-usage -> 200 with the normal content, plain and streamed', async () => {
+      const r = await fault('no-usage', { max_tokens: 6 });
+      assert.equal(r.status, 200);
+      assert.equal(r.json.choices[0].message.content, mockText(6));
+
+      const s = await fetch(`${gw.baseURL}/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}`,
+                   'x-mock-fault': 'no-usage' },
+        body: JSON.stringify(chatBody('m', 'hello there world', { max_tokens: 6, stream: true })),
+      });
+      assert.equal(s.status, 200);
+      const events = await readSse(s);
+      assert.equal(events.at(-1), '[DONE]');
+      const text = events.slice(0, -1).map((e) => e.choices?.[0]?.delta?.content ?? '').join('');
+      assert.equal(text, mockText(6));
+      await stillServes();
+    });
+  });
+
+  describe('bad input', () => {
+    const cases = [
+      { name: 'body is not JSON', body: '{"model": "m", "messages": [', status: 400,
+        type: 'invalid_request_error', code: 'invalid_request' },
+      { name: 'model missing', body: { messages: [{ role: 'user', content: 'hi' }] }, status: 400,
+        type: 'invalid_request_error', code: 'invalid_request', param: 'model' },
+      { name: 'model not a string', body: { model: 42, messages: [{ role: 'user', content: 'hi' }] },
+        status: 400, type: 'invalid_request_error', code: 'invalid_request', param: 'model' },
+      { name: 'negative max_tokens', body: chatBody('m', 'hi', { max_tokens: -5 }), status: 400,
+        type: 'invalid_request_error', code: 'invalid_request', param: 'max_tokens' },
+      { name: 'max_tokens of the wrong type', body: chatBody('m', 'hi', { max_tokens: 'ten' }),
+        status: 400, type: 'invalid_request_error', code: 'invalid_request', param: 'max_tokens' },
+      { name: 'unknown model', body: chatBody('no-such-model'), status: 404,
+        type: 'invalid_request_error', code: 'model_not_found' },
+      { name: 'missing key', body: chatBody('m'), key: null, status: 401,
+        type: 'invalid_request_error', code: 'invalid_api_key' },
+      { name: 'wrong key', body: chatBody('m'), key: 'sk-not-a-key', status: 401,
+        type: 'invalid_request_error', code: 'invalid_api_key' },
+      { name: 'model not allowed for the key', body: chatBody('other'), key: LIMITED_KEY,
+        status: 403, type: 'permission_error', code: 'model_not_allowed' },
+    ];
+    for (const c of cases) {
+      test(`${c.name} -> ${c.status} ${c.code}`, async () => {
+        const r = await gw.post('chat/completions', c.body, { key: c.key === undefined ? KEY : c.key });
+        assert.equal(r.status, c.status, r.text);
+        errorOf(r.json, { type: c.type, code: c.code, param: c.param });
+        assert.ok(r.headers.get('x-request-id'));
+        await stillServes();
+      });
+    }
+
+    test('missing and wrong keys get the same answer', async () => {
+      const missing = await gw.post('chat/completions', chatBody('m'), { key: null });
+      const wrong = await gw.post('chat/completions', chatBody('m'), { key: 'sk-nope' });
+      assert.deepEqual(wrong.json, missing.json);
+    });
+
+    test('the same checks hold on completions and embeddings', async () => {
+      const c = await gw.post('completions', { prompt: 'hi' }, { key: KEY });
+      assert.equal(c.status, 400);
+      errorOf(c.json, { code: 'invalid_request', param: 'model' });
+      const e = await gw.post('embeddings', { model: 'no-such-model', input: 'hi' }, { key: KEY });
+      assert.equal(e.status, 404);
+      errorOf(e.json, { code: 'model_not_found' });
+      const ok = await gw.post('embeddings', { model: 'm', input: 'one two' }, { key: KEY });
+      assert.equal(ok.status, 200);
+    });
+
+    test(`body over max_body_bytes -> 413 before the body is sent`, async () => {
+      // Only the headers go out: a gateway that waited for the body would never answer.
+      const head = 'POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n' +
+          `Authorization: Bearer ${KEY}\r\nContent-Type: application/json\r\n` +
+          `Content-Length: ${MAX_BODY + 1}\r\n\r\n`;
+      const r = await rawHttp(gw.port, head, { timeoutMs: 5000 });
+      assert.equal(r.status, 413);
+      errorOf(r.json, { type: 'invalid_request_error', code: 'request_too_large' });
+      await stillServes();
+    });
+
+    test('headers over max_header_bytes -> 431', async () => {
+      const head = 'POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n' +
+          `Authorization: Bearer ${KEY}\r\nX-Padding: ${'a'.repeat(MAX_HEADER + 100)}\r\n` +
+          'Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}';
+      const r = await rawHttp(gw.port, head, { timeoutMs: 5000 });
+      assert.equal(r.status, 431);
+      errorOf(r.json);
+      await stillServes();
+    });
+
+    test('a body just under the limit is accepted', async () => {
+      const filler = 'y '.repeat((MAX_BODY - 200) / 2);
+      const body = JSON.stringify(chatBody('m', filler, { max_tokens: 2 }));
+      assert.ok(Buffer.byteLength(body) < MAX_BODY);
+      const r = await gw.post('chat/completions', body, { key: KEY });
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json.choices[0].message.content, mockText(2));
+    });
+  });
+});

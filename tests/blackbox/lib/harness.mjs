@@ -1,0 +1,580 @@
+// Black-box harness: starts the real binaries (mock-llm, token-rate-limiter) on loopback with
+// port 0, learns their ports from the "listening on HOST:PORT" lines they print, and stops
+// everything it started. No sleeps are used to synchronise: every wait is on a line, a process
+// exit, a response, or a bounded poll of an observable value.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+import OpenAI from 'openai';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const REPO_ROOT = path.resolve(HERE, '../../..');
+
+// Bounded waits. Sanitizer builds start slower; the numbers are ceilings, not delays.
+export const START_TIMEOUT_MS = Number(process.env.TRL_BB_START_TIMEOUT_MS ?? 20000);
+export const ADMIN_TOKEN = 'bb-admin-token';
+
+// ---------------------------------------------------------------------------------------------
+// Binaries
+// ---------------------------------------------------------------------------------------------
+
+// Newest build of `rel` under build/*/ (release first on ties), for runs outside ctest.
+function newestBuilt(rel) {
+  const buildDir = path.join(REPO_ROOT, 'build');
+  if (!existsSync(buildDir)) return null;
+  const preferred = ['release', 'debug', 'asan', 'tsan'];
+  const dirs = readdirSync(buildDir).sort(
+    (a, b) => (preferred.indexOf(a) + 1 || 99) - (preferred.indexOf(b) + 1 || 99));
+  let best = null;
+  for (const d of dirs) {
+    const p = path.join(buildDir, d, rel);
+    if (!existsSync(p)) continue;
+    const mtime = statSync(p).mtimeMs;
+    if (!best || mtime > best.mtime) best = { p, mtime };
+  }
+  return best?.p ?? null;
+}
+
+export function gatewayBin() {
+  if (process.env.TRL_BIN_DIR) return path.join(process.env.TRL_BIN_DIR, 'token-rate-limiter');
+  return newestBuilt('src/app/token-rate-limiter') ??
+      path.join(REPO_ROOT, 'build/release/src/app/token-rate-limiter');
+}
+
+export function mockBin() {
+  return process.env.MOCK_LLM_BIN ?? newestBuilt('src/mock/mock-llm') ??
+      path.join(REPO_ROOT, 'build/release/src/mock/mock-llm');
+}
+
+function requireBin(p, target) {
+  if (!existsSync(p)) {
+    throw new Error(`binary not found: ${p} (build the CMake target '${target}', ` +
+                    `e.g. scripts/build.sh, or set TRL_BIN_DIR / MOCK_LLM_BIN)`);
+  }
+  return p;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+// ---------------------------------------------------------------------------------------------
+
+const live = new Set();  // every Proc not yet exited
+const tempDirs = new Set();
+
+// Safety net: a test file that crashes must not leave servers behind.
+process.on('exit', () => {
+  for (const p of live) {
+    try { p.child.kill('SIGKILL'); } catch { /* already gone */ }
+  }
+});
+
+const TAIL_LINES = 200;
+
+export class Proc {
+  constructor(name, bin, args, { env = {}, cwd } = {}) {
+    this.name = name;
+    this.bin = bin;
+    this.args = args;
+    this.stdout = [];  // last TAIL_LINES lines
+    this.stderr = [];
+    this.waiters = [];
+    this.exitInfo = null;
+    this.child = spawn(bin, args, {
+      cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    live.add(this);
+    this.exited = new Promise((resolve) => {
+      const done = (info) => {
+        if (this.exitInfo) return;
+        this.exitInfo = info;
+        live.delete(this);
+        for (const w of this.waiters.splice(0)) {
+          clearTimeout(w.timer);
+          w.reject(new Error(`${this.name} exited (${describeExit(info)}) before printing ` +
+                             `${w.re}\n${this.diagnostics()}`));
+        }
+        resolve(info);
+      };
+      this.child.on('error', (err) => done({ code: null, signal: null, error: err }));
+      this.child.on('exit', (code, signal) => {
+        // Let the pipes drain so diagnostics hold the last lines.
+        setImmediate(() => done({ code, signal }));
+      });
+    });
+    readline.createInterface({ input: this.child.stdout }).on('line', (line) => {
+      push(this.stdout, line);
+      for (const w of [...this.waiters]) {
+        const m = w.re.exec(line);
+        if (m) {
+          this.waiters.splice(this.waiters.indexOf(w), 1);
+          clearTimeout(w.timer);
+          w.resolve(m);
+        }
+      }
+    });
+    readline.createInterface({ input: this.child.stderr }).on('line', (line) => {
+      push(this.stderr, line);
+    });
+  }
+
+  get pid() { return this.child.pid; }
+
+  // Resolves with the match of the first stdout line matching `re` (already printed or not);
+  // rejects if the process exits first or nothing matches within `timeoutMs`.
+  waitForLine(re, timeoutMs = START_TIMEOUT_MS) {
+    for (const line of this.stdout) {
+      const m = re.exec(line);
+      if (m) return Promise.resolve(m);
+    }
+    if (this.exitInfo) {
+      return Promise.reject(new Error(`${this.name} already exited (${describeExit(this.exitInfo)})` +
+                                      `\n${this.diagnostics()}`));
+    }
+    return new Promise((resolve, reject) => {
+      const w = { re, resolve, reject };
+      w.timer = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(w), 1);
+        reject(new Error(`${this.name} did not print ${re} within ${timeoutMs} ms` +
+                         `\n${this.diagnostics()}`));
+      }, timeoutMs);
+      this.waiters.push(w);
+    });
+  }
+
+  signal(sig) {
+    if (!this.exitInfo) this.child.kill(sig);
+  }
+
+  // Waits for the exit, at most `timeoutMs`; rejects (leaving the process running) on timeout.
+  async waitExit(timeoutMs) {
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(
+          `${this.name} did not exit within ${timeoutMs} ms\n${this.diagnostics()}`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // SIGTERM, then SIGKILL if it has not exited within `graceMs`. Never throws.
+  async stop(graceMs = 5000) {
+    if (this.exitInfo) return this.exitInfo;
+    this.signal('SIGTERM');
+    try {
+      return await this.waitExit(graceMs);
+    } catch {
+      this.signal('SIGKILL');
+      return this.exited;
+    }
+  }
+
+  diagnostics() {
+    return `--- ${this.name} (${this.bin} ${this.args.join(' ')}) stdout tail ---\n` +
+        `${this.stdout.slice(-40).join('\n')}\n--- ${this.name} stderr tail ---\n` +
+        `${this.stderr.slice(-80).join('\n')}`;
+  }
+}
+
+function push(buf, line) {
+  buf.push(line);
+  if (buf.length > TAIL_LINES) buf.shift();
+}
+
+function describeExit(info) {
+  if (info.error) return `spawn error: ${info.error.message}`;
+  return info.signal ? `signal ${info.signal}` : `code ${info.code}`;
+}
+
+function hostPort(m) {
+  let host = m[1];
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  const port = Number(m[2]);
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  return { host, port, base: `http://${urlHost}:${port}` };
+}
+
+// Stops every process this harness started and removes its temp dirs. Call from `after`.
+export async function cleanup() {
+  await Promise.all([...live].map((p) => p.stop(3000)));
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+  tempDirs.clear();
+}
+
+export function tempDir(prefix = 'trl-bb-') {
+  const d = mkdtempSync(path.join(tmpdir(), prefix));
+  tempDirs.add(d);
+  return d;
+}
+
+// ---------------------------------------------------------------------------------------------
+// mock-llm
+// ---------------------------------------------------------------------------------------------
+
+export class Mock {
+  constructor(proc, hp, options) {
+    this.proc = proc;
+    this.host = hp.host;
+    this.port = hp.port;
+    this.url = hp.base;  // what a gateway config lists as a backend
+    this.options = options;
+  }
+
+  async stats() {
+    const r = await fetch(`${this.url}/mock/stats`);
+    if (r.status !== 200) throw new Error(`mock stats: HTTP ${r.status}`);
+    return r.json();
+  }
+
+  async resetStats() {
+    const r = await fetch(`${this.url}/mock/reset-stats`, { method: 'POST' });
+    await r.arrayBuffer();
+    if (r.status !== 200 && r.status !== 204) throw new Error(`mock reset-stats: HTTP ${r.status}`);
+  }
+
+  // An OpenAI client talking to this mock directly (the reference answers).
+  client(opts = {}) {
+    return new OpenAI({ baseURL: `${this.url}/v1`, apiKey: 'direct', maxRetries: 0, ...opts });
+  }
+
+  kill(sig = 'SIGKILL') { this.proc.signal(sig); return this.proc.exited; }
+  stop() { return this.proc.stop(); }
+}
+
+// Options: models (array), maxOutput, ttft ('0ms'), tokensPerSecond (0 = unpaced), threads.
+export async function startMock({ models = ['mock-model'], maxOutput = 16, ttft = '0ms',
+                                  tokensPerSecond = 0, threads = 1, name = 'mock-llm' } = {}) {
+  const args = ['--listen', '127.0.0.1:0', '--models', models.join(','), '--max-output',
+                String(maxOutput), '--ttft', ttft, '--tokens-per-second', String(tokensPerSecond),
+                '--threads', String(threads)];
+  const proc = new Proc(name, requireBin(mockBin(), 'mock-llm'), args);
+  const m = await proc.waitForLine(/mock-llm listening on (\S+):(\d+)\s*$/);
+  return new Mock(proc, hostPort(m), { models, maxOutput, ttft, tokensPerSecond });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gateway
+// ---------------------------------------------------------------------------------------------
+
+// JSON is YAML (1.2 flow style), so a config object is written as indented JSON: no emitter to
+// get wrong, and the gateway's YAML parser reads it like any other file.
+export function toYaml(config) {
+  return `${JSON.stringify(config, null, 2)}\n`;
+}
+
+// Fills in what every test gateway needs: loopback port 0 for both listeners, an admin token,
+// an embedded store in the test's temp dir. Pass admin: null for no admin listener.
+export function completeConfig(config, dir) {
+  const c = structuredClone(config);
+  c.listen ??= '127.0.0.1:0';
+  if (c.admin === undefined) c.admin = { listen: '127.0.0.1:0', token: ADMIN_TOKEN };
+  if (c.admin === null) delete c.admin;
+  c.store ??= { backend: 'memory', data_dir: path.join(dir, 'data') };
+  return c;
+}
+
+export class Gateway {
+  constructor(proc, dir, configPath, data, admin) {
+    this.proc = proc;
+    this.dir = dir;
+    this.configPath = configPath;
+    this.port = data.port;
+    this.url = data.base;
+    this.baseURL = `${data.base}/v1`;
+    this.adminUrl = admin?.base ?? null;
+  }
+
+  // An OpenAI client through the gateway. Retries are off unless asked for, so every refusal
+  // shows; pass { maxRetries: undefined } to get the SDK's default.
+  client(apiKey, opts = {}) {
+    const o = { baseURL: this.baseURL, apiKey, maxRetries: 0, ...opts };
+    if ('maxRetries' in opts && opts.maxRetries === undefined) delete o.maxRetries;
+    return new OpenAI(o);
+  }
+
+  // POST a JSON body (or a raw string) to /v1/<route>. Returns status, headers, parsed body.
+  async post(route, body, { key, headers = {}, signal } = {}) {
+    const h = { 'content-type': 'application/json', ...headers };
+    if (key !== undefined && key !== null) h.authorization = `Bearer ${key}`;
+    const r = await fetch(`${this.url}/v1/${route}`, {
+      method: 'POST', headers: h, signal,
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    return readResponse(r);
+  }
+
+  async adminFetch(route, { method = 'GET', token = ADMIN_TOKEN, body } = {}) {
+    const headers = {};
+    if (token !== null) headers.authorization = `Bearer ${token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const r = await fetch(`${this.adminUrl}${route}`, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return readResponse(r);
+  }
+
+  async metrics() {
+    const r = await fetch(`${this.adminUrl}/metrics`);
+    const text = await r.text();
+    if (r.status !== 200) throw new Error(`GET /metrics: HTTP ${r.status}: ${text}`);
+    return parseMetrics(text);
+  }
+
+  // Sum of the samples of `name` whose labels include `labels`.
+  async metric(name, labels = {}) {
+    return metricSum(await this.metrics(), name, labels);
+  }
+
+  // Polls a metric until it equals `want` (bounded); returns the last value read.
+  async waitMetric(name, labels, want, { tries = 200, intervalMs = 25 } = {}) {
+    let v;
+    for (let i = 0; i < tries; i++) {
+      v = await this.metric(name, labels);
+      if (v === want) return v;
+      if (v > want) break;
+      await delay(intervalMs);
+    }
+    return v;
+  }
+
+  writeConfig(config) {
+    writeFileSync(this.configPath, typeof config === 'string' ? config
+                                                              : toYaml(completeConfig(config, this.dir)));
+  }
+
+  reload(token = ADMIN_TOKEN) {
+    return this.adminFetch('/admin/v1/reload', { method: 'POST', token });
+  }
+
+  stop(graceMs) { return this.proc.stop(graceMs); }
+}
+
+// Starts the gateway on `config` (an object, completed by completeConfig, or raw YAML text).
+export async function startGateway(config, { env = {}, name = 'gateway' } = {}) {
+  const bin = requireBin(gatewayBin(), 'token-rate-limiter');
+  const dir = tempDir();
+  const configPath = path.join(dir, 'config.yaml');
+  const full = typeof config === 'string' ? null : completeConfig(config, dir);
+  writeFileSync(configPath, full ? toYaml(full) : config);
+  const proc = new Proc(name, bin, ['--config', configPath], { env, cwd: dir });
+  const data = hostPort(await proc.waitForLine(/data plane listening on (\S+):(\d+)\s*$/));
+  let admin = null;
+  if (full ? full.admin?.listen : /^admin:/m.test(config)) {
+    admin = hostPort(await proc.waitForLine(/admin listening on (\S+):(\d+)\s*$/));
+  }
+  return new Gateway(proc, dir, configPath, data, admin);
+}
+
+// Runs the gateway binary to completion with `args` (e.g. --check-config FILE).
+export function runGateway(args, { env = {}, timeoutMs = 20000 } = {}) {
+  const r = spawnSync(requireBin(gatewayBin(), 'token-rate-limiter'), args, {
+    env: { ...process.env, ...env }, encoding: 'utf8', timeout: timeoutMs,
+  });
+  if (r.error) throw r.error;
+  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP helpers
+// ---------------------------------------------------------------------------------------------
+
+export async function readResponse(r) {
+  const text = await r.text();
+  let json;
+  try { json = JSON.parse(text); } catch { json = undefined; }
+  return { status: r.status, headers: r.headers, text, json };
+}
+
+// Reads an SSE body to its end: the parsed `data:` payloads ('[DONE]' kept as a string).
+export async function readSse(response) {
+  const events = [];
+  const decoder = new TextDecoder();
+  let buf = '';
+  for await (const chunk of response.body) {
+    buf += decoder.decode(chunk, { stream: true });
+    let idx;
+    while ((idx = buf.search(/\r?\n\r?\n/)) >= 0) {
+      const block = buf.slice(0, idx);
+      buf = buf.slice(idx).replace(/^\r?\n\r?\n/, '');
+      const data = block.split(/\r?\n/).filter((l) => l.startsWith('data:'))
+                       .map((l) => l.slice(5).replace(/^ /, '')).join('\n');
+      if (data === '') continue;
+      events.push(data === '[DONE]' ? data : JSON.parse(data));
+    }
+  }
+  if (buf.trim() !== '') events.push({ trailing_garbage: buf });
+  return events;
+}
+
+// One HTTP/1.1 exchange on a fresh TCP connection, bytes exactly as given: for requests fetch
+// will not send (oversized headers, a body announced but never sent). Resolves once a complete
+// response is read or the server closes the connection.
+export function rawHttp(port, head, { body = '', timeoutMs = 10000, host = '127.0.0.1' } = {}) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ port, host });
+    let data = Buffer.alloc(0);
+    let settled = false;
+    const finish = (err) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.destroy();
+      const parsed = parseHttpResponse(data);
+      if (parsed) resolve(parsed);
+      else reject(err ?? new Error(`no complete HTTP response (got ${JSON.stringify(data.toString())})`));
+    };
+    const timer = setTimeout(() => finish(new Error(`no response within ${timeoutMs} ms`)), timeoutMs);
+    sock.on('connect', () => {
+      sock.write(head);
+      if (body) sock.write(body);
+    });
+    sock.on('data', (chunk) => {
+      data = Buffer.concat([data, chunk]);
+      if (parseHttpResponse(data, { requireComplete: true })) finish();
+    });
+    sock.on('end', () => finish());
+    sock.on('close', () => finish());
+    // The server may reset after answering (it refused to read the rest): keep what arrived.
+    sock.on('error', (err) => finish(err));
+  });
+}
+
+function parseHttpResponse(buf, { requireComplete = false } = {}) {
+  const text = buf.toString('latin1');
+  const end = text.indexOf('\r\n\r\n');
+  if (end < 0) return null;
+  const lines = text.slice(0, end).split('\r\n');
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0]);
+  if (!m) return null;
+  const headers = {};
+  for (const l of lines.slice(1)) {
+    const i = l.indexOf(':');
+    if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+  }
+  let rest = buf.subarray(Buffer.byteLength(text.slice(0, end + 4), 'latin1'));
+  let body;
+  if (headers['content-length'] !== undefined) {
+    const n = Number(headers['content-length']);
+    if (rest.length < n) {
+      if (requireComplete) return null;
+    }
+    body = rest.subarray(0, n);
+  } else if (/chunked/i.test(headers['transfer-encoding'] ?? '')) {
+    const out = [];
+    let complete = false;
+    for (;;) {
+      const s = rest.toString('latin1');
+      const nl = s.indexOf('\r\n');
+      if (nl < 0) break;
+      const size = parseInt(s.slice(0, nl), 16);
+      if (Number.isNaN(size)) break;
+      if (size === 0) { complete = true; break; }
+      if (rest.length < nl + 2 + size + 2) break;
+      out.push(rest.subarray(nl + 2, nl + 2 + size));
+      rest = rest.subarray(nl + 2 + size + 2);
+    }
+    if (!complete && requireComplete) return null;
+    body = Buffer.concat(out);
+  } else {
+    if (requireComplete) return null;  // body runs to the close
+    body = rest;
+  }
+  const bodyText = body.toString('utf8');
+  let json;
+  try { json = JSON.parse(bodyText); } catch { json = undefined; }
+  return { status: Number(m[1]), headers, text: bodyText, json };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prometheus text format
+// ---------------------------------------------------------------------------------------------
+
+export function parseMetrics(text) {
+  const samples = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$/.exec(line);
+    if (!m) throw new Error(`not a Prometheus sample line: ${line}`);
+    const labels = {};
+    if (m[2]) {
+      for (const l of m[2].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+        labels[l[1]] = l[2].replace(/\\(.)/g, (_, c) => (c === 'n' ? '\n' : c));
+      }
+    }
+    samples.push({ name: m[1], labels, value: Number(m[3]) });
+  }
+  return samples;
+}
+
+export function metricSum(samples, name, labels = {}) {
+  let sum = 0;
+  for (const s of samples) {
+    if (s.name !== name) continue;
+    if (Object.entries(labels).every(([k, v]) => s.labels[k] === v)) sum += s.value;
+  }
+  return sum;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------------------------
+
+// Polls `fn` until it returns a truthy value, at most `tries` times; returns the last result.
+export async function pollUntil(fn, { tries = 200, intervalMs = 25 } = {}) {
+  let v;
+  for (let i = 0; i < tries; i++) {
+    v = await fn();
+    if (v) return v;
+    await delay(intervalMs);
+  }
+  return v;
+}
+
+// "1h2m3.5s", "6m0s", "250ms", "0s" -> milliseconds (the x-ratelimit-reset-* format).
+export function parseResetDuration(s) {
+  if (typeof s !== 'string') throw new Error(`not a duration: ${s}`);
+  let m = /^(\d+)ms$/.exec(s);
+  if (m) return Number(m[1]);
+  m = /^(?:(\d+)h)?(?:(\d+)m)?(\d+(?:\.\d{1,3})?)s$/.exec(s);
+  if (!m) throw new Error(`not a reset duration: ${JSON.stringify(s)}`);
+  return Math.round(((Number(m[1] ?? 0) * 60 + Number(m[2] ?? 0)) * 60 + Number(m[3])) * 1000);
+}
+
+// Asserts `body` is an OpenAI-shaped error; returns body.error.
+export function errorOf(body, { type, code, param } = {}) {
+  if (!body || typeof body !== 'object' || !body.error || typeof body.error !== 'object') {
+    throw new Error(`not an OpenAI-shaped error body: ${JSON.stringify(body)}`);
+  }
+  const e = body.error;
+  for (const k of ['message', 'type', 'param', 'code']) {
+    if (!(k in e)) throw new Error(`error body lacks "${k}": ${JSON.stringify(body)}`);
+  }
+  if (typeof e.message !== 'string' || e.message.length === 0) {
+    throw new Error(`error.message must be a non-empty string: ${JSON.stringify(body)}`);
+  }
+  const check = (k, want) => {
+    if (want !== undefined && e[k] !== want) {
+      throw new Error(`error.${k}: want ${JSON.stringify(want)}, got ${JSON.stringify(e[k])} ` +
+                      `in ${JSON.stringify(body)}`);
+    }
+  };
+  check('type', type);
+  check('code', code);
+  check('param', param);
+  return e;
+}
+
+export const chatBody = (model, text = 'hello there world', extra = {}) => ({
+  model, messages: [{ role: 'user', content: text }], ...extra,
+});
+
+// mock-llm's answer of n words.
+export const mockText = (n) => Array.from({ length: n }, (_, i) => `w${i + 1}`).join(' ');

@@ -1,0 +1,401 @@
+// Token rate limiting as a client sees it (DESIGN.md §3): reservation at admission, settlement
+// on the backend's real usage, OpenAI's x-ratelimit-* headers and 429s, concurrency slots, and a
+// saturating run whose admitted tokens must match the budget's arithmetic.
+//
+// Budgets measured exactly use `per: 1d`, so refill during a test (about 0.01 token a second for
+// 1000/1d) never moves a whole-unit header value.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+
+import {
+  chatBody, cleanup, errorOf, mockText, parseResetDuration, pollUntil, rawHttp, readSse,
+  startGateway, startMock,
+} from './lib/harness.mjs';
+
+const DAY_MS = 86_400_000;
+const MAX_BODY = 65536;
+
+after(cleanup);
+
+// The x-ratelimit-* headers as numbers (undefined when absent).
+function rl(headers) {
+  const num = (k) => (headers.get(k) === null ? undefined : Number(headers.get(k)));
+  const dur = (k) => (headers.get(k) === null ? undefined : parseResetDuration(headers.get(k)));
+  return {
+    limitTokens: num('x-ratelimit-limit-tokens'),
+    remainingTokens: num('x-ratelimit-remaining-tokens'),
+    resetTokensMs: dur('x-ratelimit-reset-tokens'),
+    limitRequests: num('x-ratelimit-limit-requests'),
+    remainingRequests: num('x-ratelimit-remaining-requests'),
+    resetRequestsMs: dur('x-ratelimit-reset-requests'),
+  };
+}
+
+// A reset header, given how far the budget is from full (`deficit` units of a `capacity`-per-day
+// budget) when `sinceMs` ago it was last exactly that far: refill since then only shortens it.
+function assertReset(actualMs, deficit, capacity, sinceMs, what) {
+  const full = deficit * (DAY_MS / capacity);
+  assert.ok(actualMs <= full + 1 && actualMs >= full - sinceMs - 1000,
+            `${what}: ${actualMs} ms, expected ${full} ms (less up to ${sinceMs.toFixed(0)} ms)`);
+}
+
+const CONC_LIMIT = 4;
+
+describe('limits', () => {
+  let mock;   // fast answers
+  let slow;   // streams of 16 words at 10 words/s
+  let gw;
+
+  before(async () => {
+    [mock, slow] = await Promise.all([
+      startMock({ name: 'mock-fast', models: ['m', 'm2'] }),
+      startMock({ name: 'mock-slow', models: ['slowm'], tokensPerSecond: 10 }),
+    ]);
+    gw = await startGateway({
+      server: { max_body_bytes: MAX_BODY },
+      models: [
+        { name: 'm', backends: [mock.url] },
+        { name: 'm2', backends: [mock.url] },
+        { name: 'slowm', backends: [slow.url] },
+      ],
+      api_keys: [
+        { name: 'hdr', key: 'sk-hdr', limits: [{ tokens: 1000, per: '1d' }, { requests: 10, per: '1d' }] },
+        { name: 'retry', key: 'sk-retry', limits: [{ requests: 1, per: '2s' }] },
+        { name: 'conc', key: 'sk-conc', limits: [{ concurrent: CONC_LIMIT }] },
+        { name: 'usage', key: 'sk-usage', limits: [{ tokens: 100000, per: '1d' }] },
+        { name: 'refuse', key: 'sk-refuse', models: ['m'],
+          limits: [{ tokens: 1000, per: '1d' }, { requests: 100, per: '1d' }] },
+      ],
+    });
+  });
+
+  // Settlement happens before the request is recorded (settle -> record), so once the metric
+  // shows `n` finished requests of `key` with `status`, they are all settled.
+  async function settled(key, n, status = '200') {
+    const v = await gw.waitMetric('trl_requests_total', { key, status }, n);
+    assert.equal(v, n, `trl_requests_total{key="${key}",status="${status}"}`);
+  }
+
+  test('headers on a success and on a 429 match the budget exactly', async () => {
+    const body = chatBody('m', 'hello there world', { max_tokens: 5 });
+    const cost = 6 + 5;  // mock-llm: 3 words + 3 for the message, then 5 words
+    const t0 = performance.now();
+
+    const r1 = await gw.post('chat/completions', body, { key: 'sk-hdr' });
+    assert.equal(r1.status, 200, r1.text);
+    assert.equal(r1.json.usage.total_tokens, cost);
+    const h1 = rl(r1.headers);
+    assert.equal(h1.limitTokens, 1000);
+    assert.equal(h1.limitRequests, 10);
+    assert.equal(h1.remainingRequests, 9);
+    const estimate = 1000 - 5 - h1.remainingTokens;  // the gateway's prompt estimate
+    assert.ok(estimate >= 6 && estimate < 100, `prompt estimate ${estimate}`);
+    assertReset(h1.resetTokensMs, estimate + 5, 1000, performance.now() - t0, 'reset-tokens');
+    assertReset(h1.resetRequestsMs, 1, 10, performance.now() - t0, 'reset-requests');
+    await settled('hdr', 1);
+
+    // Settled at the real cost: the next reservation starts from 1000 - 11.
+    const t1 = performance.now();
+    const r2 = await gw.post('chat/completions', body, { key: 'sk-hdr' });
+    assert.equal(r2.status, 200);
+    const h2 = rl(r2.headers);
+    assert.equal(h2.remainingTokens, 1000 - cost - (estimate + 5));
+    assert.equal(h2.remainingRequests, 8);
+    assertReset(h2.resetTokensMs, cost + estimate + 5, 1000, performance.now() - t1, 'reset-tokens');
+    assertReset(h2.resetRequestsMs, 2, 10, performance.now() - t0, 'reset-requests');
+    await settled('hdr', 2);
+
+    // A reservation of exactly the capacity (1000) does not fit in the 978 left: 429.
+    const t2 = performance.now();
+    const big = chatBody('m', 'hello there world', { max_tokens: 1000 - estimate });
+    const r3 = await gw.post('chat/completions', big, { key: 'sk-hdr' });
+    assert.equal(r3.status, 429, r3.text);
+    const e = errorOf(r3.json, { type: 'tokens', code: 'rate_limit_exceeded' });
+    assert.match(e.message, /978/, 'the message names the remaining amount');
+    assert.match(e.message, /1000/, 'the message names the requested amount / the limit');
+    const h3 = rl(r3.headers);
+    assert.equal(h3.limitTokens, 1000);
+    assert.equal(h3.remainingTokens, 1000 - 2 * cost);  // as it is now: nothing charged
+    assert.equal(h3.limitRequests, 10);
+    assert.equal(h3.remainingRequests, 8);               // all or nothing
+    assertReset(h3.resetTokensMs, 2 * cost, 1000, performance.now() - t2, 'reset-tokens');
+    const retryAfter = Number(r3.headers.get('retry-after'));
+    const retryAfterMs = Number(r3.headers.get('retry-after-ms'));
+    assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1, `retry-after ${retryAfter}`);
+    // 22 tokens short at 1000 tokens/day.
+    assertReset(retryAfterMs, 2 * cost, 1000, performance.now() - t2, 'retry-after-ms');
+    assert.ok(retryAfter * 1000 >= retryAfterMs && retryAfter * 1000 - retryAfterMs < 1000,
+              `retry-after ${retryAfter} s vs retry-after-ms ${retryAfterMs}`);
+    await settled('hdr', 1, '429');
+
+    // The refusal left no charge on either budget.
+    const r4 = await gw.post('chat/completions', body, { key: 'sk-hdr' });
+    assert.equal(r4.status, 200);
+    const h4 = rl(r4.headers);
+    assert.equal(h4.remainingTokens, 1000 - 2 * cost - (estimate + 5));
+    assert.equal(h4.remainingRequests, 7);
+  });
+
+  test('the openai client with default retries gets through a 429 by honouring retry-after',
+       async () => {
+    const client = gw.client('sk-retry', { maxRetries: undefined });  // the SDK's default: 2
+    const first = await client.chat.completions.create(chatBody('m', 'first', { max_tokens: 2 }));
+    assert.equal(first.choices[0].message.content, mockText(2));
+
+    const raw = await gw.post('chat/completions', chatBody('m', 'raw', { max_tokens: 2 }),
+                              { key: 'sk-retry' });
+    const rawAt = performance.now();
+    assert.equal(raw.status, 429);
+    errorOf(raw.json, { type: 'requests', code: 'rate_limit_exceeded' });
+    const waitMs = Number(raw.headers.get('retry-after-ms'));
+    assert.ok(waitMs > 0 && waitMs <= 2000, `retry-after-ms ${waitMs}`);
+    assert.ok(Number(raw.headers.get('retry-after')) >= 1);
+    assert.equal(rl(raw.headers).remainingRequests, 0);
+    assert.equal(rl(raw.headers).limitRequests, 1);
+
+    const { data, response } = await client.chat.completions
+        .create(chatBody('m', 'second', { max_tokens: 2 })).withResponse();
+    const waited = performance.now() - rawAt;
+    assert.equal(response.status, 200);
+    assert.equal(data.choices[0].message.content, mockText(2));
+    assert.ok(waited >= waitMs - 100, `the SDK retried after ${waited.toFixed(0)} ms`);
+    await settled('retry', 2, '200');
+    // Ours, and the SDK's first attempt; a retry that came back a hair early may add one more,
+    // which the SDK's default of 2 retries absorbs.
+    const refusals = await gw.metric('trl_requests_total', { key: 'retry', status: '429' });
+    assert.ok(refusals === 2 || refusals === 3, `${refusals} refusals`);
+  });
+
+  describe('concurrency', () => {
+    const stream = (extraHeaders = {}, signal) => fetch(`${gw.baseURL}/chat/completions`, {
+      method: 'POST', signal,
+      headers: { 'content-type': 'application/json', authorization: 'Bearer sk-conc',
+                 ...extraHeaders },
+      body: JSON.stringify(chatBody('slowm', 'tell me a long story', { max_tokens: 16, stream: true })),
+    });
+
+    // True when CONC_LIMIT requests sent at once are all admitted (quick, non-streaming).
+    async function slotsFree() {
+      const rs = await Promise.all(Array.from({ length: CONC_LIMIT }, () =>
+        gw.post('chat/completions', chatBody('m', 'probe', { max_tokens: 1 }), { key: 'sk-conc' })));
+      return rs.every((r) => r.status === 200);
+    }
+
+    test(`{concurrent: ${CONC_LIMIT}}: 16 simultaneous streams -> exactly ${CONC_LIMIT} run, ` +
+         '12 get 429 concurrency', async () => {
+      const responses = await Promise.all(Array.from({ length: 16 }, () => stream()));
+      const admitted = responses.filter((r) => r.status === 200);
+      const refused = responses.filter((r) => r.status === 429);
+      assert.equal(admitted.length, CONC_LIMIT);
+      assert.equal(refused.length, 16 - CONC_LIMIT);
+      for (const r of refused) {
+        const body = await r.json();
+        errorOf(body, { type: 'concurrency', code: 'rate_limit_exceeded' });
+        assert.ok(Number(r.headers.get('retry-after')) >= 1);
+        assert.ok(Number(r.headers.get('retry-after-ms')) > 0);
+        // Only a concurrency limit applies: no tokens/requests headers.
+        assert.equal(r.headers.get('x-ratelimit-limit-tokens'), null);
+        assert.equal(r.headers.get('x-ratelimit-limit-requests'), null);
+      }
+      assert.equal((await slow.stats()).open_streams, CONC_LIMIT, 'in flight at the backend');
+      for (const events of await Promise.all(admitted.map((r) => readSse(r)))) {
+        assert.equal(events.at(-1), '[DONE]');
+        const text = events.slice(0, -1).map((e) => e.choices?.[0]?.delta?.content ?? '').join('');
+        assert.equal(text, mockText(16));
+      }
+      await settled('conc', CONC_LIMIT);
+      // Slots came back when the streams ended.
+      assert.ok(await slotsFree(), 'slots are free after the streams ended');
+    });
+
+    test('slots come back when the client hangs up', async () => {
+      const ac = new AbortController();
+      const rs = await Promise.all(Array.from({ length: CONC_LIMIT }, () => stream({}, ac.signal)));
+      assert.deepEqual(rs.map((r) => r.status), Array(CONC_LIMIT).fill(200));
+      const extra = await stream();
+      assert.equal(extra.status, 429);
+      await extra.arrayBuffer();
+      ac.abort();
+      await Promise.allSettled(rs.map((r) => r.arrayBuffer()));
+      assert.ok(await pollUntil(slotsFree, { tries: 80, intervalMs: 25 }),
+                'slots still taken 2 s after the clients hung up');
+    });
+
+    test('slots come back when the backend dies mid-stream', async () => {
+      const rs = await Promise.all(Array.from({ length: CONC_LIMIT }, () =>
+        stream({ 'x-mock-fault': 'truncate-stream' })));
+      assert.deepEqual(rs.map((r) => r.status), Array(CONC_LIMIT).fill(200));
+      for (const events of await Promise.all(rs.map((r) => readSse(r)))) {
+        assert.ok(events.some((e) => e?.error?.code === 'backend_error'));
+      }
+      assert.ok(await pollUntil(slotsFree, { tries: 80, intervalMs: 25 }),
+                'slots still taken 2 s after the backend failed');
+      // And after a reset before any response (502).
+      const reset = await gw.post('chat/completions', chatBody('m', 'x', { max_tokens: 1 }),
+                                  { key: 'sk-conc', headers: { 'x-mock-fault': 'reset' } });
+      assert.equal(reset.status, 502);
+      assert.ok(await pollUntil(slotsFree, { tries: 80, intervalMs: 25 }),
+                'slots still taken after a 502');
+    });
+  });
+
+  test('streaming without include_usage: no usage chunk, settled at the backend\'s usage; ' +
+       'no-usage is charged prompt + relayed tokens', async () => {
+    const body = chatBody('m', 'count these four', { max_tokens: 8 });
+    const cost = (3 + 3) + 8;
+    const CAP = 100000;
+
+    const r1 = await gw.post('chat/completions', body, { key: 'sk-usage' });
+    assert.equal(r1.status, 200);
+    assert.equal(r1.json.usage.total_tokens, cost);
+    const estimate = CAP - 8 - rl(r1.headers).remainingTokens;
+    await settled('usage', 1);
+
+    const before = await mock.stats();
+    const s = await fetch(`${gw.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer sk-usage' },
+      body: JSON.stringify({ ...body, stream: true }),
+    });
+    assert.equal(s.status, 200);
+    assert.equal(rl(s.headers).remainingTokens, CAP - cost - (estimate + 8));
+    const events = await readSse(s);
+    assert.equal(events.at(-1), '[DONE]');
+    const chunks = events.slice(0, -1);
+    assert.ok(chunks.every((c) => !c.usage), 'a usage chunk reached a client that did not ask');
+    assert.ok(chunks.every((c) => c.choices.length > 0), 'an empty-choices (usage) chunk leaked');
+    assert.equal(chunks.map((c) => c.choices[0].delta?.content ?? '').join(''), mockText(8));
+    await settled('usage', 2);
+    // The gateway asked mock-llm for usage on the client's behalf.
+    const afterStream = await mock.stats();
+    assert.equal(afterStream.prompt_tokens_total - before.prompt_tokens_total, 6);
+    assert.equal(afterStream.completion_tokens_total - before.completion_tokens_total, 8);
+
+    // The stream was settled at mock-llm's usage, exactly.
+    const r3 = await gw.post('chat/completions', body, { key: 'sk-usage' });
+    const rem3 = rl(r3.headers).remainingTokens;
+    assert.equal(rem3, CAP - 2 * cost - (estimate + 8));
+    await settled('usage', 3);
+
+    // No usage from the backend: prompt estimate + the relayed output, never 0.
+    const nu = await fetch(`${gw.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer sk-usage',
+                 'x-mock-fault': 'no-usage' },
+      body: JSON.stringify({ ...body, stream: true }),
+    });
+    assert.equal(nu.status, 200);
+    const remNu = rl(nu.headers).remainingTokens;
+    assert.equal(remNu, CAP - 3 * cost - (estimate + 8));
+    const nuEvents = await readSse(nu);
+    assert.equal(nuEvents.slice(0, -1).map((c) => c.choices?.[0]?.delta?.content ?? '').join(''),
+                 mockText(8));
+    await settled('usage', 4);
+    const r5 = await gw.post('chat/completions', body, { key: 'sk-usage' });
+    // remNu = B - reservation and r5's remaining = B - charged - reservation.
+    const charged = remNu - rl(r5.headers).remainingTokens;
+    // Every relayed word costs at least one token ("w1".."w8": 8 words).
+    assert.ok(charged >= estimate + 8 && charged <= estimate + 24,
+              `no-usage stream charged ${charged} (prompt estimate ${estimate}, 8 words relayed)`);
+  });
+
+  test('refused 400/401/403/404/413 requests leave every budget unchanged', async () => {
+    const good = chatBody('m', 'hello there world', { max_tokens: 5 });
+    const r1 = await gw.post('chat/completions', good, { key: 'sk-refuse' });
+    assert.equal(r1.status, 200);
+    const cost = r1.json.usage.total_tokens;
+    const h1 = rl(r1.headers);
+    await settled('refuse', 1);
+
+    const refusals = [
+      [400, await gw.post('chat/completions', '{"model": "m", "messa', { key: 'sk-refuse' })],
+      [400, await gw.post('chat/completions', { messages: good.messages }, { key: 'sk-refuse' })],
+      [400, await gw.post('chat/completions', chatBody('m', 'hi', { max_tokens: 5000 }),
+                          { key: 'sk-refuse' })],
+      [401, await gw.post('chat/completions', good, { key: 'sk-refuse-wrong' })],
+      [403, await gw.post('chat/completions', chatBody('m2'), { key: 'sk-refuse' })],
+      [404, await gw.post('chat/completions', chatBody('nope'), { key: 'sk-refuse' })],
+      [413, await rawHttp(gw.port, 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n' +
+          `Authorization: Bearer sk-refuse\r\nContent-Type: application/json\r\n` +
+          `Content-Length: ${MAX_BODY + 10}\r\n\r\n`, { timeoutMs: 5000 })],
+    ];
+    for (const [status, r] of refusals) {
+      assert.equal(r.status, status, r.text);
+      errorOf(r.json);
+    }
+    errorOf(refusals[2][1].json, { code: 'tokens_exceed_limit' });
+
+    const r2 = await gw.post('chat/completions', good, { key: 'sk-refuse' });
+    assert.equal(r2.status, 200);
+    const h2 = rl(r2.headers);
+    assert.equal(h2.remainingTokens, h1.remainingTokens - cost);
+    assert.equal(h2.remainingRequests, h1.remainingRequests - 1);
+  });
+});
+
+describe('saturation', () => {
+  test('8 clients for 30 s against {tokens: 2000, per: 10s}: admitted tokens within the bound',
+       async () => {
+    const CAP = 2000;
+    const PER_S = 10;
+    const RUN_MS = 30_000;
+    const CLIENTS = 8;
+    const satMock = await startMock({ name: 'mock-sat', models: ['m'] });
+    const sgw = await startGateway({
+      models: [{ name: 'm', backends: [satMock.url] }],
+      api_keys: [{ name: 'sat', key: 'sk-sat', limits: [{ tokens: CAP, per: `${PER_S}s` }] }],
+    });
+    const body = JSON.stringify(chatBody('m', 'please write a short poem about buckets',
+                                         { max_tokens: 16 }));
+    let settledTokens = 0;
+    let maxCost = 0;
+    let admitted = 0;
+    let refused = 0;
+    const unexpected = [];
+    const start = performance.now();
+    const end = start + RUN_MS;
+    async function client() {
+      while (performance.now() < end) {
+        const r = await fetch(`${sgw.baseURL}/chat/completions`, {
+          method: 'POST', body,
+          headers: { 'content-type': 'application/json', authorization: 'Bearer sk-sat' },
+        });
+        if (r.status === 200) {
+          const usage = (await r.json()).usage;
+          settledTokens += usage.total_tokens;
+          maxCost = Math.max(maxCost, usage.total_tokens);
+          admitted++;
+        } else if (r.status === 429) {
+          await r.arrayBuffer();
+          refused++;
+          // A saturating but well-behaved client: back off as told, never past the run's end.
+          const wait = Number(r.headers.get('retry-after-ms'));
+          await delay(Math.max(1, Math.min(wait, 1000, end - performance.now())));
+        } else {
+          unexpected.push(`${r.status} ${await r.text()}`);
+          if (unexpected.length > 5) return;
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: CLIENTS }, client));
+    assert.deepEqual(unexpected, []);
+
+    const bound = CAP + CAP * (RUN_MS / 1000) / PER_S;  // 8000
+    assert.ok(refused > 0, 'the load saturated the budget');
+    assert.ok(settledTokens <= bound + maxCost,
+              `admitted ${settledTokens} tokens > bound ${bound} + one request (${maxCost})`);
+    assert.ok(settledTokens >= 0.9 * bound,
+              `admitted only ${settledTokens} tokens (< 90% of ${bound}); ${admitted} admitted, ` +
+              `${refused} refused`);
+    // What the clients got is what mock-llm reported and what the gateway settled.
+    const stats = await satMock.stats();
+    assert.equal(stats.prompt_tokens_total + stats.completion_tokens_total, settledTokens);
+    assert.equal(stats.requests_total, admitted);
+    await sgw.waitMetric('trl_requests_total', { key: 'sat', status: '200' }, admitted);
+    const prompt = await sgw.metric('trl_tokens_total', { key: 'sat', kind: 'prompt' });
+    const completion = await sgw.metric('trl_tokens_total', { key: 'sat', kind: 'completion' });
+    assert.equal(prompt + completion, settledTokens);
+    await sgw.stop();
+  });
+});

@@ -1,0 +1,288 @@
+// The data plane as a client sees it: the official openai SDK talks to the gateway and gets what
+// it would get from the model server directly; routing, balancing, ejection, cancellation and
+// graceful shutdown, all with real processes on loopback.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import OpenAI from 'openai';
+
+import {
+  cleanup, mockText, pollUntil, readSse, startGateway, startMock,
+} from './lib/harness.mjs';
+
+const KEY = 'sk-proxy-test';
+const ALIAS = 'meta-llama/Llama-2-7b-chat-hf';
+const messages = [{ role: 'user', content: 'say something nice about rate limits' }];
+
+after(cleanup);
+
+// Stream through the SDK and gather what a client would keep of it.
+async function collectChat(stream) {
+  const out = { content: '', usage: null, finish_reason: null, chunks: 0, model: null };
+  for await (const chunk of stream) {
+    out.chunks++;
+    out.model = chunk.model;
+    if (chunk.usage) out.usage = chunk.usage;
+    for (const c of chunk.choices) {
+      out.content += c.delta?.content ?? '';
+      if (c.finish_reason) out.finish_reason = c.finish_reason;
+    }
+  }
+  return out;
+}
+
+async function collectCompletion(stream) {
+  const out = { text: '', usage: null, finish_reason: null, chunks: 0 };
+  for await (const chunk of stream) {
+    out.chunks++;
+    if (chunk.usage) out.usage = chunk.usage;
+    for (const c of chunk.choices) {
+      out.text += c.text ?? '';
+      if (c.finish_reason) out.finish_reason = c.finish_reason;
+    }
+  }
+  return out;
+}
+
+describe('proxy', () => {
+  let main;    // llama2-7b (+ alias): the reference backend
+  let other;   // a second model, to show the alias goes to the right place
+  let s1, s2;  // model "shared": two backends
+  let k1, k2;  // model "killme": one of them dies mid-run
+  let slow;    // long, paced streams
+  let gw;
+  let client;
+
+  before(async () => {
+    [main, other, s1, s2, k1, k2, slow] = await Promise.all([
+      // Serves the alias as well, so the test holds whether the gateway forwards the name the
+      // client used or the canonical one.
+      startMock({ name: 'mock-main', models: ['llama2-7b', ALIAS] }),
+      startMock({ name: 'mock-other', models: ['other-model'] }),
+      startMock({ name: 'mock-s1', models: ['shared'], ttft: '40ms' }),
+      startMock({ name: 'mock-s2', models: ['shared'], ttft: '40ms' }),
+      startMock({ name: 'mock-k1', models: ['killme'], ttft: '5ms' }),
+      startMock({ name: 'mock-k2', models: ['killme'], ttft: '5ms' }),
+      startMock({ name: 'mock-slow', models: ['slow'], maxOutput: 1000, tokensPerSecond: 20 }),
+    ]);
+    gw = await startGateway({
+      models: [
+        { name: 'llama2-7b', aliases: [ALIAS], backends: [main.url], timeout: '10s' },
+        { name: 'other-model', backends: [other.url] },
+        { name: 'shared', backends: [s1.url, s2.url] },
+        { name: 'killme', backends: [k1.url, k2.url], timeout: '5s' },
+        { name: 'slow', backends: [slow.url], max_output_tokens: 1000 },
+      ],
+      api_keys: [{ name: 'proxy-test', key: KEY }],
+    });
+    client = gw.client(KEY);
+  });
+
+  test('non-streaming chat completion: same content and usage as the backend directly', async () => {
+    const req = { model: 'llama2-7b', messages, max_tokens: 7 };
+    const direct = await main.client().chat.completions.create(req);
+    const via = await client.chat.completions.create(req);
+    assert.equal(via.object, 'chat.completion');
+    assert.equal(via.model, 'llama2-7b');
+    assert.equal(via.choices.length, 1);
+    assert.equal(via.choices[0].message.role, 'assistant');
+    assert.equal(via.choices[0].message.content, mockText(7));
+    assert.equal(via.choices[0].message.content, direct.choices[0].message.content);
+    assert.equal(via.choices[0].finish_reason, direct.choices[0].finish_reason);
+    assert.deepEqual(via.usage, direct.usage);
+    // mock-llm's rule: 6 words + 3 per message; 7 words generated.
+    assert.deepEqual(via.usage, { prompt_tokens: 9, completion_tokens: 7, total_tokens: 16 });
+  });
+
+  test('streaming chat completion with include_usage: same deltas and usage', async () => {
+    const req = {
+      model: 'llama2-7b', messages, max_tokens: 12, stream: true,
+      stream_options: { include_usage: true },
+    };
+    const direct = await collectChat(await main.client().chat.completions.create(req));
+    const via = await collectChat(await client.chat.completions.create(req));
+    assert.equal(via.content, mockText(12));
+    assert.equal(via.content, direct.content);
+    assert.equal(via.chunks, direct.chunks);
+    assert.equal(via.finish_reason, direct.finish_reason);
+    assert.deepEqual(via.usage, { prompt_tokens: 9, completion_tokens: 12, total_tokens: 21 });
+    assert.deepEqual(via.usage, direct.usage);
+  });
+
+  test('completions, plain and streamed: same text and usage', async () => {
+    const req = { model: 'llama2-7b', prompt: 'once upon a time', max_tokens: 5 };
+    const direct = await main.client().completions.create(req);
+    const via = await client.completions.create(req);
+    assert.equal(via.object, 'text_completion');
+    assert.equal(via.choices[0].text, mockText(5));
+    assert.equal(via.choices[0].text, direct.choices[0].text);
+    assert.deepEqual(via.usage, direct.usage);
+    assert.deepEqual(via.usage, { prompt_tokens: 4, completion_tokens: 5, total_tokens: 9 });
+
+    const sreq = { ...req, stream: true, stream_options: { include_usage: true } };
+    const sdirect = await collectCompletion(await main.client().completions.create(sreq));
+    const svia = await collectCompletion(await client.completions.create(sreq));
+    assert.equal(svia.text, mockText(5));
+    assert.equal(svia.text, sdirect.text);
+    assert.deepEqual(svia.usage, sdirect.usage);
+  });
+
+  test('embeddings: same vectors and usage', async () => {
+    const req = { model: 'llama2-7b', input: ['the quick brown fox', 'jumps'] };
+    const direct = await main.client().embeddings.create(req);
+    const via = await client.embeddings.create(req);
+    assert.equal(via.data.length, 2);
+    assert.deepEqual(via.data.map((d) => d.embedding), direct.data.map((d) => d.embedding));
+    assert.ok(via.data[0].embedding.length > 0);
+    assert.deepEqual(via.usage, direct.usage);
+    assert.equal(via.usage.prompt_tokens, 5);
+    // The float format too, which the SDK does not ask for by default.
+    const f = await client.embeddings.create({ ...req, encoding_format: 'float' });
+    assert.deepEqual(f.data.map((d) => d.embedding), direct.data.map((d) => d.embedding));
+  });
+
+  test('GET /v1/models lists the models the key may use', async () => {
+    const ids = [];
+    for await (const m of client.models.list()) ids.push(m.id);
+    for (const name of ['llama2-7b', 'other-model', 'shared', 'killme', 'slow']) {
+      assert.ok(ids.includes(name), `${name} missing from ${JSON.stringify(ids)}`);
+    }
+  });
+
+  test('an alias routes to its model\'s backends', async () => {
+    const before = [(await main.stats()).requests_total, (await other.stats()).requests_total];
+    const r = await client.chat.completions.create({ model: ALIAS, messages, max_tokens: 3 });
+    assert.equal(r.choices[0].message.content, mockText(3));
+    assert.deepEqual(r.usage, { prompt_tokens: 9, completion_tokens: 3, total_tokens: 12 });
+    const after = [(await main.stats()).requests_total, (await other.stats()).requests_total];
+    assert.deepEqual(after, [before[0] + 1, before[1]]);
+
+    const o = await client.chat.completions.create({ model: 'other-model', messages, max_tokens: 2 });
+    assert.equal(o.choices[0].message.content, mockText(2));
+    assert.equal((await other.stats()).requests_total, before[1] + 1);
+    assert.equal((await main.stats()).requests_total, before[0] + 1);
+  });
+
+  test('two backends share the load', async () => {
+    const N = 24;
+    const results = await Promise.all(Array.from({ length: N }, () =>
+      client.chat.completions.create({ model: 'shared', messages, max_tokens: 4 })));
+    for (const r of results) assert.equal(r.choices[0].message.content, mockText(4));
+    const a = (await s1.stats()).requests_total;
+    const b = (await s2.stats()).requests_total;
+    assert.equal(a + b, N);
+    assert.ok(a > 0 && b > 0, `both backends must serve (got ${a} and ${b})`);
+  });
+
+  test('a backend killed mid-run is ejected; every later request succeeds via the other',
+       async () => {
+    // Warm both pools so the gateway holds keep-alive connections to the backend about to die.
+    const warm = await Promise.all(Array.from({ length: 10 }, () =>
+      client.chat.completions.create({ model: 'killme', messages, max_tokens: 2 })));
+    for (const r of warm) assert.equal(r.choices[0].message.content, mockText(2));
+    assert.ok((await k1.stats()).requests_total > 0, 'k1 served before it was killed');
+    const k2Before = (await k2.stats()).requests_total;
+
+    const exit = await k1.kill('SIGKILL');
+    assert.equal(exit.signal, 'SIGKILL');
+
+    // Sequential, then concurrent: none may fail.
+    for (let i = 0; i < 15; i++) {
+      const r = await client.chat.completions.create({ model: 'killme', messages, max_tokens: 2 });
+      assert.equal(r.choices[0].message.content, mockText(2), `request ${i} after the kill`);
+    }
+    const burst = await Promise.allSettled(Array.from({ length: 15 }, () =>
+      client.chat.completions.create({ model: 'killme', messages, max_tokens: 2 })));
+    const failed = burst.filter((b) => b.status === 'rejected').map((b) => String(b.reason));
+    assert.deepEqual(failed, []);
+    assert.equal((await k2.stats()).requests_total, k2Before + 30);
+  });
+
+  test('x-request-id is echoed when sent and generated when not', async () => {
+    const sent = await gw.post('chat/completions',
+                               { model: 'llama2-7b', messages, max_tokens: 1 },
+                               { key: KEY, headers: { 'x-request-id': 'bb-req-0001' } });
+    assert.equal(sent.status, 200);
+    assert.equal(sent.headers.get('x-request-id'), 'bb-req-0001');
+
+    const generated = await gw.post('chat/completions',
+                                    { model: 'llama2-7b', messages, max_tokens: 1 }, { key: KEY });
+    assert.equal(generated.status, 200);
+    const id = generated.headers.get('x-request-id');
+    assert.ok(id && id.length >= 8, `generated x-request-id: ${id}`);
+
+    const again = await gw.post('chat/completions',
+                                { model: 'llama2-7b', messages, max_tokens: 1 }, { key: KEY });
+    assert.notEqual(again.headers.get('x-request-id'), id, 'ids are unique');
+
+    const err = await gw.post('chat/completions', { model: 'no-such-model', messages },
+                              { key: KEY, headers: { 'x-request-id': 'bb-req-0002' } });
+    assert.equal(err.status, 404);
+    assert.equal(err.headers.get('x-request-id'), 'bb-req-0002');
+  });
+
+  test('a client that hangs up mid-stream frees the upstream stream', async () => {
+    assert.equal((await slow.stats()).open_streams, 0);
+    const ac = new AbortController();
+    // 1000 words at 20/s would take 50 s: only the cancellation can end it within the polls.
+    const stream = await client.chat.completions.create(
+        { model: 'slow', messages, max_tokens: 1000, stream: true }, { signal: ac.signal });
+    let words = 0;
+    await assert.rejects(async () => {
+      for await (const chunk of stream) {
+        if (chunk.choices[0]?.delta?.content) words++;
+        if (words === 3) {
+          assert.equal((await slow.stats()).open_streams, 1);
+          ac.abort();
+        }
+      }
+    }, (err) => err instanceof OpenAI.APIUserAbortError || err.name === 'AbortError');
+    assert.equal(words, 3);
+    const closed = await pollUntil(async () => (await slow.stats()).open_streams === 0,
+                                   { tries: 100, intervalMs: 20 });
+    assert.ok(closed, 'the upstream stream is still open 2 s after the client left');
+    // The gateway is unharmed.
+    const r = await client.chat.completions.create({ model: 'llama2-7b', messages, max_tokens: 2 });
+    assert.equal(r.choices[0].message.content, mockText(2));
+  });
+});
+
+describe('graceful shutdown', () => {
+  test('SIGTERM during 20 open streams lets all 20 finish, then exits 0', async () => {
+    const slow = await startMock({ name: 'mock-drain', models: ['slow'], maxOutput: 100,
+                                   tokensPerSecond: 20 });
+    const gw = await startGateway({
+      server: { shutdown_grace: '20s' },
+      models: [{ name: 'slow', backends: [slow.url] }],
+      api_keys: [{ name: 'drain', key: KEY }],
+    });
+    const N = 20;
+    const WORDS = 20;  // one second per stream
+    const responses = await Promise.all(Array.from({ length: N }, () => fetch(
+        `${gw.baseURL}/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+          body: JSON.stringify({ model: 'slow', messages, max_tokens: WORDS, stream: true,
+                                 stream_options: { include_usage: true } }),
+        })));
+    for (const r of responses) assert.equal(r.status, 200);
+    const reading = responses.map((r) => readSse(r));
+    const allOpen = await pollUntil(async () => (await slow.stats()).open_streams === N,
+                                    { tries: 100, intervalMs: 10 });
+    assert.ok(allOpen, 'all streams open at the backend before SIGTERM');
+
+    gw.proc.signal('SIGTERM');
+    const streams = await Promise.all(reading);
+    for (const events of streams) {
+      assert.equal(events.at(-1), '[DONE]');
+      const chunks = events.slice(0, -1);
+      const text = chunks.map((c) => c.choices?.[0]?.delta?.content ?? '').join('');
+      assert.equal(text, mockText(WORDS));
+      assert.ok(chunks.some((c) => c.choices?.[0]?.finish_reason === 'length'));
+      assert.deepEqual(chunks.at(-1).usage,
+                       { prompt_tokens: 9, completion_tokens: WORDS, total_tokens: 9 + WORDS });
+    }
+    const exit = await gw.proc.waitExit(15000);
+    assert.deepEqual({ code: exit.code, signal: exit.signal }, { code: 0, signal: null });
+  });
+});
