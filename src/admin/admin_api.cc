@@ -49,8 +49,9 @@ asio::awaitable<void> AdminApi::Handle(http::Request& request, http::ResponseWri
   }
   if (path == "/readyz") {
     bool ready = co_await hooks_.ready();
-    co_await writer.Send(ready ? Json(200, R"({"status":"ready"})")
-                               : Json(503, R"({"status":"not ready"})"));
+    http::Response res =
+        ready ? Json(200, R"({"status":"ready"})") : Json(503, R"({"status":"not ready"})");
+    co_await writer.Send(std::move(res));
     co_return;
   }
   if (path == "/metrics") {
@@ -84,7 +85,7 @@ asio::awaitable<void> AdminApi::Handle(http::Request& request, http::ResponseWri
     co_return;
   }
   co_await writer.Send(ErrorResponse(404, "invalid_request_error", "not_found",
-                                     "Unknown admin route " + std::string(method_string(method)) +
+                                     "Unknown admin route " + std::string(request.method_string()) +
                                          " " + std::string(path) + "."));
 }
 

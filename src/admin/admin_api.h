@@ -13,6 +13,8 @@
 
 namespace trl {
 
+namespace asio = boost::asio;
+
 struct AdminHooks {
   // Current admin token (it may change on reload). Empty: every /admin/v1 route is refused.
   std::function<std::string()> admin_token;

@@ -276,6 +276,11 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
                            fields.include_usage,
                            std::move(rate_headers),
                            &counter};
+  // The backend knows the model by its canonical name, not by the alias the client used.
+  if (fields.model != model_name) {
+    request.body().replace(fields.model_offset, fields.model_length,
+                           boost::json::serialize(boost::json::string(model_name)));
+  }
   if (fields.stream && !fields.include_usage) {
     exchange.body = WithIncludeUsage(request.body(), fields);
   } else {

@@ -24,6 +24,8 @@
 
 namespace trl {
 
+namespace asio = boost::asio;
+
 // Everything derived from one config: swapped as a whole on reload.
 struct GatewaySnapshot {
   explicit GatewaySnapshot(std::shared_ptr<const Config> config,

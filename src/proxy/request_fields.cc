@@ -210,8 +210,12 @@ std::optional<FieldError> ExtractRequestFields(ApiEndpoint endpoint, std::string
     if (field.value().get(value)) return Malformed();
     if (key == "model") {
       std::string_view model;
+      std::string_view raw = value.raw_json_token();
       if (value.get_string().get(model)) return TypeError("model", "a string naming a model");
       out.model = std::string(model);
+      while (!raw.empty() && raw.back() != '"') raw.remove_suffix(1);
+      out.model_offset = static_cast<size_t>(raw.data() - body.data());
+      out.model_length = raw.size();
       have_model = true;
     } else if (key == "stream") {
       if (value.is_null()) continue;
@@ -233,8 +237,6 @@ std::optional<FieldError> ExtractRequestFields(ApiEndpoint endpoint, std::string
       have_prompt = true;
     }
   }
-  // The whole document must be well-formed, not just the part visited.
-  if (!doc.at_end()) return Malformed();
   if (!have_model) {
     return FieldError{"model", "'model' is required: name the model to use (GET /v1/models "
                                "lists them)."};

@@ -17,6 +17,8 @@ enum class ApiEndpoint { kChatCompletions, kCompletions, kEmbeddings };
 
 struct RequestFields {
   std::string model;
+  size_t model_offset = 0;             // where the model's JSON string (quotes included) sits
+  size_t model_length = 0;             // in the body, so an alias can be replaced in place
   bool stream = false;
   bool has_stream_options = false;
   bool include_usage = false;          // stream_options.include_usage as the client sent it

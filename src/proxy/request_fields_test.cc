@@ -31,6 +31,13 @@ TEST(RequestFields, ChatFields) {
   EXPECT_EQ(texts, (std::vector<std::string>{"be brief", "bob", "hi there", "f", "{}"}));
 }
 
+TEST(RequestFields, ModelPositionAllowsInPlaceReplacement) {
+  RequestFields f;
+  std::string body = R"({"messages":[{"content":"x"}], "model" : "alias" , "n":1})";
+  ASSERT_FALSE(ExtractRequestFields(ApiEndpoint::kChatCompletions, body, f));
+  EXPECT_EQ(body.substr(f.model_offset, f.model_length), "\"alias\"");
+}
+
 TEST(RequestFields, CompletionPromptArrayAndTokenIds) {
   RequestFields f;
   ASSERT_FALSE(Extract(ApiEndpoint::kCompletions, R"({"model":"m","prompt":["a b",[1,2,3]]})", f));

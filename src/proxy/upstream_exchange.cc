@@ -156,13 +156,15 @@ asio::awaitable<Attempt> TryBackend(Relay& r, Backend& backend, bool fresh) {
     if (!timeout) backend.ReportFailure(std::chrono::steady_clock::now());
     r.result.error_reason = timeout ? "timeout" : "reset";
     r.result.status = timeout ? 504 : 502;
-    co_await r.writer.Send(
+    // (Built before the co_await: GCC 12 mishandles temporaries of ?: inside co_await.)
+    http::Response error =
         timeout ? ErrorResponse(504, "api_error", "backend_timeout",
                                 "The model backend did not answer within " +
                                     FormatDuration(model.timeout) + ". Retry later.")
                 : ErrorResponse(502, "api_error", "backend_error",
                                 "The model backend closed the connection without answering. "
-                                "Retry the request."));
+                                "Retry the request.");
+    co_await r.writer.Send(std::move(error));
     co_return Attempt::kDone;
   }
   backend.ReportSuccess();
@@ -194,13 +196,14 @@ asio::awaitable<Attempt> TryBackend(Relay& r, Backend& backend, bool fresh) {
     bool timeout = bec == beast::error::timeout;
     r.result.error_reason = timeout ? "timeout" : "truncated";
     r.result.status = timeout ? 504 : 502;
-    co_await r.writer.Send(
+    http::Response error =
         timeout ? ErrorResponse(504, "api_error", "backend_timeout",
                                 "The model backend did not finish its answer within " +
                                     FormatDuration(model.timeout) + ". Retry later.")
                 : ErrorResponse(502, "api_error", "backend_error",
                                 "The model backend sent an incomplete answer. Retry the "
-                                "request."));
+                                "request.");
+    co_await r.writer.Send(std::move(error));
     co_return Attempt::kDone;
   }
   auto& response = parser.get();

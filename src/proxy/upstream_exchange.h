@@ -16,6 +16,8 @@
 
 namespace trl {
 
+namespace asio = boost::asio;
+
 struct ExchangeRequest {
   const Model* model;
   std::string target;            // "/v1/chat/completions" (the backend's base path is added)
