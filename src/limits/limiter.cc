@@ -115,64 +115,82 @@ std::string DescribeLimit(ScopeKind scope, std::string_view owner, const LimitCo
   return text;
 }
 
-Limiter::Limiter(Store& store, const Clock& clock, LimiterOptions options)
-    : store_(store), clock_(clock), options_(options) {}
-
-asio::awaitable<Admission> Limiter::Admit(const RequestScope& scope, int64_t reserve_tokens) {
-  reserve_tokens = std::max<int64_t>(reserve_tokens, 0);
+// Everything Admit decides before it asks the store. Lives on the caller's frame while the
+// store works (the requests hold spans into it).
+struct Limiter::Plan {
   Charges charges;
   Origins origins;
-  Collect(ScopeKind::kKey, scope.key, scope.key_limits, scope.model, reserve_tokens, charges,
-          origins);
+  int too_large = -1;  // index of the smallest token limit the reservation exceeds
+  int64_t reserve_tokens = 0;
+  std::string_view shard_key;
+};
+
+// What Settle sends to the store.
+struct Limiter::SettlePlan {
+  boost::container::small_vector<Settlement, 4> settlements;
+};
+
+Limiter::Limiter(Store& store, const Clock& clock, LimiterOptions options)
+    : store_(store), sync_(store.Synchronous()), clock_(clock), options_(options) {}
+
+void Limiter::MakePlan(const RequestScope& scope, int64_t reserve_tokens, Plan& plan) const {
+  plan.reserve_tokens = std::max<int64_t>(reserve_tokens, 0);
+  plan.shard_key = ShardKey(scope.key, scope.tenant);
+  Collect(ScopeKind::kKey, scope.key, scope.key_limits, scope.model, plan.reserve_tokens,
+          plan.charges, plan.origins);
   if (!scope.tenant.empty()) {
-    Collect(ScopeKind::kTenant, scope.tenant, scope.tenant_limits, scope.model, reserve_tokens,
-            charges, origins);
+    Collect(ScopeKind::kTenant, scope.tenant, scope.tenant_limits, scope.model,
+            plan.reserve_tokens, plan.charges, plan.origins);
   }
-
-  Admission admission;
-  if (charges.empty()) {  // nothing applies: nothing to charge, no headers
-    admission.outcome = Admission::Outcome::kAdmitted;
-    counters_.admitted.fetch_add(1, std::memory_order_relaxed);
-    co_return admission;
-  }
-  const std::string_view shard_key = ShardKey(scope.key, scope.tenant);
-
-  // A reservation above a token limit's capacity can never fit: refuse before touching the
-  // store's levels (the smallest such limit is named), but read them for the headers.
-  int too_large = -1;
-  for (size_t i = 0; i < charges.size(); ++i) {
-    const Charge& c = charges[i];
+  // A reservation above a token limit's capacity can never fit: it is refused before the
+  // store's levels are touched (naming the smallest such limit); they are only read, for the
+  // headers.
+  for (size_t i = 0; i < plan.charges.size(); ++i) {
+    const Charge& c = plan.charges[i];
     if (c.bucket.ref.kind == LimitKind::kTokens && c.amount > c.bucket.capacity &&
-        (too_large < 0 || c.bucket.capacity < charges[too_large].bucket.capacity)) {
-      too_large = static_cast<int>(i);
+        (plan.too_large < 0 ||
+         c.bucket.capacity < plan.charges[plan.too_large].bucket.capacity)) {
+      plan.too_large = static_cast<int>(i);
     }
   }
-  if (too_large >= 0) {
-    counters_.too_large.fetch_add(1, std::memory_order_relaxed);
-    const Origin& origin = origins[too_large];
-    admission.outcome = Admission::Outcome::kTooLarge;
-    admission.refused_kind = LimitKind::kTokens;
-    admission.refused_limit = DescribeLimit(
-        origin.scope, origin.scope == ScopeKind::kKey ? scope.key : scope.tenant, *origin.limit);
-    admission.requested = reserve_tokens;
-    boost::container::small_vector<BucketSpec, 8> specs;
-    for (const Charge& c : charges) specs.push_back(c.bucket);
-    ReadResult read = co_await store_.Read({shard_key, AsSpan(specs), clock_.NowMicros()});
-    if (read.status == StoreStatus::kOk && read.states.size() == specs.size()) {
-      admission.remaining = std::max<int64_t>(read.states[too_large].level.level, 0);
-      FillHeaders(AsSpan(charges), read.states, read.now_micros, admission);
-    } else {
-      counters_.store_errors_read.fetch_add(1, std::memory_order_relaxed);
-    }
-    co_return admission;
-  }
+}
 
-  AdmitResult result = co_await store_.Admit(
-      {shard_key, AsSpan(charges), scope.request_id, clock_.NowMicros(), options_.lease_ttl.count() * 1000});
+std::string Limiter::Describe(const RequestScope& scope, const Plan& plan, int index) {
+  const Origin& origin = plan.origins[index];
+  return DescribeLimit(origin.scope, origin.scope == ScopeKind::kKey ? scope.key : scope.tenant,
+                       *origin.limit);
+}
+
+Admission Limiter::NothingApplies() {
+  Admission admission;
+  admission.outcome = Admission::Outcome::kAdmitted;
+  counters_.admitted.fetch_add(1, std::memory_order_relaxed);
+  return admission;
+}
+
+Admission Limiter::TooLarge(const RequestScope& scope, const Plan& plan, const ReadResult& read) {
+  counters_.too_large.fetch_add(1, std::memory_order_relaxed);
+  Admission admission;
+  admission.outcome = Admission::Outcome::kTooLarge;
+  admission.refused_kind = LimitKind::kTokens;
+  admission.refused_limit = Describe(scope, plan, plan.too_large);
+  admission.requested = plan.reserve_tokens;
+  if (read.status == StoreStatus::kOk && read.states.size() == plan.charges.size()) {
+    admission.remaining = std::max<int64_t>(read.states[plan.too_large].level.level, 0);
+    FillHeaders(AsSpan(plan.charges), read.states, read.now_micros, admission);
+  } else {
+    counters_.store_errors_read.fetch_add(1, std::memory_order_relaxed);
+  }
+  return admission;
+}
+
+Admission Limiter::Decide(const RequestScope& scope, const Plan& plan, const AdmitResult& result) {
+  Admission admission;
+  const Charges& charges = plan.charges;
   if (result.status != StoreStatus::kOk || result.states.size() != charges.size()) {
     counters_.store_errors_admit.fetch_add(1, std::memory_order_relaxed);
     admission.outcome = Admission::Outcome::kStoreError;
-    co_return admission;
+    return admission;
   }
   const int64_t now = result.now_micros;
   FillHeaders(AsSpan(charges), result.states, now, admission);
@@ -181,7 +199,7 @@ asio::awaitable<Admission> Limiter::Admit(const RequestScope& scope, int64_t res
     counters_.admitted.fetch_add(1, std::memory_order_relaxed);
     admission.outcome = Admission::Outcome::kAdmitted;
     Reservation& r = admission.reservation;
-    r.reserved_tokens_ = reserve_tokens;
+    r.reserved_tokens_ = plan.reserve_tokens;
     r.lease_ = result.lease;
     bool needs_model = false;
     for (size_t i = 0; i < charges.size(); ++i) {
@@ -197,7 +215,7 @@ asio::awaitable<Admission> Limiter::Admit(const RequestScope& scope, int64_t res
       r.tenant_ = scope.tenant;
       if (needs_model) r.model_ = scope.model;
     }
-    co_return admission;
+    return admission;
   }
 
   // Refused: report the refusing limit that makes the client wait longest.
@@ -217,15 +235,13 @@ asio::awaitable<Admission> Limiter::Admit(const RequestScope& scope, int64_t res
   if (refused < 0) {  // a store that refuses without naming a bucket: treat as a failure
     counters_.store_errors_admit.fetch_add(1, std::memory_order_relaxed);
     admission.outcome = Admission::Outcome::kStoreError;
-    co_return admission;
+    return admission;
   }
   const Charge& charge = charges[refused];
   const BucketState& state = result.states[refused];
-  const Origin& origin = origins[refused];
   admission.outcome = Admission::Outcome::kRefused;
   admission.refused_kind = charge.bucket.ref.kind;
-  admission.refused_limit = DescribeLimit(
-      origin.scope, origin.scope == ScopeKind::kKey ? scope.key : scope.tenant, *origin.limit);
+  admission.refused_limit = Describe(scope, plan, refused);
   admission.requested = charge.amount;
   admission.remaining = charge.bucket.ref.kind == LimitKind::kConcurrent
                             ? std::max<int64_t>(charge.bucket.capacity - state.in_use, 0)
@@ -242,13 +258,58 @@ asio::awaitable<Admission> Limiter::Admit(const RequestScope& scope, int64_t res
       counters_.refused_concurrency.fetch_add(1, std::memory_order_relaxed);
       break;
   }
-  co_return admission;
+  return admission;
 }
 
-asio::awaitable<void> Limiter::Settle(const Reservation& reservation, int64_t actual_tokens) {
-  if (reservation.Empty()) co_return;
+BucketsRequest Limiter::ReadRequestFor(const Plan& plan,
+                                       boost::container::small_vector<BucketSpec, 8>& specs) const {
+  for (const Charge& c : plan.charges) specs.push_back(c.bucket);
+  return {plan.shard_key, AsSpan(specs), clock_.NowMicros()};
+}
+
+AdmitRequest Limiter::AdmitRequestFor(const RequestScope& scope, const Plan& plan) const {
+  return {plan.shard_key, AsSpan(plan.charges), scope.request_id, clock_.NowMicros(),
+          options_.lease_ttl.count() * 1000};
+}
+
+// A synchronous store (memory) is called directly, on the caller's stack: then the coroutine
+// frame of Admit is small enough for Asio's per-thread frame recycling, so a request costs no
+// heap allocation here. Everything else happens in plain functions shared by both paths.
+Admission Limiter::AdmitNow(const RequestScope& scope, int64_t reserve_tokens) {
+  Plan plan;
+  MakePlan(scope, reserve_tokens, plan);
+  if (plan.charges.empty()) return NothingApplies();
+  if (plan.too_large >= 0) {
+    boost::container::small_vector<BucketSpec, 8> specs;
+    return TooLarge(scope, plan, sync_->ReadNow(ReadRequestFor(plan, specs)));
+  }
+  return Decide(scope, plan, sync_->AdmitNow(AdmitRequestFor(scope, plan)));
+}
+
+asio::awaitable<Admission> Limiter::AdmitAsync(const RequestScope& scope, int64_t reserve_tokens) {
+  Plan plan;
+  MakePlan(scope, reserve_tokens, plan);
+  if (plan.charges.empty()) co_return NothingApplies();
+  if (plan.too_large >= 0) {
+    boost::container::small_vector<BucketSpec, 8> specs;
+    BucketsRequest request = ReadRequestFor(plan, specs);
+    ReadResult read = co_await store_.Read(request);
+    co_return TooLarge(scope, plan, read);
+  }
+  AdmitRequest request = AdmitRequestFor(scope, plan);
+  AdmitResult result = co_await store_.Admit(request);
+  co_return Decide(scope, plan, result);
+}
+
+asio::awaitable<Admission> Limiter::Admit(const RequestScope& scope, int64_t reserve_tokens) {
+  if (sync_) co_return AdmitNow(scope, reserve_tokens);
+  co_return co_await AdmitAsync(scope, reserve_tokens);
+}
+
+bool Limiter::MakeSettlePlan(const Reservation& reservation, int64_t actual_tokens,
+                             SettlePlan& plan) const {
+  if (reservation.Empty()) return false;
   const int64_t delta = std::max<int64_t>(actual_tokens, 0) - reservation.reserved_tokens_;
-  boost::container::small_vector<Settlement, 8> settlements;
   for (const Reservation::Bucket& b : reservation.buckets_) {
     if (b.kind == LimitKind::kTokens && delta == 0) continue;
     Settlement s;
@@ -263,15 +324,42 @@ asio::awaitable<void> Limiter::Settle(const Reservation& reservation, int64_t ac
     s.delta = b.kind == LimitKind::kTokens ? delta : 0;
     s.admitted_stamp = b.stamp;
     s.lease = b.kind == LimitKind::kConcurrent ? reservation.lease_ : 0;
-    settlements.push_back(s);
+    plan.settlements.push_back(s);
   }
-  if (settlements.empty()) co_return;
-  StoreStatus status = co_await store_.Settle(
-      {ShardKey(reservation.key_, reservation.tenant_), AsSpan(settlements), clock_.NowMicros()});
+  return !plan.settlements.empty();
+}
+
+void Limiter::CountSettle(StoreStatus status) {
   counters_.settled.fetch_add(1, std::memory_order_relaxed);
   if (status != StoreStatus::kOk) {
     counters_.store_errors_settle.fetch_add(1, std::memory_order_relaxed);
   }
+}
+
+void Limiter::SettleNow(const Reservation& reservation, int64_t actual_tokens) {
+  SettlePlan plan;
+  if (!MakeSettlePlan(reservation, actual_tokens, plan)) return;
+  CountSettle(sync_->SettleNow({ShardKey(reservation.key_, reservation.tenant_),
+                                AsSpan(plan.settlements), clock_.NowMicros()}));
+}
+
+asio::awaitable<void> Limiter::SettleAsync(const Reservation& reservation,
+                                           int64_t actual_tokens) {
+  SettlePlan plan;
+  if (!MakeSettlePlan(reservation, actual_tokens, plan)) co_return;
+  SettleRequest request{ShardKey(reservation.key_, reservation.tenant_),
+                        AsSpan(plan.settlements), clock_.NowMicros()};
+  StoreStatus status = co_await store_.Settle(request);
+  CountSettle(status);
+}
+
+asio::awaitable<void> Limiter::Settle(const Reservation& reservation, int64_t actual_tokens) {
+  if (reservation.Empty()) co_return;
+  if (sync_) {
+    SettleNow(reservation, actual_tokens);
+    co_return;
+  }
+  co_await SettleAsync(reservation, actual_tokens);
 }
 
 asio::awaitable<LimitReadings> Limiter::ReadKeyLimits(std::string_view key,
@@ -283,7 +371,13 @@ asio::awaitable<LimitReadings> Limiter::ReadKeyLimits(std::string_view key,
     specs.push_back({RefFor(ScopeKind::kKey, key, limit), std::max<int64_t>(limit.amount, 0)});
   }
   LimitReadings readings;
-  ReadResult read = co_await store_.Read({ShardKey(key, tenant), specs, clock_.NowMicros()});
+  BucketsRequest request{ShardKey(key, tenant), specs, clock_.NowMicros()};
+  ReadResult read;
+  if (sync_) {
+    read = sync_->ReadNow(request);
+  } else {
+    read = co_await store_.Read(request);
+  }
   if (read.status != StoreStatus::kOk || read.states.size() != specs.size()) {
     counters_.store_errors_read.fetch_add(1, std::memory_order_relaxed);
     co_return readings;
@@ -316,8 +410,13 @@ asio::awaitable<bool> Limiter::ResetKey(std::string_view key, std::string_view t
     if (limit.kind == LimitKind::kConcurrent) continue;
     specs.push_back({RefFor(ScopeKind::kKey, key, limit), std::max<int64_t>(limit.amount, 0)});
   }
-  StoreStatus status =
-      co_await store_.Reset({ShardKey(key, tenant), specs, clock_.NowMicros()});
+  BucketsRequest request{ShardKey(key, tenant), specs, clock_.NowMicros()};
+  StoreStatus status;
+  if (sync_) {
+    status = sync_->ResetNow(request);
+  } else {
+    status = co_await store_.Reset(request);
+  }
   if (status != StoreStatus::kOk) {
     counters_.store_errors_read.fetch_add(1, std::memory_order_relaxed);
     co_return false;

@@ -168,7 +168,26 @@ class Limiter {
         store_errors_settle{0}, store_errors_read{0};
   };
 
+  struct Plan;
+  struct SettlePlan;
+  void MakePlan(const RequestScope& scope, int64_t reserve_tokens, Plan& plan) const;
+  static std::string Describe(const RequestScope& scope, const Plan& plan, int index);
+  Admission NothingApplies();
+  Admission TooLarge(const RequestScope& scope, const Plan& plan, const ReadResult& read);
+  Admission Decide(const RequestScope& scope, const Plan& plan, const AdmitResult& result);
+  BucketsRequest ReadRequestFor(const Plan& plan,
+                                boost::container::small_vector<BucketSpec, 8>& specs) const;
+  AdmitRequest AdmitRequestFor(const RequestScope& scope, const Plan& plan) const;
+  Admission AdmitNow(const RequestScope& scope, int64_t reserve_tokens);
+  asio::awaitable<Admission> AdmitAsync(const RequestScope& scope, int64_t reserve_tokens);
+  bool MakeSettlePlan(const Reservation& reservation, int64_t actual_tokens,
+                      SettlePlan& plan) const;
+  void CountSettle(StoreStatus status);
+  void SettleNow(const Reservation& reservation, int64_t actual_tokens);
+  asio::awaitable<void> SettleAsync(const Reservation& reservation, int64_t actual_tokens);
+
   Store& store_;
+  SynchronousStore* const sync_;  // store_.Synchronous(): called directly when non-null
   const Clock& clock_;
   const LimiterOptions options_;
   mutable Counters counters_;

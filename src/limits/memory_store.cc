@@ -18,20 +18,28 @@ struct MemoryStore::OwnedRef {
   LimitKind kind = LimitKind::kTokens;
   int64_t period_micros = 0;
   bool calendar = false;
+  uint64_t hash = 0;  // of View(), computed once (BatchLocks::HashOf)
 
   BucketRef View() const { return {scope, scope_name, model, kind, period_micros, calendar}; }
 };
 
-// Transparent, so lookups take a BucketRef of string_views and copy nothing.
+// A lookup key: a batch's BucketRef with its hash already computed.
+struct MemoryStore::HashedRef {
+  BucketRef ref;
+  uint64_t hash = 0;
+};
+
+// Transparent, so lookups take a HashedRef of string_views and copy nothing; the hash is never
+// recomputed (not even when the table grows).
 struct MemoryStore::RefHash {
   using is_transparent = void;
-  size_t operator()(const BucketRef& ref) const { return ref.Hash(); }
-  size_t operator()(const OwnedRef& ref) const { return ref.View().Hash(); }
+  size_t operator()(const HashedRef& ref) const { return ref.hash; }
+  size_t operator()(const OwnedRef& ref) const { return ref.hash; }
 };
 
 struct MemoryStore::RefEq {
   using is_transparent = void;
-  static BucketRef ViewOf(const BucketRef& ref) { return ref; }
+  static BucketRef ViewOf(const HashedRef& ref) { return ref.ref; }
   static BucketRef ViewOf(const OwnedRef& ref) { return ref.View(); }
   template <typename A, typename B>
   bool operator()(const A& a, const B& b) const {
@@ -45,31 +53,90 @@ struct alignas(64) MemoryStore::Shard {
   std::unordered_map<OwnedRef, Bucket, RefHash, RefEq> buckets;
 };
 
-// Locks the distinct shards of a batch in ascending index order (a global order, so two batches
-// can never wait for each other in a cycle) and unlocks them on destruction.
-class MemoryStore::ShardLocks {
+namespace {
+
+// splitmix64's finalizer: spreads the bits of each field before they are combined.
+uint64_t Mix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+uint64_t TextHash(std::string_view text) {
+  return text.empty() ? 0 : std::hash<std::string_view>{}(text);
+}
+
+uint64_t CombineHash(uint64_t name_hash, uint64_t model_hash, const BucketRef& ref) {
+  uint64_t flags = static_cast<uint64_t>(ref.scope) << 3 | static_cast<uint64_t>(ref.kind) << 1 |
+                   static_cast<uint64_t>(ref.calendar);
+  return Mix(name_hash * 0x9E3779B97F4A7C15ULL ^ model_hash * 0xC2B2AE3D27D4EB4FULL ^
+             static_cast<uint64_t>(ref.period_micros) * 0x165667B19E3779F9ULL ^ flags);
+}
+
+// By owner only: all of a key's buckets share one shard, so a request locks at most two.
+size_t ShardOf(uint64_t name_hash, ScopeKind scope) {
+  return Mix(name_hash ^ static_cast<uint64_t>(scope)) % MemoryStore::kShards;
+}
+
+}  // namespace
+
+// The buckets of one batch: hashes each ref once (an owner's name once per batch: the Limiter
+// passes the same string_view for all of an owner's charges), then locks the distinct shards in
+// ascending index order (a global order, so two batches can never wait for each other in a
+// cycle) and unlocks them on destruction.
+class MemoryStore::BatchLocks {
  public:
   template <typename Items, typename RefOf>
-  ShardLocks(std::array<Shard, kShards>& shards, const Items& items, RefOf ref_of)
+  BatchLocks(std::array<Shard, kShards>& shards, const Items& items, RefOf ref_of)
       : shards_(shards) {
+    std::string_view last_name, last_model;
+    uint64_t name_hash = 0, model_hash = 0;
+    bool first = true;
     for (const auto& item : items) {
-      size_t index = ShardIndex(ref_of(item));
-      if (std::find(indices_.begin(), indices_.end(), index) == indices_.end()) {
-        indices_.push_back(index);
+      const BucketRef& ref = ref_of(item);
+      if (first || ref.scope_name.data() != last_name.data() ||
+          ref.scope_name.size() != last_name.size()) {
+        name_hash = TextHash(ref.scope_name);
+        last_name = ref.scope_name;
+      }
+      if (first || ref.model.data() != last_model.data() ||
+          ref.model.size() != last_model.size()) {
+        model_hash = TextHash(ref.model);
+        last_model = ref.model;
+      }
+      first = false;
+      keys_.push_back({ref, CombineHash(name_hash, model_hash, ref)});
+      size_t index = ShardOf(name_hash, ref.scope);
+      shard_of_.push_back(static_cast<uint8_t>(index));
+      if (std::find(locked_.begin(), locked_.end(), index) == locked_.end()) {
+        locked_.push_back(index);
       }
     }
-    std::sort(indices_.begin(), indices_.end());
-    for (size_t index : indices_) shards_[index].mu.lock();
+    std::sort(locked_.begin(), locked_.end());
+    for (size_t index : locked_) shards_[index].mu.lock();
   }
-  ~ShardLocks() {
-    for (auto it = indices_.rbegin(); it != indices_.rend(); ++it) shards_[*it].mu.unlock();
+  ~BatchLocks() {
+    for (auto it = locked_.rbegin(); it != locked_.rend(); ++it) shards_[*it].mu.unlock();
   }
-  ShardLocks(const ShardLocks&) = delete;
-  ShardLocks& operator=(const ShardLocks&) = delete;
+  BatchLocks(const BatchLocks&) = delete;
+  BatchLocks& operator=(const BatchLocks&) = delete;
+
+  Shard& shard(size_t i) const { return shards_[shard_of_[i]]; }
+  const HashedRef& key(size_t i) const { return keys_[i]; }
+
+  // For a single ref outside a batch (loading).
+  static HashedRef HashOf(const BucketRef& ref, size_t* shard) {
+    uint64_t name_hash = TextHash(ref.scope_name);
+    *shard = ShardOf(name_hash, ref.scope);
+    return {ref, CombineHash(name_hash, TextHash(ref.model), ref)};
+  }
 
  private:
   std::array<Shard, kShards>& shards_;
-  boost::container::small_vector<size_t, 4> indices_;
+  boost::container::small_vector<HashedRef, 8> keys_;
+  boost::container::small_vector<uint8_t, 8> shard_of_;
+  boost::container::small_vector<size_t, 4> locked_;
 };
 
 namespace {
@@ -181,8 +248,9 @@ bool MemoryStore::Load(std::string* error) {
     bucket.level.frac = sqlite3_column_int64(stmt, 8);
     bucket.level.stamp = sqlite3_column_int64(stmt, 9);
     if (bucket.level.frac < 0 || bucket.level.frac >= period) bucket.level.frac = 0;
-    Shard& shard = (*shards_)[ShardIndex(ref.View())];
-    shard.buckets.insert_or_assign(std::move(ref), std::move(bucket));
+    size_t shard = 0;
+    ref.hash = BatchLocks::HashOf(ref.View(), &shard).hash;
+    (*shards_)[shard].buckets.insert_or_assign(std::move(ref), std::move(bucket));
   }
   sqlite3_finalize(stmt);
   if (rc != SQLITE_DONE) {
@@ -192,29 +260,21 @@ bool MemoryStore::Load(std::string* error) {
   return true;
 }
 
-size_t MemoryStore::ShardIndex(const BucketRef& ref) {
-  // By owner only: all of a key's buckets share one shard, so a request locks at most two.
-  size_t h = std::hash<std::string_view>{}(ref.scope_name);
-  h ^= (ref.scope == ScopeKind::kTenant) ? 0x9E3779B97F4A7C15ULL : 0;
-  h ^= h >> 29;
-  return h % kShards;
-}
-
-MemoryStore::Bucket* MemoryStore::Find(Shard& shard, const BucketRef& ref) {
-  auto it = shard.buckets.find(ref);
+MemoryStore::Bucket* MemoryStore::Find(Shard& shard, const HashedRef& key) {
+  auto it = shard.buckets.find(key);
   return it == shard.buckets.end() ? nullptr : &it->second;
 }
 
-MemoryStore::Bucket& MemoryStore::FindOrCreate(Shard& shard, const BucketSpec& spec,
-                                               int64_t now_micros) {
-  auto it = shard.buckets.find(spec.ref);
+MemoryStore::Bucket& MemoryStore::FindOrCreate(Shard& shard, const HashedRef& key,
+                                               const BucketSpec& spec, int64_t now_micros) {
+  auto it = shard.buckets.find(key);
   if (it != shard.buckets.end()) return it->second;
   const BucketRef& ref = spec.ref;
   Bucket bucket;
   bucket.capacity = spec.capacity;
   if (IsLevelKind(ref.kind)) bucket.level = FullLevel(spec.Params(), now_micros);
-  OwnedRef owned{ref.scope, std::string(ref.scope_name), std::string(ref.model),
-                 ref.kind, ref.period_micros, ref.calendar};
+  OwnedRef owned{ref.scope,  std::string(ref.scope_name), std::string(ref.model), ref.kind,
+                 ref.period_micros, ref.calendar, key.hash};
   return shard.buckets.emplace(std::move(owned), std::move(bucket)).first->second;
 }
 
@@ -242,12 +302,14 @@ AdmitResult MemoryStore::AdmitNow(const AdmitRequest& request) {
   result.states.resize(n);
   boost::container::small_vector<Bucket*, 8> buckets(n, nullptr);
 
-  ShardLocks locks(*shards_, request.charges, [](const Charge& c) { return c.bucket.ref; });
+  BatchLocks batch(*shards_, request.charges, [](const Charge& c) -> const BucketRef& {
+    return c.bucket.ref;
+  });
   bool all_fit = true;
   bool takes_lease = false;
   for (size_t i = 0; i < n; ++i) {
     const Charge& charge = request.charges[i];
-    Bucket& bucket = FindOrCreate((*shards_)[ShardIndex(charge.bucket.ref)], charge.bucket, now);
+    Bucket& bucket = FindOrCreate(batch.shard(i), batch.key(i), charge.bucket, now);
     buckets[i] = &bucket;
     BucketState& state = result.states[i];
     if (bucket.capacity != charge.bucket.capacity) {
@@ -291,10 +353,11 @@ AdmitResult MemoryStore::AdmitNow(const AdmitRequest& request) {
 
 StoreStatus MemoryStore::SettleNow(const SettleRequest& request) {
   const int64_t now = request.now_micros;
-  ShardLocks locks(*shards_, request.settlements,
-                   [](const Settlement& s) { return s.bucket.ref; });
-  for (const Settlement& s : request.settlements) {
-    Bucket* bucket = Find((*shards_)[ShardIndex(s.bucket.ref)], s.bucket.ref);
+  BatchLocks batch(*shards_, request.settlements,
+                   [](const Settlement& s) -> const BucketRef& { return s.bucket.ref; });
+  for (size_t i = 0; i < request.settlements.size(); ++i) {
+    const Settlement& s = request.settlements[i];
+    Bucket* bucket = Find(batch.shard(i), batch.key(i));
     if (!bucket) continue;
     switch (s.bucket.ref.kind) {
       case LimitKind::kConcurrent: {
@@ -328,12 +391,13 @@ ReadResult MemoryStore::ReadNow(const BucketsRequest& request) {
   ReadResult result;
   result.now_micros = now;
   result.states.resize(request.buckets.size());
-  ShardLocks locks(*shards_, request.buckets, [](const BucketSpec& s) { return s.ref; });
+  BatchLocks batch(*shards_, request.buckets,
+                   [](const BucketSpec& s) -> const BucketRef& { return s.ref; });
   for (size_t i = 0; i < request.buckets.size(); ++i) {
     const BucketSpec& spec = request.buckets[i];
     BucketState& state = result.states[i];
     state.fits = true;
-    const Bucket* bucket = Find((*shards_)[ShardIndex(spec.ref)], spec.ref);
+    const Bucket* bucket = Find(batch.shard(i), batch.key(i));
     if (spec.ref.kind == LimitKind::kConcurrent) {
       if (bucket) {
         state.in_use = std::count_if(bucket->leases.begin(), bucket->leases.end(),
@@ -351,10 +415,12 @@ ReadResult MemoryStore::ReadNow(const BucketsRequest& request) {
 
 StoreStatus MemoryStore::ResetNow(const BucketsRequest& request) {
   const int64_t now = request.now_micros;
-  ShardLocks locks(*shards_, request.buckets, [](const BucketSpec& s) { return s.ref; });
-  for (const BucketSpec& spec : request.buckets) {
+  BatchLocks batch(*shards_, request.buckets,
+                   [](const BucketSpec& s) -> const BucketRef& { return s.ref; });
+  for (size_t i = 0; i < request.buckets.size(); ++i) {
+    const BucketSpec& spec = request.buckets[i];
     if (!IsLevelKind(spec.ref.kind)) continue;
-    Bucket* bucket = Find((*shards_)[ShardIndex(spec.ref)], spec.ref);
+    Bucket* bucket = Find(batch.shard(i), batch.key(i));
     if (!bucket) continue;  // never charged: already full
     bucket->capacity = spec.capacity;
     bucket->level = FullLevel(spec.Params(), now);

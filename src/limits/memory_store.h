@@ -32,7 +32,7 @@ struct sqlite3;
 
 namespace trl {
 
-class MemoryStore final : public Store {
+class MemoryStore final : public Store, public SynchronousStore {
  public:
   static constexpr size_t kShards = 32;
 
@@ -52,11 +52,12 @@ class MemoryStore final : public Store {
   asio::awaitable<ReadResult> Read(const BucketsRequest& request) override;
   asio::awaitable<StoreStatus> Reset(const BucketsRequest& request) override;
 
-  // The same operations, synchronously (the awaitables call these).
-  AdmitResult AdmitNow(const AdmitRequest& request);
-  StoreStatus SettleNow(const SettleRequest& request);
-  ReadResult ReadNow(const BucketsRequest& request);
-  StoreStatus ResetNow(const BucketsRequest& request);
+  // The same operations, synchronously (the awaitables call these; so does the Limiter).
+  SynchronousStore* Synchronous() override { return this; }
+  AdmitResult AdmitNow(const AdmitRequest& request) override;
+  StoreStatus SettleNow(const SettleRequest& request) override;
+  ReadResult ReadNow(const BucketsRequest& request) override;
+  StoreStatus ResetNow(const BucketsRequest& request) override;
 
   // Saves every bucket changed since the last successful flush (after a failed one: every
   // bucket) in one transaction. Returns false and sets *error on failure; a memory-only store
@@ -69,6 +70,7 @@ class MemoryStore final : public Store {
 
  private:
   struct OwnedRef;
+  struct HashedRef;
   struct RefHash;
   struct RefEq;
   struct Lease {
@@ -82,11 +84,11 @@ class MemoryStore final : public Store {
     bool dirty = false;         // changed since the last flush
   };
   struct Shard;
-  class ShardLocks;
+  class BatchLocks;
 
-  static size_t ShardIndex(const BucketRef& ref);
-  Bucket* Find(Shard& shard, const BucketRef& ref);
-  Bucket& FindOrCreate(Shard& shard, const BucketSpec& spec, int64_t now_micros);
+  Bucket* Find(Shard& shard, const HashedRef& key);
+  Bucket& FindOrCreate(Shard& shard, const HashedRef& key, const BucketSpec& spec,
+                       int64_t now_micros);
   bool Load(std::string* error);
 
   std::unique_ptr<std::array<Shard, kShards>> shards_;

@@ -1,7 +1,5 @@
 #include "limits/store.h"
 
-#include <functional>
-
 namespace trl {
 namespace {
 
@@ -30,14 +28,6 @@ std::string_view KindName(LimitKind kind) {
   return "?";
 }
 
-// splitmix64's finalizer: spreads the bits of each field before they are combined.
-uint64_t Mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
-
 }  // namespace
 
 std::string BucketRef::Id() const {
@@ -52,14 +42,6 @@ std::string BucketRef::Id() const {
   id += calendar ? "|c|" : "|r|";
   AppendEscaped(model, id);
   return id;
-}
-
-uint64_t BucketRef::Hash() const {
-  uint64_t h = Mix(std::hash<std::string_view>{}(scope_name));
-  h = Mix(h ^ std::hash<std::string_view>{}(model));
-  h = Mix(h ^ static_cast<uint64_t>(period_micros));
-  return Mix(h ^ (static_cast<uint64_t>(scope) << 8 | static_cast<uint64_t>(kind) << 1 |
-                  static_cast<uint64_t>(calendar)));
 }
 
 }  // namespace trl

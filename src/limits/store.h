@@ -54,8 +54,6 @@ struct BucketRef {
   // '%', '|', '{' and '}' in names are percent-encoded, so the text never contains a Redis hash
   // tag of its own. Allocates: not for MemoryStore's hot path.
   std::string Id() const;
-  // A hash of every field, for in-memory maps.
-  uint64_t Hash() const;
 };
 
 // A budget and its current capacity (N tokens, requests or concurrent slots).
@@ -142,6 +140,8 @@ struct ReadResult {
   BucketStates states;
 };
 
+class SynchronousStore;
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -150,6 +150,22 @@ class Store {
   virtual asio::awaitable<StoreStatus> Settle(const SettleRequest& request) = 0;
   virtual asio::awaitable<ReadResult> Read(const BucketsRequest& request) = 0;
   virtual asio::awaitable<StoreStatus> Reset(const BucketsRequest& request) = 0;
+
+  // Non-null for a store whose operations complete at once, without I/O (MemoryStore): callers
+  // on the hot path may call it directly and save a coroutine frame per operation.
+  virtual SynchronousStore* Synchronous() { return nullptr; }
+};
+
+// The same operations as Store's, returning at once; same contracts, same results.
+class SynchronousStore {
+ public:
+  virtual AdmitResult AdmitNow(const AdmitRequest& request) = 0;
+  virtual StoreStatus SettleNow(const SettleRequest& request) = 0;
+  virtual ReadResult ReadNow(const BucketsRequest& request) = 0;
+  virtual StoreStatus ResetNow(const BucketsRequest& request) = 0;
+
+ protected:
+  ~SynchronousStore() = default;
 };
 
 }  // namespace trl
