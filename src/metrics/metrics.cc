@@ -148,6 +148,11 @@ Family<Histogram>& MetricsRegistry::AddHistogram(std::string name, std::string h
   return *f;
 }
 
+void MetricsRegistry::AddCollector(std::function<void(std::string&)> render) {
+  std::lock_guard lock(mu_);
+  renderers_.push_back(std::move(render));
+}
+
 std::string MetricsRegistry::Render() const {
   std::string out;
   std::lock_guard lock(mu_);

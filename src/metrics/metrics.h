@@ -82,6 +82,10 @@ class MetricsRegistry {
   Family<Gauge>& AddGauge(std::string name, std::string help, std::vector<std::string> labels);
   Family<Histogram>& AddHistogram(std::string name, std::string help,
                                   std::vector<std::string> labels, std::vector<double> bounds);
+  // A metric whose values are read at scrape time (gauges of state held elsewhere, counters
+  // kept by another component): `render` appends complete exposition lines, HELP and TYPE
+  // included. Called under the registry's lock; must not call back into the registry.
+  void AddCollector(std::function<void(std::string&)> render);
   // Prometheus text exposition format (version 0.0.4).
   std::string Render() const;
 

@@ -95,14 +95,48 @@ GatewayMetrics::GatewayMetrics(MetricsRegistry& r)
       inflight(r.AddGauge("trl_inflight_requests", "Requests being served now.", {"model"})),
       upstream_errors(r.AddCounter("trl_upstream_errors_total",
                                    "Backend failures, by reason.", {"model", "backend", "reason"})),
-      store_errors(r.AddCounter("trl_store_errors_total", "Store operations that failed.", {"op"})),
       store_fail_open(r.AddCounter("trl_store_fail_open_total",
                                    "Requests let through because the store failed "
                                    "(on_store_error: allow).",
                                    {})) {}
 
 Gateway::Gateway(MetricsRegistry& metrics, Limiter& limiter, const Clock& clock)
-    : metrics_(metrics), limiter_(limiter), clock_(clock) {}
+    : metrics_(metrics), limiter_(limiter), clock_(clock) {
+  metrics.AddCollector([this](std::string& out) { RenderStateMetrics(out); });
+}
+
+void Gateway::RenderStateMetrics(std::string& out) const {
+  auto snap = snapshot_.load();
+  out += "# HELP trl_backend_up 1 while the backend is in rotation, 0 while it is ejected.\n";
+  out += "# TYPE trl_backend_up gauge\n";
+  if (snap) {
+    for (const Model& m : snap->models.Models()) {
+      for (const auto& b : m.backends) {
+        out += "trl_backend_up{model=\"" + EscapeLabelValue(m.config->name) + "\",backend=\"" +
+               EscapeLabelValue(b->Url().url) + "\"} " + (b->Up() ? "1" : "0") + "\n";
+      }
+    }
+  }
+  LimiterStats s = limiter_.Stats();
+  out += "# HELP trl_limiter_decisions_total Admission decisions, by outcome.\n";
+  out += "# TYPE trl_limiter_decisions_total counter\n";
+  auto line = [&out](std::string_view name, std::string_view label, std::string_view value,
+                     uint64_t n) {
+    out += std::string(name) + "{" + std::string(label) + "=\"" + std::string(value) + "\"} " +
+           std::to_string(n) + "\n";
+  };
+  line("trl_limiter_decisions_total", "outcome", "admitted", s.admitted);
+  line("trl_limiter_decisions_total", "outcome", "refused_tokens", s.refused_tokens);
+  line("trl_limiter_decisions_total", "outcome", "refused_requests", s.refused_requests);
+  line("trl_limiter_decisions_total", "outcome", "refused_concurrency", s.refused_concurrency);
+  line("trl_limiter_decisions_total", "outcome", "too_large", s.too_large);
+  line("trl_limiter_decisions_total", "outcome", "settled", s.settled);
+  out += "# HELP trl_store_errors_total Store operations that failed, by operation.\n";
+  out += "# TYPE trl_store_errors_total counter\n";
+  line("trl_store_errors_total", "op", "admit", s.store_errors_admit);
+  line("trl_store_errors_total", "op", "settle", s.store_errors_settle);
+  line("trl_store_errors_total", "op", "read", s.store_errors_read);
+}
 
 void Gateway::SetSnapshot(std::shared_ptr<const GatewaySnapshot> snapshot) {
   snapshot_.store(std::move(snapshot));
@@ -253,7 +287,6 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
       co_return;
     }
     case Admission::Outcome::kStoreError: {
-      metrics_.store_errors.With({"admit"}).Add();
       if (snap.config->store.on_store_error == OnStoreError::kDeny) {
         count_status(model_name, 503);
         co_await writer.Send(ErrorResponse(503, "api_error", "model_unavailable",

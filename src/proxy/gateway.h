@@ -47,8 +47,8 @@ struct GatewayMetrics {
   Family<Histogram>& overhead;       // {}
   Family<Gauge>& inflight;           // {model}
   Family<Counter>& upstream_errors;  // {model, backend, reason}
-  Family<Counter>& store_errors;     // {op}
   Family<Counter>& store_fail_open;  // {}
+  // Read at scrape time: trl_backend_up, and the limiter's decision and store-error counters.
 };
 
 class Gateway {
@@ -61,6 +61,8 @@ class Gateway {
   asio::awaitable<void> Handle(http::Request& request, http::ResponseWriter& writer);
 
   GatewayMetrics& Metrics() { return metrics_; }
+  // Appends the scrape-time series (backend health, limiter decisions, store errors).
+  void RenderStateMetrics(std::string& out) const;
 
  private:
   asio::awaitable<void> HandleModels(const GatewaySnapshot& snap, http::Request& request,
