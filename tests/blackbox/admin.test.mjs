@@ -1,7 +1,7 @@
 // The admin listener: health, readiness, Prometheus metrics, and config reload (admin API and
 // SIGHUP) that swaps the config atomically and keeps the old one when the new one is bad.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, beforeEach, describe, test } from 'node:test';
 
 import {
   ADMIN_TOKEN, chatBody, cleanup, completeConfig, errorOf, mockText, pollUntil, startGateway,
@@ -28,9 +28,14 @@ describe('admin', () => {
     gw = await startGateway(config());
   });
 
+  // A gateway that crashed in one test is replaced (cleanup() reports the crash).
+  beforeEach(async () => {
+    if (gw?.proc.exitInfo) gw = await startGateway(config());
+  });
+
   test('/healthz and /readyz answer 200 without a token', async () => {
     for (const route of ['/healthz', '/readyz']) {
-      const r = await fetch(`${gw.adminUrl}${route}`);
+      const r = await gw.fetch(`${gw.adminUrl}${route}`);
       await r.arrayBuffer();
       assert.equal(r.status, 200, route);
     }
@@ -45,7 +50,7 @@ describe('admin', () => {
     const labels = { model: 'm', key: 'team-a', status: '200' };
     assert.equal(await gw.waitMetric('trl_requests_total', labels, N), N);
 
-    const raw = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    const raw = await (await gw.fetch(`${gw.adminUrl}/metrics`)).text();
     assert.match(raw, /^# TYPE trl_requests_total counter$/m);
     assert.match(raw, /^# TYPE trl_request_duration_seconds histogram$/m);
     const samples = await gw.metrics();
@@ -79,7 +84,7 @@ describe('admin', () => {
     assert.equal(ok.status, 200);
     assert.equal(ok.json.choices[0].message.content, mockText(2));
     assert.equal((await ask('new-alias')).status, 404);
-    const ready = await fetch(`${gw.adminUrl}/readyz`);
+    const ready = await gw.fetch(`${gw.adminUrl}/readyz`);
     await ready.arrayBuffer();
     assert.equal(ready.status, 200);
   });

@@ -1,7 +1,7 @@
 // Failures, as a client sees them: every backend fault and every kind of bad input gets the
 // status and OpenAI-shaped body of DESIGN.md §3, and the gateway goes on serving.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, beforeEach, describe, test } from 'node:test';
 
 import OpenAI from 'openai';
 
@@ -19,10 +19,11 @@ after(cleanup);
 describe('errors', () => {
   let mock;
   let gw;
+  let config;
 
   before(async () => {
     mock = await startMock({ name: 'mock-errors', models: ['m', 'other'] });
-    gw = await startGateway({
+    config = {
       server: { max_body_bytes: MAX_BODY, max_header_bytes: MAX_HEADER },
       models: [
         { name: 'm', backends: [mock.url], timeout: '1s' },
@@ -32,7 +33,14 @@ describe('errors', () => {
         { name: 'full', key: KEY },
         { name: 'limited', key: LIMITED_KEY, models: ['m'] },
       ],
-    });
+    };
+    gw = await startGateway(config);
+  });
+
+  // A gateway that crashed in one test is replaced, so the next test says something of its own
+  // (cleanup() reports the crash with the gateway's last output).
+  beforeEach(async () => {
+    if (gw?.proc.exitInfo) gw = await startGateway(config);
   });
 
   // After every failure: a good request on the same gateway still succeeds.
@@ -74,7 +82,7 @@ describe('errors', () => {
     });
 
     test('truncate-stream -> the stream ends with an error event', async () => {
-      const r = await fetch(`${gw.baseURL}/chat/completions`, {
+      const r = await gw.fetch(`${gw.baseURL}/chat/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}`,
                    'x-mock-fault': 'truncate-stream' },
@@ -110,7 +118,7 @@ describe('errors', () => {
       assert.equal(r.status, 200);
       assert.equal(r.json.choices[0].message.content, mockText(6));
 
-      const s = await fetch(`${gw.baseURL}/chat/completions`, {
+      const s = await gw.fetch(`${gw.baseURL}/chat/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}`,
                    'x-mock-fault': 'no-usage' },

@@ -5,7 +5,7 @@
 // Budgets measured exactly use `per: 1d`, so refill during a test (about 0.01 token a second for
 // 1000/1d) never moves a whole-unit header value.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, beforeEach, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 
 import {
@@ -46,13 +46,14 @@ describe('limits', () => {
   let mock;   // fast answers
   let slow;   // streams of 16 words at 10 words/s
   let gw;
+  let config;
 
   before(async () => {
     [mock, slow] = await Promise.all([
       startMock({ name: 'mock-fast', models: ['m', 'm2'] }),
       startMock({ name: 'mock-slow', models: ['slowm'], tokensPerSecond: 10 }),
     ]);
-    gw = await startGateway({
+    config = {
       server: { max_body_bytes: MAX_BODY },
       models: [
         { name: 'm', backends: [mock.url] },
@@ -67,7 +68,14 @@ describe('limits', () => {
         { name: 'refuse', key: 'sk-refuse', models: ['m'],
           limits: [{ tokens: 1000, per: '1d' }, { requests: 100, per: '1d' }] },
       ],
-    });
+    };
+    gw = await startGateway(config);
+  });
+
+  // Each test measures from its own first request, so a gateway that crashed in an earlier test
+  // is replaced rather than failing everything after it (cleanup() reports the crash).
+  beforeEach(async () => {
+    if (gw?.proc.exitInfo) gw = await startGateway(config);
   });
 
   // Settlement happens before the request is recorded (settle -> record), so once the metric
@@ -168,7 +176,7 @@ describe('limits', () => {
   });
 
   describe('concurrency', () => {
-    const stream = (extraHeaders = {}, signal) => fetch(`${gw.baseURL}/chat/completions`, {
+    const stream = (extraHeaders = {}, signal) => gw.fetch(`${gw.baseURL}/chat/completions`, {
       method: 'POST', signal,
       headers: { 'content-type': 'application/json', authorization: 'Bearer sk-conc',
                  ...extraHeaders },
@@ -253,7 +261,7 @@ describe('limits', () => {
     await settled('usage', 1);
 
     const before = await mock.stats();
-    const s = await fetch(`${gw.baseURL}/chat/completions`, {
+    const s = await gw.fetch(`${gw.baseURL}/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: 'Bearer sk-usage' },
       body: JSON.stringify({ ...body, stream: true }),
@@ -279,7 +287,7 @@ describe('limits', () => {
     await settled('usage', 3);
 
     // No usage from the backend: prompt estimate + the relayed output, never 0.
-    const nu = await fetch(`${gw.baseURL}/chat/completions`, {
+    const nu = await gw.fetch(`${gw.baseURL}/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: 'Bearer sk-usage',
                  'x-mock-fault': 'no-usage' },
@@ -336,7 +344,7 @@ describe('limits', () => {
 
 describe('saturation', () => {
   test('8 clients for 30 s against {tokens: 2000, per: 10s}: admitted tokens within the bound',
-       async () => {
+       async (t) => {
     const CAP = 2000;
     const PER_S = 10;
     const RUN_MS = 30_000;
@@ -357,7 +365,7 @@ describe('saturation', () => {
     const end = start + RUN_MS;
     async function client() {
       while (performance.now() < end) {
-        const r = await fetch(`${sgw.baseURL}/chat/completions`, {
+        const r = await sgw.fetch(`${sgw.baseURL}/chat/completions`, {
           method: 'POST', body,
           headers: { 'content-type': 'application/json', authorization: 'Bearer sk-sat' },
         });
@@ -382,6 +390,8 @@ describe('saturation', () => {
     assert.deepEqual(unexpected, []);
 
     const bound = CAP + CAP * (RUN_MS / 1000) / PER_S;  // 8000
+    t.diagnostic(`admitted ${admitted} requests, ${settledTokens} tokens (bound ${bound} + ` +
+                 `${maxCost}, floor ${0.9 * bound}); ${refused} refused with 429`);
     assert.ok(refused > 0, 'the load saturated the budget');
     assert.ok(settledTokens <= bound + maxCost,
               `admitted ${settledTokens} tokens > bound ${bound} + one request (${maxCost})`);

@@ -65,6 +65,7 @@ function requireBin(p, target) {
 // ---------------------------------------------------------------------------------------------
 
 const live = new Set();  // every Proc not yet exited
+const started = new Set();  // every Proc, for the post-mortem in cleanup()
 const tempDirs = new Set();
 
 // Safety net: a test file that crashes must not leave servers behind.
@@ -89,6 +90,8 @@ export class Proc {
       cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     live.add(this);
+    started.add(this);
+    this.signalled = false;  // true once the harness sent it a signal: its exit is expected
     this.exited = new Promise((resolve) => {
       const done = (info) => {
         if (this.exitInfo) return;
@@ -148,7 +151,9 @@ export class Proc {
   }
 
   signal(sig) {
-    if (!this.exitInfo) this.child.kill(sig);
+    if (this.exitInfo) return;
+    if (sig !== 'SIGHUP') this.signalled = true;
+    this.child.kill(sig);
   }
 
   // Waits for the exit, at most `timeoutMs`; rejects (leaving the process running) on timeout.
@@ -204,6 +209,14 @@ function hostPort(m) {
 
 // Stops every process this harness started and removes its temp dirs. Call from `after`.
 export async function cleanup() {
+  // A server that died on its own explains the test failures that followed: show its output.
+  for (const p of started) {
+    if (p.exitInfo && !p.signalled) {
+      console.error(`\n*** ${p.name} exited unexpectedly (${describeExit(p.exitInfo)})\n` +
+                    p.diagnostics());
+    }
+  }
+  started.clear();
   await Promise.all([...live].map((p) => p.stop(3000)));
   for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
   tempDirs.clear();
@@ -292,10 +305,26 @@ export class Gateway {
     this.adminUrl = admin?.base ?? null;
   }
 
+  // fetch, but a connection failure caused by a dead gateway says so, with its last output.
+  async fetch(url, init) {
+    try {
+      return await fetch(url, init);
+    } catch (err) {
+      if (!this.proc.exitInfo) await Promise.race([this.proc.exited, delay(300)]);
+      if (this.proc.exitInfo && !this.proc.signalled) {
+        throw new Error(`${this.proc.name} died (${describeExit(this.proc.exitInfo)}); ` +
+                        `${init?.method ?? 'GET'} ${url} failed: ${err.cause?.code ?? err.message}` +
+                        `\n${this.proc.diagnostics()}`);
+      }
+      throw err;
+    }
+  }
+
   // An OpenAI client through the gateway. Retries are off unless asked for, so every refusal
   // shows; pass { maxRetries: undefined } to get the SDK's default.
   client(apiKey, opts = {}) {
-    const o = { baseURL: this.baseURL, apiKey, maxRetries: 0, ...opts };
+    const o = { baseURL: this.baseURL, apiKey, maxRetries: 0,
+                fetch: (url, init) => this.fetch(url, init), ...opts };
     if ('maxRetries' in opts && opts.maxRetries === undefined) delete o.maxRetries;
     return new OpenAI(o);
   }
@@ -304,7 +333,7 @@ export class Gateway {
   async post(route, body, { key, headers = {}, signal } = {}) {
     const h = { 'content-type': 'application/json', ...headers };
     if (key !== undefined && key !== null) h.authorization = `Bearer ${key}`;
-    const r = await fetch(`${this.url}/v1/${route}`, {
+    const r = await this.fetch(`${this.url}/v1/${route}`, {
       method: 'POST', headers: h, signal,
       body: typeof body === 'string' ? body : JSON.stringify(body),
     });
@@ -315,14 +344,14 @@ export class Gateway {
     const headers = {};
     if (token !== null) headers.authorization = `Bearer ${token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const r = await fetch(`${this.adminUrl}${route}`, {
+    const r = await this.fetch(`${this.adminUrl}${route}`, {
       method, headers, body: body === undefined ? undefined : JSON.stringify(body),
     });
     return readResponse(r);
   }
 
   async metrics() {
-    const r = await fetch(`${this.adminUrl}/metrics`);
+    const r = await this.fetch(`${this.adminUrl}/metrics`);
     const text = await r.text();
     if (r.status !== 200) throw new Error(`GET /metrics: HTTP ${r.status}: ${text}`);
     return parseMetrics(text);
