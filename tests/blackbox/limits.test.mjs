@@ -240,7 +240,7 @@ describe('limits', () => {
       assert.ok(await pollUntil(slotsFree, { tries: 80, intervalMs: 25 }),
                 'slots still taken 2 s after the backend failed');
       // And after a reset before any response (502).
-      const reset = await gw.post('chat/completions', chatBody('m', 'x', { max_tokens: 1 }),
+      const reset = await gw.post('chat/completions', chatBody('slowm', 'x', { max_tokens: 1 }),
                                   { key: 'sk-conc', headers: { 'x-mock-fault': 'reset' } });
       assert.equal(reset.status, 502);
       assert.ok(await pollUntil(slotsFree, { tries: 80, intervalMs: 25 }),

@@ -181,6 +181,7 @@ describe('proxy', () => {
       client.chat.completions.create({ model: 'killme', messages, max_tokens: 2 })));
     for (const r of warm) assert.equal(r.choices[0].message.content, mockText(2));
     assert.ok((await k1.stats()).requests_total > 0, 'k1 served before it was killed');
+    assert.equal(await gw.metric('trl_backend_up', { model: 'killme', backend: k1.url }), 1);
     const k2Before = (await k2.stats()).requests_total;
 
     const exit = await k1.kill('SIGKILL');
@@ -196,6 +197,11 @@ describe('proxy', () => {
     const failed = burst.filter((b) => b.status === 'rejected').map((b) => String(b.reason));
     assert.deepEqual(failed, []);
     assert.equal((await k2.stats()).requests_total, k2Before + 30);
+    // Out of rotation, as the metrics say (and k2 still in).
+    const up = async (m) => gw.metric('trl_backend_up', { model: 'killme', backend: m.url });
+    assert.ok(await pollUntil(async () => (await up(k1)) === 0, { tries: 100, intervalMs: 20 }),
+              'trl_backend_up of the killed backend is still 1');
+    assert.equal(await up(k2), 1);
   });
 
   test('x-request-id is echoed when sent and generated when not', async () => {
