@@ -5,6 +5,8 @@
 // gateway's I/O threads; the store never suspends, so this measures the limiter and store
 // themselves (bucket lookups, arithmetic, locking), not scheduling.
 //
+// items_per_second is the aggregate throughput over all threads (Admit+Settle pairs per second).
+//
 //   BM_AdmitSettle/threads:1       one I/O thread
 //   BM_AdmitSettle/threads:2       two threads on the same key: the same shard lock (worst case)
 //   BM_AdmitSettleDistinctKeys/... two threads on different keys: usually different shards
@@ -66,6 +68,7 @@ void AdmitSettleLoop(benchmark::State& state, std::string key) {
       co_await limiter.Settle(a.reservation, 700);
     }
   });
+  state.SetItemsProcessed(state.iterations());
   if (refused) state.SkipWithError("refused: the benchmark must not run out of budget");
 }
 
@@ -87,6 +90,7 @@ void BM_AdmitOnly(benchmark::State& state) {
       benchmark::DoNotOptimize(a.outcome);
     }
   });
+  state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_AdmitOnly)->Threads(1);
 

@@ -1,107 +1,72 @@
 #include "limits/token_counter.h"
 
+#include <array>
+
 namespace trl {
 namespace {
 
-int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+// Byte classes. Each class is charged one token at the start of a run of that class and one
+// more every kPeriod[class] bytes within the run (see token_counter.h for the reasons).
+enum Class : uint8_t {
+  kLetters,  // ASCII letters, and both bytes of 2-byte UTF-8 characters (so they weigh 2)
+  kDigits,
+  kPunct,    // ASCII punctuation, symbols, control characters
+  kSpace,
+  kWide,     // the bytes of 3-byte UTF-8 characters (CJK, kana, most symbols)
+  kBytes,    // 4-byte characters and invalid UTF-8: one token per byte, as byte-fallback does
+  kCont,     // a continuation byte: takes the class of the sequence it continues
+};
+constexpr int kPeriod[] = {5, 1, 2, 4, 2, 1};
 
-bool IsAsciiLetter(unsigned char c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; }
-bool IsDigit(unsigned char c) { return c >= '0' && c <= '9'; }
-bool IsSpace(unsigned char c) {
-  return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
-}
-bool IsContinuation(unsigned char c) { return (c & 0xC0) == 0x80; }
-
-// Length of a well-formed UTF-8 sequence starting at text[i] (2, 3 or 4), or 0.
-size_t Utf8Length(std::string_view text, size_t i) {
-  unsigned char c = static_cast<unsigned char>(text[i]);
-  size_t n = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-  if (n == 0 || i + n > text.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if (!IsContinuation(static_cast<unsigned char>(text[i + k]))) return 0;
+constexpr std::array<uint8_t, 256> kClassOf = [] {
+  std::array<uint8_t, 256> table{};
+  for (int c = 0; c < 256; ++c) {
+    Class k = kPunct;
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+      k = kLetters;
+    } else if (c >= '0' && c <= '9') {
+      k = kDigits;
+    } else if (c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f' || c == '\v') {
+      k = kSpace;
+    } else if (c >= 0x80 && c <= 0xBF) {
+      k = kCont;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      k = kLetters;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      k = kWide;
+    } else if (c >= 0x80) {
+      k = kBytes;  // 4-byte leads and bytes that never appear in UTF-8
+    }
+    table[c] = k;
   }
-  return n;
-}
-
-enum class Run { kNone, kLetters, kDigits, kPunct, kSpace, kWide };
+  return table;
+}();
 
 }  // namespace
 
 int64_t ApproxTokenCounter::CountText(std::string_view text) const {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t size = text.size();
   int64_t structural = 0;
-  Run run = Run::kNone;
-  int64_t run_weight = 0;  // letters: weighted length; others: characters in the run
-  bool run_all_blank = false;  // a whitespace run made of ' ' only
-
-  auto close_run = [&] {
-    switch (run) {
-      case Run::kLetters:
-        structural += CeilDiv(run_weight, 5);
-        break;
-      case Run::kDigits:
-        structural += run_weight;
-        break;
-      case Run::kPunct:
-        structural += CeilDiv(run_weight, 2);
-        break;
-      case Run::kSpace:
-        if (!(run_all_blank && run_weight == 1)) structural += CeilDiv(run_weight, 4);
-        break;
-      case Run::kWide:
-        structural += CeilDiv(run_weight * 3, 2);
-        break;
-      case Run::kNone:
-        break;
-    }
-    run = Run::kNone;
-    run_weight = 0;
-  };
-  auto extend = [&](Run kind, int64_t weight) {
-    if (run != kind) close_run();
-    run = kind;
-    run_weight += weight;
-  };
-
-  for (size_t i = 0; i < text.size();) {
-    unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c < 0x80) {
-      if (IsAsciiLetter(c)) {
-        extend(Run::kLetters, 1);
-      } else if (IsDigit(c)) {
-        extend(Run::kDigits, 1);
-      } else if (IsSpace(c)) {
-        if (run != Run::kSpace) run_all_blank = true;
-        extend(Run::kSpace, 1);
-        run_all_blank = run_all_blank && c == ' ';
-      } else {
-        extend(Run::kPunct, 1);
-      }
-      ++i;
-      continue;
-    }
-    switch (Utf8Length(text, i)) {
-      case 2:
-        extend(Run::kLetters, 2);
-        i += 2;
-        break;
-      case 3:
-        extend(Run::kWide, 1);
-        i += 3;
-        break;
-      case 4:
-        close_run();
-        structural += 3;
-        i += 4;
-        break;
-      default:  // a byte that starts no valid sequence: spelled as one byte token
-        close_run();
-        structural += 1;
-        ++i;
-        break;
-    }
+  int prev = -1;          // class of the previous byte
+  int countdown = 0;      // bytes left before the current run costs another token
+  int sequence = kBytes;  // class a continuation byte takes (kBytes when none is open)
+  // Written without data-dependent branches: run boundaries are unpredictable, and a
+  // mispredicted branch per word would cost more than the rest of the loop.
+  for (size_t i = 0; i < size; ++i) {
+    const unsigned char c = bytes[i];
+    const int raw = kClassOf[c];
+    const int k = raw == kCont ? sequence : raw;
+    sequence = raw == kCont ? sequence : (c < 0x80 ? int{kBytes} : raw);
+    // A run starts. A single leading ' ' is free: it belongs to the next word's token.
+    const int start_countdown = (k == kSpace) & (c == ' ');
+    countdown = k != prev ? start_countdown : countdown;
+    prev = k;
+    const bool token = countdown == 0;
+    structural += token;
+    countdown = token ? kPeriod[k] - 1 : countdown - 1;
   }
-  close_run();
-  int64_t by_bytes = CeilDiv(static_cast<int64_t>(text.size()), 4);
+  int64_t by_bytes = (static_cast<int64_t>(size) + 3) / 4;
   return structural > by_bytes ? structural : by_bytes;
 }
 

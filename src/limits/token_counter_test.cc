@@ -53,8 +53,11 @@ TEST(ApproxTokenCounterTest, DigitsCountOneEach) {
 TEST(ApproxTokenCounterTest, PunctuationAndCode) {
   EXPECT_EQ(Count("..."), 2);
   EXPECT_EQ(Count("f(x);"), 1 + 1 + 1 + 1);  // f ( x );
-  // Indentation and newlines cost, single spaces do not.
-  EXPECT_EQ(Count("if x:\n    return y"), 1 + 1 + 1 + 1 + 1 + 2 + 1);
+  // Newlines and indentation cost, a single space before a word does not:
+  // if, x, ":", "\n    " (5 whitespace: 2), return (6 letters: 2), y.
+  EXPECT_EQ(Count("if x:\n    return y"), 1 + 1 + 1 + 2 + 2 + 1);
+  EXPECT_EQ(Count("a  b"), 1 + 1 + 1);  // the second space costs
+  EXPECT_EQ(Count("a\n\nb"), 1 + 1 + 1);
 }
 
 TEST(ApproxTokenCounterTest, NonAsciiCountsMore) {
@@ -63,11 +66,11 @@ TEST(ApproxTokenCounterTest, NonAsciiCountsMore) {
   // Cyrillic letters weigh 2: "привет" = 12 -> 3 (bytes/4 also 3).
   EXPECT_EQ(Count("привет"), 3);
   EXPECT_EQ(Count("café"), 2);  // weight 5 -> 1; bytes/4 -> 2
-  EXPECT_EQ(Count("😀"), 3);
-  EXPECT_EQ(Count("😀😀😀"), 9);
-  // Invalid UTF-8 costs a token per byte.
+  // 4-byte characters and invalid UTF-8 cost a token per byte (Llama's byte fallback).
+  EXPECT_EQ(Count("😀"), 4);
+  EXPECT_EQ(Count("😀😀😀"), 12);
   EXPECT_EQ(Count(std::string("\xff\xfe\xfd", 3)), 3);
-  EXPECT_EQ(Count(std::string("\xe4\xbd", 2)), 2);  // truncated sequence
+  EXPECT_EQ(Count(std::string("\x80\x80", 2)), 2);  // continuation bytes without a lead
 }
 
 TEST(ApproxTokenCounterTest, NeverBelowTheWordCount) {
