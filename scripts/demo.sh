@@ -4,7 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-scripts/build.sh release
+echo "demo: building (release; the first build takes a few minutes)..."
+build_log=$(mktemp)
+if ! scripts/build.sh release >"$build_log" 2>&1; then
+  tail -n 60 "$build_log" >&2
+  echo "demo: the build failed (full log: $build_log)" >&2
+  exit 1
+fi
+rm -f "$build_log"
 bin=build/release/src
 
 run=$(mktemp -d)
