@@ -6,11 +6,12 @@
 // 1000/1d) never moves a whole-unit header value.
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
+import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 
 import {
   chatBody, cleanup, errorOf, mockText, parseResetDuration, pollUntil, rawHttp, readSse,
-  startGateway, startMock,
+  startGateway, startMock, tempDir,
 } from './lib/harness.mjs';
 
 const DAY_MS = 86_400_000;
@@ -136,6 +137,7 @@ describe('limits', () => {
     assert.ok(retryAfter * 1000 >= retryAfterMs && retryAfter * 1000 - retryAfterMs < 1000,
               `retry-after ${retryAfter} s vs retry-after-ms ${retryAfterMs}`);
     await settled('hdr', 1, '429');
+    assert.equal(await gw.metric('trl_ratelimit_rejections_total', { key: 'hdr', limit: 'tokens' }), 1);
 
     // The refusal left no charge on either budget.
     const r4 = await gw.post('chat/completions', body, { key: 'sk-hdr' });
@@ -207,6 +209,8 @@ describe('limits', () => {
         assert.equal(r.headers.get('x-ratelimit-limit-requests'), null);
       }
       assert.equal((await slow.stats()).open_streams, CONC_LIMIT, 'in flight at the backend');
+      assert.equal(await gw.metric('trl_ratelimit_rejections_total',
+                                   { key: 'conc', limit: 'concurrency' }), 16 - CONC_LIMIT);
       for (const events of await Promise.all(admitted.map((r) => readSse(r)))) {
         assert.equal(events.at(-1), '[DONE]');
         const text = events.slice(0, -1).map((e) => e.choices?.[0]?.delta?.content ?? '').join('');
@@ -339,6 +343,47 @@ describe('limits', () => {
     const h2 = rl(r2.headers);
     assert.equal(h2.remainingTokens, h1.remainingTokens - cost);
     assert.equal(h2.remainingRequests, h1.remainingRequests - 1);
+  });
+});
+
+describe('restart', () => {
+  test('a daily budget survives a restart (embedded store, same data_dir)', async (t) => {
+    const msToMidnight = () => DAY_MS - (Date.now() % DAY_MS);
+    if (msToMidnight() < 30_000) {
+      t.skip('too close to 00:00 UTC, when the daily window resets');
+      return;
+    }
+    const mock = await startMock({ name: 'mock-restart', models: ['m'] });
+    const dataDir = path.join(tempDir(), 'data');
+    const config = {
+      store: { backend: 'memory', data_dir: dataDir },
+      models: [{ name: 'm', backends: [mock.url] }],
+      api_keys: [{ name: 'daily', key: 'sk-daily',
+                   limits: [{ tokens: 1000, per: '1d', reset: 'calendar' }] }],
+    };
+    const body = chatBody('m', 'hello there world', { max_tokens: 5 });
+    const cost = 6 + 5;
+
+    const first = await startGateway(config, { name: 'gateway-1' });
+    const r1 = await first.post('chat/completions', body, { key: 'sk-daily' });
+    assert.equal(r1.status, 200);
+    const reservation = 1000 - rl(r1.headers).remainingTokens;
+    // A calendar window is full again at the next 00:00 UTC.
+    const reset = rl(r1.headers).resetTokensMs;
+    assert.ok(Math.abs(reset - msToMidnight()) < 2000, `reset-tokens ${reset} ms`);
+    await first.waitMetric('trl_requests_total', { key: 'daily', status: '200' }, 1);
+    const r2 = await first.post('chat/completions', body, { key: 'sk-daily' });
+    assert.equal(rl(r2.headers).remainingTokens, 1000 - cost - reservation);
+    await first.waitMetric('trl_requests_total', { key: 'daily', status: '200' }, 2);
+    const exit = await first.stop(15000);
+    assert.deepEqual({ code: exit.code, signal: exit.signal }, { code: 0, signal: null });
+
+    const second = await startGateway(config, { name: 'gateway-2' });
+    const r3 = await second.post('chat/completions', body, { key: 'sk-daily' });
+    assert.equal(r3.status, 200);
+    assert.equal(rl(r3.headers).remainingTokens, 1000 - 2 * cost - reservation,
+                 'the restarted gateway forgot what was spent today');
+    await second.stop();
   });
 });
 
