@@ -1,0 +1,554 @@
+// The side-by-side benchmark behind performance/run.sh (see docs/performance.md).
+//
+// Starts two instant mock-llm backends (A: answers at once; B: paces streams at a fixed token
+// interval, for per-token latency), nginx as a plain proxy_pass with upstream keep-alive, the
+// gateway on the embedded store, the gateway on Redis (when this build has it) and optionally
+// Portkey, then measures them in rounds, alternating the order, with the same loads:
+//   saturation   wrk, 64 connections, the 98-byte chat request
+//   1 conn       wrk -c1: latency with nothing queued
+//   open loop    trl-loadgen at fixed rates, latency measured from the scheduled send time
+//   stream       trl-loadgen, 200-token streams paced by backend B: lateness of every token
+//   stream sat.  wrk, 64 connections, 200-token streams relayed as fast as possible (backend A)
+// Prints one table and writes performance/results/<date>.json.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import {
+  Proc, cpuSeconds, existsSync, freePort, gitInfo, installCleanup, loadAverage, loadgen, log,
+  machine, median, memoryKb, run, stopAll, waitForQuiet, wrk,
+} from './common.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const PERF = path.resolve(HERE, '..');
+const REPO = path.resolve(PERF, '..');
+
+// --- options --------------------------------------------------------------------------------
+
+function parseArgs(argv) {
+  const o = {
+    rounds: 3, satSeconds: 5, latSeconds: 3, rates: [1000, 5000], threads: os.cpus().length,
+    mockThreads: os.cpus().length, streamRate: 20, tokenIntervalUs: 1000, redis: true,
+    portkey: false, buildDir: path.join(REPO, 'build/release'),
+    loadgenBin: path.join(REPO, 'build/perf-loadgen/trl-loadgen'), out: null, maxSeconds: 1200,
+    quietLoad: null, quietWait: 0, keepTmp: false, only: null,
+  };
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i];
+    const v = () => {
+      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+      return argv[++i];
+    };
+    switch (a) {
+      case '--quick': o.rounds = 1; o.satSeconds = 2; o.latSeconds = 2; o.rates = [1000]; break;
+      case '--rounds': o.rounds = Number(v()); break;
+      case '--seconds': o.satSeconds = Number(v()); break;
+      case '--latency-seconds': o.latSeconds = Number(v()); break;
+      case '--rates': o.rates = v().split(',').map(Number); break;
+      case '--threads': o.threads = Number(v()); break;
+      case '--mock-threads': o.mockThreads = Number(v()); break;
+      case '--stream-rate': o.streamRate = Number(v()); break;
+      case '--no-redis': o.redis = false; break;
+      case '--portkey': o.portkey = true; break;
+      case '--no-portkey': o.portkey = false; break;
+      case '--build-dir': o.buildDir = path.resolve(v()); break;
+      case '--loadgen': o.loadgenBin = path.resolve(v()); break;
+      case '--out': o.out = path.resolve(v()); break;
+      case '--max-seconds': o.maxSeconds = Number(v()); break;
+      case '--wait-quiet': o.quietLoad = Number(v()); o.quietWait = 300; break;
+      case '--keep-tmp': o.keepTmp = true; break;
+      case '--only': o.only = v().split(','); break;
+      default: throw new Error(`unknown option ${a}`);
+    }
+  }
+  return o;
+}
+
+const opt = parseArgs(process.argv);
+installCleanup(opt.maxSeconds);
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'trl-perf-'));
+const gatewayBin = path.join(opt.buildDir, 'src/app/token-rate-limiter');
+const mockBin = path.join(opt.buildDir, 'src/mock/mock-llm');
+const lua = path.join(PERF, 'wrk/chat.lua');
+const KEY = 'sk-bench-0123456789';
+const TOKENS = 200;
+
+// The 98-byte chat request of issue 6, and the streaming ones.
+const bodies = {
+  chat: '{"model":"m","messages":[{"role":"user","content":"Say hello to the benchmark!"}],"max_tokens":16}',
+  streamBurst: '{"model":"m","messages":[{"role":"user","content":"Say hello to the benchmark!"}],' +
+               `"max_tokens":${TOKENS},"stream":true}`,
+  streamPaced: '{"model":"m-paced","messages":[{"role":"user","content":"Say hello to the benchmark!"}],' +
+               `"max_tokens":${TOKENS},"stream":true}`,
+};
+const bodyFile = {};
+for (const [k, v] of Object.entries(bodies)) {
+  bodyFile[k] = path.join(tmp, `${k}.json`);
+  writeFileSync(bodyFile[k], v);
+}
+if (Buffer.byteLength(bodies.chat) !== 98) throw new Error('the chat body must be 98 bytes');
+
+// --- systems under test ---------------------------------------------------------------------
+
+async function startMock(name, extra) {
+  const p = new Proc(name, mockBin, ['--listen', '127.0.0.1:0', '--models', 'm,m-paced', '--ttft',
+                                     '0ms', '--threads', String(opt.mockThreads), ...extra]);
+  const m = await p.waitForLine(/mock-llm listening on (\S+):(\d+)\s*$/);
+  p.port = Number(m[2]);
+  return p;
+}
+
+async function startNginx(mockA, mockB) {
+  const dir = path.join(tmp, 'nginx');
+  mkdirSync(path.join(dir, 'logs'), { recursive: true });
+  const [portA, portB] = [await freePort(), await freePort()];
+  // As the current user (root runs workers as root too, not as nobody), its own prefix, pid and
+  // logs; proxy_buffering off so streams are relayed as they come, as the gateway does.
+  const user = process.getuid() === 0 ? 'user root root;\n' : '';
+  const server = (port, upstream) => `
+  server {
+    listen 127.0.0.1:${port} reuseport backlog=4096;
+    location / {
+      proxy_pass http://${upstream};
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_request_buffering off;
+    }
+  }`;
+  const conf = `${user}worker_processes ${opt.threads};
+daemon off;
+master_process on;
+pid ${dir}/nginx.pid;
+error_log ${dir}/logs/error.log warn;
+worker_rlimit_nofile 65536;
+events { worker_connections 16384; multi_accept on; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  keepalive_requests 1000000;
+  keepalive_timeout 120s;
+  upstream backend_a { server 127.0.0.1:${mockA.port}; keepalive 256; keepalive_requests 1000000; }
+  upstream backend_b { server 127.0.0.1:${mockB.port}; keepalive 256; keepalive_requests 1000000; }
+${server(portA, 'backend_a')}
+${server(portB, 'backend_b')}
+}
+`;
+  writeFileSync(path.join(dir, 'nginx.conf'), conf);
+  const p = new Proc('nginx', 'nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')]);
+  await waitListening(portA, p);
+  return { proc: p, portA, portB };
+}
+
+async function waitListening(port, proc, timeoutMs = 10000) {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (proc.exitInfo) throw new Error(`${proc.name} exited: ${proc.output.slice(-10).join('\n')}`);
+    const r = await run('bash', ['-c', `exec 3<>/dev/tcp/127.0.0.1/${port}`], { timeoutMs: 2000 });
+    if (r.code === 0) return;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  throw new Error(`${proc.name}: nothing listening on ${port} after ${timeoutMs} ms`);
+}
+
+function gatewayConfig(mockA, mockB, store) {
+  const limits = [
+    { tokens: 1e15, per: '1m' },
+    { requests: 1e15, per: '1m' },
+    { tokens: 1e15, per: '1d', reset: 'calendar' },
+  ];
+  return {
+    listen: '127.0.0.1:0',
+    server: { threads: opt.threads, idle_timeout: '120s' },
+    store,
+    models: [
+      { name: 'm', backends: [`http://127.0.0.1:${mockA.port}`], max_output_tokens: TOKENS },
+      { name: 'm-paced', backends: [`http://127.0.0.1:${mockB.port}`], max_output_tokens: TOKENS },
+    ],
+    api_keys: [{ name: 'bench', key: KEY, limits }],
+  };
+}
+
+async function startGateway(name, config) {
+  const dir = path.join(tmp, name);
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, 'config.yaml');
+  writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
+  const check = await run(gatewayBin, ['--check-config', file], { timeoutMs: 10000 });
+  if (check.code !== 0) throw new Error(`--check-config: ${check.stdout}${check.stderr}`.trim());
+  const p = new Proc(name, gatewayBin, ['--config', file], { cwd: dir });
+  const m = await p.waitForLine(/data plane listening on (\S+):(\d+)\s*$/, 15000);
+  p.port = Number(m[2]);
+  return p;
+}
+
+async function startRedis() {
+  const port = await freePort();
+  const p = new Proc('redis-server', 'redis-server', [
+    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    '--dir', tmp, '--daemonize', 'no', '--protected-mode', 'no']);
+  await p.waitForLine(/Ready to accept connections/, 10000);
+  p.port = port;
+  return p;
+}
+
+async function startPortkey() {
+  const dir = path.join(os.tmpdir(), 'trl-perf-portkey');  // kept between runs: npm i is slow
+  mkdirSync(dir, { recursive: true });
+  const entry = path.join(dir, 'node_modules/@portkey-ai/gateway/build/start-server.js');
+  if (!existsSync(entry)) {
+    log('installing @portkey-ai/gateway from npm (once, in', dir, ')');
+    const r = await run('npm', ['i', '--no-audit', '--no-fund', '--prefix', dir,
+                                '@portkey-ai/gateway'], { timeoutMs: 300000 });
+    if (r.code !== 0 || !existsSync(entry)) throw new Error(`npm i failed: ${r.stderr.slice(-400)}`);
+  }
+  const port = await freePort();
+  const p = new Proc('portkey', 'node', [entry, `--port=${port}`, '--headless'],
+                     { env: { NODE_ENV: 'production' } });
+  await waitListening(port, p, 20000);
+  p.port = port;
+  return p;
+}
+
+// One sanity request; returns an error string or null.
+async function probe(t) {
+  const args = ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST', '--max-time', '10',
+                '-H', 'content-type: application/json', '--data-binary', `@${bodyFile.chat}`];
+  if (t.key) args.push('-H', `authorization: Bearer ${t.key}`);
+  for (const h of t.headersA.split('\n').filter(Boolean)) args.push('-H', h);
+  const r = await run('curl', [...args, `http://127.0.0.1:${t.portA}/v1/chat/completions`]);
+  return r.stdout === '200' ? null : `probe answered HTTP ${r.stdout || '(none)'} ${r.stderr}`;
+}
+
+// --- measurements ---------------------------------------------------------------------------
+
+function cpuOf(pids) {
+  return Object.fromEntries(pids.map(([n, pid]) => [n, cpuSeconds(pid)]));
+}
+
+async function measureWrk(t, backend, { connections, threads, seconds, body }) {
+  const pids = [...t.pids, ['backend', backend.pid]];
+  const before = cpuOf(pids);
+  const r = await wrk(lua, `http://127.0.0.1:${t.portA}`, {
+    connections, threads, seconds, bodyFile: bodyFile[body], key: t.key, headers: t.headersA,
+  });
+  const after = cpuOf(pids);
+  r.cpu_s_per_1k = {};
+  for (const [n] of pids) {
+    r.cpu_s_per_1k[n] = r.requests ? ((after[n] - before[n]) / r.requests) * 1000 : null;
+  }
+  return r;
+}
+
+function loadgenArgs(t, port, headers) {
+  const a = ['--port', String(port)];
+  if (t.key) a.push('--header', `Authorization: Bearer ${t.key}`);
+  for (const h of headers.split('\n').filter(Boolean)) a.push('--header', h);
+  return a;
+}
+
+async function measureRate(t, rate) {
+  const args = [...loadgenArgs(t, t.portA, t.headersA), '--mode', 'rate', '--rate', String(rate),
+                '--duration', String(opt.latSeconds), '--connections', '32',
+                '--body-file', bodyFile.chat, '--timeout', '5'];
+  return loadgen(opt.loadgenBin, args, (opt.latSeconds + 30) * 1000);
+}
+
+async function measureStream(t) {
+  const args = [...loadgenArgs(t, t.portB, t.headersB), '--mode', 'stream',
+                '--rate', String(opt.streamRate), '--duration', String(opt.latSeconds),
+                '--connections', '32', '--body-file', bodyFile.streamPaced,
+                '--interval-us', String(opt.tokenIntervalUs), '--expect-tokens', String(TOKENS),
+                '--timeout', '10'];
+  return loadgen(opt.loadgenBin, args, (opt.latSeconds + 40) * 1000);
+}
+
+// --- main -----------------------------------------------------------------------------------
+
+const result = {
+  date: new Date().toISOString(), git: gitInfo(REPO), machine: machine(), settings: opt,
+  load_before: loadAverage(), skipped: {}, targets: {}, processes: {},
+};
+
+async function main() {
+  for (const b of [gatewayBin, mockBin, opt.loadgenBin]) {
+    if (!existsSync(b)) throw new Error(`missing ${b}: run performance/run.sh (it builds them)`);
+  }
+  if (opt.quietLoad !== null) {
+    log(`waiting (at most ${opt.quietWait} s) for the 1-minute load average to drop below ${opt.quietLoad}`);
+    await waitForQuiet(opt.quietLoad, opt.quietWait);
+    result.load_before = loadAverage();
+  }
+  log(`load average ${result.load_before.join(' ')}; ${opt.threads} gateway threads / nginx workers`);
+
+  const mockA = await startMock('mock-a', ['--tokens-per-second', '0', '--max-output', String(TOKENS)]);
+  const mockB = await startMock('mock-b', ['--tokens-per-second', String(1e6 / opt.tokenIntervalUs),
+                                           '--max-output', String(TOKENS)]);
+  const targets = [];
+  targets.push({ name: 'direct', portA: mockA.port, portB: mockB.port, key: '', pids: [],
+                 headersA: '', headersB: '' });
+
+  const ngx = await startNginx(mockA, mockB);
+  targets.push({ name: 'nginx', portA: ngx.portA, portB: ngx.portB, key: '',
+                 pids: [['proxy', ngx.proc.pid]], headersA: '', headersB: '', proc: ngx.proc });
+
+  const gwm = await startGateway('gateway-memory', gatewayConfig(mockA, mockB, {
+    backend: 'memory', data_dir: path.join(tmp, 'gateway-memory/data') }));
+  targets.push({ name: 'gateway-memory', portA: gwm.port, portB: gwm.port, key: KEY,
+                 pids: [['proxy', gwm.pid]], headersA: '', headersB: '', proc: gwm });
+
+  if (opt.redis) {
+    try {
+      const redis = await startRedis();
+      const gwr = await startGateway('gateway-redis', gatewayConfig(mockA, mockB, {
+        backend: 'redis', redis: { url: `redis://127.0.0.1:${redis.port}/0` } }));
+      targets.push({ name: 'gateway-redis', portA: gwr.port, portB: gwr.port, key: KEY,
+                     pids: [['proxy', gwr.pid], ['redis', redis.pid]], headersA: '',
+                     headersB: '', proc: gwr, redis });
+    } catch (err) {
+      result.skipped['gateway-redis'] = err.message.split('\n').slice(0, 4).join(' | ');
+      log('gateway-redis skipped:', result.skipped['gateway-redis']);
+    }
+  } else {
+    result.skipped['gateway-redis'] = '--no-redis';
+  }
+
+  if (opt.portkey) {
+    try {
+      const pk = await startPortkey();
+      const h = (m) => `x-portkey-provider: openai\nx-portkey-custom-host: http://127.0.0.1:${m.port}/v1\n` +
+                       'authorization: Bearer sk-unused';
+      targets.push({ name: 'portkey', portA: pk.port, portB: pk.port, key: '',
+                     pids: [['proxy', pk.pid]], headersA: h(mockA), headersB: h(mockB), proc: pk });
+    } catch (err) {
+      result.skipped.portkey = err.message.split('\n').slice(0, 3).join(' | ');
+      log('portkey skipped:', result.skipped.portkey);
+    }
+  }
+
+  for (const t of [...targets]) {
+    const err = await probe(t);
+    if (err) {
+      result.skipped[t.name] = err;
+      log(`${t.name} skipped: ${err}`);
+      targets.splice(targets.indexOf(t), 1);
+    }
+  }
+  const active = opt.only ? targets.filter((t) => t.name === 'direct' || opt.only.includes(t.name))
+                          : targets;
+  for (const t of active) {
+    result.targets[t.name] = { rounds: [] };
+    // Warm-up: connections, pools, page faults, the first allocation of every buffer.
+    await measureWrk(t, mockA, { connections: 64, threads: 2, seconds: 1, body: 'chat' });
+  }
+
+  const capacity = {};
+  for (let round = 0; round < opt.rounds; round++) {
+    // Alternate: each round starts with the next target, so drift in the machine's load does
+    // not always favour the same one.
+    const order = active.map((_, i) => active[(i + round) % active.length]);
+    const rec = Object.fromEntries(order.map((t) => [t.name, { round }]));
+    log(`round ${round + 1}/${opt.rounds}: ${order.map((t) => t.name).join(', ')} (load ${loadAverage()[0]})`);
+    for (const t of order) {
+      rec[t.name].saturation = await measureWrk(t, mockA, { connections: 64, threads: 2,
+                                                            seconds: opt.satSeconds, body: 'chat' });
+      capacity[t.name] = Math.max(capacity[t.name] ?? 0, rec[t.name].saturation.rps);
+    }
+    for (const t of order) {
+      rec[t.name].one_connection = await measureWrk(t, mockA, { connections: 1, threads: 1,
+                                                                seconds: opt.latSeconds, body: 'chat' });
+    }
+    for (const rate of opt.rates) {
+      for (const t of order) {
+        if (rate > 0.8 * capacity[t.name]) {
+          rec[t.name][`rate_${rate}`] = { skipped: `over 80% of its saturation throughput` };
+          continue;
+        }
+        rec[t.name][`rate_${rate}`] = await measureRate(t, rate);
+      }
+    }
+    for (const t of order) {
+      if (opt.streamRate * TOKENS > capacity[t.name] * 50) {
+        rec[t.name].stream = { skipped: 'too slow for the stream load' };
+        continue;
+      }
+      rec[t.name].stream = await measureStream(t);
+    }
+    for (const t of order) {
+      rec[t.name].stream_saturation = await measureWrk(t, mockA, {
+        connections: 64, threads: 2, seconds: opt.latSeconds, body: 'streamBurst' });
+    }
+    for (const t of order) result.targets[t.name].rounds.push(rec[t.name]);
+  }
+
+  for (const t of active) {
+    const procs = { ...(t.proc ? { [t.proc.name]: t.proc.pid } : {}),
+                    ...(t.redis ? { 'redis-server': t.redis.pid } : {}) };
+    for (const [n, pid] of Object.entries(procs)) {
+      result.processes[n] = { peak_rss_kb: memoryKb(pid).hwm, rss_kb: memoryKb(pid).rss };
+    }
+  }
+  result.processes['mock-a (backend)'] = { peak_rss_kb: memoryKb(mockA.pid).hwm };
+  result.load_after = loadAverage();
+  summarise(active);
+  await stopAll();
+}
+
+// --- summary, table, JSON -------------------------------------------------------------------
+
+function summarise(active) {
+  const S = {};
+  for (const t of active) {
+    const rounds = result.targets[t.name].rounds;
+    const pick = (f) => median(rounds.map((r) => { try { return f(r); } catch { return null; } }));
+    const sum = (f) => rounds.reduce((a, r) => a + (f(r) ?? 0), 0);
+    const s = {
+      saturation_rps: pick((r) => r.saturation.rps),
+      saturation_p50_us: pick((r) => r.saturation.p50_us),
+      saturation_p99_us: pick((r) => r.saturation.p99_us),
+      saturation_errors: sum((r) => r.saturation.errors),
+      c1_rps: pick((r) => r.one_connection.rps),
+      c1_p50_us: pick((r) => r.one_connection.p50_us),
+      c1_p99_us: pick((r) => r.one_connection.p99_us),
+      c1_p999_us: pick((r) => r.one_connection.p999_us),
+      c1_errors: sum((r) => r.one_connection.errors),
+      proxy_cpu_s_per_1k: pick((r) => r.saturation.cpu_s_per_1k.proxy),
+      redis_cpu_s_per_1k: pick((r) => r.saturation.cpu_s_per_1k.redis),
+      backend_cpu_s_per_1k: pick((r) => r.saturation.cpu_s_per_1k.backend),
+      stream_ttft_p50_us: pick((r) => r.stream.ttft.p50_us),
+      stream_ttft_p99_us: pick((r) => r.stream.ttft.p99_us),
+      token_p50_us: pick((r) => r.stream.token_lateness.p50_us),
+      token_p99_us: pick((r) => r.stream.token_lateness.p99_us),
+      token_p999_us: pick((r) => r.stream.token_lateness.p999_us),
+      stream_errors: sum((r) => (r.stream.errors ?? 0) + (r.stream.non2xx ?? 0)),
+      stream_sat_rps: pick((r) => r.stream_saturation.rps),
+      stream_sat_errors: sum((r) => r.stream_saturation.errors),
+      stream_sat_proxy_cpu_s_per_1k: pick((r) => r.stream_saturation.cpu_s_per_1k.proxy),
+    };
+    for (const rate of opt.rates) {
+      s[`rate_${rate}_p50_us`] = pick((r) => r[`rate_${rate}`].latency.p50_us);
+      s[`rate_${rate}_p99_us`] = pick((r) => r[`rate_${rate}`].latency.p99_us);
+      s[`rate_${rate}_p999_us`] = pick((r) => r[`rate_${rate}`].latency.p999_us);
+      s[`rate_${rate}_errors`] = sum((r) => (r[`rate_${rate}`].errors ?? 0) + (r[`rate_${rate}`].non2xx ?? 0));
+    }
+    S[t.name] = s;
+  }
+  const d = S.direct;
+  const n = S.nginx;
+  for (const [name, s] of Object.entries(S)) {
+    s.vs_direct_rps = d && s.saturation_rps / d.saturation_rps;
+    s.vs_nginx_rps = n && s.saturation_rps / n.saturation_rps;
+    s.c1_added_p50_us = d && s.c1_p50_us - d.c1_p50_us;
+    s.c1_added_p99_us = d && s.c1_p99_us - d.c1_p99_us;
+    for (const rate of opt.rates) {
+      const k = `rate_${rate}`;
+      if (s[`${k}_p99_us`] != null && d?.[`${k}_p99_us`] != null) {
+        s[`${k}_added_p50_us`] = s[`${k}_p50_us`] - d[`${k}_p50_us`];
+        s[`${k}_added_p99_us`] = s[`${k}_p99_us`] - d[`${k}_p99_us`];
+      }
+    }
+    s.token_added_p50_us = d && s.token_p50_us - d.token_p50_us;
+    s.token_added_p99_us = d && s.token_p99_us - d.token_p99_us;
+    s.stream_sat_vs_nginx = n && s.stream_sat_rps / n.stream_sat_rps;
+    if (name.startsWith('gateway-redis') && S['gateway-memory']) {
+      s.vs_memory_rps = s.saturation_rps / S['gateway-memory'].saturation_rps;
+    }
+    const proc = { 'gateway-memory': 'gateway-memory', 'gateway-redis': 'gateway-redis',
+                   nginx: 'nginx', portkey: 'portkey' }[name];
+    s.peak_rss_mb = proc && result.processes[proc] ? result.processes[proc].peak_rss_kb / 1024 : null;
+  }
+  result.summary = S;
+  printTable(S);
+  const dir = path.join(PERF, 'results');
+  mkdirSync(dir, { recursive: true });
+  const stamp = result.date.replace(/:/g, '').replace(/\..*/, '').replace('T', '-');
+  const out = opt.out ?? path.join(dir, `${stamp}.json`);
+  writeFileSync(out, `${JSON.stringify(result, null, 1)}\n`);
+  log(`wrote ${path.relative(process.cwd(), out)}`);
+}
+
+function fmt(v, kind) {
+  if (v === null || v === undefined || Number.isNaN(v)) return '-';
+  switch (kind) {
+    case 'rps': return v >= 10000 ? `${(v / 1000).toFixed(1)}k` : v.toFixed(0);
+    case 'x': return `${v.toFixed(2)}x`;
+    case 'us': return v >= 10000 ? `${(v / 1000).toFixed(1)}ms` : `${v.toFixed(0)}`;
+    case '+us': return `${v >= 0 ? '+' : ''}${v >= 10000 || v <= -10000 ? `${(v / 1000).toFixed(1)}ms` : v.toFixed(0)}`;
+    case 'ms': return (v * 1000).toFixed(3);
+    case 'mb': return v.toFixed(1);
+    default: return String(v);
+  }
+}
+
+function printTable(S) {
+  const names = Object.keys(S);
+  const rows = [
+    ['saturation req/s (64 conns)', 'saturation_rps', 'rps'],
+    ['  x direct', 'vs_direct_rps', 'x'],
+    ['  x nginx', 'vs_nginx_rps', 'x'],
+    ['  x gateway-memory', 'vs_memory_rps', 'x'],
+    ['  errors', 'saturation_errors', ''],
+    ['  p50 / p99 µs', (s) => `${fmt(s.saturation_p50_us, 'us')} / ${fmt(s.saturation_p99_us, 'us')}`],
+    ['1 conn p50 µs', 'c1_p50_us', 'us'],
+    ['1 conn p99 µs', 'c1_p99_us', 'us'],
+    ['1 conn p99.9 µs', 'c1_p999_us', 'us'],
+    ['  added p50 / p99 µs', (s) => `${fmt(s.c1_added_p50_us, '+us')} / ${fmt(s.c1_added_p99_us, '+us')}`],
+  ];
+  for (const rate of opt.rates) {
+    rows.push([`open loop ${rate}/s p50/p99/p99.9 µs`, (s) =>
+      `${fmt(s[`rate_${rate}_p50_us`], 'us')}/${fmt(s[`rate_${rate}_p99_us`], 'us')}/${fmt(s[`rate_${rate}_p999_us`], 'us')}`]);
+    rows.push(['  added p50 / p99 µs', (s) =>
+      `${fmt(s[`rate_${rate}_added_p50_us`], '+us')} / ${fmt(s[`rate_${rate}_added_p99_us`], '+us')}`]);
+    rows.push(['  errors', `rate_${rate}_errors`, '']);
+  }
+  rows.push(
+    [`stream ttft p50 / p99 µs`, (s) => `${fmt(s.stream_ttft_p50_us, 'us')} / ${fmt(s.stream_ttft_p99_us, 'us')}`],
+    [`stream token late p50/p99/p99.9 µs`, (s) => `${fmt(s.token_p50_us, 'us')}/${fmt(s.token_p99_us, 'us')}/${fmt(s.token_p999_us, 'us')}`],
+    ['  token added p50 / p99 µs', (s) => `${fmt(s.token_added_p50_us, '+us')} / ${fmt(s.token_added_p99_us, '+us')}`],
+    ['  errors', 'stream_errors', ''],
+    [`stream saturation req/s (${TOKENS} tok)`, 'stream_sat_rps', 'rps'],
+    ['  x nginx', 'stream_sat_vs_nginx', 'x'],
+    ['  errors', 'stream_sat_errors', ''],
+    ['CPU ms / 1k req: proxy', 'proxy_cpu_s_per_1k', 'ms'],
+    ['CPU ms / 1k req: redis', 'redis_cpu_s_per_1k', 'ms'],
+    ['CPU ms / 1k req: backend', 'backend_cpu_s_per_1k', 'ms'],
+    ['CPU ms / 1k streams: proxy', 'stream_sat_proxy_cpu_s_per_1k', 'ms'],
+    ['peak RSS MB', 'peak_rss_mb', 'mb'],
+  );
+  const cells = rows.map(([label, key, kind]) => [label, ...names.map((n) => {
+    const s = S[n];
+    return typeof key === 'function' ? key(s) : fmt(s[key], kind);
+  })]);
+  const header = ['', ...names];
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const line = (c) => `| ${c.map((x, i) => (i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join(' | ')} |`;
+  const out = [line(header), `|${widths.map((w, i) => (i === 0 ? ':' : '') + '-'.repeat(w + 1) + (i === 0 ? '' : ':')).join('|')}|`,
+               ...cells.map(line)];
+  const g = result.git;
+  const text = [
+    '',
+    `commit ${g.short}${g.dirty_src ? ' (src/ has uncommitted changes)' : ''}, ${result.machine.cpus} CPUs ` +
+      `(${result.machine.cpu_model}), load average before ${result.load_before.join(' ')}, ` +
+      `after ${result.load_after.join(' ')}; ${opt.threads} gateway threads = nginx workers, ` +
+      `${opt.rounds} round(s), medians over rounds`,
+    ...out,
+    ...Object.entries(result.skipped).map(([k, v]) => `skipped ${k}: ${v}`),
+    '',
+  ].join('\n');
+  result.table = text;
+  process.stdout.write(text);
+}
+
+main().then(() => {
+  if (!opt.keepTmp) rmSync(tmp, { recursive: true, force: true });
+  process.exit(0);
+}).catch(async (err) => {
+  log('failed:', err.stack ?? err.message);
+  await stopAll();
+  process.exit(1);
+});
