@@ -16,9 +16,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import {
-  Proc, cpuSeconds, existsSync, freePort, gitInfo, installCleanup, loadAverage, loadgen, log,
+  cpuSeconds, existsSync, gitInfo, installCleanup, loadAverage, loadgen, log,
   machine, median, memoryKb, run, stopAll, waitForQuiet, wrk,
 } from './common.mjs';
+import { makeSystems } from './systems.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PERF = path.resolve(HERE, '..');
@@ -68,8 +69,6 @@ function parseArgs(argv) {
 const opt = parseArgs(process.argv);
 installCleanup(opt.maxSeconds);
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'trl-perf-'));
-const gatewayBin = path.join(opt.buildDir, 'src/app/token-rate-limiter');
-const mockBin = path.join(opt.buildDir, 'src/mock/mock-llm');
 const lua = path.join(PERF, 'wrk/chat.lua');
 const KEY = 'sk-bench-0123456789';
 const TOKENS = 200;
@@ -91,128 +90,11 @@ if (Buffer.byteLength(bodies.chat) !== 98) throw new Error('the chat body must b
 
 // --- systems under test ---------------------------------------------------------------------
 
-async function startMock(name, extra) {
-  const p = new Proc(name, mockBin, ['--listen', '127.0.0.1:0', '--models', 'm,m-paced', '--ttft',
-                                     '0ms', '--threads', String(opt.mockThreads), ...extra]);
-  const m = await p.waitForLine(/mock-llm listening on (\S+):(\d+)\s*$/);
-  p.port = Number(m[2]);
-  return p;
-}
-
-async function startNginx(mockA, mockB) {
-  const dir = path.join(tmp, 'nginx');
-  mkdirSync(path.join(dir, 'logs'), { recursive: true });
-  const [portA, portB] = [await freePort(), await freePort()];
-  // As the current user (root runs workers as root too, not as nobody), its own prefix, pid and
-  // logs; proxy_buffering off so streams are relayed as they come, as the gateway does.
-  const user = process.getuid() === 0 ? 'user root root;\n' : '';
-  const server = (port, upstream) => `
-  server {
-    listen 127.0.0.1:${port} reuseport backlog=4096;
-    location / {
-      proxy_pass http://${upstream};
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-      proxy_request_buffering off;
-    }
-  }`;
-  const conf = `${user}worker_processes ${opt.threads};
-daemon off;
-master_process on;
-pid ${dir}/nginx.pid;
-error_log ${dir}/logs/error.log warn;
-worker_rlimit_nofile 65536;
-events { worker_connections 16384; multi_accept on; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  keepalive_requests 1000000;
-  keepalive_timeout 120s;
-  upstream backend_a { server 127.0.0.1:${mockA.port}; keepalive 256; keepalive_requests 1000000; }
-  upstream backend_b { server 127.0.0.1:${mockB.port}; keepalive 256; keepalive_requests 1000000; }
-${server(portA, 'backend_a')}
-${server(portB, 'backend_b')}
-}
-`;
-  writeFileSync(path.join(dir, 'nginx.conf'), conf);
-  const p = new Proc('nginx', 'nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')]);
-  await waitListening(portA, p);
-  return { proc: p, portA, portB };
-}
-
-async function waitListening(port, proc, timeoutMs = 10000) {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (proc.exitInfo) throw new Error(`${proc.name} exited: ${proc.output.slice(-10).join('\n')}`);
-    const r = await run('bash', ['-c', `exec 3<>/dev/tcp/127.0.0.1/${port}`], { timeoutMs: 2000 });
-    if (r.code === 0) return;
-    await new Promise((res) => setTimeout(res, 50));
-  }
-  throw new Error(`${proc.name}: nothing listening on ${port} after ${timeoutMs} ms`);
-}
+const sys = makeSystems({ tmp, buildDir: opt.buildDir, threads: opt.threads, mockThreads: opt.mockThreads });
+const { startMock, startNginx, startGateway, startRedis, startPortkey } = sys;
 
 function gatewayConfig(mockA, mockB, store) {
-  const limits = [
-    { tokens: 1e15, per: '1m' },
-    { requests: 1e15, per: '1m' },
-    { tokens: 1e15, per: '1d', reset: 'calendar' },
-  ];
-  return {
-    listen: '127.0.0.1:0',
-    server: { threads: opt.threads, idle_timeout: '120s' },
-    store,
-    models: [
-      { name: 'm', backends: [`http://127.0.0.1:${mockA.port}`], max_output_tokens: TOKENS },
-      { name: 'm-paced', backends: [`http://127.0.0.1:${mockB.port}`], max_output_tokens: TOKENS },
-    ],
-    api_keys: [{ name: 'bench', key: KEY, limits }],
-  };
-}
-
-async function startGateway(name, config) {
-  const dir = path.join(tmp, name);
-  mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, 'config.yaml');
-  writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
-  const check = await run(gatewayBin, ['--check-config', file], { timeoutMs: 10000 });
-  if (check.code !== 0) throw new Error(`--check-config: ${check.stdout}${check.stderr}`.trim());
-  const p = new Proc(name, gatewayBin, ['--config', file], { cwd: dir });
-  const m = await p.waitForLine(/data plane listening on (\S+):(\d+)\s*$/, 15000);
-  p.port = Number(m[2]);
-  return p;
-}
-
-async function startRedis() {
-  const port = await freePort();
-  const p = new Proc('redis-server', 'redis-server', [
-    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--dir', tmp, '--daemonize', 'no', '--protected-mode', 'no']);
-  await p.waitForLine(/Ready to accept connections/, 10000);
-  p.port = port;
-  return p;
-}
-
-async function startPortkey() {
-  const dir = path.join(os.tmpdir(), 'trl-perf-portkey');  // kept between runs: npm i is slow
-  mkdirSync(dir, { recursive: true });
-  const entry = path.join(dir, 'node_modules/@portkey-ai/gateway/build/start-server.js');
-  if (!existsSync(entry)) {
-    log('installing @portkey-ai/gateway from npm (once, in', dir, ')');
-    const r = await run('npm', ['i', '--no-audit', '--no-fund', '--prefix', dir,
-                                '@portkey-ai/gateway'], { timeoutMs: 300000 });
-    if (r.code !== 0 || !existsSync(entry)) throw new Error(`npm i failed: ${r.stderr.slice(-400)}`);
-  }
-  const port = await freePort();
-  const p = new Proc('portkey', 'node', [entry, `--port=${port}`, '--headless'],
-                     { env: { NODE_ENV: 'production' } });
-  await waitListening(port, p, 20000);
-  p.port = port;
-  return p;
+  return sys.gatewayConfig({ m: mockA, 'm-paced': mockB }, store, KEY, TOKENS);
 }
 
 // One sanity request; returns an error string or null.
@@ -276,7 +158,7 @@ const result = {
 };
 
 async function main() {
-  for (const b of [gatewayBin, mockBin, opt.loadgenBin]) {
+  for (const b of [sys.gatewayBin, sys.mockBin, opt.loadgenBin]) {
     if (!existsSync(b)) throw new Error(`missing ${b}: run performance/run.sh (it builds them)`);
   }
   if (opt.quietLoad !== null) {
@@ -293,8 +175,8 @@ async function main() {
   targets.push({ name: 'direct', portA: mockA.port, portB: mockB.port, key: '', pids: [],
                  headersA: '', headersB: '' });
 
-  const ngx = await startNginx(mockA, mockB);
-  targets.push({ name: 'nginx', portA: ngx.portA, portB: ngx.portB, key: '',
+  const ngx = await startNginx([mockA, mockB]);
+  targets.push({ name: 'nginx', portA: ngx.ports[0], portB: ngx.ports[1], key: '',
                  pids: [['proxy', ngx.proc.pid]], headersA: '', headersB: '', proc: ngx.proc });
 
   const gwm = await startGateway('gateway-memory', gatewayConfig(mockA, mockB, {
