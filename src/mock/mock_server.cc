@@ -1,0 +1,429 @@
+#include "mock/mock_server.h"
+
+#include <fmt/format.h>
+#include <sys/socket.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/detail/socket_option.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <cerrno>
+#include <chrono>
+#include <ctime>
+#include <iterator>
+#include <thread>
+#include <variant>
+
+#include "mock/mock_api.h"
+
+namespace trl {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::awaitable;
+using asio::ip::tcp;
+using std::chrono::steady_clock;
+using namespace asio::experimental::awaitable_operators;
+
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+constexpr auto kIoTimeout = std::chrono::seconds(60);  // idle keep-alive and stalled writes
+constexpr uint64_t kBodyLimit = 64ull << 20;
+constexpr uint32_t kHeaderLimit = 64 << 10;
+constexpr std::string_view kJson = "application/json";
+using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+// Holds a gauge up for one scope.
+class GaugeGuard {
+ public:
+  explicit GaugeGuard(std::atomic<int64_t>& gauge) : gauge_(gauge) { ++gauge_; }
+  ~GaugeGuard() { --gauge_; }
+  GaugeGuard(const GaugeGuard&) = delete;
+  GaugeGuard& operator=(const GaugeGuard&) = delete;
+
+ private:
+  std::atomic<int64_t>& gauge_;
+};
+
+struct SessionDeps {
+  const MockOptions* options;
+  MockStats* stats;
+  std::atomic<uint64_t>* next_response_seq;
+};
+
+// What the connection does after a response: keep serving (unless the request asked to close),
+// or stop at once because the socket is closed, reset or dead.
+enum class Next { kKeepAlive, kGone };
+
+// GCC 12 destroyed the temporary in `co_await WriteError(MockError{...})` twice (a double free
+// seen in tests), so arguments with destructors are named locals before a co_await.
+//
+// One connection; lives in its coroutine frame and runs on its worker's thread only.
+// Responses are written as raw bytes from two reused buffers (head_, body_), so a warm
+// keep-alive connection allocates little beyond Beast's request parser.
+class Session {
+ public:
+  Session(tcp::socket socket, SessionDeps deps)
+      : stream_(std::move(socket)), timer_(stream_.get_executor()), deps_(deps) {}
+
+  awaitable<void> Run() {
+    GaugeGuard connection(deps_.stats->open_connections);
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(kHeaderLimit);
+      parser.body_limit(kBodyLimit);
+      stream_.expires_after(kIoTimeout);
+      auto [ec, bytes] = co_await http::async_read(stream_, buffer_, parser, kUseTuple);
+      if (ec == http::error::body_limit) {
+        keep_alive_ = false;
+        const MockError too_large{
+            413, "request body exceeds 64 MiB", "invalid_request_error", {}, {}};
+        co_await WriteError(too_large);
+        break;
+      }
+      if (ec) break;
+      http::request<http::string_body>& request = parser.get();
+      keep_alive_ = request.keep_alive();
+      http10_ = request.version() < 11;
+      watch_peer_ = true;
+      Next next = co_await Handle(request);
+      if (next == Next::kGone) co_return;
+      if (!keep_alive_) break;
+    }
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+ private:
+  const MockOptions& options() const { return *deps_.options; }
+  MockStats& stats() { return *deps_.stats; }
+
+  awaitable<Next> Handle(http::request<http::string_body>& request) {
+    std::string_view target = request.target();
+    target = target.substr(0, target.find('?'));
+    bool get = request.method() == http::verb::get;
+    bool post = request.method() == http::verb::post;
+    body_.clear();
+    if (get && target == "/health") co_return co_await WriteBody(200, "text/plain");
+    if (get && target == "/v1/models") {
+      AppendModelsBody(body_, options().models, std::time(nullptr));
+      co_return co_await WriteBody(200, kJson);
+    }
+    const bool reset_stats = post && target == "/mock/reset-stats";
+    if (reset_stats || (get && target == "/mock/stats")) {
+      if (reset_stats) stats().ResetTotals();
+      stats().AppendJson(body_);
+      co_return co_await WriteBody(200, kJson);
+    }
+    if (post && target == "/v1/chat/completions") {
+      co_return co_await HandleInference(MockEndpoint::kChat, request);
+    }
+    if (post && target == "/v1/completions") {
+      co_return co_await HandleInference(MockEndpoint::kCompletions, request);
+    }
+    if (post && target == "/v1/embeddings") {
+      co_return co_await HandleInference(MockEndpoint::kEmbeddings, request);
+    }
+    const MockError no_route{
+        404, "no route for " + std::string(target), "invalid_request_error", {}, {}};
+    co_return co_await WriteError(no_route);
+  }
+
+  awaitable<Next> HandleInference(MockEndpoint endpoint, http::request<http::string_body>& http) {
+    ++stats().requests_total;
+    MockFault fault = ParseMockFault(http["x-mock-fault"]);
+    switch (fault) {
+      case MockFault::kHttp500: {
+        const MockError injected{500, "mock-llm injected fault: http500", "api_error", {}, {}};
+        co_return co_await WriteError(injected);
+      }
+      case MockFault::kReset:
+        Reset();
+        co_return Next::kGone;
+      case MockFault::kHang:
+        co_await WaitForPeerClose();
+        co_return Next::kGone;
+      default:
+        break;
+    }
+    auto parsed = ParseMockRequest(endpoint, http.body(), options());
+    if (auto* error = std::get_if<MockError>(&parsed)) co_return co_await WriteError(*error);
+    const MockRequest& request = std::get<MockRequest>(parsed);
+    const MockAnswer answer = PlanMockAnswer(request, options());
+    id_.clear();
+    AppendResponseId(id_, endpoint,
+                     deps_.next_response_seq->fetch_add(1, std::memory_order_relaxed));
+    const MockResponseMeta meta{id_, std::time(nullptr), request.model};
+    const bool with_usage = fault != MockFault::kNoUsage;
+    if (request.stream) co_return co_await Stream(request, answer, meta, fault);
+
+    if (endpoint == MockEndpoint::kEmbeddings) {
+      AppendEmbeddingsBody(body_, request, with_usage);
+    } else {
+      AppendCompletionBody(body_, endpoint, meta, answer, with_usage);
+    }
+    auto deadline = steady_clock::now() + options().ttft + answer.words * options().TokenInterval();
+    if (!co_await WaitUntil(deadline)) co_return Next::kGone;
+    if (fault == MockFault::kTruncateStream) {
+      FormatHead(200, kJson, body_.size());
+      co_await WriteAll(std::array<asio::const_buffer, 2>{
+          asio::buffer(head_), asio::buffer(body_.data(), body_.size() / 2)});
+      stream_.close();
+      co_return Next::kGone;
+    }
+    // Counted before the write so a client that has the response also sees it in the stats.
+    if (with_usage) Report(answer.usage, +1);
+    Next next = co_await WriteBody(200, kJson);
+    if (next == Next::kGone && with_usage) Report(answer.usage, -1);
+    co_return next;
+  }
+
+  awaitable<Next> Stream(const MockRequest& request, const MockAnswer& answer,
+                         const MockResponseMeta& meta, MockFault fault) {
+    GaugeGuard open_stream(stats().open_streams);
+    if (http10_) keep_alive_ = false;  // no chunked encoding: the close delimits the body
+    FormatHead(200, "text/event-stream", std::string_view::npos);
+    if (!co_await WriteAll(asio::buffer(head_))) co_return Next::kGone;
+
+    const bool truncate = fault == MockFault::kTruncateStream;
+    const int64_t words = truncate ? (answer.words + 1) / 2 : answer.words;
+    auto deadline = steady_clock::now() + options().ttft;
+    for (int64_t word = 1; word <= words; ++word) {
+      if (word > 1) deadline += options().TokenInterval();
+      if (!co_await WaitUntil(deadline)) co_return Next::kGone;
+      body_.clear();
+      AppendStreamToken(body_, request.endpoint, meta, word);
+      if (!co_await WriteEvent(false)) co_return Next::kGone;
+    }
+    if (truncate) {
+      stream_.close();
+      co_return Next::kGone;
+    }
+    body_.clear();
+    AppendStreamFinish(body_, request.endpoint, meta, answer.finish_reason);
+    if (!co_await WriteEvent(false)) co_return Next::kGone;
+    if (request.include_usage && fault != MockFault::kNoUsage) {
+      body_.clear();
+      AppendStreamUsage(body_, request.endpoint, meta, answer.usage);
+      Report(answer.usage, +1);
+      if (!co_await WriteEvent(false)) {
+        Report(answer.usage, -1);
+        co_return Next::kGone;
+      }
+    }
+    body_.assign(kStreamDone);
+    co_return co_await WriteEvent(true) ? Next::kKeepAlive : Next::kGone;
+  }
+
+  void Report(const MockUsage& usage, int sign) {
+    stats().prompt_tokens_total += sign * usage.prompt_tokens;
+    stats().completion_tokens_total += sign * usage.completion_tokens;
+  }
+
+  // content_length npos = a chunked (or, for HTTP/1.0, close-delimited) event stream.
+  void FormatHead(int status, std::string_view content_type, size_t content_length) {
+    head_.clear();
+    auto out = std::back_inserter(head_);
+    fmt::format_to(out, "HTTP/1.1 {} {}\r\nServer: mock-llm\r\nContent-Type: {}\r\n", status,
+                   http::obsolete_reason(http::int_to_status(status)), content_type);
+    if (content_length != std::string_view::npos) {
+      fmt::format_to(out, "Content-Length: {}\r\n", content_length);
+    } else {
+      head_ += "Cache-Control: no-cache\r\n";
+      if (!http10_) head_ += "Transfer-Encoding: chunked\r\n";
+    }
+    if (!keep_alive_) {
+      head_ += "Connection: close\r\n";
+    } else if (http10_) {
+      head_ += "Connection: keep-alive\r\n";
+    }
+    head_ += "\r\n";
+  }
+
+  awaitable<Next> WriteBody(int status, std::string_view content_type) {
+    FormatHead(status, content_type, body_.size());
+    bool ok = co_await WriteAll(
+        std::array<asio::const_buffer, 2>{asio::buffer(head_), asio::buffer(body_)});
+    co_return ok ? Next::kKeepAlive : Next::kGone;
+  }
+
+  awaitable<Next> WriteError(const MockError& error) {
+    body_.clear();
+    AppendErrorBody(body_, error);
+    co_return co_await WriteBody(error.status, kJson);
+  }
+
+  // One SSE event (body_) as its own write, so the client sees each token when it is made.
+  awaitable<bool> WriteEvent(bool last) {
+    if (http10_) co_return co_await WriteAll(asio::buffer(body_));
+    auto [end, size] = fmt::format_to_n(chunk_head_, sizeof(chunk_head_), "{:x}\r\n", body_.size());
+    std::string_view tail = last ? "\r\n0\r\n\r\n" : "\r\n";
+    co_return co_await WriteAll(std::array<asio::const_buffer, 3>{
+        asio::buffer(chunk_head_, end - chunk_head_), asio::buffer(body_), asio::buffer(tail)});
+  }
+
+  template <typename Buffers>
+  awaitable<bool> WriteAll(const Buffers& buffers) {
+    stream_.expires_after(kIoTimeout);
+    auto [ec, bytes] = co_await asio::async_write(stream_, buffers, kUseTuple);
+    co_return !ec;
+  }
+
+  // Waits until `deadline`; false when the client closed the connection meanwhile, so paced
+  // answers notice a hang-up without waiting for a write to fail.
+  awaitable<bool> WaitUntil(steady_clock::time_point deadline) {
+    if (deadline <= steady_clock::now()) co_return true;
+    timer_.expires_at(deadline);
+    if (watch_peer_) {
+      auto woke = co_await (timer_.async_wait(kUseTuple) ||
+                            stream_.socket().async_wait(tcp::socket::wait_read, kUseTuple));
+      if (woke.index() == 0) co_return !std::get<0>(std::get<0>(woke));
+      if (PeerClosed()) co_return false;
+      // A pipelined request arrived; it stays in the kernel for the next read, and we stop
+      // watching rather than spin on a socket that stays readable.
+      watch_peer_ = false;
+    }
+    auto [ec] = co_await timer_.async_wait(kUseTuple);
+    co_return !ec;
+  }
+
+  bool PeerClosed() {
+    char byte;
+    ssize_t got = ::recv(stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+  }
+
+  // x-mock-fault: hang. Reads and discards until EOF or error, with no deadline.
+  awaitable<void> WaitForPeerClose() {
+    stream_.expires_never();
+    char scratch[512];
+    for (;;) {
+      auto [ec, bytes] =
+          co_await stream_.socket().async_read_some(asio::buffer(scratch), kUseTuple);
+      if (ec) break;
+    }
+    stream_.close();
+  }
+
+  // x-mock-fault: reset. SO_LINGER 0 turns the close into an RST.
+  void Reset() {
+    beast::error_code ignored;
+    stream_.socket().set_option(asio::socket_base::linger(true, 0), ignored);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  asio::steady_timer timer_;
+  SessionDeps deps_;
+  beast::flat_buffer buffer_;
+  std::string head_;
+  std::string body_;
+  std::string id_;
+  char chunk_head_[24];
+  bool keep_alive_ = true;
+  bool http10_ = false;
+  bool watch_peer_ = true;
+};
+
+awaitable<void> ServeConnection(tcp::socket socket, SessionDeps deps) {
+  Session session(std::move(socket), deps);
+  co_await session.Run();
+}
+
+awaitable<void> Accept(tcp::acceptor& acceptor, SessionDeps deps) {
+  asio::steady_timer backoff(acceptor.get_executor());
+  for (;;) {
+    auto [ec, socket] = co_await acceptor.async_accept(kUseTuple);
+    if (ec == asio::error::operation_aborted) co_return;
+    if (ec) {
+      // Out of descriptors and the like: back off instead of spinning on the error.
+      backoff.expires_after(std::chrono::milliseconds(10));
+      co_await backoff.async_wait(kUseTuple);
+      continue;
+    }
+    beast::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);  // SSE events must not wait for Nagle
+    // The session boundary: anything thrown inside a session ends only that session.
+    asio::co_spawn(acceptor.get_executor(), ServeConnection(std::move(socket), deps),
+                   [](std::exception_ptr) {});
+  }
+}
+
+}  // namespace
+
+struct MockServer::Worker {
+  asio::io_context io_context{1};
+  tcp::acceptor acceptor{io_context};
+};
+
+void MockStats::ResetTotals() {
+  requests_total = 0;
+  prompt_tokens_total = 0;
+  completion_tokens_total = 0;
+}
+
+void MockStats::AppendJson(std::string& out) const {
+  fmt::format_to(std::back_inserter(out),
+                 R"({{"requests_total":{},"open_streams":{},"open_connections":{},)"
+                 R"("prompt_tokens_total":{},"completion_tokens_total":{}}})",
+                 requests_total.load(), open_streams.load(), open_connections.load(),
+                 prompt_tokens_total.load(), completion_tokens_total.load());
+}
+
+MockServer::MockServer(MockOptions options) : options_(std::move(options)) {
+  asio::io_context resolver_context;
+  tcp::resolver resolver(resolver_context);
+  tcp::endpoint endpoint =
+      resolver.resolve(options_.host, std::to_string(options_.port)).begin()->endpoint();
+  const bool reuse_port = options_.threads > 1;
+  if (reuse_port && endpoint.port() != 0) {
+    // SO_REUSEPORT would let us silently share a port another server already listens on;
+    // a plain bind fails with EADDRINUSE instead.
+    tcp::acceptor probe(resolver_context, endpoint.protocol());
+    probe.set_option(asio::socket_base::reuse_address(true));
+    probe.bind(endpoint);
+  }
+  for (int i = 0; i < options_.threads; ++i) {
+    auto worker = std::make_unique<Worker>();
+    tcp::acceptor& acceptor = worker->acceptor;
+    acceptor.open(endpoint.protocol());
+    acceptor.set_option(asio::socket_base::reuse_address(true));
+    if (reuse_port) acceptor.set_option(ReusePort(true));
+    acceptor.bind(endpoint);
+    acceptor.listen(asio::socket_base::max_listen_connections);
+    endpoint = acceptor.local_endpoint();  // later acceptors share the real port
+    workers_.push_back(std::move(worker));
+  }
+}
+
+MockServer::~MockServer() { Stop(); }
+
+tcp::endpoint MockServer::Endpoint() const { return workers_.front()->acceptor.local_endpoint(); }
+
+void MockServer::Run() {
+  SessionDeps deps{&options_, &stats_, &next_response_seq_};
+  for (auto& worker : workers_) {
+    asio::co_spawn(worker->io_context, Accept(worker->acceptor, deps), asio::detached);
+  }
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < workers_.size(); ++i) {
+    threads.emplace_back([&worker = *workers_[i]] { worker.io_context.run(); });
+  }
+  workers_.front()->io_context.run();
+  for (auto& thread : threads) thread.join();
+}
+
+void MockServer::Stop() {
+  for (auto& worker : workers_) worker->io_context.stop();
+}
+
+}  // namespace trl
