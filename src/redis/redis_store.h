@@ -1,0 +1,95 @@
+// The shared store: every budget in Redis (one node or a Redis Cluster), so that any number of
+// gateway instances share them exactly (DESIGN.md §6 "Store").
+//
+// Round trips: Admit is one EVALSHA (all charges, all or nothing, judged by the server's TIME);
+// Settle is one EVALSHA; Read one EVALSHA; Reset one DEL. So a request costs two round trips
+// (one when nothing needs settling, e.g. only request-count limits). See lua_scripts.h for the
+// data layout.
+//
+// Cluster: every key of a call carries the hash tag {shard_key} (percent-encoded so that it is
+// one tag), so all the buckets of a request are in one slot and one script sees them all: a
+// request is all or nothing without a cross-slot protocol. (The Limiter passes the tenant as
+// shard_key when there is one, else the key.)
+//
+// Failures: every operation has a deadline of `timeout` from its start, covering reconnects,
+// NOSCRIPT reloads and redirects; when it passes, or Redis is known to be down, the operation
+// returns StoreStatus::kError at once. A call whose connection dropped before the reply is
+// retried within the deadline; the scripts record each applied admission and settlement (for a
+// few timeouts), so a retry never charges twice. An admission that timed out may still have
+// been applied by Redis: its charge stands (and its concurrency lease lapses after its TTL).
+//
+// Time: by default the scripts judge by the Redis server's TIME, so instances with skewed clocks
+// agree; `server_time = false` makes them use the caller's now_micros instead (tests on a fake
+// clock).
+//
+// Thread-safety: thread-safe, like every Store; see RedisClient for the threading model.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "limits/store.h"
+#include "redis/redis_client.h"
+
+namespace trl {
+
+struct RedisStoreOptions {
+  redis::ClientOptions client;                 // urls and connection tuning
+  std::chrono::milliseconds timeout{50};       // store.redis.timeout: the most any call takes
+  std::string key_prefix = "trl:";
+  bool server_time = true;
+  // Bucket keys are kept this long after they would hold a full budget again (after which a
+  // missing key reads full anyway); lease sets this long after their last lease expires.
+  std::chrono::milliseconds idle_margin{1000};
+};
+
+class RedisStore final : public Store {
+ public:
+  enum class Op : uint8_t { kAdmit, kSettle, kRead, kReset };
+  static std::string_view OpName(Op op);
+  // Called after every operation that reached the client, on the caller's thread: how long it
+  // took and whether it succeeded (for trl_store_latency_seconds{op}).
+  using LatencyObserver = std::function<void(Op op, double seconds, bool ok)>;
+
+  // Validates the URLs and starts connecting in the background; never waits for Redis (a
+  // Redis that is not up yet is retried, and operations fail until it is). Returns null and
+  // sets *error for an unusable URL.
+  static std::unique_ptr<RedisStore> Create(RedisStoreOptions options, std::string* error);
+  ~RedisStore() override;
+
+  asio::awaitable<AdmitResult> Admit(const AdmitRequest& request) override;
+  asio::awaitable<StoreStatus> Settle(const SettleRequest& request) override;
+  asio::awaitable<ReadResult> Read(const BucketsRequest& request) override;
+  asio::awaitable<StoreStatus> Reset(const BucketsRequest& request) override;
+
+  // Before the first operation.
+  void SetLatencyObserver(LatencyObserver observer) { observer_ = std::move(observer); }
+
+  redis::RedisClient& Client() { return *client_; }
+  // "<prefix>{<encoded shard_key>}:", the start of every key of that shard.
+  std::string ShardPrefix(std::string_view shard_key) const;
+
+ private:
+  explicit RedisStore(RedisStoreOptions options);
+  std::string NowArg(int64_t now_micros) const;
+  std::string NextOpId();
+  void Observe(Op op, std::chrono::steady_clock::time_point start, bool ok) const;
+  void LogFailure(Op op, const redis::Result& result) const;
+
+  RedisStoreOptions options_;
+  std::unique_ptr<redis::RedisClient> client_;
+  const redis::Script* admit_ = nullptr;
+  const redis::Script* settle_ = nullptr;
+  const redis::Script* read_ = nullptr;
+  std::string marker_ttl_ms_;
+  std::string idle_margin_ms_;
+  std::atomic<uint64_t> next_op_;
+  LatencyObserver observer_;
+  mutable std::atomic<int64_t> last_log_{0};
+};
+
+}  // namespace trl

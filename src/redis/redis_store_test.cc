@@ -1,0 +1,444 @@
+// RedisStore against real redis-server processes: the same results as MemoryStore, bit for bit
+// (a differential test on a fake clock), and the behaviour that only a networked store has:
+// NOSCRIPT, dropped connections, a paused server, lease expiry by the server's clock, Redis
+// Cluster with a slot migrating under load.
+#include "redis/redis_store.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <random>
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "fakes/redis_server.h"
+#include "fakes/run_awaitable.h"
+#include "limits/memory_store.h"
+#include "redis/cluster_slots.h"
+
+namespace trl {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::RedisCluster;
+using testing::RedisServer;
+
+constexpr int64_t kSecond = 1'000'000;
+constexpr int64_t kMinute = 60 * kSecond;
+constexpr int64_t kDay = 86'400 * kSecond;
+constexpr int64_t kT0 = 1'700'000'000 * kSecond;
+
+template <typename Vector>
+auto AsSpan(const Vector& v) {
+  return std::span<const typename Vector::value_type>(v.data(), v.size());
+}
+
+BucketSpec Tokens(std::string_view owner, int64_t capacity, int64_t period,
+                  bool calendar = false) {
+  return {{ScopeKind::kKey, owner, "", LimitKind::kTokens, period, calendar}, capacity};
+}
+BucketSpec Requests(std::string_view owner, int64_t capacity, int64_t period) {
+  return {{ScopeKind::kKey, owner, "", LimitKind::kRequests, period, false}, capacity};
+}
+BucketSpec Slots(std::string_view owner, int64_t capacity) {
+  return {{ScopeKind::kKey, owner, "", LimitKind::kConcurrent, 0, false}, capacity};
+}
+
+RedisStoreOptions Options(std::vector<std::string> urls, bool server_time = false) {
+  RedisStoreOptions o;
+  o.client.urls = std::move(urls);
+  o.timeout = 2000ms;  // semantics tests: a loaded machine must not turn into failures
+  o.server_time = server_time;
+  o.idle_margin = 3'600'000ms;  // fake time runs ahead of Redis's expiry clock
+  o.key_prefix = "trl-test:";
+  return o;
+}
+
+std::unique_ptr<RedisStore> MakeStore(RedisStoreOptions options) {
+  std::string error;
+  auto store = RedisStore::Create(std::move(options), &error);
+  EXPECT_TRUE(store) << error;
+  return store;
+}
+
+class RedisStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string error;
+    server_ = RedisServer::Start({}, &error);
+    ASSERT_TRUE(server_) << error;
+  }
+
+  AdmitResult Admit(Store& store, std::string_view shard, const std::vector<Charge>& charges,
+                    int64_t now, int64_t lease_ttl = 10 * kMinute) {
+    return RunAwaitable(store.Admit({shard, AsSpan(charges), "req", now, lease_ttl}));
+  }
+  ReadResult Read(Store& store, std::string_view shard, const std::vector<BucketSpec>& specs,
+                  int64_t now) {
+    return RunAwaitable(store.Read({shard, AsSpan(specs), now}));
+  }
+
+  // Polls (bounded) until the store admits `charges` again.
+  bool WaitUntilAdmitting(Store& store, const std::vector<Charge>& charges) {
+    for (int i = 0; i < 400; ++i) {
+      AdmitResult r = Admit(store, "probe", charges, kT0);
+      if (r.status == StoreStatus::kOk) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+
+  std::unique_ptr<RedisServer> server_;
+};
+
+// Random admissions, settlements, reads and resets on both stores at the same (fake) times:
+// every result must be identical, including the exact fractions of refills. The capacities
+// and periods include ones whose refill products exceed 2^53 (the scripts' long arithmetic).
+TEST_F(RedisStoreTest, SameResultsAsMemoryStore) {
+  auto redis = MakeStore(Options({server_->Url()}));
+  MemoryStore memory;
+  const std::vector<BucketSpec> specs = {
+      Tokens("a", 100, kMinute),
+      Tokens("a", 1'000'003, kDay),                  // prime capacity: cap × dt > 2^53
+      Tokens("a", 4'999'999'999'989, 30 * kDay),     // huge budget, long period
+      Tokens("a", 1000, 3600 * kSecond, true),       // calendar hour
+      Requests("a", 10, kSecond),
+      Slots("a", 3),
+      Tokens("b", 7, 7 * kSecond),
+  };
+  std::mt19937_64 rng(42);
+  auto uniform = [&](int64_t lo, int64_t hi) {
+    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+  };
+  struct Outstanding {
+    std::vector<Charge> charges;
+    std::vector<int64_t> stamps;
+    uint64_t memory_lease = 0, redis_lease = 0;
+  };
+  std::vector<Outstanding> outstanding;
+  int64_t now = kT0;
+  int admitted = 0, refused = 0, settled = 0;
+  for (int step = 0; step < 1500; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    switch (uniform(0, 9)) {
+      case 0:
+        now += uniform(0, 10) * kSecond;
+        break;
+      case 1:
+        now += uniform(0, 3) * kDay + uniform(0, kDay);
+        break;
+      default:
+        now += uniform(0, 2 * kSecond);
+    }
+    int action = static_cast<int>(uniform(0, 19));
+    if (action < 12) {
+      std::vector<Charge> charges;
+      for (const BucketSpec& spec : specs) {
+        if (uniform(0, 2) != 0) continue;
+        int64_t amount = spec.ref.kind == LimitKind::kTokens
+                             ? uniform(0, std::max<int64_t>(spec.capacity / 3, 1))
+                             : 1;
+        charges.push_back({spec, amount});
+      }
+      if (charges.empty()) continue;
+      AdmitResult m = Admit(memory, "a", charges, now);
+      AdmitResult r = Admit(*redis, "a", charges, now);
+      ASSERT_EQ(r.status, StoreStatus::kOk);
+      ASSERT_EQ(m.admitted, r.admitted);
+      ASSERT_EQ(r.now_micros, now);
+      ASSERT_EQ(m.states.size(), r.states.size());
+      for (size_t i = 0; i < charges.size(); ++i) {
+        ASSERT_EQ(m.states[i].fits, r.states[i].fits) << i;
+        if (charges[i].bucket.ref.kind != LimitKind::kConcurrent) {
+          ASSERT_EQ(m.states[i].level, r.states[i].level) << i;
+        }
+      }
+      if (r.admitted) {
+        ++admitted;
+        Outstanding o{charges, {}, m.lease, r.lease};
+        for (const BucketState& s : r.states) o.stamps.push_back(s.level.stamp);
+        outstanding.push_back(std::move(o));
+      } else {
+        ++refused;
+      }
+    } else if (action < 17 && !outstanding.empty()) {
+      size_t pick = static_cast<size_t>(uniform(0, static_cast<int64_t>(outstanding.size()) - 1));
+      Outstanding o = std::move(outstanding[pick]);
+      outstanding.erase(outstanding.begin() + static_cast<std::ptrdiff_t>(pick));
+      std::vector<Settlement> for_memory, for_redis;
+      for (size_t i = 0; i < o.charges.size(); ++i) {
+        const Charge& c = o.charges[i];
+        if (c.bucket.ref.kind == LimitKind::kRequests) continue;
+        Settlement s{c.bucket, uniform(-c.amount, c.amount / 2 + 3), o.stamps[i], 0};
+        if (c.bucket.ref.kind == LimitKind::kConcurrent) s.delta = 0;
+        s.lease = o.memory_lease;
+        for_memory.push_back(s);
+        s.lease = o.redis_lease;
+        for_redis.push_back(s);
+      }
+      ASSERT_EQ(memory.SettleNow({"a", AsSpan(for_memory), now}), StoreStatus::kOk);
+      ASSERT_EQ(RunAwaitable(redis->Settle({"a", AsSpan(for_redis), now})), StoreStatus::kOk);
+      ++settled;
+    } else if (action == 19) {
+      ASSERT_EQ(memory.ResetNow({"a", AsSpan(specs), now}), StoreStatus::kOk);
+      ASSERT_EQ(RunAwaitable(redis->Reset({"a", AsSpan(specs), now})), StoreStatus::kOk);
+    }
+    ReadResult m = Read(memory, "a", specs, now);
+    ReadResult r = Read(*redis, "a", specs, now);
+    ASSERT_EQ(r.status, StoreStatus::kOk);
+    for (size_t i = 0; i < specs.size(); ++i) {
+      ASSERT_EQ(m.states[i].level, r.states[i].level) << i;
+      ASSERT_EQ(m.states[i].in_use, r.states[i].in_use) << i;
+    }
+  }
+  EXPECT_GT(admitted, 100);
+  EXPECT_GT(refused, 100);
+  EXPECT_GT(settled, 100);
+}
+
+TEST_F(RedisStoreTest, KeysOfAShardShareOneHashTag) {
+  auto store = MakeStore(Options({server_->Url()}));
+  std::vector<Charge> charges = {{Tokens("we{ird}%", 10, kMinute), 1},
+                                 {Slots("we{ird}%", 2), 1}};
+  ASSERT_TRUE(Admit(*store, "ten{ant", charges, kT0).admitted);
+  testing::TestReply keys = server_->Command({"KEYS", "*"});
+  ASSERT_TRUE(keys);
+  ASSERT_EQ(keys->elements, 3u);  // two buckets and the admission's marker
+  for (size_t i = 0; i < keys->elements; ++i) {
+    std::string key(keys->element[i]->str, keys->element[i]->len);
+    EXPECT_EQ(key.rfind("trl-test:{ten%7Bant}:", 0), 0u) << key;
+    EXPECT_EQ(redis::KeySlot(key), redis::KeySlot("ten%7Bant")) << key;
+  }
+}
+
+TEST_F(RedisStoreTest, JudgesByTheServersClock) {
+  auto store = MakeStore(Options({server_->Url()}, /*server_time=*/true));
+  std::vector<Charge> charges = {{Tokens("a", 10, kMinute), 1}};
+  const int64_t before = std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  AdmitResult r = Admit(*store, "a", charges, /*now=*/1);  // an absurd caller clock is ignored
+  ASSERT_EQ(r.status, StoreStatus::kOk);
+  EXPECT_GE(r.now_micros, before - 60 * kSecond);  // the same machine's clock, not ours
+  EXPECT_EQ(r.states[0].level.stamp, r.now_micros);
+}
+
+TEST_F(RedisStoreTest, NoScriptAfterScriptFlushIsNeverAFailedDecision) {
+  auto store = MakeStore(Options({server_->Url()}));
+  std::vector<Charge> charges = {{Tokens("a", 100, kMinute), 1}, {Slots("a", 5), 1}};
+  AdmitResult first = Admit(*store, "a", charges, kT0);
+  ASSERT_TRUE(first.admitted);
+  ASSERT_EQ(server_->CommandText({"SCRIPT", "FLUSH"}), "OK");
+  AdmitResult second = Admit(*store, "a", charges, kT0);
+  ASSERT_EQ(second.status, StoreStatus::kOk);
+  EXPECT_EQ(second.states[0].level.level, 98);
+  ASSERT_EQ(server_->CommandText({"SCRIPT", "FLUSH"}), "OK");
+  std::vector<Settlement> settle = {{charges[0].bucket, -1, kT0, 0},
+                                    {charges[1].bucket, 0, 0, second.lease}};
+  EXPECT_EQ(RunAwaitable(store->Settle({"a", AsSpan(settle), kT0})), StoreStatus::kOk);
+  ASSERT_EQ(server_->CommandText({"SCRIPT", "FLUSH"}), "OK");
+  std::vector<BucketSpec> specs = {charges[0].bucket, charges[1].bucket};
+  ReadResult read = Read(*store, "a", specs, kT0);
+  ASSERT_EQ(read.status, StoreStatus::kOk);
+  EXPECT_EQ(read.states[0].level.level, 99);
+  EXPECT_EQ(read.states[1].in_use, 1);
+  EXPECT_EQ(store->Client().Stats().noscript, 3u);
+}
+
+// Connections killed by the server mid-load: every decision still succeeds, and none is
+// applied twice (each admission charges exactly once even when it had to be sent again).
+TEST_F(RedisStoreTest, ClientKillMidLoadLosesNoDecisionAndChargesOnce) {
+  auto store = MakeStore(Options({server_->Url()}));
+  const BucketSpec bucket = Tokens("a", 1'000'000'000, kDay, true);
+  constexpr int kWorkers = 64, kPerWorker = 150;
+  std::atomic<int> done{0}, failed{0}, admitted{0};
+  boost::asio::io_context io;
+  for (int w = 0; w < kWorkers; ++w) {
+    boost::asio::co_spawn(
+        io,
+        [&]() -> boost::asio::awaitable<void> {
+          std::vector<Charge> charges = {{bucket, 3}};
+          for (int i = 0; i < kPerWorker; ++i) {
+            AdmitResult r = co_await store->Admit({"a", AsSpan(charges), "r", kT0, kMinute});
+            if (r.status != StoreStatus::kOk) ++failed;
+            if (r.admitted) ++admitted;
+            int n = ++done;
+            if (n % (kWorkers * kPerWorker / 4) == 0) {
+              server_->CommandText({"CLIENT", "KILL", "TYPE", "normal"});
+            }
+          }
+        },
+        boost::asio::detached);
+  }
+  io.run();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(admitted.load(), kWorkers * kPerWorker);
+  EXPECT_GE(store->Client().Stats().drops, 3u);
+  std::vector<BucketSpec> specs = {bucket};
+  EXPECT_EQ(Read(*store, "a", specs, kT0).states[0].level.level,
+            1'000'000'000 - 3 * kWorkers * kPerWorker);
+}
+
+TEST_F(RedisStoreTest, PausedServerIsAnErrorWithinTheTimeout) {
+  RedisStoreOptions options = Options({server_->Url()});
+  options.timeout = 50ms;
+  auto store = MakeStore(options);
+  std::vector<Charge> charges = {{Tokens("a", 100, kMinute), 1}};
+  ASSERT_TRUE(WaitUntilAdmitting(*store, charges));
+  server_->Pause();
+  const auto start = std::chrono::steady_clock::now();
+  AdmitResult r = Admit(*store, "a", charges, kT0);
+  const auto took = std::chrono::steady_clock::now() - start;
+  // Redis is stopped: this answer came from the deadline, not from Redis.
+  EXPECT_EQ(r.status, StoreStatus::kError);
+  EXPECT_GE(took, 50ms);
+  std::vector<BucketSpec> specs = {charges[0].bucket};
+  EXPECT_EQ(Read(*store, "a", specs, kT0).status, StoreStatus::kError);
+  server_->Resume();
+  EXPECT_TRUE(WaitUntilAdmitting(*store, charges));
+}
+
+TEST_F(RedisStoreTest, RedisDownFailsFastAndRecovers) {
+  RedisStoreOptions options = Options({server_->Url()});
+  options.timeout = 50ms;
+  auto store = MakeStore(options);
+  std::vector<Charge> charges = {{Tokens("a", 100, kMinute), 1}};
+  ASSERT_TRUE(WaitUntilAdmitting(*store, charges));
+  server_->Kill();
+  EXPECT_EQ(Admit(*store, "a", charges, kT0).status, StoreStatus::kError);
+  EXPECT_EQ(Admit(*store, "a", charges, kT0).status, StoreStatus::kError);
+  std::string error;
+  ASSERT_TRUE(server_->Restart(&error)) << error;
+  EXPECT_TRUE(WaitUntilAdmitting(*store, charges));  // the scripts reload by themselves
+}
+
+// A lease nobody releases (a crashed instance) lapses by the server's clock.
+TEST_F(RedisStoreTest, LeasesExpireByTheServersClock) {
+  auto store = MakeStore(Options({server_->Url()}, /*server_time=*/true));
+  std::vector<Charge> charges = {{Slots("a", 1), 1}};
+  AdmitResult held = Admit(*store, "a", charges, kT0, /*lease_ttl=*/300'000);
+  ASSERT_TRUE(held.admitted);
+  AdmitResult refused = Admit(*store, "a", charges, kT0, 300'000);
+  ASSERT_EQ(refused.status, StoreStatus::kOk);
+  // Refused while the lease is still live by the server's clock (the test's clock is not
+  // consulted: the comparison is the server's own TIME against the lease's expiry).
+  if (!refused.admitted) {
+    EXPECT_EQ(refused.states[0].in_use, 1);
+    EXPECT_LT(refused.now_micros, held.now_micros + 300'000);
+  }
+  bool freed = false;
+  for (int i = 0; i < 200 && !freed; ++i) {
+    AdmitResult r = Admit(*store, "a", charges, kT0, 300'000);
+    ASSERT_EQ(r.status, StoreStatus::kOk);
+    if (r.admitted) {
+      freed = true;
+      EXPECT_GE(r.now_micros, held.now_micros + 300'000);
+    } else {
+      std::this_thread::sleep_for(10ms);
+    }
+  }
+  EXPECT_TRUE(freed);
+  // The lease set itself expires after its last lease (plus the margin).
+  EXPECT_GT(std::stoll(server_->CommandText(
+                {"PTTL", store->ShardPrefix("a") + charges[0].bucket.ref.Id()})),
+            0);
+}
+
+TEST(RedisStoreCreateTest, BadUrlIsAnErrorAtStartup) {
+  std::string error;
+  RedisStoreOptions options;
+  options.client.urls = {"redis://:secret@host:notaport"};
+  EXPECT_FALSE(RedisStore::Create(options, &error));
+  EXPECT_EQ(error, "URL #1: bad port");
+}
+
+// Three masters; load on many shards, one of whose slots migrates to another master in the
+// middle: no decision fails and every charge is counted once.
+TEST(RedisClusterStoreTest, SlotMigrationUnderLoadFailsNoDecision) {
+  std::string error;
+  auto cluster = RedisCluster::Start(&error);
+  ASSERT_TRUE(cluster) << error;
+  auto store = MakeStore(Options(cluster->Urls()));
+
+  const std::string shards[] = {"acme", "globex", "initech", "umbrella", "hooli", "stark"};
+  std::vector<BucketSpec> buckets;
+  for (const std::string& shard : shards) buckets.push_back(Tokens(shard, 1'000'000, kDay));
+
+  const std::string moving = store->ShardPrefix("acme");
+  const int slot = redis::KeySlot(moving);
+  const int from = cluster->OwnerOf(slot);
+  ASSERT_GE(from, 0);
+  const int to = (from + 1) % 3;
+  RedisServer& source = cluster->node(from);
+  RedisServer& target = cluster->node(to);
+
+  // The load runs until the migration is over (and at least kPerWorker calls per worker).
+  constexpr int kWorkers = 24, kPerWorker = 100;
+  std::atomic<int> done{0}, failed{0};
+  std::atomic<bool> migrate{false}, migrated{false};
+  boost::asio::io_context io;
+  for (int w = 0; w < kWorkers; ++w) {
+    boost::asio::co_spawn(
+        io,
+        [&, w]() -> boost::asio::awaitable<void> {
+          const size_t b = static_cast<size_t>(w) % buckets.size();
+          std::vector<Charge> charges = {{buckets[b], 1}};
+          for (int i = 0; i < kPerWorker || !migrated.load(); ++i) {
+            AdmitResult r =
+                co_await store->Admit({shards[b], AsSpan(charges), "r", kT0, kMinute});
+            if (r.status != StoreStatus::kOk || !r.admitted) ++failed;
+            if (++done == kWorkers * kPerWorker / 3) migrate = true;
+          }
+        },
+        boost::asio::detached);
+  }
+  std::thread migrator([&] {
+    while (!migrate.load()) std::this_thread::yield();
+    const std::string s = std::to_string(slot);
+    const std::string source_id = cluster->NodeId(from), target_id = cluster->NodeId(to);
+    target.CommandText({"CLUSTER", "SETSLOT", s, "IMPORTING", source_id});
+    source.CommandText({"CLUSTER", "SETSLOT", s, "MIGRATING", target_id});
+    for (;;) {
+      testing::TestReply keys = source.Command({"CLUSTER", "GETKEYSINSLOT", s, "100"});
+      if (!keys || keys->elements == 0) break;
+      std::vector<std::string> migrate_cmd = {"MIGRATE", "127.0.0.1",
+                                              std::to_string(target.port()), "", "0", "5000",
+                                              "KEYS"};
+      for (size_t i = 0; i < keys->elements; ++i) {
+        migrate_cmd.emplace_back(keys->element[i]->str, keys->element[i]->len);
+      }
+      source.Command(migrate_cmd);
+    }
+    for (size_t n = 0; n < cluster->size(); ++n) {
+      cluster->node(n).CommandText({"CLUSTER", "SETSLOT", s, "NODE", target_id});
+    }
+    migrated = true;
+  });
+  io.run();
+  migrator.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(cluster->OwnerOf(slot), to);
+  redis::ClientStats stats = store->Client().Stats();
+  EXPECT_GE(stats.slot_refreshes, 1u);
+  EXPECT_GE(stats.moved + stats.ask, 1u);  // the client did see the slot move
+  std::printf("calls %d: MOVED %llu, ASK %llu, TRYAGAIN %llu, slot map loads %llu\n", done.load(),
+              static_cast<unsigned long long>(stats.moved),
+              static_cast<unsigned long long>(stats.ask),
+              static_cast<unsigned long long>(stats.tryagain),
+              static_cast<unsigned long long>(stats.slot_refreshes));
+  // Every admission charged exactly once, wherever its keys ended up.
+  int64_t total = 0;
+  for (size_t b = 0; b < buckets.size(); ++b) {
+    std::vector<BucketSpec> one = {buckets[b]};
+    ReadResult r = RunAwaitable(store->Read({shards[b], AsSpan(one), kT0}));
+    ASSERT_EQ(r.status, StoreStatus::kOk);
+    total += 1'000'000 - r.states[0].level.level;
+  }
+  EXPECT_EQ(total, done.load());
+}
+
+}  // namespace
+}  // namespace trl

@@ -1,0 +1,56 @@
+#include "redis/resp.h"
+
+#include <cstdlib>
+#include <new>
+#include <vector>
+
+#include <boost/container/small_vector.hpp>
+
+namespace trl::redis {
+
+std::string FormatCommand(std::span<const std::string_view> args) {
+  boost::container::small_vector<const char*, 24> argv;
+  boost::container::small_vector<size_t, 24> lens;
+  for (std::string_view a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  char* target = nullptr;
+  int len = redisFormatCommandArgv(&target, static_cast<int>(args.size()), argv.data(),
+                                   lens.data());
+  if (len < 0 || target == nullptr) throw std::bad_alloc();
+  std::string out(target, static_cast<size_t>(len));
+  std::free(target);  // hiredis 0.14 allocates with malloc (redisFreeCommand is free)
+  return out;
+}
+
+bool IsErrorWithPrefix(const redisReply* reply, std::string_view prefix) {
+  if (!IsError(reply)) return false;
+  std::string_view text = ReplyText(*reply);
+  return text.size() >= prefix.size() && text.substr(0, prefix.size()) == prefix &&
+         (text.size() == prefix.size() || text[prefix.size()] == ' ');
+}
+
+ReplyReader::ReplyReader() : reader_(redisReaderCreate()) {
+  if (!reader_) throw std::bad_alloc();
+}
+
+ReplyReader::~ReplyReader() { redisReaderFree(reader_); }
+
+bool ReplyReader::Feed(const char* data, size_t size) {
+  return redisReaderFeed(reader_, data, size) == REDIS_OK;
+}
+
+ReplyPtr ReplyReader::Next(bool* ok) {
+  void* reply = nullptr;
+  if (redisReaderGetReply(reader_, &reply) != REDIS_OK) {
+    *ok = false;
+    return nullptr;
+  }
+  *ok = true;
+  return ReplyPtr(static_cast<redisReply*>(reply));
+}
+
+std::string ReplyReader::Error() const { return reader_->errstr; }
+
+}  // namespace trl::redis
