@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Profiles the gateway under the benchmark's saturation load (docs/performance.md, "Profiling").
+#
+#   performance/profile.sh [chat|stream] [seconds]     default: chat 8
+#
+# Builds the gateway into build/perf-prof (Release flags plus -g -fno-omit-frame-pointer, so
+# perf can walk the stacks), starts an instant mock-llm and the gateway (embedded store, the
+# benchmark's key and limits), drives it with wrk (64 connections), and records:
+#   - perf record -g (frame pointers) of the gateway: build/perf-prof/perf-<load>.data, with the
+#     top symbols by self time and the gateway's own functions by inclusive time printed;
+#   - strace -c over a fixed number of requests (trl-loadgen, 2000 at 1000/s): syscalls per
+#     request, the figure to compare with nginx (about 4-6 per proxied request).
+# Needs perf (Debian: linux-perf) and strace; runs everything on 127.0.0.1, bounded in time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+load=${1:-chat}
+seconds=${2:-8}
+out=build/perf-prof
+
+for tool in perf:linux-perf strace:strace wrk:wrk; do
+  command -v "${tool%%:*}" >/dev/null || apt-get install -y "${tool#*:}" >/dev/null
+done
+cmake -S . -B "$out" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_CXX_FLAGS="-g -fno-omit-frame-pointer" -DTRL_BUILD_TESTS=OFF \
+  -DTRL_BUILD_BENCHMARKS=OFF >/dev/null
+cmake --build "$out" --target token-rate-limiter mock-llm >/dev/null
+cmake -S performance/loadgen -B build/perf-loadgen -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build/perf-loadgen >/dev/null
+
+tmp=$(mktemp -d /tmp/trl-profile.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+wait_line() {  # file regex -> first capture group of the first matching line, within 10 s
+  for _ in $(seq 200); do
+    if m=$(grep -oP "$2" "$1" 2>/dev/null | head -1) && [[ -n $m ]]; then echo "$m"; return; fi
+    sleep 0.05
+  done
+  echo "profile.sh: no line matching $2 in $1" >&2; cat "$1" >&2; exit 1
+}
+
+"$out/src/mock/mock-llm" --listen 127.0.0.1:0 --models m --ttft 0ms --tokens-per-second 0 \
+  --max-output 200 --threads 2 >"$tmp/mock.log" 2>&1 &
+pids+=($!)
+mock_port=$(wait_line "$tmp/mock.log" 'listening on \S+:\K\d+')
+cat >"$tmp/gw.yaml" <<EOF
+listen: 127.0.0.1:0
+server: {threads: 2}
+store: {backend: memory, data_dir: $tmp/data}
+models:
+  - {name: m, backends: ["http://127.0.0.1:$mock_port"], max_output_tokens: 200}
+api_keys:
+  - name: bench
+    key: sk-bench
+    limits:
+      - {tokens: 1000000000000000, per: 1m}
+      - {requests: 1000000000000000, per: 1m}
+      - {tokens: 1000000000000000, per: 1d, reset: calendar}
+EOF
+"$out/src/app/token-rate-limiter" --config "$tmp/gw.yaml" >"$tmp/gw.log" 2>&1 &
+gw=$!
+pids+=($gw)
+gw_port=$(wait_line "$tmp/gw.log" 'data plane listening on \S+:\K\d+')
+
+body='{"model":"m","messages":[{"role":"user","content":"Say hello to the benchmark!"}],"max_tokens":16}'
+[[ $load == stream ]] &&
+  body='{"model":"m","messages":[{"role":"user","content":"Say hello to the benchmark!"}],"max_tokens":200,"stream":true}'
+printf '%s' "$body" >"$tmp/body.json"
+
+export BODY_FILE=$tmp/body.json WRK_KEY=sk-bench
+wrk -t2 -c64 -d2s -s performance/wrk/chat.lua "http://127.0.0.1:$gw_port" >/dev/null  # warm-up
+wrk -t2 -c64 -d$((seconds + 2))s -s performance/wrk/chat.lua "http://127.0.0.1:$gw_port" \
+  >"$tmp/wrk.out" &
+wrk_pid=$!
+sleep 1
+perf record -F 999 -g -p "$gw" -o "$out/perf-$load.data" -- sleep "$seconds" 2>/dev/null >/dev/null
+wait "$wrk_pid"
+grep -oP 'WRKJSON \K.*' "$tmp/wrk.out" | sed 's/^/wrk: /'
+
+echo "== self time by shared object"
+perf report -i "$out/perf-$load.data" --no-children --sort dso --stdio -g none 2>/dev/null |
+  grep -E '^\s+[0-9]' | head -8
+echo "== top 30 symbols by self time"
+perf report -i "$out/perf-$load.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null |
+  grep -E '^\s+[0-9]' | sed -E 's/\s{3,}/ /g' | cut -c1-150 | head -30
+echo "== the gateway's functions by inclusive time"
+perf report -i "$out/perf-$load.data" --children --sort symbol --stdio -g none 2>/dev/null |
+  grep -E '^\s+[0-9]' | grep 'trl::' | sed -E 's/\s{3,}/ /g' | cut -c1-150 | head -25
+
+echo "== syscalls over 2000 requests at 1000/s (strace -c)"
+strace -c -f -p "$gw" -o "$tmp/strace.out" &
+strace_pid=$!
+sleep 1
+build/perf-loadgen/trl-loadgen --port "$gw_port" --body-file "$tmp/body.json" \
+  --header 'Authorization: Bearer sk-bench' --rate 1000 --duration 2 --connections 8 >/dev/null
+kill -INT "$strace_pid"
+wait "$strace_pid" 2>/dev/null || true
+awk 'NR > 2 && $4 ~ /^[0-9]+$/ { printf "%-16s %8.2f per request\n", $NF, $4 / 2000 }' "$tmp/strace.out" |
+  sort -k2 -nr | head -10
+echo "perf data: $out/perf-$load.data (perf report -i ... --children)"
