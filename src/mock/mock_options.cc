@@ -46,10 +46,6 @@ void ParseModels(std::string_view value, MockOptions& options) {
 
 }  // namespace
 
-const char kMockUsage[] =
-    "usage: mock-llm [--listen HOST:PORT] [--models a,b] [--max-output 16] [--ttft 20ms]\n"
-    "                [--tokens-per-second 50] [--threads 1]\n";
-
 std::chrono::nanoseconds MockOptions::TokenInterval() const {
   if (tokens_per_second <= 0) return std::chrono::nanoseconds(0);
   return std::chrono::nanoseconds(static_cast<int64_t>(std::llround(1e9 / tokens_per_second)));

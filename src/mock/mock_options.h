@@ -29,6 +29,8 @@ std::chrono::nanoseconds ParseMockDuration(std::string_view text);
 // Throws std::invalid_argument naming the offending flag; startup-only, never on a request path.
 MockOptions ParseMockArgs(int argc, const char* const* argv);
 
-extern const char kMockUsage[];
+inline constexpr char kMockUsage[] =
+    "usage: mock-llm [--listen HOST:PORT] [--models a,b] [--max-output 16] [--ttft 20ms]\n"
+    "                [--tokens-per-second 50] [--threads 1]\n";
 
 }  // namespace trl

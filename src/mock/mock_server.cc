@@ -104,8 +104,8 @@ class Session {
   }
 
  private:
-  const MockOptions& options() const { return *deps_.options; }
-  MockStats& stats() { return *deps_.stats; }
+  const MockOptions& Options() const { return *deps_.options; }
+  MockStats& Stats() { return *deps_.stats; }
 
   awaitable<Next> Handle(http::request<http::string_body>& request) {
     std::string_view target = request.target();
@@ -113,15 +113,17 @@ class Session {
     bool get = request.method() == http::verb::get;
     bool post = request.method() == http::verb::post;
     body_.clear();
-    if (get && target == "/health") co_return co_await WriteBody(200, "text/plain");
+    if (get && target == "/health") {
+      co_return co_await WriteBody(200, "text/plain");
+    }
     if (get && target == "/v1/models") {
-      AppendModelsBody(body_, options().models, std::time(nullptr));
+      AppendModelsBody(body_, Options().models, std::time(nullptr));
       co_return co_await WriteBody(200, kJson);
     }
     const bool reset_stats = post && target == "/mock/reset-stats";
     if (reset_stats || (get && target == "/mock/stats")) {
-      if (reset_stats) stats().ResetTotals();
-      stats().AppendJson(body_);
+      if (reset_stats) Stats().ResetTotals();
+      Stats().AppendJson(body_);
       co_return co_await WriteBody(200, kJson);
     }
     if (post && target == "/v1/chat/completions") {
@@ -139,7 +141,7 @@ class Session {
   }
 
   awaitable<Next> HandleInference(MockEndpoint endpoint, http::request<http::string_body>& http) {
-    ++stats().requests_total;
+    ++Stats().requests_total;
     MockFault fault = ParseMockFault(http["x-mock-fault"]);
     switch (fault) {
       case MockFault::kHttp500: {
@@ -155,23 +157,27 @@ class Session {
       default:
         break;
     }
-    auto parsed = ParseMockRequest(endpoint, http.body(), options());
-    if (auto* error = std::get_if<MockError>(&parsed)) co_return co_await WriteError(*error);
+    auto parsed = ParseMockRequest(endpoint, http.body(), Options());
+    if (auto* error = std::get_if<MockError>(&parsed)) {
+      co_return co_await WriteError(*error);
+    }
     const MockRequest& request = std::get<MockRequest>(parsed);
-    const MockAnswer answer = PlanMockAnswer(request, options());
+    const MockAnswer answer = PlanMockAnswer(request, Options());
     id_.clear();
     AppendResponseId(id_, endpoint,
                      deps_.next_response_seq->fetch_add(1, std::memory_order_relaxed));
     const MockResponseMeta meta{id_, std::time(nullptr), request.model};
     const bool with_usage = fault != MockFault::kNoUsage;
-    if (request.stream) co_return co_await Stream(request, answer, meta, fault);
+    if (request.stream) {
+      co_return co_await Stream(request, answer, meta, fault);
+    }
 
     if (endpoint == MockEndpoint::kEmbeddings) {
       AppendEmbeddingsBody(body_, request, with_usage);
     } else {
       AppendCompletionBody(body_, endpoint, meta, answer, with_usage);
     }
-    auto deadline = steady_clock::now() + options().ttft + answer.words * options().TokenInterval();
+    auto deadline = steady_clock::now() + Options().ttft + answer.words * Options().TokenInterval();
     if (!co_await WaitUntil(deadline)) co_return Next::kGone;
     if (fault == MockFault::kTruncateStream) {
       FormatHead(200, kJson, body_.size());
@@ -189,16 +195,16 @@ class Session {
 
   awaitable<Next> Stream(const MockRequest& request, const MockAnswer& answer,
                          const MockResponseMeta& meta, MockFault fault) {
-    GaugeGuard open_stream(stats().open_streams);
+    GaugeGuard open_stream(Stats().open_streams);
     if (http10_) keep_alive_ = false;  // no chunked encoding: the close delimits the body
     FormatHead(200, "text/event-stream", std::string_view::npos);
     if (!co_await WriteAll(asio::buffer(head_))) co_return Next::kGone;
 
     const bool truncate = fault == MockFault::kTruncateStream;
     const int64_t words = truncate ? (answer.words + 1) / 2 : answer.words;
-    auto deadline = steady_clock::now() + options().ttft;
+    auto deadline = steady_clock::now() + Options().ttft;
     for (int64_t word = 1; word <= words; ++word) {
-      if (word > 1) deadline += options().TokenInterval();
+      if (word > 1) deadline += Options().TokenInterval();
       if (!co_await WaitUntil(deadline)) co_return Next::kGone;
       body_.clear();
       AppendStreamToken(body_, request.endpoint, meta, word);
@@ -225,8 +231,8 @@ class Session {
   }
 
   void Report(const MockUsage& usage, int sign) {
-    stats().prompt_tokens_total += sign * usage.prompt_tokens;
-    stats().completion_tokens_total += sign * usage.completion_tokens;
+    Stats().prompt_tokens_total += sign * usage.prompt_tokens;
+    Stats().completion_tokens_total += sign * usage.completion_tokens;
   }
 
   // content_length npos = a chunked (or, for HTTP/1.0, close-delimited) event stream.
@@ -264,7 +270,9 @@ class Session {
 
   // One SSE event (body_) as its own write, so the client sees each token when it is made.
   awaitable<bool> WriteEvent(bool last) {
-    if (http10_) co_return co_await WriteAll(asio::buffer(body_));
+    if (http10_) {
+      co_return co_await WriteAll(asio::buffer(body_));
+    }
     auto [end, size] = fmt::format_to_n(chunk_head_, sizeof(chunk_head_), "{:x}\r\n", body_.size());
     std::string_view tail = last ? "\r\n0\r\n\r\n" : "\r\n";
     co_return co_await WriteAll(std::array<asio::const_buffer, 3>{
@@ -354,7 +362,7 @@ awaitable<void> Accept(tcp::acceptor& acceptor, SessionDeps deps) {
     socket.set_option(tcp::no_delay(true), ignored);  // SSE events must not wait for Nagle
     // The session boundary: anything thrown inside a session ends only that session.
     asio::co_spawn(acceptor.get_executor(), ServeConnection(std::move(socket), deps),
-                   [](std::exception_ptr) {});
+                   [](const std::exception_ptr&) {});
   }
 }
 
