@@ -10,7 +10,7 @@
 //   stream       trl-loadgen, 200-token streams paced by backend B: lateness of every token
 //   stream sat.  wrk, 64 connections, 200-token streams relayed as fast as possible (backend A)
 // Prints one table and writes performance/results/<date>.json.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -97,14 +97,18 @@ function gatewayConfig(mockA, mockB, store) {
   return sys.gatewayConfig({ m: mockA, 'm-paced': mockB }, store, KEY, TOKENS);
 }
 
-// One sanity request; returns an error string or null.
-async function probe(t) {
-  const args = ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST', '--max-time', '10',
-                '-H', 'content-type: application/json', '--data-binary', `@${bodyFile.chat}`];
+// One sanity request (`body` to port A); returns an error string or null.
+async function probe(t, body = 'chat') {
+  const args = ['-s', '-o', path.join(tmp, 'probe.out'), '-w', '%{http_code}', '-X', 'POST',
+                '--max-time', '10', '-H', 'content-type: application/json',
+                '--data-binary', `@${bodyFile[body]}`];
   if (t.key) args.push('-H', `authorization: Bearer ${t.key}`);
   for (const h of t.headersA.split('\n').filter(Boolean)) args.push('-H', h);
   const r = await run('curl', [...args, `http://127.0.0.1:${t.portA}/v1/chat/completions`]);
-  return r.stdout === '200' ? null : `probe answered HTTP ${r.stdout || '(none)'} ${r.stderr}`;
+  if (r.stdout === '200') return null;
+  let answer = '';
+  try { answer = readFileSync(path.join(tmp, 'probe.out'), 'utf8').slice(0, 160); } catch { /* none */ }
+  return `${body} probe answered HTTP ${r.stdout || '(none)'} ${answer} ${r.stderr}`.trim();
 }
 
 // --- measurements ---------------------------------------------------------------------------
@@ -219,6 +223,13 @@ async function main() {
       result.skipped[t.name] = err;
       log(`${t.name} skipped: ${err}`);
       targets.splice(targets.indexOf(t), 1);
+      continue;
+    }
+    const streamErr = await probe(t, 'streamBurst');
+    if (streamErr) {
+      t.noStreams = streamErr;
+      result.skipped[`${t.name} streaming`] = streamErr;
+      log(`${t.name}: streaming loads skipped: ${streamErr}`);
     }
   }
   const active = opt.only ? targets.filter((t) => t.name === 'direct' || opt.only.includes(t.name))
@@ -255,6 +266,10 @@ async function main() {
       }
     }
     for (const t of order) {
+      if (t.noStreams) {
+        rec[t.name].stream = { skipped: t.noStreams };
+        continue;
+      }
       if (opt.streamRate * TOKENS > capacity[t.name] * 50) {
         rec[t.name].stream = { skipped: 'too slow for the stream load' };
         continue;
@@ -262,6 +277,10 @@ async function main() {
       rec[t.name].stream = await measureStream(t);
     }
     for (const t of order) {
+      if (t.noStreams) {
+        rec[t.name].stream_saturation = { skipped: t.noStreams };
+        continue;
+      }
       rec[t.name].stream_saturation = await measureWrk(t, mockA, {
         connections: 64, threads: 2, seconds: opt.latSeconds, body: 'streamBurst' });
     }
@@ -288,7 +307,7 @@ function summarise(active) {
   for (const t of active) {
     const rounds = result.targets[t.name].rounds;
     const pick = (f) => median(rounds.map((r) => { try { return f(r); } catch { return null; } }));
-    const sum = (f) => rounds.reduce((a, r) => a + (f(r) ?? 0), 0);
+    const sum = (f) => rounds.reduce((a, r) => { try { return a + (f(r) ?? 0); } catch { return a; } }, 0);
     const s = {
       saturation_rps: pick((r) => r.saturation.rps),
       saturation_p50_us: pick((r) => r.saturation.p50_us),
@@ -320,25 +339,26 @@ function summarise(active) {
     }
     S[t.name] = s;
   }
-  const d = S.direct;
-  const n = S.nginx;
+  const d = S.direct ?? {};
+  const n = S.nginx ?? {};
+  const num = (x) => typeof x === 'number' && Number.isFinite(x);
+  const sub = (a, b) => (num(a) && num(b) ? a - b : null);
+  const div = (a, b) => (num(a) && num(b) && b !== 0 ? a / b : null);
   for (const [name, s] of Object.entries(S)) {
-    s.vs_direct_rps = d && s.saturation_rps / d.saturation_rps;
-    s.vs_nginx_rps = n && s.saturation_rps / n.saturation_rps;
-    s.c1_added_p50_us = d && s.c1_p50_us - d.c1_p50_us;
-    s.c1_added_p99_us = d && s.c1_p99_us - d.c1_p99_us;
+    s.vs_direct_rps = div(s.saturation_rps, d.saturation_rps);
+    s.vs_nginx_rps = div(s.saturation_rps, n.saturation_rps);
+    s.c1_added_p50_us = sub(s.c1_p50_us, d.c1_p50_us);
+    s.c1_added_p99_us = sub(s.c1_p99_us, d.c1_p99_us);
     for (const rate of opt.rates) {
       const k = `rate_${rate}`;
-      if (s[`${k}_p99_us`] != null && d?.[`${k}_p99_us`] != null) {
-        s[`${k}_added_p50_us`] = s[`${k}_p50_us`] - d[`${k}_p50_us`];
-        s[`${k}_added_p99_us`] = s[`${k}_p99_us`] - d[`${k}_p99_us`];
-      }
+      s[`${k}_added_p50_us`] = sub(s[`${k}_p50_us`], d[`${k}_p50_us`]);
+      s[`${k}_added_p99_us`] = sub(s[`${k}_p99_us`], d[`${k}_p99_us`]);
     }
-    s.token_added_p50_us = d && s.token_p50_us - d.token_p50_us;
-    s.token_added_p99_us = d && s.token_p99_us - d.token_p99_us;
-    s.stream_sat_vs_nginx = n && s.stream_sat_rps / n.stream_sat_rps;
-    if (name.startsWith('gateway-redis') && S['gateway-memory']) {
-      s.vs_memory_rps = s.saturation_rps / S['gateway-memory'].saturation_rps;
+    s.token_added_p50_us = sub(s.token_p50_us, d.token_p50_us);
+    s.token_added_p99_us = sub(s.token_p99_us, d.token_p99_us);
+    s.stream_sat_vs_nginx = div(s.stream_sat_rps, n.stream_sat_rps);
+    if (name === 'gateway-redis') {
+      s.vs_memory_rps = div(s.saturation_rps, S['gateway-memory']?.saturation_rps);
     }
     const proc = { 'gateway-memory': 'gateway-memory', 'gateway-redis': 'gateway-redis',
                    nginx: 'nginx', portkey: 'portkey' }[name];
