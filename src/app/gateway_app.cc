@@ -11,6 +11,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <array>
 #include <cstdio>
 #include <thread>
 
@@ -24,6 +25,7 @@
 #include "metrics/metrics.h"
 #include "proxy/errors.h"
 #include "proxy/gateway.h"
+#include "redis/redis_store.h"
 
 namespace trl {
 namespace {
@@ -86,18 +88,43 @@ int RunGateway(const AppOptions& options) {
   int threads = options.threads_override >= 0 ? options.threads_override : config->server.threads;
   if (threads <= 0) threads = std::max(1u, std::thread::hardware_concurrency());
 
-  if (config->store.backend == StoreBackend::kRedis) {
-    spdlog::error("store.backend: redis is not available in this build; use memory");
-    return 1;
-  }
+  // The store: embedded (memory, saved to data_dir) or Redis (shared by every instance). Redis
+  // is connected in the background: the gateway starts without it and /readyz says when it
+  // answers; until then decisions follow store.on_store_error.
   std::string store_error;
-  std::unique_ptr<MemoryStore> store = MemoryStore::Open(config->store.data_dir, &store_error);
-  if (!store) {
-    spdlog::error("store.data_dir: cannot open {}: {}", config->store.data_dir, store_error);
-    return 1;
+  std::unique_ptr<MemoryStore> memory_store;
+  std::unique_ptr<RedisStore> redis_store;
+  Store* store = nullptr;
+  if (config->store.backend == StoreBackend::kRedis) {
+    RedisStoreOptions redis_options;
+    redis_options.client.urls = config->store.redis.urls;
+    redis_options.timeout = config->store.redis.timeout;
+    redis_store = RedisStore::Create(std::move(redis_options), &store_error);
+    if (!redis_store) {
+      spdlog::error("store.redis.url: {}", store_error);
+      return 1;
+    }
+    store = redis_store.get();
+  } else {
+    memory_store = MemoryStore::Open(config->store.data_dir, &store_error);
+    if (!memory_store) {
+      spdlog::error("store.data_dir: cannot open {}: {}", config->store.data_dir, store_error);
+      return 1;
+    }
+    store = memory_store.get();
   }
 
   MetricsRegistry metrics;
+  if (redis_store) {
+    auto& latency = metrics.AddHistogram(
+        "trl_store_latency_seconds", "Time a store operation took (Redis round trip included).",
+        {"op"}, MetricsRegistry::LatencyBuckets());
+    std::array<Histogram*, 4> by_op = {&latency.With({"admit"}), &latency.With({"settle"}),
+                                       &latency.With({"read"}), &latency.With({"reset"})};
+    redis_store->SetLatencyObserver([by_op](RedisStore::Op op, double seconds, bool) {
+      by_op[static_cast<size_t>(op)]->Observe(seconds);
+    });
+  }
   Limiter limiter(*store, SystemClock::Instance());
   Gateway gateway(metrics, limiter, SystemClock::Instance());
   gateway.SetSnapshot(std::make_shared<GatewaySnapshot>(config));
@@ -177,7 +204,9 @@ int RunGateway(const AppOptions& options) {
     flush_timer.async_wait([&](boost::system::error_code ec) {
       if (ec) return;
       std::string error;
-      if (!store->Flush(&error)) spdlog::error("saving budgets failed: {}", error);
+      if (memory_store && !memory_store->Flush(&error)) {
+        spdlog::error("saving budgets failed: {}", error);
+      }
       schedule_flush();
     });
   };
@@ -231,7 +260,7 @@ int RunGateway(const AppOptions& options) {
   for (auto& w : workers) w->stop();
   for (auto& t : worker_threads) t.join();
   std::string error;
-  if (!store->Flush(&error)) {
+  if (memory_store && !memory_store->Flush(&error)) {
     spdlog::error("saving budgets at shutdown failed: {}", error);
     return 1;
   }
