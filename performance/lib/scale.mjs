@@ -79,15 +79,16 @@ async function streamsRun(t, procPid) {
   const before = total(r.before);
   const during = total(r.during);
   const end = total(r.end);
-  const tokensInWindow = r.streams_open * opt.tokensPerSecond * r.window_s;
+  const tokensInWindow = r.streams_started * opt.tokensPerSecond * r.window_s;
   return {
-    streams_open: r.streams_open, errors: r.errors + r.non2xx, first_error: r.first_error,
+    streams_open: r.streams_open, streams_started: r.streams_started,
+    errors: r.errors + r.non2xx, first_error: r.first_error,
     rss_before_kb: before.rss_kb, rss_during_kb: during.rss_kb,
-    rss_per_stream_kb: (during.rss_kb - before.rss_kb) / Math.max(1, r.streams_open),
+    rss_per_stream_kb: (during.rss_kb - before.rss_kb) / Math.max(1, r.streams_started),
     cpu_s: end.cpu_s - during.cpu_s, window_s: r.window_s,
     cpu_core_fraction: (end.cpu_s - during.cpu_s) / r.window_s,
     cpu_us_per_token: ((end.cpu_s - during.cpu_s) / tokensInWindow) * 1e6,
-    token_lateness: r.token_lateness, ttft: r.ttft,
+    token_lateness: r.token_lateness, token_gap: r.token_gap, ttft: r.ttft,
   };
 }
 
@@ -151,6 +152,11 @@ async function main() {
       x.p99_change = x.with_idle_p99_us / x.baseline_p99_us - 1;
     }
   }
+  // What the proxies said about themselves (backend ejections, errors): explains odd figures.
+  result.logs = {};
+  for (const t of targets.filter((x) => x.proc)) {
+    result.logs[t.name] = t.proc.output.filter((l) => /warn|error|crit/i.test(l)).slice(0, 20);
+  }
   result.load_after = loadAverage();
   print();
   const dir = path.join(PERF, 'results');
@@ -166,11 +172,11 @@ function print() {
   const f = (v, d = 1) => (v === null || v === undefined || Number.isNaN(v) ? '-' : v.toFixed(d));
   const rows = [];
   for (const [n, s] of Object.entries(result.streams)) {
-    rows.push(`| ${n} | ${s.streams_open} streams | RSS ${f(s.rss_before_kb / 1024)} -> ` +
+    rows.push(`| ${n} | ${s.streams_started} streams | RSS ${f(s.rss_before_kb / 1024)} -> ` +
               `${f(s.rss_during_kb / 1024)} MB: ${f(s.rss_per_stream_kb)} KiB/stream | CPU ` +
               `${f(s.cpu_core_fraction * 100)}% of a core, ${f(s.cpu_us_per_token, 2)} µs/token | ` +
-              `token late p50/p99 ${f(s.token_lateness.p50_us, 0)}/${f(s.token_lateness.p99_us, 0)} µs | ` +
-              `errors ${s.errors} |`);
+              `ttft p50/p99 ${f(s.ttft.p50_us / 1000)}/${f(s.ttft.p99_us / 1000)} ms | token gap ` +
+              `p50/p99 ${f(s.token_gap.p50_us, 0)}/${f(s.token_gap.p99_us, 0)} µs | errors ${s.errors} |`);
   }
   for (const [n, s] of Object.entries(result.idle)) {
     rows.push(`| ${n} | ${s.idle_open} idle conns | RSS ${f(s.rss_before_kb / 1024)} -> ` +
@@ -178,6 +184,9 @@ function print() {
               `${opt.rate}/s p99 ${f(s.baseline_p99_us, 0)} µs alone, ${f(s.with_idle_p99_us, 0)} µs ` +
               `next to them (${s.p99_change >= 0 ? '+' : ''}${f(s.p99_change * 100)}%) | p50 ` +
               `${f(s.baseline_p50_us, 0)} / ${f(s.with_idle_p50_us, 0)} µs | errors ${s.errors} |`);
+  }
+  for (const [n, lines] of Object.entries(result.logs)) {
+    if (lines.length) rows.push(`${n} logged:\n  ${lines.slice(0, 5).join('\n  ')}`);
   }
   const g = result.git;
   const text = `\ncommit ${g.short}${g.dirty_src ? ' (src/ has uncommitted changes)' : ''}, ` +

@@ -213,6 +213,8 @@ struct Totals {
   Stats latency;          // scheduled send -> last byte of the response
   Stats ttft;             // stream: scheduled send -> first token event
   Stats token_lateness;   // stream: per token, see the header comment
+  Stats token_gap;        // stream: token k's arrival - (first token's + (k-1) * interval):
+                          // relay delay not counting the time to the first token
   std::string first_error;
 };
 
@@ -253,6 +255,7 @@ class Generator {
     parser.body_limit(64 * 1024 * 1024);
     int64_t tokens = 0;
     bool first = true;
+    Clock::time_point first_at;
     std::string carry;
     auto on_chunk = [&](uint64_t, std::string_view data, beast::error_code&) -> size_t {
       if (!streaming) return data.size();
@@ -274,6 +277,9 @@ class Generator {
         if (first) {
           totals_.ttft.Add(now - scheduled);
           first = false;
+          first_at = now;
+        } else {
+          totals_.token_gap.Add(now - (first_at + microseconds((tokens - 1) * o_.interval_us)));
         }
         auto due = scheduled + microseconds(o_.ttft_us + (tokens - 1) * o_.interval_us);
         totals_.token_lateness.Add(now - due);
@@ -497,17 +503,22 @@ awaitable<void> RunHold(Generator& g, std::string& extra) {
       co_await timer.async_wait(kTuple);
     }
   }
-  while (streaming_now < o.streams && Clock::now() < ramp_end) {
+  // Until every stream has had its first token (each has then gone through the proxy to the
+  // backend and back), or the ramp time is over.
+  while (g.totals().ttft.ns.size() < static_cast<size_t>(o.streams) && Clock::now() < ramp_end) {
     timer.expires_after(std::chrono::milliseconds(10));
     co_await timer.async_wait(kTuple);
   }
   // Give every stream time to be past its first token before sampling memory.
   timer.expires_after(std::chrono::milliseconds(o.ttft_us / 1000 + 2 * o.interval_us / 1000 + 200));
   co_await timer.async_wait(kTuple);
-  std::cerr << "trl-loadgen: " << streaming_now << " streams running\n";
+  std::cerr << "trl-loadgen: " << streaming_now << " streams running, "
+            << g.totals().ttft.ns.size() << " past their first token\n";
+  const size_t started_streams = g.totals().ttft.ns.size();
   int64_t tokens_at_start = g.totals().tokens;
   auto t1 = Clock::now();
   extra += ",\"streams_open\":" + std::to_string(streaming_now) +
+           ",\"streams_started\":" + std::to_string(started_streams) +
            ",\"during\":" + SamplesJson(o.watch_pids);
   timer.expires_after(duration_cast<Clock::duration>(std::chrono::duration<double>(o.duration_s)));
   co_await timer.async_wait(kTuple);
@@ -553,6 +564,7 @@ int main(int argc, char** argv) {
   if (!finished) return 1;
   Totals& t = g.totals();
   std::string err;
+  if (t.errors == 0 && t.non2xx == 0) t.first_error.clear();
   for (char c : t.first_error) {
     if (c == '"' || c == '\\') err += '\\';
     if (static_cast<unsigned char>(c) >= 0x20) err += c;
@@ -562,7 +574,8 @@ int main(int argc, char** argv) {
             << ",\"completed\":" << t.completed << ",\"non2xx\":" << t.non2xx
             << ",\"errors\":" << t.errors << ",\"tokens\":" << t.tokens
             << ",\"latency\":" << t.latency.Json() << ",\"ttft\":" << t.ttft.Json()
-            << ",\"token_lateness\":" << t.token_lateness.Json() << ",\"first_error\":\"" << err
+            << ",\"token_lateness\":" << t.token_lateness.Json()
+            << ",\"token_gap\":" << t.token_gap.Json() << ",\"first_error\":\"" << err
             << "\"" << extra << "}\n";
   return 0;
 }
