@@ -412,6 +412,67 @@ export function runGateway(args, { env = {}, timeoutMs = 20000 } = {}) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Redis (the shared store): a real redis-server on loopback, no persistence
+// ---------------------------------------------------------------------------------------------
+
+// A loopback TCP port free at the time of asking (redis-server cannot bind port 0).
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export class Redis {
+  constructor(proc, port) {
+    this.proc = proc;
+    this.port = port;
+    this.url = `redis://127.0.0.1:${port}/0`;  // what a gateway config lists as store.redis.url
+  }
+
+  // Runs redis-cli against this server; returns its trimmed output (throws if it fails).
+  cli(...args) {
+    const r = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(this.port), ...args],
+                        { encoding: 'utf8', timeout: 10000 });
+    if (r.error) throw r.error;
+    if (r.status !== 0) throw new Error(`redis-cli ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout.trim();
+  }
+
+  kill(sig = 'SIGKILL') { this.proc.signal(sig); return this.proc.exited; }
+  stop() { return this.proc.stop(); }
+
+  // A fresh server (nothing persisted) on the same port, after this one has exited.
+  async restart() {
+    await this.kill();
+    return startRedis({ port: this.port, name: this.proc.name });
+  }
+}
+
+// Starts redis-server (scripts/setup.sh installs it); resolves once it accepts connections.
+export async function startRedis({ port, name = 'redis', args = [] } = {}) {
+  // The port may be taken between asking and binding, or (restart) still be closing: retry.
+  for (let attempt = 0; ; attempt++) {
+    const p = port ?? await freePort();
+    const proc = new Proc(name, 'redis-server', [
+      '--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+      '--dir', tempDir('trl-redis-'), ...args]);
+    try {
+      await proc.waitForLine(/Ready to accept connections/);
+      return new Redis(proc, p);
+    } catch (err) {
+      proc.signal('SIGKILL');
+      await proc.exited;
+      if (attempt >= 20) throw err;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // HTTP helpers
 // ---------------------------------------------------------------------------------------------
 

@@ -1,0 +1,174 @@
+// The Redis store as clients see it (DESIGN.md §6 "Store"): gateway instances sharing one Redis
+// share one budget exactly; when Redis fails, store.on_store_error decides (allow: through and
+// counted; deny: 503 model_unavailable) and no other 5xx ever reaches a client; when Redis comes
+// back (empty: nothing persisted) decisions resume by themselves; scripts flushed and
+// connections killed under load fail no decision.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import {
+  chatBody, cleanup, errorOf, pollUntil, startGateway, startMock, startRedis,
+} from './lib/harness.mjs';
+
+after(cleanup);
+
+const BODY = chatBody('m', 'hello there', { max_tokens: 2 });
+
+function tally(statuses) {
+  const counts = {};
+  for (const s of statuses) counts[s] = (counts[s] ?? 0) + 1;
+  return counts;
+}
+
+// Bounded poll of /readyz, which goes through the real script path.
+async function ready(gw, want = 200) {
+  const status = await pollUntil(async () => {
+    const r = await gw.adminFetch('/readyz');
+    return r.status === want ? r.status : 0;
+  }, { tries: 400 });
+  assert.equal(status, want, `${gw.proc.name}: /readyz never answered ${want}`);
+}
+
+// `workers` clients each sending requests one after another until stop() is called; keeps
+// every status (and the body of every 5xx).
+function load(targets, key, workers) {
+  let stopped = false;
+  const statuses = [];
+  const errors = [];
+  let sent = 0;
+  const runs = Array.from({ length: workers }, async (_, w) => {
+    while (!stopped) {
+      const gw = targets[(w + sent++) % targets.length];
+      const r = await gw.post('chat/completions', BODY, { key });
+      statuses.push({ gw: gw.proc.name, status: r.status });
+      if (r.status >= 500) errors.push({ gw: gw.proc.name, status: r.status, body: r.json });
+    }
+  });
+  return {
+    statuses,
+    errors,
+    // Resolves once `n` more responses have arrived (an observable, not a delay).
+    async responses(n) {
+      const target = statuses.length + n;
+      await pollUntil(() => statuses.length >= target, { tries: 4000, intervalMs: 5 });
+      assert.ok(statuses.length >= target, `load stalled at ${statuses.length} responses`);
+    },
+    async stop() {
+      stopped = true;
+      await Promise.all(runs);
+    },
+  };
+}
+
+describe('redis store', () => {
+  let mock;
+
+  before(async () => {
+    mock = await startMock({ models: ['m'], threads: 2 });
+  });
+
+  function config(redis, { onError = 'deny', timeout = '1s', limits } = {}) {
+    return {
+      server: { threads: 2 },
+      store: { backend: 'redis', redis: { url: redis.url, timeout }, on_store_error: onError },
+      models: [{ name: 'm', backends: [mock.url] }],
+      api_keys: [
+        { name: 'shared', key: 'sk-shared', limits: [{ requests: 10, per: '1m' }] },
+        { name: 'load', key: 'sk-load', limits: limits ?? [{ requests: 1000000, per: '1m' }] },
+        { name: 'fresh', key: 'sk-fresh', limits: [{ requests: 2, per: '1d' }] },
+      ],
+    };
+  }
+
+  test('three instances on one Redis admit exactly 10 of 500 simultaneous requests', async () => {
+    const redis = await startRedis();
+    // deny, and a timeout far above any queueing here: this test is about exactness, so a slow
+    // decision must not turn into a fail-open admission.
+    const cfg = config(redis);
+    const gws = await Promise.all([0, 1, 2].map((i) => startGateway(cfg, { name: `gw-${i}` })));
+    await Promise.all(gws.map((gw) => ready(gw)));
+
+    const results = await Promise.all(Array.from({ length: 500 }, (_, i) =>
+      gws[i % 3].post('chat/completions', BODY, { key: 'sk-shared' })));
+    assert.deepEqual(tally(results.map((r) => r.status)), { 200: 10, 429: 490 });
+    for (const r of results.filter((x) => x.status === 429)) {
+      errorOf(r.json, { type: 'requests', code: 'rate_limit_exceeded' });
+      assert.equal(r.headers.get('x-ratelimit-limit-requests'), '10');
+      assert.equal(r.headers.get('x-ratelimit-remaining-requests'), '0');
+    }
+    // Each instance judged its share against the same budget.
+    for (const gw of gws) {
+      const decided = await gw.metric('trl_requests_total', { key: 'shared' });
+      assert.ok(decided >= 166, `${gw.proc.name} answered ${decided} of its 166-167 requests`);
+    }
+    assert.equal(redis.cli('GET', 'nothing'), '');  // still up: the budget lives there
+  });
+
+  test('Redis killed under load: allow passes, deny answers 503, nothing else; restart resumes',
+       async () => {
+    const redis = await startRedis();
+    const allow = await startGateway(config(redis, { onError: 'allow', timeout: '50ms' }),
+                                     { name: 'gw-allow' });
+    const deny = await startGateway(config(redis, { onError: 'deny', timeout: '50ms' }),
+                                    { name: 'gw-deny' });
+    await Promise.all([ready(allow), ready(deny)]);
+
+    const traffic = load([allow, deny], 'sk-load', 8);
+    await traffic.responses(100);
+    await redis.kill();
+    await traffic.responses(200);  // all of them decided while Redis is gone
+    await Promise.all([ready(allow, 503), ready(deny, 503)]);
+    const redis2 = await redis.restart();
+    await Promise.all([ready(allow), ready(deny)]);
+    await traffic.responses(100);
+    await traffic.stop();
+
+    const byGw = (name) => traffic.statuses.filter((s) => s.gw === name).map((s) => s.status);
+    const allowed = tally(byGw('gw-allow'));
+    const denied = tally(byGw('gw-deny'));
+    assert.deepEqual(Object.keys(allowed).filter((s) => s !== '200' && s !== '429'), [],
+                     `allow: ${JSON.stringify(allowed)}`);
+    assert.deepEqual(Object.keys(denied).filter((s) => !['200', '429', '503'].includes(s)), [],
+                     `deny: ${JSON.stringify(denied)}`);
+    assert.ok(denied[503] > 0, `deny answered no 503 while Redis was down: ${JSON.stringify(denied)}`);
+    for (const e of traffic.errors) {
+      assert.equal(e.gw, 'gw-deny');
+      errorOf(e.body, { type: 'api_error', code: 'model_unavailable' });
+    }
+    assert.ok(await allow.metric('trl_store_fail_open_total') > 0);
+    assert.ok(await allow.metric('trl_store_errors_total', { op: 'admit' }) > 0);
+    assert.equal(await deny.metric('trl_store_fail_open_total'), 0);
+
+    // Decisions are exact again, on the new (empty) Redis, from both instances.
+    const after = [];
+    for (const gw of [allow, deny, allow]) {
+      after.push((await gw.post('chat/completions', BODY, { key: 'sk-fresh' })).status);
+    }
+    assert.deepEqual(after, [200, 200, 429]);
+    assert.equal(redis2.cli('PING'), 'PONG');
+  });
+
+  test('SCRIPT FLUSH and CLIENT KILL under load fail no decision', async () => {
+    const redis = await startRedis();
+    const gws = await Promise.all([0, 1].map((i) =>
+      startGateway(config(redis, { onError: 'deny' }), { name: `gw-flush-${i}` })));
+    await Promise.all(gws.map((gw) => ready(gw)));
+
+    const traffic = load(gws, 'sk-load', 8);
+    await traffic.responses(50);
+    assert.equal(redis.cli('SCRIPT', 'FLUSH'), 'OK');
+    await traffic.responses(50);
+    assert.ok(Number(redis.cli('CLIENT', 'KILL', 'TYPE', 'normal')) >= 2);
+    await traffic.responses(50);
+    assert.equal(redis.cli('SCRIPT', 'FLUSH'), 'OK');
+    redis.cli('CLIENT', 'KILL', 'TYPE', 'normal');
+    await traffic.responses(50);
+    await traffic.stop();
+
+    assert.deepEqual(tally(traffic.statuses.map((s) => s.status)),
+                     { 200: traffic.statuses.length });
+    for (const gw of gws) {
+      assert.equal(await gw.metric('trl_store_errors_total'), 0, `${gw.proc.name} store errors`);
+    }
+  });
+});
