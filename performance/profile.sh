@@ -58,9 +58,9 @@ api_keys:
   - name: bench
     key: sk-bench
     limits:
-      - {tokens: 1000000000000000, per: 1m}
-      - {requests: 1000000000000000, per: 1m}
-      - {tokens: 1000000000000000, per: 1d, reset: calendar}
+      - {tokens: 1000000000, per: 1m}
+      - {requests: 1000000000, per: 1m}
+      - {tokens: 1000000000000, per: 1d, reset: calendar}
 EOF
 "$out/src/app/token-rate-limiter" --config "$tmp/gw.yaml" >"$tmp/gw.log" 2>&1 &
 gw=$!
