@@ -34,8 +34,7 @@ std::string Sha1Hex(std::string_view text) {
 
 RedisClient::RedisClient(const ClientOptions& options) : options_(options) {}
 
-std::unique_ptr<RedisClient> RedisClient::Create(const ClientOptions& options,
-                                                 std::string* error) {
+std::unique_ptr<RedisClient> RedisClient::Create(const ClientOptions& options, std::string* error) {
   auto fail = [&](std::string why) -> std::unique_ptr<RedisClient> {
     if (error) *error = std::move(why);
     return nullptr;
@@ -131,9 +130,8 @@ ClientStats RedisClient::Stats() const {
   return s;
 }
 
-asio::awaitable<Result> RedisClient::Execute(std::vector<std::string> args,
-                                             std::string routing_key, SteadyTime deadline,
-                                             const Script* script) {
+asio::awaitable<Result> RedisClient::Execute(std::vector<std::string> args, std::string routing_key,
+                                             SteadyTime deadline, const Script* script) {
   Command command;
   {
     std::vector<std::string_view> views(args.begin(), args.end());
@@ -142,8 +140,8 @@ asio::awaitable<Result> RedisClient::Execute(std::vector<std::string> args,
   command.args = std::move(args);
   command.slot = routing_key.empty() ? -1 : KeySlot(routing_key);
   command.script = script;
-  Result result = co_await asio::co_spawn(io_, Run(std::move(command), deadline),
-                                          asio::use_awaitable);
+  Result result =
+      co_await asio::co_spawn(io_, Run(std::move(command), deadline), asio::use_awaitable);
   co_return result;
 }
 
@@ -211,7 +209,8 @@ asio::awaitable<Result> RedisClient::Run(Command command, SteadyTime deadline) {
     }
     co_return Result{ResultStatus::kOk, std::move(r.reply)};
   }
-  if (std::chrono::steady_clock::now() >= deadline) co_return Result{ResultStatus::kTimeout, nullptr};
+  if (std::chrono::steady_clock::now() >= deadline)
+    co_return Result{ResultStatus::kTimeout, nullptr};
   co_return Result{ResultStatus::kUnavailable, nullptr};
 }
 

@@ -25,6 +25,10 @@
 
 #include <array>
 #include <atomic>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <deque>
 #include <map>
@@ -33,11 +37,6 @@
 #include <string_view>
 #include <thread>
 #include <vector>
-
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ssl/context.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "redis/cluster_slots.h"
 #include "redis/redis_connection.h"
@@ -75,10 +74,10 @@ struct Result {
 };
 
 struct ClientStats {
-  uint64_t connects = 0;    // connections established (every node)
-  uint64_t drops = 0;       // established connections lost
-  uint64_t retries = 0;     // commands sent again after their connection dropped
-  uint64_t noscript = 0;    // NOSCRIPT answered by EVAL
+  uint64_t connects = 0;  // connections established (every node)
+  uint64_t drops = 0;     // established connections lost
+  uint64_t retries = 0;   // commands sent again after their connection dropped
+  uint64_t noscript = 0;  // NOSCRIPT answered by EVAL
   uint64_t moved = 0;
   uint64_t ask = 0;
   uint64_t slot_refreshes = 0;  // slot maps loaded
@@ -149,8 +148,7 @@ class RedisClient {
   std::atomic<bool> cluster_flag_{false};
   std::shared_ptr<ConnectionCounters> counters_ = std::make_shared<ConnectionCounters>();
   struct Counters {
-    std::atomic<uint64_t> retries{0}, noscript{0}, moved{0}, ask{0}, slot_refreshes{0},
-        tryagain{0};
+    std::atomic<uint64_t> retries{0}, noscript{0}, moved{0}, ask{0}, slot_refreshes{0}, tryagain{0};
   };
   Counters client_counters_;
   std::thread thread_;

@@ -4,12 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <thread>
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <thread>
 
 #include "fakes/redis_server.h"
 #include "fakes/run_awaitable.h"
@@ -93,7 +92,8 @@ TEST_F(RedisClientTest, NoScriptIsAnsweredByEval) {
   const Script& script = client->AddScript("return 'x' .. ARGV[1]");
   client->Start();
   auto call = [&] {
-    return RunAwaitable(client->Execute({"EVALSHA", script.sha, "0", "1"}, "", In(2000ms), &script));
+    return RunAwaitable(
+        client->Execute({"EVALSHA", script.sha, "0", "1"}, "", In(2000ms), &script));
   };
   Result first = call();
   ASSERT_TRUE(first.ok());
@@ -234,6 +234,34 @@ TEST_F(RedisClientTest, UserPasswordAndDatabaseFromTheUrl) {
   refused->Start();
   Result r = Run(*refused, {"PING"});
   EXPECT_EQ(r.status, ResultStatus::kUnavailable);
+}
+
+TEST(RedisClientTlsTest, RedissVerifiesTheServerCertificate) {
+  std::string error;
+  auto server = RedisServer::StartTls(&error);
+  ASSERT_TRUE(server) << error;
+  ClientOptions options;
+  options.urls = {server->Url()};
+
+  // Not trusted (the system's CAs do not include the test CA): no connection.
+  ::setenv("SSL_CERT_FILE", "/nonexistent", 1);
+  auto untrusted = RedisClient::Create(options, &error);
+  ASSERT_TRUE(untrusted) << error;
+  untrusted->Start();
+  EXPECT_EQ(RunAwaitable(untrusted->Execute({"PING"}, "", In(2000ms))).status,
+            ResultStatus::kUnavailable);
+
+  // OpenSSL reads SSL_CERT_FILE when the client's TLS context loads its default CAs.
+  ::setenv("SSL_CERT_FILE", server->CaFile().c_str(), 1);
+  auto client = RedisClient::Create(options, &error);
+  ASSERT_TRUE(client) << error;
+  client->Start();
+  Result r = RunAwaitable(client->Execute({"PING"}, "", In(2000ms)));
+  ::unsetenv("SSL_CERT_FILE");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(ReplyText(*r.reply), "PONG");
+  Result info = RunAwaitable(client->Execute({"CLIENT", "INFO"}, "", In(2000ms)));
+  ASSERT_TRUE(info.ok());
 }
 
 TEST_F(RedisClientTest, RejectsBadUrls) {

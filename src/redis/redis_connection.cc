@@ -4,14 +4,13 @@
 
 #include <algorithm>
 #include <array>
-#include <optional>
-
 #include <boost/asio/connect.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <optional>
 
 namespace trl::redis {
 
@@ -354,8 +353,8 @@ void Connection::Fail(const std::string& reason) {
     spdlog::warn("redis {}: unreachable ({}); retrying with backoff", address_, reason);
     logged_down_ = true;
   }
-  backoff_ = backoff_.count() == 0 ? options_.min_backoff
-                                   : std::min(backoff_ * 2, options_.max_backoff);
+  backoff_ =
+      backoff_.count() == 0 ? options_.min_backoff : std::min(backoff_ * 2, options_.max_backoff);
   state_ = State::kBackoff;
   backoff_timer_.expires_after(backoff_);
   auto self = shared_from_this();

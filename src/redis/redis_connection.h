@@ -21,6 +21,11 @@
 #pragma once
 
 #include <atomic>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -28,12 +33,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/context.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "redis/redis_url.h"
 #include "redis/resp.h"
@@ -64,15 +63,15 @@ struct ConnectionCounters {
 };
 
 struct ConnectionOptions {
-  RedisUrl url;                             // host, port, TLS, credentials, db
-  asio::ssl::context* tls = nullptr;        // required when url.tls
+  RedisUrl url;                       // host, port, TLS, credentials, db
+  asio::ssl::context* tls = nullptr;  // required when url.tls
   std::chrono::milliseconds connect_timeout{1000};
   std::chrono::milliseconds min_backoff{25};
   std::chrono::milliseconds max_backoff{500};
   std::chrono::milliseconds stale_after{1000};
   size_t max_pending = 4096;
-  std::vector<std::string> handshake;       // formatted commands sent after AUTH/SELECT on every
-                                            // connection; an error reply is logged, not fatal
+  std::vector<std::string> handshake;  // formatted commands sent after AUTH/SELECT on every
+                                       // connection; an error reply is logged, not fatal
   std::shared_ptr<ConnectionCounters> counters;  // null: counted privately
 };
 
@@ -129,16 +128,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   ConnectionOptions options_;
   std::string address_;
   State state_ = State::kIdle;
-  bool established_ = false;   // the fatal part of the handshake succeeded on this transport
-  bool replied_ = false;       // this transport delivered a reply (so it worked: a drop now
-                               // is worth an immediate reconnect, not a backoff)
-  size_t fatal_left_ = 0;      // fatal handshake replies still awaited
-  bool logged_down_ = false;   // "unreachable" logged once per outage
-  uint64_t generation_ = 0;    // bumped per transport; stale handlers compare and bail out
+  bool established_ = false;  // the fatal part of the handshake succeeded on this transport
+  bool replied_ = false;      // this transport delivered a reply (so it worked: a drop now
+                              // is worth an immediate reconnect, not a backoff)
+  size_t fatal_left_ = 0;     // fatal handshake replies still awaited
+  bool logged_down_ = false;  // "unreachable" logged once per outage
+  uint64_t generation_ = 0;   // bumped per transport; stale handlers compare and bail out
   std::shared_ptr<Transport> transport_;
   std::unique_ptr<ReplyReader> reader_;
   std::deque<Entry> fifo_;
-  std::string out_;            // queued bytes not yet handed to the writer
+  std::string out_;  // queued bytes not yet handed to the writer
   std::chrono::milliseconds backoff_{0};
   asio::steady_timer connect_timer_;
   asio::steady_timer backoff_timer_;

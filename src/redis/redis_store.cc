@@ -290,8 +290,8 @@ asio::awaitable<StoreStatus> RedisStore::Reset(const BucketsRequest& request) {
   }
   if (args.size() == 1) co_return StoreStatus::kOk;
   std::string routing = args[1];
-  Result r = co_await client_->Execute(std::move(args), std::move(routing),
-                                       start + options_.timeout);
+  Result r =
+      co_await client_->Execute(std::move(args), std::move(routing), start + options_.timeout);
   const bool ok = r.ok() && r.reply->type == REDIS_REPLY_INTEGER;
   if (!ok) LogFailure(Op::kReset, r);
   Observe(Op::kReset, start, ok);

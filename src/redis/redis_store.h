@@ -38,8 +38,8 @@
 namespace trl {
 
 struct RedisStoreOptions {
-  redis::ClientOptions client;                 // urls and connection tuning
-  std::chrono::milliseconds timeout{50};       // store.redis.timeout: the most any call takes
+  redis::ClientOptions client;            // urls and connection tuning
+  std::chrono::milliseconds timeout{50};  // store.redis.timeout: the most any call takes
   std::string key_prefix = "trl:";
   bool server_time = true;
   // Bucket keys are kept this long after they would hold a full budget again (after which a

@@ -7,12 +7,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <random>
-#include <thread>
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <random>
+#include <thread>
 
 #include "fakes/redis_server.h"
 #include "fakes/run_awaitable.h"
@@ -36,8 +35,7 @@ auto AsSpan(const Vector& v) {
   return std::span<const typename Vector::value_type>(v.data(), v.size());
 }
 
-BucketSpec Tokens(std::string_view owner, int64_t capacity, int64_t period,
-                  bool calendar = false) {
+BucketSpec Tokens(std::string_view owner, int64_t capacity, int64_t period, bool calendar = false) {
   return {{ScopeKind::kKey, owner, "", LimitKind::kTokens, period, calendar}, capacity};
 }
 BucketSpec Requests(std::string_view owner, int64_t capacity, int64_t period) {
@@ -102,9 +100,9 @@ TEST_F(RedisStoreTest, SameResultsAsMemoryStore) {
   MemoryStore memory;
   const std::vector<BucketSpec> specs = {
       Tokens("a", 100, kMinute),
-      Tokens("a", 1'000'003, kDay),                  // prime capacity: cap × dt > 2^53
-      Tokens("a", 4'999'999'999'989, 30 * kDay),     // huge budget, long period
-      Tokens("a", 1000, 3600 * kSecond, true),       // calendar hour
+      Tokens("a", 1'000'003, kDay),               // prime capacity: cap × dt > 2^53
+      Tokens("a", 4'999'999'999'989, 30 * kDay),  // huge budget, long period
+      Tokens("a", 1000, 3600 * kSecond, true),    // calendar hour
       Requests("a", 10, kSecond),
       Slots("a", 3),
       Tokens("b", 7, 7 * kSecond),
@@ -201,8 +199,7 @@ TEST_F(RedisStoreTest, SameResultsAsMemoryStore) {
 
 TEST_F(RedisStoreTest, KeysOfAShardShareOneHashTag) {
   auto store = MakeStore(Options({server_->Url()}));
-  std::vector<Charge> charges = {{Tokens("we{ird}%", 10, kMinute), 1},
-                                 {Slots("we{ird}%", 2), 1}};
+  std::vector<Charge> charges = {{Tokens("we{ird}%", 10, kMinute), 1}, {Slots("we{ird}%", 2), 1}};
   ASSERT_TRUE(Admit(*store, "ten{ant", charges, kT0).admitted);
   testing::TestReply keys = server_->Command({"KEYS", "*"});
   ASSERT_TRUE(keys);
@@ -387,8 +384,7 @@ TEST(RedisClusterStoreTest, SlotMigrationUnderLoadFailsNoDecision) {
           const size_t b = static_cast<size_t>(w) % buckets.size();
           std::vector<Charge> charges = {{buckets[b], 1}};
           for (int i = 0; i < kPerWorker || !migrated.load(); ++i) {
-            AdmitResult r =
-                co_await store->Admit({shards[b], AsSpan(charges), "r", kT0, kMinute});
+            AdmitResult r = co_await store->Admit({shards[b], AsSpan(charges), "r", kT0, kMinute});
             if (r.status != StoreStatus::kOk || !r.admitted) ++failed;
             if (++done == kWorkers * kPerWorker / 3) migrate = true;
           }
@@ -404,9 +400,8 @@ TEST(RedisClusterStoreTest, SlotMigrationUnderLoadFailsNoDecision) {
     for (;;) {
       testing::TestReply keys = source.Command({"CLUSTER", "GETKEYSINSLOT", s, "100"});
       if (!keys || keys->elements == 0) break;
-      std::vector<std::string> migrate_cmd = {"MIGRATE", "127.0.0.1",
-                                              std::to_string(target.port()), "", "0", "5000",
-                                              "KEYS"};
+      std::vector<std::string> migrate_cmd = {
+          "MIGRATE", "127.0.0.1", std::to_string(target.port()), "", "0", "5000", "KEYS"};
       for (size_t i = 0; i < keys->elements; ++i) {
         migrate_cmd.emplace_back(keys->element[i]->str, keys->element[i]->len);
       }

@@ -103,9 +103,9 @@ std::optional<RedisUrl> ParseRedisUrl(std::string_view url, std::string* error) 
     authority = authority.substr(at + 1);
     size_t colon = userinfo.find(':');
     auto user = PercentDecode(userinfo.substr(0, colon));
-    std::optional<std::string> password =
-        colon == std::string_view::npos ? std::optional<std::string>("")
-                                        : PercentDecode(userinfo.substr(colon + 1));
+    std::optional<std::string> password = colon == std::string_view::npos
+                                              ? std::optional<std::string>("")
+                                              : PercentDecode(userinfo.substr(colon + 1));
     if (!user || !password) return fail("bad percent-encoding in the user or password");
     out.user = std::move(*user);
     out.password = std::move(*password);

@@ -11,11 +11,11 @@
 namespace trl::redis {
 
 struct RedisUrl {
-  bool tls = false;        // rediss://
-  std::string host;        // name or literal address (IPv6 without brackets)
+  bool tls = false;  // rediss://
+  std::string host;  // name or literal address (IPv6 without brackets)
   uint16_t port = 6379;
-  std::string user;        // "" with a password: AUTH <password> (the default user)
-  std::string password;    // "" = no AUTH
+  std::string user;      // "" with a password: AUTH <password> (the default user)
+  std::string password;  // "" = no AUTH
   int db = 0;
 
   // host:port, as Redis Cluster names nodes ("[::1]:7000" for IPv6).

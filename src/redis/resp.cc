@@ -1,10 +1,9 @@
 #include "redis/resp.h"
 
+#include <boost/container/small_vector.hpp>
 #include <cstdlib>
 #include <new>
 #include <vector>
-
-#include <boost/container/small_vector.hpp>
 
 namespace trl::redis {
 
@@ -16,8 +15,8 @@ std::string FormatCommand(std::span<const std::string_view> args) {
     lens.push_back(a.size());
   }
   char* target = nullptr;
-  int len = redisFormatCommandArgv(&target, static_cast<int>(args.size()), argv.data(),
-                                   lens.data());
+  int len =
+      redisFormatCommandArgv(&target, static_cast<int>(args.size()), argv.data(), lens.data());
   if (len < 0 || target == nullptr) throw std::bad_alloc();
   std::string out(target, static_cast<size_t>(len));
   std::free(target);  // hiredis 0.14 allocates with malloc (redisFreeCommand is free)

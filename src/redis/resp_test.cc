@@ -11,7 +11,8 @@ TEST(RespTest, FormatsWithHiredis) {
 }
 
 TEST(RespTest, ReadsRepliesSplitAnywhere) {
-  const std::string wire = "+OK\r\n:-42\r\n$-1\r\n*2\r\n$3\r\nabc\r\n:7\r\n-NOSCRIPT No matching\r\n";
+  const std::string wire =
+      "+OK\r\n:-42\r\n$-1\r\n*2\r\n$3\r\nabc\r\n:7\r\n-NOSCRIPT No matching\r\n";
   ReplyReader reader;
   std::vector<ReplyPtr> replies;
   for (char c : wire) {  // one byte at a time

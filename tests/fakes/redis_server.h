@@ -91,8 +91,10 @@ class RedisServer {
   // Starts a server (extra_args are appended to the defaults). Returns null and sets *error if
   // it did not become ready (e.g. redis-server is not installed).
   static std::unique_ptr<RedisServer> Start(std::vector<std::string> extra_args = {},
-                                            std::string* error = nullptr, int bus_offset = 0) {
+                                            std::string* error = nullptr, int bus_offset = 0,
+                                            bool tls = false) {
     std::unique_ptr<RedisServer> server(new RedisServer(std::move(extra_args)));
+    server->tls_ = tls;
     std::string why;
     for (int attempt = 0; attempt < 5; ++attempt) {
       server->port_ = FreePort(bus_offset);
@@ -108,9 +110,43 @@ class RedisServer {
     std::filesystem::remove_all(dir_, ec);
   }
 
+  // A server that speaks only TLS, with a certificate for 127.0.0.1 and localhost signed by a
+  // CA made for it (CaFile()). Needs the openssl command.
+  static std::unique_ptr<RedisServer> StartTls(std::string* error = nullptr) {
+    std::unique_ptr<RedisServer> certs(new RedisServer({}));  // only for its directory
+    const std::string d = certs->dir_;
+    {
+      FILE* ext = std::fopen((d + "/ext.cnf").c_str(), "w");
+      if (!ext) return nullptr;
+      std::fputs("subjectAltName=IP:127.0.0.1,DNS:localhost\n", ext);
+      std::fclose(ext);
+    }
+    const std::vector<std::vector<std::string>> steps = {
+        {"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", d + "/ca.key",
+         "-out", d + "/ca.crt", "-days", "2", "-subj", "/CN=trl test CA"},
+        {"openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", d + "/server.key", "-out",
+         d + "/server.csr", "-subj", "/CN=localhost"},
+        {"openssl", "x509", "-req", "-in", d + "/server.csr", "-CA", d + "/ca.crt", "-CAkey",
+         d + "/ca.key", "-CAcreateserial", "-out", d + "/server.crt", "-days", "2", "-extfile",
+         d + "/ext.cnf"}};
+    for (const auto& step : steps) {
+      if (RunProgram(step) != 0) {
+        if (error) *error = "openssl failed";
+        return nullptr;
+      }
+    }
+    auto server = Start({"--tls-cert-file", d + "/server.crt", "--tls-key-file", d + "/server.key",
+                         "--tls-ca-cert-file", d + "/ca.crt", "--tls-auth-clients", "no"},
+                        error, 0, /*tls=*/true);
+    if (server) server->certs_ = std::move(certs);
+    return server;
+  }
+
   uint16_t port() const { return port_; }
   std::string Address() const { return "127.0.0.1:" + std::to_string(port_); }
-  std::string Url() const { return "redis://" + Address(); }
+  std::string Url() const { return (tls_ ? "rediss://" : "redis://") + Address(); }
+  // TLS servers: the CA certificate clients must trust.
+  std::string CaFile() const { return certs_ ? certs_->dir_ + "/ca.crt" : ""; }
   pid_t pid() const { return pid_; }
   const std::string& dir() const { return dir_; }
 
@@ -175,14 +211,17 @@ class RedisServer {
   }
 
   bool Launch(std::string* why) {
+    // clang-format off
     std::vector<std::string> argv = {"redis-server",
-                                     "--port", std::to_string(port_),
+                                     "--port", tls_ ? "0" : std::to_string(port_),
                                      "--bind", "127.0.0.1",
                                      "--save", "",
                                      "--appendonly", "no",
                                      "--dir", dir_,
                                      "--enable-debug-command", "local",
                                      "--loglevel", "notice"};
+    // clang-format on
+    if (tls_) argv.insert(argv.end(), {"--tls-port", std::to_string(port_)});
     argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
     std::vector<char*> args;
     for (std::string& a : argv) args.push_back(a.data());
@@ -240,6 +279,8 @@ class RedisServer {
 
   std::vector<std::string> extra_args_;
   std::string dir_;
+  bool tls_ = false;
+  std::unique_ptr<RedisServer> certs_;  // StartTls: owns the certificates' directory
   uint16_t port_ = 0;
   pid_t pid_ = -1;
   std::thread reader_;
