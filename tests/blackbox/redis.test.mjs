@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  chatBody, cleanup, errorOf, pollUntil, startGateway, startMock, startRedis,
+  chatBody, cleanup, errorOf, pollUntil, startGateway, startMock, startRedis, startRedisCluster,
 } from './lib/harness.mjs';
 
 after(cleanup);
@@ -70,7 +70,8 @@ describe('redis store', () => {
   function config(redis, { onError = 'deny', timeout = '1s', limits } = {}) {
     return {
       server: { threads: 2 },
-      store: { backend: 'redis', redis: { url: redis.url, timeout }, on_store_error: onError },
+      store: { backend: 'redis', redis: { url: redis.urls ?? redis.url, timeout },
+               on_store_error: onError },
       models: [{ name: 'm', backends: [mock.url] }],
       api_keys: [
         { name: 'shared', key: 'sk-shared', limits: [{ requests: 10, per: '1m' }] },
@@ -102,6 +103,29 @@ describe('redis store', () => {
       assert.ok(decided >= 166, `${gw.proc.name} answered ${decided} of its 166-167 requests`);
     }
     assert.equal(redis.cli('GET', 'nothing'), '');  // still up: the budget lives there
+  });
+
+  test('three instances on a three-master Redis Cluster admit exactly 10 of 500', async () => {
+    const cluster = await startRedisCluster();
+    const cfg = config(cluster);
+    // Budgets of several keys land on different masters; each key's buckets stay in one slot.
+    cfg.api_keys.push(...['a', 'b', 'c', 'd', 'e', 'f'].map((n) => (
+      { name: `spread-${n}`, key: `sk-spread-${n}`, limits: [{ requests: 3, per: '1m' },
+                                                          { tokens: 100000, per: '1m' }] })));
+    const gws = await Promise.all([0, 1, 2].map((i) => startGateway(cfg, { name: `gw-c${i}` })));
+    await Promise.all(gws.map((gw) => ready(gw)));
+
+    const shared = await Promise.all(Array.from({ length: 500 }, (_, i) =>
+      gws[i % 3].post('chat/completions', BODY, { key: 'sk-shared' })));
+    assert.deepEqual(tally(shared.map((r) => r.status)), { 200: 10, 429: 490 });
+
+    const spread = await Promise.all(Array.from({ length: 60 }, (_, i) =>
+      gws[i % 3].post('chat/completions', BODY, { key: `sk-spread-${'abcdef'[i % 6]}` })));
+    assert.deepEqual(tally(spread.map((r) => r.status)), { 200: 18, 429: 42 });
+    // The keys really are spread over the masters.
+    const holding = cluster.nodes.filter((n) => Number(n.cli('DBSIZE')) > 0).length;
+    assert.ok(holding >= 2, `budgets on ${holding} of 3 masters`);
+    for (const gw of gws) assert.equal(await gw.metric('trl_store_errors_total'), 0);
   });
 
   test('Redis killed under load: allow passes, deny answers 503, nothing else; restart resumes',

@@ -472,6 +472,41 @@ export async function startRedis({ port, name = 'redis', args = [] } = {}) {
   }
 }
 
+// A loopback port free together with port + 10000 (a Redis Cluster node's bus port).
+async function freeClusterPort() {
+  for (;;) {
+    const p = await freePort();
+    if (p + 10000 > 65535) continue;
+    const bus = await new Promise((resolve) => {
+      const srv = net.createServer();
+      srv.on('error', () => resolve(false));
+      srv.listen(p + 10000, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (bus) return p;
+  }
+}
+
+// Three masters, no replicas, every slot assigned (`redis-cli --cluster create`). Resolves
+// once every node reports cluster_state:ok; `urls` is what store.redis.url lists.
+export async function startRedisCluster({ name = 'redis-cluster' } = {}) {
+  const nodes = [];
+  for (let i = 0; i < 3; i++) {
+    nodes.push(await startRedis({
+      port: await freeClusterPort(), name: `${name}-${i}`,
+      args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf',
+             '--cluster-node-timeout', '5000'],
+    }));
+  }
+  const create = spawnSync('redis-cli', [
+    '--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0',
+    '--cluster-yes'], { encoding: 'utf8', timeout: 60000 });
+  if (create.status !== 0) throw new Error(`redis-cli --cluster create: ${create.stdout}${create.stderr}`);
+  const ok = await pollUntil(() => nodes.every((n) => /cluster_state:ok/.test(n.cli('CLUSTER', 'INFO')) &&
+                                                  n.cli('CLUSTER', 'SLOTS').split('\n').length > 1));
+  if (!ok) throw new Error('the Redis Cluster did not reach cluster_state:ok');
+  return { nodes, urls: nodes.map((n) => n.url.replace(/\/0$/, '')) };
+}
+
 // ---------------------------------------------------------------------------------------------
 // HTTP helpers
 // ---------------------------------------------------------------------------------------------
