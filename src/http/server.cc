@@ -180,6 +180,9 @@ asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::Sta
     if (hec) {
       if (hec == bhttp::error::header_limit) {
         co_await WriteError(stream, *state, 431, {});
+      } else if (hec == bhttp::error::body_limit) {
+        // Beast checks Content-Length against the body limit while parsing the header.
+        co_await WriteError(stream, *state, 413, {});
       } else if (hec == beast::error::timeout) {
         co_await WriteError(stream, *state, 408, {});
       } else if (hec != bhttp::error::end_of_stream && hec != asio::error::eof &&
