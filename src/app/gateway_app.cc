@@ -257,6 +257,9 @@ int RunGateway(const AppOptions& options) {
   }
   control.run();
 
+  // Requests still waiting on Redis get their store error now, on their own threads, before
+  // those threads stop.
+  if (redis_store) redis_store->Shutdown();
   for (auto& w : workers) w->stop();
   for (auto& t : worker_threads) t.join();
   std::string error;

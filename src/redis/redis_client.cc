@@ -67,12 +67,19 @@ std::unique_ptr<RedisClient> RedisClient::Create(const ClientOptions& options, s
   return client;
 }
 
-RedisClient::~RedisClient() {
-  if (started_) {
-    io_.stop();
-    thread_.join();
-  }
-  for (auto& [address, node] : nodes_) node->Close();
+RedisClient::~RedisClient() { Shutdown(); }
+
+void RedisClient::Shutdown() {
+  if (shut_down_.exchange(true)) return;
+  if (!started_) return;
+  asio::post(io_, [this] {
+    for (auto& [address, node] : nodes_) node->Close();
+    periodic_timer_.cancel();
+  });
+  // Without the guard, run() returns once the last call has finished (each resumed by the
+  // closing, then failing at once on a closed node) and the last timer has fired.
+  work_.reset();
+  thread_.join();
 }
 
 const Script& RedisClient::AddScript(std::string body) {
@@ -110,10 +117,8 @@ void RedisClient::Start() {
     for (const ConnectionPtr& seed : seeds_) seed->Start();
     if (cluster_) ScheduleRefresh();
   });
-  thread_ = std::thread([this] {
-    auto guard = asio::make_work_guard(io_);
-    io_.run();
-  });
+  work_.emplace(asio::make_work_guard(io_));
+  thread_ = std::thread([this] { io_.run(); });
 }
 
 ClientStats RedisClient::Stats() const {
@@ -127,11 +132,14 @@ ClientStats RedisClient::Stats() const {
   s.ask = client_counters_.ask.load(std::memory_order_relaxed);
   s.slot_refreshes = client_counters_.slot_refreshes.load(std::memory_order_relaxed);
   s.tryagain = client_counters_.tryagain.load(std::memory_order_relaxed);
+  s.in_flight = client_counters_.in_flight.load(std::memory_order_relaxed);
   return s;
 }
 
 asio::awaitable<Result> RedisClient::Execute(std::vector<std::string> args, std::string routing_key,
                                              SteadyTime deadline, const Script* script) {
+  if (shut_down_.load(std::memory_order_acquire))
+    co_return Result{ResultStatus::kUnavailable, nullptr};
   Command command;
   {
     std::vector<std::string_view> views(args.begin(), args.end());
@@ -140,8 +148,10 @@ asio::awaitable<Result> RedisClient::Execute(std::vector<std::string> args, std:
   command.args = std::move(args);
   command.slot = routing_key.empty() ? -1 : KeySlot(routing_key);
   command.script = script;
+  client_counters_.in_flight.fetch_add(1, std::memory_order_relaxed);
   Result result =
       co_await asio::co_spawn(io_, Run(std::move(command), deadline), asio::use_awaitable);
+  client_counters_.in_flight.fetch_sub(1, std::memory_order_relaxed);
   co_return result;
 }
 

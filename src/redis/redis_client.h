@@ -26,6 +26,7 @@
 #include <array>
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -33,6 +34,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -83,6 +85,7 @@ struct ClientStats {
   uint64_t slot_refreshes = 0;  // slot maps loaded
   uint64_t tryagain = 0;        // TRYAGAIN answered by a pause and a retry
   uint64_t timeouts = 0;
+  uint64_t in_flight = 0;  // calls between Execute and their result, now
 };
 
 class RedisClient {
@@ -106,6 +109,12 @@ class RedisClient {
   // Completes on the caller's executor. The strings need not outlive the call's start.
   asio::awaitable<Result> Execute(std::vector<std::string> args, std::string routing_key,
                                   SteadyTime deadline, const Script* script = nullptr);
+
+  // Fails every pending call at once (their callers resume with kUnavailable on their own
+  // executors), closes the connections and joins the I/O thread after its last handler; later
+  // calls fail at once. Blocking (briefly): call from a control thread, before the executors of
+  // callers that may be waiting stop. The destructor does it too.
+  void Shutdown();
 
   ClientStats Stats() const;
   bool ClusterMode() const { return cluster_flag_.load(std::memory_order_relaxed); }
@@ -148,9 +157,12 @@ class RedisClient {
   std::atomic<bool> cluster_flag_{false};
   std::shared_ptr<ConnectionCounters> counters_ = std::make_shared<ConnectionCounters>();
   struct Counters {
-    std::atomic<uint64_t> retries{0}, noscript{0}, moved{0}, ask{0}, slot_refreshes{0}, tryagain{0};
+    std::atomic<uint64_t> retries{0}, noscript{0}, moved{0}, ask{0}, slot_refreshes{0}, tryagain{0},
+        in_flight{0};
   };
   Counters client_counters_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::atomic<bool> shut_down_{false};
   std::thread thread_;
   bool started_ = false;
 };

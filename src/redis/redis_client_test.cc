@@ -183,6 +183,24 @@ TEST_F(RedisClientTest, ClientKillMidLoadLosesNoCommand) {
   EXPECT_EQ(stats.connects, 3u);
 }
 
+TEST_F(RedisClientTest, ShutdownEndsPendingCallsAtOnce) {
+  auto client = MakeClient();
+  client->Start();
+  ASSERT_TRUE(Run(*client, {"PING"}).ok());
+  server_->Pause();
+  Result r;
+  std::thread caller([&] { r = Run(*client, {"PING"}, 600'000ms); });
+  for (int i = 0; i < 10'000 && client->Stats().in_flight == 0; ++i) {
+    std::this_thread::sleep_for(1ms);  // a bounded poll: until the call is under way
+  }
+  ASSERT_EQ(client->Stats().in_flight, 1u);
+  client->Shutdown();  // the call would otherwise wait for Redis (paused) for ten minutes
+  caller.join();
+  server_->Resume();
+  EXPECT_EQ(r.status, ResultStatus::kUnavailable);
+  EXPECT_EQ(Run(*client, {"PING"}).status, ResultStatus::kUnavailable);
+}
+
 TEST_F(RedisClientTest, FailsFastWhileDownAndComesBackOnItsOwn) {
   auto client = MakeClient();
   client->Start();

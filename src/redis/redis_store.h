@@ -66,6 +66,10 @@ class RedisStore final : public Store {
   asio::awaitable<ReadResult> Read(const BucketsRequest& request) override;
   asio::awaitable<StoreStatus> Reset(const BucketsRequest& request) override;
 
+  // At shutdown, before the threads of callers that may be waiting on Redis stop: pending
+  // operations fail at once, later ones too (RedisClient::Shutdown). Blocking, briefly.
+  void Shutdown() { client_->Shutdown(); }
+
   // Before the first operation.
   void SetLatencyObserver(LatencyObserver observer) { observer_ = std::move(observer); }
 

@@ -102,7 +102,8 @@ describe('redis store', () => {
       const decided = await gw.metric('trl_requests_total', { key: 'shared' });
       assert.ok(decided >= 166, `${gw.proc.name} answered ${decided} of its 166-167 requests`);
     }
-    assert.equal(redis.cli('GET', 'nothing'), '');  // still up: the budget lives there
+    // SIGTERM: a clean stop, Redis store included.
+    for (const gw of gws) assert.equal((await gw.stop()).code, 0, `${gw.proc.name} exit code`);
   });
 
   test('three instances on a three-master Redis Cluster admit exactly 10 of 500', async () => {
@@ -170,6 +171,13 @@ describe('redis store', () => {
     }
     assert.deepEqual(after, [200, 200, 429]);
     assert.equal(redis2.cli('PING'), 'PONG');
+
+    // A gateway stops cleanly while Redis is down too.
+    await redis2.kill();
+    await ready(allow, 503);
+    assert.equal((await allow.post('chat/completions', BODY, { key: 'sk-load' })).status, 200);
+    assert.equal((await allow.stop()).code, 0);
+    assert.equal((await deny.stop()).code, 0);
   });
 
   test('SCRIPT FLUSH and CLIENT KILL under load fail no decision', async () => {
