@@ -9,6 +9,7 @@
 #   performance/run.sh --portkey        also Portkey from npm (skipped if it cannot be installed)
 #   performance/run.sh --wait-quiet 1   first wait (at most 5 min) for the load average to drop
 #   other options: --rounds N --seconds S --latency-seconds S --rates 1000,5000 --threads N
+#                  --nice N (run every benchmark process at niceness N, e.g. -10 on a busy machine)
 #                  --mock-threads N --no-redis --only nginx,gateway-memory --out FILE
 #                  --no-build (use what build/release has)
 # Everything listens on 127.0.0.1 only; every load is bounded in time and the whole run is
@@ -17,13 +18,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build=1
+prio=()
 args=()
-for a in "$@"; do
+while (($#)); do
+  a=$1
   case $a in
     --no-build) build=0 ;;
+    # Runs every process of the benchmark at this niceness (e.g. -10, as root): on a machine
+    # shared with other work, the loads and the systems under test then get the CPU first.
+    --nice) prio=(nice -n "$2"); shift ;;
     -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) args+=("$a") ;;
   esac
+  shift
 done
 
 missing=()
@@ -46,4 +53,4 @@ fi
 
 # Room for every connection the loads open (64 by wrk, 32 by trl-loadgen, the proxies' own).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-exec node performance/lib/bench.mjs "${args[@]}"
+exec "${prio[@]}" node performance/lib/bench.mjs "${args[@]}"

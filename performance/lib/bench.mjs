@@ -158,7 +158,7 @@ async function measureStream(t) {
 
 const result = {
   date: new Date().toISOString(), git: gitInfo(REPO), machine: machine(), settings: opt,
-  load_before: loadAverage(), skipped: {}, targets: {}, processes: {},
+  load_before: loadAverage(), nice: os.getPriority(), skipped: {}, targets: {}, processes: {},
 };
 
 async function main() {
@@ -437,7 +437,7 @@ function printTable(S) {
     `commit ${g.short}${g.dirty_src ? ' (src/ has uncommitted changes)' : ''}, ${result.machine.cpus} CPUs ` +
       `(${result.machine.cpu_model}), load average before ${result.load_before.join(' ')}, ` +
       `after ${result.load_after.join(' ')}; ${opt.threads} gateway threads = nginx workers, ` +
-      `${opt.rounds} round(s), medians over rounds`,
+      `${opt.rounds} round(s), medians over rounds${result.nice ? `, at niceness ${result.nice}` : ''}`,
     ...out,
     ...Object.entries(result.skipped).map(([k, v]) => `skipped ${k}: ${v}`),
     '',

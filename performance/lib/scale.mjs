@@ -59,7 +59,8 @@ writeFileSync(files.stream, '{"model":"m-paced","messages":[{"role":"user","cont
                             `"max_tokens":${STREAM_TOKENS},"stream":true}`);
 
 const result = { date: new Date().toISOString(), git: gitInfo(REPO), machine: machine(),
-                 settings: opt, load_before: loadAverage(), streams: {}, idle: {} };
+                 settings: opt, load_before: loadAverage(), nice: os.getPriority(), streams: {},
+                 idle: {} };
 
 // Every process of the system (nginx's workers as well as its master), summed by total().
 function watch(pid) { return pid === null ? [] : processTree(pid).flatMap((p) => ['--watch-pid', String(p)]); }
@@ -191,7 +192,8 @@ function print() {
   const g = result.git;
   const text = `\ncommit ${g.short}${g.dirty_src ? ' (src/ has uncommitted changes)' : ''}, ` +
     `${result.machine.cpus} CPUs, load average before ${result.load_before.join(' ')}, after ` +
-    `${result.load_after.join(' ')}; ${opt.threads} gateway threads = nginx workers\n${rows.join('\n')}\n`;
+    `${result.load_after.join(' ')}; ${opt.threads} gateway threads = nginx workers` +
+    `${result.nice ? `; at niceness ${result.nice}` : ''}\n${rows.join('\n')}\n`;
   result.table = text;
   process.stdout.write(text);
 }
