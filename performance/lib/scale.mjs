@@ -101,6 +101,23 @@ async function rateRun(t, procPid, idle) {
   return loadgen(opt.loadgenBin, args, (opt.rateSeconds + 120) * 1000);
 }
 
+// Polls mock-llm's /mock/stats until it has no open stream and at most a few connections
+// (bounded); returns the streams still open.
+async function waitMockIdle(port, timeoutMs) {
+  const until = Date.now() + timeoutMs;
+  let streams = -1;
+  while (Date.now() < until) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/mock/stats`);
+      const j = await r.json();
+      streams = j.open_streams;
+      if (streams === 0) return 0;
+    } catch { /* retry */ }
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  return streams;
+}
+
 async function main() {
   const mockFast = await sys.startMock('mock-fast', ['--tokens-per-second', '0', '--max-output', '16']);
   const mockSlow = await sys.startMock('mock-slow', ['--tokens-per-second', String(opt.tokensPerSecond),
@@ -127,6 +144,10 @@ async function main() {
   }
   if (opt.only.includes('streams')) {
     for (const t of targets) {
+      // The previous system's streams must be gone from the backend first: a mock still busy
+      // with 2000 abandoned streams delays the next system's tokens by seconds.
+      const left = await waitMockIdle(mockSlow.port, 30000);
+      if (left) log(`warning: mock-slow still has ${left} open streams`);
       log(`${t.name}: ${opt.streams} streams at ${opt.tokensPerSecond} tokens/s for ${opt.window} s`);
       result.streams[t.name] = await streamsRun(t, t.proc?.pid ?? null);
     }
