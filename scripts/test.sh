@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs the whole suite (unit + black-box) through ctest.
-# Usage: scripts/test.sh [--asan | --preset NAME] [extra ctest args, e.g. -L blackbox]
+# Installs what is missing, builds, and runs the whole suite (unit + black-box) through ctest:
+# first the Release build, then the same suite under ASan+UBSan.
+# Usage: scripts/test.sh [--quick | --asan | --tsan | --preset NAME] [extra ctest args, e.g. -L blackbox]
+#   --quick: the Release build only.  --asan/--tsan/--preset: that build only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-preset=release
+presets=(release asan)
 args=()
 while (($#)); do
   case $1 in
-    --asan) preset=asan ;;
-    --tsan) preset=tsan ;;
-    --preset) preset=$2; shift ;;
+    --quick) presets=(release) ;;
+    --asan) presets=(asan) ;;
+    --tsan) presets=(tsan) ;;
+    --preset) presets=("$2"); shift ;;
     *) args+=("$1") ;;
   esac
   shift
 done
 
 scripts/setup.sh
-scripts/build.sh "$preset"
-start=$SECONDS
 status=0
-ctest --test-dir "build/$preset" --output-on-failure -j2 "${args[@]}" || status=$?
-echo "test.sh: ctest ($preset) took $((SECONDS - start)) s"
+for preset in "${presets[@]}"; do
+  scripts/build.sh "$preset"
+  start=$SECONDS
+  ctest --test-dir "build/$preset" --output-on-failure -j2 "${args[@]}" || status=$?
+  echo "test.sh: ctest ($preset) took $((SECONDS - start)) s"
+done
 exit $status
