@@ -152,7 +152,10 @@ export class Proc {
 
   signal(sig) {
     if (this.exitInfo) return;
-    if (sig !== 'SIGHUP') this.signalled = true;
+    if (sig !== 'SIGHUP') {
+      this.signalled = true;
+      this.firstSignal ??= sig;
+    }
     this.child.kill(sig);
   }
 
@@ -209,17 +212,24 @@ function hostPort(m) {
 
 // Stops every process this harness started and removes its temp dirs. Call from `after`.
 export async function cleanup() {
-  // A server that died on its own explains the test failures that followed: show its output.
-  for (const p of started) {
-    if (p.exitInfo && !p.signalled) {
-      console.error(`\n*** ${p.name} exited unexpectedly (${describeExit(p.exitInfo)})\n` +
-                    p.diagnostics());
-    }
-  }
+  const all = [...started];
   started.clear();
   await Promise.all([...live].map((p) => p.stop(3000)));
   for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
   tempDirs.clear();
+  // Every server must end as the contract says: SIGTERM -> exit 0 (a sanitizer report, a leak
+  // found at exit, a crash while draining, or a hang past the grace all show here), and none may
+  // die on its own. Processes a test killed on purpose (SIGKILL) are left out.
+  const bad = [];
+  for (const p of all) {
+    const info = p.exitInfo;
+    if (!p.signalled) {
+      bad.push(`${p.name} exited unexpectedly (${describeExit(info)})\n${p.diagnostics()}`);
+    } else if (p.firstSignal === 'SIGTERM' && (info.code !== 0 || info.signal)) {
+      bad.push(`${p.name} did not exit 0 on SIGTERM (${describeExit(info)})\n${p.diagnostics()}`);
+    }
+  }
+  if (bad.length) throw new Error(bad.join('\n\n'));
 }
 
 export function tempDir(prefix = 'trl-bb-') {
