@@ -125,7 +125,9 @@ int RunGateway(const AppOptions& options) {
       by_op[static_cast<size_t>(op)]->Observe(seconds);
     });
   }
-  Limiter limiter(*store, SystemClock::Instance());
+  LimiterOptions limiter_options;
+  limiter_options.lease_ttl = config->store.concurrency_lease_ttl;
+  Limiter limiter(*store, SystemClock::Instance(), limiter_options);
   Gateway gateway(metrics, limiter, SystemClock::Instance());
   gateway.SetSnapshot(std::make_shared<GatewaySnapshot>(config));
 

@@ -459,7 +459,8 @@ void Parser::ParseAdmin(const YAML::Node& node, AdminConfig& a) {
 }
 
 void Parser::ParseStore(const YAML::Node& node, StoreConfig& s) {
-  auto f = Map(node, "store", {"backend", "data_dir", "redis", "on_store_error"});
+  auto f = Map(node, "store",
+               {"backend", "data_dir", "redis", "on_store_error", "concurrency_lease_ttl"});
   if (!f) return;
   if (auto* n = Get(*f, "backend")) {
     auto v = String(*n, "store.backend");
@@ -515,6 +516,9 @@ void Parser::ParseStore(const YAML::Node& node, StoreConfig& s) {
     } else if (v) {
       Error("store.on_store_error", "must be allow or deny");
     }
+  }
+  if (auto* n = Get(*f, "concurrency_lease_ttl")) {
+    Set(Duration(*n, "store.concurrency_lease_ttl"), s.concurrency_lease_ttl);
   }
   if (s.backend == StoreBackend::kRedis && !url_given) {
     Error("store.redis.url", "required when store.backend is redis");

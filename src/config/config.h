@@ -50,6 +50,8 @@ struct StoreConfig {
   std::string data_dir = "./data";
   RedisConfig redis;
   OnStoreError on_store_error = OnStoreError::kAllow;
+  // A concurrency slot not released (crashed instance) lapses after this long (LimiterOptions).
+  Millis concurrency_lease_ttl{10 * 60 * 1000};
 };
 
 struct IdentityConfig {

@@ -106,6 +106,7 @@ store:
     url: [redis://h1:7000, "rediss://:pw@h2:7001/0"]
     timeout: 250ms
   on_store_error: deny
+  concurrency_lease_ttl: 2m
 identity:
   source: header:X-Forwarded-User
 models:
@@ -162,6 +163,7 @@ default_limits: [{tokens: 10000, per: 1m}, {requests: 5, per: 1s}]
   EXPECT_THAT(c->store.redis.urls, ElementsAre("redis://h1:7000", "rediss://:pw@h2:7001/0"));
   EXPECT_EQ(c->store.redis.timeout, Millis(250));
   EXPECT_EQ(c->store.on_store_error, OnStoreError::kDeny);
+  EXPECT_EQ(c->store.concurrency_lease_ttl, Millis(120'000));
 
   EXPECT_EQ(c->identity.source, IdentityConfig::Source::kHeader);
   EXPECT_EQ(c->identity.header, "x-forwarded-user");
@@ -235,6 +237,7 @@ TEST(ConfigLoad, MinimalConfigGetsDefaults) {
   EXPECT_EQ(c->store.backend, StoreBackend::kMemory);
   EXPECT_EQ(c->store.data_dir, "./data");
   EXPECT_EQ(c->store.on_store_error, OnStoreError::kAllow);
+  EXPECT_EQ(c->store.concurrency_lease_ttl, Millis(600'000));
   EXPECT_EQ(c->identity.source, IdentityConfig::Source::kApiKey);
   ASSERT_EQ(c->models.size(), 1u);
   EXPECT_EQ(c->models[0].backends[0].port, 80);
@@ -381,6 +384,20 @@ TEST(ConfigErrors, RedisUrls) {
               ElementsAre("store.redis.url: must be a URL or a list of URLs"));
   EXPECT_THAT(Errors(WithModels("store: {redis: {url: redis://h, timeout: 50}}\n")),
               ElementsAre("store.redis.timeout: not a duration (use 250ms, 2s, 1m, 1h, 1d)"));
+}
+
+TEST(ConfigErrors, ConcurrencyLeaseTtl) {
+  EXPECT_THAT(Errors(WithModels("store: {concurrency_lease_ttl: 0s}\n")),
+              ElementsAre("store.concurrency_lease_ttl: must be longer than 0"));
+  EXPECT_THAT(Errors(WithModels("store: {concurrency_lease_ttl: 30}\n")),
+              ElementsAre("store.concurrency_lease_ttl: not a duration (use 250ms, 2s, 1m, 1h, "
+                          "1d)"));
+  EXPECT_THAT(Errors(WithModels("store: {concurrency_lease_ttl: -2s}\n")),
+              ElementsAre("store.concurrency_lease_ttl: not a duration (use 250ms, 2s, 1m, 1h, "
+                          "1d)"));
+  auto c = Ok(WithModels("store: {concurrency_lease_ttl: 1500ms}\n"));
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->store.concurrency_lease_ttl, Millis(1500));
 }
 
 TEST(ConfigLoad, RedisSingleUrl) {

@@ -2,9 +2,12 @@
 // share one budget exactly; when Redis fails, store.on_store_error decides (allow: through and
 // counted; deny: 503 model_unavailable) and no other 5xx ever reaches a client; when Redis comes
 // back (empty: nothing persisted) decisions resume by themselves; scripts flushed and
-// connections killed under load fail no decision.
+// connections killed under load fail no decision; a token budget shared by three instances holds
+// its bound over 30 s of saturating load (single Redis and Cluster); the concurrency slots of a
+// SIGKILLed instance come back once store.concurrency_lease_ttl has passed.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 
 import {
   chatBody, cleanup, errorOf, pollUntil, startGateway, startMock, startRedis, startRedisCluster,
@@ -203,4 +206,168 @@ describe('redis store', () => {
       assert.equal(await gw.metric('trl_store_errors_total'), 0, `${gw.proc.name} store errors`);
     }
   });
+
+  // limits.test.mjs's '8 clients for 30 s' run, with the budget shared by three instances: 8
+  // clients loop for 30 s, each request going to the next instance in turn, against
+  // {tokens: 3000, per: 10s}. What the admitted responses carried (= what was settled) must stay
+  // within capacity + refill over the run, and reach 90% of it (the shared budget is not
+  // under-used either).
+  async function saturate(t, target, name) {
+    const CAP = 3000;
+    const PER_S = 10;
+    const RUN_MS = 30_000;
+    const CLIENTS = 8;
+    const satMock = await startMock({ name: `mock-${name}`, models: ['m'], threads: 2 });
+    const cfg = {
+      server: { threads: 2 },
+      store: { backend: 'redis', redis: { url: target.urls ?? target.url, timeout: '1s' },
+               on_store_error: 'deny' },
+      models: [{ name: 'm', backends: [satMock.url] }],
+      api_keys: [{ name: 'sat', key: 'sk-sat', limits: [{ tokens: CAP, per: `${PER_S}s` }] }],
+    };
+    const gws = await Promise.all([0, 1, 2].map((i) => startGateway(cfg, { name: `${name}-${i}` })));
+    await Promise.all(gws.map((gw) => ready(gw)));
+    const body = JSON.stringify(chatBody('m', 'please write a short poem about buckets',
+                                         { max_tokens: 16 }));
+    let settledTokens = 0;
+    let maxCost = 0;
+    let admitted = 0;
+    let refused = 0;
+    let sent = 0;
+    const unexpected = [];
+    const start = performance.now();
+    const end = start + RUN_MS;
+    async function client() {
+      while (performance.now() < end) {
+        const gw = gws[sent++ % gws.length];
+        const r = await gw.fetch(`${gw.baseURL}/chat/completions`, {
+          method: 'POST', body,
+          headers: { 'content-type': 'application/json', authorization: 'Bearer sk-sat' },
+        });
+        if (r.status === 200) {
+          const usage = (await r.json()).usage;
+          settledTokens += usage.total_tokens;
+          maxCost = Math.max(maxCost, usage.total_tokens);
+          admitted++;
+        } else if (r.status === 429) {
+          await r.arrayBuffer();
+          refused++;
+          // A saturating but well-behaved client: back off as told, never past the run's end.
+          const wait = Number(r.headers.get('retry-after-ms'));
+          await delay(Math.max(1, Math.min(wait, 1000, end - performance.now())));
+        } else {
+          unexpected.push(`${gw.proc.name}: ${r.status} ${await r.text()}`);
+          if (unexpected.length > 5) return;
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: CLIENTS }, client));
+    assert.deepEqual(unexpected, []);
+
+    const bound = CAP + CAP * (RUN_MS / 1000) / PER_S;  // 12000
+    // Upper bound: 1% for timing (a request sent just before the end is admitted just after it,
+    // with a few more ms of refill), plus one request's cost: admission charges the reservation
+    // (prompt estimate + max_tokens) and settlement replaces it by the real usage, which may be
+    // larger (the budget goes into debt, repaid by later refusals); the requests still in flight
+    // when the run ends leave that excess unrepaid. Same slack as limits.test.mjs's 30 s run.
+    const ceiling = bound * 1.01 + maxCost;
+    t.diagnostic(`${name}: admitted ${admitted} requests, ${settledTokens} tokens (ceiling ` +
+                 `${ceiling}, floor ${0.9 * bound}); ${refused} refused with 429`);
+    assert.ok(refused > 0, 'the load saturated the budget');
+    assert.ok(settledTokens <= ceiling,
+              `admitted ${settledTokens} tokens > ${bound} x 1.01 + one request (${maxCost})`);
+    assert.ok(settledTokens >= 0.9 * bound,
+              `admitted only ${settledTokens} tokens (< 90% of ${bound}); ${admitted} admitted, ` +
+              `${refused} refused`);
+    // What the clients got is what mock-llm reported and what the instances settled.
+    const stats = await satMock.stats();
+    assert.equal(stats.prompt_tokens_total + stats.completion_tokens_total, settledTokens);
+    assert.equal(stats.requests_total, admitted);
+    const sum = async (metric, labels) => {
+      let total = 0;
+      for (const gw of gws) total += await gw.metric(metric, labels);
+      return total;
+    };
+    const counted = await pollUntil(async () => (
+      await sum('trl_requests_total', { key: 'sat', status: '200' }) === admitted));
+    assert.ok(counted, 'the instances did not all count their admitted requests');
+    for (const gw of gws) {
+      assert.ok(await gw.metric('trl_requests_total', { key: 'sat', status: '200' }) > 0,
+                `${gw.proc.name} admitted nothing`);
+      assert.equal(await gw.metric('trl_store_errors_total'), 0, `${gw.proc.name} store errors`);
+    }
+    assert.equal(await sum('trl_tokens_total', { key: 'sat', kind: 'prompt' }) +
+                 await sum('trl_tokens_total', { key: 'sat', kind: 'completion' }), settledTokens);
+    for (const gw of gws) assert.equal((await gw.stop()).code, 0, `${gw.proc.name} exit code`);
+    await satMock.stop();
+  }
+
+  test('three instances on one Redis: 8 clients for 30 s against {tokens: 3000, per: 10s} ' +
+       'stay within the bound', async (t) => {
+    await saturate(t, await startRedis(), 'gw-sat');
+  });
+
+  test('three instances on a three-master Redis Cluster: 8 clients for 30 s against ' +
+       '{tokens: 3000, per: 10s} stay within the bound', async (t) => {
+    await saturate(t, await startRedisCluster({ name: 'redis-sat-cluster' }), 'gw-csat');
+  });
+
+  test('a SIGKILLed instance\'s concurrency slots come back after store.concurrency_lease_ttl',
+       async () => {
+    const redis = await startRedis();
+    // 2 tokens a second of 16: a stream runs ~8 s, far past the 2 s lease.
+    const slow = await startMock({ name: 'mock-lease-slow', models: ['slowm'], tokensPerSecond: 2 });
+    const cfg = {
+      server: { threads: 2 },
+      store: { backend: 'redis', redis: { url: redis.url, timeout: '1s' }, on_store_error: 'deny',
+               concurrency_lease_ttl: '2s' },
+      models: [{ name: 'm', backends: [mock.url] }, { name: 'slowm', backends: [slow.url] }],
+      api_keys: [{ name: 'conc', key: 'sk-conc', limits: [{ concurrent: 2 }] }],
+    };
+    const a = await startGateway(cfg, { name: 'gw-lease-a' });
+    await ready(a);
+    const streams = await Promise.all([0, 1].map(() => a.fetch(`${a.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer sk-conc' },
+      body: JSON.stringify(chatBody('slowm', 'tell me a long story', { max_tokens: 16, stream: true })),
+    })));
+    assert.deepEqual(streams.map((r) => r.status), [200, 200]);
+    // Both slots are held: a third request through A is refused.
+    const third = await a.post('chat/completions', BODY, { key: 'sk-conc' });
+    assert.equal(third.status, 429);
+    errorOf(third.json, { type: 'concurrency', code: 'rate_limit_exceeded' });
+
+    // The streams' bodies break when A dies; that is expected.
+    const drained = streams.map((r) => r.arrayBuffer().catch(() => null));
+    a.proc.signal('SIGKILL');
+    await a.proc.exited;
+    await Promise.all(drained);
+
+    // B shares the Redis: A's leases still hold both slots...
+    const b = await startGateway(cfg, { name: 'gw-lease-b' });
+    await ready(b);
+    const first = await b.post('chat/completions', BODY, { key: 'sk-conc' });
+    assert.equal(first.status, 429, "A's slots were free right after the kill");
+    errorOf(first.json, { type: 'concurrency', code: 'rate_limit_exceeded' });
+    // ...until they lapse: poll B (bounded) until it admits.
+    const polls = [first.status];
+    for (let i = 0; i < 50 && polls.at(-1) !== 200; i++) {
+      await delay(100);
+      const r = await b.post('chat/completions', BODY, { key: 'sk-conc' });
+      polls.push(r.status);
+      if (r.status !== 200) errorOf(r.json, { type: 'concurrency', code: 'rate_limit_exceeded' });
+    }
+    assert.equal(polls.at(-1), 200, `never admitted after the lease: ${JSON.stringify(tally(polls))}`);
+    // Both slots come back (the two leases lapse within ms of each other; an admitted probe
+    // releases its own slot at once).
+    const both = await pollUntil(async () => {
+      const rs = await Promise.all([0, 1].map(() =>
+        b.post('chat/completions', BODY, { key: 'sk-conc' })));
+      return rs.every((r) => r.status === 200);
+    }, { tries: 10, intervalMs: 100 });
+    assert.ok(both, 'two requests at once were not both admitted after the lease');
+    assert.equal((await b.stop()).code, 0);
+    await slow.stop();
+  });
 });
+
