@@ -117,6 +117,21 @@ asio::awaitable<bool> RelayStream(Relay& r, beast::tcp_stream& stream, beast::fl
   co_return co_await r.writer.FinishStream() && r.result.error_reason.empty();
 }
 
+// The answer to a backend that timed out (504) or failed (502), recorded in `result`. Built
+// before any co_await: GCC 12 mishandles temporaries of ?: inside co_await expressions.
+http::Response BackendFailure(ExchangeResult& result, bool timeout, std::string_view reason,
+                              std::chrono::milliseconds model_timeout, std::string_view what) {
+  result.error_reason = timeout ? "timeout" : std::string(reason);
+  result.status = timeout ? 504 : 502;
+  if (timeout) {
+    return ErrorResponse(504, "api_error", "backend_timeout",
+                         "The model backend did not answer within " +
+                             FormatDuration(model_timeout) + ". Retry later.");
+  }
+  return ErrorResponse(502, "api_error", "backend_error",
+                       "The model backend " + std::string(what) + ". Retry the request.");
+}
+
 asio::awaitable<Attempt> TryBackend(Relay& r, Backend& backend, bool fresh) {
   const ModelConfig& model = *r.req.model->config;
   auto& pool = ConnectionPool::ForThisThread();
@@ -154,16 +169,8 @@ asio::awaitable<Attempt> TryBackend(Relay& r, Backend& backend, bool fresh) {
     }
     bool timeout = hec == beast::error::timeout;
     if (!timeout) backend.ReportFailure(std::chrono::steady_clock::now());
-    r.result.error_reason = timeout ? "timeout" : "reset";
-    r.result.status = timeout ? 504 : 502;
-    // (Built before the co_await: GCC 12 mishandles temporaries of ?: inside co_await.)
-    http::Response error =
-        timeout ? ErrorResponse(504, "api_error", "backend_timeout",
-                                "The model backend did not answer within " +
-                                    FormatDuration(model.timeout) + ". Retry later.")
-                : ErrorResponse(502, "api_error", "backend_error",
-                                "The model backend closed the connection without answering. "
-                                "Retry the request.");
+    http::Response error = BackendFailure(r.result, timeout, "reset", model.timeout,
+                                          "closed the connection without answering");
     co_await r.writer.Send(std::move(error));
     co_return Attempt::kDone;
   }
@@ -193,16 +200,8 @@ asio::awaitable<Attempt> TryBackend(Relay& r, Backend& backend, bool fresh) {
       co_await (bhttp::async_read(stream, buffer, parser, kTuple) || r.writer.ClientGone());
   if (body_outcome.index() == 1) co_return Attempt::kDone;
   if (auto [bec, bn] = std::get<0>(body_outcome); bec) {
-    bool timeout = bec == beast::error::timeout;
-    r.result.error_reason = timeout ? "timeout" : "truncated";
-    r.result.status = timeout ? 504 : 502;
-    http::Response error =
-        timeout ? ErrorResponse(504, "api_error", "backend_timeout",
-                                "The model backend did not finish its answer within " +
-                                    FormatDuration(model.timeout) + ". Retry later.")
-                : ErrorResponse(502, "api_error", "backend_error",
-                                "The model backend sent an incomplete answer. Retry the "
-                                "request.");
+    http::Response error = BackendFailure(r.result, bec == beast::error::timeout, "truncated",
+                                          model.timeout, "sent an incomplete answer");
     co_await r.writer.Send(std::move(error));
     co_return Attempt::kDone;
   }
