@@ -10,7 +10,7 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 
 import {
-  chatBody, cleanup, errorOf, mockText, parseResetDuration, pollUntil, rawHttp, readSse,
+  chatBody, cleanup, errorOf, mockText, parseResetDuration, pollUntil, rawHttp, saturate, readSse,
   startGateway, startMock, tempDir,
 } from './lib/harness.mjs';
 
@@ -401,37 +401,8 @@ describe('saturation', () => {
     });
     const body = JSON.stringify(chatBody('m', 'please write a short poem about buckets',
                                          { max_tokens: 16 }));
-    let settledTokens = 0;
-    let maxCost = 0;
-    let admitted = 0;
-    let refused = 0;
-    const unexpected = [];
-    const start = performance.now();
-    const end = start + RUN_MS;
-    async function client() {
-      while (performance.now() < end) {
-        const r = await sgw.fetch(`${sgw.baseURL}/chat/completions`, {
-          method: 'POST', body,
-          headers: { 'content-type': 'application/json', authorization: 'Bearer sk-sat' },
-        });
-        if (r.status === 200) {
-          const usage = (await r.json()).usage;
-          settledTokens += usage.total_tokens;
-          maxCost = Math.max(maxCost, usage.total_tokens);
-          admitted++;
-        } else if (r.status === 429) {
-          await r.arrayBuffer();
-          refused++;
-          // A saturating but well-behaved client: back off as told, never past the run's end.
-          const wait = Number(r.headers.get('retry-after-ms'));
-          await delay(Math.max(1, Math.min(wait, 1000, end - performance.now())));
-        } else {
-          unexpected.push(`${r.status} ${await r.text()}`);
-          if (unexpected.length > 5) return;
-        }
-      }
-    }
-    await Promise.all(Array.from({ length: CLIENTS }, client));
+    const { settledTokens, maxCost, admitted, refused, unexpected } = await saturate({
+      gateways: [sgw], body, key: 'sk-sat', clients: CLIENTS, runMs: RUN_MS });
     assert.deepEqual(unexpected, []);
 
     const bound = CAP + CAP * (RUN_MS / 1000) / PER_S;  // 8000

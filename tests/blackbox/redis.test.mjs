@@ -10,7 +10,8 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 
 import {
-  chatBody, cleanup, errorOf, pollUntil, startGateway, startMock, startRedis, startRedisCluster,
+  chatBody, cleanup, errorOf, pollUntil, saturate, startGateway, startMock, startRedis,
+  startRedisCluster,
 } from './lib/harness.mjs';
 
 after(cleanup);
@@ -212,7 +213,7 @@ describe('redis store', () => {
   // {tokens: 3000, per: 10s}. What the admitted responses carried (= what was settled) must stay
   // within capacity + refill over the run, and reach 90% of it (the shared budget is not
   // under-used either).
-  async function saturate(t, target, name) {
+  async function sharedBudgetRun(t, target, name) {
     const CAP = 3000;
     const PER_S = 10;
     const RUN_MS = 30_000;
@@ -229,39 +230,8 @@ describe('redis store', () => {
     await Promise.all(gws.map((gw) => ready(gw)));
     const body = JSON.stringify(chatBody('m', 'please write a short poem about buckets',
                                          { max_tokens: 16 }));
-    let settledTokens = 0;
-    let maxCost = 0;
-    let admitted = 0;
-    let refused = 0;
-    let sent = 0;
-    const unexpected = [];
-    const start = performance.now();
-    const end = start + RUN_MS;
-    async function client() {
-      while (performance.now() < end) {
-        const gw = gws[sent++ % gws.length];
-        const r = await gw.fetch(`${gw.baseURL}/chat/completions`, {
-          method: 'POST', body,
-          headers: { 'content-type': 'application/json', authorization: 'Bearer sk-sat' },
-        });
-        if (r.status === 200) {
-          const usage = (await r.json()).usage;
-          settledTokens += usage.total_tokens;
-          maxCost = Math.max(maxCost, usage.total_tokens);
-          admitted++;
-        } else if (r.status === 429) {
-          await r.arrayBuffer();
-          refused++;
-          // A saturating but well-behaved client: back off as told, never past the run's end.
-          const wait = Number(r.headers.get('retry-after-ms'));
-          await delay(Math.max(1, Math.min(wait, 1000, end - performance.now())));
-        } else {
-          unexpected.push(`${gw.proc.name}: ${r.status} ${await r.text()}`);
-          if (unexpected.length > 5) return;
-        }
-      }
-    }
-    await Promise.all(Array.from({ length: CLIENTS }, client));
+    const { settledTokens, maxCost, admitted, refused, unexpected } = await saturate({
+      gateways: gws, body, key: 'sk-sat', clients: CLIENTS, runMs: RUN_MS });
     assert.deepEqual(unexpected, []);
 
     const bound = CAP + CAP * (RUN_MS / 1000) / PER_S;  // 12000
@@ -304,12 +274,12 @@ describe('redis store', () => {
 
   test('three instances on one Redis: 8 clients for 30 s against {tokens: 3000, per: 10s} ' +
        'stay within the bound', async (t) => {
-    await saturate(t, await startRedis(), 'gw-sat');
+    await sharedBudgetRun(t, await startRedis(), 'gw-sat');
   });
 
   test('three instances on a three-master Redis Cluster: 8 clients for 30 s against ' +
        '{tokens: 3000, per: 10s} stay within the bound', async (t) => {
-    await saturate(t, await startRedisCluster({ name: 'redis-sat-cluster' }), 'gw-csat');
+    await sharedBudgetRun(t, await startRedisCluster({ name: 'redis-sat-cluster' }), 'gw-csat');
   });
 
   test('a SIGKILLed instance\'s concurrency slots come back after store.concurrency_lease_ttl',

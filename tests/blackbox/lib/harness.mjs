@@ -663,6 +663,40 @@ export function metricSum(samples, name, labels = {}) {
 // ---------------------------------------------------------------------------------------------
 
 // Polls `fn` until it returns a truthy value, at most `tries` times; returns the last result.
+// Saturating but well-behaved clients: `clients` loops POST `body` to /chat/completions for
+// `runMs`, rotating over `gateways`, backing off on a 429 as retry-after-ms says (never past the
+// run's end). Returns what the admitted responses carried and how many were refused.
+export async function saturate({ gateways, body, key, clients, runMs }) {
+  const out = { settledTokens: 0, maxCost: 0, admitted: 0, refused: 0, unexpected: [] };
+  const end = performance.now() + runMs;
+  let sent = 0;
+  async function client() {
+    while (performance.now() < end) {
+      const gw = gateways[sent++ % gateways.length];
+      const r = await gw.fetch(`${gw.baseURL}/chat/completions`, {
+        method: 'POST', body,
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      });
+      if (r.status === 200) {
+        const usage = (await r.json()).usage;
+        out.settledTokens += usage.total_tokens;
+        out.maxCost = Math.max(out.maxCost, usage.total_tokens);
+        out.admitted++;
+      } else if (r.status === 429) {
+        await r.arrayBuffer();
+        out.refused++;
+        const wait = Number(r.headers.get('retry-after-ms'));
+        await delay(Math.max(1, Math.min(wait, 1000, end - performance.now())));
+      } else {
+        out.unexpected.push(`${gw.proc.name}: ${r.status} ${await r.text()}`);
+        if (out.unexpected.length > 5) return;
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: clients }, client));
+  return out;
+}
+
 export async function pollUntil(fn, { tries = 200, intervalMs = 25 } = {}) {
   let v;
   for (let i = 0; i < tries; i++) {
