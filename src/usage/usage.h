@@ -1,0 +1,152 @@
+// Usage accounting (DESIGN.md §4, "Usage"): every settled or refused request adds to counters
+// of its (key, tenant, model, hour). The I/O threads add to an in-memory aggregate
+// (UsageRecorder, no I/O, a short lock); a scheduled task takes the pending rows every second
+// and writes them in one batch to a UsageSink (embedded: SQLite in data_dir; Redis: one hash per
+// key/tenant/model/hour with a retention period); the admin API queries the sink.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "config/config.h"
+
+namespace trl {
+
+namespace asio = boost::asio;
+
+// Counters of one (key, tenant, model, hour). Rejections are counted by the kind of limit that
+// refused (tokens, requests, concurrency); `requests` counts admitted requests only.
+struct UsageCounts {
+  int64_t requests = 0;
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  int64_t rejected_tokens = 0;
+  int64_t rejected_requests = 0;
+  int64_t rejected_concurrency = 0;
+
+  int64_t rejected() const { return rejected_tokens + rejected_requests + rejected_concurrency; }
+  void Add(const UsageCounts& other);
+  bool operator==(const UsageCounts&) const = default;
+};
+
+struct UsageRow {
+  std::string key;     // the key's name
+  std::string tenant;  // "" when the key has none
+  std::string model;   // canonical model name
+  int64_t start = 0;   // Unix seconds: the start of the hour (or of the day, in day queries)
+  UsageCounts counts;
+};
+
+// Aggregates usage in memory until the next flush. Thread-safe: Record* from any I/O thread
+// (no I/O, no allocation once a row exists in the current batch); TakePending and Restore from
+// the flushing task.
+class UsageRecorder {
+ public:
+  UsageRecorder();
+  ~UsageRecorder();
+  // `unix_seconds`: when the request was settled or refused; it picks the hour.
+  void RecordAdmitted(std::string_view key, std::string_view tenant, std::string_view model,
+                      int64_t unix_seconds, int64_t prompt_tokens, int64_t completion_tokens);
+  void RecordRejected(std::string_view key, std::string_view tenant, std::string_view model,
+                      int64_t unix_seconds, LimitKind refused_by);
+
+  // Everything recorded since the last call (hour rows, in no particular order); empties the
+  // aggregate.
+  std::vector<UsageRow> TakePending();
+  // Puts rows back (a flush that failed), added to whatever was recorded since.
+  void Restore(std::vector<UsageRow> rows);
+  // Rows waiting for the next flush (metrics, tests).
+  size_t PendingRows() const;
+
+ private:
+  // Sharded by a hash of the row's identity so threads rarely meet on one lock.
+  static constexpr size_t kShards = 16;
+  struct Shard;
+  std::array<std::unique_ptr<Shard>, kShards> shards_;
+};
+
+enum class UsageGranularity { kHour, kDay };
+
+// GET /admin/v1/usage. Rows are those whose hour overlaps [from, to): hour_start < to and
+// hour_start + 3600 > from; with kDay they are summed per UTC day (start = midnight).
+struct UsageQuery {
+  std::optional<std::string> key, tenant, model;  // filters; nullopt = any
+  int64_t from = 0;                               // Unix seconds
+  int64_t to = 0;                                 // Unix seconds
+  UsageGranularity granularity = UsageGranularity::kHour;
+  bool csv = false;                               // format=csv
+};
+
+struct UsageParamError {
+  std::string param;    // the query parameter at fault: "from", "granularity", ...
+  std::string message;  // says what is expected
+};
+
+// Parses the query string (without '?', percent-encoded as sent) of GET /admin/v1/usage.
+// Unknown parameters, repeated parameters, bad RFC 3339 times, from >= to, a range over 400
+// days, an unknown granularity or format: an error naming the parameter. Defaults: from = the
+// start of today (UTC) at `now_unix`, to = now_unix, granularity hour, JSON.
+struct ParsedUsageQuery {
+  std::optional<UsageQuery> query;
+  std::optional<UsageParamError> error;
+};
+ParsedUsageQuery ParseUsageQuery(std::string_view query_string, int64_t now_unix);
+
+struct UsageResult {
+  bool ok = false;          // false: the sink failed (error says why, without secrets)
+  std::string error;
+  std::vector<UsageRow> rows;  // sorted by start, key, tenant, model
+  UsageCounts total;
+};
+
+// {"data": [{key, tenant, model, start, requests, prompt_tokens, completion_tokens, rejected,
+//  rejected_by: {tokens, requests, concurrency}}], "total": {...same counters...}, "from", "to",
+//  "granularity"}; times RFC 3339 UTC ("2026-11-28T13:00:00Z").
+std::string RenderUsageJson(const UsageQuery& query, const UsageResult& result);
+// Header line "key,tenant,model,start,requests,prompt_tokens,completion_tokens,rejected,
+// rejected_tokens,rejected_requests,rejected_concurrency", one line per row, then a "total" line
+// (key column "total", other identity columns empty). Fields quoted per RFC 4180 when needed.
+std::string RenderUsageCsv(const UsageQuery& query, const UsageResult& result);
+
+// RFC 3339 UTC of Unix seconds: "2026-11-28T13:00:00Z".
+std::string FormatRfc3339(int64_t unix_seconds);
+
+// Where usage is kept. Thread-safe; each call may block the thread it runs on (SQLite) or
+// suspend (Redis): the gateway calls it from its scheduler thread, never an I/O thread.
+class UsageSink {
+ public:
+  virtual ~UsageSink() = default;
+  // Adds the rows' counters to what is stored (several instances add to the same rows). All or
+  // nothing as far as the sink allows (SQLite: one transaction; Redis: one script call per hour).
+  virtual asio::awaitable<bool> Write(std::span<const UsageRow> rows, std::string* error) = 0;
+  virtual asio::awaitable<UsageResult> Query(const UsageQuery& query) = 0;
+  // Drops rows whose hour started before `before_unix` (SQLite; Redis expires them itself and
+  // returns true). Returns the number of rows removed through *removed when non-null.
+  virtual asio::awaitable<bool> DropBefore(int64_t before_unix, int64_t* removed,
+                                           std::string* error) = 0;
+};
+
+namespace redis {
+class RedisClient;
+}
+
+// <data_dir>/usage.db (SQLite, WAL). Blocking I/O. Null and *error on failure.
+std::unique_ptr<UsageSink> OpenSqliteUsageSink(const std::string& data_dir, std::string* error);
+// Hashes "trl:usage:{h<hour>}:<key>|<tenant>|<model>" (names percent-encoded) plus an index set
+// per hour "trl:usage:{h<hour>}:rows", all of one hour in one cluster slot; each expires
+// `retention` after its hour ends. `client` must outlive the sink; commands time out after
+// `timeout`.
+std::unique_ptr<UsageSink> MakeRedisUsageSink(redis::RedisClient& client, Millis retention,
+                                              Millis timeout);
+
+}  // namespace trl
