@@ -224,13 +224,6 @@ bool IsHeaderNameChar(char c) {
   return IsIdentChar(c) || std::strchr("!#$%&'*+-.^`|~", c) != nullptr;
 }
 
-bool IsValidKeyName(std::string_view s) {
-  if (s.empty() || s.size() > 64) return false;
-  auto ok = [](char c) { return IsIdentChar(c) || c == '-' || c == '.'; };
-  if (s.front() == '.') return false;
-  return std::all_of(s.begin(), s.end(), ok);
-}
-
 // ---------------------------------------------------------------------------------------------
 // The validating walker. Every check records "path: message" and keeps going, so one run
 // reports every problem in the file.
@@ -248,8 +241,17 @@ std::string Quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 class Parser {
  public:
   explicit Parser(std::vector<std::string>& errors) : errors_(errors) {}
+  // For parsing limits outside a config file: model references resolve against `config`.
+  void IndexModels(const Config& config) {
+    for (const auto& m : config.models) {
+      model_index_.emplace(m.name, m.name);
+      for (const auto& a : m.aliases) model_index_.emplace(a, m.name);
+    }
+  }
+  void AcceptAnyModel() { any_model_ = true; }
 
   void Parse(const YAML::Node& root, Config& c);
+  std::vector<LimitConfig> ParseLimits(const YAML::Node& node, const std::string& path);
 
  private:
   void Error(const std::string& path, std::string_view message) {
@@ -367,11 +369,11 @@ class Parser {
   void ParseAdmin(const YAML::Node& node, AdminConfig& a);
   void ParseStore(const YAML::Node& node, StoreConfig& s);
   void ParseIdentity(const YAML::Node& node, IdentityConfig& id);
+  void ParseUsage(const YAML::Node& node, UsageConfig& u);
   void ParseModels(const YAML::Node& node, std::vector<ModelConfig>& models);
   void ParseTenants(const YAML::Node& node, std::vector<TenantConfig>& tenants);
   void ParseApiKeys(const YAML::Node& node, const std::vector<TenantConfig>& tenants,
                     std::vector<ApiKeyConfig>& keys);
-  std::vector<LimitConfig> ParseLimits(const YAML::Node& node, const std::string& path);
   std::optional<LimitConfig> ParseLimit(const YAML::Node& node, const std::string& path);
   std::optional<HostPort> Listen(const YAML::Node& node, const std::string& path);
   // Resolves a model name or alias to its canonical name.
@@ -379,6 +381,7 @@ class Parser {
 
   std::vector<std::string>& errors_;
   std::unordered_map<std::string, std::string> model_index_;  // name or alias -> canonical name
+  bool any_model_ = false;  // model references are taken as written
 };
 
 std::optional<HostPort> Parser::Listen(const YAML::Node& node, const std::string& path) {
@@ -391,6 +394,7 @@ std::optional<HostPort> Parser::Listen(const YAML::Node& node, const std::string
 std::optional<std::string> Parser::ModelRef(const YAML::Node& node, const std::string& path) {
   auto name = NonEmptyString(node, path);
   if (!name) return std::nullopt;
+  if (any_model_) return name;
   auto it = model_index_.find(*name);
   if (it == model_index_.end()) {
     Error(path, "unknown model " + Quote(*name));
@@ -405,8 +409,8 @@ void Parser::Parse(const YAML::Node& root, Config& c) {
     return;
   }
   auto top = Map(root, "",
-                 {"listen", "server", "admin", "store", "identity", "models", "tenants", "api_keys",
-                  "default_limits"});
+                 {"listen", "server", "admin", "store", "identity", "usage", "models", "tenants",
+                  "api_keys", "default_limits"});
   if (!top) return;
   // Models first: limits and keys refer to them by name or alias.
   if (auto* n = Get(*top, "models")) {
@@ -420,6 +424,7 @@ void Parser::Parse(const YAML::Node& root, Config& c) {
   if (auto* n = Get(*top, "admin")) ParseAdmin(*n, c.admin);
   if (auto* n = Get(*top, "store")) ParseStore(*n, c.store);
   if (auto* n = Get(*top, "identity")) ParseIdentity(*n, c.identity);
+  if (auto* n = Get(*top, "usage")) ParseUsage(*n, c.usage);
   if (auto* n = Get(*top, "tenants")) ParseTenants(*n, c.tenants);
   if (auto* n = Get(*top, "api_keys")) ParseApiKeys(*n, c.tenants, c.api_keys);
   if (auto* n = Get(*top, "default_limits")) c.default_limits = ParseLimits(*n, "default_limits");
@@ -456,6 +461,27 @@ void Parser::ParseAdmin(const YAML::Node& node, AdminConfig& a) {
   if (!f) return;
   if (auto* n = Get(*f, "listen")) a.listen = Listen(*n, "admin.listen");
   if (auto* n = Get(*f, "token")) Set(String(*n, "admin.token"), a.token);
+}
+
+void Parser::ParseUsage(const YAML::Node& node, UsageConfig& u) {
+  auto f = Map(node, "usage", {"retention", "flush_interval"});
+  if (!f) return;
+  if (auto* n = Get(*f, "retention")) {
+    auto d = Duration(*n, "usage.retention");
+    if (d && *d < Millis(3600 * 1000)) {
+      Error("usage.retention", "must be at least 1h (usage is kept per hour)");
+    } else {
+      Set(d, u.retention);
+    }
+  }
+  if (auto* n = Get(*f, "flush_interval")) {
+    auto d = Duration(*n, "usage.flush_interval");
+    if (d && (*d < Millis(10) || *d > Millis(60'000))) {
+      Error("usage.flush_interval", "must be between 10ms and 1m");
+    } else {
+      Set(d, u.flush_interval);
+    }
+  }
 }
 
 void Parser::ParseStore(const YAML::Node& node, StoreConfig& s) {
@@ -826,6 +852,32 @@ LoadResult Load(const std::string& text,
 }
 
 }  // namespace
+
+bool IsValidKeyName(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  auto ok = [](char c) { return IsIdentChar(c) || c == '-' || c == '.'; };
+  if (s.front() == '.') return false;
+  return std::all_of(s.begin(), s.end(), ok);
+}
+
+LimitsParse ParseLimitsText(const std::string& text, const std::string& path,
+                            const Config* models_from) {
+  LimitsParse result;
+  try {
+    YAML::Node root = YAML::Load(text);
+    Parser parser(result.errors);
+    if (models_from) {
+      parser.IndexModels(*models_from);
+    } else {
+      parser.AcceptAnyModel();
+    }
+    result.limits = parser.ParseLimits(root, path);
+  } catch (const YAML::Exception& e) {
+    result.errors.push_back(path + ": not a list of limits (" + e.msg + ")");
+  }
+  if (!result.errors.empty()) result.limits.clear();
+  return result;
+}
 
 LoadResult LoadConfigFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

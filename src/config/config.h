@@ -54,6 +54,13 @@ struct StoreConfig {
   Millis concurrency_lease_ttl{10 * 60 * 1000};
 };
 
+struct UsageConfig {
+  // Usage rows older than this are dropped (SQLite: by a scheduled task; Redis: by expiry).
+  Millis retention{90LL * 24 * 3600 * 1000};
+  // How often aggregated usage is written to the store (a SIGKILL loses at most this much).
+  Millis flush_interval{1000};
+};
+
 struct IdentityConfig {
   enum class Source { kApiKey, kHeader };
   Source source = Source::kApiKey;
@@ -109,6 +116,7 @@ struct Config {
   AdminConfig admin;
   StoreConfig store;
   IdentityConfig identity;
+  UsageConfig usage;
   std::vector<ModelConfig> models;
   std::vector<TenantConfig> tenants;
   std::vector<ApiKeyConfig> api_keys;
@@ -125,6 +133,21 @@ struct LoadResult {
 LoadResult LoadConfigFile(const std::string& path);
 LoadResult LoadConfigText(const std::string& yaml_text,
                           const std::function<std::optional<std::string>(const std::string&)>& env);
+
+// A list of limits written as in the config (YAML, or JSON, which is YAML), for the admin API
+// and for keys kept in the store. With `models_from`, a limit's `model` must name one of its
+// models or aliases and becomes the canonical name; without, it is taken as written. Errors are
+// prefixed with `path` ("limits[0].per: ..."). Never throws.
+struct LimitsParse {
+  std::vector<LimitConfig> limits;
+  std::vector<std::string> errors;
+};
+LimitsParse ParseLimitsText(const std::string& text, const std::string& path,
+                            const Config* models_from);
+
+// API key names: 1-64 characters of A-Z a-z 0-9 _ - . not starting with '.', so a name is
+// always one safe path segment.
+bool IsValidKeyName(std::string_view name);
 
 // Parses "250ms", "2s", "1m", "1h", "1d". Returns nullopt on anything else.
 std::optional<Millis> ParseDuration(std::string_view text);

@@ -856,5 +856,68 @@ TEST(Duration, FormatTable) {
   }
 }
 
+TEST(Usage, DefaultsAndValues) {
+  auto c = Ok(WithModels(""));
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->usage.retention, Millis(90LL * 24 * 3600 * 1000));
+  EXPECT_EQ(c->usage.flush_interval, Millis(1000));
+  c = Ok(WithModels("usage: {retention: 30d, flush_interval: 250ms}\n"));
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->usage.retention, Millis(30LL * 24 * 3600 * 1000));
+  EXPECT_EQ(c->usage.flush_interval, Millis(250));
+}
+
+TEST(ConfigErrors, UsageRanges) {
+  EXPECT_THAT(Errors(WithModels("usage: {retention: 10m}\n")),
+              ElementsAre("usage.retention: must be at least 1h (usage is kept per hour)"));
+  EXPECT_THAT(Errors(WithModels("usage: {flush_interval: 2m}\n")),
+              ElementsAre("usage.flush_interval: must be between 10ms and 1m"));
+  EXPECT_THAT(Errors(WithModels("usage: {keep: 1d}\n")), ElementsAre(HasSubstr("usage.keep")));
+}
+
+TEST(LimitsText, JsonWithAliasesResolved) {
+  auto c = Ok(WithModels(""));
+  ASSERT_NE(c, nullptr);
+  LimitsParse r = ParseLimitsText(
+      R"([{"tokens": 500, "per": "1m"}, {"requests": 5, "per": "1h", "reset": "calendar"},
+          {"concurrent": 2}, {"model": "m1-alias", "tokens": 10, "per": "1s"}])",
+      "limits", c.get());
+  EXPECT_THAT(r.errors, IsEmpty());
+  LimitConfig calendar_requests{LimitKind::kRequests, 5, Millis(3'600'000), true, ""};
+  EXPECT_THAT(r.limits, ElementsAre(Tokens(500, Millis(60'000)), calendar_requests,
+                                    Concurrent(2), Tokens(10, Millis(1000), false, "m1")));
+}
+
+TEST(LimitsText, ErrorsNamedByPath) {
+  auto c = Ok(WithModels(""));
+  ASSERT_NE(c, nullptr);
+  LimitsParse r = ParseLimitsText(R"([{"tokens": -1, "per": "1m"}, {"model": "nope", "requests": 1, "per": "1s"}])",
+                                  "limits", c.get());
+  EXPECT_THAT(r.limits, IsEmpty());
+  EXPECT_THAT(r.errors, ElementsAre(HasSubstr("limits[0].tokens"),
+                                    "limits[1].model: unknown model \"nope\""));
+  EXPECT_THAT(ParseLimitsText(R"({"tokens": 1})", "limits", c.get()).errors,
+              ElementsAre(HasSubstr("limits")));
+  EXPECT_THAT(ParseLimitsText("[{", "limits", c.get()).errors,
+              ElementsAre(HasSubstr("limits: not a list of limits")));
+  // Without a config, model names are taken as written (keys saved earlier).
+  EXPECT_THAT(ParseLimitsText(R"([{"model": "gone", "tokens": 1, "per": "1s"}])", "limits",
+                              nullptr)
+                  .limits,
+              ElementsAre(Tokens(1, Millis(1000), false, "gone")));
+}
+
+TEST(KeyNames, Valid) {
+  EXPECT_TRUE(IsValidKeyName("team-a"));
+  EXPECT_TRUE(IsValidKeyName("a.b_c-9"));
+  EXPECT_TRUE(IsValidKeyName(std::string(64, 'x')));
+  EXPECT_FALSE(IsValidKeyName(std::string(65, 'x')));
+  EXPECT_FALSE(IsValidKeyName(""));
+  EXPECT_FALSE(IsValidKeyName(".hidden"));
+  EXPECT_FALSE(IsValidKeyName("../x"));
+  EXPECT_FALSE(IsValidKeyName("a/b"));
+  EXPECT_FALSE(IsValidKeyName("%2e%2e"));
+}
+
 }  // namespace
 }  // namespace trl

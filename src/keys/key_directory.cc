@@ -1,0 +1,36 @@
+#include "keys/key_directory.h"
+
+namespace trl {
+
+KeyDirectory::KeyDirectory(KeyStore& store)
+    : store_(store), current_(std::make_shared<const ManagedKeys>()) {}
+
+asio::awaitable<bool> KeyDirectory::Sync(bool force, std::string* error) {
+  if (!force) {
+    std::optional<int64_t> version = co_await store_.Version();
+    if (!version) {
+      if (error) *error = "the key store did not answer";
+      co_return false;
+    }
+    if (*version == current_.load()->version) co_return true;
+  }
+  KeyStore::Loaded loaded = co_await store_.LoadAll();
+  if (!loaded.ok) {
+    if (error) *error = loaded.error;
+    co_return false;
+  }
+  auto next = std::make_shared<ManagedKeys>();
+  next->version = loaded.version;
+  for (auto& record : loaded.keys) {
+    auto shared = std::make_shared<const KeyRecord>(std::move(record));
+    next->by_hash.emplace(shared->key.key_sha256, shared);
+    next->by_name.emplace(shared->key.name, shared);
+  }
+  // Two syncs may race (scheduler and admin) and the older load may land last; the next
+  // scheduled sync sees the version differ and loads again. (Versions are not compared: a
+  // restored or flushed store may legitimately go back to a lower one.)
+  current_.store(std::move(next));
+  co_return true;
+}
+
+}  // namespace trl
