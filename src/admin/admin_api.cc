@@ -1,5 +1,7 @@
 #include "admin/admin_api.h"
 
+#include <spdlog/spdlog.h>
+
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
@@ -40,6 +42,24 @@ bool AdminApi::Authorized(const http::Request& request) const {
 }
 
 asio::awaitable<void> AdminApi::Handle(http::Request& request, http::ResponseWriter& writer) {
+  // The admin API is the one place exceptions may surface (a store's library, an allocation):
+  // they become a 500 for that request, never a dead gateway.
+  bool failed = false;
+  try {
+    co_await Route(request, writer);
+  } catch (const std::exception& e) {
+    spdlog::error("admin {} {}: {}", std::string(request.method_string()),
+                  std::string(request.target().substr(0, request.target().find('?'))), e.what());
+    failed = true;
+  }
+  if (failed) {
+    http::Response res = ErrorResponse(500, "api_error", "internal_error",
+                                       "The admin request failed; see the gateway's log.");
+    co_await writer.Send(std::move(res));
+  }
+}
+
+asio::awaitable<void> AdminApi::Route(http::Request& request, http::ResponseWriter& writer) {
   std::string_view target = request.target();
   std::string_view path = target.substr(0, target.find('?'));
   const auto method = request.method();
@@ -82,6 +102,18 @@ asio::awaitable<void> AdminApi::Handle(http::Request& request, http::ResponseWri
   }
   if (path == "/admin/v1/models" && method == bhttp::verb::get) {
     co_await writer.Send(Json(200, hooks_.models_json()));
+    co_return;
+  }
+  if (path == "/admin/v1/keys" || path.starts_with("/admin/v1/keys/")) {
+    http::Response res = co_await HandleKeys(request, path);
+    co_await writer.Send(std::move(res));
+    co_return;
+  }
+  if (path == "/admin/v1/usage" && method == bhttp::verb::get) {
+    size_t q = target.find('?');
+    std::string_view query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+    http::Response res = co_await Usage(query);
+    co_await writer.Send(std::move(res));
     co_return;
   }
   co_await writer.Send(ErrorResponse(404, "invalid_request_error", "not_found",

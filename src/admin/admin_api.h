@@ -7,9 +7,14 @@
 #include <memory>
 #include <string>
 
+#include "common/clock.h"
 #include "config/config.h"
 #include "http/server.h"
+#include "keys/key_directory.h"
+#include "limits/limiter.h"
 #include "metrics/metrics.h"
+#include "proxy/gateway.h"
+#include "usage/usage.h"
 
 namespace trl {
 
@@ -24,6 +29,14 @@ struct AdminHooks {
   std::function<asio::awaitable<bool>()> ready;
   // JSON for GET /admin/v1/models: models, backends and each backend's health.
   std::function<std::string()> models_json;
+  // The config in force: validates new keys, knows the config's keys.
+  std::function<std::shared_ptr<const GatewaySnapshot>()> snapshot;
+  // API-made keys; the live budgets; the wall clock (key timestamps).
+  KeyDirectory* keys = nullptr;
+  Limiter* limiter = nullptr;
+  const Clock* clock = nullptr;
+  // Writes this instance's pending usage, then runs the query on the store.
+  std::function<asio::awaitable<UsageResult>(UsageQuery)> usage;
 };
 
 class AdminApi {
@@ -33,6 +46,19 @@ class AdminApi {
 
  private:
   bool Authorized(const http::Request& request) const;
+  asio::awaitable<void> Route(http::Request& request, http::ResponseWriter& writer);
+  // admin_keys.cc: /admin/v1/keys and /admin/v1/keys/{name}[/limits|/reset].
+  asio::awaitable<http::Response> HandleKeys(http::Request& request, std::string_view path);
+  asio::awaitable<http::Response> CreateKey(const http::Request& request);
+  asio::awaitable<http::Response> KeyLimits(std::string_view name);
+  asio::awaitable<http::Response> ReplaceLimits(const http::Request& request,
+                                                std::string_view name);
+  asio::awaitable<http::Response> ResetKey(std::string_view name);
+  asio::awaitable<http::Response> RevokeKey(std::string_view name);
+  http::Response ListKeys();
+  http::Response ShowKey(std::string_view name);
+  // admin_usage.cc: GET /admin/v1/usage.
+  asio::awaitable<http::Response> Usage(std::string_view query_string);
   MetricsRegistry& metrics_;
   AdminHooks hooks_;
 };

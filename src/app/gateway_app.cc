@@ -17,15 +17,19 @@
 
 #include "admin/admin_api.h"
 #include "app/health_checker.h"
+#include "app/scheduler.h"
 #include "common/clock.h"
 #include "config/config.h"
 #include "http/server.h"
+#include "keys/key_directory.h"
+#include "keys/key_store.h"
 #include "limits/limiter.h"
 #include "limits/memory_store.h"
 #include "metrics/metrics.h"
 #include "proxy/errors.h"
 #include "proxy/gateway.h"
 #include "redis/redis_store.h"
+#include "usage/usage.h"
 
 namespace trl {
 namespace {
@@ -35,7 +39,24 @@ using namespace std::chrono_literals;
 
 constexpr auto kHealthInterval = 2s;
 constexpr auto kHealthTimeout = 1s;
-constexpr auto kFlushInterval = 1s;
+constexpr auto kBudgetFlushInterval = 1s;
+// Another instance's key change (a revoke above all) takes effect here within this.
+constexpr auto kKeySyncInterval = 250ms;
+constexpr auto kRetentionInterval = 1h;
+// Admin-path Redis calls (keys, usage) move more data than a limiter call.
+constexpr auto kAdminRedisTimeout = 2000ms;
+
+// Runs a coroutine to completion on a private io_context (startup and shutdown only).
+template <typename T>
+T RunToCompletion(asio::awaitable<T> awaitable) {
+  asio::io_context io;
+  T value{};
+  asio::co_spawn(io, std::move(awaitable), [&](std::exception_ptr e, T v) {
+    if (!e) value = std::move(v);
+  });
+  io.run();
+  return value;
+}
 
 std::string Address(const asio::ip::tcp::endpoint& ep) {
   std::string host = ep.address().to_string();
@@ -114,6 +135,34 @@ int RunGateway(const AppOptions& options) {
     store = memory_store.get();
   }
 
+  // Keys made through the admin API and usage records live beside the budgets: in data_dir
+  // (SQLite) for the embedded store, in Redis (shared by every instance) otherwise.
+  std::unique_ptr<KeyStore> key_store;
+  std::unique_ptr<UsageSink> usage_sink;
+  if (redis_store) {
+    key_store = MakeRedisKeyStore(redis_store->Client(), kAdminRedisTimeout);
+    usage_sink = MakeRedisUsageSink(redis_store->Client(), config->usage.retention,
+                                    kAdminRedisTimeout);
+  } else {
+    key_store = OpenSqliteKeyStore(config->store.data_dir, &store_error);
+    if (key_store) usage_sink = OpenSqliteUsageSink(config->store.data_dir, &store_error);
+    if (!key_store || !usage_sink) {
+      spdlog::error("store.data_dir: cannot open {}: {}", config->store.data_dir, store_error);
+      return 1;
+    }
+  }
+  KeyDirectory keys(*key_store);
+  if (!redis_store) {
+    // Embedded: the keys are on local disk; a failure to read them is a failure to start.
+    std::string error;
+    bool loaded = RunToCompletion(keys.Sync(true, &error));
+    if (!loaded) {
+      spdlog::error("cannot load API keys: {}", error);
+      return 1;
+    }
+  }
+  UsageRecorder usage;
+
   MetricsRegistry metrics;
   if (redis_store) {
     auto& latency = metrics.AddHistogram(
@@ -128,8 +177,54 @@ int RunGateway(const AppOptions& options) {
   LimiterOptions limiter_options;
   limiter_options.lease_ttl = config->store.concurrency_lease_ttl;
   Limiter limiter(*store, SystemClock::Instance(), limiter_options);
-  Gateway gateway(metrics, limiter, SystemClock::Instance());
+  Gateway gateway(metrics, limiter, SystemClock::Instance(), &keys, &usage);
   gateway.SetSnapshot(std::make_shared<GatewaySnapshot>(config));
+
+  // Scheduled work, on its own thread.
+  Scheduler scheduler(metrics, SystemClock::Instance());
+  // Pending usage goes to the sink in one batch; on failure it is kept for the next run.
+  auto flush_usage = [&]() -> asio::awaitable<bool> {
+    std::vector<UsageRow> rows = usage.TakePending();
+    if (rows.empty()) co_return true;
+    std::string error;
+    bool ok = co_await usage_sink->Write(rows, &error);
+    if (!ok) {
+      spdlog::error("writing {} usage rows failed (kept for the next flush): {}", rows.size(),
+                    error);
+      usage.Restore(std::move(rows));
+    }
+    co_return ok;
+  };
+  scheduler.Add("usage_flush", config->usage.flush_interval, flush_usage);
+  scheduler.Add("key_sync", kKeySyncInterval, [&]() -> asio::awaitable<bool> {
+    std::string error;
+    bool ok = co_await keys.Sync(false, &error);
+    if (!ok) spdlog::warn("key sync failed: {}", error);
+    co_return ok;
+  });
+  if (memory_store) {
+    scheduler.Add("budget_flush", kBudgetFlushInterval, [&]() -> asio::awaitable<bool> {
+      std::string error;
+      bool ok = memory_store->Flush(&error);
+      if (!ok) spdlog::error("saving budgets failed: {}", error);
+      co_return ok;
+    });
+    // Redis expires old usage itself; SQLite rows are dropped here.
+    scheduler.Add("usage_retention", kRetentionInterval, [&]() -> asio::awaitable<bool> {
+      const int64_t now = SystemClock::Instance().NowMicros() / 1'000'000;
+      const int64_t before = now - config->usage.retention.count() / 1000;
+      int64_t removed = 0;
+      std::string error;
+      bool ok = co_await usage_sink->DropBefore(before, &removed, &error);
+      if (!ok) {
+        spdlog::error("usage retention failed: {}", error);
+      } else if (removed > 0) {
+        spdlog::info("usage retention: {} rows older than {} dropped", removed,
+                     FormatDuration(config->usage.retention));
+      }
+      co_return ok;
+    });
+  }
 
   // Worker threads: one io_context each (the data plane). The control context (admin, signals,
   // health checks, flushes) runs on the main thread.
@@ -169,12 +264,28 @@ int RunGateway(const AppOptions& options) {
       AdminHooks hooks;
       hooks.admin_token = [&gateway] { return gateway.Snapshot()->config->admin.token; };
       hooks.reload = reload;
-      hooks.ready = [&limiter]() -> asio::awaitable<bool> {
+      hooks.ready = [&limiter, &keys]() -> asio::awaitable<bool> {
         static const LimitConfig probe{LimitKind::kRequests, 1, Millis(1000), false, ""};
         LimitReadings r = co_await limiter.ReadKeyLimits("__readyz__", "", {&probe, 1});
-        co_return r.ok;
+        // Not ready before the API-made keys are loaded: they would get 401.
+        co_return r.ok && keys.Current()->version >= 0;
       };
       hooks.models_json = [&gateway] { return ModelsJson(*gateway.Snapshot()); };
+      hooks.snapshot = [&gateway] { return gateway.Snapshot(); };
+      hooks.keys = &keys;
+      hooks.limiter = &limiter;
+      hooks.clock = &SystemClock::Instance();
+      // On the scheduler's thread, after this instance's pending usage is written: the answer
+      // includes every request this instance has settled.
+      hooks.usage = [&](UsageQuery query) -> asio::awaitable<UsageResult> {
+        UsageResult result = co_await scheduler.Run<UsageResult>(
+            [&, query]() -> asio::awaitable<UsageResult> {
+              co_await flush_usage();
+              UsageResult r = co_await usage_sink->Query(query);
+              co_return r;
+            });
+        co_return result;
+      };
       admin_api = std::make_unique<AdminApi>(metrics, std::move(hooks));
       admin_server = std::make_unique<http::Server>(
           std::vector<asio::any_io_executor>{control.get_executor()}, http::ServerOptions{},
@@ -199,20 +310,7 @@ int RunGateway(const AppOptions& options) {
                       kHealthInterval, kHealthTimeout),
       asio::detached);
 
-  // Budgets are saved off the I/O threads, every second.
-  asio::steady_timer flush_timer(control);
-  std::function<void()> schedule_flush = [&] {
-    flush_timer.expires_after(kFlushInterval);
-    flush_timer.async_wait([&](boost::system::error_code ec) {
-      if (ec) return;
-      std::string error;
-      if (memory_store && !memory_store->Flush(&error)) {
-        spdlog::error("saving budgets failed: {}", error);
-      }
-      schedule_flush();
-    });
-  };
-  schedule_flush();
+  scheduler.Start();
 
   // Signals: SIGHUP reloads; SIGTERM/SIGINT drain and stop.
   asio::signal_set signals(control, SIGTERM, SIGINT, SIGHUP);
@@ -244,7 +342,6 @@ int RunGateway(const AppOptions& options) {
                    data_server.ActiveRequests(), FormatDuration(config->server.shutdown_grace));
       data_server.StopAccepting();
       if (admin_server) admin_server->StopAccepting();
-      flush_timer.cancel();
       drain_deadline = std::chrono::steady_clock::now() + config->server.shutdown_grace;
       wait_drained();
     });
@@ -259,14 +356,24 @@ int RunGateway(const AppOptions& options) {
   }
   control.run();
 
+  // Drained: every settled request's usage is in the recorder. Write it while Redis is still
+  // connected.
+  scheduler.Stop();
+  bool flushed = RunToCompletion(flush_usage());
   // Requests still waiting on Redis get their store error now, on their own threads, before
   // those threads stop.
   if (redis_store) redis_store->Shutdown();
   for (auto& w : workers) w->stop();
   for (auto& t : worker_threads) t.join();
+  // Requests cut at the end of the grace period may have settled meanwhile (embedded store).
+  if (!redis_store) flushed = RunToCompletion(flush_usage()) && flushed;
   std::string error;
   if (memory_store && !memory_store->Flush(&error)) {
     spdlog::error("saving budgets at shutdown failed: {}", error);
+    return 1;
+  }
+  if (!flushed) {
+    spdlog::error("usage could not be written at shutdown: {} rows lost", usage.PendingRows());
     return 1;
   }
   spdlog::info("stopped");

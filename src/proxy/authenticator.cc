@@ -20,22 +20,40 @@ Identity Authenticator::MakeIdentity(const ApiKeyConfig& key) const {
   Identity id{key.name, key.tenant, &key.models,
               key.limits_set ? std::span<const LimitConfig>(key.limits)
                              : std::span<const LimitConfig>(config_.default_limits),
-              {}};
+              {},
+              nullptr};
   if (auto it = tenants_.find(key.tenant); it != tenants_.end()) {
     id.tenant_limits = it->second->limits;
   }
   return id;
 }
 
-std::optional<Identity> Authenticator::Authenticate(const http::Request& request) const {
+Identity Authenticator::ManagedIdentity(const std::shared_ptr<const KeyRecord>& record) const {
+  Identity id = MakeIdentity(record->key);
+  id.record = record;
+  return id;
+}
+
+const ApiKeyConfig* Authenticator::ConfigKey(std::string_view name) const {
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second;
+}
+
+std::optional<Identity> Authenticator::Authenticate(const http::Request& request,
+                                                    const ManagedKeys* managed) const {
   if (config_.identity.source == IdentityConfig::Source::kHeader) {
     auto it = request.find(config_.identity.header);
     if (it == request.end() || it->value().empty()) return std::nullopt;
     std::string_view name = it->value();
-    if (auto key = by_name_.find(std::string(name)); key != by_name_.end()) {
+    if (auto key = by_name_.find(name); key != by_name_.end()) {
       return MakeIdentity(*key->second);
     }
-    return Identity{name, {}, &kAllModels, config_.default_limits, {}};
+    if (managed) {
+      if (auto key = managed->by_name.find(name); key != managed->by_name.end()) {
+        return ManagedIdentity(key->second);
+      }
+    }
+    return Identity{name, {}, &kAllModels, config_.default_limits, {}, nullptr};
   }
   auto it = request.find(http::bhttp::field::authorization);
   if (it == request.end()) return std::nullopt;
@@ -50,11 +68,17 @@ std::optional<Identity> Authenticator::Authenticate(const http::Request& request
   Sha256 digest = Sha256Of(value);
   // The map is keyed by the digest, which reveals nothing usable about the secret; the final
   // comparison is constant-time all the same.
-  auto found = by_hash_.find(digest);
-  if (found == by_hash_.end() || !ConstantTimeEquals(found->second->key_sha256, digest)) {
-    return std::nullopt;
+  if (auto found = by_hash_.find(digest);
+      found != by_hash_.end() && ConstantTimeEquals(found->second->key_sha256, digest)) {
+    return MakeIdentity(*found->second);
   }
-  return MakeIdentity(*found->second);
+  if (managed) {
+    if (auto found = managed->by_hash.find(digest);
+        found != managed->by_hash.end() && ConstantTimeEquals(found->second->key.key_sha256, digest)) {
+      return ManagedIdentity(found->second);
+    }
+  }
+  return std::nullopt;
 }
 
 bool Authenticator::ModelAllowed(const Identity& identity, std::string_view model) {

@@ -100,8 +100,9 @@ GatewayMetrics::GatewayMetrics(MetricsRegistry& r)
                                    "(on_store_error: allow).",
                                    {})) {}
 
-Gateway::Gateway(MetricsRegistry& metrics, Limiter& limiter, const Clock& clock)
-    : metrics_(metrics), limiter_(limiter), clock_(clock) {
+Gateway::Gateway(MetricsRegistry& metrics, Limiter& limiter, const Clock& clock,
+                 const KeyDirectory* keys, UsageRecorder* usage)
+    : metrics_(metrics), limiter_(limiter), clock_(clock), keys_(keys), usage_(usage) {
   metrics.AddCollector([this](std::string& out) { RenderStateMetrics(out); });
 }
 
@@ -167,9 +168,16 @@ asio::awaitable<void> Gateway::Handle(http::Request& request, http::ResponseWrit
   }
 }
 
+std::optional<Identity> Gateway::Authenticate(const GatewaySnapshot& snap,
+                                             const http::Request& request) const {
+  if (!keys_) return snap.auth.Authenticate(request);
+  std::shared_ptr<const ManagedKeys> managed = keys_->Current();
+  return snap.auth.Authenticate(request, managed.get());
+}
+
 asio::awaitable<void> Gateway::HandleModels(const GatewaySnapshot& snap, http::Request& request,
                                             http::ResponseWriter& writer) {
-  auto identity = snap.auth.Authenticate(request);
+  auto identity = Authenticate(snap, request);
   if (!identity) {
     co_await writer.Send(ErrorResponse(401, "invalid_request_error", "invalid_api_key",
                                        "Invalid or missing API key. Send it as "
@@ -200,7 +208,7 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
                                                http::ResponseWriter& writer) {
   const auto started = std::chrono::steady_clock::now();
   // authenticate
-  auto identity = snap.auth.Authenticate(request);
+  auto identity = Authenticate(snap, request);
   if (!identity) {
     metrics_.requests.With({"", "", "401"}).Add();
     co_await writer.Send(ErrorResponse(401, "invalid_request_error", "invalid_api_key",
@@ -271,6 +279,10 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
     }
     case Admission::Outcome::kRefused: {
       count_status(model_name, 429);
+      if (usage_) {
+        usage_->RecordRejected(key_name, identity->tenant, model_name,
+                               clock_.NowMicros() / 1'000'000, admission.refused_kind);
+      }
       metrics_.rejections.With({model_name, key_name, std::string(LimitLabel(admission.refused_kind))})
           .Add();
       int64_t retry_ms = std::max<int64_t>(1, admission.retry_after_ms);
@@ -337,6 +349,10 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
   }
 
   // record
+  if (usage_) {
+    usage_->RecordAdmitted(key_name, identity->tenant, model_name, clock_.NowMicros() / 1'000'000,
+                           prompt, completion);
+  }
   if (!result.error_reason.empty()) {
     metrics_.upstream_errors.With({model_name, result.backend, result.error_reason}).Add();
   }

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -21,6 +22,7 @@
 #include "models/model_registry.h"
 #include "proxy/authenticator.h"
 #include "proxy/request_fields.h"
+#include "usage/usage.h"
 
 namespace trl {
 
@@ -53,7 +55,10 @@ struct GatewayMetrics {
 
 class Gateway {
  public:
-  Gateway(MetricsRegistry& metrics, Limiter& limiter, const Clock& clock);
+  // `keys` (API-made keys) and `usage` (accounting) may be null: none / not recorded. All must
+  // outlive the Gateway.
+  Gateway(MetricsRegistry& metrics, Limiter& limiter, const Clock& clock,
+          const KeyDirectory* keys = nullptr, UsageRecorder* usage = nullptr);
 
   void SetSnapshot(std::shared_ptr<const GatewaySnapshot> snapshot);
   std::shared_ptr<const GatewaySnapshot> Snapshot() const { return snapshot_.load(); }
@@ -65,6 +70,8 @@ class Gateway {
   void RenderStateMetrics(std::string& out) const;
 
  private:
+  std::optional<Identity> Authenticate(const GatewaySnapshot& snap,
+                                       const http::Request& request) const;
   asio::awaitable<void> HandleModels(const GatewaySnapshot& snap, http::Request& request,
                                      http::ResponseWriter& writer);
   asio::awaitable<void> HandleInference(const GatewaySnapshot& snap, ApiEndpoint endpoint,
@@ -73,6 +80,8 @@ class Gateway {
   GatewayMetrics metrics_;
   Limiter& limiter_;
   const Clock& clock_;
+  const KeyDirectory* keys_;
+  UsageRecorder* usage_;
   std::atomic<std::shared_ptr<const GatewaySnapshot>> snapshot_;
 };
 

@@ -1,0 +1,295 @@
+// Usage accounting (DESIGN.md §4 GET /admin/v1/usage, §6 "Usage"): requests of random sizes
+// through the gateway — chat and completions, streaming (with and without include_usage) and
+// not, several keys and models, some refused by a requests limit and some by a tokens limit —
+// and the usage API's totals equal, to the token, what mock-llm reported for the admitted
+// requests, and its rejected counts equal the 429s seen, per key, per model and in total; in JSON
+// and CSV. The same totals after a SIGTERM and restart, and after backup -> wipe -> restore
+// (scripts/backup.sh). On the embedded store and on Redis shared by two instances.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import {
+  REPO_ROOT, cleanup, errorOf, pollUntil, startGateway, startMock, startRedis, tempDir,
+} from './lib/harness.mjs';
+
+after(cleanup);
+
+const KEYS = {
+  'k-open': { key: 'sk-usage-open', tenant: 'acme', limits: [{ tokens: 10000000, per: '1h' }] },
+  'k-requests': { key: 'sk-usage-requests', limits: [{ requests: 6, per: '1h' }] },
+  'k-tokens': { key: 'sk-usage-tokens', limits: [{ tokens: 400, per: '1h' }] },
+};
+const HOUR = 3600 * 1000;
+
+function config(mockM, mockN, store) {
+  return {
+    models: [{ name: 'm', aliases: ['m-alias'], backends: [mockM.url] },
+             { name: 'n', backends: [mockN.url] }],
+    tenants: [{ name: 'acme', limits: [{ requests: 100000, per: '1m' }] }],
+    api_keys: Object.entries(KEYS).map(([name, k]) => ({ name, ...k })),
+    ...(store ? { store } : {}),
+  };
+}
+
+// A small deterministic generator: the same workload on every run.
+function rng(seed) {
+  let s = seed >>> 0;
+  return (n) => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s % n;
+  };
+}
+
+async function drain(r) {
+  if (r.headers.get('content-type')?.startsWith('text/event-stream')) {
+    const text = await r.text();
+    assert.match(text, /data: \[DONE\]/);
+  } else {
+    await r.arrayBuffer();
+  }
+}
+
+// `count` requests spread over `gateways`; returns what the clients saw, per key.
+async function workload(gateways, count, seed) {
+  const next = rng(seed);
+  const names = Object.keys(KEYS);
+  const seen = {};
+  for (const n of names) seen[n] = { ok: 0, refused: 0 };
+  const one = async (i) => {
+    const name = names[next(names.length)];
+    const gw = gateways[i % gateways.length];
+    const model = ['m', 'm-alias', 'n'][next(3)];
+    const words = Array.from({ length: 1 + next(40) }, (_, j) => `t${j}`).join(' ');
+    const stream = next(2) === 1;
+    const chat = next(3) !== 0;
+    const body = chat ? { model, messages: [{ role: 'user', content: words }] } : { model, prompt: words };
+    body.max_tokens = 1 + next(16);
+    if (stream) {
+      body.stream = true;
+      if (next(2) === 1) body.stream_options = { include_usage: true };
+    }
+    const r = await gw.fetch(`${gw.url}/v1/${chat ? 'chat/completions' : 'completions'}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${KEYS[name].key}` },
+      body: JSON.stringify(body),
+    });
+    await drain(r);
+    if (r.status === 200) seen[name].ok++;
+    else if (r.status === 429) seen[name].refused++;
+    else assert.fail(`unexpected ${r.status} for ${name}`);
+  };
+  // Four clients at a time.
+  for (let i = 0; i < count; i += 4) {
+    await Promise.all([0, 1, 2, 3].filter((j) => i + j < count).map((j) => one(i + j)));
+  }
+  return seen;
+}
+
+function range() {
+  const from = new Date(Math.floor(Date.now() / HOUR) * HOUR - HOUR).toISOString();
+  const to = new Date(Date.now() + 2 * HOUR).toISOString();
+  return `from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`;
+}
+
+async function usage(gw, params = '') {
+  const r = await gw.adminFetch(`/admin/v1/usage?${range()}${params}`);
+  assert.equal(r.status, 200, r.text);
+  return r.json;
+}
+
+// What the usage API must say: mock-llm's own totals, and the clients' counts.
+async function expected(mocks, seen) {
+  const [sm, sn] = [await mocks[0].stats(), await mocks[1].stats()];
+  const ok = Object.values(seen).reduce((a, s) => a + s.ok, 0);
+  const refused = Object.values(seen).reduce((a, s) => a + s.refused, 0);
+  return {
+    total: { requests: ok, prompt_tokens: sm.prompt_tokens_total + sn.prompt_tokens_total,
+             completion_tokens: sm.completion_tokens_total + sn.completion_tokens_total,
+             rejected: refused },
+    m: { prompt_tokens: sm.prompt_tokens_total, completion_tokens: sm.completion_tokens_total },
+    n: { prompt_tokens: sn.prompt_tokens_total, completion_tokens: sn.completion_tokens_total },
+  };
+}
+
+const pick = (t) => ({ requests: t.requests, prompt_tokens: t.prompt_tokens,
+                       completion_tokens: t.completion_tokens, rejected: t.rejected });
+
+// Every figure of the usage API against `want` and `seen`.
+async function assertUsage(gw, want, seen) {
+  const all = await usage(gw);
+  assert.deepEqual(pick(all.total), want.total);
+  // The rows add up to the total; every row is an hour of one key/tenant/model.
+  const sum = { requests: 0, prompt_tokens: 0, completion_tokens: 0, rejected: 0 };
+  for (const row of all.data) for (const k of Object.keys(sum)) sum[k] += row[k];
+  assert.deepEqual(sum, want.total);
+  for (const row of all.data) {
+    assert.match(row.start, /^\d{4}-\d\d-\d\dT\d\d:00:00Z$/);
+    assert.ok(['m', 'n'].includes(row.model), `model ${row.model}: canonical names only`);
+    assert.equal(row.tenant, row.key === 'k-open' ? 'acme' : '');
+  }
+  for (const model of ['m', 'n']) {
+    const r = await usage(gw, `&model=${model}`);
+    assert.equal(r.total.prompt_tokens, want[model].prompt_tokens, `model ${model}`);
+    assert.equal(r.total.completion_tokens, want[model].completion_tokens, `model ${model}`);
+  }
+  for (const [name, s] of Object.entries(seen)) {
+    const r = await usage(gw, `&key=${name}&granularity=day`);
+    assert.equal(r.total.requests, s.ok, `${name}: admitted`);
+    assert.equal(r.total.rejected, s.refused, `${name}: 429s`);
+    for (const row of r.data) assert.match(row.start, /T00:00:00Z$/);
+  }
+  // The refusals by reason: k-requests only by its requests limit, k-tokens by its tokens limit.
+  const byReq = await usage(gw, '&key=k-requests');
+  assert.equal(byReq.total.rejected_by.requests, seen['k-requests'].refused);
+  const byTok = await usage(gw, '&key=k-tokens');
+  assert.equal(byTok.total.rejected_by.tokens, seen['k-tokens'].refused);
+  const tenant = await usage(gw, '&tenant=acme');
+  assert.equal(tenant.total.requests, seen['k-open'].ok);
+  // CSV: a header, the rows, and the same total.
+  const csv = await gw.adminFetch(`/admin/v1/usage?${range()}&format=csv`);
+  assert.equal(csv.status, 200);
+  assert.match(csv.headers.get('content-type'), /^text\/csv/);
+  const lines = csv.text.trim().split('\n');
+  const header = lines[0].split(',');
+  assert.deepEqual(header.slice(0, 8), ['key', 'tenant', 'model', 'start', 'requests',
+                                        'prompt_tokens', 'completion_tokens', 'rejected']);
+  const total = lines.at(-1).split(',');
+  assert.equal(total[0], 'total');
+  assert.deepEqual(total.slice(4, 8).map(Number),
+                   [want.total.requests, want.total.prompt_tokens, want.total.completion_tokens,
+                    want.total.rejected]);
+  assert.equal(lines.length, all.data.length + 2);
+}
+
+function backup(args) {
+  const r = spawnSync('bash', [path.join(REPO_ROOT, 'scripts/backup.sh'), ...args],
+                      { encoding: 'utf8', timeout: 60000 });
+  assert.equal(r.status, 0, `backup.sh ${args.join(' ')}: ${r.stdout}${r.stderr}`);
+}
+
+describe('usage, embedded store', () => {
+  let mocks;
+  let gw;
+  let dataDir;
+  let seen;
+  let want;
+  before(async () => {
+    mocks = [await startMock({ name: 'mock-usage-m', models: ['m'] }),
+             await startMock({ name: 'mock-usage-n', models: ['n'] })];
+    dataDir = path.join(tempDir(), 'data');
+    gw = await startGateway(config(...mocks, { backend: 'memory', data_dir: dataDir }),
+                            { name: 'gw-usage' });
+  });
+
+  test('totals equal mock-llm\'s usage; rejected equals the 429s', async () => {
+    seen = await workload([gw], 72, 7);
+    assert.ok(seen['k-requests'].refused > 0 && seen['k-tokens'].refused > 0,
+              `the workload must include refusals: ${JSON.stringify(seen)}`);
+    want = await expected(mocks, seen);
+    assert.ok(want.total.prompt_tokens > 0);
+    await assertUsage(gw, want, seen);
+  });
+
+  test('invalid parameters are 400 naming the parameter', async () => {
+    const cases = [
+      ['from=yesterday', 'from'], ['to=2026-13-01T00:00:00Z', 'to'],
+      ['from=2026-11-28T10:00:00Z&to=2026-11-28T09:00:00Z', 'to'],
+      ['granularity=week', 'granularity'], ['format=xml', 'format'], ['bogus=1', 'bogus'],
+      ['key=a&key=b', 'key'],
+    ];
+    for (const [q, param] of cases) {
+      const r = await gw.adminFetch(`/admin/v1/usage?${q}`);
+      assert.equal(r.status, 400, q);
+      errorOf(r.json, { param });
+    }
+  });
+
+  test('the same totals after SIGTERM and restart', async () => {
+    assert.deepEqual(await gw.stop(), { code: 0, signal: null });
+    gw = await startGateway(config(...mocks, { backend: 'memory', data_dir: dataDir }),
+                            { name: 'gw-usage-2' });
+    await assertUsage(gw, want, seen);
+  });
+
+  test('the same totals after backup -> wipe -> restore', async () => {
+    const saved = path.join(tempDir(), 'backup');
+    backup(['backup', '--data-dir', dataDir, '--out', saved]);  // online, while it runs
+    assert.deepEqual(await gw.stop(), { code: 0, signal: null });
+    rmSync(dataDir, { recursive: true, force: true });
+    backup(['restore', '--from', saved, '--data-dir', dataDir]);
+    gw = await startGateway(config(...mocks, { backend: 'memory', data_dir: dataDir }),
+                            { name: 'gw-usage-3' });
+    await assertUsage(gw, want, seen);
+    // The scheduled tasks show in the metrics.
+    const samples = await gw.metrics();
+    for (const task of ['usage_flush', 'key_sync', 'budget_flush', 'usage_retention']) {
+      assert.ok(samples.some((s) => s.name === 'trl_scheduled_task_runs_total' && s.labels.task === task),
+                task);
+    }
+    const flushes = await pollUntil(async () =>
+      (await gw.metric('trl_scheduled_task_runs_total', { task: 'usage_flush', outcome: 'ok' })) > 0);
+    assert.ok(flushes);
+  });
+});
+
+describe('usage, Redis shared by two instances', () => {
+  let mocks;
+  let redis;
+  let gws;
+  let seen;
+  let want;
+  let cfg;
+  const start = async (suffix) => {
+    const out = [];
+    for (const n of ['a', 'b']) out.push(await startGateway(cfg, { name: `gw-usage-${n}${suffix}` }));
+    for (const gw of out) {
+      const ok = await pollUntil(async () => (await gw.adminFetch('/readyz')).status === 200,
+                                 { tries: 400 });
+      assert.ok(ok, `${gw.proc.name} never became ready`);
+    }
+    return out;
+  };
+  before(async () => {
+    mocks = [await startMock({ name: 'mock-usage-rm', models: ['m'] }),
+             await startMock({ name: 'mock-usage-rn', models: ['n'] })];
+    redis = await startRedis({ name: 'redis-usage' });
+    cfg = config(...mocks, { backend: 'redis', redis: { url: redis.url } });
+    gws = await start('');
+  });
+
+  test('totals over both instances equal mock-llm\'s usage; rejected equals the 429s', async () => {
+    seen = await workload(gws, 72, 11);
+    assert.ok(seen['k-requests'].refused > 0 && seen['k-tokens'].refused > 0);
+    want = await expected(mocks, seen);
+    // Each instance writes its own usage at least every second: poll until both are in.
+    for (const gw of gws) {
+      const ok = await pollUntil(async () => (await usage(gw)).total.requests === want.total.requests,
+                                 { tries: 200 });
+      assert.ok(ok, `${gw.proc.name}: the other instance's usage never arrived`);
+      await assertUsage(gw, want, seen);
+    }
+  });
+
+  test('the same totals after SIGTERM and restart of both instances', async () => {
+    for (const gw of gws) assert.deepEqual(await gw.stop(), { code: 0, signal: null });
+    gws = await start('-2');
+    await assertUsage(gws[0], want, seen);
+  });
+
+  test('the same totals after backup (BGSAVE) -> wipe -> restore', async () => {
+    const saved = path.join(tempDir(), 'backup');
+    backup(['backup', '--redis-url', redis.url, '--out', saved]);
+    for (const gw of gws) assert.deepEqual(await gw.stop(), { code: 0, signal: null });
+    const port = redis.port;
+    await redis.kill();
+    const dir = tempDir('trl-redis-restored-');
+    backup(['restore', '--from', saved, '--redis-rdb', path.join(dir, 'dump.rdb')]);
+    redis = await startRedis({ port, name: 'redis-usage-restored',
+                               args: ['--dir', dir, '--dbfilename', 'dump.rdb'] });
+    gws = await start('-3');
+    await assertUsage(gws[1], want, seen);
+  });
+});
