@@ -120,6 +120,11 @@ std::string RenderUsageCsv(const UsageQuery& query, const UsageResult& result);
 
 // RFC 3339 UTC of Unix seconds: "2026-11-28T13:00:00Z".
 std::string FormatRfc3339(int64_t unix_seconds);
+// Unix seconds of an RFC 3339 date-time: "2026-11-28T13:00:00Z", "...T14:00:00.250+01:00"
+// ('T' and 'Z' in either case, an optional fraction of a second, 'Z' or a +hh:mm/-hh:mm offset;
+// years 0000-9999, no leap second). A fraction is dropped, or with `round_up` counts as the next
+// second (for exclusive ends). Nullopt for anything else.
+std::optional<int64_t> ParseRfc3339(std::string_view text, bool round_up = false);
 
 // Where usage is kept. Thread-safe; each call may block the thread it runs on (SQLite) or
 // suspend (Redis): the gateway calls it from its scheduler thread, never an I/O thread.
@@ -128,6 +133,8 @@ class UsageSink {
   virtual ~UsageSink() = default;
   // Adds the rows' counters to what is stored (several instances add to the same rows). All or
   // nothing as far as the sink allows (SQLite: one transaction; Redis: one script call per hour).
+  // On false the caller puts every row back (UsageRecorder::Restore) for a later Write; a sink
+  // that applied part of them (Redis: some hours) subtracts that part when the rows come back.
   virtual asio::awaitable<bool> Write(std::span<const UsageRow> rows, std::string* error) = 0;
   virtual asio::awaitable<UsageResult> Query(const UsageQuery& query) = 0;
   // Drops rows whose hour started before `before_unix` (SQLite; Redis expires them itself and

@@ -1,0 +1,108 @@
+// What only the SQLite sink does: a file that outlives the process, retention by DropBefore,
+// the directory it makes.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "usage/usage_test_support.h"
+
+namespace trl {
+namespace {
+
+using namespace usage_testing;
+
+class SqliteUsageSinkTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char templ[] = "/tmp/trl-usage-XXXXXX";
+    ASSERT_TRUE(::mkdtemp(templ));
+    dir_ = templ;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<UsageSink> Open(const std::string& dir) {
+    std::string error;
+    auto sink = OpenSqliteUsageSink(dir, &error);
+    EXPECT_TRUE(sink) << error;
+    return sink;
+  }
+
+  static UsageResult All(UsageSink& sink) {
+    return QueryRange(sink, kH0 - 400 * 86'400, kH0 + 86'400);
+  }
+
+  static bool Write(UsageSink& sink, const std::vector<UsageRow>& rows) {
+    std::string error;
+    bool ok = WriteRows(sink, rows, &error);
+    EXPECT_TRUE(ok) << error;
+    return ok;
+  }
+
+  std::string dir_;
+};
+
+TEST_F(SqliteUsageSinkTest, ReopeningKeepsTheRows) {
+  {
+    auto sink = Open(dir_);
+    ASSERT_TRUE(sink);
+    ASSERT_TRUE(Write(*sink, {{"k", "t", "m", kH0, {1, 2, 3, 4, 5, 6}}}));
+  }
+  auto sink = Open(dir_);
+  ASSERT_TRUE(sink);
+  ASSERT_TRUE(Write(*sink, {{"k", "t", "m", kH0, {1, 1, 1, 1, 1, 1}}}));
+  UsageResult r = All(*sink);
+  ASSERT_TRUE(r.ok) << r.error;
+  ASSERT_EQ(r.rows.size(), 1u);
+  EXPECT_EQ(r.rows[0].counts, (UsageCounts{2, 3, 4, 5, 6, 7}));
+}
+
+TEST_F(SqliteUsageSinkTest, UsesWalInUsageDb) {
+  auto sink = Open(dir_);
+  ASSERT_TRUE(sink);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2((dir_ + "/usage.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
+            SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)), "wal");
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+}
+
+TEST_F(SqliteUsageSinkTest, DropBeforeRemovesOlderHours) {
+  auto sink = Open(dir_);
+  ASSERT_TRUE(sink);
+  ASSERT_TRUE(Write(*sink, {{"k", "", "m", kH0 - 7200, {1, 0, 0, 0, 0, 0}},
+                            {"j", "", "m", kH0 - 7200, {1, 0, 0, 0, 0, 0}},
+                            {"k", "", "m", kH0 - 3600, {1, 0, 0, 0, 0, 0}},
+                            {"k", "", "m", kH0, {1, 0, 0, 0, 0, 0}}}));
+  int64_t removed = -1;
+  std::string error;
+  ASSERT_TRUE(RunAwaitable(sink->DropBefore(kH0 - 3600, &removed, &error))) << error;
+  EXPECT_EQ(removed, 2);
+  UsageResult r = All(*sink);
+  ASSERT_EQ(r.rows.size(), 2u);
+  EXPECT_EQ(r.rows[0].start, kH0 - 3600);
+  ASSERT_TRUE(RunAwaitable(sink->DropBefore(kH0 - 3600, nullptr, &error))) << error;
+  ASSERT_TRUE(RunAwaitable(sink->DropBefore(kH0 - 3600, &removed, &error))) << error;
+  EXPECT_EQ(removed, 0);
+}
+
+TEST_F(SqliteUsageSinkTest, MakesTheDataDirectory) {
+  auto sink = Open(dir_ + "/a/b");
+  ASSERT_TRUE(sink);
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/a/b/usage.db"));
+}
+
+TEST_F(SqliteUsageSinkTest, AnUnusableDirectoryIsAnError) {
+  std::ofstream(dir_ + "/file") << "not a directory";
+  std::string error;
+  EXPECT_FALSE(OpenSqliteUsageSink(dir_ + "/file", &error));
+  EXPECT_NE(error.find(dir_ + "/file"), std::string::npos) << error;
+}
+
+}  // namespace
+}  // namespace trl

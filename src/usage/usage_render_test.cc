@@ -1,0 +1,72 @@
+#include <gtest/gtest.h>
+
+#include "usage/usage.h"
+
+namespace trl {
+namespace {
+
+constexpr int64_t kNoon = 1'795'867'200;  // 2026-11-28T12:00:00Z
+
+UsageQuery Query() {
+  UsageQuery q;
+  q.from = kNoon;
+  q.to = kNoon + 7200;
+  return q;
+}
+
+UsageResult Result() {
+  UsageResult r;
+  r.ok = true;
+  r.rows.push_back({"team-a", "acme", "llama-3", kNoon, {3, 100, 20, 1, 2, 3}});
+  r.rows.push_back({"b,\"quoted\"", "", "m", kNoon + 3600, {1, 5, 6, 0, 0, 0}});
+  r.total = {4, 105, 26, 1, 2, 3};
+  return r;
+}
+
+TEST(RenderUsageTest, Json) {
+  EXPECT_EQ(RenderUsageJson(Query(), Result()),
+            R"({"data":[)"
+            R"({"key":"team-a","tenant":"acme","model":"llama-3","start":"2026-11-28T12:00:00Z",)"
+            R"("requests":3,"prompt_tokens":100,"completion_tokens":20,"rejected":6,)"
+            R"("rejected_by":{"tokens":1,"requests":2,"concurrency":3}},)"
+            R"({"key":"b,\"quoted\"","tenant":"","model":"m","start":"2026-11-28T13:00:00Z",)"
+            R"("requests":1,"prompt_tokens":5,"completion_tokens":6,"rejected":0,)"
+            R"("rejected_by":{"tokens":0,"requests":0,"concurrency":0}}],)"
+            R"("total":{"requests":4,"prompt_tokens":105,"completion_tokens":26,"rejected":6,)"
+            R"("rejected_by":{"tokens":1,"requests":2,"concurrency":3}},)"
+            R"("from":"2026-11-28T12:00:00Z","to":"2026-11-28T14:00:00Z","granularity":"hour"})");
+}
+
+TEST(RenderUsageTest, JsonOfNothingByDay) {
+  UsageQuery q = Query();
+  q.granularity = UsageGranularity::kDay;
+  UsageResult empty;
+  empty.ok = true;
+  EXPECT_EQ(RenderUsageJson(q, empty),
+            R"({"data":[],"total":{"requests":0,"prompt_tokens":0,"completion_tokens":0,)"
+            R"("rejected":0,"rejected_by":{"tokens":0,"requests":0,"concurrency":0}},)"
+            R"("from":"2026-11-28T12:00:00Z","to":"2026-11-28T14:00:00Z","granularity":"day"})");
+}
+
+TEST(RenderUsageTest, Csv) {
+  EXPECT_EQ(RenderUsageCsv(Query(), Result()),
+            "key,tenant,model,start,requests,prompt_tokens,completion_tokens,rejected,"
+            "rejected_tokens,rejected_requests,rejected_concurrency\n"
+            "team-a,acme,llama-3,2026-11-28T12:00:00Z,3,100,20,6,1,2,3\n"
+            "\"b,\"\"quoted\"\"\",,m,2026-11-28T13:00:00Z,1,5,6,0,0,0,0\n"
+            "total,,,,4,105,26,6,1,2,3\n");
+}
+
+TEST(RenderUsageTest, CsvQuotesLineBreaks) {
+  UsageResult r;
+  r.ok = true;
+  r.rows.push_back({"a\nb", "c\rd", "plain", kNoon, {}});
+  EXPECT_EQ(RenderUsageCsv(Query(), r),
+            "key,tenant,model,start,requests,prompt_tokens,completion_tokens,rejected,"
+            "rejected_tokens,rejected_requests,rejected_concurrency\n"
+            "\"a\nb\",\"c\rd\",plain,2026-11-28T12:00:00Z,0,0,0,0,0,0,0\n"
+            "total,,,,0,0,0,0,0,0,0\n");
+}
+
+}  // namespace
+}  // namespace trl

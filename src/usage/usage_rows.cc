@@ -1,0 +1,33 @@
+#include "usage/usage_rows.h"
+
+#include <algorithm>
+#include <tuple>
+
+namespace trl {
+namespace {
+
+auto Order(const UsageRow& row) { return std::tie(row.start, row.key, row.tenant, row.model); }
+
+}  // namespace
+
+UsageResult MakeUsageResult(std::vector<UsageRow> rows, UsageGranularity granularity) {
+  UsageResult result;
+  result.ok = true;
+  if (granularity == UsageGranularity::kDay) {
+    for (UsageRow& row : rows) row.start -= row.start % 86'400;
+  }
+  std::sort(rows.begin(), rows.end(),
+            [](const UsageRow& a, const UsageRow& b) { return Order(a) < Order(b); });
+  // Sorted, the hours of one day and identity are neighbours: fold them into the first.
+  for (UsageRow& row : rows) {
+    if (!result.rows.empty() && Order(result.rows.back()) == Order(row)) {
+      result.rows.back().counts.Add(row.counts);
+    } else {
+      result.rows.push_back(std::move(row));
+    }
+  }
+  for (const UsageRow& row : result.rows) result.total.Add(row.counts);
+  return result;
+}
+
+}  // namespace trl

@@ -1,0 +1,50 @@
+// Test-only helpers shared by the usage sink tests: a fixed hour to write at, a retention that
+// keeps it, a started RedisClient, and synchronous Write/Query.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fakes/run_awaitable.h"
+#include "redis/redis_client.h"
+#include "usage/usage.h"
+
+namespace trl::usage_testing {
+
+inline constexpr int64_t kH0 = 1'795'867'200;  // 2026-11-28T12:00:00Z
+// Long enough that rows written for 2026 do not expire while the tests run.
+inline constexpr Millis kRetention = std::chrono::hours(24 * 365 * 20);
+
+inline std::unique_ptr<redis::RedisClient> MakeStartedClient(
+    std::vector<std::string> urls, Millis connect_timeout = Millis(1000)) {
+  redis::ClientOptions options;
+  options.urls = std::move(urls);
+  options.connect_timeout = connect_timeout;
+  std::string error;
+  auto client = redis::RedisClient::Create(options, &error);
+  EXPECT_TRUE(client) << error;
+  if (client) client->Start();
+  return client;
+}
+
+// Sets *error (when given) on failure; the caller decides whether failure is expected.
+inline bool WriteRows(UsageSink& sink, const std::vector<UsageRow>& rows,
+                      std::string* error = nullptr) {
+  std::string ignored;
+  return RunAwaitable(sink.Write(rows, error ? error : &ignored));
+}
+
+inline UsageResult QueryRange(UsageSink& sink, int64_t from, int64_t to,
+                              UsageGranularity granularity = UsageGranularity::kHour) {
+  UsageQuery q;
+  q.from = from;
+  q.to = to;
+  q.granularity = granularity;
+  return RunAwaitable(sink.Query(q));
+}
+
+}  // namespace trl::usage_testing
