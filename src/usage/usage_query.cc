@@ -118,14 +118,17 @@ ParsedUsageQuery ParseUsageQuery(std::string_view query_string, int64_t now_unix
     parsed.error = std::move(error);
     return std::move(parsed);
   };
+  // Built from data and size: the query is a view into the request target, not NUL-terminated
+  // (letting std::string_view convert through const char* would read past its end).
+  const urls::string_view query_text(query_string.data(), query_string.size());
   // Checked first, so that params_view (which throws on bad input) cannot throw.
-  if (!urls::parse_query(query_string)) {
+  if (!urls::parse_query(query_text)) {
     return fail(Error("query", "not a valid query string (check its percent-encoding)"));
   }
   // '+' is a plus sign, not a space (RFC 3986): "+01:00" offsets work without encoding.
   urls::encoding_opts opts;
   opts.space_as_plus = false;
-  const urls::params_view params(query_string, opts);
+  const urls::params_view params(query_text, opts);
 
   UsageQuery query;
   std::optional<std::string> from_text, to_text, granularity, format;

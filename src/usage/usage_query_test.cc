@@ -180,3 +180,21 @@ TEST(ParseUsageQueryTest, EveryErrorNamesItsParameter) {
 
 }  // namespace
 }  // namespace trl
+
+namespace trl {
+namespace {
+
+// The admin API passes a view into the request target: not NUL-terminated, or null when empty.
+TEST(UsageQueryTest, ReadsOnlyItsView) {
+  const std::string target = "model=m&tenant=acme";
+  ParsedUsageQuery parsed = ParseUsageQuery(std::string_view(target).substr(0, 7), 1'800'000'000);
+  ASSERT_TRUE(parsed.query);
+  EXPECT_EQ(parsed.query->model, "m");
+  EXPECT_FALSE(parsed.query->tenant);
+  parsed = ParseUsageQuery(std::string_view(), 1'800'000'000);
+  ASSERT_TRUE(parsed.query);
+  EXPECT_FALSE(parsed.query->model);
+}
+
+}  // namespace
+}  // namespace trl
