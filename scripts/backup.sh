@@ -63,14 +63,21 @@ write_manifest() {
   } >"$out/MANIFEST"
 }
 
+# Sets DBS to the *.db files of directory $2 (named by option $1 in errors); $3 says what the
+# directory should be when it has none.
+find_databases() {
+  need sqlite3 sqlite3
+  [[ -d "$2" ]] || die "$1 $2 is not a directory"
+  shopt -s nullglob
+  DBS=("$2"/*.db)
+  shopt -u nullglob
+  ((${#DBS[@]} > 0)) || die "no *.db file in $2 (is it $3?)"
+}
+
 backup_embedded() {
   local dir=$1 out=$2
-  need sqlite3 sqlite3
-  [[ -d "$dir" ]] || die "--data-dir $dir is not a directory"
-  shopt -s nullglob
-  local dbs=("$dir"/*.db)
-  shopt -u nullglob
-  ((${#dbs[@]} > 0)) || die "no *.db file in $dir (is it the gateway's data_dir?)"
+  find_databases --data-dir "$dir" "the gateway's data_dir"
+  local dbs=("${DBS[@]}")
   prepare_out "$out"
   check_quotable "$out"
   local db name
@@ -173,12 +180,8 @@ refuse_if_open() {
 
 restore_embedded() {
   local from=$1 dir=$2
-  need sqlite3 sqlite3
-  [[ -d "$from" ]] || die "--from $from is not a directory"
-  shopt -s nullglob
-  local dbs=("$from"/*.db)
-  shopt -u nullglob
-  ((${#dbs[@]} > 0)) || die "no *.db file in $from (is it a backup made by this script?)"
+  find_databases --from "$from" "a backup made by this script"
+  local dbs=("${DBS[@]}")
   local db name
   for db in "${dbs[@]}"; do
     [[ "$(sqlite3 "$db" 'PRAGMA integrity_check' 2>&1)" == ok ]] ||
