@@ -19,10 +19,8 @@
 // A call that timed out may still have been applied by Redis; that one is counted twice when it
 // is written again (like a store admission that timed out: the price of not blocking).
 #include <atomic>
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/url/encode.hpp>

@@ -147,7 +147,9 @@ namespace redis {
 class RedisClient;
 }
 
-// <data_dir>/usage.db (SQLite, WAL). Blocking I/O. Null and *error on failure.
+// <data_dir>/usage.db (SQLite, WAL), data_dir made if missing. Blocking I/O. One connection
+// behind a mutex: the scheduler thread's writes and the admin thread's queries take turns.
+// Null and *error on failure.
 std::unique_ptr<UsageSink> OpenSqliteUsageSink(const std::string& data_dir, std::string* error);
 // Hashes "trl:usage:{h<hour>}:<key>|<tenant>|<model>" (names percent-encoded) plus an index set
 // per hour "trl:usage:{h<hour>}:rows", all of one hour in one cluster slot; each expires
