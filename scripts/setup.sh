@@ -9,7 +9,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libhiredis-dev libsimdjson-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libsqlite3-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  redis-server redis-tools curl ca-certificates
+  redis-server redis-tools sqlite3 curl ca-certificates
 )
 # Node 20 is what the machines ship; Debian's nodejs/npm only when there is no node at all.
 if ! command -v node >/dev/null 2>&1; then

@@ -36,7 +36,7 @@ struct AdminHooks {
   Limiter* limiter = nullptr;
   const Clock* clock = nullptr;
   // Writes this instance's pending usage, then runs the query on the store.
-  std::function<asio::awaitable<UsageResult>(UsageQuery)> usage;
+  std::function<asio::awaitable<UsageResult>(const UsageQuery&)> usage;
 };
 
 class AdminApi {

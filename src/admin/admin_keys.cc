@@ -120,7 +120,10 @@ asio::awaitable<http::Response> AdminApi::HandleKeys(http::Request& request,
   const auto method = request.method();
   if (path == "/admin/v1/keys") {
     if (method == bhttp::verb::get) co_return ListKeys();
-    if (method == bhttp::verb::post) co_return co_await CreateKey(request);
+    if (method == bhttp::verb::post) {
+      http::Response res = co_await CreateKey(request);
+      co_return res;
+    }
     co_return ErrorResponse(405, "invalid_request_error", "method_not_allowed",
                             "Use GET or POST on /admin/v1/keys.");
   }
@@ -142,12 +145,24 @@ asio::awaitable<http::Response> AdminApi::HandleKeys(http::Request& request,
   const std::string_view name = rest;
   if (action.empty()) {
     if (method == bhttp::verb::get) co_return ShowKey(name);
-    if (method == bhttp::verb::delete_) co_return co_await RevokeKey(name);
+    if (method == bhttp::verb::delete_) {
+      http::Response res = co_await RevokeKey(name);
+      co_return res;
+    }
   } else if (action == "limits") {
-    if (method == bhttp::verb::get) co_return co_await KeyLimits(name);
-    if (method == bhttp::verb::put) co_return co_await ReplaceLimits(request, name);
+    if (method == bhttp::verb::get) {
+      http::Response res = co_await KeyLimits(name);
+      co_return res;
+    }
+    if (method == bhttp::verb::put) {
+      http::Response res = co_await ReplaceLimits(request, name);
+      co_return res;
+    }
   } else if (method == bhttp::verb::post) {
-    co_return co_await ResetKey(name);
+    {
+      http::Response res = co_await ResetKey(name);
+      co_return res;
+    }
   }
   co_return ErrorResponse(405, "invalid_request_error", "method_not_allowed",
                           "Method " + std::string(request.method_string()) +

@@ -277,13 +277,15 @@ int RunGateway(const AppOptions& options) {
       hooks.clock = &SystemClock::Instance();
       // On the scheduler's thread, after this instance's pending usage is written: the answer
       // includes every request this instance has settled.
-      hooks.usage = [&](UsageQuery query) -> asio::awaitable<UsageResult> {
-        UsageResult result = co_await scheduler.Run<UsageResult>(
-            [&, query]() -> asio::awaitable<UsageResult> {
-              co_await flush_usage();
-              UsageResult r = co_await usage_sink->Query(query);
-              co_return r;
-            });
+      hooks.usage = [&](const UsageQuery& query) -> asio::awaitable<UsageResult> {
+        // Built into locals: GCC 12 mishandles non-trivial temporaries inside co_await.
+        std::function<asio::awaitable<UsageResult>()> work =
+            [&flush_usage, &usage_sink, query]() -> asio::awaitable<UsageResult> {
+          co_await flush_usage();
+          UsageResult r = co_await usage_sink->Query(query);
+          co_return r;
+        };
+        UsageResult result = co_await scheduler.Run<UsageResult>(std::move(work));
         co_return result;
       };
       admin_api = std::make_unique<AdminApi>(metrics, std::move(hooks));

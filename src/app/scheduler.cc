@@ -77,7 +77,10 @@ asio::awaitable<void> Scheduler::Loop(Entry& entry) {
 
 asio::awaitable<bool> Scheduler::RunNow(const std::string& name) {
   for (auto& entry : entries_) {
-    if (entry->name == name) co_return co_await RunOnce(*entry);
+    if (entry->name == name) {
+      bool ok = co_await RunOnce(*entry);
+      co_return ok;
+    }
   }
   co_return false;
 }

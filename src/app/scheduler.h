@@ -42,9 +42,12 @@ class Scheduler {
   void Add(std::string name, std::chrono::milliseconds interval, Task task);
   void Start();
   // Runs `work` on the scheduler's thread and resumes the caller on its own executor.
+  // `work` is taken by reference (the caller's local, moved from here): a by-value
+  // std::function built in the caller's co_await expression is a temporary GCC 12 mishandles.
   template <typename T>
-  asio::awaitable<T> Run(std::function<asio::awaitable<T>()> work) {
-    co_return co_await asio::co_spawn(io_, std::move(work), asio::use_awaitable);
+  asio::awaitable<T> Run(std::function<asio::awaitable<T>()>&& work) {
+    T result = co_await asio::co_spawn(io_, std::move(work), asio::use_awaitable);
+    co_return result;
   }
   // Runs `name`'s task once more, now, on the calling thread (after Stop: the final flush).
   asio::awaitable<bool> RunNow(const std::string& name);

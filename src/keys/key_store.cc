@@ -154,7 +154,8 @@ class RedisKeyStore final : public KeyStore {
 
   asio::awaitable<Loaded> LoadAll() override {
     Loaded out;
-    redis::Result r = co_await Eval(kLoadScript, {});
+    std::vector<std::string> no_args;
+    redis::Result r = co_await Eval(kLoadScript, no_args);
     if (!r.ok() || r.reply->type != REDIS_REPLY_ARRAY || r.reply->elements != 2 ||
         r.reply->element[1]->type != REDIS_REPLY_ARRAY) {
       out.error = "Redis did not answer the key load";
@@ -177,7 +178,8 @@ class RedisKeyStore final : public KeyStore {
 
   asio::awaitable<std::optional<int64_t>> Version() override {
     std::vector<std::string> args{"GET", kVersion};
-    redis::Result r = co_await client_.Execute(std::move(args), kVersion, Deadline());
+    std::string routing = kVersion;
+    redis::Result r = co_await client_.Execute(std::move(args), std::move(routing), Deadline());
     std::optional<int64_t> v;
     if (r.status == redis::ResultStatus::kOk && r.reply && !redis::IsError(r.reply.get())) {
       v = r.reply->type == REDIS_REPLY_NIL ? 0 : ToInt(*r.reply);
@@ -185,33 +187,39 @@ class RedisKeyStore final : public KeyStore {
     co_return v;
   }
 
+  // The arguments are built into locals: GCC 12 mishandles non-trivial temporaries inside
+  // co_await expressions.
   asio::awaitable<WriteStatus> Create(const KeyRecord& record) override {
-    co_return co_await WriteWith(kCreateScript, record.key.name, SerializeKeyRecord(record),
-                                 WriteStatus::kExists);
+    std::vector<std::string> argv{record.key.name, SerializeKeyRecord(record)};
+    WriteStatus status = co_await WriteWith(kCreateScript, argv, WriteStatus::kExists);
+    co_return status;
   }
   asio::awaitable<WriteStatus> Replace(const KeyRecord& record) override {
-    co_return co_await WriteWith(kReplaceScript, record.key.name, SerializeKeyRecord(record),
-                                 WriteStatus::kNotFound);
+    std::vector<std::string> argv{record.key.name, SerializeKeyRecord(record)};
+    WriteStatus status = co_await WriteWith(kReplaceScript, argv, WriteStatus::kNotFound);
+    co_return status;
   }
   asio::awaitable<WriteStatus> Remove(std::string_view name) override {
-    co_return co_await WriteWith(kRemoveScript, std::string(name), "", WriteStatus::kNotFound);
+    std::vector<std::string> argv{std::string(name)};
+    WriteStatus status = co_await WriteWith(kRemoveScript, argv, WriteStatus::kNotFound);
+    co_return status;
   }
 
  private:
   redis::SteadyTime Deadline() const { return std::chrono::steady_clock::now() + timeout_; }
 
-  asio::awaitable<redis::Result> Eval(const char* script, std::vector<std::string> argv) {
+  // `argv` is consumed.
+  asio::awaitable<redis::Result> Eval(const char* script, std::vector<std::string>& argv) {
     std::vector<std::string> args{"EVAL", script, "2", kRecords, kVersion};
     for (auto& a : argv) args.push_back(std::move(a));
-    redis::Result r = co_await client_.Execute(std::move(args), kRecords, Deadline());
+    std::string routing = kRecords;
+    redis::Result r = co_await client_.Execute(std::move(args), std::move(routing), Deadline());
     co_return r;
   }
 
-  asio::awaitable<WriteStatus> WriteWith(const char* script, std::string name, std::string record,
+  asio::awaitable<WriteStatus> WriteWith(const char* script, std::vector<std::string>& argv,
                                          WriteStatus when_refused) {
-    std::vector<std::string> argv{std::move(name)};
-    if (!record.empty()) argv.push_back(std::move(record));
-    redis::Result r = co_await Eval(script, std::move(argv));
+    redis::Result r = co_await Eval(script, argv);
     if (!r.ok() || r.reply->type != REDIS_REPLY_INTEGER) co_return WriteStatus::kError;
     co_return r.reply->integer < 0 ? when_refused : WriteStatus::kOk;
   }

@@ -118,9 +118,11 @@ ParsedUsageQuery ParseUsageQuery(std::string_view query_string, int64_t now_unix
     parsed.error = std::move(error);
     return std::move(parsed);
   };
-  // Built from data and size: the query is a view into the request target, not NUL-terminated
-  // (letting std::string_view convert through const char* would read past its end).
-  const urls::string_view query_text(query_string.data(), query_string.size());
+  // A NUL-terminated copy: Boost.URL 1.81's parse_query measures its input with strlen (seen in
+  // a debugger), and the query is a view into the request target, not NUL-terminated (or null
+  // when empty). The admin path can afford the copy.
+  const std::string query_copy(query_string);
+  const urls::string_view query_text(query_copy.c_str(), query_copy.size());
   // Checked first, so that params_view (which throws on bad input) cannot throw.
   if (!urls::parse_query(query_text)) {
     return fail(Error("query", "not a valid query string (check its percent-encoding)"));
