@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 
 import {
   ADMIN_TOKEN, chatBody, cleanup, errorOf, pollUntil, rawHttp, startGateway, startMock,
-  startRedis,
+  startRedis, waitReady,
 } from './lib/harness.mjs';
 
 after(cleanup);
@@ -274,11 +274,7 @@ describe('keys API, Redis shared by two instances', () => {
     const config = { ...baseConfig(mock), store: { backend: 'redis', redis: { url: redis.url } } };
     a = await startGateway(config, { name: 'gw-keys-a' });
     b = await startGateway(config, { name: 'gw-keys-b' });
-    for (const gw of [a, b]) {
-      const ok = await pollUntil(async () => (await gw.adminFetch('/readyz')).status === 200,
-                                 { tries: 400 });
-      assert.ok(ok, `${gw.proc.name} never became ready`);
-    }
+    for (const gw of [a, b]) await waitReady(gw);
   });
 
   test('a change on one instance reaches the other; revoke is 401 on both within 1 s', async () => {

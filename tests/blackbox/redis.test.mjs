@@ -11,7 +11,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 
 import {
   chatBody, cleanup, errorOf, pollUntil, saturate, startGateway, startMock, startRedis,
-  startRedisCluster,
+  startRedisCluster, waitReady,
 } from './lib/harness.mjs';
 
 after(cleanup);
@@ -24,14 +24,8 @@ function tally(statuses) {
   return counts;
 }
 
-// Bounded poll of /readyz, which goes through the real script path.
-async function ready(gw, want = 200) {
-  const status = await pollUntil(async () => {
-    const r = await gw.adminFetch('/readyz');
-    return r.status === want ? r.status : 0;
-  }, { tries: 400 });
-  assert.equal(status, want, `${gw.proc.name}: /readyz never answered ${want}`);
-}
+// /readyz goes through the real script path.
+const ready = waitReady;
 
 // `workers` clients each sending requests one after another until stop() is called; keeps
 // every status (and the body of every 5xx).

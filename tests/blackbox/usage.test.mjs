@@ -13,6 +13,7 @@ import { after, before, describe, test } from 'node:test';
 
 import {
   REPO_ROOT, cleanup, errorOf, pollUntil, startGateway, startMock, startRedis, tempDir,
+  waitReady,
 } from './lib/harness.mjs';
 
 after(cleanup);
@@ -245,11 +246,7 @@ describe('usage, Redis shared by two instances', () => {
   const start = async (suffix) => {
     const out = [];
     for (const n of ['a', 'b']) out.push(await startGateway(cfg, { name: `gw-usage-${n}${suffix}` }));
-    for (const gw of out) {
-      const ok = await pollUntil(async () => (await gw.adminFetch('/readyz')).status === 200,
-                                 { tries: 400 });
-      assert.ok(ok, `${gw.proc.name} never became ready`);
-    }
+    for (const gw of out) await waitReady(gw);
     return out;
   };
   before(async () => {

@@ -697,6 +697,16 @@ export async function saturate({ gateways, body, key, clients, runMs }) {
   return out;
 }
 
+// Bounded poll of a gateway's /readyz until it answers `want` (200: the store answers through
+// the real limiter path and the keys are loaded).
+export async function waitReady(gw, want = 200) {
+  const status = await pollUntil(async () => {
+    const r = await gw.adminFetch('/readyz');
+    return r.status === want ? r.status : 0;
+  }, { tries: 400 });
+  if (status !== want) throw new Error(`${gw.proc.name}: /readyz never answered ${want}`);
+}
+
 export async function pollUntil(fn, { tries = 200, intervalMs = 25 } = {}) {
   let v;
   for (let i = 0; i < tries; i++) {
