@@ -8,10 +8,34 @@
 
 namespace trl {
 
+namespace {
+
+// OpenSSL 3 looks the algorithm up in its provider registry (locks, a hash table) on every call
+// given EVP_sha256(); fetched once, and with one context per thread, a digest on the request
+// path is just the hashing.
+const EVP_MD* Sha256Md() {
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
+}
+
+struct DigestContext {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  ~DigestContext() { EVP_MD_CTX_free(ctx); }
+};
+
+}  // namespace
+
 Sha256 Sha256Of(std::string_view data) {
   Sha256 out{};
   unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr);
+  thread_local DigestContext context;
+  const EVP_MD* md = Sha256Md();
+  if (!md || !context.ctx || EVP_DigestInit_ex(context.ctx, md, nullptr) != 1 ||
+      EVP_DigestUpdate(context.ctx, data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(context.ctx, out.data(), &len) != 1) {
+    // Not expected with the default provider; the one-shot call is the fallback.
+    EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr);
+  }
   return out;
 }
 
