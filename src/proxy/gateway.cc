@@ -16,6 +16,11 @@ std::string_view PathOf(std::string_view target) {
   return target.substr(0, target.find('?'));
 }
 
+uint64_t NextInstance() {
+  static std::atomic<uint64_t> next{0};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
 double Seconds(std::chrono::steady_clock::duration d) {
   return std::chrono::duration<double>(d).count();
 }
@@ -102,7 +107,13 @@ GatewayMetrics::GatewayMetrics(MetricsRegistry& r)
 
 Gateway::Gateway(MetricsRegistry& metrics, Limiter& limiter, const Clock& clock,
                  const KeyDirectory* keys, UsageRecorder* usage)
-    : metrics_(metrics), limiter_(limiter), clock_(clock), keys_(keys), usage_(usage) {
+    : metrics_(metrics),
+      overhead_(metrics_.overhead.With({})),
+      instance_(NextInstance()),
+      limiter_(limiter),
+      clock_(clock),
+      keys_(keys),
+      usage_(usage) {
   metrics.AddCollector([this](std::string& out) { RenderStateMetrics(out); });
 }
 
@@ -166,6 +177,29 @@ asio::awaitable<void> Gateway::Handle(http::Request& request, http::ResponseWrit
                                            ". This gateway serves /v1/chat/completions, "
                                            "/v1/completions, /v1/embeddings and /v1/models."));
   }
+}
+
+Gateway::RequestSeries& Gateway::SeriesFor(const std::string& model, std::string_view key) {
+  // Per thread, so no lock; keyed by gateway instance too (a later Gateway never sees an earlier
+  // one's registry). One entry per (model, key) a thread has served: the registry holds as many
+  // series anyway.
+  thread_local std::unordered_map<std::string, RequestSeries> cache;
+  thread_local std::string id;
+  id.assign(reinterpret_cast<const char*>(&instance_), sizeof(instance_));
+  id.append(model);
+  id.push_back('\0');
+  id.append(key);
+  auto it = cache.find(id);
+  if (it != cache.end()) return it->second;
+  RequestSeries series;
+  std::string key_name(key);
+  series.ok = &metrics_.requests.With({model, key_name, "200"});
+  series.prompt = &metrics_.tokens.With({model, key_name, "prompt"});
+  series.completion = &metrics_.tokens.With({model, key_name, "completion"});
+  series.duration = &metrics_.duration.With({model});
+  series.ttft = &metrics_.ttft.With({model});
+  series.inflight = &metrics_.inflight.With({model});
+  return cache.emplace(id, series).first->second;
 }
 
 std::optional<Identity> Gateway::Authenticate(const GatewaySnapshot& snap,
@@ -311,8 +345,8 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
   }
 
   // forward + relay
-  auto& inflight = metrics_.inflight.With({model_name});
-  inflight.Add(1);
+  RequestSeries& series = SeriesFor(model_name, key_name);
+  series.inflight->Add(1);
   ExchangeRequest exchange{model,
                            std::string(PathOf(request.target())),
                            &request,
@@ -331,9 +365,9 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
   } else {
     exchange.body = std::move(request.body());
   }
-  metrics_.overhead.With({}).Observe(Seconds(std::chrono::steady_clock::now() - started));
+  overhead_.Observe(Seconds(std::chrono::steady_clock::now() - started));
   ExchangeResult result = co_await ForwardAndRelay(exchange, writer);
-  inflight.Add(-1);
+  series.inflight->Add(-1);
 
   // settle: the backend's usage, else what was sent to it and relayed, counted here
   int64_t prompt = 0, completion = 0;
@@ -356,14 +390,16 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
   if (!result.error_reason.empty()) {
     metrics_.upstream_errors.With({model_name, result.backend, result.error_reason}).Add();
   }
-  metrics_.tokens.With({model_name, key_name, "prompt"}).Add(static_cast<double>(prompt));
-  metrics_.tokens.With({model_name, key_name, "completion"}).Add(static_cast<double>(completion));
-  count_status(model_name, result.status ? result.status : 499);
-  const auto now = std::chrono::steady_clock::now();
-  metrics_.duration.With({model_name}).Observe(Seconds(now - started));
-  if (result.first_byte) {
-    metrics_.ttft.With({model_name}).Observe(Seconds(*result.first_byte - started));
+  series.prompt->Add(static_cast<double>(prompt));
+  series.completion->Add(static_cast<double>(completion));
+  if (result.status == 200) {
+    series.ok->Add();
+  } else {
+    count_status(model_name, result.status ? result.status : 499);
   }
+  const auto now = std::chrono::steady_clock::now();
+  series.duration->Observe(Seconds(now - started));
+  if (result.first_byte) series.ttft->Observe(Seconds(*result.first_byte - started));
 }
 
 }  // namespace trl

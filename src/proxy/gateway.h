@@ -72,12 +72,25 @@ class Gateway {
  private:
   std::optional<Identity> Authenticate(const GatewaySnapshot& snap,
                                        const http::Request& request) const;
+  // The series every admitted request of (model, key) writes, looked up in the registry once
+  // per thread and then kept (Family::With builds a label vector and takes a shared lock).
+  struct RequestSeries {
+    Counter* ok = nullptr;  // trl_requests_total{status="200"}
+    Counter* prompt = nullptr;
+    Counter* completion = nullptr;
+    Histogram* duration = nullptr;
+    Histogram* ttft = nullptr;
+    Gauge* inflight = nullptr;
+  };
+  RequestSeries& SeriesFor(const std::string& model, std::string_view key);
   asio::awaitable<void> HandleModels(const GatewaySnapshot& snap, http::Request& request,
                                      http::ResponseWriter& writer);
   asio::awaitable<void> HandleInference(const GatewaySnapshot& snap, ApiEndpoint endpoint,
                                         http::Request& request, http::ResponseWriter& writer);
 
   GatewayMetrics metrics_;
+  Histogram& overhead_;  // trl_gateway_overhead_seconds has no labels: one series
+  const uint64_t instance_;  // tells Gateways apart in SeriesFor's per-thread cache
   Limiter& limiter_;
   const Clock& clock_;
   const KeyDirectory* keys_;
