@@ -17,8 +17,7 @@ struct Scheduler::Entry {
 };
 
 Scheduler::Scheduler(MetricsRegistry& metrics, const Clock& clock)
-    : metrics_(metrics),
-      clock_(clock),
+    : clock_(clock),
       last_run_(metrics.AddGauge("trl_scheduled_task_last_run_timestamp_seconds",
                                  "Unix time at which the task's last run ended.", {"task"})),
       duration_(metrics.AddGauge("trl_scheduled_task_duration_seconds",
@@ -73,16 +72,6 @@ asio::awaitable<void> Scheduler::Loop(Entry& entry) {
     co_await RunOnce(entry);
     if (stopping_) co_return;
   }
-}
-
-asio::awaitable<bool> Scheduler::RunNow(const std::string& name) {
-  for (auto& entry : entries_) {
-    if (entry->name == name) {
-      bool ok = co_await RunOnce(*entry);
-      co_return ok;
-    }
-  }
-  co_return false;
 }
 
 void Scheduler::Stop() {

@@ -49,8 +49,6 @@ class Scheduler {
     T result = co_await asio::co_spawn(io_, std::move(work), asio::use_awaitable);
     co_return result;
   }
-  // Runs `name`'s task once more, now, on the calling thread (after Stop: the final flush).
-  asio::awaitable<bool> RunNow(const std::string& name);
   // Cancels the timers, lets a running task finish, joins the thread.
   void Stop();
 
@@ -59,7 +57,6 @@ class Scheduler {
   asio::awaitable<void> Loop(Entry& entry);
   asio::awaitable<bool> RunOnce(Entry& entry);
 
-  MetricsRegistry& metrics_;
   const Clock& clock_;
   Family<Gauge>& last_run_;
   Family<Gauge>& duration_;
