@@ -51,7 +51,8 @@ class ResponseWriter {
   virtual asio::awaitable<bool> WriteChunk(std::string_view data) = 0;
   virtual asio::awaitable<bool> FinishStream() = 0;
   // Completes when the client has closed its side (or the connection failed); never completes
-  // while the client stays connected. Meant to race an upstream wait with `||`.
+  // while the client stays connected; a cancelled wait (cancellation slot) completes too. One
+  // may run while the response is written (the proxy watches the client for a whole exchange).
   virtual asio::awaitable<void> ClientGone() = 0;
   // Abandons a started stream: the connection is closed instead of being kept alive.
   virtual void Abort() = 0;

@@ -2,14 +2,16 @@
 
 #include <array>
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
-#include <variant>
 
 #include "proxy/errors.h"
 #include "upstream/connection_pool.h"
@@ -17,7 +19,6 @@
 namespace trl {
 namespace {
 
-using namespace boost::asio::experimental::awaitable_operators;
 namespace bhttp = http::bhttp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::chrono::milliseconds kConnectTimeout{3000};
@@ -55,6 +56,55 @@ bhttp::request<bhttp::string_body> BuildUpstreamRequest(const ExchangeRequest& r
 // Outcome of one attempt on one backend.
 enum class Attempt { kDone, kRetryOther, kRetryFresh };
 
+// Watches the client for the whole exchange with one backend: when the client leaves, the
+// upstream stream's pending operation is cancelled, so the read in progress ends at once and
+// the exchange is abandoned (the backend stops generating for nobody). One wait on the client
+// socket per exchange: racing it against every upstream read cost a parallel group and a pair
+// of epoll_ctl per read, i.e. per token relayed.
+// Runs on the session's executor; Stop must be awaited before the upstream stream goes away.
+class ClientWatch {
+ public:
+  ClientWatch(http::ResponseWriter& writer, beast::tcp_stream& upstream)
+      : writer_(writer),
+        upstream_(upstream),
+        finished_event_(upstream.get_executor(), asio::steady_timer::time_point::max()) {}
+  ClientWatch(const ClientWatch&) = delete;
+  ClientWatch& operator=(const ClientWatch&) = delete;
+
+  void Start() {
+    asio::co_spawn(upstream_.get_executor(), Watch(),
+                   asio::bind_cancellation_slot(cancel_.slot(), [this](std::exception_ptr) {
+                     finished_ = true;
+                     finished_event_.cancel();
+                   }));
+  }
+  // True once the client has gone: the upstream operation that just ended was cancelled for it.
+  bool ClientLeft() const { return client_left_; }
+  asio::awaitable<void> Stop() {
+    if (finished_) co_return;
+    stopping_ = true;
+    cancel_.emit(asio::cancellation_type::terminal);
+    // The watcher's completion is posted, never run inside emit(): wait for it.
+    if (!finished_) co_await finished_event_.async_wait(kTuple);
+  }
+
+ private:
+  asio::awaitable<void> Watch() {
+    co_await writer_.ClientGone();
+    if (stopping_) co_return;
+    client_left_ = true;
+    upstream_.cancel();
+  }
+
+  http::ResponseWriter& writer_;
+  beast::tcp_stream& upstream_;
+  asio::cancellation_signal cancel_;
+  asio::steady_timer finished_event_;
+  bool finished_ = false;
+  bool stopping_ = false;
+  bool client_left_ = false;
+};
+
 struct Relay {
   ExchangeRequest& req;
   http::ResponseWriter& writer;
@@ -70,7 +120,8 @@ void CountTexts(const std::vector<std::string_view>& texts, const TokenCounter& 
 // client's behalf; counts the text relayed.
 asio::awaitable<bool> RelayStream(Relay& r, beast::tcp_stream& stream, beast::flat_buffer& buffer,
                                   bhttp::response_parser<bhttp::buffer_body>& parser,
-                                  std::chrono::milliseconds idle_timeout) {
+                                  std::chrono::milliseconds idle_timeout,
+                                  const ClientWatch& watch) {
   std::array<char, 16 * 1024> chunk;
   SseSplitter splitter;
   std::string out;
@@ -80,10 +131,8 @@ asio::awaitable<bool> RelayStream(Relay& r, beast::tcp_stream& stream, beast::fl
     parser.get().body().data = chunk.data();
     parser.get().body().size = chunk.size();
     stream.expires_after(idle_timeout);
-    auto outcome =
-        co_await (bhttp::async_read_some(stream, buffer, parser, kTuple) || r.writer.ClientGone());
-    if (outcome.index() == 1) co_return false;  // the client left: abandon the upstream too
-    auto [ec, n] = std::get<0>(outcome);
+    auto [ec, n] = co_await bhttp::async_read_some(stream, buffer, parser, kTuple);
+    if (watch.ClientLeft()) co_return false;  // the client left: abandon the upstream too
     if (ec && ec != bhttp::error::need_buffer) {
       r.result.error_reason = ec == beast::error::timeout ? "timeout" : "truncated";
       break;
@@ -132,37 +181,19 @@ http::Response BackendFailure(ExchangeResult& result, bool timeout, std::string_
                        "The model backend " + std::string(what) + ". Retry the request.");
 }
 
-asio::awaitable<Attempt> TryBackend(Relay& r, Backend& backend, bool fresh) {
+// The backend's answer, relayed to the client while `watch` looks out for the client leaving.
+// Sets `reusable` when the connection may go back to the pool (once the watch has stopped).
+asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnection& conn,
+                                    const ClientWatch& watch, bool& reusable) {
   const ModelConfig& model = *r.req.model->config;
-  auto& pool = ConnectionPool::ForThisThread();
-  UpstreamConnection conn;
-  if (auto ec = co_await pool.Acquire(backend.Url(), std::min(kConnectTimeout, model.timeout),
-                                      fresh, conn)) {
-    backend.ReportFailure(std::chrono::steady_clock::now());
-    r.result.error_reason = "connect";
-    co_return Attempt::kRetryOther;
-  }
   auto& stream = *conn.stream;
-  auto up = BuildUpstreamRequest(r.req, backend.Url());
-  stream.expires_after(model.timeout);
-  auto [wec, wn] = co_await bhttp::async_write(stream, up, kTuple);
-  if (wec) {
-    // A pooled connection the backend closed meanwhile: it never saw the request.
-    if (conn.reused) co_return Attempt::kRetryFresh;
-    backend.ReportFailure(std::chrono::steady_clock::now());
-    r.result.error_reason = "reset";
-    co_return Attempt::kRetryOther;
-  }
-  r.result.reached_backend = true;
-
   beast::flat_buffer buffer;
   bhttp::response_parser<bhttp::empty_body> header_parser;
   header_parser.body_limit(kMaxResponseBody);
   stream.expires_after(model.timeout);
-  auto outcome = co_await (bhttp::async_read_header(stream, buffer, header_parser, kTuple) ||
-                           r.writer.ClientGone());
-  if (outcome.index() == 1) co_return Attempt::kDone;  // client left; connection dropped
-  if (auto [hec, hn] = std::get<0>(outcome); hec) {
+  auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, header_parser, kTuple);
+  if (watch.ClientLeft()) co_return Attempt::kDone;  // connection dropped with the client
+  if (hec) {
     if (conn.reused && hec != beast::error::timeout && buffer.size() == 0) {
       r.result.reached_backend = false;
       co_return Attempt::kRetryFresh;
@@ -187,8 +218,8 @@ asio::awaitable<Attempt> TryBackend(Relay& r, Backend& backend, bool fresh) {
     fields.set(bhttp::field::cache_control, "no-cache");
     r.result.status = 200;
     if (!co_await r.writer.StartStream(200, std::move(fields))) co_return Attempt::kDone;
-    bool complete = co_await RelayStream(r, stream, buffer, parser, model.timeout);
-    if (complete && parser.is_done() && parser.keep_alive()) pool.Release(std::move(conn));
+    bool complete = co_await RelayStream(r, stream, buffer, parser, model.timeout, watch);
+    reusable = complete && parser.is_done() && parser.keep_alive();
     if (!complete) r.writer.Abort();
     co_return Attempt::kDone;
   }
@@ -196,17 +227,16 @@ asio::awaitable<Attempt> TryBackend(Relay& r, Backend& backend, bool fresh) {
   bhttp::response_parser<bhttp::string_body> parser{std::move(header_parser)};
   parser.body_limit(kMaxResponseBody);
   stream.expires_after(model.timeout);
-  auto body_outcome =
-      co_await (bhttp::async_read(stream, buffer, parser, kTuple) || r.writer.ClientGone());
-  if (body_outcome.index() == 1) co_return Attempt::kDone;
-  if (auto [bec, bn] = std::get<0>(body_outcome); bec) {
+  auto [bec, bn] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
+  if (watch.ClientLeft()) co_return Attempt::kDone;
+  if (bec) {
     http::Response error = BackendFailure(r.result, bec == beast::error::timeout, "truncated",
                                           model.timeout, "sent an incomplete answer");
     co_await r.writer.Send(std::move(error));
     co_return Attempt::kDone;
   }
   auto& response = parser.get();
-  bool reusable = response.keep_alive();
+  reusable = response.keep_alive();
   if (status >= 500) {
     r.result.error_reason = "http" + std::to_string(status);
     r.result.status = 502;
@@ -227,8 +257,39 @@ asio::awaitable<Attempt> TryBackend(Relay& r, Backend& backend, bool fresh) {
     r.result.first_byte = std::chrono::steady_clock::now();
     co_await r.writer.Send(std::move(out));
   }
-  if (reusable) pool.Release(std::move(conn));
   co_return Attempt::kDone;
+}
+
+asio::awaitable<Attempt> TryBackend(Relay& r, Backend& backend, bool fresh) {
+  const ModelConfig& model = *r.req.model->config;
+  auto& pool = ConnectionPool::ForThisThread();
+  UpstreamConnection conn;
+  if (auto ec = co_await pool.Acquire(backend.Url(), std::min(kConnectTimeout, model.timeout),
+                                      fresh, conn)) {
+    backend.ReportFailure(std::chrono::steady_clock::now());
+    r.result.error_reason = "connect";
+    co_return Attempt::kRetryOther;
+  }
+  auto& stream = *conn.stream;
+  auto up = BuildUpstreamRequest(r.req, backend.Url());
+  stream.expires_after(model.timeout);
+  auto [wec, wn] = co_await bhttp::async_write(stream, up, kTuple);
+  if (wec) {
+    // A pooled connection the backend closed meanwhile: it never saw the request.
+    if (conn.reused) co_return Attempt::kRetryFresh;
+    backend.ReportFailure(std::chrono::steady_clock::now());
+    r.result.error_reason = "reset";
+    co_return Attempt::kRetryOther;
+  }
+  r.result.reached_backend = true;
+
+  ClientWatch watch(r.writer, stream);
+  watch.Start();
+  bool reusable = false;
+  Attempt attempt = co_await ReadAnswer(r, backend, conn, watch, reusable);
+  co_await watch.Stop();
+  if (reusable && !watch.ClientLeft()) pool.Release(std::move(conn));
+  co_return attempt;
 }
 
 }  // namespace
