@@ -4,8 +4,10 @@
 
 namespace trl {
 
-void BackendHealth::OnFailure(TimePoint now) {
+void BackendHealth::OnFailure(TimePoint now, Failure kind) {
   ++failures_;
+  if (!ejected_ && kind == Failure::kSlow && ++slow_failures_ < kSlowEjectAfter) return;
+  slow_failures_ = 0;
   if (ejected_) {
     backoff_ = std::min(backoff_ * 2, kMaxBackoff);
   }
@@ -16,6 +18,7 @@ void BackendHealth::OnFailure(TimePoint now) {
 void BackendHealth::OnSuccess() {
   ejected_ = false;
   failures_ = 0;
+  slow_failures_ = 0;
   backoff_ = kFirstBackoff;
 }
 

@@ -14,9 +14,18 @@ class BackendHealth {
   static constexpr std::chrono::milliseconds kFirstBackoff{1000};
   static constexpr std::chrono::milliseconds kMaxBackoff{30'000};
 
-  // A request or probe failed to connect or got garbage: eject until now + backoff, and double
-  // the backoff for the next failure.
-  void OnFailure(TimePoint now);
+  // How sure a failure is that the backend is gone.
+  enum class Failure : uint8_t {
+    kHard,  // refused, reset, garbage: eject at once
+    kSlow,  // a health probe that got no answer in time: a busy backend looks like this, so
+            // only kSlowEjectAfter in a row eject it (one late probe under load must not take
+            // the only replica of a model out of rotation)
+  };
+  static constexpr int kSlowEjectAfter = 3;
+
+  // A request or probe failed: eject until now + backoff (doubling the backoff for the next
+  // failure), unless it is a slow failure of an up backend below kSlowEjectAfter in a row.
+  void OnFailure(TimePoint now, Failure kind = Failure::kHard);
   // A request or probe succeeded: back in service, backoff reset.
   void OnSuccess();
   // May traffic go there now? True while up; once ejected, true again from the retry time on
@@ -29,6 +38,7 @@ class BackendHealth {
  private:
   bool ejected_ = false;
   int failures_ = 0;
+  int slow_failures_ = 0;  // slow failures in a row while up
   TimePoint retry_at_{};
   std::chrono::milliseconds backoff_{kFirstBackoff};
 };

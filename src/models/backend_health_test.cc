@@ -41,5 +41,37 @@ TEST(BackendHealth, BackoffDoublesUpToMaxAndResetsOnSuccess) {
   EXPECT_EQ(h.CurrentBackoff(), 1s);
 }
 
+TEST(BackendHealth, SlowFailuresEjectOnlyInARow) {
+  using Failure = BackendHealth::Failure;
+  BackendHealth h;
+  BackendHealth::TimePoint t{std::chrono::seconds(100)};
+  for (int i = 1; i < BackendHealth::kSlowEjectAfter; ++i) {
+    h.OnFailure(t, Failure::kSlow);
+    EXPECT_TRUE(h.Up()) << i;
+  }
+  h.OnSuccess();  // the run is broken: counting starts over
+  for (int i = 1; i < BackendHealth::kSlowEjectAfter; ++i) h.OnFailure(t, Failure::kSlow);
+  EXPECT_TRUE(h.Up());
+  EXPECT_EQ(h.ConsecutiveFailures(), BackendHealth::kSlowEjectAfter - 1);
+  h.OnFailure(t, Failure::kSlow);
+  EXPECT_FALSE(h.Up());
+  EXPECT_FALSE(h.Available(t + 999ms));
+  EXPECT_TRUE(h.Available(t + 1000ms));
+  // Half-open: one slow failure is enough to go back out, with the backoff doubled.
+  h.OnFailure(t + 1000ms, Failure::kSlow);
+  EXPECT_FALSE(h.Up());
+  EXPECT_EQ(h.CurrentBackoff(), 2s);
+}
+
+TEST(BackendHealth, HardFailureEjectsAtOnceEvenAfterSlowOnes) {
+  BackendHealth h;
+  BackendHealth::TimePoint t{std::chrono::seconds(100)};
+  h.OnFailure(t, BackendHealth::Failure::kSlow);
+  EXPECT_TRUE(h.Up());
+  h.OnFailure(t, BackendHealth::Failure::kHard);
+  EXPECT_FALSE(h.Up());
+  EXPECT_EQ(h.CurrentBackoff(), 1s);
+}
+
 }  // namespace
 }  // namespace trl

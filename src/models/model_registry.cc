@@ -15,11 +15,11 @@ bool Backend::Up() const {
   return health_.Up();
 }
 
-bool Backend::ReportFailure(BackendHealth::TimePoint now) {
+bool Backend::ReportFailure(BackendHealth::TimePoint now, BackendHealth::Failure kind) {
   std::lock_guard lock(mu_);
   bool was_up = health_.Up();
-  health_.OnFailure(now);
-  return was_up;
+  health_.OnFailure(now, kind);
+  return was_up && !health_.Up();
 }
 
 bool Backend::ReportSuccess() {

@@ -27,7 +27,8 @@ class Backend {
   bool Available(BackendHealth::TimePoint now) const;
   bool Up() const;
   // Returns true when this changed the backend from up to ejected (for logging).
-  bool ReportFailure(BackendHealth::TimePoint now);
+  bool ReportFailure(BackendHealth::TimePoint now,
+                     BackendHealth::Failure kind = BackendHealth::Failure::kHard);
   // Returns true when this brought an ejected backend back.
   bool ReportSuccess();
 

@@ -33,11 +33,12 @@ asio::awaitable<beast::error_code> ConnectionPool::Acquire(const BackendUrl& bac
   if (!fresh) {
     auto it = idle_.find(key);
     if (it != idle_.end()) {
+      const auto checked_since = std::chrono::steady_clock::now() - kCheckIdleAfter;
       while (!it->second.empty()) {
-        auto stream = std::move(it->second.back());
+        Idle idle = std::move(it->second.back());
         it->second.pop_back();
-        if (StillOpen(*stream)) {
-          out = UpstreamConnection{std::move(stream), std::move(key), true};
+        if (idle.since > checked_since || StillOpen(*idle.stream)) {
+          out = UpstreamConnection{std::move(idle.stream), std::move(key), true};
           co_return beast::error_code{};
         }
       }
@@ -69,7 +70,9 @@ asio::awaitable<beast::error_code> ConnectionPool::Acquire(const BackendUrl& bac
 
 void ConnectionPool::Release(UpstreamConnection connection) {
   auto& idle = idle_[connection.pool_key];
-  if (idle.size() < kMaxIdlePerBackend) idle.push_back(std::move(connection.stream));
+  if (idle.size() < kMaxIdlePerBackend) {
+    idle.push_back(Idle{std::move(connection.stream), std::chrono::steady_clock::now()});
+  }
 }
 
 size_t ConnectionPool::IdleCount() const {

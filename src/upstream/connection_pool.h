@@ -28,6 +28,11 @@ struct UpstreamConnection {
 class ConnectionPool {
  public:
   static constexpr size_t kMaxIdlePerBackend = 256;
+  // A connection idle for less than this is reused without first checking that the backend
+  // has not closed it (a syscall per request): backends close idle connections after seconds
+  // (uvicorn: 5 s), and the rare one closed sooner fails before any answer byte, which the
+  // caller retries on a fresh connection.
+  static constexpr std::chrono::milliseconds kCheckIdleAfter{1000};
 
   static ConnectionPool& ForThisThread();
 
@@ -41,7 +46,11 @@ class ConnectionPool {
   size_t IdleCount() const;
 
  private:
-  std::unordered_map<std::string, std::vector<std::unique_ptr<beast::tcp_stream>>> idle_;
+  struct Idle {
+    std::unique_ptr<beast::tcp_stream> stream;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::unordered_map<std::string, std::vector<Idle>> idle_;
 };
 
 }  // namespace trl
