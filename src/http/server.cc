@@ -11,7 +11,6 @@
 #include <boost/asio/write.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/chunk_encode.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
@@ -42,6 +41,19 @@ std::string MakeRequestId() {
   return id;
 }
 
+// The chunk-size line of a chunk of `size` bytes: hex digits and CRLF, into `buf`.
+std::string_view ChunkSizeLine(size_t size, std::array<char, 20>& buf) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  size_t i = buf.size();
+  buf[--i] = '\n';
+  buf[--i] = '\r';
+  do {
+    buf[--i] = kHex[size & 0xf];
+    size >>= 4;
+  } while (size != 0);
+  return {buf.data() + i, buf.size() - i};
+}
+
 bool ValidRequestId(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
   for (char c : id) {
@@ -53,17 +65,21 @@ bool ValidRequestId(std::string_view id) {
 class Connection final : public ResponseWriter {
  public:
   Connection(beast::tcp_stream& stream, const ServerOptions& options, bool keep_alive,
-             std::string request_id)
+             std::string request_id, std::string& head_buffer)
       : stream_(stream), options_(options), keep_alive_(keep_alive),
-        request_id_(std::move(request_id)) {}
+        request_id_(std::move(request_id)), head_(head_buffer) {}
 
   asio::awaitable<bool> Send(Response response) override {
     if (failed_) co_return false;
     response.set("x-request-id", request_id_);
     response.keep_alive(keep_alive_);
     response.prepare_payload();
+    head_.clear();
+    AppendResponseHead(head_, response.base());
+    const std::array<asio::const_buffer, 2> buffers{asio::buffer(head_),
+                                                    asio::buffer(response.body())};
     stream_.expires_after(options_.write_timeout);
-    auto [ec, n] = co_await bhttp::async_write(stream_, response, kTuple);
+    auto [ec, n] = co_await asio::async_write(stream_, buffers, kTuple);
     responded_ = true;
     if (ec) failed_ = true;
     co_return !failed_;
@@ -78,9 +94,10 @@ class Connection final : public ResponseWriter {
     res.set("x-request-id", request_id_);
     res.keep_alive(keep_alive_);
     res.chunked(true);
-    bhttp::response_serializer<bhttp::empty_body> sr{res};
+    head_.clear();
+    AppendResponseHead(head_, res.base());
     stream_.expires_after(options_.write_timeout);
-    auto [ec, n] = co_await bhttp::async_write_header(stream_, sr, kTuple);
+    auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head_), kTuple);
     responded_ = true;
     streaming_ = true;
     if (ec) failed_ = true;
@@ -90,9 +107,11 @@ class Connection final : public ResponseWriter {
   asio::awaitable<bool> WriteChunk(std::string_view data) override {
     if (failed_ || !streaming_) co_return false;
     if (data.empty()) co_return true;  // an empty chunk would end the body
+    std::array<char, 20> size_line;
+    const std::array<asio::const_buffer, 3> buffers{asio::buffer(ChunkSizeLine(data.size(), size_line)),
+                                                    asio::buffer(data), asio::buffer("\r\n", 2)};
     stream_.expires_after(options_.write_timeout);
-    auto [ec, n] = co_await asio::async_write(
-        stream_, bhttp::make_chunk(asio::const_buffer(data.data(), data.size())), kTuple);
+    auto [ec, n] = co_await asio::async_write(stream_, buffers, kTuple);
     if (ec) failed_ = true;
     co_return !failed_;
   }
@@ -100,7 +119,7 @@ class Connection final : public ResponseWriter {
   asio::awaitable<bool> FinishStream() override {
     if (failed_ || !streaming_) co_return false;
     stream_.expires_after(options_.write_timeout);
-    auto [ec, n] = co_await asio::async_write(stream_, bhttp::make_chunk_last(), kTuple);
+    auto [ec, n] = co_await asio::async_write(stream_, asio::buffer("0\r\n\r\n", 5), kTuple);
     streaming_ = false;
     if (ec) failed_ = true;
     co_return !failed_;
@@ -143,6 +162,7 @@ class Connection final : public ResponseWriter {
   bool failed_ = false;
   bool streaming_ = false;
   bool responded_ = false;
+  std::string& head_;  // the session's buffer for the response head
 };
 
 asio::awaitable<void> WriteError(beast::tcp_stream& stream, const Server::State& state,
@@ -167,6 +187,7 @@ asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::Sta
   const ServerOptions& options = state->options;
   // Bounds what a client can make us hold: one header block plus read-ahead of pipelined bytes.
   beast::flat_buffer buffer(options.max_header_bytes + 64 * 1024);
+  std::string head_buffer;  // response heads, reused across the connection's requests
   bool first = true;
 
   while (!state->stopping.load(std::memory_order_relaxed)) {
@@ -226,7 +247,7 @@ asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::Sta
     }
     Request request = parser.release();
     bool keep_alive = request.keep_alive() && !state->stopping.load(std::memory_order_relaxed);
-    Connection connection(stream, options, keep_alive, std::move(request_id));
+    Connection connection(stream, options, keep_alive, std::move(request_id), head_buffer);
     state->active_requests.fetch_add(1);
     co_await state->handler(request, connection);
     state->active_requests.fetch_sub(1);
@@ -251,6 +272,20 @@ asio::awaitable<void> AcceptLoop(std::shared_ptr<tcp::acceptor> acceptor,
 }
 
 }  // namespace
+
+void AppendResponseHead(std::string& out, const bhttp::response_header<>& header) {
+  out.append(header.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  std::array<char, 4> code;
+  unsigned status = header.result_int();
+  code[0] = static_cast<char>('0' + status / 100 % 10);
+  code[1] = static_cast<char>('0' + status / 10 % 10);
+  code[2] = static_cast<char>('0' + status % 10);
+  code[3] = ' ';
+  out.append(code.data(), code.size());
+  out.append(header.reason()).append("\r\n");
+  for (const auto& field : header) AppendField(out, field.name_string(), field.value());
+  out.append("\r\n");
+}
 
 Server::Server(std::vector<asio::any_io_executor> executors, ServerOptions options,
                Handler handler, ErrorResponder errors)

@@ -31,6 +31,15 @@ using Request = bhttp::request<bhttp::string_body>;
 using Response = bhttp::response<bhttp::string_body>;
 using Fields = bhttp::fields;
 
+// Writing heads by hand: what Beast's serializer writes, without walking its buffer-sequence
+// adaptors (8% of a proxied request's CPU in the profile). Field names and values come from
+// Beast's parser or from the gateway itself, so they hold no CR or LF.
+inline void AppendField(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name).append(": ").append(value).append("\r\n");
+}
+// "HTTP/1.1 200 OK\r\n", every field, the empty line.
+void AppendResponseHead(std::string& out, const bhttp::response_header<>& header);
+
 struct ServerOptions {
   uint64_t max_body_bytes = 4 * 1024 * 1024;
   uint32_t max_header_bytes = 16 * 1024;

@@ -7,11 +7,12 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
 
 #include "proxy/errors.h"
 #include "upstream/connection_pool.h"
@@ -30,27 +31,25 @@ bool HopByHop(std::string_view name) {
       "trailer",    "upgrade",    "host",             "content-length",    "authorization",
       "proxy-authorization", "expect"};
   for (auto s : kSkip) {
-    if (name.size() == s.size() &&
-        std::equal(s.begin(), s.end(), name.begin(),
-                   [](char a, char b) { return a == std::tolower(b); })) {
-      return true;
-    }
+    if (beast::iequals(name, s)) return true;
   }
   return false;
 }
 
-bhttp::request<bhttp::string_body> BuildUpstreamRequest(const ExchangeRequest& req,
-                                                        const BackendUrl& backend) {
-  bhttp::request<bhttp::string_body> up{bhttp::verb::post, backend.base_path + req.target, 11};
+// The request head for the backend: the client's end-to-end headers (not its credentials) and
+// our own Host, Content-Type and Content-Length. The body is written after it as it is.
+std::string UpstreamHead(const ExchangeRequest& req, const BackendUrl& backend) {
+  std::string head;
+  head.reserve(512);
+  head.append("POST ").append(backend.base_path).append(req.target).append(" HTTP/1.1\r\n");
   for (const auto& field : *req.client) {
-    if (!HopByHop(field.name_string())) up.insert(field.name_string(), field.value());
+    std::string_view name = field.name_string();
+    if (!HopByHop(name) && !beast::iequals(name, "content-type")) http::AppendField(head, name, field.value());
   }
-  up.set(bhttp::field::host, backend.host + ":" + std::to_string(backend.port));
-  up.set(bhttp::field::content_type, "application/json");
-  up.keep_alive(true);
-  up.body() = req.body;
-  up.prepare_payload();
-  return up;
+  head.append("Host: ").append(backend.host).append(":").append(std::to_string(backend.port));
+  head.append("\r\nContent-Type: application/json\r\nContent-Length: ");
+  head.append(std::to_string(req.body.size())).append("\r\n\r\n");
+  return head;
 }
 
 // Outcome of one attempt on one backend.
@@ -271,9 +270,10 @@ asio::awaitable<Attempt> TryBackend(Relay& r, Backend& backend, bool fresh) {
     co_return Attempt::kRetryOther;
   }
   auto& stream = *conn.stream;
-  auto up = BuildUpstreamRequest(r.req, backend.Url());
+  const std::string head = UpstreamHead(r.req, backend.Url());
+  const std::array<asio::const_buffer, 2> request{asio::buffer(head), asio::buffer(r.req.body)};
   stream.expires_after(model.timeout);
-  auto [wec, wn] = co_await bhttp::async_write(stream, up, kTuple);
+  auto [wec, wn] = co_await asio::async_write(stream, request, kTuple);
   if (wec) {
     // A pooled connection the backend closed meanwhile: it never saw the request.
     if (conn.reused) co_return Attempt::kRetryFresh;
