@@ -130,9 +130,10 @@ local function save(key, spec, now, st, margin)
 end
 )lua";
 
+// A replay (the marker of this admission exists: it was applied, and the reply was lost with
+// its connection) charges nothing again and answers "admitted" with the buckets as they are now.
 constexpr const char* kAdmitBody = R"lua(
-local done = redis.call('GET', KEYS[1])
-if done then return cmsgpack.unpack(done) end
+local replay = redis.call('EXISTS', KEYS[1]) == 1
 local now = clock(ARGV[1])
 local lease_ttl = tonumber(ARGV[2])
 local margin = tonumber(ARGV[5])
@@ -148,11 +149,11 @@ for i = 1, n do
   if spec.kind == 'c' then
     redis.call('ZREMRANGEBYSCORE', key, '-inf', int(now))
     s.in_use = redis.call('ZCARD', key)
-    s.fits = s.in_use < spec.cap
+    s.fits = replay or s.in_use < spec.cap
   else
     s.level = load(key, spec, now)
     refresh(spec, now, s.level)
-    s.fits = s.level[1] >= amount
+    s.fits = replay or s.level[1] >= amount
   end
   spec.amount = amount
   specs[i] = spec
@@ -165,11 +166,13 @@ if all then
   for i = 1, n do
     local spec, s, key = specs[i], states[i], KEYS[i + 1]
     if spec.kind == 'c' then
-      redis.call('ZADD', key, int(now + lease_ttl), ARGV[3])
-      redis.call('PEXPIRE', key, int(math.ceil(lease_ttl / 1000) + margin))
-      s.in_use = s.in_use + 1
       out[3] = ARGV[3]
-    else
+      if not replay then
+        redis.call('ZADD', key, int(now + lease_ttl), ARGV[3])
+        redis.call('PEXPIRE', key, int(math.ceil(lease_ttl / 1000) + margin))
+        s.in_use = s.in_use + 1
+      end
+    elseif not replay then
       spend(spec, spec.amount, s.level)
       save(key, spec, now, s.level, margin)
     end
@@ -190,7 +193,7 @@ for i = 1, n do
     out[#out + 1] = s.in_use
   end
 end
-if all then redis.call('SET', KEYS[1], cmsgpack.pack(out), 'PX', ARGV[4]) end
+if all and not replay then redis.call('SET', KEYS[1], '1', 'PX', ARGV[4]) end
 return out
 )lua";
 

@@ -17,6 +17,7 @@
 #include "fakes/run_awaitable.h"
 #include "limits/memory_store.h"
 #include "redis/cluster_slots.h"
+#include "redis/lua_scripts.h"
 
 namespace trl {
 namespace {
@@ -243,6 +244,29 @@ TEST_F(RedisStoreTest, NoScriptAfterScriptFlushIsNeverAFailedDecision) {
   EXPECT_EQ(read.states[0].level.level, 99);
   EXPECT_EQ(read.states[1].in_use, 1);
   EXPECT_EQ(store->Client().Stats().noscript, 3u);
+}
+
+// The admit script sent twice with the same operation id (its reply was lost with the
+// connection): the second run charges nothing and still answers "admitted", with the lease.
+TEST_F(RedisStoreTest, AdmitScriptReplayChargesOnce) {
+  const std::string now = std::to_string(kT0);
+  auto admit = [&] {
+    return server_->Command({"EVAL", redis::kAdmitScript, "3", "p:op:7", "p:t", "p:c", now,
+                             std::to_string(kMinute), "7", "1000", "0", "t", "10",
+                             std::to_string(kMinute), "0", "3", "c", "1", "0", "0", "1"});
+  };
+  for (int run = 0; run < 2; ++run) {
+    testing::TestReply r = admit();
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
+    ASSERT_EQ(r->elements, 13u);
+    EXPECT_EQ(r->element[0]->integer, 1) << run;                         // admitted
+    EXPECT_EQ(std::string(r->element[2]->str, r->element[2]->len), "7");  // the lease
+    EXPECT_EQ(r->element[4]->integer, 7) << run;                         // 10 - 3, once
+    EXPECT_EQ(r->element[12]->integer, 1) << run;                        // one slot in use
+  }
+  EXPECT_EQ(server_->CommandText({"GET", "p:t"}).substr(0, 2), "7 ");
+  EXPECT_EQ(server_->Command({"ZCARD", "p:c"})->integer, 1);
 }
 
 // Connections killed by the server mid-load: every decision still succeeds, and none is
