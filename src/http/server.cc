@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <array>
+#include <charconv>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -71,11 +72,10 @@ class Connection final : public ResponseWriter {
 
   asio::awaitable<bool> Send(Response response) override {
     if (failed_) co_return false;
-    response.set("x-request-id", request_id_);
-    response.keep_alive(keep_alive_);
-    response.prepare_payload();
-    head_.clear();
-    AppendResponseHead(head_, response.base());
+    std::array<char, 20> digits;
+    const char* end =
+        std::to_chars(digits.begin(), digits.end(), response.body().size()).ptr;
+    StartHead(response.base(), "Content-Length", std::string_view(digits.begin(), end));
     const std::array<asio::const_buffer, 2> buffers{asio::buffer(head_),
                                                     asio::buffer(response.body())};
     stream_.expires_after(options_.write_timeout);
@@ -90,12 +90,7 @@ class Connection final : public ResponseWriter {
     bhttp::response_header<> header(std::move(headers));
     header.result(status);
     header.version(11);
-    bhttp::response<bhttp::empty_body> res{std::move(header)};
-    res.set("x-request-id", request_id_);
-    res.keep_alive(keep_alive_);
-    res.chunked(true);
-    head_.clear();
-    AppendResponseHead(head_, res.base());
+    StartHead(header, "Transfer-Encoding", "chunked");
     stream_.expires_after(options_.write_timeout);
     auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head_), kTuple);
     responded_ = true;
@@ -155,6 +150,19 @@ class Connection final : public ResponseWriter {
   bool Responded() const { return responded_; }
 
  private:
+  // The head into head_: the handler's status and fields, then ours (the request id, the body's
+  // framing, Connection), as Beast's set/keep_alive/prepare_payload would have made them.
+  void StartHead(const bhttp::response_header<>& header, std::string_view framing,
+                 std::string_view value) {
+    head_.clear();
+    AppendResponseHead(head_, header);
+    AppendField(head_, "x-request-id", request_id_);
+    AppendField(head_, framing, value);
+    if (header.version() >= 11 && !keep_alive_) AppendField(head_, "Connection", "close");
+    if (header.version() < 11 && keep_alive_) AppendField(head_, "Connection", "keep-alive");
+    head_.append("\r\n");
+  }
+
   beast::tcp_stream& stream_;
   const ServerOptions& options_;
   bool keep_alive_;
@@ -284,7 +292,6 @@ void AppendResponseHead(std::string& out, const bhttp::response_header<>& header
   out.append(code.data(), code.size());
   out.append(header.reason()).append("\r\n");
   for (const auto& field : header) AppendField(out, field.name_string(), field.value());
-  out.append("\r\n");
 }
 
 Server::Server(std::vector<asio::any_io_executor> executors, ServerOptions options,

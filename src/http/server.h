@@ -37,7 +37,7 @@ using Fields = bhttp::fields;
 inline void AppendField(std::string& out, std::string_view name, std::string_view value) {
   out.append(name).append(": ").append(value).append("\r\n");
 }
-// "HTTP/1.1 200 OK\r\n", every field, the empty line.
+// "HTTP/1.1 200 OK\r\n" and every field; the caller adds its own fields and the empty line.
 void AppendResponseHead(std::string& out, const bhttp::response_header<>& header);
 
 struct ServerOptions {

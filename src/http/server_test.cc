@@ -19,7 +19,7 @@ std::string BeastHead(const bhttp::response_header<>& header) {
 std::string OurHead(const bhttp::response_header<>& header) {
   std::string out;
   AppendResponseHead(out, header);
-  return out;
+  return out + "\r\n";
 }
 
 TEST(AppendResponseHead, MatchesBeastsSerializer) {

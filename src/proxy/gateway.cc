@@ -45,15 +45,19 @@ std::string WithIncludeUsage(const std::string& body, const RequestFields& field
 }
 
 void AddRateLimitHeaders(const Admission& admission, http::Fields& fields) {
-  auto add = [&](const RateLimitHeaderValues& v, std::string_view kind) {
-    if (!v.present) return;
-    std::string suffix(kind);
-    fields.set("x-ratelimit-limit-" + suffix, std::to_string(v.limit));
-    fields.set("x-ratelimit-remaining-" + suffix, std::to_string(std::max<int64_t>(0, v.remaining)));
-    fields.set("x-ratelimit-reset-" + suffix, FormatDuration(Millis(v.reset_ms)));
+  struct Names {
+    std::string_view limit, remaining, reset;
   };
-  add(admission.requests, "requests");
-  add(admission.tokens, "tokens");
+  auto add = [&](const RateLimitHeaderValues& v, const Names& names) {
+    if (!v.present) return;
+    fields.set(names.limit, std::to_string(v.limit));
+    fields.set(names.remaining, std::to_string(std::max<int64_t>(0, v.remaining)));
+    fields.set(names.reset, FormatDuration(Millis(v.reset_ms)));
+  };
+  add(admission.requests, {"x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
+                           "x-ratelimit-reset-requests"});
+  add(admission.tokens, {"x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens",
+                         "x-ratelimit-reset-tokens"});
 }
 
 std::string_view LimitLabel(LimitKind kind) {

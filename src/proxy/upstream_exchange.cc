@@ -212,7 +212,7 @@ asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnecti
 
   if (sse) {
     bhttp::response_parser<bhttp::buffer_body> parser{std::move(header_parser)};
-    http::Fields fields = r.req.extra_headers;
+    http::Fields fields = std::move(r.req.extra_headers);  // this answer is the last use
     fields.set(bhttp::field::content_type, content_type);
     fields.set(bhttp::field::cache_control, "no-cache");
     r.result.status = 200;
@@ -247,8 +247,9 @@ asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnecti
     ResponseSummary summary = ParseResponseBody(response.body());
     r.result.usage = summary.usage;
     CountTexts(summary.texts, *r.req.counter, r.result.relayed_tokens);
-    http::Response out{static_cast<bhttp::status>(status), 11};
-    for (const auto& f : r.req.extra_headers) out.insert(f.name_string(), f.value());
+    http::Response out{bhttp::response_header<>(std::move(r.req.extra_headers))};
+    out.result(status);
+    out.version(11);
     out.set(bhttp::field::content_type,
             content_type.empty() ? std::string_view("application/json") : content_type);
     out.body() = std::move(response.body());
