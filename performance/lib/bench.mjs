@@ -33,7 +33,7 @@ function parseArgs(argv) {
     mockThreads: os.cpus().length, streamRate: 20, tokenIntervalUs: 1000, redis: true,
     portkey: false, buildDir: path.join(REPO, 'build/release'),
     loadgenBin: path.join(REPO, 'build/perf-loadgen/trl-loadgen'), out: null, maxSeconds: 1200,
-    quietLoad: null, quietWait: 0, keepTmp: false, only: null,
+    quietLoad: null, quietWait: 0, keepTmp: false, only: null, baseline: null,
   };
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i];
@@ -54,6 +54,7 @@ function parseArgs(argv) {
       case '--portkey': o.portkey = true; break;
       case '--no-portkey': o.portkey = false; break;
       case '--build-dir': o.buildDir = path.resolve(v()); break;
+      case '--baseline': o.baseline = path.resolve(v()); break;
       case '--loadgen': o.loadgenBin = path.resolve(v()); break;
       case '--out': o.out = path.resolve(v()); break;
       case '--max-seconds': o.maxSeconds = Number(v()); break;
@@ -187,6 +188,16 @@ async function main() {
     backend: 'memory', data_dir: path.join(tmp, 'gateway-memory/data') }));
   targets.push({ name: 'gateway-memory', portA: gwm.port, portB: gwm.port, key: KEY,
                  pids: [['proxy', gwm.pid]], headersA: '', headersB: '', proc: gwm });
+
+  // Another build of the gateway (e.g. the commit before a change), same store and load, in
+  // the same rounds: a before/after comparison that the machine's drift cannot skew.
+  if (opt.baseline) {
+    const bin = path.join(opt.baseline, 'src/app/token-rate-limiter');
+    const gwb = await startGateway('gateway-baseline', gatewayConfig(mockA, mockB, {
+      backend: 'memory', data_dir: path.join(tmp, 'gateway-baseline/data') }), bin);
+    targets.push({ name: 'gateway-baseline', portA: gwb.port, portB: gwb.port, key: KEY,
+                   pids: [['proxy', gwb.pid]], headersA: '', headersB: '', proc: gwb });
+  }
 
   if (opt.redis) {
     try {
@@ -361,7 +372,8 @@ function summarise(active) {
       s.vs_memory_rps = div(s.saturation_rps, S['gateway-memory']?.saturation_rps);
     }
     const proc = { 'gateway-memory': 'gateway-memory', 'gateway-redis': 'gateway-redis',
-                   nginx: 'nginx', portkey: 'portkey' }[name];
+                   'gateway-baseline': 'gateway-baseline', nginx: 'nginx',
+                   portkey: 'portkey' }[name];
     s.peak_rss_mb = proc && result.processes[proc] ? result.processes[proc].peak_rss_kb / 1024 : null;
   }
   result.summary = S;

@@ -99,14 +99,14 @@ ${blocks}
     };
   }
 
-  async function startGateway(name, config) {
+  async function startGateway(name, config, bin = gatewayBin) {
     const dir = path.join(tmp, name);
     mkdirSync(dir, { recursive: true });
     const file = path.join(dir, 'config.yaml');
     writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
-    const check = await run(gatewayBin, ['--check-config', file], { timeoutMs: 10000 });
+    const check = await run(bin, ['--check-config', file], { timeoutMs: 10000 });
     if (check.code !== 0) throw new Error(`--check-config: ${check.stdout}${check.stderr}`.trim());
-    const p = new Proc(name, gatewayBin, ['--config', file], { cwd: dir });
+    const p = new Proc(name, bin, ['--config', file], { cwd: dir });
     const m = await p.waitForLine(/data plane listening on (\S+):(\d+)\s*$/, 15000);
     p.port = Number(m[2]);
     return p;
