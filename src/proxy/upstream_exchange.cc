@@ -136,6 +136,20 @@ asio::awaitable<bool> RelayStream(Relay& r, beast::tcp_stream& stream, beast::fl
       r.result.error_reason = ec == beast::error::timeout ? "timeout" : "truncated";
       break;
     }
+    // async_read_some stops after one chunk of the backend's chunked body; the chunks already
+    // received are parsed here too, so one client write carries all of them.
+    bool garbage = false;
+    while (!ec && buffer.size() != 0 && !parser.is_done() && parser.get().body().size != 0) {
+      beast::error_code pec;
+      size_t used = parser.put(buffer.data(), pec);
+      buffer.consume(used);
+      if (pec == bhttp::error::need_more || pec == bhttp::error::need_buffer || used == 0) break;
+      if (pec) {
+        r.result.error_reason = "truncated";
+        garbage = true;
+        break;
+      }
+    }
     size_t got = chunk.size() - parser.get().body().size;
     if (got == 0) continue;
     if (!r.result.first_byte) r.result.first_byte = std::chrono::steady_clock::now();
@@ -149,6 +163,7 @@ asio::awaitable<bool> RelayStream(Relay& r, beast::tcp_stream& stream, beast::fl
       out.append(event);
     });
     if (!out.empty() && !co_await r.writer.WriteChunk(out)) co_return false;
+    if (garbage) break;
   }
   std::string rest = splitter.TakeRest();
   if (!rest.empty() && !co_await r.writer.WriteChunk(rest)) co_return false;
