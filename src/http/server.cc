@@ -70,12 +70,12 @@ class Connection final : public ResponseWriter {
       : stream_(stream), options_(options), keep_alive_(keep_alive),
         request_id_(std::move(request_id)), head_(head_buffer) {}
 
-  asio::awaitable<bool> Send(Response response) override {
+  asio::awaitable<bool> Send(Response response, std::string_view head_lines) override {
     if (failed_) co_return false;
     std::array<char, 20> digits;
     const char* end =
         std::to_chars(digits.begin(), digits.end(), response.body().size()).ptr;
-    StartHead(response.base(), "Content-Length", std::string_view(digits.begin(), end));
+    StartHead(response.base(), head_lines, "Content-Length", std::string_view(digits.begin(), end));
     const std::array<asio::const_buffer, 2> buffers{asio::buffer(head_),
                                                     asio::buffer(response.body())};
     stream_.expires_after(options_.write_timeout);
@@ -85,12 +85,13 @@ class Connection final : public ResponseWriter {
     co_return !failed_;
   }
 
-  asio::awaitable<bool> StartStream(unsigned status, Fields headers) override {
+  asio::awaitable<bool> StartStream(unsigned status, Fields headers,
+                                    std::string_view head_lines) override {
     if (failed_) co_return false;
     bhttp::response_header<> header(std::move(headers));
     header.result(status);
     header.version(11);
-    StartHead(header, "Transfer-Encoding", "chunked");
+    StartHead(header, head_lines, "Transfer-Encoding", "chunked");
     stream_.expires_after(options_.write_timeout);
     auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head_), kTuple);
     responded_ = true;
@@ -150,12 +151,13 @@ class Connection final : public ResponseWriter {
   bool Responded() const { return responded_; }
 
  private:
-  // The head into head_: the handler's status and fields, then ours (the request id, the body's
-  // framing, Connection), as Beast's set/keep_alive/prepare_payload would have made them.
-  void StartHead(const bhttp::response_header<>& header, std::string_view framing,
-                 std::string_view value) {
+  // The head into head_: the handler's status, fields and head lines, then ours (the request
+  // id, the body's framing, Connection), as Beast's set/keep_alive/prepare_payload would have.
+  void StartHead(const bhttp::response_header<>& header, std::string_view head_lines,
+                 std::string_view framing, std::string_view value) {
     head_.clear();
     AppendResponseHead(head_, header);
+    head_.append(head_lines);
     AppendField(head_, "x-request-id", request_id_);
     AppendField(head_, framing, value);
     if (header.version() >= 11 && !keep_alive_) AppendField(head_, "Connection", "close");

@@ -55,8 +55,11 @@ struct ServerOptions {
 class ResponseWriter {
  public:
   virtual ~ResponseWriter() = default;
-  virtual asio::awaitable<bool> Send(Response response) = 0;
-  virtual asio::awaitable<bool> StartStream(unsigned status, Fields headers) = 0;
+  // `head_lines` ("name: value\r\n" each) go into the head as they are, after `response`'s
+  // own fields: headers the handler formatted once, without a field allocation each.
+  virtual asio::awaitable<bool> Send(Response response, std::string_view head_lines = {}) = 0;
+  virtual asio::awaitable<bool> StartStream(unsigned status, Fields headers,
+                                            std::string_view head_lines = {}) = 0;
   virtual asio::awaitable<bool> WriteChunk(std::string_view data) = 0;
   virtual asio::awaitable<bool> FinishStream() = 0;
   // Completes when the client has closed its side (or the connection failed); never completes

@@ -44,20 +44,23 @@ std::string WithIncludeUsage(const std::string& body, const RequestFields& field
   return boost::json::serialize(doc);
 }
 
-void AddRateLimitHeaders(const Admission& admission, http::Fields& fields) {
+// The x-ratelimit-* headers as head lines ("name: value\r\n"): one string, not six fields.
+std::string RateLimitHeadLines(const Admission& admission) {
+  std::string lines;
   struct Names {
     std::string_view limit, remaining, reset;
   };
   auto add = [&](const RateLimitHeaderValues& v, const Names& names) {
     if (!v.present) return;
-    fields.set(names.limit, std::to_string(v.limit));
-    fields.set(names.remaining, std::to_string(std::max<int64_t>(0, v.remaining)));
-    fields.set(names.reset, FormatDuration(Millis(v.reset_ms)));
+    http::AppendField(lines, names.limit, std::to_string(v.limit));
+    http::AppendField(lines, names.remaining, std::to_string(std::max<int64_t>(0, v.remaining)));
+    http::AppendField(lines, names.reset, FormatDuration(Millis(v.reset_ms)));
   };
   add(admission.requests, {"x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
                            "x-ratelimit-reset-requests"});
   add(admission.tokens, {"x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens",
                          "x-ratelimit-reset-tokens"});
+  return lines;
 }
 
 std::string_view LimitLabel(LimitKind kind) {
@@ -67,11 +70,6 @@ std::string_view LimitLabel(LimitKind kind) {
     case LimitKind::kConcurrent: return "concurrency";
   }
   return "tokens";
-}
-
-http::Response WithHeaders(http::Response response, const http::Fields& extra) {
-  for (const auto& f : extra) response.set(f.name_string(), f.value());
-  return response;
 }
 
 }  // namespace
@@ -297,22 +295,21 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
   RequestScope scope{identity->name, identity->tenant, model_name, identity->limits,
                      identity->tenant_limits, writer.RequestId()};
   Admission admission = co_await limiter_.Admit(scope, reservation);
-  http::Fields rate_headers;
-  AddRateLimitHeaders(admission, rate_headers);
+  std::string rate_lines = RateLimitHeadLines(admission);
   switch (admission.outcome) {
     case Admission::Outcome::kAdmitted:
       break;
     case Admission::Outcome::kTooLarge: {
       count_status(model_name, 400);
-      co_await writer.Send(WithHeaders(
+      http::Response res =
           ErrorResponse(400, "invalid_request_error", "tokens_exceed_limit",
                         "This request needs " + std::to_string(admission.requested) +
                             " tokens (prompt " + std::to_string(prompt_estimate) +
                             " + output allowance " + std::to_string(output_allowance) +
                             "), more than the limit " + admission.refused_limit +
                             " can ever grant. Lower max_tokens or shorten the prompt.",
-                        fields.max_tokens ? "max_tokens" : "messages"),
-          rate_headers));
+                        fields.max_tokens ? "max_tokens" : "messages");
+      co_await writer.Send(std::move(res), rate_lines);
       co_return;
     }
     case Admission::Outcome::kRefused: {
@@ -324,16 +321,15 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
       metrics_.rejections.With({model_name, key_name, std::string(LimitLabel(admission.refused_kind))})
           .Add();
       int64_t retry_ms = std::max<int64_t>(1, admission.retry_after_ms);
-      http::Response res = WithHeaders(
+      http::Response res =
           ErrorResponse(429, LimitLabel(admission.refused_kind), "rate_limit_exceeded",
                         "Rate limit reached for " + admission.refused_limit + ": remaining " +
                             std::to_string(std::max<int64_t>(0, admission.remaining)) +
                             ", requested " + std::to_string(admission.requested) +
-                            ". Retry in " + FormatDuration(Millis(retry_ms)) + "."),
-          rate_headers);
+                            ". Retry in " + FormatDuration(Millis(retry_ms)) + ".");
       res.set(bhttp::field::retry_after, std::to_string(std::max<int64_t>(1, (retry_ms + 999) / 1000)));
       res.set("retry-after-ms", std::to_string(retry_ms));
-      co_await writer.Send(std::move(res));
+      co_await writer.Send(std::move(res), rate_lines);
       co_return;
     }
     case Admission::Outcome::kStoreError: {
@@ -357,7 +353,7 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
                            {},
                            fields.stream,
                            fields.include_usage,
-                           std::move(rate_headers),
+                           std::move(rate_lines),
                            &counter};
   // The backend knows the model by its canonical name, not by the alias the client used.
   if (fields.model != model_name) {

@@ -227,11 +227,13 @@ asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnecti
 
   if (sse) {
     bhttp::response_parser<bhttp::buffer_body> parser{std::move(header_parser)};
-    http::Fields fields = std::move(r.req.extra_headers);  // this answer is the last use
+    http::Fields fields;
     fields.set(bhttp::field::content_type, content_type);
     fields.set(bhttp::field::cache_control, "no-cache");
     r.result.status = 200;
-    if (!co_await r.writer.StartStream(200, std::move(fields))) co_return Attempt::kDone;
+    if (!co_await r.writer.StartStream(200, std::move(fields), r.req.head_lines)) {
+      co_return Attempt::kDone;
+    }
     bool complete = co_await RelayStream(r, stream, buffer, parser, model.timeout, watch);
     reusable = complete && parser.is_done() && parser.keep_alive();
     if (!complete) r.writer.Abort();
@@ -262,15 +264,13 @@ asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnecti
     ResponseSummary summary = ParseResponseBody(response.body());
     r.result.usage = summary.usage;
     CountTexts(summary.texts, *r.req.counter, r.result.relayed_tokens);
-    http::Response out{bhttp::response_header<>(std::move(r.req.extra_headers))};
-    out.result(status);
-    out.version(11);
+    http::Response out{static_cast<bhttp::status>(status), 11};
     out.set(bhttp::field::content_type,
             content_type.empty() ? std::string_view("application/json") : content_type);
     out.body() = std::move(response.body());
     r.result.status = status;
     r.result.first_byte = std::chrono::steady_clock::now();
-    co_await r.writer.Send(std::move(out));
+    co_await r.writer.Send(std::move(out), r.req.head_lines);
   }
   co_return Attempt::kDone;
 }

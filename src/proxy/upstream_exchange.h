@@ -25,7 +25,8 @@ struct ExchangeRequest {
   std::string body;              // possibly rewritten (stream_options added)
   bool stream = false;
   bool client_wants_usage = false;  // keep the usage chunk in the relayed stream
-  http::Fields extra_headers;    // added to the client response (x-ratelimit-*)
+  std::string head_lines;        // added to the client response's head as they are
+                                 // (x-ratelimit-*: "name: value\r\n" each)
   const TokenCounter* counter;
 };
 
