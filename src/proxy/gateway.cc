@@ -47,6 +47,7 @@ std::string WithIncludeUsage(const std::string& body, const RequestFields& field
 // The x-ratelimit-* headers as head lines ("name: value\r\n"): one string, not six fields.
 std::string RateLimitHeadLines(const Admission& admission) {
   std::string lines;
+  lines.reserve(256);  // six lines of ~40 bytes: one allocation
   struct Names {
     std::string_view limit, remaining, reset;
   };
