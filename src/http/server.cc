@@ -5,6 +5,7 @@
 #include <array>
 #include <charconv>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -121,25 +122,25 @@ class Connection final : public ResponseWriter {
     co_return !failed_;
   }
 
-  asio::awaitable<void> ClientGone() override {
-    auto& socket = stream_.socket();
-    for (;;) {
-      auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, kTuple);
-      if (ec == asio::error::operation_aborted) co_return;
-      if (ec) break;
-      char byte;
-      ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) break;
-      if (n > 0) {
-        // A pipelined request is waiting: the client is still there. Nothing more to watch
-        // without consuming its bytes, so wait until cancelled.
-        asio::steady_timer forever(co_await asio::this_coro::executor,
-                                   asio::steady_timer::time_point::max());
-        co_await forever.async_wait(kTuple);
-        co_return;
-      }
-    }
-    failed_ = true;
+  void WatchClient(asio::cancellation_slot stop, std::function<void(bool)> done) override {
+    stream_.socket().async_wait(
+        tcp::socket::wait_read,
+        asio::bind_cancellation_slot(
+            stop, [this, stop, done = std::move(done)](boost::system::error_code ec) mutable {
+              if (ec == asio::error::operation_aborted) return done(false);
+              if (!ec) {
+                char byte;
+                ssize_t n = ::recv(stream_.socket().native_handle(), &byte, 1,
+                                   MSG_PEEK | MSG_DONTWAIT);
+                if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                  return WatchClient(stop, std::move(done));  // woken for nothing: wait again
+                }
+                // A pipelined request is waiting: nothing more to watch without consuming it.
+                if (n > 0) return done(false);
+              }
+              failed_ = true;
+              done(true);
+            }));
   }
 
   void Abort() override {

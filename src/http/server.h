@@ -16,6 +16,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
@@ -62,10 +63,12 @@ class ResponseWriter {
                                             std::string_view head_lines = {}) = 0;
   virtual asio::awaitable<bool> WriteChunk(std::string_view data) = 0;
   virtual asio::awaitable<bool> FinishStream() = 0;
-  // Completes when the client has closed its side (or the connection failed); never completes
-  // while the client stays connected; a cancelled wait (cancellation slot) completes too. One
-  // may run while the response is written (the proxy watches the client for a whole exchange).
-  virtual asio::awaitable<void> ClientGone() = 0;
+  // Watches the client while the response is produced (the proxy watches it for a whole
+  // exchange): calls done(true) once the client has closed its side or the connection failed,
+  // done(false) when the watch ends otherwise (`stop` was emitted, or a pipelined request
+  // arrived: the client is still there). Exactly one call, later, on the connection's executor.
+  // A callback, not a coroutine: no frame and no spawn per request.
+  virtual void WatchClient(asio::cancellation_slot stop, std::function<void(bool gone)> done) = 0;
   // Abandons a started stream: the connection is closed instead of being kept alive.
   virtual void Abort() = 0;
   // The request id: the request's x-request-id, or one made up here. Set on every response.

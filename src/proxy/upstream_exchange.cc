@@ -2,9 +2,7 @@
 
 #include <array>
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -71,11 +69,14 @@ class ClientWatch {
   ClientWatch& operator=(const ClientWatch&) = delete;
 
   void Start() {
-    asio::co_spawn(upstream_.get_executor(), Watch(),
-                   asio::bind_cancellation_slot(cancel_.slot(), [this](std::exception_ptr) {
-                     finished_ = true;
-                     finished_event_.cancel();
-                   }));
+    writer_.WatchClient(cancel_.slot(), [this](bool gone) {
+      finished_ = true;
+      if (gone && !stopping_) {
+        client_left_ = true;
+        upstream_.cancel();
+      }
+      finished_event_.cancel();
+    });
   }
   // True once the client has gone: the upstream operation that just ended was cancelled for it.
   bool ClientLeft() const { return client_left_; }
@@ -83,18 +84,11 @@ class ClientWatch {
     if (finished_) co_return;
     stopping_ = true;
     cancel_.emit(asio::cancellation_type::terminal);
-    // The watcher's completion is posted, never run inside emit(): wait for it.
+    // The watch's completion is posted, never run inside emit(): wait for it.
     if (!finished_) co_await finished_event_.async_wait(kTuple);
   }
 
  private:
-  asio::awaitable<void> Watch() {
-    co_await writer_.ClientGone();
-    if (stopping_) co_return;
-    client_left_ = true;
-    upstream_.cancel();
-  }
-
   http::ResponseWriter& writer_;
   beast::tcp_stream& upstream_;
   asio::cancellation_signal cancel_;
