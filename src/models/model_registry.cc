@@ -64,7 +64,7 @@ std::vector<std::shared_ptr<Backend>> ModelRegistry::AllBackends() const {
   return out;
 }
 
-Backend* ModelRegistry::Pick(const Model& model, const std::vector<const Backend*>& tried,
+Backend* ModelRegistry::Pick(const Model& model, std::span<const Backend* const> tried,
                              BackendHealth::TimePoint now) {
   static std::atomic<unsigned> rotation{0};
   const size_t n = model.backends.size();

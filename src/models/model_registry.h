@@ -6,6 +6,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -58,7 +59,7 @@ class ModelRegistry {
 
   // Least outstanding requests among the available backends not in `tried` (ties: the first
   // after a rotating start, so equal backends share load). Null when none is available.
-  static Backend* Pick(const Model& model, const std::vector<const Backend*>& tried,
+  static Backend* Pick(const Model& model, std::span<const Backend* const> tried,
                        BackendHealth::TimePoint now);
 
  private:

@@ -11,6 +11,7 @@
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/container/small_vector.hpp>
 
 #include "proxy/errors.h"
 #include "upstream/connection_pool.h"
@@ -308,7 +309,7 @@ asio::awaitable<ExchangeResult> ForwardAndRelay(ExchangeRequest& request,
                                                 http::ResponseWriter& writer) {
   ExchangeResult result;
   Relay relay{request, writer, result};
-  std::vector<const Backend*> tried;
+  boost::container::small_vector<const Backend*, 4> tried;
   bool fresh = false;
   // Each backend once, plus one retry on a fresh connection when a pooled one was stale.
   for (size_t attempts = 0; attempts <= request.model->backends.size() + 1; ++attempts) {
