@@ -61,7 +61,8 @@ asio::awaitable<void> RunHealthChecks(
       auto kind = result == ProbeResult::kTimedOut ? BackendHealth::Failure::kSlow
                                                    : BackendHealth::Failure::kHard;
       if (backend->ReportFailure(std::chrono::steady_clock::now(), kind)) {
-        const char* why = result == ProbeResult::kTimedOut ? " (no answer in time, repeatedly)" : "";
+        const char* why =
+            result == ProbeResult::kTimedOut ? " (no answer in time, repeatedly)" : "";
         spdlog::warn("backend {} failed its health check{}; taken out of rotation",
                      backend->Url().url, why);
       }

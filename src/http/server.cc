@@ -74,9 +74,9 @@ class Connection final : public ResponseWriter {
   asio::awaitable<bool> Send(Response response, std::string_view head_lines) override {
     if (failed_) co_return false;
     std::array<char, 20> digits;
-    const char* end =
-        std::to_chars(digits.begin(), digits.end(), response.body().size()).ptr;
-    StartHead(response.base(), head_lines, "Content-Length", std::string_view(digits.begin(), end));
+    const char* end = std::to_chars(digits.begin(), digits.end(), response.body().size()).ptr;
+    const std::string_view length(digits.begin(), end);
+    StartHead(response.base(), head_lines, "Content-Length", length);
     const std::array<asio::const_buffer, 2> buffers{asio::buffer(head_),
                                                     asio::buffer(response.body())};
     stream_.expires_after(options_.write_timeout);
@@ -105,8 +105,9 @@ class Connection final : public ResponseWriter {
     if (failed_ || !streaming_) co_return false;
     if (data.empty()) co_return true;  // an empty chunk would end the body
     std::array<char, 20> size_line;
-    const std::array<asio::const_buffer, 3> buffers{asio::buffer(ChunkSizeLine(data.size(), size_line)),
-                                                    asio::buffer(data), asio::buffer("\r\n", 2)};
+    const std::array<asio::const_buffer, 3> buffers{
+        asio::buffer(ChunkSizeLine(data.size(), size_line)), asio::buffer(data),
+        asio::buffer("\r\n", 2)};
     stream_.expires_after(options_.write_timeout);
     auto [ec, n] = co_await asio::async_write(stream_, buffers, kTuple);
     if (ec) failed_ = true;

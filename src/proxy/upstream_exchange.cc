@@ -43,7 +43,9 @@ std::string UpstreamHead(const ExchangeRequest& req, const BackendUrl& backend) 
   head.append("POST ").append(backend.base_path).append(req.target).append(" HTTP/1.1\r\n");
   for (const auto& field : *req.client) {
     std::string_view name = field.name_string();
-    if (!HopByHop(name) && !beast::iequals(name, "content-type")) http::AppendField(head, name, field.value());
+    if (!HopByHop(name) && !beast::iequals(name, "content-type")) {
+      http::AppendField(head, name, field.value());
+    }
   }
   head.append("Host: ").append(backend.host).append(":").append(std::to_string(backend.port));
   head.append("\r\nContent-Type: application/json\r\nContent-Length: ");
