@@ -26,13 +26,14 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 // Request ids made up here: a per-process random prefix and a per-thread counter, so making one
 // costs no lock and no syscall.
+constexpr char kHex[] = "0123456789abcdef";
+
 std::string MakeRequestId() {
   static const uint64_t prefix = std::random_device{}() ^ (uint64_t{std::random_device{}()} << 32);
   static std::atomic<uint32_t> thread_seq{0};
   thread_local uint64_t counter = uint64_t{thread_seq.fetch_add(1)} << 40;
   // "req-", 12 hex digits of the prefix, 14 of the counter (snprintf cost more than the rest
   // of the request head).
-  static constexpr char kHex[] = "0123456789abcdef";
   std::string id(4 + 12 + 14, '0');
   id.replace(0, 4, "req-");
   auto put = [&](size_t end, int digits, uint64_t v) {
@@ -45,7 +46,6 @@ std::string MakeRequestId() {
 
 // The chunk-size line of a chunk of `size` bytes: hex digits and CRLF, into `buf`.
 std::string_view ChunkSizeLine(size_t size, std::array<char, 20>& buf) {
-  static constexpr char kHex[] = "0123456789abcdef";
   size_t i = buf.size();
   buf[--i] = '\n';
   buf[--i] = '\r';
