@@ -130,94 +130,129 @@ local function save(key, spec, now, st, margin)
 end
 )lua";
 
-// A replay (the marker of this admission exists: it was applied, and the reply was lost with
-// its connection) charges nothing again and answers "admitted" with the buckets as they are now.
+// Many admissions of one shard in one call, judged one after the other as if each were a call
+// of its own (so a batch decides exactly what the same admissions would one by one), with each
+// bucket read once and written once. The marker records which admissions were applied: a
+// replay (the reply was lost with its connection) charges those again for nothing and answers
+// "admitted" for them with the buckets as they are now; the others are judged afresh.
 constexpr const char* kAdmitBody = R"lua(
-local replay = redis.call('EXISTS', KEYS[1]) == 1
+local applied = redis.call('GET', KEYS[1]) or ''
 local now = clock(ARGV[1])
-local lease_ttl = tonumber(ARGV[2])
-local margin = tonumber(ARGV[5])
-local n = #KEYS - 1
-local specs, states = {}, {}
-local all = true
-for i = 1, n do
-  local base = 5 + (i - 1) * 5
-  local spec = spec_at(ARGV, base)
-  local amount = tonumber(ARGV[base + 5])
-  local key = KEYS[i + 1]
-  local s = {}
+local margin = tonumber(ARGV[3])
+local buckets = {}
+local function bucket(k, spec)
+  local b = buckets[k]
+  if b then return b end
+  b = {spec = spec}
   if spec.kind == 'c' then
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', int(now))
-    s.in_use = redis.call('ZCARD', key)
-    s.fits = replay or s.in_use < spec.cap
+    redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', int(now))
+    b.in_use = redis.call('ZCARD', KEYS[k])
+    b.leases = {}
   else
-    s.level = load(key, spec, now)
-    refresh(spec, now, s.level)
-    s.fits = replay or s.level[1] >= amount
+    b.level = load(KEYS[k], spec, now)
+    refresh(spec, now, b.level)
   end
-  spec.amount = amount
-  specs[i] = spec
-  states[i] = s
-  all = all and s.fits
+  buckets[k] = b
+  return b
 end
-local out = {0, now, '0'}
-if all then
-  out[1] = 1
-  for i = 1, n do
-    local spec, s, key = specs[i], states[i], KEYS[i + 1]
-    if spec.kind == 'c' then
-      out[3] = ARGV[3]
-      if not replay then
-        redis.call('ZADD', key, int(now + lease_ttl), ARGV[3])
-        redis.call('PEXPIRE', key, int(math.ceil(lease_ttl / 1000) + margin))
-        s.in_use = s.in_use + 1
+local out = {now}
+local flags = {}
+local changed = false
+local pos = 5
+for a = 1, tonumber(ARGV[4]) do
+  local lease, ttl, n = ARGV[pos], tonumber(ARGV[pos + 1]), tonumber(ARGV[pos + 2])
+  pos = pos + 3
+  local replay = string.sub(applied, a, a) == '1'
+  local charges = {}
+  local all = true
+  for c = 1, n do
+    local spec = spec_at(ARGV, pos)
+    spec.amount = tonumber(ARGV[pos + 5])
+    local b = bucket(tonumber(ARGV[pos]), spec)
+    pos = pos + 6
+    local fits
+    if spec.kind == 'c' then fits = b.in_use < spec.cap else fits = b.level[1] >= spec.amount end
+    fits = replay or fits
+    charges[c] = {spec, b, fits}
+    all = all and fits
+  end
+  if all and not replay then
+    changed = true
+    for c = 1, n do
+      local spec, b = charges[c][1], charges[c][2]
+      if spec.kind == 'c' then
+        b.in_use = b.in_use + 1
+        b.leases[#b.leases + 1] = int(now + ttl)
+        b.leases[#b.leases + 1] = lease
+        b.ttl = math.max(b.ttl or 0, ttl)
+      else
+        spend(spec, spec.amount, b.level)
+        b.spec = spec
+        b.dirty = true
       end
-    elseif not replay then
-      spend(spec, spec.amount, s.level)
-      save(key, spec, now, s.level, margin)
+    end
+  end
+  flags[a] = all and '1' or '0'
+  out[#out + 1] = all and 1 or 0
+  for c = 1, n do
+    local b, fits = charges[c][2], charges[c][3]
+    out[#out + 1] = fits and 1 or 0
+    if b.level then
+      out[#out + 1] = b.level[1]
+      out[#out + 1] = b.level[2]
+      out[#out + 1] = b.level[3]
+      out[#out + 1] = 0
+    else
+      out[#out + 1] = 0
+      out[#out + 1] = 0
+      out[#out + 1] = 0
+      out[#out + 1] = b.in_use
     end
   end
 end
-for i = 1, n do
-  local s = states[i]
-  out[#out + 1] = s.fits and 1 or 0
-  if s.level then
-    out[#out + 1] = s.level[1]
-    out[#out + 1] = s.level[2]
-    out[#out + 1] = s.level[3]
-    out[#out + 1] = 0
-  else
-    out[#out + 1] = 0
-    out[#out + 1] = 0
-    out[#out + 1] = 0
-    out[#out + 1] = s.in_use
+for k, b in pairs(buckets) do
+  if b.dirty then save(KEYS[k], b.spec, now, b.level, margin) end
+  if b.leases and #b.leases > 0 then
+    redis.call('ZADD', KEYS[k], unpack(b.leases))
+    redis.call('PEXPIRE', KEYS[k], int(math.ceil(b.ttl / 1000) + margin))
   end
 end
-if all and not replay then redis.call('SET', KEYS[1], '1', 'PX', ARGV[4]) end
+if changed then redis.call('SET', KEYS[1], table.concat(flags), 'PX', ARGV[2]) end
 return out
 )lua";
 
+// Many settlements of one shard in one call, each bucket read and written once.
 constexpr const char* kSettleBody = R"lua(
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local now = clock(ARGV[1])
 local margin = tonumber(ARGV[3])
-for i = 1, #KEYS - 1 do
-  local base = 3 + (i - 1) * 7
-  local spec = spec_at(ARGV, base)
-  local delta = tonumber(ARGV[base + 5])
-  local key = KEYS[i + 1]
+local buckets, released = {}, {}
+for base = 3, #ARGV - 1, 8 do
+  local k = tonumber(ARGV[base + 1])
+  local spec = spec_at(ARGV, base + 1)
+  local delta = tonumber(ARGV[base + 6])
   if spec.kind == 'c' then
-    redis.call('ZREM', key, ARGV[base + 7])
+    local r = released[k]
+    if not r then r = {}; released[k] = r end
+    r[#r + 1] = ARGV[base + 8]
   elseif spec.kind == 't' and delta ~= 0 then
-    local st = load(key, spec, now)
-    refresh(spec, now, st)
+    local b = buckets[k]
+    if not b then
+      b = {level = load(KEYS[k], spec, now)}
+      refresh(spec, now, b.level)
+      buckets[k] = b
+    end
     -- A refund for a calendar window that has ended is dropped: that window's budget is gone.
-    if not (spec.cal and delta < 0 and st[3] ~= tonumber(ARGV[base + 6])) then
-      spend(spec, delta, st)
-      save(key, spec, now, st, margin)
+    if not (spec.cal and delta < 0 and b.level[3] ~= tonumber(ARGV[base + 7])) then
+      spend(spec, delta, b.level)
+      b.spec = spec
     end
   end
 end
+for k, b in pairs(buckets) do
+  if b.spec then save(KEYS[k], b.spec, now, b.level, margin) end
+end
+for k, r in pairs(released) do redis.call('ZREM', KEYS[k], unpack(r)) end
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
 return 1
 )lua";

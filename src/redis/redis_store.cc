@@ -3,7 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <charconv>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <iterator>
 #include <random>
 
 #include "redis/lua_scripts.h"
@@ -50,6 +55,28 @@ void AddSpec(std::vector<std::string>& args, const BucketSpec& spec) {
   args.push_back(std::to_string(std::max<int64_t>(spec.capacity, 0)));
   args.push_back(std::to_string(spec.ref.period_micros));
   args.emplace_back(spec.ref.calendar ? "1" : "0");
+}
+
+// The 1-based index in KEYS of `key`, added to `keys` (KEYS, the marker first) when new.
+size_t KeyIndex(std::vector<std::string>& keys, std::string key) {
+  for (size_t i = 1; i < keys.size(); ++i) {
+    if (keys[i] == key) return i + 1;
+  }
+  keys.push_back(std::move(key));
+  return keys.size();
+}
+
+// EVALSHA of `script` with these KEYS and ARGV.
+std::vector<std::string> Call(const redis::Script& script, std::vector<std::string> keys,
+                              std::vector<std::string> argv) {
+  std::vector<std::string> args;
+  args.reserve(3 + keys.size() + argv.size());
+  args.emplace_back("EVALSHA");
+  args.push_back(script.sha);
+  args.push_back(std::to_string(keys.size()));
+  std::move(keys.begin(), keys.end(), std::back_inserter(args));
+  std::move(argv.begin(), argv.end(), std::back_inserter(args));
+  return args;
 }
 
 bool IntAt(const redisReply& array, size_t i, int64_t& out) {
@@ -116,9 +143,8 @@ std::string RedisStore::NowArg(int64_t now_micros) const {
   return options_.server_time ? std::string("0") : std::to_string(std::max<int64_t>(now_micros, 1));
 }
 
-std::string RedisStore::NextOpId() {
-  uint64_t id = next_op_.fetch_add(2, std::memory_order_relaxed);  // odd: never 0
-  return std::to_string(id);
+uint64_t RedisStore::NextOp() {
+  return next_op_.fetch_add(2, std::memory_order_relaxed);  // odd: never 0
 }
 
 void RedisStore::Observe(Op op, std::chrono::steady_clock::time_point start, bool ok) const {
@@ -152,94 +178,211 @@ void RedisStore::LogFailure(Op op, const Result& result) const {
 }
 
 asio::awaitable<AdmitResult> RedisStore::Admit(const AdmitRequest& request) {
-  const auto start = std::chrono::steady_clock::now();
-  const size_t n = request.charges.size();
-  AdmitResult result;
-  result.now_micros = request.now_micros;
-  if (n == 0) {
+  if (request.charges.empty()) {
+    AdmitResult result;
     result.admitted = true;
+    result.now_micros = request.now_micros;
     co_return result;
   }
-  const std::string prefix = ShardPrefix(request.shard_key);
-  const std::string op = NextOpId();
-  std::vector<std::string> args;
-  args.reserve(9 + 6 * n);
-  args.emplace_back("EVALSHA");
-  args.push_back(admit_->sha);
-  args.push_back(std::to_string(n + 1));
-  args.push_back(prefix + "op:" + op);
-  for (const Charge& c : request.charges) args.push_back(prefix + c.bucket.ref.Id());
-  args.push_back(NowArg(request.now_micros));
-  args.push_back(std::to_string(std::max<int64_t>(request.lease_ttl_micros, 1)));
-  args.push_back(op);
-  args.push_back(marker_ttl_ms_);
-  args.push_back(idle_margin_ms_);
-  for (const Charge& c : request.charges) {
-    AddSpec(args, c.bucket);
-    args.push_back(std::to_string(c.amount));
-  }
-  std::string routing = args[3];
-  Result r = co_await client_->Execute(std::move(args), std::move(routing),
-                                       start + options_.timeout, admit_);
-  bool ok = IsArray(r, 3 + 5 * n);
-  if (ok) {
-    const redisReply& a = *r.reply;
-    int64_t admitted = 0;
-    ok = IntAt(a, 0, admitted) && IntAt(a, 1, result.now_micros) &&
-         a.element[2]->type == REDIS_REPLY_STRING;
-    if (ok) {
-      std::string_view lease = redis::ReplyText(*a.element[2]);
-      auto [ptr, ec] = std::from_chars(lease.data(), lease.data() + lease.size(), result.lease);
-      ok = ec == std::errc() && ptr == lease.data() + lease.size();
-      result.admitted = admitted == 1;
-    }
-    result.states.resize(n);
-    for (size_t i = 0; ok && i < n; ++i) {
-      BucketState& s = result.states[i];
-      int64_t fits = 0;
-      ok = IntAt(a, 3 + 5 * i, fits) && IntAt(a, 4 + 5 * i, s.level.level) &&
-           IntAt(a, 5 + 5 * i, s.level.frac) && IntAt(a, 6 + 5 * i, s.level.stamp) &&
-           IntAt(a, 7 + 5 * i, s.in_use);
-      s.fits = fits == 1;
-    }
-  }
-  if (!ok) {
-    LogFailure(Op::kAdmit, r);
-    result = AdmitResult{};
-    result.status = StoreStatus::kError;
-  }
-  Observe(Op::kAdmit, start, ok);
-  co_return result;
+  Waiter w;
+  w.shard_key = request.shard_key;
+  w.admit = &request;
+  w.start = std::chrono::steady_clock::now();
+  co_await Batched(admit_lanes_, w);
+  Observe(Op::kAdmit, w.start, w.admitted.status == StoreStatus::kOk);
+  co_return std::move(w.admitted);
 }
 
 asio::awaitable<StoreStatus> RedisStore::Settle(const SettleRequest& request) {
-  const auto start = std::chrono::steady_clock::now();
-  const size_t n = request.settlements.size();
-  if (n == 0) co_return StoreStatus::kOk;
-  const std::string prefix = ShardPrefix(request.shard_key);
-  std::vector<std::string> args;
-  args.reserve(7 + 8 * n);
-  args.emplace_back("EVALSHA");
-  args.push_back(settle_->sha);
-  args.push_back(std::to_string(n + 1));
-  args.push_back(prefix + "op:" + NextOpId());
-  for (const Settlement& s : request.settlements) args.push_back(prefix + s.bucket.ref.Id());
-  args.push_back(NowArg(request.now_micros));
-  args.push_back(marker_ttl_ms_);
-  args.push_back(idle_margin_ms_);
-  for (const Settlement& s : request.settlements) {
-    AddSpec(args, s.bucket);
-    args.push_back(std::to_string(s.delta));
-    args.push_back(std::to_string(s.admitted_stamp));
-    args.push_back(std::to_string(s.lease));
+  if (request.settlements.empty()) co_return StoreStatus::kOk;
+  Waiter w;
+  w.shard_key = request.shard_key;
+  w.settle = &request;
+  w.start = std::chrono::steady_clock::now();
+  co_await Batched(settle_lanes_, w);
+  Observe(Op::kSettle, w.start, w.settled == StoreStatus::kOk);
+  co_return w.settled;
+}
+
+asio::awaitable<void> RedisStore::Batched(Lanes& lanes, Waiter& w) {
+  Lane& lane = lanes[std::hash<std::string_view>{}(w.shard_key) % kLanes];
+  bool queue = false;
+  {
+    std::lock_guard lock(mutex_);
+    queue = lane.busy;
+    lane.busy = true;
   }
-  std::string routing = args[3];
-  Result r = co_await client_->Execute(std::move(args), std::move(routing),
-                                       start + options_.timeout, settle_);
+  if (queue) {
+    co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+        [this, &lane, &w](auto handler) {
+          std::unique_lock lock(mutex_);
+          if (lane.busy) {
+            w.executor = asio::get_associated_executor(handler);
+            w.resume.emplace(std::move(handler));
+            (lane.tail ? lane.tail->next : lane.head) = &w;
+            lane.tail = &w;
+            return;
+          }
+          lane.busy = true;  // the lane went idle meanwhile: this call goes now
+          lock.unlock();
+          auto executor = asio::get_associated_executor(handler);
+          asio::post(executor, std::move(handler));
+        },
+        asio::use_awaitable);
+    if (w.done) co_return;
+  }
+  co_await Send(&w);
+  Waiter* next = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    next = TakeBatch(lane);
+  }
+  // The calls that queued meanwhile go on without this caller, which returns now.
+  if (next) asio::co_spawn(co_await asio::this_coro::executor, Drain(lane, next), asio::detached);
+}
+
+RedisStore::Waiter* RedisStore::TakeBatch(Lane& lane) {
+  if (!lane.head) {
+    lane.busy = false;
+    return nullptr;
+  }
+  const std::string_view shard = lane.head->shard_key;
+  Waiter* batch = nullptr;
+  Waiter** batch_tail = &batch;
+  Waiter* kept = nullptr;  // the last waiter left in the lane
+  size_t taken = 0;
+  for (Waiter* w = lane.head; w;) {
+    Waiter* next = w->next;
+    if (taken < kMaxBatch && w->shard_key == shard) {
+      (kept ? kept->next : lane.head) = next;
+      w->next = nullptr;
+      *batch_tail = w;
+      batch_tail = &w->next;
+      ++taken;
+    } else {
+      kept = w;
+    }
+    w = next;
+  }
+  lane.tail = kept;
+  return batch;
+}
+
+asio::awaitable<void> RedisStore::Drain(Lane& lane, Waiter* batch) {
+  while (batch) {
+    co_await Send(batch);
+    std::lock_guard lock(mutex_);
+    batch = TakeBatch(lane);
+  }
+}
+
+asio::awaitable<void> RedisStore::Send(Waiter* batch) {
+  if (batch->admit) {
+    co_await SendAdmits(batch);
+  } else {
+    co_await SendSettles(batch);
+  }
+  for (Waiter* w = batch; w;) {
+    Waiter* next = w->next;  // `w` may be gone once resumed
+    w->done = true;
+    if (w->resume) {
+      // (Boost 1.81's any_completion_handler wraps itself when moved: it stays in place.)
+      asio::post(w->executor, [w] { std::move(*w->resume)(); });
+    }
+    w = next;
+  }
+}
+
+void RedisStore::StartCall(std::string_view prefix, int64_t now_micros,
+                           std::vector<std::string>& keys, std::vector<std::string>& argv) {
+  keys.push_back(std::string(prefix) + "op:" + std::to_string(NextOp()));
+  argv.push_back(NowArg(now_micros));
+  argv.push_back(marker_ttl_ms_);
+  argv.push_back(idle_margin_ms_);
+}
+
+asio::awaitable<void> RedisStore::SendAdmits(Waiter* batch) {
+  const std::string prefix = ShardPrefix(batch->shard_key);
+  std::vector<std::string> keys, argv;
+  StartCall(prefix, batch->admit->now_micros, keys, argv);
+  argv.emplace_back();  // the number of admissions
+  size_t count = 0, reply_size = 1;
+  auto deadline = batch->start + options_.timeout;
+  for (Waiter* w = batch; w; w = w->next) {
+    ++count;
+    reply_size += 1 + 5 * w->admit->charges.size();
+    deadline = std::min(deadline, w->start + options_.timeout);
+    w->lease = NextOp();
+    argv.push_back(std::to_string(w->lease));
+    argv.push_back(std::to_string(std::max<int64_t>(w->admit->lease_ttl_micros, 1)));
+    argv.push_back(std::to_string(w->admit->charges.size()));
+    for (const Charge& c : w->admit->charges) {
+      argv.push_back(std::to_string(KeyIndex(keys, prefix + c.bucket.ref.Id())));
+      AddSpec(argv, c.bucket);
+      argv.push_back(std::to_string(c.amount));
+    }
+  }
+  argv[3] = std::to_string(count);
+  std::string routing = keys[0];
+  std::vector<std::string> args = Call(*admit_, std::move(keys), std::move(argv));
+  Result r = co_await client_->Execute(std::move(args), std::move(routing), deadline, admit_);
+  int64_t now = 0;
+  bool ok = IsArray(r, reply_size) && IntAt(*r.reply, 0, now);
+  size_t at = 1;
+  for (Waiter* w = batch; ok && w; w = w->next) {
+    const redisReply& a = *r.reply;
+    const size_t n = w->admit->charges.size();
+    AdmitResult& result = w->admitted;
+    int64_t admitted = 0;
+    ok = IntAt(a, at, admitted);
+    result.admitted = admitted == 1;
+    result.now_micros = now;
+    const bool leased = std::any_of(
+        w->admit->charges.begin(), w->admit->charges.end(),
+        [](const Charge& c) { return c.bucket.ref.kind == LimitKind::kConcurrent; });
+    result.lease = result.admitted && leased ? w->lease : 0;
+    result.states.resize(n);
+    for (size_t i = 0; ok && i < n; ++i) {
+      const size_t base = at + 1 + 5 * i;
+      BucketState& s = result.states[i];
+      int64_t fits = 0;
+      ok = IntAt(a, base, fits) && IntAt(a, base + 1, s.level.level) &&
+           IntAt(a, base + 2, s.level.frac) && IntAt(a, base + 3, s.level.stamp) &&
+           IntAt(a, base + 4, s.in_use);
+      s.fits = fits == 1;
+    }
+    at += 1 + 5 * n;
+  }
+  if (!ok) {
+    LogFailure(Op::kAdmit, r);
+    for (Waiter* w = batch; w; w = w->next) {
+      w->admitted = AdmitResult{};
+      w->admitted.status = StoreStatus::kError;
+    }
+  }
+}
+
+asio::awaitable<void> RedisStore::SendSettles(Waiter* batch) {
+  const std::string prefix = ShardPrefix(batch->shard_key);
+  std::vector<std::string> keys, argv;
+  StartCall(prefix, batch->settle->now_micros, keys, argv);
+  auto deadline = batch->start + options_.timeout;
+  for (Waiter* w = batch; w; w = w->next) {
+    deadline = std::min(deadline, w->start + options_.timeout);
+    for (const Settlement& s : w->settle->settlements) {
+      argv.push_back(std::to_string(KeyIndex(keys, prefix + s.bucket.ref.Id())));
+      AddSpec(argv, s.bucket);
+      argv.push_back(std::to_string(s.delta));
+      argv.push_back(std::to_string(s.admitted_stamp));
+      argv.push_back(std::to_string(s.lease));
+    }
+  }
+  std::string routing = keys[0];
+  std::vector<std::string> args = Call(*settle_, std::move(keys), std::move(argv));
+  Result r = co_await client_->Execute(std::move(args), std::move(routing), deadline, settle_);
   const bool ok = r.ok() && r.reply->type == REDIS_REPLY_INTEGER;
   if (!ok) LogFailure(Op::kSettle, r);
-  Observe(Op::kSettle, start, ok);
-  co_return ok ? StoreStatus::kOk : StoreStatus::kError;
+  for (Waiter* w = batch; w; w = w->next) w->settled = ok ? StoreStatus::kOk : StoreStatus::kError;
 }
 
 asio::awaitable<ReadResult> RedisStore::Read(const BucketsRequest& request) {

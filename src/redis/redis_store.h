@@ -6,6 +6,13 @@
 // (one when nothing needs settling, e.g. only request-count limits). See lua_scripts.h for the
 // data layout.
 //
+// Batches: admissions (and settlements) of one shard that arrive while one of that shard's
+// calls is in flight wait for it, then go together in the next call, up to kMaxBatch; the
+// script judges them one after the other, exactly as separate calls would, but reads and writes
+// each bucket once. So a lone request goes out at once, and a busy shard costs Redis one call
+// per round trip instead of one per request. Batches queue in kLanes lanes by shard key (one
+// call in flight per lane and operation); a batch holds calls of one shard only.
+//
 // Cluster: every key of a call carries the hash tag {shard_key} (percent-encoded so that it is
 // one tag), so all the buckets of a request are in one slot and one script sees them all: a
 // request is all or nothing without a cross-slot protocol. (The Limiter passes the tenant as
@@ -25,12 +32,18 @@
 // Thread-safety: thread-safe, like every Store; see RedisClient for the threading model.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "limits/store.h"
 #include "redis/redis_client.h"
@@ -51,6 +64,8 @@ class RedisStore final : public Store {
  public:
   enum class Op : uint8_t { kAdmit, kSettle, kRead, kReset };
   static std::string_view OpName(Op op);
+  static constexpr size_t kMaxBatch = 64;
+  static constexpr size_t kLanes = 64;
   // Called after every operation that reached the client, on the caller's thread: how long it
   // took and whether it succeeded (for trl_store_latency_seconds{op}).
   using LatencyObserver = std::function<void(Op op, double seconds, bool ok)>;
@@ -78,9 +93,43 @@ class RedisStore final : public Store {
   std::string ShardPrefix(std::string_view shard_key) const;
 
  private:
+  // A call in a batch: its request, and where its outcome goes.
+  struct Waiter {
+    std::string_view shard_key;
+    const AdmitRequest* admit = nullptr;  // one of these two
+    const SettleRequest* settle = nullptr;
+    std::chrono::steady_clock::time_point start;
+    uint64_t lease = 0;  // Admit: its lease id
+    AdmitResult admitted;
+    StoreStatus settled = StoreStatus::kOk;
+    bool done = false;  // the outcome is in
+    std::optional<asio::any_completion_handler<void()>> resume;
+    asio::any_io_executor executor;  // resume's
+    Waiter* next = nullptr;
+  };
+  struct Lane {
+    bool busy = false;  // a call of this lane is in flight
+    Waiter* head = nullptr;
+    Waiter* tail = nullptr;
+  };
+  using Lanes = std::array<Lane, kLanes>;
+
   explicit RedisStore(RedisStoreOptions options);
+  // Runs `w` alone at once when its lane is idle, else in the lane's next batch.
+  asio::awaitable<void> Batched(Lanes& lanes, Waiter& w);
+  // Under mutex_: up to kMaxBatch queued calls of the first one's shard, linked by `next`;
+  // null (and the lane idle) when none is queued.
+  Waiter* TakeBatch(Lane& lane);
+  asio::awaitable<void> Drain(Lane& lane, Waiter* batch);
+  // Runs one batch and fills every waiter's outcome; resumes the queued ones.
+  asio::awaitable<void> Send(Waiter* batch);
+  // What both batch scripts start with: KEYS[1], a new marker; ARGV now, marker TTL, margin.
+  void StartCall(std::string_view prefix, int64_t now_micros, std::vector<std::string>& keys,
+                 std::vector<std::string>& argv);
+  asio::awaitable<void> SendAdmits(Waiter* batch);
+  asio::awaitable<void> SendSettles(Waiter* batch);
   std::string NowArg(int64_t now_micros) const;
-  std::string NextOpId();
+  uint64_t NextOp();
   void Observe(Op op, std::chrono::steady_clock::time_point start, bool ok) const;
   void LogFailure(Op op, const redis::Result& result) const;
 
@@ -94,6 +143,9 @@ class RedisStore final : public Store {
   std::atomic<uint64_t> next_op_;
   LatencyObserver observer_;
   mutable std::atomic<int64_t> last_log_{0};
+  std::mutex mutex_;  // the lanes; never held across I/O
+  Lanes admit_lanes_;
+  Lanes settle_lanes_;
 };
 
 }  // namespace trl

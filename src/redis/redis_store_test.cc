@@ -246,27 +246,97 @@ TEST_F(RedisStoreTest, NoScriptAfterScriptFlushIsNeverAFailedDecision) {
   EXPECT_EQ(store->Client().Stats().noscript, 3u);
 }
 
-// The admit script sent twice with the same operation id (its reply was lost with the
-// connection): the second run charges nothing and still answers "admitted", with the lease.
+// The admit script sent twice with the same marker (its reply was lost with the connection):
+// the second run charges the admission it applied for nothing, answers "admitted" for it, and
+// judges the one it refused afresh. Both admissions are in one batch, judged in order: the first
+// takes 7 of the 10 tokens and the concurrency slot, so the second (3 tokens and a slot) is
+// refused for the slot alone.
 TEST_F(RedisStoreTest, AdmitScriptReplayChargesOnce) {
-  const std::string now = std::to_string(kT0);
+  const std::string now = std::to_string(kT0), minute = std::to_string(kMinute);
   auto admit = [&] {
     return server_->Command({"EVAL", redis::kAdmitScript, "3", "p:op:7", "p:t", "p:c", now,
-                             std::to_string(kMinute), "7", "1000", "0", "t", "10",
-                             std::to_string(kMinute), "0", "3", "c", "1", "0", "0", "1"});
+                             "1000", "0", "2",
+                             // admission 1: lease 7, 7 tokens and a slot
+                             "7", minute, "2", "2", "t", "10", minute, "0", "7", "3", "c", "1",
+                             "0", "0", "1",
+                             // admission 2: lease 9, 3 tokens and a slot
+                             "9", minute, "2", "2", "t", "10", minute, "0", "3", "3", "c", "1",
+                             "0", "0", "1"});
   };
   for (int run = 0; run < 2; ++run) {
     testing::TestReply r = admit();
     ASSERT_TRUE(r);
     ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
-    ASSERT_EQ(r->elements, 13u);
-    EXPECT_EQ(r->element[0]->integer, 1) << run;                         // admitted
-    EXPECT_EQ(std::string(r->element[2]->str, r->element[2]->len), "7");  // the lease
-    EXPECT_EQ(r->element[4]->integer, 7) << run;                         // 10 - 3, once
-    EXPECT_EQ(r->element[12]->integer, 1) << run;                        // one slot in use
+    ASSERT_EQ(r->elements, 23u);
+    EXPECT_EQ(r->element[0]->integer, kT0);
+    EXPECT_EQ(r->element[1]->integer, 1) << run;   // admitted
+    EXPECT_EQ(r->element[2]->integer, 1) << run;   // tokens fit
+    EXPECT_EQ(r->element[3]->integer, 3) << run;   // 10 - 7, once
+    EXPECT_EQ(r->element[11]->integer, 1) << run;  // one slot in use
+    EXPECT_EQ(r->element[12]->integer, 0) << run;  // refused
+    EXPECT_EQ(r->element[13]->integer, 1) << run;  // the 3 tokens alone would fit
+    EXPECT_EQ(r->element[14]->integer, 3) << run;  // nothing charged
+    EXPECT_EQ(r->element[18]->integer, 0) << run;  // the slot does not fit
+    EXPECT_EQ(r->element[22]->integer, 1) << run;
   }
-  EXPECT_EQ(server_->CommandText({"GET", "p:t"}).substr(0, 2), "7 ");
+  EXPECT_EQ(server_->CommandText({"GET", "p:t"}).substr(0, 2), "3 ");
   EXPECT_EQ(server_->Command({"ZCARD", "p:c"})->integer, 1);
+  EXPECT_EQ(server_->CommandText({"GET", "p:op:7"}), "10");
+}
+
+// Concurrent admissions of one shard share script calls, and each is judged exactly as alone:
+// 100 tokens, 64 callers taking 3 each, so exactly 33 are admitted. The first call goes alone
+// and the other 63, queued behind it, go in one call. Their settlements (a refund of 1 each)
+// are batched the same way.
+TEST_F(RedisStoreTest, ConcurrentCallsOfOneShardAreBatchedExactly) {
+  auto store = MakeStore(Options({server_->Url()}));
+  const BucketSpec bucket = Tokens("a", 100, kDay, true);
+  ASSERT_EQ(Admit(*store, "a", {{bucket, 0}}, kT0).status, StoreStatus::kOk);  // connected
+  ASSERT_EQ(server_->CommandText({"CONFIG", "RESETSTAT"}), "OK");
+  auto evalsha_calls = [&] {
+    std::string stats = server_->CommandText({"INFO", "commandstats"});
+    size_t at = stats.find("cmdstat_evalsha:calls=");
+    return at == std::string::npos ? -1 : std::atoi(stats.c_str() + at + 22);
+  };
+  constexpr int kCallers = 64;
+  std::vector<Charge> charges = {{bucket, 3}};
+  std::vector<AdmitResult> results(kCallers);
+  boost::asio::io_context io;
+  for (int i = 0; i < kCallers; ++i) {
+    boost::asio::co_spawn(
+        io,
+        [&, i]() -> boost::asio::awaitable<void> {
+          results[i] = co_await store->Admit({"a", AsSpan(charges), "r", kT0, kMinute});
+        },
+        boost::asio::detached);
+  }
+  io.run();
+  int admitted = 0;
+  for (const AdmitResult& r : results) {
+    ASSERT_EQ(r.status, StoreStatus::kOk);
+    admitted += r.admitted ? 1 : 0;
+  }
+  EXPECT_EQ(admitted, 33);
+  EXPECT_EQ(evalsha_calls(), 2);
+
+  std::vector<Settlement> refund = {{bucket, -1, results[0].states[0].level.stamp, 0}};
+  int settled = 0;
+  io.restart();
+  for (int i = 0; i < admitted; ++i) {
+    boost::asio::co_spawn(
+        io,
+        [&]() -> boost::asio::awaitable<void> {
+          StoreStatus status = co_await store->Settle({"a", AsSpan(refund), kT0});
+          settled += status == StoreStatus::kOk ? 1 : 0;
+        },
+        boost::asio::detached);
+  }
+  io.run();
+  EXPECT_EQ(settled, 33);
+  EXPECT_EQ(evalsha_calls(), 4);
+  ReadResult read = Read(*store, "a", {bucket}, kT0);
+  ASSERT_EQ(read.status, StoreStatus::kOk);
+  EXPECT_EQ(read.states[0].level.level, 100 - 33 * 3 + 33);
 }
 
 // Connections killed by the server mid-load: every decision still succeeds, and none is
