@@ -207,6 +207,15 @@ async function main() {
       targets.push({ name: 'gateway-redis', portA: gwr.port, portB: gwr.port, key: KEY,
                      pids: [['proxy', gwr.pid], ['redis', redis.pid]], headersA: '',
                      headersB: '', proc: gwr, redis });
+      if (opt.baseline) {  // the other build on Redis too, with a Redis of its own
+        const redisB = await startRedis();
+        const gwbr = await startGateway('gateway-baseline-redis', gatewayConfig(mockA, mockB, {
+          backend: 'redis', redis: { url: `redis://127.0.0.1:${redisB.port}/0` } }),
+                                        path.join(opt.baseline, 'src/app/token-rate-limiter'));
+        targets.push({ name: 'gateway-baseline-redis', portA: gwbr.port, portB: gwbr.port,
+                       key: KEY, pids: [['proxy', gwbr.pid], ['redis', redisB.pid]],
+                       headersA: '', headersB: '', proc: gwbr, redis: redisB });
+      }
     } catch (err) {
       result.skipped['gateway-redis'] = err.message.split('\n').slice(0, 4).join(' | ');
       log('gateway-redis skipped:', result.skipped['gateway-redis']);
@@ -300,7 +309,7 @@ async function main() {
 
   for (const t of active) {
     const procs = { ...(t.proc ? { [t.proc.name]: t.proc.pid } : {}),
-                    ...(t.redis ? { 'redis-server': t.redis.pid } : {}) };
+                    ...(t.redis ? { [`redis-server (${t.name})`]: t.redis.pid } : {}) };
     for (const [n, pid] of Object.entries(procs)) {
       result.processes[n] = { peak_rss_kb: memoryKb(pid).hwm, rss_kb: memoryKb(pid).rss };
     }
@@ -371,8 +380,12 @@ function summarise(active) {
     if (name === 'gateway-redis') {
       s.vs_memory_rps = div(s.saturation_rps, S['gateway-memory']?.saturation_rps);
     }
+    if (name === 'gateway-baseline-redis') {
+      s.vs_memory_rps = div(s.saturation_rps, S['gateway-baseline']?.saturation_rps);
+    }
     const proc = { 'gateway-memory': 'gateway-memory', 'gateway-redis': 'gateway-redis',
-                   'gateway-baseline': 'gateway-baseline', nginx: 'nginx',
+                   'gateway-baseline': 'gateway-baseline',
+                   'gateway-baseline-redis': 'gateway-baseline-redis', nginx: 'nginx',
                    portkey: 'portkey' }[name];
     s.peak_rss_mb = proc && result.processes[proc] ? result.processes[proc].peak_rss_kb / 1024 : null;
   }

@@ -273,6 +273,20 @@ int RunGateway(const AppOptions& options) {
       spdlog::error("reload failed; keeping the previous config:\n{}", all);
       return all;
     }
+    // A config key named like an API-made key would share its budgets and usage rows (the
+    // admin API refuses to make such a key; a reload must not make the pair either).
+    std::string clashes;
+    const auto managed = keys.Current();
+    for (const ApiKeyConfig& key : next.config->api_keys) {
+      if (managed->by_name.contains(key.name)) {
+        clashes += "api_keys: '" + key.name +
+                   "' is the name of a key made through the admin API; rename one of them\n";
+      }
+    }
+    if (!clashes.empty()) {
+      spdlog::error("reload failed; keeping the previous config:\n{}", clashes);
+      return clashes;
+    }
     auto previous = gateway.Snapshot();
     gateway.SetSnapshot(std::make_shared<GatewaySnapshot>(next.config, previous.get()));
     spdlog::info("config reloaded from {}", options.config_path);

@@ -26,12 +26,18 @@ std::string_view GranularityName(UsageGranularity g) {
   return g == UsageGranularity::kDay ? "day" : "hour";
 }
 
+// RFC 4180 quoting; a name that a spreadsheet would run as a formula (starting with =, +, -, @,
+// a tab or a carriage return) gets a leading ' so that it stays text (OWASP's CSV injection
+// advice).
 void AppendCsvField(std::string_view field, std::string& out) {
-  if (field.find_first_of(",\"\r\n") == std::string_view::npos) {
+  const bool formula = !field.empty() && std::string_view("=+-@\t\r").find(field[0]) !=
+                                             std::string_view::npos;
+  if (!formula && field.find_first_of(",\"\r\n") == std::string_view::npos) {
     out += field;
     return;
   }
   out += '"';
+  if (formula) out += '\'';
   for (char c : field) {
     if (c == '"') out += '"';
     out += c;

@@ -68,5 +68,19 @@ TEST(RenderUsageTest, CsvQuotesLineBreaks) {
             "total,,,,0,0,0,0,0,0,0\n");
 }
 
+// Names a spreadsheet would take for formulas are written as text.
+TEST(RenderUsageTest, CsvKeepsFormulasAsText) {
+  UsageResult r;
+  r.ok = true;
+  r.rows.push_back({"-team", "=1+2", "@sum", kNoon, {}});
+  r.rows.push_back({"+a", "\tb", "m-1", kNoon, {}});
+  EXPECT_EQ(RenderUsageCsv(Query(), r),
+            "key,tenant,model,start,requests,prompt_tokens,completion_tokens,rejected,"
+            "rejected_tokens,rejected_requests,rejected_concurrency\n"
+            "\"'-team\",\"'=1+2\",\"'@sum\",2026-11-28T12:00:00Z,0,0,0,0,0,0,0\n"
+            "\"'+a\",\"'\tb\",m-1,2026-11-28T12:00:00Z,0,0,0,0,0,0,0\n"
+            "total,,,,0,0,0,0,0,0,0\n");
+}
+
 }  // namespace
 }  // namespace trl

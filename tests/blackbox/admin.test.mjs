@@ -89,6 +89,25 @@ describe('admin', () => {
     assert.equal(ready.status, 200);
   });
 
+  test('a reload that names a config key like an API-made key is refused', async () => {
+    const made = await gw.adminFetch('/admin/v1/keys', { method: 'POST', body: { name: 'made' } });
+    assert.equal(made.status, 201, made.text);
+    const clash = config();
+    clash.api_keys.push({ name: 'made', key: 'sk-admin-config-made' });
+    gw.writeConfig(clash);
+    const r = await gw.reload();
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.text, /api_keys: 'made' is the name of a key made through the admin API/);
+    // The old config still serves: the config key did not come in.
+    assert.equal((await ask('m')).status, 200);
+    const asConfigKey = await gw.post('chat/completions', chatBody('m', 'ping', { max_tokens: 2 }),
+                                      { key: 'sk-admin-config-made' });
+    assert.equal(asConfigKey.status, 401);
+    const del = await gw.adminFetch('/admin/v1/keys/made', { method: 'DELETE' });
+    assert.equal(del.status, 200, del.text);
+    gw.writeConfig(config());
+  });
+
   test('a good reload takes effect (a new alias)', async () => {
     assert.equal((await ask('new-alias')).status, 404);
     gw.writeConfig(config(['new-alias']));
