@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Profiles the gateway under the benchmark's saturation load (docs/performance.md, "Profiling").
 #
-#   performance/profile.sh [chat|stream] [seconds]     default: chat 8
+#   performance/profile.sh [chat|stream] [seconds] [memory|redis]     default: chat 8 memory
+#
+# With `redis`, the gateway runs on a private redis-server (no persistence), and the Redis
+# commands per request (INFO commandstats: EVALSHA calls, so the admission batch size) are
+# printed too.
 #
 # Builds the gateway into build/perf-prof (Release flags plus -g -fno-omit-frame-pointer, so
 # perf can walk the stacks), starts an instant mock-llm and the gateway (embedded store, the
@@ -15,6 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 load=${1:-chat}
 seconds=${2:-8}
+store=${3:-memory}
 out=build/perf-prof
 
 for tool in perf:linux-perf strace:strace wrk:wrk; do
@@ -48,10 +53,18 @@ wait_line() {  # file regex -> first capture group of the first matching line, w
   --max-output 200 --threads 2 >"$tmp/mock.log" 2>&1 &
 pids+=($!)
 mock_port=$(wait_line "$tmp/mock.log" 'listening on \S+:\K\d+')
+store_yaml="{backend: memory, data_dir: $tmp/data}"
+if [[ $store == redis ]]; then
+  redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >"$tmp/redis.log" 2>&1 &
+  pids+=($!)
+  wait_line "$tmp/redis.log" 'Ready to accept connections()' >/dev/null
+  store_yaml="{backend: redis, redis: {url: \"redis://127.0.0.1:$redis_port/0\"}}"
+fi
 cat >"$tmp/gw.yaml" <<EOF
 listen: 127.0.0.1:0
 server: {threads: 2}
-store: {backend: memory, data_dir: $tmp/data}
+store: $store_yaml
 models:
   - {name: m, backends: ["http://127.0.0.1:$mock_port"], max_output_tokens: 200}
 api_keys:
@@ -78,9 +91,14 @@ wrk -t2 -c64 -d$((seconds + 2))s -s performance/wrk/chat.lua "http://127.0.0.1:$
   >"$tmp/wrk.out" &
 wrk_pid=$!
 sleep 1
+[[ $store == redis ]] && redis-cli -p "$redis_port" config resetstat >/dev/null
 perf record -F 999 -g -p "$gw" -o "$out/perf-$load.data" -- sleep "$seconds" 2>/dev/null >/dev/null
 wait "$wrk_pid"
 grep -oP 'WRKJSON \K.*' "$tmp/wrk.out" | sed 's/^/wrk: /'
+if [[ $store == redis ]]; then
+  echo "== Redis commands during the profile (INFO commandstats)"
+  redis-cli -p "$redis_port" info commandstats | grep -E 'evalsha|eval:' | cut -d, -f1-3
+fi
 set +o pipefail  # `| head` closes the reports' pipes early: not a failure
 
 echo "== self time by shared object"

@@ -57,14 +57,22 @@ void AddSpec(std::vector<std::string>& args, const BucketSpec& spec) {
   args.emplace_back(spec.ref.calendar ? "1" : "0");
 }
 
-// The 1-based index in KEYS of `key`, added to `keys` (KEYS, the marker first) when new.
-size_t KeyIndex(std::vector<std::string>& keys, std::string key) {
-  for (size_t i = 1; i < keys.size(); ++i) {
-    if (keys[i] == key) return i + 1;
+// The buckets of a batch's call: KEYS (the marker first), and the bucket behind each key after
+// it, so that a bucket named by many calls of the batch is found without building its name.
+struct BatchKeys {
+  std::vector<std::string> keys;
+  std::vector<const BucketRef*> refs;  // refs[i] is keys[i + 1]'s
+
+  // The 1-based index in KEYS of `ref`'s key, added when new.
+  size_t IndexOf(std::string_view prefix, const BucketRef& ref) {
+    for (size_t i = 0; i < refs.size(); ++i) {
+      if (*refs[i] == ref) return i + 2;
+    }
+    keys.push_back(std::string(prefix) + ref.Id());
+    refs.push_back(&ref);
+    return keys.size();
   }
-  keys.push_back(std::move(key));
-  return keys.size();
-}
+};
 
 // EVALSHA of `script` with these KEYS and ARGV.
 std::vector<std::string> Call(const redis::Script& script, std::vector<std::string> keys,
@@ -303,8 +311,9 @@ void RedisStore::StartCall(std::string_view prefix, int64_t now_micros,
 
 asio::awaitable<void> RedisStore::SendAdmits(Waiter* batch) {
   const std::string prefix = ShardPrefix(batch->shard_key);
-  std::vector<std::string> keys, argv;
-  StartCall(prefix, batch->admit->now_micros, keys, argv);
+  BatchKeys keys;
+  std::vector<std::string> argv;
+  StartCall(prefix, batch->admit->now_micros, keys.keys, argv);
   argv.emplace_back();  // the number of admissions
   size_t count = 0, reply_size = 1;
   auto deadline = batch->start + options_.timeout;
@@ -317,14 +326,14 @@ asio::awaitable<void> RedisStore::SendAdmits(Waiter* batch) {
     argv.push_back(std::to_string(std::max<int64_t>(w->admit->lease_ttl_micros, 1)));
     argv.push_back(std::to_string(w->admit->charges.size()));
     for (const Charge& c : w->admit->charges) {
-      argv.push_back(std::to_string(KeyIndex(keys, prefix + c.bucket.ref.Id())));
+      argv.push_back(std::to_string(keys.IndexOf(prefix, c.bucket.ref)));
       AddSpec(argv, c.bucket);
       argv.push_back(std::to_string(c.amount));
     }
   }
   argv[3] = std::to_string(count);
-  std::string routing = keys[0];
-  std::vector<std::string> args = Call(*admit_, std::move(keys), std::move(argv));
+  std::string routing = keys.keys[0];
+  std::vector<std::string> args = Call(*admit_, std::move(keys.keys), std::move(argv));
   Result r = co_await client_->Execute(std::move(args), std::move(routing), deadline, admit_);
   int64_t now = 0;
   bool ok = IsArray(r, reply_size) && IntAt(*r.reply, 0, now);
@@ -364,21 +373,22 @@ asio::awaitable<void> RedisStore::SendAdmits(Waiter* batch) {
 
 asio::awaitable<void> RedisStore::SendSettles(Waiter* batch) {
   const std::string prefix = ShardPrefix(batch->shard_key);
-  std::vector<std::string> keys, argv;
-  StartCall(prefix, batch->settle->now_micros, keys, argv);
+  BatchKeys keys;
+  std::vector<std::string> argv;
+  StartCall(prefix, batch->settle->now_micros, keys.keys, argv);
   auto deadline = batch->start + options_.timeout;
   for (Waiter* w = batch; w; w = w->next) {
     deadline = std::min(deadline, w->start + options_.timeout);
     for (const Settlement& s : w->settle->settlements) {
-      argv.push_back(std::to_string(KeyIndex(keys, prefix + s.bucket.ref.Id())));
+      argv.push_back(std::to_string(keys.IndexOf(prefix, s.bucket.ref)));
       AddSpec(argv, s.bucket);
       argv.push_back(std::to_string(s.delta));
       argv.push_back(std::to_string(s.admitted_stamp));
       argv.push_back(std::to_string(s.lease));
     }
   }
-  std::string routing = keys[0];
-  std::vector<std::string> args = Call(*settle_, std::move(keys), std::move(argv));
+  std::string routing = keys.keys[0];
+  std::vector<std::string> args = Call(*settle_, std::move(keys.keys), std::move(argv));
   Result r = co_await client_->Execute(std::move(args), std::move(routing), deadline, settle_);
   const bool ok = r.ok() && r.reply->type == REDIS_REPLY_INTEGER;
   if (!ok) LogFailure(Op::kSettle, r);
