@@ -16,8 +16,10 @@
 // - a Write that fails after some hours were applied returns false, and its caller puts the
 //   whole batch back (UsageRecorder::Restore): the sink remembers what it applied (debt_) and
 //   subtracts it from the next Write, where those rows come back.
-// A call that timed out may still have been applied by Redis; that one is counted twice when it
-// is written again (like a store admission that timed out: the price of not blocking).
+// - a call that timed out may or may not have been applied: the sink keeps it as it was sent
+//   (in_doubt_) and treats its rows as applied (debt); the next Write first sends it again,
+//   marker and all, until Redis answers. Applied or not, its rows then count exactly once (the
+//   marker outlives the resends: an hour, against the 1 s between flushes).
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
@@ -214,8 +216,8 @@ class RedisUsageSink final : public UsageSink {
   std::vector<std::string> WriteArgs(int64_t hour, std::span<const UsageRow> rows) {
     const std::string prefix = HourPrefix(hour);
     const int64_t expire_at = hour + kHour + retention_.count() / 1000;
-    // Long enough to outlive every resend of this call (they stop at its deadline).
-    const int64_t marker_ttl_ms = 60'000 + 2 * timeout_.count();
+    // Long enough to outlive every resend of this call, a timed-out one's included.
+    const int64_t marker_ttl_ms = 3'600'000 + 2 * timeout_.count();
     std::vector<std::string> args = {"EVAL", kWriteScript, std::to_string(rows.size() + 2)};
     args.reserve(3 + 2 + rows.size() * 8 + 2);
     args.push_back(prefix + "rows");
@@ -239,7 +241,31 @@ class RedisUsageSink final : public UsageSink {
     return args;
   }
 
+  // Sends the calls that timed out again, until Redis answers each.
+  asio::awaitable<bool> ResendInDoubt(std::string* error) {
+    std::vector<std::vector<std::string>> calls;
+    {
+      std::lock_guard lock(debt_mutex_);
+      calls.swap(in_doubt_);
+    }
+    for (size_t i = 0; i < calls.size(); ++i) {
+      std::vector<std::string> args = calls[i];
+      std::string routing = args[3];
+      const auto deadline = std::chrono::steady_clock::now() + timeout_;
+      redis::Result r = co_await client_.Execute(std::move(args), std::move(routing), deadline);
+      if (!r.ok()) {
+        if (error) *error = Describe(r);
+        std::lock_guard lock(debt_mutex_);
+        in_doubt_.insert(in_doubt_.end(), std::make_move_iterator(calls.begin() + i),
+                         std::make_move_iterator(calls.end()));
+        co_return false;
+      }
+    }
+    co_return true;
+  }
+
   asio::awaitable<bool> WriteRows(std::span<const UsageRow> rows, std::string* error) {
+    if (!co_await ResendInDoubt(error)) co_return false;
     std::map<int64_t, std::vector<UsageRow>> by_hour = Pending(rows);
     std::vector<UsageRow> applied;
     for (auto& [hour, hour_rows] : by_hour) {
@@ -249,9 +275,15 @@ class RedisUsageSink final : public UsageSink {
         std::vector<std::string> args = WriteArgs(hour, chunk);
         std::string routing = args[3];
         const auto deadline = std::chrono::steady_clock::now() + timeout_;
-        redis::Result r = co_await client_.Execute(std::move(args), std::move(routing), deadline);
+        redis::Result r = co_await client_.Execute(args, std::move(routing), deadline);
         if (!r.ok()) {
           if (error) *error = Describe(r);
+          if (r.status == redis::ResultStatus::kTimeout) {
+            // Maybe applied: its rows are settled by resending this very call.
+            applied.insert(applied.end(), chunk.begin(), chunk.end());
+            std::lock_guard lock(debt_mutex_);
+            in_doubt_.push_back(std::move(args));
+          }
           AddDebt(applied);
           co_return false;
         }
@@ -365,8 +397,9 @@ class RedisUsageSink final : public UsageSink {
   const Millis timeout_;
   std::string sink_id_;
   std::atomic<uint64_t> next_op_{0};
-  std::mutex debt_mutex_;
+  std::mutex debt_mutex_;  // debt_ and in_doubt_
   std::map<RowKey, UsageCounts> debt_;
+  std::vector<std::vector<std::string>> in_doubt_;  // calls that timed out, as sent
 };
 
 }  // namespace

@@ -112,6 +112,28 @@ TEST_F(RedisUsageSinkTest, APartlyAppliedBatchIsNotCountedTwice) {
   EXPECT_EQ(r.rows[1].counts, (UsageCounts{2, 20, 0, 0, 0, 0}));
 }
 
+// A write that times out but is applied by Redis after all (here: held back by CLIENT PAUSE
+// until after its deadline) counts once: the next write sends that very call again, which its
+// marker turns into a no-op, and leaves its rows out.
+TEST_F(RedisUsageSinkTest, ATimedOutWriteThatWasAppliedIsNotCountedTwice) {
+  auto sink = MakeRedisUsageSink(*client_, kRetention, 100ms);
+  std::vector<UsageRow> batch = {{"k", "", "m", kH0, {1, 10, 0, 0, 0, 0}}};
+  ASSERT_EQ(server_->CommandText({"CLIENT", "PAUSE", "600", "WRITE"}), "OK");
+  std::string error;
+  ASSERT_FALSE(WriteRows(*sink, batch, &error));
+  // A write of this connection waits for the pause to end, after the held-back call.
+  ASSERT_EQ(server_->CommandText({"SET", "after-the-pause", "1"}), "OK");
+  EXPECT_EQ(QueryRange(*sink, kH0, kH0 + 3600).rows.size(), 1u);  // it was applied
+
+  std::vector<UsageRow> restored = batch;
+  restored[0].counts.Add({1, 5, 0, 0, 0, 0});  // recorded since the failed flush
+  ASSERT_TRUE(WriteRows(*sink, restored, &error)) << error;
+  UsageResult r = QueryRange(*sink, kH0, kH0 + 3600);
+  ASSERT_TRUE(r.ok) << r.error;
+  ASSERT_EQ(r.rows.size(), 1u);
+  EXPECT_EQ(r.rows[0].counts, (UsageCounts{2, 15, 0, 0, 0, 0}));
+}
+
 TEST_F(RedisUsageSinkTest, AFailingQueryIsAnError) {
   server_->Command({"SET", "trl:usage:{h" + std::to_string(kH0) + "}:rows", "not a set"});
   UsageResult r = QueryRange(*sink_, kH0 - 7200, kH0 + 7200);
