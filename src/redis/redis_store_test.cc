@@ -339,8 +339,9 @@ TEST_F(RedisStoreTest, ConcurrentCallsOfOneShardAreBatchedExactly) {
   EXPECT_EQ(read.states[0].level.level, 100 - 33 * 3 + 33);
 }
 
-// Connections killed by the server mid-load: every decision still succeeds, and none is
-// applied twice (each admission charges exactly once even when it had to be sent again).
+// Connections killed by the server mid-load (callers on two threads): every decision still
+// succeeds, and none is applied twice (each admission charges exactly once even when it had to
+// be sent again).
 TEST_F(RedisStoreTest, ClientKillMidLoadLosesNoDecisionAndChargesOnce) {
   auto store = MakeStore(Options({server_->Url()}));
   const BucketSpec bucket = Tokens("a", 1'000'000'000, kDay, true);
@@ -364,7 +365,10 @@ TEST_F(RedisStoreTest, ClientKillMidLoadLosesNoDecisionAndChargesOnce) {
         },
         boost::asio::detached);
   }
+  // Two threads run the callers, so batches resume callers on both.
+  std::thread second([&io] { io.run(); });
   io.run();
+  second.join();
   EXPECT_EQ(failed.load(), 0);
   EXPECT_EQ(admitted.load(), kWorkers * kPerWorker);
   EXPECT_GE(store->Client().Stats().drops, 3u);
