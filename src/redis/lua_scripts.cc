@@ -64,9 +64,21 @@ end
 
 local function int(x) return string.format('%d', x) end
 
+-- tonumber, remembered per text: a batch repeats the same figures (TTLs, amounts, indexes), and
+-- tonumber (strtod) costs more than the rest of the work on a figure.
+local numbers = {}
+local function num(text)
+  local v = numbers[text]
+  if v == nil then
+    v = tonumber(text)
+    numbers[text] = v
+  end
+  return v
+end
+
 local function spec_at(argv, base)
-  return {kind = argv[base + 1], cap = tonumber(argv[base + 2]),
-          period = tonumber(argv[base + 3]), cal = argv[base + 4] == '1'}
+  return {kind = argv[base + 1], cap = num(argv[base + 2]),
+          period = num(argv[base + 3]), cal = argv[base + 4] == '1'}
 end
 
 -- bucket.h FullLevel.
@@ -138,11 +150,13 @@ end
 constexpr const char* kAdmitBody = R"lua(
 local applied = redis.call('GET', KEYS[1]) or ''
 local now = clock(ARGV[1])
-local margin = tonumber(ARGV[3])
+local margin = num(ARGV[3])
+-- By index in KEYS: the bucket as read (once), with the spec of its first charge in the batch.
 local buckets = {}
-local function bucket(k, spec)
+local function bucket(k, pos)
   local b = buckets[k]
   if b then return b end
+  local spec = spec_at(ARGV, pos)
   b = {spec = spec}
   if spec.kind == 'c' then
     redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', int(now))
@@ -156,58 +170,53 @@ local function bucket(k, spec)
   return b
 end
 local out = {now}
+local o = 1
 local flags = {}
 local changed = false
+local charged, amounts, fit = {}, {}, {}  -- this admission's charges
 local pos = 5
-for a = 1, tonumber(ARGV[4]) do
-  local lease, ttl, n = ARGV[pos], tonumber(ARGV[pos + 1]), tonumber(ARGV[pos + 2])
+for a = 1, num(ARGV[4]) do
+  local lease, ttl, n = ARGV[pos], num(ARGV[pos + 1]), num(ARGV[pos + 2])
   pos = pos + 3
   local replay = string.sub(applied, a, a) == '1'
-  local charges = {}
   local all = true
   for c = 1, n do
-    local spec = spec_at(ARGV, pos)
-    spec.amount = tonumber(ARGV[pos + 5])
-    local b = bucket(tonumber(ARGV[pos]), spec)
+    local b = bucket(num(ARGV[pos]), pos)
+    local amount = num(ARGV[pos + 5])
     pos = pos + 6
     local fits
-    if spec.kind == 'c' then fits = b.in_use < spec.cap else fits = b.level[1] >= spec.amount end
+    if b.level then fits = b.level[1] >= amount else fits = b.in_use < b.spec.cap end
     fits = replay or fits
-    charges[c] = {spec, b, fits}
+    charged[c], amounts[c], fit[c] = b, amount, fits
     all = all and fits
   end
   if all and not replay then
     changed = true
     for c = 1, n do
-      local spec, b = charges[c][1], charges[c][2]
-      if spec.kind == 'c' then
+      local b = charged[c]
+      if b.level then
+        spend(b.spec, amounts[c], b.level)
+        b.dirty = true
+      else
         b.in_use = b.in_use + 1
         b.leases[#b.leases + 1] = int(now + ttl)
         b.leases[#b.leases + 1] = lease
-        b.ttl = math.max(b.ttl or 0, ttl)
-      else
-        spend(spec, spec.amount, b.level)
-        b.spec = spec
-        b.dirty = true
+        if not b.ttl or ttl > b.ttl then b.ttl = ttl end
       end
     end
   end
   flags[a] = all and '1' or '0'
-  out[#out + 1] = all and 1 or 0
+  o = o + 1
+  out[o] = all and 1 or 0
   for c = 1, n do
-    local b, fits = charges[c][2], charges[c][3]
-    out[#out + 1] = fits and 1 or 0
+    local b = charged[c]
+    out[o + 1] = fit[c] and 1 or 0
     if b.level then
-      out[#out + 1] = b.level[1]
-      out[#out + 1] = b.level[2]
-      out[#out + 1] = b.level[3]
-      out[#out + 1] = 0
+      out[o + 2], out[o + 3], out[o + 4], out[o + 5] = b.level[1], b.level[2], b.level[3], 0
     else
-      out[#out + 1] = 0
-      out[#out + 1] = 0
-      out[#out + 1] = 0
-      out[#out + 1] = b.in_use
+      out[o + 2], out[o + 3], out[o + 4], out[o + 5] = 0, 0, 0, b.in_use
     end
+    o = o + 5
   end
 end
 for k, b in pairs(buckets) do
@@ -225,32 +234,32 @@ return out
 constexpr const char* kSettleBody = R"lua(
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local now = clock(ARGV[1])
-local margin = tonumber(ARGV[3])
+local margin = num(ARGV[3])
 local buckets, released = {}, {}
 for base = 3, #ARGV - 1, 8 do
-  local k = tonumber(ARGV[base + 1])
-  local spec = spec_at(ARGV, base + 1)
-  local delta = tonumber(ARGV[base + 6])
-  if spec.kind == 'c' then
+  local k, kind = num(ARGV[base + 1]), ARGV[base + 2]
+  if kind == 'c' then
     local r = released[k]
     if not r then r = {}; released[k] = r end
     r[#r + 1] = ARGV[base + 8]
-  elseif spec.kind == 't' and delta ~= 0 then
+  elseif kind == 't' then
+    local delta = num(ARGV[base + 6])
     local b = buckets[k]
-    if not b then
-      b = {level = load(KEYS[k], spec, now)}
+    if delta ~= 0 and not b then
+      local spec = spec_at(ARGV, base + 1)
+      b = {spec = spec, level = load(KEYS[k], spec, now)}
       refresh(spec, now, b.level)
       buckets[k] = b
     end
     -- A refund for a calendar window that has ended is dropped: that window's budget is gone.
-    if not (spec.cal and delta < 0 and b.level[3] ~= tonumber(ARGV[base + 7])) then
-      spend(spec, delta, b.level)
-      b.spec = spec
+    if delta ~= 0 and not (b.spec.cal and delta < 0 and b.level[3] ~= num(ARGV[base + 7])) then
+      spend(b.spec, delta, b.level)
+      b.dirty = true
     end
   end
 end
 for k, b in pairs(buckets) do
-  if b.spec then save(KEYS[k], b.spec, now, b.level, margin) end
+  if b.dirty then save(KEYS[k], b.spec, now, b.level, margin) end
 end
 for k, r in pairs(released) do redis.call('ZREM', KEYS[k], unpack(r)) end
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])

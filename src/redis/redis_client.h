@@ -116,6 +116,12 @@ class RedisClient {
   // callers that may be waiting stop. The destructor does it too.
   void Shutdown();
 
+  // The client's own I/O thread: for work that only waits on Redis (RedisStore's batches), so
+  // that it does not queue behind the callers' threads.
+  asio::io_context::executor_type Executor() { return io_.get_executor(); }
+  // After Shutdown (or before Start), the I/O thread may be gone: work must not go there.
+  bool Running() const { return started_ && !shut_down_.load(std::memory_order_acquire); }
+
   ClientStats Stats() const;
   bool ClusterMode() const { return cluster_flag_.load(std::memory_order_relaxed); }
 

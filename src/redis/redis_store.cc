@@ -245,8 +245,14 @@ asio::awaitable<void> RedisStore::Batched(Lanes& lanes, Waiter& w) {
     std::lock_guard lock(mutex_);
     next = TakeBatch(lane);
   }
-  // The calls that queued meanwhile go on without this caller, which returns now.
-  if (next) asio::co_spawn(co_await asio::this_coro::executor, Drain(lane, next), asio::detached);
+  // The calls that queued meanwhile go on without this caller, which returns now, on the
+  // client's thread, so that each batch follows the last as soon as its reply is in.
+  if (!next) co_return;
+  if (client_->Running()) {
+    asio::co_spawn(client_->Executor(), Drain(lane, next), asio::detached);
+  } else {  // shutting down: every call fails at once, here
+    asio::co_spawn(co_await asio::this_coro::executor, Drain(lane, next), asio::detached);
+  }
 }
 
 RedisStore::Waiter* RedisStore::TakeBatch(Lane& lane) {
