@@ -196,7 +196,7 @@ asio::awaitable<AdmitResult> RedisStore::Admit(const AdmitRequest& request) {
   w.shard_key = request.shard_key;
   w.admit = &request;
   w.start = std::chrono::steady_clock::now();
-  co_await Batched(admit_lanes_, w);
+  co_await Batched(admit_shards_, w);
   Observe(Op::kAdmit, w.start, w.admitted.status == StoreStatus::kOk);
   co_return std::move(w.admitted);
 }
@@ -207,31 +207,32 @@ asio::awaitable<StoreStatus> RedisStore::Settle(const SettleRequest& request) {
   w.shard_key = request.shard_key;
   w.settle = &request;
   w.start = std::chrono::steady_clock::now();
-  co_await Batched(settle_lanes_, w);
+  co_await Batched(settle_shards_, w);
   Observe(Op::kSettle, w.start, w.settled == StoreStatus::kOk);
   co_return w.settled;
 }
 
-asio::awaitable<void> RedisStore::Batched(Lanes& lanes, Waiter& w) {
-  Lane& lane = lanes[std::hash<std::string_view>{}(w.shard_key) % kLanes];
+asio::awaitable<void> RedisStore::Batched(Shards& shards, Waiter& w) {
   bool queue = false;
   {
     std::lock_guard lock(mutex_);
-    queue = lane.busy;
-    lane.busy = true;
+    queue = !shards.try_emplace(std::string(w.shard_key)).second;
   }
   if (queue) {
     co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
-        [this, &lane, &w](auto handler) {
+        [this, &shards, &w](auto handler) {
           std::unique_lock lock(mutex_);
-          if (lane.busy) {
+          auto it = shards.find(w.shard_key);
+          if (it != shards.end()) {
+            Queue& q = it->second;
             w.executor = asio::get_associated_executor(handler);
             w.resume.emplace(std::move(handler));
-            (lane.tail ? lane.tail->next : lane.head) = &w;
-            lane.tail = &w;
+            (q.tail ? q.tail->next : q.head) = &w;
+            q.tail = &w;
             return;
           }
-          lane.busy = true;  // the lane went idle meanwhile: this call goes now
+          // The shard's call ended meanwhile: this call goes now.
+          shards.try_emplace(std::string(w.shard_key));
           lock.unlock();
           auto executor = asio::get_associated_executor(handler);
           asio::post(executor, std::move(handler));
@@ -243,50 +244,41 @@ asio::awaitable<void> RedisStore::Batched(Lanes& lanes, Waiter& w) {
   Waiter* next = nullptr;
   {
     std::lock_guard lock(mutex_);
-    next = TakeBatch(lane);
+    next = TakeBatch(shards, w.shard_key);
   }
   // The calls that queued meanwhile go on without this caller, which returns now, on the
   // client's thread, so that each batch follows the last as soon as its reply is in.
   if (!next) co_return;
+  auto drain = Drain(shards, std::string(w.shard_key), next);
   if (client_->Running()) {
-    asio::co_spawn(client_->Executor(), Drain(lane, next), asio::detached);
+    asio::co_spawn(client_->Executor(), std::move(drain), asio::detached);
   } else {  // shutting down: every call fails at once, here
-    asio::co_spawn(co_await asio::this_coro::executor, Drain(lane, next), asio::detached);
+    auto here = co_await asio::this_coro::executor;
+    asio::co_spawn(here, std::move(drain), asio::detached);
   }
 }
 
-RedisStore::Waiter* RedisStore::TakeBatch(Lane& lane) {
-  if (!lane.head) {
-    lane.busy = false;
+RedisStore::Waiter* RedisStore::TakeBatch(Shards& shards, std::string_view shard) {
+  auto it = shards.find(shard);
+  Queue& q = it->second;
+  if (!q.head) {
+    shards.erase(it);
     return nullptr;
   }
-  const std::string_view shard = lane.head->shard_key;
-  Waiter* batch = nullptr;
-  Waiter** batch_tail = &batch;
-  Waiter* kept = nullptr;  // the last waiter left in the lane
-  size_t taken = 0;
-  for (Waiter* w = lane.head; w;) {
-    Waiter* next = w->next;
-    if (taken < kMaxBatch && w->shard_key == shard) {
-      (kept ? kept->next : lane.head) = next;
-      w->next = nullptr;
-      *batch_tail = w;
-      batch_tail = &w->next;
-      ++taken;
-    } else {
-      kept = w;
-    }
-    w = next;
-  }
-  lane.tail = kept;
+  Waiter* batch = q.head;
+  Waiter* last = batch;
+  for (size_t taken = 1; taken < kMaxBatch && last->next; ++taken) last = last->next;
+  q.head = last->next;
+  if (!q.head) q.tail = nullptr;
+  last->next = nullptr;
   return batch;
 }
 
-asio::awaitable<void> RedisStore::Drain(Lane& lane, Waiter* batch) {
+asio::awaitable<void> RedisStore::Drain(Shards& shards, std::string shard, Waiter* batch) {
   while (batch) {
     co_await Send(batch);
     std::lock_guard lock(mutex_);
-    batch = TakeBatch(lane);
+    batch = TakeBatch(shards, shard);
   }
 }
 

@@ -10,8 +10,8 @@
 // calls is in flight wait for it, then go together in the next call, up to kMaxBatch; the
 // script judges them one after the other, exactly as separate calls would, but reads and writes
 // each bucket once. So a lone request goes out at once, and a busy shard costs Redis one call
-// per round trip instead of one per request. Batches queue in kLanes lanes by shard key (one
-// call in flight per lane and operation); a batch holds calls of one shard only.
+// per round trip instead of one per request. One call per shard and operation is in flight at a
+// time; different shards do not wait for each other.
 //
 // Cluster: every key of a call carries the hash tag {shard_key} (percent-encoded so that it is
 // one tag), so all the buckets of a request are in one slot and one script sees them all: a
@@ -32,7 +32,6 @@
 // Thread-safety: thread-safe, like every Store; see RedisClient for the threading model.
 #pragma once
 
-#include <array>
 #include <atomic>
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -43,6 +42,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "limits/store.h"
@@ -65,7 +65,6 @@ class RedisStore final : public Store {
   enum class Op : uint8_t { kAdmit, kSettle, kRead, kReset };
   static std::string_view OpName(Op op);
   static constexpr size_t kMaxBatch = 64;
-  static constexpr size_t kLanes = 64;
   // Called after every operation that reached the client, on the caller's thread: how long it
   // took and whether it succeeded (for trl_store_latency_seconds{op}).
   using LatencyObserver = std::function<void(Op op, double seconds, bool ok)>;
@@ -107,20 +106,25 @@ class RedisStore final : public Store {
     asio::any_io_executor executor;  // resume's
     Waiter* next = nullptr;
   };
-  struct Lane {
-    bool busy = false;  // a call of this lane is in flight
+  // The calls waiting for a shard's call in flight; a shard is in the map while it has one.
+  struct Queue {
     Waiter* head = nullptr;
     Waiter* tail = nullptr;
   };
-  using Lanes = std::array<Lane, kLanes>;
+  struct ShardHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using Shards = std::unordered_map<std::string, Queue, ShardHash, std::equal_to<>>;
 
   explicit RedisStore(RedisStoreOptions options);
-  // Runs `w` alone at once when its lane is idle, else in the lane's next batch.
-  asio::awaitable<void> Batched(Lanes& lanes, Waiter& w);
-  // Under mutex_: up to kMaxBatch queued calls of the first one's shard, linked by `next`;
-  // null (and the lane idle) when none is queued.
-  Waiter* TakeBatch(Lane& lane);
-  asio::awaitable<void> Drain(Lane& lane, Waiter* batch);
+  // Runs `w` alone at once when its shard has no call in flight, else in the shard's next
+  // batch.
+  asio::awaitable<void> Batched(Shards& shards, Waiter& w);
+  // Under mutex_, when a call of `shard` has ended: up to kMaxBatch of its queued calls, linked
+  // by `next`; null (and the shard idle) when none is queued.
+  static Waiter* TakeBatch(Shards& shards, std::string_view shard);
+  asio::awaitable<void> Drain(Shards& shards, std::string shard, Waiter* batch);
   // Runs one batch and fills every waiter's outcome; resumes the queued ones.
   asio::awaitable<void> Send(Waiter* batch);
   // What both batch scripts start with: KEYS[1], a new marker; ARGV now, marker TTL, margin.
@@ -143,9 +147,9 @@ class RedisStore final : public Store {
   std::atomic<uint64_t> next_op_;
   LatencyObserver observer_;
   mutable std::atomic<int64_t> last_log_{0};
-  std::mutex mutex_;  // the lanes; never held across I/O
-  Lanes admit_lanes_;
-  Lanes settle_lanes_;
+  std::mutex mutex_;  // the shard maps; never held across I/O
+  Shards admit_shards_;
+  Shards settle_shards_;
 };
 
 }  // namespace trl

@@ -339,6 +339,36 @@ TEST_F(RedisStoreTest, ConcurrentCallsOfOneShardAreBatchedExactly) {
   EXPECT_EQ(read.states[0].level.level, 100 - 33 * 3 + 33);
 }
 
+// Shards do not wait for each other: the first call of each goes at once, and the callers
+// queued behind each go in one call of their own shard.
+TEST_F(RedisStoreTest, ShardsAreBatchedApart) {
+  auto store = MakeStore(Options({server_->Url()}));
+  const BucketSpec a = Tokens("a", 100, kDay, true), b = Tokens("b", 100, kDay, true);
+  ASSERT_EQ(Admit(*store, "a", {{a, 0}}, kT0).status, StoreStatus::kOk);  // connected
+  ASSERT_EQ(server_->CommandText({"CONFIG", "RESETSTAT"}), "OK");
+  std::vector<Charge> on_a = {{a, 3}}, on_b = {{b, 3}};
+  int admitted_a = 0, admitted_b = 0;
+  boost::asio::io_context io;
+  for (int i = 0; i < 64; ++i) {
+    const bool first = i % 2 == 0;
+    boost::asio::co_spawn(
+        io,
+        [&, first]() -> boost::asio::awaitable<void> {
+          AdmitResult r = co_await store->Admit(
+              {first ? "a" : "b", AsSpan(first ? on_a : on_b), "r", kT0, kMinute});
+          if (r.admitted) ++(first ? admitted_a : admitted_b);
+        },
+        boost::asio::detached);
+  }
+  io.run();
+  EXPECT_EQ(admitted_a, 32);
+  EXPECT_EQ(admitted_b, 32);
+  std::string stats = server_->CommandText({"INFO", "commandstats"});
+  EXPECT_NE(stats.find("cmdstat_evalsha:calls=4,"), std::string::npos) << stats;
+  EXPECT_EQ(Read(*store, "a", {a}, kT0).states[0].level.level, 4);
+  EXPECT_EQ(Read(*store, "b", {b}, kT0).states[0].level.level, 4);
+}
+
 // Connections killed by the server mid-load (callers on two threads): every decision still
 // succeeds, and none is applied twice (each admission charges exactly once even when it had to
 // be sent again).
