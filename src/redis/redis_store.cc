@@ -216,7 +216,8 @@ asio::awaitable<void> RedisStore::Batched(Shards& shards, Waiter& w) {
   bool queue = false;
   {
     std::lock_guard lock(mutex_);
-    queue = !shards.try_emplace(std::string(w.shard_key)).second;
+    queue = shards.find(w.shard_key) != shards.end();
+    if (!queue) shards.try_emplace(std::string(w.shard_key));
   }
   if (queue) {
     co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
