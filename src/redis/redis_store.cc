@@ -315,11 +315,9 @@ asio::awaitable<void> RedisStore::SendAdmits(Waiter* batch) {
   StartCall(prefix, batch->admit->now_micros, keys.keys, argv);
   argv.emplace_back();  // the number of admissions
   size_t count = 0, reply_size = 1;
-  auto deadline = batch->start + options_.timeout;
   for (Waiter* w = batch; w; w = w->next) {
     ++count;
     reply_size += 1 + 5 * w->admit->charges.size();
-    deadline = std::min(deadline, w->start + options_.timeout);
     w->lease = NextOp();
     argv.push_back(std::to_string(w->lease));
     argv.push_back(std::to_string(std::max<int64_t>(w->admit->lease_ttl_micros, 1)));
@@ -333,6 +331,9 @@ asio::awaitable<void> RedisStore::SendAdmits(Waiter* batch) {
   argv[3] = std::to_string(count);
   std::string routing = keys.keys[0];
   std::vector<std::string> args = Call(*admit_, std::move(keys.keys), std::move(argv));
+  // A batch is in arrival order: its first call has the earliest deadline (to within the µs
+  // between a caller taking its start time and queuing).
+  const auto deadline = batch->start + options_.timeout;
   Result r = co_await client_->Execute(std::move(args), std::move(routing), deadline, admit_);
   int64_t now = 0;
   bool ok = IsArray(r, reply_size) && IntAt(*r.reply, 0, now);
@@ -375,9 +376,7 @@ asio::awaitable<void> RedisStore::SendSettles(Waiter* batch) {
   BatchKeys keys;
   std::vector<std::string> argv;
   StartCall(prefix, batch->settle->now_micros, keys.keys, argv);
-  auto deadline = batch->start + options_.timeout;
   for (Waiter* w = batch; w; w = w->next) {
-    deadline = std::min(deadline, w->start + options_.timeout);
     for (const Settlement& s : w->settle->settlements) {
       argv.push_back(std::to_string(keys.IndexOf(prefix, s.bucket.ref)));
       AddSpec(argv, s.bucket);
@@ -388,6 +387,7 @@ asio::awaitable<void> RedisStore::SendSettles(Waiter* batch) {
   }
   std::string routing = keys.keys[0];
   std::vector<std::string> args = Call(*settle_, std::move(keys.keys), std::move(argv));
+  const auto deadline = batch->start + options_.timeout;  // the earliest, as for admissions
   Result r = co_await client_->Execute(std::move(args), std::move(routing), deadline, settle_);
   const bool ok = r.ok() && r.reply->type == REDIS_REPLY_INTEGER;
   if (!ok) LogFailure(Op::kSettle, r);
