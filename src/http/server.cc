@@ -18,6 +18,8 @@
 #include <boost/beast/http/write.hpp>
 #include <random>
 
+#include "http/deadline.h"
+
 namespace trl::http {
 namespace {
 
@@ -66,9 +68,9 @@ bool ValidRequestId(std::string_view id) {
 
 class Connection final : public ResponseWriter {
  public:
-  Connection(beast::tcp_stream& stream, const ServerOptions& options, bool keep_alive,
-             std::string request_id, std::string& head_buffer)
-      : stream_(stream), options_(options), keep_alive_(keep_alive),
+  Connection(tcp::socket& socket, Deadline& deadline, const ServerOptions& options,
+             bool keep_alive, std::string request_id, std::string& head_buffer)
+      : socket_(socket), deadline_(deadline), options_(options), keep_alive_(keep_alive),
         request_id_(std::move(request_id)), head_(head_buffer) {}
 
   asio::awaitable<bool> Send(Response response, std::string_view head_lines) override {
@@ -79,11 +81,8 @@ class Connection final : public ResponseWriter {
     StartHead(response.base(), head_lines, "Content-Length", length);
     const std::array<asio::const_buffer, 2> buffers{asio::buffer(head_),
                                                     asio::buffer(response.body())};
-    stream_.expires_after(options_.write_timeout);
-    auto [ec, n] = co_await asio::async_write(stream_, buffers, kTuple);
     responded_ = true;
-    if (ec) failed_ = true;
-    co_return !failed_;
+    co_return co_await Write(buffers);
   }
 
   asio::awaitable<bool> StartStream(unsigned status, Fields headers,
@@ -93,12 +92,9 @@ class Connection final : public ResponseWriter {
     header.result(status);
     header.version(11);
     StartHead(header, head_lines, "Transfer-Encoding", "chunked");
-    stream_.expires_after(options_.write_timeout);
-    auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head_), kTuple);
     responded_ = true;
     streaming_ = true;
-    if (ec) failed_ = true;
-    co_return !failed_;
+    co_return co_await Write(asio::buffer(head_));
   }
 
   asio::awaitable<bool> WriteChunk(std::string_view data) override {
@@ -108,30 +104,24 @@ class Connection final : public ResponseWriter {
     const std::array<asio::const_buffer, 3> buffers{
         asio::buffer(ChunkSizeLine(data.size(), size_line)), asio::buffer(data),
         asio::buffer("\r\n", 2)};
-    stream_.expires_after(options_.write_timeout);
-    auto [ec, n] = co_await asio::async_write(stream_, buffers, kTuple);
-    if (ec) failed_ = true;
-    co_return !failed_;
+    co_return co_await Write(buffers);
   }
 
   asio::awaitable<bool> FinishStream() override {
     if (failed_ || !streaming_) co_return false;
-    stream_.expires_after(options_.write_timeout);
-    auto [ec, n] = co_await asio::async_write(stream_, asio::buffer("0\r\n\r\n", 5), kTuple);
     streaming_ = false;
-    if (ec) failed_ = true;
-    co_return !failed_;
+    co_return co_await Write(asio::buffer("0\r\n\r\n", 5));
   }
 
   void WatchClient(asio::cancellation_slot stop, std::function<void(bool)> done) override {
-    stream_.socket().async_wait(
+    socket_.async_wait(
         tcp::socket::wait_read,
         asio::bind_cancellation_slot(
             stop, [this, stop, done = std::move(done)](boost::system::error_code ec) mutable {
               if (ec == asio::error::operation_aborted) return done(false);
               if (!ec) {
                 char byte;
-                ssize_t n = ::recv(stream_.socket().native_handle(), &byte, 1,
+                ssize_t n = ::recv(socket_.native_handle(), &byte, 1,
                                    MSG_PEEK | MSG_DONTWAIT);
                 if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
                   return WatchClient(stop, std::move(done));  // woken for nothing: wait again
@@ -153,6 +143,16 @@ class Connection final : public ResponseWriter {
   bool Responded() const { return responded_; }
 
  private:
+  // Writes under the write timeout; a failed write fails the connection.
+  template <class Buffers>
+  asio::awaitable<bool> Write(const Buffers& buffers) {
+    deadline_.ExpiresAfter(options_.write_timeout);
+    auto [ec, n] = co_await asio::async_write(socket_, buffers, kTuple);
+    deadline_.Clear();
+    if (ec) failed_ = true;
+    co_return !failed_;
+  }
+
   // The head into head_: the handler's status, fields and head lines, then ours (the request
   // id, the body's framing, Connection), as Beast's set/keep_alive/prepare_payload would have.
   void StartHead(const bhttp::response_header<>& header, std::string_view head_lines,
@@ -167,7 +167,8 @@ class Connection final : public ResponseWriter {
     head_.append("\r\n");
   }
 
-  beast::tcp_stream& stream_;
+  tcp::socket& socket_;
+  Deadline& deadline_;
   const ServerOptions& options_;
   bool keep_alive_;
   std::string request_id_;
@@ -177,14 +178,16 @@ class Connection final : public ResponseWriter {
   std::string& head_;  // the session's buffer for the response head
 };
 
-asio::awaitable<void> WriteError(beast::tcp_stream& stream, const Server::State& state,
-                                 unsigned status, std::string_view request_id) {
+asio::awaitable<void> WriteError(tcp::socket& socket, Deadline& deadline,
+                                 const Server::State& state, unsigned status,
+                                 std::string_view request_id) {
   Response res = state.errors(status);
   res.set("x-request-id", request_id.empty() ? MakeRequestId() : std::string(request_id));
   res.keep_alive(false);
   res.prepare_payload();
-  stream.expires_after(state.options.write_timeout);
-  co_await bhttp::async_write(stream, res, kTuple);
+  deadline.ExpiresAfter(state.options.write_timeout);
+  co_await bhttp::async_write(socket, res, kTuple);
+  deadline.Clear();
 }
 
 asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::State> state) {
@@ -195,7 +198,7 @@ asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::Sta
   } closer{*state};
 
   socket.set_option(tcp::no_delay(true));
-  beast::tcp_stream stream(std::move(socket));
+  Deadline deadline(socket);
   const ServerOptions& options = state->options;
   // Bounds what a client can make us hold: one header block plus read-ahead of pipelined bytes.
   beast::flat_buffer buffer(options.max_header_bytes + 64 * 1024);
@@ -204,8 +207,9 @@ asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::Sta
 
   while (!state->stopping.load(std::memory_order_relaxed)) {
     if (buffer.size() == 0) {
-      stream.expires_after(first ? options.header_timeout : options.idle_timeout);
-      auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), kTuple);
+      deadline.ExpiresAfter(first ? options.header_timeout : options.idle_timeout);
+      auto [ec, n] = co_await socket.async_read_some(buffer.prepare(4096), kTuple);
+      deadline.Clear();
       if (ec) break;
       buffer.commit(n);
     }
@@ -214,19 +218,19 @@ asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::Sta
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(options.max_header_bytes);
     parser.body_limit(options.max_body_bytes);
-    stream.expires_after(options.header_timeout);
-    auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+    deadline.ExpiresAfter(options.header_timeout);
+    auto [hec, hn] = co_await bhttp::async_read_header(socket, buffer, parser, kTuple);
     if (hec) {
       if (hec == bhttp::error::header_limit) {
-        co_await WriteError(stream, *state, 431, {});
+        co_await WriteError(socket, deadline, *state, 431, {});
       } else if (hec == bhttp::error::body_limit) {
         // Beast checks Content-Length against the body limit while parsing the header.
-        co_await WriteError(stream, *state, 413, {});
-      } else if (hec == beast::error::timeout) {
-        co_await WriteError(stream, *state, 408, {});
+        co_await WriteError(socket, deadline, *state, 413, {});
+      } else if (deadline.Expired()) {
+        co_await WriteError(socket, deadline, *state, 408, {});
       } else if (hec != bhttp::error::end_of_stream && hec != asio::error::eof &&
                  hec != asio::error::connection_reset) {
-        co_await WriteError(stream, *state, 400, {});
+        co_await WriteError(socket, deadline, *state, 400, {});
       }
       break;
     }
@@ -240,34 +244,36 @@ asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::Sta
     }
     // Refuse an oversized body before reading any of it.
     if (auto length = parser.content_length(); length && *length > options.max_body_bytes) {
-      co_await WriteError(stream, *state, 413, request_id);
+      co_await WriteError(socket, deadline, *state, 413, request_id);
       break;
     }
     if (!parser.is_done()) {
-      stream.expires_after(options.header_timeout);
-      auto [bec, bn] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
+      deadline.ExpiresAfter(options.header_timeout);
+      auto [bec, bn] = co_await bhttp::async_read(socket, buffer, parser, kTuple);
       if (bec) {
         if (bec == bhttp::error::body_limit) {
-          co_await WriteError(stream, *state, 413, request_id);
-        } else if (bec == beast::error::timeout) {
-          co_await WriteError(stream, *state, 408, request_id);
+          co_await WriteError(socket, deadline, *state, 413, request_id);
+        } else if (deadline.Expired()) {
+          co_await WriteError(socket, deadline, *state, 408, request_id);
         } else if (bec != asio::error::eof && bec != asio::error::connection_reset) {
-          co_await WriteError(stream, *state, 400, request_id);
+          co_await WriteError(socket, deadline, *state, 400, request_id);
         }
         break;
       }
     }
+    deadline.Clear();
     Request request = parser.release();
     bool keep_alive = request.keep_alive() && !state->stopping.load(std::memory_order_relaxed);
-    Connection connection(stream, options, keep_alive, std::move(request_id), head_buffer);
+    Connection connection(socket, deadline, options, keep_alive, std::move(request_id),
+                          head_buffer);
     state->active_requests.fetch_add(1);
     co_await state->handler(request, connection);
     state->active_requests.fetch_sub(1);
     if (!connection.Reusable()) break;
   }
   beast::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  stream.close();
+  socket.shutdown(tcp::socket::shutdown_send, ignored);
+  socket.close(ignored);
 }
 
 asio::awaitable<void> AcceptLoop(std::shared_ptr<tcp::acceptor> acceptor,

@@ -64,10 +64,10 @@ enum class Attempt { kDone, kRetryOther, kRetryFresh };
 // Runs on the session's executor; Stop must be awaited before the upstream stream goes away.
 class ClientWatch {
  public:
-  ClientWatch(http::ResponseWriter& writer, beast::tcp_stream& upstream)
+  ClientWatch(http::ResponseWriter& writer, UpstreamSocket& upstream)
       : writer_(writer),
         upstream_(upstream),
-        finished_event_(upstream.get_executor(), asio::steady_timer::time_point::max()) {}
+        finished_event_(upstream.socket.get_executor(), asio::steady_timer::time_point::max()) {}
   ClientWatch(const ClientWatch&) = delete;
   ClientWatch& operator=(const ClientWatch&) = delete;
 
@@ -76,7 +76,8 @@ class ClientWatch {
       finished_ = true;
       if (gone && !stopping_) {
         client_left_ = true;
-        upstream_.cancel();
+        boost::system::error_code ignored;
+        upstream_.socket.cancel(ignored);
       }
       finished_event_.cancel();
     });
@@ -93,7 +94,7 @@ class ClientWatch {
 
  private:
   http::ResponseWriter& writer_;
-  beast::tcp_stream& upstream_;
+  UpstreamSocket& upstream_;
   asio::cancellation_signal cancel_;
   asio::steady_timer finished_event_;
   bool finished_ = false;
@@ -114,7 +115,7 @@ void CountTexts(const std::vector<std::string_view>& texts, const TokenCounter& 
 
 // Relays an SSE body event by event; drops the usage chunk the gateway asked for on the
 // client's behalf; counts the text relayed.
-asio::awaitable<bool> RelayStream(Relay& r, beast::tcp_stream& stream, beast::flat_buffer& buffer,
+asio::awaitable<bool> RelayStream(Relay& r, UpstreamSocket& stream, beast::flat_buffer& buffer,
                                   bhttp::response_parser<bhttp::buffer_body>& parser,
                                   std::chrono::milliseconds idle_timeout,
                                   const ClientWatch& watch) {
@@ -126,11 +127,12 @@ asio::awaitable<bool> RelayStream(Relay& r, beast::tcp_stream& stream, beast::fl
   while (!parser.is_done()) {
     parser.get().body().data = chunk.data();
     parser.get().body().size = chunk.size();
-    stream.expires_after(idle_timeout);
-    auto [ec, n] = co_await bhttp::async_read_some(stream, buffer, parser, kTuple);
+    stream.deadline.ExpiresAfter(idle_timeout);
+    auto [ec, n] = co_await bhttp::async_read_some(stream.socket, buffer, parser, kTuple);
+    stream.deadline.Clear();
     if (watch.ClientLeft()) co_return false;  // the client left: abandon the upstream too
     if (ec && ec != bhttp::error::need_buffer) {
-      r.result.error_reason = ec == beast::error::timeout ? "timeout" : "truncated";
+      r.result.error_reason = stream.deadline.Expired() ? "timeout" : "truncated";
       break;
     }
     // async_read_some stops after one chunk of the backend's chunked body; the chunks already
@@ -201,15 +203,16 @@ asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnecti
   beast::flat_buffer buffer;
   bhttp::response_parser<bhttp::empty_body> header_parser;
   header_parser.body_limit(kMaxResponseBody);
-  stream.expires_after(model.timeout);
-  auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, header_parser, kTuple);
+  stream.deadline.ExpiresAfter(model.timeout);
+  auto [hec, hn] = co_await bhttp::async_read_header(stream.socket, buffer, header_parser, kTuple);
+  stream.deadline.Clear();
   if (watch.ClientLeft()) co_return Attempt::kDone;  // connection dropped with the client
   if (hec) {
-    if (conn.reused && hec != beast::error::timeout && buffer.size() == 0) {
+    const bool timeout = stream.deadline.Expired();
+    if (conn.reused && !timeout && buffer.size() == 0) {
       r.result.reached_backend = false;
       co_return Attempt::kRetryFresh;
     }
-    bool timeout = hec == beast::error::timeout;
     if (!timeout) backend.ReportFailure(std::chrono::steady_clock::now());
     http::Response error = BackendFailure(r.result, timeout, "reset", model.timeout,
                                           "closed the connection without answering");
@@ -239,11 +242,12 @@ asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnecti
 
   bhttp::response_parser<bhttp::string_body> parser{std::move(header_parser)};
   parser.body_limit(kMaxResponseBody);
-  stream.expires_after(model.timeout);
-  auto [bec, bn] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
+  stream.deadline.ExpiresAfter(model.timeout);
+  auto [bec, bn] = co_await bhttp::async_read(stream.socket, buffer, parser, kTuple);
+  stream.deadline.Clear();
   if (watch.ClientLeft()) co_return Attempt::kDone;
   if (bec) {
-    http::Response error = BackendFailure(r.result, bec == beast::error::timeout, "truncated",
+    http::Response error = BackendFailure(r.result, stream.deadline.Expired(), "truncated",
                                           model.timeout, "sent an incomplete answer");
     co_await r.writer.Send(std::move(error));
     co_return Attempt::kDone;
@@ -285,8 +289,9 @@ asio::awaitable<Attempt> TryBackend(Relay& r, Backend& backend, bool fresh) {
   auto& stream = *conn.stream;
   const std::string head = UpstreamHead(r.req, backend.Url());
   const std::array<asio::const_buffer, 2> request{asio::buffer(head), asio::buffer(r.req.body)};
-  stream.expires_after(model.timeout);
-  auto [wec, wn] = co_await asio::async_write(stream, request, kTuple);
+  stream.deadline.ExpiresAfter(model.timeout);
+  auto [wec, wn] = co_await asio::async_write(stream.socket, request, kTuple);
+  stream.deadline.Clear();
   if (wec) {
     // A pooled connection the backend closed meanwhile: it never saw the request.
     if (conn.reused) co_return Attempt::kRetryFresh;

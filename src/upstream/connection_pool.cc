@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -13,9 +14,9 @@ namespace {
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 // A pooled connection the backend has closed (or sent stray bytes on) must not be reused.
-bool StillOpen(beast::tcp_stream& stream) {
+bool StillOpen(UpstreamSocket& stream) {
   char byte;
-  ssize_t n = ::recv(stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  ssize_t n = ::recv(stream.socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
@@ -45,25 +46,26 @@ asio::awaitable<beast::error_code> ConnectionPool::Acquire(const BackendUrl& bac
     }
   }
   auto executor = co_await asio::this_coro::executor;
-  auto stream = std::make_unique<beast::tcp_stream>(executor);
-  stream->expires_after(timeout);
+  auto stream = std::make_unique<UpstreamSocket>(executor);
+  stream->deadline.ExpiresAfter(timeout);
   beast::error_code ec;
   boost::system::error_code aec;
   auto address = asio::ip::make_address(backend.host, aec);
   if (!aec) {
-    auto [cec] = co_await stream->async_connect(asio::ip::tcp::endpoint(address, backend.port),
-                                                kTuple);
+    auto [cec] = co_await stream->socket.async_connect(
+        asio::ip::tcp::endpoint(address, backend.port), kTuple);
     ec = cec;
   } else {
     asio::ip::tcp::resolver resolver(executor);
     auto [rec, results] =
         co_await resolver.async_resolve(backend.host, std::to_string(backend.port), kTuple);
     if (rec) co_return rec;
-    auto [cec, endpoint] = co_await stream->async_connect(results, kTuple);
+    auto [cec, endpoint] = co_await asio::async_connect(stream->socket, results, kTuple);
     ec = cec;
   }
-  if (ec) co_return ec;
-  stream->socket().set_option(asio::ip::tcp::no_delay(true));
+  stream->deadline.Clear();
+  if (ec) co_return stream->deadline.Expired() ? asio::error::timed_out : ec;
+  stream->socket.set_option(asio::ip::tcp::no_delay(true));
   out = UpstreamConnection{std::move(stream), std::move(key), false};
   co_return beast::error_code{};
 }

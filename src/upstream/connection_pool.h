@@ -9,17 +9,28 @@
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/error.hpp>
 
 #include "config/config.h"
+#include "http/deadline.h"
 
 namespace trl {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 
+// A socket to a backend and the deadline of its operations (never moved: the deadline refers to
+// the socket).
+struct UpstreamSocket {
+  explicit UpstreamSocket(const asio::any_io_executor& executor)
+      : socket(executor), deadline(socket) {}
+  asio::ip::tcp::socket socket;
+  http::Deadline deadline;
+};
+
 struct UpstreamConnection {
-  std::unique_ptr<beast::tcp_stream> stream;
+  std::unique_ptr<UpstreamSocket> stream;
   std::string pool_key;  // host:port
   bool reused = false;   // came from the pool (may have been closed by the backend meanwhile)
 };
@@ -47,7 +58,7 @@ class ConnectionPool {
 
  private:
   struct Idle {
-    std::unique_ptr<beast::tcp_stream> stream;
+    std::unique_ptr<UpstreamSocket> stream;
     std::chrono::steady_clock::time_point since;
   };
   std::unordered_map<std::string, std::vector<Idle>> idle_;

@@ -8,7 +8,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import OpenAI from 'openai';
 
 import {
-  chatBody, cleanup, errorOf, mockText, rawHttp, readSse, startGateway, startMock,
+  chatBody, cleanup, errorOf, mockText, pollUntil, rawHttp, readSse, startGateway, startMock,
 } from './lib/harness.mjs';
 
 const KEY = 'sk-errors-full';
@@ -229,6 +229,82 @@ describe('errors', () => {
       const r = await gw.post('chat/completions', body, { key: KEY });
       assert.equal(r.status, 200, r.text);
       assert.equal(r.json.choices[0].message.content, mockText(2));
+    });
+  });
+
+  // The client's timeouts bound each read of a request and each write of an answer, not the
+  // exchange with the backend in between.
+  describe('slow clients', () => {
+    let paced;
+    let slowGw;
+
+    before(async () => {
+      paced = await startMock({ name: 'mock-paced', models: ['paced'], maxOutput: 1000,
+                                tokensPerSecond: 10 });
+      slowGw = await startGateway({
+        server: { header_timeout: '1s' },
+        models: [{ name: 'paced', backends: [paced.url] }],
+        api_keys: [{ name: 'full', key: KEY }],
+      }, { name: 'gateway-slow-clients' });
+    });
+    after(async () => { await slowGw?.stop(); });
+
+    const head = 'POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n' +
+        `Authorization: Bearer ${KEY}\r\nContent-Type: application/json\r\n`;
+
+    test('headers that stop coming -> 408 request_timeout', async () => {
+      const r = await rawHttp(slowGw.port, head + 'Content-Len', { timeoutMs: 10000 });
+      assert.equal(r.status, 408);
+      errorOf(r.json, { type: 'invalid_request_error', code: 'request_timeout' });
+    });
+
+    test('a body that stops coming -> 408 request_timeout', async () => {
+      const r = await rawHttp(slowGw.port, head + 'Content-Length: 100\r\n\r\n',
+                              { body: '{"model":', timeoutMs: 10000 });
+      assert.equal(r.status, 408);
+      errorOf(r.json, { type: 'invalid_request_error', code: 'request_timeout' });
+    });
+
+    test('a stream that outlasts the header timeout is relayed whole', async () => {
+      // 20 tokens at 10/s: about 2 s, twice the header timeout.
+      const r = await slowGw.fetch(`${slowGw.baseURL}/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+        body: JSON.stringify(chatBody('paced', 'hello there world', { max_tokens: 20,
+                                                                       stream: true })),
+      });
+      assert.equal(r.status, 200);
+      const events = await readSse(r);
+      assert.equal(events.at(-1), '[DONE]');
+      const text = events.slice(0, -1).map((e) => e.choices?.[0]?.delta?.content ?? '').join('');
+      assert.equal(text, mockText(20));
+      // And the connection still serves a plain request after it.
+      const ok = await slowGw.post('chat/completions', chatBody('paced', 'hi', { max_tokens: 2 }),
+                                   { key: KEY });
+      assert.equal(ok.status, 200, ok.text);
+      assert.equal(ok.json.choices[0].message.content, mockText(2));
+    });
+
+    test('a client that hangs up after the header timeout still frees the backend', async () => {
+      assert.equal((await paced.stats()).open_streams, 0);
+      const ac = new AbortController();
+      const stream = await slowGw.client(KEY).chat.completions.create(
+          chatBody('paced', 'hello there world', { max_tokens: 1000, stream: true }),
+          { signal: ac.signal });
+      let words = 0;
+      try {
+        for await (const chunk of stream) {
+          if (chunk.choices[0]?.delta?.content) words++;
+          if (words === 15) ac.abort();  // 1.5 s in: past the 1 s header timeout
+        }
+      } catch (err) {
+        if (!(err instanceof OpenAI.APIUserAbortError || err.name === 'AbortError')) throw err;
+      }
+      assert.equal(words, 15);
+      // The other 985 words would take 98 s: only the gateway hanging up can end it now.
+      const closed = await pollUntil(async () => (await paced.stats()).open_streams === 0,
+                                     { tries: 100, intervalMs: 20 });
+      assert.ok(closed, 'the backend stream was not closed after the client left');
     });
   });
 });

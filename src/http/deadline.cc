@@ -1,0 +1,93 @@
+#include "http/deadline.h"
+
+#include <optional>
+
+#include <boost/asio/execution_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/intrusive/list.hpp>
+
+namespace trl::http {
+
+using Clock = std::chrono::steady_clock;
+
+// One per io_context: the deadlines of its sockets and one timer at the earliest of them.
+class DeadlineSweep final : public asio::execution_context::service {
+ public:
+  using key_type = DeadlineSweep;
+  static asio::execution_context::id id;
+
+  explicit DeadlineSweep(asio::execution_context& context)
+      : asio::execution_context::service(context) {}
+
+  // `deadline` was just armed.
+  void Armed(Deadline& deadline) {
+    if (!deadline.hook_.is_linked()) deadlines_.push_back(deadline);
+    if (deadline.at_ < next_) Schedule(deadline.at_, deadline.socket_.get_executor());
+  }
+
+ private:
+  using List = boost::intrusive::list<
+      Deadline,
+      boost::intrusive::member_hook<Deadline, decltype(Deadline::hook_), &Deadline::hook_>,
+      boost::intrusive::constant_time_size<false>>;
+
+  void shutdown() override { timer_.reset(); }
+
+  void Schedule(Clock::time_point at, const asio::any_io_executor& executor) {
+    if (!timer_) timer_.emplace(executor);
+    next_ = at;
+    timer_->expires_at(at);  // cancels the wait for a later deadline, if any
+    timer_->async_wait([this](boost::system::error_code ec) {
+      if (ec) return;  // replaced by a wait for an earlier deadline
+      next_ = Clock::time_point::max();
+      Sweep();
+    });
+  }
+
+  // Cancels what is past; forgets the cleared deadlines; waits for the earliest one left.
+  void Sweep() {
+    const auto now = Clock::now();
+    auto earliest = Clock::time_point::max();
+    const Deadline* first = nullptr;
+    for (auto it = deadlines_.begin(); it != deadlines_.end();) {
+      Deadline& d = *it;
+      if (d.at_ == Clock::time_point::max()) {
+        it = deadlines_.erase(it);
+        continue;
+      }
+      if (d.at_ <= now) {
+        d.Clear();
+        d.expired_ = true;
+        boost::system::error_code ignored;
+        d.socket_.cancel(ignored);
+        it = deadlines_.erase(it);
+        continue;
+      }
+      if (d.at_ < earliest) {
+        earliest = d.at_;
+        first = &d;
+      }
+      ++it;
+    }
+    if (first) Schedule(earliest, first->socket_.get_executor());
+  }
+
+  List deadlines_;
+  std::optional<asio::steady_timer> timer_;
+  Clock::time_point next_ = Clock::time_point::max();  // when the timer fires
+};
+
+asio::execution_context::id DeadlineSweep::id;
+
+Deadline::Deadline(asio::ip::tcp::socket& socket)
+    : socket_(socket),
+      sweep_(asio::use_service<DeadlineSweep>(
+          asio::query(socket.get_executor(), asio::execution::context))) {}
+
+void Deadline::ExpiresAfter(Clock::duration timeout) {
+  at_ = Clock::now() + timeout;
+  expired_ = false;
+  sweep_.Armed(*this);
+}
+
+}  // namespace trl::http

@@ -1,0 +1,120 @@
+#include "http/deadline.h"
+
+#include <memory>
+#include <optional>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/write.hpp>
+#include <gtest/gtest.h>
+
+namespace trl::http {
+namespace {
+
+using asio::ip::tcp;
+using namespace std::chrono_literals;
+
+// A connected pair of loopback sockets on `io`.
+struct Pair {
+  explicit Pair(asio::io_context& io) : near(io), far(io) {
+    tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    far.connect(acceptor.local_endpoint());
+    acceptor.accept(near);
+  }
+  tcp::socket near;
+  tcp::socket far;
+};
+
+struct Read {
+  std::optional<boost::system::error_code> ec;
+  size_t n = 0;
+  char byte = 0;
+};
+
+void StartRead(tcp::socket& socket, Read& read) {
+  socket.async_read_some(asio::buffer(&read.byte, 1),
+                         [&read](boost::system::error_code ec, size_t n) {
+                           read.ec = ec;
+                           read.n = n;
+                         });
+}
+
+// Runs handlers until `read` completes (the context stops by itself whenever it runs out of work).
+void RunUntil(asio::io_context& io, const Read& read) {
+  io.restart();
+  while (!read.ec && io.run_one() != 0) {
+  }
+  ASSERT_TRUE(read.ec) << "the read never completed";
+}
+
+TEST(DeadlineTest, APendingReadPastItsDeadlineIsCancelled) {
+  asio::io_context io(1);
+  Pair pair(io);
+  Deadline deadline(pair.near);
+  Read read;
+  deadline.ExpiresAfter(0s);  // already past
+  StartRead(pair.near, read);
+  RunUntil(io, read);
+  ASSERT_TRUE(read.ec);
+  EXPECT_EQ(*read.ec, asio::error::operation_aborted);
+  EXPECT_TRUE(deadline.Expired());
+  // Armed again, it is no longer expired, and the socket still works.
+  deadline.ExpiresAfter(1h);
+  EXPECT_FALSE(deadline.Expired());
+  Read again;
+  StartRead(pair.near, again);
+  asio::write(pair.far, asio::buffer("x", 1));
+  RunUntil(io, again);
+  EXPECT_EQ(*again.ec, boost::system::error_code{});
+  EXPECT_EQ(again.n, 1u);
+  EXPECT_EQ(again.byte, 'x');
+}
+
+TEST(DeadlineTest, AClearedDeadlineCancelsNothing) {
+  asio::io_context io(1);
+  Pair pair(io);
+  Deadline deadline(pair.near);
+  deadline.ExpiresAfter(0s);
+  deadline.Clear();  // the operation it bounded has completed
+  Read read;
+  StartRead(pair.near, read);
+  // The sweep for the cleared deadline runs first (its timer is already due), then the byte.
+  io.poll();
+  EXPECT_FALSE(read.ec);
+  asio::write(pair.far, asio::buffer("y", 1));
+  RunUntil(io, read);
+  EXPECT_EQ(*read.ec, boost::system::error_code{});
+  EXPECT_EQ(read.byte, 'y');
+  EXPECT_FALSE(deadline.Expired());
+}
+
+TEST(DeadlineTest, OnlyTheSocketsPastTheirDeadlineAreCancelled) {
+  asio::io_context io(1);
+  Pair late(io);
+  Pair due(io);
+  Pair gone(io);
+  Deadline late_deadline(late.near);
+  Deadline due_deadline(due.near);
+  {
+    // Armed, then destroyed with its socket's owner: the sweep must not see it.
+    auto destroyed = std::make_unique<Deadline>(gone.near);
+    destroyed->ExpiresAfter(0s);
+  }
+  late_deadline.ExpiresAfter(1h);  // the timer waits for this one...
+  due_deadline.ExpiresAfter(0s);   // ...until an earlier one replaces it
+  Read late_read;
+  Read due_read;
+  StartRead(late.near, late_read);
+  StartRead(due.near, due_read);
+  RunUntil(io, due_read);
+  EXPECT_EQ(*due_read.ec, asio::error::operation_aborted);
+  EXPECT_TRUE(due_deadline.Expired());
+  EXPECT_FALSE(late_read.ec);
+  EXPECT_FALSE(late_deadline.Expired());
+  asio::write(late.far, asio::buffer("z", 1));
+  RunUntil(io, late_read);
+  EXPECT_EQ(*late_read.ec, boost::system::error_code{});
+  EXPECT_FALSE(late_deadline.Expired());
+}
+
+}  // namespace
+}  // namespace trl::http
