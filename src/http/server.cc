@@ -5,7 +5,6 @@
 #include <array>
 #include <charconv>
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -16,6 +15,8 @@
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/intrusive/list.hpp>
+#include <optional>
 #include <random>
 
 #include "http/deadline.h"
@@ -113,26 +114,8 @@ class Connection final : public ResponseWriter {
     co_return co_await Write(asio::buffer("0\r\n\r\n", 5));
   }
 
-  void WatchClient(asio::cancellation_slot stop, std::function<void(bool)> done) override {
-    socket_.async_wait(
-        tcp::socket::wait_read,
-        asio::bind_cancellation_slot(
-            stop, [this, stop, done = std::move(done)](boost::system::error_code ec) mutable {
-              if (ec == asio::error::operation_aborted) return done(false);
-              if (!ec) {
-                char byte;
-                ssize_t n = ::recv(socket_.native_handle(), &byte, 1,
-                                   MSG_PEEK | MSG_DONTWAIT);
-                if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                  return WatchClient(stop, std::move(done));  // woken for nothing: wait again
-                }
-                // A pipelined request is waiting: nothing more to watch without consuming it.
-                if (n > 0) return done(false);
-              }
-              failed_ = true;
-              done(true);
-            }));
-  }
+  void WatchClient(std::function<void()> gone) override;
+  void UnwatchClient() override { watch_hook_.unlink(); }
 
   void Abort() override {
     failed_ = true;
@@ -176,7 +159,77 @@ class Connection final : public ResponseWriter {
   bool streaming_ = false;
   bool responded_ = false;
   std::string& head_;  // the session's buffer for the response head
+
+  friend class ClientPoll;
+  boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>
+      watch_hook_;  // in its thread's ClientPoll while watched
+  std::function<void()> gone_;
 };
+
+// The watched clients of one io_context, and the timer that polls them while there are any.
+class ClientPoll final : public asio::execution_context::service {
+ public:
+  using key_type = ClientPoll;
+  static asio::execution_context::id id;
+  explicit ClientPoll(asio::execution_context& context)
+      : asio::execution_context::service(context) {}
+
+  void Add(Connection& connection) {
+    watched_.push_back(connection);
+    if (!timer_) timer_.emplace(connection.socket_.get_executor());
+    if (!polling_) Schedule();
+  }
+
+ private:
+  using List = boost::intrusive::list<
+      Connection,
+      boost::intrusive::member_hook<Connection, decltype(Connection::watch_hook_),
+                                    &Connection::watch_hook_>,
+      boost::intrusive::constant_time_size<false>>;
+
+  void shutdown() override { timer_.reset(); }
+
+  void Schedule() {
+    polling_ = true;
+    timer_->expires_after(ResponseWriter::kClientPollInterval);
+    timer_->async_wait([this](boost::system::error_code ec) {
+      polling_ = false;
+      if (ec) return;
+      Poll();
+      if (!watched_.empty()) Schedule();
+    });
+  }
+
+  void Poll() {
+    for (auto it = watched_.begin(); it != watched_.end();) {
+      Connection& c = *it;
+      char byte;
+      const ssize_t n = ::recv(c.socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        ++it;  // still there, nothing sent
+        continue;
+      }
+      it = watched_.erase(it);
+      if (n > 0) continue;  // a pipelined request: the client is there, and nothing more to see
+      c.failed_ = true;
+      // The callback may unwatch or end the exchange: it runs after the connection is unlinked.
+      c.gone_();
+    }
+  }
+
+  List watched_;
+  std::optional<asio::steady_timer> timer_;
+  bool polling_ = false;
+};
+
+asio::execution_context::id ClientPoll::id;
+
+void Connection::WatchClient(std::function<void()> gone) {
+  gone_ = std::move(gone);
+  watch_hook_.unlink();
+  asio::use_service<ClientPoll>(asio::query(socket_.get_executor(), asio::execution::context))
+      .Add(*this);
+}
 
 asio::awaitable<void> WriteError(tcp::socket& socket, Deadline& deadline,
                                  const Server::State& state, unsigned status,

@@ -64,11 +64,15 @@ class ResponseWriter {
   virtual asio::awaitable<bool> WriteChunk(std::string_view data) = 0;
   virtual asio::awaitable<bool> FinishStream() = 0;
   // Watches the client while the response is produced (the proxy watches it for a whole
-  // exchange): calls done(true) once the client has closed its side or the connection failed,
-  // done(false) when the watch ends otherwise (`stop` was emitted, or a pipelined request
-  // arrived: the client is still there). Exactly one call, later, on the connection's executor.
-  // A callback, not a coroutine: no frame and no spawn per request.
-  virtual void WatchClient(asio::cancellation_slot stop, std::function<void(bool gone)> done) = 0;
+  // exchange, so that a backend does not generate for nobody): calls `gone` at most once, on
+  // the connection's executor, if the client closes its side or the connection fails before
+  // UnwatchClient. The clients watched on a thread are polled every kClientPollInterval (a
+  // peek at each socket): a syscall per watched client per interval instead of an epoll
+  // registration, a cancellation and two completions per request. A client that sends its
+  // next request early (pipelining) is still there: its watch ends quietly.
+  static constexpr std::chrono::milliseconds kClientPollInterval{100};
+  virtual void WatchClient(std::function<void()> gone) = 0;
+  virtual void UnwatchClient() = 0;
   // Abandons a started stream: the connection is closed instead of being kept alive.
   virtual void Abort() = 0;
   // The request id: the request's x-request-id, or one made up here. Set on every response.

@@ -2,8 +2,6 @@
 
 #include <array>
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/string.hpp>
@@ -57,48 +55,27 @@ std::string UpstreamHead(const ExchangeRequest& req, const BackendUrl& backend) 
 enum class Attempt { kDone, kRetryOther, kRetryFresh };
 
 // Watches the client for the whole exchange with one backend: when the client leaves, the
-// upstream stream's pending operation is cancelled, so the read in progress ends at once and
-// the exchange is abandoned (the backend stops generating for nobody). One wait on the client
-// socket per exchange: racing it against every upstream read cost a parallel group and a pair
-// of epoll_ctl per read, i.e. per token relayed.
-// Runs on the session's executor; Stop must be awaited before the upstream stream goes away.
+// upstream socket's pending operation is cancelled, so the read in progress ends at once and
+// the exchange is abandoned (the backend stops generating for nobody). Lives on the session's
+// executor, inside the exchange.
 class ClientWatch {
  public:
-  ClientWatch(http::ResponseWriter& writer, UpstreamSocket& upstream)
-      : writer_(writer),
-        upstream_(upstream),
-        finished_event_(upstream.socket.get_executor(), asio::steady_timer::time_point::max()) {}
+  ClientWatch(http::ResponseWriter& writer, UpstreamSocket& upstream) : writer_(writer) {
+    writer_.WatchClient([this, &upstream] {
+      client_left_ = true;
+      boost::system::error_code ignored;
+      upstream.socket.cancel(ignored);
+    });
+  }
+  ~ClientWatch() { writer_.UnwatchClient(); }
   ClientWatch(const ClientWatch&) = delete;
   ClientWatch& operator=(const ClientWatch&) = delete;
 
-  void Start() {
-    writer_.WatchClient(cancel_.slot(), [this](bool gone) {
-      finished_ = true;
-      if (gone && !stopping_) {
-        client_left_ = true;
-        boost::system::error_code ignored;
-        upstream_.socket.cancel(ignored);
-      }
-      finished_event_.cancel();
-    });
-  }
   // True once the client has gone: the upstream operation that just ended was cancelled for it.
   bool ClientLeft() const { return client_left_; }
-  asio::awaitable<void> Stop() {
-    if (finished_) co_return;
-    stopping_ = true;
-    cancel_.emit(asio::cancellation_type::terminal);
-    // The watch's completion is posted, never run inside emit(): wait for it.
-    if (!finished_) co_await finished_event_.async_wait(kTuple);
-  }
 
  private:
   http::ResponseWriter& writer_;
-  UpstreamSocket& upstream_;
-  asio::cancellation_signal cancel_;
-  asio::steady_timer finished_event_;
-  bool finished_ = false;
-  bool stopping_ = false;
   bool client_left_ = false;
 };
 
@@ -195,7 +172,7 @@ http::Response BackendFailure(ExchangeResult& result, bool timeout, std::string_
 }
 
 // The backend's answer, relayed to the client while `watch` looks out for the client leaving.
-// Sets `reusable` when the connection may go back to the pool (once the watch has stopped).
+// Sets `reusable` when the connection may go back to the pool.
 asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnection& conn,
                                     const ClientWatch& watch, bool& reusable) {
   const ModelConfig& model = *r.req.model->config;
@@ -301,12 +278,15 @@ asio::awaitable<Attempt> TryBackend(Relay& r, Backend& backend, bool fresh) {
   }
   r.result.reached_backend = true;
 
-  ClientWatch watch(r.writer, stream);
-  watch.Start();
   bool reusable = false;
-  Attempt attempt = co_await ReadAnswer(r, backend, conn, watch, reusable);
-  co_await watch.Stop();
-  if (reusable && !watch.ClientLeft()) pool.Release(std::move(conn));
+  bool client_left = false;
+  Attempt attempt;
+  {
+    ClientWatch watch(r.writer, stream);
+    attempt = co_await ReadAnswer(r, backend, conn, watch, reusable);
+    client_left = watch.ClientLeft();
+  }
+  if (reusable && !client_left) pool.Release(std::move(conn));
   co_return attempt;
 }
 

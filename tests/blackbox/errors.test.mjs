@@ -306,5 +306,25 @@ describe('errors', () => {
                                      { tries: 100, intervalMs: 20 });
       assert.ok(closed, 'the backend stream was not closed after the client left');
     });
+
+    test('a client that leaves before a plain answer frees the backend', async () => {
+      const before = await paced.stats();
+      const ac = new AbortController();
+      const pending = slowGw.fetch(`${slowGw.baseURL}/chat/completions`, {
+        method: 'POST', signal: ac.signal,
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}`,
+                   'x-mock-fault': 'hang' },  // the backend never answers, until it is hung up on
+        body: JSON.stringify(chatBody('paced', 'hello there world', { max_tokens: 5 })),
+      }).catch((err) => err);
+      assert.ok(await pollUntil(async () =>
+          (await paced.stats()).requests_total === before.requests_total + 1));
+      const hung = (await paced.stats()).open_connections;
+      ac.abort();
+      assert.equal((await pending).name, 'AbortError');
+      // The model's timeout is 2 minutes: only the gateway hanging up ends the backend's wait.
+      const closed = await pollUntil(async () => (await paced.stats()).open_connections < hung,
+                                     { tries: 100, intervalMs: 20 });
+      assert.ok(closed, 'the backend connection was not closed after the client left');
+    });
   });
 });
