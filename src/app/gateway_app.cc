@@ -28,6 +28,7 @@
 #include "metrics/metrics.h"
 #include "proxy/errors.h"
 #include "proxy/gateway.h"
+#include "proxy/request_fields.h"
 #include "redis/redis_store.h"
 #include "usage/usage.h"
 
@@ -70,6 +71,7 @@ http::ServerOptions ServerOptionsFrom(const Config& config) {
   o.max_header_bytes = config.server.max_header_bytes;
   o.header_timeout = config.server.header_timeout;
   o.idle_timeout = config.server.idle_timeout;
+  o.body_padding = kJsonBodyPadding;  // request fields are read in place
   return o;
 }
 

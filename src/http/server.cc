@@ -31,20 +31,20 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 // costs no lock and no syscall.
 constexpr char kHex[] = "0123456789abcdef";
 
-std::string MakeRequestId() {
+// Into `id` (a buffer reused across a connection's requests: an id is longer than a short string).
+void MakeRequestId(std::string& id) {
   static const uint64_t prefix = std::random_device{}() ^ (uint64_t{std::random_device{}()} << 32);
   static std::atomic<uint32_t> thread_seq{0};
   thread_local uint64_t counter = uint64_t{thread_seq.fetch_add(1)} << 40;
   // "req-", 12 hex digits of the prefix, 14 of the counter (snprintf cost more than the rest
   // of the request head).
-  std::string id(4 + 12 + 14, '0');
+  id.assign(4 + 12 + 14, '0');
   id.replace(0, 4, "req-");
   auto put = [&](size_t end, int digits, uint64_t v) {
     for (int i = 0; i < digits; ++i, v >>= 4) id[end - 1 - i] = kHex[v & 0xf];
   };
   put(16, 12, prefix);
   put(30, 14, ++counter);
-  return id;
 }
 
 // The chunk-size line of a chunk of `size` bytes: hex digits and CRLF, into `buf`.
@@ -70,9 +70,9 @@ bool ValidRequestId(std::string_view id) {
 class Connection final : public ResponseWriter {
  public:
   Connection(tcp::socket& socket, Deadline& deadline, const ServerOptions& options,
-             bool keep_alive, std::string request_id, std::string& head_buffer)
+             bool keep_alive, std::string_view request_id, std::string& head_buffer)
       : socket_(socket), deadline_(deadline), options_(options), keep_alive_(keep_alive),
-        request_id_(std::move(request_id)), head_(head_buffer) {}
+        request_id_(request_id), head_(head_buffer) {}
 
   asio::awaitable<bool> Send(Response response, std::string_view head_lines) override {
     if (failed_) co_return false;
@@ -154,7 +154,7 @@ class Connection final : public ResponseWriter {
   Deadline& deadline_;
   const ServerOptions& options_;
   bool keep_alive_;
-  std::string request_id_;
+  std::string_view request_id_;  // the session's buffer
   bool failed_ = false;
   bool streaming_ = false;
   bool responded_ = false;
@@ -235,7 +235,9 @@ asio::awaitable<void> WriteError(tcp::socket& socket, Deadline& deadline,
                                  const Server::State& state, unsigned status,
                                  std::string_view request_id) {
   Response res = state.errors(status);
-  res.set("x-request-id", request_id.empty() ? MakeRequestId() : std::string(request_id));
+  std::string made;
+  if (request_id.empty()) MakeRequestId(made);
+  res.set("x-request-id", request_id.empty() ? std::string_view(made) : request_id);
   res.keep_alive(false);
   res.prepare_payload();
   deadline.ExpiresAfter(state.options.write_timeout);
@@ -256,6 +258,7 @@ asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::Sta
   // Bounds what a client can make us hold: one header block plus read-ahead of pipelined bytes.
   beast::flat_buffer buffer(options.max_header_bytes + 64 * 1024);
   std::string head_buffer;  // response heads, reused across the connection's requests
+  std::string request_id;   // the same for request ids
   bool first = true;
 
   while (!state->stopping.load(std::memory_order_relaxed)) {
@@ -288,17 +291,19 @@ asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::Sta
       break;
     }
     auto& header = parser.get();
-    std::string request_id;
     if (auto it = header.find("x-request-id");
         it != header.end() && ValidRequestId(it->value())) {
-      request_id = std::string(it->value());
+      request_id.assign(it->value());
     } else {
-      request_id = MakeRequestId();
+      MakeRequestId(request_id);
     }
     // Refuse an oversized body before reading any of it.
     if (auto length = parser.content_length(); length && *length > options.max_body_bytes) {
       co_await WriteError(socket, deadline, *state, 413, request_id);
       break;
+    }
+    if (auto length = parser.content_length(); length && options.body_padding != 0) {
+      parser.get().body().reserve(*length + options.body_padding);
     }
     if (!parser.is_done()) {
       deadline.ExpiresAfter(options.header_timeout);
@@ -317,7 +322,7 @@ asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::Sta
     deadline.Clear();
     Request request = parser.release();
     bool keep_alive = request.keep_alive() && !state->stopping.load(std::memory_order_relaxed);
-    Connection connection(socket, deadline, options, keep_alive, std::move(request_id),
+    Connection connection(socket, deadline, options, keep_alive, request_id,
                           head_buffer);
     state->active_requests.fetch_add(1);
     co_await state->handler(request, connection);

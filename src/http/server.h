@@ -47,6 +47,9 @@ struct ServerOptions {
   std::chrono::milliseconds header_timeout{10'000};  // headers (and then the body) must arrive in time
   std::chrono::milliseconds idle_timeout{60'000};    // keep-alive wait for the next request
   std::chrono::milliseconds write_timeout{30'000};   // every write to the client
+  // Spare capacity after a request body of known length, for a parser that reads past the end
+  // (simdjson's padding): reserved with the body, so the handler need not copy it to get it.
+  size_t body_padding = 0;
 };
 
 // How a handler answers. Either Send one whole response, or StartStream, WriteChunk..., then

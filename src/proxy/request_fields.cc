@@ -76,8 +76,13 @@ Result ReadPromptLike(od::value value, const std::string& param, RequestFields& 
   return std::nullopt;
 }
 
-// Chat message content: a string, or an array of parts whose "text" counts.
-Result ReadContent(od::value value, const std::string& param, RequestFields& out) {
+// "messages[i]" and a suffix: built only for an error message.
+std::string MessageParam(size_t index, std::string_view suffix = {}) {
+  return "messages[" + std::to_string(index) + "]" + std::string(suffix);
+}
+
+// Chat message content (of message `index`): a string, or an array of parts whose "text" counts.
+Result ReadContent(od::value value, size_t index, RequestFields& out) {
   od::json_type type;
   if (value.type().get(type)) return Malformed();
   if (type == od::json_type::null) return std::nullopt;
@@ -87,12 +92,16 @@ Result ReadContent(od::value value, const std::string& param, RequestFields& out
     out.texts.push_back(s);
     return std::nullopt;
   }
-  if (type != od::json_type::array) return TypeError(param, "a string or an array of parts");
+  if (type != od::json_type::array) {
+    return TypeError(MessageParam(index, ".content"), "a string or an array of parts");
+  }
   od::array parts;
   if (value.get_array().get(parts)) return Malformed();
   for (auto part : parts) {
     od::object object;
-    if (part.get_object().get(object)) return TypeError(param, "an array of content parts");
+    if (part.get_object().get(object)) {
+      return TypeError(MessageParam(index, ".content"), "an array of content parts");
+    }
     for (auto field : object) {
       std::string_view key;
       if (field.unescaped_key().get(key)) return Malformed();
@@ -136,9 +145,9 @@ Result ReadMessages(od::value value, RequestFields& out) {
   if (value.get_array().get(messages)) return TypeError("messages", "an array of messages");
   size_t index = 0;
   for (auto element : messages) {
-    std::string param = "messages[" + std::to_string(index++) + "]";
+    const size_t at = index++;
     od::object message;
-    if (element.get_object().get(message)) return TypeError(param, "an object");
+    if (element.get_object().get(message)) return TypeError(MessageParam(at), "an object");
     ++out.messages;
     for (auto field : message) {
       std::string_view key;
@@ -146,7 +155,7 @@ Result ReadMessages(od::value value, RequestFields& out) {
       od::value v;
       if (field.value().get(v)) return Malformed();
       if (key == "content") {
-        if (auto e = ReadContent(v, param + ".content", out)) return e;
+        if (auto e = ReadContent(v, at, out)) return e;
       } else if (key == "name") {
         std::string_view s;
         if (v.get_string().get(s) == simdjson::SUCCESS) out.texts.push_back(s);
@@ -188,13 +197,13 @@ Result ReadStreamOptions(od::value value, RequestFields& out) {
 
 }  // namespace
 
+static_assert(kJsonBodyPadding >= simdjson::SIMDJSON_PADDING);
+
 std::optional<FieldError> ExtractRequestFields(ApiEndpoint endpoint, std::string& body,
                                                RequestFields& out) {
   thread_local od::parser parser;
   out = RequestFields{};
-  if (body.capacity() < body.size() + simdjson::SIMDJSON_PADDING) {
-    body.reserve(body.size() + simdjson::SIMDJSON_PADDING);
-  }
+  if (body.capacity() < body.size() + kJsonBodyPadding) body.reserve(body.size() + kJsonBodyPadding);
   od::document doc;
   if (parser.iterate(body.data(), body.size(), body.capacity()).get(doc)) return Malformed();
   od::object root;

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "proxy/text_views.h"
+
 namespace trl {
 
 class TokenCounter;
@@ -25,7 +27,7 @@ struct RequestFields {
   std::optional<int64_t> max_tokens;   // max_completion_tokens, else max_tokens
   // Texts to count, viewing the parser's buffers: valid until the next extraction on this
   // thread, so count them before any co_await.
-  std::vector<std::string_view> texts;
+  TextViews texts;
   int64_t messages = 0;                // chat messages (each costs a fixed overhead)
   int64_t pretokenized = 0;            // prompts or inputs given as token-id arrays
 };
@@ -34,6 +36,9 @@ struct FieldError {
   std::string param;    // the offending field, e.g. "messages[2].content"
   std::string message;  // what is wrong and what to do
 };
+
+// The spare capacity a JSON body needs after its end to be parsed in place (simdjson's padding).
+inline constexpr size_t kJsonBodyPadding = 64;
 
 // The largest output allowance accepted; anything above is an absurd max_tokens (400).
 constexpr int64_t kMaxTokensCeiling = 10'000'000;

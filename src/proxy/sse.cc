@@ -31,7 +31,7 @@ std::optional<Usage> ReadUsage(od::value value) {
 }
 
 // choices[].delta.content, choices[].message.content, choices[].text
-void ReadChoices(od::value value, std::vector<std::string_view>& texts, bool& empty) {
+void ReadChoices(od::value value, TextViews& texts, bool& empty) {
   od::array choices;
   empty = true;
   if (value.get_array().get(choices)) return;
@@ -127,7 +127,7 @@ ResponseSummary ParseResponseBody(std::string& body) {
   thread_local od::parser parser;
   ResponseSummary out;
   size_t size = body.size();
-  body.reserve(size + simdjson::SIMDJSON_PADDING);
+  body.reserve(size + simdjson::SIMDJSON_PADDING);  // a no-op when read with kJsonBodyPadding
   bool choices_empty = true;
   ReadObject(parser, body.data(), size, body.capacity(), out, choices_empty);
   return out;

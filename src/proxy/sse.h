@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "proxy/text_views.h"
+
 namespace trl {
 
 struct Usage {
@@ -37,8 +39,8 @@ struct StreamEvent {
   bool done = false;               // data: [DONE]
   bool usage_only = false;         // the include_usage chunk: no choices, usage set
   std::optional<Usage> usage;
-  std::vector<std::string_view> texts;  // delta.content / text of every choice (views into the
-                                        // parser's buffer: valid until the next parse)
+  TextViews texts;  // delta.content / text of every choice (views into the parser's buffer:
+                    // valid until the next parse)
 };
 
 // Reads one event (as produced by SseSplitter). Events that are not JSON data lines give an
@@ -48,7 +50,7 @@ StreamEvent ParseStreamEvent(std::string_view event);
 // Reads usage and the generated texts from a whole (non-streaming) JSON response body.
 struct ResponseSummary {
   std::optional<Usage> usage;
-  std::vector<std::string_view> texts;
+  TextViews texts;
 };
 ResponseSummary ParseResponseBody(std::string& body);
 

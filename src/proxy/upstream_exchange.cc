@@ -12,6 +12,7 @@
 #include <boost/container/small_vector.hpp>
 
 #include "proxy/errors.h"
+#include "proxy/request_fields.h"
 #include "upstream/connection_pool.h"
 
 namespace trl {
@@ -85,7 +86,7 @@ struct Relay {
   ExchangeResult& result;
 };
 
-void CountTexts(const std::vector<std::string_view>& texts, const TokenCounter& counter,
+void CountTexts(const TextViews& texts, const TokenCounter& counter,
                 int64_t& total) {
   for (auto t : texts) total += counter.CountText(t);
 }
@@ -217,8 +218,11 @@ asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnecti
     co_return Attempt::kDone;
   }
 
+  const auto length = header_parser.content_length();
   bhttp::response_parser<bhttp::string_body> parser{std::move(header_parser)};
   parser.body_limit(kMaxResponseBody);
+  // Room for the parser's padding now, so that reading the answer's fields does not copy it.
+  if (length && *length <= kMaxResponseBody) parser.get().body().reserve(*length + kJsonBodyPadding);
   stream.deadline.ExpiresAfter(model.timeout);
   auto [bec, bn] = co_await bhttp::async_read(stream.socket, buffer, parser, kTuple);
   stream.deadline.Clear();
