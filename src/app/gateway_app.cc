@@ -123,6 +123,10 @@ int RunGateway(const AppOptions& options) {
     return 1;
   }
   std::shared_ptr<const Config> config = loaded.config;
+  // spdlog's registry is made on first use; made here, before other threads log, so that
+  // ThreadSanitizer (which cannot see the guard of that construction inside the library) does
+  // not take two threads' first log lines for a race.
+  spdlog::default_logger_raw();
   int threads = options.threads_override >= 0 ? options.threads_override : config->server.threads;
   if (threads <= 0) threads = std::max(1u, std::thread::hardware_concurrency());
 
