@@ -205,7 +205,7 @@ class ClientPoll final : public asio::execution_context::service {
       Connection& c = *it;
       char byte;
       const ssize_t n = ::recv(c.socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
         ++it;  // still there, nothing sent
         continue;
       }

@@ -60,6 +60,8 @@ asio::awaitable<beast::error_code> ConnectionPool::Acquire(const BackendUrl& bac
     auto [rec, results] =
         co_await resolver.async_resolve(backend.host, std::to_string(backend.port), kTuple);
     if (rec) co_return rec;
+    // The lookup cannot be cancelled: past the deadline already, the connect is not tried.
+    if (stream->deadline.Expired()) co_return asio::error::timed_out;
     auto [cec, endpoint] = co_await asio::async_connect(stream->socket, results, kTuple);
     ec = cec;
   }
