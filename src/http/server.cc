@@ -117,9 +117,6 @@ class Connection final : public ResponseWriter {
   void WatchClient(std::function<void()> gone) override;
   void UnwatchClient() override { watch_hook_.unlink(); }
 
-  void Abort() override {
-    failed_ = true;
-  }
   std::string_view RequestId() const override { return request_id_; }
 
   bool Reusable() const { return !failed_ && !streaming_ && responded_ && keep_alive_; }

@@ -76,8 +76,6 @@ class ResponseWriter {
   static constexpr std::chrono::milliseconds kClientPollInterval{100};
   virtual void WatchClient(std::function<void()> gone) = 0;
   virtual void UnwatchClient() = 0;
-  // Abandons a started stream: the connection is closed instead of being kept alive.
-  virtual void Abort() = 0;
   // The request id: the request's x-request-id, or one made up here. Set on every response.
   virtual std::string_view RequestId() const = 0;
 };

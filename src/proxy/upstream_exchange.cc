@@ -212,9 +212,11 @@ asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnecti
     if (!co_await r.writer.StartStream(200, std::move(fields), r.req.head_lines)) {
       co_return Attempt::kDone;
     }
+    // A stream the backend broke off still ends properly for the client (an error event, then
+    // the last chunk): the client's connection stays usable. One whose writes failed, or that
+    // was left unfinished, is closed by the writer itself.
     bool complete = co_await RelayStream(r, stream, buffer, parser, model.timeout, watch);
     reusable = complete && parser.is_done() && parser.keep_alive();
-    if (!complete) r.writer.Abort();
     co_return Attempt::kDone;
   }
 

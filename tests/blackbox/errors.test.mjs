@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 
+import net from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 
 import OpenAI from 'openai';
@@ -120,6 +121,40 @@ describe('errors', () => {
       await assert.rejects(async () => { for await (const _ of stream) { /* drain */ } },
                            (err) => err instanceof OpenAI.APIError);
       await stillServes({ recover: true });
+    });
+
+    test('after truncate-stream the same connection serves the next request', async () => {
+      // The stream ended properly for the client (error event, last chunk), so its keep-alive
+      // connection must not be closed under it: a client would send its next POST on it.
+      const sock = net.connect({ port: gw.port, host: '127.0.0.1' });
+      let data = '';
+      let closed = false;
+      sock.setEncoding('latin1');
+      sock.on('data', (d) => { data += d; });
+      sock.on('end', () => { closed = true; });
+      sock.on('error', () => { closed = true; });
+      const request = (body, fault) => {
+        const text = JSON.stringify(body);
+        return 'POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n' +
+            `Authorization: Bearer ${KEY}\r\nContent-Type: application/json\r\n` +
+            (fault ? `x-mock-fault: ${fault}\r\n` : '') +
+            `Content-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`;
+      };
+      await new Promise((resolve) => sock.once('connect', resolve));
+      sock.write(request(chatBody('m', 'hello there world', { max_tokens: 10, stream: true }),
+                         'truncate-stream'));
+      assert.ok(await pollUntil(async () => data.endsWith('\r\n0\r\n\r\n') || closed));
+      assert.match(data, /^HTTP\/1\.1 200 /);
+      assert.match(data, /backend_error/);
+      assert.doesNotMatch(data, /^connection: close/im);
+      data = '';
+      // Once the backend is back in rotation, the next request on the same connection.
+      await stillServes({ recover: true });
+      sock.write(request(chatBody('m', 'are you still there', { max_tokens: 3 })));
+      assert.ok(await pollUntil(async () => /\r\n\r\n\{.*\}$/s.test(data) || closed));
+      sock.destroy();
+      assert.match(data, /^HTTP\/1\.1 200 /, `second answer: ${JSON.stringify(data)}`);
+      assert.ok(data.includes(mockText(3)));
     });
 
     test('no-usage -> 200 with the normal content, plain and streamed', async () => {
