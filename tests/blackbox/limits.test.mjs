@@ -186,10 +186,18 @@ describe('limits', () => {
     });
 
     // True when CONC_LIMIT requests sent at once are all admitted (quick, non-streaming).
+    // A slot comes back when its request is settled, just after its answer is written: the
+    // probes' settlement is awaited too, so that whatever follows starts with every slot free.
+    // (Only the probes use model m with this key, so their count is exact.)
     async function slotsFree() {
+      const probes = { key: 'conc', model: 'm', status: '200' };
+      const before = await gw.metric('trl_requests_total', probes);
       const rs = await Promise.all(Array.from({ length: CONC_LIMIT }, () =>
         gw.post('chat/completions', chatBody('m', 'probe', { max_tokens: 1 }), { key: 'sk-conc' })));
-      return rs.every((r) => r.status === 200);
+      const admitted = rs.filter((r) => r.status === 200).length;
+      assert.equal(await gw.waitMetric('trl_requests_total', probes, before + admitted),
+                   before + admitted);
+      return admitted === CONC_LIMIT;
     }
 
     test(`{concurrent: ${CONC_LIMIT}}: 16 simultaneous streams -> exactly ${CONC_LIMIT} run, ` +
