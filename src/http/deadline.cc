@@ -1,5 +1,6 @@
 #include "http/deadline.h"
 
+#include <algorithm>
 #include <optional>
 
 #include <boost/asio/execution_context.hpp>
@@ -22,7 +23,8 @@ class DeadlineSweep final : public asio::execution_context::service {
   // `deadline` was just armed.
   void Armed(Deadline& deadline) {
     if (!deadline.hook_.is_linked()) deadlines_.push_back(deadline);
-    if (deadline.at_ < next_) Schedule(deadline.at_, deadline.socket_.get_executor());
+    if (!timer_) timer_.emplace(deadline.socket_.get_executor());
+    if (deadline.at_ < next_) Schedule(deadline.at_);
   }
 
  private:
@@ -33,8 +35,7 @@ class DeadlineSweep final : public asio::execution_context::service {
 
   void shutdown() override { timer_.reset(); }
 
-  void Schedule(Clock::time_point at, const asio::any_io_executor& executor) {
-    if (!timer_) timer_.emplace(executor);
+  void Schedule(Clock::time_point at) {
     next_ = at;
     timer_->expires_at(at);  // cancels the wait for a later deadline, if any
     timer_->async_wait([this](boost::system::error_code ec) {
@@ -48,7 +49,6 @@ class DeadlineSweep final : public asio::execution_context::service {
   void Sweep() {
     const auto now = Clock::now();
     auto earliest = Clock::time_point::max();
-    const Deadline* first = nullptr;
     for (auto it = deadlines_.begin(); it != deadlines_.end();) {
       Deadline& d = *it;
       if (d.at_ == Clock::time_point::max()) {
@@ -63,13 +63,10 @@ class DeadlineSweep final : public asio::execution_context::service {
         it = deadlines_.erase(it);
         continue;
       }
-      if (d.at_ < earliest) {
-        earliest = d.at_;
-        first = &d;
-      }
+      earliest = std::min(earliest, d.at_);
       ++it;
     }
-    if (first) Schedule(earliest, first->socket_.get_executor());
+    if (earliest != Clock::time_point::max()) Schedule(earliest);
   }
 
   List deadlines_;
