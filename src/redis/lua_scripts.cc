@@ -64,21 +64,16 @@ end
 
 local function int(x) return string.format('%d', x) end
 
--- tonumber, remembered per text: a batch repeats the same figures (TTLs, amounts, indexes), and
--- tonumber (strtod) costs more than the rest of the work on a figure.
-local numbers = {}
-local function num(text)
-  local v = numbers[text]
-  if v == nil then
-    v = tonumber(text)
-    numbers[text] = v
+-- The specs of the buckets of a call, packed (lua_scripts.h), by index in KEYS from `first`.
+local function specs_of(packed, first)
+  local specs, k, pos = {}, first, 1
+  while pos <= #packed do
+    local kind, cal, cap, period
+    kind, cal, cap, period, pos = struct.unpack('<c1Bi8i8', packed, pos)
+    specs[k] = {kind = kind, cap = cap, period = period, cal = cal == 1}
+    k = k + 1
   end
-  return v
-end
-
-local function spec_at(argv, base)
-  return {kind = argv[base + 1], cap = num(argv[base + 2]),
-          period = num(argv[base + 3]), cal = argv[base + 4] == '1'}
+  return specs
 end
 
 -- bucket.h FullLevel.
@@ -150,13 +145,14 @@ end
 constexpr const char* kAdmitBody = R"lua(
 local applied = redis.call('GET', KEYS[1]) or ''
 local now = clock(ARGV[1])
-local margin = num(ARGV[3])
--- By index in KEYS: the bucket as read (once), with the spec of its first charge in the batch.
+local margin = tonumber(ARGV[3])
+local specs = specs_of(ARGV[4], 2)
+-- By index in KEYS: the bucket as read (once).
 local buckets = {}
-local function bucket(k, pos)
+local function bucket(k)
   local b = buckets[k]
   if b then return b end
-  local spec = spec_at(ARGV, pos)
+  local spec = specs[k]
   b = {spec = spec}
   if spec.kind == 'c' then
     redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', int(now))
@@ -169,21 +165,21 @@ local function bucket(k, pos)
   buckets[k] = b
   return b
 end
-local out = {now}
-local o = 1
+local out = {struct.pack('<i8', now)}
 local flags = {}
 local changed = false
 local charged, amounts, fit = {}, {}, {}  -- this admission's charges
-local pos = 5
-for a = 1, num(ARGV[4]) do
-  local lease, ttl, n = ARGV[pos], num(ARGV[pos + 1]), num(ARGV[pos + 2])
-  pos = pos + 3
+local data, pos, a = ARGV[5], 1, 0
+while pos <= #data do
+  local lease, ttl, n
+  lease, ttl, n, pos = struct.unpack('<c8i8H', data, pos)
+  a = a + 1
   local replay = string.sub(applied, a, a) == '1'
   local all = true
   for c = 1, n do
-    local b = bucket(num(ARGV[pos]), pos)
-    local amount = num(ARGV[pos + 5])
-    pos = pos + 6
+    local k, amount
+    k, amount, pos = struct.unpack('<Hi8', data, pos)
+    local b = bucket(k)
     local fits
     if b.level then fits = b.level[1] >= amount else fits = b.in_use < b.spec.cap end
     fits = replay or fits
@@ -206,17 +202,15 @@ for a = 1, num(ARGV[4]) do
     end
   end
   flags[a] = all and '1' or '0'
-  o = o + 1
-  out[o] = all and 1 or 0
+  out[#out + 1] = all and '\1' or '\0'
   for c = 1, n do
     local b = charged[c]
-    out[o + 1] = fit[c] and 1 or 0
     if b.level then
-      out[o + 2], out[o + 3], out[o + 4], out[o + 5] = b.level[1], b.level[2], b.level[3], 0
+      out[#out + 1] = struct.pack('<Bi8i8i8i4', fit[c] and 1 or 0, b.level[1], b.level[2],
+                                  b.level[3], 0)
     else
-      out[o + 2], out[o + 3], out[o + 4], out[o + 5] = 0, 0, 0, b.in_use
+      out[#out + 1] = struct.pack('<Bi8i8i8i4', fit[c] and 1 or 0, 0, 0, 0, b.in_use)
     end
-    o = o + 5
   end
 end
 for k, b in pairs(buckets) do
@@ -227,33 +221,35 @@ for k, b in pairs(buckets) do
   end
 end
 if changed then redis.call('SET', KEYS[1], table.concat(flags), 'PX', ARGV[2]) end
-return out
+return table.concat(out)
 )lua";
 
 // Many settlements of one shard in one call, each bucket read and written once.
 constexpr const char* kSettleBody = R"lua(
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local now = clock(ARGV[1])
-local margin = num(ARGV[3])
+local margin = tonumber(ARGV[3])
+local specs = specs_of(ARGV[4], 2)
 local buckets, released = {}, {}
-for base = 3, #ARGV - 1, 8 do
-  local k, kind = num(ARGV[base + 1]), ARGV[base + 2]
-  if kind == 'c' then
+local data, pos = ARGV[5], 1
+while pos <= #data do
+  local k, delta, stamp, lease
+  k, delta, stamp, lease, pos = struct.unpack('<Hi8i8c8', data, pos)
+  local spec = specs[k]
+  if spec.kind == 'c' then
     local r = released[k]
     if not r then r = {}; released[k] = r end
-    r[#r + 1] = ARGV[base + 8]
-  elseif kind == 't' then
-    local delta = num(ARGV[base + 6])
+    r[#r + 1] = lease
+  elseif spec.kind == 't' and delta ~= 0 then
     local b = buckets[k]
-    if delta ~= 0 and not b then
-      local spec = spec_at(ARGV, base + 1)
+    if not b then
       b = {spec = spec, level = load(KEYS[k], spec, now)}
       refresh(spec, now, b.level)
       buckets[k] = b
     end
     -- A refund for a calendar window that has ended is dropped: that window's budget is gone.
-    if delta ~= 0 and not (b.spec.cal and delta < 0 and b.level[3] ~= num(ARGV[base + 7])) then
-      spend(b.spec, delta, b.level)
+    if not (spec.cal and delta < 0 and b.level[3] ~= stamp) then
+      spend(spec, delta, b.level)
       b.dirty = true
     end
   end
@@ -268,9 +264,10 @@ return 1
 
 constexpr const char* kReadBody = R"lua(
 local now = clock(ARGV[1])
+local specs = specs_of(ARGV[2], 1)
 local out = {now}
 for i = 1, #KEYS do
-  local spec = spec_at(ARGV, 1 + (i - 1) * 4)
+  local spec = specs[i]
   local key = KEYS[i]
   if spec.kind == 'c' then
     out[#out + 1] = 0

@@ -7,9 +7,9 @@
 //   <prefix>{<shard>}:<BucketRef::Id()>  kTokens/kRequests: a string "level frac stamp"
 //       (bucket.h's BucketLevel), expiring when the bucket would be full again (plus a margin):
 //       a missing key is a full bucket.
-//   <prefix>{<shard>}:<BucketRef::Id()>  kConcurrent: a sorted set of leases (member: lease id,
-//       score: expiry in µs); expired members are ignored and removed; the key expires after the
-//       last lease would have.
+//   <prefix>{<shard>}:<BucketRef::Id()>  kConcurrent: a sorted set of leases (member: the 8
+//       bytes of a lease id, score: expiry in µs); expired members are ignored and removed; the
+//       key expires after the last lease would have.
 //   <prefix>{<shard>}:op:<id>            a call already applied (admission and settlement): a
 //       retry of the same call (its connection dropped before the reply) charges nothing twice.
 //       An admit batch's marker holds one flag per admission ("1": applied). Expires after a few
@@ -22,21 +22,30 @@
 
 namespace trl::redis {
 
+// Figures that come in bulk (the buckets' specs, the admissions, the settlements, the admit
+// reply) are packed into one string each, records of fixed-width little-endian fields in the
+// notation of the struct library Redis bundles with its Lua (redis/packed.h writes and reads
+// them): Redis would otherwise make an object and a Lua string of every argument, and hiredis
+// an object of every integer of a reply, which cost more than the scripts' own work.
+//
+// Specs (every script), one record per bucket, in the order of its keys: '<c1Bi8i8' kind
+// (t|r|c), calendar (0|1), capacity, period µs.
+//
 // KEYS[1] the call's marker, KEYS[2..] the buckets of the call (each once).
-// ARGV[1] now in µs (0: the server's TIME), [2] marker TTL ms, [3] idle margin ms, [4] the number
-// of admissions; then per admission: its lease id, lease TTL µs, number of charges, and per
-// charge: the index of its bucket in KEYS, kind (t|r|c), capacity, period µs, calendar (0|1),
-// amount. Returns {now, then per admission: admitted (0|1), then per charge: fits, level, frac,
-// stamp, in_use}.
+// ARGV[1] now in µs (0: the server's TIME), [2] marker TTL ms, [3] idle margin ms, [4] the specs
+// of KEYS[2..], [5] the admissions: per admission '<c8i8H' its lease id (8 bytes, the member of
+// its concurrency leases), lease TTL µs, number of charges, then per charge '<Hi8' the index of
+// its bucket in KEYS, amount. Returns a string: '<i8' now, then per admission 'B' admitted (0|1),
+// then per charge '<Bi8i8i8i4' fits, level, frac, stamp, in_use.
 extern const std::string kAdmitScript;
 
 // KEYS[1] the call's marker, KEYS[2..] the buckets of the call (each once).
-// ARGV[1] now, [2] marker TTL ms, [3] idle margin ms, then per settlement: the index of its
-// bucket in KEYS, kind, capacity, period, calendar, delta, admitted stamp, lease. Returns 1 (0
-// when already applied).
+// ARGV[1] now, [2] marker TTL ms, [3] idle margin ms, [4] the specs of KEYS[2..], [5] the
+// settlements: per settlement '<Hi8i8c8' the index of its bucket in KEYS, delta, admitted stamp,
+// lease id. Returns 1 (0 when already applied).
 extern const std::string kSettleScript;
 
-// KEYS[i] bucket i. ARGV[1] now, then per bucket: kind, capacity, period, calendar.
+// KEYS[i] bucket i. ARGV[1] now, [2] the specs of KEYS[1..].
 // Returns {now, then per bucket: level, frac, stamp, in_use}. Changes nothing.
 extern const std::string kReadScript;
 

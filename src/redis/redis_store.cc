@@ -12,6 +12,7 @@
 #include <random>
 
 #include "redis/lua_scripts.h"
+#include "redis/packed.h"
 
 namespace trl {
 namespace {
@@ -50,26 +51,30 @@ std::string EncodeTag(std::string_view shard_key) {
   return out;
 }
 
-void AddSpec(std::vector<std::string>& args, const BucketSpec& spec) {
-  args.emplace_back(1, KindCode(spec.ref.kind));
-  args.push_back(std::to_string(std::max<int64_t>(spec.capacity, 0)));
-  args.push_back(std::to_string(spec.ref.period_micros));
-  args.emplace_back(spec.ref.calendar ? "1" : "0");
+// A spec record (lua_scripts.h): '<c1Bi8i8' kind, calendar, capacity, period.
+void PackSpec(std::string& out, const BucketSpec& spec) {
+  out.push_back(KindCode(spec.ref.kind));
+  out.push_back(spec.ref.calendar ? 1 : 0);
+  redis::PutInt(out, std::max<int64_t>(spec.capacity, 0), 8);
+  redis::PutInt(out, spec.ref.period_micros, 8);
 }
 
-// The buckets of a batch's call: KEYS (the marker first), and the bucket behind each key after
-// it, so that a bucket named by many calls of the batch is found without building its name.
+// The buckets of a batch's call: KEYS (the marker first), the bucket behind each key after it
+// (so that a bucket named by many calls of the batch is found without building its name), and
+// their specs, packed (each bucket's first).
 struct BatchKeys {
   std::vector<std::string> keys;
   std::vector<const BucketRef*> refs;  // refs[i] is keys[i + 1]'s
+  std::string specs;
 
-  // The 1-based index in KEYS of `ref`'s key, added when new.
-  size_t IndexOf(std::string_view prefix, const BucketRef& ref) {
+  // The 1-based index in KEYS of `spec`'s key, added when new.
+  size_t IndexOf(std::string_view prefix, const BucketSpec& spec) {
     for (size_t i = 0; i < refs.size(); ++i) {
-      if (*refs[i] == ref) return i + 2;
+      if (*refs[i] == spec.ref) return i + 2;
     }
-    keys.push_back(std::string(prefix) + ref.Id());
-    refs.push_back(&ref);
+    keys.push_back(std::string(prefix) + spec.ref.Id());
+    refs.push_back(&spec.ref);
+    PackSpec(specs, spec);
     return keys.size();
   }
 };
@@ -86,6 +91,12 @@ std::vector<std::string> Call(const redis::Script& script, std::vector<std::stri
   std::move(argv.begin(), argv.end(), std::back_inserter(args));
   return args;
 }
+
+// A bucket's index in KEYS, as packed ('H').
+void PutIndex(std::string& out, size_t index) { redis::PutInt(out, static_cast<int64_t>(index), 2); }
+
+// An admit reply's record per charge: '<Bi8i8i8i4'.
+constexpr size_t kChargeReplySize = 1 + 8 + 8 + 8 + 4;
 
 bool IntAt(const redisReply& array, size_t i, int64_t& out) {
   if (i >= array.elements || array.element[i]->type != REDIS_REPLY_INTEGER) return false;
@@ -313,56 +324,51 @@ asio::awaitable<void> RedisStore::SendAdmits(Waiter* batch) {
   BatchKeys keys;
   std::vector<std::string> argv;
   StartCall(prefix, batch->admit->now_micros, keys.keys, argv);
-  argv.emplace_back();  // the number of admissions
-  size_t count = 0, reply_size = 1;
+  std::string admissions;
+  size_t reply_size = 8;
   for (Waiter* w = batch; w; w = w->next) {
-    ++count;
-    reply_size += 1 + 5 * w->admit->charges.size();
+    const auto& charges = w->admit->charges;
+    reply_size += 1 + kChargeReplySize * charges.size();
     w->lease = NextOp();
-    argv.push_back(std::to_string(w->lease));
-    argv.push_back(std::to_string(std::max<int64_t>(w->admit->lease_ttl_micros, 1)));
-    argv.push_back(std::to_string(w->admit->charges.size()));
-    for (const Charge& c : w->admit->charges) {
-      argv.push_back(std::to_string(keys.IndexOf(prefix, c.bucket.ref)));
-      AddSpec(argv, c.bucket);
-      argv.push_back(std::to_string(c.amount));
+    redis::PutInt(admissions, static_cast<int64_t>(w->lease), 8);
+    redis::PutInt(admissions, std::max<int64_t>(w->admit->lease_ttl_micros, 1), 8);
+    redis::PutInt(admissions, static_cast<int64_t>(charges.size()), 2);
+    for (const Charge& c : charges) {
+      PutIndex(admissions, keys.IndexOf(prefix, c.bucket));
+      redis::PutInt(admissions, c.amount, 8);
     }
   }
-  argv[3] = std::to_string(count);
+  argv.push_back(std::move(keys.specs));
+  argv.push_back(std::move(admissions));
   std::string routing = keys.keys[0];
   std::vector<std::string> args = Call(*admit_, std::move(keys.keys), std::move(argv));
   // A batch is in arrival order: its first call has the earliest deadline (to within the µs
   // between a caller taking its start time and queuing).
   const auto deadline = batch->start + options_.timeout;
   Result r = co_await client_->Execute(std::move(args), std::move(routing), deadline, admit_);
-  int64_t now = 0;
-  bool ok = IsArray(r, reply_size) && IntAt(*r.reply, 0, now);
-  size_t at = 1;
+  bool ok = r.ok() && r.reply->type == REDIS_REPLY_STRING && r.reply->len == reply_size;
+  redis::PackedReader in(ok ? redis::ReplyText(*r.reply) : std::string_view());
+  const int64_t now = in.Int(8);
   for (Waiter* w = batch; ok && w; w = w->next) {
-    const redisReply& a = *r.reply;
-    const size_t n = w->admit->charges.size();
     AdmitResult& result = w->admitted;
-    int64_t admitted = 0;
-    ok = IntAt(a, at, admitted);
-    result.admitted = admitted == 1;
+    result.admitted = in.Int(1) == 1;
     result.now_micros = now;
-    const bool leased = std::any_of(
-        w->admit->charges.begin(), w->admit->charges.end(),
-        [](const Charge& c) { return c.bucket.ref.kind == LimitKind::kConcurrent; });
+    const auto& charges = w->admit->charges;
+    const bool leased = std::any_of(charges.begin(), charges.end(), [](const Charge& c) {
+      return c.bucket.ref.kind == LimitKind::kConcurrent;
+    });
     result.lease = result.admitted && leased ? w->lease : 0;
-    result.states.resize(n);
-    for (size_t i = 0; ok && i < n; ++i) {
-      const size_t base = at + 1 + 5 * i;
-      BucketState& s = result.states[i];
-      int64_t fits = 0;
-      ok = IntAt(a, base, fits) && IntAt(a, base + 1, s.level.level) &&
-           IntAt(a, base + 2, s.level.frac) && IntAt(a, base + 3, s.level.stamp) &&
-           IntAt(a, base + 4, s.in_use);
-      s.fits = fits == 1;
+    result.states.resize(charges.size());
+    for (BucketState& s : result.states) {
+      s.fits = in.Int(1) == 1;
+      s.level.level = in.Int(8);
+      s.level.frac = in.Int(8);
+      s.level.stamp = in.Int(8);
+      s.in_use = in.Int(4);
     }
-    at += 1 + 5 * n;
+    ok = in.ok();
   }
-  if (!ok) {
+  if (!ok || !in.AtEnd()) {
     LogFailure(Op::kAdmit, r);
     for (Waiter* w = batch; w; w = w->next) {
       w->admitted = AdmitResult{};
@@ -376,15 +382,17 @@ asio::awaitable<void> RedisStore::SendSettles(Waiter* batch) {
   BatchKeys keys;
   std::vector<std::string> argv;
   StartCall(prefix, batch->settle->now_micros, keys.keys, argv);
+  std::string settlements;
   for (Waiter* w = batch; w; w = w->next) {
     for (const Settlement& s : w->settle->settlements) {
-      argv.push_back(std::to_string(keys.IndexOf(prefix, s.bucket.ref)));
-      AddSpec(argv, s.bucket);
-      argv.push_back(std::to_string(s.delta));
-      argv.push_back(std::to_string(s.admitted_stamp));
-      argv.push_back(std::to_string(s.lease));
+      PutIndex(settlements, keys.IndexOf(prefix, s.bucket));
+      redis::PutInt(settlements, s.delta, 8);
+      redis::PutInt(settlements, s.admitted_stamp, 8);
+      redis::PutInt(settlements, static_cast<int64_t>(s.lease), 8);
     }
   }
+  argv.push_back(std::move(keys.specs));
+  argv.push_back(std::move(settlements));
   std::string routing = keys.keys[0];
   std::vector<std::string> args = Call(*settle_, std::move(keys.keys), std::move(argv));
   const auto deadline = batch->start + options_.timeout;  // the earliest, as for admissions
@@ -402,13 +410,14 @@ asio::awaitable<ReadResult> RedisStore::Read(const BucketsRequest& request) {
   if (n == 0) co_return result;
   const std::string prefix = ShardPrefix(request.shard_key);
   std::vector<std::string> args;
-  args.reserve(4 + 5 * n);
+  args.reserve(5 + n);
   args.emplace_back("EVALSHA");
   args.push_back(read_->sha);
   args.push_back(std::to_string(n));
   for (const BucketSpec& spec : request.buckets) args.push_back(prefix + spec.ref.Id());
   args.push_back(NowArg(request.now_micros));
-  for (const BucketSpec& spec : request.buckets) AddSpec(args, spec);
+  std::string& specs = args.emplace_back();
+  for (const BucketSpec& spec : request.buckets) PackSpec(specs, spec);
   std::string routing = args[3];
   Result r = co_await client_->Execute(std::move(args), std::move(routing),
                                        start + options_.timeout, read_);

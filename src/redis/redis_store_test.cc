@@ -18,6 +18,7 @@
 #include "limits/memory_store.h"
 #include "redis/cluster_slots.h"
 #include "redis/lua_scripts.h"
+#include "redis/packed.h"
 
 namespace trl {
 namespace {
@@ -252,35 +253,56 @@ TEST_F(RedisStoreTest, NoScriptAfterScriptFlushIsNeverAFailedDecision) {
 // takes 7 of the 10 tokens and the concurrency slot, so the second (3 tokens and a slot) is
 // refused for the slot alone.
 TEST_F(RedisStoreTest, AdmitScriptReplayChargesOnce) {
-  const std::string now = std::to_string(kT0), minute = std::to_string(kMinute);
+  // Specs of p:t (10 tokens a minute) and p:c (one slot).
+  std::string specs = "t";
+  specs += '\0';
+  redis::PutInt(specs, 10, 8);
+  redis::PutInt(specs, kMinute, 8);
+  specs += "c";
+  specs += '\0';
+  redis::PutInt(specs, 1, 8);
+  redis::PutInt(specs, 0, 8);
+  std::string admissions;
+  for (auto [lease, tokens] : {std::pair{7, 7}, std::pair{9, 3}}) {
+    redis::PutInt(admissions, lease, 8);
+    redis::PutInt(admissions, kMinute, 8);  // lease TTL
+    redis::PutInt(admissions, 2, 2);        // charges
+    redis::PutInt(admissions, 2, 2);        // p:t
+    redis::PutInt(admissions, tokens, 8);
+    redis::PutInt(admissions, 3, 2);  // p:c
+    redis::PutInt(admissions, 1, 8);
+  }
   auto admit = [&] {
-    return server_->Command({"EVAL", redis::kAdmitScript, "3", "p:op:7", "p:t", "p:c", now,
-                             "1000", "0", "2",
-                             // admission 1: lease 7, 7 tokens and a slot
-                             "7", minute, "2", "2", "t", "10", minute, "0", "7", "3", "c", "1",
-                             "0", "0", "1",
-                             // admission 2: lease 9, 3 tokens and a slot
-                             "9", minute, "2", "2", "t", "10", minute, "0", "3", "3", "c", "1",
-                             "0", "0", "1"});
+    return server_->Command({"EVAL", redis::kAdmitScript, "3", "p:op:7", "p:t", "p:c",
+                             std::to_string(kT0), "1000", "0", specs, admissions});
   };
   for (int run = 0; run < 2; ++run) {
     testing::TestReply r = admit();
     ASSERT_TRUE(r);
-    ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
-    ASSERT_EQ(r->elements, 23u);
-    EXPECT_EQ(r->element[0]->integer, kT0);
-    EXPECT_EQ(r->element[1]->integer, 1) << run;   // admitted
-    EXPECT_EQ(r->element[2]->integer, 1) << run;   // tokens fit
-    EXPECT_EQ(r->element[3]->integer, 3) << run;   // 10 - 7, once
-    EXPECT_EQ(r->element[11]->integer, 1) << run;  // one slot in use
-    EXPECT_EQ(r->element[12]->integer, 0) << run;  // refused
-    EXPECT_EQ(r->element[13]->integer, 1) << run;  // the 3 tokens alone would fit
-    EXPECT_EQ(r->element[14]->integer, 3) << run;  // nothing charged
-    EXPECT_EQ(r->element[18]->integer, 0) << run;  // the slot does not fit
-    EXPECT_EQ(r->element[22]->integer, 1) << run;
+    ASSERT_EQ(r->type, REDIS_REPLY_STRING) << redis::ReplyText(*r);
+    redis::PackedReader in(redis::ReplyText(*r));
+    EXPECT_EQ(in.Int(8), kT0);
+    EXPECT_EQ(in.Int(1), 1) << run;  // admitted
+    EXPECT_EQ(in.Int(1), 1) << run;  // tokens fit
+    EXPECT_EQ(in.Int(8), 3) << run;  // 10 - 7, once
+    in.Int(8), in.Int(8), in.Int(4);
+    EXPECT_EQ(in.Int(1), 1) << run;  // the slot fits
+    in.Int(8), in.Int(8), in.Int(8);
+    EXPECT_EQ(in.Int(4), 1) << run;  // one slot in use
+    EXPECT_EQ(in.Int(1), 0) << run;  // refused
+    EXPECT_EQ(in.Int(1), 1) << run;  // the 3 tokens alone would fit
+    EXPECT_EQ(in.Int(8), 3) << run;  // nothing charged
+    in.Int(8), in.Int(8), in.Int(4);
+    EXPECT_EQ(in.Int(1), 0) << run;  // the slot does not fit
+    in.Int(8), in.Int(8), in.Int(8);
+    EXPECT_EQ(in.Int(4), 1) << run;
+    EXPECT_TRUE(in.AtEnd()) << run;
   }
   EXPECT_EQ(server_->CommandText({"GET", "p:t"}).substr(0, 2), "3 ");
   EXPECT_EQ(server_->Command({"ZCARD", "p:c"})->integer, 1);
+  std::string lease7;
+  redis::PutInt(lease7, 7, 8);
+  EXPECT_EQ(server_->Command({"ZSCORE", "p:c", lease7})->type, REDIS_REPLY_STRING);
   EXPECT_EQ(server_->CommandText({"GET", "p:op:7"}), "10");
 }
 
