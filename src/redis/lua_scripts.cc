@@ -137,13 +137,15 @@ local function save(key, spec, now, st, margin)
 end
 )lua";
 
-// Many admissions of one shard in one call, judged one after the other as if each were a call
-// of its own (so a batch decides exactly what the same admissions would one by one), with each
-// bucket read once and written once. The marker records which admissions were applied: a
-// replay (the reply was lost with its connection) charges those again for nothing and answers
-// "admitted" for them with the buckets as they are now; the others are judged afresh.
-constexpr const char* kAdmitBody = R"lua(
-local applied = redis.call('GET', KEYS[1]) or ''
+// A batch of one shard: its settlements, then its admissions, in one call. The admissions are
+// judged one after the other as if each were a call of its own (so a batch decides exactly what
+// the same admissions would one by one), after the settlements (whose refunds and released
+// slots they see), with each bucket read once and written once. The marker says that the
+// settlements were applied and which admissions were: a replay (the reply was lost with its
+// connection) applies no settlement again, charges the applied admissions again for nothing and
+// answers "admitted" for them with the buckets as they are now; the others are judged afresh.
+constexpr const char* kBatchBody = R"lua(
+local applied = redis.call('GET', KEYS[1])
 local now = clock(ARGV[1])
 local margin = tonumber(ARGV[3])
 local specs = specs_of(ARGV[4], 2)
@@ -165,16 +167,43 @@ local function bucket(k)
   buckets[k] = b
   return b
 end
+
+local data, pos = ARGV[5], 1
+local settled = #data > 0
+if not applied then
+  local released = {}
+  while pos <= #data do
+    local k, delta, stamp, lease
+    k, delta, stamp, lease, pos = struct.unpack('<Hi8i8c8', data, pos)
+    local spec = specs[k]
+    if spec.kind == 'c' then
+      local r = released[k]
+      if not r then r = {}; released[k] = r end
+      r[#r + 1] = lease
+    elseif spec.kind == 't' and delta ~= 0 then
+      local b = bucket(k)
+      -- A refund for a calendar window that has ended is dropped: that window's budget is gone.
+      if not (spec.cal and delta < 0 and b.level[3] ~= stamp) then
+        spend(spec, delta, b.level)
+        b.dirty = true
+      end
+    end
+  end
+  -- Before any admission counts the slots in use.
+  for k, r in pairs(released) do redis.call('ZREM', KEYS[k], unpack(r)) end
+end
+
 local out = {struct.pack('<i8', now)}
 local flags = {}
-local changed = false
+local changed = settled
 local charged, amounts, fit = {}, {}, {}  -- this admission's charges
-local data, pos, a = ARGV[5], 1, 0
+local a = 0
+data, pos = ARGV[6], 1
 while pos <= #data do
   local lease, ttl, n
   lease, ttl, n, pos = struct.unpack('<c8i8H', data, pos)
   a = a + 1
-  local replay = string.sub(applied, a, a) == '1'
+  local replay = applied and string.sub(applied, a, a) == '1'
   local all = true
   for c = 1, n do
     local k, amount
@@ -220,46 +249,9 @@ for k, b in pairs(buckets) do
     redis.call('PEXPIRE', KEYS[k], int(math.ceil(b.ttl / 1000) + margin))
   end
 end
+-- (A replayed admission's flag is '1' again: the marker keeps every applied one.)
 if changed then redis.call('SET', KEYS[1], table.concat(flags), 'PX', ARGV[2]) end
 return table.concat(out)
-)lua";
-
-// Many settlements of one shard in one call, each bucket read and written once.
-constexpr const char* kSettleBody = R"lua(
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local now = clock(ARGV[1])
-local margin = tonumber(ARGV[3])
-local specs = specs_of(ARGV[4], 2)
-local buckets, released = {}, {}
-local data, pos = ARGV[5], 1
-while pos <= #data do
-  local k, delta, stamp, lease
-  k, delta, stamp, lease, pos = struct.unpack('<Hi8i8c8', data, pos)
-  local spec = specs[k]
-  if spec.kind == 'c' then
-    local r = released[k]
-    if not r then r = {}; released[k] = r end
-    r[#r + 1] = lease
-  elseif spec.kind == 't' and delta ~= 0 then
-    local b = buckets[k]
-    if not b then
-      b = {spec = spec, level = load(KEYS[k], spec, now)}
-      refresh(spec, now, b.level)
-      buckets[k] = b
-    end
-    -- A refund for a calendar window that has ended is dropped: that window's budget is gone.
-    if not (spec.cal and delta < 0 and b.level[3] ~= stamp) then
-      spend(spec, delta, b.level)
-      b.dirty = true
-    end
-  end
-end
-for k, b in pairs(buckets) do
-  if b.dirty then save(KEYS[k], b.spec, now, b.level, margin) end
-end
-for k, r in pairs(released) do redis.call('ZREM', KEYS[k], unpack(r)) end
-redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
-return 1
 )lua";
 
 constexpr const char* kReadBody = R"lua(
@@ -288,8 +280,7 @@ return out
 
 }  // namespace
 
-const std::string kAdmitScript = std::string(kPrelude) + kAdmitBody;
-const std::string kSettleScript = std::string(kPrelude) + kSettleBody;
+const std::string kBatchScript = std::string(kPrelude) + kBatchBody;
 const std::string kReadScript = std::string(kPrelude) + kReadBody;
 
 }  // namespace trl::redis

@@ -1,5 +1,5 @@
-// The Lua scripts RedisStore runs: one call admits a batch of requests of one shard, each
-// against all of its buckets; one settles a batch; one reads buckets. They apply
+// The Lua scripts RedisStore runs: one call settles and admits a batch of requests of one
+// shard, each admission against all of its buckets; one reads buckets. They apply
 // limits/bucket.h's rules exactly (see the prelude in lua_scripts.cc for how, given that Lua
 // numbers are doubles).
 //
@@ -10,10 +10,9 @@
 //   <prefix>{<shard>}:<BucketRef::Id()>  kConcurrent: a sorted set of leases (member: the 8
 //       bytes of a lease id, score: expiry in µs); expired members are ignored and removed; the
 //       key expires after the last lease would have.
-//   <prefix>{<shard>}:op:<id>            a call already applied (admission and settlement): a
-//       retry of the same call (its connection dropped before the reply) charges nothing twice.
-//       An admit batch's marker holds one flag per admission ("1": applied). Expires after a few
-//       timeouts.
+//   <prefix>{<shard>}:op:<id>            a batch already applied: a retry of the same call (its
+//       connection dropped before the reply) charges nothing twice. Holds one flag per admission
+//       ("1": applied); its settlements were all applied. Expires after a few timeouts.
 //
 // Thread-safety: constants.
 #pragma once
@@ -33,17 +32,12 @@ namespace trl::redis {
 //
 // KEYS[1] the call's marker, KEYS[2..] the buckets of the call (each once).
 // ARGV[1] now in µs (0: the server's TIME), [2] marker TTL ms, [3] idle margin ms, [4] the specs
-// of KEYS[2..], [5] the admissions: per admission '<c8i8H' its lease id (8 bytes, the member of
-// its concurrency leases), lease TTL µs, number of charges, then per charge '<Hi8' the index of
-// its bucket in KEYS, amount. Returns a string: '<i8' now, then per admission 'B' admitted (0|1),
-// then per charge '<Bi8i8i8i4' fits, level, frac, stamp, in_use.
-extern const std::string kAdmitScript;
-
-// KEYS[1] the call's marker, KEYS[2..] the buckets of the call (each once).
-// ARGV[1] now, [2] marker TTL ms, [3] idle margin ms, [4] the specs of KEYS[2..], [5] the
-// settlements: per settlement '<Hi8i8c8' the index of its bucket in KEYS, delta, admitted stamp,
-// lease id. Returns 1 (0 when already applied).
-extern const std::string kSettleScript;
+// of KEYS[2..], [5] the settlements: per settlement '<Hi8i8c8' the index of its bucket in KEYS,
+// delta, admitted stamp, lease id; [6] the admissions: per admission '<c8i8H' its lease id (8
+// bytes, the member of its concurrency leases), lease TTL µs, number of charges, then per charge
+// '<Hi8' the index of its bucket in KEYS, amount. Returns a string: '<i8' now, then per
+// admission 'B' admitted (0|1), then per charge '<Bi8i8i8i4' fits, level, frac, stamp, in_use.
+extern const std::string kBatchScript;
 
 // KEYS[i] bucket i. ARGV[1] now, [2] the specs of KEYS[1..].
 // Returns {now, then per bucket: level, frac, stamp, in_use}. Changes nothing.

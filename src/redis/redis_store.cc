@@ -79,19 +79,6 @@ struct BatchKeys {
   }
 };
 
-// EVALSHA of `script` with these KEYS and ARGV.
-std::vector<std::string> Call(const redis::Script& script, std::vector<std::string> keys,
-                              std::vector<std::string> argv) {
-  std::vector<std::string> args;
-  args.reserve(3 + keys.size() + argv.size());
-  args.emplace_back("EVALSHA");
-  args.push_back(script.sha);
-  args.push_back(std::to_string(keys.size()));
-  std::move(keys.begin(), keys.end(), std::back_inserter(args));
-  std::move(argv.begin(), argv.end(), std::back_inserter(args));
-  return args;
-}
-
 // A bucket's index in KEYS, as packed ('H').
 void PutIndex(std::string& out, size_t index) { redis::PutInt(out, static_cast<int64_t>(index), 2); }
 
@@ -143,8 +130,7 @@ std::unique_ptr<RedisStore> RedisStore::Create(RedisStoreOptions options, std::s
   std::unique_ptr<RedisStore> store(new RedisStore(options));
   store->client_ = redis::RedisClient::Create(options.client, error);
   if (!store->client_) return nullptr;
-  store->admit_ = &store->client_->AddScript(redis::kAdmitScript);
-  store->settle_ = &store->client_->AddScript(redis::kSettleScript);
+  store->batch_ = &store->client_->AddScript(redis::kBatchScript);
   store->read_ = &store->client_->AddScript(redis::kReadScript);
   store->client_->Start();
   return store;
@@ -207,7 +193,7 @@ asio::awaitable<AdmitResult> RedisStore::Admit(const AdmitRequest& request) {
   w.shard_key = request.shard_key;
   w.admit = &request;
   w.start = std::chrono::steady_clock::now();
-  co_await Batched(admit_shards_, w);
+  co_await Batched(w);
   Observe(Op::kAdmit, w.start, w.admitted.status == StoreStatus::kOk);
   co_return std::move(w.admitted);
 }
@@ -218,24 +204,24 @@ asio::awaitable<StoreStatus> RedisStore::Settle(const SettleRequest& request) {
   w.shard_key = request.shard_key;
   w.settle = &request;
   w.start = std::chrono::steady_clock::now();
-  co_await Batched(settle_shards_, w);
+  co_await Batched(w);
   Observe(Op::kSettle, w.start, w.settled == StoreStatus::kOk);
   co_return w.settled;
 }
 
-asio::awaitable<void> RedisStore::Batched(Shards& shards, Waiter& w) {
+asio::awaitable<void> RedisStore::Batched(Waiter& w) {
   bool queue = false;
   {
     std::lock_guard lock(mutex_);
-    queue = shards.find(w.shard_key) != shards.end();
-    if (!queue) shards.try_emplace(std::string(w.shard_key));
+    queue = shards_.find(w.shard_key) != shards_.end();
+    if (!queue) shards_.try_emplace(std::string(w.shard_key));
   }
   if (queue) {
     co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
-        [this, &shards, &w](auto handler) {
+        [this, &w](auto handler) {
           std::unique_lock lock(mutex_);
-          auto it = shards.find(w.shard_key);
-          if (it != shards.end()) {
+          auto it = shards_.find(w.shard_key);
+          if (it != shards_.end()) {
             Queue& q = it->second;
             w.executor = asio::get_associated_executor(handler);
             w.resume.emplace(std::move(handler));
@@ -244,7 +230,7 @@ asio::awaitable<void> RedisStore::Batched(Shards& shards, Waiter& w) {
             return;
           }
           // The shard's call ended meanwhile: this call goes now.
-          shards.try_emplace(std::string(w.shard_key));
+          shards_.try_emplace(std::string(w.shard_key));
           lock.unlock();
           auto executor = asio::get_associated_executor(handler);
           asio::post(executor, std::move(handler));
@@ -256,12 +242,12 @@ asio::awaitable<void> RedisStore::Batched(Shards& shards, Waiter& w) {
   Waiter* next = nullptr;
   {
     std::lock_guard lock(mutex_);
-    next = TakeBatch(shards, w.shard_key);
+    next = TakeBatch(w.shard_key);
   }
   // The calls that queued meanwhile go on without this caller, which returns now, on the
   // client's thread, so that each batch follows the last as soon as its reply is in.
   if (!next) co_return;
-  auto drain = Drain(shards, std::string(w.shard_key), next);
+  auto drain = Drain(std::string(w.shard_key), next);
   if (client_->Running()) {
     asio::co_spawn(client_->Executor(), std::move(drain), asio::detached);
   } else {  // shutting down: every call fails at once, here
@@ -270,11 +256,11 @@ asio::awaitable<void> RedisStore::Batched(Shards& shards, Waiter& w) {
   }
 }
 
-RedisStore::Waiter* RedisStore::TakeBatch(Shards& shards, std::string_view shard) {
-  auto it = shards.find(shard);
+RedisStore::Waiter* RedisStore::TakeBatch(std::string_view shard) {
+  auto it = shards_.find(shard);
   Queue& q = it->second;
   if (!q.head) {
-    shards.erase(it);
+    shards_.erase(it);
     return nullptr;
   }
   Waiter* batch = q.head;
@@ -286,20 +272,16 @@ RedisStore::Waiter* RedisStore::TakeBatch(Shards& shards, std::string_view shard
   return batch;
 }
 
-asio::awaitable<void> RedisStore::Drain(Shards& shards, std::string shard, Waiter* batch) {
+asio::awaitable<void> RedisStore::Drain(std::string shard, Waiter* batch) {
   while (batch) {
     co_await Send(batch);
     std::lock_guard lock(mutex_);
-    batch = TakeBatch(shards, shard);
+    batch = TakeBatch(shard);
   }
 }
 
 asio::awaitable<void> RedisStore::Send(Waiter* batch) {
-  if (batch->admit) {
-    co_await SendAdmits(batch);
-  } else {
-    co_await SendSettles(batch);
-  }
+  co_await Call(batch);
   for (Waiter* w = batch; w;) {
     Waiter* next = w->next;  // `w` may be gone once resumed
     w->done = true;
@@ -311,22 +293,22 @@ asio::awaitable<void> RedisStore::Send(Waiter* batch) {
   }
 }
 
-void RedisStore::StartCall(std::string_view prefix, int64_t now_micros,
-                           std::vector<std::string>& keys, std::vector<std::string>& argv) {
-  keys.push_back(std::string(prefix) + "op:" + std::to_string(NextOp()));
-  argv.push_back(NowArg(now_micros));
-  argv.push_back(marker_ttl_ms_);
-  argv.push_back(idle_margin_ms_);
-}
-
-asio::awaitable<void> RedisStore::SendAdmits(Waiter* batch) {
+asio::awaitable<void> RedisStore::Call(Waiter* batch) {
   const std::string prefix = ShardPrefix(batch->shard_key);
   BatchKeys keys;
-  std::vector<std::string> argv;
-  StartCall(prefix, batch->admit->now_micros, keys.keys, argv);
-  std::string admissions;
+  keys.keys.push_back(prefix + "op:" + std::to_string(NextOp()));
+  std::string settlements, admissions;
   size_t reply_size = 8;
   for (Waiter* w = batch; w; w = w->next) {
+    if (w->settle) {
+      for (const Settlement& s : w->settle->settlements) {
+        PutIndex(settlements, keys.IndexOf(prefix, s.bucket));
+        redis::PutInt(settlements, s.delta, 8);
+        redis::PutInt(settlements, s.admitted_stamp, 8);
+        redis::PutInt(settlements, static_cast<int64_t>(s.lease), 8);
+      }
+      continue;
+    }
     const auto& charges = w->admit->charges;
     reply_size += 1 + kChargeReplySize * charges.size();
     w->lease = NextOp();
@@ -338,18 +320,28 @@ asio::awaitable<void> RedisStore::SendAdmits(Waiter* batch) {
       redis::PutInt(admissions, c.amount, 8);
     }
   }
-  argv.push_back(std::move(keys.specs));
-  argv.push_back(std::move(admissions));
-  std::string routing = keys.keys[0];
-  std::vector<std::string> args = Call(*admit_, std::move(keys.keys), std::move(argv));
+  std::vector<std::string> args;
+  args.reserve(9 + keys.keys.size());
+  args.emplace_back("EVALSHA");
+  args.push_back(batch_->sha);
+  args.push_back(std::to_string(keys.keys.size()));
+  std::move(keys.keys.begin(), keys.keys.end(), std::back_inserter(args));
+  args.push_back(NowArg(batch->admit ? batch->admit->now_micros : batch->settle->now_micros));
+  args.push_back(marker_ttl_ms_);
+  args.push_back(idle_margin_ms_);
+  args.push_back(std::move(keys.specs));
+  args.push_back(std::move(settlements));
+  args.push_back(std::move(admissions));
+  std::string routing = args[3];  // the marker
   // A batch is in arrival order: its first call has the earliest deadline (to within the µs
   // between a caller taking its start time and queuing).
   const auto deadline = batch->start + options_.timeout;
-  Result r = co_await client_->Execute(std::move(args), std::move(routing), deadline, admit_);
+  Result r = co_await client_->Execute(std::move(args), std::move(routing), deadline, batch_);
   bool ok = r.ok() && r.reply->type == REDIS_REPLY_STRING && r.reply->len == reply_size;
   redis::PackedReader in(ok ? redis::ReplyText(*r.reply) : std::string_view());
   const int64_t now = in.Int(8);
   for (Waiter* w = batch; ok && w; w = w->next) {
+    if (w->settle) continue;
     AdmitResult& result = w->admitted;
     result.admitted = in.Int(1) == 1;
     result.now_micros = now;
@@ -368,38 +360,16 @@ asio::awaitable<void> RedisStore::SendAdmits(Waiter* batch) {
     }
     ok = in.ok();
   }
-  if (!ok || !in.AtEnd()) {
-    LogFailure(Op::kAdmit, r);
-    for (Waiter* w = batch; w; w = w->next) {
+  ok = ok && in.AtEnd();
+  if (!ok) LogFailure(batch->admit ? Op::kAdmit : Op::kSettle, r);
+  for (Waiter* w = batch; w; w = w->next) {
+    if (w->settle) {
+      w->settled = ok ? StoreStatus::kOk : StoreStatus::kError;
+    } else if (!ok) {
       w->admitted = AdmitResult{};
       w->admitted.status = StoreStatus::kError;
     }
   }
-}
-
-asio::awaitable<void> RedisStore::SendSettles(Waiter* batch) {
-  const std::string prefix = ShardPrefix(batch->shard_key);
-  BatchKeys keys;
-  std::vector<std::string> argv;
-  StartCall(prefix, batch->settle->now_micros, keys.keys, argv);
-  std::string settlements;
-  for (Waiter* w = batch; w; w = w->next) {
-    for (const Settlement& s : w->settle->settlements) {
-      PutIndex(settlements, keys.IndexOf(prefix, s.bucket));
-      redis::PutInt(settlements, s.delta, 8);
-      redis::PutInt(settlements, s.admitted_stamp, 8);
-      redis::PutInt(settlements, static_cast<int64_t>(s.lease), 8);
-    }
-  }
-  argv.push_back(std::move(keys.specs));
-  argv.push_back(std::move(settlements));
-  std::string routing = keys.keys[0];
-  std::vector<std::string> args = Call(*settle_, std::move(keys.keys), std::move(argv));
-  const auto deadline = batch->start + options_.timeout;  // the earliest, as for admissions
-  Result r = co_await client_->Execute(std::move(args), std::move(routing), deadline, settle_);
-  const bool ok = r.ok() && r.reply->type == REDIS_REPLY_INTEGER;
-  if (!ok) LogFailure(Op::kSettle, r);
-  for (Waiter* w = batch; w; w = w->next) w->settled = ok ? StoreStatus::kOk : StoreStatus::kError;
 }
 
 asio::awaitable<ReadResult> RedisStore::Read(const BucketsRequest& request) {

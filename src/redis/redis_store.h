@@ -6,13 +6,13 @@
 // (one when nothing needs settling, e.g. only request-count limits). See lua_scripts.h for the
 // data layout.
 //
-// Batches: admissions (and settlements) of one shard that arrive while one of that shard's
-// calls is in flight wait for it, then go together in the next call, up to kMaxBatch; the
-// script judges them one after the other, exactly as separate calls would, but reads and writes
-// each bucket once. So a lone request goes out at once, and a busy shard costs Redis one call
-// per round trip instead of one per request. One call per shard and operation is in flight at a
-// time; different shards do not wait for each other.
-//
+// Batches: admissions and settlements of one shard that arrive while one of that shard's calls
+// is in flight wait for it, then go together in the next call, up to kMaxBatch; the script
+// applies the settlements first, then judges the admissions one after the other, exactly as
+// separate calls would, but reads and writes each bucket once. So a lone request goes out at
+// once, and a busy shard costs Redis one call per round trip instead of two per request. One
+// call per shard is in flight at a time; different shards do not wait for each other.
+
 // Cluster: every key of a call carries the hash tag {shard_key} (percent-encoded so that it is
 // one tag), so all the buckets of a request are in one slot and one script sees them all: a
 // request is all or nothing without a cross-slot protocol. (The Limiter passes the tenant as
@@ -120,18 +120,15 @@ class RedisStore final : public Store {
   explicit RedisStore(RedisStoreOptions options);
   // Runs `w` alone at once when its shard has no call in flight, else in the shard's next
   // batch.
-  asio::awaitable<void> Batched(Shards& shards, Waiter& w);
+  asio::awaitable<void> Batched(Waiter& w);
   // Under mutex_, when a call of `shard` has ended: up to kMaxBatch of its queued calls, linked
   // by `next`; null (and the shard idle) when none is queued.
-  static Waiter* TakeBatch(Shards& shards, std::string_view shard);
-  asio::awaitable<void> Drain(Shards& shards, std::string shard, Waiter* batch);
+  Waiter* TakeBatch(std::string_view shard);
+  asio::awaitable<void> Drain(std::string shard, Waiter* batch);
   // Runs one batch and fills every waiter's outcome; resumes the queued ones.
   asio::awaitable<void> Send(Waiter* batch);
-  // What both batch scripts start with: KEYS[1], a new marker; ARGV now, marker TTL, margin.
-  void StartCall(std::string_view prefix, int64_t now_micros, std::vector<std::string>& keys,
-                 std::vector<std::string>& argv);
-  asio::awaitable<void> SendAdmits(Waiter* batch);
-  asio::awaitable<void> SendSettles(Waiter* batch);
+  // One call of the batch script: the batch's settlements, then its admissions.
+  asio::awaitable<void> Call(Waiter* batch);
   std::string NowArg(int64_t now_micros) const;
   uint64_t NextOp();
   void Observe(Op op, std::chrono::steady_clock::time_point start, bool ok) const;
@@ -139,17 +136,15 @@ class RedisStore final : public Store {
 
   RedisStoreOptions options_;
   std::unique_ptr<redis::RedisClient> client_;
-  const redis::Script* admit_ = nullptr;
-  const redis::Script* settle_ = nullptr;
+  const redis::Script* batch_ = nullptr;
   const redis::Script* read_ = nullptr;
   std::string marker_ttl_ms_;
   std::string idle_margin_ms_;
   std::atomic<uint64_t> next_op_;
   LatencyObserver observer_;
   mutable std::atomic<int64_t> last_log_{0};
-  std::mutex mutex_;  // the shard maps; never held across I/O
-  Shards admit_shards_;
-  Shards settle_shards_;
+  std::mutex mutex_;  // shards_; never held across I/O
+  Shards shards_;
 };
 
 }  // namespace trl

@@ -247,12 +247,13 @@ TEST_F(RedisStoreTest, NoScriptAfterScriptFlushIsNeverAFailedDecision) {
   EXPECT_EQ(store->Client().Stats().noscript, 3u);
 }
 
-// The admit script sent twice with the same marker (its reply was lost with the connection):
-// the second run charges the admission it applied for nothing, answers "admitted" for it, and
-// judges the one it refused afresh. Both admissions are in one batch, judged in order: the first
-// takes 7 of the 10 tokens and the concurrency slot, so the second (3 tokens and a slot) is
-// refused for the slot alone.
-TEST_F(RedisStoreTest, AdmitScriptReplayChargesOnce) {
+// The batch script sent twice with the same marker (its reply was lost with the connection):
+// the second run applies the settlement and charges the admission it applied for nothing,
+// answers "admitted" for it, and judges the one it refused afresh. The settlement (a refund of
+// 2 tokens of an earlier admission) comes first; then both admissions, judged in order: the
+// first takes 7 of the 10 tokens and the concurrency slot, so the second (3 tokens and a slot)
+// is refused for the slot alone.
+TEST_F(RedisStoreTest, BatchScriptReplayChargesOnce) {
   // Specs of p:t (10 tokens a minute) and p:c (one slot).
   std::string specs = "t";
   specs += '\0';
@@ -262,6 +263,11 @@ TEST_F(RedisStoreTest, AdmitScriptReplayChargesOnce) {
   specs += '\0';
   redis::PutInt(specs, 1, 8);
   redis::PutInt(specs, 0, 8);
+  std::string settlements;
+  redis::PutInt(settlements, 2, 2);  // p:t
+  redis::PutInt(settlements, -2, 8);
+  redis::PutInt(settlements, kT0, 8);
+  redis::PutInt(settlements, 0, 8);
   std::string admissions;
   for (auto [lease, tokens] : {std::pair{7, 7}, std::pair{9, 3}}) {
     redis::PutInt(admissions, lease, 8);
@@ -272,19 +278,22 @@ TEST_F(RedisStoreTest, AdmitScriptReplayChargesOnce) {
     redis::PutInt(admissions, 3, 2);  // p:c
     redis::PutInt(admissions, 1, 8);
   }
-  auto admit = [&] {
-    return server_->Command({"EVAL", redis::kAdmitScript, "3", "p:op:7", "p:t", "p:c",
-                             std::to_string(kT0), "1000", "0", specs, admissions});
+  // Before: 8 tokens left (so the refund brings the bucket back to 10).
+  const std::string now = std::to_string(kT0);
+  ASSERT_EQ(server_->CommandText({"SET", "p:t", "8 0 " + now}), "OK");
+  auto batch = [&] {
+    return server_->Command({"EVAL", redis::kBatchScript, "3", "p:op:7", "p:t", "p:c", now, "1000",
+                             "0", specs, settlements, admissions});
   };
   for (int run = 0; run < 2; ++run) {
-    testing::TestReply r = admit();
+    testing::TestReply r = batch();
     ASSERT_TRUE(r);
     ASSERT_EQ(r->type, REDIS_REPLY_STRING) << redis::ReplyText(*r);
     redis::PackedReader in(redis::ReplyText(*r));
     EXPECT_EQ(in.Int(8), kT0);
     EXPECT_EQ(in.Int(1), 1) << run;  // admitted
     EXPECT_EQ(in.Int(1), 1) << run;  // tokens fit
-    EXPECT_EQ(in.Int(8), 3) << run;  // 10 - 7, once
+    EXPECT_EQ(in.Int(8), 3) << run;  // 8 + 2 - 7, once
     in.Int(8), in.Int(8), in.Int(4);
     EXPECT_EQ(in.Int(1), 1) << run;  // the slot fits
     in.Int(8), in.Int(8), in.Int(8);
@@ -308,8 +317,7 @@ TEST_F(RedisStoreTest, AdmitScriptReplayChargesOnce) {
 
 // Concurrent admissions of one shard share script calls, and each is judged exactly as alone:
 // 100 tokens, 64 callers taking 3 each, so exactly 33 are admitted. The first call goes alone
-// and the other 63, queued behind it, go in one call. Their settlements (a refund of 1 each)
-// are batched the same way.
+// and the other 63, queued behind it, go in one call. Settlements share calls with admissions.
 TEST_F(RedisStoreTest, ConcurrentCallsOfOneShardAreBatchedExactly) {
   auto store = MakeStore(Options({server_->Url()}));
   const BucketSpec bucket = Tokens("a", 100, kDay, true);
@@ -341,24 +349,34 @@ TEST_F(RedisStoreTest, ConcurrentCallsOfOneShardAreBatchedExactly) {
   EXPECT_EQ(admitted, 33);
   EXPECT_EQ(evalsha_calls(), 2);
 
+  // Then the 33 refunds of 1 and 31 new admissions of 1, all at once: the first refund goes
+  // alone, the other 63 calls together, the refunds before the admissions (which need them:
+  // the bucket has 2 tokens after the first refund).
   std::vector<Settlement> refund = {{bucket, -1, results[0].states[0].level.stamp, 0}};
-  int settled = 0;
+  std::vector<Charge> one = {{bucket, 1}};
+  int settled = 0, admitted_after = 0;
   io.restart();
-  for (int i = 0; i < admitted; ++i) {
+  for (int i = 0; i < kCallers; ++i) {
     boost::asio::co_spawn(
         io,
-        [&]() -> boost::asio::awaitable<void> {
-          StoreStatus status = co_await store->Settle({"a", AsSpan(refund), kT0});
-          settled += status == StoreStatus::kOk ? 1 : 0;
+        [&, i]() -> boost::asio::awaitable<void> {
+          if (i < admitted) {
+            StoreStatus status = co_await store->Settle({"a", AsSpan(refund), kT0});
+            settled += status == StoreStatus::kOk ? 1 : 0;
+          } else {
+            AdmitResult r = co_await store->Admit({"a", AsSpan(one), "r", kT0, kMinute});
+            admitted_after += r.status == StoreStatus::kOk && r.admitted ? 1 : 0;
+          }
         },
         boost::asio::detached);
   }
   io.run();
   EXPECT_EQ(settled, 33);
+  EXPECT_EQ(admitted_after, 31);
   EXPECT_EQ(evalsha_calls(), 4);
   ReadResult read = Read(*store, "a", {bucket}, kT0);
   ASSERT_EQ(read.status, StoreStatus::kOk);
-  EXPECT_EQ(read.states[0].level.level, 100 - 33 * 3 + 33);
+  EXPECT_EQ(read.states[0].level.level, 100 - 33 * 3 + 33 - 31);
 }
 
 // Shards do not wait for each other: the first call of each goes at once, and the callers
