@@ -14,8 +14,13 @@ namespace trl::redis {
 // Appends the low `bytes` bytes of `v`, least significant first (two's complement: a negative
 // value reads back with PackedReader::Int of the same width).
 inline void PutInt(std::string& out, int64_t v, int bytes) {
+  char le[8];
   auto u = static_cast<uint64_t>(v);
-  for (int i = 0; i < bytes; ++i, u >>= 8) out.push_back(static_cast<char>(u & 0xFF));
+  for (char& c : le) {
+    c = static_cast<char>(u & 0xFF);
+    u >>= 8;
+  }
+  out.append(le, static_cast<size_t>(bytes));
 }
 
 // Reads fields in order. Reading past the end yields 0 and makes ok() false for good.

@@ -82,7 +82,11 @@ struct BatchKeys {
 // A bucket's index in KEYS, as packed ('H').
 void PutIndex(std::string& out, size_t index) { redis::PutInt(out, static_cast<int64_t>(index), 2); }
 
-// An admit reply's record per charge: '<Bi8i8i8i4'.
+// The packed records' sizes (lua_scripts.h): a settlement '<Hi8i8c8', an admission '<c8i8H' and
+// each of its charges '<Hi8'; in the reply, a charge's '<Bi8i8i8i4'.
+constexpr size_t kSettlementSize = 2 + 8 + 8 + 8;
+constexpr size_t kAdmissionSize = 8 + 8 + 2;
+constexpr size_t kChargeSize = 2 + 8;
 constexpr size_t kChargeReplySize = 1 + 8 + 8 + 8 + 4;
 
 bool IntAt(const redisReply& array, size_t i, int64_t& out) {
@@ -298,6 +302,8 @@ asio::awaitable<void> RedisStore::Call(Waiter* batch) {
   BatchKeys keys;
   keys.keys.push_back(prefix + "op:" + std::to_string(NextOp()));
   std::string settlements, admissions;
+  settlements.reserve(kMaxBatch * 3 * kSettlementSize);
+  admissions.reserve(kMaxBatch * (kAdmissionSize + 3 * kChargeSize));
   size_t reply_size = 8;
   for (Waiter* w = batch; w; w = w->next) {
     if (w->settle) {
