@@ -185,19 +185,14 @@ describe('limits', () => {
       body: JSON.stringify(chatBody('slowm', 'tell me a long story', { max_tokens: 16, stream: true })),
     });
 
-    // True when CONC_LIMIT requests sent at once are all admitted (quick, non-streaming).
-    // A slot comes back when its request is settled, just after its answer is written: the
-    // probes' settlement is awaited too, so that whatever follows starts with every slot free.
-    // (Only the probes use model m with this key, so their count is exact.)
+    // True when none of the key's slots is in use: its live budget, from the admin API. (Probe
+    // requests cannot tell: quick ones can all be admitted one after the other through a single
+    // free slot.)
     async function slotsFree() {
-      const probes = { key: 'conc', model: 'm', status: '200' };
-      const before = await gw.metric('trl_requests_total', probes);
-      const rs = await Promise.all(Array.from({ length: CONC_LIMIT }, () =>
-        gw.post('chat/completions', chatBody('m', 'probe', { max_tokens: 1 }), { key: 'sk-conc' })));
-      const admitted = rs.filter((r) => r.status === 200).length;
-      assert.equal(await gw.waitMetric('trl_requests_total', probes, before + admitted),
-                   before + admitted);
-      return admitted === CONC_LIMIT;
+      const r = await gw.adminFetch('/admin/v1/keys/conc/limits');
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json.limits[0].concurrent, CONC_LIMIT);
+      return r.json.limits[0].in_use === 0;
     }
 
     test(`{concurrent: ${CONC_LIMIT}}: 16 simultaneous streams -> exactly ${CONC_LIMIT} run, ` +
@@ -217,6 +212,9 @@ describe('limits', () => {
         assert.equal(r.headers.get('x-ratelimit-limit-requests'), null);
       }
       assert.equal((await slow.stats()).open_streams, CONC_LIMIT, 'in flight at the backend');
+      const live = await gw.adminFetch('/admin/v1/keys/conc/limits');
+      assert.equal(live.json.limits[0].in_use, CONC_LIMIT);
+      assert.equal(await slotsFree(), false);
       assert.equal(await gw.metric('trl_ratelimit_rejections_total',
                                    { key: 'conc', limit: 'concurrency' }), 16 - CONC_LIMIT);
       for (const events of await Promise.all(admitted.map((r) => readSse(r)))) {
