@@ -172,6 +172,79 @@ http::Response BackendFailure(ExchangeResult& result, bool timeout, std::string_
                        "The model backend " + std::string(what) + ". Retry the request.");
 }
 
+// A streamed answer (200, text/event-stream) whose head `header_parser` has read, relayed to
+// the client. Sets `reusable` when the connection may go back to the pool. (Each kind of answer
+// has a coroutine of its own: a frame holding every parser and message of both would be too
+// large for Asio's per-thread frame cache, and cost a malloc per request.)
+asio::awaitable<void> RelayStreamedAnswer(Relay& r, UpstreamSocket& stream,
+                                          beast::flat_buffer& buffer,
+                                          bhttp::response_parser<bhttp::empty_body>& header_parser,
+                                          std::string_view content_type, const ClientWatch& watch,
+                                          bool& reusable) {
+  bhttp::response_parser<bhttp::buffer_body> parser{std::move(header_parser)};
+  http::Fields fields;
+  fields.set(bhttp::field::content_type, content_type);
+  fields.set(bhttp::field::cache_control, "no-cache");
+  r.result.status = 200;
+  if (!co_await r.writer.StartStream(200, std::move(fields), r.req.head_lines)) co_return;
+  // A stream the backend broke off still ends properly for the client (an error event, then
+  // the last chunk): the client's connection stays usable. One whose writes failed, or that
+  // was left unfinished, is closed by the writer itself.
+  bool complete =
+      co_await RelayStream(r, stream, buffer, parser, r.req.model->config->timeout, watch);
+  reusable = complete && parser.is_done() && parser.keep_alive();
+}
+
+// What the client gets for a plain answer the backend sent whole: a 5xx as the gateway's own
+// 502; anything else as it is, its usage and texts taken into r.result.
+http::Response PlainAnswer(Relay& r, bhttp::response<bhttp::string_body>& response,
+                           unsigned status, std::string_view content_type) {
+  if (status >= 500) {
+    r.result.error_reason = "http" + std::to_string(status);
+    r.result.status = 502;
+    return ErrorResponse(
+        502, "api_error", "backend_error",
+        "The model backend failed with HTTP " + std::to_string(status) + ". Retry the request.");
+  }
+  if (status >= 400) r.result.backend_rejected = true;
+  ResponseSummary summary = ParseResponseBody(response.body());
+  r.result.usage = summary.usage;
+  CountTexts(summary.texts, *r.req.counter, r.result.relayed_tokens);
+  http::Response out{static_cast<bhttp::status>(status), 11};
+  out.set(bhttp::field::content_type,
+          content_type.empty() ? std::string_view("application/json") : content_type);
+  out.body() = std::move(response.body());
+  r.result.status = status;
+  r.result.first_byte = std::chrono::steady_clock::now();
+  return out;
+}
+
+// A plain answer whose head `header_parser` has read: its body read whole, then sent on.
+asio::awaitable<void> RelayPlainAnswer(Relay& r, UpstreamSocket& stream, beast::flat_buffer& buffer,
+                                       bhttp::response_parser<bhttp::empty_body>& header_parser,
+                                       unsigned status, std::string_view content_type,
+                                       const ClientWatch& watch, bool& reusable) {
+  const ModelConfig& model = *r.req.model->config;
+  const auto length = header_parser.content_length();
+  bhttp::response_parser<bhttp::string_body> parser{std::move(header_parser)};
+  parser.body_limit(kMaxResponseBody);
+  // Room for the parser's padding now, so that reading the answer's fields does not copy it.
+  if (length && *length <= kMaxResponseBody) parser.get().body().reserve(*length + kJsonBodyPadding);
+  stream.deadline.ExpiresAfter(model.timeout);
+  auto [bec, bn] = co_await bhttp::async_read(stream.socket, buffer, parser, kTuple);
+  stream.deadline.Clear();
+  if (watch.ClientLeft()) co_return;
+  if (bec) {
+    co_await r.writer.Send(BackendFailure(r.result, stream.deadline.Expired(), "truncated",
+                                          model.timeout, "sent an incomplete answer"));
+    co_return;
+  }
+  reusable = parser.get().keep_alive();
+  const bool relayed = status < 500;
+  co_await r.writer.Send(PlainAnswer(r, parser.get(), status, content_type),
+                         relayed ? std::string_view(r.req.head_lines) : std::string_view());
+}
+
 // The backend's answer, relayed to the client while `watch` looks out for the client leaving.
 // Sets `reusable` when the connection may go back to the pool.
 asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnection& conn,
@@ -192,69 +265,19 @@ asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnecti
       co_return Attempt::kRetryFresh;
     }
     if (!timeout) backend.ReportFailure(std::chrono::steady_clock::now());
-    http::Response error = BackendFailure(r.result, timeout, "reset", model.timeout,
-                                          "closed the connection without answering");
-    co_await r.writer.Send(std::move(error));
+    co_await r.writer.Send(BackendFailure(r.result, timeout, "reset", model.timeout,
+                                          "closed the connection without answering"));
     co_return Attempt::kDone;
   }
   backend.ReportSuccess();
   const auto& header = header_parser.get();
-  unsigned status = header.result_int();
-  std::string_view content_type = header[bhttp::field::content_type];
-  bool sse = status == 200 && content_type.substr(0, 17) == "text/event-stream";
-
-  if (sse) {
-    bhttp::response_parser<bhttp::buffer_body> parser{std::move(header_parser)};
-    http::Fields fields;
-    fields.set(bhttp::field::content_type, content_type);
-    fields.set(bhttp::field::cache_control, "no-cache");
-    r.result.status = 200;
-    if (!co_await r.writer.StartStream(200, std::move(fields), r.req.head_lines)) {
-      co_return Attempt::kDone;
-    }
-    // A stream the backend broke off still ends properly for the client (an error event, then
-    // the last chunk): the client's connection stays usable. One whose writes failed, or that
-    // was left unfinished, is closed by the writer itself.
-    bool complete = co_await RelayStream(r, stream, buffer, parser, model.timeout, watch);
-    reusable = complete && parser.is_done() && parser.keep_alive();
-    co_return Attempt::kDone;
-  }
-
-  const auto length = header_parser.content_length();
-  bhttp::response_parser<bhttp::string_body> parser{std::move(header_parser)};
-  parser.body_limit(kMaxResponseBody);
-  // Room for the parser's padding now, so that reading the answer's fields does not copy it.
-  if (length && *length <= kMaxResponseBody) parser.get().body().reserve(*length + kJsonBodyPadding);
-  stream.deadline.ExpiresAfter(model.timeout);
-  auto [bec, bn] = co_await bhttp::async_read(stream.socket, buffer, parser, kTuple);
-  stream.deadline.Clear();
-  if (watch.ClientLeft()) co_return Attempt::kDone;
-  if (bec) {
-    http::Response error = BackendFailure(r.result, stream.deadline.Expired(), "truncated",
-                                          model.timeout, "sent an incomplete answer");
-    co_await r.writer.Send(std::move(error));
-    co_return Attempt::kDone;
-  }
-  auto& response = parser.get();
-  reusable = response.keep_alive();
-  if (status >= 500) {
-    r.result.error_reason = "http" + std::to_string(status);
-    r.result.status = 502;
-    co_await r.writer.Send(ErrorResponse(
-        502, "api_error", "backend_error",
-        "The model backend failed with HTTP " + std::to_string(status) + ". Retry the request."));
+  const unsigned status = header.result_int();
+  const std::string_view content_type = header[bhttp::field::content_type];
+  if (status == 200 && content_type.substr(0, 17) == "text/event-stream") {
+    co_await RelayStreamedAnswer(r, stream, buffer, header_parser, content_type, watch, reusable);
   } else {
-    if (status >= 400) r.result.backend_rejected = true;
-    ResponseSummary summary = ParseResponseBody(response.body());
-    r.result.usage = summary.usage;
-    CountTexts(summary.texts, *r.req.counter, r.result.relayed_tokens);
-    http::Response out{static_cast<bhttp::status>(status), 11};
-    out.set(bhttp::field::content_type,
-            content_type.empty() ? std::string_view("application/json") : content_type);
-    out.body() = std::move(response.body());
-    r.result.status = status;
-    r.result.first_byte = std::chrono::steady_clock::now();
-    co_await r.writer.Send(std::move(out), r.req.head_lines);
+    co_await RelayPlainAnswer(r, stream, buffer, header_parser, status, content_type, watch,
+                              reusable);
   }
   co_return Attempt::kDone;
 }
