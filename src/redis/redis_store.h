@@ -12,7 +12,7 @@
 // separate calls would, but reads and writes each bucket once. So a lone request goes out at
 // once, and a busy shard costs Redis one call per round trip instead of two per request. One
 // call per shard is in flight at a time; different shards do not wait for each other.
-
+//
 // Cluster: every key of a call carries the hash tag {shard_key} (percent-encoded so that it is
 // one tag), so all the buckets of a request are in one slot and one script sees them all: a
 // request is all or nothing without a cross-slot protocol. (The Limiter passes the tenant as
