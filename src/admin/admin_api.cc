@@ -90,13 +90,17 @@ asio::awaitable<void> AdminApi::Route(http::Request& request, http::ResponseWrit
     co_return;
   }
   if (path == "/admin/v1/reload" && method == bhttp::verb::post) {
-    std::string errors = hooks_.reload();
-    if (errors.empty()) {
-      co_await writer.Send(Json(200, R"({"status":"reloaded"})"));
+    ReloadOutcome outcome = hooks_.reload();
+    if (outcome.errors.empty()) {
+      boost::json::object body;
+      body["status"] = "reloaded";
+      auto& pending = body["restart_required"].emplace_array();
+      for (const std::string& path : outcome.restart_required) pending.emplace_back(path);
+      co_await writer.Send(Json(200, boost::json::serialize(body)));
     } else {
       co_await writer.Send(ErrorResponse(
           400, "invalid_request_error", "invalid_config",
-          "The config file has errors; the previous config stays in force:\n" + errors));
+          "The config file has errors; the previous config stays in force:\n" + outcome.errors));
     }
     co_return;
   }

@@ -20,11 +20,16 @@ namespace trl {
 
 namespace asio = boost::asio;
 
+struct ReloadOutcome {
+  std::string errors;                         // non-empty: refused; the old config stays
+  std::vector<std::string> restart_required;  // applied, but these take effect at restart
+};
+
 struct AdminHooks {
   // Current admin token (it may change on reload). Empty: every /admin/v1 route is refused.
   std::function<std::string()> admin_token;
-  // Reloads the config file; returns "" on success or the errors (the old config stays).
-  std::function<std::string()> reload;
+  // Reloads the config file.
+  std::function<ReloadOutcome()> reload;
   // True when the config is loaded and the store answers through the real limiter path.
   std::function<asio::awaitable<bool>()> ready;
   // JSON for GET /admin/v1/models: models, backends and each backend's health.

@@ -185,6 +185,7 @@ int RunGateway(const AppOptions& options) {
   UsageRecorder usage;
 
   MetricsRegistry metrics;
+  if (!config->metrics.key_label) metrics.DropLabel("key");
   if (redis_store) {
     auto& latency = metrics.AddHistogram(
         "trl_store_latency_seconds", "Time a store operation took (Redis round trip included).",
@@ -273,13 +274,13 @@ int RunGateway(const AppOptions& options) {
   std::unique_ptr<http::Server> admin_server;
   std::unique_ptr<AdminApi> admin_api;
 
-  auto reload = [&]() -> std::string {
+  auto reload = [&]() -> ReloadOutcome {
     LoadResult next = LoadConfigFile(options.config_path);
     if (!next.config) {
       std::string all;
       for (const auto& e : next.errors) all += e + "\n";
       spdlog::error("reload failed; keeping the previous config:\n{}", all);
-      return all;
+      return {all, {}};
     }
     // A config key named like an API-made key would share its budgets and usage rows (the
     // admin API refuses to make such a key; a reload must not make the pair either).
@@ -293,12 +294,18 @@ int RunGateway(const AppOptions& options) {
     }
     if (!clashes.empty()) {
       spdlog::error("reload failed; keeping the previous config:\n{}", clashes);
-      return clashes;
+      return {clashes, {}};
     }
     auto previous = gateway.Snapshot();
     gateway.SetSnapshot(std::make_shared<GatewaySnapshot>(next.config, previous.get()));
     spdlog::info("config reloaded from {}", options.config_path);
-    return "";
+    // Compared with the config the process started with: those settings were applied then.
+    std::vector<std::string> pending = RestartOnlyChanges(*config, *next.config);
+    if (!pending.empty()) {
+      spdlog::warn("changed settings that take effect at the next restart: {}",
+                   fmt::join(pending, ", "));
+    }
+    return {"", std::move(pending)};
   };
 
   try {

@@ -306,6 +306,15 @@ class Parser {
     return node.Scalar();
   }
 
+  // true or false, as written (not YAML 1.1's yes/no/on/off).
+  std::optional<bool> Bool(const YAML::Node& node, const std::string& path) {
+    if (node.IsScalar() && (node.Scalar() == "true" || node.Scalar() == "false")) {
+      return node.Scalar() == "true";
+    }
+    Error(path, "must be true or false");
+    return std::nullopt;
+  }
+
   std::optional<std::string> NonEmptyString(const YAML::Node& node, const std::string& path) {
     auto s = String(node, path);
     if (s && s->empty()) {
@@ -409,8 +418,8 @@ void Parser::Parse(const YAML::Node& root, Config& c) {
     return;
   }
   auto top = Map(root, "",
-                 {"listen", "server", "admin", "store", "identity", "usage", "models", "tenants",
-                  "api_keys", "default_limits"});
+                 {"listen", "server", "admin", "store", "identity", "usage", "metrics", "models",
+                  "tenants", "api_keys", "default_limits"});
   if (!top) return;
   // Models first: limits and keys refer to them by name or alias.
   if (auto* n = Get(*top, "models")) {
@@ -425,6 +434,11 @@ void Parser::Parse(const YAML::Node& root, Config& c) {
   if (auto* n = Get(*top, "store")) ParseStore(*n, c.store);
   if (auto* n = Get(*top, "identity")) ParseIdentity(*n, c.identity);
   if (auto* n = Get(*top, "usage")) ParseUsage(*n, c.usage);
+  if (auto* n = Get(*top, "metrics")) {
+    if (auto f = Map(*n, "metrics", {"key_label"})) {
+      if (auto* k = Get(*f, "key_label")) Set(Bool(*k, "metrics.key_label"), c.metrics.key_label);
+    }
+  }
   if (auto* n = Get(*top, "tenants")) ParseTenants(*n, c.tenants);
   if (auto* n = Get(*top, "api_keys")) ParseApiKeys(*n, c.tenants, c.api_keys);
   if (auto* n = Get(*top, "default_limits")) c.default_limits = ParseLimits(*n, "default_limits");
@@ -877,6 +891,35 @@ LimitsParse ParseLimitsText(const std::string& text, const std::string& path,
   }
   if (!result.errors.empty()) result.limits.clear();
   return result;
+}
+
+std::vector<std::string> RestartOnlyChanges(const Config& running, const Config& next) {
+  std::vector<std::string> changed;
+  auto check = [&changed](const char* path, bool same) {
+    if (!same) changed.push_back(path);
+  };
+  auto same_address = [](const std::optional<HostPort>& a, const std::optional<HostPort>& b) {
+    return a.has_value() == b.has_value() && (!a || (a->host == b->host && a->port == b->port));
+  };
+  const ServerConfig &s = running.server, &t = next.server;
+  check("listen", same_address(running.listen, next.listen));
+  check("server.threads", s.threads == t.threads);
+  check("server.max_body_bytes", s.max_body_bytes == t.max_body_bytes);
+  check("server.max_header_bytes", s.max_header_bytes == t.max_header_bytes);
+  check("server.header_timeout", s.header_timeout == t.header_timeout);
+  check("server.idle_timeout", s.idle_timeout == t.idle_timeout);
+  check("server.shutdown_grace", s.shutdown_grace == t.shutdown_grace);
+  check("admin.listen", same_address(running.admin.listen, next.admin.listen));
+  check("store.backend", running.store.backend == next.store.backend);
+  check("store.data_dir", running.store.data_dir == next.store.data_dir);
+  check("store.redis.url", running.store.redis.urls == next.store.redis.urls);
+  check("store.redis.timeout", running.store.redis.timeout == next.store.redis.timeout);
+  check("store.concurrency_lease_ttl",
+        running.store.concurrency_lease_ttl == next.store.concurrency_lease_ttl);
+  check("usage.retention", running.usage.retention == next.usage.retention);
+  check("usage.flush_interval", running.usage.flush_interval == next.usage.flush_interval);
+  check("metrics.key_label", running.metrics.key_label == next.metrics.key_label);
+  return changed;
 }
 
 LoadResult LoadConfigFile(const std::string& path) {

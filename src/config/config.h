@@ -61,6 +61,12 @@ struct UsageConfig {
   Millis flush_interval{1000};
 };
 
+struct MetricsConfig {
+  // false: the per-key series (trl_requests_total, trl_tokens_total,
+  // trl_ratelimit_rejections_total) have no `key` label, for installations with very many keys.
+  bool key_label = true;
+};
+
 struct IdentityConfig {
   enum class Source { kApiKey, kHeader };
   Source source = Source::kApiKey;
@@ -117,6 +123,7 @@ struct Config {
   StoreConfig store;
   IdentityConfig identity;
   UsageConfig usage;
+  MetricsConfig metrics;
   std::vector<ModelConfig> models;
   std::vector<TenantConfig> tenants;
   std::vector<ApiKeyConfig> api_keys;
@@ -131,6 +138,11 @@ struct LoadResult {
   std::vector<std::string> errors;
 };
 LoadResult LoadConfigFile(const std::string& path);
+
+// The settings a reload does not apply (listeners, threads, timeouts, the store, usage, metrics
+// labels: they are set up once at start) that differ between `running` and `next`, by field path
+// ("server.threads"); empty when a reload applies everything that changed.
+std::vector<std::string> RestartOnlyChanges(const Config& running, const Config& next);
 LoadResult LoadConfigText(const std::string& yaml_text,
                           const std::function<std::optional<std::string>(const std::string&)>& env);
 

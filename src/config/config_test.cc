@@ -875,6 +875,34 @@ TEST(ConfigErrors, UsageRanges) {
   EXPECT_THAT(Errors(WithModels("usage: {keep: 1d}\n")), ElementsAre(HasSubstr("usage.keep")));
 }
 
+TEST(Config, MetricsKeyLabel) {
+  auto c = Ok(WithModels(""));
+  ASSERT_NE(c, nullptr);
+  EXPECT_TRUE(c->metrics.key_label);
+  c = Ok(WithModels("metrics: {key_label: false}\n"));
+  ASSERT_NE(c, nullptr);
+  EXPECT_FALSE(c->metrics.key_label);
+  EXPECT_THAT(Errors(WithModels("metrics: {key_label: no}\n")),
+              ElementsAre("metrics.key_label: must be true or false"));
+  EXPECT_THAT(Errors(WithModels("metrics: {keys: false}\n")),
+              ElementsAre(HasSubstr("metrics.keys")));
+}
+
+TEST(Config, RestartOnlyChangesNamesWhatAReloadCannotApply) {
+  auto running = Ok(WithModels("server: {threads: 2}\n"));
+  ASSERT_NE(running, nullptr);
+  // Limits, keys and models apply on reload: nothing to restart for.
+  auto next = Ok(WithModels("server: {threads: 2}\ndefault_limits: [{tokens: 5, per: 1m}]\n"));
+  ASSERT_NE(next, nullptr);
+  EXPECT_THAT(RestartOnlyChanges(*running, *next), IsEmpty());
+  next = Ok(WithModels("server: {threads: 4, idle_timeout: 5s}\nusage: {flush_interval: 2s}\n"
+                       "metrics: {key_label: false}\nadmin: {listen: 127.0.0.1:9}\n"));
+  ASSERT_NE(next, nullptr);
+  EXPECT_THAT(RestartOnlyChanges(*running, *next),
+              ElementsAre("server.threads", "server.idle_timeout", "admin.listen",
+                          "usage.flush_interval", "metrics.key_label"));
+}
+
 TEST(LimitsText, JsonWithAliasesResolved) {
   auto c = Ok(WithModels(""));
   ASSERT_NE(c, nullptr);

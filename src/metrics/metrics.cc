@@ -74,7 +74,28 @@ std::string LabelSet(const std::vector<std::string>& names, const LabelValues& v
 }  // namespace
 
 template <typename T>
-T& Family<T>::With(const LabelValues& values) {
+Family<T>::Family(std::string name, std::string help, std::string type,
+                  std::vector<std::string> labels, std::vector<double> bounds,
+                  const std::vector<std::string>& dropped)
+    : name_(std::move(name)), help_(std::move(help)), type_(std::move(type)),
+      bounds_(std::move(bounds)) {
+  for (std::string& label : labels) {
+    const bool keep = std::find(dropped.begin(), dropped.end(), label) == dropped.end();
+    keep_.push_back(keep);
+    drops_ |= !keep;
+    if (keep) labels_.push_back(std::move(label));
+  }
+}
+
+template <typename T>
+T& Family<T>::With(const LabelValues& all) {
+  LabelValues kept;
+  if (drops_) {
+    for (size_t i = 0; i < all.size() && i < keep_.size(); ++i) {
+      if (keep_[i]) kept.push_back(all[i]);
+    }
+  }
+  const LabelValues& values = drops_ ? kept : all;
   {
     std::shared_lock lock(mu_);
     auto it = series_.find(values);
@@ -121,7 +142,8 @@ Family<Counter>& MetricsRegistry::AddCounter(std::string name, std::string help,
                                              std::vector<std::string> labels) {
   std::lock_guard lock(mu_);
   counters_.push_back(
-      std::make_unique<Family<Counter>>(std::move(name), std::move(help), "counter", std::move(labels)));
+      std::make_unique<Family<Counter>>(std::move(name), std::move(help), "counter", std::move(labels),
+                                        std::vector<double>{}, dropped_));
   auto* f = counters_.back().get();
   renderers_.push_back([f](std::string& out) { f->Render(out); });
   return *f;
@@ -131,7 +153,8 @@ Family<Gauge>& MetricsRegistry::AddGauge(std::string name, std::string help,
                                          std::vector<std::string> labels) {
   std::lock_guard lock(mu_);
   gauges_.push_back(
-      std::make_unique<Family<Gauge>>(std::move(name), std::move(help), "gauge", std::move(labels)));
+      std::make_unique<Family<Gauge>>(std::move(name), std::move(help), "gauge", std::move(labels),
+                                      std::vector<double>{}, dropped_));
   auto* f = gauges_.back().get();
   renderers_.push_back([f](std::string& out) { f->Render(out); });
   return *f;
@@ -142,10 +165,21 @@ Family<Histogram>& MetricsRegistry::AddHistogram(std::string name, std::string h
                                                  std::vector<double> bounds) {
   std::lock_guard lock(mu_);
   histograms_.push_back(std::make_unique<Family<Histogram>>(
-      std::move(name), std::move(help), "histogram", std::move(labels), std::move(bounds)));
+      std::move(name), std::move(help), "histogram", std::move(labels), std::move(bounds),
+      dropped_));
   auto* f = histograms_.back().get();
   renderers_.push_back([f](std::string& out) { f->Render(out); });
   return *f;
+}
+
+void MetricsRegistry::DropLabel(std::string label) {
+  std::lock_guard lock(mu_);
+  dropped_.push_back(std::move(label));
+}
+
+bool MetricsRegistry::Keeps(std::string_view label) const {
+  std::lock_guard lock(mu_);
+  return std::find(dropped_.begin(), dropped_.end(), label) == dropped_.end();
 }
 
 void MetricsRegistry::AddCollector(std::function<void(std::string&)> render) {

@@ -50,17 +50,14 @@ class Histogram {
   std::atomic<uint64_t> count_{0};
 };
 
-// A metric name with a fixed list of label names, and one series per label-value tuple.
+// A metric name with a fixed list of label names, and one series per label-value tuple. Labels
+// named in `dropped` are left out: callers still pass a value for each, and the series with
+// values that differ only in dropped labels are one series.
 template <typename T>
 class Family {
  public:
   Family(std::string name, std::string help, std::string type, std::vector<std::string> labels,
-         std::vector<double> bounds = {})
-      : name_(std::move(name)),
-        help_(std::move(help)),
-        type_(std::move(type)),
-        labels_(std::move(labels)),
-        bounds_(std::move(bounds)) {}
+         std::vector<double> bounds = {}, const std::vector<std::string>& dropped = {});
 
   // Returns the series for these label values (created on first use). Thread-safe; the
   // reference stays valid for the registry's lifetime.
@@ -70,7 +67,9 @@ class Family {
 
  private:
   std::string name_, help_, type_;
-  std::vector<std::string> labels_;
+  std::vector<std::string> labels_;  // the kept ones
+  std::vector<bool> keep_;           // per label passed to With
+  bool drops_ = false;
   std::vector<double> bounds_;
   mutable std::shared_mutex mu_;
   std::map<LabelValues, std::unique_ptr<T>> series_;
@@ -78,6 +77,10 @@ class Family {
 
 class MetricsRegistry {
  public:
+  // Before the families that have it are added: `label` is left out of every family added
+  // later (metrics.key_label: false drops `key`, for installations with very many keys).
+  void DropLabel(std::string label);
+  bool Keeps(std::string_view label) const;
   Family<Counter>& AddCounter(std::string name, std::string help, std::vector<std::string> labels);
   Family<Gauge>& AddGauge(std::string name, std::string help, std::vector<std::string> labels);
   Family<Histogram>& AddHistogram(std::string name, std::string help,
@@ -93,6 +96,7 @@ class MetricsRegistry {
 
  private:
   mutable std::mutex mu_;
+  std::vector<std::string> dropped_;
   std::vector<std::unique_ptr<Family<Counter>>> counters_;
   std::vector<std::unique_ptr<Family<Gauge>>> gauges_;
   std::vector<std::unique_ptr<Family<Histogram>>> histograms_;

@@ -113,6 +113,7 @@ Gateway::Gateway(MetricsRegistry& metrics, Limiter& limiter, const Clock& clock,
     : metrics_(metrics),
       overhead_(metrics_.overhead.With({})),
       instance_(NextInstance()),
+      key_label_(metrics.Keeps("key")),
       limiter_(limiter),
       clock_(clock),
       keys_(keys),
@@ -191,7 +192,7 @@ Gateway::RequestSeries& Gateway::SeriesFor(const std::string& model, std::string
   id.assign(reinterpret_cast<const char*>(&instance_), sizeof(instance_));
   id.append(model);
   id.push_back('\0');
-  id.append(key);
+  if (key_label_) id.append(key);  // else one entry per model, however many keys
   auto it = cache.find(id);
   if (it != cache.end()) return it->second;
   RequestSeries series;

@@ -113,10 +113,28 @@ describe('admin', () => {
     gw.writeConfig(config(['new-alias']));
     const r = await gw.reload();
     assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json, { status: 'reloaded', restart_required: [] });
     const via = await ask('new-alias');
     assert.equal(via.status, 200, via.text);
     assert.equal(via.json.choices[0].message.content, mockText(2));
     assert.equal((await ask('m')).status, 200);
+  });
+
+  test('a reload names the changed settings that wait for a restart, and applies the rest', async () => {
+    const changed = config(['new-alias']);
+    changed.server = { idle_timeout: '5s' };
+    changed.metrics = { key_label: false };
+    changed.api_keys.push({ name: 'team-b', key: 'sk-admin-team-b' });
+    gw.writeConfig(changed);
+    const r = await gw.reload();
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json, { status: 'reloaded',
+                               restart_required: ['server.idle_timeout', 'metrics.key_label'] });
+    // The new key works at once; the metrics keep their `key` label until a restart.
+    const b = await gw.post('chat/completions', chatBody('m', 'ping', { max_tokens: 2 }),
+                            { key: 'sk-admin-team-b' });
+    assert.equal(b.status, 200, b.text);
+    assert.equal(await gw.waitMetric('trl_requests_total', { key: 'team-b', status: '200' }, 1), 1);
   });
 
   test('SIGHUP reloads the config file', async () => {
@@ -127,5 +145,33 @@ describe('admin', () => {
                                { tries: 100, intervalMs: 20 });
     assert.ok(ok, 'hup-alias still unknown 2 s after SIGHUP');
     assert.equal(gw.proc.exitInfo, null, 'SIGHUP must not stop the gateway');
+  });
+});
+
+describe('metrics.key_label: false', () => {
+  let mock;
+  let gw;
+  before(async () => {
+    mock = await startMock({ name: 'mock-key-label', models: ['m'] });
+    gw = await startGateway({
+      models: [{ name: 'm', backends: [mock.url] }],
+      api_keys: [{ name: 'team-a', key: KEY }, { name: 'team-b', key: 'sk-admin-team-b' },
+                 { name: 'tiny', key: 'sk-admin-tiny', limits: [{ requests: 1, per: '1h' }] }],
+      metrics: { key_label: false },
+    });
+  });
+
+  test('the per-key series are one series per model, with no key label', async () => {
+    for (const key of [KEY, 'sk-admin-team-b', 'sk-admin-team-b', 'sk-admin-tiny', 'sk-admin-tiny']) {
+      await gw.post('chat/completions', chatBody('m', 'one two', { max_tokens: 2 }), { key });
+    }
+    assert.equal(await gw.waitMetric('trl_requests_total', { model: 'm', status: '200' }, 4), 4);
+    assert.equal(await gw.metric('trl_requests_total', { model: 'm', status: '429' }), 1);
+    assert.equal(await gw.metric('trl_ratelimit_rejections_total', { model: 'm', limit: 'requests' }), 1);
+    // Four answers of 2 words each (mock-llm's usage).
+    assert.equal(await gw.metric('trl_tokens_total', { model: 'm', kind: 'completion' }), 8);
+    const raw = await (await gw.fetch(`${gw.adminUrl}/metrics`)).text();
+    assert.doesNotMatch(raw, /key="/);
+    assert.doesNotMatch(raw, /team-a|team-b|tiny/);
   });
 });
