@@ -1,6 +1,11 @@
 #include "limits/token_counter.h"
 
 #include <array>
+#include <cstdint>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace trl {
 namespace {
@@ -42,6 +47,101 @@ constexpr std::array<uint8_t, 256> kClassOf = [] {
   return table;
 }();
 
+#if defined(__SSE2__)
+// 64 ASCII-or-not bytes as bit masks (bit i = byte i).
+struct BlockMasks {
+  uint64_t letters = 0, digits = 0, space = 0, blank = 0, high = 0;  // blank: ' '
+};
+
+inline BlockMasks Classify(const unsigned char* p) {
+  auto bits = [](__m128i m) {
+    return static_cast<uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(m)));
+  };
+  auto in = [](__m128i x, char lo, char hi) {  // lo <= x <= hi, for x < 0x80
+    return _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8(static_cast<char>(lo - 1))),
+                         _mm_cmpgt_epi8(_mm_set1_epi8(static_cast<char>(hi + 1)), x));
+  };
+  BlockMasks m;
+  for (int part = 0; part < 4; ++part) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * part));
+    const __m128i blank = _mm_cmpeq_epi8(v, _mm_set1_epi8(' '));
+    const int at = 16 * part;
+    m.high |= bits(v) << at;
+    m.letters |= bits(in(_mm_or_si128(v, _mm_set1_epi8(0x20)), 'a', 'z')) << at;
+    m.digits |= bits(in(v, '0', '9')) << at;
+    m.blank |= bits(blank) << at;
+    m.space |= bits(_mm_or_si128(in(v, '\t', '\r'), blank)) << at;
+  }
+  return m;
+}
+
+// The bytes of a class's runs that cost a token, given the ones that do in each run (`marks`)
+// and the bytes that continue a run (`inside`): every `period`-th byte after those, within the
+// run, found by doubling shifts.
+template <int period>
+uint64_t EveryPeriod(uint64_t marks, uint64_t inside) {
+  uint64_t span = inside;  // bytes whose `step` bytes before are all in the same run
+  for (int i = 1; i < period; ++i) span &= inside << i;
+  for (int step = period; step < 64; step *= 2) {
+    marks |= (marks << step) & span;
+    span &= span << step;
+  }
+  return marks;
+}
+
+// The tokens of 64 ASCII bytes, one class at a time: the bytes of a class that cost a token are
+// each run's first byte (its second for a whitespace run that starts with ' '), then every
+// kPeriod-th byte of the run. `prev` and `countdown` carry the run that continues across
+// blocks, as in the byte loop; Finish() updates them for the next block.
+struct AsciiBlock {
+  const BlockMasks& m;
+  int& prev;
+  int& countdown;
+  const int last = m.letters >> 63  ? kLetters
+                   : m.digits >> 63 ? kDigits
+                   : m.space >> 63  ? kSpace
+                                    : kPunct;  // the class of the block's last byte
+  int64_t tokens = 0;
+  int next_countdown = 0;
+
+  template <int k>
+  void Count(uint64_t bytes) {
+    const uint64_t starts = bytes & ~((bytes << 1) | uint64_t{prev == k});
+    const uint64_t inside = bytes & ~starts;  // bytes that continue a run
+    uint64_t marks = bytes;                    // kPeriod 1: every byte
+    if constexpr (kPeriod[k] > 1) {
+      marks = k == kSpace ? (starts & ~m.blank) | (((starts & m.blank) << 1) & inside) : starts;
+      const uint64_t through = (uint64_t{2} << countdown) - 1;  // bytes 0..countdown
+      if (prev == k && (inside & through) == through) marks |= uint64_t{1} << countdown;
+      marks = EveryPeriod<kPeriod[k]>(marks, inside);
+    }
+    tokens += __builtin_popcountll(marks);
+    if (k == last) {
+      // The next token of the last run: kPeriod bytes after its last, or its second byte for
+      // a run of one ' '.
+      const int mark = marks ? 63 - __builtin_clzll(marks) : -1;
+      const int start = starts ? 63 - __builtin_clzll(starts) : -1;
+      next_countdown = start > mark ? 0 : mark + kPeriod[k] - 64;
+    }
+  }
+
+  int64_t Finish() {
+    prev = last;
+    countdown = next_countdown;
+    return tokens;
+  }
+};
+
+inline int64_t AsciiBlockTokens(const BlockMasks& m, int& prev, int& countdown) {
+  AsciiBlock block{m, prev, countdown};
+  block.Count<kLetters>(m.letters);
+  block.Count<kDigits>(m.digits);
+  block.Count<kPunct>(~(m.letters | m.digits | m.space));
+  block.Count<kSpace>(m.space);
+  return block.Finish();
+}
+#endif
+
 }  // namespace
 
 int64_t ApproxTokenCounter::CountText(std::string_view text) const {
@@ -53,20 +153,36 @@ int64_t ApproxTokenCounter::CountText(std::string_view text) const {
   int sequence = kBytes;  // class a continuation byte takes (kBytes when none is open)
   // Written without data-dependent branches: run boundaries are unpredictable, and a
   // mispredicted branch per word would cost more than the rest of the loop.
-  for (size_t i = 0; i < size; ++i) {
-    const unsigned char c = bytes[i];
-    const int raw = kClassOf[c];
-    const int k = raw == kCont ? sequence : raw;
-    sequence = raw == kCont ? sequence : (c < 0x80 ? int{kBytes} : raw);
-    // A run starts. A single leading ' ' is free: it belongs to the next word's token.
-    const int start_countdown = (k == kSpace) & (c == ' ');
-    countdown = k != prev ? start_countdown : countdown;
-    prev = k;
-    const bool token = countdown == 0;
-    structural += token;
-    countdown = token ? kPeriod[k] - 1 : countdown - 1;
+  auto bytewise = [&](size_t from, size_t to) {
+    for (size_t i = from; i < to; ++i) {
+      const unsigned char c = bytes[i];
+      const int raw = kClassOf[c];
+      const int k = raw == kCont ? sequence : raw;
+      sequence = raw == kCont ? sequence : (c < 0x80 ? int{kBytes} : raw);
+      // A run starts. A single leading ' ' is free: it belongs to the next word's token.
+      const int start_countdown = (k == kSpace) & (c == ' ');
+      countdown = k != prev ? start_countdown : countdown;
+      prev = k;
+      const bool token = countdown == 0;
+      structural += token;
+      countdown = token ? kPeriod[k] - 1 : countdown - 1;
+    }
+  };
+  size_t i = 0;
+#if defined(__SSE2__)
+  // Blocks of 64 ASCII bytes (most of any prompt) at once; others byte by byte.
+  for (; i + 64 <= size; i += 64) {
+    const BlockMasks m = Classify(bytes + i);
+    if (m.high != 0) {
+      bytewise(i, i + 64);
+    } else {
+      structural += AsciiBlockTokens(m, prev, countdown);
+      sequence = kBytes;
+    }
   }
-  int64_t by_bytes = (static_cast<int64_t>(size) + 3) / 4;
+#endif
+  bytewise(i, size);
+  const int64_t by_bytes = (static_cast<int64_t>(size) + 3) / 4;
   return structural > by_bytes ? structural : by_bytes;
 }
 

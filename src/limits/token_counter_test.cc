@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+#include <random>
 #include <sstream>
 #include <string>
 
@@ -16,6 +18,73 @@ int64_t Words(std::string_view text) {
   int64_t n = 0;
   while (in >> word) ++n;
   return n;
+}
+
+// The rule of token_counter.h written plainly, one byte at a time: what CountText must equal.
+int64_t Reference(std::string_view text) {
+  auto class_of = [](unsigned char c) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= 0xC2 && c <= 0xDF)) return 0;
+    if (c >= '0' && c <= '9') return 1;
+    if (c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f' || c == '\v') return 3;
+    if (c >= 0x80 && c <= 0xBF) return 6;  // continuation
+    if (c >= 0xE0 && c <= 0xEF) return 4;
+    if (c >= 0x80) return 5;
+    return 2;
+  };
+  constexpr int kPeriod[] = {5, 1, 2, 4, 2, 1};
+  int64_t tokens = 0;
+  int run = -1, sequence = 5;
+  int64_t left = 0;  // bytes before the run's next token
+  for (unsigned char c : text) {
+    int raw = class_of(c);
+    int k = raw == 6 ? sequence : raw;
+    if (raw != 6) sequence = c < 0x80 ? 5 : raw;
+    if (k != run) {
+      run = k;
+      left = (k == 3 && c == ' ') ? 1 : 0;
+    }
+    if (left == 0) {
+      ++tokens;
+      left = kPeriod[k];
+    }
+    --left;
+  }
+  return std::max<int64_t>(tokens, (static_cast<int64_t>(text.size()) + 3) / 4);
+}
+
+TEST(ApproxTokenCounterTest, EqualsThePlainRuleOnAnyBytes) {
+  // Pieces that make every kind of run and run boundary, also across the 64-byte blocks the
+  // counter reads ASCII in (and between those and blocks it reads byte by byte): words,
+  // numbers, punctuation, whitespace of each kind, 2-, 3- and 4-byte characters, stray
+  // continuation bytes and bytes that never occur in UTF-8.
+  const std::array<std::string_view, 20> pieces = {
+      "a", "Hello", "supercalifragilistic", "0", "2024", ",", "();", " ", "  ", "\n", "\t\r\v\f",
+      "\xC3\xA9", "\xD0\x9F\xD1\x80", "\xE4\xBD\xA0\xE5\xA5\xBD", "\xF0\x9F\x98\x80", "\x80",
+      "\xBF\xBF", "\xC0\xFF", "@[`{", "\x7F\x01"};
+  std::mt19937 random(42);
+  for (int round = 0; round < 3000; ++round) {
+    std::string text;
+    const int n = static_cast<int>(random() % 200);
+    for (int i = 0; i < n; ++i) {
+      // Mostly ASCII, as prompts are, so that whole ASCII blocks occur.
+      text += pieces[random() % (random() % 4 == 0 ? pieces.size() : 11)];
+    }
+    ASSERT_EQ(Count(text), Reference(text)) << ::testing::PrintToString(text);
+  }
+  // Long runs (one class for many blocks), alone and after a block read byte by byte, and
+  // every byte value.
+  for (std::string_view unit : {"a", "7", "!", " ", "\n", "\xE4\xBD\xA0"}) {
+    for (std::string_view before : {"", " ", "\xC3\xA9"}) {
+      std::string text(before);
+      for (int i = 0; i < 1000; ++i) text += unit;
+      EXPECT_EQ(Count(text), Reference(text)) << unit;
+    }
+  }
+  std::string all;
+  for (int round = 0; round < 4; ++round) {
+    for (int c = 0; c < 256; ++c) all.push_back(static_cast<char>(c));
+  }
+  EXPECT_EQ(Count(all), Reference(all));
 }
 
 TEST(ApproxTokenCounterTest, EmptyIsZeroAndAnythingElseCounts) {
