@@ -15,11 +15,11 @@ namespace {
 enum Class : uint8_t {
   kLetters,  // ASCII letters, and both bytes of 2-byte UTF-8 characters (so they weigh 2)
   kDigits,
-  kPunct,    // ASCII punctuation, symbols, control characters
+  kPunct,  // ASCII punctuation, symbols, control characters
   kSpace,
-  kWide,     // the bytes of 3-byte UTF-8 characters (CJK, kana, most symbols)
-  kBytes,    // 4-byte characters and invalid UTF-8: one token per byte, as byte-fallback does
-  kCont,     // a continuation byte: takes the class of the sequence it continues
+  kWide,   // the bytes of 3-byte UTF-8 characters (CJK, kana, most symbols)
+  kBytes,  // 4-byte characters and invalid UTF-8: one token per byte, as byte-fallback does
+  kCont,   // a continuation byte: takes the class of the sequence it continues
 };
 constexpr int kPeriod[] = {5, 1, 2, 4, 2, 1};
 
@@ -108,7 +108,7 @@ struct AsciiBlock {
   void Count(uint64_t bytes) {
     const uint64_t starts = bytes & ~((bytes << 1) | uint64_t{prev == k});
     const uint64_t inside = bytes & ~starts;  // bytes that continue a run
-    uint64_t marks = bytes;                    // kPeriod 1: every byte
+    uint64_t marks = bytes;                   // kPeriod 1: every byte
     if constexpr (kPeriod[k] > 1) {
       marks = k == kSpace ? (starts & ~m.blank) | (((starts & m.blank) << 1) & inside) : starts;
       const uint64_t through = (uint64_t{2} << countdown) - 1;  // bytes 0..countdown

@@ -77,7 +77,9 @@ template <typename T>
 Family<T>::Family(std::string name, std::string help, std::string type,
                   std::vector<std::string> labels, std::vector<double> bounds,
                   const std::vector<std::string>& dropped)
-    : name_(std::move(name)), help_(std::move(help)), type_(std::move(type)),
+    : name_(std::move(name)),
+      help_(std::move(help)),
+      type_(std::move(type)),
       bounds_(std::move(bounds)) {
   for (std::string& label : labels) {
     const bool keep = std::find(dropped.begin(), dropped.end(), label) == dropped.end();
@@ -141,9 +143,9 @@ template class Family<Histogram>;
 Family<Counter>& MetricsRegistry::AddCounter(std::string name, std::string help,
                                              std::vector<std::string> labels) {
   std::lock_guard lock(mu_);
-  counters_.push_back(
-      std::make_unique<Family<Counter>>(std::move(name), std::move(help), "counter", std::move(labels),
-                                        std::vector<double>{}, dropped_));
+  counters_.push_back(std::make_unique<Family<Counter>>(std::move(name), std::move(help), "counter",
+                                                        std::move(labels), std::vector<double>{},
+                                                        dropped_));
   auto* f = counters_.back().get();
   renderers_.push_back([f](std::string& out) { f->Render(out); });
   return *f;
@@ -152,9 +154,9 @@ Family<Counter>& MetricsRegistry::AddCounter(std::string name, std::string help,
 Family<Gauge>& MetricsRegistry::AddGauge(std::string name, std::string help,
                                          std::vector<std::string> labels) {
   std::lock_guard lock(mu_);
-  gauges_.push_back(
-      std::make_unique<Family<Gauge>>(std::move(name), std::move(help), "gauge", std::move(labels),
-                                      std::vector<double>{}, dropped_));
+  gauges_.push_back(std::make_unique<Family<Gauge>>(std::move(name), std::move(help), "gauge",
+                                                    std::move(labels), std::vector<double>{},
+                                                    dropped_));
   auto* f = gauges_.back().get();
   renderers_.push_back([f](std::string& out) { f->Render(out); });
   return *f;
@@ -164,9 +166,9 @@ Family<Histogram>& MetricsRegistry::AddHistogram(std::string name, std::string h
                                                  std::vector<std::string> labels,
                                                  std::vector<double> bounds) {
   std::lock_guard lock(mu_);
-  histograms_.push_back(std::make_unique<Family<Histogram>>(
-      std::move(name), std::move(help), "histogram", std::move(labels), std::move(bounds),
-      dropped_));
+  histograms_.push_back(std::make_unique<Family<Histogram>>(std::move(name), std::move(help),
+                                                            "histogram", std::move(labels),
+                                                            std::move(bounds), dropped_));
   auto* f = histograms_.back().get();
   renderers_.push_back([f](std::string& out) { f->Render(out); });
   return *f;

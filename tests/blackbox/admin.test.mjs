@@ -120,7 +120,8 @@ describe('admin', () => {
     assert.equal((await ask('m')).status, 200);
   });
 
-  test('a reload names the changed settings that wait for a restart, and applies the rest', async () => {
+  test('a reload applies what it can and names the changed settings that wait for a restart',
+       async () => {
     const changed = config(['new-alias']);
     changed.server = { idle_timeout: '5s' };
     changed.metrics = { key_label: false };
@@ -162,12 +163,14 @@ describe('metrics.key_label: false', () => {
   });
 
   test('the per-key series are one series per model, with no key label', async () => {
-    for (const key of [KEY, 'sk-admin-team-b', 'sk-admin-team-b', 'sk-admin-tiny', 'sk-admin-tiny']) {
+    const keys = [KEY, 'sk-admin-team-b', 'sk-admin-team-b', 'sk-admin-tiny', 'sk-admin-tiny'];
+    for (const key of keys) {
       await gw.post('chat/completions', chatBody('m', 'one two', { max_tokens: 2 }), { key });
     }
     assert.equal(await gw.waitMetric('trl_requests_total', { model: 'm', status: '200' }, 4), 4);
     assert.equal(await gw.metric('trl_requests_total', { model: 'm', status: '429' }), 1);
-    assert.equal(await gw.metric('trl_ratelimit_rejections_total', { model: 'm', limit: 'requests' }), 1);
+    assert.equal(
+      await gw.metric('trl_ratelimit_rejections_total', { model: 'm', limit: 'requests' }), 1);
     // Four answers of 2 words each (mock-llm's usage).
     assert.equal(await gw.metric('trl_tokens_total', { model: 'm', kind: 'completion' }), 8);
     const raw = await (await gw.fetch(`${gw.adminUrl}/metrics`)).text();
