@@ -8,6 +8,7 @@
 //   BM_ParseAndCount/<bytes>          the same plus CountPromptTokens (ApproxTokenCounter): the
 //                                     whole prompt-side cost of a reservation.
 //   BM_CountText/<bytes>              token estimation alone on prose of that size.
+//   BM_CountTextCjk/<bytes>           the same on Chinese text (not ASCII: byte by byte).
 //   BM_SseRelayChunk                  one 200-token stream's work per chunk as the relay does
 //                                     it: SseSplitter::Feed of one upstream chunk (one event)
 //                                     and ParseStreamEvent of the event, then counting its text.
@@ -103,6 +104,20 @@ void BM_CountText(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(text.size()));
 }
 BENCHMARK(BM_CountText)->Arg(64)->Arg(1 << 10)->Arg(64 << 10);
+
+// The same on text that is not ASCII (Chinese with ASCII punctuation), which is counted byte by
+// byte instead of 64 bytes at a time.
+void BM_CountTextCjk(benchmark::State& state) {
+  ApproxTokenCounter counter;
+  const std::string sentence =
+      "\u901f\u7387\u9650\u5236\u4fdd\u62a4\u540e\u7aef, "
+      "\u6bcf\u4e2a\u8bf7\u6c42\u5148\u9884\u7559\u4ee4\u724c. ";
+  std::string text;
+  while (text.size() < static_cast<size_t>(state.range(0))) text += sentence;
+  for (auto _ : state) benchmark::DoNotOptimize(counter.CountText(text));
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(text.size()));
+}
+BENCHMARK(BM_CountTextCjk)->Arg(64 << 10);
 
 // One chunk as mock-llm (and vLLM) send it: one event per token.
 std::string TokenEvent(int n) {

@@ -48,9 +48,18 @@ constexpr std::array<uint8_t, 256> kClassOf = [] {
 }();
 
 #if defined(__SSE2__)
-// 64 ASCII-or-not bytes as bit masks (bit i = byte i).
+// Whether any of 64 bytes is not ASCII.
+inline bool AnyHighByte(const unsigned char* p) {
+  auto load = [p](int part) {
+    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * part));
+  };
+  const __m128i any = _mm_or_si128(_mm_or_si128(load(0), load(1)), _mm_or_si128(load(2), load(3)));
+  return _mm_movemask_epi8(any) != 0;
+}
+
+// 64 ASCII bytes as bit masks (bit i = byte i).
 struct BlockMasks {
-  uint64_t letters = 0, digits = 0, space = 0, blank = 0, high = 0;  // blank: ' '
+  uint64_t letters = 0, digits = 0, space = 0, blank = 0;  // blank: ' '
 };
 
 inline BlockMasks Classify(const unsigned char* p) {
@@ -66,7 +75,6 @@ inline BlockMasks Classify(const unsigned char* p) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * part));
     const __m128i blank = _mm_cmpeq_epi8(v, _mm_set1_epi8(' '));
     const int at = 16 * part;
-    m.high |= bits(v) << at;
     m.letters |= bits(in(_mm_or_si128(v, _mm_set1_epi8(0x20)), 'a', 'z')) << at;
     m.digits |= bits(in(v, '0', '9')) << at;
     m.blank |= bits(blank) << at;
@@ -154,31 +162,42 @@ int64_t ApproxTokenCounter::CountText(std::string_view text) const {
   // Written without data-dependent branches: run boundaries are unpredictable, and a
   // mispredicted branch per word would cost more than the rest of the loop.
   auto bytewise = [&](size_t from, size_t to) {
+    // The state in locals, so that it stays in registers for the loop.
+    int64_t tokens = 0;
+    int k_prev = prev, left = countdown, seq = sequence;
     for (size_t i = from; i < to; ++i) {
       const unsigned char c = bytes[i];
       const int raw = kClassOf[c];
-      const int k = raw == kCont ? sequence : raw;
-      sequence = raw == kCont ? sequence : (c < 0x80 ? int{kBytes} : raw);
+      const int k = raw == kCont ? seq : raw;
+      seq = raw == kCont ? seq : (c < 0x80 ? int{kBytes} : raw);
       // A run starts. A single leading ' ' is free: it belongs to the next word's token.
       const int start_countdown = (k == kSpace) & (c == ' ');
-      countdown = k != prev ? start_countdown : countdown;
-      prev = k;
-      const bool token = countdown == 0;
-      structural += token;
-      countdown = token ? kPeriod[k] - 1 : countdown - 1;
+      left = k != k_prev ? start_countdown : left;
+      k_prev = k;
+      const bool token = left == 0;
+      tokens += token;
+      left = token ? kPeriod[k] - 1 : left - 1;
     }
+    structural += tokens;
+    prev = k_prev;
+    countdown = left;
+    sequence = seq;
   };
   size_t i = 0;
 #if defined(__SSE2__)
-  // Blocks of 64 ASCII bytes (most of any prompt) at once; others byte by byte.
-  for (; i + 64 <= size; i += 64) {
-    const BlockMasks m = Classify(bytes + i);
-    if (m.high != 0) {
-      bytewise(i, i + 64);
-    } else {
-      structural += AsciiBlockTokens(m, prev, countdown);
+  // Blocks of 64 ASCII bytes (most of any prompt) at once; others byte by byte, in one loop over
+  // consecutive such blocks.
+  while (i + 64 <= size) {
+    if (!AnyHighByte(bytes + i)) {
+      structural += AsciiBlockTokens(Classify(bytes + i), prev, countdown);
       sequence = kBytes;
+      i += 64;
+      continue;
     }
+    size_t end = i + 64;
+    while (end + 64 <= size && AnyHighByte(bytes + end)) end += 64;
+    bytewise(i, end);
+    i = end;
   }
 #endif
   bytewise(i, size);

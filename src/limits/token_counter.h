@@ -49,8 +49,8 @@ class TokenCounter {
 // it is usually the larger term (about 1.4 tokens per word, a little above GPT-4's ~1.3 and near
 // Llama 2's), and structural dominates for digits, code, CJK and emoji, where bytes/4 undercounts.
 // Every whitespace-separated word costs at least 1, so the estimate is never below a word count
-// (mock-llm's rule). Cost: 64 ASCII bytes at a time as bit masks, one per class (SSE2), ~1.2 GB/s
-// on prose; a block with other bytes goes byte by byte (a table lookup each, ~400 MB/s).
+// (mock-llm's rule). Cost: 64 ASCII bytes at a time as bit masks, one per class (SSE2), ~2 GB/s
+// on English prose; blocks with other bytes go byte by byte, a table lookup each (~400 MB/s).
 class ApproxTokenCounter final : public TokenCounter {
  public:
   int64_t CountText(std::string_view text) const override;
