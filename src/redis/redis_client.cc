@@ -8,6 +8,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <future>
 
 namespace trl::redis {
 namespace {
@@ -72,10 +73,27 @@ RedisClient::~RedisClient() { Shutdown(); }
 void RedisClient::Shutdown() {
   if (shut_down_.exchange(true)) return;
   if (!started_) return;
-  asio::post(io_, [this] {
+  auto close = [this] {
     for (auto& [address, node] : nodes_) node->Close();
-    periodic_timer_.cancel();
-  });
+    periodic_timer_->cancel();
+  };
+  if (external_) {
+    // The thread that runs the context goes on; wait until the closing has run there. At once
+    // when that is this thread, or when no thread has run the context since Start (a gateway
+    // that stops before its I/O threads start): nothing else touches the connections then.
+    if (Executor().running_in_this_thread() || !context_ran_.load(std::memory_order_acquire)) {
+      close();
+      return;
+    }
+    std::promise<void> closed;
+    asio::post(*external_, [&] {
+      close();
+      closed.set_value();
+    });
+    closed.get_future().wait();
+    return;
+  }
+  asio::post(io_, close);
   // Without the guard, run() returns once the last call has finished (each resumed by the
   // closing, then failing at once on a closed node) and the last timer has fired.
   work_.reset();
@@ -95,6 +113,7 @@ const Script& RedisClient::AddScript(std::string body) {
 void RedisClient::Start() {
   if (started_) return;
   started_ = true;
+  periodic_timer_.emplace(Context());
   for (const RedisUrl& url : seed_urls_) {
     auto it = nodes_.find(url.Address());
     if (it != nodes_.end()) continue;  // listed twice
@@ -108,15 +127,17 @@ void RedisClient::Start() {
     o.max_pending = options_.max_pending;
     o.handshake = handshake_;
     o.counters = counters_;
-    auto node = std::make_shared<Connection>(io_.get_executor(), std::move(o));
+    auto node = std::make_shared<Connection>(Executor(), std::move(o));
     nodes_.emplace(url.Address(), node);
     seeds_.push_back(node);
   }
   if (seed_urls_.size() > 1) SetClusterMode();
-  asio::post(io_, [this] {
+  asio::post(Context(), [this] {
+    context_ran_.store(true, std::memory_order_release);
     for (const ConnectionPtr& seed : seeds_) seed->Start();
     if (cluster_) ScheduleRefresh();
   });
+  if (external_) return;
   work_.emplace(asio::make_work_guard(io_));
   thread_ = std::thread([this] { io_.run(); });
 }
@@ -149,8 +170,15 @@ asio::awaitable<Result> RedisClient::Execute(std::vector<std::string> args, std:
   command.slot = routing_key.empty() ? -1 : KeySlot(routing_key);
   command.script = script;
   client_counters_.in_flight.fetch_add(1, std::memory_order_relaxed);
-  Result result =
-      co_await asio::co_spawn(io_, Run(std::move(command), deadline), asio::use_awaitable);
+  // On the client's thread already (a lane's caller, or a batch that follows another): run it
+  // here, without a hand-off and a posted completion.
+  Result result;
+  if (Executor().running_in_this_thread()) {
+    result = co_await Run(std::move(command), deadline);
+  } else {
+    result =
+        co_await asio::co_spawn(Context(), Run(std::move(command), deadline), asio::use_awaitable);
+  }
   client_counters_.in_flight.fetch_sub(1, std::memory_order_relaxed);
   co_return result;
 }
@@ -197,7 +225,7 @@ asio::awaitable<Result> RedisClient::Run(Command command, SteadyTime deadline) {
         // for now: the migration of a few keys takes milliseconds, so wait and retry while the
         // deadline allows (a pause does not count as an attempt).
         client_counters_.tryagain.fetch_add(1, std::memory_order_relaxed);
-        asio::steady_timer pause(io_, kTryAgainPause);
+        asio::steady_timer pause(Context(), kTryAgainPause);
         boost::system::error_code ec;
         co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         --attempt;
@@ -250,7 +278,7 @@ RedisClient::ConnectionPtr RedisClient::NodeFor(const std::string& host, uint16_
   o.max_pending = options_.max_pending;
   o.handshake = handshake_;
   o.counters = counters_;
-  auto node = std::make_shared<Connection>(io_.get_executor(), std::move(o));
+  auto node = std::make_shared<Connection>(Executor(), std::move(o));
   nodes_.emplace(address, node);
   node->Start();
   return node;
@@ -268,12 +296,12 @@ void RedisClient::SchedulePeriodicRefresh() {
   if (periodic_started_) return;
   periodic_started_ = true;
   asio::co_spawn(
-      io_,
+      Context(),
       [this]() -> asio::awaitable<void> {
         for (;;) {
-          periodic_timer_.expires_after(options_.slots_refresh);
+          periodic_timer_->expires_after(options_.slots_refresh);
           boost::system::error_code ec;
-          co_await periodic_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+          co_await periodic_timer_->async_wait(asio::redirect_error(asio::use_awaitable, ec));
           if (ec) co_return;
           ScheduleRefresh();
         }
@@ -288,9 +316,9 @@ void RedisClient::ScheduleRefresh() {
   }
   refreshing_ = true;
   asio::co_spawn(
-      io_,
+      Context(),
       [this]() -> asio::awaitable<void> {
-        asio::steady_timer pause(io_);
+        asio::steady_timer pause(Context());
         do {
           refresh_again_ = false;
           co_await RefreshSlots();

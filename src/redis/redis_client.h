@@ -1,14 +1,16 @@
 // The Redis client the store uses: a single node or a Redis Cluster, Lua scripts by EVALSHA,
 // a deadline on every command.
 //
-// Threading model: the client owns one I/O thread with its own io_context, on which every
-// connection, the slot map and all routing live, so none of that state needs a lock. Callers on
-// any thread (the gateway's I/O threads, the control thread, a test's private io_context)
-// co_await Execute(): the command is formatted on the caller's thread, handed to the client's
-// thread, and the result comes back on the caller's executor. One pipelined connection per
-// Redis node carries every caller's commands (Redis runs one command at a time anyway, so more
-// connections would not add throughput; pipelining does). The I/O thread only moves bytes and
-// parses replies; it never blocks.
+// Threading model: every connection, the slot map and all routing live on one thread, so none
+// of that state needs a lock: by default an I/O thread the client owns, with its own
+// io_context; with RunOn, an io_context another thread runs (a gateway I/O thread, so that its
+// requests reach Redis without a hand-off to another thread and back). Callers on any thread
+// (the gateway's I/O threads, the control thread, a test's private io_context) co_await
+// Execute(): the command is formatted on the caller's thread, handed to the client's thread
+// (run at once when the caller runs there), and the result comes back on the caller's
+// executor. One pipelined connection per Redis node carries every caller's commands (Redis runs
+// one command at a time anyway, so more connections would not add throughput; pipelining does).
+// The client's thread only moves bytes and parses replies; it never blocks.
 //
 // Per command: EVALSHA, and on NOSCRIPT (a restarted or flushed server) the same call as EVAL,
 // which also puts the script back in the server's cache; every connection loads the scripts
@@ -99,8 +101,11 @@ class RedisClient {
 
   // Before Start: registers a script, loaded on every connection. The reference stays valid.
   const Script& AddScript(std::string body);
-  // Starts the I/O thread and connects to the seeds in the background. Never blocks on the
-  // network: a Redis that is not there yet is retried with backoff.
+  // Before Start: live on `context` instead of on a thread of the client's own. One thread runs
+  // it from before the first call until Shutdown has returned, or none does before Shutdown.
+  void RunOn(asio::io_context& context) { external_ = &context; }
+  // Starts the I/O thread (unless RunOn) and connects to the seeds in the background. Never
+  // blocks on the network: a Redis that is not there yet is retried with backoff.
   void Start();
 
   // Thread-safe. Runs one command (`args`) on the node that owns `routing_key`'s slot (any
@@ -111,14 +116,15 @@ class RedisClient {
                                   SteadyTime deadline, const Script* script = nullptr);
 
   // Fails every pending call at once (their callers resume with kUnavailable on their own
-  // executors), closes the connections and joins the I/O thread after its last handler; later
-  // calls fail at once. Blocking (briefly): call from a control thread, before the executors of
-  // callers that may be waiting stop. The destructor does it too.
+  // executors), closes the connections and joins the I/O thread after its last handler (with
+  // RunOn: waits until the closing has run there); later calls fail at once. Blocking
+  // (briefly): call from a control thread, before the executors of callers that may be waiting
+  // stop. The destructor does it too.
   void Shutdown();
 
-  // The client's own I/O thread: for work that only waits on Redis (RedisStore's batches), so
-  // that it does not queue behind the callers' threads.
-  asio::io_context::executor_type Executor() { return io_.get_executor(); }
+  // Where the client lives (its own I/O thread, or RunOn's): for work that only waits on Redis
+  // (RedisStore's batches).
+  asio::io_context::executor_type Executor() { return Context().get_executor(); }
   // After Shutdown (or before Start), the I/O thread may be gone: work must not go there.
   bool Running() const { return started_ && !shut_down_.load(std::memory_order_acquire); }
 
@@ -149,15 +155,19 @@ class RedisClient {
   std::deque<Script> scripts_;
   std::vector<std::string> handshake_;  // SCRIPT LOAD of every script
 
+  asio::io_context& Context() { return external_ ? *external_ : io_; }
+
   asio::io_context io_{1};
-  // Everything below is touched on the I/O thread only (after Start).
+  asio::io_context* external_ = nullptr;  // RunOn's; io_ is then unused
+  std::atomic<bool> context_ran_{false};  // Start's first handler has run on Context()
+  // Everything below is touched on the client's thread only (after Start).
   std::vector<ConnectionPtr> seeds_;
   std::map<std::string, ConnectionPtr> nodes_;  // by "host:port"
   std::vector<ConnectionPtr> slots_;            // kSlotCount entries, in cluster mode
   bool cluster_ = false;
   bool refreshing_ = false;
   bool refresh_again_ = false;
-  asio::steady_timer periodic_timer_{io_};
+  std::optional<asio::steady_timer> periodic_timer_;  // made at Start, on Context()
   bool periodic_started_ = false;
 
   std::atomic<bool> cluster_flag_{false};

@@ -127,17 +127,40 @@ RedisStore::RedisStore(RedisStoreOptions options) : options_(std::move(options))
 
 RedisStore::~RedisStore() = default;
 
-std::unique_ptr<RedisStore> RedisStore::Create(RedisStoreOptions options, std::string* error) {
+std::unique_ptr<RedisStore> RedisStore::Create(RedisStoreOptions options, std::string* error,
+                                               std::span<asio::io_context* const> io_threads) {
   // A connection that has not answered for this long is dead (a paused or partitioned server).
   options.client.stale_after =
       std::max(options.client.stale_after, std::chrono::milliseconds(10 * options.timeout));
   std::unique_ptr<RedisStore> store(new RedisStore(options));
-  store->client_ = redis::RedisClient::Create(options.client, error);
-  if (!store->client_) return nullptr;
-  store->batch_ = &store->client_->AddScript(redis::kBatchScript);
-  store->read_ = &store->client_->AddScript(redis::kReadScript);
-  store->client_->Start();
+  for (size_t i = 0; i <= io_threads.size(); ++i) {
+    auto lane = std::make_unique<Lane>();
+    lane->client = redis::RedisClient::Create(options.client, error);
+    if (!lane->client) return nullptr;
+    lane->batch = &lane->client->AddScript(redis::kBatchScript);
+    lane->read = &lane->client->AddScript(redis::kReadScript);
+    if (i > 0) {
+      lane->client->RunOn(*io_threads[i - 1]);
+      lane->io_thread = io_threads[i - 1];
+    }
+    store->lanes_.push_back(std::move(lane));
+  }
+  for (auto& lane : store->lanes_) lane->client->Start();
   return store;
+}
+
+void RedisStore::Shutdown() {
+  for (auto& lane : lanes_) lane->client->Shutdown();
+}
+
+RedisStore::Lane& RedisStore::LaneFor(const asio::any_io_executor& executor) {
+  if (lanes_.size() > 1) {
+    const asio::execution_context* context = &asio::query(executor, asio::execution::context);
+    for (auto& lane : lanes_) {
+      if (lane->io_thread == context) return *lane;
+    }
+  }
+  return *lanes_.front();
 }
 
 std::string RedisStore::ShardPrefix(std::string_view shard_key) const {
@@ -197,7 +220,7 @@ asio::awaitable<AdmitResult> RedisStore::Admit(const AdmitRequest& request) {
   w.shard_key = request.shard_key;
   w.admit = &request;
   w.start = std::chrono::steady_clock::now();
-  co_await Batched(w);
+  co_await Batched(LaneFor(co_await asio::this_coro::executor), w);
   Observe(Op::kAdmit, w.start, w.admitted.status == StoreStatus::kOk);
   co_return std::move(w.admitted);
 }
@@ -208,12 +231,12 @@ asio::awaitable<StoreStatus> RedisStore::Settle(const SettleRequest& request) {
   w.shard_key = request.shard_key;
   w.settle = &request;
   w.start = std::chrono::steady_clock::now();
-  co_await Batched(w);
+  co_await Batched(LaneFor(co_await asio::this_coro::executor), w);
   Observe(Op::kSettle, w.start, w.settled == StoreStatus::kOk);
   co_return w.settled;
 }
 
-asio::awaitable<void> RedisStore::Batched(Waiter& w) {
+asio::awaitable<void> RedisStore::Batched(Lane& lane, Waiter& w) {
   bool queue = false;
   {
     std::lock_guard lock(mutex_);
@@ -242,7 +265,7 @@ asio::awaitable<void> RedisStore::Batched(Waiter& w) {
         asio::use_awaitable);
     if (w.done) co_return;
   }
-  co_await Send(&w);
+  co_await Send(lane, &w);
   Waiter* next = nullptr;
   {
     std::lock_guard lock(mutex_);
@@ -251,9 +274,9 @@ asio::awaitable<void> RedisStore::Batched(Waiter& w) {
   // The calls that queued meanwhile go on without this caller, which returns now, on the
   // client's thread, so that each batch follows the last as soon as its reply is in.
   if (!next) co_return;
-  auto drain = Drain(std::string(w.shard_key), next);
-  if (client_->Running()) {
-    asio::co_spawn(client_->Executor(), std::move(drain), asio::detached);
+  auto drain = Drain(lane, std::string(w.shard_key), next);
+  if (lane.client->Running()) {
+    asio::co_spawn(lane.client->Executor(), std::move(drain), asio::detached);
   } else {  // shutting down: every call fails at once, here
     auto here = co_await asio::this_coro::executor;
     asio::co_spawn(here, std::move(drain), asio::detached);
@@ -276,16 +299,16 @@ RedisStore::Waiter* RedisStore::TakeBatch(std::string_view shard) {
   return batch;
 }
 
-asio::awaitable<void> RedisStore::Drain(std::string shard, Waiter* batch) {
+asio::awaitable<void> RedisStore::Drain(Lane& lane, std::string shard, Waiter* batch) {
   while (batch) {
-    co_await Send(batch);
+    co_await Send(lane, batch);
     std::lock_guard lock(mutex_);
     batch = TakeBatch(shard);
   }
 }
 
-asio::awaitable<void> RedisStore::Send(Waiter* batch) {
-  co_await Call(batch);
+asio::awaitable<void> RedisStore::Send(Lane& lane, Waiter* batch) {
+  co_await Call(lane, batch);
   for (Waiter* w = batch; w;) {
     Waiter* next = w->next;  // `w` may be gone once resumed
     w->done = true;
@@ -297,7 +320,7 @@ asio::awaitable<void> RedisStore::Send(Waiter* batch) {
   }
 }
 
-asio::awaitable<void> RedisStore::Call(Waiter* batch) {
+asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
   const std::string prefix = ShardPrefix(batch->shard_key);
   BatchKeys keys;
   keys.keys.push_back(prefix + "op:" + std::to_string(NextOp()));
@@ -329,7 +352,7 @@ asio::awaitable<void> RedisStore::Call(Waiter* batch) {
   std::vector<std::string> args;
   args.reserve(9 + keys.keys.size());
   args.emplace_back("EVALSHA");
-  args.push_back(batch_->sha);
+  args.push_back(lane.batch->sha);
   args.push_back(std::to_string(keys.keys.size()));
   std::move(keys.keys.begin(), keys.keys.end(), std::back_inserter(args));
   args.push_back(NowArg(batch->admit ? batch->admit->now_micros : batch->settle->now_micros));
@@ -342,7 +365,8 @@ asio::awaitable<void> RedisStore::Call(Waiter* batch) {
   // A batch is in arrival order: its first call has the earliest deadline (to within the µs
   // between a caller taking its start time and queuing).
   const auto deadline = batch->start + options_.timeout;
-  Result r = co_await client_->Execute(std::move(args), std::move(routing), deadline, batch_);
+  Result r =
+      co_await lane.client->Execute(std::move(args), std::move(routing), deadline, lane.batch);
   bool ok = r.ok() && r.reply->type == REDIS_REPLY_STRING && r.reply->len == reply_size;
   redis::PackedReader in(ok ? redis::ReplyText(*r.reply) : std::string_view());
   const int64_t now = in.Int(8);
@@ -388,15 +412,16 @@ asio::awaitable<ReadResult> RedisStore::Read(const BucketsRequest& request) {
   std::vector<std::string> args;
   args.reserve(5 + n);
   args.emplace_back("EVALSHA");
-  args.push_back(read_->sha);
+  Lane& lane = *lanes_.front();
+  args.push_back(lane.read->sha);
   args.push_back(std::to_string(n));
   for (const BucketSpec& spec : request.buckets) args.push_back(prefix + spec.ref.Id());
   args.push_back(NowArg(request.now_micros));
   std::string& specs = args.emplace_back();
   for (const BucketSpec& spec : request.buckets) PackSpec(specs, spec);
   std::string routing = args[3];
-  Result r = co_await client_->Execute(std::move(args), std::move(routing),
-                                       start + options_.timeout, read_);
+  Result r = co_await lane.client->Execute(std::move(args), std::move(routing),
+                                           start + options_.timeout, lane.read);
   bool ok = IsArray(r, 1 + 4 * n) && IntAt(*r.reply, 0, result.now_micros);
   if (ok) {
     result.states.resize(n);
@@ -428,7 +453,7 @@ asio::awaitable<StoreStatus> RedisStore::Reset(const BucketsRequest& request) {
   if (args.size() == 1) co_return StoreStatus::kOk;
   std::string routing = args[1];
   Result r =
-      co_await client_->Execute(std::move(args), std::move(routing), start + options_.timeout);
+      co_await Client().Execute(std::move(args), std::move(routing), start + options_.timeout);
   const bool ok = r.ok() && r.reply->type == REDIS_REPLY_INTEGER;
   if (!ok) LogFailure(Op::kReset, r);
   Observe(Op::kReset, start, ok);
