@@ -271,8 +271,8 @@ asio::awaitable<void> RedisStore::Batched(Lane& lane, Waiter& w) {
     std::lock_guard lock(mutex_);
     next = TakeBatch(w.shard_key);
   }
-  // The calls that queued meanwhile go on without this caller, which returns now, on the
-  // client's thread, so that each batch follows the last as soon as its reply is in.
+  // The calls that queued meanwhile go on without this caller, which returns now: on this
+  // lane's thread, so that each batch follows the last as soon as its reply is in.
   if (!next) co_return;
   auto drain = Drain(lane, std::string(w.shard_key), next);
   if (lane.client->Running()) {
