@@ -138,7 +138,7 @@ std::unique_ptr<RedisStore> RedisStore::Create(RedisStoreOptions options, std::s
     lane->client = redis::RedisClient::Create(options.client, error);
     if (!lane->client) return nullptr;
     lane->batch = &lane->client->AddScript(redis::kBatchScript);
-    lane->read = &lane->client->AddScript(redis::kReadScript);
+    if (i == 0) lane->read = &lane->client->AddScript(redis::kReadScript);  // Read uses lane 0
     if (i > 0) {
       lane->client->RunOn(*io_threads[i - 1]);
       lane->io_thread = io_threads[i - 1];
