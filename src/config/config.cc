@@ -236,7 +236,12 @@ std::string Index(const std::string& path, size_t i) {
 std::string Field(const std::string& path, std::string_view key) {
   return path.empty() ? std::string(key) : path + "." + std::string(key);
 }
-std::string Quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+std::string Quote(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out.append(1, '"').append(s).append(1, '"');
+  return out;
+}
 
 class Parser {
  public:
@@ -969,29 +974,38 @@ std::optional<Millis> ParseDuration(std::string_view text) {
   return Millis(n * scale);
 }
 
-std::string FormatDuration(Millis d) {
+void AppendDuration(std::string& out, Millis d) {
   int64_t ms = d.count();
-  std::string out;
   if (ms < 0) {
-    out = "-";
+    out.push_back('-');
     ms = -ms;  // durations here are never near INT64_MIN
   }
-  if (ms == 0) return "0s";
-  if (ms < 1000) return out + std::to_string(ms) + "ms";
-  int64_t h = ms / 3'600'000;
-  int64_t m = ms / 60'000 % 60;
-  int64_t s = ms / 1000 % 60;
+  auto number = [&out](int64_t v, std::string_view unit) {
+    char digits[20];
+    out.append(digits, std::to_chars(digits, digits + sizeof digits, v).ptr);
+    out.append(unit);
+  };
+  if (ms < 1000) return number(ms, ms == 0 ? "s" : "ms");
+  const int64_t h = ms / 3'600'000;
+  const int64_t m = ms / 60'000 % 60;
+  const int64_t s = ms / 1000 % 60;
   int64_t frac = ms % 1000;
-  if (h > 0) out += std::to_string(h) + "h";
-  if (h > 0 || m > 0) out += std::to_string(m) + "m";
-  out += std::to_string(s);
-  if (frac > 0) {
-    std::string f = std::to_string(frac);
-    f.insert(0, 3 - f.size(), '0');
-    while (f.back() == '0') f.pop_back();
-    out += "." + f;
-  }
-  return out + "s";
+  if (h > 0) number(h, "h");
+  if (h > 0 || m > 0) number(m, "m");
+  if (frac == 0) return number(s, "s");
+  number(s, ".");
+  // Milliseconds as a decimal fraction without trailing zeros: 500 -> "5", 250 -> "25".
+  out.push_back(static_cast<char>('0' + frac / 100));
+  frac %= 100;
+  if (frac != 0) out.push_back(static_cast<char>('0' + frac / 10));
+  if (frac % 10 != 0) out.push_back(static_cast<char>('0' + frac % 10));
+  out.push_back('s');
+}
+
+std::string FormatDuration(Millis d) {
+  std::string out;
+  AppendDuration(out, d);
+  return out;
 }
 
 }  // namespace trl

@@ -163,7 +163,9 @@ bool IsValidKeyName(std::string_view name);
 
 // Parses "250ms", "2s", "1m", "1h", "1d". Returns nullopt on anything else.
 std::optional<Millis> ParseDuration(std::string_view text);
-// Formats like OpenAI's reset headers: "1s", "6m0s", "250ms", "1h2m3s".
+// Formats like OpenAI's reset headers: "1s", "6m0s", "250ms", "1h2m3s", "1.5s".
 std::string FormatDuration(Millis d);
+// The same, appended to `out` (every response's reset headers: no temporary strings).
+void AppendDuration(std::string& out, Millis d);
 
 }  // namespace trl

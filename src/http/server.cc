@@ -144,7 +144,7 @@ class Connection final : public ResponseWriter {
     AppendField(head_, framing, value);
     if (header.version() >= 11 && !keep_alive_) AppendField(head_, "Connection", "close");
     if (header.version() < 11 && keep_alive_) AppendField(head_, "Connection", "keep-alive");
-    head_.append("\r\n");
+    head_.append(std::string_view("\r\n"));
   }
 
   tcp::socket& socket_;
@@ -347,7 +347,7 @@ asio::awaitable<void> AcceptLoop(std::shared_ptr<tcp::acceptor> acceptor,
 }  // namespace
 
 void AppendResponseHead(std::string& out, const bhttp::response_header<>& header) {
-  out.append(header.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  out.append(std::string_view(header.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ", 9));
   std::array<char, 4> code;
   unsigned status = header.result_int();
   code[0] = static_cast<char>('0' + status / 100 % 10);
@@ -355,7 +355,7 @@ void AppendResponseHead(std::string& out, const bhttp::response_header<>& header
   code[2] = static_cast<char>('0' + status % 10);
   code[3] = ' ';
   out.append(code.data(), code.size());
-  out.append(header.reason()).append("\r\n");
+  out.append(header.reason()).append(std::string_view("\r\n"));
   for (const auto& field : header) AppendField(out, field.name_string(), field.value());
 }
 

@@ -1,5 +1,7 @@
 #include "proxy/gateway.h"
 
+#include <charconv>
+
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -51,11 +53,18 @@ std::string RateLimitHeadLines(const Admission& admission) {
   struct Names {
     std::string_view limit, remaining, reset;
   };
+  auto number = [&lines](std::string_view name, int64_t value) {
+    char digits[20];
+    http::AppendField(lines, name,
+                      {digits, std::to_chars(digits, digits + sizeof digits, value).ptr});
+  };
   auto add = [&](const RateLimitHeaderValues& v, const Names& names) {
     if (!v.present) return;
-    http::AppendField(lines, names.limit, std::to_string(v.limit));
-    http::AppendField(lines, names.remaining, std::to_string(std::max<int64_t>(0, v.remaining)));
-    http::AppendField(lines, names.reset, FormatDuration(Millis(v.reset_ms)));
+    number(names.limit, v.limit);
+    number(names.remaining, std::max<int64_t>(0, v.remaining));
+    lines.append(names.reset).append(std::string_view(": "));
+    AppendDuration(lines, Millis(v.reset_ms));
+    lines.append(std::string_view("\r\n"));
   };
   add(admission.requests, {"x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
                            "x-ratelimit-reset-requests"});

@@ -1,6 +1,7 @@
 #include "proxy/upstream_exchange.h"
 
 #include <array>
+#include <charconv>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -39,16 +40,22 @@ bool HopByHop(std::string_view name) {
 std::string UpstreamHead(const ExchangeRequest& req, const BackendUrl& backend) {
   std::string head;
   head.reserve(512);
-  head.append("POST ").append(backend.base_path).append(req.target).append(" HTTP/1.1\r\n");
+  head.append(std::string_view("POST ")).append(backend.base_path).append(req.target);
+  head.append(std::string_view(" HTTP/1.1\r\n"));
   for (const auto& field : *req.client) {
     std::string_view name = field.name_string();
     if (!HopByHop(name) && !beast::iequals(name, "content-type")) {
       http::AppendField(head, name, field.value());
     }
   }
-  head.append("Host: ").append(backend.host).append(":").append(std::to_string(backend.port));
-  head.append("\r\nContent-Type: application/json\r\nContent-Length: ");
-  head.append(std::to_string(req.body.size())).append("\r\n\r\n");
+  char digits[20];
+  auto number = [&](uint64_t v) -> std::string_view {
+    return {digits, std::to_chars(digits, digits + sizeof digits, v).ptr};
+  };
+  head.append(std::string_view("Host: ")).append(backend.host).push_back(':');
+  head.append(number(backend.port));
+  head.append(std::string_view("\r\nContent-Type: application/json\r\nContent-Length: "));
+  head.append(number(req.body.size())).append(std::string_view("\r\n\r\n"));
   return head;
 }
 
@@ -209,7 +216,9 @@ http::Response PlainAnswer(Relay& r, bhttp::response<bhttp::string_body>& respon
   if (status >= 400) r.result.backend_rejected = true;
   ResponseSummary summary = ParseResponseBody(response.body());
   r.result.usage = summary.usage;
-  CountTexts(summary.texts, *r.req.counter, r.result.relayed_tokens);
+  // The gateway's own count is the fallback for an answer without usage (the settlement's
+  // rule in Gateway::HandleInference); the backend's usage makes counting it needless.
+  if (!summary.usage) CountTexts(summary.texts, *r.req.counter, r.result.relayed_tokens);
   http::Response out{static_cast<bhttp::status>(status), 11};
   out.set(bhttp::field::content_type,
           content_type.empty() ? std::string_view("application/json") : content_type);
