@@ -2,6 +2,7 @@
 # Profiles the gateway under the benchmark's saturation load (docs/performance.md, "Profiling").
 #
 #   performance/profile.sh [chat|stream] [seconds] [memory|redis]     default: chat 8 memory
+#   performance/profile.sh instructions [requests] [memory|redis]    default: 1000 memory
 #
 # With `redis`, the gateway runs on a private redis-server (no persistence), and the Redis
 # commands per request (INFO commandstats: EVALSHA calls, so the admission batch size) are
@@ -14,19 +15,34 @@
 #     top symbols by self time and the gateway's own functions by inclusive time printed;
 #   - strace -c over a fixed number of requests (trl-loadgen, 2000 at 1000/s): syscalls per
 #     request, the figure to compare with nginx (about 4-6 per proxied request).
+#
+# `instructions` counts instead of sampling: the gateway runs under valgrind's callgrind
+# (built into build/perf-ir without -march=native, since valgrind does not run AVX-512), gets
+# the requests at 200/s over 8 connections after a warm-up, and the user-space instructions per
+# request are printed with the 30 functions that have the most of their own. Machine noise does
+# not move this figure: two builds compare in one run of each (GATEWAY=<binary> runs another
+# build's gateway, built the same way, with this build's mock-llm).
 # Needs perf (Debian: linux-perf) and strace; runs everything on 127.0.0.1, bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 load=${1:-chat}
-seconds=${2:-8}
 store=${3:-memory}
-out=build/perf-prof
+if [[ $load == instructions ]]; then
+  requests=${2:-1000}
+  out=build/perf-ir
+  tools=(valgrind:valgrind)
+  flags=(-DTRL_NATIVE=OFF)
+else
+  seconds=${2:-8}
+  out=build/perf-prof
+  tools=(perf:linux-perf strace:strace wrk:wrk)
+  flags=(-DCMAKE_CXX_FLAGS="-g -fno-omit-frame-pointer")
+fi
 
-for tool in perf:linux-perf strace:strace wrk:wrk; do
+for tool in "${tools[@]}"; do
   command -v "${tool%%:*}" >/dev/null || apt-get install -y "${tool#*:}" >/dev/null
 done
-cmake -S . -B "$out" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_CXX_FLAGS="-g -fno-omit-frame-pointer" -DTRL_BUILD_TESTS=OFF \
+cmake -S . -B "$out" -G Ninja -DCMAKE_BUILD_TYPE=Release "${flags[@]}" -DTRL_BUILD_TESTS=OFF \
   -DTRL_BUILD_BENCHMARKS=OFF >/dev/null
 cmake --build "$out" --target token-rate-limiter mock-llm >/dev/null
 cmake -S performance/loadgen -B build/perf-loadgen -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -41,8 +57,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_line() {  # file regex -> first capture group of the first matching line, within 10 s
-  for _ in $(seq 200); do
+wait_line() {  # file regex -> first capture group of the first matching line, within 30 s
+  for _ in $(seq 600); do
     if m=$(grep -oP "$2" "$1" 2>/dev/null | head -1) && [[ -n $m ]]; then echo "$m"; return; fi
     sleep 0.05
   done
@@ -75,7 +91,10 @@ api_keys:
       - {requests: 1000000000, per: 1m}
       - {tokens: 1000000000000, per: 1d, reset: calendar}
 EOF
-"$out/src/app/token-rate-limiter" --config "$tmp/gw.yaml" >"$tmp/gw.log" 2>&1 &
+gateway=("${GATEWAY:-$out/src/app/token-rate-limiter}" --config "$tmp/gw.yaml")
+[[ $load == instructions ]] &&
+  gateway=(valgrind --tool=callgrind --callgrind-out-file="$tmp/callgrind.out" "${gateway[@]}")
+"${gateway[@]}" >"$tmp/gw.log" 2>&1 &
 gw=$!
 pids+=($gw)
 gw_port=$(wait_line "$tmp/gw.log" 'data plane listening on \S+:\K\d+')
@@ -84,6 +103,39 @@ body='{"model":"m","messages":[{"role":"user","content":"Say hello to the benchm
 [[ $load == stream ]] &&
   body='{"model":"m","messages":[{"role":"user","content":"Say hello to the benchmark!"}],"max_tokens":200,"stream":true}'
 printf '%s' "$body" >"$tmp/body.json"
+
+if [[ $load == instructions ]]; then
+  send() {  # seconds at 200 requests/s
+    build/perf-loadgen/trl-loadgen --port "$gw_port" --body-file "$tmp/body.json" \
+      --header 'Authorization: Bearer sk-bench' --rate 200 --duration "$1" --connections 8 \
+      --timeout 10 >"$tmp/loadgen.out"
+  }
+  send 2                                  # warm-up: connections, caches, first-use paths
+  callgrind_control -z "$gw" >/dev/null 2>&1  # count from here
+  send $(((requests + 199) / 200))
+  callgrind_control -d "$gw" >/dev/null 2>&1
+  dump=""
+  for _ in $(seq 100); do
+    dump=$(ls "$tmp"/callgrind.out.* 2>/dev/null | tail -1) || true
+    [[ -n $dump ]] && grep -q '^totals:' "$dump" && break
+    sleep 0.1
+  done
+  sent=$(grep -oP '"completed":\K\d+' "$tmp/loadgen.out")
+  failed=$(($(grep -oP '"non2xx":\K\d+' "$tmp/loadgen.out") + $(grep -oP '"errors":\K\d+' "$tmp/loadgen.out")))
+  if ((failed > 0 || sent == 0)); then
+    echo "profile.sh: $failed requests failed, $sent completed" >&2; cat "$tmp/loadgen.out" >&2; exit 1
+  fi
+  total=$(grep -oP '^totals: \K\d+' "$dump")
+  echo "instructions_per_request=$((total / sent)) (store $store, $sent requests)"
+  echo "== instructions per request by function (self)"
+  set +o pipefail
+  # (callgrind charges the threads' entry points with everything under them: left out)
+  callgrind_annotate --inclusive=no --threshold=100 "$dump" 2>/dev/null |
+    grep -E '^\s*[0-9,]+ \(' | grep -vE 'PROGRAM TOTALS|\( ?(9[0-9]|100)\.[0-9]+%\)' |
+    head -30 | awk -v n="$sent" '{ v = $1; gsub(",", "", v); $1 = $2 = $3 = ""; printf "%7d %s\n", v / n, $0 }' |
+    cut -c1-160
+  exit 0
+fi
 
 export BODY_FILE=$tmp/body.json WRK_KEY=sk-bench
 wrk -t2 -c64 -d2s -s performance/wrk/chat.lua "http://127.0.0.1:$gw_port" >/dev/null  # warm-up
