@@ -13,13 +13,14 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/intrusive/list.hpp>
 #include <optional>
 #include <random>
 
 #include "http/deadline.h"
+#include "http/read_message.h"
 
 namespace trl::http {
 namespace {
@@ -272,7 +273,7 @@ asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::Sta
     parser.header_limit(options.max_header_bytes);
     parser.body_limit(options.max_body_bytes);
     deadline.ExpiresAfter(options.header_timeout);
-    auto [hec, hn] = co_await bhttp::async_read_header(socket, buffer, parser, kTuple);
+    const beast::error_code hec = co_await ReadMessage(socket, buffer, parser, ReadUntil::kHeader);
     if (hec) {
       if (hec == bhttp::error::header_limit) {
         co_await WriteError(socket, deadline, *state, 431, {});
@@ -304,7 +305,8 @@ asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::Sta
     }
     if (!parser.is_done()) {
       deadline.ExpiresAfter(options.header_timeout);
-      auto [bec, bn] = co_await bhttp::async_read(socket, buffer, parser, kTuple);
+      const beast::error_code bec =
+          co_await ReadMessage(socket, buffer, parser, ReadUntil::kMessage);
       if (bec) {
         if (bec == bhttp::error::body_limit) {
           co_await WriteError(socket, deadline, *state, 413, request_id);

@@ -12,6 +12,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/container/small_vector.hpp>
 
+#include "http/read_message.h"
 #include "proxy/errors.h"
 #include "proxy/request_fields.h"
 #include "upstream/connection_pool.h"
@@ -249,7 +250,8 @@ asio::awaitable<void> RelayPlainAnswer(Relay& r, UpstreamSocket& stream, beast::
   // Room for the parser's padding now, so that reading the answer's fields does not copy it.
   if (length && *length <= kMaxResponseBody) parser.get().body().reserve(*length + kJsonBodyPadding);
   stream.deadline.ExpiresAfter(model.timeout);
-  auto [bec, bn] = co_await bhttp::async_read(stream.socket, buffer, parser, kTuple);
+  const beast::error_code bec =
+      co_await http::ReadMessage(stream.socket, buffer, parser, http::ReadUntil::kMessage);
   stream.deadline.Clear();
   if (watch.ClientLeft()) co_return;
   if (bec) {
@@ -273,7 +275,8 @@ asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnecti
   bhttp::response_parser<bhttp::empty_body> header_parser;
   header_parser.body_limit(kMaxResponseBody);
   stream.deadline.ExpiresAfter(model.timeout);
-  auto [hec, hn] = co_await bhttp::async_read_header(stream.socket, buffer, header_parser, kTuple);
+  const beast::error_code hec = co_await http::ReadMessage(stream.socket, buffer, header_parser,
+                                                           http::ReadUntil::kHeader);
   stream.deadline.Clear();
   if (watch.ClientLeft()) co_return Attempt::kDone;  // connection dropped with the client
   if (hec) {

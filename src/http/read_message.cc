@@ -1,0 +1,63 @@
+#include "http/read_message.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/read_size.hpp>
+#include <boost/beast/http/error.hpp>
+
+namespace trl::http {
+namespace {
+
+namespace bhttp = beast::http;
+
+// Beast's http::detail::read_some_op and read_op, as one loop without their posted completion.
+template <bool isRequest>
+asio::awaitable<beast::error_code> Read(asio::ip::tcp::socket& socket, beast::flat_buffer& buffer,
+                                        bhttp::basic_parser<isRequest>& parser,
+                                        ReadUntil until) {
+  // As async_read_header and async_read set it: stop after the head, or parse on through.
+  parser.eager(until == ReadUntil::kMessage);
+  auto done = [&] {
+    return until == ReadUntil::kHeader ? parser.is_header_done() : parser.is_done();
+  };
+  for (;;) {
+    while (!done() && buffer.size() != 0) {
+      beast::error_code ec;
+      const size_t used = parser.put(buffer.data(), ec);
+      buffer.consume(used);
+      if (ec == bhttp::error::need_more) break;
+      if (ec) co_return ec;
+    }
+    if (done()) co_return beast::error_code{};
+    const size_t size = beast::read_size(buffer, 65536);
+    if (size == 0) co_return bhttp::error::buffer_overflow;
+    auto [ec, n] = co_await socket.async_read_some(buffer.prepare(size),
+                                                   asio::as_tuple(asio::use_awaitable));
+    buffer.commit(n);
+    if (ec == asio::error::eof) {
+      if (!parser.got_some()) co_return bhttp::error::end_of_stream;
+      beast::error_code eof;
+      parser.put_eof(eof);  // completes a body that ends with the connection, or fails
+      co_return eof;
+    }
+    if (ec) co_return ec;
+  }
+}
+
+}  // namespace
+
+asio::awaitable<beast::error_code> ReadMessage(asio::ip::tcp::socket& socket,
+                                               beast::flat_buffer& buffer,
+                                               beast::http::basic_parser<true>& parser,
+                                               ReadUntil until) {
+  return Read(socket, buffer, parser, until);
+}
+
+asio::awaitable<beast::error_code> ReadMessage(asio::ip::tcp::socket& socket,
+                                               beast::flat_buffer& buffer,
+                                               beast::http::basic_parser<false>& parser,
+                                               ReadUntil until) {
+  return Read(socket, buffer, parser, until);
+}
+
+}  // namespace trl::http

@@ -1,0 +1,176 @@
+#include "http/read_message.h"
+
+#include <optional>
+#include <string>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <gtest/gtest.h>
+
+namespace trl::http {
+namespace {
+
+using asio::ip::tcp;
+namespace bhttp = beast::http;
+
+// A connected pair of loopback sockets: the reader's end and the peer's.
+struct Pair {
+  explicit Pair(asio::io_context& io) : near(io), far(io) {
+    tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    far.connect(acceptor.local_endpoint());
+    acceptor.accept(near);
+  }
+  void Send(std::string_view bytes) { asio::write(far, asio::buffer(bytes)); }
+  tcp::socket near;
+  tcp::socket far;
+};
+
+// Starts ReadMessage; `result` is set when it completes.
+template <bool isRequest>
+void Start(asio::io_context& io, Pair& pair, beast::flat_buffer& buffer,
+           bhttp::basic_parser<isRequest>& parser, ReadUntil until,
+           std::optional<beast::error_code>& result) {
+  asio::co_spawn(io, ReadMessage(pair.near, buffer, parser, until),
+                 [&result](std::exception_ptr e, beast::error_code ec) {
+                   if (e) std::rethrow_exception(e);
+                   result = ec;
+                 });
+}
+
+// Runs the handlers ready now; returns whether the read has completed.
+bool Progress(asio::io_context& io, const std::optional<beast::error_code>& result) {
+  io.restart();
+  io.poll();
+  return result.has_value();
+}
+
+// Runs until the read completes; data the test sent is on loopback already, so each step is
+// ready or waits only for the kernel to hand it over.
+void Finish(asio::io_context& io, const std::optional<beast::error_code>& result) {
+  io.restart();
+  while (!result && io.run_one() != 0) {
+  }
+  ASSERT_TRUE(result) << "the read never completed";
+}
+
+constexpr std::string_view kRequest =
+    "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
+
+TEST(ReadMessageTest, ABufferedMessageIsParsedWithoutReadingTheSocket) {
+  asio::io_context io(1);
+  Pair pair(io);
+  beast::flat_buffer buffer;
+  const std::string next = "GET / HTTP/1.1\r\n";  // a pipelined request's start
+  asio::buffer_copy(buffer.prepare(kRequest.size() + next.size()),
+                    asio::buffer(std::string(kRequest) + next));
+  buffer.commit(kRequest.size() + next.size());
+  pair.Send("unread");  // would land in the buffer if the socket were read
+  bhttp::request_parser<bhttp::string_body> parser;
+  std::optional<beast::error_code> result;
+  Start(io, pair, buffer, parser, ReadUntil::kMessage, result);
+  Finish(io, result);
+  EXPECT_FALSE(*result) << result->message();
+  EXPECT_EQ(parser.get().body(), "hello");
+  EXPECT_EQ(parser.get().target(), "/v1/chat/completions");
+  EXPECT_EQ(beast::buffers_to_string(buffer.data()), next);
+  EXPECT_EQ(pair.near.available(), 6u);
+}
+
+TEST(ReadMessageTest, HeadThenBodyAcrossSegments) {
+  asio::io_context io(1);
+  Pair pair(io);
+  beast::flat_buffer buffer;
+  bhttp::request_parser<bhttp::string_body> parser;
+  std::optional<beast::error_code> head;
+  pair.Send(kRequest.substr(0, 20));
+  Start(io, pair, buffer, parser, ReadUntil::kHeader, head);
+  // Half a head read (loopback had it before the read started): the reader waits for the rest.
+  EXPECT_FALSE(Progress(io, head));
+  EXPECT_EQ(buffer.size(), 20u);
+  pair.Send(kRequest.substr(20, kRequest.size() - 20 - 3));  // all but "llo"
+  Finish(io, head);
+  ASSERT_FALSE(*head) << head->message();
+  EXPECT_TRUE(parser.is_header_done());
+  EXPECT_FALSE(parser.is_done());
+  EXPECT_EQ(parser.content_length().value_or(0), 5u);
+
+  std::optional<beast::error_code> body;
+  Start(io, pair, buffer, parser, ReadUntil::kMessage, body);
+  EXPECT_FALSE(Progress(io, body));
+  pair.Send("llo");
+  Finish(io, body);
+  ASSERT_FALSE(*body) << body->message();
+  EXPECT_EQ(parser.get().body(), "hello");
+  EXPECT_EQ(buffer.size(), 0u);
+}
+
+// What reading a request ends with when the peer sends `sent`, then closes.
+beast::error_code ReadRequestClosedAfter(std::string_view sent) {
+  asio::io_context io(1);
+  Pair pair(io);
+  beast::flat_buffer buffer;
+  bhttp::request_parser<bhttp::string_body> parser;
+  std::optional<beast::error_code> result;
+  if (!sent.empty()) pair.Send(sent);
+  pair.far.close();
+  Start(io, pair, buffer, parser, ReadUntil::kMessage, result);
+  Finish(io, result);
+  return result.value_or(beast::error_code{});
+}
+
+TEST(ReadMessageTest, ThePeerClosing) {
+  EXPECT_EQ(ReadRequestClosedAfter(""), bhttp::error::end_of_stream);
+  EXPECT_EQ(ReadRequestClosedAfter(kRequest.substr(0, kRequest.size() - 2)),
+            bhttp::error::partial_message);
+  EXPECT_EQ(ReadRequestClosedAfter(kRequest), beast::error_code{});
+}
+
+TEST(ReadMessageTest, ABodyThatEndsWithTheConnectionIsComplete) {
+  asio::io_context io(1);
+  Pair pair(io);
+  beast::flat_buffer buffer;
+  bhttp::response_parser<bhttp::string_body> parser;
+  std::optional<beast::error_code> result;
+  pair.Send("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"ok\":");
+  pair.Send("true}");
+  pair.far.close();
+  Start(io, pair, buffer, parser, ReadUntil::kMessage, result);
+  Finish(io, result);
+  ASSERT_FALSE(*result) << result->message();
+  EXPECT_TRUE(parser.is_done());
+  EXPECT_EQ(parser.get().body(), "{\"ok\":true}");
+}
+
+// What reading kRequest ends with, given the parser's limits and the buffer's.
+beast::error_code ReadRequestWith(size_t header_limit, uint64_t body_limit, size_t buffer_limit,
+                                  ReadUntil until) {
+  asio::io_context io(1);
+  Pair pair(io);
+  beast::flat_buffer buffer(buffer_limit);
+  bhttp::request_parser<bhttp::string_body> parser;
+  parser.header_limit(static_cast<uint32_t>(header_limit));
+  parser.body_limit(body_limit);
+  std::optional<beast::error_code> result;
+  pair.Send(kRequest);
+  Start(io, pair, buffer, parser, until, result);
+  Finish(io, result);
+  return result.value_or(beast::error_code{});
+}
+
+TEST(ReadMessageTest, LimitsAreBeastsOwn) {
+  constexpr size_t kRoomy = 1024;
+  EXPECT_EQ(ReadRequestWith(kRoomy, kRoomy, kRoomy, ReadUntil::kMessage), beast::error_code{});
+  EXPECT_EQ(ReadRequestWith(32, kRoomy, kRoomy, ReadUntil::kHeader), bhttp::error::header_limit);
+  EXPECT_EQ(ReadRequestWith(kRoomy, 4, kRoomy, ReadUntil::kMessage), bhttp::error::body_limit);
+  // A buffer smaller than the head:
+  EXPECT_EQ(ReadRequestWith(kRoomy, kRoomy, 16, ReadUntil::kHeader),
+            bhttp::error::buffer_overflow);
+}
+
+}  // namespace
+}  // namespace trl::http
