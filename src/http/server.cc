@@ -20,7 +20,7 @@
 #include <random>
 
 #include "http/deadline.h"
-#include "http/read_message.h"
+#include "http/socket_io.h"
 
 namespace trl::http {
 namespace {
@@ -96,7 +96,8 @@ class Connection final : public ResponseWriter {
     StartHead(header, head_lines, "Transfer-Encoding", "chunked");
     responded_ = true;
     streaming_ = true;
-    co_return co_await Write(asio::buffer(head_));
+    const asio::const_buffer head = asio::buffer(head_);
+    co_return co_await Write({&head, 1});
   }
 
   asio::awaitable<bool> WriteChunk(std::string_view data) override {
@@ -112,7 +113,8 @@ class Connection final : public ResponseWriter {
   asio::awaitable<bool> FinishStream() override {
     if (failed_ || !streaming_) co_return false;
     streaming_ = false;
-    co_return co_await Write(asio::buffer("0\r\n\r\n", 5));
+    static const asio::const_buffer kLastChunk = asio::buffer("0\r\n\r\n", 5);
+    co_return co_await Write({&kLastChunk, 1});
   }
 
   void WatchClient(std::function<void()> gone) override;
@@ -125,10 +127,9 @@ class Connection final : public ResponseWriter {
 
  private:
   // Writes under the write timeout; a failed write fails the connection.
-  template <class Buffers>
-  asio::awaitable<bool> Write(const Buffers& buffers) {
+  asio::awaitable<bool> Write(std::span<const asio::const_buffer> buffers) {
     deadline_.ExpiresAfter(options_.write_timeout);
-    auto [ec, n] = co_await asio::async_write(socket_, buffers, kTuple);
+    const beast::error_code ec = co_await WriteAll(socket_, buffers);
     deadline_.Clear();
     if (ec) failed_ = true;
     co_return !failed_;

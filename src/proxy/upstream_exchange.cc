@@ -12,7 +12,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/container/small_vector.hpp>
 
-#include "http/read_message.h"
+#include "http/socket_io.h"
 #include "proxy/errors.h"
 #include "proxy/request_fields.h"
 #include "upstream/connection_pool.h"
@@ -317,7 +317,7 @@ asio::awaitable<Attempt> TryBackend(Relay& r, Backend& backend, bool fresh) {
   const std::string head = UpstreamHead(r.req, backend.Url());
   const std::array<asio::const_buffer, 2> request{asio::buffer(head), asio::buffer(r.req.body)};
   stream.deadline.ExpiresAfter(model.timeout);
-  auto [wec, wn] = co_await asio::async_write(stream.socket, request, kTuple);
+  const beast::error_code wec = co_await http::WriteAll(stream.socket, request);
   stream.deadline.Clear();
   if (wec) {
     // A pooled connection the backend closed meanwhile: it never saw the request.

@@ -1,5 +1,7 @@
-#include "http/read_message.h"
+#include "http/socket_io.h"
 
+#include <array>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -170,6 +172,68 @@ TEST(ReadMessageTest, LimitsAreBeastsOwn) {
   // A buffer smaller than the head:
   EXPECT_EQ(ReadRequestWith(kRoomy, kRoomy, 16, ReadUntil::kHeader),
             bhttp::error::buffer_overflow);
+}
+
+// Runs WriteAll of `buffers` while the peer reads everything into `received`, until the
+// write completes and the peer has all of it.
+beast::error_code WriteAndReceive(std::span<const asio::const_buffer> buffers,
+                                  std::string& received) {
+  asio::io_context io(1);
+  Pair pair(io);
+  std::optional<beast::error_code> result;
+  asio::co_spawn(io, WriteAll(pair.near, buffers),
+                 [&result](std::exception_ptr e, beast::error_code ec) {
+                   if (e) std::rethrow_exception(e);
+                   result = ec;
+                 });
+  const size_t total = asio::buffer_size(buffers);
+  std::array<char, 65536> chunk;
+  std::function<void(boost::system::error_code, size_t)> on_read =
+      [&](boost::system::error_code ec, size_t n) {
+        received.append(chunk.data(), n);
+        if (!ec && received.size() < total) pair.far.async_read_some(asio::buffer(chunk), on_read);
+      };
+  pair.far.async_read_some(asio::buffer(chunk), on_read);
+  io.run();
+  return result.value_or(asio::error::operation_aborted);
+}
+
+TEST(WriteAllTest, WritesEveryBufferInOrder) {
+  const std::string head = "HTTP/1.1 200 OK\r\n\r\n", body = "{}";
+  const std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(body)};
+  std::string received;
+  EXPECT_EQ(WriteAndReceive(buffers, received), beast::error_code{});
+  EXPECT_EQ(received, head + body);
+}
+
+TEST(WriteAllTest, WaitsForWhatTheSocketDidNotTakeAtOnce) {
+  // Far more than loopback's socket buffers hold: the first sendmsg takes part of it.
+  std::string big(32 << 20, 'x');
+  for (size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>('a' + i / 4096 % 26);
+  const std::string tail = "end";
+  const std::array<asio::const_buffer, 2> buffers{asio::buffer(big), asio::buffer(tail)};
+  std::string received;
+  EXPECT_EQ(WriteAndReceive(buffers, received), beast::error_code{});
+  EXPECT_EQ(received.size(), big.size() + tail.size());
+  EXPECT_TRUE(received == big + tail);
+}
+
+TEST(WriteAllTest, AClosedPeerIsAnError) {
+  asio::io_context io(1);
+  Pair pair(io);
+  pair.far.close();
+  std::string big(32 << 20, 'x');
+  const asio::const_buffer buffer = asio::buffer(big);
+  std::optional<beast::error_code> result;
+  asio::co_spawn(io, WriteAll(pair.near, {&buffer, 1}),
+                 [&result](std::exception_ptr e, beast::error_code ec) {
+                   if (e) std::rethrow_exception(e);
+                   result = ec;
+                 });
+  io.run();
+  ASSERT_TRUE(result);
+  EXPECT_TRUE(*result == asio::error::broken_pipe || *result == asio::error::connection_reset)
+      << result->message();
 }
 
 }  // namespace

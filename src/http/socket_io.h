@@ -1,14 +1,21 @@
-// Reading an HTTP message into a Beast parser, parsing the bytes already buffered first.
+// Socket reads and writes that go through the scheduler only when they have to wait.
 //
-// Beast's async_read_header and async_read post their completion when the buffer already holds
-// what they were asked to read: a scheduler round trip for no I/O. A client's request head and
-// body, and a backend's answer head and body, usually arrive in one segment, so that was three
-// round trips per proxied request. ReadMessage feeds the same parser the same way (put, put_eof,
-// Beast's read_size) and returns the same errors, and reads the socket only when the parser
-// needs more.
+// Asio and Beast complete an operation that needed no waiting (the bytes were already
+// buffered, or the socket took the whole write at once) by posting its handler: a scheduler
+// round trip for no I/O. A client's request head and body, and a backend's answer head and
+// body, usually arrive in one segment, and a request or answer usually fits the socket's send
+// buffer, so that was five round trips per proxied request.
+//
+// ReadMessage feeds the same Beast parser the same way as Beast's reads (put, put_eof,
+// read_size, eager as Beast sets it) and returns the same errors, reading the socket only when
+// the parser needs more. WriteAll sends what it can at once (one sendmsg, as Asio's first
+// attempt would) and waits only for what the socket did not take.
 #pragma once
 
+#include <span>
+
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -35,5 +42,11 @@ asio::awaitable<beast::error_code> ReadMessage(asio::ip::tcp::socket& socket,
                                                beast::flat_buffer& buffer,
                                                beast::http::basic_parser<false>& parser,
                                                ReadUntil until);
+
+// Writes all of `buffers` to `socket`: at once if the socket takes them, else the rest with
+// async_write. Puts the socket in non-blocking mode (once). Returns the socket's error, if any
+// (operation_aborted when a Deadline cancelled the wait).
+asio::awaitable<beast::error_code> WriteAll(asio::ip::tcp::socket& socket,
+                                            std::span<const asio::const_buffer> buffers);
 
 }  // namespace trl::http

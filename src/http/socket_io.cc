@@ -1,7 +1,9 @@
-#include "http/read_message.h"
+#include "http/socket_io.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/read_size.hpp>
 #include <boost/beast/http/error.hpp>
 
@@ -58,6 +60,20 @@ asio::awaitable<beast::error_code> ReadMessage(asio::ip::tcp::socket& socket,
                                                beast::http::basic_parser<false>& parser,
                                                ReadUntil until) {
   return Read(socket, buffer, parser, until);
+}
+
+asio::awaitable<beast::error_code> WriteAll(asio::ip::tcp::socket& socket,
+                                            std::span<const asio::const_buffer> buffers) {
+  beast::error_code ec;
+  if (!socket.non_blocking()) socket.non_blocking(true, ec);
+  size_t written = 0;
+  if (!ec) written = socket.write_some(buffers, ec);  // never waits: non-blocking
+  if (!ec && written == asio::buffer_size(buffers)) co_return ec;
+  if (ec && ec != asio::error::would_block) co_return ec;
+  beast::buffers_suffix<std::span<const asio::const_buffer>> rest(buffers);
+  rest.consume(written);
+  auto [wec, wn] = co_await asio::async_write(socket, rest, asio::as_tuple(asio::use_awaitable));
+  co_return wec;
 }
 
 }  // namespace trl::http
