@@ -24,6 +24,8 @@ namespace bhttp = http::bhttp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::chrono::milliseconds kConnectTimeout{3000};
 constexpr uint64_t kMaxResponseBody = 64 * 1024 * 1024;
+// A pooled connection keeps at most this much read buffer from a large answer.
+constexpr size_t kKeptBufferBytes = 64 * 1024;
 
 bool HopByHop(bhttp::field name) {
   switch (name) {
@@ -271,7 +273,8 @@ asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnecti
                                     const ClientWatch& watch, bool& reusable) {
   const ModelConfig& model = *r.req.model->config;
   auto& stream = *conn.stream;
-  beast::flat_buffer buffer;
+  beast::flat_buffer& buffer = stream.buffer;
+  buffer.clear();
   bhttp::response_parser<bhttp::empty_body> header_parser;
   header_parser.body_limit(kMaxResponseBody);
   stream.deadline.ExpiresAfter(model.timeout);
@@ -336,7 +339,11 @@ asio::awaitable<Attempt> TryBackend(Relay& r, Backend& backend, bool fresh) {
     attempt = co_await ReadAnswer(r, backend, conn, watch, reusable);
     client_left = watch.ClientLeft();
   }
-  if (reusable && !client_left) pool.Release(std::move(conn));
+  // Bytes past the answer would be taken for the start of the next one: not reused then.
+  if (reusable && !client_left && stream.buffer.size() == 0) {
+    if (stream.buffer.capacity() > kKeptBufferBytes) stream.buffer.shrink_to_fit();
+    pool.Release(std::move(conn));
+  }
   co_return attempt;
 }
 

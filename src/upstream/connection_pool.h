@@ -10,6 +10,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/error.hpp>
 
 #include "config/config.h"
@@ -27,6 +28,9 @@ struct UpstreamSocket {
       : socket(executor), deadline(socket) {}
   asio::ip::tcp::socket socket;
   http::Deadline deadline;
+  // What was read from the backend and not parsed yet; empty between exchanges. Kept with the
+  // connection so that its room is reused from one answer to the next.
+  boost::beast::flat_buffer buffer;
 };
 
 struct UpstreamConnection {
