@@ -25,7 +25,7 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::chrono::milliseconds kConnectTimeout{3000};
 constexpr uint64_t kMaxResponseBody = 64 * 1024 * 1024;
 // A pooled connection keeps at most this much read buffer from a large answer.
-constexpr size_t kKeptBufferBytes = 64 * 1024;
+constexpr size_t kKeptBufferBytes = 16 * 1024;
 
 bool HopByHop(bhttp::field name) {
   switch (name) {
