@@ -258,6 +258,7 @@ asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::Sta
   beast::flat_buffer buffer(options.max_header_bytes + 64 * 1024);
   std::string head_buffer;  // response heads, reused across the connection's requests
   std::string request_id;   // the same for request ids
+  FieldArena fields;        // the current request's header fields
   bool first = true;
 
   while (!state->stopping.load(std::memory_order_relaxed)) {
@@ -270,7 +271,9 @@ asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::Sta
     }
     first = false;
 
-    bhttp::request_parser<bhttp::string_body> parser;
+    bhttp::request_parser<bhttp::string_body, FieldAllocator<char>> parser(
+        std::piecewise_construct, std::make_tuple(),
+        std::make_tuple(FieldAllocator<char>(&fields)));
     parser.header_limit(options.max_header_bytes);
     parser.body_limit(options.max_body_bytes);
     deadline.ExpiresAfter(options.header_timeout);

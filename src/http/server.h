@@ -22,13 +22,17 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include "http/field_arena.h"
+
 namespace trl::http {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 
-using Request = bhttp::request<bhttp::string_body>;
+// A request's header fields live in its connection's FieldArena (on the heap for a Request made
+// elsewhere).
+using Request = bhttp::request<bhttp::string_body, bhttp::basic_fields<FieldAllocator<char>>>;
 using Response = bhttp::response<bhttp::string_body>;
 using Fields = bhttp::fields;
 
