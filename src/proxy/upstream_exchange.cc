@@ -27,6 +27,11 @@ constexpr uint64_t kMaxResponseBody = 64 * 1024 * 1024;
 // A pooled connection keeps at most this much read buffer from a large answer.
 constexpr size_t kKeptBufferBytes = 16 * 1024;
 
+// The backend's answer: its header fields in the connection's FieldArena.
+template <class Body>
+using AnswerParser = bhttp::response_parser<Body, http::FieldAllocator<char>>;
+using Answer = bhttp::response<bhttp::string_body, bhttp::basic_fields<http::FieldAllocator<char>>>;
+
 bool HopByHop(bhttp::field name) {
   switch (name) {
     case bhttp::field::connection:
@@ -113,7 +118,7 @@ void CountTexts(const TextViews& texts, const TokenCounter& counter,
 // Relays an SSE body event by event; drops the usage chunk the gateway asked for on the
 // client's behalf; counts the text relayed.
 asio::awaitable<bool> RelayStream(Relay& r, UpstreamSocket& stream, beast::flat_buffer& buffer,
-                                  bhttp::response_parser<bhttp::buffer_body>& parser,
+                                  AnswerParser<bhttp::buffer_body>& parser,
                                   std::chrono::milliseconds idle_timeout,
                                   const ClientWatch& watch) {
   std::array<char, 16 * 1024> chunk;
@@ -197,10 +202,10 @@ http::Response BackendFailure(ExchangeResult& result, bool timeout, std::string_
 // large for Asio's per-thread frame cache, and cost a malloc per request.)
 asio::awaitable<void> RelayStreamedAnswer(Relay& r, UpstreamSocket& stream,
                                           beast::flat_buffer& buffer,
-                                          bhttp::response_parser<bhttp::empty_body>& header_parser,
+                                          AnswerParser<bhttp::empty_body>& header_parser,
                                           std::string_view content_type, const ClientWatch& watch,
                                           bool& reusable) {
-  bhttp::response_parser<bhttp::buffer_body> parser{std::move(header_parser)};
+  AnswerParser<bhttp::buffer_body> parser{std::move(header_parser)};
   http::Fields fields;
   fields.set(bhttp::field::content_type, content_type);
   fields.set(bhttp::field::cache_control, "no-cache");
@@ -216,7 +221,7 @@ asio::awaitable<void> RelayStreamedAnswer(Relay& r, UpstreamSocket& stream,
 
 // What the client gets for a plain answer the backend sent whole: a 5xx as the gateway's own
 // 502; anything else as it is, its usage and texts taken into r.result.
-http::Response PlainAnswer(Relay& r, bhttp::response<bhttp::string_body>& response,
+http::Response PlainAnswer(Relay& r, Answer& response,
                            unsigned status, std::string_view content_type) {
   if (status >= 500) {
     r.result.error_reason = "http" + std::to_string(status);
@@ -242,12 +247,12 @@ http::Response PlainAnswer(Relay& r, bhttp::response<bhttp::string_body>& respon
 
 // A plain answer whose head `header_parser` has read: its body read whole, then sent on.
 asio::awaitable<void> RelayPlainAnswer(Relay& r, UpstreamSocket& stream, beast::flat_buffer& buffer,
-                                       bhttp::response_parser<bhttp::empty_body>& header_parser,
+                                       AnswerParser<bhttp::empty_body>& header_parser,
                                        unsigned status, std::string_view content_type,
                                        const ClientWatch& watch, bool& reusable) {
   const ModelConfig& model = *r.req.model->config;
   const auto length = header_parser.content_length();
-  bhttp::response_parser<bhttp::string_body> parser{std::move(header_parser)};
+  AnswerParser<bhttp::string_body> parser{std::move(header_parser)};
   parser.body_limit(kMaxResponseBody);
   // Room for the parser's padding now, so that reading the answer's fields does not copy it.
   if (length && *length <= kMaxResponseBody) parser.get().body().reserve(*length + kJsonBodyPadding);
@@ -275,7 +280,9 @@ asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnecti
   auto& stream = *conn.stream;
   beast::flat_buffer& buffer = stream.buffer;
   buffer.clear();
-  bhttp::response_parser<bhttp::empty_body> header_parser;
+  AnswerParser<bhttp::empty_body> header_parser(
+      std::piecewise_construct, std::make_tuple(),
+      std::make_tuple(http::FieldAllocator<char>(&stream.fields)));
   header_parser.body_limit(kMaxResponseBody);
   stream.deadline.ExpiresAfter(model.timeout);
   const beast::error_code hec = co_await http::ReadMessage(stream.socket, buffer, header_parser,

@@ -15,6 +15,7 @@
 
 #include "config/config.h"
 #include "http/deadline.h"
+#include "http/field_arena.h"
 
 namespace trl {
 
@@ -31,6 +32,8 @@ struct UpstreamSocket {
   // What was read from the backend and not parsed yet; empty between exchanges. Kept with the
   // connection so that its room is reused from one answer to the next.
   boost::beast::flat_buffer buffer;
+  // The header fields of the answer being read.
+  http::FieldArena fields;
 };
 
 struct UpstreamConnection {
