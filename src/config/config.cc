@@ -20,6 +20,7 @@
 #include <variant>
 
 #include "common/crypto.h"
+#include "common/decimal.h"
 
 namespace trl {
 namespace {
@@ -981,9 +982,7 @@ void AppendDuration(std::string& out, Millis d) {
     ms = -ms;  // durations here are never near INT64_MIN
   }
   auto number = [&out](int64_t v, std::string_view unit) {
-    char digits[20];
-    out.append(digits, std::to_chars(digits, digits + sizeof digits, v).ptr);
-    out.append(unit);
+    out.append(Decimal(v).view()).append(unit);
   };
   if (ms < 1000) return number(ms, ms == 0 ? "s" : "ms");
   const int64_t h = ms / 3'600'000;

@@ -3,7 +3,6 @@
 #include <sys/socket.h>
 
 #include <array>
-#include <charconv>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -19,6 +18,7 @@
 #include <optional>
 #include <random>
 
+#include "common/decimal.h"
 #include "http/deadline.h"
 #include "http/socket_io.h"
 
@@ -77,10 +77,8 @@ class Connection final : public ResponseWriter {
 
   asio::awaitable<bool> Send(Response response, std::string_view head_lines) override {
     if (failed_) co_return false;
-    std::array<char, 20> digits;
-    const char* end = std::to_chars(digits.begin(), digits.end(), response.body().size()).ptr;
-    const std::string_view length(digits.begin(), end);
-    StartHead(response.base(), head_lines, "Content-Length", length);
+    const Decimal length(static_cast<int64_t>(response.body().size()));
+    StartHead(response.base(), head_lines, "Content-Length", length.view());
     const std::array<asio::const_buffer, 2> buffers{asio::buffer(head_),
                                                     asio::buffer(response.body())};
     responded_ = true;

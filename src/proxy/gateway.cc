@@ -1,11 +1,10 @@
 #include "proxy/gateway.h"
 
-#include <charconv>
-
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include "common/decimal.h"
 #include "proxy/errors.h"
 #include "proxy/upstream_exchange.h"
 
@@ -53,15 +52,10 @@ std::string RateLimitHeadLines(const Admission& admission) {
   struct Names {
     std::string_view limit, remaining, reset;
   };
-  auto number = [&lines](std::string_view name, int64_t value) {
-    char digits[20];
-    http::AppendField(lines, name,
-                      {digits, std::to_chars(digits, digits + sizeof digits, value).ptr});
-  };
   auto add = [&](const RateLimitHeaderValues& v, const Names& names) {
     if (!v.present) return;
-    number(names.limit, v.limit);
-    number(names.remaining, std::max<int64_t>(0, v.remaining));
+    http::AppendField(lines, names.limit, Decimal(v.limit).view());
+    http::AppendField(lines, names.remaining, Decimal(std::max<int64_t>(0, v.remaining)).view());
     lines.append(names.reset).append(std::string_view(": "));
     AppendDuration(lines, Millis(v.reset_ms));
     lines.append(std::string_view("\r\n"));

@@ -1,7 +1,6 @@
 #include "proxy/upstream_exchange.h"
 
 #include <array>
-#include <charconv>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -12,6 +11,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/container/small_vector.hpp>
 
+#include "common/decimal.h"
 #include "http/socket_io.h"
 #include "proxy/errors.h"
 #include "proxy/request_fields.h"
@@ -65,14 +65,11 @@ std::string UpstreamHead(const ExchangeRequest& req, const BackendUrl& backend) 
       http::AppendField(head, field.name_string(), field.value());
     }
   }
-  char digits[20];
-  auto number = [&](uint64_t v) -> std::string_view {
-    return {digits, std::to_chars(digits, digits + sizeof digits, v).ptr};
-  };
   head.append(std::string_view("Host: ")).append(backend.host).push_back(':');
-  head.append(number(backend.port));
+  head.append(Decimal(backend.port).view());
   head.append(std::string_view("\r\nContent-Type: application/json\r\nContent-Length: "));
-  head.append(number(req.body.size())).append(std::string_view("\r\n\r\n"));
+  head.append(Decimal(static_cast<int64_t>(req.body.size())).view());
+  head.append(std::string_view("\r\n\r\n"));
   return head;
 }
 
