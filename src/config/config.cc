@@ -192,6 +192,7 @@ std::variant<BackendUrl, UrlError> ParseBackendUrl(const std::string& url) {
   b.url = url;
   b.host = authority->host;
   b.port = authority->port;
+  b.authority = b.host + ":" + std::to_string(b.port);
   if (slash != std::string_view::npos) {
     std::string_view path = rest.substr(slash);
     while (!path.empty() && path.back() == '/') path.remove_suffix(1);

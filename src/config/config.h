@@ -78,6 +78,7 @@ struct BackendUrl {
   std::string host;
   uint16_t port = 80;
   std::string base_path;  // "" or "/prefix" (no trailing slash), prepended to /v1/...
+  std::string authority;  // "host:port": the key of its idle connections (ConnectionPool)
 };
 
 struct ModelConfig {

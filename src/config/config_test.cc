@@ -476,7 +476,9 @@ TEST(ConfigLoad, BackendUrlParts) {
   EXPECT_EQ(b[0].host, "h");
   EXPECT_EQ(b[0].port, 80);
   EXPECT_EQ(b[0].base_path, "");
+  EXPECT_EQ(b[0].authority, "h:80");
   EXPECT_EQ(b[1].url, "HTTP://h:81/a/b//");
+  EXPECT_EQ(b[1].authority, "h:81");
   EXPECT_EQ(b[1].port, 81);
   EXPECT_EQ(b[1].base_path, "/a/b");
 }

@@ -1,6 +1,7 @@
 #include "http/deadline.h"
 
 #include <algorithm>
+#include <ctime>
 #include <optional>
 
 #include <boost/asio/execution_context.hpp>
@@ -81,8 +82,30 @@ Deadline::Deadline(asio::ip::tcp::socket& socket)
       sweep_(asio::use_service<DeadlineSweep>(
           asio::query(socket.get_executor(), asio::execution::context))) {}
 
+namespace {
+
+// A deadline is armed around every socket operation, ~7 times per proxied request, and its
+// timeouts are seconds: the kernel's coarse clock (the last tick's time, read without the TSC:
+// ~3 ns instead of ~22) is exact enough. It is the same clock as steady_clock's
+// (CLOCK_MONOTONIC) up to one tick behind, so one tick is added: a deadline never comes early,
+// and at most a tick (~4 ms) late.
+Clock::time_point CoarseNowPlusTick() {
+  static const Clock::duration tick = [] {
+    timespec res{};
+    clock_getres(CLOCK_MONOTONIC_COARSE, &res);
+    return std::chrono::seconds(res.tv_sec) + std::chrono::nanoseconds(res.tv_nsec);
+  }();
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+  return Clock::time_point(std::chrono::duration_cast<Clock::duration>(
+             std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec))) +
+         tick;
+}
+
+}  // namespace
+
 void Deadline::ExpiresAfter(Clock::duration timeout) {
-  at_ = Clock::now() + timeout;
+  at_ = CoarseNowPlusTick() + timeout;
   expired_ = false;
   sweep_.Armed(*this);
 }

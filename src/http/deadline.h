@@ -30,6 +30,7 @@ class Deadline {
   Deadline(const Deadline&) = delete;
   Deadline& operator=(const Deadline&) = delete;
 
+  // Past `timeout` from now, or up to one clock tick (~4 ms) later: never earlier.
   void ExpiresAfter(std::chrono::steady_clock::duration timeout);
   void Clear() { at_ = std::chrono::steady_clock::time_point::max(); }
   // The last armed deadline passed and the socket's operations were cancelled for it (until the

@@ -45,6 +45,17 @@ inline void AppendField(std::string& out, std::string_view name, std::string_vie
 // "HTTP/1.1 200 OK\r\n" and every field; the caller adds its own fields and the empty line.
 void AppendResponseHead(std::string& out, const bhttp::response_header<>& header);
 
+// The value of the first `name` field (a known one, not field::unknown), or "". Beast's
+// find(field) looks the name up by its text in a case-insensitive tree (~500 instructions);
+// the parser stored each field's enum, and a message has a handful of fields.
+template <class Allocator>
+std::string_view FieldValue(const bhttp::basic_fields<Allocator>& fields, bhttp::field name) {
+  for (const auto& f : fields) {
+    if (f.name() == name) return f.value();
+  }
+  return {};
+}
+
 struct ServerOptions {
   uint64_t max_body_bytes = 4 * 1024 * 1024;
   uint32_t max_header_bytes = 16 * 1024;

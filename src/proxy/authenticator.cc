@@ -55,9 +55,7 @@ std::optional<Identity> Authenticator::Authenticate(const http::Request& request
     }
     return Identity{name, {}, &kAllModels, config_.default_limits, {}, nullptr};
   }
-  auto it = request.find(http::bhttp::field::authorization);
-  if (it == request.end()) return std::nullopt;
-  std::string_view value = it->value();
+  std::string_view value = http::FieldValue(request.base(), http::bhttp::field::authorization);
   constexpr std::string_view kBearer = "Bearer ";
   if (value.size() <= kBearer.size() ||
       !std::equal(kBearer.begin(), kBearer.end(), value.begin(),

@@ -300,7 +300,7 @@ asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnecti
   backend.ReportSuccess();
   const auto& header = header_parser.get();
   const unsigned status = header.result_int();
-  const std::string_view content_type = header[bhttp::field::content_type];
+  const std::string_view content_type = http::FieldValue(header, bhttp::field::content_type);
   if (status == 200 && content_type.substr(0, 17) == "text/event-stream") {
     co_await RelayStreamedAnswer(r, stream, buffer, header_parser, content_type, watch, reusable);
   } else {

@@ -30,16 +30,15 @@ ConnectionPool& ConnectionPool::ForThisThread() {
 asio::awaitable<beast::error_code> ConnectionPool::Acquire(const BackendUrl& backend,
                                                            std::chrono::milliseconds timeout,
                                                            bool fresh, UpstreamConnection& out) {
-  std::string key = backend.host + ":" + std::to_string(backend.port);
   if (!fresh) {
-    auto it = idle_.find(key);
+    auto it = idle_.find(backend.authority);
     if (it != idle_.end()) {
       const auto checked_since = std::chrono::steady_clock::now() - kCheckIdleAfter;
       while (!it->second.empty()) {
         Idle idle = std::move(it->second.back());
         it->second.pop_back();
         if (idle.since > checked_since || StillOpen(*idle.stream)) {
-          out = UpstreamConnection{std::move(idle.stream), std::move(key), true};
+          out = UpstreamConnection{std::move(idle.stream), backend.authority, true};
           co_return beast::error_code{};
         }
       }
@@ -68,7 +67,7 @@ asio::awaitable<beast::error_code> ConnectionPool::Acquire(const BackendUrl& bac
   stream->deadline.Clear();
   if (ec) co_return stream->deadline.Expired() ? asio::error::timed_out : ec;
   stream->socket.set_option(asio::ip::tcp::no_delay(true));
-  out = UpstreamConnection{std::move(stream), std::move(key), false};
+  out = UpstreamConnection{std::move(stream), backend.authority, false};
   co_return beast::error_code{};
 }
 
