@@ -68,12 +68,15 @@ bool ValidRequestId(std::string_view id) {
   return true;
 }
 
+class ClientPoll;
+
 class Connection final : public ResponseWriter {
  public:
-  Connection(tcp::socket& socket, Deadline& deadline, const ServerOptions& options,
-             bool keep_alive, std::string_view request_id, std::string& head_buffer)
-      : socket_(socket), deadline_(deadline), options_(options), keep_alive_(keep_alive),
-        request_id_(request_id), head_(head_buffer) {}
+  Connection(tcp::socket& socket, Deadline& deadline, ClientPoll& poll,
+             const ServerOptions& options, bool keep_alive, std::string_view request_id,
+             std::string& head_buffer)
+      : socket_(socket), deadline_(deadline), poll_(poll), options_(options),
+        keep_alive_(keep_alive), request_id_(request_id), head_(head_buffer) {}
 
   asio::awaitable<bool> Send(Response response, std::string_view head_lines) override {
     if (failed_) co_return false;
@@ -149,6 +152,7 @@ class Connection final : public ResponseWriter {
 
   tcp::socket& socket_;
   Deadline& deadline_;
+  ClientPoll& poll_;  // the session's thread's (use_service takes a lock: once per session)
   const ServerOptions& options_;
   bool keep_alive_;
   std::string_view request_id_;  // the session's buffer
@@ -224,8 +228,7 @@ asio::execution_context::id ClientPoll::id;
 void Connection::WatchClient(std::function<void()> gone) {
   gone_ = std::move(gone);
   watch_hook_.unlink();
-  asio::use_service<ClientPoll>(asio::query(socket_.get_executor(), asio::execution::context))
-      .Add(*this);
+  poll_.Add(*this);
 }
 
 asio::awaitable<void> WriteError(tcp::socket& socket, Deadline& deadline,
@@ -251,6 +254,8 @@ asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::Sta
 
   socket.set_option(tcp::no_delay(true));
   Deadline deadline(socket);
+  ClientPoll& poll =
+      asio::use_service<ClientPoll>(asio::query(socket.get_executor(), asio::execution::context));
   const ServerOptions& options = state->options;
   // Bounds what a client can make us hold: one header block plus read-ahead of pipelined bytes.
   beast::flat_buffer buffer(options.max_header_bytes + 64 * 1024);
@@ -323,8 +328,7 @@ asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::Sta
     deadline.Clear();
     Request request = parser.release();
     bool keep_alive = request.keep_alive() && !state->stopping.load(std::memory_order_relaxed);
-    Connection connection(socket, deadline, options, keep_alive, request_id,
-                          head_buffer);
+    Connection connection(socket, deadline, poll, options, keep_alive, request_id, head_buffer);
     state->active_requests.fetch_add(1);
     co_await state->handler(request, connection);
     state->active_requests.fetch_sub(1);

@@ -6,11 +6,13 @@
 namespace trl {
 
 bool Backend::Available(BackendHealth::TimePoint now) const {
+  if (clean_.load(std::memory_order_acquire)) return true;
   std::lock_guard lock(mu_);
   return health_.Available(now);
 }
 
 bool Backend::Up() const {
+  if (clean_.load(std::memory_order_acquire)) return true;
   std::lock_guard lock(mu_);
   return health_.Up();
 }
@@ -19,13 +21,16 @@ bool Backend::ReportFailure(BackendHealth::TimePoint now, BackendHealth::Failure
   std::lock_guard lock(mu_);
   bool was_up = health_.Up();
   health_.OnFailure(now, kind);
+  clean_.store(false, std::memory_order_release);
   return was_up && !health_.Up();
 }
 
 bool Backend::ReportSuccess() {
+  if (clean_.load(std::memory_order_acquire)) return false;
   std::lock_guard lock(mu_);
   bool was_down = !health_.Up();
   health_.OnSuccess();
+  clean_.store(true, std::memory_order_release);
   return was_down;
 }
 
@@ -69,7 +74,8 @@ Backend* ModelRegistry::Pick(const Model& model, std::span<const Backend* const>
   static std::atomic<unsigned> rotation{0};
   const size_t n = model.backends.size();
   if (n == 0) return nullptr;
-  size_t start = rotation.fetch_add(1, std::memory_order_relaxed) % n;
+  // (Not for a lone backend: every request would write the counter's cache line.)
+  const size_t start = n > 1 ? rotation.fetch_add(1, std::memory_order_relaxed) % n : 0;
   Backend* best = nullptr;
   int best_outstanding = std::numeric_limits<int>::max();
   for (size_t i = 0; i < n; ++i) {

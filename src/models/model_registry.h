@@ -18,6 +18,10 @@
 namespace trl {
 
 // Thread-safe: outstanding is atomic, health is guarded by a mutex held for a few instructions.
+// Every I/O thread touches a backend on every request: on the usual path (up, and no failure
+// since the last success) Available, Up and ReportSuccess only read `clean_`, so they take no
+// lock and leave the cache line shared between the cores; outstanding, written twice per
+// request, has a line of its own.
 class Backend {
  public:
   explicit Backend(BackendUrl url) : url_(std::move(url)) {}
@@ -35,9 +39,10 @@ class Backend {
 
  private:
   BackendUrl url_;
-  std::atomic<int> outstanding_{0};
   mutable std::mutex mu_;
   BackendHealth health_;
+  std::atomic<bool> clean_{true};  // health_ is as OnSuccess leaves it: nothing to change
+  alignas(64) std::atomic<int> outstanding_{0};
 };
 
 struct Model {
