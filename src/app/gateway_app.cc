@@ -374,11 +374,13 @@ int RunGateway(const AppOptions& options) {
   asio::signal_set signals(control, SIGTERM, SIGINT, SIGHUP);
   asio::steady_timer drain_timer(control);
   std::chrono::steady_clock::time_point drain_deadline;
+  // Drained: no request in flight, and none still settling with the store.
   std::function<void()> wait_drained = [&] {
-    if (data_server.ActiveRequests() == 0 || std::chrono::steady_clock::now() >= drain_deadline) {
-      if (data_server.ActiveRequests() > 0) {
-        spdlog::warn("shutdown grace over with {} requests in flight; stopping",
-                     data_server.ActiveRequests());
+    const bool drained = data_server.ActiveRequests() == 0 && limiter.PendingSettlements() == 0;
+    if (drained || std::chrono::steady_clock::now() >= drain_deadline) {
+      if (!drained) {
+        spdlog::warn("shutdown grace over with {} requests in flight, {} settling; stopping",
+                     data_server.ActiveRequests(), limiter.PendingSettlements());
       }
       control.stop();
       return;

@@ -1,6 +1,8 @@
 #include "limits/limiter.h"
 
 #include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <utility>
 
 namespace trl {
@@ -360,6 +362,23 @@ asio::awaitable<void> Limiter::Settle(const Reservation& reservation, int64_t ac
     co_return;
   }
   co_await SettleAsync(reservation, actual_tokens);
+}
+
+void Limiter::SettleInBackground(const asio::any_io_executor& executor, Reservation reservation,
+                                 int64_t actual_tokens) {
+  if (reservation.Empty()) return;
+  if (sync_) {
+    SettleNow(reservation, actual_tokens);
+    return;
+  }
+  pending_settlements_.fetch_add(1, std::memory_order_acq_rel);
+  // co_spawn dispatches: on `executor`'s thread the coroutine starts here, at once.
+  asio::co_spawn(executor, SettleOwned(std::move(reservation), actual_tokens), asio::detached);
+}
+
+asio::awaitable<void> Limiter::SettleOwned(Reservation reservation, int64_t actual_tokens) {
+  co_await SettleAsync(reservation, actual_tokens);
+  pending_settlements_.fetch_sub(1, std::memory_order_acq_rel);
 }
 
 asio::awaitable<LimitReadings> Limiter::ReadKeyLimits(std::string_view key,

@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/container/small_vector.hpp>
 
@@ -149,6 +150,16 @@ class Limiter {
   // budget (refunds never lift a budget above its capacity; a larger cost puts it in debt) and
   // releases the concurrency slot. Store failures are counted in Stats(), not reported.
   asio::awaitable<void> Settle(const Reservation& reservation, int64_t actual_tokens);
+  // Settle, without holding up the caller: the request's client has its answer, and its
+  // connection can take the next request while a store round trip settles this one. A
+  // synchronous store settles before this returns. With another, the settlement is in the
+  // store's queue for its shard before this returns (the store's coroutine runs here up to its
+  // first wait), so an admission made after it on this thread is judged after it, seeing its
+  // refund and its released concurrency slot; it then completes on `executor`.
+  // PendingSettlements counts those not yet done (a draining gateway waits for them).
+  void SettleInBackground(const asio::any_io_executor& executor, Reservation reservation,
+                          int64_t actual_tokens);
+  size_t PendingSettlements() const { return pending_settlements_.load(std::memory_order_acquire); }
 
   // Admin: the key's limits (as configured, every model) with their current state. `tenant` is
   // the key's tenant ("" if none); it places the buckets in a clustered store.
@@ -185,12 +196,14 @@ class Limiter {
   void CountSettle(StoreStatus status);
   void SettleNow(const Reservation& reservation, int64_t actual_tokens);
   asio::awaitable<void> SettleAsync(const Reservation& reservation, int64_t actual_tokens);
+  asio::awaitable<void> SettleOwned(Reservation reservation, int64_t actual_tokens);
 
   Store& store_;
   SynchronousStore* const sync_;  // store_.Synchronous(): called directly when non-null
   const Clock& clock_;
   const LimiterOptions options_;
   mutable Counters counters_;
+  std::atomic<size_t> pending_settlements_{0};
 };
 
 // "key 'team-a' model 'llama2-13b' 20000 tokens per 1m" and the like (Admission::refused_limit).

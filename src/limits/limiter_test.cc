@@ -11,6 +11,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/this_coro.hpp>
 
 #include "fakes/fake_clock.h"
 #include "fakes/redis_server.h"
@@ -411,6 +412,34 @@ TEST_P(LimiterTest, OptionsSetLeaseTtlAndConcurrencyRetry) {
   EXPECT_EQ(refused.retry_after_ms, 250);
   clock_.Advance(milliseconds(5'000));
   EXPECT_EQ(RunAwaitable(limiter.Admit(scope, 1)).outcome, Outcome::kAdmitted);
+}
+
+// A background settlement is in the store's queue before SettleInBackground returns: an
+// admission made right after it on the same thread already sees its refund and its released
+// concurrency slot (both of which it needs here).
+TEST_P(LimiterTest, BackgroundSettlementComesBeforeTheNextAdmission) {
+  std::vector<LimitConfig> key = {Tokens(100, kMinute), Concurrent(1)};
+  const RequestScope scope = Scope(key);
+  Admission first = Admit(scope, 60);
+  ASSERT_EQ(first.outcome, Outcome::kAdmitted);
+  boost::asio::io_context io;
+  Admission second;
+  size_t pending_after_call = 99;
+  boost::asio::co_spawn(
+      io,
+      [&]() -> boost::asio::awaitable<void> {
+        limiter_.SettleInBackground(co_await boost::asio::this_coro::executor,
+                                    first.reservation, 10);
+        pending_after_call = limiter_.PendingSettlements();
+        second = co_await limiter_.Admit(scope, 80);
+      },
+      boost::asio::detached);
+  io.run();
+  EXPECT_EQ(pending_after_call, GetParam() == StoreKind::kRedis ? 1u : 0u);
+  EXPECT_EQ(limiter_.PendingSettlements(), 0u);
+  ASSERT_EQ(second.outcome, Outcome::kAdmitted);
+  EXPECT_EQ(second.tokens.remaining, 10);  // 100 - 60 + 50 refunded - 80
+  EXPECT_EQ(limiter_.Stats().settled, 1u);
 }
 
 TEST_P(LimiterTest, ModelLimitIsNamedWhenItRefuses) {

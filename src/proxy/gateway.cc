@@ -1,5 +1,6 @@
 #include "proxy/gateway.h"
 
+#include <boost/asio/this_coro.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -384,7 +385,8 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
     completion = result.relayed_tokens;
   }
   if (admission.outcome == Admission::Outcome::kAdmitted) {
-    co_await limiter_.Settle(admission.reservation, prompt + completion);
+    limiter_.SettleInBackground(co_await asio::this_coro::executor,
+                                std::move(admission.reservation), prompt + completion);
   }
 
   // record
