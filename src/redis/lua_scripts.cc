@@ -173,13 +173,15 @@ local settled = #data > 0
 if not applied then
   local released = {}
   while pos <= #data do
-    local k, delta, stamp, lease
-    k, delta, stamp, lease, pos = struct.unpack('<Hi8i8c8', data, pos)
+    -- (A lease id is read only where it is used: Lua makes and hashes a string of it.)
+    local k, delta, stamp
+    k, delta, stamp, pos = struct.unpack('<Hi8i8', data, pos)
+    pos = pos + 8
     local spec = specs[k]
     if spec.kind == 'c' then
       local r = released[k]
       if not r then r = {}; released[k] = r end
-      r[#r + 1] = lease
+      r[#r + 1] = string.sub(data, pos - 8, pos - 1)
     elseif spec.kind == 't' and delta ~= 0 then
       local b = bucket(k)
       -- A refund for a calendar window that has ended is dropped: that window's budget is gone.
@@ -193,15 +195,16 @@ if not applied then
   for k, r in pairs(released) do redis.call('ZREM', KEYS[k], unpack(r)) end
 end
 
-local out = {struct.pack('<i8', now)}
+-- The reply, packed once at the end: its format and its values.
+local fmt, vals = {'<i8'}, {now}
 local flags = {}
 local changed = settled
 local charged, amounts, fit = {}, {}, {}  -- this admission's charges
 local a = 0
 data, pos = ARGV[6], 1
 while pos <= #data do
-  local lease, ttl, n
-  lease, ttl, n, pos = struct.unpack('<c8i8H', data, pos)
+  local lease_at, ttl, n = pos
+  ttl, n, pos = struct.unpack('<i8H', data, pos + 8)
   a = a + 1
   local replay = applied and string.sub(applied, a, a) == '1'
   local all = true
@@ -225,22 +228,28 @@ while pos <= #data do
       else
         b.in_use = b.in_use + 1
         b.leases[#b.leases + 1] = int(now + ttl)
-        b.leases[#b.leases + 1] = lease
+        b.leases[#b.leases + 1] = string.sub(data, lease_at, lease_at + 7)
         if not b.ttl or ttl > b.ttl then b.ttl = ttl end
       end
     end
   end
   flags[a] = all and '1' or '0'
-  out[#out + 1] = all and '\1' or '\0'
+  fmt[#fmt + 1] = 'B'
+  vals[#vals + 1] = all and 1 or 0
   for c = 1, n do
     local b = charged[c]
-    if b.level then
-      out[#out + 1] = struct.pack('<Bi8i8i8i4', fit[c] and 1 or 0, b.level[1], b.level[2],
-                                  b.level[3], 0)
-    else
-      out[#out + 1] = struct.pack('<Bi8i8i8i4', fit[c] and 1 or 0, 0, 0, 0, b.in_use)
-    end
+    fmt[#fmt + 1] = 'Bi8'
+    vals[#vals + 1] = fit[c] and 1 or 0
+    vals[#vals + 1] = b.level and b.level[1] or b.in_use
   end
+end
+-- Each bucket's fraction and stamp, once: the same after every admission of the call (the
+-- refresh and the settlements come first, and a charge only lowers a level).
+for k = 2, #KEYS do
+  local b = buckets[k]
+  fmt[#fmt + 1] = 'i8i8'
+  vals[#vals + 1] = b and b.level and b.level[2] or 0
+  vals[#vals + 1] = b and b.level and b.level[3] or 0
 end
 for k, b in pairs(buckets) do
   if b.dirty then save(KEYS[k], b.spec, now, b.level, margin) end
@@ -251,7 +260,7 @@ for k, b in pairs(buckets) do
 end
 -- (A replayed admission's flag is '1' again: the marker keeps every applied one.)
 if changed then redis.call('SET', KEYS[1], table.concat(flags), 'PX', ARGV[2]) end
-return table.concat(out)
+return struct.pack(table.concat(fmt), unpack(vals))
 )lua";
 
 constexpr const char* kReadBody = R"lua(

@@ -36,7 +36,10 @@ namespace trl::redis {
 // delta, admitted stamp, lease id; [6] the admissions: per admission '<c8i8H' its lease id (8
 // bytes, the member of its concurrency leases), lease TTL µs, number of charges, then per charge
 // '<Hi8' the index of its bucket in KEYS, amount. Returns a string: '<i8' now, then per
-// admission 'B' admitted (0|1), then per charge '<Bi8i8i8i4' fits, level, frac, stamp, in_use.
+// admission 'B' admitted (0|1), then per charge '<Bi8' fits, and the bucket's level after this
+// admission (kConcurrent: its slots in use); then per bucket of KEYS[2..] '<i8i8' frac, stamp
+// (the same after every admission of the call; 0 0 for kConcurrent). Packed by one
+// struct.pack: Lua makes and hashes a string of every value it packs.
 extern const std::string kBatchScript;
 
 // KEYS[i] bucket i. ARGV[1] now, [2] the specs of KEYS[1..].

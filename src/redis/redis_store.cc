@@ -8,8 +8,11 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/container/small_vector.hpp>
 #include <iterator>
 #include <random>
+#include <tuple>
+#include <utility>
 
 #include "redis/lua_scripts.h"
 #include "redis/packed.h"
@@ -83,11 +86,12 @@ struct BatchKeys {
 void PutIndex(std::string& out, size_t index) { redis::PutInt(out, static_cast<int64_t>(index), 2); }
 
 // The packed records' sizes (lua_scripts.h): a settlement '<Hi8i8c8', an admission '<c8i8H' and
-// each of its charges '<Hi8'; in the reply, a charge's '<Bi8i8i8i4'.
+// each of its charges '<Hi8'; in the reply, a charge's '<Bi8' and a bucket's '<i8i8'.
 constexpr size_t kSettlementSize = 2 + 8 + 8 + 8;
 constexpr size_t kAdmissionSize = 8 + 8 + 2;
 constexpr size_t kChargeSize = 2 + 8;
-constexpr size_t kChargeReplySize = 1 + 8 + 8 + 8 + 4;
+constexpr size_t kChargeReplySize = 1 + 8;
+constexpr size_t kBucketReplySize = 8 + 8;
 
 bool IntAt(const redisReply& array, size_t i, int64_t& out) {
   if (i >= array.elements || array.element[i]->type != REDIS_REPLY_INTEGER) return false;
@@ -328,6 +332,7 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
   settlements.reserve(kMaxBatch * 3 * kSettlementSize);
   admissions.reserve(kMaxBatch * (kAdmissionSize + 3 * kChargeSize));
   size_t reply_size = 8;
+  boost::container::small_vector<uint16_t, 64> charge_keys;  // each charge's index in KEYS
   for (Waiter* w = batch; w; w = w->next) {
     if (w->settle) {
       for (const Settlement& s : w->settle->settlements) {
@@ -345,10 +350,14 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
     redis::PutInt(admissions, std::max<int64_t>(w->admit->lease_ttl_micros, 1), 8);
     redis::PutInt(admissions, static_cast<int64_t>(charges.size()), 2);
     for (const Charge& c : charges) {
-      PutIndex(admissions, keys.IndexOf(prefix, c.bucket));
+      const size_t index = keys.IndexOf(prefix, c.bucket);
+      charge_keys.push_back(static_cast<uint16_t>(index));
+      PutIndex(admissions, index);
       redis::PutInt(admissions, c.amount, 8);
     }
   }
+  const size_t buckets = keys.refs.size();
+  reply_size += kBucketReplySize * buckets;
   std::vector<std::string> args;
   args.reserve(9 + keys.keys.size());
   args.emplace_back("EVALSHA");
@@ -368,8 +377,18 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
   Result r =
       co_await lane.client->Execute(std::move(args), std::move(routing), deadline, lane.batch);
   bool ok = r.ok() && r.reply->type == REDIS_REPLY_STRING && r.reply->len == reply_size;
-  redis::PackedReader in(ok ? redis::ReplyText(*r.reply) : std::string_view());
+  const std::string_view reply = ok ? redis::ReplyText(*r.reply) : std::string_view();
+  const size_t head_size = ok ? reply_size - kBucketReplySize * buckets : 0;
+  // The buckets' fractions and stamps come last, by index in KEYS from 2.
+  boost::container::small_vector<std::pair<int64_t, int64_t>, 8> frac_stamp(buckets);
+  redis::PackedReader tail(reply.substr(head_size));
+  for (auto& [frac, stamp] : frac_stamp) {
+    frac = tail.Int(8);
+    stamp = tail.Int(8);
+  }
+  redis::PackedReader in(reply.substr(0, head_size));
   const int64_t now = in.Int(8);
+  const uint16_t* charge_key = charge_keys.data();
   for (Waiter* w = batch; ok && w; w = w->next) {
     if (w->settle) continue;
     AdmitResult& result = w->admitted;
@@ -381,16 +400,20 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
     });
     result.lease = result.admitted && leased ? w->lease : 0;
     result.states.resize(charges.size());
-    for (BucketState& s : result.states) {
+    for (size_t i = 0; i < charges.size(); ++i, ++charge_key) {
+      BucketState& s = result.states[i];
       s.fits = in.Int(1) == 1;
-      s.level.level = in.Int(8);
-      s.level.frac = in.Int(8);
-      s.level.stamp = in.Int(8);
-      s.in_use = in.Int(4);
+      const int64_t value = in.Int(8);
+      if (charges[i].bucket.ref.kind == LimitKind::kConcurrent) {
+        s.in_use = value;
+      } else {
+        s.level.level = value;
+        std::tie(s.level.frac, s.level.stamp) = frac_stamp[*charge_key - 2];
+      }
     }
     ok = in.ok();
   }
-  ok = ok && in.AtEnd();
+  ok = ok && in.AtEnd() && tail.AtEnd();
   if (!ok) LogFailure(batch->admit ? Op::kAdmit : Op::kSettle, r);
   for (Waiter* w = batch; w; w = w->next) {
     if (w->settle) {

@@ -297,17 +297,17 @@ TEST_F(RedisStoreTest, BatchScriptReplayChargesOnce) {
     EXPECT_EQ(in.Int(1), 1) << run;  // admitted
     EXPECT_EQ(in.Int(1), 1) << run;  // tokens fit
     EXPECT_EQ(in.Int(8), 3) << run;  // 8 + 2 - 7, once
-    in.Int(8), in.Int(8), in.Int(4);
     EXPECT_EQ(in.Int(1), 1) << run;  // the slot fits
-    in.Int(8), in.Int(8), in.Int(8);
-    EXPECT_EQ(in.Int(4), 1) << run;  // one slot in use
+    EXPECT_EQ(in.Int(8), 1) << run;  // one slot in use
     EXPECT_EQ(in.Int(1), 0) << run;  // refused
     EXPECT_EQ(in.Int(1), 1) << run;  // the 3 tokens alone would fit
     EXPECT_EQ(in.Int(8), 3) << run;  // nothing charged
-    in.Int(8), in.Int(8), in.Int(4);
     EXPECT_EQ(in.Int(1), 0) << run;  // the slot does not fit
-    in.Int(8), in.Int(8), in.Int(8);
-    EXPECT_EQ(in.Int(4), 1) << run;
+    EXPECT_EQ(in.Int(8), 1) << run;
+    EXPECT_EQ(in.Int(8), 0) << run;   // p:t: no fraction left over
+    EXPECT_EQ(in.Int(8), kT0) << run;  // its stamp
+    EXPECT_EQ(in.Int(8), 0) << run;   // p:c: none
+    EXPECT_EQ(in.Int(8), 0) << run;
     EXPECT_TRUE(in.AtEnd()) << run;
   }
   EXPECT_EQ(server_->CommandText({"GET", "p:t"}).substr(0, 2), "3 ");
