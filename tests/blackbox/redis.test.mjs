@@ -104,6 +104,31 @@ describe('redis store', () => {
     for (const gw of gws) assert.equal((await gw.stop()).code, 0, `${gw.proc.name} exit code`);
   });
 
+  // The settlement goes to Redis after the answer, without holding the connection; the next
+  // request is still judged after it: it finds the concurrency slot free and the previous
+  // reservation (prompt + 200 tokens) replaced by the real cost (prompt + at most 16).
+  test('requests one after another: each is judged after the previous one settled', async () => {
+    const redis = await startRedis();
+    const cfg = config(redis);
+    // A rolling budget so large that it refills ~0.003 tokens per second: exact over the test.
+    cfg.api_keys.push({ name: 'seq', key: 'sk-seq',
+                        limits: [{ concurrent: 1 }, { tokens: 1000000, per: '3650d' }] });
+    const gw = await startGateway(cfg);
+    await ready(gw);
+    const body = chatBody('m', 'hello there', { max_tokens: 200 });
+    let previous = null;
+    for (let i = 0; i < 20; i++) {
+      const r = await gw.post('chat/completions', body, { key: 'sk-seq' });
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      const remaining = Number(r.headers.get('x-ratelimit-remaining-tokens'));
+      const cost = r.json.usage.prompt_tokens + r.json.usage.completion_tokens;
+      assert.ok(cost < 200, `cost ${cost}`);
+      if (previous) assert.equal(previous.remaining - remaining, previous.cost, `request ${i}`);
+      previous = { remaining, cost };
+    }
+    assert.equal((await gw.stop()).code, 0);
+  });
+
   test('three instances on a three-master Redis Cluster admit exactly 10 of 500', async () => {
     const cluster = await startRedisCluster();
     const cfg = config(cluster);
