@@ -129,7 +129,9 @@ RedisStore::RedisStore(RedisStoreOptions options) : options_(std::move(options))
   idle_margin_ms_ = std::to_string(std::max<int64_t>(0, options_.idle_margin.count()));
 }
 
-RedisStore::~RedisStore() = default;
+// The lanes' threads first: a batch that follows another (Drain, on a lane's thread) may still
+// be taking its shard's next calls from shards_, which goes before lanes_ does.
+RedisStore::~RedisStore() { Shutdown(); }
 
 std::unique_ptr<RedisStore> RedisStore::Create(RedisStoreOptions options, std::string* error,
                                                std::span<asio::io_context* const> io_threads) {

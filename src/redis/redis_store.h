@@ -96,7 +96,8 @@ class RedisStore final : public Store {
   asio::awaitable<StoreStatus> Reset(const BucketsRequest& request) override;
 
   // At shutdown, before the threads of callers that may be waiting on Redis stop: pending
-  // operations fail at once, later ones too (RedisClient::Shutdown). Blocking, briefly.
+  // operations fail at once, later ones too (RedisClient::Shutdown). Blocking, briefly. The
+  // destructor does it too.
   void Shutdown();
 
   // Before the first operation.
