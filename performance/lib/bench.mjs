@@ -16,7 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import {
-  cpuSeconds, existsSync, gitInfo, installCleanup, loadAverage, loadgen, log,
+  cpuTimes, existsSync, gitInfo, installCleanup, loadAverage, loadgen, log,
   machine, median, memoryKb, run, stopAll, waitForQuiet, wrk,
 } from './common.mjs';
 import { makeSystems } from './systems.mjs';
@@ -115,7 +115,7 @@ async function probe(t, body = 'chat') {
 // --- measurements ---------------------------------------------------------------------------
 
 function cpuOf(pids) {
-  return Object.fromEntries(pids.map(([n, pid]) => [n, cpuSeconds(pid)]));
+  return Object.fromEntries(pids.map(([n, pid]) => [n, cpuTimes(pid)]));
 }
 
 async function measureWrk(t, backend, { connections, threads, seconds, body }) {
@@ -126,8 +126,11 @@ async function measureWrk(t, backend, { connections, threads, seconds, body }) {
   });
   const after = cpuOf(pids);
   r.cpu_s_per_1k = {};
+  r.kernel_cpu_s_per_1k = {};
   for (const [n] of pids) {
-    r.cpu_s_per_1k[n] = r.requests ? ((after[n] - before[n]) / r.requests) * 1000 : null;
+    const per1k = (what) => (r.requests ? ((after[n][what] - before[n][what]) / r.requests) * 1000 : null);
+    r.cpu_s_per_1k[n] = per1k('total');
+    r.kernel_cpu_s_per_1k[n] = per1k('kernel');
   }
   return r;
 }
@@ -339,6 +342,7 @@ function summarise(active) {
       c1_p999_us: pick((r) => r.one_connection.p999_us),
       c1_errors: sum((r) => r.one_connection.errors),
       proxy_cpu_s_per_1k: pick((r) => r.saturation.cpu_s_per_1k.proxy),
+      proxy_kernel_cpu_s_per_1k: pick((r) => r.saturation.kernel_cpu_s_per_1k.proxy),
       redis_cpu_s_per_1k: pick((r) => r.saturation.cpu_s_per_1k.redis),
       backend_cpu_s_per_1k: pick((r) => r.saturation.cpu_s_per_1k.backend),
       stream_ttft_p50_us: pick((r) => r.stream.ttft.p50_us),
@@ -442,6 +446,7 @@ function printTable(S) {
     ['  x nginx', 'stream_sat_vs_nginx', 'x'],
     ['  errors', 'stream_sat_errors', ''],
     ['CPU ms / 1k req: proxy', 'proxy_cpu_s_per_1k', 'ms'],
+    ['  of which kernel', 'proxy_kernel_cpu_s_per_1k', 'ms'],
     ['CPU ms / 1k req: redis', 'redis_cpu_s_per_1k', 'ms'],
     ['CPU ms / 1k req: backend', 'backend_cpu_s_per_1k', 'ms'],
     ['CPU ms / 1k streams: proxy', 'stream_sat_proxy_cpu_s_per_1k', 'ms'],

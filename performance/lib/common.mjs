@@ -148,17 +148,20 @@ export function processTree(pid) {
   return out;
 }
 
-// CPU seconds (user + system) of a process and its descendants, as they are now.
-export function cpuSeconds(pid) {
-  let ticks = 0;
+// CPU seconds of a process and its descendants, as they are now: user space, kernel (system
+// time), and their sum.
+export function cpuTimes(pid) {
+  let user = 0;
+  let kernel = 0;
   for (const p of processTree(pid)) {
     try {
       const s = readFileSync(`/proc/${p}/stat`, 'utf8');
       const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]);  // utime, stime (fields 14, 15)
+      user += Number(f[11]);  // utime (field 14)
+      kernel += Number(f[12]);  // stime (field 15)
     } catch { /* gone */ }
   }
-  return ticks / CLK_TCK;
+  return { user: user / CLK_TCK, kernel: kernel / CLK_TCK, total: (user + kernel) / CLK_TCK };
 }
 
 // Resident memory of a process tree: current (VmRSS) and peak (VmHWM), in KiB, summed.
