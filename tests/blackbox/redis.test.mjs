@@ -6,6 +6,7 @@
 // its bound over 30 s of saturating load (single Redis and Cluster); the concurrency slots of a
 // SIGKILLed instance come back once store.concurrency_lease_ttl has passed.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 
@@ -104,30 +105,50 @@ describe('redis store', () => {
     for (const gw of gws) assert.equal((await gw.stop()).code, 0, `${gw.proc.name} exit code`);
   });
 
-  // The settlement goes to Redis after the answer, without holding the connection; the next
-  // request is still judged after it: it finds the concurrency slot free and the previous
-  // reservation (prompt + 200 tokens) replaced by the real cost (prompt + at most 16).
-  test('requests one after another: each is judged after the previous one settled', async () => {
-    const redis = await startRedis();
-    const cfg = config(redis);
-    // A rolling budget so large that it refills ~0.003 tokens per second: exact over the test.
-    cfg.api_keys.push({ name: 'seq', key: 'sk-seq',
-                        limits: [{ concurrent: 1 }, { tokens: 1000000, per: '3650d' }] });
-    const gw = await startGateway(cfg);
-    await ready(gw);
-    const body = chatBody('m', 'hello there', { max_tokens: 200 });
-    let previous = null;
-    for (let i = 0; i < 20; i++) {
-      const r = await gw.post('chat/completions', body, { key: 'sk-seq' });
-      assert.equal(r.status, 200, JSON.stringify(r.json));
-      const remaining = Number(r.headers.get('x-ratelimit-remaining-tokens'));
-      const cost = r.json.usage.prompt_tokens + r.json.usage.completion_tokens;
-      assert.ok(cost < 200, `cost ${cost}`);
-      if (previous) assert.equal(previous.remaining - remaining, previous.cost, `request ${i}`);
-      previous = { remaining, cost };
-    }
-    assert.equal((await gw.stop()).code, 0);
-  });
+  // The settlement goes to Redis after the answer, without holding the connection; the
+  // connection's next request is still judged after it: it finds the concurrency slot free and
+  // the previous reservation (prompt + 200 tokens) replaced by the real cost (prompt + at most
+  // 16). One connection, as an SDK client with one keep-alive connection has (fetch may open
+  // another, and requests on different connections are judged in no set order).
+  test('one connection\'s requests in a row: each is judged after the previous one settled',
+    async () => {
+      const redis = await startRedis();
+      const cfg = config(redis);
+      // A rolling budget so large that it refills ~0.003 tokens per second: exact over the test.
+      cfg.api_keys.push({ name: 'seq', key: 'sk-seq',
+                          limits: [{ concurrent: 1 }, { tokens: 1000000, per: '3650d' }] });
+      const gw = await startGateway(cfg);
+      await ready(gw);
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const post = () => new Promise((resolve, reject) => {
+        const req = http.request(`${gw.url}/v1/chat/completions`, {
+          method: 'POST', agent,
+          headers: { 'content-type': 'application/json', authorization: 'Bearer sk-seq' },
+        }, (res) => {
+          let text = '';
+          res.on('data', (chunk) => { text += chunk; });
+          res.on('end', () => resolve({ status: res.statusCode, headers: res.headers,
+                                        json: JSON.parse(text), port: req.socket.localPort }));
+        });
+        req.on('error', reject);
+        req.end(JSON.stringify(chatBody('m', 'hello there', { max_tokens: 200 })));
+      });
+      let previous = null;
+      const ports = new Set();
+      for (let i = 0; i < 20; i++) {
+        const r = await post();
+        ports.add(r.port);
+        assert.equal(r.status, 200, `request ${i}: ${JSON.stringify(r.json)}`);
+        const remaining = Number(r.headers['x-ratelimit-remaining-tokens']);
+        const cost = r.json.usage.prompt_tokens + r.json.usage.completion_tokens;
+        assert.ok(cost < 200, `cost ${cost}`);
+        if (previous) assert.equal(previous.remaining - remaining, previous.cost, `request ${i}`);
+        previous = { remaining, cost };
+      }
+      assert.equal(ports.size, 1, 'one connection');
+      agent.destroy();
+      assert.equal((await gw.stop()).code, 0);
+    });
 
   test('three instances on a three-master Redis Cluster admit exactly 10 of 500', async () => {
     const cluster = await startRedisCluster();
