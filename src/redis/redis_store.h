@@ -138,8 +138,6 @@ class RedisStore final : public Store {
     const redis::Script* batch = nullptr;
     const redis::Script* read = nullptr;  // the first lane's only
     const asio::execution_context* io_thread = nullptr;  // whose calls it takes; null: others
-    std::mutex mutex;                                    // shards; never held across I/O
-    Shards shards;
   };
 
   explicit RedisStore(RedisStoreOptions options);
