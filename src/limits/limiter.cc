@@ -364,6 +364,22 @@ asio::awaitable<void> Limiter::Settle(const Reservation& reservation, int64_t ac
   co_await SettleAsync(reservation, actual_tokens);
 }
 
+// A settlement that nobody waits for: it owns the reservation its request points into.
+struct Limiter::BackgroundSettlement final : SettleCompletion {
+  Limiter& limiter;
+  Reservation reservation;
+  SettlePlan plan;
+  SettleRequest request;
+
+  BackgroundSettlement(Limiter& limiter, Reservation reservation)
+      : limiter(limiter), reservation(std::move(reservation)) {}
+  void Settled(StoreStatus status) override {
+    limiter.CountSettle(status);
+    limiter.pending_settlements_.fetch_sub(1, std::memory_order_acq_rel);
+    delete this;
+  }
+};
+
 void Limiter::SettleInBackground(const asio::any_io_executor& executor, Reservation reservation,
                                  int64_t actual_tokens) {
   if (reservation.Empty()) return;
@@ -371,14 +387,14 @@ void Limiter::SettleInBackground(const asio::any_io_executor& executor, Reservat
     SettleNow(reservation, actual_tokens);
     return;
   }
+  auto settlement = std::make_unique<BackgroundSettlement>(*this, std::move(reservation));
+  const Reservation& r = settlement->reservation;
+  if (!MakeSettlePlan(r, actual_tokens, settlement->plan)) return;
+  settlement->request = {ShardKey(r.key_, r.tenant_), AsSpan(settlement->plan.settlements),
+                         clock_.NowMicros()};
   pending_settlements_.fetch_add(1, std::memory_order_acq_rel);
-  // co_spawn dispatches: on `executor`'s thread the coroutine starts here, at once.
-  asio::co_spawn(executor, SettleOwned(std::move(reservation), actual_tokens), asio::detached);
-}
-
-asio::awaitable<void> Limiter::SettleOwned(Reservation reservation, int64_t actual_tokens) {
-  co_await SettleAsync(reservation, actual_tokens);
-  pending_settlements_.fetch_sub(1, std::memory_order_acq_rel);
+  BackgroundSettlement& owned = *settlement.release();  // deletes itself when settled
+  store_.SettleDetached(owned.request, executor, owned);
 }
 
 asio::awaitable<LimitReadings> Limiter::ReadKeyLimits(std::string_view key,

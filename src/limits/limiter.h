@@ -153,9 +153,8 @@ class Limiter {
   // Settle, without holding up the caller: the request's client has its answer, and its
   // connection can take the next request while a store round trip settles this one. A
   // synchronous store settles before this returns. With another, the settlement is in the
-  // store's queue for its shard before this returns (the store's coroutine runs here up to its
-  // first wait), so an admission made after it on this thread is judged after it, seeing its
-  // refund and its released concurrency slot; it then completes on `executor`.
+  // store's order before this returns (Store::SettleDetached), so an admission made after it on
+  // this thread is judged after it, seeing its refund and its released concurrency slot.
   // PendingSettlements counts those not yet done (a draining gateway waits for them).
   void SettleInBackground(const asio::any_io_executor& executor, Reservation reservation,
                           int64_t actual_tokens);
@@ -196,7 +195,7 @@ class Limiter {
   void CountSettle(StoreStatus status);
   void SettleNow(const Reservation& reservation, int64_t actual_tokens);
   asio::awaitable<void> SettleAsync(const Reservation& reservation, int64_t actual_tokens);
-  asio::awaitable<void> SettleOwned(Reservation reservation, int64_t actual_tokens);
+  struct BackgroundSettlement;
 
   Store& store_;
   SynchronousStore* const sync_;  // store_.Synchronous(): called directly when non-null

@@ -1,5 +1,8 @@
 #include "limits/store.h"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
 namespace trl {
 namespace {
 
@@ -42,6 +45,15 @@ std::string BucketRef::Id() const {
   id += calendar ? "|c|" : "|r|";
   AppendEscaped(model, id);
   return id;
+}
+
+void Store::SettleDetached(const SettleRequest& request, const asio::any_io_executor& executor,
+                           SettleCompletion& done) {
+  auto settle = [](Store& store, const SettleRequest& request,
+                   SettleCompletion& done) -> asio::awaitable<void> {
+    done.Settled(co_await store.Settle(request));
+  };
+  asio::co_spawn(executor, settle(*this, request, done), asio::detached);
 }
 
 }  // namespace trl

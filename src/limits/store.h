@@ -24,6 +24,7 @@
 #include <string>
 #include <string_view>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/container/small_vector.hpp>
 
@@ -142,12 +143,30 @@ struct ReadResult {
 
 class SynchronousStore;
 
+// Where a settlement nobody waits for reports its outcome (Store::SettleDetached).
+class SettleCompletion {
+ public:
+  // Once, when the settlement is over, on any thread; the completion may delete itself here.
+  virtual void Settled(StoreStatus status) = 0;
+
+ protected:
+  ~SettleCompletion() = default;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
 
   virtual asio::awaitable<AdmitResult> Admit(const AdmitRequest& request) = 0;
   virtual asio::awaitable<StoreStatus> Settle(const SettleRequest& request) = 0;
+  // Settle, for a caller that does not wait: returns at once and reports to `done`. `request`
+  // (and what it points to) and `done` must stay valid until done.Settled. Before this
+  // returns, the settlement has its place in the store's order: an operation a caller starts
+  // after it on this thread is applied after it. `executor` is the caller's. The default runs
+  // Settle in a coroutine started on `executor` (co_spawn dispatches: it runs here up to its
+  // first wait); a store may do without the coroutine.
+  virtual void SettleDetached(const SettleRequest& request, const asio::any_io_executor& executor,
+                              SettleCompletion& done);
   virtual asio::awaitable<ReadResult> Read(const BucketsRequest& request) = 0;
   virtual asio::awaitable<StoreStatus> Reset(const BucketsRequest& request) = 0;
 

@@ -242,6 +242,41 @@ asio::awaitable<StoreStatus> RedisStore::Settle(const SettleRequest& request) {
   co_return w.settled;
 }
 
+void RedisStore::SettleDetached(const SettleRequest& request,
+                                const asio::any_io_executor& executor, SettleCompletion& done) {
+  if (request.settlements.empty()) {
+    done.Settled(StoreStatus::kOk);
+    return;
+  }
+  auto w = std::make_unique<Waiter>();
+  w->shard_key = request.shard_key;
+  w->settle = &request;
+  w->start = std::chrono::steady_clock::now();
+  w->detached = &done;
+  bool queued = false;
+  {
+    std::lock_guard lock(mutex_);
+    queued = Enqueue(*w);
+  }
+  if (queued) {
+    w.release();  // Send completes and deletes it
+    return;
+  }
+  asio::co_spawn(executor, Lead(LaneFor(executor), w.release()), asio::detached);
+}
+
+bool RedisStore::Enqueue(Waiter& w) {
+  auto it = shards_.find(w.shard_key);
+  if (it == shards_.end()) {
+    shards_.try_emplace(std::string(w.shard_key));
+    return false;
+  }
+  Queue& q = it->second;
+  (q.tail ? q.tail->next : q.head) = &w;
+  q.tail = &w;
+  return true;
+}
+
 asio::awaitable<void> RedisStore::Batched(Lane& lane, Waiter& w) {
   bool queue = false;
   {
@@ -253,34 +288,31 @@ asio::awaitable<void> RedisStore::Batched(Lane& lane, Waiter& w) {
     co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
         [this, &w](auto handler) {
           std::unique_lock lock(mutex_);
-          auto it = shards_.find(w.shard_key);
-          if (it != shards_.end()) {
-            Queue& q = it->second;
-            w.executor = asio::get_associated_executor(handler);
-            w.resume.emplace(std::move(handler));
-            (q.tail ? q.tail->next : q.head) = &w;
-            q.tail = &w;
-            return;
-          }
+          w.executor = asio::get_associated_executor(handler);
+          w.resume.emplace(std::move(handler));
+          if (Enqueue(w)) return;
           // The shard's call ended meanwhile: this call goes now.
-          shards_.try_emplace(std::string(w.shard_key));
           lock.unlock();
-          auto executor = asio::get_associated_executor(handler);
-          asio::post(executor, std::move(handler));
+          asio::post(w.executor, [&w] { (*w.resume)(); });  // (a called handler is empty)
         },
         asio::use_awaitable);
     if (w.done) co_return;
   }
-  co_await Send(lane, &w);
+  co_await Lead(lane, &w);
+}
+
+asio::awaitable<void> RedisStore::Lead(Lane& lane, Waiter* w) {
+  std::string shard(w->shard_key);  // a detached settlement's request is gone after Send
+  co_await Send(lane, w);
   Waiter* next = nullptr;
   {
     std::lock_guard lock(mutex_);
-    next = TakeBatch(w.shard_key);
+    next = TakeBatch(shard);
   }
   // The calls that queued meanwhile go on without this caller, which returns now: on this
   // lane's thread, so that each batch follows the last as soon as its reply is in.
   if (!next) co_return;
-  auto drain = Drain(lane, std::string(w.shard_key), next);
+  auto drain = Drain(lane, std::move(shard), next);
   if (lane.client->Running()) {
     asio::co_spawn(lane.client->Executor(), std::move(drain), asio::detached);
   } else {  // shutting down: every call fails at once, here
@@ -315,14 +347,39 @@ asio::awaitable<void> RedisStore::Drain(Lane& lane, std::string shard, Waiter* b
 
 asio::awaitable<void> RedisStore::Send(Lane& lane, Waiter* batch) {
   co_await Call(lane, batch);
+  // The queued callers, resumed with one post per executor (I/O thread), not one per caller.
+  struct Resumption {
+    asio::any_io_executor executor;
+    Waiter* head = nullptr;
+    Waiter* tail = nullptr;
+  };
+  boost::container::small_vector<Resumption, 4> resumptions;
   for (Waiter* w = batch; w;) {
-    Waiter* next = w->next;  // `w` may be gone once resumed
+    Waiter* next = w->next;  // `w` may be gone once completed
     w->done = true;
-    if (w->resume) {
-      // (Boost 1.81's any_completion_handler wraps itself when moved: it stays in place.)
-      asio::post(w->executor, [w] { std::move(*w->resume)(); });
+    if (w->detached) {
+      Observe(Op::kSettle, w->start, w->settled == StoreStatus::kOk);
+      w->detached->Settled(w->settled);
+      delete w;
+    } else if (w->resume && *w->resume) {  // queued, not yet resumed
+      auto it = std::find_if(resumptions.begin(), resumptions.end(),
+                             [w](const Resumption& r) { return r.executor == w->executor; });
+      if (it == resumptions.end()) it = resumptions.insert(resumptions.end(), {w->executor});
+      w->next = nullptr;
+      (it->tail ? it->tail->next : it->head) = w;
+      it->tail = w;
     }
     w = next;
+  }
+  for (Resumption& r : resumptions) {
+    asio::post(r.executor, [head = r.head] {
+      for (Waiter* w = head; w;) {
+        Waiter* next = w->next;
+        // (In place: Boost 1.81's any_completion_handler wraps itself when move-assigned.)
+        (*w->resume)();
+        w = next;
+      }
+    });
   }
 }
 

@@ -92,6 +92,10 @@ class RedisStore final : public Store {
 
   asio::awaitable<AdmitResult> Admit(const AdmitRequest& request) override;
   asio::awaitable<StoreStatus> Settle(const SettleRequest& request) override;
+  // Without a coroutine when the shard has a call in flight: the settlement joins its queue and
+  // `done` is called on the thread that ran its batch.
+  void SettleDetached(const SettleRequest& request, const asio::any_io_executor& executor,
+                      SettleCompletion& done) override;
   asio::awaitable<ReadResult> Read(const BucketsRequest& request) override;
   asio::awaitable<StoreStatus> Reset(const BucketsRequest& request) override;
 
@@ -119,8 +123,11 @@ class RedisStore final : public Store {
     AdmitResult admitted;
     StoreStatus settled = StoreStatus::kOk;
     bool done = false;  // the outcome is in
+    // Where the outcome goes once in, for a queued caller: its coroutine is resumed, or (a
+    // detached settlement, whose Waiter the store owns) `detached` is told.
     std::optional<asio::any_completion_handler<void()>> resume;
     asio::any_io_executor executor;  // resume's
+    SettleCompletion* detached = nullptr;
     Waiter* next = nullptr;
   };
   // The calls waiting for a shard's call in flight; a shard is in the map while it has one.
@@ -146,11 +153,17 @@ class RedisStore final : public Store {
   // Runs `w` alone at once when its shard has no call in flight, else in the shard's next
   // batch.
   asio::awaitable<void> Batched(Lane& lane, Waiter& w);
+  // Under mutex_: queues `w` behind its shard's call in flight and returns true, else marks the
+  // shard busy (the caller's call goes now) and returns false.
+  bool Enqueue(Waiter& w);
+  // Runs `w`'s call, then hands the calls queued meanwhile to `lane`'s thread.
+  asio::awaitable<void> Lead(Lane& lane, Waiter* w);
   // Under mutex_, when a call of `shard` has ended: up to kMaxBatch of its queued calls, linked
   // by `next`; null (and the shard idle) when none is queued.
   Waiter* TakeBatch(std::string_view shard);
   asio::awaitable<void> Drain(Lane& lane, std::string shard, Waiter* batch);
-  // Runs one batch and fills every waiter's outcome; resumes the queued ones.
+  // Runs one batch and fills every waiter's outcome; resumes the queued ones (one post per
+  // executor) and completes the detached ones.
   asio::awaitable<void> Send(Lane& lane, Waiter* batch);
   // One call of the batch script: the batch's settlements, then its admissions.
   asio::awaitable<void> Call(Lane& lane, Waiter* batch);

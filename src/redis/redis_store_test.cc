@@ -11,6 +11,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <future>
 #include <random>
 #include <sstream>
@@ -380,6 +381,79 @@ TEST_F(RedisStoreTest, ConcurrentCallsOfOneShardAreBatchedExactly) {
   ReadResult read = Read(*store, "a", {bucket}, kT0);
   ASSERT_EQ(read.status, StoreStatus::kOk);
   EXPECT_EQ(read.states[0].level.level, 100 - 33 * 3 + 33 - 31);
+}
+
+// Counts the outcomes reported to a detached settlement's completion.
+class CountingCompletion final : public SettleCompletion {
+ public:
+  void Settled(StoreStatus status) override { (status == StoreStatus::kOk ? ok : error) += 1; }
+  std::atomic<int> ok{0}, error{0};
+};
+
+// A settlement nobody waits for: alone, it goes at once; behind a call in flight, it joins the
+// shard's queue (no coroutine of its own) and goes in the next batch, before the admissions
+// that came after it. Each reports once.
+TEST_F(RedisStoreTest, DetachedSettlementsGoInTheShardsNextBatch) {
+  auto store = MakeStore(Options({server_->Url()}));
+  const BucketSpec bucket = Tokens("a", 100, kDay, true);
+  AdmitResult first = Admit(*store, "a", {{bucket, 10}}, kT0);
+  ASSERT_EQ(first.status, StoreStatus::kOk);
+  ASSERT_TRUE(first.admitted);
+  ASSERT_EQ(server_->CommandText({"CONFIG", "RESETSTAT"}), "OK");
+  auto evalsha_calls = [&] {
+    std::string stats = server_->CommandText({"INFO", "commandstats"});
+    size_t at = stats.find("cmdstat_evalsha:calls=");
+    return at == std::string::npos ? -1 : std::atoi(stats.c_str() + at + 22);
+  };
+  std::vector<Settlement> refund = {{bucket, -4, first.states[0].level.stamp, 0}};
+  const SettleRequest request{"a", AsSpan(refund), kT0};
+  CountingCompletion lone, queued;
+  boost::asio::io_context io;
+  boost::asio::post(io, [&] { store->SettleDetached(request, io.get_executor(), lone); });
+  io.run();
+  EXPECT_EQ(lone.ok, 1);
+  EXPECT_EQ(evalsha_calls(), 1);  // 94 left
+
+  // The first admission takes all 94 and is in flight while the two refunds and the second
+  // admission queue: the second admission fits only if the refunds go before it.
+  std::vector<Charge> all = {{bucket, 94}}, eight = {{bucket, 8}};
+  AdmitResult lead, after;
+  io.restart();
+  boost::asio::co_spawn(
+      io, [&]() -> boost::asio::awaitable<void> {
+        lead = co_await store->Admit({"a", AsSpan(all), "r", kT0, kMinute});
+      },
+      boost::asio::detached);
+  boost::asio::post(io, [&] {
+    store->SettleDetached(request, io.get_executor(), queued);
+    store->SettleDetached(request, io.get_executor(), queued);
+    EXPECT_EQ(queued.ok + queued.error, 0);  // in the queue, not done
+  });
+  boost::asio::co_spawn(
+      io, [&]() -> boost::asio::awaitable<void> {
+        after = co_await store->Admit({"a", AsSpan(eight), "r", kT0, kMinute});
+      },
+      boost::asio::detached);
+  io.run();
+  EXPECT_TRUE(lead.admitted);
+  EXPECT_EQ(queued.ok, 2);
+  EXPECT_EQ(queued.error, 0);
+  EXPECT_TRUE(after.admitted);
+  EXPECT_EQ(after.states[0].level.level, 0);
+  EXPECT_EQ(evalsha_calls(), 3);
+
+  // Redis down: the outcome is an error, reported once, within the timeout.
+  RedisStoreOptions fast = Options({server_->Url()});
+  fast.timeout = 50ms;
+  auto failing = MakeStore(fast);
+  ASSERT_TRUE(WaitUntilAdmitting(*failing, eight));
+  server_->Kill();
+  CountingCompletion failed;
+  io.restart();
+  boost::asio::post(io, [&] { failing->SettleDetached(request, io.get_executor(), failed); });
+  io.run();
+  EXPECT_EQ(failed.ok, 0);
+  EXPECT_EQ(failed.error, 1);
 }
 
 // Shards do not wait for each other: the first call of each goes at once, and the callers
