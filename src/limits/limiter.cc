@@ -274,9 +274,8 @@ AdmitRequest Limiter::AdmitRequestFor(const RequestScope& scope, const Plan& pla
           options_.lease_ttl.count() * 1000};
 }
 
-// A synchronous store (memory) is called directly, on the caller's stack: then the coroutine
-// frame of Admit is small enough for Asio's per-thread frame recycling, so a request costs no
-// heap allocation here. Everything else happens in plain functions shared by both paths.
+// A synchronous store (memory) is called directly, on the caller's stack, without a coroutine
+// frame. Everything else happens in plain functions shared by both paths.
 Admission Limiter::AdmitNow(const RequestScope& scope, int64_t reserve_tokens) {
   Plan plan;
   MakePlan(scope, reserve_tokens, plan);
@@ -288,7 +287,9 @@ Admission Limiter::AdmitNow(const RequestScope& scope, int64_t reserve_tokens) {
   return Decide(scope, plan, sync_->AdmitNow(AdmitRequestFor(scope, plan)));
 }
 
-asio::awaitable<Admission> Limiter::AdmitAsync(const RequestScope& scope, int64_t reserve_tokens) {
+// One frame for the asynchronous stores: the plan lives in it while the store works.
+asio::awaitable<Admission> Limiter::Admit(const RequestScope& scope, int64_t reserve_tokens) {
+  if (sync_) co_return AdmitNow(scope, reserve_tokens);
   Plan plan;
   MakePlan(scope, reserve_tokens, plan);
   if (plan.charges.empty()) co_return NothingApplies();
@@ -301,11 +302,6 @@ asio::awaitable<Admission> Limiter::AdmitAsync(const RequestScope& scope, int64_
   AdmitRequest request = AdmitRequestFor(scope, plan);
   AdmitResult result = co_await store_.Admit(request);
   co_return Decide(scope, plan, result);
-}
-
-asio::awaitable<Admission> Limiter::Admit(const RequestScope& scope, int64_t reserve_tokens) {
-  if (sync_) co_return AdmitNow(scope, reserve_tokens);
-  co_return co_await AdmitAsync(scope, reserve_tokens);
 }
 
 bool Limiter::MakeSettlePlan(const Reservation& reservation, int64_t actual_tokens,

@@ -144,6 +144,10 @@ class Limiter {
   // Charges the request against every applicable limit, all or nothing. `reserve_tokens` is the
   // reservation (prompt estimate + output allowance; negative counts as 0). Never throws.
   asio::awaitable<Admission> Admit(const RequestScope& scope, int64_t reserve_tokens);
+  // With a synchronous store (the embedded one), Admit's decision at once, without a coroutine
+  // frame: the request path calls it when Synchronous(), else awaits Admit.
+  bool Synchronous() const { return sync_ != nullptr; }
+  Admission AdmitNow(const RequestScope& scope, int64_t reserve_tokens);
 
   // Exactly once per admitted request (calling it for an empty reservation is a no-op; calling
   // it twice charges twice): replaces the reservation by the real token cost on each token
@@ -188,8 +192,6 @@ class Limiter {
   BucketsRequest ReadRequestFor(const Plan& plan,
                                 boost::container::small_vector<BucketSpec, 8>& specs) const;
   AdmitRequest AdmitRequestFor(const RequestScope& scope, const Plan& plan) const;
-  Admission AdmitNow(const RequestScope& scope, int64_t reserve_tokens);
-  asio::awaitable<Admission> AdmitAsync(const RequestScope& scope, int64_t reserve_tokens);
   bool MakeSettlePlan(const Reservation& reservation, int64_t actual_tokens,
                       SettlePlan& plan) const;
   void CountSettle(StoreStatus status);
