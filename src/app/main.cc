@@ -7,11 +7,26 @@
 #include "app/gateway_app.h"
 #include "config/config.h"
 
+#ifdef TRL_MIMALLOC
+#include <mimalloc.h>
+#endif
+
 #ifndef TRL_VERSION
 #define TRL_VERSION "0.0.0"
 #endif
 
 namespace {
+
+// The allocator the binary was linked with (CMake option TRL_MIMALLOC).
+std::string Allocator() {
+#ifdef TRL_MIMALLOC
+  const int v = mi_version();  // e.g. 209 for 2.0.9
+  return "mimalloc " + std::to_string(v / 100) + "." + std::to_string(v / 10 % 10) + "." +
+         std::to_string(v % 10);
+#else
+  return "system malloc";
+#endif
+}
 
 void Usage() {
   std::fprintf(stderr,
@@ -35,7 +50,7 @@ int main(int argc, char** argv) {
       return argv[++i];
     };
     if (arg == "--version") {
-      std::printf("token-rate-limiter %s\n", TRL_VERSION);
+      std::printf("token-rate-limiter %s (%s)\n", TRL_VERSION, Allocator().c_str());
       return 0;
     } else if (arg == "--config") {
       options.config_path = value();
