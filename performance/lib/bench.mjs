@@ -8,6 +8,8 @@
 //   1 conn       wrk -c1: latency with nothing queued
 //   open loop    trl-loadgen at fixed rates, latency measured from the scheduled send time
 //   stream       trl-loadgen, 200-token streams paced by backend B: lateness of every token
+//                (from the request's scheduled send, so it includes forwarding the request)
+//                and its relay time (from backend B's write, stamped in the event)
 //   stream sat.  wrk, 64 connections, 200-token streams relayed as fast as possible (backend A)
 // Prints one table and writes performance/results/<date>.json.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -178,7 +180,7 @@ async function main() {
 
   const mockA = await startMock('mock-a', ['--tokens-per-second', '0', '--max-output', String(TOKENS)]);
   const mockB = await startMock('mock-b', ['--tokens-per-second', String(1e6 / opt.tokenIntervalUs),
-                                           '--max-output', String(TOKENS)]);
+                                           '--max-output', String(TOKENS), '--stamp-tokens']);
   const targets = [];
   targets.push({ name: 'direct', portA: mockA.port, portB: mockB.port, key: '', pids: [],
                  headersA: '', headersB: '' });
@@ -350,6 +352,9 @@ function summarise(active) {
       token_p50_us: pick((r) => r.stream.token_lateness.p50_us),
       token_p99_us: pick((r) => r.stream.token_lateness.p99_us),
       token_p999_us: pick((r) => r.stream.token_lateness.p999_us),
+      relay_p50_us: pick((r) => (r.stream.token_relay.count ? r.stream.token_relay.p50_us : null)),
+      relay_p99_us: pick((r) => (r.stream.token_relay.count ? r.stream.token_relay.p99_us : null)),
+      relay_p999_us: pick((r) => (r.stream.token_relay.count ? r.stream.token_relay.p999_us : null)),
       stream_errors: sum((r) => (r.stream.errors ?? 0) + (r.stream.non2xx ?? 0)),
       stream_sat_rps: pick((r) => r.stream_saturation.rps),
       stream_sat_errors: sum((r) => r.stream_saturation.errors),
@@ -380,6 +385,8 @@ function summarise(active) {
     }
     s.token_added_p50_us = sub(s.token_p50_us, d.token_p50_us);
     s.token_added_p99_us = sub(s.token_p99_us, d.token_p99_us);
+    s.relay_added_p50_us = sub(s.relay_p50_us, d.relay_p50_us);
+    s.relay_added_p99_us = sub(s.relay_p99_us, d.relay_p99_us);
     s.stream_sat_vs_nginx = div(s.stream_sat_rps, n.stream_sat_rps);
     if (name === 'gateway-redis') {
       s.vs_memory_rps = div(s.saturation_rps, S['gateway-memory']?.saturation_rps);
@@ -441,6 +448,8 @@ function printTable(S) {
     [`stream ttft p50 / p99 µs`, (s) => `${fmt(s.stream_ttft_p50_us, 'us')} / ${fmt(s.stream_ttft_p99_us, 'us')}`],
     [`stream token late p50/p99/p99.9 µs`, (s) => `${fmt(s.token_p50_us, 'us')}/${fmt(s.token_p99_us, 'us')}/${fmt(s.token_p999_us, 'us')}`],
     ['  token added p50 / p99 µs', (s) => `${fmt(s.token_added_p50_us, '+us')} / ${fmt(s.token_added_p99_us, '+us')}`],
+    [`stream token relay p50/p99/p99.9 µs`, (s) => `${fmt(s.relay_p50_us, 'us')}/${fmt(s.relay_p99_us, 'us')}/${fmt(s.relay_p999_us, 'us')}`],
+    ['  relay added p50 / p99 µs', (s) => `${fmt(s.relay_added_p50_us, '+us')} / ${fmt(s.relay_added_p99_us, '+us')}`],
     ['  errors', 'stream_errors', ''],
     [`stream saturation req/s (${TOKENS} tok)`, 'stream_sat_rps', 'rps'],
     ['  x nginx', 'stream_sat_vs_nginx', 'x'],

@@ -13,6 +13,11 @@
 //           than the backend's own schedule token k arrived (direct to the backend this is the
 //           floor; through a proxy it adds the forwarding of the request and the relay of that
 //           token).
+//           When the backend stamps its token events (mock-llm --stamp-tokens: a first line
+//           ": sent_us=<µs on the host's monotonic clock>"), also every token's relay time:
+//           arrival - that stamp, i.e. how long the token took from the backend's write to
+//           here (direct to the backend this is the floor; through a proxy it adds the relay
+//           of that token and nothing else).
 //   idle    first opens --idle connections that each make one request and then stay idle
 //           (keep-alive), then runs the `rate` measurement on other connections next to them.
 //   hold    --streams connections that each run streaming requests back to back for
@@ -215,6 +220,7 @@ struct Totals {
   Stats token_lateness;   // stream: per token, see the header comment
   Stats token_gap;        // stream: token k's arrival - (first token's + (k-1) * interval):
                           // relay delay not counting the time to the first token
+  Stats token_relay;      // stream, stamped tokens: arrival - the backend's stamp
   std::string first_error;
 };
 
@@ -283,6 +289,13 @@ class Generator {
         }
         auto due = scheduled + microseconds(o_.ttft_us + (tokens - 1) * o_.interval_us);
         totals_.token_lateness.Add(now - due);
+        if (size_t at = event.find(": sent_us="); at != std::string_view::npos) {
+          int64_t sent_us = 0;
+          const char* digits = event.data() + at + 10;
+          if (std::from_chars(digits, event.data() + event.size(), sent_us).ec == std::errc()) {
+            totals_.token_relay.Add(now.time_since_epoch() - microseconds(sent_us));
+          }
+        }
       }
       carry.erase(0, start);
       return data.size();
@@ -575,7 +588,8 @@ int main(int argc, char** argv) {
             << ",\"errors\":" << t.errors << ",\"tokens\":" << t.tokens
             << ",\"latency\":" << t.latency.Json() << ",\"ttft\":" << t.ttft.Json()
             << ",\"token_lateness\":" << t.token_lateness.Json()
-            << ",\"token_gap\":" << t.token_gap.Json() << ",\"first_error\":\"" << err
+            << ",\"token_gap\":" << t.token_gap.Json()
+            << ",\"token_relay\":" << t.token_relay.Json() << ",\"first_error\":\"" << err
             << "\"" << extra << "}\n";
   return 0;
 }

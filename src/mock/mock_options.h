@@ -17,6 +17,10 @@ struct MockOptions {
   std::chrono::nanoseconds ttft = std::chrono::milliseconds(20);
   double tokens_per_second = 50;  // 0 = unpaced
   int threads = 1;
+  // Each streamed token event starts with an SSE comment line ": sent_us=<µs>", the time the
+  // mock wrote it on the host's monotonic clock (steady_clock): a load generator on the same
+  // host tells from it how long a proxy took to relay that token. Clients ignore comments.
+  bool stamp_tokens = false;
 
   // Gap between two streamed tokens; zero when unpaced.
   std::chrono::nanoseconds TokenInterval() const;
@@ -31,6 +35,6 @@ MockOptions ParseMockArgs(int argc, const char* const* argv);
 
 inline constexpr char kMockUsage[] =
     "usage: mock-llm [--listen HOST:PORT] [--models a,b] [--max-output 16] [--ttft 20ms]\n"
-    "                [--tokens-per-second 50] [--threads 1]\n";
+    "                [--tokens-per-second 50] [--threads 1] [--stamp-tokens]\n";
 
 }  // namespace trl

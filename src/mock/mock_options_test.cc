@@ -22,6 +22,7 @@ TEST(MockOptionsTest, Defaults) {
   EXPECT_EQ(options.ttft, std::chrono::milliseconds(20));
   EXPECT_EQ(options.TokenInterval(), std::chrono::milliseconds(20));
   EXPECT_EQ(options.threads, 1);
+  EXPECT_FALSE(options.stamp_tokens);
 }
 
 TEST(MockOptionsTest, AllFlags) {
@@ -34,7 +35,13 @@ TEST(MockOptionsTest, AllFlags) {
   EXPECT_EQ(options.ttft, std::chrono::milliseconds(1500));
   EXPECT_EQ(options.TokenInterval(), std::chrono::nanoseconds(0));
   EXPECT_EQ(options.threads, 2);
+  EXPECT_FALSE(options.stamp_tokens);
   EXPECT_EQ(Parse({"--listen", "[::1]:9"}).host, "::1");
+  // The one flag without a value, anywhere on the line.
+  options = Parse({"--stamp-tokens", "--threads", "3"});
+  EXPECT_TRUE(options.stamp_tokens);
+  EXPECT_EQ(options.threads, 3);
+  EXPECT_TRUE(Parse({"--threads", "3", "--stamp-tokens"}).stamp_tokens);
 }
 
 TEST(MockOptionsTest, Durations) {

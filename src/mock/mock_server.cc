@@ -207,6 +207,11 @@ class Session {
       if (word > 1) deadline += Options().TokenInterval();
       if (!co_await WaitUntil(deadline)) co_return Next::kGone;
       body_.clear();
+      if (Options().stamp_tokens) {
+        const auto sent = std::chrono::duration_cast<std::chrono::microseconds>(
+            steady_clock::now().time_since_epoch());
+        fmt::format_to(std::back_inserter(body_), ": sent_us={}\n", sent.count());
+      }
       AppendStreamToken(body_, request.endpoint, meta, word);
       if (!co_await WriteEvent(false)) co_return Next::kGone;
     }

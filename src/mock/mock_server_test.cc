@@ -6,9 +6,12 @@
 #include <boost/asio/connect.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <algorithm>
 #include <chrono>
 #include <functional>
+#include <string>
 #include <thread>
+#include <vector>
 
 namespace trl {
 namespace {
@@ -128,6 +131,39 @@ TEST_F(MockServerTest, StreamWithUsage) {
   EXPECT_TRUE(body.ends_with("}\n\ndata: [DONE]\n\n"));
   EXPECT_NE(Stats().find(R"("prompt_tokens_total":4,"completion_tokens_total":2)"),
             std::string::npos);
+}
+
+// With --stamp-tokens each token event (and only those) starts with ": sent_us=<µs>", the
+// steady clock when it was written: between the request and the end of its answer here.
+TEST_F(MockServerTest, StampedTokensCarryTheirSendTime) {
+  MockOptions options = Unpaced();
+  options.stamp_tokens = true;
+  Start(options);
+  const auto micros = [] {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  };
+  const int64_t before = micros();
+  auto response = RoundTrip(Post(
+      "/v1/chat/completions",
+      R"({"model":"mock-model","messages":[{"role":"user","content":"hi"}],"max_tokens":3,)"
+      R"("stream":true})"));
+  const int64_t after = micros();
+  const std::string& body = response.body();
+  std::vector<int64_t> stamps;
+  for (size_t at = body.find(": sent_us="); at != std::string::npos;
+       at = body.find(": sent_us=", at + 1)) {
+    EXPECT_TRUE(at == 0 || body.compare(at - 2, 2, "\n\n") == 0) << "starts an event";
+    const size_t line_end = body.find('\n', at);
+    stamps.push_back(std::stoll(body.substr(at + 10, line_end - at - 10)));
+    EXPECT_EQ(body.compare(line_end + 1, 6, "data: "), 0) << "followed by the token's data";
+  }
+  ASSERT_EQ(stamps.size(), 3u);
+  EXPECT_TRUE(std::is_sorted(stamps.begin(), stamps.end()));
+  EXPECT_GE(stamps.front(), before);
+  EXPECT_LE(stamps.back(), after);
+  EXPECT_NE(body.find(R"("delta":{"content":" w3"})"), std::string::npos);
 }
 
 TEST_F(MockServerTest, FaultsAndErrors) {
