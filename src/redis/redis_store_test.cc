@@ -446,7 +446,6 @@ TEST_F(RedisStoreTest, DetachedSettlementsGoInTheShardsNextBatch) {
   RedisStoreOptions fast = Options({server_->Url()});
   fast.timeout = 50ms;
   auto failing = MakeStore(fast);
-  ASSERT_TRUE(WaitUntilAdmitting(*failing, eight));
   server_->Kill();
   CountingCompletion failed;
   io.restart();
