@@ -85,6 +85,13 @@ class RedisStoreTest : public ::testing::Test {
     return RunAwaitable(store.Read({shard, AsSpan(specs), now}));
   }
 
+  // EVALSHA calls since the last CONFIG RESETSTAT (INFO commandstats); -1 if none.
+  int EvalshaCalls() {
+    std::string stats = server_->CommandText({"INFO", "commandstats"});
+    size_t at = stats.find("cmdstat_evalsha:calls=");
+    return at == std::string::npos ? -1 : std::atoi(stats.c_str() + at + 22);
+  }
+
   // Polls (bounded) until the store admits `charges` again.
   bool WaitUntilAdmitting(Store& store, const std::vector<Charge>& charges) {
     for (int i = 0; i < 400; ++i) {
@@ -327,11 +334,6 @@ TEST_F(RedisStoreTest, ConcurrentCallsOfOneShardAreBatchedExactly) {
   const BucketSpec bucket = Tokens("a", 100, kDay, true);
   ASSERT_EQ(Admit(*store, "a", {{bucket, 0}}, kT0).status, StoreStatus::kOk);  // connected
   ASSERT_EQ(server_->CommandText({"CONFIG", "RESETSTAT"}), "OK");
-  auto evalsha_calls = [&] {
-    std::string stats = server_->CommandText({"INFO", "commandstats"});
-    size_t at = stats.find("cmdstat_evalsha:calls=");
-    return at == std::string::npos ? -1 : std::atoi(stats.c_str() + at + 22);
-  };
   constexpr int kCallers = 64;
   std::vector<Charge> charges = {{bucket, 3}};
   std::vector<AdmitResult> results(kCallers);
@@ -351,7 +353,7 @@ TEST_F(RedisStoreTest, ConcurrentCallsOfOneShardAreBatchedExactly) {
     admitted += r.admitted ? 1 : 0;
   }
   EXPECT_EQ(admitted, 33);
-  EXPECT_EQ(evalsha_calls(), 2);
+  EXPECT_EQ(EvalshaCalls(), 2);
 
   // Then the 33 refunds of 1 and 31 new admissions of 1, all at once: the first refund goes
   // alone, the other 63 calls together, the refunds before the admissions (which need them:
@@ -377,7 +379,7 @@ TEST_F(RedisStoreTest, ConcurrentCallsOfOneShardAreBatchedExactly) {
   io.run();
   EXPECT_EQ(settled, 33);
   EXPECT_EQ(admitted_after, 31);
-  EXPECT_EQ(evalsha_calls(), 4);
+  EXPECT_EQ(EvalshaCalls(), 4);
   ReadResult read = Read(*store, "a", {bucket}, kT0);
   ASSERT_EQ(read.status, StoreStatus::kOk);
   EXPECT_EQ(read.states[0].level.level, 100 - 33 * 3 + 33 - 31);
@@ -400,11 +402,6 @@ TEST_F(RedisStoreTest, DetachedSettlementsGoInTheShardsNextBatch) {
   ASSERT_EQ(first.status, StoreStatus::kOk);
   ASSERT_TRUE(first.admitted);
   ASSERT_EQ(server_->CommandText({"CONFIG", "RESETSTAT"}), "OK");
-  auto evalsha_calls = [&] {
-    std::string stats = server_->CommandText({"INFO", "commandstats"});
-    size_t at = stats.find("cmdstat_evalsha:calls=");
-    return at == std::string::npos ? -1 : std::atoi(stats.c_str() + at + 22);
-  };
   std::vector<Settlement> refund = {{bucket, -4, first.states[0].level.stamp, 0}};
   const SettleRequest request{"a", AsSpan(refund), kT0};
   CountingCompletion lone, queued;
@@ -412,7 +409,7 @@ TEST_F(RedisStoreTest, DetachedSettlementsGoInTheShardsNextBatch) {
   boost::asio::post(io, [&] { store->SettleDetached(request, io.get_executor(), lone); });
   io.run();
   EXPECT_EQ(lone.ok, 1);
-  EXPECT_EQ(evalsha_calls(), 1);  // 94 left
+  EXPECT_EQ(EvalshaCalls(), 1);  // 94 left
 
   // The first admission takes all 94 and is in flight while the two refunds and the second
   // admission queue: the second admission fits only if the refunds go before it.
@@ -440,7 +437,7 @@ TEST_F(RedisStoreTest, DetachedSettlementsGoInTheShardsNextBatch) {
   EXPECT_EQ(queued.error, 0);
   EXPECT_TRUE(after.admitted);
   EXPECT_EQ(after.states[0].level.level, 0);
-  EXPECT_EQ(evalsha_calls(), 3);
+  EXPECT_EQ(EvalshaCalls(), 3);
 
   // Redis down: the outcome is an error, reported once, within the timeout.
   RedisStoreOptions fast = Options({server_->Url()});
