@@ -159,10 +159,12 @@ local function bucket(k)
   if spec.kind == 'c' then
     redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', int(now))
     b.in_use = redis.call('ZCARD', KEYS[k])
+    b.first = b.in_use
     b.leases = {}
   else
     b.level = load(KEYS[k], spec, now)
     refresh(spec, now, b.level)
+    b.first = b.level[1]
   end
   buckets[k] = b
   return b
@@ -193,13 +195,13 @@ if not applied then
   end
   -- Before any admission counts the slots in use.
   for k, r in pairs(released) do redis.call('ZREM', KEYS[k], unpack(r)) end
+  -- The levels the admissions start from (only token buckets are read above).
+  for _, b in pairs(buckets) do b.first = b.level[1] end
 end
 
--- The reply, packed once at the end: its format and its values.
-local fmt, vals = {'<i8'}, {now}
 local flags = {}
 local changed = settled
-local charged, amounts, fit = {}, {}, {}  -- this admission's charges
+local charged, amounts = {}, {}  -- this admission's charges
 local a = 0
 data, pos = ARGV[6], 1
 while pos <= #data do
@@ -211,12 +213,11 @@ while pos <= #data do
   for c = 1, n do
     local k, amount
     k, amount, pos = struct.unpack('<Hi8', data, pos)
-    local b = bucket(k)
-    local fits
-    if b.level then fits = b.level[1] >= amount else fits = b.in_use < b.spec.cap end
-    fits = replay or fits
-    charged[c], amounts[c], fit[c] = b, amount, fits
-    all = all and fits
+    local b = buckets[k] or bucket(k)
+    if not replay then
+      if b.level then all = all and b.level[1] >= amount else all = all and b.in_use < b.spec.cap end
+    end
+    charged[c], amounts[c] = b, amount
   end
   if all and not replay then
     changed = true
@@ -234,22 +235,6 @@ while pos <= #data do
     end
   end
   flags[a] = all and '1' or '0'
-  fmt[#fmt + 1] = 'B'
-  vals[#vals + 1] = all and 1 or 0
-  for c = 1, n do
-    local b = charged[c]
-    fmt[#fmt + 1] = 'Bi8'
-    vals[#vals + 1] = fit[c] and 1 or 0
-    vals[#vals + 1] = b.level and b.level[1] or b.in_use
-  end
-end
--- Each bucket's fraction and stamp, once: the same after every admission of the call (the
--- refresh and the settlements come first, and a charge only lowers a level).
-for k = 2, #KEYS do
-  local b = buckets[k]
-  fmt[#fmt + 1] = 'i8i8'
-  vals[#vals + 1] = b and b.level and b.level[2] or 0
-  vals[#vals + 1] = b and b.level and b.level[3] or 0
 end
 for k, b in pairs(buckets) do
   if b.dirty then save(KEYS[k], b.spec, now, b.level, margin) end
@@ -259,8 +244,19 @@ for k, b in pairs(buckets) do
   end
 end
 -- (A replayed admission's flag is '1' again: the marker keeps every applied one.)
-if changed then redis.call('SET', KEYS[1], table.concat(flags), 'PX', ARGV[2]) end
-return struct.pack(table.concat(fmt), unpack(vals))
+flags = table.concat(flags)
+if changed then redis.call('SET', KEYS[1], flags, 'PX', ARGV[2]) end
+-- The reply: the caller replays the admissions on the levels they started from. Each bucket's
+-- fraction and stamp are the same after every admission of the call (the refresh and the
+-- settlements come first, and a charge only lowers a level).
+local out = {struct.pack('<i8', now), flags, applied or ''}
+for k = 2, #KEYS do
+  local b = buckets[k]
+  local level = b and b.level
+  out[k + 2] = struct.pack('<i8i8i8', b and b.first or 0, level and level[2] or 0,
+                           level and level[3] or 0)
+end
+return table.concat(out)
 )lua";
 
 constexpr const char* kReadBody = R"lua(

@@ -35,11 +35,14 @@ namespace trl::redis {
 // of KEYS[2..], [5] the settlements: per settlement '<Hi8i8c8' the index of its bucket in KEYS,
 // delta, admitted stamp, lease id; [6] the admissions: per admission '<c8i8H' its lease id (8
 // bytes, the member of its concurrency leases), lease TTL µs, number of charges, then per charge
-// '<Hi8' the index of its bucket in KEYS, amount. Returns a string: '<i8' now, then per
-// admission 'B' admitted (0|1), then per charge '<Bi8' fits, and the bucket's level after this
-// admission (kConcurrent: its slots in use); then per bucket of KEYS[2..] '<i8i8' frac, stamp
-// (the same after every admission of the call; 0 0 for kConcurrent). Packed by one
-// struct.pack: Lua makes and hashes a string of every value it packs.
+// '<Hi8' the index of its bucket in KEYS, amount. Returns a string: '<i8' now; per admission a
+// byte '1' (admitted) or '0'; when the call is a retry whose first try was applied, the first
+// try's bytes (its admitted ones are not charged again: admitted, every charge fits); then per
+// bucket of KEYS[2..] '<i8i8i8' the level the admissions started from (after the settlements;
+// kConcurrent: slots in use), frac, stamp (the same after every admission; 0 0 for
+// kConcurrent). The caller works out each admission's states by replaying the admissions on
+// those levels: Lua makes and hashes a string of every value it packs, so a state per charge
+// cost the script a third of its time.
 extern const std::string kBatchScript;
 
 // KEYS[i] bucket i. ARGV[1] now, [2] the specs of KEYS[1..].

@@ -67,16 +67,16 @@ void PackSpec(std::string& out, const BucketSpec& spec) {
 // their specs, packed (each bucket's first).
 struct BatchKeys {
   std::vector<std::string> keys;
-  std::vector<const BucketRef*> refs;  // refs[i] is keys[i + 1]'s
+  std::vector<const BucketSpec*> buckets;  // buckets[i] is keys[i + 1]'s
   std::string specs;
 
   // The 1-based index in KEYS of `spec`'s key, added when new.
   size_t IndexOf(std::string_view prefix, const BucketSpec& spec) {
-    for (size_t i = 0; i < refs.size(); ++i) {
-      if (*refs[i] == spec.ref) return i + 2;
+    for (size_t i = 0; i < buckets.size(); ++i) {
+      if (buckets[i]->ref == spec.ref) return i + 2;
     }
     keys.push_back(std::string(prefix) + spec.ref.Id());
-    refs.push_back(&spec.ref);
+    buckets.push_back(&spec);
     PackSpec(specs, spec);
     return keys.size();
   }
@@ -86,12 +86,22 @@ struct BatchKeys {
 void PutIndex(std::string& out, size_t index) { redis::PutInt(out, static_cast<int64_t>(index), 2); }
 
 // The packed records' sizes (lua_scripts.h): a settlement '<Hi8i8c8', an admission '<c8i8H' and
-// each of its charges '<Hi8'; in the reply, a charge's '<Bi8' and a bucket's '<i8i8'.
+// each of its charges '<Hi8'; in the reply, a bucket's '<i8i8i8'.
 constexpr size_t kSettlementSize = 2 + 8 + 8 + 8;
 constexpr size_t kAdmissionSize = 8 + 8 + 2;
 constexpr size_t kChargeSize = 2 + 8;
-constexpr size_t kChargeReplySize = 1 + 8;
-constexpr size_t kBucketReplySize = 8 + 8;
+constexpr size_t kBucketReplySize = 8 + 8 + 8;
+
+// A bucket of a batch as its admissions leave it: the reply gives the level each started from
+// and the admissions' outcomes, and the states after each admission are worked out here, by the
+// batch script's rules (lua_scripts.cc), so that Redis does not have to pack them.
+struct Replayed {
+  int64_t level = 0;  // kConcurrent: slots in use
+  int64_t frac = 0;
+  int64_t stamp = 0;
+  int64_t capacity = 0;
+  bool concurrent = false;
+};
 
 bool IntAt(const redisReply& array, size_t i, int64_t& out) {
   if (i >= array.elements || array.element[i]->type != REDIS_REPLY_INTEGER) return false;
@@ -390,7 +400,7 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
   std::string settlements, admissions;
   settlements.reserve(kMaxBatch * 3 * kSettlementSize);
   admissions.reserve(kMaxBatch * (kAdmissionSize + 3 * kChargeSize));
-  size_t reply_size = 8;
+  size_t admitting = 0;
   boost::container::small_vector<uint16_t, 64> charge_keys;  // each charge's index in KEYS
   for (Waiter* w = batch; w; w = w->next) {
     if (w->settle) {
@@ -403,7 +413,7 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
       continue;
     }
     const auto& charges = w->admit->charges;
-    reply_size += 1 + kChargeReplySize * charges.size();
+    ++admitting;
     w->lease = NextOp();
     redis::PutInt(admissions, static_cast<int64_t>(w->lease), 8);
     redis::PutInt(admissions, std::max<int64_t>(w->admit->lease_ttl_micros, 1), 8);
@@ -415,8 +425,12 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
       redis::PutInt(admissions, c.amount, 8);
     }
   }
-  const size_t buckets = keys.refs.size();
-  reply_size += kBucketReplySize * buckets;
+  const size_t buckets = keys.buckets.size();
+  boost::container::small_vector<Replayed, 8> replayed(buckets);
+  for (size_t i = 0; i < buckets; ++i) {
+    replayed[i].capacity = std::max<int64_t>(keys.buckets[i]->capacity, 0);
+    replayed[i].concurrent = keys.buckets[i]->ref.kind == LimitKind::kConcurrent;
+  }
   std::vector<std::string> args;
   args.reserve(9 + keys.keys.size());
   args.emplace_back("EVALSHA");
@@ -435,44 +449,70 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
   const auto deadline = batch->start + options_.timeout;
   Result r =
       co_await lane.client->Execute(std::move(args), std::move(routing), deadline, lane.batch);
-  bool ok = r.ok() && r.reply->type == REDIS_REPLY_STRING && r.reply->len == reply_size;
+  // The reply: now, each admission's flag ('1' admitted), the flags of an earlier try of this
+  // call when it is a retry (the admissions it applied), then each bucket's starting state.
+  const size_t base_size = 8 + admitting + kBucketReplySize * buckets;
+  bool ok = r.ok() && r.reply->type == REDIS_REPLY_STRING &&
+            (r.reply->len == base_size || (admitting > 0 && r.reply->len == base_size + admitting));
   const std::string_view reply = ok ? redis::ReplyText(*r.reply) : std::string_view();
-  const size_t head_size = ok ? reply_size - kBucketReplySize * buckets : 0;
-  // The buckets' fractions and stamps come last, by index in KEYS from 2.
-  boost::container::small_vector<std::pair<int64_t, int64_t>, 8> frac_stamp(buckets);
-  redis::PackedReader tail(reply.substr(head_size));
-  for (auto& [frac, stamp] : frac_stamp) {
-    frac = tail.Int(8);
-    stamp = tail.Int(8);
-  }
-  redis::PackedReader in(reply.substr(0, head_size));
+  redis::PackedReader in(reply);
   const int64_t now = in.Int(8);
+  const std::string_view flags = ok ? reply.substr(8, admitting) : std::string_view();
+  const std::string_view replays =
+      reply.size() > base_size ? reply.substr(8 + admitting, admitting) : std::string_view();
+  redis::PackedReader tail(ok ? reply.substr(reply.size() - kBucketReplySize * buckets)
+                              : std::string_view());
+  for (Replayed& b : replayed) {
+    b.level = tail.Int(8);
+    b.frac = tail.Int(8);
+    b.stamp = tail.Int(8);
+  }
+  ok = ok && in.ok() && tail.AtEnd();
   const uint16_t* charge_key = charge_keys.data();
+  size_t a = 0;
   for (Waiter* w = batch; ok && w; w = w->next) {
     if (w->settle) continue;
     AdmitResult& result = w->admitted;
-    result.admitted = in.Int(1) == 1;
+    result.admitted = flags[a] == '1';
+    const bool replay = !replays.empty() && replays[a] == '1';
+    ok = result.admitted || flags[a] == '0';
+    ++a;
     result.now_micros = now;
     const auto& charges = w->admit->charges;
-    const bool leased = std::any_of(charges.begin(), charges.end(), [](const Charge& c) {
-      return c.bucket.ref.kind == LimitKind::kConcurrent;
-    });
-    result.lease = result.admitted && leased ? w->lease : 0;
     result.states.resize(charges.size());
-    for (size_t i = 0; i < charges.size(); ++i, ++charge_key) {
-      BucketState& s = result.states[i];
-      s.fits = in.Int(1) == 1;
-      const int64_t value = in.Int(8);
-      if (charges[i].bucket.ref.kind == LimitKind::kConcurrent) {
-        s.in_use = value;
+    bool all = true;
+    for (size_t i = 0; i < charges.size(); ++i) {
+      const Replayed& b = replayed[charge_key[i] - 2];
+      const bool fits =
+          replay || (b.concurrent ? b.level < b.capacity : b.level >= charges[i].amount);
+      result.states[i].fits = fits;
+      all = all && fits;
+    }
+    ok = ok && all == result.admitted;  // the script's verdict, by the same rules
+    bool leased = false;
+    for (size_t i = 0; i < charges.size(); ++i) {
+      Replayed& b = replayed[charge_key[i] - 2];
+      leased = leased || b.concurrent;
+      // (An admission the first try of a retried call applied is not charged again.)
+      if (!result.admitted || replay) continue;
+      if (b.concurrent) {
+        ++b.level;
       } else {
-        s.level.level = value;
-        std::tie(s.level.frac, s.level.stamp) = frac_stamp[*charge_key - 2];
+        b.level -= charges[i].amount;
+        if (b.level >= b.capacity) b.level = b.capacity;
       }
     }
-    ok = in.ok();
+    for (size_t i = 0; i < charges.size(); ++i, ++charge_key) {
+      const Replayed& b = replayed[*charge_key - 2];
+      BucketState& s = result.states[i];
+      if (b.concurrent) {
+        s.in_use = b.level;
+      } else {
+        s.level = BucketLevel{b.level, b.frac, b.stamp};
+      }
+    }
+    result.lease = result.admitted && leased ? w->lease : 0;
   }
-  ok = ok && in.AtEnd() && tail.AtEnd();
   if (!ok) LogFailure(batch->admit ? Op::kAdmit : Op::kSettle, r);
   for (Waiter* w = batch; w; w = w->next) {
     if (w->settle) {

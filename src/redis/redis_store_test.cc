@@ -14,6 +14,7 @@
 #include <boost/asio/post.hpp>
 #include <future>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -300,21 +301,18 @@ TEST_F(RedisStoreTest, BatchScriptReplayChargesOnce) {
     testing::TestReply r = batch();
     ASSERT_TRUE(r);
     ASSERT_EQ(r->type, REDIS_REPLY_STRING) << redis::ReplyText(*r);
-    redis::PackedReader in(redis::ReplyText(*r));
-    EXPECT_EQ(in.Int(8), kT0);
-    EXPECT_EQ(in.Int(1), 1) << run;  // admitted
-    EXPECT_EQ(in.Int(1), 1) << run;  // tokens fit
-    EXPECT_EQ(in.Int(8), 3) << run;  // 8 + 2 - 7, once
-    EXPECT_EQ(in.Int(1), 1) << run;  // the slot fits
-    EXPECT_EQ(in.Int(8), 1) << run;  // one slot in use
-    EXPECT_EQ(in.Int(1), 0) << run;  // refused
-    EXPECT_EQ(in.Int(1), 1) << run;  // the 3 tokens alone would fit
-    EXPECT_EQ(in.Int(8), 3) << run;  // nothing charged
-    EXPECT_EQ(in.Int(1), 0) << run;  // the slot does not fit
-    EXPECT_EQ(in.Int(8), 1) << run;
-    EXPECT_EQ(in.Int(8), 0) << run;   // p:t: no fraction left over
-    EXPECT_EQ(in.Int(8), kT0) << run;  // its stamp
-    EXPECT_EQ(in.Int(8), 0) << run;   // p:c: none
+    const std::string_view reply = redis::ReplyText(*r);
+    redis::PackedReader now(reply.substr(0, 8));
+    EXPECT_EQ(now.Int(8), kT0);
+    // Admitted, then refused (the 3 tokens would fit, the slot does not); on the retry the
+    // first try's flags follow: the first admission is not judged or charged again.
+    EXPECT_EQ(reply.substr(8, run == 0 ? 2 : 4), run == 0 ? "10" : "1010") << run;
+    redis::PackedReader in(reply.substr(run == 0 ? 10 : 12));
+    EXPECT_EQ(in.Int(8), run == 0 ? 10 : 3) << run;  // p:t before the admissions: 8 + 2, then 3
+    EXPECT_EQ(in.Int(8), 0) << run;                  // no fraction left over
+    EXPECT_EQ(in.Int(8), kT0) << run;                // its stamp
+    EXPECT_EQ(in.Int(8), run == 0 ? 0 : 1) << run;   // p:c: slots in use before
+    EXPECT_EQ(in.Int(8), 0) << run;
     EXPECT_EQ(in.Int(8), 0) << run;
     EXPECT_TRUE(in.AtEnd()) << run;
   }
@@ -332,10 +330,11 @@ TEST_F(RedisStoreTest, BatchScriptReplayChargesOnce) {
 TEST_F(RedisStoreTest, ConcurrentCallsOfOneShardAreBatchedExactly) {
   auto store = MakeStore(Options({server_->Url()}));
   const BucketSpec bucket = Tokens("a", 100, kDay, true);
+  const BucketSpec slots = Slots("a", 40);
   ASSERT_EQ(Admit(*store, "a", {{bucket, 0}}, kT0).status, StoreStatus::kOk);  // connected
   ASSERT_EQ(server_->CommandText({"CONFIG", "RESETSTAT"}), "OK");
   constexpr int kCallers = 64;
-  std::vector<Charge> charges = {{bucket, 3}};
+  std::vector<Charge> charges = {{bucket, 3}, {slots, 1}};
   std::vector<AdmitResult> results(kCallers);
   boost::asio::io_context io;
   for (int i = 0; i < kCallers; ++i) {
@@ -348,12 +347,26 @@ TEST_F(RedisStoreTest, ConcurrentCallsOfOneShardAreBatchedExactly) {
   }
   io.run();
   int admitted = 0;
+  std::multiset<std::pair<int64_t, int64_t>> states;  // after each admission: tokens, slots
   for (const AdmitResult& r : results) {
     ASSERT_EQ(r.status, StoreStatus::kOk);
+    ASSERT_EQ(r.states.size(), 2u);
     admitted += r.admitted ? 1 : 0;
+    EXPECT_EQ(r.states[0].fits, r.admitted);
+    EXPECT_TRUE(r.states[1].fits);
+    if (r.admitted) {
+      states.insert({r.states[0].level.level, r.states[1].in_use});
+    } else {  // as the last admission left them
+      EXPECT_EQ(r.states[0].level.level, 1);
+      EXPECT_EQ(r.states[1].in_use, 33);
+    }
   }
   EXPECT_EQ(admitted, 33);
   EXPECT_EQ(EvalshaCalls(), 2);
+  // Each admission saw the bucket as the ones before it in its batch left it.
+  std::multiset<std::pair<int64_t, int64_t>> expected;
+  for (int k = 1; k <= 33; ++k) expected.insert({100 - 3 * k, k});
+  EXPECT_EQ(states, expected);
 
   // Then the 33 refunds of 1 and 31 new admissions of 1, all at once: the first refund goes
   // alone, the other 63 calls together, the refunds before the admissions (which need them:
