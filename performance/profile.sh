@@ -2,7 +2,7 @@
 # Profiles the gateway under the benchmark's saturation load (docs/performance.md, "Profiling").
 #
 #   performance/profile.sh [chat|stream] [seconds] [memory|redis]     default: chat 8 memory
-#   performance/profile.sh instructions [requests] [memory|redis]    default: 1000 memory
+#   performance/profile.sh instructions [requests] [memory|redis|nginx]  default: 1000 memory
 #
 # With `redis`, the gateway runs on a private redis-server (no persistence), and the Redis
 # commands per request (INFO commandstats: EVALSHA calls, so the admission batch size) are
@@ -21,7 +21,9 @@
 # the requests at 200/s over 8 connections after a warm-up, and the user-space instructions per
 # request are printed with the 30 functions that have the most of their own. Machine noise does
 # not move this figure: two builds compare in one run of each (GATEWAY=<binary> runs another
-# build's gateway, built the same way, with this build's mock-llm).
+# build's gateway, built the same way, with this build's mock-llm). With `nginx`, the same is
+# counted for Debian's nginx as run.sh configures it (proxy_pass with upstream keep-alive), in
+# one process (master_process off): the user space a plain proxy needs per request.
 # Needs perf (Debian: linux-perf) and strace; runs everything on 127.0.0.1, bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -92,12 +94,51 @@ api_keys:
       - {tokens: 1000000000000, per: 1d, reset: calendar}
 EOF
 gateway=("${GATEWAY:-$out/src/app/token-rate-limiter}" --config "$tmp/gw.yaml")
+if [[ $store == nginx ]]; then  # as performance/lib/systems.mjs configures it, in one process
+  [[ $load == instructions ]] || { echo "profile.sh: nginx is for instructions only" >&2; exit 2; }
+  command -v nginx >/dev/null || apt-get install -y nginx >/dev/null
+  gw_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  mkdir -p "$tmp/nginx/logs"
+  cat >"$tmp/nginx/nginx.conf" <<EOF
+$( ((EUID == 0)) && echo 'user root root;')
+daemon off;
+master_process off;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $tmp/nginx/body;
+  proxy_temp_path $tmp/nginx/proxy;
+  keepalive_requests 1000000;
+  upstream backend { server 127.0.0.1:$mock_port; keepalive 256; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$gw_port;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_request_buffering off;
+    }
+  }
+}
+EOF
+  gateway=(nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf")
+fi
 [[ $load == instructions ]] &&
   gateway=(valgrind --tool=callgrind --callgrind-out-file="$tmp/callgrind.out" "${gateway[@]}")
 "${gateway[@]}" >"$tmp/gw.log" 2>&1 &
 gw=$!
 pids+=($gw)
-gw_port=$(wait_line "$tmp/gw.log" 'data plane listening on \S+:\K\d+')
+if [[ $store == nginx ]]; then
+  for _ in $(seq 600); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$gw_port") 2>/dev/null && break
+    sleep 0.05
+  done
+else
+  gw_port=$(wait_line "$tmp/gw.log" 'data plane listening on \S+:\K\d+')
+fi
 
 body='{"model":"m","messages":[{"role":"user","content":"Say hello to the benchmark!"}],"max_tokens":16}'
 [[ $load == stream ]] &&
@@ -126,7 +167,9 @@ if [[ $load == instructions ]]; then
     echo "profile.sh: $failed requests failed, $sent completed" >&2; cat "$tmp/loadgen.out" >&2; exit 1
   fi
   total=$(grep -oP '^totals: \K\d+' "$dump")
-  echo "instructions_per_request=$((total / sent)) (store $store, $sent requests)"
+  what="store $store"
+  [[ $store == nginx ]] && what="nginx, not the gateway"
+  echo "instructions_per_request=$((total / sent)) ($what, $sent requests)"
   echo "== instructions per request by function (self)"
   set +o pipefail
   # (callgrind charges the threads' entry points with everything under them: left out)
