@@ -25,8 +25,15 @@ namespace beast = boost::beast;
 // A socket to a backend and the deadline of its operations (never moved: the deadline refers to
 // the socket).
 struct UpstreamSocket {
+  // Beast reads into a buffer's free room, at least 512 bytes: a stream sent faster than it is
+  // relayed would cost a read, a parse pass, a client write and a wake-up per 512 bytes (nginx
+  // reads a backend's answer a page at a time too, proxy_buffer_size).
+  static constexpr size_t kReadSize = 4096;
+
   explicit UpstreamSocket(const asio::any_io_executor& executor)
-      : socket(executor), deadline(socket) {}
+      : socket(executor), deadline(socket) {
+    buffer.reserve(kReadSize);
+  }
   asio::ip::tcp::socket socket;
   http::Deadline deadline;
   // What was read from the backend and not parsed yet; empty between exchanges. Kept with the
