@@ -27,6 +27,7 @@ namespace {
 
 using asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+constexpr size_t kLargeBodyRead = 64 * 1024;  // see RunSession
 
 // Request ids made up here: a per-process random prefix and a per-thread counter, so making one
 // costs no lock and no syscall.
@@ -310,6 +311,13 @@ asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::Sta
     if (auto length = parser.content_length(); length && options.body_padding != 0) {
       parser.get().body().reserve(*length + options.body_padding);
     }
+    // Beast reads into the buffer's free room: a large body is read 64 KiB at a time, not in
+    // the 4 KiB of a head (a read and a pass of the event loop each), and the room is given
+    // back after the request, so that an idle connection stays small.
+    const bool large_body = parser.content_length().value_or(0) > buffer.capacity();
+    if (large_body) {
+      buffer.reserve(std::min<size_t>(*parser.content_length(), kLargeBodyRead));
+    }
     if (!parser.is_done()) {
       deadline.ExpiresAfter(options.header_timeout);
       const beast::error_code bec =
@@ -332,6 +340,7 @@ asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::Sta
     state->active_requests.fetch_add(1);
     co_await state->handler(request, connection);
     state->active_requests.fetch_sub(1);
+    if (large_body) buffer.shrink_to_fit();
     if (!connection.Reusable()) break;
   }
   beast::error_code ignored;

@@ -2,6 +2,7 @@
 // it would get from the model server directly; routing, balancing, ejection, cancellation and
 // graceful shutdown, all with real processes on loopback.
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 
 import OpenAI from 'openai';
@@ -225,6 +226,48 @@ describe('proxy', () => {
                               { key: KEY, headers: { 'x-request-id': 'bb-req-0002' } });
     assert.equal(err.status, 404);
     assert.equal(err.headers.get('x-request-id'), 'bb-req-0002');
+  });
+
+  test('a large body and a request pipelined behind it on one connection are both answered',
+       async () => {
+    // 60,000 words (~300 KB, read in large pieces), then a small request in the same write.
+    const big = JSON.stringify({ model: 'llama2-7b', max_tokens: 2,
+                                 messages: [{ role: 'user', content: 'word '.repeat(60000) }] });
+    const small = JSON.stringify({ model: 'llama2-7b', messages, max_tokens: 3 });
+    const request = (body) => `POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\n` +
+        `Authorization: Bearer ${KEY}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    const answers = await new Promise((resolve, reject) => {
+      const socket = net.connect(gw.port, '127.0.0.1');
+      let data = Buffer.alloc(0);
+      const parsed = [];
+      socket.on('data', (chunk) => {
+        data = Buffer.concat([data, chunk]);
+        for (;;) {  // every complete answer (each has a Content-Length)
+          const end = data.indexOf('\r\n\r\n');
+          if (end < 0) break;
+          const head = data.subarray(0, end).toString();
+          const length = Number(/content-length: *(\d+)/i.exec(head)[1]);
+          if (data.length < end + 4 + length) break;
+          parsed.push({ status: Number(head.split(' ')[1]),
+                        body: JSON.parse(data.subarray(end + 4, end + 4 + length).toString()) });
+          data = data.subarray(end + 4 + length);
+        }
+        if (parsed.length === 2) {
+          socket.end();
+          resolve(parsed);
+        }
+      });
+      socket.on('error', reject);
+      socket.on('close', () => reject(new Error(`closed after ${parsed.length} answers`)));
+      socket.write(request(big) + request(small));
+    });
+    assert.deepEqual(answers.map((a) => a.status), [200, 200]);
+    // mock-llm's rule: the words plus 3 per message.
+    assert.deepEqual(answers[0].body.usage,
+                     { prompt_tokens: 60003, completion_tokens: 2, total_tokens: 60005 });
+    assert.deepEqual(answers[1].body.usage,
+                     { prompt_tokens: 9, completion_tokens: 3, total_tokens: 12 });
   });
 
   test('a client that hangs up mid-stream frees the upstream stream', async () => {
