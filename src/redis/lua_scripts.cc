@@ -214,9 +214,9 @@ while pos <= #data do
     local k, amount
     k, amount, pos = struct.unpack('<Hi8', data, pos)
     local b = buckets[k] or bucket(k)
-    if not replay then
-      if b.level then all = all and b.level[1] >= amount else all = all and b.in_use < b.spec.cap end
-    end
+    if replay then  -- applied by the first try: not judged or charged again
+    elseif b.level then all = all and b.level[1] >= amount
+    else all = all and b.in_use < b.spec.cap end
     charged[c], amounts[c] = b, amount
   end
   if all and not replay then
