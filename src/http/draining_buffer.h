@@ -7,8 +7,9 @@
 // keep-alive client's next request, started right after the answer went out, and the read of a
 // backend's answer, started right after the request went out, each cost a recv that fails with
 // EAGAIN: ~1.7 syscalls per proxied request of ~5.8 at saturation (nginx keeps this readiness
-// itself and makes ~5.1). A read through DrainingBuffer that returns fewer bytes than it asked
-// for reports the socket exhausted, as Asio does for end of stream.
+// itself and makes ~5.1), and a streamed token one of three. A read through DrainingBuffer that
+// returns fewer bytes than it asked for reports the socket exhausted, as Asio does for end of
+// stream.
 //
 // Why that is sound: on a TCP socket a non-blocking recv returns fewer bytes than asked only
 // when the receive queue was empty (or, with urgent data, at the urgent mark: such a connection
@@ -24,7 +25,9 @@
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/detail/reactive_socket_recv_op.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/version.hpp>
+#include <utility>
 
 static_assert(BOOST_VERSION == 108100,
               "http/draining_buffer.h specialises Boost 1.81's reactive_socket_recv_op_base");
@@ -37,6 +40,23 @@ struct DrainingBuffer {
 
   const boost::asio::mutable_buffer* begin() const { return &buffer; }
   const boost::asio::mutable_buffer* end() const { return &buffer + 1; }
+};
+
+// A socket's reads through DrainingBuffer, for Beast's HTTP reads (an AsyncReadStream; Beast
+// reads into one buffer prepared from a flat_buffer).
+class DrainingReads {
+ public:
+  using executor_type = boost::asio::ip::tcp::socket::executor_type;
+
+  explicit DrainingReads(boost::asio::ip::tcp::socket& socket) : socket_(socket) {}
+  executor_type get_executor() { return socket_.get_executor(); }
+  template <class Token>
+  auto async_read_some(const boost::asio::mutable_buffer& buffer, Token&& token) {
+    return socket_.async_read_some(DrainingBuffer{buffer}, std::forward<Token>(token));
+  }
+
+ private:
+  boost::asio::ip::tcp::socket& socket_;
 };
 
 }  // namespace trl::http
