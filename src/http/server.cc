@@ -20,7 +20,6 @@
 
 #include "common/decimal.h"
 #include "http/deadline.h"
-#include "http/draining_buffer.h"
 #include "http/socket_io.h"
 
 namespace trl::http {
@@ -269,7 +268,7 @@ asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::Sta
   while (!state->stopping.load(std::memory_order_relaxed)) {
     if (buffer.size() == 0) {
       deadline.ExpiresAfter(first ? options.header_timeout : options.idle_timeout);
-      auto [ec, n] = co_await socket.async_read_some(DrainingBuffer{buffer.prepare(4096)}, kTuple);
+      auto [ec, n] = co_await socket.async_read_some(buffer.prepare(4096), kTuple);
       deadline.Clear();
       if (ec) break;
       buffer.commit(n);

@@ -7,8 +7,6 @@
 #include <boost/beast/core/read_size.hpp>
 #include <boost/beast/http/error.hpp>
 
-#include "http/draining_buffer.h"
-
 namespace trl::http {
 namespace {
 
@@ -35,7 +33,7 @@ asio::awaitable<beast::error_code> Read(asio::ip::tcp::socket& socket, beast::fl
     if (done()) co_return beast::error_code{};
     const size_t size = beast::read_size(buffer, 65536);
     if (size == 0) co_return bhttp::error::buffer_overflow;
-    auto [ec, n] = co_await socket.async_read_some(DrainingBuffer{buffer.prepare(size)},
+    auto [ec, n] = co_await socket.async_read_some(buffer.prepare(size),
                                                    asio::as_tuple(asio::use_awaitable));
     buffer.commit(n);
     if (ec == asio::error::eof) {

@@ -12,7 +12,6 @@
 #include <boost/container/small_vector.hpp>
 
 #include "common/decimal.h"
-#include "http/draining_buffer.h"
 #include "http/socket_io.h"
 #include "proxy/errors.h"
 #include "proxy/request_fields.h"
@@ -123,13 +122,12 @@ asio::awaitable<bool> RelayStream(Relay& r, UpstreamSocket& stream, beast::flat_
   SseSplitter splitter;
   std::string out;
   out.reserve(chunk.size());
-  http::DrainingReads reads(stream.socket);
   bool done = false;
   while (!parser.is_done()) {
     parser.get().body().data = chunk.data();
     parser.get().body().size = chunk.size();
     stream.deadline.ExpiresAfter(idle_timeout);
-    auto [ec, n] = co_await bhttp::async_read_some(reads, buffer, parser, kTuple);
+    auto [ec, n] = co_await bhttp::async_read_some(stream.socket, buffer, parser, kTuple);
     stream.deadline.Clear();
     if (watch.ClientLeft()) co_return false;  // the client left: abandon the upstream too
     if (ec && ec != bhttp::error::need_buffer) {
