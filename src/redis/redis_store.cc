@@ -92,15 +92,13 @@ constexpr size_t kAdmissionSize = 8 + 8 + 2;
 constexpr size_t kChargeSize = 2 + 8;
 constexpr size_t kBucketReplySize = 8 + 8 + 8;
 
-// A bucket of a batch as its admissions leave it: the reply gives the level each started from
+// A bucket of a batch as its admissions leave it: the reply gives the state each started from
 // and the admissions' outcomes, and the states after each admission are worked out here, by the
-// batch script's rules (lua_scripts.cc), so that Redis does not have to pack them.
+// rules the batch script applies (bucket.h's), so that Redis does not have to pack them.
 struct Replayed {
-  int64_t level = 0;  // kConcurrent: slots in use
-  int64_t frac = 0;
-  int64_t stamp = 0;
-  int64_t capacity = 0;
-  bool concurrent = false;
+  BucketParams params;  // capacity as packed for the script (never negative)
+  BucketLevel level;    // kTokens/kRequests
+  int64_t in_use = 0;   // kConcurrent
 };
 
 bool IntAt(const redisReply& array, size_t i, int64_t& out) {
@@ -428,8 +426,8 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
   const size_t buckets = keys.buckets.size();
   boost::container::small_vector<Replayed, 8> replayed(buckets);
   for (size_t i = 0; i < buckets; ++i) {
-    replayed[i].capacity = std::max<int64_t>(keys.buckets[i]->capacity, 0);
-    replayed[i].concurrent = keys.buckets[i]->ref.kind == LimitKind::kConcurrent;
+    replayed[i].params = keys.buckets[i]->Params();
+    replayed[i].params.capacity = std::max<int64_t>(replayed[i].params.capacity, 0);
   }
   std::vector<std::string> args;
   args.reserve(9 + keys.keys.size());
@@ -463,9 +461,13 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
   redis::PackedReader tail(ok ? reply.substr(reply.size() - kBucketReplySize * buckets)
                               : std::string_view());
   for (Replayed& b : replayed) {
-    b.level = tail.Int(8);
-    b.frac = tail.Int(8);
-    b.stamp = tail.Int(8);
+    if (b.params.kind == LimitKind::kConcurrent) {
+      b.in_use = tail.Int(8);
+    } else {
+      b.level.level = tail.Int(8);
+    }
+    b.level.frac = tail.Int(8);
+    b.level.stamp = tail.Int(8);
   }
   ok = ok && in.ok() && tail.AtEnd();
   const uint16_t* charge_key = charge_keys.data();
@@ -480,36 +482,31 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
     result.now_micros = now;
     const auto& charges = w->admit->charges;
     result.states.resize(charges.size());
-    bool all = true;
+    bool all = true, leased = false;
     for (size_t i = 0; i < charges.size(); ++i) {
       const Replayed& b = replayed[charge_key[i] - 2];
-      const bool fits =
-          replay || (b.concurrent ? b.level < b.capacity : b.level >= charges[i].amount);
+      const bool concurrent = b.params.kind == LimitKind::kConcurrent;
+      const bool fits = replay || (concurrent ? b.in_use < b.params.capacity
+                                              : b.level.level >= charges[i].amount);
       result.states[i].fits = fits;
       all = all && fits;
+      leased = leased || concurrent;
     }
     ok = ok && all == result.admitted;  // the script's verdict, by the same rules
-    bool leased = false;
-    for (size_t i = 0; i < charges.size(); ++i) {
+    // (An admission the first try of a retried call applied is not charged again.)
+    for (size_t i = 0; result.admitted && !replay && i < charges.size(); ++i) {
       Replayed& b = replayed[charge_key[i] - 2];
-      leased = leased || b.concurrent;
-      // (An admission the first try of a retried call applied is not charged again.)
-      if (!result.admitted || replay) continue;
-      if (b.concurrent) {
-        ++b.level;
+      if (b.params.kind == LimitKind::kConcurrent) {
+        ++b.in_use;
       } else {
-        b.level -= charges[i].amount;
-        if (b.level >= b.capacity) b.level = b.capacity;
+        Spend(b.params, charges[i].amount, b.level);
       }
     }
+    // Every charge's state after the whole admission (two charges may share a bucket).
     for (size_t i = 0; i < charges.size(); ++i, ++charge_key) {
       const Replayed& b = replayed[*charge_key - 2];
-      BucketState& s = result.states[i];
-      if (b.concurrent) {
-        s.in_use = b.level;
-      } else {
-        s.level = BucketLevel{b.level, b.frac, b.stamp};
-      }
+      result.states[i].level = b.level;
+      result.states[i].in_use = b.in_use;
     }
     result.lease = result.admitted && leased ? w->lease : 0;
   }
