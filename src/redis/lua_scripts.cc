@@ -201,9 +201,37 @@ end
 
 local flags = {}
 local changed = settled
+-- All at once: when the admissions' total demand fits every bucket they charge, each of them
+-- fits, one after the other, so each bucket is checked and charged once. ARGV[7]: their number,
+-- then each bucket's total (-1: not charged); empty when the caller cannot tell (a concurrency
+-- slot, a negative amount, a single admission).
+data, pos = ARGV[7] or '', 3
+if not applied and #data > 0 then
+  local count = struct.unpack('<H', data)
+  local fits, totals = true, {}
+  for k = 2, #KEYS do
+    local demand
+    demand, pos = struct.unpack('<i8', data, pos)
+    if demand >= 0 then
+      local b = buckets[k] or bucket(k)
+      fits = fits and b.level[1] >= demand
+      totals[k] = demand
+    end
+  end
+  if fits then
+    for k, demand in pairs(totals) do
+      local b = buckets[k]
+      spend(b.spec, demand, b.level)
+      b.dirty = true
+    end
+    flags[1] = string.rep('1', count)
+    changed = true
+  end
+end
 local charged, amounts = {}, {}  -- this admission's charges
 local a = 0
 data, pos = ARGV[6], 1
+if #flags > 0 then pos = #data + 1 end  -- judged all at once
 while pos <= #data do
   local lease_at, ttl, n = pos
   ttl, n, pos = struct.unpack('<i8H', data, pos + 8)

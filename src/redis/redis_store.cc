@@ -85,6 +85,38 @@ struct BatchKeys {
 // A bucket's index in KEYS, as packed ('H').
 void PutIndex(std::string& out, size_t index) { redis::PutInt(out, static_cast<int64_t>(index), 2); }
 
+void PutSettlement(std::string& out, size_t index, int64_t delta, int64_t stamp, uint64_t lease) {
+  PutIndex(out, index);
+  redis::PutInt(out, delta, 8);
+  redis::PutInt(out, stamp, 8);
+  redis::PutInt(out, static_cast<int64_t>(lease), 8);
+}
+
+// The token settlements of a batch, one record per bucket and kind: every extra charge of a
+// bucket together (applied whatever their window), and its refunds together, by window for a
+// calendar bucket (a refund for a window that has ended is dropped, the others apply). The
+// script then spends each bucket once or twice instead of once per request; the result is
+// theirs applied one by one, extra charges first (levels are at most the capacity, so an extra
+// charge is never capped, and refunds capped at the capacity one by one or summed end the same).
+struct MergedSettlement {
+  size_t index;
+  int64_t delta;
+  int64_t stamp;  // refunds to a calendar bucket: their window; else 0
+};
+
+void Merge(boost::container::small_vector<MergedSettlement, 8>& merged, size_t index,
+           const Settlement& s) {
+  if (s.delta == 0) return;  // changes nothing
+  const int64_t stamp = s.delta < 0 && s.bucket.ref.calendar ? s.admitted_stamp : 0;
+  for (MergedSettlement& m : merged) {
+    if (m.index == index && (m.delta > 0) == (s.delta > 0) && m.stamp == stamp) {
+      m.delta += s.delta;
+      return;
+    }
+  }
+  merged.push_back({index, s.delta, stamp});
+}
+
 // The packed records' sizes (lua_scripts.h): a settlement '<Hi8i8c8', an admission '<c8i8H' and
 // each of its charges '<Hi8'; in the reply, a bucket's '<i8i8i8'.
 constexpr size_t kSettlementSize = 2 + 8 + 8 + 8;
@@ -400,13 +432,18 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
   admissions.reserve(kMaxBatch * (kAdmissionSize + 3 * kChargeSize));
   size_t admitting = 0;
   boost::container::small_vector<uint16_t, 64> charge_keys;  // each charge's index in KEYS
+  boost::container::small_vector<MergedSettlement, 8> merged;
+  boost::container::small_vector<int64_t, 8> demand;  // by bucket, from KEYS[2]; -1: none
+  bool together = true;  // every charge on a token or request bucket, none negative
   for (Waiter* w = batch; w; w = w->next) {
     if (w->settle) {
       for (const Settlement& s : w->settle->settlements) {
-        PutIndex(settlements, keys.IndexOf(prefix, s.bucket));
-        redis::PutInt(settlements, s.delta, 8);
-        redis::PutInt(settlements, s.admitted_stamp, 8);
-        redis::PutInt(settlements, static_cast<int64_t>(s.lease), 8);
+        const size_t index = keys.IndexOf(prefix, s.bucket);
+        if (s.bucket.ref.kind == LimitKind::kTokens) {
+          Merge(merged, index, s);
+          continue;
+        }
+        PutSettlement(settlements, index, s.delta, s.admitted_stamp, s.lease);
       }
       continue;
     }
@@ -421,16 +458,31 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
       charge_keys.push_back(static_cast<uint16_t>(index));
       PutIndex(admissions, index);
       redis::PutInt(admissions, c.amount, 8);
+      demand.resize(keys.buckets.size(), -1);
+      demand[index - 2] = std::max<int64_t>(demand[index - 2], 0) + c.amount;
+      together = together && c.bucket.ref.kind != LimitKind::kConcurrent && c.amount >= 0;
     }
   }
+  // Extra charges before refunds: a refund's cap at capacity then applies once, to the sum.
+  std::stable_partition(merged.begin(), merged.end(),
+                        [](const MergedSettlement& m) { return m.delta > 0; });
+  for (const MergedSettlement& m : merged) {
+    PutSettlement(settlements, m.index, m.delta, m.stamp, 0);
+  }
   const size_t buckets = keys.buckets.size();
+  std::string all_at_once;
+  if (together && admitting > 1) {
+    redis::PutInt(all_at_once, static_cast<int64_t>(admitting), 2);
+    demand.resize(buckets, -1);
+    for (int64_t d : demand) redis::PutInt(all_at_once, d, 8);
+  }
   boost::container::small_vector<Replayed, 8> replayed(buckets);
   for (size_t i = 0; i < buckets; ++i) {
     replayed[i].params = keys.buckets[i]->Params();
     replayed[i].params.capacity = std::max<int64_t>(replayed[i].params.capacity, 0);
   }
   std::vector<std::string> args;
-  args.reserve(9 + keys.keys.size());
+  args.reserve(10 + keys.keys.size());
   args.emplace_back("EVALSHA");
   args.push_back(lane.batch->sha);
   args.push_back(std::to_string(keys.keys.size()));
@@ -441,6 +493,7 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
   args.push_back(std::move(keys.specs));
   args.push_back(std::move(settlements));
   args.push_back(std::move(admissions));
+  args.push_back(std::move(all_at_once));
   std::string routing = args[3];  // the marker
   // A batch is in arrival order: its first call has the earliest deadline (to within the µs
   // between a caller taking its start time and queuing).

@@ -8,8 +8,10 @@
 //
 // Batches: admissions and settlements of one shard that arrive while one of that shard's calls
 // is in flight wait for it, then go together in the next call, up to kMaxBatch; the script
-// applies the settlements first, then judges the admissions one after the other, exactly as
-// separate calls would, but reads and writes each bucket once. So a lone request goes out at
+// applies the settlements first (a bucket's extra charges summed, then its refunds summed: the
+// same level as one by one in that order), then judges the admissions one after the other,
+// exactly as separate calls would (all at once when their total fits), but reads and writes
+// each bucket once. So a lone request goes out at
 // once, and a busy shard costs Redis one call per round trip instead of two per request. One
 // call per shard is in flight at a time (whatever the lane, below); different shards do not
 // wait for each other.

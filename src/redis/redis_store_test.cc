@@ -86,6 +86,24 @@ class RedisStoreTest : public ::testing::Test {
     return RunAwaitable(store.Read({shard, AsSpan(specs), now}));
   }
 
+  // `callers` admissions of `charges` on shard "a", started together: the first goes alone, the
+  // others queue behind it and go in one batch.
+  std::vector<AdmitResult> AdmitTogether(Store& store, const std::vector<Charge>& charges,
+                                         int callers) {
+    std::vector<AdmitResult> results(callers);
+    boost::asio::io_context io;
+    for (int i = 0; i < callers; ++i) {
+      boost::asio::co_spawn(
+          io,
+          [&, i]() -> boost::asio::awaitable<void> {
+            results[i] = co_await store.Admit({"a", AsSpan(charges), "r", kT0, kMinute});
+          },
+          boost::asio::detached);
+    }
+    io.run();
+    return results;
+  }
+
   // EVALSHA calls since the last CONFIG RESETSTAT (INFO commandstats); -1 if none.
   int EvalshaCalls() {
     std::string stats = server_->CommandText({"INFO", "commandstats"});
@@ -334,18 +352,8 @@ TEST_F(RedisStoreTest, ConcurrentCallsOfOneShardAreBatchedExactly) {
   ASSERT_EQ(Admit(*store, "a", {{bucket, 0}}, kT0).status, StoreStatus::kOk);  // connected
   ASSERT_EQ(server_->CommandText({"CONFIG", "RESETSTAT"}), "OK");
   constexpr int kCallers = 64;
-  std::vector<Charge> charges = {{bucket, 3}, {slots, 1}};
-  std::vector<AdmitResult> results(kCallers);
-  boost::asio::io_context io;
-  for (int i = 0; i < kCallers; ++i) {
-    boost::asio::co_spawn(
-        io,
-        [&, i]() -> boost::asio::awaitable<void> {
-          results[i] = co_await store->Admit({"a", AsSpan(charges), "r", kT0, kMinute});
-        },
-        boost::asio::detached);
-  }
-  io.run();
+  const std::vector<AdmitResult> results =
+      AdmitTogether(*store, {{bucket, 3}, {slots, 1}}, kCallers);
   int admitted = 0;
   std::multiset<std::pair<int64_t, int64_t>> states;  // after each admission: tokens, slots
   for (const AdmitResult& r : results) {
@@ -374,7 +382,7 @@ TEST_F(RedisStoreTest, ConcurrentCallsOfOneShardAreBatchedExactly) {
   std::vector<Settlement> refund = {{bucket, -1, results[0].states[0].level.stamp, 0}};
   std::vector<Charge> one = {{bucket, 1}};
   int settled = 0, admitted_after = 0;
-  io.restart();
+  boost::asio::io_context io;
   for (int i = 0; i < kCallers; ++i) {
     boost::asio::co_spawn(
         io,
@@ -396,6 +404,85 @@ TEST_F(RedisStoreTest, ConcurrentCallsOfOneShardAreBatchedExactly) {
   ReadResult read = Read(*store, "a", {bucket}, kT0);
   ASSERT_EQ(read.status, StoreStatus::kOk);
   EXPECT_EQ(read.states[0].level.level, 100 - 33 * 3 + 33 - 31);
+}
+
+// Admissions of a batch whose total fits every bucket they charge are judged at once (the script
+// checks and charges each bucket once), and each still gets the state it would have had one by
+// one; when the total does not fit, they are judged one by one.
+TEST_F(RedisStoreTest, AdmissionsThatAllFitAreJudgedAtOnceExactly) {
+  auto store = MakeStore(Options({server_->Url()}));
+  const BucketSpec tokens = Tokens("a", 100, kMinute);
+  const BucketSpec requests = Requests("a", 1000, kMinute);
+  constexpr int kCallers = 64;
+  ASSERT_EQ(Admit(*store, "a", {{tokens, 0}}, kT0).status, StoreStatus::kOk);  // connected
+  ASSERT_EQ(server_->CommandText({"CONFIG", "RESETSTAT"}), "OK");
+
+  // One token and one request each: the first goes alone, the other 63 (63 tokens of the 99
+  // left) at once. Each admission's states are the ones before it in the batch left.
+  std::multiset<std::pair<int64_t, int64_t>> states, expected;
+  for (const AdmitResult& r : AdmitTogether(*store, {{tokens, 1}, {requests, 1}}, kCallers)) {
+    ASSERT_EQ(r.status, StoreStatus::kOk);
+    ASSERT_EQ(r.states.size(), 2u);
+    EXPECT_TRUE(r.admitted);
+    EXPECT_TRUE(r.states[0].fits && r.states[1].fits);
+    states.insert({r.states[0].level.level, r.states[1].level.level});
+  }
+  for (int k = 1; k <= kCallers; ++k) expected.insert({100 - k, 1000 - k});
+  EXPECT_EQ(states, expected);
+  EXPECT_EQ(EvalshaCalls(), 2);
+
+  // Two tokens each, 36 left: the first takes 2 alone; 126 do not fit in 34, so the batch is
+  // judged one by one: 17 more, the other 46 refused with the bucket as the last one left it.
+  int admitted = 0;
+  std::multiset<int64_t> levels, expected_levels;
+  for (const AdmitResult& r : AdmitTogether(*store, {{tokens, 2}}, kCallers)) {
+    ASSERT_EQ(r.status, StoreStatus::kOk);
+    EXPECT_EQ(r.states[0].fits, r.admitted);
+    if (r.admitted) {
+      ++admitted;
+      levels.insert(r.states[0].level.level);
+    } else {
+      EXPECT_EQ(r.states[0].level.level, 0);
+    }
+  }
+  EXPECT_EQ(admitted, 18);
+  for (int k = 1; k <= 18; ++k) expected_levels.insert(36 - 2 * k);
+  EXPECT_EQ(levels, expected_levels);
+  EXPECT_EQ(EvalshaCalls(), 4);
+}
+
+// The script alone: admissions judged at once are recorded like any others, so a retry of the
+// call charges nothing twice.
+TEST_F(RedisStoreTest, AdmissionsJudgedAtOnceAreChargedOnceOnARetry) {
+  std::string specs = "t";
+  specs += '\0';
+  redis::PutInt(specs, 10, 8);
+  redis::PutInt(specs, kMinute, 8);
+  std::string admissions;
+  for (int lease : {7, 9}) {
+    redis::PutInt(admissions, lease, 8);
+    redis::PutInt(admissions, kMinute, 8);  // lease TTL
+    redis::PutInt(admissions, 1, 2);        // charges
+    redis::PutInt(admissions, 2, 2);        // p:t
+    redis::PutInt(admissions, 2, 8);
+  }
+  std::string all_at_once;
+  redis::PutInt(all_at_once, 2, 2);  // admissions
+  redis::PutInt(all_at_once, 4, 8);  // p:t's total
+  const std::string now = std::to_string(kT0);
+  for (int run = 0; run < 2; ++run) {
+    testing::TestReply r = server_->Command({"EVAL", redis::kBatchScript, "2", "p:op:7", "p:t", now,
+                                             "1000", "0", specs, "", admissions, all_at_once});
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->type, REDIS_REPLY_STRING) << redis::ReplyText(*r);
+    const std::string_view reply = redis::ReplyText(*r);
+    EXPECT_EQ(reply.substr(8, run == 0 ? 2 : 4), run == 0 ? "11" : "1111") << run;
+    redis::PackedReader in(reply.substr(run == 0 ? 10 : 12));
+    // p:t before the admissions (the 4 would fit again: the retry must not charge them).
+    EXPECT_EQ(in.Int(8), run == 0 ? 10 : 6) << run;
+  }
+  EXPECT_EQ(server_->CommandText({"GET", "p:t"}), "6 0 " + now);
+  EXPECT_EQ(server_->CommandText({"GET", "p:op:7"}), "11");
 }
 
 // Counts the outcomes reported to a detached settlement's completion.
@@ -463,6 +550,63 @@ TEST_F(RedisStoreTest, DetachedSettlementsGoInTheShardsNextBatch) {
   io.run();
   EXPECT_EQ(failed.ok, 0);
   EXPECT_EQ(failed.error, 1);
+}
+
+// The token settlements of a batch go as one record per bucket and kind: its extra charges
+// first (whatever their window), then its refunds, a calendar bucket's by window (a refund for
+// a window that has ended is dropped). The bucket ends as they would leave it one by one in that
+// order, capped at its capacity.
+TEST_F(RedisStoreTest, SettlementsOfABatchEndAsAppliedOneByOne) {
+  auto store = MakeStore(Options({server_->Url()}));
+  const BucketSpec day = Tokens("a", 100, kDay, true);
+  const BucketSpec minute = Tokens("a", 1000, kMinute);
+  AdmitResult first = Admit(*store, "a", {{day, 10}, {minute, 10}}, kT0);
+  ASSERT_TRUE(first.admitted);
+  const int64_t window = first.states[0].level.stamp;
+  ASSERT_EQ(server_->CommandText({"CONFIG", "RESETSTAT"}), "OK");
+
+  // A lead admission of 50 is in flight (40 and 940 left) while the settlements queue.
+  const std::vector<std::vector<Settlement>> settlements = {
+      {{day, -20, window, 0}, {minute, -40, 0, 0}},
+      {{day, 30, window - kDay, 0}, {minute, 30, 0, 0}},    // an extra charge: applies anyway
+      {{day, -25, window - kDay, 0}, {minute, -25, 0, 0}},  // a refund for an ended window
+      {{day, -45, window, 0}, {minute, 0, 0, 0}},
+      {{day, 0, window, 0}, {minute, -45, 0, 0}},
+  };
+  std::vector<Charge> lead_charges = {{day, 50}, {minute, 50}}, one = {{day, 1}, {minute, 1}};
+  AdmitResult lead, after;
+  CountingCompletion settled;
+  boost::asio::io_context io;
+  boost::asio::co_spawn(
+      io,
+      [&]() -> boost::asio::awaitable<void> {
+        lead = co_await store->Admit({"a", AsSpan(lead_charges), "r", kT0, kMinute});
+      },
+      boost::asio::detached);
+  std::vector<SettleRequest> requests;
+  for (const auto& s : settlements) requests.push_back({"a", AsSpan(s), kT0});
+  boost::asio::post(io, [&] {
+    for (const SettleRequest& r : requests) store->SettleDetached(r, io.get_executor(), settled);
+  });
+  boost::asio::co_spawn(
+      io,
+      [&]() -> boost::asio::awaitable<void> {
+        after = co_await store->Admit({"a", AsSpan(one), "r", kT0, kMinute});
+      },
+      boost::asio::detached);
+  io.run();
+  ASSERT_TRUE(lead.admitted);
+  EXPECT_EQ(settled.ok, 5);
+  EXPECT_EQ(EvalshaCalls(), 2);  // the lead, then the settlements and `after` together
+  ASSERT_TRUE(after.admitted);
+  // day: 40 - 30, then + 20 + 45 = 75 (the ended window's 25 dropped), then `after`'s 1.
+  EXPECT_EQ(after.states[0].level.level, 74);
+  // minute: 940 - 30, then + 40 + 25 + 45 = 1020, capped at 1000; then `after`'s 1.
+  EXPECT_EQ(after.states[1].level.level, 999);
+  ReadResult read = Read(*store, "a", {day, minute}, kT0);
+  ASSERT_EQ(read.status, StoreStatus::kOk);
+  EXPECT_EQ(read.states[0].level.level, 74);
+  EXPECT_EQ(read.states[1].level.level, 999);
 }
 
 // Shards do not wait for each other: the first call of each goes at once, and the callers
