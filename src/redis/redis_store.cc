@@ -308,7 +308,7 @@ void RedisStore::SettleDetached(const SettleRequest& request,
 bool RedisStore::Enqueue(Waiter& w) {
   auto it = shards_.find(w.shard_key);
   if (it == shards_.end()) {
-    shards_.try_emplace(std::string(w.shard_key));
+    shards_.try_emplace(std::string(w.shard_key)).first->second.open = w.settle != nullptr;
     return false;
   }
   Queue& q = it->second;
@@ -318,13 +318,24 @@ bool RedisStore::Enqueue(Waiter& w) {
 }
 
 asio::awaitable<void> RedisStore::Batched(Lane& lane, Waiter& w) {
-  bool queue = false;
+  enum class Way { kLead, kQueue, kBeside } way = Way::kLead;
   {
     std::lock_guard lock(mutex_);
-    queue = shards_.find(w.shard_key) != shards_.end();
-    if (!queue) shards_.try_emplace(std::string(w.shard_key));
+    auto it = shards_.find(w.shard_key);
+    if (it == shards_.end()) {
+      shards_.try_emplace(std::string(w.shard_key)).first->second.open = w.settle != nullptr;
+    } else if (w.admit && it->second.open && !it->second.head) {
+      it->second.open = false;
+      way = Way::kBeside;
+    } else {
+      way = Way::kQueue;
+    }
   }
-  if (queue) {
+  if (way == Way::kBeside) {  // the shard's batches are its leader's to follow, not this call's
+    co_await Send(lane, &w);
+    co_return;
+  }
+  if (way == Way::kQueue) {
     co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
         [this, &w](auto handler) {
           std::unique_lock lock(mutex_);
@@ -370,7 +381,11 @@ RedisStore::Waiter* RedisStore::TakeBatch(std::string_view shard) {
   }
   Waiter* batch = q.head;
   Waiter* last = batch;
-  for (size_t taken = 1; taken < kMaxBatch && last->next; ++taken) last = last->next;
+  q.open = batch->settle != nullptr;
+  for (size_t taken = 1; taken < kMaxBatch && last->next; ++taken) {
+    last = last->next;
+    q.open = q.open && last->settle != nullptr;
+  }
   q.head = last->next;
   if (!q.head) q.tail = nullptr;
   last->next = nullptr;

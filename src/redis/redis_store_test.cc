@@ -609,6 +609,44 @@ TEST_F(RedisStoreTest, SettlementsOfABatchEndAsAppliedOneByOne) {
   EXPECT_EQ(read.states[1].level.level, 999);
 }
 
+// A lone settlement in flight holds nobody up: an admission that finds only it goes at once,
+// behind it on the same connection, and still sees its refund (Redis runs a connection's
+// commands in order). Redis is stopped meanwhile, so both calls in flight at once shows that the
+// admission did not wait for the settlement's reply.
+TEST_F(RedisStoreTest, AnAdmissionGoesBesideASettlementInFlight) {
+  auto store = MakeStore(Options({server_->Url()}));
+  const BucketSpec bucket = Tokens("a", 10, kDay, true);
+  AdmitResult first = Admit(*store, "a", {{bucket, 10}}, kT0);
+  ASSERT_TRUE(first.admitted);  // none left
+  std::vector<Settlement> refund = {{bucket, -10, first.states[0].level.stamp, 0}};
+  const SettleRequest request{"a", AsSpan(refund), kT0};
+  std::vector<Charge> all = {{bucket, 10}};
+  CountingCompletion settled;
+  AdmitResult after;
+  server_->Pause();
+  boost::asio::io_context io;
+  boost::asio::post(io, [&] { store->SettleDetached(request, io.get_executor(), settled); });
+  boost::asio::co_spawn(
+      io,
+      [&]() -> boost::asio::awaitable<void> {
+        after = co_await store->Admit({"a", AsSpan(all), "r", kT0, kMinute});
+      },
+      boost::asio::detached);
+  std::thread caller([&] { io.run(); });
+  bool both_in_flight = false;
+  for (int i = 0; i < 500 && !both_in_flight; ++i) {  // bounded: 1 s, half the store's timeout
+    both_in_flight = store->Client().Stats().in_flight == 2;
+    if (!both_in_flight) std::this_thread::sleep_for(2ms);
+  }
+  server_->Resume();
+  caller.join();
+  EXPECT_TRUE(both_in_flight);
+  EXPECT_EQ(settled.ok, 1);
+  ASSERT_EQ(after.status, StoreStatus::kOk);
+  EXPECT_TRUE(after.admitted);
+  EXPECT_EQ(after.states[0].level.level, 0);
+}
+
 // Shards do not wait for each other: the first call of each goes at once, and the callers
 // queued behind each go in one call of their own shard.
 // The gateway's I/O threads, each running an io_context, for stores with lanes.
