@@ -308,7 +308,7 @@ void RedisStore::SettleDetached(const SettleRequest& request,
 bool RedisStore::Enqueue(Waiter& w) {
   auto it = shards_.find(w.shard_key);
   if (it == shards_.end()) {
-    shards_.try_emplace(std::string(w.shard_key)).first->second.open = w.settle != nullptr;
+    shards_.try_emplace(std::string(w.shard_key));
     return false;
   }
   Queue& q = it->second;
@@ -323,7 +323,7 @@ asio::awaitable<void> RedisStore::Batched(Lane& lane, Waiter& w) {
     std::lock_guard lock(mutex_);
     auto it = shards_.find(w.shard_key);
     if (it == shards_.end()) {
-      shards_.try_emplace(std::string(w.shard_key)).first->second.open = w.settle != nullptr;
+      shards_.try_emplace(std::string(w.shard_key));
     } else if (w.admit && it->second.open && !it->second.head) {
       it->second.open = false;
       way = Way::kBeside;
@@ -379,13 +379,10 @@ RedisStore::Waiter* RedisStore::TakeBatch(std::string_view shard) {
     shards_.erase(it);
     return nullptr;
   }
+  q.open = false;  // until the next call is on its connection
   Waiter* batch = q.head;
   Waiter* last = batch;
-  q.open = batch->settle != nullptr;
-  for (size_t taken = 1; taken < kMaxBatch && last->next; ++taken) {
-    last = last->next;
-    q.open = q.open && last->settle != nullptr;
-  }
+  for (size_t taken = 1; taken < kMaxBatch && last->next; ++taken) last = last->next;
   q.head = last->next;
   if (!q.head) q.tail = nullptr;
   last->next = nullptr;
@@ -513,6 +510,13 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
   // A batch is in arrival order: its first call has the earliest deadline (to within the µs
   // between a caller taking its start time and queuing).
   const auto deadline = batch->start + options_.timeout;
+  if (admitting == 0) {
+    // Only now, with its command about to be on the connection (Execute queues it before it
+    // first waits), may an admission go beside it, and be queued after it.
+    std::lock_guard lock(mutex_);
+    auto it = shards_.find(batch->shard_key);
+    if (it != shards_.end()) it->second.open = true;
+  }
   Result r =
       co_await lane.client->Execute(std::move(args), std::move(routing), deadline, lane.batch);
   // The reply: now, each admission's flag ('1' admitted), the flags of an earlier try of this

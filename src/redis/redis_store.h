@@ -133,11 +133,13 @@ class RedisStore final : public Store {
     Waiter* next = nullptr;
   };
   // The calls waiting for a shard's call in flight; a shard is in the map while it has one.
-  // `open`: that call only settles, and no admission went beside it yet. Nobody waits on a
-  // settlement, so an admission that finds no queue then goes at once instead of waiting a
-  // round trip for it (on one client connection, every request's admission would otherwise wait
-  // for the previous request's settlement). On the same lane it follows the settlement on the
-  // same connection, and Redis runs a connection's commands in order: it still sees the refund.
+  // `open`: that call only settles, its command is on its connection, and no admission went
+  // beside it yet. Nobody waits on a settlement, so an admission that finds no queue then goes
+  // at once instead of waiting a round trip for it (on one client connection, every request's
+  // admission would otherwise wait for the previous request's settlement). On the same lane it
+  // follows the settlement on the same connection, and Redis runs a connection's commands in
+  // order: it still sees the refund. (Before the command is on its connection, a settlement
+  // just handed over by SettleDetached, say, the admission queues: it would go first.)
   struct Queue {
     Waiter* head = nullptr;
     Waiter* tail = nullptr;
@@ -167,8 +169,7 @@ class RedisStore final : public Store {
   // Runs `w`'s call, then hands the calls queued meanwhile to `lane`'s thread.
   asio::awaitable<void> Lead(Lane& lane, Waiter* w);
   // Under mutex_, when a call of `shard` has ended: up to kMaxBatch of its queued calls, linked
-  // by `next` (the shard's next call; `open` set by it); null (and the shard idle) when none is
-  // queued.
+  // by `next`; null (and the shard idle) when none is queued.
   Waiter* TakeBatch(std::string_view shard);
   asio::awaitable<void> Drain(Lane& lane, std::string shard, Waiter* batch);
   // Runs one batch and fills every waiter's outcome; resumes the queued ones (one post per

@@ -767,6 +767,34 @@ TEST_F(RedisStoreTest, LanesOnIoThreadsKeepOneExactQueuePerShard) {
   EXPECT_EQ(after.status, StoreStatus::kError);
 }
 
+// An admission made right after a settlement on the same thread (the next request of a client
+// connection whose bytes are already in) is judged after it and sees its refund: it goes beside
+// the settlement only once the settlement's command is on the connection, and queues behind it
+// before (were SettleDetached to start its call later, as it does for a caller on another
+// thread, the admission would otherwise reach Redis first).
+TEST_F(RedisStoreTest, AnAdmissionRightAfterASettlementOnItsThreadSeesTheRefund) {
+  IoThreads io(1);
+  std::string error;
+  const auto contexts = io.Pointers();
+  auto store = RedisStore::Create(Options({server_->Url()}), &error, contexts);
+  ASSERT_TRUE(store) << error;
+  const BucketSpec bucket = Tokens("a", 10, kDay, true);
+  std::vector<Charge> all = {{bucket, 10}};
+  AdmitResult first = io.Run(0, store->Admit({"a", AsSpan(all), "r", kT0, kMinute}));
+  ASSERT_TRUE(first.admitted);  // none left
+  std::vector<Settlement> refund = {{bucket, -10, first.states[0].level.stamp, 0}};
+  const SettleRequest request{"a", AsSpan(refund), kT0};
+  CountingCompletion settled;
+  AdmitResult after = io.Run(0, [&]() -> boost::asio::awaitable<AdmitResult> {
+    store->SettleDetached(request, co_await boost::asio::this_coro::executor, settled);
+    co_return co_await store->Admit({"a", AsSpan(all), "r", kT0, kMinute});
+  }());
+  EXPECT_EQ(settled.ok, 1);
+  ASSERT_EQ(after.status, StoreStatus::kOk);
+  EXPECT_TRUE(after.admitted);
+  store->Shutdown();
+}
+
 TEST_F(RedisStoreTest, ShardsAreBatchedApart) {
   auto store = MakeStore(Options({server_->Url()}));
   const BucketSpec a = Tokens("a", 100, kDay, true), b = Tokens("b", 100, kDay, true);
