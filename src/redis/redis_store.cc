@@ -476,10 +476,10 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
     }
   }
   // Extra charges before refunds: a refund's cap at capacity then applies once, to the sum.
-  std::stable_partition(merged.begin(), merged.end(),
-                        [](const MergedSettlement& m) { return m.delta > 0; });
-  for (const MergedSettlement& m : merged) {
-    PutSettlement(settlements, m.index, m.delta, m.stamp, 0);
+  for (const bool extra : {true, false}) {
+    for (const MergedSettlement& m : merged) {
+      if ((m.delta > 0) == extra) PutSettlement(settlements, m.index, m.delta, m.stamp, 0);
+    }
   }
   const size_t buckets = keys.buckets.size();
   std::string all_at_once;

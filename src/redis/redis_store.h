@@ -11,10 +11,10 @@
 // applies the settlements first (a bucket's extra charges summed, then its refunds summed: the
 // same level as one by one in that order), then judges the admissions one after the other,
 // exactly as separate calls would (all at once when their total fits), but reads and writes
-// each bucket once. So a lone request goes out at
-// once, and a busy shard costs Redis one call per round trip instead of two per request. One
-// call per shard is in flight at a time (whatever the lane, below); different shards do not
-// wait for each other.
+// each bucket once. So a lone request goes out at once, and a busy shard costs Redis one call
+// per round trip instead of two per request. One call per shard is in flight at a time
+// (whatever the lane, below), but for an admission beside a call that only settles (Queue);
+// different shards do not wait for each other.
 //
 // Lanes: a RedisClient (its connections to Redis) and the thread it lives on. By default one,
 // on a thread of its own. Created with the gateway's I/O contexts, the store gives each of them
