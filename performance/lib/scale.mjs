@@ -127,15 +127,29 @@ async function main() {
   if (opt.targets.includes('direct')) {
     targets.push({ name: 'direct', port: mockFast.port, portSlow: mockSlow.port, key: '', proc: null });
   }
+  // Each proxy can be started again: the idle run measures a fresh process (warmed up), since
+  // one that has just served 2000 streams keeps some of their memory, which 10,000 idle
+  // connections then reuse, and the figure per connection would come out too low.
   if (opt.targets.includes('nginx')) {
-    const ngx = await sys.startNginx([mockFast, mockSlow]);
-    targets.push({ name: 'nginx', port: ngx.ports[0], portSlow: ngx.ports[1], key: '', proc: ngx.proc });
+    const start = async (t) => {
+      const ngx = await sys.startNginx([mockFast, mockSlow]);
+      Object.assign(t, { port: ngx.ports[0], portSlow: ngx.ports[1], proc: ngx.proc });
+    };
+    const t = { name: 'nginx', key: '', start };
+    await start(t);
+    targets.push(t);
   }
   if (opt.targets.includes('gateway-memory')) {
-    const gw = await sys.startGateway('gateway-memory', sys.gatewayConfig(
-      { m: mockFast, 'm-paced': mockSlow }, { backend: 'memory', data_dir: path.join(tmp, 'data') },
-      KEY, STREAM_TOKENS));
-    targets.push({ name: 'gateway-memory', port: gw.port, portSlow: gw.port, key: KEY, proc: gw });
+    let runs = 0;
+    const start = async (t) => {
+      const gw = await sys.startGateway(`gateway-memory-${runs++}`, sys.gatewayConfig(
+        { m: mockFast, 'm-paced': mockSlow },
+        { backend: 'memory', data_dir: path.join(tmp, `data-${runs}`) }, KEY, STREAM_TOKENS));
+      Object.assign(t, { port: gw.port, portSlow: gw.port, proc: gw });
+    };
+    const t = { name: 'gateway-memory', key: KEY, start };
+    await start(t);
+    targets.push(t);
   }
   log(`load average ${result.load_before.join(' ')}; ${opt.threads} gateway threads / nginx workers`);
   for (const t of targets) {
@@ -154,6 +168,11 @@ async function main() {
   }
   if (opt.only.includes('idle')) {
     for (const t of targets.filter((x) => x.proc)) {
+      if (opt.only.includes('streams')) {
+        await t.proc.stop();
+        await t.start(t);
+        await rateRun(t, t.proc.pid, 0);  // warm-up, as above
+      }
       log(`${t.name}: ${opt.rate} req/s open loop, alone / next to ${opt.idle} idle connections / alone`);
       const base1 = await rateRun(t, t.proc.pid, 0);
       const withIdle = await rateRun(t, t.proc.pid, opt.idle);
