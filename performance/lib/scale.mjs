@@ -130,26 +130,26 @@ async function main() {
   // Each proxy can be started again: the idle run measures a fresh process (warmed up), since
   // one that has just served 2000 streams keeps some of their memory, which 10,000 idle
   // connections then reuse, and the figure per connection would come out too low.
-  if (opt.targets.includes('nginx')) {
-    const start = async (t) => {
-      const ngx = await sys.startNginx([mockFast, mockSlow]);
-      Object.assign(t, { port: ngx.ports[0], portSlow: ngx.ports[1], proc: ngx.proc });
-    };
-    const t = { name: 'nginx', key: '', start };
+  const addProxy = async (name, key, start) => {
+    const t = { name, key, start };
     await start(t);
     targets.push(t);
+  };
+  if (opt.targets.includes('nginx')) {
+    await addProxy('nginx', '', async (t) => {
+      const ngx = await sys.startNginx([mockFast, mockSlow]);
+      Object.assign(t, { port: ngx.ports[0], portSlow: ngx.ports[1], proc: ngx.proc });
+    });
   }
   if (opt.targets.includes('gateway-memory')) {
     let runs = 0;
-    const start = async (t) => {
-      const gw = await sys.startGateway(`gateway-memory-${runs++}`, sys.gatewayConfig(
+    await addProxy('gateway-memory', KEY, async (t) => {
+      const run = runs++;
+      const gw = await sys.startGateway(`gateway-memory-${run}`, sys.gatewayConfig(
         { m: mockFast, 'm-paced': mockSlow },
-        { backend: 'memory', data_dir: path.join(tmp, `data-${runs}`) }, KEY, STREAM_TOKENS));
+        { backend: 'memory', data_dir: path.join(tmp, `data-${run}`) }, KEY, STREAM_TOKENS));
       Object.assign(t, { port: gw.port, portSlow: gw.port, proc: gw });
-    };
-    const t = { name: 'gateway-memory', key: KEY, start };
-    await start(t);
-    targets.push(t);
+    });
   }
   log(`load average ${result.load_before.join(' ')}; ${opt.threads} gateway threads / nginx workers`);
   for (const t of targets) {
