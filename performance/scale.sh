@@ -6,7 +6,7 @@
 #
 #   performance/scale.sh            about 3 minutes
 #   performance/scale.sh --quick    500 streams, 2000 idle connections: about 1 minute
-#   other options: --streams N --idle N --window S --rate R --threads N --only streams|idle
+#   other options: --streams N --idle N --settle S --window S --rate R --threads N --only streams|idle
 #                  --targets nginx,gateway-memory --no-build --nice N
 # Builds like run.sh; raises the open-file limit to the hard limit (each side of 10,000
 # connections needs 10,000 descriptors; the hard limit must allow that).

@@ -3,9 +3,11 @@
 //  streams  --streams (2000) concurrent slow streams (the backend paces 10 tokens/s), back to
 //           back on each connection for --window seconds: RSS per stream (RSS with the streams
 //           open minus RSS before, over the streams), CPU per token relayed, token lateness.
-//  idle     --idle (10000) keep-alive connections that made one request and then sit idle:
-//           RSS per connection, and the open-loop latency of normal requests (--rate/s) next to
-//           them, against the same load without them (measured before and after, alternating).
+//  idle     --idle (10000) keep-alive connections that made one request and then sit idle
+//           (--settle seconds, 2, before RSS is sampled: a proxy may give back what an idle
+//           connection holds once it has been idle a while): RSS per connection, and the
+//           open-loop latency of normal requests (--rate/s) next to them, against the same
+//           load without them (measured before and after, alternating).
 // Prints a table and writes performance/results/scale-<date>.json.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -22,7 +24,8 @@ const PERF = path.resolve(HERE, '..');
 const REPO = path.resolve(PERF, '..');
 
 const opt = {
-  streams: 2000, tokensPerSecond: 10, window: 10, idle: 10000, rate: 1000, rateSeconds: 5,
+  streams: 2000, tokensPerSecond: 10, window: 10, idle: 10000, settle: 2, rate: 1000,
+  rateSeconds: 5,
   threads: os.cpus().length, mockThreads: os.cpus().length, buildDir: path.join(REPO, 'build/release'),
   loadgenBin: path.join(REPO, 'build/perf-loadgen/trl-loadgen'), maxSeconds: 900, out: null,
   only: ['streams', 'idle'], targets: ['direct', 'nginx', 'gateway-memory'],
@@ -35,6 +38,7 @@ for (let i = 2; i < process.argv.length; i++) {
     case '--streams': opt.streams = Number(v()); break;
     case '--window': opt.window = Number(v()); break;
     case '--idle': opt.idle = Number(v()); break;
+    case '--settle': opt.settle = Number(v()); break;
     case '--rate': opt.rate = Number(v()); break;
     case '--threads': opt.threads = Number(v()); break;
     case '--only': opt.only = v().split(','); break;
@@ -97,7 +101,7 @@ async function rateRun(t, procPid, idle) {
   const args = ['--port', String(t.port), ...auth(t), '--mode', idle ? 'idle' : 'rate',
                 '--rate', String(opt.rate), '--duration', String(opt.rateSeconds),
                 '--connections', '32', '--body-file', files.chat, ...watch(procPid)];
-  if (idle) args.push('--idle', String(idle));
+  if (idle) args.push('--idle', String(idle), '--settle', String(opt.settle));
   return loadgen(opt.loadgenBin, args, (opt.rateSeconds + 120) * 1000);
 }
 

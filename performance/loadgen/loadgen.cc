@@ -19,7 +19,8 @@
 //           here (direct to the backend this is the floor; through a proxy it adds the relay
 //           of that token and nothing else).
 //   idle    first opens --idle connections that each make one request and then stay idle
-//           (keep-alive), then runs the `rate` measurement on other connections next to them.
+//           (keep-alive), leaves them idle for --settle seconds, then runs the `rate`
+//           measurement on other connections next to them.
 //   hold    --streams connections that each run streaming requests back to back for
 //           --duration (slow streams: the backend paces the tokens).
 // --watch-pid P (repeatable) samples VmRSS and CPU time of those processes at the phase
@@ -88,6 +89,7 @@ struct Options {
   int idle = 0;
   int streams = 0;
   double ramp_s = 5;          // hold/idle: how long establishing the connections may take
+  double settle_s = 0.5;      // idle: how long they sit idle before the sample "with_idle"
   std::vector<int> watch_pids;
 };
 
@@ -96,7 +98,8 @@ struct Options {
             << "usage: trl-loadgen --port P [--host H] [--path /v1/...] --body-file F\n"
                "  [--header 'K: V']... [--mode rate|stream|idle|hold] [--rate R] [--duration S]\n"
                "  [--connections C] [--timeout S] [--ttft-us N] [--interval-us N]\n"
-               "  [--expect-tokens N] [--idle N] [--streams N] [--ramp S] [--watch-pid P]...\n";
+               "  [--expect-tokens N] [--idle N] [--streams N] [--ramp S] [--settle S]\n"
+               "  [--watch-pid P]...\n";
   std::exit(2);
 }
 
@@ -129,6 +132,8 @@ Options ParseArgs(int argc, char** argv) {
     else if (a == "--idle") o.idle = std::stoi(value());
     else if (a == "--streams") o.streams = std::stoi(value());
     else if (a == "--ramp") o.ramp_s = std::stod(value());
+    else if (a == "--settle")
+      o.settle_s = std::stod(value());
     else if (a == "--watch-pid") o.watch_pids.push_back(std::stoi(value()));
     else Usage("unknown argument " + a);
   }
@@ -424,7 +429,8 @@ awaitable<void> RunOpenLoop(Generator& g, std::string& extra) {
     co_await OpenIdle(g, idle_sockets, o.idle, ready);
     std::cerr << "trl-loadgen: " << ready << " idle connections open in "
               << duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count() << " ms\n";
-    asio::steady_timer settle(ex, std::chrono::milliseconds(500));
+    asio::steady_timer settle(
+        ex, duration_cast<Clock::duration>(std::chrono::duration<double>(o.settle_s)));
     co_await settle.async_wait(kTuple);
     // Failures setting up idle connections are reported apart from the measured requests.
     extra += ",\"idle_errors\":" + std::to_string(g.totals().errors);

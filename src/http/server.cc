@@ -27,6 +27,7 @@ namespace {
 
 using asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+constexpr size_t kHeadRead = 4096;            // a request's first read: a page
 constexpr size_t kLargeBodyRead = 64 * 1024;  // see RunSession
 
 // Request ids made up here: a per-process random prefix and a per-thread counter, so making one
@@ -270,11 +271,31 @@ asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::Sta
   while (!state->stopping.load(std::memory_order_relaxed)) {
     if (buffer.size() == 0) {
       fields.reset();
-      deadline.ExpiresAfter(first ? options.header_timeout : options.idle_timeout);
-      auto [ec, n] = co_await socket.async_read_some(buffer.prepare(4096), kTuple);
+      // The next request of a busy connection is read into the buffer as it comes. A connection
+      // idle for longer gives its buffers back (the 4 KiB read buffer, the last response's head
+      // and request id) and waits holding none.
+      const auto timeout = first ? options.header_timeout : options.idle_timeout;
+      const auto hold = std::min(timeout, options.idle_buffer_hold);
+      beast::error_code ec = asio::error::timed_out;
+      bool held_out = true;  // the hold passed with nothing read
+      if (hold.count() != 0) {
+        deadline.ExpiresAfter(hold);
+        auto [rec, n] = co_await socket.async_read_some(buffer.prepare(kHeadRead), kTuple);
+        buffer.commit(n);
+        ec = rec;
+        held_out = ec == asio::error::operation_aborted && deadline.Expired();
+      }
+      if (held_out && hold < timeout) {
+        buffer.shrink_to_fit();
+        std::string().swap(head_buffer);
+        std::string().swap(request_id);
+        deadline.ExpiresAfter(timeout - hold);
+        state->idle_connections.fetch_add(1);
+        ec = co_await ReadWhenReady(socket, buffer, kHeadRead);
+        state->idle_connections.fetch_sub(1);
+      }
       deadline.Clear();
       if (ec) break;
-      buffer.commit(n);
     }
     first = false;
     if (!fields) fields = std::make_unique<FieldArena>();

@@ -62,6 +62,9 @@ struct ServerOptions {
   std::chrono::milliseconds header_timeout{10'000};  // headers (and then the body) must arrive in time
   std::chrono::milliseconds idle_timeout{60'000};    // keep-alive wait for the next request
   std::chrono::milliseconds write_timeout{30'000};   // every write to the client
+  // A connection waiting this long for its next request gives back its buffers and waits on
+  // holding none: a busy one keeps them, an idle one costs little. 0: waits hold none.
+  std::chrono::milliseconds idle_buffer_hold{1'000};
   // Spare capacity after a request body of known length, for a parser that reads past the end
   // (simdjson's padding): reserved with the body, so the handler need not copy it to get it.
   size_t body_padding = 0;
@@ -115,6 +118,8 @@ class Server {
   void StopAccepting();
   size_t ActiveRequests() const { return state_->active_requests.load(); }
   size_t OpenConnections() const { return state_->open_connections.load(); }
+  // Connections waiting for their next request past ServerOptions::idle_buffer_hold.
+  size_t IdleConnections() const { return state_->idle_connections.load(); }
 
   struct State {
     ServerOptions options;
@@ -123,6 +128,7 @@ class Server {
     std::atomic<bool> stopping{false};
     std::atomic<size_t> active_requests{0};
     std::atomic<size_t> open_connections{0};
+    std::atomic<size_t> idle_connections{0};
   };
 
  private:

@@ -2,9 +2,16 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <functional>
+#include <optional>
 #include <sstream>
+#include <thread>
 
 namespace trl::http {
 namespace {
@@ -45,6 +52,122 @@ TEST(AppendResponseHead, MatchesBeastsSerializer) {
   Response old{bhttp::status::service_unavailable, 10};
   EXPECT_EQ(OurHead(old.base()), BeastHead(old.base()));
   EXPECT_EQ(OurHead(old.base()).substr(0, 34), "HTTP/1.0 503 Service Unavailable\r\n");
+}
+
+// A server on one I/O thread whose handler answers "echo:" and the request's body.
+class ServerTest : public ::testing::Test {
+ protected:
+  void Start(std::chrono::milliseconds idle_buffer_hold,
+             std::chrono::milliseconds idle_timeout = std::chrono::seconds(60)) {
+    ServerOptions options;
+    options.idle_buffer_hold = idle_buffer_hold;
+    options.idle_timeout = idle_timeout;
+    server_.emplace(
+        std::vector<asio::any_io_executor>{io_.get_executor()}, options,
+        [](Request& request, ResponseWriter& writer) -> asio::awaitable<void> {
+          Response response{bhttp::status::ok, 11};
+          response.body() = "echo:" + request.body();
+          co_await writer.Send(std::move(response));
+        },
+        [](unsigned status) {
+          return Response{static_cast<bhttp::status>(status), 11};
+        });
+    endpoint_ = server_->Listen("127.0.0.1", 0);
+    server_->Start();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+
+  void TearDown() override {
+    io_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  asio::ip::tcp::socket Connect() {
+    asio::ip::tcp::socket socket(client_io_);
+    socket.connect(endpoint_);
+    return socket;
+  }
+
+  static std::string Post(std::string_view body) {
+    return "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
+           "\r\n\r\n" + std::string(body);
+  }
+
+  // The next response's body, or the error that ended the connection instead.
+  static std::string Receive(asio::ip::tcp::socket& socket, beast::flat_buffer& buffer) {
+    Response response;
+    beast::error_code ec;
+    bhttp::read(socket, buffer, response, ec);
+    if (ec) return "error: " + ec.message();
+    return response.body();
+  }
+
+  // Polls `condition` until it holds, for a bounded while: the server's thread changes what it
+  // looks at. Returns whether it came to hold.
+  static bool Eventually(const std::function<bool()>& condition) {
+    for (int i = 0; i < 5000 && !condition(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return condition();
+  }
+  bool IdleConnectionsReach(size_t n) {
+    return Eventually([&] { return server_->IdleConnections() == n; });
+  }
+
+  // Sends a request with `body` and returns the answer's body (or the error).
+  static std::string Ask(asio::ip::tcp::socket& socket, beast::flat_buffer& buffer,
+                         std::string_view body) {
+    asio::write(socket, asio::buffer(Post(body)));
+    return Receive(socket, buffer);
+  }
+
+  asio::io_context io_{1};
+  asio::io_context client_io_;
+  std::optional<Server> server_;
+  asio::ip::tcp::endpoint endpoint_;
+  std::thread thread_;
+};
+
+TEST_F(ServerTest, AConnectionIdlePastTheHoldServesItsNextRequests) {
+  Start(std::chrono::milliseconds(1));
+  auto socket = Connect();
+  beast::flat_buffer buffer;
+  EXPECT_EQ(Ask(socket, buffer, "one"), "echo:one");
+  ASSERT_TRUE(IdleConnectionsReach(1)) << "the connection kept its buffers";
+  // A request in two pieces: the wait reads the head, the body comes after.
+  const std::string two = Post("second");
+  asio::write(socket, asio::buffer(two.substr(0, 20)));
+  asio::write(socket, asio::buffer(two.substr(20)));
+  EXPECT_EQ(Receive(socket, buffer), "echo:second");
+  ASSERT_TRUE(IdleConnectionsReach(1));
+  // Two pipelined requests in one write.
+  asio::write(socket, asio::buffer(Post("3") + Post("4")));
+  EXPECT_EQ(Receive(socket, buffer), "echo:3");
+  EXPECT_EQ(Receive(socket, buffer), "echo:4");
+  EXPECT_EQ(server_->OpenConnections(), 1u);
+}
+
+TEST_F(ServerTest, WaitsThatHoldNoBufferStillEndAtTheIdleTimeout) {
+  Start(std::chrono::milliseconds(0), std::chrono::milliseconds(50));  // every wait holds none
+  auto socket = Connect();
+  beast::flat_buffer buffer;
+  EXPECT_EQ(Ask(socket, buffer, "one"), "echo:one");
+  EXPECT_EQ(Ask(socket, buffer, "two"), "echo:two");
+  // Then nothing: the server closes the connection at the idle timeout.
+  EXPECT_EQ(Receive(socket, buffer),
+            "error: " + beast::error_code(bhttp::error::end_of_stream).message());
+}
+
+TEST_F(ServerTest, AClientThatLeavesWhileIdleIsForgotten) {
+  Start(std::chrono::milliseconds(0));
+  {
+    auto socket = Connect();
+    beast::flat_buffer buffer;
+    EXPECT_EQ(Ask(socket, buffer, "one"), "echo:one");
+    ASSERT_TRUE(IdleConnectionsReach(1));
+  }  // closed
+  EXPECT_TRUE(IdleConnectionsReach(0));
+  EXPECT_TRUE(Eventually([&] { return server_->OpenConnections() == 0; }));
 }
 
 }  // namespace

@@ -62,6 +62,28 @@ asio::awaitable<beast::error_code> ReadMessage(asio::ip::tcp::socket& socket,
   return Read(socket, buffer, parser, until);
 }
 
+asio::awaitable<beast::error_code> ReadWhenReady(asio::ip::tcp::socket& socket,
+                                                 beast::flat_buffer& buffer, size_t size) {
+  beast::error_code ec;
+  if (!socket.non_blocking()) socket.non_blocking(true, ec);
+  if (ec) co_return ec;
+  for (;;) {
+    // Asio's reactor re-arms the socket for a wait (an epoll_ctl), so a readiness it reported
+    // before the wait began is reported again: nothing that already came is missed.
+    auto [wec] = co_await socket.async_wait(asio::socket_base::wait_read,
+                                            asio::as_tuple(asio::use_awaitable));
+    if (wec) co_return wec;
+    const size_t n = socket.read_some(buffer.prepare(size), ec);  // never waits: non-blocking
+    if (ec == asio::error::would_block) {
+      buffer.shrink_to_fit();  // woken for nothing: wait on, again without a buffer
+      continue;
+    }
+    if (ec) co_return ec;
+    buffer.commit(n);
+    co_return beast::error_code{};
+  }
+}
+
 asio::awaitable<beast::error_code> WriteAll(asio::ip::tcp::socket& socket,
                                             std::span<const asio::const_buffer> buffers) {
   beast::error_code ec;

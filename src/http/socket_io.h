@@ -43,6 +43,14 @@ asio::awaitable<beast::error_code> ReadMessage(asio::ip::tcp::socket& socket,
                                                beast::http::basic_parser<false>& parser,
                                                ReadUntil until);
 
+// Waits for `socket` to have bytes to read, holding no buffer while it waits, then reads what
+// came into `buffer` (at most `size` bytes). For a connection idle between requests, which an
+// async_read_some would make hold its buffer for as long as it waits. Returns eof when the peer
+// closed; operation_aborted when a Deadline cancelled the wait. Puts the socket in non-blocking
+// mode (once).
+asio::awaitable<beast::error_code> ReadWhenReady(asio::ip::tcp::socket& socket,
+                                                 beast::flat_buffer& buffer, size_t size);
+
 // Writes all of `buffers` to `socket`: at once if the socket takes them, else the rest with
 // async_write. Puts the socket in non-blocking mode (once). Returns the socket's error, if any
 // (operation_aborted when a Deadline cancelled the wait).

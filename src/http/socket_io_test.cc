@@ -1,10 +1,8 @@
 #include "http/socket_io.h"
 
-#include <array>
-#include <functional>
-#include <optional>
-#include <string>
+#include <gtest/gtest.h>
 
+#include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/write.hpp>
@@ -12,7 +10,11 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <gtest/gtest.h>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "http/deadline.h"
 
 namespace trl::http {
 namespace {
@@ -186,6 +188,80 @@ TEST(ReadMessageTest, LimitsAreBeastsOwn) {
   // A buffer smaller than the head:
   EXPECT_EQ(ReadRequestWith(kRoomy, kRoomy, 16, ReadUntil::kHeader),
             bhttp::error::buffer_overflow);
+}
+
+// A ReadWhenReady started on `pair`: `result` is set when it completes.
+struct Wait {
+  Wait(asio::io_context& io, Pair& pair) {
+    asio::co_spawn(io, ReadWhenReady(pair.near, buffer, 4096),
+                   [this](std::exception_ptr e, beast::error_code ec) {
+                     if (e) std::rethrow_exception(e);
+                     result = ec;
+                   });
+  }
+  beast::flat_buffer buffer;
+  std::optional<beast::error_code> result;
+};
+
+// Like Finish, but gives up after a while instead of waiting forever: for a wait that would
+// hang if it missed a readiness.
+void FinishOrGiveUp(asio::io_context& io, const std::optional<beast::error_code>& result) {
+  io.restart();
+  while (!result && io.run_one_for(std::chrono::seconds(5)) != 0) {
+  }
+  ASSERT_TRUE(result) << "the wait never completed";
+}
+
+TEST(ReadWhenReadyTest, WaitsHoldingNoBufferThenReadsWhatCame) {
+  asio::io_context io(1);
+  Pair pair(io);
+  Wait wait(io, pair);
+  EXPECT_FALSE(Progress(io, wait.result));
+  EXPECT_EQ(wait.buffer.capacity(), 0u);  // nothing held while waiting
+  pair.Send(kRequest);
+  FinishOrGiveUp(io, wait.result);
+  EXPECT_FALSE(*wait.result) << wait.result->message();
+  EXPECT_EQ(beast::buffers_to_string(wait.buffer.data()), kRequest);
+}
+
+TEST(ReadWhenReadyTest, BytesWhoseReadinessWasReportedBeforeTheWaitAreRead) {
+  asio::io_context io(1);
+  Pair pair(io);
+  // The reactor polls while another socket is read, and sees `pair`'s bytes arrive while nothing
+  // waits on it: that readiness is reported once (edge-triggered), before the wait starts.
+  Pair other(io);
+  char byte = 0;
+  other.near.async_read_some(asio::buffer(&byte, 1), [](beast::error_code, size_t) {});
+  pair.Send(kRequest);
+  io.poll();
+  Wait wait(io, pair);
+  other.near.cancel();
+  FinishOrGiveUp(io, wait.result);
+  EXPECT_FALSE(*wait.result) << wait.result->message();
+  EXPECT_EQ(beast::buffers_to_string(wait.buffer.data()), kRequest);
+}
+
+TEST(ReadWhenReadyTest, ThePeerClosingIsEndOfFile) {
+  asio::io_context io(1);
+  Pair pair(io);
+  Wait wait(io, pair);
+  EXPECT_FALSE(Progress(io, wait.result));
+  pair.far.close();
+  FinishOrGiveUp(io, wait.result);
+  EXPECT_EQ(*wait.result, asio::error::eof);
+  EXPECT_EQ(wait.buffer.size(), 0u);
+}
+
+TEST(ReadWhenReadyTest, ADeadlineEndsTheWait) {
+  asio::io_context io(1);
+  Pair pair(io);
+  Deadline deadline(pair.near);
+  deadline.ExpiresAfter(std::chrono::seconds(0));  // already past
+  Wait wait(io, pair);
+  FinishOrGiveUp(io, wait.result);
+  EXPECT_EQ(*wait.result, asio::error::operation_aborted);
+  EXPECT_TRUE(deadline.Expired());
+  EXPECT_EQ(wait.buffer.capacity(), 0u);
 }
 
 // Runs WriteAll of `buffers` while the peer reads everything into `received`, until the
