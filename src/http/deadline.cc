@@ -13,6 +13,13 @@ namespace trl::http {
 using Clock = std::chrono::steady_clock;
 
 // One per io_context: the deadlines of its sockets and one timer at the earliest of them.
+//
+// A sweep walks the deadlines to find the passed ones and the next, so its cost grows with the
+// deadlines armed. Most of them are far off on a server with many idle connections (each waits
+// for its next request under the idle timeout), while the sweeps come as often as the nearest
+// deadlines pass (about every second: the idle-buffer hold of busy connections). So deadlines
+// more than kFar away wait in a second list, walked only once per kFar; every deadline in it is
+// at or past that walk (far_walk_), so none expires late, and one armed again nearer comes back.
 class DeadlineSweep final : public asio::execution_context::service {
  public:
   using key_type = DeadlineSweep;
@@ -23,12 +30,17 @@ class DeadlineSweep final : public asio::execution_context::service {
 
   // `deadline` was just armed.
   void Armed(Deadline& deadline) {
-    if (!deadline.hook_.is_linked()) deadlines_.push_back(deadline);
+    if (deadline.far_ && deadline.at_ < far_walk_) deadline.hook_.unlink();
+    if (!deadline.hook_.is_linked()) {
+      near_.push_back(deadline);
+      deadline.far_ = false;
+    }
     if (!timer_) timer_.emplace(deadline.socket_.get_executor());
     if (deadline.at_ < next_) Schedule(deadline.at_);
   }
 
  private:
+  static constexpr Clock::duration kFar = std::chrono::seconds(10);
   using List = boost::intrusive::list<
       Deadline,
       boost::intrusive::member_hook<Deadline, decltype(Deadline::hook_), &Deadline::hook_>,
@@ -49,30 +61,49 @@ class DeadlineSweep final : public asio::execution_context::service {
   // Cancels what is past; forgets the cleared deadlines; waits for the earliest one left.
   void Sweep() {
     const auto now = Clock::now();
+    auto earliest = Walk(near_, now);
+    if (now >= far_walk_) {
+      far_walk_ = now + kFar;
+      earliest = std::min(earliest, Walk(far_, now));
+    }
+    if (!far_.empty()) earliest = std::min(earliest, far_walk_);
+    if (earliest != Clock::time_point::max()) Schedule(earliest);
+  }
+
+  // Walks `list`: cancels the sockets past their deadline, drops the cleared deadlines, puts
+  // each left where it belongs (near_ or far_) and returns the earliest left in near_.
+  Clock::time_point Walk(List& list, Clock::time_point now) {
+    List walked;
+    walked.swap(list);
     auto earliest = Clock::time_point::max();
-    for (auto it = deadlines_.begin(); it != deadlines_.end();) {
-      Deadline& d = *it;
-      if (d.at_ == Clock::time_point::max()) {
-        it = deadlines_.erase(it);
-        continue;
-      }
+    while (!walked.empty()) {
+      Deadline& d = walked.front();
+      walked.pop_front();
+      if (d.at_ == Clock::time_point::max()) continue;
       if (d.at_ <= now) {
         d.Clear();
         d.expired_ = true;
         boost::system::error_code ignored;
         d.socket_.cancel(ignored);
-        it = deadlines_.erase(it);
         continue;
       }
-      earliest = std::min(earliest, d.at_);
-      ++it;
+      // far_walk_ is at most kFar ahead, so a deadline past now + kFar is past the next walk.
+      d.far_ = d.at_ > now + kFar;
+      if (d.far_) {
+        far_.push_back(d);
+      } else {
+        near_.push_back(d);
+        earliest = std::min(earliest, d.at_);
+      }
     }
-    if (earliest != Clock::time_point::max()) Schedule(earliest);
+    return earliest;
   }
 
-  List deadlines_;
+  List near_;
+  List far_;
   std::optional<asio::steady_timer> timer_;
-  Clock::time_point next_ = Clock::time_point::max();  // when the timer fires
+  Clock::time_point next_ = Clock::time_point::max();      // when the timer fires
+  Clock::time_point far_walk_ = Clock::time_point::min();  // when far_ is walked next
 };
 
 asio::execution_context::id DeadlineSweep::id;

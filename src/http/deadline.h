@@ -39,13 +39,13 @@ class Deadline {
 
  private:
   friend class DeadlineSweep;
-  boost::intrusive::list_member_hook<
-      boost::intrusive::link_mode<boost::intrusive::auto_unlink>>
-      hook_;  // in the sweep's list while it may be armed
+  boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>
+      hook_;  // in one of the sweep's lists while it may be armed
   asio::ip::tcp::socket& socket_;
   DeadlineSweep& sweep_;
   std::chrono::steady_clock::time_point at_ = std::chrono::steady_clock::time_point::max();
   bool expired_ = false;
+  bool far_ = false;  // in the sweep's list of far deadlines
 };
 
 }  // namespace trl::http

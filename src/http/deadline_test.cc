@@ -116,5 +116,33 @@ TEST(DeadlineTest, OnlyTheSocketsPastTheirDeadlineAreCancelled) {
   EXPECT_FALSE(late_deadline.Expired());
 }
 
+TEST(DeadlineTest, AFarDeadlineArmedNearerIsKeptToTheNewTime) {
+  asio::io_context io(1);
+  Pair idle(io);
+  Pair due(io);
+  Deadline idle_deadline(idle.near);
+  Deadline due_deadline(due.near);
+  Read idle_read;
+  Read due_read;
+  StartRead(idle.near, idle_read);
+  StartRead(due.near, due_read);
+  // A sweep for the due deadline puts the far one (an idle connection's) aside: the far ones
+  // are walked only every 10 s.
+  idle_deadline.ExpiresAfter(1h);
+  due_deadline.ExpiresAfter(0s);
+  RunUntil(io, due_read);
+  EXPECT_EQ(*due_read.ec, asio::error::operation_aborted);
+  EXPECT_FALSE(idle_read.ec);
+  // Armed again, nearer (the connection is busy again): kept to the new time, not to the next
+  // walk of the far ones.
+  idle_deadline.ExpiresAfter(0s);
+  io.restart();
+  while (!idle_read.ec && io.run_one_for(3s) != 0) {
+  }
+  ASSERT_TRUE(idle_read.ec) << "cancelled only at the next walk of the far deadlines";
+  EXPECT_EQ(*idle_read.ec, asio::error::operation_aborted);
+  EXPECT_TRUE(idle_deadline.Expired());
+}
+
 }  // namespace
 }  // namespace trl::http
