@@ -267,15 +267,20 @@ asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::Sta
   // should hold as little as it can (the arena is 2 KiB; each request takes one at its start).
   std::unique_ptr<FieldArena> fields;
   bool first = true;
+  // Whether the connection's last wait between two requests was shorter than the hold: only a
+  // busy connection (and a fresh one, for its first request) keeps its buffers while it waits.
+  bool busy = false;
 
   while (!state->stopping.load(std::memory_order_relaxed)) {
     if (buffer.size() == 0) {
       fields.reset();
       // The next request of a busy connection is read into the buffer as it comes. A connection
-      // idle for longer gives its buffers back (the 4 KiB read buffer, the last response's head
-      // and request id) and waits holding none.
+      // idle for longer than the hold, or not busy before, gives its buffers back (the 4 KiB
+      // read buffer, the last response's head and request id) and waits holding none: a
+      // connection that made one request and went quiet holds none from the start.
       const auto timeout = first ? options.header_timeout : options.idle_timeout;
-      const auto hold = std::min(timeout, options.idle_buffer_hold);
+      const auto hold = first || busy ? std::min(timeout, options.idle_buffer_hold)
+                                      : std::chrono::milliseconds(0);
       beast::error_code ec = asio::error::timed_out;
       bool held_out = true;  // the hold passed with nothing read
       if (hold.count() != 0) {
@@ -285,14 +290,17 @@ asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::Sta
         ec = rec;
         held_out = ec == asio::error::operation_aborted && deadline.Expired();
       }
+      busy = !first && !held_out;
       if (held_out && hold < timeout) {
         buffer.shrink_to_fit();
         std::string().swap(head_buffer);
         std::string().swap(request_id);
         deadline.ExpiresAfter(timeout - hold);
+        const auto since = std::chrono::steady_clock::now();
         state->idle_connections.fetch_add(1);
         ec = co_await ReadWhenReady(socket, buffer, kHeadRead);
         state->idle_connections.fetch_sub(1);
+        busy = !first && std::chrono::steady_clock::now() - since + hold < options.idle_buffer_hold;
       }
       deadline.Clear();
       if (ec) break;

@@ -147,6 +147,17 @@ TEST_F(ServerTest, AConnectionIdlePastTheHoldServesItsNextRequests) {
   EXPECT_EQ(server_->OpenConnections(), 1u);
 }
 
+TEST_F(ServerTest, AConnectionQuietAfterItsFirstRequestHoldsNothingWhileItWaits) {
+  // A connection has to be busy to keep its buffers through the hold: after one request it has
+  // not been, so it gives them back at once, however long the hold.
+  Start(std::chrono::seconds(60));
+  auto socket = Connect();
+  beast::flat_buffer buffer;
+  EXPECT_EQ(Ask(socket, buffer, "one"), "echo:one");
+  ASSERT_TRUE(IdleConnectionsReach(1)) << "the connection kept its buffers";
+  EXPECT_EQ(Ask(socket, buffer, "two"), "echo:two");
+}
+
 TEST_F(ServerTest, WaitsThatHoldNoBufferStillEndAtTheIdleTimeout) {
   Start(std::chrono::milliseconds(0), std::chrono::milliseconds(50));  // every wait holds none
   auto socket = Connect();
