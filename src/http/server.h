@@ -62,8 +62,10 @@ struct ServerOptions {
   std::chrono::milliseconds header_timeout{10'000};  // headers (and then the body) must arrive in time
   std::chrono::milliseconds idle_timeout{60'000};    // keep-alive wait for the next request
   std::chrono::milliseconds write_timeout{30'000};   // every write to the client
-  // A connection waiting this long for its next request gives back its buffers and waits on
-  // holding none: a busy one keeps them, an idle one costs little. 0: waits hold none.
+  // A busy connection (its last wait between two requests was shorter) waiting this long for
+  // its next request gives back its buffers and waits on holding none; any other connection
+  // does so at once. An idle connection costs little, a busy one pays nothing per request.
+  // 0: waits hold none.
   std::chrono::milliseconds idle_buffer_hold{1'000};
   // Spare capacity after a request body of known length, for a parser that reads past the end
   // (simdjson's padding): reserved with the body, so the handler need not copy it to get it.
@@ -118,7 +120,8 @@ class Server {
   void StopAccepting();
   size_t ActiveRequests() const { return state_->active_requests.load(); }
   size_t OpenConnections() const { return state_->open_connections.load(); }
-  // Connections waiting for their next request past ServerOptions::idle_buffer_hold.
+  // Connections waiting for their next request holding no buffers: past
+  // ServerOptions::idle_buffer_hold, or at once for one that was not busy.
   size_t IdleConnections() const { return state_->idle_connections.load(); }
 
   struct State {
