@@ -8,8 +8,8 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -20,6 +20,7 @@
 
 #include "common/decimal.h"
 #include "http/deadline.h"
+#include "http/draining_buffer.h"
 #include "http/socket_io.h"
 
 namespace trl::http {
@@ -285,7 +286,12 @@ asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::Sta
       bool held_out = true;  // the hold passed with nothing read
       if (hold.count() != 0) {
         deadline.ExpiresAfter(hold);
-        auto [rec, n] = co_await socket.async_read_some(buffer.prepare(kHeadRead), kTuple);
+        // Through DrainingBuffer, as every read of the request before: a read that drained the
+        // socket leaves this one to wait for its next event, with no recv first. Were the
+        // client's end of stream to have come unreported with the last request's bytes, it is
+        // seen when the hold runs out and ReadWhenReady asks the reactor afresh.
+        auto [rec, n] =
+            co_await socket.async_read_some(DrainingBuffer{buffer.prepare(kHeadRead)}, kTuple);
         buffer.commit(n);
         ec = rec;
         held_out = ec == asio::error::operation_aborted && deadline.Expired();

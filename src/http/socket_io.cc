@@ -7,6 +7,8 @@
 #include <boost/beast/core/read_size.hpp>
 #include <boost/beast/http/error.hpp>
 
+#include "http/draining_buffer.h"
+
 namespace trl::http {
 namespace {
 
@@ -15,13 +17,26 @@ namespace bhttp = beast::http;
 // Beast's http::detail::read_some_op and read_op, as one loop without their posted completion.
 template <bool isRequest>
 asio::awaitable<beast::error_code> Read(asio::ip::tcp::socket& socket, beast::flat_buffer& buffer,
-                                        bhttp::basic_parser<isRequest>& parser,
-                                        ReadUntil until) {
+                                        bhttp::basic_parser<isRequest>& parser, ReadUntil until,
+                                        Reading reading) {
   // As async_read_header and async_read set it: stop after the head, or parse on through.
-  parser.eager(until == ReadUntil::kMessage);
+  if (until != ReadUntil::kSome) parser.eager(until == ReadUntil::kMessage);
+  bool some = false;  // a put took bytes without error
   auto done = [&] {
-    return until == ReadUntil::kHeader ? parser.is_header_done() : parser.is_done();
+    switch (until) {
+      case ReadUntil::kHeader:
+        return parser.is_header_done();
+      case ReadUntil::kMessage:
+        return parser.is_done();
+      case ReadUntil::kSome:
+        return some || parser.is_done();
+    }
+    return true;
   };
+  // Whether to try the socket before waiting for its next event: after a short read through
+  // DrainingBuffer (here or before this call) the peer's end of stream may have come unreported
+  // (http/draining_buffer.h). Only an answer to what was just written may start without.
+  bool look_first = !(reading == Reading::kAnswer && !parser.got_some() && buffer.size() == 0);
   for (;;) {
     while (!done() && buffer.size() != 0) {
       beast::error_code ec;
@@ -29,12 +44,25 @@ asio::awaitable<beast::error_code> Read(asio::ip::tcp::socket& socket, beast::fl
       buffer.consume(used);
       if (ec == bhttp::error::need_more) break;
       if (ec) co_return ec;
+      some = true;
     }
     if (done()) co_return beast::error_code{};
     const size_t size = beast::read_size(buffer, 65536);
     if (size == 0) co_return bhttp::error::buffer_overflow;
-    auto [ec, n] = co_await socket.async_read_some(buffer.prepare(size),
-                                                   asio::as_tuple(asio::use_awaitable));
+    const asio::mutable_buffer into = buffer.prepare(size);
+    beast::error_code ec;
+    size_t n = 0;
+    if (look_first) {
+      if (!socket.non_blocking()) socket.non_blocking(true, ec);
+      if (!ec) n = socket.read_some(into, ec);  // never waits: non-blocking
+    }
+    if (!look_first || ec == asio::error::would_block) {
+      std::tie(ec, n) = co_await socket.async_read_some(DrainingBuffer{into},
+                                                        asio::as_tuple(asio::use_awaitable));
+      look_first = n < into.size();
+    } else {
+      look_first = false;  // a read of our own leaves the reactor's view as it was
+    }
     buffer.commit(n);
     if (ec == asio::error::eof) {
       if (!parser.got_some()) co_return bhttp::error::end_of_stream;
@@ -51,15 +79,15 @@ asio::awaitable<beast::error_code> Read(asio::ip::tcp::socket& socket, beast::fl
 asio::awaitable<beast::error_code> ReadMessage(asio::ip::tcp::socket& socket,
                                                beast::flat_buffer& buffer,
                                                beast::http::basic_parser<true>& parser,
-                                               ReadUntil until) {
-  return Read(socket, buffer, parser, until);
+                                               ReadUntil until, Reading reading) {
+  return Read(socket, buffer, parser, until, reading);
 }
 
 asio::awaitable<beast::error_code> ReadMessage(asio::ip::tcp::socket& socket,
                                                beast::flat_buffer& buffer,
                                                beast::http::basic_parser<false>& parser,
-                                               ReadUntil until) {
-  return Read(socket, buffer, parser, until);
+                                               ReadUntil until, Reading reading) {
+  return Read(socket, buffer, parser, until, reading);
 }
 
 asio::awaitable<beast::error_code> ReadWhenReady(asio::ip::tcp::socket& socket,

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/write.hpp>
@@ -15,6 +16,20 @@
 #include <string>
 
 #include "http/deadline.h"
+#include "http/draining_buffer.h"
+
+// The test binary is linked with --wrap=recv (CMakeLists.txt): every recv, Asio's included,
+// comes here first, and those on the socket watched are counted.
+namespace {
+std::atomic<int> watched_fd{-1};
+std::atomic<int> recvs{0};
+}  // namespace
+
+extern "C" ssize_t __real_recv(int fd, void* data, size_t size, int flags);
+extern "C" ssize_t __wrap_recv(int fd, void* data, size_t size, int flags) {
+  if (fd == watched_fd.load()) recvs.fetch_add(1);
+  return __real_recv(fd, data, size, flags);
+}
 
 namespace trl::http {
 namespace {
@@ -38,8 +53,8 @@ struct Pair {
 template <bool isRequest>
 void Start(asio::io_context& io, Pair& pair, beast::flat_buffer& buffer,
            bhttp::basic_parser<isRequest>& parser, ReadUntil until,
-           std::optional<beast::error_code>& result) {
-  asio::co_spawn(io, ReadMessage(pair.near, buffer, parser, until),
+           std::optional<beast::error_code>& result, Reading reading = Reading::kAny) {
+  asio::co_spawn(io, ReadMessage(pair.near, buffer, parser, until, reading),
                  [&result](std::exception_ptr e, beast::error_code ec) {
                    if (e) std::rethrow_exception(e);
                    result = ec;
@@ -53,11 +68,11 @@ bool Progress(asio::io_context& io, const std::optional<beast::error_code>& resu
   return result.has_value();
 }
 
-// Runs until the read completes; data the test sent is on loopback already, so each step is
-// ready or waits only for the kernel to hand it over.
+// Runs until the read completes, or gives up after a while instead of waiting forever: a read
+// that missed a readiness event would wait for good.
 void Finish(asio::io_context& io, const std::optional<beast::error_code>& result) {
   io.restart();
-  while (!result && io.run_one() != 0) {
+  while (!result && io.run_one_for(std::chrono::seconds(5)) != 0) {
   }
   ASSERT_TRUE(result) << "the read never completed";
 }
@@ -190,6 +205,215 @@ TEST(ReadMessageTest, LimitsAreBeastsOwn) {
             bhttp::error::buffer_overflow);
 }
 
+// Counts the recv calls made on `socket` while it lives.
+struct RecvCount {
+  explicit RecvCount(tcp::socket& socket) {
+    watched_fd = socket.native_handle();
+    recvs = 0;
+  }
+  ~RecvCount() { watched_fd = -1; }
+  int operator()() const { return recvs.load(); }
+};
+
+constexpr std::string_view kAnswer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+
+// Reads one answer (kAnswer), which the peer sends (then closes, with `close`) while the read
+// waits: a short read, so the socket counts as drained afterwards. (Bytes that came before a
+// read started are read at once, and their readiness, reported later, makes the next read try
+// the socket first again.)
+void ReadOneAnswer(asio::io_context& io, Pair& pair, beast::flat_buffer& buffer,
+                   bool close = false) {
+  bhttp::response_parser<bhttp::string_body> parser;
+  std::optional<beast::error_code> result;
+  Start(io, pair, buffer, parser, ReadUntil::kMessage, result, Reading::kAnswer);
+  ASSERT_FALSE(Progress(io, result));
+  pair.Send(kAnswer);
+  if (close) pair.far.close();
+  Finish(io, result);
+  ASSERT_FALSE(*result) << result->message();
+  ASSERT_EQ(parser.get().body(), "{}");
+}
+
+// The read of an answer, after a read that drained the socket, waits for the socket's next
+// event without a recv that would find nothing: the recv Asio makes first on every read.
+TEST(ReadMessageTest, AnAnswerAfterADrainedReadMakesNoRecvBeforeItComes) {
+  asio::io_context io(1);
+  Pair pair(io);
+  RecvCount count(pair.near);
+  beast::flat_buffer buffer;
+  ReadOneAnswer(io, pair, buffer);
+  EXPECT_EQ(count(), 2);  // Asio's first try, then the answer
+
+  bhttp::response_parser<bhttp::string_body> parser;
+  std::optional<beast::error_code> result;
+  Start(io, pair, buffer, parser, ReadUntil::kHeader, result, Reading::kAnswer);
+  EXPECT_FALSE(Progress(io, result));
+  EXPECT_EQ(count(), 2) << "a recv before the answer came";
+  pair.Send(kAnswer);
+  Finish(io, result);
+  ASSERT_FALSE(*result) << result->message();
+  EXPECT_EQ(count(), 3);
+  EXPECT_EQ(beast::buffers_to_string(buffer.data()), "{}");  // the body, read with the head
+}
+
+// Any other read may follow a read that took the peer's end of stream unreported, so it tries
+// the socket first.
+TEST(ReadMessageTest, ReadsOtherThanAnAnswerTryTheSocketFirst) {
+  asio::io_context io(1);
+  Pair pair(io);
+  RecvCount count(pair.near);
+  beast::flat_buffer buffer;
+  ReadOneAnswer(io, pair, buffer);
+  ASSERT_EQ(count(), 2);
+
+  bhttp::response_parser<bhttp::string_body> parser;
+  std::optional<beast::error_code> result;
+  Start(io, pair, buffer, parser, ReadUntil::kHeader, result);
+  EXPECT_FALSE(Progress(io, result));
+  EXPECT_EQ(count(), 3) << "no recv before waiting";
+  pair.Send(kAnswer);
+  Finish(io, result);
+  ASSERT_FALSE(*result) << result->message();
+  EXPECT_EQ(count(), 4);
+}
+
+// A backend that closed after its last answer (its end of stream taken, unreported, with the
+// answer's bytes) resets the connection when the next request reaches it: the read of the
+// answer to that request, which makes no recv first, still ends (and the gateway retries the
+// request on a fresh connection).
+TEST(ReadMessageTest, AnAnswerFromAPeerThatClosedEndsInAReset) {
+  asio::io_context io(1);
+  Pair pair(io);
+  beast::flat_buffer buffer;
+  ReadOneAnswer(io, pair, buffer, /*close=*/true);
+  asio::write(pair.near, asio::buffer(kRequest));
+
+  bhttp::response_parser<bhttp::string_body> parser;
+  std::optional<beast::error_code> result;
+  Start(io, pair, buffer, parser, ReadUntil::kHeader, result, Reading::kAnswer);
+  Finish(io, result);
+  // The reset wakes the read; its recv then reports the end of stream the backend sent first.
+  EXPECT_EQ(*result, bhttp::error::end_of_stream) << result->message();
+}
+
+// Has the peer send the head of a chunked answer (a stream's), and reads it into `parser`.
+void ReadChunkedHead(asio::io_context& io, Pair& pair, beast::flat_buffer& buffer,
+                     bhttp::response_parser<bhttp::string_body>& parser) {
+  pair.Send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+  std::optional<beast::error_code> head;
+  Start(io, pair, buffer, parser, ReadUntil::kHeader, head, Reading::kAnswer);
+  Finish(io, head);
+  ASSERT_FALSE(*head) << head->message();
+}
+
+// The last bytes of an answer and the backend's end of stream come together while the read
+// waits (a backend that dies mid-answer): the read after them sees the end.
+TEST(ReadMessageTest, AnAnswerCutShortByTheBackendClosingEnds) {
+  for (ReadUntil until : {ReadUntil::kMessage, ReadUntil::kSome}) {
+    asio::io_context io(1);
+    Pair pair(io);
+    beast::flat_buffer buffer;
+    bhttp::response_parser<bhttp::string_body> parser;
+    ReadChunkedHead(io, pair, buffer, parser);
+
+    std::optional<beast::error_code> result;
+    Start(io, pair, buffer, parser, until, result);
+    EXPECT_FALSE(Progress(io, result));
+    pair.Send("5\r\nhel");  // a chunk's first bytes, then the end
+    pair.far.close();
+    Finish(io, result);
+    // kSome returns as the parser takes the chunk's head, then its first bytes; the read after
+    // those ends.
+    for (int i = 0; i < 3 && result && !*result; ++i) {
+      result.reset();
+      Start(io, pair, buffer, parser, until, result);
+      Finish(io, result);
+    }
+    ASSERT_TRUE(result);
+    EXPECT_EQ(*result, bhttp::error::partial_message) << result->message();
+  }
+}
+
+// kSome returns once the parser has taken bytes, as Beast's async_read_some.
+TEST(ReadMessageTest, SomeOfAStreamedBodyIsReturnedAsItComes) {
+  asio::io_context io(1);
+  Pair pair(io);
+  beast::flat_buffer buffer;
+  bhttp::response_parser<bhttp::string_body> parser;
+  ReadChunkedHead(io, pair, buffer, parser);
+  std::optional<beast::error_code> result;
+  std::string events;
+  for (std::string_view chunk : {"6\r\nfirst \r\n", "6\r\nsecond\r\n", "0\r\n\r\n"}) {
+    pair.Send(chunk);
+    while (parser.get().body().size() == events.size() && !parser.is_done()) {
+      result.reset();
+      Start(io, pair, buffer, parser, ReadUntil::kSome, result);
+      Finish(io, result);
+      ASSERT_FALSE(*result) << result->message();
+    }
+    events = parser.get().body();
+  }
+  EXPECT_TRUE(parser.is_done());
+  EXPECT_EQ(events, "first second");
+}
+
+// After a short read the socket counts as drained and the next read waits for the socket's
+// next readiness event instead of trying a recv first. Bytes must never be left unread by that:
+// neither those sent after the next read started, nor those sent between two reads, whether or
+// not the event loop ran before the next read started.
+TEST(DrainingBufferTest, NoBytesAreLeftUnreadAfterAShortRead) {
+  asio::io_context io(1);
+  Pair pair(io);
+  std::array<char, 16> into;
+  std::optional<size_t> got;
+  auto read = [&] {
+    got.reset();
+    pair.near.async_read_some(DrainingBuffer{asio::buffer(into)},
+                              [&got](beast::error_code ec, size_t n) {
+                                ASSERT_FALSE(ec) << ec.message();
+                                got = n;
+                              });
+  };
+  auto text = [&] { return std::string(into.data(), got.value_or(0)); };
+  // Each step's bytes are on loopback before the step polls, so a poll that does not complete
+  // the read means the read is waiting for an event that already passed.
+  auto poll = [&] {
+    io.restart();
+    io.poll();
+  };
+
+  pair.Send("abc");
+  read();
+  poll();
+  ASSERT_EQ(text(), "abc");  // short: drained
+
+  read();  // nothing there yet: waits
+  poll();
+  EXPECT_FALSE(got);
+  pair.Send("defg");
+  poll();
+  ASSERT_EQ(text(), "defg");  // sent after the read started
+
+  pair.Send("hi");
+  poll();  // the event loop sees the bytes while no read is waiting
+  read();
+  poll();
+  ASSERT_EQ(text(), "hi");
+
+  pair.Send("jk");
+  read();  // started before the event loop saw the bytes
+  poll();
+  ASSERT_EQ(text(), "jk");
+
+  pair.Send(std::string(into.size() + 3, 'x'));  // a full read: not drained
+  read();
+  poll();
+  ASSERT_EQ(got, into.size());
+  read();
+  poll();
+  EXPECT_EQ(text(), "xxx");
+}
+
 // A ReadWhenReady started on `pair`: `result` is set when it completes.
 struct Wait {
   Wait(asio::io_context& io, Pair& pair) {
@@ -203,15 +427,6 @@ struct Wait {
   std::optional<beast::error_code> result;
 };
 
-// Like Finish, but gives up after a while instead of waiting forever: for a wait that would
-// hang if it missed a readiness.
-void FinishOrGiveUp(asio::io_context& io, const std::optional<beast::error_code>& result) {
-  io.restart();
-  while (!result && io.run_one_for(std::chrono::seconds(5)) != 0) {
-  }
-  ASSERT_TRUE(result) << "the wait never completed";
-}
-
 TEST(ReadWhenReadyTest, WaitsHoldingNoBufferThenReadsWhatCame) {
   asio::io_context io(1);
   Pair pair(io);
@@ -219,7 +434,7 @@ TEST(ReadWhenReadyTest, WaitsHoldingNoBufferThenReadsWhatCame) {
   EXPECT_FALSE(Progress(io, wait.result));
   EXPECT_EQ(wait.buffer.capacity(), 0u);  // nothing held while waiting
   pair.Send(kRequest);
-  FinishOrGiveUp(io, wait.result);
+  Finish(io, wait.result);
   EXPECT_FALSE(*wait.result) << wait.result->message();
   EXPECT_EQ(beast::buffers_to_string(wait.buffer.data()), kRequest);
 }
@@ -236,7 +451,7 @@ TEST(ReadWhenReadyTest, BytesWhoseReadinessWasReportedBeforeTheWaitAreRead) {
   io.poll();
   Wait wait(io, pair);
   other.near.cancel();
-  FinishOrGiveUp(io, wait.result);
+  Finish(io, wait.result);
   EXPECT_FALSE(*wait.result) << wait.result->message();
   EXPECT_EQ(beast::buffers_to_string(wait.buffer.data()), kRequest);
 }
@@ -247,7 +462,7 @@ TEST(ReadWhenReadyTest, ThePeerClosingIsEndOfFile) {
   Wait wait(io, pair);
   EXPECT_FALSE(Progress(io, wait.result));
   pair.far.close();
-  FinishOrGiveUp(io, wait.result);
+  Finish(io, wait.result);
   EXPECT_EQ(*wait.result, asio::error::eof);
   EXPECT_EQ(wait.buffer.size(), 0u);
 }
@@ -258,7 +473,7 @@ TEST(ReadWhenReadyTest, ADeadlineEndsTheWait) {
   Deadline deadline(pair.near);
   deadline.ExpiresAfter(std::chrono::seconds(0));  // already past
   Wait wait(io, pair);
-  FinishOrGiveUp(io, wait.result);
+  Finish(io, wait.result);
   EXPECT_EQ(*wait.result, asio::error::operation_aborted);
   EXPECT_TRUE(deadline.Expired());
   EXPECT_EQ(wait.buffer.capacity(), 0u);

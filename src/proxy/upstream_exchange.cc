@@ -127,14 +127,15 @@ asio::awaitable<bool> RelayStream(Relay& r, UpstreamSocket& stream, beast::flat_
     parser.get().body().data = chunk.data();
     parser.get().body().size = chunk.size();
     stream.deadline.ExpiresAfter(idle_timeout);
-    auto [ec, n] = co_await bhttp::async_read_some(stream.socket, buffer, parser, kTuple);
+    const beast::error_code ec =
+        co_await http::ReadMessage(stream.socket, buffer, parser, http::ReadUntil::kSome);
     stream.deadline.Clear();
     if (watch.ClientLeft()) co_return false;  // the client left: abandon the upstream too
     if (ec && ec != bhttp::error::need_buffer) {
       r.result.error_reason = stream.deadline.Expired() ? "timeout" : "truncated";
       break;
     }
-    // async_read_some stops after one chunk of the backend's chunked body; the chunks already
+    // A read of kSome stops after one chunk of the backend's chunked body; the chunks already
     // received are parsed here too, so one client write carries all of them.
     bool garbage = false;
     while (!ec && buffer.size() != 0 && !parser.is_done() && parser.get().body().size != 0) {
@@ -282,8 +283,8 @@ asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnecti
       std::make_tuple(http::FieldAllocator<char>(&stream.fields)));
   header_parser.body_limit(kMaxResponseBody);
   stream.deadline.ExpiresAfter(model.timeout);
-  const beast::error_code hec = co_await http::ReadMessage(stream.socket, buffer, header_parser,
-                                                           http::ReadUntil::kHeader);
+  const beast::error_code hec = co_await http::ReadMessage(
+      stream.socket, buffer, header_parser, http::ReadUntil::kHeader, http::Reading::kAnswer);
   stream.deadline.Clear();
   if (watch.ClientLeft()) co_return Attempt::kDone;  // connection dropped with the client
   if (hec) {
