@@ -61,7 +61,10 @@ asio::awaitable<beast::error_code> Read(asio::ip::tcp::socket& socket, beast::fl
                                                         asio::as_tuple(asio::use_awaitable));
       look_first = n < into.size();
     } else {
-      look_first = false;  // a read of our own leaves the reactor's view as it was
+      // Our own read marks nothing drained, and whatever came after the last read that did
+      // raised an event that the reactor has yet to handle, or has handled by trying the socket
+      // again on its next read: the next read may rely on the reactor.
+      look_first = false;
     }
     buffer.commit(n);
     if (ec == asio::error::eof) {
