@@ -86,8 +86,8 @@ class RedisStoreTest : public ::testing::Test {
     return RunAwaitable(store.Read({shard, AsSpan(specs), now}));
   }
 
-  // `callers` admissions of `charges` on shard "a", started together: the first goes alone, the
-  // others queue behind it and go in one batch.
+  // `callers` admissions of `charges` on shard "a", started together: they share script calls
+  // (ExpectFewCalls).
   std::vector<AdmitResult> AdmitTogether(Store& store, const std::vector<Charge>& charges,
                                          int callers) {
     std::vector<AdmitResult> results(callers);
@@ -109,6 +109,17 @@ class RedisStoreTest : public ::testing::Test {
     std::string stats = server_->CommandText({"INFO", "commandstats"});
     size_t at = stats.find("cmdstat_evalsha:calls=");
     return at == std::string::npos ? -1 : std::atoi(stats.c_str() + at + 22);
+  }
+
+  // That 64 concurrent callers of one shard shared the calls made since `before` (EvalshaCalls).
+  // The first that finds the shard idle goes alone (or joins the shard's last batch, if that is
+  // still being followed) and those queued behind a call go together in the next, so how many
+  // calls they take depends on how their arrivals fall around the calls' round trips: a few,
+  // never one each.
+  void ExpectFewCalls(int before) {
+    const int calls = EvalshaCalls() - std::max(before, 0);
+    EXPECT_GE(calls, 1);
+    EXPECT_LE(calls, 8);
   }
 
   // Polls (bounded) until the store admits `charges` again.
@@ -343,8 +354,8 @@ TEST_F(RedisStoreTest, BatchScriptReplayChargesOnce) {
 }
 
 // Concurrent admissions of one shard share script calls, and each is judged exactly as alone:
-// 100 tokens, 64 callers taking 3 each, so exactly 33 are admitted. The first call goes alone
-// and the other 63, queued behind it, go in one call. Settlements share calls with admissions.
+// 100 tokens, 64 callers taking 3 each, so exactly 33 are admitted. Settlements share calls
+// with admissions.
 TEST_F(RedisStoreTest, ConcurrentCallsOfOneShardAreBatchedExactly) {
   auto store = MakeStore(Options({server_->Url()}));
   const BucketSpec bucket = Tokens("a", 100, kDay, true);
@@ -370,15 +381,15 @@ TEST_F(RedisStoreTest, ConcurrentCallsOfOneShardAreBatchedExactly) {
     }
   }
   EXPECT_EQ(admitted, 33);
-  EXPECT_EQ(EvalshaCalls(), 2);
+  ExpectFewCalls(0);
+  const int before = EvalshaCalls();
   // Each admission saw the bucket as the ones before it in its batch left it.
   std::multiset<std::pair<int64_t, int64_t>> expected;
   for (int k = 1; k <= 33; ++k) expected.insert({100 - 3 * k, k});
   EXPECT_EQ(states, expected);
 
-  // Then the 33 refunds of 1 and 31 new admissions of 1, all at once: the first refund goes
-  // alone, the other 63 calls together, the refunds before the admissions (which need them:
-  // the bucket has 2 tokens after the first refund).
+  // Then the 33 refunds of 1 and 31 new admissions of 1, all at once, sharing calls: the
+  // refunds go before the admissions (which need them: the bucket has 1 token left).
   std::vector<Settlement> refund = {{bucket, -1, results[0].states[0].level.stamp, 0}};
   std::vector<Charge> one = {{bucket, 1}};
   int settled = 0, admitted_after = 0;
@@ -400,7 +411,7 @@ TEST_F(RedisStoreTest, ConcurrentCallsOfOneShardAreBatchedExactly) {
   io.run();
   EXPECT_EQ(settled, 33);
   EXPECT_EQ(admitted_after, 31);
-  EXPECT_EQ(EvalshaCalls(), 4);
+  ExpectFewCalls(before);
   ReadResult read = Read(*store, "a", {bucket}, kT0);
   ASSERT_EQ(read.status, StoreStatus::kOk);
   EXPECT_EQ(read.states[0].level.level, 100 - 33 * 3 + 33 - 31);
@@ -417,8 +428,8 @@ TEST_F(RedisStoreTest, AdmissionsThatAllFitAreJudgedAtOnceExactly) {
   ASSERT_EQ(Admit(*store, "a", {{tokens, 0}}, kT0).status, StoreStatus::kOk);  // connected
   ASSERT_EQ(server_->CommandText({"CONFIG", "RESETSTAT"}), "OK");
 
-  // One token and one request each: the first goes alone, the other 63 (63 tokens of the 99
-  // left) at once. Each admission's states are the ones before it in the batch left.
+  // One token and one request each: 64 tokens of the 100 fit, however the 64 share their calls.
+  // Each admission's states are the ones before it in its batch left.
   std::multiset<std::pair<int64_t, int64_t>> states, expected;
   for (const AdmitResult& r : AdmitTogether(*store, {{tokens, 1}, {requests, 1}}, kCallers)) {
     ASSERT_EQ(r.status, StoreStatus::kOk);
@@ -429,10 +440,12 @@ TEST_F(RedisStoreTest, AdmissionsThatAllFitAreJudgedAtOnceExactly) {
   }
   for (int k = 1; k <= kCallers; ++k) expected.insert({100 - k, 1000 - k});
   EXPECT_EQ(states, expected);
-  EXPECT_EQ(EvalshaCalls(), 2);
+  ExpectFewCalls(0);
+  const int before = EvalshaCalls();
 
-  // Two tokens each, 36 left: the first takes 2 alone; 126 do not fit in 34, so the batch is
-  // judged one by one: 17 more, the other 46 refused with the bucket as the last one left it.
+  // Two tokens each, 36 left: 18 are admitted and 46 refused, with the bucket as the last
+  // admission left it, however the callers share their calls (a batch whose total does not fit
+  // is judged one by one).
   int admitted = 0;
   std::multiset<int64_t> levels, expected_levels;
   for (const AdmitResult& r : AdmitTogether(*store, {{tokens, 2}}, kCallers)) {
@@ -448,7 +461,7 @@ TEST_F(RedisStoreTest, AdmissionsThatAllFitAreJudgedAtOnceExactly) {
   EXPECT_EQ(admitted, 18);
   for (int k = 1; k <= 18; ++k) expected_levels.insert(36 - 2 * k);
   EXPECT_EQ(levels, expected_levels);
-  EXPECT_EQ(EvalshaCalls(), 4);
+  ExpectFewCalls(before);
 }
 
 // The script alone: admissions judged at once are recorded like any others, so a retry of the
