@@ -296,64 +296,58 @@ TEST(ReadMessageTest, AnAnswerFromAPeerThatClosedEndsInAReset) {
   EXPECT_EQ(*result, bhttp::error::end_of_stream) << result->message();
 }
 
-// Has the peer send the head of a chunked answer (a stream's), and reads it into `parser`.
-void ReadChunkedHead(asio::io_context& io, Pair& pair, beast::flat_buffer& buffer,
-                     bhttp::response_parser<bhttp::string_body>& parser) {
-  pair.Send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
-  std::optional<beast::error_code> head;
-  Start(io, pair, buffer, parser, ReadUntil::kHeader, head, Reading::kAnswer);
-  Finish(io, head);
-  ASSERT_FALSE(*head) << head->message();
-}
+// A chunked answer (a stream's) whose head the peer has sent and the reader has read.
+struct StreamedAnswer {
+  StreamedAnswer() {
+    pair.Send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    EXPECT_FALSE(Read(ReadUntil::kHeader, Reading::kAnswer));
+  }
+  // Reads until `until`; what the read ended with.
+  beast::error_code Read(ReadUntil until, Reading reading = Reading::kAny) {
+    std::optional<beast::error_code> result;
+    Start(io, pair, buffer, parser, until, result, reading);
+    Finish(io, result);
+    return result.value_or(asio::error::timed_out);
+  }
+  asio::io_context io{1};
+  Pair pair{io};
+  beast::flat_buffer buffer;
+  bhttp::response_parser<bhttp::string_body> parser;
+};
 
 // The last bytes of an answer and the backend's end of stream come together while the read
 // waits (a backend that dies mid-answer): the read after them sees the end.
 TEST(ReadMessageTest, AnAnswerCutShortByTheBackendClosingEnds) {
   for (ReadUntil until : {ReadUntil::kMessage, ReadUntil::kSome}) {
-    asio::io_context io(1);
-    Pair pair(io);
-    beast::flat_buffer buffer;
-    bhttp::response_parser<bhttp::string_body> parser;
-    ReadChunkedHead(io, pair, buffer, parser);
-
+    StreamedAnswer answer;
     std::optional<beast::error_code> result;
-    Start(io, pair, buffer, parser, until, result);
-    EXPECT_FALSE(Progress(io, result));
-    pair.Send("5\r\nhel");  // a chunk's first bytes, then the end
-    pair.far.close();
-    Finish(io, result);
+    Start(answer.io, answer.pair, answer.buffer, answer.parser, until, result);
+    EXPECT_FALSE(Progress(answer.io, result));
+    answer.pair.Send("5\r\nhel");  // a chunk's first bytes, then the end
+    answer.pair.far.close();
+    Finish(answer.io, result);
+    ASSERT_TRUE(result);
     // kSome returns as the parser takes the chunk's head, then its first bytes; the read after
     // those ends.
-    for (int i = 0; i < 3 && result && !*result; ++i) {
-      result.reset();
-      Start(io, pair, buffer, parser, until, result);
-      Finish(io, result);
-    }
-    ASSERT_TRUE(result);
-    EXPECT_EQ(*result, bhttp::error::partial_message) << result->message();
+    beast::error_code ec = *result;
+    for (int i = 0; i < 3 && !ec; ++i) ec = answer.Read(until);
+    EXPECT_EQ(ec, bhttp::error::partial_message) << ec.message();
   }
 }
 
 // kSome returns once the parser has taken bytes, as Beast's async_read_some.
 TEST(ReadMessageTest, SomeOfAStreamedBodyIsReturnedAsItComes) {
-  asio::io_context io(1);
-  Pair pair(io);
-  beast::flat_buffer buffer;
-  bhttp::response_parser<bhttp::string_body> parser;
-  ReadChunkedHead(io, pair, buffer, parser);
-  std::optional<beast::error_code> result;
+  StreamedAnswer answer;
   std::string events;
   for (std::string_view chunk : {"6\r\nfirst \r\n", "6\r\nsecond\r\n", "0\r\n\r\n"}) {
-    pair.Send(chunk);
-    while (parser.get().body().size() == events.size() && !parser.is_done()) {
-      result.reset();
-      Start(io, pair, buffer, parser, ReadUntil::kSome, result);
-      Finish(io, result);
-      ASSERT_FALSE(*result) << result->message();
+    answer.pair.Send(chunk);
+    while (answer.parser.get().body().size() == events.size() && !answer.parser.is_done()) {
+      const beast::error_code ec = answer.Read(ReadUntil::kSome);
+      ASSERT_FALSE(ec) << ec.message();
     }
-    events = parser.get().body();
+    events = answer.parser.get().body();
   }
-  EXPECT_TRUE(parser.is_done());
+  EXPECT_TRUE(answer.parser.is_done());
   EXPECT_EQ(events, "first second");
 }
 
