@@ -1,0 +1,134 @@
+#!/usr/bin/env node
+// The Redis store's batch script on its own: redis-server's time per call (INFO commandstats),
+// for the calls the gateway makes at one connection per shard, one after the other: an
+// admission (one key's three limits of the benchmark, three charges) and then its settlement
+// (a refund on the two token budgets). See docs/performance.md, "The Redis store at one
+// connection".
+//
+//   node performance/redis-script.mjs [--calls N] [--rounds R] [--cut TEXT]...
+//
+// Each round measures, in turn: an empty script with the same keys and arguments (what any
+// EVALSHA costs), the script's shared prelude alone, the script cut before the first line that
+// holds each TEXT (its part up to there), and the whole script. The script is read from
+// src/redis/lua_scripts.cc, so this measures the tree's script. Starts its own redis-server on
+// 127.0.0.1 (no persistence), bounded in time.
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { Proc, freePort, installCleanup, median, stopAll } from './lib/common.mjs';
+
+const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+const opt = { calls: 10000, rounds: 3, cuts: [] };
+for (let i = 2; i < process.argv.length; i++) {
+  const [name, value] = [process.argv[i], process.argv[i + 1]];
+  if (name === '--calls') opt.calls = Number(value);
+  else if (name === '--rounds') opt.rounds = Number(value);
+  else if (name === '--cut') opt.cuts.push(value);
+  else throw new Error(`unknown argument ${name}`);
+  i++;
+}
+installCleanup(600);
+
+const source = readFileSync(path.join(ROOT, 'src/redis/lua_scripts.cc'), 'utf8');
+const [prelude, batch] = [...source.matchAll(/R"lua\(([\s\S]*?)\)lua"/g)].map((m) => m[1]);
+const cutBefore = (text) => {
+  const at = batch.indexOf(text);
+  if (at < 0) throw new Error(`--cut: no "${text}" in the batch script`);
+  return `${prelude}${batch.slice(0, batch.lastIndexOf('\n', at) + 1)}return 'x'\n`;
+};
+const variants = [['empty script', "return 'x'\n"], ['prelude only', `${prelude}return 'x'\n`],
+                  ...opt.cuts.map((c) => [`up to "${c}"`, cutBefore(c)]),
+                  ['whole script', prelude + batch]];
+
+// The packed arguments (lua_scripts.h).
+const i64 = (v) => { const b = Buffer.alloc(8); b.writeBigInt64LE(BigInt(v)); return b; };
+const u16 = (v) => { const b = Buffer.alloc(2); b.writeUInt16LE(v); return b; };
+const spec = (kind, calendar, cap, period) =>
+  Buffer.concat([Buffer.from(kind), Buffer.from([calendar]), i64(cap), i64(period)]);
+const minute = 60e6;
+const day = 86400e6;
+const tokensMinute = spec('t', 0, 1e9, minute);
+const tokensDay = spec('t', 1, 1e12, day);
+const admission = Buffer.concat([Buffer.alloc(8, 7), i64(minute * 10), u16(3),
+                                 u16(2), i64(30), u16(3), i64(1), u16(4), i64(30)]);
+const refund = (k) => Buffer.concat([u16(k), i64(-6), i64(0), Buffer.alloc(8)]);
+const buckets = ['trl:{b}:k:tokens-minute', 'trl:{b}:k:requests-minute', 'trl:{b}:k:tokens-day'];
+
+function command(args) {
+  const parts = [Buffer.from(`*${args.length}\r\n`)];
+  for (const a of args) {
+    const b = Buffer.isBuffer(a) ? a : Buffer.from(String(a));
+    parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'));
+  }
+  return Buffer.concat(parts);
+}
+
+// One connection, one command at a time: replies are a status, an Error or a bulk string.
+function connect(port) {
+  const socket = net.connect(port, '127.0.0.1');
+  let pending = Buffer.alloc(0);
+  const waiting = [];
+  socket.on('data', (data) => {
+    pending = Buffer.concat([pending, data]);
+    for (;;) {
+      const eol = pending.indexOf('\r\n');
+      if (eol < 0) return;
+      const line = pending.subarray(0, eol).toString('latin1');
+      let end = eol + 2;
+      let value = line[0] === '-' ? new Error(line.slice(1)) : line;
+      if (line[0] === '$') {
+        const size = Number(line.slice(1));
+        if (size >= 0 && pending.length < eol + 2 + size + 2) return;
+        value = size < 0 ? null : pending.subarray(eol + 2, eol + 2 + size).toString('latin1');
+        end = size < 0 ? end : eol + 2 + size + 2;
+      }
+      pending = pending.subarray(end);
+      waiting.shift()(value);
+    }
+  });
+  const call = (args) => new Promise((resolve) => { waiting.push(resolve); socket.write(command(args)); });
+  return { call, close: () => socket.end() };
+}
+
+const port = await freePort();
+const redis = new Proc('redis-server', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1',
+                       '--save', '', '--appendonly', 'no', '--protected-mode', 'no']);
+await redis.waitForLine(/Ready to accept connections/, 10000);
+const db = connect(port);
+let op = 0;
+
+async function measure(script) {
+  const sha = await db.call(['SCRIPT', 'LOAD', script]);
+  if (sha instanceof Error) throw new Error(`SCRIPT LOAD: ${sha.message}`);
+  const admit = () => db.call(['EVALSHA', sha, '4', `trl:{b}:op:${++op}`, ...buckets, '0', '1000',
+                               '1000', Buffer.concat([tokensMinute, spec('r', 0, 1e9, minute), tokensDay]),
+                               '', admission, '']);
+  const settle = () => db.call(['EVALSHA', sha, '3', `trl:{b}:op:${++op}`, buckets[0], buckets[2],
+                                '0', '1000', '1000', Buffer.concat([tokensMinute, tokensDay]),
+                                Buffer.concat([refund(2), refund(3)]), '', '']);
+  for (let i = 0; i < 200; i++) { await admit(); await settle(); }  // warm, and the keys exist
+  await db.call(['CONFIG', 'RESETSTAT']);
+  for (let i = 0; i < opt.calls / 2; i++) {
+    for (const reply of [await admit(), await settle()]) {
+      if (reply instanceof Error) throw new Error(`EVALSHA: ${reply.message}`);
+    }
+  }
+  const stats = await db.call(['INFO', 'commandstats']);
+  const m = /cmdstat_evalsha:calls=(\d+),usec=(\d+)/.exec(stats);
+  return Number(m[2]) / Number(m[1]);
+}
+
+const results = variants.map(() => []);
+for (let r = 0; r < opt.rounds; r++) {
+  for (const [i, [, script]] of variants.entries()) results[i].push(await measure(script));
+}
+console.log(`µs of redis-server time per call (median of ${opt.rounds} rounds of ${opt.calls} calls, ` +
+            'admissions and settlements alternating):');
+for (const [i, [name]] of variants.entries()) {
+  console.log(`  ${median(results[i]).toFixed(2).padStart(6)}  ${name}  ` +
+              `(${results[i].map((x) => x.toFixed(2)).join(', ')})`);
+}
+db.close();
+await stopAll();
