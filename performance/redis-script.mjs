@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // The Redis store's batch script on its own: redis-server's time per call (INFO commandstats),
-// for the calls the gateway makes at one connection per shard, one after the other: an
-// admission (one key's three limits of the benchmark, three charges) and then its settlement
-// (a refund on the two token budgets). See docs/performance.md, "The Redis store at one
-// connection".
+// for the calls the gateway makes at one connection per shard, alternating: an admission (one
+// key's three limits of the benchmark, three charges) and then its settlement (a refund on the
+// two token budgets), sent back to back through `redis-cli --pipe`. See docs/performance.md,
+// "The Redis store at one connection".
 //
 //   node performance/redis-script.mjs [--calls N] [--rounds R] [--cut TEXT]...
 //
@@ -12,8 +12,8 @@
 // holds each TEXT (its part up to there), and the whole script. The script is read from
 // src/redis/lua_scripts.cc, so this measures the tree's script. Starts its own redis-server on
 // 127.0.0.1 (no persistence), bounded in time.
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -56,6 +56,7 @@ const admission = Buffer.concat([Buffer.alloc(8, 7), i64(minute * 10), u16(3),
 const refund = (k) => Buffer.concat([u16(k), i64(-6), i64(0), Buffer.alloc(8)]);
 const buckets = ['trl:{b}:k:tokens-minute', 'trl:{b}:k:requests-minute', 'trl:{b}:k:tokens-day'];
 
+// Commands in Redis's wire format, for `redis-cli --pipe`, which sends them and reads the replies.
 function command(args) {
   const parts = [Buffer.from(`*${args.length}\r\n`)];
   for (const a of args) {
@@ -65,64 +66,43 @@ function command(args) {
   return Buffer.concat(parts);
 }
 
-// One connection, one command at a time: replies are a status, an Error or a bulk string.
-function connect(port) {
-  const socket = net.connect(port, '127.0.0.1');
-  let pending = Buffer.alloc(0);
-  const waiting = [];
-  socket.on('data', (data) => {
-    pending = Buffer.concat([pending, data]);
-    for (;;) {
-      const eol = pending.indexOf('\r\n');
-      if (eol < 0) return;
-      const line = pending.subarray(0, eol).toString('latin1');
-      let end = eol + 2;
-      let value = line[0] === '-' ? new Error(line.slice(1)) : line;
-      if (line[0] === '$') {
-        const size = Number(line.slice(1));
-        if (size >= 0 && pending.length < eol + 2 + size + 2) return;
-        value = size < 0 ? null : pending.subarray(eol + 2, eol + 2 + size).toString('latin1');
-        end = size < 0 ? end : eol + 2 + size + 2;
-      }
-      pending = pending.subarray(end);
-      waiting.shift()(value);
-    }
-  });
-  const call = (args) => new Promise((resolve) => { waiting.push(resolve); socket.write(command(args)); });
-  return { call, close: () => socket.end() };
-}
-
 const port = await freePort();
 const redis = new Proc('redis-server', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1',
                        '--save', '', '--appendonly', 'no', '--protected-mode', 'no']);
 await redis.waitForLine(/Ready to accept connections/, 10000);
-const db = connect(port);
+const cli = (args, input) => {
+  const r = spawnSync('redis-cli', ['-p', String(port), ...args], { input, timeout: 120000 });
+  if (r.status !== 0) throw new Error(`redis-cli ${args[0]}: ${r.stderr}${r.stdout}`);
+  return r.stdout.toString();
+};
 let op = 0;
 
-async function measure(script) {
-  const sha = await db.call(['SCRIPT', 'LOAD', script]);
-  if (sha instanceof Error) throw new Error(`SCRIPT LOAD: ${sha.message}`);
-  const admit = () => db.call(['EVALSHA', sha, '4', `trl:{b}:op:${++op}`, ...buckets, '0', '1000',
-                               '1000', Buffer.concat([tokensMinute, spec('r', 0, 1e9, minute), tokensDay]),
-                               '', admission, '']);
-  const settle = () => db.call(['EVALSHA', sha, '3', `trl:{b}:op:${++op}`, buckets[0], buckets[2],
-                                '0', '1000', '1000', Buffer.concat([tokensMinute, tokensDay]),
-                                Buffer.concat([refund(2), refund(3)]), '', '']);
-  for (let i = 0; i < 200; i++) { await admit(); await settle(); }  // warm, and the keys exist
-  await db.call(['CONFIG', 'RESETSTAT']);
-  for (let i = 0; i < opt.calls / 2; i++) {
-    for (const reply of [await admit(), await settle()]) {
-      if (reply instanceof Error) throw new Error(`EVALSHA: ${reply.message}`);
-    }
-  }
-  const stats = await db.call(['INFO', 'commandstats']);
-  const m = /cmdstat_evalsha:calls=(\d+),usec=(\d+)/.exec(stats);
+function measure(script) {
+  const sha = cli(['SCRIPT', 'LOAD', script]).trim();
+  if (!/^[0-9a-f]{40}$/.test(sha)) throw new Error(`SCRIPT LOAD: ${sha}`);
+  const pair = () => [
+    command(['EVALSHA', sha, '4', `trl:{b}:op:${++op}`, ...buckets, '0', '1000', '1000',
+             Buffer.concat([tokensMinute, spec('r', 0, 1e9, minute), tokensDay]), '', admission, '']),
+    command(['EVALSHA', sha, '3', `trl:{b}:op:${++op}`, buckets[0], buckets[2], '0', '1000', '1000',
+             Buffer.concat([tokensMinute, tokensDay]), Buffer.concat([refund(2), refund(3)]), '', '']),
+  ];
+  const calls = [];
+  for (let i = 0; i < 200; i++) calls.push(...pair());  // warm, and the keys exist
+  calls.push(command(['CONFIG', 'RESETSTAT']));
+  for (let i = 0; i < opt.calls / 2; i++) calls.push(...pair());
+  const piped = cli(['--pipe'], Buffer.concat(calls));
+  if (!/errors: 0,/.test(piped)) throw new Error(`EVALSHA failed: ${piped}`);
+  const m = /cmdstat_evalsha:calls=(\d+),usec=(\d+)/.exec(cli(['INFO', 'commandstats']));
   return Number(m[2]) / Number(m[1]);
 }
 
 const results = variants.map(() => []);
-for (let r = 0; r < opt.rounds; r++) {
-  for (const [i, [, script]] of variants.entries()) results[i].push(await measure(script));
+try {
+  for (let r = 0; r < opt.rounds; r++) {
+    for (const [i, [, script]] of variants.entries()) results[i].push(measure(script));
+  }
+} finally {
+  await stopAll();
 }
 console.log(`µs of redis-server time per call (median of ${opt.rounds} rounds of ${opt.calls} calls, ` +
             'admissions and settlements alternating):');
@@ -130,5 +110,3 @@ for (const [i, [name]] of variants.entries()) {
   console.log(`  ${median(results[i]).toFixed(2).padStart(6)}  ${name}  ` +
               `(${results[i].map((x) => x.toFixed(2)).join(', ')})`);
 }
-db.close();
-await stopAll();
