@@ -19,6 +19,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/this_coro.hpp>
 
 #include "common/clock.h"
 #include "limits/limiter.h"
@@ -65,7 +66,8 @@ void AdmitSettleLoop(benchmark::State& state, std::string key) {
     for (auto _ : state) {
       Admission a = co_await limiter.Admit(scope, 1200);
       if (a.outcome != Admission::Outcome::kAdmitted) ++refused;
-      co_await limiter.Settle(a.reservation, 700);
+      limiter.SettleInBackground(co_await asio::this_coro::executor, std::move(a.reservation), 700,
+                                 SettlementSource::kUsage);
     }
   });
   state.SetItemsProcessed(state.iterations());

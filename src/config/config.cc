@@ -609,7 +609,8 @@ void Parser::ParseModels(const YAML::Node& node, std::vector<ModelConfig>& model
   for (size_t i = 0; i < items->size(); ++i) {
     const std::string p = Index("models", i);
     auto f = Map((*items)[i], p,
-                 {"name", "aliases", "backends", "tokenizer", "max_output_tokens", "timeout"});
+                 {"name", "aliases", "backends", "tokenizer", "max_output_tokens", "timeout",
+                  "request_timeout"});
     if (!f) continue;
     ModelConfig m;
     if (auto* n = Get(*f, "name")) {
@@ -662,6 +663,9 @@ void Parser::ParseModels(const YAML::Node& node, std::vector<ModelConfig>& model
       Set(Int(*n, Field(p, "max_output_tokens"), 1, kMaxAmount), m.max_output_tokens);
     }
     if (auto* n = Get(*f, "timeout")) Set(Duration(*n, Field(p, "timeout")), m.timeout);
+    if (auto* n = Get(*f, "request_timeout")) {
+      Set(Duration(*n, Field(p, "request_timeout")), m.request_timeout);
+    }
     models.push_back(std::move(m));
   }
 }

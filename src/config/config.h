@@ -50,8 +50,10 @@ struct StoreConfig {
   std::string data_dir = "./data";
   RedisConfig redis;
   OnStoreError on_store_error = OnStoreError::kAllow;
-  // A concurrency slot not released (crashed instance) lapses after this long (LimiterOptions).
-  Millis concurrency_lease_ttl{10 * 60 * 1000};
+  // A concurrency slot never released (a crashed instance) lapses this long after its request's
+  // deadline (models[].request_timeout); settlements the store did not confirm are retried until
+  // then (LimiterOptions::lease_ttl).
+  Millis concurrency_lease_ttl{60 * 1000};
 };
 
 struct UsageConfig {
@@ -87,7 +89,8 @@ struct ModelConfig {
   std::vector<BackendUrl> backends;
   std::string tokenizer = "approx";
   int64_t max_output_tokens = 1024;
-  Millis timeout{120'000};
+  Millis timeout{120'000};           // the longest wait for the backend's next bytes
+  Millis request_timeout{600'000};   // the longest a whole request may take (streams included)
 };
 
 enum class LimitKind { kTokens, kRequests, kConcurrent };

@@ -117,6 +117,7 @@ models:
                      R"(
     max_output_tokens: 2048
     timeout: 1h
+    request_timeout: 2h
   - name: llama2-13b
     backends: [http://vllm-13b:8000]
 tenants:
@@ -185,6 +186,7 @@ default_limits: [{tokens: 10000, per: 1m}, {requests: 5, per: 1s}]
   EXPECT_EQ(m.tokenizer, tokenizer.path());
   EXPECT_EQ(m.max_output_tokens, 2048);
   EXPECT_EQ(m.timeout, Millis(3'600'000));
+  EXPECT_EQ(m.request_timeout, Millis(7'200'000));
   const ModelConfig& m2 = c->models[1];
   EXPECT_EQ(m2.name, "llama2-13b");
   EXPECT_THAT(m2.aliases, IsEmpty());
@@ -237,7 +239,9 @@ TEST(ConfigLoad, MinimalConfigGetsDefaults) {
   EXPECT_EQ(c->store.backend, StoreBackend::kMemory);
   EXPECT_EQ(c->store.data_dir, "./data");
   EXPECT_EQ(c->store.on_store_error, OnStoreError::kAllow);
-  EXPECT_EQ(c->store.concurrency_lease_ttl, Millis(600'000));
+  EXPECT_EQ(c->store.concurrency_lease_ttl, Millis(60'000));
+  EXPECT_EQ(c->models[0].timeout, Millis(120'000));
+  EXPECT_EQ(c->models[0].request_timeout, Millis(600'000));
   EXPECT_EQ(c->identity.source, IdentityConfig::Source::kApiKey);
   ASSERT_EQ(c->models.size(), 1u);
   EXPECT_EQ(c->models[0].backends[0].port, 80);

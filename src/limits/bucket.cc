@@ -1,5 +1,6 @@
 #include "limits/bucket.h"
 
+#include <algorithm>
 #include <limits>
 
 namespace trl {
@@ -12,6 +13,13 @@ int64_t Saturate(__int128 value) {
   return value > static_cast<__int128>(kInt64Max) ? kInt64Max : static_cast<int64_t>(value);
 }
 
+// Into int64 from both sides.
+int64_t Clamp64(__int128 value) {
+  if (value > static_cast<__int128>(kInt64Max)) return kInt64Max;
+  if (value < -static_cast<__int128>(kInt64Max)) return -kInt64Max;
+  return static_cast<int64_t>(value);
+}
+
 void ClampToCapacity(const BucketParams& params, BucketLevel& state) {
   if (state.level >= params.capacity) {
     state.level = params.capacity;
@@ -19,11 +27,32 @@ void ClampToCapacity(const BucketParams& params, BucketLevel& state) {
   }
 }
 
+// A changed limit value keeps the amount used: the level moves with the capacity.
+void Rescale(const BucketParams& params, BucketLevel& state) {
+  if (state.capacity == params.capacity) return;
+  state.level = Clamp64(static_cast<__int128>(state.level) + params.capacity - state.capacity);
+  state.capacity = params.capacity;
+  if (params.calendar) state.frac = std::clamp<int64_t>(state.frac, 0, std::max<int64_t>(params.capacity, 0));
+}
+
+// Turns a calendar bucket over to the window that contains `now`, carrying its debt.
+void NextWindow(const BucketParams& params, int64_t now_micros, BucketLevel& state) {
+  const int64_t window = FloorDiv(now_micros, params.period_micros) * params.period_micros;
+  if (window <= state.stamp) return;
+  const __int128 windows = (static_cast<__int128>(window) - state.stamp + params.period_micros - 1) /
+                           params.period_micros;
+  const __int128 start = std::min<__int128>(state.level, 0) + windows * params.capacity;
+  state.level = start >= params.capacity ? params.capacity : Clamp64(start);
+  state.frac = params.capacity - state.level;
+  state.stamp = window;
+}
+
 }  // namespace
 
 BucketLevel FullLevel(const BucketParams& params, int64_t now_micros) {
   BucketLevel state;
   state.level = params.capacity;
+  state.capacity = params.capacity;
   state.stamp = (params.calendar && params.period_micros > 0)
                     ? FloorDiv(now_micros, params.period_micros) * params.period_micros
                     : now_micros;
@@ -31,17 +60,13 @@ BucketLevel FullLevel(const BucketParams& params, int64_t now_micros) {
 }
 
 void Refresh(const BucketParams& params, int64_t now_micros, BucketLevel& state) {
+  Rescale(params, state);
   if (params.period_micros <= 0) {
     ClampToCapacity(params, state);
     return;
   }
   if (params.calendar) {
-    int64_t window = FloorDiv(now_micros, params.period_micros) * params.period_micros;
-    if (window > state.stamp) {
-      state.level = params.capacity;
-      state.frac = 0;
-      state.stamp = window;
-    }
+    NextWindow(params, now_micros, state);
     ClampToCapacity(params, state);
     return;
   }
@@ -65,8 +90,19 @@ void Refresh(const BucketParams& params, int64_t now_micros, BucketLevel& state)
 }
 
 void Spend(const BucketParams& params, int64_t amount, BucketLevel& state) {
-  state.level -= amount;
+  state.level = Clamp64(static_cast<__int128>(state.level) - amount);
   ClampToCapacity(params, state);
+}
+
+void SettleDelta(const BucketParams& params, int64_t delta, int64_t admitted_stamp,
+                 BucketLevel& state) {
+  if (delta >= 0 || !params.calendar || state.stamp == admitted_stamp) {
+    Spend(params, delta, state);
+    return;
+  }
+  const int64_t back = std::min(-delta, state.frac);
+  state.frac -= back;
+  Spend(params, -back, state);
 }
 
 int64_t MicrosUntil(const BucketParams& params, const BucketLevel& state, int64_t target,
@@ -76,8 +112,11 @@ int64_t MicrosUntil(const BucketParams& params, const BucketLevel& state, int64_
     return params.period_micros > 0 ? params.period_micros : 1'000'000;
   }
   if (params.calendar) {
-    int64_t window_end = state.stamp + params.period_micros;
-    return window_end > now_micros ? window_end - now_micros : 0;
+    // Window k (1 = the next) starts with min(capacity, min(level, 0) + k * capacity).
+    const __int128 missing = static_cast<__int128>(target) - std::min<int64_t>(state.level, 0);
+    const __int128 windows = std::max<__int128>(1, (missing + params.capacity - 1) / params.capacity);
+    const __int128 start = static_cast<__int128>(state.stamp) + windows * params.period_micros;
+    return start > now_micros ? Saturate(start - now_micros) : 0;
   }
   // Units still missing, in 1/D: (target - level) * D - frac; they accrue at N per microsecond.
   __int128 missing = (static_cast<__int128>(target) - state.level) * params.period_micros -

@@ -10,6 +10,12 @@
 // never counted), waits are rounded up (to the microsecond, then CeilMillis to the millisecond),
 // so a client that waits the advertised time is admitted.
 //
+// A change of a limit's value keeps what was used: the level moves by the change of capacity
+// (a daily quota lowered from 100000 to 100 after 43 tokens were used has 57 left, and one raised
+// mid-day does not hand out a new day). A calendar window starts with the capacity minus any
+// debt the windows before it left unpaid (a settlement that cost more than was reserved is
+// never forgiven by the turn of a window).
+//
 // Thread-safety: pure functions; callers serialize access to a BucketLevel.
 #pragma once
 
@@ -30,9 +36,13 @@ struct BucketParams {
 // The stored state of a kTokens/kRequests budget.
 struct BucketLevel {
   int64_t level = 0;  // whole units available; negative = debt (settlement charged more)
-  int64_t frac = 0;   // rolling only: accrued fraction of a unit, numerator over period_micros,
-                      // in [0, period_micros); always 0 when level >= capacity
-  int64_t stamp = 0;  // rolling: time of the last refill; calendar: start of the current window
+  // Rolling: accrued fraction of a unit, numerator over period_micros, in [0, period_micros).
+  // Calendar: the part of this window's budget that went to paying the debt of the windows
+  // before it, in [0, capacity]: what a refund for an ended window may still give back.
+  // Always 0 when level >= capacity.
+  int64_t frac = 0;
+  int64_t stamp = 0;     // rolling: time of the last refill; calendar: start of the current window
+  int64_t capacity = 0;  // the capacity `level` was measured against (see Refresh)
 
   bool operator==(const BucketLevel&) const = default;
 };
@@ -41,20 +51,30 @@ struct BucketLevel {
 // of the window that contains `now`).
 BucketLevel FullLevel(const BucketParams& params, int64_t now_micros);
 
-// Brings `state` up to `now`: refills a rolling bucket (never above capacity), starts a new
-// calendar window full (forgiving debt: each window starts full), and clamps the level to the
-// current capacity (a limit whose capacity was lowered keeps its bucket). A `now` earlier than
-// the stamp (another thread read the clock a moment before us, or the clock stepped back)
-// changes nothing but the clamp.
+// Brings `state` up to `now`: moves the level by a change of capacity (what was used stays
+// used), refills a rolling bucket (never above capacity), and starts a new calendar window
+// with the capacity minus the debt carried over (k windows later: min(capacity,
+// min(level, 0) + k * capacity)). A `now` earlier than the stamp (another thread read the clock
+// a moment before us, or the clock stepped back) changes nothing but the capacity.
 void Refresh(const BucketParams& params, int64_t now_micros, BucketLevel& state);
 
 // Charges `amount` (negative refunds). The level may go negative (debt); a refund never lifts it
 // above capacity.
 void Spend(const BucketParams& params, int64_t amount, BucketLevel& state);
 
+// A settlement's correction of a bucket already Refresh()ed to now: `delta` = real cost -
+// reservation, for a reservation charged in the calendar window starting at `admitted_stamp`
+// (rolling buckets: ignored). An extra charge, and any refund to a rolling bucket or to the
+// window it was charged in, is Spend(delta). A refund for a window that has ended gives back
+// only what the current window paid towards that debt (`frac`): the new window would have
+// started that much fuller had the refund come in time.
+void SettleDelta(const BucketParams& params, int64_t delta, int64_t admitted_stamp,
+                 BucketLevel& state);
+
 // Microseconds from `now` until a bucket already Refresh()ed to `now` holds at least `target`
 // whole units (0 if it already does). Rolling: rounded up to the microsecond. Calendar: the time
-// to the next window start. `target` must be <= capacity; a capacity of 0 never refills and
+// to the start of the first window that holds `target` (later than the next one for a debt
+// larger than a window's budget). `target` must be <= capacity; a capacity of 0 never refills and
 // answers one period (or one second if the period is 0).
 int64_t MicrosUntil(const BucketParams& params, const BucketLevel& state, int64_t target,
                     int64_t now_micros);

@@ -97,7 +97,7 @@ TEST(BucketTest, MicrosUntilRoundsUpAndCountsTheFraction) {
   EXPECT_EQ(s.level, 1);
 }
 
-TEST(BucketTest, CalendarWindowStartsFullAndForgivesDebt) {
+TEST(BucketTest, CalendarWindowStartsFullButCarriesDebt) {
   BucketParams p = Calendar(1000, kDay);
   const int64_t midnight = 19'676 * kDay;  // 2023-11-15T00:00:00Z
   BucketLevel s = FullLevel(p, midnight - kSecond / 2);
@@ -108,8 +108,67 @@ TEST(BucketTest, CalendarWindowStartsFullAndForgivesDebt) {
   Refresh(p, midnight - 1, s);
   EXPECT_EQ(s.level, -200);  // no refill inside a window
   Refresh(p, midnight, s);
-  EXPECT_EQ(s.level, 1000);
+  EXPECT_EQ(s.level, 800);  // the new day pays yesterday's 200 first
+  EXPECT_EQ(s.frac, 200);
   EXPECT_EQ(s.stamp, midnight);
+  Refresh(p, midnight + kDay, s);
+  EXPECT_EQ(s.level, 1000);
+  EXPECT_EQ(s.frac, 0);
+}
+
+TEST(BucketTest, ADebtLargerThanAWindowTakesSeveralWindows) {
+  BucketParams p = Calendar(1000, kDay);
+  const int64_t midnight = 19'676 * kDay;
+  BucketLevel s = FullLevel(p, midnight + kSecond);
+  Spend(p, 3500, s);  // -2500
+  // Windows start at -1500, -500, then 500: the third one admits.
+  EXPECT_EQ(MicrosUntil(p, s, 1, midnight + kSecond), 3 * kDay - kSecond);
+  EXPECT_EQ(MicrosUntil(p, s, 500, midnight + kSecond), 3 * kDay - kSecond);
+  EXPECT_EQ(MicrosUntil(p, s, 501, midnight + kSecond), 4 * kDay - kSecond);
+  Refresh(p, midnight + 2 * kDay, s);  // two windows on, untouched in between
+  EXPECT_EQ(s.level, -500);
+  EXPECT_EQ(s.frac, 1500);
+  Refresh(p, midnight + 3 * kDay + 5, s);
+  EXPECT_EQ(s.level, 500);
+  EXPECT_EQ(s.frac, 500);
+}
+
+TEST(BucketTest, ALateRefundGivesBackOnlyTheDebtItCaused) {
+  BucketParams p = Calendar(1000, kDay);
+  const int64_t midnight = 19'676 * kDay;
+  BucketLevel s = FullLevel(p, midnight - kSecond);
+  const int64_t admitted = s.stamp;
+  Spend(p, 1100, s);  // reserved 1100 just before midnight: -100
+  Refresh(p, midnight + kSecond, s);
+  ASSERT_EQ(s.level, 900);
+  // It cost 500: had the refund of 600 come in time, the day would have ended at 500 and the
+  // new one started full.
+  SettleDelta(p, -600, admitted, s);
+  EXPECT_EQ(s.level, 1000);
+  EXPECT_EQ(s.frac, 0);
+  // A refund in the window it was charged in applies whole; an extra charge always applies.
+  const int64_t today = s.stamp;
+  Spend(p, 300, s);
+  SettleDelta(p, -200, today, s);
+  EXPECT_EQ(s.level, 900);
+  SettleDelta(p, 50, admitted, s);
+  EXPECT_EQ(s.level, 850);
+  // Nothing was carried over: a late refund gives nothing back.
+  SettleDelta(p, -400, admitted, s);
+  EXPECT_EQ(s.level, 850);
+}
+
+TEST(BucketTest, ALateRefundLargerThanTheCarriedDebtStopsThere) {
+  BucketParams p = Calendar(1000, kDay);
+  const int64_t midnight = 19'676 * kDay;
+  BucketLevel s = FullLevel(p, midnight - kSecond);
+  const int64_t admitted = s.stamp;
+  Spend(p, 1050, s);  // -50
+  Refresh(p, midnight, s);
+  Spend(p, 400, s);  // 950 - 400 = 550 today
+  SettleDelta(p, -1000, admitted, s);
+  EXPECT_EQ(s.level, 600);  // 50 back, not 1000
+  EXPECT_EQ(s.frac, 0);
 }
 
 TEST(BucketTest, CalendarHourAlignsToTheTopOfTheHour) {
@@ -121,13 +180,25 @@ TEST(BucketTest, CalendarHourAlignsToTheTopOfTheHour) {
   EXPECT_EQ(MicrosUntil(p, s, 1, now), s.stamp + 3600 * kSecond - now);
 }
 
-TEST(BucketTest, LoweredCapacityClampsTheLevel) {
-  BucketLevel s = FullLevel(Rolling(100, kMinute), kT0);
-  Spend(Rolling(100, kMinute), 30, s);  // 70
-  Refresh(Rolling(50, kMinute), kT0, s);
-  EXPECT_EQ(s.level, 50);
-  Refresh(Rolling(200, kMinute), kT0, s);  // a raised capacity does not add tokens
-  EXPECT_EQ(s.level, 50);
+TEST(BucketTest, AChangedCapacityKeepsWhatWasUsed) {
+  // A daily quota of 100000 with 43 used, lowered to 100: 57 left, 29 after a 28-token request.
+  BucketLevel s = FullLevel(Calendar(100'000, kDay), kT0);
+  Spend(Calendar(100'000, kDay), 43, s);
+  Refresh(Calendar(100, kDay), kT0 + kSecond, s);
+  EXPECT_EQ(s.level, 57);
+  EXPECT_EQ(s.capacity, 100);
+  Spend(Calendar(100, kDay), 28, s);
+  EXPECT_EQ(s.level, 29);
+  // Raised again mid-day: the 71 used stay used.
+  Refresh(Calendar(100'000, kDay), kT0 + 2 * kSecond, s);
+  EXPECT_EQ(s.level, 99'929);
+  // Rolling buckets alike; lowered below what was used, the bucket is in debt.
+  BucketLevel r = FullLevel(Rolling(100, kMinute), kT0);
+  Spend(Rolling(100, kMinute), 70, r);  // 30 left
+  Refresh(Rolling(50, kMinute), kT0, r);
+  EXPECT_EQ(r.level, -20);
+  Refresh(Rolling(200, kMinute), kT0, r);
+  EXPECT_EQ(r.level, 130);
 }
 
 TEST(BucketTest, ClockGoingBackwardsChangesNothing) {

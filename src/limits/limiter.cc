@@ -1,8 +1,10 @@
 #include "limits/limiter.h"
 
 #include <algorithm>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <optional>
+#include <random>
 #include <utility>
 
 namespace trl {
@@ -125,6 +127,9 @@ struct Limiter::Plan {
   int too_large = -1;  // index of the smallest token limit the reservation exceeds
   int64_t reserve_tokens = 0;
   std::string_view shard_key;
+  uint64_t id = 0;
+  bool settles = false;  // token or concurrency charges
+  int64_t lease_ttl_micros = 0;
 };
 
 // What Settle sends to the store.
@@ -133,11 +138,19 @@ struct Limiter::SettlePlan {
 };
 
 Limiter::Limiter(Store& store, const Clock& clock, LimiterOptions options)
-    : store_(store), sync_(store.Synchronous()), clock_(clock), options_(options) {}
+    : store_(store), sync_(store.Synchronous()), clock_(clock), options_(options) {
+  // Reservation ids are unique across instances without coordination: a random start, then a
+  // counter (odd, so never 0).
+  std::random_device rd;
+  next_id_.store(((static_cast<uint64_t>(rd()) << 32) ^ rd()) | 1, std::memory_order_relaxed);
+}
 
-void Limiter::MakePlan(const RequestScope& scope, int64_t reserve_tokens, Plan& plan) const {
+void Limiter::MakePlan(const RequestScope& scope, int64_t reserve_tokens, Plan& plan) {
   plan.reserve_tokens = std::max<int64_t>(reserve_tokens, 0);
   plan.shard_key = ShardKey(scope.key, scope.tenant);
+  plan.id = next_id_.fetch_add(2, std::memory_order_relaxed);
+  plan.lease_ttl_micros =
+      (std::max<int64_t>(scope.deadline.count(), 0) + options_.lease_ttl.count()) * 1000;
   Collect(ScopeKind::kKey, scope.key, scope.key_limits, scope.model, plan.reserve_tokens,
           plan.charges, plan.origins);
   if (!scope.tenant.empty()) {
@@ -149,6 +162,7 @@ void Limiter::MakePlan(const RequestScope& scope, int64_t reserve_tokens, Plan& 
   // headers.
   for (size_t i = 0; i < plan.charges.size(); ++i) {
     const Charge& c = plan.charges[i];
+    plan.settles = plan.settles || c.bucket.ref.kind != LimitKind::kRequests;
     if (c.bucket.ref.kind == LimitKind::kTokens && c.amount > c.bucket.capacity &&
         (plan.too_large < 0 ||
          c.bucket.capacity < plan.charges[plan.too_large].bucket.capacity)) {
@@ -186,13 +200,47 @@ Admission Limiter::TooLarge(const RequestScope& scope, const Plan& plan, const R
   return admission;
 }
 
+Reservation Limiter::MakeReservation(const RequestScope& scope, const Plan& plan,
+                                     const AdmitResult* result) const {
+  Reservation r;
+  if (!plan.settles) return r;
+  r.reserved_tokens_ = plan.reserve_tokens;
+  r.id_ = plan.id;
+  r.outcome_unknown_ = result == nullptr;
+  r.admitted_micros_ = clock_.NowMicros();
+  r.lease_ttl_micros_ = plan.lease_ttl_micros;
+  bool needs_model = false;
+  for (size_t i = 0; i < plan.charges.size(); ++i) {
+    const BucketRef& ref = plan.charges[i].bucket.ref;
+    if (ref.kind == LimitKind::kRequests) continue;  // nothing to settle
+    // (Unknown outcome: the store finds the window in its record of the admission.)
+    const int64_t stamp = result ? result->states[i].level.stamp : 0;
+    r.buckets_.push_back({ref.scope, !ref.model.empty(), ref.kind, ref.period_micros,
+                          ref.calendar, plan.charges[i].bucket.capacity, stamp});
+    needs_model = needs_model || !ref.model.empty();
+  }
+  r.key_ = scope.key;
+  r.tenant_ = scope.tenant;
+  if (needs_model) r.model_ = scope.model;
+  counters_.unsettled.fetch_add(1, std::memory_order_relaxed);
+  return r;
+}
+
+// The store did not answer: the admission may have been applied all the same, so the
+// reservation is kept for a settlement that replaces or gives back its charge.
+Admission Limiter::StoreFailed(const RequestScope& scope, const Plan& plan) {
+  counters_.store_errors_admit.fetch_add(1, std::memory_order_relaxed);
+  Admission admission;
+  admission.outcome = Admission::Outcome::kStoreError;
+  admission.reservation = MakeReservation(scope, plan, nullptr);
+  return admission;
+}
+
 Admission Limiter::Decide(const RequestScope& scope, const Plan& plan, const AdmitResult& result) {
   Admission admission;
   const Charges& charges = plan.charges;
   if (result.status != StoreStatus::kOk || result.states.size() != charges.size()) {
-    counters_.store_errors_admit.fetch_add(1, std::memory_order_relaxed);
-    admission.outcome = Admission::Outcome::kStoreError;
-    return admission;
+    return StoreFailed(scope, plan);
   }
   const int64_t now = result.now_micros;
   FillHeaders(AsSpan(charges), result.states, now, admission);
@@ -200,23 +248,7 @@ Admission Limiter::Decide(const RequestScope& scope, const Plan& plan, const Adm
   if (result.admitted) {
     counters_.admitted.fetch_add(1, std::memory_order_relaxed);
     admission.outcome = Admission::Outcome::kAdmitted;
-    Reservation& r = admission.reservation;
-    r.reserved_tokens_ = plan.reserve_tokens;
-    r.lease_ = result.lease;
-    bool needs_model = false;
-    for (size_t i = 0; i < charges.size(); ++i) {
-      const BucketRef& ref = charges[i].bucket.ref;
-      if (ref.kind == LimitKind::kRequests) continue;  // nothing to settle
-      r.buckets_.push_back({ref.scope, !ref.model.empty(), ref.kind, ref.period_micros,
-                            ref.calendar, charges[i].bucket.capacity,
-                            result.states[i].level.stamp});
-      needs_model = needs_model || !ref.model.empty();
-    }
-    if (!r.buckets_.empty()) {
-      r.key_ = scope.key;
-      r.tenant_ = scope.tenant;
-      if (needs_model) r.model_ = scope.model;
-    }
+    admission.reservation = MakeReservation(scope, plan, &result);
     return admission;
   }
 
@@ -235,9 +267,7 @@ Admission Limiter::Decide(const RequestScope& scope, const Plan& plan, const Adm
     }
   }
   if (refused < 0) {  // a store that refuses without naming a bucket: treat as a failure
-    counters_.store_errors_admit.fetch_add(1, std::memory_order_relaxed);
-    admission.outcome = Admission::Outcome::kStoreError;
-    return admission;
+    return StoreFailed(scope, plan);
   }
   const Charge& charge = charges[refused];
   const BucketState& state = result.states[refused];
@@ -270,8 +300,8 @@ BucketsRequest Limiter::ReadRequestFor(const Plan& plan,
 }
 
 AdmitRequest Limiter::AdmitRequestFor(const RequestScope& scope, const Plan& plan) const {
-  return {plan.shard_key, AsSpan(plan.charges), scope.request_id, clock_.NowMicros(),
-          options_.lease_ttl.count() * 1000};
+  return {plan.shard_key,      AsSpan(plan.charges), scope.request_id, clock_.NowMicros(),
+          plan.lease_ttl_micros, plan.id,              plan.settles};
 }
 
 // A synchronous store (memory) is called directly, on the caller's stack, without a coroutine
@@ -290,6 +320,7 @@ Admission Limiter::AdmitNow(const RequestScope& scope, int64_t reserve_tokens) {
 // One frame for the asynchronous stores: the plan lives in it while the store works.
 asio::awaitable<Admission> Limiter::Admit(const RequestScope& scope, int64_t reserve_tokens) {
   if (sync_) co_return AdmitNow(scope, reserve_tokens);
+  // (Plan is not const: it draws the reservation's id.)
   Plan plan;
   MakePlan(scope, reserve_tokens, plan);
   if (plan.charges.empty()) co_return NothingApplies();
@@ -321,76 +352,126 @@ bool Limiter::MakeSettlePlan(const Reservation& reservation, int64_t actual_toke
     s.bucket.capacity = b.capacity;
     s.delta = b.kind == LimitKind::kTokens ? delta : 0;
     s.admitted_stamp = b.stamp;
-    s.lease = b.kind == LimitKind::kConcurrent ? reservation.lease_ : 0;
     plan.settlements.push_back(s);
   }
-  return !plan.settlements.empty();
+  // A reservation whose outcome is unknown is sent even when it changes nothing: its record in
+  // the store keeps a late copy of the admission from applying.
+  return !plan.settlements.empty() || reservation.outcome_unknown_;
 }
 
-void Limiter::CountSettle(StoreStatus status) {
-  counters_.settled.fetch_add(1, std::memory_order_relaxed);
-  if (status != StoreStatus::kOk) {
-    counters_.store_errors_settle.fetch_add(1, std::memory_order_relaxed);
-  }
+void Limiter::CountSettlement(SettlementSource source, int outcome) {
+  counters_.settlements[static_cast<int>(source)][outcome].fetch_add(1, std::memory_order_relaxed);
+  counters_.unsettled.fetch_sub(1, std::memory_order_relaxed);
 }
 
-void Limiter::SettleNow(const Reservation& reservation, int64_t actual_tokens) {
-  SettlePlan plan;
-  if (!MakeSettlePlan(reservation, actual_tokens, plan)) return;
-  CountSettle(sync_->SettleNow({ShardKey(reservation.key_, reservation.tenant_),
-                                AsSpan(plan.settlements), clock_.NowMicros()}));
-}
-
-asio::awaitable<void> Limiter::SettleAsync(const Reservation& reservation,
-                                           int64_t actual_tokens) {
-  SettlePlan plan;
-  if (!MakeSettlePlan(reservation, actual_tokens, plan)) co_return;
-  SettleRequest request{ShardKey(reservation.key_, reservation.tenant_),
-                        AsSpan(plan.settlements), clock_.NowMicros()};
-  StoreStatus status = co_await store_.Settle(request);
-  CountSettle(status);
-}
-
-asio::awaitable<void> Limiter::Settle(const Reservation& reservation, int64_t actual_tokens) {
-  if (reservation.Empty()) co_return;
-  if (sync_) {
-    SettleNow(reservation, actual_tokens);
-    co_return;
-  }
-  co_await SettleAsync(reservation, actual_tokens);
-}
-
-// A settlement that nobody waits for: it owns the reservation its request points into.
+// A settlement in progress: it owns the reservation its request points into, and sends it again
+// while the store fails, until the admission's record in the store lapses. Linked into
+// Limiter::settling_ from its start to its end.
 struct Limiter::BackgroundSettlement final : SettleCompletion {
   Limiter& limiter;
   Reservation reservation;
   SettlePlan plan;
   SettleRequest request;
+  SettlementSource source;
+  asio::any_io_executor executor;
+  std::optional<asio::steady_timer> timer;  // used on `executor` only
+  int attempts = 0;
+  BackgroundSettlement* prev = nullptr;
+  BackgroundSettlement* next = nullptr;
 
-  BackgroundSettlement(Limiter& limiter, Reservation reservation)
-      : limiter(limiter), reservation(std::move(reservation)) {}
-  void Settled(StoreStatus status) override {
-    limiter.CountSettle(status);
+  BackgroundSettlement(Limiter& limiter, Reservation reservation, SettlementSource source,
+                       asio::any_io_executor executor)
+      : limiter(limiter),
+        reservation(std::move(reservation)),
+        source(source),
+        executor(std::move(executor)) {}
+
+  void Send() {
+    ++attempts;
+    limiter.counters_.settled.fetch_add(1, std::memory_order_relaxed);
+    request.now_micros = limiter.clock_.NowMicros();
+    limiter.store_.SettleDetached(request, executor, *this);
+  }
+  // 0 applied, 1 retried, 2 lost.
+  void End(int outcome) {
+    limiter.CountSettlement(source, outcome);
+    limiter.Unlink(*this);
     limiter.pending_settlements_.fetch_sub(1, std::memory_order_acq_rel);
     delete this;
   }
+  bool GiveUp() {
+    const int64_t lapse = reservation.admitted_micros_ + reservation.lease_ttl_micros_;
+    std::lock_guard lock(limiter.settling_mu_);
+    return limiter.abandoned_ || limiter.clock_.NowMicros() >= lapse;
+  }
+  void Settled(StoreStatus status) override {
+    if (status == StoreStatus::kOk) return End(attempts > 1 ? 1 : 0);
+    limiter.counters_.store_errors_settle.fetch_add(1, std::memory_order_relaxed);
+    if (GiveUp()) return End(2);
+    // On the caller's executor, where the timer lives (this may run on a store thread).
+    asio::post(executor, [this] { Retry(); });
+  }
+  void Retry() {
+    const auto& o = limiter.options_;
+    auto wait = o.settle_retry_min * (int64_t{1} << std::min(attempts - 1, 16));
+    if (!timer) timer.emplace(executor);
+    timer->expires_after(std::min<std::chrono::milliseconds>(wait, o.settle_retry_max));
+    timer->async_wait([this](boost::system::error_code ec) {
+      if (ec || GiveUp()) return End(2);
+      Send();
+    });
+  }
 };
 
+void Limiter::Unlink(BackgroundSettlement& s) {
+  std::lock_guard lock(settling_mu_);
+  (s.prev ? s.prev->next : settling_) = s.next;
+  if (s.next) s.next->prev = s.prev;
+}
+
 void Limiter::SettleInBackground(const asio::any_io_executor& executor, Reservation reservation,
-                                 int64_t actual_tokens) {
-  if (reservation.Empty()) return;
-  if (sync_) {
-    SettleNow(reservation, actual_tokens);
+                                 int64_t actual_tokens, SettlementSource source) {
+  if (reservation.Empty() && !reservation.outcome_unknown_) return;
+  auto settlement =
+      std::make_unique<BackgroundSettlement>(*this, std::move(reservation), source, executor);
+  const Reservation& r = settlement->reservation;
+  if (!MakeSettlePlan(r, actual_tokens, settlement->plan)) {
+    CountSettlement(source, 0);  // nothing changes (a concurrency-free reservation, cost as reserved)
     return;
   }
-  auto settlement = std::make_unique<BackgroundSettlement>(*this, std::move(reservation));
-  const Reservation& r = settlement->reservation;
-  if (!MakeSettlePlan(r, actual_tokens, settlement->plan)) return;
   settlement->request = {ShardKey(r.key_, r.tenant_), AsSpan(settlement->plan.settlements),
-                         clock_.NowMicros()};
+                         clock_.NowMicros(), r.id_, r.outcome_unknown_, r.lease_ttl_micros_};
+  if (sync_) {
+    counters_.settled.fetch_add(1, std::memory_order_relaxed);
+    sync_->SettleNow(settlement->request);  // cannot fail
+    CountSettlement(source, 0);
+    return;
+  }
   pending_settlements_.fetch_add(1, std::memory_order_acq_rel);
-  BackgroundSettlement& owned = *settlement.release();  // deletes itself when settled
-  store_.SettleDetached(owned.request, executor, owned);
+  BackgroundSettlement& owned = *settlement.release();  // deletes itself when it ends
+  {
+    std::lock_guard lock(settling_mu_);
+    owned.next = settling_;
+    if (settling_) settling_->prev = &owned;
+    settling_ = &owned;
+  }
+  owned.Send();
+}
+
+size_t Limiter::Abandon() {
+  std::lock_guard lock(settling_mu_);
+  abandoned_ = true;
+  return pending_settlements_.load(std::memory_order_acquire);
+}
+
+Limiter::~Limiter() {
+  // Settlements whose executors stopped before they could be sent again: given up here.
+  while (settling_) {
+    BackgroundSettlement* s = settling_;
+    settling_ = s->next;
+    counters_.settlements[static_cast<int>(s->source)][2].fetch_add(1, std::memory_order_relaxed);
+    delete s;
+  }
 }
 
 asio::awaitable<LimitReadings> Limiter::ReadKeyLimits(std::string_view key,
@@ -463,6 +544,13 @@ LimiterStats Limiter::Stats() const {
   s.refused_concurrency = counters_.refused_concurrency.load(std::memory_order_relaxed);
   s.too_large = counters_.too_large.load(std::memory_order_relaxed);
   s.settled = counters_.settled.load(std::memory_order_relaxed);
+  s.unsettled = counters_.unsettled.load(std::memory_order_relaxed);
+  SettlementCounts* by[2] = {&s.by_usage, &s.by_estimate};
+  for (int i = 0; i < 2; ++i) {
+    by[i]->applied = counters_.settlements[i][0].load(std::memory_order_relaxed);
+    by[i]->retried = counters_.settlements[i][1].load(std::memory_order_relaxed);
+    by[i]->lost = counters_.settlements[i][2].load(std::memory_order_relaxed);
+  }
   s.store_errors_admit = counters_.store_errors_admit.load(std::memory_order_relaxed);
   s.store_errors_settle = counters_.store_errors_settle.load(std::memory_order_relaxed);
   s.store_errors_read = counters_.store_errors_read.load(std::memory_order_relaxed);

@@ -7,16 +7,24 @@
 // default_limits when the key names none) and the tenant's limits, in each case those with no
 // `model` plus those whose `model` is the request's canonical model.
 // What each is charged: kTokens the reservation, kRequests 1, kConcurrent one slot (a lease that
-// Settle releases and that lapses on its own after LimiterOptions::lease_ttl, so a crashed
-// instance's slots come back).
+// the settlement releases and that lapses on its own LimiterOptions::lease_ttl after the
+// request's deadline, so a crashed instance's slots come back, and a request never outlives its
+// slot).
 //
-// Thread-safety: thread-safe; Admit and Settle may run concurrently from coroutines on any
-// number of threads. No exceptions on the request path: outcomes are values.
+// Exactly once: every admitted request is settled once, however the store fails. A settlement
+// the store could not confirm is sent again, with backoff, until it lands or the admission's
+// record in the store has lapsed (the reservation then stands as the charge); the store applies
+// it once (store.h). An admission whose reply was lost may have been applied: it is settled
+// like an admitted one, so its charge is replaced by the real cost or given back.
+//
+// Thread-safety: thread-safe; Admit and SettleInBackground may run concurrently from coroutines
+// on any number of threads. No exceptions on the request path: outcomes are values.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -40,7 +48,13 @@ struct RequestScope {
   std::span<const LimitConfig> key_limits;     // the key's limits, or default_limits when the key names none
   std::span<const LimitConfig> tenant_limits;  // the tenant's limits
   std::string_view request_id;                 // for the concurrency lease (diagnostics)
+  // The longest the request may run (its model's request_timeout): its concurrency slot and
+  // its record in the store last this plus LimiterOptions::lease_ttl.
+  std::chrono::milliseconds deadline{0};
 };
+
+// Where a settlement's cost came from (trl_settlements_total{source}).
+enum class SettlementSource : uint8_t { kUsage, kEstimate };
 
 // One kind (tokens or requests): the applicable limit with the least remaining.
 struct RateLimitHeaderValues {
@@ -51,14 +65,17 @@ struct RateLimitHeaderValues {
   int64_t reset_ms = 0;   // x-ratelimit-reset-*: until that budget is full again (0: full)
 };
 
-// What Settle needs: which buckets were charged, how much, the concurrency lease. Copyable and
-// movable; owns copies of the names, so it outlives the RequestScope. Treat as opaque.
+// What the settlement needs: which buckets were charged, how much, the reservation's id (its
+// concurrency lease and its record in the store). Copyable and movable; owns copies of the
+// names, so it outlives the RequestScope. Treat as opaque.
 class Reservation {
  public:
-  // True when Settle has nothing to do (refused, too large, store error, or no token or
-  // concurrency limit applied). Settle may still be called: it returns at once.
+  // True when there is nothing to settle (refused, too large, or no token or concurrency limit
+  // applied). SettleInBackground may still be called: it returns at once.
   bool Empty() const { return buckets_.empty(); }
   int64_t reserved_tokens() const { return reserved_tokens_; }
+  // The store failed to say whether it applied the admission (Admission::kStoreError).
+  bool OutcomeUnknown() const { return outcome_unknown_; }
 
  private:
   friend class Limiter;
@@ -75,17 +92,22 @@ class Reservation {
   std::string tenant_;
   std::string model_;
   int64_t reserved_tokens_ = 0;
-  uint64_t lease_ = 0;
+  uint64_t id_ = 0;
+  bool outcome_unknown_ = false;
+  int64_t admitted_micros_ = 0;   // when it was charged (the Limiter's clock)
+  int64_t lease_ttl_micros_ = 0;  // its lease and record in the store live this long
   boost::container::small_vector<Bucket, 4> buckets_;
 };
 
 struct Admission {
   enum class Outcome {
-    kAdmitted,    // forward it; Settle(reservation, cost) exactly once when it ends
+    kAdmitted,    // forward it; SettleInBackground(reservation, cost) once when it ends
     kRefused,     // 429: rate_limit_exceeded, type from refused_kind
     kTooLarge,    // 400 tokens_exceed_limit: the reservation exceeds a token limit's capacity,
                   // it can never be admitted; nothing was charged
-    kStoreError,  // the store failed; nothing known to be charged. on_store_error decides.
+    kStoreError,  // the store failed; on_store_error decides. It may have charged the request:
+                  // a non-empty `reservation` must then be settled like an admitted one (with the
+                  // real cost if the request goes ahead, with 0 if it is refused).
   };
   Outcome outcome = Outcome::kStoreError;
   LimitKind refused_kind = LimitKind::kTokens;  // kRefused / kTooLarge: which kind refused
@@ -98,16 +120,24 @@ struct Admission {
   int64_t remaining = 0, requested = 0, retry_after_ms = 0;
   RateLimitHeaderValues tokens, requests;  // for the x-ratelimit-* headers (all outcomes but
                                            // kStoreError; kTooLarge: as read, if the read worked)
-  Reservation reservation;                 // pass to Settle when admitted
+  Reservation reservation;                 // settle it when admitted (and see kStoreError)
 };
 
 struct LimiterOptions {
-  // A concurrency slot not released by Settle lapses after this long (a crashed instance, a
-  // lost settlement). Requests that run longer lose their slot early: keep it above the longest
-  // model timeout.
-  std::chrono::milliseconds lease_ttl{10 * 60 * 1000};
+  // A concurrency slot never released (a crashed instance) lapses this long after its request's
+  // deadline (RequestScope::deadline); settlements are retried until then.
+  std::chrono::milliseconds lease_ttl{60 * 1000};
   // retry_after for a refusal by a concurrency limit (slots free up unpredictably).
   std::chrono::milliseconds concurrency_retry{1000};
+  // A settlement the store did not confirm is sent again after this, doubling up to the max.
+  std::chrono::milliseconds settle_retry_min{50};
+  std::chrono::milliseconds settle_retry_max{1000};
+};
+
+// Settlements by how they ended: on the first try, after retries, or given up (the store never
+// confirmed one before the admission's record lapsed, or the gateway stopped).
+struct SettlementCounts {
+  uint64_t applied = 0, retried = 0, lost = 0;
 };
 
 // Counters of every decision branch, for the metrics exporter. Monotonic.
@@ -117,7 +147,9 @@ struct LimiterStats {
   uint64_t refused_requests = 0;
   uint64_t refused_concurrency = 0;
   uint64_t too_large = 0;
-  uint64_t settled = 0;  // Settle calls that reached the store
+  uint64_t settled = 0;  // settlements sent to the store (retries included)
+  SettlementCounts by_usage, by_estimate;  // by SettlementSource
+  uint64_t unsettled = 0;  // reservations charged (or maybe charged) and not yet settled: a gauge
   uint64_t store_errors_admit = 0;
   uint64_t store_errors_settle = 0;
   uint64_t store_errors_read = 0;  // ReadKeyLimits, ResetKey, and the read behind kTooLarge
@@ -138,8 +170,13 @@ struct LimitReadings {
 
 class Limiter {
  public:
-  // `store` and `clock` must outlive the Limiter.
+  // `store` and `clock` must outlive the Limiter; so must the executors given to
+  // SettleInBackground (or they are stopped first: settlements waiting on them are then deleted
+  // here, unsent).
   Limiter(Store& store, const Clock& clock, LimiterOptions options = {});
+  ~Limiter();
+  Limiter(const Limiter&) = delete;
+  Limiter& operator=(const Limiter&) = delete;
 
   // Charges the request against every applicable limit, all or nothing. `reserve_tokens` is the
   // reservation (prompt estimate + output allowance; negative counts as 0). Never throws.
@@ -149,20 +186,22 @@ class Limiter {
   bool Synchronous() const { return sync_ != nullptr; }
   Admission AdmitNow(const RequestScope& scope, int64_t reserve_tokens);
 
-  // Exactly once per admitted request (calling it for an empty reservation is a no-op; calling
-  // it twice charges twice): replaces the reservation by the real token cost on each token
-  // budget (refunds never lift a budget above its capacity; a larger cost puts it in debt) and
-  // releases the concurrency slot. Store failures are counted in Stats(), not reported.
-  asio::awaitable<void> Settle(const Reservation& reservation, int64_t actual_tokens);
-  // Settle, without holding up the caller: the request's client has its answer, and its
-  // connection can take the next request while a store round trip settles this one. A
-  // synchronous store settles before this returns. With another, the settlement is in the
-  // store's order before this returns (Store::SettleDetached), so an admission made after it on
-  // this thread is judged after it, seeing its refund and its released concurrency slot.
-  // PendingSettlements counts those not yet done (a draining gateway waits for them).
+  // Exactly once per admitted request (and per kStoreError admission with a non-empty
+  // reservation): replaces the reservation by the real token cost on each token budget (refunds
+  // never lift a budget above its capacity; a larger cost puts it in debt) and releases the
+  // concurrency slot. Returns at once: the request's client has its answer, and its connection
+  // can take the next request while a store round trip settles this one. A synchronous store
+  // settles before this returns. With another, the settlement is in the store's order before
+  // this returns (Store::SettleDetached), so an admission made after it on this thread is judged
+  // after it, seeing its refund and its released slot. A settlement the store fails is sent
+  // again on `executor` with backoff (see the class comment). PendingSettlements counts those
+  // not yet done (a draining gateway waits for them).
   void SettleInBackground(const asio::any_io_executor& executor, Reservation reservation,
-                          int64_t actual_tokens);
+                          int64_t actual_tokens, SettlementSource source);
   size_t PendingSettlements() const { return pending_settlements_.load(std::memory_order_acquire); }
+  // At shutdown, once the wait for PendingSettlements is over: settlements still waiting to be
+  // sent again are given up (counted lost) instead; returns how many were pending.
+  size_t Abandon();
 
   // Admin: the key's limits (as configured, every model) with their current state. `tenant` is
   // the key's tenant ("" if none); it places the buckets in a clustered store.
@@ -179,32 +218,40 @@ class Limiter {
   struct Counters {
     std::atomic<uint64_t> admitted{0}, refused_tokens{0}, refused_requests{0},
         refused_concurrency{0}, too_large{0}, settled{0}, store_errors_admit{0},
-        store_errors_settle{0}, store_errors_read{0};
+        store_errors_settle{0}, store_errors_read{0}, unsettled{0};
+    // [source][0 applied, 1 retried, 2 lost]
+    std::atomic<uint64_t> settlements[2][3] = {};
   };
 
   struct Plan;
   struct SettlePlan;
-  void MakePlan(const RequestScope& scope, int64_t reserve_tokens, Plan& plan) const;
+  void MakePlan(const RequestScope& scope, int64_t reserve_tokens, Plan& plan);
   static std::string Describe(const RequestScope& scope, const Plan& plan, int index);
   Admission NothingApplies();
   Admission TooLarge(const RequestScope& scope, const Plan& plan, const ReadResult& read);
   Admission Decide(const RequestScope& scope, const Plan& plan, const AdmitResult& result);
+  Admission StoreFailed(const RequestScope& scope, const Plan& plan);
+  Reservation MakeReservation(const RequestScope& scope, const Plan& plan,
+                              const AdmitResult* result) const;
   BucketsRequest ReadRequestFor(const Plan& plan,
                                 boost::container::small_vector<BucketSpec, 8>& specs) const;
   AdmitRequest AdmitRequestFor(const RequestScope& scope, const Plan& plan) const;
   bool MakeSettlePlan(const Reservation& reservation, int64_t actual_tokens,
                       SettlePlan& plan) const;
-  void CountSettle(StoreStatus status);
-  void SettleNow(const Reservation& reservation, int64_t actual_tokens);
-  asio::awaitable<void> SettleAsync(const Reservation& reservation, int64_t actual_tokens);
+  void CountSettlement(SettlementSource source, int outcome);
   struct BackgroundSettlement;
+  void Unlink(BackgroundSettlement& settlement);
 
   Store& store_;
   SynchronousStore* const sync_;  // store_.Synchronous(): called directly when non-null
   const Clock& clock_;
   const LimiterOptions options_;
   mutable Counters counters_;
+  std::atomic<uint64_t> next_id_;
   std::atomic<size_t> pending_settlements_{0};
+  std::mutex settling_mu_;  // guards the list below; never held across a store call
+  BackgroundSettlement* settling_ = nullptr;  // every settlement in progress
+  bool abandoned_ = false;
 };
 
 // "key 'team-a' model 'llama2-13b' 20000 tokens per 1m" and the like (Admission::refused_limit).

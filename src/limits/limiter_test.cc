@@ -10,6 +10,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/this_coro.hpp>
 
@@ -48,6 +49,19 @@ RequestScope Scope(const std::vector<LimitConfig>& key_limits,
                    std::string_view model = "llama2-7b", std::string_view key = "team-a",
                    std::string_view tenant = "acme") {
   return {key, tenant, model, key_limits, tenant_limits, "req-1"};
+}
+
+// Settles in the background (the one way the Limiter settles) on a private io_context, and
+// waits, bounded, until the store has confirmed it or the Limiter has given it up.
+void SettleAndWait(Limiter& limiter, Reservation reservation, int64_t actual) {
+  boost::asio::io_context io;
+  auto work = boost::asio::make_work_guard(io);
+  limiter.SettleInBackground(io.get_executor(), std::move(reservation), actual,
+                             SettlementSource::kUsage);
+  for (int i = 0; i < 10'000 && limiter.PendingSettlements() > 0; ++i) {
+    io.run_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(limiter.PendingSettlements(), 0u);
 }
 
 // MemoryStore seen only through the awaitable interface (as a Redis store would be), so the
@@ -122,7 +136,7 @@ class LimiterTest : public ::testing::TestWithParam<StoreKind> {
     return RunAwaitable(limiter_.Admit(scope, reserve));
   }
   void Settle(const Admission& admission, int64_t actual) {
-    RunAwaitable(limiter_.Settle(admission.reservation, actual));
+    SettleAndWait(limiter_, admission.reservation, actual);
   }
   // The key's budgets, remaining now, in the order of `limits`.
   std::vector<int64_t> KeyLevels(const std::vector<LimitConfig>& limits) {
@@ -141,14 +155,14 @@ class LimiterTest : public ::testing::TestWithParam<StoreKind> {
     EXPECT_EQ(read.status, StoreStatus::kOk);
     return read.states.empty() ? 0 : read.states[0].level.level;
   }
-  // Buckets the store holds (Redis: bucket keys, not the admissions' short-lived markers).
+  // Buckets the store holds (Redis: bucket keys, not the admissions' records).
   size_t BucketCount() {
     if (GetParam() != StoreKind::kRedis) return store_.BucketCount();
     testing::TestReply keys = redis_server_->Command({"KEYS", "trl-test:*"});
     size_t count = 0;
     for (size_t i = 0; keys && i < keys->elements; ++i) {
       std::string_view key(keys->element[i]->str, keys->element[i]->len);
-      if (key.find("}:op:") == std::string_view::npos) ++count;
+      if (key.find("}:r:") == std::string_view::npos) ++count;
     }
     return count;
   }
@@ -375,11 +389,13 @@ TEST_P(LimiterTest, CalendarBudgetResetsAtMidnightUtc) {
 
 TEST_P(LimiterTest, ConcurrencySlotsAreTakenReleasedAndExpire) {
   std::vector<LimitConfig> key = {Tokens(1000, kMinute), Concurrent(2)};
-  Admission a = Admit(Scope(key), 10);
-  Admission b = Admit(Scope(key), 10);
+  RequestScope scope = Scope(key);
+  scope.deadline = milliseconds(10 * 60 * 1000);  // the model's request_timeout
+  Admission a = Admit(scope, 10);
+  Admission b = Admit(scope, 10);
   ASSERT_EQ(a.outcome, Outcome::kAdmitted);
   ASSERT_EQ(b.outcome, Outcome::kAdmitted);
-  Admission c = Admit(Scope(key), 10);
+  Admission c = Admit(scope, 10);
   ASSERT_EQ(c.outcome, Outcome::kRefused);
   EXPECT_EQ(c.refused_kind, LimitKind::kConcurrent);
   EXPECT_EQ(c.refused_limit, "key 'team-a' 2 concurrent requests");
@@ -390,15 +406,16 @@ TEST_P(LimiterTest, ConcurrencySlotsAreTakenReleasedAndExpire) {
 
   Settle(a, 10);
   EXPECT_EQ(KeyLevels(key), (std::vector<int64_t>{980, 1}));
-  Admission d = Admit(Scope(key), 10);
+  Admission d = Admit(scope, 10);
   ASSERT_EQ(d.outcome, Outcome::kAdmitted);
-  EXPECT_EQ(Admit(Scope(key), 10).outcome, Outcome::kRefused);
+  EXPECT_EQ(Admit(scope, 10).outcome, Outcome::kRefused);
 
-  // b and d are never settled (a crashed instance): their slots lapse after the lease TTL.
-  clock_.Advance(milliseconds(10 * 60 * 1000 - 1));
-  EXPECT_EQ(Admit(Scope(key), 10).outcome, Outcome::kRefused);
+  // b and d are never settled (a crashed instance): their slots lapse the lease TTL (1 m) after
+  // their requests' deadline (10 m), never while the request may still run.
+  clock_.Advance(milliseconds(11 * 60 * 1000 - 1));
+  EXPECT_EQ(Admit(scope, 10).outcome, Outcome::kRefused);
   clock_.Advance(milliseconds(1));
-  EXPECT_EQ(Admit(Scope(key), 10).outcome, Outcome::kAdmitted);
+  EXPECT_EQ(Admit(scope, 10).outcome, Outcome::kAdmitted);
   LimiterStats stats = limiter_.Stats();
   EXPECT_EQ(stats.refused_concurrency, 3u);
 }
@@ -429,7 +446,7 @@ TEST_P(LimiterTest, BackgroundSettlementComesBeforeTheNextAdmission) {
       io,
       [&]() -> boost::asio::awaitable<void> {
         limiter_.SettleInBackground(co_await boost::asio::this_coro::executor,
-                                    first.reservation, 10);
+                                    first.reservation, 10, SettlementSource::kUsage);
         pending_after_call = limiter_.PendingSettlements();
         second = co_await limiter_.Admit(scope, 80);
       },
@@ -469,17 +486,42 @@ TEST_P(LimiterTest, TenantLimitsNeedATenant) {
   EXPECT_FALSE(a.tokens.present);
 }
 
-TEST_P(LimiterTest, ChangedCapacityKeepsTheBucketClamped) {
+// A limit's value changed by a reload or the admin API keeps what was used in its bucket.
+TEST_P(LimiterTest, ChangedCapacityKeepsWhatWasUsed) {
   std::vector<LimitConfig> v1 = {Tokens(100, kMinute)};
   ASSERT_EQ(Admit(Scope(v1), 30).outcome, Outcome::kAdmitted);
   std::vector<LimitConfig> v2 = {Tokens(50, kMinute)};
   Admission a = Admit(Scope(v2), 0);
   EXPECT_EQ(a.tokens.limit, 50);
-  EXPECT_EQ(a.tokens.remaining, 50);
+  EXPECT_EQ(a.tokens.remaining, 20);
   std::vector<LimitConfig> v3 = {Tokens(200, kMinute)};
   a = Admit(Scope(v3), 0);
   EXPECT_EQ(a.tokens.limit, 200);
-  EXPECT_EQ(a.tokens.remaining, 50);
+  EXPECT_EQ(a.tokens.remaining, 170);
+  // The example: a daily tenant quota of 100000 with 43 used, lowered to 100.
+  std::vector<LimitConfig> daily = {Tokens(100'000, kDay, true)};
+  ASSERT_EQ(Admit(Scope(kNone, daily), 43).outcome, Outcome::kAdmitted);
+  std::vector<LimitConfig> lowered = {Tokens(100, kDay, true)};
+  a = Admit(Scope(kNone, lowered), 28);
+  ASSERT_EQ(a.outcome, Outcome::kAdmitted);
+  EXPECT_EQ(a.tokens.remaining, 29);
+  EXPECT_EQ(Admit(Scope(kNone, lowered), 30).outcome, Outcome::kRefused);
+}
+
+// A settlement that costs more than the day's budget had left is not forgiven at midnight.
+TEST_P(LimiterTest, CalendarDebtCarriesIntoTheNextWindow) {
+  std::vector<LimitConfig> key = {Tokens(1000, kDay, true)};
+  clock_.Set(19'676LL * 86'400'000'000 - 10'000'000);  // 10 s before midnight UTC
+  Admission a = Admit(Scope(key), 100);
+  ASSERT_EQ(a.outcome, Outcome::kAdmitted);
+  Settle(a, 1300);  // 1200 more than reserved: -300
+  clock_.Advance(std::chrono::seconds(20));
+  Admission b = Admit(Scope(key), 700);
+  ASSERT_EQ(b.outcome, Outcome::kAdmitted);
+  EXPECT_EQ(b.tokens.remaining, 0);  // 1000 - 300 carried - 700
+  Admission c = Admit(Scope(key), 1);
+  ASSERT_EQ(c.outcome, Outcome::kRefused);
+  EXPECT_EQ(c.retry_after_ms, 86'400'000 - 10'000);  // the next midnight
 }
 
 TEST_P(LimiterTest, DuplicatedLimitsChargeOneBucketWithTheSmallerCapacity) {
@@ -538,7 +580,9 @@ TEST(LimiterStoreErrorTest, FailuresAreOutcomesAndCounted) {
   std::vector<LimitConfig> key = {Tokens(100, kMinute)};
   Admission a = RunAwaitable(limiter.Admit(Scope(key), 10));
   EXPECT_EQ(a.outcome, Outcome::kStoreError);
-  EXPECT_TRUE(a.reservation.Empty());
+  // The store may have charged it: the reservation is kept, to be settled like an admitted one.
+  EXPECT_FALSE(a.reservation.Empty());
+  EXPECT_TRUE(a.reservation.OutcomeUnknown());
   EXPECT_FALSE(a.tokens.present);
   Admission big = RunAwaitable(limiter.Admit(Scope(key), 1000));
   EXPECT_EQ(big.outcome, Outcome::kTooLarge);  // known without the store
@@ -548,15 +592,115 @@ TEST(LimiterStoreErrorTest, FailuresAreOutcomesAndCounted) {
   LimiterStats s = limiter.Stats();
   EXPECT_EQ(s.store_errors_admit, 1u);
   EXPECT_EQ(s.store_errors_read, 3u);
+  EXPECT_EQ(s.unsettled, 1u);  // `a`, until it is settled
 }
 
-TEST_P(LimiterTest, SettleErrorsAreCounted) {
+// Fails the first `failures` settlements, then passes them on to `inner`.
+class FlakySettleStore final : public Store {
+ public:
+  FlakySettleStore(Store& inner, int failures) : inner_(inner), failures_(failures) {}
+  asio::awaitable<AdmitResult> Admit(const AdmitRequest& r) override {
+    co_return co_await inner_.Admit(r);
+  }
+  asio::awaitable<StoreStatus> Settle(const SettleRequest& r) override {
+    ++calls;
+    if (failures_-- > 0) co_return StoreStatus::kError;
+    co_return co_await inner_.Settle(r);
+  }
+  asio::awaitable<ReadResult> Read(const BucketsRequest& r) override {
+    co_return co_await inner_.Read(r);
+  }
+  asio::awaitable<StoreStatus> Reset(const BucketsRequest& r) override {
+    co_return co_await inner_.Reset(r);
+  }
+  int calls = 0;
+
+ private:
+  Store& inner_;
+  int failures_;
+};
+
+LimiterOptions FastRetries() {
+  LimiterOptions o;
+  o.settle_retry_min = milliseconds(1);
+  o.settle_retry_max = milliseconds(4);
+  return o;
+}
+
+TEST(LimiterSettleTest, AFailedSettlementIsSentAgainUntilItLands) {
+  FakeClock clock(kT0);
+  MemoryStore memory;
+  FlakySettleStore flaky(memory, 3);
+  Limiter limiter(flaky, clock, FastRetries());
+  std::vector<LimitConfig> key = {Tokens(100, kMinute), Concurrent(1)};
+  Admission a = RunAwaitable(limiter.Admit(Scope(key), 60));
+  ASSERT_EQ(a.outcome, Outcome::kAdmitted);
+  SettleAndWait(limiter, a.reservation, 20);
+  EXPECT_EQ(flaky.calls, 4);
+  LimiterStats s = limiter.Stats();
+  EXPECT_EQ(s.store_errors_settle, 3u);
+  EXPECT_EQ(s.by_usage.retried, 1u);
+  EXPECT_EQ(s.by_usage.applied, 0u);
+  EXPECT_EQ(s.unsettled, 0u);
+  // Applied once: 100 - 20, and the slot is free again.
+  Admission b = RunAwaitable(limiter.Admit(Scope(key), 80));
+  EXPECT_EQ(b.outcome, Outcome::kAdmitted);
+  EXPECT_EQ(b.tokens.remaining, 0);
+}
+
+TEST(LimiterSettleTest, ASettlementIsGivenUpWhenItsLeaseHasLapsed) {
+  FakeClock clock(kT0);
   FailingStore failing;
-  Limiter limiter(failing, clock_);
+  LimiterOptions options = FastRetries();
+  options.lease_ttl = milliseconds(1000);
+  Limiter limiter(failing, clock, options);
+  MemoryStore memory;
+  Limiter working(memory, clock, options);
   std::vector<LimitConfig> key = {Tokens(100, kMinute)};
-  Admission a = Admit(Scope(key), 10);  // reservation from the working limiter
-  RunAwaitable(limiter.Settle(a.reservation, 20));
-  EXPECT_EQ(limiter.Stats().store_errors_settle, 1u);
+  Admission a = RunAwaitable(working.Admit(Scope(key), 10));
+  Reservation r = a.reservation;
+  // Sent, failed, and sent again while the clock stands; given up once it passes the lease.
+  boost::asio::io_context io;
+  auto work = boost::asio::make_work_guard(io);
+  limiter.SettleInBackground(io.get_executor(), r, 20, SettlementSource::kEstimate);
+  for (int i = 0; i < 10'000 && limiter.Stats().store_errors_settle < 3; ++i) {
+    io.run_for(milliseconds(1));
+  }
+  EXPECT_EQ(limiter.PendingSettlements(), 1u);
+  clock.Advance(std::chrono::seconds(2));
+  for (int i = 0; i < 10'000 && limiter.PendingSettlements() > 0; ++i) io.run_for(milliseconds(1));
+  EXPECT_EQ(limiter.PendingSettlements(), 0u);
+  EXPECT_EQ(limiter.Stats().by_estimate.lost, 1u);
+}
+
+TEST(LimiterSettleTest, AbandonGivesUpWhatIsStillRetrying) {
+  FakeClock clock(kT0);
+  FailingStore failing;
+  Limiter limiter(failing, clock, FastRetries());
+  MemoryStore memory;
+  Limiter working(memory, clock);
+  std::vector<LimitConfig> key = {Tokens(100, kMinute)};
+  Admission a = RunAwaitable(working.Admit(Scope(key), 10));
+  boost::asio::io_context io;
+  auto work = boost::asio::make_work_guard(io);
+  limiter.SettleInBackground(io.get_executor(), a.reservation, 20, SettlementSource::kUsage);
+  EXPECT_EQ(limiter.Abandon(), 1u);
+  for (int i = 0; i < 10'000 && limiter.PendingSettlements() > 0; ++i) io.run_for(milliseconds(1));
+  EXPECT_EQ(limiter.PendingSettlements(), 0u);
+  EXPECT_EQ(limiter.Stats().by_usage.lost, 1u);
+}
+
+// An admission whose store reply was lost is settled like an admitted one: a store that did
+// apply it gets its charge replaced by the real cost; the concurrency slot comes back.
+TEST_P(LimiterTest, AnAdmissionWithAnUnknownOutcomeIsSettled) {
+  std::vector<LimitConfig> key = {Tokens(100, kMinute), Concurrent(1)};
+  Admission a = Admit(Scope(key), 60);
+  ASSERT_EQ(a.outcome, Outcome::kAdmitted);
+  EXPECT_FALSE(a.reservation.OutcomeUnknown());
+  EXPECT_EQ(limiter_.Stats().unsettled, 1u);
+  Settle(a, 25);
+  EXPECT_EQ(limiter_.Stats().unsettled, 0u);
+  EXPECT_EQ(KeyLevels(key), (std::vector<int64_t>{75, 1}));
 }
 
 // Runs `body` on `threads` threads at once, each on its own io_context, like I/O threads.
@@ -622,9 +766,13 @@ TEST_P(LimiterTest, ManyThreadsNeverExceedConcurrencySlots) {
       }
       --in_flight;
       admitted++;
-      co_await limiter_.Settle(a.reservation, 7);
+      limiter_.SettleInBackground(co_await asio::this_coro::executor, std::move(a.reservation), 7,
+                                  SettlementSource::kUsage);
     }
   });
+  for (int i = 0; i < 10'000 && limiter_.PendingSettlements() > 0; ++i) {
+    std::this_thread::sleep_for(milliseconds(1));  // bounded wait for the last confirmations
+  }
   EXPECT_LE(peak.load(), 3);
   EXPECT_GT(admitted.load(), 0);
   EXPECT_EQ(KeyLevels(key), (std::vector<int64_t>{3, 1'000'000'000 - 7 * admitted.load()}));

@@ -243,11 +243,12 @@ bool MemoryStore::Load(std::string* error) {
     ref.period_micros = period;
     ref.calendar = sqlite3_column_int(stmt, 5) != 0;
     Bucket bucket;
-    bucket.capacity = sqlite3_column_int64(stmt, 6);
+    bucket.level.capacity = sqlite3_column_int64(stmt, 6);
     bucket.level.level = sqlite3_column_int64(stmt, 7);
     bucket.level.frac = sqlite3_column_int64(stmt, 8);
     bucket.level.stamp = sqlite3_column_int64(stmt, 9);
-    if (bucket.level.frac < 0 || bucket.level.frac >= period) bucket.level.frac = 0;
+    const int64_t frac_end = ref.calendar ? bucket.level.capacity + 1 : period;
+    if (bucket.level.frac < 0 || bucket.level.frac >= frac_end) bucket.level.frac = 0;
     size_t shard = 0;
     ref.hash = BatchLocks::HashOf(ref.View(), &shard).hash;
     (*shards_)[shard].buckets.insert_or_assign(std::move(ref), std::move(bucket));
@@ -271,7 +272,6 @@ MemoryStore::Bucket& MemoryStore::FindOrCreate(Shard& shard, const HashedRef& ke
   if (it != shard.buckets.end()) return it->second;
   const BucketRef& ref = spec.ref;
   Bucket bucket;
-  bucket.capacity = spec.capacity;
   if (IsLevelKind(ref.kind)) bucket.level = FullLevel(spec.Params(), now_micros);
   OwnedRef owned{ref.scope,  std::string(ref.scope_name), std::string(ref.model), ref.kind,
                  ref.period_micros, ref.calendar, key.hash};
@@ -306,46 +306,47 @@ AdmitResult MemoryStore::AdmitNow(const AdmitRequest& request) {
     return c.bucket.ref;
   });
   bool all_fit = true;
-  bool takes_lease = false;
   for (size_t i = 0; i < n; ++i) {
     const Charge& charge = request.charges[i];
     Bucket& bucket = FindOrCreate(batch.shard(i), batch.key(i), charge.bucket, now);
     buckets[i] = &bucket;
     BucketState& state = result.states[i];
-    if (bucket.capacity != charge.bucket.capacity) {
-      bucket.capacity = charge.bucket.capacity;
-      bucket.dirty = true;
-    }
     if (charge.bucket.ref.kind == LimitKind::kConcurrent) {
-      takes_lease = true;
-      if (static_cast<int64_t>(bucket.leases.size()) >= bucket.capacity) {
+      const int64_t capacity = charge.bucket.capacity;
+      if (static_cast<int64_t>(bucket.leases.size()) >= capacity) {
         // Only a full bucket needs to know which leases have lapsed.
         std::erase_if(bucket.leases, [now](const Lease& l) { return l.expires_micros <= now; });
       }
       state.in_use = static_cast<int64_t>(bucket.leases.size());
-      state.fits = state.in_use < bucket.capacity;
+      state.fits = state.in_use < capacity;
     } else {
-      Refresh(charge.bucket.Params(), now, bucket.level);
+      // A refusal only looks (as in the Redis script): a bucket changes when it is charged,
+      // settled or reset, or when its capacity changed (keeping the same rule in both stores
+      // keeps their refills identical across changes of a limit's value).
       state.level = bucket.level;
-      state.fits = bucket.level.level >= charge.amount;
+      Refresh(charge.bucket.Params(), now, state.level);
+      if (state.level.capacity != bucket.level.capacity) {
+        bucket.level = state.level;
+        bucket.dirty = true;
+      }
+      state.fits = state.level.level >= charge.amount;
     }
     all_fit = all_fit && state.fits;
   }
   if (!all_fit) return result;
 
   result.admitted = true;
-  if (takes_lease) result.lease = next_lease_.fetch_add(1, std::memory_order_relaxed);
   for (size_t i = 0; i < n; ++i) {
     const Charge& charge = request.charges[i];
     Bucket& bucket = *buckets[i];
     BucketState& state = result.states[i];
     if (charge.bucket.ref.kind == LimitKind::kConcurrent) {
-      bucket.leases.push_back({result.lease, now + request.lease_ttl_micros});
+      bucket.leases.push_back({request.id, now + request.lease_ttl_micros});
       state.in_use = static_cast<int64_t>(bucket.leases.size());
     } else {
-      Spend(charge.bucket.Params(), charge.amount, bucket.level);
+      Spend(charge.bucket.Params(), charge.amount, state.level);
+      bucket.level = state.level;
       bucket.dirty = true;
-      state.level = bucket.level;
     }
   }
   return result;
@@ -362,7 +363,7 @@ StoreStatus MemoryStore::SettleNow(const SettleRequest& request) {
     switch (s.bucket.ref.kind) {
       case LimitKind::kConcurrent: {
         auto it = std::find_if(bucket->leases.begin(), bucket->leases.end(),
-                               [&](const Lease& l) { return l.id == s.lease; });
+                               [&](const Lease& l) { return l.id == request.id; });
         if (it != bucket->leases.end()) {
           *it = bucket->leases.back();
           bucket->leases.pop_back();
@@ -372,10 +373,8 @@ StoreStatus MemoryStore::SettleNow(const SettleRequest& request) {
       case LimitKind::kTokens: {
         if (s.delta == 0) break;
         BucketParams params = s.bucket.Params();
-        bucket->capacity = params.capacity;
         Refresh(params, now, bucket->level);
-        if (params.calendar && s.delta < 0 && bucket->level.stamp != s.admitted_stamp) break;
-        Spend(params, s.delta, bucket->level);
+        SettleDelta(params, s.delta, s.admitted_stamp, bucket->level);
         bucket->dirty = true;
         break;
       }
@@ -422,7 +421,6 @@ StoreStatus MemoryStore::ResetNow(const BucketsRequest& request) {
     if (!IsLevelKind(spec.ref.kind)) continue;
     Bucket* bucket = Find(batch.shard(i), batch.key(i));
     if (!bucket) continue;  // never charged: already full
-    bucket->capacity = spec.capacity;
     bucket->level = FullLevel(spec.Params(), now);
     bucket->dirty = true;
   }
@@ -444,7 +442,6 @@ bool MemoryStore::Flush(std::string* error) {
 
   struct Row {
     const OwnedRef* ref;  // map keys are immutable and never erased: safe to read unlocked
-    int64_t capacity;
     BucketLevel level;
   };
   std::vector<Row> rows;
@@ -453,7 +450,7 @@ bool MemoryStore::Flush(std::string* error) {
     std::lock_guard lock(shard.mu);
     for (auto& [ref, bucket] : shard.buckets) {
       if (!IsLevelKind(ref.kind) || !(bucket.dirty || all)) continue;
-      rows.push_back({&ref, bucket.capacity, bucket.level});
+      rows.push_back({&ref, bucket.level});
       bucket.dirty = false;
     }
   }
@@ -479,7 +476,7 @@ bool MemoryStore::Flush(std::string* error) {
     sqlite3_bind_text(stmt, 4, KindText(row.ref->kind), -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 5, row.ref->period_micros);
     sqlite3_bind_int(stmt, 6, row.ref->calendar ? 1 : 0);
-    sqlite3_bind_int64(stmt, 7, row.capacity);
+    sqlite3_bind_int64(stmt, 7, row.level.capacity);
     sqlite3_bind_int64(stmt, 8, row.level.level);
     sqlite3_bind_int64(stmt, 9, row.level.frac);
     sqlite3_bind_int64(stmt, 10, row.level.stamp);

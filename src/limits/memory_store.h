@@ -78,8 +78,7 @@ class MemoryStore final : public Store, public SynchronousStore {
     int64_t expires_micros = 0;
   };
   struct Bucket {
-    int64_t capacity = 0;
-    BucketLevel level;          // kTokens/kRequests
+    BucketLevel level;          // kTokens/kRequests (with the capacity it was measured against)
     std::vector<Lease> leases;  // kConcurrent
     bool dirty = false;         // changed since the last flush
   };
@@ -92,7 +91,6 @@ class MemoryStore final : public Store, public SynchronousStore {
   bool Load(std::string* error);
 
   std::unique_ptr<std::array<Shard, kShards>> shards_;
-  std::atomic<uint64_t> next_lease_{1};
 
   std::mutex flush_mu_;             // serializes Flush (the connection is not shared)
   sqlite3* db_ = nullptr;           // guarded by flush_mu_ after Open

@@ -31,8 +31,9 @@ BucketSpec Concurrent(std::string_view key, int64_t capacity) {
   return {{ScopeKind::kKey, key, "", LimitKind::kConcurrent, 0, false}, capacity};
 }
 
-AdmitResult Admit(MemoryStore& store, const std::vector<Charge>& charges, int64_t now) {
-  return store.AdmitNow({"k", charges, "req", now, kTtl});
+AdmitResult Admit(MemoryStore& store, const std::vector<Charge>& charges, int64_t now,
+                  uint64_t id = 1) {
+  return store.AdmitNow({"k", charges, "req", now, kTtl, id, true});
 }
 
 BucketStates Read(MemoryStore& store, const std::vector<BucketSpec>& specs, int64_t now) {
@@ -107,7 +108,7 @@ TEST(MemoryStoreTest, UnknownBucketsReadFull) {
 TEST(MemoryStoreTest, ZeroChargeIsRefusedWhileInDebt) {
   MemoryStore store;
   ASSERT_TRUE(Admit(store, {{Tokens("a", 100), 10}}, kT0).admitted);
-  std::vector<Settlement> s = {{Tokens("a", 100), 140, 0, 0}};  // cost 150 for a reservation of 10
+  std::vector<Settlement> s = {{Tokens("a", 100), 140, 0}};  // cost 150 for a reservation of 10
   store.SettleNow({"k", s, kT0});
   AdmitResult r = Admit(store, {{Tokens("a", 100), 0}}, kT0);
   EXPECT_FALSE(r.admitted);
@@ -117,10 +118,10 @@ TEST(MemoryStoreTest, ZeroChargeIsRefusedWhileInDebt) {
 TEST(MemoryStoreTest, SettleRefundsNeverAboveCapacity) {
   MemoryStore store;
   ASSERT_TRUE(Admit(store, {{Tokens("a", 100), 50}}, kT0).admitted);
-  std::vector<Settlement> s = {{Tokens("a", 100), -20, 0, 0}};
+  std::vector<Settlement> s = {{Tokens("a", 100), -20, 0}};
   store.SettleNow({"k", s, kT0});
   EXPECT_EQ(Read(store, {Tokens("a", 100)}, kT0)[0].level.level, 70);
-  std::vector<Settlement> big = {{Tokens("a", 100), -500, 0, 0}};
+  std::vector<Settlement> big = {{Tokens("a", 100), -500, 0}};
   store.SettleNow({"k", big, kT0});
   EXPECT_EQ(Read(store, {Tokens("a", 100)}, kT0)[0].level.level, 100);
 }
@@ -134,10 +135,10 @@ TEST(MemoryStoreTest, CalendarRefundForAnEndedWindowIsDropped) {
   int64_t window = r.states[0].level.stamp;
   EXPECT_EQ(window, midnight - kDay);
   ASSERT_TRUE(Admit(store, {{daily, 300}}, midnight + kSecond).admitted);  // new window: 700
-  std::vector<Settlement> refund = {{daily, -500, window, 0}};
+  std::vector<Settlement> refund = {{daily, -500, window}};
   store.SettleNow({"k", refund, midnight + 2 * kSecond});
   EXPECT_EQ(Read(store, {daily}, midnight + 2 * kSecond)[0].level.level, 700);
-  std::vector<Settlement> extra = {{daily, 100, window, 0}};  // charges the current window
+  std::vector<Settlement> extra = {{daily, 100, window}};  // charges the current window
   store.SettleNow({"k", extra, midnight + 2 * kSecond});
   EXPECT_EQ(Read(store, {daily}, midnight + 2 * kSecond)[0].level.level, 600);
 }
@@ -145,28 +146,26 @@ TEST(MemoryStoreTest, CalendarRefundForAnEndedWindowIsDropped) {
 TEST(MemoryStoreTest, ConcurrencyLeasesAreTakenReleasedAndExpire) {
   MemoryStore store;
   std::vector<Charge> c = {{Concurrent("a", 2), 1}};
-  AdmitResult first = Admit(store, c, kT0);
-  AdmitResult second = Admit(store, c, kT0);
+  AdmitResult first = Admit(store, c, kT0, 1);
+  AdmitResult second = Admit(store, c, kT0, 2);
   ASSERT_TRUE(first.admitted);
   ASSERT_TRUE(second.admitted);
-  EXPECT_NE(first.lease, second.lease);
   EXPECT_EQ(second.states[0].in_use, 2);
-  AdmitResult third = Admit(store, c, kT0);
+  AdmitResult third = Admit(store, c, kT0, 3);
   EXPECT_FALSE(third.admitted);
-  EXPECT_EQ(third.lease, 0u);
   EXPECT_EQ(third.states[0].in_use, 2);
 
-  std::vector<Settlement> release = {{Concurrent("a", 2), 0, 0, first.lease}};
-  store.SettleNow({"k", release, kT0});
+  std::vector<Settlement> release = {{Concurrent("a", 2), 0, 0}};
+  store.SettleNow({"k", release, kT0, 1});  // the lease is the admission's id
   EXPECT_EQ(Read(store, {Concurrent("a", 2)}, kT0)[0].in_use, 1);
-  store.SettleNow({"k", release, kT0});  // releasing twice changes nothing
+  store.SettleNow({"k", release, kT0, 1});  // releasing twice changes nothing
   EXPECT_EQ(Read(store, {Concurrent("a", 2)}, kT0)[0].in_use, 1);
 
-  ASSERT_TRUE(Admit(store, c, kT0 + kSecond).admitted);  // expires at kT0 + 1 s + ttl
-  EXPECT_FALSE(Admit(store, c, kT0 + kTtl - 1).admitted);
+  ASSERT_TRUE(Admit(store, c, kT0 + kSecond, 4).admitted);  // expires at kT0 + 1 s + ttl
+  EXPECT_FALSE(Admit(store, c, kT0 + kTtl - 1, 5).admitted);
   // `second` (taken at kT0) lapses at kT0 + ttl: its slot comes back without a settlement.
   EXPECT_EQ(Read(store, {Concurrent("a", 2)}, kT0 + kTtl)[0].in_use, 1);
-  EXPECT_TRUE(Admit(store, c, kT0 + kTtl).admitted);
+  EXPECT_TRUE(Admit(store, c, kT0 + kTtl, 6).admitted);
 }
 
 TEST(MemoryStoreTest, ResetRefillsButKeepsLeases) {
@@ -183,9 +182,9 @@ TEST(MemoryStoreTest, ResetRefillsButKeepsLeases) {
 TEST(MemoryStoreTest, AwaitableOperationsMatchTheSynchronousOnes) {
   MemoryStore store;
   std::vector<Charge> c = {{Tokens("a", 100), 25}};
-  AdmitResult r = RunAwaitable(store.Admit({"k", c, "req", kT0, kTtl}));
+  AdmitResult r = RunAwaitable(store.Admit({"k", c, "req", kT0, kTtl, 1, true}));
   EXPECT_TRUE(r.admitted);
-  std::vector<Settlement> s = {{Tokens("a", 100), -5, 0, 0}};
+  std::vector<Settlement> s = {{Tokens("a", 100), -5, 0}};
   EXPECT_EQ(RunAwaitable(store.Settle({"k", s, kT0})), StoreStatus::kOk);
   std::vector<BucketSpec> specs = {Tokens("a", 100)};
   EXPECT_EQ(RunAwaitable(store.Read({"k", specs, kT0})).states[0].level.level, 80);
@@ -211,9 +210,9 @@ TEST(MemoryStoreTest, LevelsSurviveARestart) {
     std::unique_ptr<MemoryStore> store = MemoryStore::Open(dir.path(), &error);
     ASSERT_TRUE(store) << error;
     std::vector<Charge> c = {{daily, 1'500'000}, {rolling, 37}, {tenant, 1}, {specs[3], 1}};
-    ASSERT_TRUE(store->AdmitNow({"acme", c, "r1", t, kTtl}).admitted);
+    ASSERT_TRUE(store->AdmitNow({"acme", c, "r1", t, kTtl, 1, true}).admitted);
     // 12.345678 s later the rolling bucket has refilled a fraction of a token: that must survive.
-    std::vector<Settlement> s = {{rolling, 3, 0, 0}};
+    std::vector<Settlement> s = {{rolling, 3, 0}};
     store->SettleNow({"acme", s, t + 12'345'678});
     before = store->ReadNow({"acme", specs, t + 20 * kSecond}).states;
     ASSERT_TRUE(store->Flush(&error)) << error;

@@ -39,7 +39,7 @@ enum class ScopeKind : uint8_t { kKey, kTenant };
 
 // The identity of one budget: whose it is (key or tenant), which model it is restricted to, and
 // which limit of that owner. Two owners never share a bucket; a limit whose capacity changes
-// keeps its bucket (the level is clamped to the new capacity), one whose period, calendar flag
+// keeps its bucket (what was used stays used: bucket.h Refresh), one whose period, calendar flag
 // or model changes gets a new one.
 struct BucketRef {
   ScopeKind scope = ScopeKind::kKey;
@@ -77,15 +77,22 @@ enum class StoreStatus : uint8_t { kOk, kError };
 // Admit: all charges or none. A kTokens/kRequests charge fits when the bucket, refreshed to now,
 // holds at least `amount` (so a bucket in debt refuses even a zero charge); a kConcurrent charge
 // fits when fewer than `capacity` unexpired leases are held. If every charge fits, every one is
-// applied (levels decrease, one lease is taken in every kConcurrent bucket, expiring at
+// applied (levels decrease, the lease `id` is taken in every kConcurrent bucket, expiring at
 // now + lease_ttl_micros) atomically with respect to every other operation; otherwise nothing
 // changes. Several charges must not name the same bucket.
+//
+// Exactly once, on a store whose calls can lose their reply (Redis): the store keeps a record of
+// every admission it applied, under its `id`, for lease_ttl_micros when `settles` (a Settle will
+// follow), else for a few timeouts. The same admission sent again (a retry) finds its record and
+// is not charged twice; a Settle finds it and applies once.
 struct AdmitRequest {
   std::string_view shard_key;
   std::span<const Charge> charges;
   std::string_view request_id;  // diagnostics only (a store may keep it with the lease)
   int64_t now_micros = 0;
   int64_t lease_ttl_micros = 0;
+  uint64_t id = 0;       // the reservation's: never 0, unique across instances
+  bool settles = false;  // token or concurrency charges: a Settle will follow
 };
 
 struct BucketState {
@@ -98,32 +105,41 @@ struct BucketState {
 using BucketStates = boost::container::small_vector<BucketState, 8>;
 
 struct AdmitResult {
-  StoreStatus status = StoreStatus::kOk;
+  StoreStatus status = StoreStatus::kOk;  // kError: the admission may or may not have been applied
   bool admitted = false;
   int64_t now_micros = 0;  // the time the store judged by
-  uint64_t lease = 0;      // admitted with kConcurrent charges: the lease to release; else 0
   BucketStates states;
 };
 
 // What Settle does to one bucket:
-//  kTokens: refreshes it, then charges `delta` (actual - reserved; negative refunds, never above
-//    capacity; positive may put it in debt). Calendar buckets: a refund for a window that has
-//    already ended (`admitted_stamp` != the current window start) is dropped, since that window's
-//    budget is gone and the new one started full; an extra charge applies to the current window.
-//  kConcurrent: releases `lease` (nothing if it already expired).
+//  kTokens: refreshes it, then applies `delta` (actual - reserved) by bucket.h's SettleDelta:
+//    negative refunds, never above capacity; positive may put it in debt; a refund for a calendar
+//    window that has ended (`admitted_stamp` != the current window start) gives back only the
+//    debt that window passed on.
+//  kConcurrent: releases the lease `id` (nothing if it already expired).
 //  kRequests: nothing (the Limiter does not send them).
 // A bucket the store does not know is skipped.
+//
+// Once per id: a store that keeps records (AdmitRequest) applies the token deltas only while the
+// admission's record exists, and removes it, so a settlement sent again (its reply was lost) or
+// one for an admission that was never applied changes nothing; after the record's TTL the
+// reservation stands as the charge. `outcome_unknown` (the admission's reply was lost: it may
+// or may not have been applied): when no record exists, one is left in its place for
+// lease_ttl_micros that makes a late copy of the admission apply nothing. A store that can
+// neither lose a reply nor a call (MemoryStore) keeps no records.
 struct Settlement {
   BucketSpec bucket;
   int64_t delta = 0;
-  int64_t admitted_stamp = 0;
-  uint64_t lease = 0;
+  int64_t admitted_stamp = 0;  // calendar buckets: the window the reservation was charged to
 };
 
 struct SettleRequest {
   std::string_view shard_key;
   std::span<const Settlement> settlements;
   int64_t now_micros = 0;
+  uint64_t id = 0;  // AdmitRequest::id
+  bool outcome_unknown = false;
+  int64_t lease_ttl_micros = 0;
 };
 
 // Read: each bucket as it is now, refreshed (a bucket the store has never seen reads full), with

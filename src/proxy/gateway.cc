@@ -151,6 +151,22 @@ void Gateway::RenderStateMetrics(std::string& out) const {
   line("trl_limiter_decisions_total", "outcome", "refused_concurrency", s.refused_concurrency);
   line("trl_limiter_decisions_total", "outcome", "too_large", s.too_large);
   line("trl_limiter_decisions_total", "outcome", "settled", s.settled);
+  out += "# HELP trl_settlements_total Settlements by where the cost came from (the backend's "
+         "usage, or the gateway's count when none came) and how they ended.\n";
+  out += "# TYPE trl_settlements_total counter\n";
+  for (const auto& [source, counts] :
+       {std::pair{"usage", s.by_usage}, std::pair{"estimate", s.by_estimate}}) {
+    for (const auto& [outcome, n] : {std::pair{"applied", counts.applied},
+                                     std::pair{"retried", counts.retried},
+                                     std::pair{"lost", counts.lost}}) {
+      out += std::string("trl_settlements_total{source=\"") + source + "\",outcome=\"" +
+             outcome + "\"} " + std::to_string(n) + "\n";
+    }
+  }
+  out += "# HELP trl_reservations_unsettled Reservations charged (or maybe charged: a lost store "
+         "reply) and not yet settled.\n";
+  out += "# TYPE trl_reservations_unsettled gauge\n";
+  out += "trl_reservations_unsettled " + std::to_string(s.unsettled) + "\n";
   out += "# HELP trl_store_errors_total Store operations that failed, by operation.\n";
   out += "# TYPE trl_store_errors_total counter\n";
   line("trl_store_errors_total", "op", "admit", s.store_errors_admit);
@@ -298,8 +314,9 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
   const int64_t reservation = prompt_estimate + output_allowance;
 
   // admit
-  RequestScope scope{identity->name, identity->tenant, model_name, identity->limits,
-                     identity->tenant_limits, writer.RequestId()};
+  RequestScope scope{identity->name,   identity->tenant,       model_name,
+                     identity->limits, identity->tenant_limits, writer.RequestId(),
+                     model->config->request_timeout};
   Admission admission;
   if (limiter_.Synchronous()) {
     admission = limiter_.AdmitNow(scope, reservation);
@@ -345,6 +362,10 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
     }
     case Admission::Outcome::kStoreError: {
       if (snap.config->store.on_store_error == OnStoreError::kDeny) {
+        // The store may have charged it before its reply was lost: given back.
+        limiter_.SettleInBackground(co_await asio::this_coro::executor,
+                                    std::move(admission.reservation), 0,
+                                    SettlementSource::kEstimate);
         count_status(model_name, 503);
         co_await writer.Send(ErrorResponse(503, "api_error", "model_unavailable",
                                            "The rate-limit store is unavailable. Retry later."));
@@ -389,10 +410,10 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
     prompt = prompt_estimate;
     completion = result.relayed_tokens;
   }
-  if (admission.outcome == Admission::Outcome::kAdmitted) {
-    limiter_.SettleInBackground(co_await asio::this_coro::executor,
-                                std::move(admission.reservation), prompt + completion);
-  }
+  // (A let-through store failure's reservation too: the store may have charged it.)
+  limiter_.SettleInBackground(co_await asio::this_coro::executor, std::move(admission.reservation),
+                              prompt + completion,
+                              result.usage ? SettlementSource::kUsage : SettlementSource::kEstimate);
 
   // record
   if (usage_) {

@@ -10,7 +10,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/container/small_vector.hpp>
 #include <iterator>
-#include <random>
 #include <tuple>
 #include <utility>
 
@@ -62,7 +61,7 @@ void PackSpec(std::string& out, const BucketSpec& spec) {
   redis::PutInt(out, spec.ref.period_micros, 8);
 }
 
-// The buckets of a batch's call: KEYS (the marker first), the bucket behind each key after it
+// The buckets of a batch's call: KEYS (the records' prefix first), the bucket behind each key after it
 // (so that a bucket named by many calls of the batch is found without building its name), and
 // their specs, packed (each bucket's first).
 struct BatchKeys {
@@ -85,42 +84,18 @@ struct BatchKeys {
 // A bucket's index in KEYS, as packed ('H').
 void PutIndex(std::string& out, size_t index) { redis::PutInt(out, static_cast<int64_t>(index), 2); }
 
-void PutSettlement(std::string& out, size_t index, int64_t delta, int64_t stamp, uint64_t lease) {
-  PutIndex(out, index);
-  redis::PutInt(out, delta, 8);
-  redis::PutInt(out, stamp, 8);
-  redis::PutInt(out, static_cast<int64_t>(lease), 8);
+// A settlement's or an admission's head ('<c8i8BH'): its id (the 8 bytes of its record's name
+// and of its concurrency leases), lease TTL µs, flags, number of records that follow.
+void PutHead(std::string& out, uint64_t id, int64_t ttl_micros, bool flag, size_t count) {
+  redis::PutInt(out, static_cast<int64_t>(id), 8);
+  redis::PutInt(out, std::max<int64_t>(ttl_micros, 1), 8);
+  redis::PutInt(out, flag ? 1 : 0, 1);
+  redis::PutInt(out, static_cast<int64_t>(count), 2);
 }
 
-// The token settlements of a batch, one record per bucket and kind: every extra charge of a
-// bucket together (applied whatever their window), and its refunds together, by window for a
-// calendar bucket (a refund for a window that has ended is dropped, the others apply). The
-// script then spends each bucket once or twice instead of once per request; the result is
-// theirs applied one by one, extra charges first (levels are at most the capacity, so an extra
-// charge is never capped, and refunds capped at the capacity one by one or summed end the same).
-struct MergedSettlement {
-  size_t index;
-  int64_t delta;
-  int64_t stamp;  // refunds to a calendar bucket: their window; else 0
-};
-
-void Merge(boost::container::small_vector<MergedSettlement, 8>& merged, size_t index,
-           const Settlement& s) {
-  if (s.delta == 0) return;  // changes nothing
-  const int64_t stamp = s.delta < 0 && s.bucket.ref.calendar ? s.admitted_stamp : 0;
-  for (MergedSettlement& m : merged) {
-    if (m.index == index && (m.delta > 0) == (s.delta > 0) && m.stamp == stamp) {
-      m.delta += s.delta;
-      return;
-    }
-  }
-  merged.push_back({index, s.delta, stamp});
-}
-
-// The packed records' sizes (lua_scripts.h): a settlement '<Hi8i8c8', an admission '<c8i8H' and
-// each of its charges '<Hi8'; in the reply, a bucket's '<i8i8i8'.
-constexpr size_t kSettlementSize = 2 + 8 + 8 + 8;
-constexpr size_t kAdmissionSize = 8 + 8 + 2;
+// The packed records' sizes (lua_scripts.h): a settlement's or an admission's head '<c8i8BH',
+// each of their entries '<Hi8'; in the reply, a bucket's '<i8i8i8'.
+constexpr size_t kHeadSize = 8 + 8 + 1 + 2;
 constexpr size_t kChargeSize = 2 + 8;
 constexpr size_t kBucketReplySize = 8 + 8 + 8;
 
@@ -160,12 +135,9 @@ std::string_view RedisStore::OpName(Op op) {
 }
 
 RedisStore::RedisStore(RedisStoreOptions options) : options_(std::move(options)) {
-  // Unique across instances without coordination: a random start, then a counter.
-  std::random_device rd;
-  uint64_t seed = (static_cast<uint64_t>(rd()) << 32) ^ rd();
-  next_op_.store(seed | 1, std::memory_order_relaxed);
-  // A retry comes within one timeout of the first attempt; the marker outlives that amply.
-  marker_ttl_ms_ = std::to_string(std::max<int64_t>(1000, 4 * options_.timeout.count()));
+  // The record of an admission no settlement follows only has to stop a retry of its call from
+  // charging it twice: a retry comes within one timeout of the first attempt.
+  short_record_ttl_ms_ = std::to_string(std::max<int64_t>(1000, 4 * options_.timeout.count()));
   idle_margin_ms_ = std::to_string(std::max<int64_t>(0, options_.idle_margin.count()));
 }
 
@@ -221,10 +193,6 @@ std::string RedisStore::NowArg(int64_t now_micros) const {
   return options_.server_time ? std::string("0") : std::to_string(std::max<int64_t>(now_micros, 1));
 }
 
-uint64_t RedisStore::NextOp() {
-  return next_op_.fetch_add(2, std::memory_order_relaxed);  // odd: never 0
-}
-
 void RedisStore::Observe(Op op, std::chrono::steady_clock::time_point start, bool ok) const {
   if (!observer_) return;
   std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
@@ -272,7 +240,7 @@ asio::awaitable<AdmitResult> RedisStore::Admit(const AdmitRequest& request) {
 }
 
 asio::awaitable<StoreStatus> RedisStore::Settle(const SettleRequest& request) {
-  if (request.settlements.empty()) co_return StoreStatus::kOk;
+  if (request.settlements.empty() && !request.outcome_unknown) co_return StoreStatus::kOk;
   Waiter w;
   w.shard_key = request.shard_key;
   w.settle = &request;
@@ -284,7 +252,7 @@ asio::awaitable<StoreStatus> RedisStore::Settle(const SettleRequest& request) {
 
 void RedisStore::SettleDetached(const SettleRequest& request,
                                 const asio::any_io_executor& executor, SettleCompletion& done) {
-  if (request.settlements.empty()) {
+  if (request.settlements.empty() && !request.outcome_unknown) {
     done.Settled(StoreStatus::kOk);
     return;
   }
@@ -438,34 +406,28 @@ asio::awaitable<void> RedisStore::Send(Lane& lane, Waiter* batch) {
 asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
   const std::string prefix = ShardPrefix(batch->shard_key);
   BatchKeys keys;
-  keys.keys.push_back(prefix + "op:" + std::to_string(NextOp()));
+  keys.keys.push_back(prefix + "r:");
   std::string settlements, admissions;
-  settlements.reserve(kMaxBatch * 3 * kSettlementSize);
-  admissions.reserve(kMaxBatch * (kAdmissionSize + 3 * kChargeSize));
+  settlements.reserve(kMaxBatch * (kHeadSize + 3 * kChargeSize));
+  admissions.reserve(kMaxBatch * (kHeadSize + 3 * kChargeSize));
   size_t admitting = 0;
   boost::container::small_vector<uint16_t, 64> charge_keys;  // each charge's index in KEYS
-  boost::container::small_vector<MergedSettlement, 8> merged;
   boost::container::small_vector<int64_t, 8> demand;  // by bucket, from KEYS[2]; -1: none
   bool together = true;  // every charge on a token or request bucket, none negative
   for (Waiter* w = batch; w; w = w->next) {
     if (w->settle) {
-      for (const Settlement& s : w->settle->settlements) {
-        const size_t index = keys.IndexOf(prefix, s.bucket);
-        if (s.bucket.ref.kind == LimitKind::kTokens) {
-          Merge(merged, index, s);
-          continue;
-        }
-        PutSettlement(settlements, index, s.delta, s.admitted_stamp, s.lease);
+      const SettleRequest& r = *w->settle;
+      PutHead(settlements, r.id, r.lease_ttl_micros, r.outcome_unknown, r.settlements.size());
+      for (const Settlement& st : r.settlements) {
+        PutIndex(settlements, keys.IndexOf(prefix, st.bucket));
+        redis::PutInt(settlements, st.delta, 8);
       }
       continue;
     }
-    const auto& charges = w->admit->charges;
+    const AdmitRequest& r = *w->admit;
     ++admitting;
-    w->lease = NextOp();
-    redis::PutInt(admissions, static_cast<int64_t>(w->lease), 8);
-    redis::PutInt(admissions, std::max<int64_t>(w->admit->lease_ttl_micros, 1), 8);
-    redis::PutInt(admissions, static_cast<int64_t>(charges.size()), 2);
-    for (const Charge& c : charges) {
+    PutHead(admissions, r.id, r.lease_ttl_micros, r.settles, r.charges.size());
+    for (const Charge& c : r.charges) {
       const size_t index = keys.IndexOf(prefix, c.bucket);
       charge_keys.push_back(static_cast<uint16_t>(index));
       PutIndex(admissions, index);
@@ -473,12 +435,6 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
       demand.resize(keys.buckets.size(), -1);
       demand[index - 2] = std::max<int64_t>(demand[index - 2], 0) + c.amount;
       together = together && c.bucket.ref.kind != LimitKind::kConcurrent && c.amount >= 0;
-    }
-  }
-  // Extra charges before refunds: a refund's cap at capacity then applies once, to the sum.
-  for (const bool extra : {true, false}) {
-    for (const MergedSettlement& m : merged) {
-      if ((m.delta > 0) == extra) PutSettlement(settlements, m.index, m.delta, m.stamp, 0);
     }
   }
   const size_t buckets = keys.buckets.size();
@@ -492,6 +448,7 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
   for (size_t i = 0; i < buckets; ++i) {
     replayed[i].params = keys.buckets[i]->Params();
     replayed[i].params.capacity = std::max<int64_t>(replayed[i].params.capacity, 0);
+    replayed[i].level.capacity = replayed[i].params.capacity;  // the script refreshed it to that
   }
   std::vector<std::string> args;
   args.reserve(10 + keys.keys.size());
@@ -500,13 +457,13 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
   args.push_back(std::to_string(keys.keys.size()));
   std::move(keys.keys.begin(), keys.keys.end(), std::back_inserter(args));
   args.push_back(NowArg(batch->admit ? batch->admit->now_micros : batch->settle->now_micros));
-  args.push_back(marker_ttl_ms_);
+  args.push_back(short_record_ttl_ms_);
   args.push_back(idle_margin_ms_);
   args.push_back(std::move(keys.specs));
   args.push_back(std::move(settlements));
   args.push_back(std::move(admissions));
   args.push_back(std::move(all_at_once));
-  std::string routing = args[3];  // the marker
+  std::string routing = args[3];  // the records' prefix: the shard's slot
   // A batch is in arrival order: its first call has the earliest deadline (to within the µs
   // between a caller taking its start time and queuing).
   const auto deadline = batch->start + options_.timeout;
@@ -519,17 +476,16 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
   }
   Result r =
       co_await lane.client->Execute(std::move(args), std::move(routing), deadline, lane.batch);
-  // The reply: now, each admission's flag ('1' admitted), the flags of an earlier try of this
-  // call when it is a retry (the admissions it applied), then each bucket's starting state.
-  const size_t base_size = 8 + admitting + kBucketReplySize * buckets;
-  bool ok = r.ok() && r.reply->type == REDIS_REPLY_STRING &&
-            (r.reply->len == base_size || (admitting > 0 && r.reply->len == base_size + admitting));
+  // The reply: now, each admission's flag ('1' admitted, '0' refused, 'x' given up by its
+  // caller), whether each was applied by an earlier copy of this call ('1'), then each bucket's
+  // starting state.
+  const size_t base_size = 8 + 2 * admitting + kBucketReplySize * buckets;
+  bool ok = r.ok() && r.reply->type == REDIS_REPLY_STRING && r.reply->len == base_size;
   const std::string_view reply = ok ? redis::ReplyText(*r.reply) : std::string_view();
   redis::PackedReader in(reply);
   const int64_t now = in.Int(8);
   const std::string_view flags = ok ? reply.substr(8, admitting) : std::string_view();
-  const std::string_view replays =
-      reply.size() > base_size ? reply.substr(8 + admitting, admitting) : std::string_view();
+  const std::string_view replays = ok ? reply.substr(8 + admitting, admitting) : std::string_view();
   redis::PackedReader tail(ok ? reply.substr(reply.size() - kBucketReplySize * buckets)
                               : std::string_view());
   for (Replayed& b : replayed) {
@@ -548,13 +504,19 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
     if (w->settle) continue;
     AdmitResult& result = w->admitted;
     result.admitted = flags[a] == '1';
-    const bool replay = !replays.empty() && replays[a] == '1';
-    ok = result.admitted || flags[a] == '0';
+    const bool replay = replays[a] == '1';
+    const bool given_up = flags[a] == 'x';
     ++a;
+    if (given_up) {  // (only a copy of a call whose caller has had its answer: nobody reads this)
+      result.status = StoreStatus::kError;
+      charge_key += w->admit->charges.size();
+      continue;
+    }
+    ok = result.admitted || flags[a - 1] == '0';
     result.now_micros = now;
     const auto& charges = w->admit->charges;
     result.states.resize(charges.size());
-    bool all = true, leased = false;
+    bool all = true;
     for (size_t i = 0; i < charges.size(); ++i) {
       const Replayed& b = replayed[charge_key[i] - 2];
       const bool concurrent = b.params.kind == LimitKind::kConcurrent;
@@ -562,7 +524,6 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
                                               : b.level.level >= charges[i].amount);
       result.states[i].fits = fits;
       all = all && fits;
-      leased = leased || concurrent;
     }
     ok = ok && all == result.admitted;  // the script's verdict, by the same rules
     // (An admission the first try of a retried call applied is not charged again.)
@@ -580,7 +541,6 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
       result.states[i].level = b.level;
       result.states[i].in_use = b.in_use;
     }
-    result.lease = result.admitted && leased ? w->lease : 0;
   }
   if (!ok) LogFailure(batch->admit ? Op::kAdmit : Op::kSettle, r);
   for (Waiter* w = batch; w; w = w->next) {
@@ -621,6 +581,9 @@ asio::awaitable<ReadResult> RedisStore::Read(const BucketsRequest& request) {
       s.fits = true;
       ok = IntAt(*r.reply, 1 + 4 * i, s.level.level) && IntAt(*r.reply, 2 + 4 * i, s.level.frac) &&
            IntAt(*r.reply, 3 + 4 * i, s.level.stamp) && IntAt(*r.reply, 4 + 4 * i, s.in_use);
+      if (request.buckets[i].ref.kind != LimitKind::kConcurrent) {
+        s.level.capacity = std::max<int64_t>(request.buckets[i].capacity, 0);
+      }
     }
   }
   if (!ok) {

@@ -33,9 +33,11 @@
 // Failures: every operation has a deadline of `timeout` from its start, covering reconnects,
 // NOSCRIPT reloads and redirects; when it passes, or Redis is known to be down, the operation
 // returns StoreStatus::kError at once. A call whose connection dropped before the reply is
-// retried within the deadline; the scripts record each applied admission and settlement (for a
-// few timeouts), so a retry never charges twice. An admission that timed out may still have
-// been applied by Redis: its charge stands (and its concurrency lease lapses after its TTL).
+// retried within the deadline. The script keeps a record of every applied admission
+// (lua_scripts.h), so a copy of an admission never charges twice, a settlement applies once
+// however often the Limiter sends it, and one for an admission whose reply was lost gives back
+// its charge if it was applied and keeps a late copy from applying if it was not. Needs Redis
+// 6.2 or later (GETDEL).
 //
 // Time: by default the scripts judge by the Redis server's TIME, so instances with skewed clocks
 // agree; `server_time = false` makes them use the caller's now_micros instead (tests on a fake
@@ -121,7 +123,6 @@ class RedisStore final : public Store {
     const AdmitRequest* admit = nullptr;  // one of these two
     const SettleRequest* settle = nullptr;
     std::chrono::steady_clock::time_point start;
-    uint64_t lease = 0;  // Admit: its lease id
     AdmitResult admitted;
     StoreStatus settled = StoreStatus::kOk;
     bool done = false;  // the outcome is in
@@ -178,15 +179,13 @@ class RedisStore final : public Store {
   // One call of the batch script: the batch's settlements, then its admissions.
   asio::awaitable<void> Call(Lane& lane, Waiter* batch);
   std::string NowArg(int64_t now_micros) const;
-  uint64_t NextOp();
   void Observe(Op op, std::chrono::steady_clock::time_point start, bool ok) const;
   void LogFailure(Op op, const redis::Result& result) const;
 
   RedisStoreOptions options_;
   std::vector<std::unique_ptr<Lane>> lanes_;  // [0]: on its own thread
-  std::string marker_ttl_ms_;
+  std::string short_record_ttl_ms_;
   std::string idle_margin_ms_;
-  std::atomic<uint64_t> next_op_;
   LatencyObserver observer_;
   mutable std::atomic<int64_t> last_log_{0};
   std::mutex mutex_;  // shards_; never held across I/O

@@ -13,6 +13,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <future>
+#include <mutex>
 #include <random>
 #include <set>
 #include <sstream>
@@ -62,6 +63,18 @@ RedisStoreOptions Options(std::vector<std::string> urls, bool server_time = fals
   return o;
 }
 
+// Every admission gets an id of its own (the Limiter's reservation ids are unique): the store
+// keeps its record under it.
+std::atomic<uint64_t> next_id{1};
+AdmitRequest Req(std::string_view shard, const std::vector<Charge>& charges, int64_t now,
+                 int64_t lease_ttl = kMinute, bool settles = true) {
+  return {shard, AsSpan(charges), "r", now, lease_ttl, next_id.fetch_add(1), settles};
+}
+SettleRequest Set(std::string_view shard, const std::vector<Settlement>& settlements,
+                  int64_t now, uint64_t id, bool outcome_unknown = false) {
+  return {shard, AsSpan(settlements), now, id, outcome_unknown, kMinute};
+}
+
 std::unique_ptr<RedisStore> MakeStore(RedisStoreOptions options) {
   std::string error;
   auto store = RedisStore::Create(std::move(options), &error);
@@ -77,9 +90,16 @@ class RedisStoreTest : public ::testing::Test {
     ASSERT_TRUE(server_) << error;
   }
 
+  // Sets last_id_ to the admission's id.
   AdmitResult Admit(Store& store, std::string_view shard, const std::vector<Charge>& charges,
                     int64_t now, int64_t lease_ttl = 10 * kMinute) {
-    return RunAwaitable(store.Admit({shard, AsSpan(charges), "req", now, lease_ttl}));
+    AdmitRequest request = Req(shard, charges, now, lease_ttl);
+    last_id_ = request.id;
+    return RunAwaitable(store.Admit(request));
+  }
+  StoreStatus Settle(Store& store, std::string_view shard,
+                     const std::vector<Settlement>& settlements, int64_t now, uint64_t id) {
+    return RunAwaitable(store.Settle(Set(shard, settlements, now, id)));
   }
   ReadResult Read(Store& store, std::string_view shard, const std::vector<BucketSpec>& specs,
                   int64_t now) {
@@ -87,20 +107,25 @@ class RedisStoreTest : public ::testing::Test {
   }
 
   // `callers` admissions of `charges` on shard "a", started together: they share script calls
-  // (ExpectFewCalls).
+  // (ExpectFewCalls). `ids`, if given, gets each one's id.
   std::vector<AdmitResult> AdmitTogether(Store& store, const std::vector<Charge>& charges,
-                                         int callers) {
+                                         int callers, std::vector<uint64_t>* ids = nullptr) {
     std::vector<AdmitResult> results(callers);
+    std::vector<AdmitRequest> requests;
+    for (int i = 0; i < callers; ++i) requests.push_back(Req("a", charges, kT0));
     boost::asio::io_context io;
     for (int i = 0; i < callers; ++i) {
       boost::asio::co_spawn(
           io,
           [&, i]() -> boost::asio::awaitable<void> {
-            results[i] = co_await store.Admit({"a", AsSpan(charges), "r", kT0, kMinute});
+            results[i] = co_await store.Admit(requests[i]);
           },
           boost::asio::detached);
     }
     io.run();
+    if (ids) {
+      for (const AdmitRequest& r : requests) ids->push_back(r.id);
+    }
     return results;
   }
 
@@ -133,15 +158,17 @@ class RedisStoreTest : public ::testing::Test {
   }
 
   std::unique_ptr<RedisServer> server_;
+  uint64_t last_id_ = 0;
 };
 
 // Random admissions, settlements, reads and resets on both stores at the same (fake) times:
-// every result must be identical, including the exact fractions of refills. The capacities
-// and periods include ones whose refill products exceed 2^53 (the scripts' long arithmetic).
+// every result must be identical, including the exact fractions of refills, the debt calendar
+// windows carry over, and levels across changes of a limit's value. The capacities and periods
+// include ones whose refill products exceed 2^53 (the scripts' long arithmetic).
 TEST_F(RedisStoreTest, SameResultsAsMemoryStore) {
   auto redis = MakeStore(Options({server_->Url()}));
   MemoryStore memory;
-  const std::vector<BucketSpec> specs = {
+  std::vector<BucketSpec> specs = {
       Tokens("a", 100, kMinute),
       Tokens("a", 1'000'003, kDay),               // prime capacity: cap × dt > 2^53
       Tokens("a", 4'999'999'999'989, 30 * kDay),  // huge budget, long period
@@ -157,7 +184,7 @@ TEST_F(RedisStoreTest, SameResultsAsMemoryStore) {
   struct Outstanding {
     std::vector<Charge> charges;
     std::vector<int64_t> stamps;
-    uint64_t memory_lease = 0, redis_lease = 0;
+    uint64_t id = 0;  // the same admission's on both stores
   };
   std::vector<Outstanding> outstanding;
   int64_t now = kT0;
@@ -174,6 +201,10 @@ TEST_F(RedisStoreTest, SameResultsAsMemoryStore) {
       default:
         now += uniform(0, 2 * kSecond);
     }
+    if (uniform(0, 9) == 0) {  // a reload or the admin API changes two limits' values
+      specs[0].capacity = std::vector<int64_t>{100, 60, 150}[uniform(0, 2)];
+      specs[3].capacity = std::vector<int64_t>{1000, 400, 2500}[uniform(0, 2)];
+    }
     int action = static_cast<int>(uniform(0, 19));
     if (action < 12) {
       std::vector<Charge> charges;
@@ -185,8 +216,9 @@ TEST_F(RedisStoreTest, SameResultsAsMemoryStore) {
         charges.push_back({spec, amount});
       }
       if (charges.empty()) continue;
-      AdmitResult m = Admit(memory, "a", charges, now);
-      AdmitResult r = Admit(*redis, "a", charges, now);
+      const AdmitRequest request = Req("a", charges, now, 10 * kMinute);
+      AdmitResult m = memory.AdmitNow(request);
+      AdmitResult r = RunAwaitable(redis->Admit(request));
       ASSERT_EQ(r.status, StoreStatus::kOk);
       ASSERT_EQ(m.admitted, r.admitted);
       ASSERT_EQ(r.now_micros, now);
@@ -199,7 +231,7 @@ TEST_F(RedisStoreTest, SameResultsAsMemoryStore) {
       }
       if (r.admitted) {
         ++admitted;
-        Outstanding o{charges, {}, m.lease, r.lease};
+        Outstanding o{charges, {}, request.id};
         for (const BucketState& s : r.states) o.stamps.push_back(s.level.stamp);
         outstanding.push_back(std::move(o));
       } else {
@@ -209,19 +241,16 @@ TEST_F(RedisStoreTest, SameResultsAsMemoryStore) {
       size_t pick = static_cast<size_t>(uniform(0, static_cast<int64_t>(outstanding.size()) - 1));
       Outstanding o = std::move(outstanding[pick]);
       outstanding.erase(outstanding.begin() + static_cast<std::ptrdiff_t>(pick));
-      std::vector<Settlement> for_memory, for_redis;
+      std::vector<Settlement> settlements;
       for (size_t i = 0; i < o.charges.size(); ++i) {
         const Charge& c = o.charges[i];
         if (c.bucket.ref.kind == LimitKind::kRequests) continue;
-        Settlement s{c.bucket, uniform(-c.amount, c.amount / 2 + 3), o.stamps[i], 0};
+        Settlement s{c.bucket, uniform(-c.amount, c.amount / 2 + 3), o.stamps[i]};
         if (c.bucket.ref.kind == LimitKind::kConcurrent) s.delta = 0;
-        s.lease = o.memory_lease;
-        for_memory.push_back(s);
-        s.lease = o.redis_lease;
-        for_redis.push_back(s);
+        settlements.push_back(s);
       }
-      ASSERT_EQ(memory.SettleNow({"a", AsSpan(for_memory), now}), StoreStatus::kOk);
-      ASSERT_EQ(RunAwaitable(redis->Settle({"a", AsSpan(for_redis), now})), StoreStatus::kOk);
+      ASSERT_EQ(memory.SettleNow(Set("a", settlements, now, o.id)), StoreStatus::kOk);
+      ASSERT_EQ(Settle(*redis, "a", settlements, now, o.id), StoreStatus::kOk);
       ++settled;
     } else if (action == 19) {
       ASSERT_EQ(memory.ResetNow({"a", AsSpan(specs), now}), StoreStatus::kOk);
@@ -246,7 +275,7 @@ TEST_F(RedisStoreTest, KeysOfAShardShareOneHashTag) {
   ASSERT_TRUE(Admit(*store, "ten{ant", charges, kT0).admitted);
   testing::TestReply keys = server_->Command({"KEYS", "*"});
   ASSERT_TRUE(keys);
-  ASSERT_EQ(keys->elements, 3u);  // two buckets and the admission's marker
+  ASSERT_EQ(keys->elements, 3u);  // two buckets and the admission's record
   for (size_t i = 0; i < keys->elements; ++i) {
     std::string key(keys->element[i]->str, keys->element[i]->len);
     EXPECT_EQ(key.rfind("trl-test:{ten%7Bant}:", 0), 0u) << key;
@@ -276,9 +305,8 @@ TEST_F(RedisStoreTest, NoScriptAfterScriptFlushIsNeverAFailedDecision) {
   ASSERT_EQ(second.status, StoreStatus::kOk);
   EXPECT_EQ(second.states[0].level.level, 98);
   ASSERT_EQ(server_->CommandText({"SCRIPT", "FLUSH"}), "OK");
-  std::vector<Settlement> settle = {{charges[0].bucket, -1, kT0, 0},
-                                    {charges[1].bucket, 0, 0, second.lease}};
-  EXPECT_EQ(RunAwaitable(store->Settle({"a", AsSpan(settle), kT0})), StoreStatus::kOk);
+  std::vector<Settlement> settle = {{charges[0].bucket, -1, kT0}, {charges[1].bucket, 0, 0}};
+  EXPECT_EQ(Settle(*store, "a", settle, kT0, last_id_), StoreStatus::kOk);
   ASSERT_EQ(server_->CommandText({"SCRIPT", "FLUSH"}), "OK");
   std::vector<BucketSpec> specs = {charges[0].bucket, charges[1].bucket};
   ReadResult read = Read(*store, "a", specs, kT0);
@@ -288,12 +316,19 @@ TEST_F(RedisStoreTest, NoScriptAfterScriptFlushIsNeverAFailedDecision) {
   EXPECT_EQ(store->Client().Stats().noscript, 3u);
 }
 
-// The batch script sent twice with the same marker (its reply was lost with the connection):
-// the second run applies the settlement and charges the admission it applied for nothing,
-// answers "admitted" for it, and judges the one it refused afresh. The settlement (a refund of
-// 2 tokens of an earlier admission) comes first; then both admissions, judged in order: the
-// first takes 7 of the 10 tokens and the concurrency slot, so the second (3 tokens and a slot)
-// is refused for the slot alone.
+// A record's name as the script makes it: the prefix and the id's 8 bytes.
+std::string RecordKey(std::string_view prefix, uint64_t id) {
+  std::string key(prefix);
+  redis::PutInt(key, static_cast<int64_t>(id), 8);
+  return key;
+}
+
+// The batch script sent twice (its reply was lost with the connection): the second run applies
+// the settlement no more (its record is gone), does not charge the admission it applied (its
+// record is there: answered "admitted", marked a replay), and judges the one it refused afresh.
+// The settlement (a refund of 2 tokens of admission 5) comes first; then both admissions, judged
+// in order: the first takes 7 of the 10 tokens and the concurrency slot, so the second (3 tokens
+// and a slot) is refused for the slot alone.
 TEST_F(RedisStoreTest, BatchScriptReplayChargesOnce) {
   // Specs of p:t (10 tokens a minute) and p:c (one slot).
   std::string specs = "t";
@@ -304,26 +339,30 @@ TEST_F(RedisStoreTest, BatchScriptReplayChargesOnce) {
   specs += '\0';
   redis::PutInt(specs, 1, 8);
   redis::PutInt(specs, 0, 8);
+  auto head = [](std::string& out, int64_t id, int flag, int count) {
+    redis::PutInt(out, id, 8);
+    redis::PutInt(out, kMinute, 8);  // lease TTL
+    redis::PutInt(out, flag, 1);
+    redis::PutInt(out, count, 2);
+  };
   std::string settlements;
+  head(settlements, 5, 0, 1);
   redis::PutInt(settlements, 2, 2);  // p:t
   redis::PutInt(settlements, -2, 8);
-  redis::PutInt(settlements, kT0, 8);
-  redis::PutInt(settlements, 0, 8);
   std::string admissions;
-  for (auto [lease, tokens] : {std::pair{7, 7}, std::pair{9, 3}}) {
-    redis::PutInt(admissions, lease, 8);
-    redis::PutInt(admissions, kMinute, 8);  // lease TTL
-    redis::PutInt(admissions, 2, 2);        // charges
-    redis::PutInt(admissions, 2, 2);        // p:t
+  for (auto [id, tokens] : {std::pair{7, 7}, std::pair{9, 3}}) {
+    head(admissions, id, 1, 2);
+    redis::PutInt(admissions, 2, 2);  // p:t
     redis::PutInt(admissions, tokens, 8);
     redis::PutInt(admissions, 3, 2);  // p:c
     redis::PutInt(admissions, 1, 8);
   }
-  // Before: 8 tokens left (so the refund brings the bucket back to 10).
+  // Before: 8 tokens left (so the refund brings the bucket back to 10), admission 5's record.
   const std::string now = std::to_string(kT0);
-  ASSERT_EQ(server_->CommandText({"SET", "p:t", "8 0 " + now}), "OK");
+  ASSERT_EQ(server_->CommandText({"SET", "p:t", "8 0 " + now + " 10"}), "OK");
+  ASSERT_EQ(server_->CommandText({"SET", RecordKey("p:r:", 5), now}), "OK");
   auto batch = [&] {
-    return server_->Command({"EVAL", redis::kBatchScript, "3", "p:op:7", "p:t", "p:c", now, "1000",
+    return server_->Command({"EVAL", redis::kBatchScript, "3", "p:r:", "p:t", "p:c", now, "1000",
                              "0", specs, settlements, admissions});
   };
   for (int run = 0; run < 2; ++run) {
@@ -334,9 +373,10 @@ TEST_F(RedisStoreTest, BatchScriptReplayChargesOnce) {
     redis::PackedReader now(reply.substr(0, 8));
     EXPECT_EQ(now.Int(8), kT0);
     // Admitted, then refused (the 3 tokens would fit, the slot does not); on the retry the
-    // first try's flags follow: the first admission is not judged or charged again.
-    EXPECT_EQ(reply.substr(8, run == 0 ? 2 : 4), run == 0 ? "10" : "1010") << run;
-    redis::PackedReader in(reply.substr(run == 0 ? 10 : 12));
+    // first is a replay, not judged or charged again.
+    EXPECT_EQ(reply.substr(8, 2), "10") << run;
+    EXPECT_EQ(reply.substr(10, 2), run == 0 ? "00" : "10") << run;
+    redis::PackedReader in(reply.substr(12));
     EXPECT_EQ(in.Int(8), run == 0 ? 10 : 3) << run;  // p:t before the admissions: 8 + 2, then 3
     EXPECT_EQ(in.Int(8), 0) << run;                  // no fraction left over
     EXPECT_EQ(in.Int(8), kT0) << run;                // its stamp
@@ -345,12 +385,55 @@ TEST_F(RedisStoreTest, BatchScriptReplayChargesOnce) {
     EXPECT_EQ(in.Int(8), 0) << run;
     EXPECT_TRUE(in.AtEnd()) << run;
   }
-  EXPECT_EQ(server_->CommandText({"GET", "p:t"}).substr(0, 2), "3 ");
+  EXPECT_EQ(server_->CommandText({"GET", "p:t"}), "3 0 " + now + " 10");
   EXPECT_EQ(server_->Command({"ZCARD", "p:c"})->integer, 1);
   std::string lease7;
   redis::PutInt(lease7, 7, 8);
   EXPECT_EQ(server_->Command({"ZSCORE", "p:c", lease7})->type, REDIS_REPLY_STRING);
-  EXPECT_EQ(server_->CommandText({"GET", "p:op:7"}), "10");
+  EXPECT_EQ(server_->CommandText({"GET", RecordKey("p:r:", 7)}), now);
+  EXPECT_EQ(server_->Command({"EXISTS", RecordKey("p:r:", 9)})->integer, 0);  // refused
+  EXPECT_EQ(server_->Command({"EXISTS", RecordKey("p:r:", 5)})->integer, 0);  // settled
+  EXPECT_GT(server_->Command({"PTTL", RecordKey("p:r:", 7)})->integer, 0);
+}
+
+// A settlement for an admission whose reply was lost: when the admission was applied, its
+// charge is replaced by the real cost once, however often the settlement is sent; when it was
+// not, a tombstone keeps a late copy of it (still in flight on a dead connection) from applying.
+TEST_F(RedisStoreTest, ASettlementAppliesOnceAndKeepsALateAdmissionOut) {
+  auto store = MakeStore(Options({server_->Url()}));
+  const BucketSpec tokens = Tokens("a", 100, kMinute);
+  const BucketSpec slots = Slots("a", 1);
+  std::vector<Charge> charges = {{tokens, 30}, {slots, 1}};
+  ASSERT_TRUE(Admit(*store, "a", charges, kT0).admitted);
+  const uint64_t applied = last_id_;
+  std::vector<Settlement> cost = {{tokens, -20, kT0}, {slots, 0, 0}};  // it cost 10
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(RunAwaitable(store->Settle(Set("a", cost, kT0, applied, /*unknown=*/true))),
+              StoreStatus::kOk);
+  }
+  ReadResult read = Read(*store, "a", {tokens, slots}, kT0);
+  EXPECT_EQ(read.states[0].level.level, 90);
+  EXPECT_EQ(read.states[1].in_use, 0);
+
+  // Never applied: the settlement (cost 0) leaves a tombstone, and the admission arriving late
+  // is not charged.
+  AdmitRequest late = Req("a", charges, kT0);
+  std::vector<Settlement> nothing = {{tokens, -30, kT0}, {slots, 0, 0}};
+  EXPECT_EQ(RunAwaitable(store->Settle(Set("a", nothing, kT0, late.id, /*unknown=*/true))),
+            StoreStatus::kOk);
+  AdmitResult r = RunAwaitable(store->Admit(late));
+  EXPECT_EQ(r.status, StoreStatus::kError);  // its caller gave it up long ago
+  read = Read(*store, "a", {tokens, slots}, kT0);
+  EXPECT_EQ(read.states[0].level.level, 90);
+  EXPECT_EQ(read.states[1].in_use, 0);
+  EXPECT_EQ(server_->CommandText({"GET", RecordKey(store->ShardPrefix("a") + "r:", late.id)}),
+            "x");
+  // A settlement whose admission's outcome was known leaves no tombstone.
+  AdmitRequest refused = Req("a", {{tokens, 1000}}, kT0);
+  EXPECT_EQ(RunAwaitable(store->Settle(Set("a", nothing, kT0, refused.id))), StoreStatus::kOk);
+  EXPECT_EQ(
+      server_->Command({"EXISTS", RecordKey(store->ShardPrefix("a") + "r:", refused.id)})->integer,
+      0);
 }
 
 // Concurrent admissions of one shard share script calls, and each is judged exactly as alone:
@@ -363,8 +446,9 @@ TEST_F(RedisStoreTest, ConcurrentCallsOfOneShardAreBatchedExactly) {
   ASSERT_EQ(Admit(*store, "a", {{bucket, 0}}, kT0).status, StoreStatus::kOk);  // connected
   ASSERT_EQ(server_->CommandText({"CONFIG", "RESETSTAT"}), "OK");
   constexpr int kCallers = 64;
+  std::vector<uint64_t> ids;
   const std::vector<AdmitResult> results =
-      AdmitTogether(*store, {{bucket, 3}, {slots, 1}}, kCallers);
+      AdmitTogether(*store, {{bucket, 3}, {slots, 1}}, kCallers, &ids);
   int admitted = 0;
   std::multiset<std::pair<int64_t, int64_t>> states;  // after each admission: tokens, slots
   for (const AdmitResult& r : results) {
@@ -390,7 +474,11 @@ TEST_F(RedisStoreTest, ConcurrentCallsOfOneShardAreBatchedExactly) {
 
   // Then the 33 refunds of 1 and 31 new admissions of 1, all at once, sharing calls: the
   // refunds go before the admissions (which need them: the bucket has 1 token left).
-  std::vector<Settlement> refund = {{bucket, -1, results[0].states[0].level.stamp, 0}};
+  std::vector<Settlement> refund = {{bucket, -1, results[0].states[0].level.stamp}};
+  std::vector<uint64_t> admitted_ids;
+  for (int i = 0; i < kCallers; ++i) {
+    if (results[i].admitted) admitted_ids.push_back(ids[i]);
+  }
   std::vector<Charge> one = {{bucket, 1}};
   int settled = 0, admitted_after = 0;
   boost::asio::io_context io;
@@ -399,10 +487,10 @@ TEST_F(RedisStoreTest, ConcurrentCallsOfOneShardAreBatchedExactly) {
         io,
         [&, i]() -> boost::asio::awaitable<void> {
           if (i < admitted) {
-            StoreStatus status = co_await store->Settle({"a", AsSpan(refund), kT0});
+            StoreStatus status = co_await store->Settle(Set("a", refund, kT0, admitted_ids[i]));
             settled += status == StoreStatus::kOk ? 1 : 0;
           } else {
-            AdmitResult r = co_await store->Admit({"a", AsSpan(one), "r", kT0, kMinute});
+            AdmitResult r = co_await store->Admit(Req("a", one, kT0));
             admitted_after += r.status == StoreStatus::kOk && r.admitted ? 1 : 0;
           }
         },
@@ -472,9 +560,10 @@ TEST_F(RedisStoreTest, AdmissionsJudgedAtOnceAreChargedOnceOnARetry) {
   redis::PutInt(specs, 10, 8);
   redis::PutInt(specs, kMinute, 8);
   std::string admissions;
-  for (int lease : {7, 9}) {
-    redis::PutInt(admissions, lease, 8);
+  for (int id : {7, 9}) {
+    redis::PutInt(admissions, id, 8);
     redis::PutInt(admissions, kMinute, 8);  // lease TTL
+    redis::PutInt(admissions, 0, 1);        // no settlement follows: a short record
     redis::PutInt(admissions, 1, 2);        // charges
     redis::PutInt(admissions, 2, 2);        // p:t
     redis::PutInt(admissions, 2, 8);
@@ -484,18 +573,21 @@ TEST_F(RedisStoreTest, AdmissionsJudgedAtOnceAreChargedOnceOnARetry) {
   redis::PutInt(all_at_once, 4, 8);  // p:t's total
   const std::string now = std::to_string(kT0);
   for (int run = 0; run < 2; ++run) {
-    testing::TestReply r = server_->Command({"EVAL", redis::kBatchScript, "2", "p:op:7", "p:t", now,
+    testing::TestReply r = server_->Command({"EVAL", redis::kBatchScript, "2", "p:r:", "p:t", now,
                                              "1000", "0", specs, "", admissions, all_at_once});
     ASSERT_TRUE(r);
     ASSERT_EQ(r->type, REDIS_REPLY_STRING) << redis::ReplyText(*r);
     const std::string_view reply = redis::ReplyText(*r);
-    EXPECT_EQ(reply.substr(8, run == 0 ? 2 : 4), run == 0 ? "11" : "1111") << run;
-    redis::PackedReader in(reply.substr(run == 0 ? 10 : 12));
+    EXPECT_EQ(reply.substr(8, 4), run == 0 ? "1100" : "1111") << run;
+    redis::PackedReader in(reply.substr(12));
     // p:t before the admissions (the 4 would fit again: the retry must not charge them).
     EXPECT_EQ(in.Int(8), run == 0 ? 10 : 6) << run;
   }
-  EXPECT_EQ(server_->CommandText({"GET", "p:t"}), "6 0 " + now);
-  EXPECT_EQ(server_->CommandText({"GET", "p:op:7"}), "11");
+  EXPECT_EQ(server_->CommandText({"GET", "p:t"}), "6 0 " + now + " 10");
+  EXPECT_EQ(server_->CommandText({"GET", RecordKey("p:r:", 7)}), now);
+  const int64_t ttl = server_->Command({"PTTL", RecordKey("p:r:", 7)})->integer;
+  EXPECT_GT(ttl, 0);
+  EXPECT_LE(ttl, 1000);
 }
 
 // Counts the outcomes reported to a detached settlement's completion.
@@ -511,38 +603,41 @@ class CountingCompletion final : public SettleCompletion {
 TEST_F(RedisStoreTest, DetachedSettlementsGoInTheShardsNextBatch) {
   auto store = MakeStore(Options({server_->Url()}));
   const BucketSpec bucket = Tokens("a", 100, kDay, true);
-  AdmitResult first = Admit(*store, "a", {{bucket, 10}}, kT0);
-  ASSERT_EQ(first.status, StoreStatus::kOk);
-  ASSERT_TRUE(first.admitted);
+  uint64_t ids[3];
+  int64_t stamp = 0;
+  for (uint64_t& id : ids) {
+    AdmitResult r = Admit(*store, "a", {{bucket, 10}}, kT0);
+    ASSERT_TRUE(r.admitted);
+    id = last_id_;
+    stamp = r.states[0].level.stamp;
+  }
   ASSERT_EQ(server_->CommandText({"CONFIG", "RESETSTAT"}), "OK");
-  std::vector<Settlement> refund = {{bucket, -4, first.states[0].level.stamp, 0}};
-  const SettleRequest request{"a", AsSpan(refund), kT0};
+  std::vector<Settlement> refund = {{bucket, -4, stamp}};
+  const SettleRequest requests[3] = {Set("a", refund, kT0, ids[0]), Set("a", refund, kT0, ids[1]),
+                                     Set("a", refund, kT0, ids[2])};
   CountingCompletion lone, queued;
   boost::asio::io_context io;
-  boost::asio::post(io, [&] { store->SettleDetached(request, io.get_executor(), lone); });
+  boost::asio::post(io, [&] { store->SettleDetached(requests[0], io.get_executor(), lone); });
   io.run();
   EXPECT_EQ(lone.ok, 1);
-  EXPECT_EQ(EvalshaCalls(), 1);  // 94 left
+  EXPECT_EQ(EvalshaCalls(), 1);  // 74 left
 
-  // The first admission takes all 94 and is in flight while the two refunds and the second
+  // The first admission takes all 74 and is in flight while the two refunds and the second
   // admission queue: the second admission fits only if the refunds go before it.
-  std::vector<Charge> all = {{bucket, 94}}, eight = {{bucket, 8}};
+  std::vector<Charge> all = {{bucket, 74}}, eight = {{bucket, 8}};
   AdmitResult lead, after;
   io.restart();
   boost::asio::co_spawn(
-      io, [&]() -> boost::asio::awaitable<void> {
-        lead = co_await store->Admit({"a", AsSpan(all), "r", kT0, kMinute});
-      },
+      io, [&]() -> boost::asio::awaitable<void> { lead = co_await store->Admit(Req("a", all, kT0)); },
       boost::asio::detached);
   boost::asio::post(io, [&] {
-    store->SettleDetached(request, io.get_executor(), queued);
-    store->SettleDetached(request, io.get_executor(), queued);
+    store->SettleDetached(requests[1], io.get_executor(), queued);
+    store->SettleDetached(requests[2], io.get_executor(), queued);
     EXPECT_EQ(queued.ok + queued.error, 0);  // in the queue, not done
   });
   boost::asio::co_spawn(
-      io, [&]() -> boost::asio::awaitable<void> {
-        after = co_await store->Admit({"a", AsSpan(eight), "r", kT0, kMinute});
-      },
+      io,
+      [&]() -> boost::asio::awaitable<void> { after = co_await store->Admit(Req("a", eight, kT0)); },
       boost::asio::detached);
   io.run();
   EXPECT_TRUE(lead.admitted);
@@ -559,33 +654,42 @@ TEST_F(RedisStoreTest, DetachedSettlementsGoInTheShardsNextBatch) {
   server_->Kill();
   CountingCompletion failed;
   io.restart();
-  boost::asio::post(io, [&] { failing->SettleDetached(request, io.get_executor(), failed); });
+  boost::asio::post(io, [&] { failing->SettleDetached(requests[0], io.get_executor(), failed); });
   io.run();
   EXPECT_EQ(failed.ok, 0);
   EXPECT_EQ(failed.error, 1);
 }
 
-// The token settlements of a batch go as one record per bucket and kind: its extra charges
-// first (whatever their window), then its refunds, a calendar bucket's by window (a refund for
-// a window that has ended is dropped). The bucket ends as they would leave it one by one in that
-// order, capped at its capacity.
+// The settlements of a batch are applied one by one, in the order they came, each once (its
+// admission's record): a bucket ends as they would leave it one after the other, capped at its
+// capacity; a refund for a calendar window that has ended gives back only the debt it carried.
 TEST_F(RedisStoreTest, SettlementsOfABatchEndAsAppliedOneByOne) {
   auto store = MakeStore(Options({server_->Url()}));
   const BucketSpec day = Tokens("a", 100, kDay, true);
   const BucketSpec minute = Tokens("a", 1000, kMinute);
-  AdmitResult first = Admit(*store, "a", {{day, 10}, {minute, 10}}, kT0);
-  ASSERT_TRUE(first.admitted);
-  const int64_t window = first.states[0].level.stamp;
+  std::vector<Charge> ten = {{day, 10}, {minute, 10}};
+  // Yesterday's admission, and four of today's: day 100 - 40 = 60, minute 1000 - 40 = 960.
+  ASSERT_TRUE(Admit(*store, "a", ten, kT0 - kDay).admitted);
+  const uint64_t yesterday = last_id_;
+  uint64_t today[4];
+  int64_t window = 0;
+  for (uint64_t& id : today) {
+    AdmitResult r = Admit(*store, "a", ten, kT0);
+    ASSERT_TRUE(r.admitted);
+    id = last_id_;
+    window = r.states[0].level.stamp;
+  }
   ASSERT_EQ(server_->CommandText({"CONFIG", "RESETSTAT"}), "OK");
 
-  // A lead admission of 50 is in flight (40 and 940 left) while the settlements queue.
+  // A lead admission of 50 is in flight (10 and 910 left) while the settlements queue.
   const std::vector<std::vector<Settlement>> settlements = {
-      {{day, -20, window, 0}, {minute, -40, 0, 0}},
-      {{day, 30, window - kDay, 0}, {minute, 30, 0, 0}},    // an extra charge: applies anyway
-      {{day, -25, window - kDay, 0}, {minute, -25, 0, 0}},  // a refund for an ended window
-      {{day, -45, window, 0}, {minute, 0, 0, 0}},
-      {{day, 0, window, 0}, {minute, -45, 0, 0}},
+      {{day, -5, window}, {minute, -5, 0}},                // 15, 915
+      {{day, 30, window}, {minute, 30, 0}},                // -15, 885
+      {{day, -8, window - kDay}, {minute, -8, 0}},         // an ended window, no debt: -15, 893
+      {{day, -30, window}, {minute, 0, 0}},                // 15, 893
+      {{day, 0, window}, {minute, -200, 0}},               // 15, 1000 (capped)
   };
+  const uint64_t owners[5] = {today[0], today[1], yesterday, today[2], today[3]};
   std::vector<Charge> lead_charges = {{day, 50}, {minute, 50}}, one = {{day, 1}, {minute, 1}};
   AdmitResult lead, after;
   CountingCompletion settled;
@@ -593,32 +697,30 @@ TEST_F(RedisStoreTest, SettlementsOfABatchEndAsAppliedOneByOne) {
   boost::asio::co_spawn(
       io,
       [&]() -> boost::asio::awaitable<void> {
-        lead = co_await store->Admit({"a", AsSpan(lead_charges), "r", kT0, kMinute});
+        lead = co_await store->Admit(Req("a", lead_charges, kT0));
       },
       boost::asio::detached);
   std::vector<SettleRequest> requests;
-  for (const auto& s : settlements) requests.push_back({"a", AsSpan(s), kT0});
+  for (size_t i = 0; i < settlements.size(); ++i) {
+    requests.push_back(Set("a", settlements[i], kT0, owners[i]));
+  }
   boost::asio::post(io, [&] {
     for (const SettleRequest& r : requests) store->SettleDetached(r, io.get_executor(), settled);
   });
   boost::asio::co_spawn(
       io,
-      [&]() -> boost::asio::awaitable<void> {
-        after = co_await store->Admit({"a", AsSpan(one), "r", kT0, kMinute});
-      },
+      [&]() -> boost::asio::awaitable<void> { after = co_await store->Admit(Req("a", one, kT0)); },
       boost::asio::detached);
   io.run();
   ASSERT_TRUE(lead.admitted);
   EXPECT_EQ(settled.ok, 5);
   EXPECT_EQ(EvalshaCalls(), 2);  // the lead, then the settlements and `after` together
   ASSERT_TRUE(after.admitted);
-  // day: 40 - 30, then + 20 + 45 = 75 (the ended window's 25 dropped), then `after`'s 1.
-  EXPECT_EQ(after.states[0].level.level, 74);
-  // minute: 940 - 30, then + 40 + 25 + 45 = 1020, capped at 1000; then `after`'s 1.
+  EXPECT_EQ(after.states[0].level.level, 14);
   EXPECT_EQ(after.states[1].level.level, 999);
   ReadResult read = Read(*store, "a", {day, minute}, kT0);
   ASSERT_EQ(read.status, StoreStatus::kOk);
-  EXPECT_EQ(read.states[0].level.level, 74);
+  EXPECT_EQ(read.states[0].level.level, 14);
   EXPECT_EQ(read.states[1].level.level, 999);
 }
 
@@ -631,19 +733,17 @@ TEST_F(RedisStoreTest, AnAdmissionGoesBesideASettlementInFlight) {
   const BucketSpec bucket = Tokens("a", 10, kDay, true);
   AdmitResult first = Admit(*store, "a", {{bucket, 10}}, kT0);
   ASSERT_TRUE(first.admitted);  // none left
-  std::vector<Settlement> refund = {{bucket, -10, first.states[0].level.stamp, 0}};
-  const SettleRequest request{"a", AsSpan(refund), kT0};
+  std::vector<Settlement> refund = {{bucket, -10, first.states[0].level.stamp}};
+  const SettleRequest request = Set("a", refund, kT0, last_id_);
   std::vector<Charge> all = {{bucket, 10}};
+  const AdmitRequest again = Req("a", all, kT0);
   CountingCompletion settled;
   AdmitResult after;
   server_->Pause();
   boost::asio::io_context io;
   boost::asio::post(io, [&] { store->SettleDetached(request, io.get_executor(), settled); });
   boost::asio::co_spawn(
-      io,
-      [&]() -> boost::asio::awaitable<void> {
-        after = co_await store->Admit({"a", AsSpan(all), "r", kT0, kMinute});
-      },
+      io, [&]() -> boost::asio::awaitable<void> { after = co_await store->Admit(again); },
       boost::asio::detached);
   std::thread caller([&] { io.run(); });
   bool both_in_flight = false;
@@ -716,7 +816,7 @@ TEST_F(RedisStoreTest, LanesOnIoThreadsKeepOneExactQueuePerShard) {
   // A lone call from each thread: each goes on its own thread's connection, so two of the
   // three connections (the first lane's has sent no script call) last ran EVALSHA.
   for (size_t i = 0; i < 2; ++i) {
-    AdmitResult r = io.Run(i, store->Admit({"a", AsSpan(none), "r", kT0, kMinute}));
+    AdmitResult r = io.Run(i, store->Admit(Req("a", none, kT0)));
     ASSERT_EQ(r.status, StoreStatus::kOk);
   }
   std::istringstream clients(server_->CommandText({"CLIENT", "LIST"}));
@@ -730,6 +830,8 @@ TEST_F(RedisStoreTest, LanesOnIoThreadsKeepOneExactQueuePerShard) {
   constexpr int kCallers = 64;
   std::vector<Charge> three = {{bucket, 3}}, one = {{bucket, 1}};
   std::atomic<int> admitted{0}, settled{0}, admitted_after{0}, failed{0};
+  std::mutex ids_mu;
+  std::vector<uint64_t> admitted_ids;
   auto all = [&](auto call) {
     std::atomic<int> left{kCallers};
     std::promise<void> done;
@@ -745,23 +847,30 @@ TEST_F(RedisStoreTest, LanesOnIoThreadsKeepOneExactQueuePerShard) {
     done.get_future().wait();
   };
   all([&](int) -> boost::asio::awaitable<void> {
-    AdmitResult r = co_await store->Admit({"a", AsSpan(three), "r", kT0, kMinute});
+    const AdmitRequest request = Req("a", three, kT0);
+    AdmitResult r = co_await store->Admit(request);
     failed += r.status == StoreStatus::kOk ? 0 : 1;
     admitted += r.admitted ? 1 : 0;
+    if (r.admitted) {
+      std::lock_guard lock(ids_mu);
+      admitted_ids.push_back(request.id);
+    }
   });
   EXPECT_EQ(failed, 0);
   EXPECT_EQ(admitted, 33);
-  std::vector<Settlement> refund = {{bucket, -1, 0, 0}};
+  std::vector<Settlement> refund = {{bucket, -1, 0}};
   refund[0].admitted_stamp =
       RunAwaitable(store->Read({"a", AsSpan(std::vector<BucketSpec>{bucket}), kT0}))
           .states[0]
           .level.stamp;
   all([&](int i) -> boost::asio::awaitable<void> {
     if (i < 33) {
-      StoreStatus status = co_await store->Settle({"a", AsSpan(refund), kT0});
+      const SettleRequest request = Set("a", refund, kT0, admitted_ids[i]);
+      StoreStatus status = co_await store->Settle(request);
       settled += status == StoreStatus::kOk ? 1 : 0;
     } else {
-      AdmitResult r = co_await store->Admit({"a", AsSpan(one), "r", kT0, kMinute});
+      const AdmitRequest request = Req("a", one, kT0);
+      AdmitResult r = co_await store->Admit(request);
       failed += r.status == StoreStatus::kOk ? 0 : 1;
       admitted_after += r.admitted ? 1 : 0;
     }
@@ -776,7 +885,7 @@ TEST_F(RedisStoreTest, LanesOnIoThreadsKeepOneExactQueuePerShard) {
 
   // Shutdown while the threads run: calls made after it fail at once, on their own threads.
   store->Shutdown();
-  AdmitResult after = io.Run(1, store->Admit({"a", AsSpan(one), "r", kT0, kMinute}));
+  AdmitResult after = io.Run(1, store->Admit(Req("a", one, kT0)));
   EXPECT_EQ(after.status, StoreStatus::kError);
 }
 
@@ -793,14 +902,16 @@ TEST_F(RedisStoreTest, AnAdmissionRightAfterASettlementOnItsThreadSeesTheRefund)
   ASSERT_TRUE(store) << error;
   const BucketSpec bucket = Tokens("a", 10, kDay, true);
   std::vector<Charge> all = {{bucket, 10}};
-  AdmitResult first = io.Run(0, store->Admit({"a", AsSpan(all), "r", kT0, kMinute}));
+  const AdmitRequest first_request = Req("a", all, kT0);
+  AdmitResult first = io.Run(0, store->Admit(first_request));
   ASSERT_TRUE(first.admitted);  // none left
-  std::vector<Settlement> refund = {{bucket, -10, first.states[0].level.stamp, 0}};
-  const SettleRequest request{"a", AsSpan(refund), kT0};
+  std::vector<Settlement> refund = {{bucket, -10, first.states[0].level.stamp}};
+  const SettleRequest request = Set("a", refund, kT0, first_request.id);
+  const AdmitRequest again = Req("a", all, kT0);
   CountingCompletion settled;
   AdmitResult after = io.Run(0, [&]() -> boost::asio::awaitable<AdmitResult> {
     store->SettleDetached(request, co_await boost::asio::this_coro::executor, settled);
-    co_return co_await store->Admit({"a", AsSpan(all), "r", kT0, kMinute});
+    co_return co_await store->Admit(again);
   }());
   EXPECT_EQ(settled.ok, 1);
   ASSERT_EQ(after.status, StoreStatus::kOk);
@@ -821,8 +932,8 @@ TEST_F(RedisStoreTest, ShardsAreBatchedApart) {
     boost::asio::co_spawn(
         io,
         [&, first]() -> boost::asio::awaitable<void> {
-          AdmitResult r = co_await store->Admit(
-              {first ? "a" : "b", AsSpan(first ? on_a : on_b), "r", kT0, kMinute});
+          const AdmitRequest request = first ? Req("a", on_a, kT0) : Req("b", on_b, kT0);
+          AdmitResult r = co_await store->Admit(request);
           if (r.admitted) ++(first ? admitted_a : admitted_b);
         },
         boost::asio::detached);
@@ -851,7 +962,8 @@ TEST_F(RedisStoreTest, ClientKillMidLoadLosesNoDecisionAndChargesOnce) {
         [&]() -> boost::asio::awaitable<void> {
           std::vector<Charge> charges = {{bucket, 3}};
           for (int i = 0; i < kPerWorker; ++i) {
-            AdmitResult r = co_await store->Admit({"a", AsSpan(charges), "r", kT0, kMinute});
+            const AdmitRequest request = Req("a", charges, kT0);
+            AdmitResult r = co_await store->Admit(request);
             if (r.status != StoreStatus::kOk) ++failed;
             if (r.admitted) ++admitted;
             int n = ++done;
@@ -979,7 +1091,8 @@ TEST(RedisClusterStoreTest, SlotMigrationUnderLoadFailsNoDecision) {
           const size_t b = static_cast<size_t>(w) % buckets.size();
           std::vector<Charge> charges = {{buckets[b], 1}};
           for (int i = 0; i < kPerWorker || !migrated.load(); ++i) {
-            AdmitResult r = co_await store->Admit({shards[b], AsSpan(charges), "r", kT0, kMinute});
+            const AdmitRequest request = Req(shards[b], charges, kT0);
+            AdmitResult r = co_await store->Admit(request);
             if (r.status != StoreStatus::kOk || !r.admitted) ++failed;
             if (++done == kWorkers * kPerWorker / 3) migrate = true;
           }

@@ -4,7 +4,8 @@
 // back (empty: nothing persisted) decisions resume by themselves; scripts flushed and
 // connections killed under load fail no decision; a token budget shared by three instances holds
 // its bound over 30 s of saturating load (single Redis and Cluster); the concurrency slots of a
-// SIGKILLed instance come back once store.concurrency_lease_ttl has passed.
+// SIGKILLed instance come back once their request deadline plus store.concurrency_lease_ttl has
+// passed.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
@@ -322,16 +323,17 @@ describe('redis store', () => {
     await sharedBudgetRun(t, await startRedisCluster({ name: 'redis-sat-cluster' }), 'gw-csat');
   });
 
-  test('a SIGKILLed instance\'s concurrency slots come back after store.concurrency_lease_ttl',
-       async () => {
+  test('a SIGKILLed instance\'s concurrency slots come back after the request deadline ' +
+       '(models[].request_timeout) plus store.concurrency_lease_ttl', async () => {
     const redis = await startRedis();
-    // 2 tokens a second of 16: a stream runs ~8 s, far past the 2 s lease.
+    // 2 tokens a second of 16: a stream runs ~8 s, far past its 3 s lease (2 s + 1 s).
     const slow = await startMock({ name: 'mock-lease-slow', models: ['slowm'], tokensPerSecond: 2 });
     const cfg = {
       server: { threads: 2 },
       store: { backend: 'redis', redis: { url: redis.url, timeout: '1s' }, on_store_error: 'deny',
-               concurrency_lease_ttl: '2s' },
-      models: [{ name: 'm', backends: [mock.url] }, { name: 'slowm', backends: [slow.url] }],
+               concurrency_lease_ttl: '1s' },
+      models: [{ name: 'm', backends: [mock.url] },
+               { name: 'slowm', backends: [slow.url], request_timeout: '2s' }],
       api_keys: [{ name: 'conc', key: 'sk-conc', limits: [{ concurrent: 2 }] }],
     };
     const a = await startGateway(cfg, { name: 'gw-lease-a' });
