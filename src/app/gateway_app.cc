@@ -44,6 +44,8 @@ constexpr auto kBudgetFlushInterval = 1s;
 // Another instance's key change (a revoke above all) takes effect here within this.
 constexpr auto kKeySyncInterval = 250ms;
 constexpr auto kRetentionInterval = 1h;
+// After the shutdown grace, how long the requests cut then have to settle and be recorded.
+constexpr auto kCutGrace = 5s;
 // Admin-path Redis calls (keys, usage) move more data than a limiter call.
 constexpr auto kAdminRedisTimeout = 2000ms;
 
@@ -374,16 +376,28 @@ int RunGateway(const AppOptions& options) {
   asio::signal_set signals(control, SIGTERM, SIGINT, SIGHUP);
   asio::steady_timer drain_timer(control);
   std::chrono::steady_clock::time_point drain_deadline;
-  // Drained: no request in flight, and none still settling with the store.
+  // Drained: no request in flight, and none still settling with the store. When the grace is
+  // over, the requests still in flight are cut (streams end with an error event), and settled
+  // and recorded for what they relayed; the cut gets kCutGrace to do that.
+  bool cut = false;
   std::function<void()> wait_drained = [&] {
     const bool drained = data_server.ActiveRequests() == 0 && limiter.PendingSettlements() == 0;
-    if (drained || std::chrono::steady_clock::now() >= drain_deadline) {
-      if (!drained) {
-        spdlog::warn("shutdown grace over with {} requests in flight, {} settling; stopping",
-                     data_server.ActiveRequests(), limiter.PendingSettlements());
-      }
+    if (drained) {
       control.stop();
       return;
+    }
+    if (std::chrono::steady_clock::now() >= drain_deadline) {
+      if (cut) {
+        spdlog::warn("{} requests still in flight, {} settling after the cut; stopping",
+                     data_server.ActiveRequests(), limiter.PendingSettlements());
+        control.stop();
+        return;
+      }
+      cut = true;
+      spdlog::warn("shutdown grace over: cutting {} requests in flight ({} settling)",
+                   data_server.ActiveRequests(), limiter.PendingSettlements());
+      data_server.CutInFlight();
+      drain_deadline = std::chrono::steady_clock::now() + kCutGrace;
     }
     drain_timer.expires_after(10ms);
     drain_timer.async_wait([&](boost::system::error_code ec) {
@@ -420,6 +434,12 @@ int RunGateway(const AppOptions& options) {
   // connected.
   scheduler.Stop();
   bool flushed = RunToCompletion(FlushPatiently(flush_usage));
+  // Settlements the store has not confirmed by now are given up: their reservations stand.
+  if (const size_t unsent = limiter.Abandon(); unsent > 0) {
+    spdlog::warn("{} settlements not confirmed by the store at shutdown: their reservations "
+                 "stand as the charge",
+                 unsent);
+  }
   // Requests still waiting on Redis get their store error now, on their own threads, before
   // those threads stop.
   if (redis_store) redis_store->Shutdown();

@@ -123,6 +123,7 @@ class Connection final : public ResponseWriter {
 
   void WatchClient(std::function<void()> gone) override;
   void UnwatchClient() override { watch_hook_.unlink(); }
+  bool Cut() const override { return cut_; }
 
   std::string_view RequestId() const override { return request_id_; }
 
@@ -162,6 +163,7 @@ class Connection final : public ResponseWriter {
   bool failed_ = false;
   bool streaming_ = false;
   bool responded_ = false;
+  bool cut_ = false;   // ClientPoll::CutAll
   std::string& head_;  // the session's buffer for the response head
 
   friend class ClientPoll;
@@ -181,7 +183,24 @@ class ClientPoll final : public asio::execution_context::service {
   void Add(Connection& connection) {
     watched_.push_back(connection);
     if (!timer_) timer_.emplace(connection.socket_.get_executor());
+    if (cutting_) {
+      // Told to stop as soon as the caller has set up what `gone` cancels.
+      asio::post(connection.socket_.get_executor(), [this] { CutAll(); });
+      return;
+    }
     if (!polling_) Schedule();
+  }
+
+  // Server::CutInFlight, on this context's thread: every watched response is cut, and every
+  // one watched from now on.
+  void CutAll() {
+    cutting_ = true;
+    while (!watched_.empty()) {
+      Connection& c = watched_.front();
+      watched_.pop_front();
+      c.cut_ = true;
+      c.gone_();
+    }
   }
 
  private:
@@ -224,6 +243,7 @@ class ClientPoll final : public asio::execution_context::service {
   List watched_;
   std::optional<asio::steady_timer> timer_;
   bool polling_ = false;
+  bool cutting_ = false;
 };
 
 asio::execution_context::id ClientPoll::id;
@@ -444,6 +464,14 @@ tcp::endpoint Server::Listen(const std::string& host, uint16_t port) {
 void Server::Start() {
   for (auto& acceptor : acceptors_) {
     asio::co_spawn(acceptor->get_executor(), AcceptLoop(acceptor, state_), asio::detached);
+  }
+}
+
+void Server::CutInFlight() {
+  for (auto& executor : executors_) {
+    asio::post(executor, [executor] {
+      asio::use_service<ClientPoll>(asio::query(executor, asio::execution::context)).CutAll();
+    });
   }
 }
 

@@ -96,6 +96,10 @@ class ResponseWriter {
   static constexpr std::chrono::milliseconds kClientPollInterval{100};
   virtual void WatchClient(std::function<void()> gone) = 0;
   virtual void UnwatchClient() = 0;
+  // True once the server is cutting the watched response short (Server::CutInFlight): `gone`
+  // was called, but the client is still there. Stop producing, end the response properly (a
+  // stream with an error event and its last chunk), and return.
+  virtual bool Cut() const = 0;
   // The request id: the request's x-request-id, or one made up here. Set on every response.
   virtual std::string_view RequestId() const = 0;
 };
@@ -118,6 +122,11 @@ class Server {
   void Start();
   // Stops accepting and tells every connection to close after its current response.
   void StopAccepting();
+  // After StopAccepting, when the grace for requests in flight is over: every watched response
+  // (a handler waiting on its upstream) is told to stop now (ResponseWriter::Cut, its `gone`
+  // callback), and so is every one that starts watching from then on. Thread-safe; returns at
+  // once (the handlers finish on their own threads).
+  void CutInFlight();
   size_t ActiveRequests() const { return state_->active_requests.load(); }
   size_t OpenConnections() const { return state_->open_connections.load(); }
   // Connections waiting for their next request holding no buffers: past

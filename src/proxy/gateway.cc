@@ -386,7 +386,8 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
                            fields.stream,
                            fields.include_usage,
                            std::move(rate_lines),
-                           &counter};
+                           &counter,
+                           started + model->config->request_timeout};
   // The backend knows the model by its canonical name, not by the alias the client used.
   if (fields.model != model_name) {
     request.body().replace(fields.model_offset, fields.model_length,
@@ -406,6 +407,9 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
   if (result.usage) {
     prompt = result.usage->prompt_tokens;
     completion = result.usage->completion_tokens;
+  } else if (result.uncountable) {
+    prompt = prompt_estimate;  // it may have generated all it was allowed
+    completion = output_allowance;
   } else if (result.reached_backend && !result.backend_rejected) {
     prompt = prompt_estimate;
     completion = result.relayed_tokens;

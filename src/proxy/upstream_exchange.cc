@@ -46,6 +46,7 @@ bool HopByHop(bhttp::field name) {
     case bhttp::field::authorization:
     case bhttp::field::proxy_authorization:
     case bhttp::field::expect:
+    case bhttp::field::accept_encoding:  // ours is identity: a compressed answer can't be read
       return true;
     default:
       return false;
@@ -67,7 +68,8 @@ std::string UpstreamHead(const ExchangeRequest& req, const BackendUrl& backend) 
   }
   head.append(std::string_view("Host: ")).append(backend.host).push_back(':');
   head.append(Decimal(backend.port).view());
-  head.append(std::string_view("\r\nContent-Type: application/json\r\nContent-Length: "));
+  head.append(std::string_view(
+      "\r\nAccept-Encoding: identity\r\nContent-Type: application/json\r\nContent-Length: "));
   head.append(Decimal(static_cast<int64_t>(req.body.size())).view());
   head.append(std::string_view("\r\n\r\n"));
   return head;
@@ -105,7 +107,49 @@ struct Relay {
   ExchangeRequest& req;
   http::ResponseWriter& writer;
   ExchangeResult& result;
+  bool whole_deadline = false;  // the deadline last armed was the request's own, not the idle one
 };
+
+// Arms `stream`'s deadline for its next operation: the model's timeout (the longest wait for the
+// backend's next bytes), or what is left of the request's own deadline when that comes first.
+void ArmDeadline(Relay& r, UpstreamSocket& stream) {
+  const auto idle = r.req.model->config->timeout;
+  const auto left = r.req.deadline - std::chrono::steady_clock::now();
+  r.whole_deadline = left < idle;
+  stream.deadline.ExpiresAfter(r.whole_deadline ? std::max(left, decltype(left)::zero())
+                                                : std::chrono::steady_clock::duration(idle));
+}
+
+// The 503 for a request the gateway stops because it is shutting down.
+http::Response ShuttingDown(ExchangeResult& result) {
+  result.status = 503;
+  result.error_reason = "shutdown";
+  return ErrorResponse(503, "api_error", "model_unavailable",
+                       "The gateway is shutting down. Retry the request.");
+}
+
+// What a timeout was: the backend silent for the model's timeout, or the request past its own.
+std::string TimeoutText(const Relay& r) {
+  const ModelConfig& model = *r.req.model->config;
+  return r.whole_deadline ? "did not finish within the request timeout (" +
+                                FormatDuration(model.request_timeout) + ")"
+                          : "did not answer within " + FormatDuration(model.timeout);
+}
+
+// The error event that ends a stream the gateway could not finish.
+std::string StreamEndedEarly(const Relay& r) {
+  const std::string& reason = r.result.error_reason;
+  if (reason == "shutdown") {
+    return ErrorBody("api_error", "model_unavailable",
+                     "The gateway is shutting down; the stream was cut. Retry the request.");
+  }
+  if (reason == "timeout") {
+    return ErrorBody("api_error", "backend_timeout",
+                     "The model backend " + TimeoutText(r) + "; the stream was cut.");
+  }
+  return ErrorBody("api_error", "backend_error",
+                   "The model backend ended the stream early. Retry the request.");
+}
 
 void CountTexts(const TextViews& texts, const TokenCounter& counter,
                 int64_t& total) {
@@ -116,7 +160,6 @@ void CountTexts(const TextViews& texts, const TokenCounter& counter,
 // client's behalf; counts the text relayed.
 asio::awaitable<bool> RelayStream(Relay& r, UpstreamSocket& stream, beast::flat_buffer& buffer,
                                   AnswerParser<bhttp::buffer_body>& parser,
-                                  std::chrono::milliseconds idle_timeout,
                                   const ClientWatch& watch) {
   std::array<char, 16 * 1024> chunk;
   SseSplitter splitter;
@@ -126,11 +169,15 @@ asio::awaitable<bool> RelayStream(Relay& r, UpstreamSocket& stream, beast::flat_
   while (!parser.is_done()) {
     parser.get().body().data = chunk.data();
     parser.get().body().size = chunk.size();
-    stream.deadline.ExpiresAfter(idle_timeout);
+    ArmDeadline(r, stream);
     const beast::error_code ec =
         co_await http::ReadMessage(stream.socket, buffer, parser, http::ReadUntil::kSome);
     stream.deadline.Clear();
-    if (watch.ClientLeft()) co_return false;  // the client left: abandon the upstream too
+    if (watch.ClientLeft()) {
+      if (!r.writer.Cut()) co_return false;  // the client left: abandon the upstream too
+      r.result.error_reason = "shutdown";
+      break;
+    }
     if (ec && ec != bhttp::error::need_buffer) {
       r.result.error_reason = stream.deadline.Expired() ? "timeout" : "truncated";
       break;
@@ -169,11 +216,7 @@ asio::awaitable<bool> RelayStream(Relay& r, UpstreamSocket& stream, beast::flat_
   if (!r.result.error_reason.empty() || (!done && !parser.is_done())) {
     if (r.result.error_reason.empty()) r.result.error_reason = "truncated";
     // The status line is gone already: tell the client in the stream, as OpenAI does.
-    std::string event = "data: " +
-                        ErrorBody("api_error", "backend_error",
-                                  "The model backend ended the stream early. Retry the "
-                                  "request.") +
-                        "\n\n";
+    std::string event = "data: " + StreamEndedEarly(r) + "\n\n";
     co_await r.writer.WriteChunk(event);
   }
   co_return co_await r.writer.FinishStream() && r.result.error_reason.empty();
@@ -181,14 +224,13 @@ asio::awaitable<bool> RelayStream(Relay& r, UpstreamSocket& stream, beast::flat_
 
 // The answer to a backend that timed out (504) or failed (502), recorded in `result`. Built
 // before any co_await: GCC 12 mishandles temporaries of ?: inside co_await expressions.
-http::Response BackendFailure(ExchangeResult& result, bool timeout, std::string_view reason,
-                              std::chrono::milliseconds model_timeout, std::string_view what) {
-  result.error_reason = timeout ? "timeout" : std::string(reason);
-  result.status = timeout ? 504 : 502;
+http::Response BackendFailure(Relay& r, bool timeout, std::string_view reason,
+                              std::string_view what) {
+  r.result.error_reason = timeout ? "timeout" : std::string(reason);
+  r.result.status = timeout ? 504 : 502;
   if (timeout) {
     return ErrorResponse(504, "api_error", "backend_timeout",
-                         "The model backend did not answer within " +
-                             FormatDuration(model_timeout) + ". Retry later.");
+                         "The model backend " + TimeoutText(r) + ". Retry later.");
   }
   return ErrorResponse(502, "api_error", "backend_error",
                        "The model backend " + std::string(what) + ". Retry the request.");
@@ -212,8 +254,7 @@ asio::awaitable<void> RelayStreamedAnswer(Relay& r, UpstreamSocket& stream,
   // A stream the backend broke off still ends properly for the client (an error event, then
   // the last chunk): the client's connection stays usable. One whose writes failed, or that
   // was left unfinished, is closed by the writer itself.
-  bool complete =
-      co_await RelayStream(r, stream, buffer, parser, r.req.model->config->timeout, watch);
+  bool complete = co_await RelayStream(r, stream, buffer, parser, watch);
   reusable = complete && parser.is_done() && parser.keep_alive();
 }
 
@@ -248,20 +289,22 @@ asio::awaitable<void> RelayPlainAnswer(Relay& r, UpstreamSocket& stream, beast::
                                        AnswerParser<bhttp::empty_body>& header_parser,
                                        unsigned status, std::string_view content_type,
                                        const ClientWatch& watch, bool& reusable) {
-  const ModelConfig& model = *r.req.model->config;
   const auto length = header_parser.content_length();
   AnswerParser<bhttp::string_body> parser{std::move(header_parser)};
   parser.body_limit(kMaxResponseBody);
   // Room for the parser's padding now, so that reading the answer's fields does not copy it.
   if (length && *length <= kMaxResponseBody) parser.get().body().reserve(*length + kJsonBodyPadding);
-  stream.deadline.ExpiresAfter(model.timeout);
+  ArmDeadline(r, stream);
   const beast::error_code bec =
       co_await http::ReadMessage(stream.socket, buffer, parser, http::ReadUntil::kMessage);
   stream.deadline.Clear();
-  if (watch.ClientLeft()) co_return;
+  if (watch.ClientLeft()) {
+    if (r.writer.Cut()) co_await r.writer.Send(ShuttingDown(r.result));
+    co_return;
+  }
   if (bec) {
-    co_await r.writer.Send(BackendFailure(r.result, stream.deadline.Expired(), "truncated",
-                                          model.timeout, "sent an incomplete answer"));
+    co_await r.writer.Send(
+        BackendFailure(r, stream.deadline.Expired(), "truncated", "sent an incomplete answer"));
     co_return;
   }
   reusable = parser.get().keep_alive();
@@ -274,7 +317,6 @@ asio::awaitable<void> RelayPlainAnswer(Relay& r, UpstreamSocket& stream, beast::
 // Sets `reusable` when the connection may go back to the pool.
 asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnection& conn,
                                     const ClientWatch& watch, bool& reusable) {
-  const ModelConfig& model = *r.req.model->config;
   auto& stream = *conn.stream;
   beast::flat_buffer& buffer = stream.buffer;
   buffer.clear();
@@ -282,11 +324,14 @@ asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnecti
       std::piecewise_construct, std::make_tuple(),
       std::make_tuple(http::FieldAllocator<char>(&stream.fields)));
   header_parser.body_limit(kMaxResponseBody);
-  stream.deadline.ExpiresAfter(model.timeout);
+  ArmDeadline(r, stream);
   const beast::error_code hec = co_await http::ReadMessage(
       stream.socket, buffer, header_parser, http::ReadUntil::kHeader, http::Reading::kAnswer);
   stream.deadline.Clear();
-  if (watch.ClientLeft()) co_return Attempt::kDone;  // connection dropped with the client
+  if (watch.ClientLeft()) {  // connection dropped with the client (or cut: shutting down)
+    if (r.writer.Cut()) co_await r.writer.Send(ShuttingDown(r.result));
+    co_return Attempt::kDone;
+  }
   if (hec) {
     const bool timeout = stream.deadline.Expired();
     if (conn.reused && !timeout && buffer.size() == 0) {
@@ -294,14 +339,23 @@ asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnecti
       co_return Attempt::kRetryFresh;
     }
     if (!timeout) backend.ReportFailure(std::chrono::steady_clock::now());
-    co_await r.writer.Send(BackendFailure(r.result, timeout, "reset", model.timeout,
-                                          "closed the connection without answering"));
+    co_await r.writer.Send(
+        BackendFailure(r, timeout, "reset", "closed the connection without answering"));
     co_return Attempt::kDone;
   }
   backend.ReportSuccess();
   const auto& header = header_parser.get();
   const unsigned status = header.result_int();
   const std::string_view content_type = http::FieldValue(header, bhttp::field::content_type);
+  const std::string_view encoding = http::FieldValue(header, bhttp::field::content_encoding);
+  if (!encoding.empty() && !beast::iequals(encoding, "identity")) {
+    // Asked for identity, answered compressed: nothing in it can be counted.
+    r.result.uncountable = true;
+    co_await r.writer.Send(BackendFailure(r, false, "encoding",
+                                          "answered in an encoding the gateway cannot read (" +
+                                              std::string(encoding) + ")"));
+    co_return Attempt::kDone;
+  }
   if (status == 200 && content_type.substr(0, 17) == "text/event-stream") {
     co_await RelayStreamedAnswer(r, stream, buffer, header_parser, content_type, watch, reusable);
   } else {
@@ -324,7 +378,7 @@ asio::awaitable<Attempt> TryBackend(Relay& r, Backend& backend, bool fresh) {
   auto& stream = *conn.stream;
   const std::string head = UpstreamHead(r.req, backend.Url());
   const std::array<asio::const_buffer, 2> request{asio::buffer(head), asio::buffer(r.req.body)};
-  stream.deadline.ExpiresAfter(model.timeout);
+  ArmDeadline(r, stream);
   const beast::error_code wec = co_await http::WriteAll(stream.socket, request);
   stream.deadline.Clear();
   if (wec) {

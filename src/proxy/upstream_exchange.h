@@ -28,6 +28,9 @@ struct ExchangeRequest {
   std::string head_lines;        // added to the client response's head as they are
                                  // (x-ratelimit-*: "name: value\r\n" each)
   const TokenCounter* counter;
+  // The whole exchange ends by then (the model's request_timeout from the request's arrival):
+  // a stream is cut with an error event, a plain answer not yet in is a 504.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
 
 struct ExchangeResult {
@@ -38,7 +41,11 @@ struct ExchangeResult {
   int64_t relayed_tokens = 0;    // completion tokens relayed, counted by the gateway
   std::optional<std::chrono::steady_clock::time_point> first_byte;  // first body byte relayed
   std::string backend;           // the backend that served it (for metrics)
-  std::string error_reason;      // "" on success; else connect|reset|timeout|http5xx|garbage
+  // "" on success; else connect|reset|timeout|truncated|http5xx|encoding|shutdown
+  std::string error_reason;
+  // The backend answered in a form whose output cannot be counted (compressed although asked
+  // for identity): what it generated is unknown, so the reservation stands as its cost.
+  bool uncountable = false;
 };
 
 asio::awaitable<ExchangeResult> ForwardAndRelay(ExchangeRequest& request,
