@@ -5,24 +5,28 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <cstring>
 #include <iterator>
+#include <optional>
+#include <unordered_map>
+#include <utility>
 
 namespace trl {
 namespace {
 
-namespace od = simdjson::ondemand;
-using od::json_type;
+namespace dom = simdjson::dom;
+using dom::element_type;
 
 constexpr int kEmbeddingDims = 8;
+constexpr uint64_t kFnvOffset = 14695981039346656037ull;
 
 bool IsSpace(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
-uint64_t Fnv1a(std::string_view text) {
-  uint64_t hash = 14695981039346656037ull;
+uint64_t Fnv1a(std::string_view text, uint64_t hash = kFnvOffset) {
   for (unsigned char c : text) hash = (hash ^ c) * 1099511628211ull;
   return hash;
 }
@@ -46,19 +50,24 @@ void AppendBase64(std::string& out, const unsigned char* data, size_t size) {
   }
 }
 
-void AppendJsonString(std::string& out, std::string_view text) {
-  out += '"';
-  for (char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
-    } else {
-      out += c;
-    }
+// Length of the well-formed UTF-8 sequence at the start of `text` (RFC 3629: no overlongs, no
+// surrogates, nothing above U+10FFFF), or 0 when it is not one.
+size_t Utf8SequenceLength(std::string_view text) {
+  const auto byte = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char lead = byte(0);
+  if (lead < 0x80) return 1;
+  size_t length = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+  if (lead < 0xc2 || lead > 0xf4 || text.size() < length) return 0;
+  unsigned char low = 0x80, high = 0xbf;  // the second byte's range, narrowed for some leads
+  if (lead == 0xe0) low = 0xa0;
+  if (lead == 0xed) high = 0x9f;
+  if (lead == 0xf0) low = 0x90;
+  if (lead == 0xf4) high = 0x8f;
+  if (byte(1) < low || byte(1) > high) return 0;
+  for (size_t i = 2; i < length; ++i) {
+    if ((byte(i) & 0xc0) != 0x80) return 0;
   }
-  out += '"';
+  return length;
 }
 
 void AppendNullableString(std::string& out, std::string_view text) {
@@ -91,74 +100,256 @@ MockError BadRequest(std::string message, std::string_view param = {}) {
   return MockError{400, std::move(message), "invalid_request_error", param, {}};
 }
 
-// A string, or a non-empty array of strings: the shape of `prompt` and `input`.
-bool CountTextInputs(od::value value, int64_t& words, std::vector<uint64_t>* hashes) {
-  json_type type;
-  if (value.type().get(type)) return false;
-  std::string_view text;
-  if (type == json_type::string) {
-    if (value.get_string().get(text)) return false;
-    words += CountWords(text);
-    if (hashes) hashes->push_back(Fnv1a(text));
-    return true;
-  }
-  od::array array;
-  if (type != json_type::array || value.get_array().get(array)) return false;
-  size_t count = 0;
-  for (auto element : array) {
-    if (element.get_string().get(text)) return false;
-    words += CountWords(text);
-    if (hashes) hashes->push_back(Fnv1a(text));
-    ++count;
-  }
-  return count > 0;
-}
-
-// `content` is a string, null, or an array of parts whose `text` members are counted.
-bool CountContent(od::value content, int64_t& words) {
-  json_type type;
-  if (content.type().get(type)) return false;
-  std::string_view text;
-  if (type == json_type::null) return true;
-  if (type == json_type::string) {
-    if (content.get_string().get(text)) return false;
-    words += CountWords(text);
-    return true;
-  }
-  od::array parts;
-  if (type != json_type::array || content.get_array().get(parts)) return false;
-  for (auto part_result : parts) {
-    od::object part;
-    if (part_result.get_object().get(part)) return false;
-    for (auto field_result : part) {
-      od::field field;
-      std::string_view key;
-      if (std::move(field_result).get(field) || field.unescaped_key().get(key)) return false;
-      if (key != "text") continue;
-      if (field.value().get_string().get(text)) return false;
-      words += CountWords(text);
+// Calls visit(key, value) once per distinct key of `object`, with the key's last value, as a
+// Python dict built by json.loads holds it. Stops and returns false as soon as `visit` does.
+template <typename Visit>
+bool ForEachLastField(dom::object object, Visit&& visit) {
+  // Request objects have a handful of keys, where a quadratic scan is cheaper than a hash set;
+  // the set keeps a hostile object of a million keys linear.
+  constexpr size_t kLinearScanLimit = 32;
+  if (object.size() <= kLinearScanLimit) {
+    for (auto it = object.begin(); it != object.end(); ++it) {
+      bool repeated = false;
+      for (auto later = std::next(it); later != object.end() && !repeated; ++later) {
+        repeated = later.key() == it.key();
+      }
+      if (!repeated && !visit(it.key(), it.value())) return false;
     }
+    return true;
+  }
+  std::unordered_map<std::string_view, size_t> last;
+  size_t index = 0;
+  for (auto field : object) last[field.key] = index++;
+  index = 0;
+  for (auto field : object) {
+    if (last[field.key] == index++ && !visit(field.key, field.value)) return false;
   }
   return true;
 }
 
-bool CountMessages(od::value value, int64_t& tokens) {
-  od::array messages;
-  if (value.get_array().get(messages)) return false;
-  size_t count = 0;
-  for (auto message_result : messages) {
-    od::object message;
-    if (message_result.get_object().get(message)) return false;
-    ++count;
+// The last value of `key` in `object`; null counts as absent, as Python's None does.
+std::optional<dom::element> LastValue(dom::object object, std::string_view key) {
+  std::optional<dom::element> found;
+  for (auto field : object) {
+    if (field.key == key) found = field.value;
+  }
+  if (found && found->is_null()) found.reset();
+  return found;
+}
+
+// Words of every string value inside `value`, at any depth.
+int64_t CountStringWords(dom::element value) {
+  switch (value.type()) {
+    case element_type::STRING:
+      return CountWords(std::string_view(value));
+    case element_type::ARRAY: {
+      int64_t words = 0;
+      for (dom::element item : dom::array(value)) words += CountStringWords(item);
+      return words;
+    }
+    case element_type::OBJECT: {
+      int64_t words = 0;
+      ForEachLastField(dom::object(value), [&](std::string_view, dom::element field) {
+        words += CountStringWords(field);
+        return true;
+      });
+      return words;
+    }
+    default:
+      return 0;
+  }
+}
+
+// `content` is null, a string, or an array of part objects; a part's `type` names its kind
+// (chat-template markup, not text the model reads), every other string in it counts.
+bool CountContent(dom::element content, int64_t& tokens) {
+  switch (content.type()) {
+    case element_type::NULL_VALUE:
+      return true;
+    case element_type::STRING:
+      tokens += CountWords(std::string_view(content));
+      return true;
+    case element_type::ARRAY:
+      for (dom::element part : dom::array(content)) {
+        if (!part.is_object()) return false;
+        ForEachLastField(dom::object(part), [&](std::string_view key, dom::element value) {
+          if (key != "type") tokens += CountStringWords(value);
+          return true;
+        });
+      }
+      return true;
+    default:
+      return false;
+  }
+}
+
+// A non-empty array of message objects. A message's `role` is template markup and is not
+// counted; every other member's strings are, plus kTokensPerMessage for the template around it.
+bool CountMessages(dom::element value, int64_t& tokens) {
+  if (!value.is_array() || dom::array(value).size() == 0) return false;
+  for (dom::element message : dom::array(value)) {
+    if (!message.is_object()) return false;
     tokens += kTokensPerMessage;
-    for (auto field_result : message) {
-      od::field field;
-      std::string_view key;
-      if (std::move(field_result).get(field) || field.unescaped_key().get(key)) return false;
-      if (key == "content" && !CountContent(field.value(), tokens)) return false;
+    bool ok = ForEachLastField(dom::object(message), [&](std::string_view key, dom::element field) {
+      if (key == "content") return CountContent(field, tokens);
+      if (key != "role") tokens += CountStringWords(field);
+      return true;
+    });
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// A non-empty array of integers: one token each; returns false for anything else.
+bool CountTokenIds(dom::array ids, int64_t& tokens, uint64_t& hash) {
+  size_t count = 0;
+  for (dom::element id : ids) {
+    int64_t value = 0;
+    if (id.get_int64().get(value)) return false;
+    hash = Fnv1a(std::string_view(reinterpret_cast<const char*>(&value), sizeof(value)), hash);
+    ++count;
+  }
+  tokens += static_cast<int64_t>(count);
+  return count > 0;
+}
+
+// The shapes of `prompt` and `input`: a string, or a non-empty array of strings, of token ids
+// (one input) or of non-empty token-id arrays. `hashes` gets one hash per input.
+bool CountTextInputs(dom::element value, int64_t& tokens, std::vector<uint64_t>* hashes) {
+  const auto add = [&](uint64_t hash) {
+    if (hashes) hashes->push_back(hash);
+  };
+  if (value.is_string()) {
+    std::string_view text(value);
+    tokens += CountWords(text);
+    add(Fnv1a(text));
+    return true;
+  }
+  if (!value.is_array() || dom::array(value).size() == 0) return false;
+  dom::array items(value);
+  if ((*items.begin()).is_number()) {
+    uint64_t hash = kFnvOffset;
+    if (!CountTokenIds(items, tokens, hash)) return false;
+    add(hash);
+    return true;
+  }
+  for (dom::element item : items) {
+    if (item.is_string()) {
+      std::string_view text(item);
+      tokens += CountWords(text);
+      add(Fnv1a(text));
+      continue;
+    }
+    uint64_t hash = kFnvOffset;
+    if (!item.is_array() || !CountTokenIds(dom::array(item), tokens, hash)) return false;
+    add(hash);
+  }
+  return true;
+}
+
+// The last value of each root member the mock reads; absent and null members stay empty.
+struct RootFields {
+  std::optional<dom::element> model, max_tokens, max_completion_tokens, stream, stream_options,
+      encoding_format, messages, prompt, input, tools, functions, response_format, tool_choice;
+
+  explicit RootFields(dom::object root) {
+    const std::pair<std::string_view, std::optional<dom::element>*> members[] = {
+        {"model", &model},
+        {"max_tokens", &max_tokens},
+        {"max_completion_tokens", &max_completion_tokens},
+        {"stream", &stream},
+        {"stream_options", &stream_options},
+        {"encoding_format", &encoding_format},
+        {"messages", &messages},
+        {"prompt", &prompt},
+        {"input", &input},
+        {"tools", &tools},
+        {"functions", &functions},
+        {"response_format", &response_format},
+        {"tool_choice", &tool_choice}};
+    for (auto field : root) {  // later occurrences overwrite earlier ones: the last wins
+      for (auto& [name, slot] : members) {
+        if (field.key == name) *slot = field.value;
+      }
+    }
+    for (auto& [name, slot] : members) {
+      if (*slot && (*slot)->is_null()) slot->reset();
     }
   }
-  return count > 0;
+};
+
+// max_tokens / max_completion_tokens: absent is 0; anything but an integer >= 0 is an error.
+std::optional<MockError> ReadCap(const std::optional<dom::element>& value, std::string_view param,
+                                 int64_t& cap) {
+  cap = 0;
+  if (value && (value->get_int64().get(cap) || cap < 0)) {
+    return BadRequest(std::string(param) + " must be an integer >= 0", param);
+  }
+  return std::nullopt;
+}
+
+// stream and stream_options.include_usage.
+std::optional<MockError> ReadStreamFlags(const RootFields& root, MockRequest& request) {
+  if (root.stream && root.stream->get_bool().get(request.stream)) {
+    return BadRequest("stream must be a boolean", "stream");
+  }
+  if (!root.stream_options) return std::nullopt;
+  if (!root.stream_options->is_object()) return BadRequest("bad stream_options", "stream_options");
+  auto include_usage = LastValue(dom::object(*root.stream_options), "include_usage");
+  if (include_usage && include_usage->get_bool().get(request.include_usage)) {
+    return BadRequest("include_usage must be a boolean", "stream_options");
+  }
+  return std::nullopt;
+}
+
+// messages, tools, functions and response_format; and whether to answer with a tool call.
+// An absent messages is left to the caller, which reports an unknown model first.
+std::optional<MockError> ReadChat(const RootFields& root, MockRequest& request) {
+  if (root.messages && !CountMessages(*root.messages, request.prompt_tokens)) {
+    return BadRequest("messages must be a non-empty array of message objects", "messages");
+  }
+  for (const auto* rendered : {&root.tools, &root.functions, &root.response_format}) {
+    if (*rendered) request.prompt_tokens += CountStringWords(**rendered);
+  }
+  if (!root.tools) return std::nullopt;
+  if (!root.tools->is_array()) return BadRequest("tools must be an array", "tools");
+  dom::array tools(*root.tools);
+  std::string_view choice;
+  const bool none = root.tool_choice &&
+                    root.tool_choice->get_string().get(choice) == simdjson::SUCCESS &&
+                    choice == "none";
+  if (tools.size() == 0 || none) return std::nullopt;
+  const MockError bad_tool = BadRequest("tools[0].function.name must be a string", "tools");
+  dom::element first = *tools.begin();
+  if (!first.is_object()) return bad_tool;
+  auto function = LastValue(dom::object(first), "function");
+  if (!function || !function->is_object()) return bad_tool;
+  auto name = LastValue(dom::object(*function), "name");
+  if (!name || !name->is_string() || std::string_view(*name).empty()) return bad_tool;
+  request.tool_name = std::string_view(*name);
+  return std::nullopt;
+}
+
+// prompt (completions) or input (embeddings, with encoding_format); absent ones as in ReadChat.
+std::optional<MockError> ReadTextInputs(const RootFields& root, MockRequest& request) {
+  if (request.endpoint == MockEndpoint::kCompletions) {
+    if (root.prompt && !CountTextInputs(*root.prompt, request.prompt_tokens, nullptr)) {
+      return BadRequest("prompt must be a string, an array of strings or token ids", "prompt");
+    }
+    return std::nullopt;
+  }
+  if (root.encoding_format) {
+    std::string_view format;
+    if (root.encoding_format->get_string().get(format) ||
+        (format != "float" && format != "base64")) {
+      return BadRequest("encoding_format must be \"float\" or \"base64\"", "encoding_format");
+    }
+    request.base64 = format == "base64";
+  }
+  if (root.input && !CountTextInputs(*root.input, request.prompt_tokens, &request.input_hashes)) {
+    return BadRequest("input must be a string, an array of strings or token ids", "input");
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -186,79 +377,35 @@ int64_t CountWords(std::string_view text) {
 std::variant<MockRequest, MockError> ParseMockRequest(MockEndpoint endpoint, std::string& body,
                                                       const MockOptions& options) {
   body.reserve(body.size() + simdjson::SIMDJSON_PADDING);
-  thread_local od::parser parser;
-  od::document doc;
-  od::object root;
-  const MockError bad_json = BadRequest("request body is not a valid JSON object");
-  if (parser.iterate(simdjson::padded_string_view(body.data(), body.size(), body.capacity()))
-          .get(doc) ||
-      doc.get_object().get(root)) {
-    return bad_json;
+  // The DOM rather than On-Demand: Python's last-wins needs a key's last value before acting on
+  // it, and On-Demand cannot go back. The DOM also rejects trailing garbage after the object.
+  thread_local dom::parser parser;
+  dom::element doc;
+  if (parser.parse(body.data(), body.size(), false).get(doc) || !doc.is_object()) {
+    return BadRequest("request body is not a valid JSON object");
   }
+  const RootFields root{dom::object(doc)};
 
   MockRequest request;
   request.endpoint = endpoint;
   std::string_view model;
-  int64_t max_tokens = -1;
-  int64_t max_completion_tokens = -1;
-  bool has_input = false;
-  for (auto field_result : root) {
-    od::field field;
-    std::string_view key;
-    if (std::move(field_result).get(field) || field.unescaped_key().get(key)) return bad_json;
-    od::value value = field.value();
-    json_type type;
-    if (value.type().get(type)) return bad_json;
-    bool is_null = type == json_type::null;
-    if (key == "model") {
-      if (value.get_string().get(model)) return BadRequest("model must be a string", "model");
-    } else if ((key == "max_tokens" || key == "max_completion_tokens") && !is_null) {
-      int64_t& target = key == "max_tokens" ? max_tokens : max_completion_tokens;
-      if (value.get_int64().get(target) || target < 1) {
-        return BadRequest(std::string(key) + " must be an integer >= 1",
-                          key == "max_tokens" ? "max_tokens" : "max_completion_tokens");
-      }
-    } else if (key == "stream" && !is_null) {
-      if (value.get_bool().get(request.stream))
-        return BadRequest("stream must be a boolean", "stream");
-    } else if (key == "stream_options" && !is_null) {
-      od::object stream_options;
-      if (value.get_object().get(stream_options))
-        return BadRequest("bad stream_options", "stream_options");
-      for (auto option_result : stream_options) {
-        od::field option;
-        std::string_view option_key;
-        if (std::move(option_result).get(option) || option.unescaped_key().get(option_key))
-          return bad_json;
-        if (option_key == "include_usage" && option.value().get_bool().get(request.include_usage)) {
-          return BadRequest("include_usage must be a boolean", "stream_options");
-        }
-      }
-    } else if (key == "encoding_format" && endpoint == MockEndpoint::kEmbeddings && !is_null) {
-      std::string_view format;
-      if (value.get_string().get(format) || (format != "float" && format != "base64")) {
-        return BadRequest("encoding_format must be \"float\" or \"base64\"", "encoding_format");
-      }
-      request.base64 = format == "base64";
-    } else if (key == "messages" && endpoint == MockEndpoint::kChat) {
-      if (!CountMessages(value, request.prompt_tokens)) {
-        return BadRequest("messages must be a non-empty array of message objects", "messages");
-      }
-      has_input = true;
-    } else if (key == "prompt" && endpoint == MockEndpoint::kCompletions) {
-      if (!CountTextInputs(value, request.prompt_tokens, nullptr)) {
-        return BadRequest("prompt must be a string or a non-empty array of strings", "prompt");
-      }
-      has_input = true;
-    } else if (key == "input" && endpoint == MockEndpoint::kEmbeddings) {
-      if (!CountTextInputs(value, request.prompt_tokens, &request.input_hashes)) {
-        return BadRequest("input must be a string or a non-empty array of strings", "input");
-      }
-      has_input = true;
-    }
+  if (root.model && root.model->get_string().get(model)) {
+    return BadRequest("model must be a string", "model");
   }
-  // Anything but the end of input after the root object is trailing garbage.
-  if (doc.current_location().error() != simdjson::OUT_OF_BOUNDS) return bad_json;
+  int64_t max_tokens = 0;
+  int64_t max_completion_tokens = 0;
+  for (auto error :
+       {ReadCap(root.max_tokens, "max_tokens", max_tokens),
+        ReadCap(root.max_completion_tokens, "max_completion_tokens", max_completion_tokens)}) {
+    if (error) return *error;
+  }
+  // vLLM: `max_completion_tokens or max_tokens`, so a 0 is passed over like a None.
+  request.max_tokens = max_completion_tokens ? max_completion_tokens : max_tokens;
+  if (auto error = ReadStreamFlags(root, request)) return *error;
+  if (auto error = endpoint == MockEndpoint::kChat ? ReadChat(root, request)
+                                                   : ReadTextInputs(root, request)) {
+    return *error;
+  }
 
   if (model.empty()) return BadRequest("you must provide a model parameter", "model");
   auto known = std::find(options.models.begin(), options.models.end(), model);
@@ -267,19 +414,18 @@ std::variant<MockRequest, MockError> ParseMockRequest(MockEndpoint endpoint, std
                      "invalid_request_error", "model", "model_not_found"};
   }
   request.model = *known;
-  if (!has_input) {
-    switch (endpoint) {
-      case MockEndpoint::kChat:
-        return BadRequest("messages is required", "messages");
-      case MockEndpoint::kCompletions:
-        return BadRequest("prompt is required", "prompt");
-      case MockEndpoint::kEmbeddings:
-        return BadRequest("input is required", "input");
-    }
+  switch (endpoint) {
+    case MockEndpoint::kChat:
+      if (!root.messages) return BadRequest("messages is required", "messages");
+      break;
+    case MockEndpoint::kCompletions:
+      if (!root.prompt) return BadRequest("prompt is required", "prompt");
+      break;
+    case MockEndpoint::kEmbeddings:
+      if (!root.input) return BadRequest("input is required", "input");
+      request.stream = false;
+      break;
   }
-  // vLLM reads max_completion_tokens first; max_tokens is its deprecated alias.
-  request.max_tokens = max_completion_tokens > 0 ? max_completion_tokens : max_tokens;
-  if (endpoint == MockEndpoint::kEmbeddings) request.stream = false;
   return request;
 }
 
@@ -290,9 +436,16 @@ MockAnswer PlanMockAnswer(const MockRequest& request, const MockOptions& options
     answer.usage.prompt_tokens = request.prompt_tokens;
     return answer;
   }
-  bool capped = request.max_tokens > 0 && request.max_tokens <= options.max_output;
-  answer.words = capped ? request.max_tokens : options.max_output;
-  answer.finish_reason = capped ? "length" : "stop";
+  if (request.max_tokens > 0) {
+    const bool cut = request.max_tokens <= options.max_output;
+    answer.words = cut ? request.max_tokens : options.max_output;
+    answer.finish_reason = cut ? "length" : "stop";
+  } else {
+    answer.words = options.DefaultMaxOutput();
+    answer.finish_reason = "length";
+  }
+  answer.tool_call = request.ToolCall();
+  if (answer.tool_call) answer.finish_reason = "tool_calls";
   answer.usage = MockUsage{request.prompt_tokens, answer.words};
   return answer;
 }
@@ -306,11 +459,132 @@ void AppendAnswerText(std::string& out, int64_t words) {
   }
 }
 
+void AppendToolArguments(std::string& out, int64_t words) {
+  out += R"({"text":")";
+  AppendAnswerText(out, words);
+  out += R"("})";
+}
+
 void AppendResponseId(std::string& out, MockEndpoint endpoint, uint64_t seq) {
   std::string_view prefix = endpoint == MockEndpoint::kChat          ? "chatcmpl-mock"
                             : endpoint == MockEndpoint::kCompletions ? "cmpl-mock"
                                                                      : "embd-mock";
   fmt::format_to(std::back_inserter(out), "{}{}", prefix, seq);
+}
+
+void AppendToolCallId(std::string& out, uint64_t seq) {
+  fmt::format_to(std::back_inserter(out), "call_mock{}", seq);
+}
+
+void AppendJsonString(std::string& out, std::string_view text) {
+  out += '"';
+  while (!text.empty()) {
+    const char c = text.front();
+    const size_t length = Utf8SequenceLength(text);
+    if (length == 0) {
+      out += "\\ufffd";  // as Python's errors="replace" decodes a stray byte
+      text.remove_prefix(1);
+      continue;
+    }
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      fmt::format_to(std::back_inserter(out), "\\u{:04x}", static_cast<unsigned>(c));
+    } else {
+      out.append(text.data(), length);
+    }
+    text.remove_prefix(length);
+  }
+  out += '"';
+}
+
+bool AcceptsGzip(std::string_view accept_encoding) {
+  const auto trim = [](std::string_view text) {
+    while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+    while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+    return text;
+  };
+  const auto iequals = [](std::string_view a, std::string_view b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+      return std::tolower(static_cast<unsigned char>(x)) ==
+             std::tolower(static_cast<unsigned char>(y));
+    });
+  };
+  while (!accept_encoding.empty()) {
+    const size_t comma = accept_encoding.find(',');
+    std::string_view item = accept_encoding.substr(0, comma);
+    accept_encoding.remove_prefix(comma == std::string_view::npos ? accept_encoding.size()
+                                                                  : comma + 1);
+    const size_t semicolon = item.find(';');
+    if (!iequals(trim(item.substr(0, semicolon)), "gzip")) continue;
+    if (semicolon == std::string_view::npos) return true;
+    // RFC 9110: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ); only 0 refuses.
+    std::string_view params = item.substr(semicolon + 1);
+    bool refused = false;
+    while (!params.empty()) {
+      const size_t next = params.find(';');
+      std::string_view param = trim(params.substr(0, next));
+      params.remove_prefix(next == std::string_view::npos ? params.size() : next + 1);
+      if (param.size() < 2 || std::tolower(static_cast<unsigned char>(param[0])) != 'q' ||
+          trim(param.substr(1)).front() != '=') {
+        continue;
+      }
+      std::string_view q = trim(trim(param.substr(1)).substr(1));
+      refused = !q.empty() && q.find_first_not_of("0.") == std::string_view::npos;
+    }
+    if (!refused) return true;
+  }
+  return false;
+}
+
+MockRequestRecord MakeRequestRecord(std::string_view method, std::string_view target,
+                                    const std::vector<MockHeader>& headers, std::string_view body,
+                                    size_t body_limit) {
+  MockRequestRecord record{std::string(method), std::string(target), {}, {}, false};
+  // Quadratic in the header count, which the server's 64 KiB header limit bounds.
+  for (const MockHeader& header : headers) {
+    std::string name(header.name);
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    auto same = std::find_if(record.headers.begin(), record.headers.end(),
+                             [&](const auto& kept) { return kept.first == name; });
+    if (same == record.headers.end()) {
+      record.headers.emplace_back(std::move(name), std::string(header.value));
+    } else {
+      same->second += ", ";
+      same->second += header.value;
+    }
+  }
+  record.truncated = body.size() > body_limit;
+  if (record.truncated) {
+    size_t keep = body_limit;
+    // Cut before a UTF-8 sequence that straddles the limit rather than through it.
+    for (int back = 0; back < 3 && keep > 0; ++back) {
+      if ((static_cast<unsigned char>(body[keep]) & 0xc0) != 0x80) break;
+      --keep;
+    }
+    body = body.substr(0, keep);
+  }
+  record.body = std::string(body);
+  return record;
+}
+
+void AppendRequestRecord(std::string& out, const MockRequestRecord& record) {
+  out += R"({"method":)";
+  AppendJsonString(out, record.method);
+  out += R"(,"target":)";
+  AppendJsonString(out, record.target);
+  out += R"(,"headers":{)";
+  for (size_t i = 0; i < record.headers.size(); ++i) {
+    if (i > 0) out += ',';
+    AppendJsonString(out, record.headers[i].first);
+    out += ':';
+    AppendJsonString(out, record.headers[i].second);
+  }
+  out += R"(},"body":)";
+  AppendJsonString(out, record.body);
+  if (record.truncated) out += R"(,"truncated":true)";
+  out += '}';
 }
 
 void AppendErrorBody(std::string& out, const MockError& error) {
@@ -341,11 +615,23 @@ void AppendCompletionBody(std::string& out, MockEndpoint endpoint, const MockRes
                           const MockAnswer& answer, bool with_usage) {
   bool chat = endpoint == MockEndpoint::kChat;
   AppendPrefix(out, meta, chat ? "chat.completion" : "text_completion");
-  out += chat ? R"("choices":[{"index":0,"message":{"role":"assistant","content":")"
-              : R"("choices":[{"index":0,"text":")";
-  AppendAnswerText(out, answer.words);
-  out +=
-      chat ? R"("},"logprobs":null,"finish_reason":")" : R"(","logprobs":null,"finish_reason":")";
+  if (chat && answer.tool_call) {
+    out += R"("choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[)";
+    fmt::format_to(std::back_inserter(out), R"({{"id":"{}","type":"function","function":{{"name":)",
+                   meta.tool_call_id);
+    AppendJsonString(out, meta.tool_name);
+    out += R"(,"arguments":)";
+    std::string arguments;
+    AppendToolArguments(arguments, answer.words);
+    AppendJsonString(out, arguments);
+    out += R"(}}]},"logprobs":null,"finish_reason":")";
+  } else {
+    out += chat ? R"("choices":[{"index":0,"message":{"role":"assistant","content":")"
+                : R"("choices":[{"index":0,"text":")";
+    AppendAnswerText(out, answer.words);
+    out +=
+        chat ? R"("},"logprobs":null,"finish_reason":")" : R"(","logprobs":null,"finish_reason":")";
+  }
   out += answer.finish_reason;
   out += R"("}])";
   if (with_usage) {
@@ -396,6 +682,31 @@ void AppendStreamToken(std::string& out, MockEndpoint endpoint, const MockRespon
   fmt::format_to(std::back_inserter(out), "{}w{}", word == 1 ? "" : " ", word);
   out += endpoint == MockEndpoint::kChat ? R"("},"logprobs":null,"finish_reason":null}]})"
                                          : R"(","logprobs":null,"finish_reason":null}]})";
+  out += "\n\n";
+}
+
+void AppendStreamToolCallHead(std::string& out, const MockResponseMeta& meta) {
+  out += "data: ";
+  AppendPrefix(out, meta, ChunkObject(MockEndpoint::kChat));
+  out += R"("choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[)";
+  fmt::format_to(std::back_inserter(out),
+                 R"({{"index":0,"id":"{}","type":"function","function":{{"name":)",
+                 meta.tool_call_id);
+  AppendJsonString(out, meta.tool_name);
+  out += R"(,"arguments":""}}]},"logprobs":null,"finish_reason":null}]})";
+  out += "\n\n";
+}
+
+void AppendStreamToolCallToken(std::string& out, const MockResponseMeta& meta, int64_t word,
+                               int64_t words) {
+  out += "data: ";
+  AppendPrefix(out, meta, ChunkObject(MockEndpoint::kChat));
+  out += R"("choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":")";
+  // The fragment's JSON-escaped form, written directly: {\"text\":\"w1 ... wk\"}.
+  if (word == 1) out += R"({\"text\":\")";
+  fmt::format_to(std::back_inserter(out), "{}w{}", word == 1 ? "" : " ", word);
+  if (word == words) out += R"(\"})";
+  out += R"("}}]},"logprobs":null,"finish_reason":null}]})";
   out += "\n\n";
 }
 

@@ -2,11 +2,37 @@
 // JSON / SSE bytes of every response. No sockets, no clocks: mock_server.cc owns those.
 // Every function is thread-safe; Append* functions only append to `out`, so a session can reuse
 // one buffer per response without allocating.
+//
+// Requests are read as vLLM reads them (Python's json, then pydantic):
+// - In every object (the root, stream_options, messages, tools...) the last of repeated keys
+//   wins entirely, and null means absent (Python's None), also when it comes last.
+// - The output cap is `max_completion_tokens or max_tokens` with Python truthiness: 0 (or null)
+//   is no cap. Negative or non-integer values are a 400.
+// - stream_options without include_usage (or with null) sends no usage chunk, as OpenAI
+//   documents it. (vLLM's pydantic default for a present stream_options would be true.)
+//
+// Usage rule. Prompt tokens: whitespace-separated words (CountWords) of everything the model
+// reads. Chat: every string value inside `messages` (content and its parts, `name`, tool calls,
+// `tool_call_id`, any other member) except the values of a message's `role` and of a content
+// part's `type`, plus kTokensPerMessage per message; plus every string value inside the
+// top-level `tools`, `functions` and `response_format`, which vLLM renders into the prompt.
+// Completions `prompt` and embeddings `input`: a string, an array of strings, an array of
+// token ids or an array of token-id arrays; each id is one token. Completion tokens: the words
+// generated.
+//
+// Answer rule. With a cap, an answer has min(cap, --max-output) words and finish_reason
+// "length" when the cap ended it (cap <= --max-output), "stop" when it ended on its own at
+// --max-output words. Without a cap it has --default-max-output words and finish_reason
+// "length": like vLLM filling the context, the limit always ends it. A chat request with a
+// non-empty `tools` array (tool_choice not "none") is answered with one call to the first tool
+// instead of content: arguments `{"text":"w1 ... wN"}` for the same N words, finish_reason
+// "tool_calls".
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -28,16 +54,19 @@ struct MockUsage {
   int64_t Total() const { return prompt_tokens + completion_tokens; }
 };
 
-// A validated request. `model` points into MockOptions::models, so it outlives the body.
+// A validated request. `model` points into MockOptions::models and `tool_name` is owned, so
+// both outlive the body and the parser's buffers.
 struct MockRequest {
   MockEndpoint endpoint = MockEndpoint::kChat;
   std::string_view model;
-  int64_t max_tokens = -1;  // max_completion_tokens, else max_tokens; -1 when neither given
+  int64_t max_tokens = 0;  // the cap: max_completion_tokens or max_tokens; 0 = no cap
   bool stream = false;
-  bool include_usage = false;  // stream_options.include_usage
-  bool base64 = false;         // embeddings: encoding_format "base64"
-  int64_t prompt_tokens = 0;   // words of all input text (+ kTokensPerMessage per chat message)
+  bool include_usage = false;          // stream_options.include_usage
+  bool base64 = false;                 // embeddings: encoding_format "base64"
+  int64_t prompt_tokens = 0;           // by the usage rule above
   std::vector<uint64_t> input_hashes;  // embeddings: one per input, seeds its vector
+  std::string tool_name;  // chat: the first tool's function.name when answering with a tool call
+  bool ToolCall() const { return !tool_name.empty(); }
 };
 
 // An OpenAI-shaped error; empty param/code serialize as null.
@@ -49,16 +78,17 @@ struct MockError {
   std::string_view code;
 };
 
-// Parses and validates a body for `endpoint`. Pads `body` in place for simdjson (may
-// reallocate it). Uses a thread-local parser.
+// Parses and validates a body for `endpoint`, by the rules above. Pads `body` in place for
+// simdjson (may reallocate it; its bytes do not change). Uses a thread-local parser.
 std::variant<MockRequest, MockError> ParseMockRequest(MockEndpoint endpoint, std::string& body,
                                                       const MockOptions& options);
 
-// How the answer to a chat/completions request comes out.
+// How the answer to a chat/completions request comes out (the answer rule above).
 struct MockAnswer {
   int64_t words = 0;               // = completion tokens
-  std::string_view finish_reason;  // "length" when max_tokens capped the answer, else "stop"
+  std::string_view finish_reason;  // "length", "stop" or "tool_calls"
   MockUsage usage;
+  bool tool_call = false;  // a tool call whose arguments carry the words
 };
 MockAnswer PlanMockAnswer(const MockRequest& request, const MockOptions& options);
 
@@ -67,18 +97,54 @@ struct MockResponseMeta {
   std::string_view id;
   int64_t created = 0;  // unix seconds
   std::string_view model;
+  std::string_view tool_call_id;  // tool-call answers: "call_mock<seq>"
+  std::string_view tool_name;     // tool-call answers: the function called
 };
 
 // Number of whitespace-separated words.
 int64_t CountWords(std::string_view text);
 // The deterministic answer: "w1 w2 ... wN".
 void AppendAnswerText(std::string& out, int64_t words);
+// The tool-call arguments: {"text":"w1 w2 ... wN"}.
+void AppendToolArguments(std::string& out, int64_t words);
 // "chatcmpl-mock<seq>", "cmpl-mock<seq>" or "embd-mock<seq>".
 void AppendResponseId(std::string& out, MockEndpoint endpoint, uint64_t seq);
+// "call_mock<seq>".
+void AppendToolCallId(std::string& out, uint64_t seq);
+
+// `text` as a JSON string literal. Bytes that are not UTF-8 become U+FFFD, so the output is
+// valid JSON for any input (a request body as received, say).
+void AppendJsonString(std::string& out, std::string_view text);
+
+// True when an Accept-Encoding value accepts gzip: a `gzip` coding whose q is not 0.
+// `identity`, `*` and no header at all mean no compression.
+bool AcceptsGzip(std::string_view accept_encoding);
+
+// One request as GET /mock/requests lists it.
+struct MockHeader {
+  std::string_view name;
+  std::string_view value;
+};
+struct MockRequestRecord {
+  std::string method;
+  std::string target;
+  std::vector<std::pair<std::string, std::string>> headers;  // lower-case names, in order
+  std::string body;        // as received, cut to the limit at a UTF-8 character boundary
+  bool truncated = false;  // the body was longer than the limit
+};
+// Lower-cases the header names and joins the values of a repeated name with ", " (at its first
+// place), so the names are unique JSON keys; keeps at most `body_limit` bytes of the body.
+MockRequestRecord MakeRequestRecord(std::string_view method, std::string_view target,
+                                    const std::vector<MockHeader>& headers, std::string_view body,
+                                    size_t body_limit);
+// {"method":..,"target":..,"headers":{name:value,...},"body":"..."}, with "truncated":true last
+// when the body was cut.
+void AppendRequestRecord(std::string& out, const MockRequestRecord& record);
 
 void AppendErrorBody(std::string& out, const MockError& error);
 void AppendModelsBody(std::string& out, const std::vector<std::string>& models, int64_t created);
-// chat.completion or text_completion; `with_usage` false drops the usage member.
+// chat.completion or text_completion; `with_usage` false drops the usage member. A tool-call
+// answer's message is {"role":"assistant","content":null,"tool_calls":[one call]}.
 void AppendCompletionBody(std::string& out, MockEndpoint endpoint, const MockResponseMeta& meta,
                           const MockAnswer& answer, bool with_usage);
 // One 8-float vector per input, derived from the input's text.
@@ -88,6 +154,13 @@ void AppendEmbeddingsBody(std::string& out, const MockRequest& request, bool wit
 // k == 1 and " wk" after, so the deltas concatenate to exactly AppendAnswerText's text.
 void AppendStreamToken(std::string& out, MockEndpoint endpoint, const MockResponseMeta& meta,
                        int64_t word);
+// A tool-call answer streams as OpenAI and vLLM stream tool calls: a head event whose delta
+// names the call (index 0, id, type, function.name, arguments ""), then one event per word
+// whose delta carries the next arguments fragment: `{"text":"w1` for word 1, ` wk` after, and
+// `"}` closing the last, so the fragments concatenate to AppendToolArguments' text.
+void AppendStreamToolCallHead(std::string& out, const MockResponseMeta& meta);
+void AppendStreamToolCallToken(std::string& out, const MockResponseMeta& meta, int64_t word,
+                               int64_t words);
 void AppendStreamFinish(std::string& out, MockEndpoint endpoint, const MockResponseMeta& meta,
                         std::string_view finish_reason);
 void AppendStreamUsage(std::string& out, MockEndpoint endpoint, const MockResponseMeta& meta,

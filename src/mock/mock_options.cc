@@ -102,6 +102,10 @@ MockOptions ParseMockArgs(int argc, const char* const* argv) {
       if (!ParseNumber(value, options.max_output) || options.max_output < 1) {
         throw BadFlag(flag, value, "expected an integer >= 1");
       }
+    } else if (flag == "--default-max-output") {
+      if (!ParseNumber(value, options.default_max_output) || options.default_max_output < 1) {
+        throw BadFlag(flag, value, "expected an integer >= 1");
+      }
     } else if (flag == "--ttft") {
       try {
         options.ttft = ParseMockDuration(value);

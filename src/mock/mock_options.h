@@ -13,7 +13,10 @@ struct MockOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8000;  // 0 = any free port
   std::vector<std::string> models = {"mock-model"};
-  int max_output = 16;  // the most words (= tokens) an answer has; >= 1
+  int max_output = 16;  // the most words (= tokens) an answer to a capped request has; >= 1
+  // Words of an answer to a request without a cap, where vLLM generates up to the context
+  // length; 0 = max_output. Read it through DefaultMaxOutput().
+  int default_max_output = 0;
   std::chrono::nanoseconds ttft = std::chrono::milliseconds(20);
   double tokens_per_second = 50;  // 0 = unpaced
   int threads = 1;
@@ -24,6 +27,7 @@ struct MockOptions {
 
   // Gap between two streamed tokens; zero when unpaced.
   std::chrono::nanoseconds TokenInterval() const;
+  int DefaultMaxOutput() const { return default_max_output > 0 ? default_max_output : max_output; }
 };
 
 // Parses "20ms", "0ms", "1s", "1.5s", "250us" or a bare "0". Throws std::invalid_argument.
@@ -34,7 +38,11 @@ std::chrono::nanoseconds ParseMockDuration(std::string_view text);
 MockOptions ParseMockArgs(int argc, const char* const* argv);
 
 inline constexpr char kMockUsage[] =
-    "usage: mock-llm [--listen HOST:PORT] [--models a,b] [--max-output 16] [--ttft 20ms]\n"
-    "                [--tokens-per-second 50] [--threads 1] [--stamp-tokens]\n";
+    "usage: mock-llm [--listen HOST:PORT] [--models a,b] [--max-output 16]\n"
+    "                [--default-max-output N] [--ttft 20ms] [--tokens-per-second 50]\n"
+    "                [--threads 1] [--stamp-tokens]\n"
+    "  --max-output N          words of an answer to a capped request: min(cap, N)\n"
+    "  --default-max-output N  words of an answer to a request without a cap (vLLM fills the\n"
+    "                          context then); default: the value of --max-output\n";
 
 }  // namespace trl

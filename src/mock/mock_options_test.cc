@@ -19,6 +19,7 @@ TEST(MockOptionsTest, Defaults) {
   EXPECT_EQ(options.port, 8000);
   EXPECT_EQ(options.models, std::vector<std::string>{"mock-model"});
   EXPECT_EQ(options.max_output, 16);
+  EXPECT_EQ(options.DefaultMaxOutput(), 16);
   EXPECT_EQ(options.ttft, std::chrono::milliseconds(20));
   EXPECT_EQ(options.TokenInterval(), std::chrono::milliseconds(20));
   EXPECT_EQ(options.threads, 1);
@@ -44,6 +45,15 @@ TEST(MockOptionsTest, AllFlags) {
   EXPECT_TRUE(Parse({"--threads", "3", "--stamp-tokens"}).stamp_tokens);
 }
 
+// --default-max-output follows --max-output unless given, wherever --max-output stands.
+TEST(MockOptionsTest, DefaultMaxOutput) {
+  EXPECT_EQ(Parse({"--max-output", "4"}).DefaultMaxOutput(), 4);
+  MockOptions options = Parse({"--default-max-output", "100", "--max-output", "4"});
+  EXPECT_EQ(options.max_output, 4);
+  EXPECT_EQ(options.DefaultMaxOutput(), 100);
+  EXPECT_EQ(Parse({"--max-output=8", "--default-max-output=2"}).DefaultMaxOutput(), 2);
+}
+
 TEST(MockOptionsTest, Durations) {
   EXPECT_EQ(ParseMockDuration("0ms"), std::chrono::nanoseconds(0));
   EXPECT_EQ(ParseMockDuration("0"), std::chrono::nanoseconds(0));
@@ -65,6 +75,10 @@ TEST(MockOptionsTest, RejectsBadValuesNamingTheFlag) {
     return "";
   };
   EXPECT_NE(message_of({"--max-output", "0"}).find("--max-output"), std::string::npos);
+  EXPECT_NE(message_of({"--default-max-output", "0"}).find("--default-max-output"),
+            std::string::npos);
+  EXPECT_NE(message_of({"--default-max-output", "x"}).find("expected an integer >= 1"),
+            std::string::npos);
   EXPECT_NE(message_of({"--ttft", "fast"}).find("--ttft"), std::string::npos);
   EXPECT_NE(message_of({"--listen", "nohost"}).find("--listen"), std::string::npos);
   EXPECT_NE(message_of({"--models", "a,,b"}).find("--models"), std::string::npos);

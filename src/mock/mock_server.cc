@@ -19,10 +19,12 @@
 #include <chrono>
 #include <ctime>
 #include <iterator>
+#include <optional>
 #include <thread>
 #include <variant>
 
 #include "mock/mock_api.h"
+#include "mock/mock_gzip.h"
 
 namespace trl {
 namespace {
@@ -57,6 +59,7 @@ class GaugeGuard {
 struct SessionDeps {
   const MockOptions* options;
   MockStats* stats;
+  MockRequestLog* request_log;
   std::atomic<uint64_t>* next_response_seq;
 };
 
@@ -82,6 +85,8 @@ class Session {
       parser.header_limit(kHeaderLimit);
       parser.body_limit(kBodyLimit);
       stream_.expires_after(kIoTimeout);
+      accepts_gzip_ = false;
+      gzip_response_ = false;
       auto [ec, bytes] = co_await http::async_read(stream_, buffer_, parser, kUseTuple);
       if (ec == http::error::body_limit) {
         keep_alive_ = false;
@@ -95,6 +100,10 @@ class Session {
       keep_alive_ = request.keep_alive();
       http10_ = request.version() < 11;
       watch_peer_ = true;
+      auto [first, last] = request.equal_range(http::field::accept_encoding);
+      for (auto field = first; field != last; ++field) {
+        accepts_gzip_ = accepts_gzip_ || AcceptsGzip(field->value());
+      }
       Next next = co_await Handle(request);
       if (next == Next::kGone) co_return;
       if (!keep_alive_) break;
@@ -122,8 +131,15 @@ class Session {
     }
     const bool reset_stats = post && target == "/mock/reset-stats";
     if (reset_stats || (get && target == "/mock/stats")) {
-      if (reset_stats) Stats().ResetTotals();
+      if (reset_stats) {
+        Stats().ResetTotals();
+        deps_.request_log->Clear();
+      }
       Stats().AppendJson(body_);
+      co_return co_await WriteBody(200, kJson);
+    }
+    if (get && target == "/mock/requests") {
+      deps_.request_log->AppendJson(body_);
       co_return co_await WriteBody(200, kJson);
     }
     if (post && target == "/v1/chat/completions") {
@@ -142,6 +158,7 @@ class Session {
 
   awaitable<Next> HandleInference(MockEndpoint endpoint, http::request<http::string_body>& http) {
     ++Stats().requests_total;
+    Record(http);
     MockFault fault = ParseMockFault(http["x-mock-fault"]);
     switch (fault) {
       case MockFault::kHttp500: {
@@ -163,20 +180,30 @@ class Session {
     }
     const MockRequest& request = std::get<MockRequest>(parsed);
     const MockAnswer answer = PlanMockAnswer(request, Options());
+    Stats().served_prompt_tokens_total += request.prompt_tokens;  // the prefill has happened
+    const uint64_t seq = deps_.next_response_seq->fetch_add(1, std::memory_order_relaxed);
     id_.clear();
-    AppendResponseId(id_, endpoint,
-                     deps_.next_response_seq->fetch_add(1, std::memory_order_relaxed));
-    const MockResponseMeta meta{id_, std::time(nullptr), request.model};
-    const bool with_usage = fault != MockFault::kNoUsage;
+    AppendResponseId(id_, endpoint, seq);
+    tool_call_id_.clear();
+    if (answer.tool_call) AppendToolCallId(tool_call_id_, seq);
+    const MockResponseMeta meta{id_, std::time(nullptr), request.model, tool_call_id_,
+                                request.tool_name};
     if (request.stream) {
       co_return co_await Stream(request, answer, meta, fault);
     }
+    co_return co_await Whole(request, answer, meta, fault);
+  }
 
-    if (endpoint == MockEndpoint::kEmbeddings) {
+  // A non-streaming answer, delayed as long as its stream would take.
+  awaitable<Next> Whole(const MockRequest& request, const MockAnswer& answer,
+                        const MockResponseMeta& meta, MockFault fault) {
+    const bool with_usage = fault != MockFault::kNoUsage;
+    if (request.endpoint == MockEndpoint::kEmbeddings) {
       AppendEmbeddingsBody(body_, request, with_usage);
     } else {
-      AppendCompletionBody(body_, endpoint, meta, answer, with_usage);
+      AppendCompletionBody(body_, request.endpoint, meta, answer, with_usage);
     }
+    EncodeBody(kJson);
     auto deadline = steady_clock::now() + Options().ttft + answer.words * Options().TokenInterval();
     if (!co_await WaitUntil(deadline)) co_return Next::kGone;
     if (fault == MockFault::kTruncateStream) {
@@ -186,10 +213,15 @@ class Session {
       stream_.close();
       co_return Next::kGone;
     }
-    // Counted before the write so a client that has the response also sees it in the stats.
+    // Counted before the write, and taken back if it fails, so a client that has the response
+    // also sees it in the stats.
     if (with_usage) Report(answer.usage, +1);
-    Next next = co_await WriteBody(200, kJson);
-    if (next == Next::kGone && with_usage) Report(answer.usage, -1);
+    Stats().served_completion_tokens_total += answer.words;
+    Next next = co_await WriteEncodedBody(200, kJson);
+    if (next == Next::kGone) {
+      if (with_usage) Report(answer.usage, -1);
+      Stats().served_completion_tokens_total -= answer.words;
+    }
     co_return next;
   }
 
@@ -197,6 +229,9 @@ class Session {
                          const MockResponseMeta& meta, MockFault fault) {
     GaugeGuard open_stream(Stats().open_streams);
     if (http10_) keep_alive_ = false;  // no chunked encoding: the close delimits the body
+    std::optional<MockGzip> gzip;
+    if (accepts_gzip_ && gzip.emplace().Ok()) gzip_response_ = true;
+    MockGzip* const encoder = gzip_response_ ? &*gzip : nullptr;
     FormatHead(200, "text/event-stream", std::string_view::npos);
     if (!co_await WriteAll(asio::buffer(head_))) co_return Next::kGone;
 
@@ -206,14 +241,24 @@ class Session {
     for (int64_t word = 1; word <= words; ++word) {
       if (word > 1) deadline += Options().TokenInterval();
       if (!co_await WaitUntil(deadline)) co_return Next::kGone;
+      if (word == 1 && answer.tool_call) {  // the call's name goes first, as its own event
+        body_.clear();
+        AppendStreamToolCallHead(body_, meta);
+        if (!co_await WriteEvent(false, encoder)) co_return Next::kGone;
+      }
       body_.clear();
       if (Options().stamp_tokens) {
         const auto sent = std::chrono::duration_cast<std::chrono::microseconds>(
             steady_clock::now().time_since_epoch());
         fmt::format_to(std::back_inserter(body_), ": sent_us={}\n", sent.count());
       }
-      AppendStreamToken(body_, request.endpoint, meta, word);
-      if (!co_await WriteEvent(false)) co_return Next::kGone;
+      if (answer.tool_call) {
+        AppendStreamToolCallToken(body_, meta, word, answer.words);
+      } else {
+        AppendStreamToken(body_, request.endpoint, meta, word);
+      }
+      if (!co_await WriteEvent(false, encoder)) co_return Next::kGone;
+      ++Stats().served_completion_tokens_total;
     }
     if (truncate) {
       stream_.close();
@@ -221,18 +266,25 @@ class Session {
     }
     body_.clear();
     AppendStreamFinish(body_, request.endpoint, meta, answer.finish_reason);
-    if (!co_await WriteEvent(false)) co_return Next::kGone;
+    if (!co_await WriteEvent(false, encoder)) co_return Next::kGone;
     if (request.include_usage && fault != MockFault::kNoUsage) {
       body_.clear();
       AppendStreamUsage(body_, request.endpoint, meta, answer.usage);
       Report(answer.usage, +1);
-      if (!co_await WriteEvent(false)) {
+      if (!co_await WriteEvent(false, encoder)) {
         Report(answer.usage, -1);
         co_return Next::kGone;
       }
     }
     body_.assign(kStreamDone);
-    co_return co_await WriteEvent(true) ? Next::kKeepAlive : Next::kGone;
+    co_return co_await WriteEvent(true, encoder) ? Next::kKeepAlive : Next::kGone;
+  }
+
+  void Record(const http::request<http::string_body>& request) {
+    std::vector<MockHeader> headers;
+    for (const auto& field : request) headers.push_back({field.name_string(), field.value()});
+    deps_.request_log->Add(MakeRequestRecord(request.method_string(), request.target(), headers,
+                                             request.body(), MockRequestLog::kBodyLimit));
   }
 
   void Report(const MockUsage& usage, int sign) {
@@ -246,6 +298,7 @@ class Session {
     auto out = std::back_inserter(head_);
     fmt::format_to(out, "HTTP/1.1 {} {}\r\nServer: mock-llm\r\nContent-Type: {}\r\n", status,
                    http::obsolete_reason(http::int_to_status(status)), content_type);
+    if (gzip_response_) head_ += "Content-Encoding: gzip\r\n";
     if (content_length != std::string_view::npos) {
       fmt::format_to(out, "Content-Length: {}\r\n", content_length);
     } else {
@@ -260,7 +313,24 @@ class Session {
     head_ += "\r\n";
   }
 
+  // Replaces body_ with its gzip form when it is JSON and the client accepts gzip.
+  void EncodeBody(std::string_view content_type) {
+    if (!accepts_gzip_ || content_type != kJson) return;
+    MockGzip gzip;
+    encoded_.clear();
+    // Should zlib fail (out of memory), identity is always an acceptable answer.
+    if (!gzip.Compress(body_, encoded_, MockGzip::Flush::kFinish)) return;
+    body_.swap(encoded_);
+    gzip_response_ = true;
+  }
+
   awaitable<Next> WriteBody(int status, std::string_view content_type) {
+    EncodeBody(content_type);
+    co_return co_await WriteEncodedBody(status, content_type);
+  }
+
+  // body_ as EncodeBody left it.
+  awaitable<Next> WriteEncodedBody(int status, std::string_view content_type) {
     FormatHead(status, content_type, body_.size());
     bool ok = co_await WriteAll(
         std::array<asio::const_buffer, 2>{asio::buffer(head_), asio::buffer(body_)});
@@ -273,15 +343,27 @@ class Session {
     co_return co_await WriteBody(error.status, kJson);
   }
 
-  // One SSE event (body_) as its own write, so the client sees each token when it is made.
-  awaitable<bool> WriteEvent(bool last) {
-    if (http10_) {
-      co_return co_await WriteAll(asio::buffer(body_));
+  // One SSE event (body_) as its own write, so the client sees each token when it is made;
+  // through `gzip` when not null, sync-flushed so the event decodes on arrival.
+  awaitable<bool> WriteEvent(bool last, MockGzip* gzip) {
+    std::string_view payload = body_;
+    if (gzip != nullptr) {
+      encoded_.clear();
+      if (!gzip->Compress(body_, encoded_,
+                          last ? MockGzip::Flush::kFinish : MockGzip::Flush::kSync)) {
+        stream_.close();  // the gzip stream is broken; a clean end would claim otherwise
+        co_return false;
+      }
+      payload = encoded_;
     }
-    auto [end, size] = fmt::format_to_n(chunk_head_, sizeof(chunk_head_), "{:x}\r\n", body_.size());
+    if (http10_) {
+      co_return co_await WriteAll(asio::buffer(payload));
+    }
+    auto [end, size] =
+        fmt::format_to_n(chunk_head_, sizeof(chunk_head_), "{:x}\r\n", payload.size());
     std::string_view tail = last ? "\r\n0\r\n\r\n" : "\r\n";
     co_return co_await WriteAll(std::array<asio::const_buffer, 3>{
-        asio::buffer(chunk_head_, end - chunk_head_), asio::buffer(body_), asio::buffer(tail)});
+        asio::buffer(chunk_head_, end - chunk_head_), asio::buffer(payload), asio::buffer(tail)});
   }
 
   template <typename Buffers>
@@ -340,8 +422,12 @@ class Session {
   beast::flat_buffer buffer_;
   std::string head_;
   std::string body_;
+  std::string encoded_;  // body_ or one event gzipped
   std::string id_;
+  std::string tool_call_id_;
   char chunk_head_[24];
+  bool accepts_gzip_ = false;   // this request's Accept-Encoding accepts gzip
+  bool gzip_response_ = false;  // this response goes out gzipped
   bool keep_alive_ = true;
   bool http10_ = false;
   bool watch_peer_ = true;
@@ -382,14 +468,44 @@ void MockStats::ResetTotals() {
   requests_total = 0;
   prompt_tokens_total = 0;
   completion_tokens_total = 0;
+  served_prompt_tokens_total = 0;
+  served_completion_tokens_total = 0;
 }
 
 void MockStats::AppendJson(std::string& out) const {
   fmt::format_to(std::back_inserter(out),
                  R"({{"requests_total":{},"open_streams":{},"open_connections":{},)"
-                 R"("prompt_tokens_total":{},"completion_tokens_total":{}}})",
+                 R"("prompt_tokens_total":{},"completion_tokens_total":{},)"
+                 R"("served_prompt_tokens_total":{},"served_completion_tokens_total":{}}})",
                  requests_total.load(), open_streams.load(), open_connections.load(),
-                 prompt_tokens_total.load(), completion_tokens_total.load());
+                 prompt_tokens_total.load(), completion_tokens_total.load(),
+                 served_prompt_tokens_total.load(), served_completion_tokens_total.load());
+}
+
+void MockRequestLog::Add(MockRequestRecord record) {
+  auto shared = std::make_shared<const MockRequestRecord>(std::move(record));
+  std::lock_guard lock(mutex_);
+  if (records_.size() == kCapacity) records_.pop_front();
+  records_.push_back(std::move(shared));
+}
+
+void MockRequestLog::Clear() {
+  std::lock_guard lock(mutex_);
+  records_.clear();
+}
+
+void MockRequestLog::AppendJson(std::string& out) const {
+  std::vector<std::shared_ptr<const MockRequestRecord>> snapshot;
+  {
+    std::lock_guard lock(mutex_);
+    snapshot.assign(records_.begin(), records_.end());
+  }
+  out += '[';
+  for (size_t i = 0; i < snapshot.size(); ++i) {
+    if (i > 0) out += ',';
+    AppendRequestRecord(out, *snapshot[i]);
+  }
+  out += ']';
 }
 
 MockServer::MockServer(MockOptions options) : options_(std::move(options)) {
@@ -423,7 +539,7 @@ MockServer::~MockServer() { Stop(); }
 tcp::endpoint MockServer::Endpoint() const { return workers_.front()->acceptor.local_endpoint(); }
 
 void MockServer::Run() {
-  SessionDeps deps{&options_, &stats_, &next_response_seq_};
+  SessionDeps deps{&options_, &stats_, &request_log_, &next_response_seq_};
   for (auto& worker : workers_) {
     asio::co_spawn(worker->io_context, Accept(worker->acceptor, deps), asio::detached);
   }

@@ -2,16 +2,20 @@
 #include "mock/mock_server.h"
 
 #include <gtest/gtest.h>
+#include <simdjson.h>
 
+#include <algorithm>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
-#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "mock/gunzip_for_test.h"
 
 namespace trl {
 namespace {
@@ -64,9 +68,21 @@ class MockServerTest : public ::testing::Test {
     return RoundTrip(socket, request);
   }
 
-  std::string Stats() {
-    http::request<http::string_body> request(http::verb::get, "/mock/stats", 11);
+  std::string Get(std::string target) {
+    http::request<http::string_body> request(http::verb::get, target, 11);
     return RoundTrip(request).body();
+  }
+  std::string Stats() { return Get("/mock/stats"); }
+
+  // One member of /mock/stats.
+  int64_t Stat(const std::string& name) {
+    const std::string stats = Stats();
+    const size_t at = stats.find("\"" + name + "\":");
+    if (at == std::string::npos) {
+      ADD_FAILURE() << name << " missing from " << stats;
+      return -1;
+    }
+    return std::stoll(stats.substr(at + name.size() + 3));
   }
 
   // Polls for a server-side effect of a client hang-up, which lands asynchronously.
@@ -83,6 +99,35 @@ class MockServerTest : public ::testing::Test {
   std::unique_ptr<MockServer> server_;
   std::thread thread_;
 };
+
+// The data of each SSE event, in order.
+std::vector<std::string> Events(std::string_view body) {
+  std::vector<std::string> events;
+  for (size_t end; (end = body.find("\n\n")) != std::string_view::npos;) {
+    std::string_view event = body.substr(0, end);
+    if (event.starts_with("data: ")) events.emplace_back(event.substr(6));
+    body.remove_prefix(end + 2);
+  }
+  return events;
+}
+
+// Reads a chunked response, keeping each chunk's payload apart: one chunk is one write.
+std::vector<std::string> ReadChunks(tcp::socket& socket,
+                                    http::response_parser<http::string_body>& parser,
+                                    boost::system::error_code& ec) {
+  std::vector<std::string> chunks;
+  std::string current;
+  auto on_body = [&](std::uint64_t remain, std::string_view body, boost::system::error_code&) {
+    current.append(body);
+    if (remain == body.size()) chunks.push_back(std::exchange(current, {}));
+    return body.size();
+  };
+  parser.on_chunk_body(on_body);
+  boost::beast::flat_buffer buffer;
+  http::read(socket, buffer, parser, ec);
+  if (!current.empty()) chunks.push_back(current);
+  return chunks;
+}
 
 MockOptions Unpaced() {
   MockOptions options;
@@ -101,15 +146,18 @@ TEST_F(MockServerTest, ChatKeepAliveAndStats) {
   for (int i = 0; i < 2; ++i) {
     auto response = RoundTrip(socket, Post("/v1/chat/completions", kChat));
     EXPECT_EQ(response.result_int(), 200);
-    EXPECT_NE(
-        response.body().find(R"("content":"w1 w2 w3 w4"},"logprobs":null,"finish_reason":"stop")"),
-        std::string::npos);
+    EXPECT_EQ(response.count(http::field::content_encoding), 0u);
+    // Uncapped: --default-max-output (here --max-output's 4) words, ended by that limit.
+    EXPECT_NE(response.body().find(
+                  R"("content":"w1 w2 w3 w4"},"logprobs":null,"finish_reason":"length")"),
+              std::string::npos);
     EXPECT_NE(response.body().find(
                   R"("usage":{"prompt_tokens":5,"completion_tokens":4,"total_tokens":9})"),
               std::string::npos);
   }
   EXPECT_EQ(Stats(), R"({"requests_total":2,"open_streams":0,"open_connections":2,)"
-                     R"("prompt_tokens_total":10,"completion_tokens_total":8})");
+                     R"("prompt_tokens_total":10,"completion_tokens_total":8,)"
+                     R"("served_prompt_tokens_total":10,"served_completion_tokens_total":8})");
 }
 
 TEST_F(MockServerTest, StreamWithUsage) {
@@ -145,10 +193,10 @@ TEST_F(MockServerTest, StampedTokensCarryTheirSendTime) {
         .count();
   };
   const int64_t before = micros();
-  auto response = RoundTrip(Post(
-      "/v1/chat/completions",
-      R"({"model":"mock-model","messages":[{"role":"user","content":"hi"}],"max_tokens":3,)"
-      R"("stream":true})"));
+  auto response = RoundTrip(
+      Post("/v1/chat/completions",
+           R"({"model":"mock-model","messages":[{"role":"user","content":"hi"}],"max_tokens":3,)"
+           R"("stream":true})"));
   const int64_t after = micros();
   const std::string& body = response.body();
   std::vector<int64_t> stamps;
@@ -189,7 +237,9 @@ TEST_F(MockServerTest, FaultsAndErrors) {
   EXPECT_EQ(ec, http::error::partial_message);
 
   EXPECT_NE(Stats().find(R"("requests_total":6,)"), std::string::npos);
-  EXPECT_NE(Stats().find(R"("prompt_tokens_total":0,"completion_tokens_total":0)"),
+  // Only no-usage reported nothing while serving 1 + 4 tokens; truncate-stream's prompt counts.
+  EXPECT_NE(Stats().find(R"("prompt_tokens_total":0,"completion_tokens_total":0,)"
+                         R"("served_prompt_tokens_total":6,"served_completion_tokens_total":4})"),
             std::string::npos);
 }
 
@@ -213,6 +263,262 @@ TEST_F(MockServerTest, ClientHangUpFreesStreamAndHang) {
   EXPECT_TRUE(Eventually([&] {
     return Stats().find(R"("open_streams":0,"open_connections":1)") != std::string::npos;
   }));
+}
+
+TEST_F(MockServerTest, UncappedAnswersUseTheDefaultLength) {
+  MockOptions options = Unpaced();  // max_output 4
+  options.default_max_output = 6;
+  Start(options);
+  auto uncapped = RoundTrip(Post(
+      "/v1/chat/completions",
+      R"({"model":"mock-model","messages":[{"content":"hi"}],"max_tokens":5,"max_tokens":0})"));
+  EXPECT_NE(uncapped.body().find(
+                R"("content":"w1 w2 w3 w4 w5 w6"},"logprobs":null,"finish_reason":"length")"),
+            std::string::npos);
+  EXPECT_NE(uncapped.body().find(R"("completion_tokens":6,)"), std::string::npos);
+  auto capped = RoundTrip(Post(
+      "/v1/completions", R"({"model":"mock-model","prompt":"hi","max_tokens":9,"stream":false})"));
+  EXPECT_NE(capped.body().find(R"("text":"w1 w2 w3 w4","logprobs":null,"finish_reason":"stop")"),
+            std::string::npos);
+}
+
+// The last of repeated keys wins over the wire too: this is not a stream.
+TEST_F(MockServerTest, LastOfRepeatedKeysWins) {
+  Start(Unpaced());
+  auto response = RoundTrip(Post("/v1/chat/completions",
+                                 R"({"model":"nope","messages":[{"content":"hi"}],"stream":true,)"
+                                 R"("model":"mock-model","stream":false,"max_tokens":2})"));
+  EXPECT_EQ(response.result_int(), 200);
+  EXPECT_EQ(response[http::field::content_type], "application/json");
+  EXPECT_NE(response.body().find(R"("content":"w1 w2"})"), std::string::npos);
+}
+
+TEST_F(MockServerTest, ToolCallAnswer) {
+  Start(Unpaced());
+  auto response =
+      RoundTrip(Post("/v1/chat/completions",
+                     R"({"model":"mock-model","messages":[{"content":"hi"}],"max_tokens":3,)"
+                     R"("tools":[{"type":"function","function":{"name":"lookup"}}]})"));
+  const std::string& body = response.body();
+  // Prompt: "hi", the tool's "function" and "lookup", 3 for the message.
+  const size_t id_at = body.find(R"("id":"chatcmpl-mock)");
+  ASSERT_NE(id_at, std::string::npos);
+  const std::string seq = body.substr(id_at + 19, body.find('"', id_at + 19) - id_at - 19);
+  EXPECT_NE(
+      body.find(R"("message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_mock)" +
+                seq +
+                R"(","type":"function","function":{"name":"lookup",)"
+                R"("arguments":"{\"text\":\"w1 w2 w3\"}"}}]},"logprobs":null,)"
+                R"("finish_reason":"tool_calls"}],)"
+                R"("usage":{"prompt_tokens":6,"completion_tokens":3,"total_tokens":9}})"),
+      std::string::npos)
+      << body;
+}
+
+TEST_F(MockServerTest, ToolCallStream) {
+  Start(Unpaced());
+  auto response = RoundTrip(
+      Post("/v1/chat/completions",
+           R"({"model":"mock-model","messages":[{"content":"hi"}],"max_tokens":3,"stream":true,)"
+           R"("stream_options":{"include_usage":true},"tools":[{"function":{"name":"lookup"}}]})"));
+  std::vector<std::string> events = Events(response.body());
+  ASSERT_EQ(events.size(), 7u);  // head, 3 fragments, finish, usage, [DONE]
+  simdjson::dom::parser parser;
+  std::string arguments;
+  for (size_t i = 0; i < 4; ++i) {
+    simdjson::dom::element call =
+        parser.parse(events[i])["choices"].at(0)["delta"]["tool_calls"].at(0);
+    EXPECT_EQ(int64_t(call["index"]), 0);
+    arguments += std::string_view(call["function"]["arguments"]);
+    if (i == 0) {
+      EXPECT_EQ(std::string_view(call["function"]["name"]), "lookup");
+      EXPECT_EQ(std::string_view(call["type"]), "function");
+      EXPECT_TRUE(std::string_view(call["id"]).starts_with("call_mock"));
+      EXPECT_EQ(std::string_view(parser.parse(events[i])["choices"].at(0)["delta"]["role"]),
+                "assistant");
+    } else {
+      EXPECT_EQ(call["function"]["name"].error(), simdjson::NO_SUCH_FIELD);
+    }
+  }
+  EXPECT_EQ(arguments, R"({"text":"w1 w2 w3"})");
+  EXPECT_NE(events[4].find(R"("finish_reason":"tool_calls")"), std::string::npos);
+  EXPECT_NE(events[5].find(R"("usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8})"),
+            std::string::npos);
+  EXPECT_EQ(events[6], "[DONE]");
+
+  // A cut stream sends the head and the first half of the fragments.
+  tcp::socket socket = Connect();
+  http::write(socket, Post("/v1/chat/completions",
+                           R"({"model":"mock-model","messages":[{"content":"hi"}],"stream":true,)"
+                           R"("tools":[{"function":{"name":"lookup"}}]})",
+                           "truncate-stream"));
+  boost::beast::flat_buffer buffer;
+  http::response<http::string_body> cut;
+  boost::system::error_code ec;
+  http::read(socket, buffer, cut, ec);
+  EXPECT_EQ(ec, http::error::partial_message);
+  EXPECT_EQ(Stat("served_completion_tokens_total"), 3 + 2);
+}
+
+TEST_F(MockServerTest, GzipWholeAnswers) {
+  Start(Unpaced());
+  auto request = Post("/v1/chat/completions",
+                      R"({"model":"mock-model","messages":[{"content":"hi"}],"max_tokens":2})");
+  request.set(http::field::accept_encoding, "br, gzip;q=0.5");
+  auto response = RoundTrip(request);
+  EXPECT_EQ(response.result_int(), 200);
+  EXPECT_EQ(response[http::field::content_encoding], "gzip");
+  EXPECT_EQ(response[http::field::content_length], std::to_string(response.body().size()));
+  std::optional<std::string> json = GunzipForTest(response.body());
+  ASSERT_TRUE(json.has_value());
+  EXPECT_TRUE(json->starts_with(R"({"id":"chatcmpl-mock)"));
+  EXPECT_TRUE(json->ends_with(
+      R"("choices":[{"index":0,"message":{"role":"assistant","content":"w1 w2"},"logprobs":null,)"
+      R"("finish_reason":"length"}],"usage":{"prompt_tokens":4,"completion_tokens":2,"total_tokens":6}})"));
+
+  request.body() = "{oops";  // errors too
+  request.prepare_payload();
+  response = RoundTrip(request);
+  EXPECT_EQ(response.result_int(), 400);
+  EXPECT_EQ(response[http::field::content_encoding], "gzip");
+  EXPECT_EQ(GunzipForTest(response.body()),
+            R"({"error":{"message":"request body is not a valid JSON object",)"
+            R"("type":"invalid_request_error","param":null,"code":null}})");
+
+  for (const char* refused : {"identity", "gzip;q=0", "deflate"}) {
+    request.set(http::field::accept_encoding, refused);
+    response = RoundTrip(request);
+    EXPECT_EQ(response.count(http::field::content_encoding), 0u) << refused;
+    EXPECT_TRUE(response.body().starts_with(R"({"error":)")) << refused;
+  }
+}
+
+// One gzip stream, sync-flushed per event: every chunk decodes at once into whole events.
+TEST_F(MockServerTest, GzipStreamsEventByEvent) {
+  Start(Unpaced());
+  auto request =
+      Post("/v1/completions", R"({"model":"mock-model","prompt":"hi","max_tokens":3,"stream":true,)"
+                              R"("stream_options":{"include_usage":true}})");
+  request.set(http::field::accept_encoding, "gzip");
+  tcp::socket socket = Connect();
+  http::write(socket, request);
+  http::response_parser<http::string_body> parser;
+  boost::system::error_code ec;
+  std::vector<std::string> chunks = ReadChunks(socket, parser, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(parser.get()[http::field::content_encoding], "gzip");
+  EXPECT_EQ(parser.get()[http::field::content_type], "text/event-stream");
+  ASSERT_EQ(chunks.size(), 6u);  // 3 tokens, finish, usage, [DONE]
+  std::string received;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    received += chunks[i];
+    const bool last = i + 1 == chunks.size();
+    std::optional<std::string> text = GunzipForTest(received, !last);
+    ASSERT_TRUE(text.has_value()) << "chunk " << i;
+    EXPECT_TRUE(text->ends_with("\n\n")) << "chunk " << i;
+    EXPECT_EQ(Events(*text).size(), i + 1) << "chunk " << i;
+    if (last) {
+      EXPECT_TRUE(text->ends_with("}\n\ndata: [DONE]\n\n"));
+    }
+  }
+  std::vector<std::string> events = Events(*GunzipForTest(received));
+  EXPECT_NE(events[1].find(R"("text":" w2")"), std::string::npos);
+
+  // A cut gzip stream: the events sent decode, and the member never ends.
+  tcp::socket cut_socket = Connect();
+  request.set("x-mock-fault", "truncate-stream");
+  http::write(cut_socket, request);
+  http::response_parser<http::string_body> cut_parser;
+  std::vector<std::string> cut = ReadChunks(cut_socket, cut_parser, ec);
+  EXPECT_EQ(ec, http::error::partial_message);
+  std::string cut_bytes;
+  for (const std::string& chunk : cut) cut_bytes += chunk;
+  EXPECT_EQ(GunzipForTest(cut_bytes), std::nullopt);
+  std::optional<std::string> cut_text = GunzipForTest(cut_bytes, true);
+  ASSERT_TRUE(cut_text.has_value());
+  EXPECT_EQ(Events(*cut_text).size(), 2u);
+}
+
+TEST_F(MockServerTest, RecentRequests) {
+  Start(Unpaced());
+  EXPECT_EQ(Get("/mock/requests"), "[]");
+  auto request = Post("/v1/embeddings?trace=1", R"({"model":"mock-model","input":"a"})", "http500");
+  request.set("X-Api-Key", "k1");
+  request.insert("x-api-key", "k2");
+  RoundTrip(request);
+  Get("/mock/stats");  // not an inference route: not recorded
+  EXPECT_EQ(Get("/mock/requests"),
+            R"([{"method":"POST","target":"/v1/embeddings?trace=1","headers":{"host":"localhost",)"
+            R"("content-type":"application/json","x-mock-fault":"http500","content-length":"34",)"
+            R"("x-api-key":"k1, k2"},"body":"{\"model\":\"mock-model\",\"input\":\"a\"}"}])");
+
+  // The last 64, oldest first.
+  tcp::socket socket = Connect();
+  for (int i = 0; i < 70; ++i) {
+    RoundTrip(socket, Post("/v1/completions",
+                           R"({"model":"mock-model","prompt":"n)" + std::to_string(i) + R"("})"));
+  }
+  std::string listed = Get("/mock/requests");
+  simdjson::dom::parser parser;
+  simdjson::dom::array records = parser.parse(listed);
+  ASSERT_EQ(records.size(), 64u);
+  EXPECT_EQ(std::string_view(records.at(0)["body"]), R"({"model":"mock-model","prompt":"n6"})");
+  EXPECT_EQ(std::string_view(records.at(63)["body"]), R"({"model":"mock-model","prompt":"n69"})");
+
+  // A body over 1 MiB is kept truncated.
+  std::string big = R"({"model":"mock-model","prompt":")" + std::string(1 << 20, 'a') + R"("})";
+  EXPECT_EQ(RoundTrip(socket, Post("/v1/completions", big)).result_int(), 200);
+  listed = Get("/mock/requests");
+  records = parser.parse(listed);
+  simdjson::dom::element last = records.at(63);
+  EXPECT_EQ(std::string_view(last["body"]), big.substr(0, 1 << 20));
+  EXPECT_TRUE(bool(last["truncated"]));
+  EXPECT_EQ(records.at(62)["truncated"].error(), simdjson::NO_SUCH_FIELD);
+
+  auto reset = RoundTrip(Post("/mock/reset-stats", ""));
+  EXPECT_EQ(reset.result_int(), 200);
+  EXPECT_EQ(Get("/mock/requests"), "[]");
+}
+
+// served_*: what the backend did, whatever usage it reported.
+TEST_F(MockServerTest, ServedTokensCountWhatWentOut) {
+  Start(Unpaced());
+  // A stream without include_usage reports no usage, yet served 5 prompt and 2 output tokens.
+  auto streamed = RoundTrip(Post("/v1/chat/completions",
+                                 R"({"model":"mock-model","messages":[{"content":"a b"}],)"
+                                 R"("max_tokens":2,"stream":true})"));
+  EXPECT_EQ(Events(streamed.body()).size(), 4u);
+  EXPECT_EQ(Stat("prompt_tokens_total"), 0);
+  EXPECT_EQ(Stat("served_prompt_tokens_total"), 5);
+  EXPECT_EQ(Stat("served_completion_tokens_total"), 2);
+  // Embeddings: prompt only. A 400 serves nothing.
+  RoundTrip(Post("/v1/embeddings", R"({"model":"mock-model","input":["a","b c"]})"));
+  RoundTrip(Post("/v1/embeddings", R"({"model":"mock-model","input":[]})"));
+  EXPECT_EQ(Stat("served_prompt_tokens_total"), 5 + 3);
+  EXPECT_EQ(Stat("served_completion_tokens_total"), 2);
+  EXPECT_EQ(Stat("prompt_tokens_total"), 3);
+}
+
+// A client that hangs up mid-stream was served only the tokens written before it left.
+TEST_F(MockServerTest, ServedTokensStopAtHangUp) {
+  MockOptions options = Unpaced();
+  options.tokens_per_second = 0.2;  // the second token is due in 5 s: the hang-up comes first
+  Start(options);
+  {
+    tcp::socket socket = Connect();
+    http::write(socket, Post("/v1/chat/completions",
+                             R"({"model":"mock-model","messages":[{"content":"hi"}],)"
+                             R"("stream":true,"stream_options":{"include_usage":true}})"));
+    std::string received;
+    char scratch[1024];
+    while (received.find(R"("content":"w1")") == std::string::npos) {
+      received.append(scratch, socket.read_some(asio::buffer(scratch)));
+    }
+  }
+  ASSERT_TRUE(Eventually([&] { return Stat("open_streams") == 0; }));
+  EXPECT_EQ(Stat("served_prompt_tokens_total"), 4);
+  EXPECT_EQ(Stat("served_completion_tokens_total"), 1);
+  EXPECT_EQ(Stat("completion_tokens_total"), 0);  // no usage chunk went out
 }
 
 }  // namespace
