@@ -81,12 +81,23 @@ struct BackendUrl {
   std::string authority;  // "host:port": the key of its idle connections (ConnectionPool)
 };
 
+// What a request's media parts cost in prompt tokens: the gateway never decodes an image or a
+// sound, so each part is charged this flat amount (set it to what the model's processor makes
+// of one, e.g. a vision encoder's patch tokens).
+struct MediaTokens {
+  int64_t image = 1024;
+  int64_t audio = 1024;
+  int64_t video = 4096;
+  int64_t file = 1024;
+};
+
 struct ModelConfig {
   std::string name;
   std::vector<std::string> aliases;
   std::vector<BackendUrl> backends;
   std::string tokenizer = "approx";
   int64_t max_output_tokens = 1024;
+  MediaTokens media_tokens;
   Millis timeout{120'000};
 };
 
