@@ -366,6 +366,8 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
                            fields.include_usage,
                            std::move(rate_lines),
                            &counter};
+  exchange.usage_fields = endpoint == ApiEndpoint::kEmbeddings ? UsageFields::kPromptOnly
+                                                               : UsageFields::kPromptAndCompletion;
   // The backend knows the model by its canonical name, not by the alias the client used.
   if (fields.model != model_name) {
     request.body().replace(fields.model_offset, fields.model_length,
