@@ -87,7 +87,7 @@ void BM_ParseAndCount(benchmark::State& state) {
       state.SkipWithError("extraction failed");
       break;
     }
-    tokens = CountPromptTokens(fields, counter);
+    tokens = CountPromptTokens(fields, counter, MediaTokens{});
     benchmark::DoNotOptimize(tokens);
   }
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(original.size()));

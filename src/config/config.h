@@ -96,6 +96,8 @@ struct ModelConfig {
   std::vector<std::string> aliases;
   std::vector<BackendUrl> backends;
   std::string tokenizer = "approx";
+  // The output cap per choice: reserved and sent when the request gives none, and the ceiling
+  // a larger max_tokens is clamped to.
   int64_t max_output_tokens = 1024;
   MediaTokens media_tokens;
   Millis timeout{120'000};
