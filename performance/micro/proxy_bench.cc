@@ -87,7 +87,7 @@ void BM_ParseAndCount(benchmark::State& state) {
       state.SkipWithError("extraction failed");
       break;
     }
-    tokens = CountPromptTokens(fields, counter);
+    tokens = CountPromptTokens(fields, counter, MediaTokens{});
     benchmark::DoNotOptimize(tokens);
   }
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(original.size()));
@@ -133,7 +133,7 @@ void BM_SseRelayChunk(benchmark::State& state) {
   int64_t tokens = 0;
   for (auto _ : state) {
     splitter.Feed(chunk, [&](std::string_view event) {
-      StreamEvent e = ParseStreamEvent(event);
+      StreamEvent e = ParseStreamEvent(event, UsageFields::kPromptAndCompletion);
       for (std::string_view t : e.texts) tokens += counter.CountText(t);
     });
   }
@@ -151,7 +151,7 @@ void BM_SseRelayChunkSplit(benchmark::State& state) {
   const std::string_view b = std::string_view(chunk).substr(chunk.size() / 2);
   int64_t tokens = 0;
   auto on_event = [&](std::string_view event) {
-    StreamEvent e = ParseStreamEvent(event);
+    StreamEvent e = ParseStreamEvent(event, UsageFields::kPromptAndCompletion);
     for (std::string_view t : e.texts) tokens += counter.CountText(t);
   };
   for (auto _ : state) {
@@ -172,7 +172,7 @@ void BM_ParseResponseBody(benchmark::State& state) {
   std::string body = original;
   body.reserve(body.size() + 64);
   for (auto _ : state) {
-    ResponseSummary s = ParseResponseBody(body);
+    ResponseSummary s = ParseResponseBody(body, UsageFields::kPromptAndCompletion);
     benchmark::DoNotOptimize(s.usage);
   }
   state.SetItemsProcessed(state.iterations());

@@ -387,6 +387,7 @@ class Parser {
   void ParseIdentity(const YAML::Node& node, IdentityConfig& id);
   void ParseUsage(const YAML::Node& node, UsageConfig& u);
   void ParseModels(const YAML::Node& node, std::vector<ModelConfig>& models);
+  void ParseMediaTokens(const YAML::Node& node, const std::string& path, MediaTokens& media);
   void ParseTenants(const YAML::Node& node, std::vector<TenantConfig>& tenants);
   void ParseApiKeys(const YAML::Node& node, const std::vector<TenantConfig>& tenants,
                     std::vector<ApiKeyConfig>& keys);
@@ -609,8 +610,8 @@ void Parser::ParseModels(const YAML::Node& node, std::vector<ModelConfig>& model
   for (size_t i = 0; i < items->size(); ++i) {
     const std::string p = Index("models", i);
     auto f = Map((*items)[i], p,
-                 {"name", "aliases", "backends", "tokenizer", "max_output_tokens", "timeout",
-                  "request_timeout"});
+                 {"name", "aliases", "backends", "tokenizer", "max_output_tokens", "media_tokens",
+                  "timeout", "request_timeout"});
     if (!f) continue;
     ModelConfig m;
     if (auto* n = Get(*f, "name")) {
@@ -662,12 +663,26 @@ void Parser::ParseModels(const YAML::Node& node, std::vector<ModelConfig>& model
     if (auto* n = Get(*f, "max_output_tokens")) {
       Set(Int(*n, Field(p, "max_output_tokens"), 1, kMaxAmount), m.max_output_tokens);
     }
+    if (auto* n = Get(*f, "media_tokens")) {
+      ParseMediaTokens(*n, Field(p, "media_tokens"), m.media_tokens);
+    }
     if (auto* n = Get(*f, "timeout")) Set(Duration(*n, Field(p, "timeout")), m.timeout);
     if (auto* n = Get(*f, "request_timeout")) {
       Set(Duration(*n, Field(p, "request_timeout")), m.request_timeout);
     }
     models.push_back(std::move(m));
   }
+}
+
+void Parser::ParseMediaTokens(const YAML::Node& node, const std::string& path,
+                              MediaTokens& media) {
+  auto f = Map(node, path, {"image", "audio", "video", "file"});
+  if (!f) return;
+  // 0 is allowed: a model that takes no such input, or an operator who charges it elsewhere.
+  if (auto* n = Get(*f, "image")) Set(Int(*n, Field(path, "image"), 0, kMaxAmount), media.image);
+  if (auto* n = Get(*f, "audio")) Set(Int(*n, Field(path, "audio"), 0, kMaxAmount), media.audio);
+  if (auto* n = Get(*f, "video")) Set(Int(*n, Field(path, "video"), 0, kMaxAmount), media.video);
+  if (auto* n = Get(*f, "file")) Set(Int(*n, Field(path, "file"), 0, kMaxAmount), media.file);
 }
 
 void Parser::ParseTenants(const YAML::Node& node, std::vector<TenantConfig>& tenants) {

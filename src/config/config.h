@@ -83,12 +83,25 @@ struct BackendUrl {
   std::string authority;  // "host:port": the key of its idle connections (ConnectionPool)
 };
 
+// What a request's media parts cost in prompt tokens: the gateway never decodes an image or a
+// sound, so each part is charged this flat amount (set it to what the model's processor makes
+// of one, e.g. a vision encoder's patch tokens).
+struct MediaTokens {
+  int64_t image = 1024;
+  int64_t audio = 1024;
+  int64_t video = 4096;
+  int64_t file = 1024;
+};
+
 struct ModelConfig {
   std::string name;
   std::vector<std::string> aliases;
   std::vector<BackendUrl> backends;
   std::string tokenizer = "approx";
+  // The output cap per choice: reserved and sent when the request gives none, and the ceiling
+  // a larger max_tokens is clamped to.
   int64_t max_output_tokens = 1024;
+  MediaTokens media_tokens;
   Millis timeout{120'000};           // the longest wait for the backend's next bytes
   Millis request_timeout{600'000};   // the longest a whole request may take (streams included)
 };

@@ -116,6 +116,7 @@ models:
     tokenizer: )" + tokenizer.path() +
                      R"(
     max_output_tokens: 2048
+    media_tokens: {image: 576, video: 0}
     timeout: 1h
     request_timeout: 2h
   - name: llama2-13b
@@ -185,6 +186,10 @@ default_limits: [{tokens: 10000, per: 1m}, {requests: 5, per: 1s}]
   EXPECT_EQ(m.backends[2].port, 9000);
   EXPECT_EQ(m.tokenizer, tokenizer.path());
   EXPECT_EQ(m.max_output_tokens, 2048);
+  EXPECT_EQ(m.media_tokens.image, 576);
+  EXPECT_EQ(m.media_tokens.audio, 1024);  // not given: the default
+  EXPECT_EQ(m.media_tokens.video, 0);
+  EXPECT_EQ(m.media_tokens.file, 1024);
   EXPECT_EQ(m.timeout, Millis(3'600'000));
   EXPECT_EQ(m.request_timeout, Millis(7'200'000));
   const ModelConfig& m2 = c->models[1];
@@ -192,6 +197,10 @@ default_limits: [{tokens: 10000, per: 1m}, {requests: 5, per: 1s}]
   EXPECT_THAT(m2.aliases, IsEmpty());
   EXPECT_EQ(m2.tokenizer, "approx");
   EXPECT_EQ(m2.max_output_tokens, 1024);
+  EXPECT_EQ(m2.media_tokens.image, 1024);
+  EXPECT_EQ(m2.media_tokens.audio, 1024);
+  EXPECT_EQ(m2.media_tokens.video, 4096);
+  EXPECT_EQ(m2.media_tokens.file, 1024);
   EXPECT_EQ(m2.timeout, Millis(120'000));
 
   ASSERT_EQ(c->tenants.size(), 2u);
@@ -498,6 +507,20 @@ TEST(ConfigErrors, MaxOutputTokensAndTimeout) {
   EXPECT_THAT(e, ElementsAre("models[0].max_output_tokens: must be a positive integer <= "
                              "1000000000000000",
                              "models[0].timeout: not a duration (use 250ms, 2s, 1m, 1h, 1d)"));
+}
+
+TEST(ConfigErrors, MediaTokens) {
+  EXPECT_THAT(Errors("models: [{name: m, backends: [http://b], media_tokens: {image: -1, "
+                     "audio: x, video: 1.5, pdf: 3}}]"),
+              ElementsAre("models[0].media_tokens.pdf: unknown key",
+                          "models[0].media_tokens.image: must be an integer from 0 to "
+                          "1000000000000000",
+                          "models[0].media_tokens.audio: must be an integer from 0 to "
+                          "1000000000000000",
+                          "models[0].media_tokens.video: must be an integer from 0 to "
+                          "1000000000000000"));
+  EXPECT_THAT(Errors("models: [{name: m, backends: [http://b], media_tokens: 5}]"),
+              ElementsAre("models[0].media_tokens: not a map"));
 }
 
 // ----------------------------------------------------------------------------------------------

@@ -1,12 +1,12 @@
 #include "proxy/gateway.h"
 
 #include <boost/asio/this_coro.hpp>
-#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
 #include "common/decimal.h"
 #include "proxy/errors.h"
+#include "proxy/forward_body.h"
 #include "proxy/upstream_exchange.h"
 
 namespace trl {
@@ -25,25 +25,6 @@ uint64_t NextInstance() {
 
 double Seconds(std::chrono::steady_clock::duration d) {
   return std::chrono::duration<double>(d).count();
-}
-
-// Adds include_usage to a streaming request so settlement gets the backend's real usage.
-std::string WithIncludeUsage(const std::string& body, const RequestFields& fields) {
-  if (!fields.has_stream_options) {
-    size_t brace = body.find('{');
-    std::string out;
-    out.reserve(body.size() + 48);
-    out.append(body, 0, brace + 1);
-    out.append("\"stream_options\":{\"include_usage\":true},");
-    out.append(body, brace + 1, std::string::npos);
-    return out;
-  }
-  // Rare: the client sent stream_options without include_usage. Rewrite through a DOM.
-  boost::system::error_code ec;
-  boost::json::value doc = boost::json::parse(body, ec);
-  if (ec || !doc.is_object()) return body;
-  doc.as_object()["stream_options"].emplace_object()["include_usage"] = true;
-  return boost::json::serialize(doc);
 }
 
 // The x-ratelimit-* headers as head lines ("name: value\r\n"): one string, not six fields.
@@ -107,6 +88,10 @@ GatewayMetrics::GatewayMetrics(MetricsRegistry& r)
       inflight(r.AddGauge("trl_inflight_requests", "Requests being served now.", {"model"})),
       upstream_errors(r.AddCounter("trl_upstream_errors_total",
                                    "Backend failures, by reason.", {"model", "backend", "reason"})),
+      usage_invalid(r.AddCounter("trl_backend_usage_invalid_total",
+                                 "Answers whose usage was not integers from 0 to 10^9 (or lacked "
+                                 "a count): settled on the gateway's own count instead.",
+                                 {"model"})),
       store_fail_open(r.AddCounter("trl_store_fail_open_total",
                                    "Requests let through because the store failed "
                                    "(on_store_error: allow).",
@@ -306,12 +291,12 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
     co_return;
   }
   const TokenCounter& counter = *snap.counters.at(model_name);
-  const int64_t prompt_estimate = CountPromptTokens(fields, counter);
-  const int64_t output_allowance =
-      endpoint == ApiEndpoint::kEmbeddings
-          ? 0
-          : fields.max_tokens.value_or(model->config->max_output_tokens);
-  const int64_t reservation = prompt_estimate + output_allowance;
+  const int64_t prompt_estimate = CountPromptTokens(fields, counter, model->config->media_tokens);
+  // The cap per choice is what the backend will be sent (forward below), so what it may generate
+  // is exactly what is reserved.
+  const int64_t cap = ReservedCap(endpoint, fields, model->config->max_output_tokens);
+  const int64_t output_allowance = OutputAllowance(fields, cap);
+  const int64_t reservation = prompt_estimate + output_allowance;  // each at most 1e15
 
   // admit
   RequestScope scope{identity->name,   identity->tenant,       model_name,
@@ -335,7 +320,7 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
                             " tokens (prompt " + std::to_string(prompt_estimate) +
                             " + output allowance " + std::to_string(output_allowance) +
                             "), more than the limit " + admission.refused_limit +
-                            " can ever grant. Lower max_tokens or shorten the prompt.",
+                            " can ever grant. Lower max_tokens (or n), or shorten the prompt.",
                         fields.max_tokens ? "max_tokens" : "messages");
       co_await writer.Send(std::move(res), rate_lines);
       co_return;
@@ -386,18 +371,13 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
                            fields.stream,
                            fields.include_usage,
                            std::move(rate_lines),
-                           &counter,
-                           started + model->config->request_timeout};
-  // The backend knows the model by its canonical name, not by the alias the client used.
-  if (fields.model != model_name) {
-    request.body().replace(fields.model_offset, fields.model_length,
-                           boost::json::serialize(boost::json::string(model_name)));
-  }
-  if (fields.stream && !fields.include_usage) {
-    exchange.body = WithIncludeUsage(request.body(), fields);
-  } else {
-    exchange.body = std::move(request.body());
-  }
+                           &counter};
+  exchange.deadline = started + model->config->request_timeout;
+  exchange.usage_fields = endpoint == ApiEndpoint::kEmbeddings ? UsageFields::kPromptOnly
+                                                               : UsageFields::kPromptAndCompletion;
+  // The canonical model name, the reserved cap, include_usage: edited in place, moved not copied.
+  RewriteForwardBody(endpoint, fields, model_name, cap, request.body());
+  exchange.body = std::move(request.body());
   overhead_.Observe(Seconds(std::chrono::steady_clock::now() - started));
   ExchangeResult result = co_await ForwardAndRelay(exchange, writer);
   series.inflight->Add(-1);
@@ -427,6 +407,7 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
   if (!result.error_reason.empty()) {
     metrics_.upstream_errors.With({model_name, result.backend, result.error_reason}).Add();
   }
+  if (result.usage_invalid) metrics_.usage_invalid.With({model_name}).Add();
   series.prompt->Add(static_cast<double>(prompt));
   series.completion->Add(static_cast<double>(completion));
   if (result.status == 200) {

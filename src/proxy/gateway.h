@@ -49,6 +49,7 @@ struct GatewayMetrics {
   Family<Histogram>& overhead;       // {}
   Family<Gauge>& inflight;           // {model}
   Family<Counter>& upstream_errors;  // {model, backend, reason}
+  Family<Counter>& usage_invalid;    // {model}: backend usage out of range, not trusted
   Family<Counter>& store_fail_open;  // {}
   // Read at scrape time: trl_backend_up, and the limiter's decision and store-error counters.
 };

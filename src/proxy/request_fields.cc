@@ -2,6 +2,10 @@
 
 #include <simdjson.h>
 
+#include <boost/container/small_vector.hpp>
+#include <unordered_set>
+
+#include "common/saturating.h"
 #include "limits/token_counter.h"
 
 namespace trl {
@@ -17,39 +21,133 @@ Result TypeError(std::string param, std::string_view expected) {
   return FieldError{param, "'" + param + "' must be " + std::string(expected) + "."};
 }
 
+// simdjson 3.0.1's is_null() is a result that throws when taken as a bool after an error (a
+// misspelt atom such as `nul3`): read it as a value, an error being "not null".
+bool IsNull(od::value& value) {
+  bool null = false;
+  return value.is_null().get(null) == simdjson::SUCCESS && null;
+}
+
 Result Malformed() {
   return FieldError{"", "The request body is not valid JSON. Send a JSON object."};
 }
 
-Result ReadMaxTokens(od::value value, std::string_view name, std::optional<int64_t>& out) {
-  if (value.is_null()) return std::nullopt;
+Result Repeated(std::string param) {
+  return FieldError{param, "'" + param +
+                               "' appears more than once in the request body. Send "
+                               "each field once."};
+}
+
+// The keys of one object, unescaped, to refuse a repeated one: the backend would keep the last
+// and the gateway would have read both. A linear search for the dozen keys of a request; a hash
+// set once there are many, so that a body of 100 000 keys is not quadratic.
+class KeySet {
+ public:
+  // False when `key` was inserted before. Views the parser's buffer: one document at a time.
+  bool Insert(std::string_view key) {
+    if (few_.size() < kFew) {
+      for (std::string_view seen : few_) {
+        if (seen == key) return false;
+      }
+      few_.push_back(key);
+      return true;
+    }
+    if (many_.empty()) many_.insert(few_.begin(), few_.end());
+    return many_.insert(key).second;
+  }
+
+ private:
+  static constexpr size_t kFew = 32;
+  boost::container::small_vector<std::string_view, kFew> few_;
+  std::unordered_set<std::string_view> many_;
+};
+
+// What the functions below share: the body (spans are offsets into it) and the output.
+struct Reader {
+  const std::string& body;
+  RequestFields& out;
+
+  // A raw token or container text, without the whitespace simdjson leaves after it.
+  ByteSpan SpanOf(std::string_view raw) const {
+    raw = TrimTrailingJsonSpace(raw);
+    return {static_cast<size_t>(raw.data() - body.data()), raw.size()};
+  }
+  std::string_view Text(ByteSpan span) const { return {body.data() + span.offset, span.length}; }
+};
+
+// A value the model reads: a string as it is, an object or an array by its JSON text (the chat
+// template renders it much like that). Numbers, booleans and nulls are a token or two: not
+// counted.
+Result AddValueText(const Reader& r, od::value value) {
+  od::json_type type;
+  if (value.type().get(type)) return Malformed();
+  std::string_view text;
+  if (type == od::json_type::string) {
+    if (value.get_string().get(text)) return Malformed();
+    r.out.texts.push_back(text);
+  } else if (type == od::json_type::object) {
+    od::object object;
+    if (value.get_object().get(object) || object.raw_json().get(text)) return Malformed();
+    r.out.texts.push_back(r.Text(r.SpanOf(text)));
+  } else if (type == od::json_type::array) {
+    od::array array;
+    if (value.get_array().get(array) || array.raw_json().get(text)) return Malformed();
+    r.out.texts.push_back(r.Text(r.SpanOf(text)));
+  }
+  return std::nullopt;
+}
+
+// max_tokens / max_completion_tokens: null is absent; else 1..kMaxTokensCeiling. 0 is refused:
+// vLLM reads `max_completion_tokens or max_tokens`, so 0 would mean "no cap at all".
+Result ReadCap(const Reader& r, od::value value, std::string_view name, ByteSpan& span,
+               std::optional<int64_t>& out) {
+  span = r.SpanOf(value.raw_json_token());
+  if (IsNull(value)) return std::nullopt;
   int64_t n;
   if (value.get_int64().get(n) != simdjson::SUCCESS) {
-    return TypeError(std::string(name), "a non-negative integer");
+    return TypeError(std::string(name), "a positive integer");
   }
-  if (n < 0 || n > kMaxTokensCeiling) {
-    return FieldError{std::string(name), "'" + std::string(name) + "' must be between 0 and " +
-                                             std::to_string(kMaxTokensCeiling) + ", got " +
-                                             std::to_string(n) + "."};
+  if (n < 1 || n > kMaxTokensCeiling) {
+    const std::string param(name);
+    return FieldError{param, "'" + param + "' must be at least 1 (the model server reads 0 as "
+                                           "no cap at all) and at most " +
+                                 std::to_string(kMaxTokensCeiling) + ", got " + std::to_string(n) +
+                                 ". Omit it for the model's default."};
+  }
+  out = n;
+  return std::nullopt;
+}
+
+// n / best_of: null is absent (1); else 1..kMaxChoices.
+Result ReadChoiceCount(od::value value, std::string_view name, int64_t& out) {
+  if (IsNull(value)) return std::nullopt;
+  int64_t n;
+  if (value.get_int64().get(n) != simdjson::SUCCESS || n < 1 || n > kMaxChoices) {
+    return TypeError(std::string(name), "an integer from 1 to " + std::to_string(kMaxChoices));
   }
   out = n;
   return std::nullopt;
 }
 
 // A string, or an array of strings or token ids (completions' prompt, embeddings' input; an
-// array of token-id arrays too).
-Result ReadPromptLike(od::value value, const std::string& param, RequestFields& out) {
+// array of token-id arrays too). `prompts` gets how many prompts it holds: the backend generates
+// for each string and each token-id array; a flat array of ids is one prompt.
+Result ReadPromptLike(od::value value, const std::string& param, RequestFields& out,
+                      int64_t& prompts) {
   od::json_type type;
   if (value.type().get(type)) return Malformed();
   if (type == od::json_type::string) {
     std::string_view s;
     if (value.get_string().get(s)) return Malformed();
     out.texts.push_back(s);
+    prompts = 1;
     return std::nullopt;
   }
   if (type != od::json_type::array) return TypeError(param, "a string or an array of strings");
   od::array array;
   if (value.get_array().get(array)) return Malformed();
+  bool flat_ids = false;
+  prompts = 0;
   for (auto element : array) {
     od::value item;
     if (element.get(item)) return Malformed();
@@ -59,8 +157,10 @@ Result ReadPromptLike(od::value value, const std::string& param, RequestFields& 
       std::string_view s;
       if (item.get_string().get(s)) return Malformed();
       out.texts.push_back(s);
+      ++prompts;
     } else if (item_type == od::json_type::number) {
       ++out.pretokenized;
+      flat_ids = true;
     } else if (item_type == od::json_type::array) {
       od::array ids;
       if (item.get_array().get(ids)) return Malformed();
@@ -69,10 +169,12 @@ Result ReadPromptLike(od::value value, const std::string& param, RequestFields& 
         if (id.get_int64().get(ignored)) return TypeError(param, "an array of token-id arrays");
         ++out.pretokenized;
       }
+      ++prompts;
     } else {
       return TypeError(param, "a string or an array of strings");
     }
   }
+  if (flat_ids) ++prompts;
   return std::nullopt;
 }
 
@@ -81,66 +183,120 @@ std::string MessageParam(size_t index, std::string_view suffix = {}) {
   return "messages[" + std::to_string(index) + "]" + std::string(suffix);
 }
 
-// Chat message content (of message `index`): a string, or an array of parts whose "text" counts.
-Result ReadContent(od::value value, size_t index, RequestFields& out) {
+enum class PartKind { kText, kImage, kAudio, kVideo, kFile, kOther };
+
+PartKind KindOf(std::string_view type) {
+  if (type == "text" || type == "refusal" || type == "input_text" || type == "output_text") {
+    return PartKind::kText;
+  }
+  if (type == "image_url" || type == "image" || type == "input_image") return PartKind::kImage;
+  if (type == "input_audio" || type == "audio_url") return PartKind::kAudio;
+  if (type == "video_url") return PartKind::kVideo;
+  if (type == "file" || type == "input_file") return PartKind::kFile;
+  return PartKind::kOther;
+}
+
+// One content part (an object): a text part's text and refusal count; a media part counts one
+// image, audio, video or file, never its URL or data; any other part (or one without a type) its
+// JSON text, since the gateway cannot tell what the model makes of it.
+Result ReadPart(const Reader& r, od::object part) {
+  std::string_view raw;
+  if (part.raw_json().get(raw) || part.reset().error()) return Malformed();
+  const size_t first_text = r.out.texts.size();
+  std::string_view type;  // the last "type" wins, as in the backend's JSON parser
+  bool typed = false;
+  for (auto field : part) {
+    std::string_view key, s;
+    if (field.unescaped_key().get(key)) return Malformed();
+    if (key == "type") {
+      typed = field.value().get_string().get(type) == simdjson::SUCCESS;
+    } else if (key == "text" || key == "refusal") {
+      if (field.value().get_string().get(s) == simdjson::SUCCESS) r.out.texts.push_back(s);
+    }
+  }
+  const PartKind kind = typed ? KindOf(type) : PartKind::kOther;
+  if (kind == PartKind::kText) return std::nullopt;
+  r.out.texts.resize(first_text);  // the texts of a part that is not text are not read as such
+  switch (kind) {
+    case PartKind::kImage:
+      ++r.out.media.images;
+      break;
+    case PartKind::kAudio:
+      ++r.out.media.audios;
+      break;
+    case PartKind::kVideo:
+      ++r.out.media.videos;
+      break;
+    case PartKind::kFile:
+      ++r.out.media.files;
+      break;
+    default:
+      r.out.texts.push_back(r.Text(r.SpanOf(raw)));
+      break;
+  }
+  return std::nullopt;
+}
+
+// Chat message content (of message `index`): a string, or an array of parts (strings or objects).
+Result ReadContent(const Reader& r, od::value value, size_t index) {
   od::json_type type;
   if (value.type().get(type)) return Malformed();
   if (type == od::json_type::null) return std::nullopt;
-  if (type == od::json_type::string) {
-    std::string_view s;
-    if (value.get_string().get(s)) return Malformed();
-    out.texts.push_back(s);
-    return std::nullopt;
-  }
+  if (type == od::json_type::string) return AddValueText(r, value);
   if (type != od::json_type::array) {
     return TypeError(MessageParam(index, ".content"), "a string or an array of parts");
   }
   od::array parts;
   if (value.get_array().get(parts)) return Malformed();
-  for (auto part : parts) {
+  for (auto element : parts) {
+    od::value part;
+    if (element.get(part)) return Malformed();
+    od::json_type part_type;
+    if (part.type().get(part_type)) return Malformed();
     od::object object;
-    if (part.get_object().get(object)) {
+    if (part_type == od::json_type::string) {
+      if (auto e = AddValueText(r, part)) return e;
+    } else if (part_type == od::json_type::object &&
+               part.get_object().get(object) == simdjson::SUCCESS) {
+      if (auto e = ReadPart(r, object)) return e;
+    } else {
       return TypeError(MessageParam(index, ".content"), "an array of content parts");
     }
-    for (auto field : object) {
-      std::string_view key;
-      if (field.unescaped_key().get(key)) return Malformed();
-      if (key == "text" || key == "refusal") {
-        std::string_view s;
-        if (field.value().get_string().get(s) == simdjson::SUCCESS) out.texts.push_back(s);
+  }
+  return std::nullopt;
+}
+
+// The roles a chat template wraps in its own tokens (the per-message overhead covers them). A
+// backend that takes any role string renders it into the prompt: another role counts as text.
+bool KnownRole(std::string_view role) {
+  return role == "system" || role == "user" || role == "assistant" || role == "tool" ||
+         role == "function" || role == "developer";
+}
+
+// One message: content as above; every other member but a known role is something the chat
+// template renders (name, tool_calls, function_call, tool_call_id, reasoning_content, ...), and
+// counts as a string or by its JSON text. A repeated member counts each time (over, never under).
+Result ReadMessage(const Reader& r, od::object message, size_t index) {
+  for (auto field : message) {
+    std::string_view key;
+    if (field.unescaped_key().get(key)) return Malformed();
+    od::value v;
+    if (field.value().get(v)) return Malformed();
+    if (key == "content") {
+      if (auto e = ReadContent(r, v, index)) return e;
+    } else if (key == "role") {
+      std::string_view role;
+      if (v.get_string().get(role) == simdjson::SUCCESS && !KnownRole(role)) {
+        r.out.texts.push_back(role);
       }
+    } else if (auto e = AddValueText(r, v)) {
+      return e;
     }
   }
   return std::nullopt;
 }
 
-// tool_calls: each function's name and arguments count.
-Result ReadToolCalls(od::value value, RequestFields& out) {
-  od::array calls;
-  if (value.get_array().get(calls)) return std::nullopt;  // null or odd: nothing to count
-  for (auto call : calls) {
-    od::object object;
-    if (call.get_object().get(object)) continue;
-    for (auto field : object) {
-      std::string_view key;
-      if (field.unescaped_key().get(key)) return Malformed();
-      if (key != "function") continue;
-      od::object function;
-      if (field.value().get_object().get(function)) continue;
-      for (auto f : function) {
-        std::string_view fkey, s;
-        if (f.unescaped_key().get(fkey)) return Malformed();
-        if ((fkey == "name" || fkey == "arguments") &&
-            f.value().get_string().get(s) == simdjson::SUCCESS) {
-          out.texts.push_back(s);
-        }
-      }
-    }
-  }
-  return std::nullopt;
-}
-
-Result ReadMessages(od::value value, RequestFields& out) {
+Result ReadMessages(const Reader& r, od::value value) {
   od::array messages;
   if (value.get_array().get(messages)) return TypeError("messages", "an array of messages");
   size_t index = 0;
@@ -148,49 +304,128 @@ Result ReadMessages(od::value value, RequestFields& out) {
     const size_t at = index++;
     od::object message;
     if (element.get_object().get(message)) return TypeError(MessageParam(at), "an object");
-    ++out.messages;
-    for (auto field : message) {
-      std::string_view key;
-      if (field.unescaped_key().get(key)) return Malformed();
-      od::value v;
-      if (field.value().get(v)) return Malformed();
-      if (key == "content") {
-        if (auto e = ReadContent(v, at, out)) return e;
-      } else if (key == "name") {
-        std::string_view s;
-        if (v.get_string().get(s) == simdjson::SUCCESS) out.texts.push_back(s);
-      } else if (key == "tool_calls") {
-        if (auto e = ReadToolCalls(v, out)) return e;
-      } else if (key == "function_call") {
-        od::object fc;
-        if (v.get_object().get(fc) == simdjson::SUCCESS) {
-          for (auto f : fc) {
-            std::string_view s;
-            if (f.value().get_string().get(s) == simdjson::SUCCESS) out.texts.push_back(s);
-          }
-        }
-      }
-    }
+    ++r.out.messages;
+    if (auto e = ReadMessage(r, message, at)) return e;
   }
   if (index == 0) return FieldError{"messages", "'messages' must contain at least one message."};
   return std::nullopt;
 }
 
-Result ReadStreamOptions(od::value value, RequestFields& out) {
-  if (value.is_null()) return std::nullopt;
+// stream_options: null or an object whose keys appear once; include_usage a boolean or null.
+Result ReadStreamOptions(const Reader& r, od::value value) {
+  RequestFields& out = r.out;
+  out.stream_options_span = r.SpanOf(value.raw_json_token());
+  if (IsNull(value)) return std::nullopt;
   od::object options;
+  std::string_view raw;
   if (value.get_object().get(options)) return TypeError("stream_options", "an object");
+  // The whole object's span, then its members: forward_body.h edits inside it.
+  if (options.raw_json().get(raw) || options.reset().error()) return Malformed();
+  out.stream_options_span = r.SpanOf(raw);
   out.has_stream_options = true;
+  KeySet keys;
   for (auto field : options) {
     std::string_view key;
     if (field.unescaped_key().get(key)) return Malformed();
-    if (key == "include_usage") {
-      bool b;
-      if (field.value().get_bool().get(b)) {
-        return TypeError("stream_options.include_usage", "a boolean");
-      }
-      out.include_usage = b;
+    if (!keys.Insert(key)) return Repeated("stream_options." + std::string(key));
+    ++out.stream_options_members;
+    if (key != "include_usage") continue;
+    od::value v;
+    if (field.value().get(v)) return Malformed();
+    out.include_usage_span = r.SpanOf(v.raw_json_token());
+    if (IsNull(v)) continue;
+    if (v.get_bool().get(out.include_usage)) {
+      return TypeError("stream_options.include_usage", "a boolean");
     }
+  }
+  return std::nullopt;
+}
+
+Result ReadModel(const Reader& r, od::value value) {
+  const ByteSpan span = r.SpanOf(value.raw_json_token());
+  std::string_view model;
+  if (value.get_string().get(model)) return TypeError("model", "a string naming a model");
+  r.out.model = std::string(model);
+  r.out.model_span = span;
+  return std::nullopt;
+}
+
+// Top-level fields with no meaning of their own that the model never reads.
+bool Unread(std::string_view key) {
+  return key == "user" || key == "stop" || key == "seed" || key == "metadata" ||
+         key == "service_tier" || key == "logit_bias";
+}
+
+// What the top-level fields of one request held, beyond RequestFields.
+struct RootState {
+  bool have_model = false;
+  bool have_input = false;  // messages, prompt or input, as the endpoint requires
+  std::optional<int64_t> max_tokens, max_completion_tokens;
+  int64_t n = 1, best_of = 1, prompts = 1;
+};
+
+// One top-level field of a chat or completions request, other than model/stream/stream_options.
+Result ReadGenerationField(const Reader& r, ApiEndpoint endpoint, std::string_view key,
+                           od::value value, RootState& st) {
+  RequestFields& out = r.out;
+  if (key == "max_tokens") {
+    return ReadCap(r, value, key, out.max_tokens_span, st.max_tokens);
+  } else if (key == "max_completion_tokens") {
+    return ReadCap(r, value, key, out.max_completion_tokens_span, st.max_completion_tokens);
+  } else if (key == "n") {
+    return ReadChoiceCount(value, key, st.n);
+  } else if (key == "best_of") {
+    // Completions' field; chat's too in vLLM releases that had it: either way the backend may
+    // generate that many sequences.
+    return ReadChoiceCount(value, key, st.best_of);
+  } else if (key == "messages" && endpoint == ApiEndpoint::kChatCompletions) {
+    st.have_input = true;
+    return ReadMessages(r, value);
+  } else if (key == "prompt" && endpoint == ApiEndpoint::kCompletions) {
+    st.have_input = true;
+    return ReadPromptLike(value, "prompt", out, st.prompts);
+  } else if (Unread(key)) {
+    return std::nullopt;
+  }
+  return AddValueText(r, value);
+}
+
+Result ReadRootField(const Reader& r, ApiEndpoint endpoint, std::string_view key, od::value value,
+                     RootState& st) {
+  RequestFields& out = r.out;
+  if (key == "model") {
+    st.have_model = true;
+    return ReadModel(r, value);
+  } else if (key == "stream") {
+    if (IsNull(value)) return std::nullopt;
+    if (value.get_bool().get(out.stream)) return TypeError("stream", "a boolean");
+    return std::nullopt;
+  } else if (key == "stream_options") {
+    return ReadStreamOptions(r, value);
+  } else if (endpoint != ApiEndpoint::kEmbeddings) {
+    return ReadGenerationField(r, endpoint, key, value, st);
+  } else if (key == "input") {
+    st.have_input = true;
+    int64_t ignored;
+    return ReadPromptLike(value, "input", out, ignored);
+  }
+  return std::nullopt;  // embeddings: only the input is embedded
+}
+
+Result MissingField(ApiEndpoint endpoint, const RootState& st) {
+  if (!st.have_model) {
+    return FieldError{"model",
+                      "'model' is required: name the model to use (GET /v1/models "
+                      "lists them)."};
+  }
+  if (st.have_input) return std::nullopt;
+  switch (endpoint) {
+    case ApiEndpoint::kChatCompletions:
+      return FieldError{"messages", "'messages' is required for chat completions."};
+    case ApiEndpoint::kCompletions:
+      return FieldError{"prompt", "'prompt' is required for completions."};
+    case ApiEndpoint::kEmbeddings:
+      return FieldError{"input", "'input' is required for embeddings."};
   }
   return std::nullopt;
 }
@@ -203,70 +438,46 @@ std::optional<FieldError> ExtractRequestFields(ApiEndpoint endpoint, std::string
                                                RequestFields& out) {
   thread_local od::parser parser;
   out = RequestFields{};
-  if (body.capacity() < body.size() + kJsonBodyPadding) body.reserve(body.size() + kJsonBodyPadding);
+  if (body.capacity() < body.size() + kJsonBodyPadding)
+    body.reserve(body.size() + kJsonBodyPadding);
   od::document doc;
   if (parser.iterate(body.data(), body.size(), body.capacity()).get(doc)) return Malformed();
+  const Reader r{body, out};
+  std::string_view brace;
   od::object root;
-  if (doc.get_object().get(root)) {
+  if (doc.raw_json_token().get(brace) || doc.get_object().get(root)) {
     return FieldError{"", "The request body must be a JSON object."};
   }
-  bool have_model = false, have_messages = false, have_prompt = false;
-  std::optional<int64_t> max_tokens, max_completion_tokens;
+  out.after_root_brace = static_cast<size_t>(brace.data() - body.data()) + 1;
+  RootState st;
+  KeySet keys;
   for (auto field : root) {
     std::string_view key;
     if (field.unescaped_key().get(key)) return Malformed();
+    if (!keys.Insert(key)) return Repeated(std::string(key));
     od::value value;
     if (field.value().get(value)) return Malformed();
-    if (key == "model") {
-      std::string_view model;
-      std::string_view raw = value.raw_json_token();
-      if (value.get_string().get(model)) return TypeError("model", "a string naming a model");
-      out.model = std::string(model);
-      while (!raw.empty() && raw.back() != '"') raw.remove_suffix(1);
-      out.model_offset = static_cast<size_t>(raw.data() - body.data());
-      out.model_length = raw.size();
-      have_model = true;
-    } else if (key == "stream") {
-      if (value.is_null()) continue;
-      if (value.get_bool().get(out.stream)) return TypeError("stream", "a boolean");
-    } else if (key == "stream_options") {
-      if (auto e = ReadStreamOptions(value, out)) return e;
-    } else if (key == "max_tokens") {
-      if (auto e = ReadMaxTokens(value, "max_tokens", max_tokens)) return e;
-    } else if (key == "max_completion_tokens") {
-      if (auto e = ReadMaxTokens(value, "max_completion_tokens", max_completion_tokens)) return e;
-    } else if (key == "messages" && endpoint == ApiEndpoint::kChatCompletions) {
-      if (auto e = ReadMessages(value, out)) return e;
-      have_messages = true;
-    } else if (key == "prompt" && endpoint == ApiEndpoint::kCompletions) {
-      if (auto e = ReadPromptLike(value, "prompt", out)) return e;
-      have_prompt = true;
-    } else if (key == "input" && endpoint == ApiEndpoint::kEmbeddings) {
-      if (auto e = ReadPromptLike(value, "input", out)) return e;
-      have_prompt = true;
-    }
+    if (auto e = ReadRootField(r, endpoint, key, value, st)) return e;
   }
-  if (!have_model) {
-    return FieldError{"model", "'model' is required: name the model to use (GET /v1/models "
-                               "lists them)."};
-  }
-  if (endpoint == ApiEndpoint::kChatCompletions && !have_messages) {
-    return FieldError{"messages", "'messages' is required for chat completions."};
-  }
-  if (endpoint == ApiEndpoint::kCompletions && !have_prompt) {
-    return FieldError{"prompt", "'prompt' is required for completions."};
-  }
-  if (endpoint == ApiEndpoint::kEmbeddings && !have_prompt) {
-    return FieldError{"input", "'input' is required for embeddings."};
-  }
-  out.max_tokens = max_completion_tokens ? max_completion_tokens : max_tokens;
+  if (auto e = MissingField(endpoint, st)) return e;
+  out.max_tokens = st.max_completion_tokens ? st.max_completion_tokens : st.max_tokens;
+  out.choices = std::max(st.n, st.best_of) * std::max<int64_t>(1, st.prompts);
   return std::nullopt;
 }
 
-int64_t CountPromptTokens(const RequestFields& fields, const TokenCounter& counter) {
+int64_t CountPromptTokens(const RequestFields& fields, const TokenCounter& counter,
+                          const MediaTokens& media) {
   int64_t total = counter.PerRequestOverhead() + fields.messages * counter.PerMessageOverhead() +
                   fields.pretokenized;
   for (std::string_view text : fields.texts) total += counter.CountText(text);
+  // A body of a million image parts must not overflow the reservation.
+  const std::pair<int64_t, int64_t> parts[] = {{fields.media.images, media.image},
+                                               {fields.media.audios, media.audio},
+                                               {fields.media.videos, media.video},
+                                               {fields.media.files, media.file}};
+  for (const auto& [count, cost] : parts) {
+    total = ClampedAdd(total, ClampedMul(count, cost, kMaxTokenCount), kMaxTokenCount);
+  }
   return total;
 }
 

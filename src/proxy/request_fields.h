@@ -1,14 +1,20 @@
 // Step "parse": pulls what the gateway needs out of an OpenAI request body in one pass with
-// simdjson On-Demand, without building a DOM: the model, streaming flags, the output allowance,
-// and the texts whose tokens are counted for the reservation.
+// simdjson On-Demand, without building a DOM: the model, streaming flags, the output cap and the
+// number of choices, the texts and media parts whose tokens are counted for the reservation, and
+// where the fields the gateway rewrites sit in the body (forward_body.h edits them in place).
+//
+// Every field is hostile. The backend (vLLM: Python's json, the last of repeated keys wins;
+// `max_completion_tokens or max_tokens`, so 0 means no cap) must serve exactly what was
+// accounted for, hence: a repeated top-level key (or a repeated key in stream_options) is
+// refused, a cap of 0 is refused, and every field a model reads counts (see ExtractRequestFields).
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
+#include "config/config.h"
 #include "proxy/text_views.h"
 
 namespace trl {
@@ -17,19 +23,48 @@ class TokenCounter;
 
 enum class ApiEndpoint { kChatCompletions, kCompletions, kEmbeddings };
 
+// Where a JSON value sits in the body: bytes [offset, offset + length). A JSON value is never
+// empty, so length 0 means the field was not sent.
+struct ByteSpan {
+  size_t offset = 0;
+  size_t length = 0;
+  bool Present() const { return length != 0; }
+};
+
+// Media parts of chat messages: the gateway never decodes one, each costs a flat amount
+// (ModelConfig::media_tokens).
+struct MediaCounts {
+  int64_t images = 0;  // parts of type image_url, image, input_image
+  int64_t audios = 0;  // input_audio, audio_url
+  int64_t videos = 0;  // video_url
+  int64_t files = 0;   // file, input_file
+};
+
 struct RequestFields {
-  std::string model;
-  size_t model_offset = 0;             // where the model's JSON string (quotes included) sits
-  size_t model_length = 0;             // in the body, so an alias can be replaced in place
+  std::string model;                 // unescaped
+  ByteSpan model_span;               // the model's JSON string, quotes included
+  size_t after_root_brace = 0;       // just after the root object's '{': where fields are added
   bool stream = false;
+  // stream_options: its value (null included); has_stream_options when it is an object, with
+  // its number of members and the value of include_usage (null included) inside it.
+  ByteSpan stream_options_span;
   bool has_stream_options = false;
-  bool include_usage = false;          // stream_options.include_usage as the client sent it
-  std::optional<int64_t> max_tokens;   // max_completion_tokens, else max_tokens
-  // Texts to count, viewing the parser's buffers: valid until the next extraction on this
-  // thread, so count them before any co_await.
+  int64_t stream_options_members = 0;
+  ByteSpan include_usage_span;
+  bool include_usage = false;        // stream_options.include_usage is true as the client sent it
+  // The client's output cap per choice: max_completion_tokens if given, else max_tokens
+  // (chat and completions only; null is absent). The spans are the values, null included.
+  std::optional<int64_t> max_tokens;
+  ByteSpan max_tokens_span;
+  ByteSpan max_completion_tokens_span;
+  // Sequences the backend generates: max(n, best_of), times the prompts of a completion.
+  int64_t choices = 1;
+  // Texts to count, viewing the parser's buffers and the body: valid until the next extraction
+  // on this thread and until the body changes, so count them before any co_await or edit.
   TextViews texts;
-  int64_t messages = 0;                // chat messages (each costs a fixed overhead)
-  int64_t pretokenized = 0;            // prompts or inputs given as token-id arrays
+  int64_t messages = 0;              // chat messages (each costs a fixed overhead)
+  int64_t pretokenized = 0;          // prompts or inputs given as token-id arrays
+  MediaCounts media;
 };
 
 struct FieldError {
@@ -40,15 +75,33 @@ struct FieldError {
 // The spare capacity a JSON body needs after its end to be parsed in place (simdjson's padding).
 inline constexpr size_t kJsonBodyPadding = 64;
 
-// The largest output allowance accepted; anything above is an absurd max_tokens (400).
+// The largest output cap accepted; anything above is an absurd max_tokens (400).
 constexpr int64_t kMaxTokensCeiling = 10'000'000;
+// The most `n` or `best_of` may ask for (vLLM's own bound is of this order).
+constexpr int64_t kMaxChoices = 128;
+// Where token counts saturate: the largest limit a config may hold (1e15). A hostile body cannot
+// overflow a reservation, which stays exact in a Redis script's doubles and is refused as
+// tokens_exceed_limit.
+constexpr int64_t kMaxTokenCount = 1'000'000'000'000'000;
 
-// `body` must have at least 64 spare bytes of capacity (simdjson padding); the function
-// reserves them if not. Returns nullopt on success. Thread-safe (a parser per thread).
+// Reads the request. `body` must have at least 64 spare bytes of capacity (simdjson padding);
+// the function reserves them if not. Returns nullopt on success, else the first problem found.
+// Thread-safe (a parser per thread).
+//
+// Counted as prompt text (chat and completions): every member of every chat message but `role`
+// (content strings; content parts' text and refusal; a media part counts one image, audio, video
+// or file and never its data; a part of another type its JSON text; other members such as
+// tool_calls, function_call, name, tool_call_id: strings as they are, objects and arrays by their
+// JSON text), completions' `prompt`, and every top-level field without a meaning of its own to the
+// gateway or that the model never reads (tools, functions, response_format, tool_choice,
+// documents, chat_template_kwargs, suffix, ...: strings as they are, objects and arrays by their
+// JSON text; numbers, booleans and nulls are not counted). Embeddings: `input` only.
 std::optional<FieldError> ExtractRequestFields(ApiEndpoint endpoint, std::string& body,
                                                RequestFields& out);
 
-// Prompt tokens of the extracted request under `counter`.
-int64_t CountPromptTokens(const RequestFields& fields, const TokenCounter& counter);
+// Prompt tokens of the extracted request under `counter`, media parts at `media`'s costs;
+// at most kMaxTokenCount.
+int64_t CountPromptTokens(const RequestFields& fields, const TokenCounter& counter,
+                          const MediaTokens& media);
 
 }  // namespace trl

@@ -7,8 +7,19 @@
 namespace trl {
 namespace {
 
+// Extracts from a body kept until the next call: the texts may view it.
 std::optional<FieldError> Extract(ApiEndpoint e, std::string body, RequestFields& out) {
-  return ExtractRequestFields(e, body, out);
+  static std::string kept;
+  kept = std::move(body);
+  return ExtractRequestFields(e, kept, out);
+}
+
+std::vector<std::string> Texts(const RequestFields& f) {
+  return std::vector<std::string>(f.texts.begin(), f.texts.end());
+}
+
+std::string At(const std::string& body, ByteSpan span) {
+  return body.substr(span.offset, span.length);
 }
 
 TEST(RequestFields, ChatFields) {
@@ -27,15 +38,18 @@ TEST(RequestFields, ChatFields) {
   EXPECT_TRUE(f.include_usage);
   EXPECT_EQ(f.max_tokens, 20);  // max_completion_tokens wins
   EXPECT_EQ(f.messages, 3);
-  std::vector<std::string> texts(f.texts.begin(), f.texts.end());
-  EXPECT_EQ(texts, (std::vector<std::string>{"be brief", "bob", "hi there", "f", "{}"}));
+  EXPECT_EQ(f.choices, 1);
+  // tool_calls by their JSON text: the chat template renders them much like that.
+  EXPECT_EQ(Texts(f), (std::vector<std::string>{"be brief", "bob", "hi there",
+                                                R"([{"id":"c","type":"function",)"
+                                                R"("function":{"name":"f","arguments":"{}"}}])"}));
 }
 
 TEST(RequestFields, ModelPositionAllowsInPlaceReplacement) {
   RequestFields f;
   std::string body = R"({"messages":[{"content":"x"}], "model" : "alias" , "n":1})";
   ASSERT_FALSE(ExtractRequestFields(ApiEndpoint::kChatCompletions, body, f));
-  EXPECT_EQ(body.substr(f.model_offset, f.model_length), "\"alias\"");
+  EXPECT_EQ(At(body, f.model_span), "\"alias\"");
 }
 
 TEST(RequestFields, CompletionPromptArrayAndTokenIds) {
@@ -78,6 +92,14 @@ TEST(RequestFields, ErrorsNameTheField) {
        R"({"model":"m","max_tokens":"5","messages":[{"content":"x"}]})", "max_tokens"},
       {ApiEndpoint::kChatCompletions,
        R"({"model":"m","stream":"yes","messages":[{"content":"x"}]})", "stream"},
+      // A misspelt null is an error, never an exception on the request path.
+      {ApiEndpoint::kChatCompletions,
+       R"({"model":"m","max_tokens":nul3,"messages":[{"content":"x"}]})", "max_tokens"},
+      {ApiEndpoint::kChatCompletions, R"({"model":"m","stream":nulx,"messages":[{"content":"x"}]})",
+       "stream"},
+      {ApiEndpoint::kChatCompletions,
+       R"({"model":"m","stream_options":nul,"messages":[{"content":"x"}]})", "stream_options"},
+      {ApiEndpoint::kCompletions, R"({"model":"m","prompt":"x","n":nulll})", "n"},
       {ApiEndpoint::kCompletions, R"({"model":"m"})", "prompt"},
       {ApiEndpoint::kCompletions, R"({"model":"m","prompt":{}})", "prompt"},
       {ApiEndpoint::kEmbeddings, R"({"model":"m"})", "input"},
@@ -96,9 +118,304 @@ TEST(RequestFields, PromptCountAddsOverheads) {
   ASSERT_FALSE(Extract(ApiEndpoint::kChatCompletions,
                        R"({"model":"m","messages":[{"role":"user","content":"hello"}]})", f));
   ApproxTokenCounter counter;
-  EXPECT_EQ(CountPromptTokens(f, counter), counter.PerRequestOverhead() +
+  EXPECT_EQ(CountPromptTokens(f, counter, MediaTokens{}), counter.PerRequestOverhead() +
                                                counter.PerMessageOverhead() +
                                                counter.CountText("hello"));
+}
+
+
+// ----------------------------------------------------------------------------------------------
+// Repeated keys: the backend keeps the last, the gateway would have read another.
+// ----------------------------------------------------------------------------------------------
+
+TEST(RequestFields, RepeatedTopLevelKeyIsRefused) {
+  const std::pair<std::string, std::string> cases[] = {
+      {R"({"model":"m","max_tokens":5,"messages":[{"content":"x"}],"max_tokens":100000})",
+       "max_tokens"},
+      // The same key however it is escaped: Python's json unescapes before it compares.
+      {R"({"model":"m","max_tokens":5,"max\u005ftokens":9,"messages":[{"content":"x"}]})",
+       "max_tokens"},
+      {R"({"model":"m","messages":[{"content":"x"}],"model":"other"})", "model"},
+      {R"({"model":"m","messages":[{"content":"x"}],"messages":[{"content":"y"}]})", "messages"},
+      {R"({"model":"m","temperature":1,"messages":[{"content":"x"}],"temperature":0})",
+       "temperature"},
+      {R"({"model":"m","stream":false,"messages":[{"content":"x"}],"stream":true})", "stream"},
+  };
+  for (const auto& [body, param] : cases) {
+    RequestFields f;
+    auto err = Extract(ApiEndpoint::kChatCompletions, body, f);
+    ASSERT_TRUE(err.has_value()) << body;
+    EXPECT_EQ(err->param, param) << body;
+    EXPECT_NE(err->message.find("Send each field once"), std::string::npos) << err->message;
+  }
+}
+
+TEST(RequestFields, RepeatedKeyFoundAmongManyKeys) {
+  // Past the linear search's few keys: the hash set must see the repeat too.
+  std::string body = R"({"model":"m","messages":[{"content":"x"}])";
+  for (int i = 0; i < 100; ++i) body += ",\"k" + std::to_string(i) + "\":1";
+  RequestFields f;
+  EXPECT_FALSE(Extract(ApiEndpoint::kChatCompletions, body + "}", f));
+  auto err = Extract(ApiEndpoint::kChatCompletions, body + ",\"k3\":2}", f);
+  ASSERT_TRUE(err.has_value());
+  EXPECT_EQ(err->param, "k3");
+  err = Extract(ApiEndpoint::kChatCompletions, body + ",\"k99\":2}", f);
+  ASSERT_TRUE(err.has_value());
+  EXPECT_EQ(err->param, "k99");
+}
+
+TEST(RequestFields, RepeatedKeyInStreamOptionsIsRefused) {
+  RequestFields f;
+  auto err = Extract(ApiEndpoint::kChatCompletions,
+                     R"({"model":"m","stream":true,"messages":[{"content":"x"}],
+                        "stream_options":{"include_usage":true,"include\u005fusage":false}})",
+                     f);
+  ASSERT_TRUE(err.has_value());
+  EXPECT_EQ(err->param, "stream_options.include_usage");
+  err = Extract(ApiEndpoint::kChatCompletions,
+                R"({"model":"m","messages":[{"content":"x"}],
+                   "stream_options":{"continuous_usage_stats":true,"continuous_usage_stats":1}})",
+                f);
+  ASSERT_TRUE(err.has_value());
+  EXPECT_EQ(err->param, "stream_options.continuous_usage_stats");
+}
+
+TEST(RequestFields, RepeatedKeyInAMessageCountsBoth) {
+  RequestFields f;
+  ASSERT_FALSE(Extract(ApiEndpoint::kChatCompletions,
+                       R"({"model":"m","messages":[{"role":"user","content":"a",)"
+                       R"("content":"b c"}]})",
+                       f));
+  EXPECT_EQ(Texts(f), (std::vector<std::string>{"a", "b c"}));
+}
+
+// ----------------------------------------------------------------------------------------------
+// The output cap and the number of choices.
+// ----------------------------------------------------------------------------------------------
+
+TEST(RequestFields, CapNullIsAbsentAndItsSpanIsKept) {
+  RequestFields f;
+  std::string body = R"({"model":"m","max_tokens": null ,"max_completion_tokens":null,)"
+                     R"("messages":[{"content":"x"}]})";
+  ASSERT_FALSE(ExtractRequestFields(ApiEndpoint::kChatCompletions, body, f));
+  EXPECT_FALSE(f.max_tokens.has_value());
+  EXPECT_EQ(At(body, f.max_tokens_span), "null");
+  EXPECT_EQ(At(body, f.max_completion_tokens_span), "null");
+}
+
+TEST(RequestFields, CapZeroIsRefusedSinceTheBackendReadsItAsNoCap) {
+  for (std::string name : {"max_tokens", "max_completion_tokens"}) {
+    RequestFields f;
+    auto err = Extract(ApiEndpoint::kChatCompletions,
+                       R"({"model":"m","messages":[{"content":"x"}],")" + name + R"(":0})", f);
+    ASSERT_TRUE(err.has_value()) << name;
+    EXPECT_EQ(err->param, name);
+    EXPECT_NE(err->message.find("at least 1"), std::string::npos) << err->message;
+  }
+  RequestFields f;
+  auto err = Extract(ApiEndpoint::kCompletions, R"({"model":"m","prompt":"x","max_tokens":0})", f);
+  ASSERT_TRUE(err.has_value());
+  EXPECT_EQ(err->param, "max_tokens");
+}
+
+TEST(RequestFields, CapBoundsAndTypes) {
+  const std::pair<std::string, bool> cases[] = {
+      {"1", true},     {"10000000", true}, {"10000001", false},
+      {"5.0", false},  {"1e3", false},     {"true", false},
+      {"-0", false},   {"[5]", false},     {"18446744073709551616", false},
+  };
+  for (const auto& [value, ok] : cases) {
+    RequestFields f;
+    auto err = Extract(ApiEndpoint::kChatCompletions,
+                       R"({"model":"m","messages":[{"content":"x"}],"max_tokens":)" + value + "}",
+                       f);
+    EXPECT_EQ(!err.has_value(), ok) << value;
+    if (err) EXPECT_EQ(err->param, "max_tokens");
+  }
+}
+
+TEST(RequestFields, EscapedCapKeyIsRead) {
+  RequestFields f;
+  std::string body = R"({"model":"m","max\u005ftokens":7,"messages":[{"content":"x"}]})";
+  ASSERT_FALSE(ExtractRequestFields(ApiEndpoint::kChatCompletions, body, f));
+  EXPECT_EQ(f.max_tokens, 7);
+  EXPECT_EQ(At(body, f.max_tokens_span), "7");
+}
+
+TEST(RequestFields, ChoicesAreNTimesPrompts) {
+  struct Case {
+    ApiEndpoint endpoint;
+    std::string rest;
+    int64_t choices;
+  };
+  const Case cases[] = {
+      {ApiEndpoint::kChatCompletions, R"("messages":[{"content":"x"}])", 1},
+      {ApiEndpoint::kChatCompletions, R"("messages":[{"content":"x"}],"n":null)", 1},
+      {ApiEndpoint::kChatCompletions, R"("messages":[{"content":"x"}],"n":3)", 3},
+      {ApiEndpoint::kCompletions, R"("prompt":"x","n":2,"best_of":5)", 5},
+      {ApiEndpoint::kCompletions, R"("prompt":"x","n":4,"best_of":2)", 4},
+      {ApiEndpoint::kCompletions, R"("prompt":["a","b","c"],"n":2)", 6},
+      {ApiEndpoint::kCompletions, R"("prompt":[[1,2],[3]])", 2},
+      {ApiEndpoint::kCompletions, R"("prompt":[1,2,3])", 1},
+      {ApiEndpoint::kCompletions, R"("prompt":[])", 1},
+      {ApiEndpoint::kCompletions, R"("prompt":["a",[1]],"best_of":3)", 6},
+  };
+  for (const auto& c : cases) {
+    RequestFields f;
+    auto err = Extract(c.endpoint, R"({"model":"m",)" + c.rest + "}", f);
+    ASSERT_FALSE(err) << c.rest << ": " << err->message;
+    EXPECT_EQ(f.choices, c.choices) << c.rest;
+  }
+}
+
+TEST(RequestFields, ChoiceCountsOutOfRangeAreRefused) {
+  const std::pair<std::string, std::string> cases[] = {
+      {R"("n":0)", "n"},          {R"("n":129)", "n"},         {R"("n":1.5)", "n"},
+      {R"("n":"2")", "n"},        {R"("best_of":0)", "best_of"}, {R"("best_of":1000)", "best_of"},
+  };
+  for (const auto& [rest, param] : cases) {
+    RequestFields f;
+    auto err = Extract(ApiEndpoint::kCompletions, R"({"model":"m","prompt":"x",)" + rest + "}", f);
+    ASSERT_TRUE(err.has_value()) << rest;
+    EXPECT_EQ(err->param, param);
+  }
+}
+
+TEST(RequestFields, EmbeddingsHaveNoCapOrChoices) {
+  RequestFields f;
+  EXPECT_FALSE(
+      Extract(ApiEndpoint::kEmbeddings, R"({"model":"e","input":"x","max_tokens":0,"n":0})", f));
+  EXPECT_FALSE(f.max_tokens.has_value());
+  EXPECT_EQ(f.choices, 1);
+}
+
+// ----------------------------------------------------------------------------------------------
+// Where the rewritten fields sit.
+// ----------------------------------------------------------------------------------------------
+
+TEST(RequestFields, SpansOfTheRewrittenFields) {
+  RequestFields f;
+  std::string body =
+      " \n{ \"model\"\t:\t\"a\\\"b\" ,\"max_tokens\" :  12\n, \"stream\":true, "
+      "\"stream_options\" : "
+      "{ \"x\": [1, 2] , \"include_usage\" : false } , \"messages\":[{\"content\":\"x\"}]}";
+  ASSERT_FALSE(ExtractRequestFields(ApiEndpoint::kChatCompletions, body, f));
+  EXPECT_EQ(f.after_root_brace, 3u);
+  EXPECT_EQ(At(body, f.model_span), "\"a\\\"b\"");
+  EXPECT_EQ(f.model, "a\"b");
+  EXPECT_EQ(At(body, f.max_tokens_span), "12");
+  EXPECT_FALSE(f.max_completion_tokens_span.Present());
+  EXPECT_TRUE(f.has_stream_options);
+  EXPECT_EQ(At(body, f.stream_options_span), "{ \"x\": [1, 2] , \"include_usage\" : false }");
+  EXPECT_EQ(f.stream_options_members, 2);
+  EXPECT_EQ(At(body, f.include_usage_span), "false");
+  EXPECT_FALSE(f.include_usage);
+}
+
+TEST(RequestFields, StreamOptionsNullAndEmpty) {
+  RequestFields f;
+  std::string body = R"({"model":"m","stream_options":null ,"messages":[{"content":"x"}]})";
+  ASSERT_FALSE(ExtractRequestFields(ApiEndpoint::kChatCompletions, body, f));
+  EXPECT_FALSE(f.has_stream_options);
+  EXPECT_EQ(At(body, f.stream_options_span), "null");
+  body = R"({"model":"m","stream_options":{"include_usage":null},"messages":[{"content":"x"}]})";
+  ASSERT_FALSE(ExtractRequestFields(ApiEndpoint::kChatCompletions, body, f));
+  EXPECT_TRUE(f.has_stream_options);
+  EXPECT_FALSE(f.include_usage);
+  EXPECT_EQ(At(body, f.include_usage_span), "null");
+  body = R"({"model":"m","stream_options":{},"messages":[{"content":"x"}]})";
+  ASSERT_FALSE(ExtractRequestFields(ApiEndpoint::kChatCompletions, body, f));
+  EXPECT_EQ(f.stream_options_members, 0);
+  EXPECT_FALSE(f.include_usage_span.Present());
+}
+
+// ----------------------------------------------------------------------------------------------
+// Everything a model reads is counted.
+// ----------------------------------------------------------------------------------------------
+
+TEST(RequestFields, ContentPartsTextMediaAndOthers) {
+  RequestFields f;
+  ASSERT_FALSE(Extract(ApiEndpoint::kChatCompletions, R"({"model":"m","messages":[{"content":[
+      {"type":"text","text":"one"},
+      {"type":"refusal","refusal":"two"},
+      "three",
+      {"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"},"text":"not read"},
+      {"type":"input_image","image_url":"https://x/y.png"},
+      {"type":"input_audio","input_audio":{"data":"BBBB","format":"wav"}},
+      {"type":"audio_url","audio_url":{"url":"https://x/a.wav"}},
+      {"type":"video_url","video_url":{"url":"https://x/v.mp4"}},
+      {"type":"file","file":{"file_data":"CCCC"}},
+      {"text":"no type","type":"other"},
+      {"text":"untyped"},
+      {"type":"text","type":"image_url","image_url":{"url":"u"},"text":"last type wins"}]}]})",
+                       f));
+  EXPECT_EQ(Texts(f), (std::vector<std::string>{"one", "two", "three",
+                                                R"({"text":"no type","type":"other"})",
+                                                R"({"text":"untyped"})"}));
+  EXPECT_EQ(f.media.images, 3);
+  EXPECT_EQ(f.media.audios, 2);
+  EXPECT_EQ(f.media.videos, 1);
+  EXPECT_EQ(f.media.files, 1);
+}
+
+TEST(RequestFields, EveryMessageMemberButAKnownRoleCounts) {
+  RequestFields f;
+  ASSERT_FALSE(Extract(ApiEndpoint::kChatCompletions, R"({"model":"m","messages":[
+      {"role":"assistant","content":null,"reasoning_content":"think",
+       "function_call":{"name":"f","arguments":"{\"a\":1}"}},
+      {"role":"tool","tool_call_id":"call_1","content":"42","weight":3},
+      {"role":"narrator","content":"x"}]})",
+                       f));
+  EXPECT_EQ(Texts(f), (std::vector<std::string>{"think", R"({"name":"f","arguments":"{\"a\":1}"})",
+                                                "call_1", "42", "narrator", "x"}));
+  EXPECT_EQ(f.messages, 3);
+}
+
+TEST(RequestFields, TopLevelFieldsTheModelReadsCount) {
+  RequestFields f;
+  ASSERT_FALSE(Extract(ApiEndpoint::kChatCompletions, R"({"model":"m",
+      "tools":[{"type":"function","function":{"name":"get","parameters":{}}}],
+      "tool_choice":"auto","response_format":{"type":"json_object"},
+      "chat_template_kwargs":{"enable_thinking":true},"documents":[{"text":"doc"}],
+      "user":"u","stop":["s"],"seed":1,"metadata":{"k":"v"},"service_tier":"auto",
+      "logit_bias":{"1":2},"temperature":0.5,"logprobs":true,"n":1,"stream":false,
+      "messages":[{"role":"user","content":"x"}]})",
+                       f));
+  EXPECT_EQ(Texts(f), (std::vector<std::string>{
+                          R"([{"type":"function","function":{"name":"get","parameters":{}}}])",
+                          "auto", R"({"type":"json_object"})", R"({"enable_thinking":true})",
+                          R"([{"text":"doc"}])", "x"}));
+}
+
+TEST(RequestFields, CompletionsCountSuffixAndOtherFields) {
+  RequestFields f;
+  ASSERT_FALSE(Extract(ApiEndpoint::kCompletions,
+                       R"({"model":"m","prompt":"p","suffix":"s","user":"u","echo":true})", f));
+  EXPECT_EQ(Texts(f), (std::vector<std::string>{"p", "s"}));
+}
+
+TEST(RequestFields, EmbeddingsCountTheInputOnly) {
+  RequestFields f;
+  ASSERT_FALSE(Extract(ApiEndpoint::kEmbeddings,
+                       R"({"model":"e","input":["a","b"],"tools":[1],"dimensions":8,"x":"y"})", f));
+  EXPECT_EQ(Texts(f), (std::vector<std::string>{"a", "b"}));
+}
+
+TEST(RequestFields, MediaPartsCostTheirConfiguredTokens) {
+  RequestFields f;
+  ASSERT_FALSE(Extract(ApiEndpoint::kChatCompletions, R"({"model":"m","messages":[{"content":[
+      {"type":"image_url","image_url":{"url":"u"}},{"type":"image","image":"u"},
+      {"type":"input_audio","input_audio":{}},{"type":"video_url","video_url":{}},
+      {"type":"input_file","file_id":"f"}]}]})",
+                       f));
+  ApproxTokenCounter counter;
+  const int64_t base = counter.PerRequestOverhead() + counter.PerMessageOverhead();
+  EXPECT_EQ(CountPromptTokens(f, counter, MediaTokens{}), base + 2 * 1024 + 1024 + 4096 + 1024);
+  EXPECT_EQ(CountPromptTokens(f, counter, MediaTokens{.image = 10, .audio = 1, .video = 0,
+                                                      .file = 100}),
+            base + 2 * 10 + 1 + 0 + 100);
+  // Hostile numbers saturate instead of overflowing.
+  EXPECT_EQ(CountPromptTokens(f, counter, MediaTokens{.image = kMaxTokenCount}), kMaxTokenCount);
 }
 
 }  // namespace

@@ -2,35 +2,115 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
+
 namespace trl {
 namespace {
 
 namespace od = simdjson::ondemand;
 
-std::optional<Usage> ReadUsage(od::value value) {
-  if (value.is_null()) return std::nullopt;
-  od::object object;
-  if (value.get_object().get(object)) return std::nullopt;
-  Usage usage;
-  bool any = false;
-  for (auto field : object) {
-    std::string_view key;
-    if (field.unescaped_key().get(key)) return std::nullopt;
-    int64_t n;
-    if (key == "prompt_tokens" && field.value().get_int64().get(n) == simdjson::SUCCESS) {
-      usage.prompt_tokens = n;
-      any = true;
-    } else if (key == "completion_tokens" &&
-               field.value().get_int64().get(n) == simdjson::SUCCESS) {
-      usage.completion_tokens = n;
-      any = true;
-    }
-  }
-  if (!any) return std::nullopt;
-  return usage;
+// simdjson 3.0.1's is_null() is a result that throws when taken as a bool after an error (a
+// misspelt atom such as `nul3`): read it as a value, an error being "not null".
+bool IsNull(od::value& value) {
+  bool null = false;
+  return value.is_null().get(null) == simdjson::SUCCESS && null;
 }
 
-// choices[].delta.content, choices[].message.content, choices[].text
+// A count in a usage object: an integer in [0, kMaxUsageTokens] (get_int64 refuses fractions,
+// strings and anything above 2^63).
+bool ReadCount(od::value value, int64_t& out) {
+  return value.get_int64().get(out) == simdjson::SUCCESS && out >= 0 && out <= kMaxUsageTokens;
+}
+
+// The usage object's counts; false when one is invalid or one that `fields` requires is missing.
+bool ReadUsageCounts(od::object object, UsageFields fields, Usage& usage) {
+  bool prompt = false, completion = false;
+  for (auto field : object) {
+    std::string_view key;
+    if (field.unescaped_key().get(key)) return false;
+    od::value v;
+    if (field.value().get(v)) return false;
+    if (key == "prompt_tokens") {
+      if (!ReadCount(v, usage.prompt_tokens)) return false;
+      prompt = true;
+    } else if (key == "completion_tokens") {
+      if (!ReadCount(v, usage.completion_tokens)) return false;
+      completion = true;
+    }
+  }
+  return prompt && (completion || fields == UsageFields::kPromptOnly);
+}
+
+// Where the usage value sits, and what it holds.
+struct UsageMember {
+  std::string_view raw;  // the value's JSON text; empty when null
+  std::optional<Usage> usage;
+  bool invalid = false;
+};
+
+UsageMember ReadUsage(od::value value, UsageFields fields) {
+  UsageMember out;
+  std::string_view token = TrimTrailingJsonSpace(value.raw_json_token());
+  if (IsNull(value)) return out;
+  out.raw = token;
+  out.invalid = true;
+  od::object object;
+  if (value.get_object().get(object)) return out;
+  // The object's whole text first (to relay the event without it), then its counts.
+  if (object.raw_json().get(out.raw) || object.reset().error()) return out;
+  out.raw = TrimTrailingJsonSpace(out.raw);
+  Usage usage;
+  if (!ReadUsageCounts(object, fields, usage)) return out;
+  out.usage = usage;
+  out.invalid = false;
+  return out;
+}
+
+// A tool call's (or a legacy function_call's) function: its name and arguments. The helpers below
+// take a field's value as a result: an error in it is nothing to count, never an exception.
+void ReadFunction(simdjson::simdjson_result<od::value> value, TextViews& texts) {
+  od::object function;
+  if (value.get_object().get(function)) return;
+  for (auto f : function) {
+    std::string_view key, s;
+    if (f.unescaped_key().get(key)) return;
+    if (key != "name" && key != "arguments") continue;
+    if (f.value().get_string().get(s) == simdjson::SUCCESS) texts.push_back(s);
+  }
+}
+
+void ReadToolCalls(simdjson::simdjson_result<od::value> value, TextViews& texts) {
+  od::array calls;
+  if (value.get_array().get(calls)) return;
+  for (auto call : calls) {
+    od::object object;
+    if (call.get_object().get(object)) continue;
+    for (auto field : object) {
+      std::string_view key;
+      if (field.unescaped_key().get(key)) return;
+      if (key == "function") ReadFunction(field.value(), texts);
+    }
+  }
+}
+
+// A delta or a message: every string the model wrote (sse.h).
+void ReadGenerated(simdjson::simdjson_result<od::value> value, TextViews& texts) {
+  od::object inner;
+  if (value.get_object().get(inner)) return;
+  for (auto f : inner) {
+    std::string_view key, s;
+    if (f.unescaped_key().get(key)) return;
+    if (key == "content" || key == "reasoning_content" || key == "reasoning" || key == "refusal") {
+      if (f.value().get_string().get(s) == simdjson::SUCCESS) texts.push_back(s);
+    } else if (key == "tool_calls") {
+      ReadToolCalls(f.value(), texts);
+    } else if (key == "function_call") {
+      ReadFunction(f.value(), texts);
+    }
+  }
+}
+
+// choices[].text, choices[].delta, choices[].message
 void ReadChoices(od::value value, TextViews& texts, bool& empty) {
   od::array choices;
   empty = true;
@@ -45,41 +125,44 @@ void ReadChoices(od::value value, TextViews& texts, bool& empty) {
       if (key == "text") {
         if (field.value().get_string().get(s) == simdjson::SUCCESS) texts.push_back(s);
       } else if (key == "delta" || key == "message") {
-        od::object inner;
-        if (field.value().get_object().get(inner)) continue;
-        for (auto f : inner) {
-          std::string_view ikey;
-          if (f.unescaped_key().get(ikey)) return;
-          if ((ikey == "content" || ikey == "reasoning_content") &&
-              f.value().get_string().get(s) == simdjson::SUCCESS) {
-            texts.push_back(s);
-          }
-        }
+        ReadGenerated(field.value(), texts);
       }
     }
   }
 }
 
-// Reads usage and texts from a JSON object; `padded` must have SIMDJSON_PADDING spare capacity.
+// What ReadObject found beyond usage and texts.
+struct ObjectShape {
+  bool choices_empty = true;
+  size_t usage_offset = 0;  // of the usage value in the JSON; length 0: none or null
+  size_t usage_length = 0;
+};
+
+// Reads usage and texts from a JSON object; `data` must have SIMDJSON_PADDING spare capacity.
 template <typename Out>
-void ReadObject(od::parser& parser, const char* data, size_t size, size_t capacity, Out& out,
-                bool& choices_empty) {
+ObjectShape ReadObject(od::parser& parser, const char* data, size_t size, size_t capacity,
+                       UsageFields fields, Out& out) {
+  ObjectShape shape;
   od::document doc;
-  choices_empty = true;
-  if (parser.iterate(data, size, capacity).get(doc)) return;
+  if (parser.iterate(data, size, capacity).get(doc)) return shape;
   od::object root;
-  if (doc.get_object().get(root)) return;
+  if (doc.get_object().get(root)) return shape;
   for (auto field : root) {
     std::string_view key;
-    if (field.unescaped_key().get(key)) return;
+    if (field.unescaped_key().get(key)) return shape;
     od::value v;
-    if (field.value().get(v)) return;
+    if (field.value().get(v)) return shape;
     if (key == "usage") {
-      out.usage = ReadUsage(v);
+      UsageMember usage = ReadUsage(v, fields);
+      out.usage = usage.usage;
+      out.usage_invalid = usage.invalid;
+      shape.usage_offset = usage.raw.empty() ? 0 : static_cast<size_t>(usage.raw.data() - data);
+      shape.usage_length = usage.raw.size();
     } else if (key == "choices") {
-      ReadChoices(v, out.texts, choices_empty);
+      ReadChoices(v, out.texts, shape.choices_empty);
     }
   }
+  return shape;
 }
 
 }  // namespace
@@ -90,7 +173,7 @@ std::string SseSplitter::TakeRest() {
   return rest;
 }
 
-StreamEvent ParseStreamEvent(std::string_view event) {
+StreamEvent ParseStreamEvent(std::string_view event, UsageFields usage_fields) {
   thread_local od::parser parser;
   thread_local std::string buffer;
   StreamEvent out;
@@ -117,19 +200,35 @@ StreamEvent ParseStreamEvent(std::string_view event) {
   if (buffer.empty() || buffer.front() != '{') return out;
   size_t size = buffer.size();
   buffer.reserve(size + simdjson::SIMDJSON_PADDING);
-  bool choices_empty = true;
-  ReadObject(parser, buffer.data(), size, buffer.capacity(), out, choices_empty);
-  out.usage_only = out.usage.has_value() && choices_empty;
+  const ObjectShape shape =
+      ReadObject(parser, buffer.data(), size, buffer.capacity(), usage_fields, out);
+  out.json = std::string_view(buffer.data(), size);
+  out.usage_offset = shape.usage_offset;
+  out.usage_length = shape.usage_length;
+  out.usage_only = shape.usage_length != 0 && shape.choices_empty;
   return out;
 }
 
-ResponseSummary ParseResponseBody(std::string& body) {
+void AppendWithoutUsage(const StreamEvent& event, std::string& out) {
+  // One data line: the data lines joined by ParseStreamEvent are JSON whitespace apart, and a
+  // CR or LF inside the line would end it for the client.
+  const size_t start = out.size();
+  out.append("data: ");
+  out.append(event.json.substr(0, event.usage_offset));
+  out.append("null");
+  out.append(event.json.substr(event.usage_offset + event.usage_length));
+  std::replace_if(
+      out.begin() + static_cast<std::ptrdiff_t>(start), out.end(),
+      [](char c) { return c == '\n' || c == '\r'; }, ' ');
+  out.append("\n\n");
+}
+
+ResponseSummary ParseResponseBody(std::string& body, UsageFields usage_fields) {
   thread_local od::parser parser;
   ResponseSummary out;
   size_t size = body.size();
   body.reserve(size + simdjson::SIMDJSON_PADDING);  // a no-op when read with kJsonBodyPadding
-  bool choices_empty = true;
-  ReadObject(parser, body.data(), size, body.capacity(), out, choices_empty);
+  ReadObject(parser, body.data(), size, body.capacity(), usage_fields, out);
   return out;
 }
 

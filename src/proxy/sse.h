@@ -35,24 +35,52 @@ class SseSplitter {
   std::string pending_;
 };
 
+// What a valid usage holds: chat and completions report prompt_tokens and completion_tokens;
+// embeddings generate nothing and report prompt_tokens only (a completion_tokens they do send
+// must still be valid).
+enum class UsageFields { kPromptAndCompletion, kPromptOnly };
+
+// The most tokens a usage count may claim. Beyond it (or negative, fractional, not a number) the
+// backend is broken: trusting it would refund or charge a budget absurdly, so the gateway's own
+// count is used instead.
+constexpr int64_t kMaxUsageTokens = 1'000'000'000;
+
+// The `texts` below are what a model wrote, in every choice, counted when the backend reports
+// no usage: `text` (completions), and in a streamed `delta` or a whole `message`: content,
+// reasoning_content, reasoning, refusal, tool_calls[].function.name and .arguments,
+// function_call.name and .arguments. Only these strings, not a delta's JSON, whose keys and ids
+// would be counted again with every one-token chunk.
 struct StreamEvent {
   bool done = false;               // data: [DONE]
-  bool usage_only = false;         // the include_usage chunk: no choices, usage set
-  std::optional<Usage> usage;
-  TextViews texts;  // delta.content / text of every choice (views into the parser's buffer:
-                    // valid until the next parse)
+  bool usage_only = false;         // a usage member (not null) and no choices
+  std::optional<Usage> usage;      // a valid usage only
+  bool usage_invalid = false;      // a usage member that is not null and not valid
+  TextViews texts;                 // what the model wrote (above)
+  // The event's JSON (its data lines joined) and where its usage member's value sits in it
+  // (length 0: none, or null), so that it can be relayed without usage. Like `texts`, views
+  // into the parser's buffer: valid until the next ParseStreamEvent on this thread.
+  std::string_view json;
+  size_t usage_offset = 0;
+  size_t usage_length = 0;
 };
 
 // Reads one event (as produced by SseSplitter). Events that are not JSON data lines give an
 // empty StreamEvent. Thread-safe (a parser per thread).
-StreamEvent ParseStreamEvent(std::string_view event);
+StreamEvent ParseStreamEvent(std::string_view event, UsageFields usage_fields);
+
+// Appends `event` (the last one ParseStreamEvent returned on this thread, with usage_length > 0)
+// to `out` as one line "data: <json>\n\n" whose usage value is null: for a client that did not
+// ask for usage, from a backend that puts usage on a chunk that also carries choices. Other
+// fields of the event (event:, id:) are not kept; OpenAI streams have none.
+void AppendWithoutUsage(const StreamEvent& event, std::string& out);
 
 // Reads usage and the generated texts from a whole (non-streaming) JSON response body.
 struct ResponseSummary {
-  std::optional<Usage> usage;
+  std::optional<Usage> usage;  // a valid usage only
+  bool usage_invalid = false;  // a usage member that is not null and not valid
   TextViews texts;
 };
-ResponseSummary ParseResponseBody(std::string& body);
+ResponseSummary ParseResponseBody(std::string& body, UsageFields usage_fields);
 
 template <typename F>
 void SseSplitter::Feed(std::string_view data, F&& on_event) {

@@ -5,6 +5,8 @@
 namespace trl {
 namespace {
 
+constexpr UsageFields kGen = UsageFields::kPromptAndCompletion;
+
 std::vector<std::string> FeedAll(SseSplitter& s, std::vector<std::string_view> pieces) {
   std::vector<std::string> events;
   for (auto p : pieces) s.Feed(p, [&](std::string_view e) { events.emplace_back(e); });
@@ -39,7 +41,8 @@ TEST(SseSplitter, OversizedEventIsPassedOnNotBuffered) {
 
 TEST(ParseStreamEvent, ContentChunk) {
   auto e = ParseStreamEvent(
-      "data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hello\"}}]}\n\n");
+      "data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hello\"}}]}\n\n",
+      kGen);
   EXPECT_FALSE(e.done);
   EXPECT_FALSE(e.usage_only);
   EXPECT_FALSE(e.usage.has_value());
@@ -50,7 +53,8 @@ TEST(ParseStreamEvent, ContentChunk) {
 TEST(ParseStreamEvent, UsageChunk) {
   auto e = ParseStreamEvent(
       "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":5,"
-      "\"total_tokens\":12}}\n\n");
+      "\"total_tokens\":12}}\n\n",
+      kGen);
   EXPECT_TRUE(e.usage_only);
   ASSERT_TRUE(e.usage.has_value());
   EXPECT_EQ(e.usage->prompt_tokens, 7);
@@ -58,8 +62,8 @@ TEST(ParseStreamEvent, UsageChunk) {
 }
 
 TEST(ParseStreamEvent, DoneAndNonJson) {
-  EXPECT_TRUE(ParseStreamEvent("data: [DONE]\n\n").done);
-  auto e = ParseStreamEvent(": keep-alive\n\n");
+  EXPECT_TRUE(ParseStreamEvent("data: [DONE]\n\n", kGen).done);
+  auto e = ParseStreamEvent(": keep-alive\n\n", kGen);
   EXPECT_FALSE(e.done);
   EXPECT_TRUE(e.texts.empty());
 }
@@ -68,8 +72,9 @@ TEST(ParseResponseBody, ChatCompletion) {
   std::string body =
       "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"a b c\"}}],"
       "\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":3,\"total_tokens\":13}}";
-  auto r = ParseResponseBody(body);
+  auto r = ParseResponseBody(body, kGen);
   ASSERT_TRUE(r.usage.has_value());
+  EXPECT_FALSE(r.usage_invalid);
   EXPECT_EQ(r.usage->Total(), 13);
   ASSERT_EQ(r.texts.size(), 1u);
   EXPECT_EQ(r.texts[0], "a b c");
@@ -77,10 +82,156 @@ TEST(ParseResponseBody, ChatCompletion) {
 
 TEST(ParseResponseBody, EmbeddingsUsageHasNoCompletion) {
   std::string body = "{\"data\":[],\"usage\":{\"prompt_tokens\":4,\"total_tokens\":4}}";
-  auto r = ParseResponseBody(body);
+  auto r = ParseResponseBody(body, UsageFields::kPromptOnly);
   ASSERT_TRUE(r.usage.has_value());
+  EXPECT_FALSE(r.usage_invalid);
   EXPECT_EQ(r.usage->prompt_tokens, 4);
   EXPECT_EQ(r.usage->completion_tokens, 0);
+}
+
+
+// ----------------------------------------------------------------------------------------------
+// What the model wrote: every text of every choice, and only texts.
+// ----------------------------------------------------------------------------------------------
+
+std::vector<std::string> Texts(const TextViews& texts) {
+  return std::vector<std::string>(texts.begin(), texts.end());
+}
+
+TEST(ParseStreamEvent, CountsEverythingTheModelWritesInEveryChoice) {
+  auto e = ParseStreamEvent(
+      R"(data: {"id":"chatcmpl-1","choices":[)"
+      R"({"index":0,"delta":{"role":"assistant","reasoning_content":"r1","reasoning":"r2"}},)"
+      R"({"index":1,"delta":{"refusal":"no","tool_calls":[{"index":0,"id":"call_9",)"
+      R"("type":"function","function":{"name":"get","arguments":"{\"a\""}}]}},)"
+      R"({"index":2,"delta":{"function_call":{"name":"f","arguments":"1"},"content":"c"}}]})"
+      "\n\n",
+      kGen);
+  EXPECT_EQ(Texts(e.texts),
+            (std::vector<std::string>{"r1", "r2", "no", "get", "{\"a\"", "f", "1", "c"}));
+}
+
+TEST(ParseResponseBody, CountsMessagesToolCallsAndCompletionText) {
+  std::string body =
+      R"({"id":"x","choices":[{"message":{"role":"assistant","content":null,)"
+      R"("tool_calls":[{"id":"call_1","type":"function",)"
+      R"("function":{"name":"n","arguments":"{}"}}]}},)"
+      R"({"text":"completion text"}]})";
+  auto r = ParseResponseBody(body, kGen);
+  EXPECT_FALSE(r.usage.has_value());
+  EXPECT_FALSE(r.usage_invalid);  // no usage at all is not an invalid one
+  EXPECT_EQ(Texts(r.texts), (std::vector<std::string>{"n", "{}", "completion text"}));
+}
+
+// ----------------------------------------------------------------------------------------------
+// Usage is trusted only when it is sane.
+// ----------------------------------------------------------------------------------------------
+
+TEST(ParseResponseBody, UsageCountsMustBeSaneIntegers) {
+  const std::pair<std::string, bool> cases[] = {
+      {R"({"prompt_tokens":0,"completion_tokens":0})", true},
+      {R"({"prompt_tokens":1000000000,"completion_tokens":1000000000})", true},
+      {R"({"prompt_tokens":1000000001,"completion_tokens":1})", false},
+      {R"({"prompt_tokens":1,"completion_tokens":-1})", false},
+      {R"({"prompt_tokens":1,"completion_tokens":2.0})", false},
+      {R"({"prompt_tokens":1,"completion_tokens":"2"})", false},
+      {R"({"prompt_tokens":1,"completion_tokens":9223372036854775808})", false},
+      {R"({"prompt_tokens":1,"completion_tokens":null})", false},
+      {R"({"prompt_tokens":1})", false},  // a generation without completion_tokens
+      {R"({"completion_tokens":1})", false},
+      {R"(5)", false},
+      {R"("lots")", false},
+      {R"([1,2])", false},
+  };
+  for (const auto& [usage, valid] : cases) {
+    std::string body = R"({"choices":[{"text":"a"}],"usage":)" + usage + "}";
+    auto r = ParseResponseBody(body, kGen);
+    EXPECT_EQ(r.usage.has_value(), valid) << usage;
+    EXPECT_EQ(r.usage_invalid, !valid) << usage;
+  }
+}
+
+TEST(ParseResponseBody, EmbeddingsUsageNeedsNoCompletionButAValidOne) {
+  std::string body = R"({"data":[],"usage":{"prompt_tokens":4,"completion_tokens":-3}})";
+  auto r = ParseResponseBody(body, UsageFields::kPromptOnly);
+  EXPECT_FALSE(r.usage.has_value());
+  EXPECT_TRUE(r.usage_invalid);
+  body = R"({"data":[],"usage":{"total_tokens":4}})";
+  r = ParseResponseBody(body, UsageFields::kPromptOnly);
+  EXPECT_TRUE(r.usage_invalid);
+}
+
+TEST(ParseStreamEvent, InvalidUsageChunkIsStillUsageOnly) {
+  auto e = ParseStreamEvent(
+      R"(data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":-5}})"
+      "\n\n",
+      kGen);
+  EXPECT_FALSE(e.usage.has_value());
+  EXPECT_TRUE(e.usage_invalid);
+  EXPECT_TRUE(e.usage_only);
+}
+
+TEST(ParseStreamEvent, MalformedValuesAreNotExceptions) {
+  auto e = ParseStreamEvent(
+      R"(data: {"choices":[{"delta":{"function_call":nul1,"tool_calls":[{"function":nul2}]}}],)"
+      R"("usage":nulx})"
+      "\n\n",
+      kGen);
+  EXPECT_FALSE(e.usage.has_value());
+  EXPECT_TRUE(e.usage_invalid);
+}
+
+TEST(ParseStreamEvent, NullUsageIsNoUsage) {
+  auto e = ParseStreamEvent(
+      R"(data: {"choices":[{"delta":{"content":"x"}}],"usage":null})"
+      "\n\n",
+      kGen);
+  EXPECT_FALSE(e.usage.has_value());
+  EXPECT_FALSE(e.usage_invalid);
+  EXPECT_FALSE(e.usage_only);
+  EXPECT_EQ(e.usage_length, 0u);
+}
+
+// ----------------------------------------------------------------------------------------------
+// Usage removed for a client that did not ask for it.
+// ----------------------------------------------------------------------------------------------
+
+TEST(AppendWithoutUsage, ContentChunkKeepsItsChoices) {
+  auto e = ParseStreamEvent(
+      R"(data: {"id":"x","choices":[{"delta":{"content":"hi"},"finish_reason":"stop"}],)"
+      R"("usage": {"prompt_tokens":3,"completion_tokens":1,"total_tokens":4} })"
+      "\n\n",
+      kGen);
+  ASSERT_TRUE(e.usage.has_value());
+  EXPECT_FALSE(e.usage_only);
+  std::string out = "before";
+  AppendWithoutUsage(e, out);
+  EXPECT_EQ(out,
+            R"(beforedata: {"id":"x","choices":[{"delta":{"content":"hi"},)"
+            R"("finish_reason":"stop"}],"usage": null })"
+            "\n\n");
+}
+
+TEST(AppendWithoutUsage, EventOfManyLinesBecomesOneLine) {
+  auto e = ParseStreamEvent(
+      "data: {\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1},\r\n"
+      "data: \"choices\":[{\"text\":\"a\"}]}\r\n\r\n",
+      kGen);
+  ASSERT_TRUE(e.usage.has_value());
+  ASSERT_EQ(Texts(e.texts), std::vector<std::string>{"a"});
+  std::string out;
+  AppendWithoutUsage(e, out);
+  EXPECT_EQ(out, "data: {\"usage\":null, \"choices\":[{\"text\":\"a\"}]}\n\n");
+}
+
+TEST(AppendWithoutUsage, InvalidUsageIsRemovedToo) {
+  auto e = ParseStreamEvent(R"(data: {"choices":[{"text":"a"}],"usage":"garbage"})"
+                            "\n\n",
+                            kGen);
+  EXPECT_TRUE(e.usage_invalid);
+  std::string out;
+  AppendWithoutUsage(e, out);
+  EXPECT_EQ(out, "data: {\"choices\":[{\"text\":\"a\"}],\"usage\":null}\n\n");
 }
 
 }  // namespace

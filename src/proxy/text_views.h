@@ -11,4 +11,14 @@ namespace trl {
 // keeping them costs no allocation per request or per event relayed.
 using TextViews = boost::container::small_vector<std::string_view, 8>;
 
+// `raw` without the JSON whitespace after it: simdjson's raw tokens and container texts run up
+// to the next token.
+inline std::string_view TrimTrailingJsonSpace(std::string_view raw) {
+  while (!raw.empty() &&
+         (raw.back() == ' ' || raw.back() == '\n' || raw.back() == '\r' || raw.back() == '\t')) {
+    raw.remove_suffix(1);
+  }
+  return raw;
+}
+
 }  // namespace trl

@@ -156,8 +156,20 @@ void CountTexts(const TextViews& texts, const TokenCounter& counter,
   for (auto t : texts) total += counter.CountText(t);
 }
 
-// Relays an SSE body event by event; drops the usage chunk the gateway asked for on the
-// client's behalf; counts the text relayed.
+// Keeps the usage of a streamed event for settlement. One invalid usage makes the whole stream
+// count as without usage: a later valid one may be a partial count (continuous usage stats).
+void TakeUsage(const StreamEvent& e, ExchangeResult& result) {
+  if (e.usage_invalid) {
+    result.usage_invalid = true;
+    result.usage.reset();
+  } else if (e.usage && !result.usage_invalid) {
+    result.usage = e.usage;
+  }
+}
+
+// Relays an SSE body event by event; removes the usage the gateway asked for on the client's
+// behalf (the usage-only chunk dropped, a usage on a chunk with choices made null); counts the
+// text relayed.
 asio::awaitable<bool> RelayStream(Relay& r, UpstreamSocket& stream, beast::flat_buffer& buffer,
                                   AnswerParser<bhttp::buffer_body>& parser,
                                   const ClientWatch& watch) {
@@ -201,12 +213,17 @@ asio::awaitable<bool> RelayStream(Relay& r, UpstreamSocket& stream, beast::flat_
     if (!r.result.first_byte) r.result.first_byte = std::chrono::steady_clock::now();
     out.clear();
     splitter.Feed(std::string_view(chunk.data(), got), [&](std::string_view event) {
-      StreamEvent e = ParseStreamEvent(event);
+      StreamEvent e = ParseStreamEvent(event, r.req.usage_fields);
       if (e.done) done = true;
-      if (e.usage) r.result.usage = e.usage;
+      TakeUsage(e, r.result);
       CountTexts(e.texts, *r.req.counter, r.result.relayed_tokens);
-      if (e.usage_only && !r.req.client_wants_usage) return;
-      out.append(event);
+      if (e.usage_length == 0 || r.req.client_wants_usage) {
+        out.append(event);
+      } else if (!e.usage_only) {
+        // Usage on a chunk with choices (vLLM's continuous_usage_stats, and backends that
+        // always do): the choices go on, the usage the client did not ask for does not.
+        AppendWithoutUsage(e, out);
+      }
     });
     if (!out.empty() && !co_await r.writer.WriteChunk(out)) co_return false;
     if (garbage) break;
@@ -270,8 +287,9 @@ http::Response PlainAnswer(Relay& r, Answer& response,
         "The model backend failed with HTTP " + std::to_string(status) + ". Retry the request.");
   }
   if (status >= 400) r.result.backend_rejected = true;
-  ResponseSummary summary = ParseResponseBody(response.body());
+  ResponseSummary summary = ParseResponseBody(response.body(), r.req.usage_fields);
   r.result.usage = summary.usage;
+  r.result.usage_invalid = summary.usage_invalid;
   // The gateway's own count is the fallback for an answer without usage (the settlement's
   // rule in Gateway::HandleInference); the backend's usage makes counting it needless.
   if (!summary.usage) CountTexts(summary.texts, *r.req.counter, r.result.relayed_tokens);

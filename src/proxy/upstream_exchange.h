@@ -22,12 +22,13 @@ struct ExchangeRequest {
   const Model* model;
   std::string target;            // "/v1/chat/completions" (the backend's base path is added)
   const http::Request* client;   // headers to pass on
-  std::string body;              // possibly rewritten (stream_options added)
+  std::string body;              // as forward_body.h rewrote it
   bool stream = false;
-  bool client_wants_usage = false;  // keep the usage chunk in the relayed stream
+  bool client_wants_usage = false;  // keep the usage the backend streams (else removed)
   std::string head_lines;        // added to the client response's head as they are
                                  // (x-ratelimit-*: "name: value\r\n" each)
   const TokenCounter* counter;
+  UsageFields usage_fields = UsageFields::kPromptAndCompletion;  // what a valid usage holds
   // The whole exchange ends by then (the model's request_timeout from the request's arrival):
   // a stream is cut with an error event, a plain answer not yet in is a 504.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
@@ -37,7 +38,9 @@ struct ExchangeResult {
   unsigned status = 0;           // what the client got (0: nothing, the client left first)
   bool reached_backend = false;  // request bytes were sent to a backend
   bool backend_rejected = false; // the backend answered 4xx: nothing was generated
-  std::optional<Usage> usage;    // as the backend reported it
+  std::optional<Usage> usage;    // as the backend reported it, when valid
+  bool usage_invalid = false;    // the backend reported a usage that is not valid (sse.h): the
+                                 // exchange counts as without usage
   int64_t relayed_tokens = 0;    // completion tokens relayed, counted by the gateway
   std::optional<std::chrono::steady_clock::time_point> first_byte;  // first body byte relayed
   std::string backend;           // the backend that served it (for metrics)
