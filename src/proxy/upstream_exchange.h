@@ -36,7 +36,7 @@ struct ExchangeRequest {
 struct ExchangeResult {
   unsigned status = 0;           // what the client got (0: nothing, the client left first)
   bool reached_backend = false;  // request bytes were sent to a backend
-  bool backend_rejected = false; // the backend answered 4xx: nothing was generated
+  bool backend_rejected = false; // the backend answered 4xx or 5xx: nothing was served
   std::optional<Usage> usage;    // as the backend reported it
   int64_t relayed_tokens = 0;    // completion tokens relayed, counted by the gateway
   std::optional<std::chrono::steady_clock::time_point> first_byte;  // first body byte relayed
