@@ -279,6 +279,8 @@ asio::awaitable<void> RelayStreamedAnswer(Relay& r, UpstreamSocket& stream,
 // 502; anything else as it is, its usage and texts taken into r.result.
 http::Response PlainAnswer(Relay& r, Answer& response,
                            unsigned status, std::string_view content_type) {
+  // An error answer carries no output: the request costs nothing (docs/limits.md).
+  if (status >= 400) r.result.backend_rejected = true;
   if (status >= 500) {
     r.result.error_reason = "http" + std::to_string(status);
     r.result.status = 502;
@@ -286,7 +288,6 @@ http::Response PlainAnswer(Relay& r, Answer& response,
         502, "api_error", "backend_error",
         "The model backend failed with HTTP " + std::to_string(status) + ". Retry the request.");
   }
-  if (status >= 400) r.result.backend_rejected = true;
   ResponseSummary summary = ParseResponseBody(response.body(), r.req.usage_fields);
   r.result.usage = summary.usage;
   r.result.usage_invalid = summary.usage_invalid;

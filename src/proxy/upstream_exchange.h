@@ -37,7 +37,7 @@ struct ExchangeRequest {
 struct ExchangeResult {
   unsigned status = 0;           // what the client got (0: nothing, the client left first)
   bool reached_backend = false;  // request bytes were sent to a backend
-  bool backend_rejected = false; // the backend answered 4xx: nothing was generated
+  bool backend_rejected = false; // the backend answered 4xx or 5xx: nothing was served
   std::optional<Usage> usage;    // as the backend reported it, when valid
   bool usage_invalid = false;    // the backend reported a usage that is not valid (sse.h): the
                                  // exchange counts as without usage

@@ -2,6 +2,10 @@
 // on the backend's real usage, OpenAI's x-ratelimit-* headers and 429s, concurrency slots, and a
 // saturating run whose admitted tokens must match the budget's arithmetic.
 //
+// The 'limits' tests run on each store setup (harness STORES): the embedded store, and Redis
+// shared by two instances, the requests of a test alternating between them (fleet.at(i)), so each
+// instance judges what the other charged and settled.
+//
 // Budgets measured exactly use `per: 1d`, so refill during a test (about 0.01 token a second for
 // 1000/1d) never moves a whole-unit header value.
 import assert from 'node:assert/strict';
@@ -10,8 +14,8 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 
 import {
-  chatBody, cleanup, errorOf, mockText, parseResetDuration, pollUntil, rawHttp, saturate, readSse,
-  startGateway, startMock, tempDir,
+  STORES, chatBody, cleanup, errorOf, mockText, parseResetDuration, pollUntil, rawHttp,
+  relayedTokens, saturate, readSse, startFleet, startGateway, startMock, tempDir,
 } from './lib/harness.mjs';
 
 const DAY_MS = 86_400_000;
@@ -43,18 +47,21 @@ function assertReset(actualMs, deficit, capacity, sinceMs, what) {
 
 const CONC_LIMIT = 4;
 
-describe('limits', () => {
-  let mock;   // fast answers
-  let slow;   // streams of 16 words at 10 words/s
-  let gw;
-  let config;
+let mock;  // fast answers
+let slow;  // streams of 16 words at 10 words/s
+
+before(async () => {
+  [mock, slow] = await Promise.all([
+    startMock({ name: 'mock-fast', models: ['m', 'm2'], threads: 2 }),
+    startMock({ name: 'mock-slow', models: ['slowm'], tokensPerSecond: 10, threads: 2 }),
+  ]);
+});
+
+for (const store of STORES) describe(`limits (${store})`, () => {
+  let fleet;
 
   before(async () => {
-    [mock, slow] = await Promise.all([
-      startMock({ name: 'mock-fast', models: ['m', 'm2'] }),
-      startMock({ name: 'mock-slow', models: ['slowm'], tokensPerSecond: 10 }),
-    ]);
-    config = {
+    const config = {
       server: { max_body_bytes: MAX_BODY },
       models: [
         { name: 'm', backends: [mock.url] },
@@ -70,20 +77,22 @@ describe('limits', () => {
           limits: [{ tokens: 1000, per: '1d' }, { requests: 100, per: '1d' }] },
       ],
     };
-    gw = await startGateway(config);
+    fleet = await startFleet(store, config, { name: `gw-limits-${store}` });
   });
 
   // Each test measures from its own first request, so a gateway that crashed in an earlier test
   // is replaced rather than failing everything after it (cleanup() reports the crash).
   beforeEach(async () => {
-    if (gw?.proc.exitInfo) gw = await startGateway(config);
+    await fleet.revive();
   });
 
-  // Settlement happens before the request is recorded (settle -> record), so once the metric
-  // shows `n` finished requests of `key` with `status`, they are all settled.
+  // Settlement happens before the request is recorded (settle -> record), and a Redis settlement
+  // goes out after the answer: once the instances show `n` finished requests of `key` with
+  // `status` and none holds an unsettled reservation, they are all settled.
   async function settled(key, n, status = '200') {
-    const v = await gw.waitMetric('trl_requests_total', { key, status }, n);
-    assert.equal(v, n, `trl_requests_total{key="${key}",status="${status}"}`);
+    assert.ok(await fleet.settled({ key, requests: n, status }),
+              `trl_requests_total{key="${key}",status="${status}"} never reached ${n} with ` +
+              'every reservation settled');
   }
 
   test('headers on a success and on a 429 match the budget exactly', async () => {
@@ -91,7 +100,7 @@ describe('limits', () => {
     const cost = 6 + 5;  // mock-llm: 3 words + 3 for the message, then 5 words
     const t0 = performance.now();
 
-    const r1 = await gw.post('chat/completions', body, { key: 'sk-hdr' });
+    const r1 = await fleet.at(0).post('chat/completions', body, { key: 'sk-hdr' });
     assert.equal(r1.status, 200, r1.text);
     assert.equal(r1.json.usage.total_tokens, cost);
     const h1 = rl(r1.headers);
@@ -106,7 +115,7 @@ describe('limits', () => {
 
     // Settled at the real cost: the next reservation starts from 1000 - 11.
     const t1 = performance.now();
-    const r2 = await gw.post('chat/completions', body, { key: 'sk-hdr' });
+    const r2 = await fleet.at(1).post('chat/completions', body, { key: 'sk-hdr' });
     assert.equal(r2.status, 200);
     const h2 = rl(r2.headers);
     assert.equal(h2.remainingTokens, 1000 - cost - (estimate + 5));
@@ -118,7 +127,7 @@ describe('limits', () => {
     // A reservation of exactly the capacity (1000) does not fit in the 978 left: 429.
     const t2 = performance.now();
     const big = chatBody('m', 'hello there world', { max_tokens: 1000 - estimate });
-    const r3 = await gw.post('chat/completions', big, { key: 'sk-hdr' });
+    const r3 = await fleet.at(2).post('chat/completions', big, { key: 'sk-hdr' });
     assert.equal(r3.status, 429, r3.text);
     const e = errorOf(r3.json, { type: 'tokens', code: 'rate_limit_exceeded' });
     assert.match(e.message, /978/, 'the message names the remaining amount');
@@ -137,10 +146,11 @@ describe('limits', () => {
     assert.ok(retryAfter * 1000 >= retryAfterMs && retryAfter * 1000 - retryAfterMs < 1000,
               `retry-after ${retryAfter} s vs retry-after-ms ${retryAfterMs}`);
     await settled('hdr', 1, '429');
-    assert.equal(await gw.metric('trl_ratelimit_rejections_total', { key: 'hdr', limit: 'tokens' }), 1);
+    assert.equal(await fleet.metric('trl_ratelimit_rejections_total', { key: 'hdr', limit: 'tokens' }),
+                 1);
 
     // The refusal left no charge on either budget.
-    const r4 = await gw.post('chat/completions', body, { key: 'sk-hdr' });
+    const r4 = await fleet.at(3).post('chat/completions', body, { key: 'sk-hdr' });
     assert.equal(r4.status, 200);
     const h4 = rl(r4.headers);
     assert.equal(h4.remainingTokens, 1000 - 2 * cost - (estimate + 5));
@@ -149,12 +159,13 @@ describe('limits', () => {
 
   test('the openai client with default retries gets through a 429 by honouring retry-after',
        async () => {
+    const gw = fleet.at(0);
     const client = gw.client('sk-retry', { maxRetries: undefined });  // the SDK's default: 2
     const first = await client.chat.completions.create(chatBody('m', 'first', { max_tokens: 2 }));
     assert.equal(first.choices[0].message.content, mockText(2));
 
-    const raw = await gw.post('chat/completions', chatBody('m', 'raw', { max_tokens: 2 }),
-                              { key: 'sk-retry' });
+    const raw = await fleet.at(1).post('chat/completions', chatBody('m', 'raw', { max_tokens: 2 }),
+                                       { key: 'sk-retry' });
     const rawAt = performance.now();
     assert.equal(raw.status, 429);
     errorOf(raw.json, { type: 'requests', code: 'rate_limit_exceeded' });
@@ -173,23 +184,28 @@ describe('limits', () => {
     await settled('retry', 2, '200');
     // Ours, and the SDK's first attempt; a retry that came back a hair early may add one more,
     // which the SDK's default of 2 retries absorbs.
-    const refusals = await gw.metric('trl_requests_total', { key: 'retry', status: '429' });
+    const refusals = await fleet.metric('trl_requests_total', { key: 'retry', status: '429' });
     assert.ok(refusals === 2 || refusals === 3, `${refusals} refusals`);
   });
 
   describe('concurrency', () => {
-    const stream = (extraHeaders = {}, signal) => gw.fetch(`${gw.baseURL}/chat/completions`, {
-      method: 'POST', signal,
-      headers: { 'content-type': 'application/json', authorization: 'Bearer sk-conc',
-                 ...extraHeaders },
-      body: JSON.stringify(chatBody('slowm', 'tell me a long story', { max_tokens: 16, stream: true })),
-    });
+    let sent = 0;  // streams go to the instances in turn
+    const stream = (extraHeaders = {}, signal) => {
+      const gw = fleet.at(sent++);
+      return gw.fetch(`${gw.baseURL}/chat/completions`, {
+        method: 'POST', signal,
+        headers: { 'content-type': 'application/json', authorization: 'Bearer sk-conc',
+                   ...extraHeaders },
+        body: JSON.stringify(chatBody('slowm', 'tell me a long story',
+                                      { max_tokens: 16, stream: true })),
+      });
+    };
 
     // True when none of the key's slots is in use: its live budget, from the admin API. (Probe
     // requests cannot tell: quick ones can all be admitted one after the other through a single
     // free slot.)
     async function slotsFree() {
-      const r = await gw.adminFetch('/admin/v1/keys/conc/limits');
+      const r = await fleet.at(sent++).adminFetch('/admin/v1/keys/conc/limits');
       assert.equal(r.status, 200, r.text);
       assert.equal(r.json.limits[0].concurrent, CONC_LIMIT);
       return r.json.limits[0].in_use === 0;
@@ -212,11 +228,11 @@ describe('limits', () => {
         assert.equal(r.headers.get('x-ratelimit-limit-requests'), null);
       }
       assert.equal((await slow.stats()).open_streams, CONC_LIMIT, 'in flight at the backend');
-      const live = await gw.adminFetch('/admin/v1/keys/conc/limits');
+      const live = await fleet.at(0).adminFetch('/admin/v1/keys/conc/limits');
       assert.equal(live.json.limits[0].in_use, CONC_LIMIT);
       assert.equal(await slotsFree(), false);
-      assert.equal(await gw.metric('trl_ratelimit_rejections_total',
-                                   { key: 'conc', limit: 'concurrency' }), 16 - CONC_LIMIT);
+      assert.equal(await fleet.metric('trl_ratelimit_rejections_total',
+                                      { key: 'conc', limit: 'concurrency' }), 16 - CONC_LIMIT);
       for (const events of await Promise.all(admitted.map((r) => readSse(r)))) {
         assert.equal(events.at(-1), '[DONE]');
         const text = events.slice(0, -1).map((e) => e.choices?.[0]?.delta?.content ?? '').join('');
@@ -249,12 +265,16 @@ describe('limits', () => {
       }
       assert.ok(await pollUntil(slotsFree, { tries: 80, intervalMs: 25 }),
                 'slots still taken 2 s after the backend failed');
-      // And after a reset before any response (502).
-      const reset = await gw.post('chat/completions', chatBody('slowm', 'x', { max_tokens: 1 }),
-                                  { key: 'sk-conc', headers: { 'x-mock-fault': 'reset' } });
-      assert.equal(reset.status, 502);
-      assert.ok(await pollUntil(slotsFree, { tries: 80, intervalMs: 25 }),
-                'slots still taken after a 502');
+      // And after an HTTP 500 and a reset before any response (502 both; the reset takes the
+      // backend out, so it comes last).
+      for (const fault of ['http500', 'reset']) {
+        const r = await fleet.at(sent++).post('chat/completions',
+                                              chatBody('slowm', 'x', { max_tokens: 1 }),
+                                              { key: 'sk-conc', headers: { 'x-mock-fault': fault } });
+        assert.equal(r.status, 502);
+        assert.ok(await pollUntil(slotsFree, { tries: 80, intervalMs: 25 }),
+                  `slots still taken after a 502 (${fault})`);
+      }
     });
   });
 
@@ -264,13 +284,14 @@ describe('limits', () => {
     const cost = (3 + 3) + 8;
     const CAP = 100000;
 
-    const r1 = await gw.post('chat/completions', body, { key: 'sk-usage' });
+    const r1 = await fleet.at(0).post('chat/completions', body, { key: 'sk-usage' });
     assert.equal(r1.status, 200);
     assert.equal(r1.json.usage.total_tokens, cost);
     const estimate = CAP - 8 - rl(r1.headers).remainingTokens;
     await settled('usage', 1);
 
     const before = await mock.stats();
+    let gw = fleet.at(1);
     const s = await gw.fetch(`${gw.baseURL}/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: 'Bearer sk-usage' },
@@ -291,12 +312,13 @@ describe('limits', () => {
     assert.equal(afterStream.completion_tokens_total - before.completion_tokens_total, 8);
 
     // The stream was settled at mock-llm's usage, exactly.
-    const r3 = await gw.post('chat/completions', body, { key: 'sk-usage' });
+    const r3 = await fleet.at(2).post('chat/completions', body, { key: 'sk-usage' });
     const rem3 = rl(r3.headers).remainingTokens;
     assert.equal(rem3, CAP - 2 * cost - (estimate + 8));
     await settled('usage', 3);
 
     // No usage from the backend: prompt estimate + the relayed output, never 0.
+    gw = fleet.at(3);
     const nu = await gw.fetch(`${gw.baseURL}/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: 'Bearer sk-usage',
@@ -310,21 +332,24 @@ describe('limits', () => {
     assert.equal(nuEvents.slice(0, -1).map((c) => c.choices?.[0]?.delta?.content ?? '').join(''),
                  mockText(8));
     await settled('usage', 4);
-    const r5 = await gw.post('chat/completions', body, { key: 'sk-usage' });
+    const r5 = await fleet.at(4).post('chat/completions', body, { key: 'sk-usage' });
     // remNu = B - reservation and r5's remaining = B - charged - reservation.
     const charged = remNu - rl(r5.headers).remainingTokens;
-    // Every relayed word costs at least one token ("w1".."w8": 8 words).
-    assert.ok(charged >= estimate + 8 && charged <= estimate + 24,
-              `no-usage stream charged ${charged} (prompt estimate ${estimate}, 8 words relayed)`);
+    // The gateway's count of each relayed event ("w1", " w2"...: 2 tokens each by the approx
+    // counter's rule, 16 for the 8 words).
+    assert.equal(relayedTokens(nuEvents), 16);
+    assert.equal(charged, estimate + relayedTokens(nuEvents),
+                 `no-usage stream charged ${charged} (prompt estimate ${estimate}, 8 words relayed)`);
   });
 
   test('refused 400/401/403/404/413 requests leave every budget unchanged', async () => {
     const good = chatBody('m', 'hello there world', { max_tokens: 5 });
-    const r1 = await gw.post('chat/completions', good, { key: 'sk-refuse' });
+    const r1 = await fleet.at(0).post('chat/completions', good, { key: 'sk-refuse' });
     assert.equal(r1.status, 200);
     const cost = r1.json.usage.total_tokens;
     const h1 = rl(r1.headers);
     await settled('refuse', 1);
+    const gw = fleet.at(1);
 
     const refusals = [
       [400, await gw.post('chat/completions', '{"model": "m", "messa', { key: 'sk-refuse' })],
@@ -344,7 +369,7 @@ describe('limits', () => {
     }
     errorOf(refusals[2][1].json, { code: 'tokens_exceed_limit' });
 
-    const r2 = await gw.post('chat/completions', good, { key: 'sk-refuse' });
+    const r2 = await fleet.at(2).post('chat/completions', good, { key: 'sk-refuse' });
     assert.equal(r2.status, 200);
     const h2 = rl(r2.headers);
     assert.equal(h2.remainingTokens, h1.remainingTokens - cost);

@@ -65,6 +65,7 @@ function requireBin(p, target) {
 // ---------------------------------------------------------------------------------------------
 
 const live = new Set();  // every Proc not yet exited
+const relays = new Set();  // every startRelay not yet closed
 const started = new Set();  // every Proc, for the post-mortem in cleanup()
 const tempDirs = new Set();
 
@@ -215,6 +216,7 @@ export async function cleanup() {
   const all = [...started];
   started.clear();
   await Promise.all([...live].map((p) => p.stop(3000)));
+  await Promise.all([...relays].map((r) => r.close()));
   for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
   tempDirs.clear();
   // Every server must end as the contract says: SIGTERM -> exit 0 (a sanitizer report, a leak
@@ -261,6 +263,14 @@ export class Mock {
     const r = await fetch(`${this.url}/mock/reset-stats`, { method: 'POST' });
     await r.arrayBuffer();
     if (r.status !== 200 && r.status !== 204) throw new Error(`mock reset-stats: HTTP ${r.status}`);
+  }
+
+  // The last 64 requests as mock-llm received them, oldest first: {method, target, headers
+  // (lower-case names), body}.
+  async requests() {
+    const r = await fetch(`${this.url}/mock/requests`);
+    if (r.status !== 200) throw new Error(`mock requests: HTTP ${r.status}`);
+    return r.json();
   }
 
   // An OpenAI client talking to this mock directly (the reference answers).
@@ -518,6 +528,222 @@ export async function startRedisCluster({ name = 'redis-cluster' } = {}) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// A TCP relay in front of Redis, to inject the network faults a store must live through
+// ---------------------------------------------------------------------------------------------
+
+// A TCP proxy on a loopback port in front of `targetPort` (a redis-server); gateways list
+// `relay.url` as store.redis.url. Every client connection gets its own upstream connection. Modes:
+// - pass(): bytes flow both ways (the default). Bytes a blackhole() held are delivered first,
+//   and connections a replyBlackhole() damaged are reset (see there).
+// - blackhole(): a partition. Connections stay open and new ones are accepted, but nothing
+//   moves either way; what is sent meanwhile is held, as TCP would retransmit it, and delivered
+//   on pass() (unless resetAll() kills the connection first).
+// - replyBlackhole(): client->Redis bytes are delivered, Redis->client bytes are dropped: Redis
+//   applies every call and the gateway never hears back. A connection that lost bytes can never
+//   carry a reply again (replies are matched to calls in order), so pass() resets it, as a
+//   connection that lost its replies ends in reality.
+// - resetAll(): every connection open now is destroyed with a TCP RST to the client (a failover,
+//   a proxy restart); the mode stays as it was.
+// close() stops listening and destroys every connection.
+export async function startRelay(targetPort, { host = '127.0.0.1' } = {}) {
+  let mode = 'pass';
+  const conns = new Set();
+  const stats = { accepted: 0, reset: 0, droppedReplyBytes: 0 };
+
+  const server = net.createServer({ allowHalfOpen: false }, (client) => {
+    stats.accepted++;
+    const upstream = net.connect({ port: targetPort, host });
+    const c = { client, upstream, heldUp: [], heldDown: [], damaged: false, closed: false };
+    conns.add(c);
+    const close = () => {
+      if (c.closed) return;
+      c.closed = true;
+      conns.delete(c);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('data', (d) => {
+      if (mode === 'blackhole') c.heldUp.push(d);
+      else upstream.write(d);
+    });
+    upstream.on('data', (d) => {
+      if (mode === 'pass') {
+        client.write(d);
+      } else if (mode === 'blackhole') {
+        c.heldDown.push(d);
+      } else {  // replyBlackhole
+        c.damaged = true;
+        stats.droppedReplyBytes += d.length;
+      }
+    });
+    for (const s of [client, upstream]) {
+      s.on('error', close);
+      s.on('close', close);
+    }
+  });
+  await new Promise((resolve, reject) => {
+    server.on('error', reject);
+    server.listen(0, host, resolve);
+  });
+  const { port } = server.address();
+
+  const resetConn = (c) => {
+    if (c.closed) return;
+    c.closed = true;
+    conns.delete(c);
+    stats.reset++;
+    try {
+      c.client.resetAndDestroy();
+    } catch {
+      c.client.destroy();  // already closing: nothing left to reset
+    }
+    c.upstream.destroy();
+  };
+
+  const relay = {
+    port,
+    url: `redis://${host}:${port}/0`,
+    stats,
+    connections: () => conns.size,
+    blackhole() { mode = 'blackhole'; },
+    replyBlackhole() { mode = 'replyBlackhole'; },
+    pass() {
+      mode = 'pass';
+      for (const c of [...conns]) {
+        if (c.damaged) {
+          resetConn(c);
+          continue;
+        }
+        for (const d of c.heldUp.splice(0)) c.upstream.write(d);
+        for (const d of c.heldDown.splice(0)) c.client.write(d);
+      }
+    },
+    resetAll() {
+      for (const c of [...conns]) resetConn(c);
+    },
+    async close() {
+      if (!relays.delete(relay)) return;
+      for (const c of [...conns]) resetConn(c);
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+  relays.add(relay);
+  return relay;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fleets: the gateway instances of one store setup
+// ---------------------------------------------------------------------------------------------
+
+// The store setups a budget test runs on: the embedded store (one instance) and Redis shared by
+// two instances (requests alternate between them, so each reads what the other charged).
+export const STORES = ['memory', 'redis'];
+
+// A store setup's gateways. `at(i)` is the instance the i-th request of a test goes to.
+export class Fleet {
+  constructor(store, config, options) {
+    this.store = store;
+    this.config = config;  // as the gateways run it (store filled in)
+    this.options = options;
+    this.gws = [];
+    this.redis = null;
+    this.relay = null;
+  }
+
+  get size() { return this.gws.length; }
+  at(i) { return this.gws[i % this.gws.length]; }
+
+  // Sum of a metric over every instance.
+  async metric(name, labels = {}) {
+    let total = 0;
+    for (const gw of this.gws) total += await gw.metric(name, labels);
+    return total;
+  }
+
+  // True once every request the instances have finished is settled and recorded: no instance
+  // has a reservation still unsettled (a Redis settlement goes out after the answer), and,
+  // when given, the instances have counted `requests` finished requests of `key` (with
+  // `status`, when given). Settlement comes before recording, and recording before the count.
+  // A bounded poll; returns whether it came true.
+  async settled({ key, requests, status, tries = 400 } = {}) {
+    return Boolean(await pollUntil(async () => {
+      if (key !== undefined && requests !== undefined) {
+        const labels = status === undefined ? { key } : { key, status: String(status) };
+        if (await this.metric('trl_requests_total', labels) !== requests) return false;
+      }
+      for (const gw of this.gws) {
+        if (await gw.metric('trl_reservations_unsettled') !== 0) return false;
+      }
+      return true;
+    }, { tries, intervalMs: 25 }));
+  }
+
+  // GET /admin/v1/usage's total for `params` (usageTotal), asked of every instance in turn: each
+  // writes its own pending usage before it answers, so the last answer holds every instance's.
+  async usage(params) {
+    let total;
+    for (const gw of this.gws) total = await usageTotal(gw, params);
+    return total;
+  }
+
+  // An instance, started again on the same config and store (same data_dir, same Redis) after
+  // it stopped.
+  async restart(i) {
+    const gw = await startGateway(this.config, { name: `${this.options.name}-${i}` });
+    if (this.store === 'redis') await waitReady(gw);
+    this.gws[i] = gw;
+    return gw;
+  }
+
+  // Instances that died in an earlier test are replaced (cleanup() reports the death).
+  async revive() {
+    for (let i = 0; i < this.gws.length; i++) {
+      if (this.gws[i].proc.exitInfo) await this.restart(i);
+    }
+  }
+
+  // Rewrites every instance's config file with `config` (the fleet's store kept) and reloads
+  // each through the admin API; resolves once each has said it reloaded.
+  async reload(config) {
+    this.config = { ...config, store: this.config.store };
+    for (const gw of this.gws) {
+      gw.writeConfig(this.config);
+      const r = await gw.reload();
+      if (r.status !== 200) throw new Error(`${gw.proc.name}: reload: HTTP ${r.status} ${r.text}`);
+    }
+  }
+
+  async stop() {
+    for (const gw of this.gws) await gw.stop();
+    await this.relay?.close();
+  }
+}
+
+// Starts a store setup's gateways on `config` (config.store may carry on_store_error,
+// concurrency_lease_ttl...; the backend, data_dir and Redis URL are filled in here).
+// memory: one instance, its data_dir kept for restarts. redis: a fresh redis-server and
+// `instances` instances on it, through a relay (startRelay) when `relay` is set; resolves once
+// each is ready.
+export async function startFleet(store, config, { name = `gw-${store}`, instances = 2,
+                                                  relay = false, redisTimeout = '1s' } = {}) {
+  const fleet = new Fleet(store, null, { name });
+  const full = structuredClone(config);
+  if (store === 'memory') {
+    full.store = { ...full.store, backend: 'memory', data_dir: path.join(tempDir(), 'data') };
+    instances = 1;
+  } else {
+    fleet.redis = await startRedis({ name: `redis-${name}` });
+    if (relay) fleet.relay = await startRelay(fleet.redis.port);
+    full.store = { on_store_error: 'deny', ...full.store, backend: 'redis',
+                   redis: { url: (fleet.relay ?? fleet.redis).url, timeout: redisTimeout } };
+  }
+  fleet.config = full;
+  for (let i = 0; i < instances; i++) fleet.gws.push(null);
+  await Promise.all(fleet.gws.map((_, i) => fleet.restart(i)));
+  return fleet;
+}
+
+// ---------------------------------------------------------------------------------------------
 // HTTP helpers
 // ---------------------------------------------------------------------------------------------
 
@@ -580,6 +806,120 @@ export function rawHttp(port, head, { body = '', timeoutMs = 10000, host = '127.
     // The server may reset after answering (it refused to read the rest): keep what arrived.
     sock.on('error', (err) => finish(err));
   });
+}
+
+// A streaming POST on a raw TCP connection, read as it arrives (HTTP/1.1 chunked or
+// close-delimited, SSE events parsed), for tests that must know exactly what the gateway sent.
+// `halfClose()` hangs up the way the gateway watches for (the client's FIN: it sees the client
+// gone) while the test keeps reading, so every byte the gateway wrote before it noticed is
+// still seen. Returns {head (a promise of {status, headers}), events (parsed data payloads so
+// far, '[DONE]' kept as a string), waitEvents(n, pred), halfClose(), destroy(), done (a promise
+// of {complete: the body's end was seen, events})}.
+export function rawStream(port, route, body, { headers = {}, host = '127.0.0.1' } = {}) {
+  const sock = net.connect({ port, host, allowHalfOpen: true });
+  const payload = typeof body === 'string' ? body : JSON.stringify(body);
+  const head = [`POST ${route} HTTP/1.1`, `Host: ${host}:${port}`, 'Content-Type: application/json',
+                `Content-Length: ${Buffer.byteLength(payload)}`,
+                ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), '', ''].join('\r\n');
+  sock.on('connect', () => sock.write(head + payload));
+
+  const s = { events: [], waiters: [] };
+  let buf = Buffer.alloc(0);
+  let parsedHead = null;
+  let chunked = false;
+  let complete = false;
+  let sse = '';
+  const decoder = new TextDecoder();
+  let resolveHead, rejectHead, resolveDone;
+  s.head = new Promise((resolve, reject) => { resolveHead = resolve; rejectHead = reject; });
+  s.head.catch(() => {});
+  s.done = new Promise((resolve) => { resolveDone = resolve; });
+
+  const wake = () => {
+    for (const w of [...s.waiters]) {
+      if (w.test()) {
+        s.waiters.splice(s.waiters.indexOf(w), 1);
+        w.resolve(true);
+      }
+    }
+  };
+  const body_ = (bytes) => {
+    sse += decoder.decode(bytes, { stream: true });
+    let idx;
+    while ((idx = sse.search(/\r?\n\r?\n/)) >= 0) {
+      const block = sse.slice(0, idx);
+      sse = sse.slice(idx).replace(/^\r?\n\r?\n/, '');
+      const data = block.split(/\r?\n/).filter((l) => l.startsWith('data:'))
+                       .map((l) => l.slice(5).replace(/^ /, '')).join('\n');
+      if (data === '') continue;
+      s.events.push(data === '[DONE]' ? data : JSON.parse(data));
+    }
+    wake();
+  };
+  const parse = () => {
+    if (!parsedHead) {
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const lines = buf.subarray(0, end).toString('latin1').split('\r\n');
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0]);
+      const hs = {};
+      for (const l of lines.slice(1)) {
+        const i = l.indexOf(':');
+        if (i > 0) hs[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+      }
+      parsedHead = { status: m ? Number(m[1]) : 0, headers: hs };
+      chunked = /chunked/i.test(hs['transfer-encoding'] ?? '');
+      buf = buf.subarray(end + 4);
+      resolveHead(parsedHead);
+    }
+    if (!chunked) {
+      if (buf.length) body_(buf);
+      buf = Buffer.alloc(0);
+      return;
+    }
+    for (;;) {
+      const nl = buf.indexOf('\r\n');
+      if (nl < 0) return;
+      const size = parseInt(buf.subarray(0, nl).toString('latin1'), 16);
+      if (Number.isNaN(size)) return;
+      if (size === 0) {
+        complete = true;
+        buf = Buffer.alloc(0);
+        finish();
+        return;
+      }
+      if (buf.length < nl + 2 + size + 2) return;
+      body_(buf.subarray(nl + 2, nl + 2 + size));
+      buf = buf.subarray(nl + 2 + size + 2);
+    }
+  };
+  let finished = false;
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    if (!parsedHead) rejectHead(new Error('the connection ended before a response head'));
+    for (const w of s.waiters.splice(0)) w.resolve(w.test());
+    resolveDone({ complete, events: s.events });
+    sock.destroy();
+  };
+  sock.on('data', (d) => {
+    buf = Buffer.concat([buf, d]);
+    parse();
+  });
+  sock.on('end', finish);
+  sock.on('close', finish);
+  sock.on('error', finish);
+
+  // Resolves true once `n` events satisfying `pred` (default: any) have arrived; false if the
+  // stream ended first.
+  s.waitEvents = (n, pred = () => true) => {
+    const test = () => s.events.filter(pred).length >= n;
+    if (test() || finished) return Promise.resolve(test());
+    return new Promise((resolve) => s.waiters.push({ test, resolve }));
+  };
+  s.halfClose = () => sock.end();
+  s.destroy = () => sock.destroy();
+  return s;
 }
 
 function parseHttpResponse(buf, { requireComplete = false } = {}) {
@@ -656,6 +996,94 @@ export function metricSum(samples, name, labels = {}) {
     if (Object.entries(labels).every(([k, v]) => s.labels[k] === v)) sum += s.value;
   }
   return sum;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The gateway's token arithmetic, for exact expectations
+// ---------------------------------------------------------------------------------------------
+
+// The approximate counter's CountText (src/limits/token_counter.cc, its byte-by-byte loop): runs
+// of one byte class cost a token at their start and one more every P bytes (letters 5, digits 1,
+// punctuation 2, whitespace 4 with one leading ' ' free, 3-byte UTF-8 2, other bytes 1); the
+// count is at least ceil(bytes / 4). "w1" and " w2" cost 2 each, " w10" costs 3.
+const LETTERS = 0, DIGITS = 1, PUNCT = 2, SPACE = 3, WIDE = 4, BYTES = 5, CONT = 6;
+const PERIOD = [5, 1, 2, 4, 2, 1];
+function byteClass(c) {
+  if ((c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a)) return LETTERS;
+  if (c >= 0x30 && c <= 0x39) return DIGITS;
+  if (c === 0x20 || (c >= 0x09 && c <= 0x0d)) return SPACE;
+  if (c >= 0x80 && c <= 0xbf) return CONT;
+  if (c >= 0xc2 && c <= 0xdf) return LETTERS;
+  if (c >= 0xe0 && c <= 0xef) return WIDE;
+  if (c >= 0x80) return BYTES;
+  return PUNCT;
+}
+export function approxTokens(text) {
+  const bytes = Buffer.from(text, 'utf8');
+  let tokens = 0;
+  let prev = -1;
+  let left = 0;
+  let seq = BYTES;
+  for (const c of bytes) {
+    const raw = byteClass(c);
+    const k = raw === CONT ? seq : raw;
+    if (raw !== CONT) seq = c < 0x80 ? BYTES : raw;
+    if (k !== prev) left = k === SPACE && c === 0x20 ? 1 : 0;
+    prev = k;
+    if (left === 0) {
+      tokens++;
+      left = PERIOD[k] - 1;
+    } else {
+      left--;
+    }
+  }
+  return Math.max(tokens, Math.floor((bytes.length + 3) / 4));
+}
+
+// The gateway's prompt estimate of a chat body whose messages have string contents, with the
+// approx counter (src/proxy/request_fields.cc CountPromptTokens): 3 per request, 4 per message,
+// plus each content's count.
+export function chatEstimate(body) {
+  let total = 3;
+  for (const m of body.messages) {
+    if (typeof m.content !== 'string') throw new Error('chatEstimate: string contents only');
+    total += 4 + approxTokens(m.content);
+  }
+  return total;
+}
+
+// What the gateway counts as relayed for a stream it could not finish: each relayed event's
+// texts (chat delta.content, completions text), counted one event at a time.
+export function relayedTokens(events) {
+  let total = 0;
+  for (const e of events) {
+    for (const c of e?.choices ?? []) {
+      const t = c.delta?.content ?? c.text;
+      if (typeof t === 'string') total += approxTokens(t);
+    }
+  }
+  return total;
+}
+
+// The content deltas of a chat stream's events, concatenated.
+export const streamText = (events) =>
+  events.map((e) => e?.choices?.[0]?.delta?.content ?? '').join('');
+
+// GET /admin/v1/keys/{name}/limits: the key's limits with their live state.
+export async function keyLimits(gw, name) {
+  const r = await gw.adminFetch(`/admin/v1/keys/${encodeURIComponent(name)}/limits`);
+  if (r.status !== 200) throw new Error(`${gw.proc.name}: limits of ${name}: HTTP ${r.status} ${r.text}`);
+  return r.json.limits;
+}
+
+// GET /admin/v1/usage's total for `params` (key, tenant, model) over the last two hours, by day.
+export async function usageTotal(gw, params) {
+  const q = new URLSearchParams({ granularity: 'day',
+                                  from: new Date(Date.now() - 2 * 3600_000).toISOString(),
+                                  ...params });
+  const r = await gw.adminFetch(`/admin/v1/usage?${q}`);
+  if (r.status !== 200) throw new Error(`${gw.proc.name}: usage: HTTP ${r.status} ${r.text}`);
+  return r.json.total;
 }
 
 // ---------------------------------------------------------------------------------------------
