@@ -78,18 +78,21 @@ void AppendNullableString(std::string& out, std::string_view text) {
   }
 }
 
-void AppendUsage(std::string& out, const MockUsage& usage) {
-  fmt::format_to(std::back_inserter(out),
-                 R"("usage":{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{}}})",
-                 usage.prompt_tokens, usage.completion_tokens, usage.Total());
-}
-
 // {"id":..,"object":..,"created":..,"model":..,
 void AppendPrefix(std::string& out, const MockResponseMeta& meta, std::string_view object) {
   fmt::format_to(std::back_inserter(out), R"({{"id":"{}","object":"{}","created":{},"model":)",
                  meta.id, object, meta.created);
   AppendJsonString(out, meta.model);
   out += ',';
+}
+
+// A chunk's end: its choices array is written up to its closing ']'.
+void AppendChunkEnd(std::string& out, const MockChunkUsage& usage) {
+  if (usage.report != MockUsageReport::kNone) {
+    out += ',';
+    AppendUsage(out, usage.usage, usage.report);
+  }
+  out += "}\n\n";
 }
 
 std::string_view ChunkObject(MockEndpoint endpoint) {
@@ -295,9 +298,14 @@ std::optional<MockError> ReadStreamFlags(const RootFields& root, MockRequest& re
   }
   if (!root.stream_options) return std::nullopt;
   if (!root.stream_options->is_object()) return BadRequest("bad stream_options", "stream_options");
-  auto include_usage = LastValue(dom::object(*root.stream_options), "include_usage");
+  dom::object options(*root.stream_options);
+  auto include_usage = LastValue(options, "include_usage");
   if (include_usage && include_usage->get_bool().get(request.include_usage)) {
     return BadRequest("include_usage must be a boolean", "stream_options");
+  }
+  auto continuous = LastValue(options, "continuous_usage_stats");
+  if (continuous && continuous->get_bool().get(request.continuous_usage)) {
+    return BadRequest("continuous_usage_stats must be a boolean", "stream_options");
   }
   return std::nullopt;
 }
@@ -360,7 +368,28 @@ MockFault ParseMockFault(std::string_view header_value) {
   if (header_value == "hang") return MockFault::kHang;
   if (header_value == "truncate-stream") return MockFault::kTruncateStream;
   if (header_value == "no-usage") return MockFault::kNoUsage;
+  if (header_value == "usage-negative") return MockFault::kUsageNegative;
+  if (header_value == "usage-huge") return MockFault::kUsageHuge;
+  if (header_value == "usage-float") return MockFault::kUsageFloat;
+  if (header_value == "usage-no-completion") return MockFault::kUsageNoCompletion;
   return MockFault::kNone;
+}
+
+MockUsageReport UsageReportFor(MockFault fault) {
+  switch (fault) {
+    case MockFault::kNoUsage:
+      return MockUsageReport::kNone;
+    case MockFault::kUsageNegative:
+      return MockUsageReport::kNegative;
+    case MockFault::kUsageHuge:
+      return MockUsageReport::kHuge;
+    case MockFault::kUsageFloat:
+      return MockUsageReport::kFloat;
+    case MockFault::kUsageNoCompletion:
+      return MockUsageReport::kNoCompletion;
+    default:
+      return MockUsageReport::kValid;
+  }
 }
 
 int64_t CountWords(std::string_view text) {
@@ -587,6 +616,37 @@ void AppendRequestRecord(std::string& out, const MockRequestRecord& record) {
   out += '}';
 }
 
+void AppendUsage(std::string& out, const MockUsage& usage, MockUsageReport report) {
+  auto it = std::back_inserter(out);
+  const int64_t completion = usage.completion_tokens;
+  switch (report) {
+    case MockUsageReport::kNone:
+      return;
+    case MockUsageReport::kValid:
+      fmt::format_to(it,
+                     R"("usage":{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{}}})",
+                     usage.prompt_tokens, completion, usage.Total());
+      return;
+    case MockUsageReport::kNegative:
+    case MockUsageReport::kHuge: {
+      const int64_t prompt = report == MockUsageReport::kNegative ? -1'000'000 : 1'000'000'001;
+      fmt::format_to(it,
+                     R"("usage":{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{}}})",
+                     prompt, completion, prompt + completion);
+      return;
+    }
+    case MockUsageReport::kFloat:
+      fmt::format_to(
+          it, R"("usage":{{"prompt_tokens":{}.5,"completion_tokens":{},"total_tokens":{}.5}})",
+          usage.prompt_tokens, completion, usage.Total());
+      return;
+    case MockUsageReport::kNoCompletion:
+      fmt::format_to(it, R"("usage":{{"prompt_tokens":{},"total_tokens":{}}})", usage.prompt_tokens,
+                     usage.Total());
+      return;
+  }
+}
+
 void AppendErrorBody(std::string& out, const MockError& error) {
   out += R"({"error":{"message":)";
   AppendJsonString(out, error.message);
@@ -612,7 +672,7 @@ void AppendModelsBody(std::string& out, const std::vector<std::string>& models, 
 }
 
 void AppendCompletionBody(std::string& out, MockEndpoint endpoint, const MockResponseMeta& meta,
-                          const MockAnswer& answer, bool with_usage) {
+                          const MockAnswer& answer, MockUsageReport report) {
   bool chat = endpoint == MockEndpoint::kChat;
   AppendPrefix(out, meta, chat ? "chat.completion" : "text_completion");
   if (chat && answer.tool_call) {
@@ -634,14 +694,14 @@ void AppendCompletionBody(std::string& out, MockEndpoint endpoint, const MockRes
   }
   out += answer.finish_reason;
   out += R"("}])";
-  if (with_usage) {
+  if (report != MockUsageReport::kNone) {
     out += ',';
-    AppendUsage(out, answer.usage);
+    AppendUsage(out, answer.usage, report);
   }
   out += '}';
 }
 
-void AppendEmbeddingsBody(std::string& out, const MockRequest& request, bool with_usage) {
+void AppendEmbeddingsBody(std::string& out, const MockRequest& request, MockUsageReport report) {
   out += R"({"object":"list","data":[)";
   for (size_t i = 0; i < request.input_hashes.size(); ++i) {
     if (i > 0) out += ',';
@@ -662,15 +722,20 @@ void AppendEmbeddingsBody(std::string& out, const MockRequest& request, bool wit
   }
   out += R"(],"model":)";
   AppendJsonString(out, request.model);
-  if (with_usage) {
+  // Embeddings generate nothing: their usage has no completion_tokens, so kNoCompletion is the
+  // valid one.
+  if (report == MockUsageReport::kValid || report == MockUsageReport::kNoCompletion) {
     fmt::format_to(std::back_inserter(out), R"(,"usage":{{"prompt_tokens":{},"total_tokens":{}}})",
                    request.prompt_tokens, request.prompt_tokens);
+  } else if (report != MockUsageReport::kNone) {
+    out += ',';
+    AppendUsage(out, MockUsage{request.prompt_tokens, 0}, report);
   }
   out += '}';
 }
 
 void AppendStreamToken(std::string& out, MockEndpoint endpoint, const MockResponseMeta& meta,
-                       int64_t word) {
+                       int64_t word, const MockChunkUsage& usage) {
   out += "data: ";
   AppendPrefix(out, meta, ChunkObject(endpoint));
   if (endpoint == MockEndpoint::kChat) {
@@ -680,12 +745,13 @@ void AppendStreamToken(std::string& out, MockEndpoint endpoint, const MockRespon
     out += R"("choices":[{"index":0,"text":")";
   }
   fmt::format_to(std::back_inserter(out), "{}w{}", word == 1 ? "" : " ", word);
-  out += endpoint == MockEndpoint::kChat ? R"("},"logprobs":null,"finish_reason":null}]})"
-                                         : R"(","logprobs":null,"finish_reason":null}]})";
-  out += "\n\n";
+  out += endpoint == MockEndpoint::kChat ? R"("},"logprobs":null,"finish_reason":null}])"
+                                         : R"(","logprobs":null,"finish_reason":null}])";
+  AppendChunkEnd(out, usage);
 }
 
-void AppendStreamToolCallHead(std::string& out, const MockResponseMeta& meta) {
+void AppendStreamToolCallHead(std::string& out, const MockResponseMeta& meta,
+                              const MockChunkUsage& usage) {
   out += "data: ";
   AppendPrefix(out, meta, ChunkObject(MockEndpoint::kChat));
   out += R"("choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[)";
@@ -693,12 +759,12 @@ void AppendStreamToolCallHead(std::string& out, const MockResponseMeta& meta) {
                  R"({{"index":0,"id":"{}","type":"function","function":{{"name":)",
                  meta.tool_call_id);
   AppendJsonString(out, meta.tool_name);
-  out += R"(,"arguments":""}}]},"logprobs":null,"finish_reason":null}]})";
-  out += "\n\n";
+  out += R"(,"arguments":""}}]},"logprobs":null,"finish_reason":null}])";
+  AppendChunkEnd(out, usage);
 }
 
 void AppendStreamToolCallToken(std::string& out, const MockResponseMeta& meta, int64_t word,
-                               int64_t words) {
+                               int64_t words, const MockChunkUsage& usage) {
   out += "data: ";
   AppendPrefix(out, meta, ChunkObject(MockEndpoint::kChat));
   out += R"("choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":")";
@@ -706,27 +772,27 @@ void AppendStreamToolCallToken(std::string& out, const MockResponseMeta& meta, i
   if (word == 1) out += R"({\"text\":\")";
   fmt::format_to(std::back_inserter(out), "{}w{}", word == 1 ? "" : " ", word);
   if (word == words) out += R"(\"})";
-  out += R"("}}]},"logprobs":null,"finish_reason":null}]})";
-  out += "\n\n";
+  out += R"("}}]},"logprobs":null,"finish_reason":null}])";
+  AppendChunkEnd(out, usage);
 }
 
 void AppendStreamFinish(std::string& out, MockEndpoint endpoint, const MockResponseMeta& meta,
-                        std::string_view finish_reason) {
+                        std::string_view finish_reason, const MockChunkUsage& usage) {
   out += "data: ";
   AppendPrefix(out, meta, ChunkObject(endpoint));
   out += endpoint == MockEndpoint::kChat ? R"("choices":[{"index":0,"delta":{},)"
                                          : R"("choices":[{"index":0,"text":"",)";
-  fmt::format_to(std::back_inserter(out), R"("logprobs":null,"finish_reason":"{}"}}]}})",
+  fmt::format_to(std::back_inserter(out), R"("logprobs":null,"finish_reason":"{}"}}])",
                  finish_reason);
-  out += "\n\n";
+  AppendChunkEnd(out, usage);
 }
 
 void AppendStreamUsage(std::string& out, MockEndpoint endpoint, const MockResponseMeta& meta,
-                       const MockUsage& usage) {
+                       const MockUsage& usage, MockUsageReport report) {
   out += "data: ";
   AppendPrefix(out, meta, ChunkObject(endpoint));
   out += R"("choices":[],)";
-  AppendUsage(out, usage);
+  AppendUsage(out, usage, report);
   out += "}\n\n";
 }
 

@@ -10,6 +10,8 @@
 //   is no cap. Negative or non-integer values are a 400.
 // - stream_options without include_usage (or with null) sends no usage chunk, as OpenAI
 //   documents it. (vLLM's pydantic default for a present stream_options would be true.)
+//   continuous_usage_stats: true (with include_usage) puts the usage so far on every chunk
+//   that carries choices as well, as vLLM does.
 //
 // Usage rule. Prompt tokens: whitespace-separated words (CountWords) of everything the model
 // reads. Chat: every string value inside `messages` (content and its parts, `name`, tool calls,
@@ -42,9 +44,32 @@ namespace trl {
 
 enum class MockEndpoint { kChat, kCompletions, kEmbeddings };
 
-// Injected by the request header `x-mock-fault`; unknown values mean kNone.
-enum class MockFault { kNone, kHttp500, kReset, kHang, kTruncateStream, kNoUsage };
+// Injected by the request header `x-mock-fault`; unknown values mean kNone. The usage-* faults
+// answer normally but report a usage no client should trust (AppendUsage below).
+enum class MockFault {
+  kNone,
+  kHttp500,
+  kReset,
+  kHang,
+  kTruncateStream,
+  kNoUsage,
+  kUsageNegative,      // usage-negative
+  kUsageHuge,          // usage-huge
+  kUsageFloat,         // usage-float
+  kUsageNoCompletion,  // usage-no-completion
+};
 MockFault ParseMockFault(std::string_view header_value);
+
+// How a response reports its usage: not at all (x-mock-fault: no-usage), as it is, or wrong in
+// one way (the usage-* faults):
+//  - kNegative: prompt_tokens -1000000 (a refund of a million, to whoever trusts it);
+//  - kHuge: prompt_tokens 1000000001 (one more than 10^9);
+//  - kFloat: prompt_tokens with ".5" after the true count;
+//  - kNoCompletion: no completion_tokens member (an embeddings usage has none anyway).
+// completion_tokens is the true count (0 in a wrong embeddings usage), and total_tokens the sum
+// of the two as written.
+enum class MockUsageReport { kNone, kValid, kNegative, kHuge, kFloat, kNoCompletion };
+MockUsageReport UsageReportFor(MockFault fault);
 
 inline constexpr int64_t kTokensPerMessage = 3;
 
@@ -61,7 +86,10 @@ struct MockRequest {
   std::string_view model;
   int64_t max_tokens = 0;  // the cap: max_completion_tokens or max_tokens; 0 = no cap
   bool stream = false;
-  bool include_usage = false;          // stream_options.include_usage
+  bool include_usage = false;  // stream_options.include_usage
+  // stream_options.continuous_usage_stats, as vLLM reads it: with include_usage, every chunk
+  // that carries choices carries the usage so far too.
+  bool continuous_usage = false;
   bool base64 = false;                 // embeddings: encoding_format "base64"
   int64_t prompt_tokens = 0;           // by the usage rule above
   std::vector<uint64_t> input_hashes;  // embeddings: one per input, seeds its vector
@@ -143,28 +171,39 @@ void AppendRequestRecord(std::string& out, const MockRequestRecord& record);
 
 void AppendErrorBody(std::string& out, const MockError& error);
 void AppendModelsBody(std::string& out, const std::vector<std::string>& models, int64_t created);
-// chat.completion or text_completion; `with_usage` false drops the usage member. A tool-call
-// answer's message is {"role":"assistant","content":null,"tool_calls":[one call]}.
+// "usage":{...} as `report` says (kNone appends nothing).
+void AppendUsage(std::string& out, const MockUsage& usage, MockUsageReport report);
+// chat.completion or text_completion, its usage member as `report` says (kNone: none). A
+// tool-call answer's message is {"role":"assistant","content":null,"tool_calls":[one call]}.
 void AppendCompletionBody(std::string& out, MockEndpoint endpoint, const MockResponseMeta& meta,
-                          const MockAnswer& answer, bool with_usage);
-// One 8-float vector per input, derived from the input's text.
-void AppendEmbeddingsBody(std::string& out, const MockRequest& request, bool with_usage);
+                          const MockAnswer& answer, MockUsageReport report);
+// One 8-float vector per input, derived from the input's text; usage as `report` says.
+void AppendEmbeddingsBody(std::string& out, const MockRequest& request, MockUsageReport report);
+
+// The usage a chunk with choices carries (vLLM's continuous_usage_stats): the prompt and the
+// words generated so far, this chunk's included. The default, kNone, puts none on the chunk.
+struct MockChunkUsage {
+  MockUsageReport report = MockUsageReport::kNone;
+  MockUsage usage;
+};
 
 // Server-sent events, each a complete "data: ...\n\n". Word k (1-based) streams as "wk" for
 // k == 1 and " wk" after, so the deltas concatenate to exactly AppendAnswerText's text.
 void AppendStreamToken(std::string& out, MockEndpoint endpoint, const MockResponseMeta& meta,
-                       int64_t word);
+                       int64_t word, const MockChunkUsage& usage = {});
 // A tool-call answer streams as OpenAI and vLLM stream tool calls: a head event whose delta
 // names the call (index 0, id, type, function.name, arguments ""), then one event per word
 // whose delta carries the next arguments fragment: `{"text":"w1` for word 1, ` wk` after, and
 // `"}` closing the last, so the fragments concatenate to AppendToolArguments' text.
-void AppendStreamToolCallHead(std::string& out, const MockResponseMeta& meta);
+void AppendStreamToolCallHead(std::string& out, const MockResponseMeta& meta,
+                              const MockChunkUsage& usage = {});
 void AppendStreamToolCallToken(std::string& out, const MockResponseMeta& meta, int64_t word,
-                               int64_t words);
+                               int64_t words, const MockChunkUsage& usage = {});
 void AppendStreamFinish(std::string& out, MockEndpoint endpoint, const MockResponseMeta& meta,
-                        std::string_view finish_reason);
+                        std::string_view finish_reason, const MockChunkUsage& usage = {});
+// The include_usage chunk: no choices, the whole usage as `report` says.
 void AppendStreamUsage(std::string& out, MockEndpoint endpoint, const MockResponseMeta& meta,
-                       const MockUsage& usage);
+                       const MockUsage& usage, MockUsageReport report = MockUsageReport::kValid);
 inline constexpr std::string_view kStreamDone = "data: [DONE]\n\n";
 
 }  // namespace trl

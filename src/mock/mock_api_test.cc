@@ -339,7 +339,7 @@ TEST(MockApiTest, ToolCallBodies) {
   MockAnswer answer{2, "tool_calls", {5, 2}, true};
   EXPECT_EQ(
       Build([&](std::string& out) {
-        AppendCompletionBody(out, MockEndpoint::kChat, meta, answer, true);
+        AppendCompletionBody(out, MockEndpoint::kChat, meta, answer, MockUsageReport::kValid);
       }),
       R"({"id":"chatcmpl-mock7","object":"chat.completion","created":1700000000,"model":"mock-model",)"
       R"("choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[)"
@@ -427,7 +427,7 @@ TEST(MockApiTest, CompletionBodies) {
   MockAnswer answer{3, "length", {5, 3}};
   EXPECT_EQ(
       Build([&](std::string& out) {
-        AppendCompletionBody(out, MockEndpoint::kChat, meta, answer, true);
+        AppendCompletionBody(out, MockEndpoint::kChat, meta, answer, MockUsageReport::kValid);
       }),
       R"({"id":"chatcmpl-mock7","object":"chat.completion","created":1700000000,"model":"mock-model",)"
       R"("choices":[{"index":0,"message":{"role":"assistant","content":"w1 w2 w3"},"logprobs":null,)"
@@ -435,7 +435,7 @@ TEST(MockApiTest, CompletionBodies) {
   meta.id = "cmpl-mock8";
   EXPECT_EQ(
       Build([&](std::string& out) {
-        AppendCompletionBody(out, MockEndpoint::kCompletions, meta, answer, false);
+        AppendCompletionBody(out, MockEndpoint::kCompletions, meta, answer, MockUsageReport::kNone);
       }),
       R"({"id":"cmpl-mock8","object":"text_completion","created":1700000000,"model":"mock-model",)"
       R"("choices":[{"index":0,"text":"w1 w2 w3","logprobs":null,"finish_reason":"length"}]})");
@@ -485,12 +485,14 @@ TEST(MockApiTest, EmbeddingsAndModels) {
   request.model = "e";
   request.prompt_tokens = 2;
   request.input_hashes = {0x0001ff80407fc000ull};
-  EXPECT_EQ(Build([&](std::string& out) { AppendEmbeddingsBody(out, request, true); }),
-            R"({"object":"list","data":[{"object":"embedding","index":0,)"
-            R"("embedding":[-1,0.5,-0.0078125,-0.5,0,0.9921875,-0.9921875,-1]}],"model":"e",)"
-            R"("usage":{"prompt_tokens":2,"total_tokens":2}})");
+  EXPECT_EQ(
+      Build([&](std::string& out) { AppendEmbeddingsBody(out, request, MockUsageReport::kValid); }),
+      R"({"object":"list","data":[{"object":"embedding","index":0,)"
+      R"("embedding":[-1,0.5,-0.0078125,-0.5,0,0.9921875,-0.9921875,-1]}],"model":"e",)"
+      R"("usage":{"prompt_tokens":2,"total_tokens":2}})");
   request.base64 = true;
-  std::string base64 = Build([&](std::string& out) { AppendEmbeddingsBody(out, request, false); });
+  std::string base64 =
+      Build([&](std::string& out) { AppendEmbeddingsBody(out, request, MockUsageReport::kNone); });
   EXPECT_EQ(base64, R"({"object":"list","data":[{"object":"embedding","index":0,)"
                     R"("embedding":"AACAvwAAAD8AAAC8AAAAvwAAAAAAAH4/AAB+vwAAgL8="}],"model":"e"})");
 
@@ -509,6 +511,129 @@ TEST(MockApiTest, AnswerTextAndIdsAndFaults) {
   EXPECT_EQ(ParseMockFault("truncate-stream"), MockFault::kTruncateStream);
   EXPECT_EQ(ParseMockFault("no-usage"), MockFault::kNoUsage);
   EXPECT_EQ(ParseMockFault("nonsense"), MockFault::kNone);
+}
+
+TEST(MockApiTest, UsageFaultsReportWrongUsages) {
+  EXPECT_EQ(UsageReportFor(ParseMockFault("usage-negative")), MockUsageReport::kNegative);
+  EXPECT_EQ(UsageReportFor(ParseMockFault("usage-huge")), MockUsageReport::kHuge);
+  EXPECT_EQ(UsageReportFor(ParseMockFault("usage-float")), MockUsageReport::kFloat);
+  EXPECT_EQ(UsageReportFor(ParseMockFault("usage-no-completion")), MockUsageReport::kNoCompletion);
+  EXPECT_EQ(UsageReportFor(ParseMockFault("no-usage")), MockUsageReport::kNone);
+  EXPECT_EQ(UsageReportFor(ParseMockFault("")), MockUsageReport::kValid);
+  EXPECT_EQ(UsageReportFor(ParseMockFault("truncate-stream")), MockUsageReport::kValid);
+
+  auto usage = [](MockUsageReport report) {
+    return Build([&](std::string& out) { AppendUsage(out, {7, 3}, report); });
+  };
+  EXPECT_EQ(usage(MockUsageReport::kNone), "");
+  EXPECT_EQ(usage(MockUsageReport::kValid),
+            R"("usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10})");
+  EXPECT_EQ(usage(MockUsageReport::kNegative),
+            R"("usage":{"prompt_tokens":-1000000,"completion_tokens":3,"total_tokens":-999997})");
+  EXPECT_EQ(
+      usage(MockUsageReport::kHuge),
+      R"("usage":{"prompt_tokens":1000000001,"completion_tokens":3,"total_tokens":1000000004})");
+  EXPECT_EQ(usage(MockUsageReport::kFloat),
+            R"("usage":{"prompt_tokens":7.5,"completion_tokens":3,"total_tokens":10.5})");
+  EXPECT_EQ(usage(MockUsageReport::kNoCompletion),
+            R"("usage":{"prompt_tokens":7,"total_tokens":10})");
+
+  // In a whole answer, in the usage chunk, and in an embeddings answer.
+  MockResponseMeta meta{"chatcmpl-mock7", 1700000000, "mock-model", {}, {}};
+  MockAnswer answer{1, "length", {5, 1}};
+  EXPECT_EQ(
+      Build([&](std::string& out) {
+        AppendCompletionBody(out, MockEndpoint::kChat, meta, answer, MockUsageReport::kHuge);
+      }),
+      R"({"id":"chatcmpl-mock7","object":"chat.completion","created":1700000000,"model":"mock-model",)"
+      R"("choices":[{"index":0,"message":{"role":"assistant","content":"w1"},"logprobs":null,)"
+      R"("finish_reason":"length"}],)"
+      R"("usage":{"prompt_tokens":1000000001,"completion_tokens":1,"total_tokens":1000000002}})");
+  EXPECT_EQ(Build([&](std::string& out) {
+              AppendStreamUsage(out, MockEndpoint::kChat, meta, {4, 2}, MockUsageReport::kFloat);
+            }),
+            R"(data: {"id":"chatcmpl-mock7","object":"chat.completion.chunk","created":1700000000,)"
+            R"("model":"mock-model","choices":[],)"
+            R"("usage":{"prompt_tokens":4.5,"completion_tokens":2,"total_tokens":6.5}})"
+            "\n\n");
+  MockRequest embeddings;
+  embeddings.endpoint = MockEndpoint::kEmbeddings;
+  embeddings.model = "e";
+  embeddings.prompt_tokens = 2;
+  embeddings.input_hashes = {0};
+  const std::string vectors = R"({"object":"list","data":[{"object":"embedding","index":0,)"
+                              R"("embedding":[-1,-1,-1,-1,-1,-1,-1,-1]}],"model":"e")";
+  EXPECT_EQ(Build([&](std::string& out) {
+              AppendEmbeddingsBody(out, embeddings, MockUsageReport::kNegative);
+            }),
+            vectors + R"(,"usage":{"prompt_tokens":-1000000,"completion_tokens":0,)"
+                      R"("total_tokens":-1000000}})");
+  // An embeddings usage has no completion_tokens: usage-no-completion leaves it valid.
+  EXPECT_EQ(Build([&](std::string& out) {
+              AppendEmbeddingsBody(out, embeddings, MockUsageReport::kNoCompletion);
+            }),
+            vectors + R"(,"usage":{"prompt_tokens":2,"total_tokens":2}})");
+}
+
+TEST(MockApiTest, ContinuousUsageStats) {
+  MockOptions options = Options();
+  const std::string head = R"({"model":"mock-model","messages":[{"role":"user","content":"hi"}],)"
+                           R"("stream":true,)";
+  MockRequest request = MustParse(
+      MockEndpoint::kChat,
+      head + R"("stream_options":{"include_usage":true,"continuous_usage_stats":true}})", options);
+  EXPECT_TRUE(request.include_usage);
+  EXPECT_TRUE(request.continuous_usage);
+  // The last wins; null is absent.
+  request = MustParse(MockEndpoint::kChat,
+                      head + R"("stream_options":{"continuous_usage_stats":true,)"
+                             R"("continuous_usage_stats":null}})",
+                      options);
+  EXPECT_FALSE(request.continuous_usage);
+  EXPECT_EQ(
+      MustFail(MockEndpoint::kChat, head + R"("stream_options":{"continuous_usage_stats":"yes"}})")
+          .param,
+      "stream_options");
+
+  // Chunks with choices carry the usage so far; without a report they carry none.
+  MockResponseMeta meta{"chatcmpl-mock1", 5, "m", "call_mock1", "f"};
+  const std::string prefix =
+      R"(data: {"id":"chatcmpl-mock1","object":"chat.completion.chunk","created":5,"model":"m",)";
+  const MockChunkUsage so_far{MockUsageReport::kValid, {6, 2}};
+  EXPECT_EQ(Build([&](std::string& out) {
+              AppendStreamToken(out, MockEndpoint::kChat, meta, 2, so_far);
+            }),
+            prefix + R"("choices":[{"index":0,"delta":{"content":" w2"},"logprobs":null,)"
+                     R"("finish_reason":null}],)"
+                     R"("usage":{"prompt_tokens":6,"completion_tokens":2,"total_tokens":8}})"
+                     "\n\n");
+  EXPECT_EQ(Build([&](std::string& out) {
+              AppendStreamToken(out, MockEndpoint::kChat, meta, 2, MockChunkUsage{});
+            }),
+            Build([&](std::string& out) { AppendStreamToken(out, MockEndpoint::kChat, meta, 2); }));
+  EXPECT_EQ(Build([&](std::string& out) {
+              AppendStreamFinish(out, MockEndpoint::kCompletions, meta, "length",
+                                 {MockUsageReport::kNegative, {6, 2}});
+            }),
+            R"(data: {"id":"chatcmpl-mock1","object":"text_completion","created":5,"model":"m",)"
+            R"("choices":[{"index":0,"text":"","logprobs":null,"finish_reason":"length"}],)"
+            R"("usage":{"prompt_tokens":-1000000,"completion_tokens":2,"total_tokens":-999998}})"
+            "\n\n");
+  const std::string usage0 =
+      R"(,"usage":{"prompt_tokens":6,"completion_tokens":0,"total_tokens":6}})"
+      "\n\n";
+  const std::string head_event =
+      Build([&](std::string& out) { AppendStreamToolCallHead(out, meta); });
+  EXPECT_EQ(Build([&](std::string& out) {
+              AppendStreamToolCallHead(out, meta, {MockUsageReport::kValid, {6, 0}});
+            }),
+            head_event.substr(0, head_event.size() - 3) + usage0);
+  const std::string token_event =
+      Build([&](std::string& out) { AppendStreamToolCallToken(out, meta, 1, 2); });
+  EXPECT_EQ(Build([&](std::string& out) {
+              AppendStreamToolCallToken(out, meta, 1, 2, {MockUsageReport::kValid, {6, 0}});
+            }),
+            token_event.substr(0, token_event.size() - 3) + usage0);
 }
 
 }  // namespace

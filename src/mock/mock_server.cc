@@ -197,11 +197,13 @@ class Session {
   // A non-streaming answer, delayed as long as its stream would take.
   awaitable<Next> Whole(const MockRequest& request, const MockAnswer& answer,
                         const MockResponseMeta& meta, MockFault fault) {
-    const bool with_usage = fault != MockFault::kNoUsage;
+    const MockUsageReport report = UsageReportFor(fault);
+    // A usage that is wrong on purpose is not counted as reported (MockStats).
+    const bool with_usage = report == MockUsageReport::kValid;
     if (request.endpoint == MockEndpoint::kEmbeddings) {
-      AppendEmbeddingsBody(body_, request, with_usage);
+      AppendEmbeddingsBody(body_, request, report);
     } else {
-      AppendCompletionBody(body_, request.endpoint, meta, answer, with_usage);
+      AppendCompletionBody(body_, request.endpoint, meta, answer, report);
     }
     EncodeBody(kJson);
     auto deadline = steady_clock::now() + Options().ttft + answer.words * Options().TokenInterval();
@@ -237,13 +239,20 @@ class Session {
 
     const bool truncate = fault == MockFault::kTruncateStream;
     const int64_t words = truncate ? (answer.words + 1) / 2 : answer.words;
+    const MockUsageReport report = UsageReportFor(fault);
+    const bool usage_chunk = request.include_usage && report != MockUsageReport::kNone;
+    // vLLM's continuous_usage_stats: the usage so far on every chunk with choices.
+    const auto so_far = [&](int64_t generated) {
+      if (!usage_chunk || !request.continuous_usage) return MockChunkUsage{};
+      return MockChunkUsage{report, MockUsage{answer.usage.prompt_tokens, generated}};
+    };
     auto deadline = steady_clock::now() + Options().ttft;
     for (int64_t word = 1; word <= words; ++word) {
       if (word > 1) deadline += Options().TokenInterval();
       if (!co_await WaitUntil(deadline)) co_return Next::kGone;
       if (word == 1 && answer.tool_call) {  // the call's name goes first, as its own event
         body_.clear();
-        AppendStreamToolCallHead(body_, meta);
+        AppendStreamToolCallHead(body_, meta, so_far(0));
         if (!co_await WriteEvent(false, encoder)) co_return Next::kGone;
       }
       body_.clear();
@@ -253,9 +262,9 @@ class Session {
         fmt::format_to(std::back_inserter(body_), ": sent_us={}\n", sent.count());
       }
       if (answer.tool_call) {
-        AppendStreamToolCallToken(body_, meta, word, answer.words);
+        AppendStreamToolCallToken(body_, meta, word, answer.words, so_far(word));
       } else {
-        AppendStreamToken(body_, request.endpoint, meta, word);
+        AppendStreamToken(body_, request.endpoint, meta, word, so_far(word));
       }
       if (!co_await WriteEvent(false, encoder)) co_return Next::kGone;
       ++Stats().served_completion_tokens_total;
@@ -265,14 +274,16 @@ class Session {
       co_return Next::kGone;
     }
     body_.clear();
-    AppendStreamFinish(body_, request.endpoint, meta, answer.finish_reason);
+    AppendStreamFinish(body_, request.endpoint, meta, answer.finish_reason, so_far(answer.words));
     if (!co_await WriteEvent(false, encoder)) co_return Next::kGone;
-    if (request.include_usage && fault != MockFault::kNoUsage) {
+    if (usage_chunk) {
       body_.clear();
-      AppendStreamUsage(body_, request.endpoint, meta, answer.usage);
-      Report(answer.usage, +1);
+      AppendStreamUsage(body_, request.endpoint, meta, answer.usage, report);
+      // A usage that is wrong on purpose is not counted as reported (MockStats).
+      const int sign = report == MockUsageReport::kValid ? 1 : 0;
+      Report(answer.usage, sign);
       if (!co_await WriteEvent(false, encoder)) {
-        Report(answer.usage, -1);
+        Report(answer.usage, -sign);
         co_return Next::kGone;
       }
     }

@@ -31,7 +31,8 @@ namespace trl {
 // Served by GET /mock/stats. Gauges count what is open right now. Thread-safe.
 //
 // prompt_tokens_total and completion_tokens_total count what mock-llm reported to clients: a
-// response or a usage chunk whose write succeeded. The served_* totals count what the backend
+// response or a usage chunk whose write succeeded (not the wrong usages of the usage-* faults,
+// nor the running usages of continuous_usage_stats). The served_* totals count what the backend
 // really did, whatever usage it reported (no-usage faults and streams without include_usage
 // included): served_prompt_tokens_total adds a request's prompt tokens when the mock starts
 // generating its 200 answer (after validation, before the time to first token);

@@ -243,6 +243,73 @@ TEST_F(MockServerTest, FaultsAndErrors) {
             std::string::npos);
 }
 
+// A wrong usage goes out where a right one would (the whole answer, the usage chunk) and is not
+// counted as reported; what was served is.
+TEST_F(MockServerTest, UsageFaultsReportWrongUsages) {
+  Start(Unpaced());
+  auto negative = RoundTrip(Post("/v1/chat/completions", kChat, "usage-negative"));
+  EXPECT_EQ(negative.result_int(), 200);
+  EXPECT_NE(negative.body().find(R"("usage":{"prompt_tokens":-1000000,"completion_tokens":4,)"),
+            std::string::npos);
+  auto stream = RoundTrip(Post("/v1/chat/completions",
+                               R"({"model":"mock-model","messages":[{"content":"x"}],)"
+                               R"("stream":true,"stream_options":{"include_usage":true}})",
+                               "usage-no-completion"));
+  std::vector<std::string> events = Events(stream.body());
+  ASSERT_EQ(events.size(), 4u + 3u);  // 4 tokens, finish, usage, [DONE]
+  EXPECT_NE(events[5].find(R"("choices":[],"usage":{"prompt_tokens":4,"total_tokens":8}})"),
+            std::string::npos);
+  EXPECT_EQ(events[6], "[DONE]");
+  EXPECT_NE(Stats().find(R"("prompt_tokens_total":0,"completion_tokens_total":0,)"
+                         R"("served_prompt_tokens_total":9,"served_completion_tokens_total":8})"),
+            std::string::npos);
+}
+
+// vLLM's stream_options.continuous_usage_stats: the usage so far on every chunk with choices,
+// then the usage chunk; nothing without include_usage.
+TEST_F(MockServerTest, ContinuousUsageStats) {
+  Start(Unpaced());
+  const std::string head =
+      R"({"model":"mock-model","messages":[{"content":"a b"}],"max_tokens":2,"stream":true,)";
+  auto response = RoundTrip(
+      Post("/v1/chat/completions",
+           head + R"("stream_options":{"include_usage":true,"continuous_usage_stats":true}})"));
+  std::vector<std::string> events = Events(response.body());
+  ASSERT_EQ(events.size(), 2u + 3u);
+  const std::string usage = R"("usage":{"prompt_tokens":5,"completion_tokens":)";
+  EXPECT_NE(events[0].find(R"("content":"w1"},"logprobs":null,"finish_reason":null}],)" + usage +
+                           R"(1,"total_tokens":6}})"),
+            std::string::npos);
+  EXPECT_NE(events[1].find(R"("content":" w2"},"logprobs":null,"finish_reason":null}],)" + usage +
+                           R"(2,"total_tokens":7}})"),
+            std::string::npos);
+  EXPECT_NE(events[2].find(R"("finish_reason":"length"}],)" + usage + R"(2,"total_tokens":7}})"),
+            std::string::npos);
+  EXPECT_NE(events[3].find(R"("choices":[],)" + usage + R"(2,"total_tokens":7}})"),
+            std::string::npos);
+  // Reported once: the usage chunk.
+  EXPECT_NE(Stats().find(R"("prompt_tokens_total":5,"completion_tokens_total":2,)"),
+            std::string::npos);
+
+  auto without = RoundTrip(
+      Post("/v1/chat/completions", head + R"("stream_options":{"continuous_usage_stats":true}})"));
+  EXPECT_EQ(without.body().find("usage"), std::string::npos);
+  // A tool-call stream: its head chunk carries the usage before any word.
+  auto tools = RoundTrip(
+      Post("/v1/chat/completions",
+           head + R"("tools":[{"type":"function","function":{"name":"f"}}],)"
+                  R"("stream_options":{"include_usage":true,"continuous_usage_stats":true}})"));
+  events = Events(tools.body());
+  ASSERT_EQ(events.size(), 1u + 2u + 3u);
+  // The tool's strings ("function", "f") are words the model reads.
+  EXPECT_NE(
+      events[0].find(R"("usage":{"prompt_tokens":7,"completion_tokens":0,"total_tokens":7}})"),
+      std::string::npos);
+  EXPECT_NE(
+      events[2].find(R"("usage":{"prompt_tokens":7,"completion_tokens":2,"total_tokens":9}})"),
+      std::string::npos);
+}
+
 TEST_F(MockServerTest, ClientHangUpFreesStreamAndHang) {
   MockOptions options = Unpaced();
   options.tokens_per_second = 20;

@@ -1185,3 +1185,29 @@ export const chatBody = (model, text = 'hello there world', extra = {}) => ({
 
 // mock-llm's answer of n words.
 export const mockText = (n) => Array.from({ length: n }, (_, i) => `w${i + 1}`).join(' ');
+
+// ---------------------------------------------------------------------------------------------
+// Request accounting (accounting.test.mjs): kept apart so it merges on its own
+// ---------------------------------------------------------------------------------------------
+
+// startMock's options plus `defaultMaxOutput` (--default-max-output: the words of an answer to
+// a request that sent no cap, where vLLM would fill the context).
+export async function startMockWith({ models = ['mock-model'], maxOutput = 16, defaultMaxOutput,
+                                      ttft = '0ms', tokensPerSecond = 0, threads = 1,
+                                      name = 'mock-llm' } = {}) {
+  const args = ['--listen', '127.0.0.1:0', '--models', models.join(','), '--max-output',
+                String(maxOutput), '--ttft', ttft, '--tokens-per-second', String(tokensPerSecond),
+                '--threads', String(threads)];
+  if (defaultMaxOutput !== undefined) args.push('--default-max-output', String(defaultMaxOutput));
+  const proc = new Proc(name, requireBin(mockBin(), 'mock-llm'), args);
+  const m = await proc.waitForLine(/mock-llm listening on (\S+):(\d+)\s*$/);
+  return new Mock(proc, hostPort(m), { models, maxOutput, defaultMaxOutput, ttft, tokensPerSecond });
+}
+
+// The last 64 requests `mock` received, exactly as received (GET /mock/requests), oldest first:
+// [{method, target, headers: {lower-case name: value}, body}].
+export async function mockRequests(mock) {
+  const r = await fetch(`${mock.url}/mock/requests`);
+  if (r.status !== 200) throw new Error(`mock requests: HTTP ${r.status}`);
+  return r.json();
+}
