@@ -51,9 +51,12 @@ const minute = 60e6;
 const day = 86400e6;
 const tokensMinute = spec('t', 0, 1e9, minute);
 const tokensDay = spec('t', 1, 1e12, day);
-const admission = Buffer.concat([Buffer.alloc(8, 7), i64(minute * 10), u16(3),
-                                 u16(2), i64(30), u16(3), i64(1), u16(4), i64(30)]);
-const refund = (k) => Buffer.concat([u16(k), i64(-6), i64(0), Buffer.alloc(8)]);
+// A head '<c8i8BH': the reservation id (the record's name), lease TTL, flags, entries.
+const u8 = (v) => Buffer.from([v]);
+const head = (id, flag, n) => Buffer.concat([i64(id), i64(minute * 10), u8(flag), u16(n)]);
+const admission = (id) => Buffer.concat([head(id, 1, 3), u16(2), i64(30), u16(3), i64(1), u16(4),
+                                         i64(30)]);
+const settlement = (id) => Buffer.concat([head(id, 0, 2), u16(2), i64(-6), u16(3), i64(-6)]);
 const buckets = ['trl:{b}:k:tokens-minute', 'trl:{b}:k:requests-minute', 'trl:{b}:k:tokens-day'];
 
 // Commands in Redis's wire format, for `redis-cli --pipe`, which sends them and reads the replies.
@@ -80,12 +83,17 @@ let op = 0;
 function measure(script) {
   const sha = cli(['SCRIPT', 'LOAD', script]).trim();
   if (!/^[0-9a-f]{40}$/.test(sha)) throw new Error(`SCRIPT LOAD: ${sha}`);
-  const pair = () => [
-    command(['EVALSHA', sha, '4', `trl:{b}:op:${++op}`, ...buckets, '0', '1000', '1000',
-             Buffer.concat([tokensMinute, spec('r', 0, 1e9, minute), tokensDay]), '', admission, '']),
-    command(['EVALSHA', sha, '3', `trl:{b}:op:${++op}`, buckets[0], buckets[2], '0', '1000', '1000',
-             Buffer.concat([tokensMinute, tokensDay]), Buffer.concat([refund(2), refund(3)]), '', '']),
-  ];
+  // An admission, then its settlement (the same reservation id): each its own call.
+  const pair = () => {
+    const id = ++op;
+    return [
+      command(['EVALSHA', sha, '4', 'trl:{b}:r:', ...buckets, '0', '1000', '1000',
+               Buffer.concat([tokensMinute, spec('r', 0, 1e9, minute), tokensDay]), '',
+               admission(id), '']),
+      command(['EVALSHA', sha, '3', 'trl:{b}:r:', buckets[0], buckets[2], '0', '1000', '1000',
+               Buffer.concat([tokensMinute, tokensDay]), settlement(id), '', '']),
+    ];
+  };
   const calls = [];
   for (let i = 0; i < 200; i++) calls.push(...pair());  // warm, and the keys exist
   calls.push(command(['CONFIG', 'RESETSTAT']));

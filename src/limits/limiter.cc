@@ -366,7 +366,8 @@ void Limiter::CountSettlement(SettlementSource source, int outcome) {
 
 // A settlement in progress: it owns the reservation its request points into, and sends it again
 // while the store fails, until the admission's record in the store lapses. Linked into
-// Limiter::settling_ from its start to its end.
+// Limiter::settling_ from its first failure to its end (so that the lock is taken only when the
+// store fails: a settlement that lands at once never touches it).
 struct Limiter::BackgroundSettlement final : SettleCompletion {
   Limiter& limiter;
   Reservation reservation;
@@ -376,6 +377,7 @@ struct Limiter::BackgroundSettlement final : SettleCompletion {
   asio::any_io_executor executor;
   std::optional<asio::steady_timer> timer;  // used on `executor` only
   int attempts = 0;
+  bool linked = false;  // in Limiter::settling_
   BackgroundSettlement* prev = nullptr;
   BackgroundSettlement* next = nullptr;
 
@@ -395,13 +397,20 @@ struct Limiter::BackgroundSettlement final : SettleCompletion {
   // 0 applied, 1 retried, 2 lost.
   void End(int outcome) {
     limiter.CountSettlement(source, outcome);
-    limiter.Unlink(*this);
+    if (linked) limiter.Unlink(*this);
     limiter.pending_settlements_.fetch_sub(1, std::memory_order_acq_rel);
     delete this;
   }
+  // Under settling_mu_; links this settlement on its first failure.
   bool GiveUp() {
     const int64_t lapse = reservation.admitted_micros_ + reservation.lease_ttl_micros_;
     std::lock_guard lock(limiter.settling_mu_);
+    if (!linked) {
+      linked = true;
+      next = limiter.settling_;
+      if (next) next->prev = this;
+      limiter.settling_ = this;
+    }
     return limiter.abandoned_ || limiter.clock_.NowMicros() >= lapse;
   }
   void Settled(StoreStatus status) override {
@@ -448,14 +457,7 @@ void Limiter::SettleInBackground(const asio::any_io_executor& executor, Reservat
     return;
   }
   pending_settlements_.fetch_add(1, std::memory_order_acq_rel);
-  BackgroundSettlement& owned = *settlement.release();  // deletes itself when it ends
-  {
-    std::lock_guard lock(settling_mu_);
-    owned.next = settling_;
-    if (settling_) settling_->prev = &owned;
-    settling_ = &owned;
-  }
-  owned.Send();
+  settlement.release()->Send();  // deletes itself when it ends
 }
 
 size_t Limiter::Abandon() {
@@ -465,7 +467,8 @@ size_t Limiter::Abandon() {
 }
 
 Limiter::~Limiter() {
-  // Settlements whose executors stopped before they could be sent again: given up here.
+  // Settlements whose executors stopped before they could be sent again: given up here. (Any
+  // other has ended: the store completes every call before it goes, RedisStore::Shutdown.)
   while (settling_) {
     BackgroundSettlement* s = settling_;
     settling_ = s->next;

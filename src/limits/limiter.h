@@ -250,7 +250,7 @@ class Limiter {
   std::atomic<uint64_t> next_id_;
   std::atomic<size_t> pending_settlements_{0};
   std::mutex settling_mu_;  // guards the list below; never held across a store call
-  BackgroundSettlement* settling_ = nullptr;  // every settlement in progress
+  BackgroundSettlement* settling_ = nullptr;  // every settlement the store has failed once
   bool abandoned_ = false;
 };
 

@@ -174,6 +174,7 @@ end
 // settlement applies its token deltas only when it removes a live record.
 constexpr const char* kBatchBody = R"lua(
 local now = clock(ARGV[1])
+local now_text = int(now)  -- formatted once a call
 local short_ttl = ARGV[2]
 local margin = tonumber(ARGV[3])
 local specs = specs_of(ARGV[4], 2)
@@ -186,7 +187,7 @@ local function bucket(k)
   local spec = specs[k]
   b = {spec = spec}
   if spec.kind == 'c' then
-    redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', int(now))
+    redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', now_text)
     b.in_use = redis.call('ZCARD', KEYS[k])
     b.first = b.in_use
     b.leases = {}
@@ -198,7 +199,13 @@ local function bucket(k)
   buckets[k] = b
   return b
 end
-local function ttl_ms(micros) return int(math.ceil(micros / 1000) + margin) end
+-- (Formatting a number costs more than most of what a request does here: a TTL is formatted
+-- again only when it differs from the last one.)
+local last_ttl, last_ttl_text
+local function ttl_ms(micros)
+  if micros ~= last_ttl then last_ttl, last_ttl_text = micros, int(math.ceil(micros / 1000) + margin) end
+  return last_ttl_text
+end
 
 -- Settlements.
 local data, pos = ARGV[5], 1
@@ -250,7 +257,7 @@ while pos <= #data do
   local rttl = short_ttl
   if flags == 1 then rttl = ttl_ms(a.ttl) end
   a.state = 'n'
-  if not redis.call('SET', a.key, int(now), 'PX', rttl, 'NX') then
+  if not redis.call('SET', a.key, now_text, 'PX', rttl, 'NX') then
     a.state = redis.call('GET', a.key) == 'x' and 'x' or 'r'
     fresh = false
   end
