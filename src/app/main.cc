@@ -4,6 +4,8 @@
 #include <string>
 #include <string_view>
 
+#include <spdlog/spdlog.h>
+
 #include "app/gateway_app.h"
 #include "config/config.h"
 
@@ -26,6 +28,26 @@ std::string Allocator() {
 #else
   return "system malloc";
 #endif
+}
+
+// Open, Start, Serve until SIGTERM/SIGINT and a completed drain, Stop: the exit code. Config
+// errors go to stderr, one per line; a store or listener that fails goes to the log.
+int RunGateway(const trl::AppOptions& options) {
+  trl::GatewayApp::Opened opened = trl::GatewayApp::Open(options);
+  for (const auto& e : opened.errors) {
+    if (opened.bad_config) {
+      std::fprintf(stderr, "%s\n", e.c_str());
+    } else {
+      spdlog::error("{}", e);
+    }
+  }
+  if (!opened.app) return 1;
+  if (std::string error = opened.app->Start(); !error.empty()) {
+    spdlog::error("{}", error);
+    return 1;
+  }
+  opened.app->Serve();
+  return opened.app->Stop();
 }
 
 void Usage() {
@@ -74,5 +96,5 @@ int main(int argc, char** argv) {
     Usage();
     return 2;
   }
-  return trl::RunGateway(options);
+  return RunGateway(options);
 }

@@ -33,4 +33,15 @@ asio::awaitable<bool> KeyDirectory::Sync(bool force, std::string* error) {
   co_return true;
 }
 
+std::string NameClashes(std::span<const ApiKeyConfig> config_keys, const ManagedKeys& managed) {
+  std::string clashes;
+  for (const ApiKeyConfig& key : config_keys) {
+    if (managed.by_name.contains(key.name)) {
+      clashes += "api_keys: '" + key.name +
+                 "' is the name of a key made through the admin API; rename one of them\n";
+    }
+  }
+  return clashes;
+}
+
 }  // namespace trl

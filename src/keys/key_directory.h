@@ -11,6 +11,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <unordered_map>
 
@@ -47,5 +48,10 @@ class KeyDirectory {
   KeyStore& store_;
   std::atomic<std::shared_ptr<const ManagedKeys>> current_;
 };
+
+// The keys of a config (`config_keys`) named like a key made through the admin API: such a pair
+// would share budgets and usage rows (the admin API refuses to make one; a reload must not make
+// one either). One line per clash, naming the key and saying what to do; empty when none.
+std::string NameClashes(std::span<const ApiKeyConfig> config_keys, const ManagedKeys& managed);
 
 }  // namespace trl

@@ -1,0 +1,475 @@
+// AdminApi::Handle in-process, with hooks that stand in for the running gateway: the keys in an
+// in-memory key store, the budgets in an embedded store on a fake clock, reload, readiness,
+// models and usage answered by the test. Every answer is checked for its exact status, body
+// fields and error code.
+#include "admin/admin_api.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "common/crypto.h"
+#include "fakes/fake_clock.h"
+#include "fakes/fake_key_store.h"
+#include "fakes/fake_response_writer.h"
+#include "fakes/run_awaitable.h"
+#include "limits/memory_store.h"
+
+namespace trl {
+namespace {
+
+namespace bhttp = http::bhttp;
+namespace json = boost::json;
+using bhttp::verb;
+
+constexpr char kToken[] = "admin-secret";
+constexpr char kAuth[] = "Bearer admin-secret";
+
+constexpr char kConfig[] = R"(
+listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:0, token: admin-secret}
+models:
+  - name: m
+    aliases: [m-alias]
+    backends: [http://127.0.0.1:9]
+  - name: n
+    backends: [http://127.0.0.1:9]
+tenants:
+  - name: acme
+    limits: [{tokens: 5000, per: 1m}]
+api_keys:
+  - name: cfg-key
+    key: sk-cfg
+    limits: [{tokens: 1000, per: 1m}, {concurrent: 2}]
+default_limits: [{tokens: 100, per: 1m}]
+)";
+
+std::shared_ptr<const Config> TestConfig() {
+  LoadResult loaded = LoadConfigText(kConfig, [](const std::string&) { return std::nullopt; });
+  EXPECT_TRUE(loaded.config) << (loaded.errors.empty() ? "" : loaded.errors.front());
+  return loaded.config;
+}
+
+class AdminApiTest : public ::testing::Test {
+ protected:
+  AdminApiTest()
+      : snapshot_(std::make_shared<GatewaySnapshot>(TestConfig())),
+        keys_(store_),
+        limiter_(budgets_, clock_),
+        api_(metrics_, Hooks()) {}
+
+  AdminHooks Hooks() {
+    AdminHooks hooks;
+    hooks.admin_token = [this] { return token_; };
+    hooks.reload = [this] {
+      ++reloads_;
+      return reload_outcome_;
+    };
+    hooks.ready = [this]() -> asio::awaitable<bool> { co_return ready_; };
+    hooks.models_json = [this] {
+      if (models_fail_) throw std::runtime_error("models failed");
+      return std::string(R"({"data":[{"name":"m"}]})");
+    };
+    hooks.snapshot = [this] { return snapshot_; };
+    hooks.keys = &keys_;
+    hooks.limiter = &limiter_;
+    hooks.clock = &clock_;
+    hooks.usage = [this](const UsageQuery& query) -> asio::awaitable<UsageResult> {
+      usage_queries_.push_back(query);
+      co_return usage_result_;
+    };
+    return hooks;
+  }
+
+  // What the API answered a request.
+  struct Answer {
+    unsigned status;
+    std::string body;
+    std::string content_type;
+  };
+
+  Answer Call(verb method, std::string target, std::string body = "",
+              std::string authorization = kAuth) {
+    http::Request request{method, target, 11};
+    if (!authorization.empty()) request.set(bhttp::field::authorization, authorization);
+    request.body() = std::move(body);
+    FakeResponseWriter writer;
+    RunAwaitable(api_.Handle(request, writer));
+    EXPECT_EQ(writer.sends(), 1) << target;
+    EXPECT_FALSE(writer.streamed()) << target;
+    return {writer.status(), writer.body(), writer.Header("Content-Type")};
+  }
+
+  static json::object Body(const Answer& response) {
+    json::value v = json::parse(response.body);
+    return v.as_object();
+  }
+
+  // An OpenAI-shaped error of that status and code; `param` null when empty.
+  static void ExpectError(const Answer& response, unsigned status, std::string_view code,
+                          std::string_view param = "") {
+    EXPECT_EQ(response.status, status) << response.body;
+    json::object error = Body(response).at("error").as_object();
+    EXPECT_EQ(error.at("code").as_string(), code) << response.body;
+    if (param.empty()) {
+      EXPECT_TRUE(error.at("param").is_null()) << response.body;
+    } else {
+      EXPECT_EQ(error.at("param"), json::value(param)) << response.body;
+    }
+    EXPECT_FALSE(error.at("message").as_string().empty());
+  }
+
+  // What the key's limits read now: {limit as in the config + "remaining", ...} per limit.
+  json::array Readings(std::string_view name) {
+    Answer r = Call(verb::get, "/admin/v1/keys/" + std::string(name) + "/limits");
+    EXPECT_EQ(r.status, 200u) << r.body;
+    return Body(r).at("limits").as_array();
+  }
+
+  std::string token_ = kToken;
+  int reloads_ = 0;
+  ReloadOutcome reload_outcome_;
+  bool ready_ = true;
+  bool models_fail_ = false;
+  std::vector<UsageQuery> usage_queries_;
+  UsageResult usage_result_;
+
+  std::shared_ptr<const GatewaySnapshot> snapshot_;
+  FakeKeyStore store_;
+  KeyDirectory keys_;
+  MemoryStore budgets_;
+  FakeClock clock_;
+  Limiter limiter_;
+  MetricsRegistry metrics_;
+  AdminApi api_;
+};
+
+// Every /admin/v1 route, as (method, target, body).
+struct Route {
+  verb method;
+  std::string target;
+  std::string body;
+};
+const std::vector<Route> kAdminRoutes = {
+    {verb::post, "/admin/v1/reload", ""},
+    {verb::get, "/admin/v1/models", ""},
+    {verb::get, "/admin/v1/keys", ""},
+    {verb::post, "/admin/v1/keys", R"({"name": "made"})"},
+    {verb::get, "/admin/v1/keys/cfg-key", ""},
+    {verb::delete_, "/admin/v1/keys/made", ""},
+    {verb::get, "/admin/v1/keys/cfg-key/limits", ""},
+    {verb::put, "/admin/v1/keys/made/limits", R"({"limits": []})"},
+    {verb::post, "/admin/v1/keys/cfg-key/reset", ""},
+    {verb::get, "/admin/v1/usage", ""},
+    {verb::get, "/admin/v1/no-such-route", ""},
+};
+
+TEST_F(AdminApiTest, EveryAdminRouteRefusesAMissingOrWrongToken) {
+  KeyRecord made;
+  made.key.name = "made";
+  ASSERT_EQ(RunAwaitable(store_.Create(made)), KeyStore::WriteStatus::kOk);
+  const int writes = store_.writes;
+  for (const Route& route : kAdminRoutes) {
+    for (std::string auth : {"", "Bearer wrong", "Bearer admin-secret2", "Bearer ", "admin-secret",
+                             "Basic admin-secret"}) {
+      SCOPED_TRACE(route.target + " with '" + auth + "'");
+      ExpectError(Call(route.method, route.target, route.body, auth), 401, "invalid_admin_token");
+    }
+  }
+  // Nothing behind the token ran.
+  EXPECT_EQ(reloads_, 0);
+  EXPECT_EQ(store_.writes, writes);
+  EXPECT_TRUE(usage_queries_.empty());
+}
+
+TEST_F(AdminApiTest, AnEmptyAdminTokenRefusesEveryAdminRoute) {
+  token_ = "";
+  for (const Route& route : kAdminRoutes) {
+    SCOPED_TRACE(route.target);
+    ExpectError(Call(route.method, route.target, route.body, "Bearer "), 401,
+                "invalid_admin_token");
+  }
+  EXPECT_EQ(reloads_, 0);
+}
+
+TEST_F(AdminApiTest, HealthReadinessAndMetricsNeedNoToken) {
+  metrics_.AddCounter("trl_test_total", "A counter of the test.", {}).With({}).Add(3);
+
+  Answer health = Call(verb::get, "/healthz", "", "");
+  EXPECT_EQ(health.status, 200u);
+  EXPECT_EQ(health.body, R"({"status":"ok"})");
+
+  Answer ready = Call(verb::get, "/readyz", "", "");
+  EXPECT_EQ(ready.status, 200u);
+  EXPECT_EQ(ready.body, R"({"status":"ready"})");
+  ready_ = false;
+  Answer not_ready = Call(verb::get, "/readyz", "", "");
+  EXPECT_EQ(not_ready.status, 503u);
+  EXPECT_EQ(not_ready.body, R"({"status":"not ready"})");
+
+  Answer metrics = Call(verb::get, "/metrics?x=1", "", "");
+  EXPECT_EQ(metrics.status, 200u);
+  EXPECT_EQ(metrics.content_type, "text/plain; version=0.0.4");
+  EXPECT_NE(metrics.body.find("trl_test_total 3\n"), std::string::npos) << metrics.body;
+}
+
+TEST_F(AdminApiTest, UnknownPathsAndMethods) {
+  ExpectError(Call(verb::get, "/nope", "", ""), 404, "not_found");
+  ExpectError(Call(verb::get, "/admin/v1/nope"), 404, "not_found");
+  ExpectError(Call(verb::get, "/admin/v1/reload"), 404, "not_found");
+  ExpectError(Call(verb::post, "/admin/v1/usage"), 404, "not_found");
+  ExpectError(Call(verb::put, "/admin/v1/keys"), 405, "method_not_allowed");
+  ExpectError(Call(verb::patch, "/admin/v1/keys/cfg-key"), 405, "method_not_allowed");
+  ExpectError(Call(verb::post, "/admin/v1/keys/cfg-key/limits"), 405, "method_not_allowed");
+  ExpectError(Call(verb::get, "/admin/v1/keys/cfg-key/reset"), 405, "method_not_allowed");
+}
+
+TEST_F(AdminApiTest, AnExceptionBecomesA500ForThatRequest) {
+  models_fail_ = true;
+  ExpectError(Call(verb::get, "/admin/v1/models"), 500, "internal_error");
+  models_fail_ = false;
+  Answer models = Call(verb::get, "/admin/v1/models");
+  EXPECT_EQ(models.status, 200u);
+  EXPECT_EQ(models.body, R"({"data":[{"name":"m"}]})");
+  EXPECT_EQ(models.content_type, "application/json");
+}
+
+TEST_F(AdminApiTest, ReloadAnswersWhatTheReloadDid) {
+  reload_outcome_ = {"", {"server.threads", "listen"}};
+  Answer ok = Call(verb::post, "/admin/v1/reload");
+  EXPECT_EQ(ok.status, 200u);
+  EXPECT_EQ(json::parse(ok.body),
+            json::parse(R"({"status":"reloaded","restart_required":["server.threads","listen"]})"));
+
+  reload_outcome_ = {"models[0].backends[0]: not a URL\n", {}};
+  Answer refused = Call(verb::post, "/admin/v1/reload");
+  ExpectError(refused, 400, "invalid_config");
+  EXPECT_NE(Body(refused).at("error").at("message").as_string().find(
+                "models[0].backends[0]: not a URL"),
+            std::string::npos);
+  EXPECT_EQ(reloads_, 2);
+}
+
+TEST_F(AdminApiTest, CreateShowListAndRevokeAKey) {
+  clock_.Set(1'700'000'000'000'000);
+  Answer created = Call(verb::post, "/admin/v1/keys", R"({"name": "made",
+      "tenant": "acme", "models": ["m-alias", "m"], "limits": [{"tokens": 500, "per": "1m"}]})");
+  ASSERT_EQ(created.status, 201u) << created.body;
+  json::object view = Body(created);
+  const std::string secret(view.at("key").as_string());
+  EXPECT_TRUE(secret.starts_with("sk-")) << secret;
+  view.erase("key");
+  const json::value expected = json::parse(R"({"name": "made", "source": "api",
+      "tenant": "acme", "models": ["m"], "limits": [{"tokens": 500, "per": "1m"}],
+      "default_limits": false, "created": "2023-11-14T22:13:20Z",
+      "updated": "2023-11-14T22:13:20Z"})");
+  EXPECT_EQ(json::value(view), expected);
+  // Stored by its hash, never the secret; this instance sees it at once.
+  ASSERT_NE(store_.Find("made"), nullptr);
+  EXPECT_EQ(store_.Find("made")->key.key_sha256, Sha256Of(secret));
+  EXPECT_TRUE(keys_.Current()->by_hash.contains(Sha256Of(secret)));
+
+  Answer shown = Call(verb::get, "/admin/v1/keys/made");
+  EXPECT_EQ(shown.status, 200u);
+  EXPECT_EQ(json::parse(shown.body), expected);
+
+  Answer list = Call(verb::get, "/admin/v1/keys");
+  EXPECT_EQ(list.status, 200u);
+  json::array data = Body(list).at("data").as_array();
+  ASSERT_EQ(data.size(), 2u) << list.body;
+  EXPECT_EQ(data[0], json::parse(R"({"name": "cfg-key", "source": "config", "tenant": null,
+      "models": null, "limits": [{"tokens": 1000, "per": "1m"}, {"concurrent": 2}],
+      "default_limits": false})"));
+  EXPECT_EQ(data[1], expected);
+  EXPECT_EQ(list.body.find(secret), std::string::npos);
+
+  Answer revoked = Call(verb::delete_, "/admin/v1/keys/made");
+  EXPECT_EQ(revoked.status, 200u);
+  EXPECT_EQ(json::parse(revoked.body), json::parse(R"({"name": "made", "revoked": true})"));
+  EXPECT_EQ(store_.Find("made"), nullptr);
+  EXPECT_FALSE(keys_.Current()->by_name.contains("made"));
+  ExpectError(Call(verb::delete_, "/admin/v1/keys/made"), 404, "key_not_found");
+  ExpectError(Call(verb::get, "/admin/v1/keys/made"), 404, "key_not_found");
+}
+
+TEST_F(AdminApiTest, AKeyWithoutLimitsHasTheDefaults) {
+  Answer created = Call(verb::post, "/admin/v1/keys", R"({"name": "plain"})");
+  ASSERT_EQ(created.status, 201u) << created.body;
+  json::object view = Body(created);
+  EXPECT_TRUE(view.at("tenant").is_null());
+  EXPECT_TRUE(view.at("models").is_null());
+  EXPECT_EQ(view.at("limits"), json::parse(R"([{"tokens": 100, "per": "1m"}])"));
+  EXPECT_EQ(view.at("default_limits"), true);
+}
+
+TEST_F(AdminApiTest, CreateRefusesWhatItCannotMake) {
+  ASSERT_EQ(Call(verb::post, "/admin/v1/keys", R"({"name": "made"})").status, 201u);
+  const int writes = store_.writes;
+
+  ExpectError(Call(verb::post, "/admin/v1/keys", R"({"name": "made"})"), 409, "key_exists");
+  ExpectError(Call(verb::post, "/admin/v1/keys", R"({"name": "cfg-key"})"), 409, "key_exists");
+  ExpectError(Call(verb::post, "/admin/v1/keys", "not json"), 400, "invalid_request");
+  ExpectError(Call(verb::post, "/admin/v1/keys", "[1]"), 400, "invalid_request");
+  ExpectError(Call(verb::post, "/admin/v1/keys", R"({"name": "x", "colour": "blue"})"), 400,
+              "invalid_request", "colour");
+  ExpectError(Call(verb::post, "/admin/v1/keys", R"({"tenant": "acme"})"), 400,
+              "invalid_request", "name");
+  ExpectError(Call(verb::post, "/admin/v1/keys", R"({"name": ".hidden"})"), 400,
+              "invalid_request", "name");
+  ExpectError(Call(verb::post, "/admin/v1/keys", R"({"name": "x", "tenant": "nobody"})"), 400,
+              "invalid_request", "tenant");
+  ExpectError(Call(verb::post, "/admin/v1/keys", R"({"name": "x", "models": ["gpt-9"]})"), 400,
+              "invalid_request", "models");
+  ExpectError(Call(verb::post, "/admin/v1/keys", R"({"name": "x", "models": []})"), 400,
+              "invalid_request", "models");
+  ExpectError(Call(verb::post, "/admin/v1/keys", R"({"name": "x", "limits": {"tokens": 1}})"),
+              400, "invalid_request", "limits");
+  ExpectError(Call(verb::post, "/admin/v1/keys",
+                   R"({"name": "x", "limits": [{"tokens": 1, "per": "fortnight"}]})"),
+              400, "invalid_request", "limits");
+  // The key that clashes with the store's reached it; none of the others did.
+  EXPECT_EQ(store_.writes, writes + 1);
+  EXPECT_EQ(store_.Find("x"), nullptr);
+}
+
+TEST_F(AdminApiTest, AKeyNameInThePathIsCheckedFirst) {
+  for (verb method : {verb::get, verb::delete_}) {
+    ExpectError(Call(method, "/admin/v1/keys/.hidden"), 400, "invalid_request", "name");
+  }
+  ExpectError(Call(verb::get, "/admin/v1/keys/a%20b/limits"), 400, "invalid_request", "name");
+  EXPECT_EQ(store_.writes, 0);
+}
+
+TEST_F(AdminApiTest, ConfigKeysAreReadOnly) {
+  ExpectError(Call(verb::delete_, "/admin/v1/keys/cfg-key"), 409, "key_managed_by_config");
+  ExpectError(Call(verb::put, "/admin/v1/keys/cfg-key/limits", R"({"limits": []})"), 409,
+              "key_managed_by_config");
+  EXPECT_EQ(store_.writes, 0);
+  Answer shown = Call(verb::get, "/admin/v1/keys/cfg-key");
+  EXPECT_EQ(shown.status, 200u);
+  EXPECT_EQ(Body(shown).at("source"), "config");
+}
+
+TEST_F(AdminApiTest, ReplaceLimits) {
+  ASSERT_EQ(Call(verb::post, "/admin/v1/keys", R"({"name": "made"})").status, 201u);
+  clock_.Advance(std::chrono::hours(1));
+  Answer replaced = Call(verb::put, "/admin/v1/keys/made/limits",
+                                 R"({"limits": [{"requests": 5, "per": "1m"}]})");
+  ASSERT_EQ(replaced.status, 200u) << replaced.body;
+  json::object view = Body(replaced);
+  EXPECT_EQ(view.at("limits"), json::parse(R"([{"requests": 5, "per": "1m"}])"));
+  EXPECT_EQ(view.at("default_limits"), false);
+  EXPECT_EQ(view.at("updated"), json::value(FormatRfc3339(clock_.NowMicros() / 1'000'000)));
+  EXPECT_NE(view.at("created"), view.at("updated"));
+  ASSERT_NE(store_.Find("made"), nullptr);
+  EXPECT_EQ(store_.Find("made")->key.limits,
+            (std::vector<LimitConfig>{{LimitKind::kRequests, 5, Millis(60'000), false, ""}}));
+  EXPECT_EQ(keys_.Current()->by_name.at("made")->key.limits, store_.Find("made")->key.limits);
+
+  ExpectError(Call(verb::put, "/admin/v1/keys/made/limits", R"({"limits": [], "x": 1})"), 400,
+              "invalid_request", "limits");
+  ExpectError(Call(verb::put, "/admin/v1/keys/made/limits", R"({"limit": []})"), 400,
+              "invalid_request", "limits");
+  ExpectError(Call(verb::put, "/admin/v1/keys/made/limits", R"({"limits": [{"tokens": -1}]})"),
+              400, "invalid_request", "limits");
+  ExpectError(Call(verb::put, "/admin/v1/keys/ghost/limits", R"({"limits": []})"), 404,
+              "key_not_found");
+}
+
+TEST_F(AdminApiTest, LimitsReadTheBudgetsAndResetRefillsThem) {
+  const ApiKeyConfig& key = *snapshot_->auth.ConfigKey("cfg-key");
+  RequestScope scope;
+  scope.key = key.name;
+  scope.model = "m";
+  scope.key_limits = key.limits;
+  scope.request_id = "r1";
+  scope.deadline = std::chrono::seconds(60);
+  Admission admitted = RunAwaitable(limiter_.Admit(scope, 300));
+  ASSERT_EQ(admitted.outcome, Admission::Outcome::kAdmitted);
+
+  json::array before = Readings("cfg-key");
+  ASSERT_EQ(before.size(), 2u);
+  EXPECT_EQ(before[0].at("tokens"), 1000);
+  EXPECT_EQ(before[0].at("remaining"), 700);
+  EXPECT_EQ(before[0].at("level"), 700);
+  EXPECT_GT(before[0].at("reset_ms").as_int64(), 0);
+  EXPECT_EQ(before[1].at("concurrent"), 2);
+  EXPECT_EQ(before[1].at("in_use"), 1);
+  EXPECT_EQ(before[1].at("remaining"), 1);
+  EXPECT_FALSE(before[1].as_object().contains("reset"));
+
+  Answer reset = Call(verb::post, "/admin/v1/keys/cfg-key/reset");
+  EXPECT_EQ(reset.status, 200u);
+  EXPECT_EQ(json::parse(reset.body), json::parse(R"({"name": "cfg-key", "reset": true})"));
+
+  json::array after = Readings("cfg-key");
+  EXPECT_EQ(after[0].at("remaining"), 1000);
+  EXPECT_EQ(after[0].at("reset_ms"), 0);
+  EXPECT_EQ(after[1].at("in_use"), 1) << "slots in use stay";
+
+  ExpectError(Call(verb::get, "/admin/v1/keys/ghost/limits"), 404, "key_not_found");
+  ExpectError(Call(verb::post, "/admin/v1/keys/ghost/reset"), 404, "key_not_found");
+}
+
+TEST_F(AdminApiTest, AKeyStoreThatFailsIsA503) {
+  ASSERT_EQ(Call(verb::post, "/admin/v1/keys", R"({"name": "made"})").status, 201u);
+  store_.failing = true;
+  ExpectError(Call(verb::post, "/admin/v1/keys", R"({"name": "other"})"), 503,
+              "store_unavailable");
+  ExpectError(Call(verb::delete_, "/admin/v1/keys/made"), 503, "store_unavailable");
+  ExpectError(Call(verb::put, "/admin/v1/keys/made/limits", R"({"limits": []})"), 503,
+              "store_unavailable");
+  EXPECT_TRUE(keys_.Current()->by_name.contains("made")) << "the keys loaded last stay";
+}
+
+TEST_F(AdminApiTest, UsageRunsTheParsedQuery) {
+  clock_.Set(1'700'000'000'000'000);  // 2023-11-14T22:13:20Z
+  usage_result_.ok = true;
+  UsageRow row{"cfg-key", "", "m", 1'699'920'000, {}};
+  row.counts.requests = 2;
+  row.counts.prompt_tokens = 30;
+  row.counts.completion_tokens = 12;
+  row.counts.rejected_tokens = 1;
+  usage_result_.rows = {row};
+  usage_result_.total = row.counts;
+
+  Answer r = Call(verb::get, "/admin/v1/usage?key=cfg-key&granularity=day");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_EQ(r.content_type, "application/json");
+  ASSERT_EQ(usage_queries_.size(), 1u);
+  const UsageQuery& query = usage_queries_[0];
+  EXPECT_EQ(query.key, "cfg-key");
+  EXPECT_EQ(query.tenant, std::nullopt);
+  EXPECT_EQ(query.granularity, UsageGranularity::kDay);
+  EXPECT_EQ(query.from, 1'699'920'000) << "the start of today (UTC)";
+  EXPECT_EQ(query.to, 1'700'000'000) << "now";
+  json::object body = Body(r);
+  ASSERT_EQ(body.at("data").as_array().size(), 1u);
+  json::object got = body.at("data").at(0).as_object();
+  EXPECT_EQ(got.at("key"), "cfg-key");
+  EXPECT_EQ(got.at("model"), "m");
+  EXPECT_EQ(got.at("start"), "2023-11-14T00:00:00Z");
+  EXPECT_EQ(got.at("requests"), 2);
+  EXPECT_EQ(got.at("rejected"), 1);
+  EXPECT_EQ(body.at("total").at("completion_tokens"), 12);
+
+  Answer csv = Call(verb::get, "/admin/v1/usage?format=csv");
+  EXPECT_EQ(csv.status, 200u);
+  EXPECT_EQ(csv.content_type, "text/csv; charset=utf-8");
+  EXPECT_TRUE(csv.body.starts_with("key,tenant,model,start,")) << csv.body;
+}
+
+TEST_F(AdminApiTest, UsageRefusesABadQueryAndSaysWhenTheStoreFails) {
+  ExpectError(Call(verb::get, "/admin/v1/usage?granularity=week"), 400, "invalid_request",
+              "granularity");
+  ExpectError(Call(verb::get, "/admin/v1/usage?colour=blue"), 400, "invalid_request", "colour");
+  EXPECT_TRUE(usage_queries_.empty());
+
+  usage_result_ = {false, "connection refused", {}, {}};
+  ExpectError(Call(verb::get, "/admin/v1/usage"), 503, "store_unavailable");
+  EXPECT_EQ(usage_queries_.size(), 1u);
+}
+
+}  // namespace
+}  // namespace trl

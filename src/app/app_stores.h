@@ -1,0 +1,45 @@
+// The stores the gateway keeps its state in, picked by store.backend: the budgets (the
+// limiter's Store), the keys made through the admin API (KeyStore) and usage (UsageSink).
+// Embedded: budgets in memory, saved to data_dir/limits.db, keys and usage in SQLite files
+// beside it. Redis: budgets, keys and usage in Redis, shared by every instance.
+//
+// Threading: opened once at startup on the main thread; each store states its own rules.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+
+#include "config/config.h"
+#include "keys/key_store.h"
+#include "limits/memory_store.h"
+#include "limits/store.h"
+#include "metrics/metrics.h"
+#include "redis/redis_store.h"
+#include "usage/usage.h"
+
+namespace trl {
+
+struct AppStores {
+  std::unique_ptr<MemoryStore> memory;  // embedded only
+  std::unique_ptr<RedisStore> redis;    // redis only
+  Store* budgets = nullptr;             // whichever of the two is open
+  std::unique_ptr<KeyStore> keys;
+  std::unique_ptr<UsageSink> usage;
+};
+
+// Opens the stores `config.store` names. Redis is connected in the background: the gateway
+// starts without it (/readyz says when it answers; until then decisions follow
+// store.on_store_error), and each of `io_threads` gets a lane to it (RedisStore::Create); they
+// must outlive the stores. False and *error (naming the config field) when a store cannot be
+// opened: an unusable Redis URL, a data_dir that cannot be read or written.
+bool OpenStores(const Config& config, std::span<asio::io_context* const> io_threads,
+                AppStores& stores, std::string* error);
+
+// trl_store_latency_seconds{op}: every Redis store operation's round trip. Before the first
+// operation; `metrics` must outlive the store.
+void ObserveStoreLatency(MetricsRegistry& metrics, RedisStore& store);
+
+}  // namespace trl
