@@ -2,7 +2,7 @@
 // The Redis store's batch script on its own: redis-server's time per call (INFO commandstats),
 // for the calls the gateway makes at one connection per shard, alternating: an admission (one
 // key's three limits of the benchmark, three charges) and then its settlement (a refund on the
-// two token budgets), sent back to back through `redis-cli --pipe`. See docs/performance.md,
+// two token budgets), sent back to back through `redis-cli --pipe`. See performance/results/HISTORY.md,
 // "The Redis store at one connection".
 //
 //   node performance/redis-script.mjs [--calls N] [--rounds R] [--cut TEXT]...

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs the whole suite (unit + black-box) through ctest:
-# first the Release build, then the same suite under ASan+UBSan.
+# Installs what is missing, checks the shell scripts (shellcheck), builds, and runs the whole suite
+# (unit + black-box) through ctest: first the Release build, then the same suite under ASan+UBSan.
 # Usage: scripts/test.sh [--quick | --asan | --tsan | --preset NAME] [extra ctest args, e.g. -L blackbox]
 #   --quick: the Release build only.  --asan/--tsan/--preset: that build only.
 set -euo pipefail
@@ -19,7 +19,15 @@ while (($#)); do
 done
 
 scripts/setup.sh
+# Redis-backed unit tests skip when redis-server cannot start; here (and so in CI, .ci/run) they
+# fail instead (tests/fakes/redis_server.h): a run that did not test Redis is not green.
+export TRL_REQUIRE_REDIS=1
 status=0
+# The shell scripts (CI's entry point included) pass shellcheck; bounded, so a hung tool cannot
+# stall the run. A finding fails the run after the tests, which still run.
+start=$SECONDS
+timeout 120 shellcheck scripts/*.sh .ci/run || status=$?
+echo "test.sh: shellcheck took $((SECONDS - start)) s"
 for preset in "${presets[@]}"; do
   scripts/build.sh "$preset"
   start=$SECONDS

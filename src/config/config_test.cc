@@ -2,16 +2,15 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <limits>
 #include <map>
 
 #include "common/crypto.h"
+#include "fakes/limit_builders.h"
+#include "fakes/temp_dir.h"
 
 namespace trl {
 namespace {
@@ -59,34 +58,17 @@ std::shared_ptr<const Config> Ok(const std::string& yaml, const Env& env = {}) {
   return r.config;
 }
 
-LimitConfig Tokens(int64_t n, Millis per, bool calendar = false, std::string model = "") {
-  return {LimitKind::kTokens, n, per, calendar, std::move(model)};
-}
-LimitConfig Requests(int64_t n, Millis per) { return {LimitKind::kRequests, n, per, false, ""}; }
-LimitConfig Concurrent(int64_t n) { return {LimitKind::kConcurrent, n, Millis(0), false, ""}; }
-
-class TempFile {
- public:
-  explicit TempFile(const std::string& content) {
-    path_ = (std::filesystem::temp_directory_path() /
-             ("trl_config_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++)))
-                .string();
-    std::ofstream(path_) << content;
-  }
-  ~TempFile() { std::filesystem::remove(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  static inline int counter_ = 0;
-  std::string path_;
-};
+using testing::Concurrent;
+using testing::Requests;
+using testing::Tokens;
 
 // ----------------------------------------------------------------------------------------------
 // A complete, valid file.
 // ----------------------------------------------------------------------------------------------
 
 TEST(ConfigLoad, FullConfigParsesIntoExactValues) {
-  TempFile tokenizer("{}");
+  testing::TempDir dir;
+  const std::string tokenizer = dir.Write("tokenizer.json", "{}");
   std::string yaml = R"(
 listen: 127.0.0.1:9090
 server:
@@ -113,7 +95,7 @@ models:
   - name: llama2-7b
     aliases: [meta-llama/Llama-2-7b-chat-hf, l7]
     backends: [http://vllm-7b:8000, "http://10.0.0.2/prefix/v0/", "http://[fd00::1]:9000"]
-    tokenizer: )" + tokenizer.path() +
+    tokenizer: )" + tokenizer +
                      R"(
     max_output_tokens: 2048
     media_tokens: {image: 576, video: 0}
@@ -184,7 +166,7 @@ default_limits: [{tokens: 10000, per: 1m}, {requests: 5, per: 1s}]
   EXPECT_EQ(m.backends[1].base_path, "/prefix/v0");
   EXPECT_EQ(m.backends[2].host, "fd00::1");
   EXPECT_EQ(m.backends[2].port, 9000);
-  EXPECT_EQ(m.tokenizer, tokenizer.path());
+  EXPECT_EQ(m.tokenizer, tokenizer);
   EXPECT_EQ(m.max_output_tokens, 2048);
   EXPECT_EQ(m.media_tokens.image, 576);
   EXPECT_EQ(m.media_tokens.audio, 1024);  // not given: the default
@@ -805,8 +787,9 @@ TEST(ConfigEnv, MalformedReference) {
 
 TEST(ConfigFile, LoadsFromDiskUsingTheProcessEnvironment) {
   ::setenv("TRL_CONFIG_TEST_PORT", "7777", 1);
-  TempFile f(std::string(kModels) + "listen: 0.0.0.0:${TRL_CONFIG_TEST_PORT}\n");
-  LoadResult r = LoadConfigFile(f.path());
+  testing::TempDir dir;
+  LoadResult r = LoadConfigFile(
+      dir.Write("config.yaml", std::string(kModels) + "listen: 0.0.0.0:${TRL_CONFIG_TEST_PORT}\n"));
   ::unsetenv("TRL_CONFIG_TEST_PORT");
   ASSERT_THAT(r.errors, IsEmpty());
   EXPECT_EQ(r.config->listen.port, 7777);

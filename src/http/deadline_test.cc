@@ -7,22 +7,14 @@
 #include <boost/asio/write.hpp>
 #include <gtest/gtest.h>
 
+#include "fakes/socket_pair.h"
+
 namespace trl::http {
 namespace {
 
 using asio::ip::tcp;
 using namespace std::chrono_literals;
-
-// A connected pair of loopback sockets on `io`.
-struct Pair {
-  explicit Pair(asio::io_context& io) : near(io), far(io) {
-    tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    far.connect(acceptor.local_endpoint());
-    acceptor.accept(near);
-  }
-  tcp::socket near;
-  tcp::socket far;
-};
+using testing::SocketPair;
 
 struct Read {
   std::optional<boost::system::error_code> ec;
@@ -48,7 +40,7 @@ void RunUntil(asio::io_context& io, const Read& read) {
 
 TEST(DeadlineTest, APendingReadPastItsDeadlineIsCancelled) {
   asio::io_context io(1);
-  Pair pair(io);
+  SocketPair pair(io);
   Deadline deadline(pair.near);
   Read read;
   deadline.ExpiresAfter(0s);  // already past
@@ -71,7 +63,7 @@ TEST(DeadlineTest, APendingReadPastItsDeadlineIsCancelled) {
 
 TEST(DeadlineTest, AClearedDeadlineCancelsNothing) {
   asio::io_context io(1);
-  Pair pair(io);
+  SocketPair pair(io);
   Deadline deadline(pair.near);
   deadline.ExpiresAfter(0s);
   deadline.Clear();  // the operation it bounded has completed
@@ -89,9 +81,9 @@ TEST(DeadlineTest, AClearedDeadlineCancelsNothing) {
 
 TEST(DeadlineTest, OnlyTheSocketsPastTheirDeadlineAreCancelled) {
   asio::io_context io(1);
-  Pair late(io);
-  Pair due(io);
-  Pair gone(io);
+  SocketPair late(io);
+  SocketPair due(io);
+  SocketPair gone(io);
   Deadline late_deadline(late.near);
   Deadline due_deadline(due.near);
   {
@@ -118,8 +110,8 @@ TEST(DeadlineTest, OnlyTheSocketsPastTheirDeadlineAreCancelled) {
 
 TEST(DeadlineTest, AFarDeadlineArmedNearerIsKeptToTheNewTime) {
   asio::io_context io(1);
-  Pair idle(io);
-  Pair due(io);
+  SocketPair idle(io);
+  SocketPair due(io);
   Deadline idle_deadline(idle.near);
   Deadline due_deadline(due.near);
   Read idle_read;

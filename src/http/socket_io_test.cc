@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 
+#include "fakes/socket_pair.h"
 #include "http/deadline.h"
 #include "http/draining_buffer.h"
 
@@ -35,19 +36,8 @@ namespace trl::http {
 namespace {
 
 using asio::ip::tcp;
+using Pair = testing::SocketPair;
 namespace bhttp = beast::http;
-
-// A connected pair of loopback sockets: the reader's end and the peer's.
-struct Pair {
-  explicit Pair(asio::io_context& io) : near(io), far(io) {
-    tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    far.connect(acceptor.local_endpoint());
-    acceptor.accept(near);
-  }
-  void Send(std::string_view bytes) { asio::write(far, asio::buffer(bytes)); }
-  tcp::socket near;
-  tcp::socket far;
-};
 
 // Starts ReadMessage; `result` is set when it completes.
 template <bool isRequest>

@@ -3,17 +3,17 @@
 #include "keys/key_store.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 
 #include "common/crypto.h"
-#include "keys/key_directory.h"
-#include "redis/redis_client.h"
+#include "fakes/limit_builders.h"
 #include "fakes/redis_server.h"
 #include "fakes/run_awaitable.h"
+#include "fakes/temp_dir.h"
+#include "keys/key_directory.h"
 
 namespace trl {
 namespace {
@@ -41,7 +41,7 @@ void ExpectKeyStoreContract(KeyStore& store) {
   EXPECT_EQ(*v2, *v0 + 2);  // the refused create changed nothing
 
   KeyRecord replaced = Record("b", "sk-b");
-  replaced.key.limits = {{LimitKind::kTokens, 7, Millis(1000), false, ""}};
+  replaced.key.limits = {testing::Tokens(7, Millis(1000))};
   replaced.key.limits_set = true;
   EXPECT_EQ(RunAwaitable(store.Replace(replaced)), WriteStatus::kOk);
   EXPECT_EQ(RunAwaitable(store.Replace(Record("c", "sk-c"))), WriteStatus::kNotFound);
@@ -66,15 +66,8 @@ void ExpectKeyStoreContract(KeyStore& store) {
 
 class SqliteKeyStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = (std::filesystem::temp_directory_path() /
-            ("trl_keys_test_" + std::to_string(::getpid()) + "_" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name()))
-               .string();
-    std::filesystem::remove_all(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::string dir_;
+  testing::TempDir temp_{"trl-keys-"};
+  const std::string dir_ = temp_.path();
 };
 
 TEST_F(SqliteKeyStoreTest, Contract) {
@@ -102,7 +95,6 @@ TEST_F(SqliteKeyStoreTest, SurvivesReopen) {
 
 TEST_F(SqliteKeyStoreTest, UnusableDirectoryIsAnError) {
   std::string error;
-  std::filesystem::create_directories(dir_);
   std::ofstream(dir_ + "/file") << "x";
   EXPECT_FALSE(OpenSqliteKeyStore(dir_ + "/file", &error));
   EXPECT_NE(error, "");
@@ -130,19 +122,9 @@ TEST_F(SqliteKeyStoreTest, DirectoryFollowsTheStore) {
 
 class RedisKeyStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string error;
-    server_ = RedisServer::Start({}, &error);
-    ASSERT_TRUE(server_) << error;
-  }
+  void SetUp() override { server_ = testing::StartRedis(); }
   std::unique_ptr<redis::RedisClient> Client() {
-    redis::ClientOptions o;
-    o.urls = {server_->Url()};
-    std::string error;
-    auto client = redis::RedisClient::Create(o, &error);
-    EXPECT_TRUE(client) << error;
-    client->Start();
-    return client;
+    return testing::MakeRedisClient({server_->Url()});
   }
   std::unique_ptr<RedisServer> server_;
 };
@@ -166,10 +148,29 @@ TEST_F(RedisKeyStoreTest, TwoInstancesSeeEachOthersChanges) {
   ASSERT_EQ(RunAwaitable(store_a->Remove("shared")), WriteStatus::kOk);
   ASSERT_TRUE(RunAwaitable(dir_b.Sync(false, &error))) << error;
   EXPECT_EQ(dir_b.Current()->by_hash.count(Sha256Of("sk-shared")), 0u);
-  // Only hashes reach Redis.
+  // Removed from Redis too.
   testing::TestReply all = server_->Command({"HGETALL", "trl:keys:{keys}:records"});
   ASSERT_TRUE(all);
   EXPECT_EQ(all->elements, 0u);
+}
+
+// What Redis holds of a key while it exists: its record, with the secret's hash and never the
+// secret, in any form.
+TEST_F(RedisKeyStoreTest, OnlyTheSecretsHashReachesRedis) {
+  auto client = Client();
+  auto store = MakeRedisKeyStore(*client, Millis(2000));
+  const std::string secret = "sk-never-in-redis-0123456789";
+  ASSERT_EQ(RunAwaitable(store->Create(Record("hashed", secret))), WriteStatus::kOk);
+  testing::TestReply all = server_->Command({"HGETALL", "trl:keys:{keys}:records"});
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->elements, 2u);  // one field (the name) and its record
+  const std::string name(all->element[0]->str, all->element[0]->len);
+  const std::string record(all->element[1]->str, all->element[1]->len);
+  EXPECT_EQ(name, "hashed");
+  const Sha256 hash = Sha256Of(secret);
+  EXPECT_NE(record.find(ToHex(hash)), std::string::npos) << record;
+  EXPECT_EQ(record.find(secret), std::string::npos) << record;
+  EXPECT_EQ(record.find("never-in-redis"), std::string::npos) << record;
 }
 
 TEST_F(RedisKeyStoreTest, RedisDownIsAnErrorNotACrash) {

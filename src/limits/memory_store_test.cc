@@ -2,14 +2,13 @@
 
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
-#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "fakes/limit_builders.h"
 #include "fakes/run_awaitable.h"
+#include "fakes/temp_dir.h"
 
 namespace trl {
 namespace {
@@ -20,16 +19,10 @@ constexpr int64_t kDay = 86'400 * kSecond;
 constexpr int64_t kT0 = 1'700'000'000 * kSecond;
 constexpr int64_t kTtl = 600 * kSecond;
 
-BucketSpec Tokens(std::string_view key, int64_t capacity, int64_t period = kMinute,
-                  bool calendar = false, std::string_view model = "") {
-  return {{ScopeKind::kKey, key, model, LimitKind::kTokens, period, calendar}, capacity};
-}
-BucketSpec Requests(std::string_view key, int64_t capacity, int64_t period = kMinute) {
-  return {{ScopeKind::kKey, key, "", LimitKind::kRequests, period, false}, capacity};
-}
-BucketSpec Concurrent(std::string_view key, int64_t capacity) {
-  return {{ScopeKind::kKey, key, "", LimitKind::kConcurrent, 0, false}, capacity};
-}
+using testing::Concurrent;
+using testing::Requests;
+using testing::TempDir;
+using testing::Tokens;
 
 AdmitResult Admit(MemoryStore& store, const std::vector<Charge>& charges, int64_t now,
                   uint64_t id = 1) {
@@ -41,21 +34,6 @@ BucketStates Read(MemoryStore& store, const std::vector<BucketSpec>& specs, int6
   EXPECT_EQ(r.status, StoreStatus::kOk);
   return r.states;
 }
-
-class TempDir {
- public:
-  TempDir() {
-    path_ = std::filesystem::temp_directory_path() /
-            ("trl_limits_test_" + std::to_string(::getpid()) + "_" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string path() const { return path_.string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 TEST(MemoryStoreTest, AdmitsAllOrNothing) {
   MemoryStore store;
@@ -255,9 +233,7 @@ TEST(MemoryStoreTest, LaterFlushesWriteOnlyWhatChanged) {
 
 TEST(MemoryStoreTest, OpenFailsOnAnUnusableDirectory) {
   TempDir dir;
-  std::filesystem::create_directories(dir.path());
-  std::string file = dir.path() + "/not_a_dir";
-  { std::FILE* f = std::fopen(file.c_str(), "w"); std::fclose(f); }
+  std::string file = dir.Write("not_a_dir", "");
   std::string error;
   EXPECT_EQ(MemoryStore::Open(file, &error), nullptr);
   EXPECT_FALSE(error.empty());

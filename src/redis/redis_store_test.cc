@@ -19,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "fakes/limit_builders.h"
 #include "fakes/redis_server.h"
 #include "fakes/run_awaitable.h"
 #include "limits/memory_store.h"
@@ -30,8 +31,11 @@ namespace trl {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::Concurrent;
 using testing::RedisCluster;
 using testing::RedisServer;
+using testing::Requests;
+using testing::Tokens;
 
 constexpr int64_t kSecond = 1'000'000;
 constexpr int64_t kMinute = 60 * kSecond;
@@ -41,16 +45,6 @@ constexpr int64_t kT0 = 1'700'000'000 * kSecond;
 template <typename Vector>
 auto AsSpan(const Vector& v) {
   return std::span<const typename Vector::value_type>(v.data(), v.size());
-}
-
-BucketSpec Tokens(std::string_view owner, int64_t capacity, int64_t period, bool calendar = false) {
-  return {{ScopeKind::kKey, owner, "", LimitKind::kTokens, period, calendar}, capacity};
-}
-BucketSpec Requests(std::string_view owner, int64_t capacity, int64_t period) {
-  return {{ScopeKind::kKey, owner, "", LimitKind::kRequests, period, false}, capacity};
-}
-BucketSpec Slots(std::string_view owner, int64_t capacity) {
-  return {{ScopeKind::kKey, owner, "", LimitKind::kConcurrent, 0, false}, capacity};
 }
 
 RedisStoreOptions Options(std::vector<std::string> urls, bool server_time = false) {
@@ -84,11 +78,7 @@ std::unique_ptr<RedisStore> MakeStore(RedisStoreOptions options) {
 
 class RedisStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string error;
-    server_ = RedisServer::Start({}, &error);
-    ASSERT_TRUE(server_) << error;
-  }
+  void SetUp() override { server_ = testing::StartRedis(); }
 
   // Sets last_id_ to the admission's id.
   AdmitResult Admit(Store& store, std::string_view shard, const std::vector<Charge>& charges,
@@ -174,7 +164,7 @@ TEST_F(RedisStoreTest, SameResultsAsMemoryStore) {
       Tokens("a", 4'999'999'999'989, 30 * kDay),  // huge budget, long period
       Tokens("a", 1000, 3600 * kSecond, true),    // calendar hour
       Requests("a", 10, kSecond),
-      Slots("a", 3),
+      Concurrent("a", 3),
       Tokens("b", 7, 7 * kSecond),
   };
   std::mt19937_64 rng(42);
@@ -271,7 +261,8 @@ TEST_F(RedisStoreTest, SameResultsAsMemoryStore) {
 
 TEST_F(RedisStoreTest, KeysOfAShardShareOneHashTag) {
   auto store = MakeStore(Options({server_->Url()}));
-  std::vector<Charge> charges = {{Tokens("we{ird}%", 10, kMinute), 1}, {Slots("we{ird}%", 2), 1}};
+  std::vector<Charge> charges = {{Tokens("we{ird}%", 10, kMinute), 1},
+                                 {Concurrent("we{ird}%", 2), 1}};
   ASSERT_TRUE(Admit(*store, "ten{ant", charges, kT0).admitted);
   testing::TestReply keys = server_->Command({"KEYS", "*"});
   ASSERT_TRUE(keys);
@@ -297,7 +288,7 @@ TEST_F(RedisStoreTest, JudgesByTheServersClock) {
 
 TEST_F(RedisStoreTest, NoScriptAfterScriptFlushIsNeverAFailedDecision) {
   auto store = MakeStore(Options({server_->Url()}));
-  std::vector<Charge> charges = {{Tokens("a", 100, kMinute), 1}, {Slots("a", 5), 1}};
+  std::vector<Charge> charges = {{Tokens("a", 100, kMinute), 1}, {Concurrent("a", 5), 1}};
   AdmitResult first = Admit(*store, "a", charges, kT0);
   ASSERT_TRUE(first.admitted);
   ASSERT_EQ(server_->CommandText({"SCRIPT", "FLUSH"}), "OK");
@@ -402,7 +393,7 @@ TEST_F(RedisStoreTest, BatchScriptReplayChargesOnce) {
 TEST_F(RedisStoreTest, ASettlementAppliesOnceAndKeepsALateAdmissionOut) {
   auto store = MakeStore(Options({server_->Url()}));
   const BucketSpec tokens = Tokens("a", 100, kMinute);
-  const BucketSpec slots = Slots("a", 1);
+  const BucketSpec slots = Concurrent("a", 1);
   std::vector<Charge> charges = {{tokens, 30}, {slots, 1}};
   ASSERT_TRUE(Admit(*store, "a", charges, kT0).admitted);
   const uint64_t applied = last_id_;
@@ -442,7 +433,7 @@ TEST_F(RedisStoreTest, ASettlementAppliesOnceAndKeepsALateAdmissionOut) {
 TEST_F(RedisStoreTest, ConcurrentCallsOfOneShardAreBatchedExactly) {
   auto store = MakeStore(Options({server_->Url()}));
   const BucketSpec bucket = Tokens("a", 100, kDay, true);
-  const BucketSpec slots = Slots("a", 40);
+  const BucketSpec slots = Concurrent("a", 40);
   ASSERT_EQ(Admit(*store, "a", {{bucket, 0}}, kT0).status, StoreStatus::kOk);  // connected
   ASSERT_EQ(server_->CommandText({"CONFIG", "RESETSTAT"}), "OK");
   constexpr int kCallers = 64;
@@ -1019,36 +1010,36 @@ TEST_F(RedisStoreTest, RedisDownFailsFastAndRecovers) {
   EXPECT_TRUE(WaitUntilAdmitting(*store, charges));  // the scripts reload by themselves
 }
 
-// A lease nobody releases (a crashed instance) lapses by the server's clock.
+// A lease nobody releases (a crashed instance) lapses by the server's clock: the store stamps it
+// with Redis's TIME plus its TTL and compares Redis's TIME with that stamp, never the caller's
+// clock (kT0 here, years behind the server's). No time is waited for: the lease's stamp is set
+// to a moment the server's clock has already passed, as if its TTL had run out.
 TEST_F(RedisStoreTest, LeasesExpireByTheServersClock) {
   auto store = MakeStore(Options({server_->Url()}, /*server_time=*/true));
-  std::vector<Charge> charges = {{Slots("a", 1), 1}};
-  AdmitResult held = Admit(*store, "a", charges, kT0, /*lease_ttl=*/300'000);
+  std::vector<Charge> charges = {{Concurrent("a", 1), 1}};
+  constexpr int64_t kTtl = 10 * kMinute;
+  AdmitResult held = Admit(*store, "a", charges, kT0, kTtl);
   ASSERT_TRUE(held.admitted);
-  AdmitResult refused = Admit(*store, "a", charges, kT0, 300'000);
+  EXPECT_GT(held.now_micros, kT0);  // the server's time
+  std::string lease;
+  redis::PutInt(lease, last_id_, 8);
+  const std::string leases = store->ShardPrefix("a") + charges[0].bucket.ref.Id();
+  EXPECT_EQ(server_->CommandText({"ZSCORE", leases, lease}),
+            std::to_string(held.now_micros + kTtl));
+
+  AdmitResult refused = Admit(*store, "a", charges, kT0, kTtl);
   ASSERT_EQ(refused.status, StoreStatus::kOk);
-  // Refused while the lease is still live by the server's clock (the test's clock is not
-  // consulted: the comparison is the server's own TIME against the lease's expiry).
-  if (!refused.admitted) {
-    EXPECT_EQ(refused.states[0].in_use, 1);
-    EXPECT_LT(refused.now_micros, held.now_micros + 300'000);
-  }
-  bool freed = false;
-  for (int i = 0; i < 200 && !freed; ++i) {
-    AdmitResult r = Admit(*store, "a", charges, kT0, 300'000);
-    ASSERT_EQ(r.status, StoreStatus::kOk);
-    if (r.admitted) {
-      freed = true;
-      EXPECT_GE(r.now_micros, held.now_micros + 300'000);
-    } else {
-      std::this_thread::sleep_for(10ms);
-    }
-  }
-  EXPECT_TRUE(freed);
+  EXPECT_FALSE(refused.admitted);
+  EXPECT_EQ(refused.states[0].in_use, 1);
+
+  // The lease's end, moved to a time the server has passed.
+  ASSERT_EQ(server_->CommandText({"ZADD", leases, "XX", std::to_string(refused.now_micros), lease}),
+            "0");
+  AdmitResult freed = Admit(*store, "a", charges, kT0, kTtl);
+  ASSERT_EQ(freed.status, StoreStatus::kOk);
+  EXPECT_TRUE(freed.admitted);
   // The lease set itself expires after its last lease (plus the margin).
-  EXPECT_GT(std::stoll(server_->CommandText(
-                {"PTTL", store->ShardPrefix("a") + charges[0].bucket.ref.Id()})),
-            0);
+  EXPECT_GT(std::stoll(server_->CommandText({"PTTL", leases})), 0);
 }
 
 TEST(RedisStoreCreateTest, BadUrlIsAnErrorAtStartup) {
@@ -1062,9 +1053,8 @@ TEST(RedisStoreCreateTest, BadUrlIsAnErrorAtStartup) {
 // Three masters; load on many shards, one of whose slots migrates to another master in the
 // middle: no decision fails and every charge is counted once.
 TEST(RedisClusterStoreTest, SlotMigrationUnderLoadFailsNoDecision) {
-  std::string error;
-  auto cluster = RedisCluster::Start(&error);
-  ASSERT_TRUE(cluster) << error;
+  auto cluster = testing::StartRedisCluster();
+  if (!cluster) return;
   auto store = MakeStore(Options(cluster->Urls()));
 
   const std::string shards[] = {"acme", "globex", "initech", "umbrella", "hooli", "stark"};

@@ -13,7 +13,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using namespace usage_testing;
-using testing::RedisCluster;
+using testing::MakeRedisClient;
 using testing::RedisServer;
 
 constexpr int64_t kRetentionSeconds = 20LL * 365 * 86'400;
@@ -21,10 +21,9 @@ constexpr int64_t kRetentionSeconds = 20LL * 365 * 86'400;
 class RedisUsageSinkTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string error;
-    server_ = RedisServer::Start({}, &error);
-    if (!server_) GTEST_SKIP() << "no redis-server: " << error;
-    client_ = MakeStartedClient({server_->Url()});
+    server_ = testing::StartRedis();
+    if (!server_) return;
+    client_ = MakeRedisClient({server_->Url()});
     sink_ = MakeRedisUsageSink(*client_, kRetention, 2000ms);
   }
 
@@ -149,8 +148,10 @@ TEST_F(RedisUsageSinkTest, DropBeforeLeavesItToExpiry) {
 }
 
 TEST(RedisUsageSinkDownTest, NoRedisFailsEveryCall) {
-  auto client =
-      MakeStartedClient({"redis://127.0.0.1:" + std::to_string(testing::FreePort())}, 100ms);
+  redis::ClientOptions options;
+  options.urls = {"redis://127.0.0.1:" + std::to_string(testing::FreePort())};
+  options.connect_timeout = 100ms;
+  auto client = MakeRedisClient(options);
   auto sink = MakeRedisUsageSink(*client, kRetention, 200ms);
   std::string error;
   EXPECT_FALSE(WriteRows(*sink, {{"k", "", "m", kH0, {1}}}, &error));
@@ -163,11 +164,10 @@ TEST(RedisUsageSinkDownTest, NoRedisFailsEveryCall) {
 // Two gateway instances (two clients, two sinks) flush the same rows at the same time into a
 // three-master cluster, over two days of hours that spread across its nodes.
 TEST(RedisUsageSinkClusterTest, TwoInstancesAddToTheSameRows) {
-  std::string error;
-  auto cluster = RedisCluster::Start(&error);
-  if (!cluster) GTEST_SKIP() << "no Redis Cluster: " << error;
-  auto client_a = MakeStartedClient(cluster->Urls());
-  auto client_b = MakeStartedClient(cluster->Urls());
+  auto cluster = testing::StartRedisCluster();
+  if (!cluster) return;
+  auto client_a = MakeRedisClient(cluster->Urls());
+  auto client_b = MakeRedisClient(cluster->Urls());
   auto sink_a = MakeRedisUsageSink(*client_a, kRetention, 2000ms);
   auto sink_b = MakeRedisUsageSink(*client_b, kRetention, 2000ms);
 

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "fakes/temp_dir.h"
 #include "usage/usage_test_support.h"
 
 namespace trl {
@@ -15,13 +16,6 @@ using namespace usage_testing;
 
 class SqliteUsageSinkTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char templ[] = "/tmp/trl-usage-XXXXXX";
-    ASSERT_TRUE(::mkdtemp(templ));
-    dir_ = templ;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   std::unique_ptr<UsageSink> Open(const std::string& dir) {
     std::string error;
     auto sink = OpenSqliteUsageSink(dir, &error);
@@ -40,7 +34,8 @@ class SqliteUsageSinkTest : public ::testing::Test {
     return ok;
   }
 
-  std::string dir_;
+  testing::TempDir temp_{"trl-usage-"};
+  const std::string dir_ = temp_.path();
 };
 
 TEST_F(SqliteUsageSinkTest, ReopeningKeepsTheRows) {

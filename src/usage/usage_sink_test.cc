@@ -1,10 +1,10 @@
 // What every UsageSink does, the same for each: SQLite in a temporary directory, a real
-// redis-server, and a real three-master Redis Cluster (skipped when redis-server is missing).
+// redis-server, and a real three-master Redis Cluster (skipped when redis-server is missing,
+// unless TRL_REQUIRE_REDIS=1).
 #include <gtest/gtest.h>
 
-#include <filesystem>
-
 #include "fakes/redis_server.h"
+#include "fakes/temp_dir.h"
 #include "usage/usage_test_support.h"
 
 namespace trl {
@@ -12,6 +12,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using namespace usage_testing;
+using testing::MakeRedisClient;
 using testing::RedisCluster;
 using testing::RedisServer;
 
@@ -57,24 +58,22 @@ class UsageSinkTest : public ::testing::TestWithParam<SinkKind> {
     std::string error;
     switch (GetParam()) {
       case SinkKind::kSqlite: {
-        char templ[] = "/tmp/trl-usage-XXXXXX";
-        ASSERT_TRUE(::mkdtemp(templ));
-        dir_ = templ;
-        sink_ = OpenSqliteUsageSink(dir_, &error);
+        dir_.emplace("trl-usage-");
+        sink_ = OpenSqliteUsageSink(dir_->path(), &error);
         ASSERT_TRUE(sink_) << error;
         return;
       }
       case SinkKind::kRedis:
-        if (!server_) server_ = RedisServer::Start({}, &error);
-        if (!server_) GTEST_SKIP() << "no redis-server: " << error;
+        if (!server_) server_ = testing::StartRedis();
+        if (!server_) return;
         server_->Command({"FLUSHALL"});
-        client_ = MakeStartedClient({server_->Url()});
+        client_ = MakeRedisClient({server_->Url()});
         break;
       case SinkKind::kRedisCluster:
-        if (!cluster_) cluster_ = RedisCluster::Start(&error);
-        if (!cluster_) GTEST_SKIP() << "no Redis Cluster: " << error;
+        if (!cluster_) cluster_ = testing::StartRedisCluster();
+        if (!cluster_) return;
         for (size_t i = 0; i < cluster_->size(); ++i) cluster_->node(i).Command({"FLUSHALL"});
-        client_ = MakeStartedClient(cluster_->Urls());
+        client_ = MakeRedisClient(cluster_->Urls());
         break;
     }
     sink_ = MakeRedisUsageSink(*client_, kRetention, 2000ms);
@@ -83,7 +82,6 @@ class UsageSinkTest : public ::testing::TestWithParam<SinkKind> {
   void TearDown() override {
     sink_.reset();
     client_.reset();
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
 
   bool Write(const std::vector<UsageRow>& rows) {
@@ -110,7 +108,7 @@ class UsageSinkTest : public ::testing::TestWithParam<SinkKind> {
 
   static inline std::unique_ptr<RedisServer> server_;
   static inline std::unique_ptr<RedisCluster> cluster_;
-  std::string dir_;
+  std::optional<testing::TempDir> dir_;
   std::unique_ptr<redis::RedisClient> client_;
   std::unique_ptr<UsageSink> sink_;
 };

@@ -1,5 +1,5 @@
 // Test-only helpers shared by the usage sink tests: a fixed hour to write at, a retention that
-// keeps it, a started RedisClient, and synchronous Write/Query.
+// keeps it, and synchronous Write/Query. (Redis servers and clients: tests/fakes/redis_server.h.)
 #pragma once
 
 #include <gtest/gtest.h>
@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "fakes/run_awaitable.h"
-#include "redis/redis_client.h"
 #include "usage/usage.h"
 
 namespace trl::usage_testing {
@@ -18,18 +17,6 @@ namespace trl::usage_testing {
 inline constexpr int64_t kH0 = 1'795'867'200;  // 2026-11-28T12:00:00Z
 // Long enough that rows written for 2026 do not expire while the tests run.
 inline constexpr Millis kRetention = std::chrono::hours(24 * 365 * 20);
-
-inline std::unique_ptr<redis::RedisClient> MakeStartedClient(
-    std::vector<std::string> urls, Millis connect_timeout = Millis(1000)) {
-  redis::ClientOptions options;
-  options.urls = std::move(urls);
-  options.connect_timeout = connect_timeout;
-  std::string error;
-  auto client = redis::RedisClient::Create(options, &error);
-  EXPECT_TRUE(client) << error;
-  if (client) client->Start();
-  return client;
-}
 
 // Sets *error (when given) on failure; the caller decides whether failure is expected.
 inline bool WriteRows(UsageSink& sink, const std::vector<UsageRow>& rows,

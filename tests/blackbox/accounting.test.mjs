@@ -6,15 +6,16 @@
 // the budget allows and the usage API records exactly what was charged.
 //
 // Budgets are {tokens: N, per: 3650d}: they refill far less than a token during a test, so
-// levels and x-ratelimit-remaining-tokens are exact. Expected counts are computed here, with a
-// port of the gateway's approx counter and the counting rule of docs/limits.md.
+// levels and x-ratelimit-remaining-tokens are exact. Expected counts are computed here, with the
+// harness's port of the gateway's approx counter (approxTokens) and the counting rule of
+// docs/limits.md.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 
 import {
-  cleanup, errorOf, metricSum, mockRequests, mockText, pollUntil, readSse, startGateway,
-  startMockWith, startRedis, waitReady,
+  approxTokens, cleanup, errorOf, metricSum, mockText, pollUntil, readSse, startGateway, startMock,
+  startRedis, streamText, waitReady,
 } from './lib/harness.mjs';
 
 after(cleanup);
@@ -22,46 +23,6 @@ after(cleanup);
 // ---------------------------------------------------------------------------------------------
 // What the gateway charges, computed independently
 // ---------------------------------------------------------------------------------------------
-
-// The gateway's approx counter (src/limits/token_counter.h), byte by byte: a run of one class of
-// characters costs a token at its start and one more every P bytes (letters 5, digits 1,
-// punctuation 2, whitespace 4 with one leading ' ' free, 3-byte UTF-8 2, 4-byte and invalid
-// UTF-8 1); never less than ceil(bytes / 4).
-const [LETTERS, DIGITS, PUNCT, SPACE, WIDE, BYTES, CONT] = [0, 1, 2, 3, 4, 5, 6];
-const PERIOD = [5, 1, 2, 4, 2, 1];
-
-function classOf(c) {
-  if ((c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a)) return LETTERS;
-  if (c >= 0x30 && c <= 0x39) return DIGITS;
-  if (c === 0x20 || (c >= 0x09 && c <= 0x0d)) return SPACE;
-  if (c >= 0x80 && c <= 0xbf) return CONT;
-  if (c >= 0xc2 && c <= 0xdf) return LETTERS;
-  if (c >= 0xe0 && c <= 0xef) return WIDE;
-  if (c >= 0x80) return BYTES;
-  return PUNCT;
-}
-
-function approxTokens(text) {
-  const bytes = Buffer.from(text, 'utf8');
-  let tokens = 0;
-  let prev = -1;
-  let left = 0;
-  let sequence = BYTES;  // the class a continuation byte takes
-  for (const c of bytes) {
-    const raw = classOf(c);
-    const k = raw === CONT ? sequence : raw;
-    if (raw !== CONT) sequence = c < 0x80 ? BYTES : raw;
-    if (k !== prev) left = k === SPACE && c === 0x20 ? 1 : 0;
-    prev = k;
-    if (left === 0) {
-      tokens++;
-      left = PERIOD[k] - 1;
-    } else {
-      left--;
-    }
-  }
-  return Math.max(tokens, Math.ceil(bytes.length / 4));
-}
 
 const MAX_OUT = 64;  // models[].max_output_tokens of every model here
 const MEDIA = { image: 700, audio: 1024, video: 4096, file: 1024 };
@@ -173,8 +134,6 @@ const mockChatPrompt = (messages) => messages.reduce(
   (t, m) => t + 3 + m.content.split(/\s+/).filter(Boolean).length, 0);
 
 const jsonChunks = (events) => events.filter((e) => e !== '[DONE]');
-const contentOf = (chunks) => chunks.map((c) => c.choices?.[0]?.delta?.content ??
-                                                c.choices?.[0]?.text ?? '').join('');
 
 // A tools list whose one function has a `description` of `chars` characters.
 function toolsOf(chars) {
@@ -209,7 +168,7 @@ async function allSettled(gws, key, n) {
       seen.unsettled += metricSum(s, 'trl_reservations_unsettled');
     }
     return seen.answered === n && seen.unsettled === 0;
-  }, { tries: 400 });
+  });
   assert.ok(ok, `${key}: want ${n} answered and none unsettled, have ${JSON.stringify(seen)}`);
 }
 
@@ -236,7 +195,7 @@ describe('request accounting', () => {
 
   before(async () => {
     // Capped answers up to 100 words; an uncapped one fills 500, as vLLM fills the context.
-    mock = await startMockWith({ name: 'mock-acct', models: ['m'], maxOutput: 100,
+    mock = await startMock({ name: 'mock-acct', models: ['m'], maxOutput: 100,
                                  defaultMaxOutput: 500 });
     gw = await startGateway({
       models: [{ name: 'm', aliases: ['m-alias'], backends: [mock.url], max_output_tokens: MAX_OUT,
@@ -260,11 +219,8 @@ describe('request accounting', () => {
     const tokensBefore = await tokenMetrics(key);
     const mockBefore = (await mock.stats()).requests_total;
     const text = typeof body === 'string' ? body : JSON.stringify(body);
-    const r = await gw.fetch(`${gw.baseURL}/${route}`, {
-      method: 'POST', body: text,
-      headers: { 'content-type': 'application/json', authorization: `Bearer sk-${key}`,
-                 ...(fault ? { 'x-mock-fault': fault } : {}), ...headers },
-    });
+    const r = await gw.send(route, text, {
+      key: `sk-${key}`, headers: { ...(fault ? { 'x-mock-fault': fault } : {}), ...headers } });
     const out = { status: r.status, headers: r.headers, sent: text };
     if (r.headers.get('content-type')?.startsWith('text/event-stream')) {
       out.events = await readSse(r);
@@ -284,7 +240,7 @@ describe('request accounting', () => {
                     completion: tokensAfter.completion - tokensBefore.completion };
     const reached = (await mock.stats()).requests_total - mockBefore;
     assert.ok(reached <= 1, `${reached} requests reached the mock`);
-    if (reached === 1) out.forwarded = (await mockRequests(mock)).at(-1);
+    if (reached === 1) out.forwarded = (await mock.requests()).at(-1);
     return out;
   }
 
@@ -305,7 +261,7 @@ describe('request accounting', () => {
     assert.equal(data.usage.completion_tokens, MAX_OUT);
     assert.equal(level0 - Number(response.headers.get('x-ratelimit-remaining-tokens')),
                  promptEstimate('chat/completions', params) + MAX_OUT);
-    const sdkForwarded = (await mockRequests(mock)).at(-1);
+    const sdkForwarded = (await mock.requests()).at(-1);
     assert.equal(typeof sdkBody, 'string');
     assert.equal(sdkForwarded.body, `{"max_tokens":${MAX_OUT},${sdkBody.slice(1)}`);
     await allSettled([gw], 'fwd', 1);
@@ -325,7 +281,7 @@ describe('request accounting', () => {
     assert.equal(x.forwarded.body, oddSent);
     assert.equal(x.forwarded.headers['accept-encoding'], 'identity');
     assert.equal(x.forwarded.headers['content-length'], String(Buffer.byteLength(oddSent)));
-    assert.equal(contentOf(x.chunks), mockText(MAX_OUT));
+    assert.equal(streamText(x.chunks), mockText(MAX_OUT));
     assert.ok(x.chunks.every((c) => c.choices.length === 1 && !('usage' in c)),
               'the usage the gateway asked for reached a client that did not');
     assert.equal(x.reservation, promptEstimate('chat/completions', JSON.parse(odd)) + MAX_OUT);
@@ -531,7 +487,7 @@ describe('request accounting', () => {
       const what = JSON.stringify(options);
       assert.equal(x.status, 200);
       assert.ok(x.forwarded.body.endsWith(`"stream_options":${sent}}`), x.forwarded.body);
-      assert.equal(contentOf(x.chunks), mockText(5));
+      assert.equal(streamText(x.chunks), mockText(5));
       // Five words and the finish: each arrived with its usage nulled; no usage-only chunk.
       assert.equal(x.chunks.length, 6, what);
       for (const c of x.chunks) {
@@ -545,7 +501,7 @@ describe('request accounting', () => {
     const c = await exchange('strip', 'completions', {
       model: 'm', prompt: 'one two three', max_tokens: 4, stream: true,
       stream_options: { continuous_usage_stats: true } });
-    assert.equal(contentOf(c.chunks), mockText(4));
+    assert.equal(streamText(c.chunks), mockText(4));
     assert.ok(c.chunks.every((k) => k.choices.length === 1 && k.usage === null));
     assert.equal(c.charged, 3 + 4);
 
@@ -635,10 +591,8 @@ async function adversarialRun(gateways, key) {
       const gw = gateways[i % gateways.length];
       const ac = new AbortController();
       for (;;) {
-        const r = await gw.fetch(`${gw.baseURL}/${req.route}`, {
-          method: 'POST', body: req.text, signal: ac.signal,
-          headers: { 'content-type': 'application/json', authorization: `Bearer sk-${key}`,
-                     ...req.headers } });
+        const r = await gw.send(req.route, req.text,
+                                { key: `sk-${key}`, headers: req.headers, signal: ac.signal });
         if (r.status === 429) {
           await r.arrayBuffer();
           out.refused429++;
@@ -688,7 +642,7 @@ async function invariant(t, gateways, mock) {
   const ok = await pollUntil(async () => {
     usage = await usageTotal(gateways[0], key);
     return usage.requests === run.admitted && usage.rejected === run.refused429;
-  }, { tries: 200 });
+  });
   const recorded = usage.prompt_tokens + usage.completion_tokens;
   let metricTokens = 0;
   for (const gw of gateways) metricTokens += await gw.metric('trl_tokens_total', { key });
@@ -712,7 +666,7 @@ async function invariant(t, gateways, mock) {
   assert.equal(usage.rejected, run.refused429);
   assert.equal(metricTokens, charged);
   // What reached the mock asked for no more than was reserved (the last 64 requests).
-  for (const rec of await mockRequests(mock)) {
+  for (const rec of await mock.requests()) {
     const body = JSON.parse(rec.body);  // the last of repeated keys wins, as in the backend
     const cap = body.max_completion_tokens || body.max_tokens;
     assert.ok(cap >= 1 && cap <= MAX_OUT, `forwarded with cap ${cap}: ${rec.body.slice(0, 200)}`);
@@ -730,7 +684,7 @@ function invariantConfig(mock, store) {
 }
 
 // A mock pacing streams at 400 words a second, so that a client can hang up midway.
-const invariantMock = (name) => startMockWith({
+const invariantMock = (name) => startMock({
   name, models: ['m'], maxOutput: 100, defaultMaxOutput: 500, tokensPerSecond: 400, threads: 2 });
 
 describe('the invariant against adversarial clients', () => {

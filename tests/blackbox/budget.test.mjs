@@ -248,7 +248,7 @@ for (const store of STORES) {
       assert.equal(charge, 119);
       // Start at the beginning of a window, so that the request and its settlement fall in it.
       const win = () => Math.floor(Date.now() / PER);
-      assert.ok(await pollUntil(() => Date.now() % PER < 300, { tries: 200, intervalMs: 10 }));
+      assert.ok(await pollUntil(() => Date.now() % PER < 300, { intervalMs: 10 }));
       const w0 = win();
       const r1 = await fleet.at(0).post('chat/completions', body,
                                         { key: 'sk-cal', headers: { 'x-mock-fault': 'no-usage' } });
@@ -270,7 +270,7 @@ for (const store of STORES) {
       const next = await pollUntil(async () => {
         const l = await limitOf(fleet.at(0), 'cal', 'tokens');
         return l.level !== 100 - charge ? { l, w: win() } : null;
-      }, { tries: 200, intervalMs: 25 });
+      });
       assert.ok(next, 'the window never turned');
       assert.equal(next.w, w0 + 1);
       assert.equal(next.l.level, 100 - (charge - 100), 'the next window forgot the debt');
@@ -451,7 +451,7 @@ describe('store faults (redis, two instances through a relay)', () => {
         if (await fleet.gws[i].metric(name, labels) <= before[i]) return false;
       }
       return true;
-    }, { tries: 400, intervalMs: 25 });
+    });
   }
   const perGw = (fleet, name, labels) => Promise.all(fleet.gws.map((g) => g.metric(name, labels)));
   // Settlements of `source` confirmed by the store, at once or after being sent again.
@@ -490,7 +490,7 @@ describe('store faults (redis, two instances through a relay)', () => {
               'no settlement was retried after the reset');
     fleet.relay.pass();
 
-    assert.ok(await fleet.settled({ tries: 400 }), 'settlements still pending after the partition');
+    assert.ok(await fleet.settled(), 'settlements still pending after the partition');
     // Each stream: mock-llm's usage, 8 (5 words + 3) + 4, charged once.
     const level = BIG - warm - 4 * 12;
     for (const gw of fleet.gws) {
@@ -525,7 +525,7 @@ describe('store faults (redis, two instances through a relay)', () => {
     for (const gw of fleet.gws) assert.equal(await gw.metric('trl_reservations_unsettled'), 1);
     fleet.relay.pass();
 
-    assert.ok(await fleet.settled({ tries: 400 }), 'the lost admissions were never settled');
+    assert.ok(await fleet.settled(), 'the lost admissions were never settled');
     for (const gw of fleet.gws) {
       assert.equal((await limitOf(gw, 'k', 'tokens')).level, BIG - warm);
       assert.equal((await limitOf(gw, 'k', 'concurrent')).in_use, 0);
@@ -556,7 +556,7 @@ describe('store faults (redis, two instances through a relay)', () => {
     for (const gw of fleet.gws) assert.equal(await gw.metric('trl_reservations_unsettled'), 1);
     fleet.relay.pass();
 
-    assert.ok(await fleet.settled({ tries: 400 }), 'the lost admissions were never settled');
+    assert.ok(await fleet.settled(), 'the lost admissions were never settled');
     // Redis had charged each its reservation (17); each is now its real cost (11), once.
     for (const gw of fleet.gws) {
       assert.equal((await limitOf(gw, 'k', 'tokens')).level, BIG - warm - 11 * fleet.size);

@@ -4,12 +4,12 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 
 import net from 'node:net';
-import { setTimeout as delay } from 'node:timers/promises';
 
 import OpenAI from 'openai';
 
 import {
   chatBody, cleanup, errorOf, mockText, pollUntil, rawHttp, readSse, startGateway, startMock,
+  streamText,
 } from './lib/harness.mjs';
 
 const KEY = 'sk-errors-full';
@@ -41,15 +41,15 @@ describe('errors', () => {
 
   // After a failure, a good request on the same gateway succeeds. After a backend fault the
   // gateway may take the model's only backend out of rotation for a short backoff (then 503
-  // model_unavailable), so there it must come back within a bounded number of tries.
+  // model_unavailable), so there it is polled (bounded) until the backend is back.
   async function stillServes({ recover = false } = {}) {
     const good = () => gw.post('chat/completions',
                                chatBody('m', 'are you still there', { max_tokens: 3 }), { key: KEY });
-    let r = await good();
-    for (let i = 0; recover && r.status === 503 && i < 100; i++) {
-      await delay(50);
+    let r;
+    await pollUntil(async () => {
       r = await good();
-    }
+      return !recover || r.status !== 503;
+    }, { intervalMs: 50 });
     assert.equal(r.status, 200, `good request after a failure: ${r.text}`);
     assert.equal(r.json.choices[0].message.content, mockText(3));
   }
@@ -86,17 +86,16 @@ describe('errors', () => {
       const elapsed = performance.now() - t0;
       assert.equal(r.status, 504);
       errorOf(r.json, { type: 'api_error', code: 'backend_timeout' });
-      assert.ok(elapsed >= 900 && elapsed < 5000, `answered after ${elapsed.toFixed(0)} ms`);
+      // Not before the model's 1 s; and the model's, not the default of 120 s (a loaded machine
+      // may answer late, never that late).
+      assert.ok(elapsed >= 900 && elapsed < 60_000, `answered after ${elapsed.toFixed(0)} ms`);
       await stillServes({ recover: true });
     });
 
     test('truncate-stream -> the stream ends with an error event', async () => {
-      const r = await gw.fetch(`${gw.baseURL}/chat/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}`,
-                   'x-mock-fault': 'truncate-stream' },
-        body: JSON.stringify(chatBody('m', 'hello there world', { max_tokens: 10, stream: true })),
-      });
+      const r = await gw.send('chat/completions',
+                              chatBody('m', 'hello there world', { max_tokens: 10, stream: true }),
+                              { key: KEY, headers: { 'x-mock-fault': 'truncate-stream' } });
       assert.equal(r.status, 200);
       assert.match(r.headers.get('content-type'), /^text\/event-stream/);
       const events = await readSse(r);
@@ -108,7 +107,7 @@ describe('errors', () => {
       const before = events.slice(0, errAt);
       assert.ok(!before.includes('[DONE]'));
       assert.ok(before.every((e) => !e.choices?.some((c) => c.finish_reason)));
-      const text = before.map((e) => e.choices?.[0]?.delta?.content ?? '').join('');
+      const text = streamText(before);
       assert.ok(mockText(10).startsWith(text) && text.length < mockText(10).length,
                 `relayed part: ${JSON.stringify(text)}`);
 
@@ -162,17 +161,13 @@ describe('errors', () => {
       assert.equal(r.status, 200);
       assert.equal(r.json.choices[0].message.content, mockText(6));
 
-      const s = await gw.fetch(`${gw.baseURL}/chat/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}`,
-                   'x-mock-fault': 'no-usage' },
-        body: JSON.stringify(chatBody('m', 'hello there world', { max_tokens: 6, stream: true })),
-      });
+      const s = await gw.send('chat/completions',
+                              chatBody('m', 'hello there world', { max_tokens: 6, stream: true }),
+                              { key: KEY, headers: { 'x-mock-fault': 'no-usage' } });
       assert.equal(s.status, 200);
       const events = await readSse(s);
       assert.equal(events.at(-1), '[DONE]');
-      const text = events.slice(0, -1).map((e) => e.choices?.[0]?.delta?.content ?? '').join('');
-      assert.equal(text, mockText(6));
+      assert.equal(streamText(events), mockText(6));
       await stillServes({ recover: true });
     });
   });
@@ -236,22 +231,11 @@ describe('errors', () => {
       assert.equal(ok.status, 200);
     });
 
-    test(`body over max_body_bytes -> 413 before the body is sent`, async () => {
-      // Only the headers go out: a gateway that waited for the body would never answer.
-      const head = 'POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n' +
-          `Authorization: Bearer ${KEY}\r\nContent-Type: application/json\r\n` +
-          `Content-Length: ${MAX_BODY + 1}\r\n\r\n`;
-      const r = await rawHttp(gw.port, head, { timeoutMs: 5000 });
-      assert.equal(r.status, 413);
-      errorOf(r.json, { type: 'invalid_request_error', code: 'request_too_large' });
-      await stillServes();
-    });
-
     test('headers over max_header_bytes -> 431', async () => {
       const head = 'POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n' +
           `Authorization: Bearer ${KEY}\r\nX-Padding: ${'a'.repeat(MAX_HEADER + 100)}\r\n` +
           'Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}';
-      const r = await rawHttp(gw.port, head, { timeoutMs: 5000 });
+      const r = await rawHttp(gw.port, head);
       assert.equal(r.status, 431);
       errorOf(r.json);
       await stillServes();
@@ -302,17 +286,12 @@ describe('errors', () => {
 
     test('a stream that outlasts the header timeout is relayed whole', async () => {
       // 20 tokens at 10/s: about 2 s, twice the header timeout.
-      const r = await slowGw.fetch(`${slowGw.baseURL}/chat/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
-        body: JSON.stringify(chatBody('paced', 'hello there world', { max_tokens: 20,
-                                                                       stream: true })),
-      });
+      const body = chatBody('paced', 'hello there world', { max_tokens: 20, stream: true });
+      const r = await slowGw.send('chat/completions', body, { key: KEY });
       assert.equal(r.status, 200);
       const events = await readSse(r);
       assert.equal(events.at(-1), '[DONE]');
-      const text = events.slice(0, -1).map((e) => e.choices?.[0]?.delta?.content ?? '').join('');
-      assert.equal(text, mockText(20));
+      assert.equal(streamText(events), mockText(20));
       // And the connection still serves a plain request after it.
       const ok = await slowGw.post('chat/completions', chatBody('paced', 'hi', { max_tokens: 2 }),
                                    { key: KEY });
@@ -320,7 +299,10 @@ describe('errors', () => {
       assert.equal(ok.json.choices[0].message.content, mockText(2));
     });
 
-    test('a client that hangs up after the header timeout still frees the backend', async () => {
+    // (The one hang-up mid-stream test: one past the header timeout shows both that the timeout
+    // no longer applies and that the gateway hangs up on the backend.)
+    test('a client that hangs up mid-stream, after the header timeout, frees the backend; the ' +
+         'gateway serves on', async () => {
       assert.equal((await paced.stats()).open_streams, 0);
       const ac = new AbortController();
       const stream = await slowGw.client(KEY).chat.completions.create(
@@ -337,28 +319,28 @@ describe('errors', () => {
       }
       assert.equal(words, 15);
       // The other 985 words would take 98 s: only the gateway hanging up can end it now.
-      const closed = await pollUntil(async () => (await paced.stats()).open_streams === 0,
-                                     { tries: 100, intervalMs: 20 });
+      const closed = await pollUntil(async () => (await paced.stats()).open_streams === 0);
       assert.ok(closed, 'the backend stream was not closed after the client left');
+      const ok = await slowGw.post('chat/completions', chatBody('paced', 'hi', { max_tokens: 2 }),
+                                   { key: KEY });
+      assert.equal(ok.status, 200, ok.text);
+      assert.equal(ok.json.choices[0].message.content, mockText(2));
     });
 
     test('a client that leaves before a plain answer frees the backend', async () => {
       const before = await paced.stats();
       const ac = new AbortController();
-      const pending = slowGw.fetch(`${slowGw.baseURL}/chat/completions`, {
-        method: 'POST', signal: ac.signal,
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}`,
-                   'x-mock-fault': 'hang' },  // the backend never answers, until it is hung up on
-        body: JSON.stringify(chatBody('paced', 'hello there world', { max_tokens: 5 })),
-      }).catch((err) => err);
+      // The backend never answers, until it is hung up on.
+      const pending = slowGw.send(
+          'chat/completions', chatBody('paced', 'hello there world', { max_tokens: 5 }),
+          { key: KEY, headers: { 'x-mock-fault': 'hang' }, signal: ac.signal }).catch((err) => err);
       assert.ok(await pollUntil(async () =>
           (await paced.stats()).requests_total === before.requests_total + 1));
       const hung = (await paced.stats()).open_connections;
       ac.abort();
       assert.equal((await pending).name, 'AbortError');
       // The model's timeout is 2 minutes: only the gateway hanging up ends the backend's wait.
-      const closed = await pollUntil(async () => (await paced.stats()).open_connections < hung,
-                                     { tries: 100, intervalMs: 20 });
+      const closed = await pollUntil(async () => (await paced.stats()).open_connections < hung);
       assert.ok(closed, 'the backend connection was not closed after the client left');
     });
   });

@@ -2,18 +2,16 @@
 // share one budget exactly; when Redis fails, store.on_store_error decides (allow: through and
 // counted; deny: 503 model_unavailable) and no other 5xx ever reaches a client; when Redis comes
 // back (empty: nothing persisted) decisions resume by themselves; scripts flushed and
-// connections killed under load fail no decision; a token budget shared by three instances holds
-// its bound over 30 s of saturating load (single Redis and Cluster); the concurrency slots of a
-// SIGKILLed instance come back once their request deadline plus store.concurrency_lease_ttl has
-// passed.
+// connections killed under load fail no decision; the concurrency slots of a SIGKILLed instance
+// come back once their request deadline plus store.concurrency_lease_ttl has passed. (A budget
+// shared by three instances under 30 s of saturating load: limits.test.mjs, "saturation".)
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
 
 import {
-  chatBody, cleanup, errorOf, pollUntil, saturate, startGateway, startMock, startRedis,
-  startRedisCluster, waitReady,
+  chatBody, cleanup, errorOf, pollUntil, startGateway, startMock, startRedis, startRedisCluster,
+  waitReady,
 } from './lib/harness.mjs';
 
 after(cleanup);
@@ -50,7 +48,7 @@ function load(targets, key, workers) {
     // Resolves once `n` more responses have arrived (an observable, not a delay).
     async responses(n) {
       const target = statuses.length + n;
-      await pollUntil(() => statuses.length >= target, { tries: 4000, intervalMs: 5 });
+      await pollUntil(() => statuses.length >= target, { timeoutMs: 20_000, intervalMs: 5 });
       assert.ok(statuses.length >= target, `load stalled at ${statuses.length} responses`);
     },
     async stop() {
@@ -97,10 +95,14 @@ describe('redis store', () => {
       assert.equal(r.headers.get('x-ratelimit-limit-requests'), '10');
       assert.equal(r.headers.get('x-ratelimit-remaining-requests'), '0');
     }
-    // Each instance judged its share against the same budget.
-    for (const gw of gws) {
-      const decided = await gw.metric('trl_requests_total', { key: 'shared' });
-      assert.ok(decided >= 166, `${gw.proc.name} answered ${decided} of its 166-167 requests`);
+    // Each instance judged its share against the same budget (a request is counted after its
+    // answer is written: polled until all 500 are).
+    const counts = () =>
+      Promise.all(gws.map((gw) => gw.metric('trl_requests_total', { key: 'shared' })));
+    assert.ok(await pollUntil(async () => (await counts()).reduce((a, n) => a + n) === 500),
+              `counted ${await counts()}`);
+    for (const [i, decided] of (await counts()).entries()) {
+      assert.ok(decided >= 166, `${gws[i].proc.name} answered ${decided} of its 166-167 requests`);
     }
     // SIGTERM: a clean stop, Redis store included.
     for (const gw of gws) assert.equal((await gw.stop()).code, 0, `${gw.proc.name} exit code`);
@@ -174,13 +176,14 @@ describe('redis store', () => {
     for (const gw of gws) assert.equal(await gw.metric('trl_store_errors_total'), 0);
   });
 
+  // A killed Redis refuses connections at once: no store timeout is involved while it is down,
+  // and the 1 s one keeps a slow reply on a loaded machine from failing a decision that must be
+  // exact after the restart.
   test('Redis killed under load: allow passes, deny answers 503, nothing else; restart resumes',
        async () => {
     const redis = await startRedis();
-    const allow = await startGateway(config(redis, { onError: 'allow', timeout: '50ms' }),
-                                     { name: 'gw-allow' });
-    const deny = await startGateway(config(redis, { onError: 'deny', timeout: '50ms' }),
-                                    { name: 'gw-deny' });
+    const allow = await startGateway(config(redis, { onError: 'allow' }), { name: 'gw-allow' });
+    const deny = await startGateway(config(redis, { onError: 'deny' }), { name: 'gw-deny' });
     await Promise.all([ready(allow), ready(deny)]);
 
     const traffic = load([allow, deny], 'sk-load', 8);
@@ -216,13 +219,18 @@ describe('redis store', () => {
     }
     assert.deepEqual(after, [200, 200, 429]);
     assert.equal(redis2.cli('PING'), 'PONG');
-
-    // A gateway stops cleanly while Redis is down too.
-    await redis2.kill();
-    await ready(allow, 503);
-    assert.equal((await allow.post('chat/completions', BODY, { key: 'sk-load' })).status, 200);
     assert.equal((await allow.stop()).code, 0);
     assert.equal((await deny.stop()).code, 0);
+  });
+
+  test('with Redis down, a gateway serves (allow) and stops cleanly on SIGTERM', async () => {
+    const redis = await startRedis();
+    const gw = await startGateway(config(redis, { onError: 'allow' }), { name: 'gw-down' });
+    await ready(gw);
+    await redis.kill();
+    await ready(gw, 503);
+    assert.equal((await gw.post('chat/completions', BODY, { key: 'sk-load' })).status, 200);
+    assert.equal((await gw.stop()).code, 0);
   });
 
   test('SCRIPT FLUSH and CLIENT KILL under load fail no decision', async () => {
@@ -249,80 +257,6 @@ describe('redis store', () => {
     }
   });
 
-  // limits.test.mjs's '8 clients for 30 s' run, with the budget shared by three instances: 8
-  // clients loop for 30 s, each request going to the next instance in turn, against
-  // {tokens: 3000, per: 10s}. What the admitted responses carried (= what was settled) must stay
-  // within capacity + refill over the run, and reach 90% of it (the shared budget is not
-  // under-used either).
-  async function sharedBudgetRun(t, target, name) {
-    const CAP = 3000;
-    const PER_S = 10;
-    const RUN_MS = 30_000;
-    const CLIENTS = 8;
-    const satMock = await startMock({ name: `mock-${name}`, models: ['m'], threads: 2 });
-    const cfg = {
-      server: { threads: 2 },
-      store: { backend: 'redis', redis: { url: target.urls ?? target.url, timeout: '1s' },
-               on_store_error: 'deny' },
-      models: [{ name: 'm', backends: [satMock.url] }],
-      api_keys: [{ name: 'sat', key: 'sk-sat', limits: [{ tokens: CAP, per: `${PER_S}s` }] }],
-    };
-    const gws = await Promise.all([0, 1, 2].map((i) => startGateway(cfg, { name: `${name}-${i}` })));
-    await Promise.all(gws.map((gw) => ready(gw)));
-    const body = JSON.stringify(chatBody('m', 'please write a short poem about buckets',
-                                         { max_tokens: 16 }));
-    const { settledTokens, maxCost, admitted, refused, unexpected } = await saturate({
-      gateways: gws, body, key: 'sk-sat', clients: CLIENTS, runMs: RUN_MS });
-    assert.deepEqual(unexpected, []);
-
-    const bound = CAP + CAP * (RUN_MS / 1000) / PER_S;  // 12000
-    // Upper bound: 1% for timing (a request sent just before the end is admitted just after it,
-    // with a few more ms of refill), plus one request's cost: admission charges the reservation
-    // (prompt estimate + max_tokens) and settlement replaces it by the real usage, which may be
-    // larger (the budget goes into debt, repaid by later refusals); the requests still in flight
-    // when the run ends leave that excess unrepaid. Same slack as limits.test.mjs's 30 s run.
-    const ceiling = bound * 1.01 + maxCost;
-    t.diagnostic(`${name}: admitted ${admitted} requests, ${settledTokens} tokens (ceiling ` +
-                 `${ceiling}, floor ${0.9 * bound}); ${refused} refused with 429`);
-    assert.ok(refused > 0, 'the load saturated the budget');
-    assert.ok(settledTokens <= ceiling,
-              `admitted ${settledTokens} tokens > ${bound} x 1.01 + one request (${maxCost})`);
-    assert.ok(settledTokens >= 0.9 * bound,
-              `admitted only ${settledTokens} tokens (< 90% of ${bound}); ${admitted} admitted, ` +
-              `${refused} refused`);
-    // What the clients got is what mock-llm reported and what the instances settled.
-    const stats = await satMock.stats();
-    assert.equal(stats.prompt_tokens_total + stats.completion_tokens_total, settledTokens);
-    assert.equal(stats.requests_total, admitted);
-    const sum = async (metric, labels) => {
-      let total = 0;
-      for (const gw of gws) total += await gw.metric(metric, labels);
-      return total;
-    };
-    const counted = await pollUntil(async () => (
-      await sum('trl_requests_total', { key: 'sat', status: '200' }) === admitted));
-    assert.ok(counted, 'the instances did not all count their admitted requests');
-    for (const gw of gws) {
-      assert.ok(await gw.metric('trl_requests_total', { key: 'sat', status: '200' }) > 0,
-                `${gw.proc.name} admitted nothing`);
-      assert.equal(await gw.metric('trl_store_errors_total'), 0, `${gw.proc.name} store errors`);
-    }
-    assert.equal(await sum('trl_tokens_total', { key: 'sat', kind: 'prompt' }) +
-                 await sum('trl_tokens_total', { key: 'sat', kind: 'completion' }), settledTokens);
-    for (const gw of gws) assert.equal((await gw.stop()).code, 0, `${gw.proc.name} exit code`);
-    await satMock.stop();
-  }
-
-  test('three instances on one Redis: 8 clients for 30 s against {tokens: 3000, per: 10s} ' +
-       'stay within the bound', async (t) => {
-    await sharedBudgetRun(t, await startRedis(), 'gw-sat');
-  });
-
-  test('three instances on a three-master Redis Cluster: 8 clients for 30 s against ' +
-       '{tokens: 3000, per: 10s} stay within the bound', async (t) => {
-    await sharedBudgetRun(t, await startRedisCluster({ name: 'redis-sat-cluster' }), 'gw-csat');
-  });
-
   test('a SIGKILLed instance\'s concurrency slots come back after the request deadline ' +
        '(models[].request_timeout) plus store.concurrency_lease_ttl', async () => {
     const redis = await startRedis();
@@ -336,13 +270,16 @@ describe('redis store', () => {
                { name: 'slowm', backends: [slow.url], request_timeout: '2s' }],
       api_keys: [{ name: 'conc', key: 'sk-conc', limits: [{ concurrent: 2 }] }],
     };
-    const a = await startGateway(cfg, { name: 'gw-lease-a' });
-    await ready(a);
-    const streams = await Promise.all([0, 1].map(() => a.fetch(`${a.baseURL}/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: 'Bearer sk-conc' },
-      body: JSON.stringify(chatBody('slowm', 'tell me a long story', { max_tokens: 16, stream: true })),
-    })));
+    // B shares the Redis. It is started (and ready) before A's streams are admitted, so that
+    // nothing slow stands between their admission and B's first look at the slots.
+    const [a, b] = await Promise.all(['gw-lease-a', 'gw-lease-b'].map(async (name) => {
+      const gw = await startGateway(cfg, { name });
+      await ready(gw);
+      return gw;
+    }));
+    const long = chatBody('slowm', 'tell me a long story', { max_tokens: 16, stream: true });
+    const streams = await Promise.all([0, 1].map(() =>
+      a.send('chat/completions', long, { key: 'sk-conc' })));
     assert.deepEqual(streams.map((r) => r.status), [200, 200]);
     // Both slots are held: a third request through A is refused.
     const third = await a.post('chat/completions', BODY, { key: 'sk-conc' });
@@ -355,28 +292,26 @@ describe('redis store', () => {
     await a.proc.exited;
     await Promise.all(drained);
 
-    // B shares the Redis: A's leases still hold both slots...
-    const b = await startGateway(cfg, { name: 'gw-lease-b' });
-    await ready(b);
+    // A's leases still hold both slots...
     const first = await b.post('chat/completions', BODY, { key: 'sk-conc' });
     assert.equal(first.status, 429, "A's slots were free right after the kill");
     errorOf(first.json, { type: 'concurrency', code: 'rate_limit_exceeded' });
-    // ...until they lapse: poll B (bounded) until it admits.
+    // ...until they lapse: B polled until it admits.
     const polls = [first.status];
-    for (let i = 0; i < 50 && polls.at(-1) !== 200; i++) {
-      await delay(100);
+    const admitted = await pollUntil(async () => {
       const r = await b.post('chat/completions', BODY, { key: 'sk-conc' });
       polls.push(r.status);
       if (r.status !== 200) errorOf(r.json, { type: 'concurrency', code: 'rate_limit_exceeded' });
-    }
-    assert.equal(polls.at(-1), 200, `never admitted after the lease: ${JSON.stringify(tally(polls))}`);
+      return r.status === 200;
+    }, { intervalMs: 100 });
+    assert.ok(admitted, `never admitted after the lease: ${JSON.stringify(tally(polls))}`);
     // Both slots come back (the two leases lapse within ms of each other; an admitted probe
     // releases its own slot at once).
     const both = await pollUntil(async () => {
       const rs = await Promise.all([0, 1].map(() =>
         b.post('chat/completions', BODY, { key: 'sk-conc' })));
       return rs.every((r) => r.status === 200);
-    }, { tries: 10, intervalMs: 100 });
+    }, { intervalMs: 100 });
     assert.ok(both, 'two requests at once were not both admitted after the lease');
     assert.equal((await b.stop()).code, 0);
     await slow.stop();

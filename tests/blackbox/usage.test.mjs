@@ -12,8 +12,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  REPO_ROOT, cleanup, errorOf, pollUntil, startGateway, startMock, startRedis, tempDir,
-  waitReady,
+  REPO_ROOT, STORES, cleanup, errorOf, pollUntil, startFleet, startMock, startRedis, tempDir,
 } from './lib/harness.mjs';
 
 after(cleanup);
@@ -25,13 +24,12 @@ const KEYS = {
 };
 const HOUR = 3600 * 1000;
 
-function config(mockM, mockN, store) {
+function config(mockM, mockN) {
   return {
     models: [{ name: 'm', aliases: ['m-alias'], backends: [mockM.url] },
              { name: 'n', backends: [mockN.url] }],
     tenants: [{ name: 'acme', limits: [{ requests: 100000, per: '1m' }] }],
     api_keys: Object.entries(KEYS).map(([name, k]) => ({ name, ...k })),
-    ...(store ? { store } : {}),
   };
 }
 
@@ -72,11 +70,8 @@ async function workload(gateways, count, seed) {
       body.stream = true;
       if (next(2) === 1) body.stream_options = { include_usage: true };
     }
-    const r = await gw.fetch(`${gw.url}/v1/${chat ? 'chat/completions' : 'completions'}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${KEYS[name].key}` },
-      body: JSON.stringify(body),
-    });
+    const r = await gw.send(chat ? 'chat/completions' : 'completions', body,
+                            { key: KEYS[name].key });
     await drain(r);
     if (r.status === 200) seen[name].ok++;
     else if (r.status === 429) seen[name].refused++;
@@ -171,30 +166,47 @@ function backup(args) {
   assert.equal(r.status, 0, `backup.sh ${args.join(' ')}: ${r.stdout}${r.stderr}`);
 }
 
-describe('usage, embedded store', () => {
+const SETUPS = { memory: 'embedded store', redis: 'Redis shared by two instances' };
+const SEEDS = { memory: 7, redis: 11 };  // workloads that include refusals of both kinds
+
+for (const store of STORES) describe(`usage, ${SETUPS[store]}`, () => {
   let mocks;
-  let gw;
-  let dataDir;
-  let seen;
-  let want;
   before(async () => {
-    mocks = [await startMock({ name: 'mock-usage-m', models: ['m'] }),
-             await startMock({ name: 'mock-usage-n', models: ['n'] })];
-    dataDir = path.join(tempDir(), 'data');
-    gw = await startGateway(config(...mocks, { backend: 'memory', data_dir: dataDir }),
-                            { name: 'gw-usage' });
+    mocks = [await startMock({ name: `mock-usage-m-${store}`, models: ['m'] }),
+             await startMock({ name: `mock-usage-n-${store}`, models: ['n'] })];
   });
 
-  test('totals equal mock-llm\'s usage; rejected equals the 429s', async () => {
-    seen = await workload([gw], 72, 7);
+  // What each test starts from, its own: the store setup's instances (a fresh store) and the
+  // workload through them, recorded. Returns the fleet, what the clients saw and what the usage
+  // API must say.
+  async function recorded() {
+    for (const mock of mocks) await mock.resetStats();
+    const fleet = await startFleet(store, config(...mocks), { name: `gw-usage-${store}` });
+    const seen = await workload(fleet.gws, 72, SEEDS[store]);
     assert.ok(seen['k-requests'].refused > 0 && seen['k-tokens'].refused > 0,
               `the workload must include refusals: ${JSON.stringify(seen)}`);
-    want = await expected(mocks, seen);
+    // A request is recorded after its answer is written, and counted after it is recorded.
+    assert.ok(await fleet.settled({ requests: 72 }), 'not every request was recorded');
+    const want = await expected(mocks, seen);
     assert.ok(want.total.prompt_tokens > 0);
-    await assertUsage(gw, want, seen);
+    // Each instance writes its own usage at least every second (and its pending usage before it
+    // answers): polled until every instance's is in.
+    for (const gw of fleet.gws) {
+      const ok = await pollUntil(
+          async () => (await usage(gw)).total.requests === want.total.requests);
+      assert.ok(ok, `${gw.proc.name}: the other instance's usage never arrived`);
+    }
+    return { fleet, seen, want };
+  }
+
+  test('totals equal mock-llm\'s usage; rejected equals the 429s', async () => {
+    const { fleet, seen, want } = await recorded();
+    for (const gw of fleet.gws) await assertUsage(gw, want, seen);
+    await fleet.stop();
   });
 
   test('invalid parameters are 400 naming the parameter', async () => {
+    const fleet = await startFleet(store, config(...mocks), { name: `gw-usage-params-${store}` });
     const cases = [
       ['from=yesterday', 'from'], ['to=2026-13-01T00:00:00Z', 'to'],
       ['from=2026-11-28T10:00:00Z&to=2026-11-28T09:00:00Z', 'to'],
@@ -202,91 +214,57 @@ describe('usage, embedded store', () => {
       ['key=a&key=b', 'key'],
     ];
     for (const [q, param] of cases) {
-      const r = await gw.adminFetch(`/admin/v1/usage?${q}`);
+      const r = await fleet.at(0).adminFetch(`/admin/v1/usage?${q}`);
       assert.equal(r.status, 400, q);
       errorOf(r.json, { param });
     }
+    await fleet.stop();
   });
 
-  test('the same totals after SIGTERM and restart', async () => {
-    assert.deepEqual(await gw.stop(), { code: 0, signal: null });
-    gw = await startGateway(config(...mocks, { backend: 'memory', data_dir: dataDir }),
-                            { name: 'gw-usage-2' });
-    await assertUsage(gw, want, seen);
+  test('the same totals after SIGTERM and restart of every instance', async () => {
+    const { fleet, seen, want } = await recorded();
+    for (const gw of fleet.gws) assert.deepEqual(await gw.stop(), { code: 0, signal: null });
+    for (let i = 0; i < fleet.size; i++) await fleet.restart(i);
+    await assertUsage(fleet.at(0), want, seen);
+    await fleet.stop();
   });
 
-  test('the same totals after backup -> wipe -> restore', async () => {
+  test(`the same totals after backup${store === 'redis' ? ' (BGSAVE)' : ''} -> wipe -> restore`,
+       async () => {
+    const { fleet, seen, want } = await recorded();
     const saved = path.join(tempDir(), 'backup');
-    backup(['backup', '--data-dir', dataDir, '--out', saved]);  // online, while it runs
-    assert.deepEqual(await gw.stop(), { code: 0, signal: null });
-    rmSync(dataDir, { recursive: true, force: true });
-    backup(['restore', '--from', saved, '--data-dir', dataDir]);
-    gw = await startGateway(config(...mocks, { backend: 'memory', data_dir: dataDir }),
-                            { name: 'gw-usage-3' });
-    await assertUsage(gw, want, seen);
-    // The scheduled tasks show in the metrics.
-    const samples = await gw.metrics();
-    for (const task of ['usage_flush', 'key_sync', 'budget_flush', 'usage_retention']) {
-      assert.ok(samples.some((s) => s.name === 'trl_scheduled_task_runs_total' && s.labels.task === task),
-                task);
+    if (store === 'memory') {
+      const dataDir = fleet.config.store.data_dir;
+      // Online, while it runs: what the usage API answered (it writes pending usage first).
+      await assertUsage(fleet.at(0), want, seen);
+      backup(['backup', '--data-dir', dataDir, '--out', saved]);
+      assert.deepEqual(await fleet.at(0).stop(), { code: 0, signal: null });
+      rmSync(dataDir, { recursive: true, force: true });
+      backup(['restore', '--from', saved, '--data-dir', dataDir]);
+    } else {
+      backup(['backup', '--redis-url', fleet.redis.url, '--out', saved]);
+      for (const gw of fleet.gws) assert.deepEqual(await gw.stop(), { code: 0, signal: null });
+      const { port } = fleet.redis;
+      await fleet.redis.kill();
+      const dir = tempDir('trl-redis-restored-');
+      backup(['restore', '--from', saved, '--redis-rdb', path.join(dir, 'dump.rdb')]);
+      fleet.redis = await startRedis({ port, name: 'redis-usage-restored',
+                                       args: ['--dir', dir, '--dbfilename', 'dump.rdb'] });
     }
-    const flushes = await pollUntil(async () =>
-      (await gw.metric('trl_scheduled_task_runs_total', { task: 'usage_flush', outcome: 'ok' })) > 0);
-    assert.ok(flushes);
-  });
-});
-
-describe('usage, Redis shared by two instances', () => {
-  let mocks;
-  let redis;
-  let gws;
-  let seen;
-  let want;
-  let cfg;
-  const start = async (suffix) => {
-    const out = [];
-    for (const n of ['a', 'b']) out.push(await startGateway(cfg, { name: `gw-usage-${n}${suffix}` }));
-    for (const gw of out) await waitReady(gw);
-    return out;
-  };
-  before(async () => {
-    mocks = [await startMock({ name: 'mock-usage-rm', models: ['m'] }),
-             await startMock({ name: 'mock-usage-rn', models: ['n'] })];
-    redis = await startRedis({ name: 'redis-usage' });
-    cfg = config(...mocks, { backend: 'redis', redis: { url: redis.url } });
-    gws = await start('');
-  });
-
-  test('totals over both instances equal mock-llm\'s usage; rejected equals the 429s', async () => {
-    seen = await workload(gws, 72, 11);
-    assert.ok(seen['k-requests'].refused > 0 && seen['k-tokens'].refused > 0);
-    want = await expected(mocks, seen);
-    // Each instance writes its own usage at least every second: poll until both are in.
-    for (const gw of gws) {
-      const ok = await pollUntil(async () => (await usage(gw)).total.requests === want.total.requests,
-                                 { tries: 200 });
-      assert.ok(ok, `${gw.proc.name}: the other instance's usage never arrived`);
-      await assertUsage(gw, want, seen);
+    for (let i = 0; i < fleet.size; i++) await fleet.restart(i);
+    await assertUsage(fleet.at(fleet.size - 1), want, seen);
+    if (store === 'memory') {
+      // The scheduled tasks show in the metrics.
+      const gw = fleet.at(0);
+      const samples = await gw.metrics();
+      for (const task of ['usage_flush', 'key_sync', 'budget_flush', 'usage_retention']) {
+        assert.ok(samples.some((x) => x.name === 'trl_scheduled_task_runs_total' &&
+                                      x.labels.task === task), task);
+      }
+      const flushes = await pollUntil(async () => (await gw.metric(
+          'trl_scheduled_task_runs_total', { task: 'usage_flush', outcome: 'ok' })) > 0);
+      assert.ok(flushes);
     }
-  });
-
-  test('the same totals after SIGTERM and restart of both instances', async () => {
-    for (const gw of gws) assert.deepEqual(await gw.stop(), { code: 0, signal: null });
-    gws = await start('-2');
-    await assertUsage(gws[0], want, seen);
-  });
-
-  test('the same totals after backup (BGSAVE) -> wipe -> restore', async () => {
-    const saved = path.join(tempDir(), 'backup');
-    backup(['backup', '--redis-url', redis.url, '--out', saved]);
-    for (const gw of gws) assert.deepEqual(await gw.stop(), { code: 0, signal: null });
-    const port = redis.port;
-    await redis.kill();
-    const dir = tempDir('trl-redis-restored-');
-    backup(['restore', '--from', saved, '--redis-rdb', path.join(dir, 'dump.rdb')]);
-    redis = await startRedis({ port, name: 'redis-usage-restored',
-                               args: ['--dir', dir, '--dbfilename', 'dump.rdb'] });
-    gws = await start('-3');
-    await assertUsage(gws[1], want, seen);
+    await fleet.stop();
   });
 });

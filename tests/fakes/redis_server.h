@@ -5,6 +5,9 @@
 // RedisServer: one node; Pause/Resume (SIGSTOP/SIGCONT), Kill, Restart on the same port, and
 // Command() for test-side administration (SCRIPT FLUSH, CLIENT KILL, ...) over a blocking
 // hiredis connection. RedisCluster: three masters created with `redis-cli --cluster create`.
+// StartRedis() / StartRedisCluster(): one of them for a test, which is skipped without
+// redis-server (or fails, under TRL_REQUIRE_REDIS=1, as in CI). MakeRedisClient(): the
+// gateway's RedisClient of a server or cluster.
 //
 // Thread-safety: one test thread drives each object; Command() may be called from any thread.
 #pragma once
@@ -18,17 +21,22 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
+
+#include "fakes/temp_dir.h"
+#include "redis/redis_client.h"
 
 extern char** environ;
 
@@ -104,17 +112,13 @@ class RedisServer {
     return nullptr;
   }
 
-  ~RedisServer() {
-    Kill();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
+  ~RedisServer() { Kill(); }  // then dir_ goes, with what the server wrote there
 
   // A server that speaks only TLS, with a certificate for 127.0.0.1 and localhost signed by a
   // CA made for it (CaFile()). Needs the openssl command.
   static std::unique_ptr<RedisServer> StartTls(std::string* error = nullptr) {
     std::unique_ptr<RedisServer> certs(new RedisServer({}));  // only for its directory
-    const std::string d = certs->dir_;
+    const std::string d = certs->dir();
     {
       FILE* ext = std::fopen((d + "/ext.cnf").c_str(), "w");
       if (!ext) return nullptr;
@@ -146,9 +150,9 @@ class RedisServer {
   std::string Address() const { return "127.0.0.1:" + std::to_string(port_); }
   std::string Url() const { return (tls_ ? "rediss://" : "redis://") + Address(); }
   // TLS servers: the CA certificate clients must trust.
-  std::string CaFile() const { return certs_ ? certs_->dir_ + "/ca.crt" : ""; }
+  std::string CaFile() const { return certs_ ? certs_->dir() + "/ca.crt" : ""; }
   pid_t pid() const { return pid_; }
-  const std::string& dir() const { return dir_; }
+  const std::string& dir() const { return dir_.path(); }
 
   void Pause() { ::kill(pid_, SIGSTOP); }
   void Resume() { ::kill(pid_, SIGCONT); }
@@ -204,11 +208,8 @@ class RedisServer {
   }
 
  private:
-  explicit RedisServer(std::vector<std::string> extra_args) : extra_args_(std::move(extra_args)) {
-    char templ[] = "/tmp/trl-redis-XXXXXX";
-    const char* made = ::mkdtemp(templ);
-    dir_ = made ? made : "/tmp";
-  }
+  explicit RedisServer(std::vector<std::string> extra_args)
+      : extra_args_(std::move(extra_args)), dir_("trl-redis-") {}
 
   bool Launch(std::string* why) {
     // clang-format off
@@ -217,7 +218,7 @@ class RedisServer {
                                      "--bind", "127.0.0.1",
                                      "--save", "",
                                      "--appendonly", "no",
-                                     "--dir", dir_,
+                                     "--dir", dir(),
                                      "--enable-debug-command", "local",
                                      "--loglevel", "notice"};
     // clang-format on
@@ -278,7 +279,7 @@ class RedisServer {
   }
 
   std::vector<std::string> extra_args_;
-  std::string dir_;
+  TempDir dir_;
   bool tls_ = false;
   std::unique_ptr<RedisServer> certs_;  // StartTls: owns the certificates' directory
   uint16_t port_ = 0;
@@ -359,5 +360,53 @@ class RedisCluster {
   }
   std::vector<std::unique_ptr<RedisServer>> nodes_;
 };
+
+// TRL_REQUIRE_REDIS=1 (set by scripts/test.sh, which CI runs): a test that cannot start
+// redis-server fails instead of skipping, so a suite never passes by not running.
+inline bool RedisRequired() {
+  const char* v = std::getenv("TRL_REQUIRE_REDIS");
+  return v != nullptr && std::string_view(v) == "1";
+}
+
+// Skips the calling test (fails it, when RedisRequired()) because Redis is not there. Called from
+// SetUp(), the test body does not run; called from the test body, the caller returns.
+inline void SkipWithoutRedis(const std::string& why) {
+  if (RedisRequired()) GTEST_FAIL() << why << " (TRL_REQUIRE_REDIS=1: Redis tests must run)";
+  GTEST_SKIP() << why;
+}
+
+// A server for the calling test, or null after SkipWithoutRedis().
+inline std::unique_ptr<RedisServer> StartRedis(std::vector<std::string> extra_args = {}) {
+  std::string error;
+  auto server = RedisServer::Start(std::move(extra_args), &error);
+  if (!server) SkipWithoutRedis("no redis-server: " + error);
+  return server;
+}
+
+// A three-master cluster for the calling test, or null after SkipWithoutRedis().
+inline std::unique_ptr<RedisCluster> StartRedisCluster() {
+  std::string error;
+  auto cluster = RedisCluster::Start(&error);
+  if (!cluster) SkipWithoutRedis("no Redis Cluster: " + error);
+  return cluster;
+}
+
+// The gateway's client of `options.urls` (a server's Url(), a cluster's Urls()), started unless
+// `start` is false (a test that adds scripts first). Null, with a test failure, if the options
+// are refused.
+inline std::unique_ptr<redis::RedisClient> MakeRedisClient(redis::ClientOptions options,
+                                                           bool start = true) {
+  std::string error;
+  auto client = redis::RedisClient::Create(options, &error);
+  EXPECT_TRUE(client) << error;
+  if (client && start) client->Start();
+  return client;
+}
+inline std::unique_ptr<redis::RedisClient> MakeRedisClient(std::vector<std::string> urls,
+                                                           bool start = true) {
+  redis::ClientOptions options;
+  options.urls = std::move(urls);
+  return MakeRedisClient(std::move(options), start);
+}
 
 }  // namespace trl::testing

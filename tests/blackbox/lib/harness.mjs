@@ -18,6 +18,9 @@ export const REPO_ROOT = path.resolve(HERE, '../../..');
 
 // Bounded waits. Sanitizer builds start slower; the numbers are ceilings, not delays.
 export const START_TIMEOUT_MS = Number(process.env.TRL_BB_START_TIMEOUT_MS ?? 20000);
+// The longest any poll (pollUntil) waits for the state it watches: a ceiling for a failure to
+// be reported, never a measure of how fast the gateway is (a loaded CI machine is slow).
+export const POLL_TIMEOUT_MS = Number(process.env.TRL_BB_POLL_TIMEOUT_MS ?? 10000);
 export const ADMIN_TOKEN = 'bb-admin-token';
 
 // ---------------------------------------------------------------------------------------------
@@ -282,15 +285,20 @@ export class Mock {
   stop() { return this.proc.stop(); }
 }
 
-// Options: models (array), maxOutput, ttft ('0ms'), tokensPerSecond (0 = unpaced), threads.
-export async function startMock({ models = ['mock-model'], maxOutput = 16, ttft = '0ms',
-                                  tokensPerSecond = 0, threads = 1, name = 'mock-llm' } = {}) {
+// Options: models (array), maxOutput, ttft ('0ms'), tokensPerSecond (0 = unpaced), threads, and
+// defaultMaxOutput (--default-max-output: the words of an answer to a request that sent no cap,
+// where vLLM would fill the context).
+export async function startMock({ models = ['mock-model'], maxOutput = 16, defaultMaxOutput,
+                                  ttft = '0ms', tokensPerSecond = 0, threads = 1,
+                                  name = 'mock-llm' } = {}) {
   const args = ['--listen', '127.0.0.1:0', '--models', models.join(','), '--max-output',
                 String(maxOutput), '--ttft', ttft, '--tokens-per-second', String(tokensPerSecond),
                 '--threads', String(threads)];
+  if (defaultMaxOutput !== undefined) args.push('--default-max-output', String(defaultMaxOutput));
   const proc = new Proc(name, requireBin(mockBin(), 'mock-llm'), args);
   const m = await proc.waitForLine(/mock-llm listening on (\S+):(\d+)\s*$/);
-  return new Mock(proc, hostPort(m), { models, maxOutput, ttft, tokensPerSecond });
+  return new Mock(proc, hostPort(m),
+                  { models, maxOutput, defaultMaxOutput, ttft, tokensPerSecond });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -349,15 +357,20 @@ export class Gateway {
     return new OpenAI(o);
   }
 
-  // POST a JSON body (or a raw string) to /v1/<route>. Returns status, headers, parsed body.
-  async post(route, body, { key, headers = {}, signal } = {}) {
+  // POST a JSON body (or a raw string) to /v1/<route> and return the fetch Response unread: for
+  // a stream read as it comes (readSse), or a request a test abandons (`signal`).
+  send(route, body, { key, headers = {}, signal } = {}) {
     const h = { 'content-type': 'application/json', ...headers };
     if (key !== undefined && key !== null) h.authorization = `Bearer ${key}`;
-    const r = await this.fetch(`${this.url}/v1/${route}`, {
+    return this.fetch(`${this.url}/v1/${route}`, {
       method: 'POST', headers: h, signal,
       body: typeof body === 'string' ? body : JSON.stringify(body),
     });
-    return readResponse(r);
+  }
+
+  // send(), the answer read: status, headers, text and parsed body.
+  async post(route, body, options) {
+    return readResponse(await this.send(route, body, options));
   }
 
   async adminFetch(route, { method = 'GET', token = ADMIN_TOKEN, body } = {}) {
@@ -382,15 +395,14 @@ export class Gateway {
     return metricSum(await this.metrics(), name, labels);
   }
 
-  // Polls a metric until it equals `want` (bounded); returns the last value read.
-  async waitMetric(name, labels, want, { tries = 200, intervalMs = 25 } = {}) {
+  // Polls a metric until it reaches `want` (bounded: pollUntil); returns the last value read,
+  // for the caller to compare (a counter past `want` ends the wait too).
+  async waitMetric(name, labels, want) {
     let v;
-    for (let i = 0; i < tries; i++) {
+    await pollUntil(async () => {
       v = await this.metric(name, labels);
-      if (v === want) return v;
-      if (v > want) break;
-      await delay(intervalMs);
-    }
+      return v >= want;
+    });
     return v;
   }
 
@@ -662,20 +674,22 @@ export class Fleet {
 
   // True once every request the instances have finished is settled and recorded: no instance
   // has a reservation still unsettled (a Redis settlement goes out after the answer), and,
-  // when given, the instances have counted `requests` finished requests of `key` (with
+  // when given, the instances have counted `requests` finished requests (of `key`, with
   // `status`, when given). Settlement comes before recording, and recording before the count.
   // A bounded poll; returns whether it came true.
-  async settled({ key, requests, status, tries = 400 } = {}) {
+  async settled({ key, requests, status } = {}) {
     return Boolean(await pollUntil(async () => {
-      if (key !== undefined && requests !== undefined) {
-        const labels = status === undefined ? { key } : { key, status: String(status) };
+      if (requests !== undefined) {
+        const labels = {};
+        if (key !== undefined) labels.key = key;
+        if (status !== undefined) labels.status = String(status);
         if (await this.metric('trl_requests_total', labels) !== requests) return false;
       }
       for (const gw of this.gws) {
         if (await gw.metric('trl_reservations_unsettled') !== 0) return false;
       }
       return true;
-    }, { tries, intervalMs: 25 }));
+    }));
   }
 
   // GET /admin/v1/usage's total for `params` (usageTotal), asked of every instance in turn: each
@@ -690,7 +704,7 @@ export class Fleet {
   // it stopped.
   async restart(i) {
     const gw = await startGateway(this.config, { name: `${this.options.name}-${i}` });
-    if (this.store === 'redis') await waitReady(gw);
+    if (this.store !== 'memory') await waitReady(gw);
     this.gws[i] = gw;
     return gw;
   }
@@ -722,8 +736,8 @@ export class Fleet {
 // Starts a store setup's gateways on `config` (config.store may carry on_store_error,
 // concurrency_lease_ttl...; the backend, data_dir and Redis URL are filled in here).
 // memory: one instance, its data_dir kept for restarts. redis: a fresh redis-server and
-// `instances` instances on it, through a relay (startRelay) when `relay` is set; resolves once
-// each is ready.
+// `instances` instances on it, through a relay (startRelay) when `relay` is set. redis-cluster:
+// the same on a fresh three-master Redis Cluster. Resolves once each instance is ready.
 export async function startFleet(store, config, { name = `gw-${store}`, instances = 2,
                                                   relay = false, redisTimeout = '1s' } = {}) {
   const fleet = new Fleet(store, null, { name });
@@ -732,10 +746,16 @@ export async function startFleet(store, config, { name = `gw-${store}`, instance
     full.store = { ...full.store, backend: 'memory', data_dir: path.join(tempDir(), 'data') };
     instances = 1;
   } else {
-    fleet.redis = await startRedis({ name: `redis-${name}` });
-    if (relay) fleet.relay = await startRelay(fleet.redis.port);
+    let url;
+    if (store === 'redis-cluster') {
+      url = (await startRedisCluster({ name: `redis-${name}` })).urls;
+    } else {
+      fleet.redis = await startRedis({ name: `redis-${name}` });
+      if (relay) fleet.relay = await startRelay(fleet.redis.port);
+      url = (fleet.relay ?? fleet.redis).url;
+    }
     full.store = { on_store_error: 'deny', ...full.store, backend: 'redis',
-                   redis: { url: (fleet.relay ?? fleet.redis).url, timeout: redisTimeout } };
+                   redis: { url, timeout: redisTimeout } };
   }
   fleet.config = full;
   for (let i = 0; i < instances; i++) fleet.gws.push(null);
@@ -1065,9 +1085,10 @@ export function relayedTokens(events) {
   return total;
 }
 
-// The content deltas of a chat stream's events, concatenated.
+// The text of a stream's events, concatenated: chat's content deltas, completions' text
+// ('[DONE]' and events without text add nothing).
 export const streamText = (events) =>
-  events.map((e) => e?.choices?.[0]?.delta?.content ?? '').join('');
+  events.map((e) => e?.choices?.[0]?.delta?.content ?? e?.choices?.[0]?.text ?? '').join('');
 
 // GET /admin/v1/keys/{name}/limits: the key's limits with their live state.
 export async function keyLimits(gw, name) {
@@ -1090,7 +1111,6 @@ export async function usageTotal(gw, params) {
 // Small helpers
 // ---------------------------------------------------------------------------------------------
 
-// Polls `fn` until it returns a truthy value, at most `tries` times; returns the last result.
 // Saturating but well-behaved clients: `clients` loops POST `body` to /chat/completions for
 // `runMs`, rotating over `gateways`, backing off on a 429 as retry-after-ms says (never past the
 // run's end). Returns what the admitted responses carried and how many were refused.
@@ -1101,10 +1121,7 @@ export async function saturate({ gateways, body, key, clients, runMs }) {
   async function client() {
     while (performance.now() < end) {
       const gw = gateways[sent++ % gateways.length];
-      const r = await gw.fetch(`${gw.baseURL}/chat/completions`, {
-        method: 'POST', body,
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-      });
+      const r = await gw.send('chat/completions', body, { key });
       if (r.status === 200) {
         const usage = (await r.json()).usage;
         out.settledTokens += usage.total_tokens;
@@ -1131,18 +1148,19 @@ export async function waitReady(gw, want = 200) {
   const status = await pollUntil(async () => {
     const r = await gw.adminFetch('/readyz');
     return r.status === want ? r.status : 0;
-  }, { tries: 400 });
+  });
   if (status !== want) throw new Error(`${gw.proc.name}: /readyz never answered ${want}`);
 }
 
-export async function pollUntil(fn, { tries = 200, intervalMs = 25 } = {}) {
-  let v;
-  for (let i = 0; i < tries; i++) {
-    v = await fn();
-    if (v) return v;
+// Polls `fn` until it returns a truthy value, for at most `timeoutMs`; returns the last result.
+// The wait for a state the test cannot be told of (a counter, a budget, a socket closed).
+export async function pollUntil(fn, { timeoutMs = POLL_TIMEOUT_MS, intervalMs = 25 } = {}) {
+  const end = performance.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v || performance.now() >= end) return v;
     await delay(intervalMs);
   }
-  return v;
 }
 
 // "1h2m3.5s", "6m0s", "250ms", "0s" -> milliseconds (the x-ratelimit-reset-* format).
@@ -1185,29 +1203,3 @@ export const chatBody = (model, text = 'hello there world', extra = {}) => ({
 
 // mock-llm's answer of n words.
 export const mockText = (n) => Array.from({ length: n }, (_, i) => `w${i + 1}`).join(' ');
-
-// ---------------------------------------------------------------------------------------------
-// Request accounting (accounting.test.mjs): kept apart so it merges on its own
-// ---------------------------------------------------------------------------------------------
-
-// startMock's options plus `defaultMaxOutput` (--default-max-output: the words of an answer to
-// a request that sent no cap, where vLLM would fill the context).
-export async function startMockWith({ models = ['mock-model'], maxOutput = 16, defaultMaxOutput,
-                                      ttft = '0ms', tokensPerSecond = 0, threads = 1,
-                                      name = 'mock-llm' } = {}) {
-  const args = ['--listen', '127.0.0.1:0', '--models', models.join(','), '--max-output',
-                String(maxOutput), '--ttft', ttft, '--tokens-per-second', String(tokensPerSecond),
-                '--threads', String(threads)];
-  if (defaultMaxOutput !== undefined) args.push('--default-max-output', String(defaultMaxOutput));
-  const proc = new Proc(name, requireBin(mockBin(), 'mock-llm'), args);
-  const m = await proc.waitForLine(/mock-llm listening on (\S+):(\d+)\s*$/);
-  return new Mock(proc, hostPort(m), { models, maxOutput, defaultMaxOutput, ttft, tokensPerSecond });
-}
-
-// The last 64 requests `mock` received, exactly as received (GET /mock/requests), oldest first:
-// [{method, target, headers: {lower-case name: value}, body}].
-export async function mockRequests(mock) {
-  const r = await fetch(`${mock.url}/mock/requests`);
-  if (r.status !== 200) throw new Error(`mock requests: HTTP ${r.status}`);
-  return r.json();
-}
