@@ -29,7 +29,7 @@
 #include "proxy/errors.h"
 #include "proxy/gateway.h"
 #include "proxy/request_fields.h"
-#include "redis/redis_store.h"
+#include "redis_store/redis_store.h"
 #include "usage/usage.h"
 
 namespace trl {

@@ -21,6 +21,8 @@
 
 #include "common/crypto.h"
 #include "common/decimal.h"
+#include "common/redis_url.h"
+#include "config/limit_text.h"
 
 namespace trl {
 namespace {
@@ -124,58 +126,6 @@ std::optional<int64_t> ParseInt(std::string_view s) {
   return v;
 }
 
-std::optional<uint16_t> ParsePort(std::string_view s) {
-  if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string_view::npos) {
-    return std::nullopt;
-  }
-  auto v = ParseInt(s);
-  if (!v || *v > 65535) return std::nullopt;
-  return static_cast<uint16_t>(*v);
-}
-
-bool IsHostChar(char c) { return IsIdentChar(c) || c == '-' || c == '.' || c == '%' || c == '~'; }
-
-// "host:port" or "[v6]:port", port optional when `default_port` is set. Hosts are names or
-// literal addresses; an unbracketed IPv6 address is ambiguous and rejected.
-std::optional<HostPort> ParseAuthority(std::string_view s, std::optional<uint16_t> default_port) {
-  HostPort hp;
-  std::string_view rest;
-  if (!s.empty() && s.front() == '[') {
-    size_t close = s.find(']');
-    if (close == std::string_view::npos || close == 1) return std::nullopt;
-    std::string_view v6 = s.substr(1, close - 1);
-    if (v6.find_first_not_of("0123456789abcdefABCDEF:.%") != std::string_view::npos) {
-      return std::nullopt;
-    }
-    hp.host = std::string(v6);
-    rest = s.substr(close + 1);
-  } else {
-    size_t colon = s.find(':');
-    std::string_view host = s.substr(0, colon);
-    if (host.empty() || !std::all_of(host.begin(), host.end(), IsHostChar)) return std::nullopt;
-    hp.host = std::string(host);
-    rest = colon == std::string_view::npos ? std::string_view() : s.substr(colon);
-  }
-  if (rest.empty()) {
-    if (!default_port) return std::nullopt;
-    hp.port = *default_port;
-    return hp;
-  }
-  if (rest.front() != ':') return std::nullopt;
-  auto port = ParsePort(rest.substr(1));
-  if (!port) return std::nullopt;
-  hp.port = *port;
-  return hp;
-}
-
-bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (size_t i = 0; i < prefix.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
-  }
-  return true;
-}
-
 enum class UrlError { kNotUrl, kHttps };
 
 // http://host[:port][/path]; no user info, query or fragment (none of them means anything to
@@ -186,7 +136,7 @@ std::variant<BackendUrl, UrlError> ParseBackendUrl(const std::string& url) {
   std::string_view rest = std::string_view(url).substr(7);
   if (rest.find_first_of("?#@ \t") != std::string_view::npos) return UrlError::kNotUrl;
   size_t slash = rest.find('/');
-  auto authority = ParseAuthority(rest.substr(0, slash), uint16_t{80});
+  auto authority = ParseHostPort(rest.substr(0, slash), uint16_t{80});
   if (!authority || authority->port == 0) return UrlError::kNotUrl;
   BackendUrl b;
   b.url = url;
@@ -201,25 +151,8 @@ std::variant<BackendUrl, UrlError> ParseBackendUrl(const std::string& url) {
   return b;
 }
 
-// redis://[user:password@]host[:port][/db] or rediss://...
-bool IsRedisUrl(std::string_view url) {
-  std::string_view rest;
-  if (StartsWithNoCase(url, "redis://")) {
-    rest = url.substr(8);
-  } else if (StartsWithNoCase(url, "rediss://")) {
-    rest = url.substr(9);
-  } else {
-    return false;
-  }
-  size_t slash = rest.find('/');
-  std::string_view authority = rest.substr(0, slash);
-  size_t at = authority.rfind('@');
-  if (at != std::string_view::npos) authority = authority.substr(at + 1);
-  if (!ParseAuthority(authority, uint16_t{6379})) return false;
-  if (slash == std::string_view::npos) return true;
-  std::string_view db = rest.substr(slash + 1);
-  return db.find_first_not_of("0123456789") == std::string_view::npos && db.size() <= 5;
-}
+// redis://[user:password@]host[:port][/db] or rediss://..., as the Redis client reads it.
+bool IsRedisUrl(std::string_view url) { return ParseRedisUrl(url, nullptr).has_value(); }
 
 // RFC 9110 token characters.
 bool IsHeaderNameChar(char c) {
@@ -403,7 +336,7 @@ class Parser {
 
 std::optional<HostPort> Parser::Listen(const YAML::Node& node, const std::string& path) {
   std::optional<HostPort> hp;
-  if (node.IsScalar()) hp = ParseAuthority(node.Scalar(), std::nullopt);
+  if (node.IsScalar()) hp = ParseHostPort(node.Scalar());
   if (!hp) Error(path, "not host:port (e.g. 0.0.0.0:8080 or [::1]:8080)");
   return hp;
 }
@@ -812,10 +745,8 @@ std::optional<LimitConfig> Parser::ParseLimit(const YAML::Node& node, const std:
   size_t errors_before = errors_.size();
   LimitConfig l;
   std::vector<std::pair<std::string_view, LimitKind>> kinds;
-  for (auto [key, kind] : {std::pair{std::string_view("tokens"), LimitKind::kTokens},
-                           std::pair{std::string_view("requests"), LimitKind::kRequests},
-                           std::pair{std::string_view("concurrent"), LimitKind::kConcurrent}}) {
-    if (Get(*f, key)) kinds.emplace_back(key, kind);
+  for (LimitKind kind : {LimitKind::kTokens, LimitKind::kRequests, LimitKind::kConcurrent}) {
+    if (Get(*f, LimitKindName(kind))) kinds.emplace_back(LimitKindName(kind), kind);
   }
   if (kinds.empty()) {
     Error(p, "needs one of tokens, requests or concurrent");
