@@ -17,7 +17,7 @@
 #include "limits/memory_store.h"
 #include "limits/store.h"
 #include "metrics/metrics.h"
-#include "redis/redis_store.h"
+#include "redis_store/redis_store.h"
 #include "usage/usage.h"
 
 namespace trl {

@@ -21,6 +21,8 @@
 
 #include "common/crypto.h"
 #include "common/decimal.h"
+#include "common/redis_url.h"
+#include "config/limit_text.h"
 
 namespace trl {
 namespace {
@@ -124,58 +126,6 @@ std::optional<int64_t> ParseInt(std::string_view s) {
   return v;
 }
 
-std::optional<uint16_t> ParsePort(std::string_view s) {
-  if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string_view::npos) {
-    return std::nullopt;
-  }
-  auto v = ParseInt(s);
-  if (!v || *v > 65535) return std::nullopt;
-  return static_cast<uint16_t>(*v);
-}
-
-bool IsHostChar(char c) { return IsIdentChar(c) || c == '-' || c == '.' || c == '%' || c == '~'; }
-
-// "host:port" or "[v6]:port", port optional when `default_port` is set. Hosts are names or
-// literal addresses; an unbracketed IPv6 address is ambiguous and rejected.
-std::optional<HostPort> ParseAuthority(std::string_view s, std::optional<uint16_t> default_port) {
-  HostPort hp;
-  std::string_view rest;
-  if (!s.empty() && s.front() == '[') {
-    size_t close = s.find(']');
-    if (close == std::string_view::npos || close == 1) return std::nullopt;
-    std::string_view v6 = s.substr(1, close - 1);
-    if (v6.find_first_not_of("0123456789abcdefABCDEF:.%") != std::string_view::npos) {
-      return std::nullopt;
-    }
-    hp.host = std::string(v6);
-    rest = s.substr(close + 1);
-  } else {
-    size_t colon = s.find(':');
-    std::string_view host = s.substr(0, colon);
-    if (host.empty() || !std::all_of(host.begin(), host.end(), IsHostChar)) return std::nullopt;
-    hp.host = std::string(host);
-    rest = colon == std::string_view::npos ? std::string_view() : s.substr(colon);
-  }
-  if (rest.empty()) {
-    if (!default_port) return std::nullopt;
-    hp.port = *default_port;
-    return hp;
-  }
-  if (rest.front() != ':') return std::nullopt;
-  auto port = ParsePort(rest.substr(1));
-  if (!port) return std::nullopt;
-  hp.port = *port;
-  return hp;
-}
-
-bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (size_t i = 0; i < prefix.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
-  }
-  return true;
-}
-
 enum class UrlError { kNotUrl, kHttps };
 
 // http://host[:port][/path]; no user info, query or fragment (none of them means anything to
@@ -186,7 +136,7 @@ std::variant<BackendUrl, UrlError> ParseBackendUrl(const std::string& url) {
   std::string_view rest = std::string_view(url).substr(7);
   if (rest.find_first_of("?#@ \t") != std::string_view::npos) return UrlError::kNotUrl;
   size_t slash = rest.find('/');
-  auto authority = ParseAuthority(rest.substr(0, slash), uint16_t{80});
+  auto authority = ParseHostPort(rest.substr(0, slash), uint16_t{80});
   if (!authority || authority->port == 0) return UrlError::kNotUrl;
   BackendUrl b;
   b.url = url;
@@ -201,25 +151,8 @@ std::variant<BackendUrl, UrlError> ParseBackendUrl(const std::string& url) {
   return b;
 }
 
-// redis://[user:password@]host[:port][/db] or rediss://...
-bool IsRedisUrl(std::string_view url) {
-  std::string_view rest;
-  if (StartsWithNoCase(url, "redis://")) {
-    rest = url.substr(8);
-  } else if (StartsWithNoCase(url, "rediss://")) {
-    rest = url.substr(9);
-  } else {
-    return false;
-  }
-  size_t slash = rest.find('/');
-  std::string_view authority = rest.substr(0, slash);
-  size_t at = authority.rfind('@');
-  if (at != std::string_view::npos) authority = authority.substr(at + 1);
-  if (!ParseAuthority(authority, uint16_t{6379})) return false;
-  if (slash == std::string_view::npos) return true;
-  std::string_view db = rest.substr(slash + 1);
-  return db.find_first_not_of("0123456789") == std::string_view::npos && db.size() <= 5;
-}
+// redis://[user:password@]host[:port][/db] or rediss://..., as the Redis client reads it.
+bool IsRedisUrl(std::string_view url) { return ParseRedisUrl(url, nullptr).has_value(); }
 
 // RFC 9110 token characters.
 bool IsHeaderNameChar(char c) {
@@ -387,10 +320,26 @@ class Parser {
   void ParseIdentity(const YAML::Node& node, IdentityConfig& id);
   void ParseUsage(const YAML::Node& node, UsageConfig& u);
   void ParseModels(const YAML::Node& node, std::vector<ModelConfig>& models);
+  // models[i].aliases and .backends (`p`: their path), into `m`.
+  void ParseAliases(const YAML::Node& node, const std::string& p, ModelConfig& m);
+  void ParseBackends(const YAML::Node& node, const std::string& p, ModelConfig& m);
+  // Names and aliases share one namespace: a request's `model` must resolve to one model.
+  void ClaimModelName(const std::string& name, const std::string& canonical,
+                      const std::string& path);
   void ParseMediaTokens(const YAML::Node& node, const std::string& path, MediaTokens& media);
   void ParseTenants(const YAML::Node& node, std::vector<TenantConfig>& tenants);
   void ParseApiKeys(const YAML::Node& node, const std::vector<TenantConfig>& tenants,
                     std::vector<ApiKeyConfig>& keys);
+  // The parts of api_keys[i] (`p`), each into `k`.
+  void ParseKeyName(const Fields& f, const std::string& p, std::set<std::string>& seen,
+                    ApiKeyConfig& k);
+  // The secret: only its digest is kept. False when there is no valid one.
+  bool ParseKeySecret(const Fields& f, const std::string& p, ApiKeyConfig& k);
+  void ParseKeyTenant(const YAML::Node& node, const std::string& p,
+                      const std::vector<TenantConfig>& tenants, ApiKeyConfig& k);
+  void ParseKeyModels(const YAML::Node& node, const std::string& p, ApiKeyConfig& k);
+  // store.redis.url: one URL or a list of them.
+  void ParseRedisUrls(const YAML::Node& node, RedisConfig& r);
   std::optional<LimitConfig> ParseLimit(const YAML::Node& node, const std::string& path);
   std::optional<HostPort> Listen(const YAML::Node& node, const std::string& path);
   // Resolves a model name or alias to its canonical name.
@@ -403,7 +352,7 @@ class Parser {
 
 std::optional<HostPort> Parser::Listen(const YAML::Node& node, const std::string& path) {
   std::optional<HostPort> hp;
-  if (node.IsScalar()) hp = ParseAuthority(node.Scalar(), std::nullopt);
+  if (node.IsScalar()) hp = ParseHostPort(node.Scalar());
   if (!hp) Error(path, "not host:port (e.g. 0.0.0.0:8080 or [::1]:8080)");
   return hp;
 }
@@ -527,30 +476,7 @@ void Parser::ParseStore(const YAML::Node& node, StoreConfig& s) {
     if (r) {
       if (auto* u = Get(*r, "url")) {
         url_given = true;
-        const std::string up = "store.redis.url";
-        const char* help = "not a Redis URL (expected redis://host:port[/db] or rediss://...)";
-        if (u->IsSequence()) {
-          size_t i = 0;
-          for (const auto& item : *u) {
-            std::string ip = Index(up, i++);
-            auto url = String(item, ip);
-            if (!url) continue;
-            if (IsRedisUrl(*url)) {
-              s.redis.urls.push_back(*url);
-            } else {
-              Error(ip, help);
-            }
-          }
-          if (i == 0) Error(up, "at least one URL is required");
-        } else if (u->IsScalar()) {
-          if (IsRedisUrl(u->Scalar())) {
-            s.redis.urls.push_back(u->Scalar());
-          } else {
-            Error(up, help);
-          }
-        } else {
-          Error(up, "must be a URL or a list of URLs");
-        }
+        ParseRedisUrls(*u, s.redis);
       }
       if (auto* t = Get(*r, "timeout")) Set(Duration(*t, "store.redis.timeout"), s.redis.timeout);
     }
@@ -570,6 +496,33 @@ void Parser::ParseStore(const YAML::Node& node, StoreConfig& s) {
   }
   if (s.backend == StoreBackend::kRedis && !url_given) {
     Error("store.redis.url", "required when store.backend is redis");
+  }
+}
+
+void Parser::ParseRedisUrls(const YAML::Node& node, RedisConfig& r) {
+  const std::string p = "store.redis.url";
+  const char* help = "not a Redis URL (expected redis://host:port[/db] or rediss://...)";
+  if (node.IsSequence()) {
+    size_t i = 0;
+    for (const auto& item : node) {
+      std::string ip = Index(p, i++);
+      auto url = String(item, ip);
+      if (!url) continue;
+      if (IsRedisUrl(*url)) {
+        r.urls.push_back(*url);
+      } else {
+        Error(ip, help);
+      }
+    }
+    if (i == 0) Error(p, "at least one URL is required");
+  } else if (node.IsScalar()) {
+    if (IsRedisUrl(node.Scalar())) {
+      r.urls.push_back(node.Scalar());
+    } else {
+      Error(p, help);
+    }
+  } else {
+    Error(p, "must be a URL or a list of URLs");
   }
 }
 
@@ -601,12 +554,6 @@ void Parser::ParseModels(const YAML::Node& node, std::vector<ModelConfig>& model
     Error("models", "at least one model is required");
     return;
   }
-  // Names and aliases share one namespace: a request's `model` must resolve to one model.
-  auto claim = [&](const std::string& name, const std::string& canonical, const std::string& path) {
-    if (!model_index_.emplace(name, canonical).second) {
-      Error(path, Quote(name) + " is already a model name or alias");
-    }
-  };
   for (size_t i = 0; i < items->size(); ++i) {
     const std::string p = Index("models", i);
     auto f = Map((*items)[i], p,
@@ -619,34 +566,10 @@ void Parser::ParseModels(const YAML::Node& node, std::vector<ModelConfig>& model
     } else {
       Error(Field(p, "name"), "required");
     }
-    if (!m.name.empty()) claim(m.name, m.name, Field(p, "name"));
-    if (auto* n = Get(*f, "aliases")) {
-      auto aliases = List(*n, Field(p, "aliases"));
-      for (size_t j = 0; aliases && j < aliases->size(); ++j) {
-        std::string ap = Index(Field(p, "aliases"), j);
-        auto alias = NonEmptyString((*aliases)[j], ap);
-        if (!alias) continue;
-        if (!m.name.empty()) claim(*alias, m.name, ap);
-        m.aliases.push_back(*alias);
-      }
-    }
+    if (!m.name.empty()) ClaimModelName(m.name, m.name, Field(p, "name"));
+    if (auto* n = Get(*f, "aliases")) ParseAliases(*n, Field(p, "aliases"), m);
     if (auto* n = Get(*f, "backends")) {
-      auto backends = List(*n, Field(p, "backends"));
-      if (backends && backends->empty())
-        Error(Field(p, "backends"), "at least one backend is required");
-      for (size_t j = 0; backends && j < backends->size(); ++j) {
-        std::string bp = Index(Field(p, "backends"), j);
-        auto url = String((*backends)[j], bp);
-        if (!url) continue;
-        auto parsed = ParseBackendUrl(*url);
-        if (auto* b = std::get_if<BackendUrl>(&parsed)) {
-          m.backends.push_back(std::move(*b));
-        } else if (std::get<UrlError>(parsed) == UrlError::kHttps) {
-          Error(bp, "https backends are not supported yet");
-        } else {
-          Error(bp, "not a URL (expected http://host:port[/path])");
-        }
-      }
+      ParseBackends(*n, Field(p, "backends"), m);
     } else {
       Error(Field(p, "backends"), "required");
     }
@@ -671,6 +594,42 @@ void Parser::ParseModels(const YAML::Node& node, std::vector<ModelConfig>& model
       Set(Duration(*n, Field(p, "request_timeout")), m.request_timeout);
     }
     models.push_back(std::move(m));
+  }
+}
+
+void Parser::ClaimModelName(const std::string& name, const std::string& canonical,
+                            const std::string& path) {
+  if (!model_index_.emplace(name, canonical).second) {
+    Error(path, Quote(name) + " is already a model name or alias");
+  }
+}
+
+void Parser::ParseAliases(const YAML::Node& node, const std::string& p, ModelConfig& m) {
+  auto aliases = List(node, p);
+  for (size_t j = 0; aliases && j < aliases->size(); ++j) {
+    std::string ap = Index(p, j);
+    auto alias = NonEmptyString((*aliases)[j], ap);
+    if (!alias) continue;
+    if (!m.name.empty()) ClaimModelName(*alias, m.name, ap);
+    m.aliases.push_back(*alias);
+  }
+}
+
+void Parser::ParseBackends(const YAML::Node& node, const std::string& p, ModelConfig& m) {
+  auto backends = List(node, p);
+  if (backends && backends->empty()) Error(p, "at least one backend is required");
+  for (size_t j = 0; backends && j < backends->size(); ++j) {
+    std::string bp = Index(p, j);
+    auto url = String((*backends)[j], bp);
+    if (!url) continue;
+    auto parsed = ParseBackendUrl(*url);
+    if (auto* b = std::get_if<BackendUrl>(&parsed)) {
+      m.backends.push_back(std::move(*b));
+    } else if (std::get<UrlError>(parsed) == UrlError::kHttps) {
+      Error(bp, "https backends are not supported yet");
+    } else {
+      Error(bp, "not a URL (expected http://host:port[/path])");
+    }
   }
 }
 
@@ -718,78 +677,90 @@ void Parser::ParseApiKeys(const YAML::Node& node, const std::vector<TenantConfig
     auto f = Map((*items)[i], p, {"name", "key", "key_sha256", "tenant", "models", "limits"});
     if (!f) continue;
     ApiKeyConfig k;
-    if (auto* n = Get(*f, "name")) {
-      auto name = String(*n, Field(p, "name"));
-      if (name && !IsValidKeyName(*name)) {
-        Error(Field(p, "name"),
-              "must be 1-64 characters of A-Z a-z 0-9 _ - . (not starting with .)");
-      } else if (name) {
-        k.name = *name;
-        if (!seen_names.insert(k.name).second) {
-          Error(Field(p, "name"), "duplicate key name " + Quote(k.name));
-        }
-      }
-    } else {
-      Error(Field(p, "name"), "required");
-    }
-    // The secret: only its digest is kept; the plaintext lives in `secret` for this scope only
-    // and is never echoed in an error.
-    const YAML::Node* plain = Get(*f, "key");
-    const YAML::Node* hex = Get(*f, "key_sha256");
-    bool have_hash = false;
-    if (plain && hex) {
-      Error(p, "has both key and key_sha256; use one");
-    } else if (!plain && !hex) {
-      Error(p, "needs key or key_sha256");
-    } else if (plain) {
-      if (auto secret = NonEmptyString(*plain, Field(p, "key"))) {
-        k.key_sha256 = Sha256Of(*secret);
-        std::fill(secret->begin(), secret->end(), '\0');
-        have_hash = true;
-      }
-    } else {
-      std::optional<Sha256> digest;
-      if (hex->IsScalar()) digest = Sha256FromHex(hex->Scalar());
-      if (digest) {
-        k.key_sha256 = *digest;
-        have_hash = true;
-      } else {
-        Error(Field(p, "key_sha256"), "not a SHA-256 (expected 64 hex digits)");
-      }
-    }
-    if (have_hash) {
+    ParseKeyName(*f, p, seen_names, k);
+    if (ParseKeySecret(*f, p, k)) {
       auto [it, inserted] = seen_hashes.emplace(k.key_sha256, i);
       if (!inserted) Error(p, "same key as " + Index("api_keys", it->second));
     }
-    if (auto* n = Get(*f, "tenant")) {
-      std::string tp = Field(p, "tenant");
-      if (auto t = NonEmptyString(*n, tp)) {
-        bool known = std::any_of(tenants.begin(), tenants.end(),
-                                 [&](const TenantConfig& tc) { return tc.name == *t; });
-        if (known) {
-          k.tenant = *t;
-        } else {
-          Error(tp, "unknown tenant " + Quote(*t));
-        }
-      }
-    }
-    if (auto* n = Get(*f, "models")) {
-      std::string mp = Field(p, "models");
-      auto refs = List(*n, mp);
-      // An empty list would read as "every model": refuse it rather than guess.
-      if (refs && refs->empty()) Error(mp, "empty; omit models to allow every model");
-      for (size_t j = 0; refs && j < refs->size(); ++j) {
-        auto m = ModelRef((*refs)[j], Index(mp, j));
-        if (m && std::find(k.models.begin(), k.models.end(), *m) == k.models.end()) {
-          k.models.push_back(*m);
-        }
-      }
-    }
+    if (auto* n = Get(*f, "tenant")) ParseKeyTenant(*n, Field(p, "tenant"), tenants, k);
+    if (auto* n = Get(*f, "models")) ParseKeyModels(*n, Field(p, "models"), k);
     if (auto* n = Get(*f, "limits")) {
       k.limits = ParseLimits(*n, Field(p, "limits"));
       k.limits_set = true;
     }
     keys.push_back(std::move(k));
+  }
+}
+
+void Parser::ParseKeyName(const Fields& f, const std::string& p, std::set<std::string>& seen,
+                          ApiKeyConfig& k) {
+  auto* n = Get(f, "name");
+  if (!n) {
+    Error(Field(p, "name"), "required");
+    return;
+  }
+  auto name = String(*n, Field(p, "name"));
+  if (!name) return;
+  if (!IsValidKeyName(*name)) {
+    Error(Field(p, "name"), "must be 1-64 characters of A-Z a-z 0-9 _ - . (not starting with .)");
+    return;
+  }
+  k.name = *name;
+  if (!seen.insert(k.name).second) Error(Field(p, "name"), "duplicate key name " + Quote(k.name));
+}
+
+// The plaintext lives in `secret` for this scope only and is never echoed in an error.
+bool Parser::ParseKeySecret(const Fields& f, const std::string& p, ApiKeyConfig& k) {
+  const YAML::Node* plain = Get(f, "key");
+  const YAML::Node* hex = Get(f, "key_sha256");
+  if (plain && hex) {
+    Error(p, "has both key and key_sha256; use one");
+    return false;
+  }
+  if (!plain && !hex) {
+    Error(p, "needs key or key_sha256");
+    return false;
+  }
+  if (plain) {
+    auto secret = NonEmptyString(*plain, Field(p, "key"));
+    if (!secret) return false;
+    k.key_sha256 = Sha256Of(*secret);
+    std::fill(secret->begin(), secret->end(), '\0');
+    return true;
+  }
+  std::optional<Sha256> digest;
+  if (hex->IsScalar()) digest = Sha256FromHex(hex->Scalar());
+  if (!digest) {
+    Error(Field(p, "key_sha256"), "not a SHA-256 (expected 64 hex digits)");
+    return false;
+  }
+  k.key_sha256 = *digest;
+  return true;
+}
+
+void Parser::ParseKeyTenant(const YAML::Node& node, const std::string& p,
+                            const std::vector<TenantConfig>& tenants, ApiKeyConfig& k) {
+  auto t = NonEmptyString(node, p);
+  if (!t) return;
+  const bool known = std::any_of(tenants.begin(), tenants.end(),
+                                 [&](const TenantConfig& tc) { return tc.name == *t; });
+  if (known) {
+    k.tenant = *t;
+  } else {
+    Error(p, "unknown tenant " + Quote(*t));
+  }
+}
+
+void Parser::ParseKeyModels(const YAML::Node& node, const std::string& p, ApiKeyConfig& k) {
+  auto refs = List(node, p);
+  if (!refs) return;
+  // An empty list would read as "every model": refuse it rather than guess.
+  if (refs->empty()) Error(p, "empty; omit models to allow every model");
+  for (size_t j = 0; j < refs->size(); ++j) {
+    auto m = ModelRef((*refs)[j], Index(p, j));
+    if (m && std::find(k.models.begin(), k.models.end(), *m) == k.models.end()) {
+      k.models.push_back(*m);
+    }
   }
 }
 
@@ -812,10 +783,8 @@ std::optional<LimitConfig> Parser::ParseLimit(const YAML::Node& node, const std:
   size_t errors_before = errors_.size();
   LimitConfig l;
   std::vector<std::pair<std::string_view, LimitKind>> kinds;
-  for (auto [key, kind] : {std::pair{std::string_view("tokens"), LimitKind::kTokens},
-                           std::pair{std::string_view("requests"), LimitKind::kRequests},
-                           std::pair{std::string_view("concurrent"), LimitKind::kConcurrent}}) {
-    if (Get(*f, key)) kinds.emplace_back(key, kind);
+  for (LimitKind kind : {LimitKind::kTokens, LimitKind::kRequests, LimitKind::kConcurrent}) {
+    if (Get(*f, LimitKindName(kind))) kinds.emplace_back(LimitKindName(kind), kind);
   }
   if (kinds.empty()) {
     Error(p, "needs one of tokens, requests or concurrent");

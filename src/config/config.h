@@ -13,15 +13,12 @@
 #include <string>
 #include <vector>
 
+#include "common/host_port.h"
+
 namespace trl {
 
 using Millis = std::chrono::milliseconds;
 using Sha256 = std::array<uint8_t, 32>;
-
-struct HostPort {
-  std::string host;  // literal address or name; "0.0.0.0", "127.0.0.1", "::1"
-  uint16_t port = 0;  // 0 = any free port (the bound port is logged)
-};
 
 struct ServerConfig {
   int threads = 0;  // 0 = one per core

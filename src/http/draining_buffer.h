@@ -24,15 +24,21 @@
 // afresh (RunSession).
 //
 // This specialises a class template in boost::asio::detail for a type of ours: it is tied to
-// Boost 1.81's reactor, and a different Boost stops the build here.
+// Boost 1.81's reactor. With any other Boost (or with TRL_PLAIN_SOCKET_READS defined, to build
+// and test that path here), DrainingBuffer is a plain buffer: reads make the speculative recv
+// again, which costs the syscall above and changes nothing else. kDrainsOnShortRead says which
+// one was built (tests that count recv calls depend on it).
 #pragma once
 
 #include <boost/asio/buffer.hpp>
-#include <boost/asio/detail/reactive_socket_recv_op.hpp>
 #include <boost/version.hpp>
 
-static_assert(BOOST_VERSION == 108100,
-              "http/draining_buffer.h specialises Boost 1.81's reactive_socket_recv_op_base");
+#if BOOST_VERSION == 108100 && !defined(TRL_PLAIN_SOCKET_READS)
+#define TRL_DRAINING_READS 1
+#include <boost/asio/detail/reactive_socket_recv_op.hpp>
+#else
+#define TRL_DRAINING_READS 0
+#endif
 
 namespace trl::http {
 
@@ -44,8 +50,13 @@ struct DrainingBuffer {
   const boost::asio::mutable_buffer* end() const { return &buffer + 1; }
 };
 
+// Whether a short read through DrainingBuffer marks the socket drained (Boost 1.81), or is an
+// ordinary read.
+inline constexpr bool kDrainsOnShortRead = TRL_DRAINING_READS != 0;
+
 }  // namespace trl::http
 
+#if TRL_DRAINING_READS
 namespace boost::asio::detail {
 
 // As the primary template (reactive_socket_recv_op.hpp), but a short read on a stream socket is
@@ -82,3 +93,4 @@ class reactive_socket_recv_op_base<trl::http::DrainingBuffer> : public reactor_o
 };
 
 }  // namespace boost::asio::detail
+#endif  // TRL_DRAINING_READS

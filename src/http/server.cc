@@ -254,157 +254,218 @@ void Connection::WatchClient(std::function<void()> gone) {
   poll_.Add(*this);
 }
 
-asio::awaitable<void> WriteError(tcp::socket& socket, Deadline& deadline,
-                                 const Server::State& state, unsigned status,
-                                 std::string_view request_id) {
-  Response res = state.errors(status);
+// The answer to a request that could not be read (ReadMessage's error), 0 for none: the client
+// left, or sent nothing more.
+unsigned ReadErrorStatus(const beast::error_code& ec, bool expired, ReadUntil until) {
+  const bool head = until == ReadUntil::kHeader;
+  if (head && ec == bhttp::error::header_limit) return 431;
+  // Beast checks Content-Length against the body limit while parsing the header.
+  if (ec == bhttp::error::body_limit) return 413;
+  if (expired) return 408;
+  const bool left = ec == asio::error::eof || ec == asio::error::connection_reset ||
+                    (head && ec == bhttp::error::end_of_stream);
+  return left ? 0 : 400;
+}
+
+// One client connection: its requests read, handed to the handler and answered, one after the
+// other, as long as they keep the connection alive. Lives in RunSession's coroutine frame and
+// runs on the socket's executor only. What it keeps across requests (the read buffer, the
+// response head, the request id, the field arena) is reused while the connection is busy and
+// given back while it idles.
+class Session {
+ public:
+  Session(tcp::socket socket, std::shared_ptr<Server::State> state)
+      : socket_(std::move(socket)),
+        state_(std::move(state)),
+        options_(state_->options),
+        deadline_(socket_),
+        poll_(asio::use_service<ClientPoll>(
+            asio::query(socket_.get_executor(), asio::execution::context))),
+        // Bounds what a client can make us hold: one header block plus read-ahead of pipelined
+        // bytes.
+        buffer_(options_.max_header_bytes + 64 * 1024) {
+    state_->open_connections.fetch_add(1);
+  }
+  ~Session() { state_->open_connections.fetch_sub(1); }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  asio::awaitable<void> Run();
+
+ private:
+  bool Stopping() const { return state_->stopping.load(std::memory_order_relaxed); }
+  // Until the next request's first bytes are in buffer_. False: the connection ends.
+  asio::awaitable<bool> AwaitRequest();
+  // An idle connection's wait, holding no buffer, for up to `wait`; `held`: how long it had
+  // waited holding them.
+  asio::awaitable<beast::error_code> WaitIdle(std::chrono::milliseconds wait,
+                                              std::chrono::milliseconds held);
+  // The next request, head and body, into parser_; an unreadable one is answered here (4xx).
+  // False: the connection ends.
+  asio::awaitable<bool> ReadRequest();
+  // Its x-request-id when valid, else a new one, into request_id_.
+  void TakeRequestId();
+  // Room for the body about to be read.
+  void PrepareBody();
+  asio::awaitable<void> WriteError(unsigned status, std::string_view request_id);
+
+  tcp::socket socket_;
+  std::shared_ptr<Server::State> state_;
+  const ServerOptions& options_;
+  Deadline deadline_;
+  ClientPoll& poll_;
+  beast::flat_buffer buffer_;
+  std::string head_buffer_;  // response heads, reused across the connection's requests
+  std::string request_id_;   // the same for request ids
+  // The current request's header fields. None while waiting for a request: an idle connection
+  // should hold as little as it can (the arena is 2 KiB; each request takes one at its start).
+  std::unique_ptr<FieldArena> fields_;
+  using Parser = bhttp::request_parser<bhttp::string_body, FieldAllocator<char>>;
+  std::optional<Parser> parser_;  // the current request's, until it is handled
+  bool first_ = true;
+  // Whether the connection's last wait between two requests was shorter than the hold: only a
+  // busy connection (and a fresh one, for its first request) keeps its buffers while it waits.
+  bool busy_ = false;
+  bool large_body_ = false;  // the current request's body is read into a larger buffer
+};
+
+asio::awaitable<void> Session::Run() {
+  socket_.set_option(tcp::no_delay(true));
+  while (!Stopping()) {
+    if (buffer_.size() == 0 && !co_await AwaitRequest()) break;
+    first_ = false;
+    if (!co_await ReadRequest()) break;
+    Request request = parser_->release();
+    const bool keep_alive = request.keep_alive() && !Stopping();
+    Connection connection(socket_, deadline_, poll_, options_, keep_alive, request_id_,
+                          head_buffer_);
+    state_->active_requests.fetch_add(1);
+    co_await state_->handler(request, connection);
+    state_->active_requests.fetch_sub(1);
+    parser_.reset();
+    if (large_body_) buffer_.shrink_to_fit();
+    if (!connection.Reusable()) break;
+  }
+  beast::error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_send, ignored);
+  socket_.close(ignored);
+}
+
+asio::awaitable<bool> Session::AwaitRequest() {
+  fields_.reset();
+  // The next request of a busy connection is read into the buffer as it comes. A connection
+  // idle for longer than the hold, or not busy before, gives its buffers back (the 4 KiB read
+  // buffer, the last response's head and request id) and waits holding none: a connection that
+  // made one request and went quiet holds none from the start.
+  const auto timeout = first_ ? options_.header_timeout : options_.idle_timeout;
+  const auto hold = first_ || busy_ ? std::min(timeout, options_.idle_buffer_hold)
+                                    : std::chrono::milliseconds(0);
+  beast::error_code ec = asio::error::timed_out;
+  bool held_out = true;  // the hold passed with nothing read
+  if (hold.count() != 0) {
+    deadline_.ExpiresAfter(hold);
+    // Through DrainingBuffer, as every read of the request before: a read that drained the
+    // socket leaves this one to wait for its next event, with no recv first. Were the client's
+    // end of stream to have come unreported with the last request's bytes, it is seen when the
+    // hold runs out and ReadWhenReady asks the reactor afresh.
+    auto [rec, n] =
+        co_await socket_.async_read_some(DrainingBuffer{buffer_.prepare(kHeadRead)}, kTuple);
+    buffer_.commit(n);
+    ec = rec;
+    held_out = ec == asio::error::operation_aborted && deadline_.Expired();
+  }
+  busy_ = !first_ && !held_out;
+  if (held_out && hold < timeout) ec = co_await WaitIdle(timeout - hold, hold);
+  deadline_.Clear();
+  co_return !ec;
+}
+
+asio::awaitable<beast::error_code> Session::WaitIdle(std::chrono::milliseconds wait,
+                                                     std::chrono::milliseconds held) {
+  buffer_.shrink_to_fit();
+  std::string().swap(head_buffer_);
+  std::string().swap(request_id_);
+  deadline_.ExpiresAfter(wait);
+  const auto since = std::chrono::steady_clock::now();
+  state_->idle_connections.fetch_add(1);
+  const beast::error_code ec = co_await ReadWhenReady(socket_, buffer_, kHeadRead);
+  state_->idle_connections.fetch_sub(1);
+  busy_ = !first_ && std::chrono::steady_clock::now() - since + held < options_.idle_buffer_hold;
+  co_return ec;
+}
+
+asio::awaitable<bool> Session::ReadRequest() {
+  if (!fields_) fields_ = std::make_unique<FieldArena>();
+  parser_.emplace(std::piecewise_construct, std::make_tuple(),
+                  std::make_tuple(FieldAllocator<char>(fields_.get())));
+  parser_->header_limit(options_.max_header_bytes);
+  parser_->body_limit(options_.max_body_bytes);
+  deadline_.ExpiresAfter(options_.header_timeout);
+  const beast::error_code hec =
+      co_await ReadMessage(socket_, buffer_, *parser_, ReadUntil::kHeader);
+  if (hec) {
+    const unsigned status = ReadErrorStatus(hec, deadline_.Expired(), ReadUntil::kHeader);
+    if (status != 0) co_await WriteError(status, {});
+    co_return false;
+  }
+  TakeRequestId();
+  // Refuse an oversized body before reading any of it.
+  if (auto length = parser_->content_length(); length && *length > options_.max_body_bytes) {
+    co_await WriteError(413, request_id_);
+    co_return false;
+  }
+  PrepareBody();
+  if (!parser_->is_done()) {
+    deadline_.ExpiresAfter(options_.header_timeout);
+    const beast::error_code bec =
+        co_await ReadMessage(socket_, buffer_, *parser_, ReadUntil::kMessage);
+    if (bec) {
+      const unsigned status = ReadErrorStatus(bec, deadline_.Expired(), ReadUntil::kMessage);
+      if (status != 0) co_await WriteError(status, request_id_);
+      co_return false;
+    }
+  }
+  deadline_.Clear();
+  co_return true;
+}
+
+void Session::TakeRequestId() {
+  const auto& header = parser_->get();
+  if (auto it = header.find("x-request-id");
+      it != header.end() && ValidRequestId(it->value())) {
+    request_id_.assign(it->value());
+  } else {
+    MakeRequestId(request_id_);
+  }
+}
+
+void Session::PrepareBody() {
+  const auto length = parser_->content_length();  // boost::optional
+  if (length && options_.body_padding != 0) {
+    parser_->get().body().reserve(*length + options_.body_padding);
+  }
+  // Beast reads into the buffer's free room: a large body is read 64 KiB at a time, not in the
+  // 4 KiB of a head (a read and a pass of the event loop each), and the room is given back after
+  // the request, so that an idle connection stays small.
+  large_body_ = length.value_or(0) > buffer_.capacity();
+  if (large_body_) buffer_.reserve(std::min<size_t>(*length, kLargeBodyRead));
+}
+
+asio::awaitable<void> Session::WriteError(unsigned status, std::string_view request_id) {
+  Response res = state_->errors(status);
   std::string made;
   if (request_id.empty()) MakeRequestId(made);
   res.set("x-request-id", request_id.empty() ? std::string_view(made) : request_id);
   res.keep_alive(false);
   res.prepare_payload();
-  deadline.ExpiresAfter(state.options.write_timeout);
-  co_await bhttp::async_write(socket, res, kTuple);
-  deadline.Clear();
+  deadline_.ExpiresAfter(options_.write_timeout);
+  co_await bhttp::async_write(socket_, res, kTuple);
+  deadline_.Clear();
 }
 
 asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::State> state) {
-  state->open_connections.fetch_add(1);
-  struct Closer {
-    Server::State& s;
-    ~Closer() { s.open_connections.fetch_sub(1); }
-  } closer{*state};
-
-  socket.set_option(tcp::no_delay(true));
-  Deadline deadline(socket);
-  ClientPoll& poll =
-      asio::use_service<ClientPoll>(asio::query(socket.get_executor(), asio::execution::context));
-  const ServerOptions& options = state->options;
-  // Bounds what a client can make us hold: one header block plus read-ahead of pipelined bytes.
-  beast::flat_buffer buffer(options.max_header_bytes + 64 * 1024);
-  std::string head_buffer;  // response heads, reused across the connection's requests
-  std::string request_id;   // the same for request ids
-  // The current request's header fields. None while waiting for a request: an idle connection
-  // should hold as little as it can (the arena is 2 KiB; each request takes one at its start).
-  std::unique_ptr<FieldArena> fields;
-  bool first = true;
-  // Whether the connection's last wait between two requests was shorter than the hold: only a
-  // busy connection (and a fresh one, for its first request) keeps its buffers while it waits.
-  bool busy = false;
-
-  while (!state->stopping.load(std::memory_order_relaxed)) {
-    if (buffer.size() == 0) {
-      fields.reset();
-      // The next request of a busy connection is read into the buffer as it comes. A connection
-      // idle for longer than the hold, or not busy before, gives its buffers back (the 4 KiB
-      // read buffer, the last response's head and request id) and waits holding none: a
-      // connection that made one request and went quiet holds none from the start.
-      const auto timeout = first ? options.header_timeout : options.idle_timeout;
-      const auto hold = first || busy ? std::min(timeout, options.idle_buffer_hold)
-                                      : std::chrono::milliseconds(0);
-      beast::error_code ec = asio::error::timed_out;
-      bool held_out = true;  // the hold passed with nothing read
-      if (hold.count() != 0) {
-        deadline.ExpiresAfter(hold);
-        // Through DrainingBuffer, as every read of the request before: a read that drained the
-        // socket leaves this one to wait for its next event, with no recv first. Were the
-        // client's end of stream to have come unreported with the last request's bytes, it is
-        // seen when the hold runs out and ReadWhenReady asks the reactor afresh.
-        auto [rec, n] =
-            co_await socket.async_read_some(DrainingBuffer{buffer.prepare(kHeadRead)}, kTuple);
-        buffer.commit(n);
-        ec = rec;
-        held_out = ec == asio::error::operation_aborted && deadline.Expired();
-      }
-      busy = !first && !held_out;
-      if (held_out && hold < timeout) {
-        buffer.shrink_to_fit();
-        std::string().swap(head_buffer);
-        std::string().swap(request_id);
-        deadline.ExpiresAfter(timeout - hold);
-        const auto since = std::chrono::steady_clock::now();
-        state->idle_connections.fetch_add(1);
-        ec = co_await ReadWhenReady(socket, buffer, kHeadRead);
-        state->idle_connections.fetch_sub(1);
-        busy = !first && std::chrono::steady_clock::now() - since + hold < options.idle_buffer_hold;
-      }
-      deadline.Clear();
-      if (ec) break;
-    }
-    first = false;
-    if (!fields) fields = std::make_unique<FieldArena>();
-
-    bhttp::request_parser<bhttp::string_body, FieldAllocator<char>> parser(
-        std::piecewise_construct, std::make_tuple(),
-        std::make_tuple(FieldAllocator<char>(fields.get())));
-    parser.header_limit(options.max_header_bytes);
-    parser.body_limit(options.max_body_bytes);
-    deadline.ExpiresAfter(options.header_timeout);
-    const beast::error_code hec = co_await ReadMessage(socket, buffer, parser, ReadUntil::kHeader);
-    if (hec) {
-      if (hec == bhttp::error::header_limit) {
-        co_await WriteError(socket, deadline, *state, 431, {});
-      } else if (hec == bhttp::error::body_limit) {
-        // Beast checks Content-Length against the body limit while parsing the header.
-        co_await WriteError(socket, deadline, *state, 413, {});
-      } else if (deadline.Expired()) {
-        co_await WriteError(socket, deadline, *state, 408, {});
-      } else if (hec != bhttp::error::end_of_stream && hec != asio::error::eof &&
-                 hec != asio::error::connection_reset) {
-        co_await WriteError(socket, deadline, *state, 400, {});
-      }
-      break;
-    }
-    auto& header = parser.get();
-    if (auto it = header.find("x-request-id");
-        it != header.end() && ValidRequestId(it->value())) {
-      request_id.assign(it->value());
-    } else {
-      MakeRequestId(request_id);
-    }
-    // Refuse an oversized body before reading any of it.
-    if (auto length = parser.content_length(); length && *length > options.max_body_bytes) {
-      co_await WriteError(socket, deadline, *state, 413, request_id);
-      break;
-    }
-    if (auto length = parser.content_length(); length && options.body_padding != 0) {
-      parser.get().body().reserve(*length + options.body_padding);
-    }
-    // Beast reads into the buffer's free room: a large body is read 64 KiB at a time, not in
-    // the 4 KiB of a head (a read and a pass of the event loop each), and the room is given
-    // back after the request, so that an idle connection stays small.
-    const bool large_body = parser.content_length().value_or(0) > buffer.capacity();
-    if (large_body) {
-      buffer.reserve(std::min<size_t>(*parser.content_length(), kLargeBodyRead));
-    }
-    if (!parser.is_done()) {
-      deadline.ExpiresAfter(options.header_timeout);
-      const beast::error_code bec =
-          co_await ReadMessage(socket, buffer, parser, ReadUntil::kMessage);
-      if (bec) {
-        if (bec == bhttp::error::body_limit) {
-          co_await WriteError(socket, deadline, *state, 413, request_id);
-        } else if (deadline.Expired()) {
-          co_await WriteError(socket, deadline, *state, 408, request_id);
-        } else if (bec != asio::error::eof && bec != asio::error::connection_reset) {
-          co_await WriteError(socket, deadline, *state, 400, request_id);
-        }
-        break;
-      }
-    }
-    deadline.Clear();
-    Request request = parser.release();
-    bool keep_alive = request.keep_alive() && !state->stopping.load(std::memory_order_relaxed);
-    Connection connection(socket, deadline, poll, options, keep_alive, request_id, head_buffer);
-    state->active_requests.fetch_add(1);
-    co_await state->handler(request, connection);
-    state->active_requests.fetch_sub(1);
-    if (large_body) buffer.shrink_to_fit();
-    if (!connection.Reusable()) break;
-  }
-  beast::error_code ignored;
-  socket.shutdown(tcp::socket::shutdown_send, ignored);
-  socket.close(ignored);
+  Session session(std::move(socket), std::move(state));
+  co_await session.Run();
 }
 
 asio::awaitable<void> AcceptLoop(std::shared_ptr<tcp::acceptor> acceptor,

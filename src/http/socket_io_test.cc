@@ -227,6 +227,7 @@ void ReadOneAnswer(asio::io_context& io, Pair& pair, beast::flat_buffer& buffer,
 // The read of an answer, after a read that drained the socket, waits for the socket's next
 // event without a recv that would find nothing: the recv Asio makes first on every read.
 TEST(ReadMessageTest, AnAnswerAfterADrainedReadMakesNoRecvBeforeItComes) {
+  if (!kDrainsOnShortRead) GTEST_SKIP() << "plain socket reads (http/draining_buffer.h)";
   asio::io_context io(1);
   Pair pair(io);
   RecvCount count(pair.near);
@@ -249,6 +250,8 @@ TEST(ReadMessageTest, AnAnswerAfterADrainedReadMakesNoRecvBeforeItComes) {
 // Any other read may follow a read that took the peer's end of stream unreported, so it tries
 // the socket first.
 TEST(ReadMessageTest, ReadsOtherThanAnAnswerTryTheSocketFirst) {
+  // (Plain reads go through recvmsg, which the wrapper does not count.)
+  if (!kDrainsOnShortRead) GTEST_SKIP() << "plain socket reads (http/draining_buffer.h)";
   asio::io_context io(1);
   Pair pair(io);
   RecvCount count(pair.near);

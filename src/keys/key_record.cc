@@ -4,17 +4,13 @@
 #include <boost/json/serialize.hpp>
 
 #include "common/crypto.h"
-#include "limits/limiter.h"
+#include "config/limit_text.h"
 
 namespace trl {
 
 boost::json::object LimitToJson(const LimitConfig& limit) {
   boost::json::object o;
-  switch (limit.kind) {
-    case LimitKind::kTokens: o["tokens"] = limit.amount; break;
-    case LimitKind::kRequests: o["requests"] = limit.amount; break;
-    case LimitKind::kConcurrent: o["concurrent"] = limit.amount; break;
-  }
+  o[LimitKindName(limit.kind)] = limit.amount;
   if (limit.kind != LimitKind::kConcurrent) {
     o["per"] = FormatPeriod(limit.per);
     if (limit.calendar) o["reset"] = "calendar";

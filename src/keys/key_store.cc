@@ -1,11 +1,10 @@
 #include "keys/key_store.h"
 
-#include <sqlite3.h>
 #include <spdlog/spdlog.h>
 
-#include <filesystem>
 #include <mutex>
 
+#include "common/sqlite.h"
 #include "redis/redis_client.h"
 
 namespace trl {
@@ -14,10 +13,16 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // SQLite
 
+constexpr const char* kSchema =
+    "CREATE TABLE IF NOT EXISTS keys(name TEXT PRIMARY KEY, record TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS meta(version INTEGER NOT NULL);"
+    "INSERT INTO meta(version) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM meta);";
+
+// Thread-safety: every call takes mutex_ (the admin thread writes, the scheduler's key sync
+// reads; one connection serves both, one call at a time).
 class SqliteKeyStore final : public KeyStore {
  public:
-  explicit SqliteKeyStore(sqlite3* db) : db_(db) {}
-  ~SqliteKeyStore() override { sqlite3_close(db_); }
+  explicit SqliteKeyStore(sqlite::Database db) : db_(std::move(db)) {}
 
   asio::awaitable<Loaded> LoadAll() override { co_return LoadNow(); }
   asio::awaitable<std::optional<int64_t>> Version() override {
@@ -37,84 +42,73 @@ class SqliteKeyStore final : public KeyStore {
  private:
   enum class Mode { kCreate, kReplace, kRemove };
 
-  bool Exec(const char* sql) { return sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) == SQLITE_OK; }
-
   std::optional<int64_t> ReadVersion() {
-    sqlite3_stmt* stmt = nullptr;
-    std::optional<int64_t> v;
-    if (sqlite3_prepare_v2(db_, "SELECT version FROM meta", -1, &stmt, nullptr) == SQLITE_OK &&
-        sqlite3_step(stmt) == SQLITE_ROW) {
-      v = sqlite3_column_int64(stmt, 0);
+    sqlite::Statement select;
+    if (!select.Prepare(db_, "SELECT version FROM meta", nullptr) ||
+        select.Next() != sqlite::Statement::Step::kRow) {
+      return std::nullopt;
     }
-    sqlite3_finalize(stmt);
-    return v;
+    return select.Int(0);
   }
 
   Loaded LoadNow() {
     std::lock_guard lock(mutex_);
     Loaded out;
-    if (!Exec("BEGIN")) {
-      out.error = std::string("keys.db: ") + sqlite3_errmsg(db_);
+    // One snapshot: the version read is the version of the keys read.
+    sqlite::Transaction snapshot(db_, &out.error);
+    if (!snapshot.Began()) return out;
+    const std::optional<int64_t> version = ReadVersion();
+    sqlite::Statement select;
+    if (!version ||
+        !select.Prepare(db_, "SELECT name, record FROM keys ORDER BY name", &out.error)) {
+      if (out.error.empty()) out.error = db_.Error("version");
       return out;
     }
-    auto version = ReadVersion();
-    sqlite3_stmt* stmt = nullptr;
-    bool ok = version.has_value() &&
-              sqlite3_prepare_v2(db_, "SELECT name, record FROM keys ORDER BY name", -1, &stmt,
-                                 nullptr) == SQLITE_OK;
-    int rc = SQLITE_DONE;
-    while (ok && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-      auto text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 1));
-      auto record = ParseKeyRecord(
-          text ? std::string_view(text, sqlite3_column_bytes(stmt, 1)) : std::string_view());
-      if (record) {
+    sqlite::Statement::Step step;
+    while ((step = select.Next()) == sqlite::Statement::Step::kRow) {
+      if (auto record = ParseKeyRecord(select.Text(1))) {
         out.keys.push_back(std::move(*record));
       } else {
-        spdlog::error("keys.db: the record of key '{}' is unreadable; skipped",
-                      reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
+        spdlog::error("keys.db: the record of key '{}' is unreadable; skipped", select.Text(0));
       }
     }
-    ok = ok && rc == SQLITE_DONE;
-    if (!ok) out.error = std::string("keys.db: ") + sqlite3_errmsg(db_);
-    sqlite3_finalize(stmt);
-    Exec("COMMIT");
-    out.ok = ok;
-    if (ok) out.version = *version;
+    if (step == sqlite::Statement::Step::kError) {
+      out.error = db_.Error("load");
+      return out;
+    }
+    out.ok = true;
+    out.version = *version;
     return out;
   }
 
   WriteStatus Write(std::string_view name, const std::string& record, Mode mode) {
     std::lock_guard lock(mutex_);
-    if (!Exec("BEGIN IMMEDIATE")) return WriteStatus::kError;
+    sqlite::Transaction transaction(db_, nullptr, "BEGIN IMMEDIATE");
+    if (!transaction.Began()) return WriteStatus::kError;
     const char* sql = mode == Mode::kCreate    ? "INSERT OR IGNORE INTO keys(name, record) VALUES(?1, ?2)"
                       : mode == Mode::kReplace ? "UPDATE keys SET record = ?2 WHERE name = ?1"
                                                : "DELETE FROM keys WHERE name = ?1";
-    sqlite3_stmt* stmt = nullptr;
-    bool ok = sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr) == SQLITE_OK;
+    sqlite::Statement write;
+    std::string error;
+    bool ok = write.Prepare(db_, sql, &error);
     if (ok) {
-      sqlite3_bind_text(stmt, 1, name.data(), static_cast<int>(name.size()), SQLITE_TRANSIENT);
-      if (mode != Mode::kRemove) {
-        sqlite3_bind_text(stmt, 2, record.data(), static_cast<int>(record.size()),
-                          SQLITE_TRANSIENT);
-      }
-      ok = sqlite3_step(stmt) == SQLITE_DONE;
+      write.BindText(1, name);
+      if (mode != Mode::kRemove) write.BindText(2, record);
+      ok = write.Run();
+      if (!ok) error = db_.Error("write");
     }
-    sqlite3_finalize(stmt);
-    const bool changed = ok && sqlite3_changes(db_) == 1;
-    if (changed) ok = Exec("UPDATE meta SET version = version + 1");
-    if (!ok || !changed) {
-      Exec("ROLLBACK");
-      if (!ok) {
-        spdlog::error("keys.db: {}", sqlite3_errmsg(db_));
-        return WriteStatus::kError;
-      }
-      return mode == Mode::kCreate ? WriteStatus::kExists : WriteStatus::kNotFound;
+    const bool changed = ok && db_.Changes() == 1;
+    if (changed) ok = db_.Exec("UPDATE meta SET version = version + 1", &error);
+    if (!ok) {
+      spdlog::error("{}", error);
+      return WriteStatus::kError;
     }
-    return Exec("COMMIT") ? WriteStatus::kOk : WriteStatus::kError;
+    if (!changed) return mode == Mode::kCreate ? WriteStatus::kExists : WriteStatus::kNotFound;
+    return transaction.Commit(nullptr) ? WriteStatus::kOk : WriteStatus::kError;
   }
 
   std::mutex mutex_;
-  sqlite3* db_;
+  sqlite::Database db_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -231,30 +225,9 @@ class RedisKeyStore final : public KeyStore {
 }  // namespace
 
 std::unique_ptr<KeyStore> OpenSqliteKeyStore(const std::string& data_dir, std::string* error) {
-  std::error_code ec;
-  std::filesystem::create_directories(data_dir, ec);
-  const std::string path = (std::filesystem::path(data_dir) / "keys.db").string();
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
-      SQLITE_OK) {
-    if (error) *error = path + ": " + (db ? sqlite3_errmsg(db) : "cannot open");
-    sqlite3_close(db);
-    return nullptr;
-  }
-  sqlite3_busy_timeout(db, 5000);
-  const char* schema =
-      "PRAGMA journal_mode=WAL;"
-      "CREATE TABLE IF NOT EXISTS keys(name TEXT PRIMARY KEY, record TEXT NOT NULL);"
-      "CREATE TABLE IF NOT EXISTS meta(version INTEGER NOT NULL);"
-      "INSERT INTO meta(version) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM meta);";
-  char* message = nullptr;
-  if (sqlite3_exec(db, schema, nullptr, nullptr, &message) != SQLITE_OK) {
-    if (error) *error = path + ": " + (message ? message : sqlite3_errmsg(db));
-    sqlite3_free(message);
-    sqlite3_close(db);
-    return nullptr;
-  }
-  return std::make_unique<SqliteKeyStore>(db);
+  std::optional<sqlite::Database> db = sqlite::Database::Open(data_dir, "keys.db", error);
+  if (!db || !db->Exec(kSchema, error)) return nullptr;
+  return std::make_unique<SqliteKeyStore>(std::move(*db));
 }
 
 std::unique_ptr<KeyStore> MakeRedisKeyStore(redis::RedisClient& client, Millis timeout) {

@@ -7,6 +7,8 @@
 #include <random>
 #include <utility>
 
+#include "config/limit_text.h"
+
 namespace trl {
 namespace {
 
@@ -77,20 +79,6 @@ std::string_view ShardKey(std::string_view key, std::string_view tenant) {
 }
 
 }  // namespace
-
-std::string FormatPeriod(std::chrono::milliseconds period) {
-  struct Unit {
-    int64_t ms;
-    const char* suffix;
-  };
-  static constexpr Unit kUnits[] = {
-      {86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1'000, "s"}};
-  int64_t ms = period.count();
-  for (const Unit& unit : kUnits) {
-    if (ms > 0 && ms % unit.ms == 0) return std::to_string(ms / unit.ms) + unit.suffix;
-  }
-  return std::to_string(ms) + "ms";
-}
 
 std::string DescribeLimit(ScopeKind scope, std::string_view owner, const LimitConfig& limit) {
   std::string text = scope == ScopeKind::kKey ? "key '" : "tenant '";

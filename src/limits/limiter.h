@@ -256,8 +256,5 @@ class Limiter {
 
 // "key 'team-a' model 'llama2-13b' 20000 tokens per 1m" and the like (Admission::refused_limit).
 std::string DescribeLimit(ScopeKind scope, std::string_view owner, const LimitConfig& limit);
-// A period as written in the config: "1m", "1d", "90s", "250ms" (the largest unit that divides
-// it exactly). Not FormatDuration, which writes reset headers ("6m0s").
-std::string FormatPeriod(std::chrono::milliseconds period);
 
 }  // namespace trl

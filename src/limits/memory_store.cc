@@ -1,13 +1,11 @@
 #include "limits/memory_store.h"
 
-#include <sqlite3.h>
-
 #include <algorithm>
-#include <filesystem>
 #include <functional>
 #include <optional>
-#include <system_error>
 #include <utility>
+
+#include "config/limit_text.h"
 
 namespace trl {
 
@@ -143,17 +141,6 @@ namespace {
 
 bool IsLevelKind(LimitKind kind) { return kind != LimitKind::kConcurrent; }
 
-const char* KindText(LimitKind kind) {
-  return kind == LimitKind::kTokens ? "tokens" : kind == LimitKind::kRequests ? "requests"
-                                                                                : "concurrent";
-}
-
-std::optional<LimitKind> KindFromText(std::string_view text) {
-  if (text == "tokens") return LimitKind::kTokens;
-  if (text == "requests") return LimitKind::kRequests;
-  return std::nullopt;
-}
-
 constexpr const char* kSchema =
     "CREATE TABLE IF NOT EXISTS buckets("
     " scope INTEGER NOT NULL,"        // 0 key, 1 tenant
@@ -168,94 +155,59 @@ constexpr const char* kSchema =
     " stamp_us INTEGER NOT NULL,"     // rolling: last refill; calendar: window start
     " PRIMARY KEY(scope, scope_name, model, kind, period_us, calendar)) WITHOUT ROWID;";
 
-bool Exec(sqlite3* db, const char* sql, std::string* error) {
-  char* message = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &message) != SQLITE_OK) {
-    if (error) *error = std::string("limits.db: ") + (message ? message : sqlite3_errmsg(db));
-    sqlite3_free(message);
-    return false;
-  }
-  return true;
-}
+constexpr const char* kSelect =
+    "SELECT scope, scope_name, model, kind, period_us, calendar, capacity, level, frac, "
+    "stamp_us FROM buckets";
 
-void SetError(sqlite3* db, const char* what, std::string* error) {
-  if (error) *error = std::string("limits.db: ") + what + ": " + sqlite3_errmsg(db);
-}
-
-std::string_view ColumnText(sqlite3_stmt* stmt, int column) {
-  const unsigned char* text = sqlite3_column_text(stmt, column);
-  return text ? std::string_view(reinterpret_cast<const char*>(text),
-                                 static_cast<size_t>(sqlite3_column_bytes(stmt, column)))
-              : std::string_view();
-}
+constexpr const char* kUpsert =
+    "INSERT OR REPLACE INTO buckets(scope, scope_name, model, kind, period_us, calendar, "
+    "capacity, level, frac, stamp_us) VALUES(?,?,?,?,?,?,?,?,?,?)";
 
 }  // namespace
 
 MemoryStore::MemoryStore() : shards_(std::make_unique<std::array<Shard, kShards>>()) {}
 
-MemoryStore::~MemoryStore() {
-  if (db_) sqlite3_close(db_);
-}
+MemoryStore::~MemoryStore() = default;
 
 std::unique_ptr<MemoryStore> MemoryStore::Open(const std::string& data_dir, std::string* error) {
-  std::error_code ec;
-  std::filesystem::create_directories(data_dir, ec);
-  if (ec) {
-    if (error) *error = "data_dir '" + data_dir + "': " + ec.message();
-    return nullptr;
-  }
   auto store = std::make_unique<MemoryStore>();
-  std::string path = (std::filesystem::path(data_dir) / "limits.db").string();
-  if (sqlite3_open_v2(path.c_str(), &store->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                      nullptr) != SQLITE_OK) {
-    if (error) {
-      *error = path + ": " + (store->db_ ? sqlite3_errmsg(store->db_) : "cannot open");
-    }
-    return nullptr;
-  }
-  sqlite3_busy_timeout(store->db_, 5000);
-  if (!Exec(store->db_, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", error) ||
-      !Exec(store->db_, kSchema, error) || !store->Load(error)) {
+  store->db_ = sqlite::Database::Open(data_dir, "limits.db", error);
+  if (!store->db_ || !store->db_->Exec("PRAGMA synchronous=NORMAL", error) ||
+      !store->db_->Exec(kSchema, error) || !store->Load(error)) {
     return nullptr;
   }
   return store;
 }
 
 bool MemoryStore::Load(std::string* error) {
-  sqlite3_stmt* stmt = nullptr;
-  const char* sql =
-      "SELECT scope, scope_name, model, kind, period_us, calendar, capacity, level, frac, "
-      "stamp_us FROM buckets";
-  if (sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr) != SQLITE_OK) {
-    SetError(db_, "load", error);
-    return false;
-  }
-  int rc;
-  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    std::optional<LimitKind> kind = KindFromText(ColumnText(stmt, 3));
-    int64_t period = sqlite3_column_int64(stmt, 4);
-    if (!kind || period <= 0) continue;  // not written by this version: ignore
+  sqlite::Statement select;
+  if (!select.Prepare(*db_, kSelect, error)) return false;
+  sqlite::Statement::Step step;
+  while ((step = select.Next()) == sqlite::Statement::Step::kRow) {
+    std::optional<LimitKind> kind = ParseLimitKind(select.Text(3));
+    const int64_t period = select.Int(4);
+    // Not written by this version: ignore.
+    if (!kind || !IsLevelKind(*kind) || period <= 0) continue;
     OwnedRef ref;
-    ref.scope = sqlite3_column_int(stmt, 0) == 1 ? ScopeKind::kTenant : ScopeKind::kKey;
-    ref.scope_name = std::string(ColumnText(stmt, 1));
-    ref.model = std::string(ColumnText(stmt, 2));
+    ref.scope = select.Int(0) == 1 ? ScopeKind::kTenant : ScopeKind::kKey;
+    ref.scope_name = std::string(select.Text(1));
+    ref.model = std::string(select.Text(2));
     ref.kind = *kind;
     ref.period_micros = period;
-    ref.calendar = sqlite3_column_int(stmt, 5) != 0;
+    ref.calendar = select.Int(5) != 0;
     Bucket bucket;
-    bucket.level.capacity = sqlite3_column_int64(stmt, 6);
-    bucket.level.level = sqlite3_column_int64(stmt, 7);
-    bucket.level.frac = sqlite3_column_int64(stmt, 8);
-    bucket.level.stamp = sqlite3_column_int64(stmt, 9);
+    bucket.level.capacity = select.Int(6);
+    bucket.level.level = select.Int(7);
+    bucket.level.frac = select.Int(8);
+    bucket.level.stamp = select.Int(9);
     const int64_t frac_end = ref.calendar ? bucket.level.capacity + 1 : period;
     if (bucket.level.frac < 0 || bucket.level.frac >= frac_end) bucket.level.frac = 0;
     size_t shard = 0;
     ref.hash = BatchLocks::HashOf(ref.View(), &shard).hash;
     (*shards_)[shard].buckets.insert_or_assign(std::move(ref), std::move(bucket));
   }
-  sqlite3_finalize(stmt);
-  if (rc != SQLITE_DONE) {
-    SetError(db_, "load", error);
+  if (step == sqlite::Statement::Step::kError) {
+    if (error) *error = db_->Error("load");
     return false;
   }
   return true;
@@ -456,42 +408,30 @@ bool MemoryStore::Flush(std::string* error) {
   }
   if (rows.empty()) return true;
 
-  bool ok = Exec(db_, "BEGIN", error);
-  sqlite3_stmt* stmt = nullptr;
-  if (ok && sqlite3_prepare_v2(db_,
-                               "INSERT OR REPLACE INTO buckets(scope, scope_name, model, kind, "
-                               "period_us, calendar, capacity, level, frac, stamp_us) "
-                               "VALUES(?,?,?,?,?,?,?,?,?,?)",
-                               -1, &stmt, nullptr) != SQLITE_OK) {
-    SetError(db_, "prepare", error);
-    ok = false;
-  }
+  sqlite::Transaction transaction(*db_, error);
+  sqlite::Statement upsert;
+  bool ok = transaction.Began() && upsert.Prepare(*db_, kUpsert, error);
   for (size_t i = 0; ok && i < rows.size(); ++i) {
     const Row& row = rows[i];
-    sqlite3_bind_int(stmt, 1, row.ref->scope == ScopeKind::kTenant ? 1 : 0);
-    sqlite3_bind_text(stmt, 2, row.ref->scope_name.data(),
-                      static_cast<int>(row.ref->scope_name.size()), SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 3, row.ref->model.data(), static_cast<int>(row.ref->model.size()),
-                      SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 4, KindText(row.ref->kind), -1, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 5, row.ref->period_micros);
-    sqlite3_bind_int(stmt, 6, row.ref->calendar ? 1 : 0);
-    sqlite3_bind_int64(stmt, 7, row.level.capacity);
-    sqlite3_bind_int64(stmt, 8, row.level.level);
-    sqlite3_bind_int64(stmt, 9, row.level.frac);
-    sqlite3_bind_int64(stmt, 10, row.level.stamp);
-    if (sqlite3_step(stmt) != SQLITE_DONE) {
-      SetError(db_, "write", error);
+    upsert.Reset();
+    upsert.Bind(1, row.ref->scope == ScopeKind::kTenant ? 1 : 0);
+    upsert.BindText(2, row.ref->scope_name);
+    upsert.BindText(3, row.ref->model);
+    upsert.BindText(4, LimitKindName(row.ref->kind));
+    upsert.Bind(5, row.ref->period_micros);
+    upsert.Bind(6, row.ref->calendar ? 1 : 0);
+    upsert.Bind(7, row.level.capacity);
+    upsert.Bind(8, row.level.level);
+    upsert.Bind(9, row.level.frac);
+    upsert.Bind(10, row.level.stamp);
+    if (!upsert.Run()) {
+      if (error) *error = db_->Error("write");
       ok = false;
     }
-    sqlite3_reset(stmt);
   }
-  sqlite3_finalize(stmt);
-  if (ok) ok = Exec(db_, "COMMIT", error);
-  if (!ok) {
-    Exec(db_, "ROLLBACK", nullptr);
-    flush_all_ = true;  // the dirty marks were cleared: rewrite everything next time
-  }
+  if (ok) ok = transaction.Commit(error);
+  // The dirty marks were cleared: rewrite everything next time.
+  if (!ok) flush_all_ = true;
   return ok;
 }
 

@@ -22,13 +22,13 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "common/sqlite.h"
 #include "limits/store.h"
-
-struct sqlite3;
 
 namespace trl {
 
@@ -93,7 +93,7 @@ class MemoryStore final : public Store, public SynchronousStore {
   std::unique_ptr<std::array<Shard, kShards>> shards_;
 
   std::mutex flush_mu_;             // serializes Flush (the connection is not shared)
-  sqlite3* db_ = nullptr;           // guarded by flush_mu_ after Open
+  std::optional<sqlite::Database> db_;  // limits.db; guarded by flush_mu_ after Open
   std::atomic<bool> flush_all_{false};
 };
 

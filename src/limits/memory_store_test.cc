@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "fakes/limit_builders.h"
+#include "fakes/bucket_builders.h"
 #include "fakes/run_awaitable.h"
 #include "fakes/temp_dir.h"
 

@@ -3,33 +3,14 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
+#include "common/percent_encoding.h"
+#include "config/limit_text.h"
+
 namespace trl {
 namespace {
 
-void AppendEscaped(std::string_view text, std::string& out) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  for (char c : text) {
-    if (c == '%' || c == '|' || c == '{' || c == '}') {
-      out += '%';
-      out += kHex[(static_cast<unsigned char>(c) >> 4) & 0xF];
-      out += kHex[static_cast<unsigned char>(c) & 0xF];
-    } else {
-      out += c;
-    }
-  }
-}
-
-std::string_view KindName(LimitKind kind) {
-  switch (kind) {
-    case LimitKind::kTokens:
-      return "tokens";
-    case LimitKind::kRequests:
-      return "requests";
-    case LimitKind::kConcurrent:
-      return "concurrent";
-  }
-  return "?";
-}
+// '|' separates the parts of an id, and braces would make a Redis hash tag of their own.
+constexpr std::string_view kIdReserved = "|{}";
 
 }  // namespace
 
@@ -37,13 +18,13 @@ std::string BucketRef::Id() const {
   std::string id;
   id.reserve(32 + scope_name.size() + model.size());
   id += scope == ScopeKind::kKey ? "k:" : "t:";
-  AppendEscaped(scope_name, id);
+  AppendPercentEncoded(scope_name, kIdReserved, id);
   id += '|';
-  id += KindName(kind);
+  id += LimitKindName(kind);
   id += '|';
   id += std::to_string(period_micros);
   id += calendar ? "|c|" : "|r|";
-  AppendEscaped(model, id);
+  AppendPercentEncoded(model, kIdReserved, id);
   return id;
 }
 

@@ -360,6 +360,36 @@ std::optional<MockError> ReadTextInputs(const RootFields& root, MockRequest& req
   return std::nullopt;
 }
 
+// `model`, as one of options.models (vLLM's errors for none and for an unknown one).
+std::optional<MockError> ResolveModel(std::string_view model, const MockOptions& options,
+                                      MockRequest& request) {
+  if (model.empty()) return BadRequest("you must provide a model parameter", "model");
+  auto known = std::find(options.models.begin(), options.models.end(), model);
+  if (known == options.models.end()) {
+    return MockError{404, "The model `" + std::string(model) + "` does not exist.",
+                     "invalid_request_error", "model", "model_not_found"};
+  }
+  request.model = *known;
+  return std::nullopt;
+}
+
+// The endpoint's required input (messages, prompt or input); embeddings never stream.
+std::optional<MockError> RequireInput(const RootFields& root, MockRequest& request) {
+  switch (request.endpoint) {
+    case MockEndpoint::kChat:
+      if (!root.messages) return BadRequest("messages is required", "messages");
+      break;
+    case MockEndpoint::kCompletions:
+      if (!root.prompt) return BadRequest("prompt is required", "prompt");
+      break;
+    case MockEndpoint::kEmbeddings:
+      if (!root.input) return BadRequest("input is required", "input");
+      request.stream = false;
+      break;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 MockFault ParseMockFault(std::string_view header_value) {
@@ -435,26 +465,8 @@ std::variant<MockRequest, MockError> ParseMockRequest(MockEndpoint endpoint, std
                                                    : ReadTextInputs(root, request)) {
     return *error;
   }
-
-  if (model.empty()) return BadRequest("you must provide a model parameter", "model");
-  auto known = std::find(options.models.begin(), options.models.end(), model);
-  if (known == options.models.end()) {
-    return MockError{404, "The model `" + std::string(model) + "` does not exist.",
-                     "invalid_request_error", "model", "model_not_found"};
-  }
-  request.model = *known;
-  switch (endpoint) {
-    case MockEndpoint::kChat:
-      if (!root.messages) return BadRequest("messages is required", "messages");
-      break;
-    case MockEndpoint::kCompletions:
-      if (!root.prompt) return BadRequest("prompt is required", "prompt");
-      break;
-    case MockEndpoint::kEmbeddings:
-      if (!root.input) return BadRequest("input is required", "input");
-      request.stream = false;
-      break;
-  }
+  if (auto error = ResolveModel(model, options, request)) return *error;
+  if (auto error = RequireInput(root, request)) return *error;
   return request;
 }
 

@@ -2,7 +2,10 @@
 
 #include <charconv>
 #include <cmath>
+#include <optional>
 #include <stdexcept>
+
+#include "common/host_port.h"
 
 namespace trl {
 namespace {
@@ -19,16 +22,10 @@ bool ParseNumber(std::string_view text, T& out) {
 }
 
 void ParseListen(std::string_view value, MockOptions& options) {
-  size_t colon = value.rfind(':');
-  if (colon == std::string_view::npos) throw BadFlag("--listen", value, "expected HOST:PORT");
-  std::string_view host = value.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);  // [::1]:8000
-  }
-  if (host.empty() || !ParseNumber(value.substr(colon + 1), options.port)) {
-    throw BadFlag("--listen", value, "expected HOST:PORT");
-  }
-  options.host = std::string(host);
+  std::optional<HostPort> listen = SplitHostPort(value);  // [::1]:8000 too
+  if (!listen) throw BadFlag("--listen", value, "expected HOST:PORT");
+  options.host = std::move(listen->host);
+  options.port = listen->port;
 }
 
 void ParseModels(std::string_view value, MockOptions& options) {

@@ -3,7 +3,7 @@
 #include <array>
 #include <charconv>
 
-#include "redis/redis_url.h"
+#include "common/host_port.h"
 #include "redis/resp.h"
 
 namespace trl::redis {
@@ -96,10 +96,10 @@ std::optional<Redirect> ParseRedirect(const redisReply& reply) {
     return std::nullopt;
   }
   r.slot = static_cast<uint16_t>(slot);
-  auto hp = SplitHostPort(text.substr(space + 1));
-  if (!hp) return std::nullopt;
-  r.host = std::move(hp->first);
-  r.port = hp->second;
+  std::optional<HostPort> hp = SplitHostPort(text.substr(space + 1));
+  if (!hp || hp->port == 0) return std::nullopt;
+  r.host = std::move(hp->host);
+  r.port = hp->port;
   return r;
 }
 

@@ -115,21 +115,8 @@ void RedisClient::Start() {
   started_ = true;
   periodic_timer_.emplace(Context());
   for (const RedisUrl& url : seed_urls_) {
-    auto it = nodes_.find(url.Address());
-    if (it != nodes_.end()) continue;  // listed twice
-    ConnectionOptions o;
-    o.url = url;
-    o.tls = tls_.get();
-    o.connect_timeout = options_.connect_timeout;
-    o.min_backoff = options_.min_backoff;
-    o.max_backoff = options_.max_backoff;
-    o.stale_after = options_.stale_after;
-    o.max_pending = options_.max_pending;
-    o.handshake = handshake_;
-    o.counters = counters_;
-    auto node = std::make_shared<Connection>(Executor(), std::move(o));
-    nodes_.emplace(url.Address(), node);
-    seeds_.push_back(node);
+    if (nodes_.contains(url.Address())) continue;  // listed twice
+    seeds_.push_back(AddNode(url));
   }
   if (seed_urls_.size() > 1) SetClusterMode();
   asio::post(Context(), [this] {
@@ -265,9 +252,15 @@ RedisClient::ConnectionPtr RedisClient::NodeFor(const std::string& host, uint16_
   RedisUrl url = seed_urls_.front();
   url.host = host;
   url.port = port;
-  const std::string address = url.Address();
-  auto it = nodes_.find(address);
+  auto it = nodes_.find(url.Address());
   if (it != nodes_.end()) return it->second;
+  ConnectionPtr node = AddNode(std::move(url));
+  node->Start();
+  return node;
+}
+
+RedisClient::ConnectionPtr RedisClient::AddNode(RedisUrl url) {
+  std::string address = url.Address();
   ConnectionOptions o;
   o.url = std::move(url);
   o.tls = tls_.get();
@@ -279,8 +272,7 @@ RedisClient::ConnectionPtr RedisClient::NodeFor(const std::string& host, uint16_
   o.handshake = handshake_;
   o.counters = counters_;
   auto node = std::make_shared<Connection>(Executor(), std::move(o));
-  nodes_.emplace(address, node);
-  node->Start();
+  nodes_.emplace(std::move(address), node);
   return node;
 }
 

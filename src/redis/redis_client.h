@@ -44,7 +44,7 @@
 
 #include "redis/cluster_slots.h"
 #include "redis/redis_connection.h"
-#include "redis/redis_url.h"
+#include "common/redis_url.h"
 #include "redis/resp.h"
 
 namespace trl::redis {
@@ -143,7 +143,10 @@ class RedisClient {
   explicit RedisClient(const ClientOptions& options);
   asio::awaitable<Result> Run(Command command, SteadyTime deadline);
   ConnectionPtr Route(int slot);
+  // The connection to host:port, made (and started) when new.
   ConnectionPtr NodeFor(const std::string& host, uint16_t port);
+  // A connection to `url`, not started yet, in nodes_.
+  ConnectionPtr AddNode(RedisUrl url);
   void ScheduleRefresh();
   asio::awaitable<void> RefreshSlots();
   void SchedulePeriodicRefresh();

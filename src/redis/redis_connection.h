@@ -34,7 +34,7 @@
 #include <string_view>
 #include <vector>
 
-#include "redis/redis_url.h"
+#include "common/redis_url.h"
 #include "redis/resp.h"
 
 namespace trl::redis {

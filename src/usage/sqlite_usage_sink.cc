@@ -4,10 +4,10 @@
 // scripts/backup.sh's online backup copies a consistent snapshot while the gateway runs.
 // synchronous=NORMAL: with WAL a power cut may lose the last transactions but never corrupts
 // the file; a flush a second is not worth an fsync each.
-#include <sqlite3.h>
+#include <mutex>
+#include <optional>
 
-#include <filesystem>
-
+#include "common/sqlite.h"
 #include "usage/usage.h"
 #include "usage/usage_rows.h"
 
@@ -59,67 +59,16 @@ ORDER BY start, key, tenant, model
 
 constexpr const char* kDelete = "DELETE FROM usage WHERE hour < ?1";
 
-class Statement {
- public:
-  Statement() = default;
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-  ~Statement() { sqlite3_finalize(stmt_); }
-
-  bool Prepare(sqlite3* db, const char* sql) {
-    return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) == SQLITE_OK;
-  }
-  sqlite3_stmt* get() const { return stmt_; }
-  // Ready for the next use, with its parameters unbound (NULL).
-  void Reset() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-  void BindText(int index, std::string_view text) {
-    sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
-  }
-  void BindOptionalText(int index, const std::optional<std::string>& text) {
-    if (text) BindText(index, *text);
-  }
-  void BindInt(int index, int64_t value) { sqlite3_bind_int64(stmt_, index, value); }
-  std::string Text(int column) const {
-    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, column));
-    return text ? std::string(text, static_cast<size_t>(sqlite3_column_bytes(stmt_, column)))
-                : std::string();
-  }
-  int64_t Int(int column) const { return sqlite3_column_int64(stmt_, column); }
-
- private:
-  sqlite3_stmt* stmt_ = nullptr;
-};
-
 // Thread-safety: every public call takes mutex_ (the scheduler thread writes and drops, the
 // admin thread queries; one connection serves both, one call at a time).
 class SqliteUsageSink final : public UsageSink {
  public:
-  // close_v2: the statements (members, finalized after this body) release it for good.
-  ~SqliteUsageSink() override { sqlite3_close_v2(db_); }
-
   bool Open(const std::string& data_dir, std::string* error) {
-    std::error_code ec;
-    std::filesystem::create_directories(data_dir, ec);
-    if (ec) return Fail(data_dir + ": " + ec.message(), error);
-    const std::string path = (std::filesystem::path(data_dir) / "usage.db").string();
-    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
-        SQLITE_OK) {
-      return Fail(path + ": " + (db_ ? sqlite3_errmsg(db_) : "cannot open"), error);
-    }
-    // A backup (scripts/backup.sh) holds a read lock for a moment: wait rather than fail.
-    sqlite3_busy_timeout(db_, 5000);
-    if (!Exec("PRAGMA journal_mode=WAL", error) || !Exec("PRAGMA synchronous=NORMAL", error) ||
-        !Exec(kSchema, error)) {
-      return false;
-    }
-    if (!upsert_.Prepare(db_, kUpsert) || !select_.Prepare(db_, kSelect) ||
-        !delete_.Prepare(db_, kDelete)) {
-      return SqlFail("prepare", error);
-    }
-    return true;
+    db_ = sqlite::Database::Open(data_dir, "usage.db", error);
+    return db_ && db_->Exec("PRAGMA synchronous=NORMAL", error) && db_->Exec(kSchema, error) &&
+           upsert_.Prepare(*db_, kUpsert, error, kPersistent) &&
+           select_.Prepare(*db_, kSelect, error, kPersistent) &&
+           delete_.Prepare(*db_, kDelete, error, kPersistent);
   }
 
   asio::awaitable<bool> Write(std::span<const UsageRow> rows, std::string* error) override {
@@ -145,57 +94,53 @@ class SqliteUsageSink final : public UsageSink {
  private:
   bool WriteNow(std::span<const UsageRow> rows, std::string* error) {
     std::lock_guard lock(mutex_);
-    if (!Exec("BEGIN IMMEDIATE", error)) return false;
+    sqlite::Transaction transaction(*db_, error, "BEGIN IMMEDIATE");
+    if (!transaction.Began()) return false;
     for (const UsageRow& row : rows) {
       upsert_.Reset();
       upsert_.BindText(1, row.key);
       upsert_.BindText(2, row.tenant);
       upsert_.BindText(3, row.model);
-      upsert_.BindInt(4, row.start);
+      upsert_.Bind(4, row.start);
       const UsageCounts& c = row.counts;
       int index = 5;
       for (int64_t n : {c.requests, c.prompt_tokens, c.completion_tokens, c.rejected_tokens,
                         c.rejected_requests, c.rejected_concurrency}) {
-        upsert_.BindInt(index++, n);
+        upsert_.Bind(index++, n);
       }
-      if (sqlite3_step(upsert_.get()) != SQLITE_DONE) {
-        SqlFail("write", error);
+      if (!upsert_.Run()) {
+        if (error) *error = db_->Error("write");
         upsert_.Reset();
-        Exec("ROLLBACK", nullptr);
         return false;
       }
     }
     upsert_.Reset();
-    if (!Exec("COMMIT", error)) {
-      Exec("ROLLBACK", nullptr);
-      return false;
-    }
-    return true;
+    return transaction.Commit(error);
   }
 
   UsageResult QueryNow(const UsageQuery& query) {
     std::lock_guard lock(mutex_);
     std::vector<UsageRow> rows;
     select_.Reset();
-    select_.BindInt(1, query.from);
-    select_.BindInt(2, query.to);
-    select_.BindOptionalText(3, query.key);
-    select_.BindOptionalText(4, query.tenant);
-    select_.BindOptionalText(5, query.model);
-    select_.BindInt(6, query.granularity == UsageGranularity::kDay ? 86'400 : 3'600);
-    int rc = SQLITE_ROW;
-    while ((rc = sqlite3_step(select_.get())) == SQLITE_ROW) {
+    select_.Bind(1, query.from);
+    select_.Bind(2, query.to);
+    if (query.key) select_.BindText(3, *query.key);
+    if (query.tenant) select_.BindText(4, *query.tenant);
+    if (query.model) select_.BindText(5, *query.model);
+    select_.Bind(6, query.granularity == UsageGranularity::kDay ? 86'400 : 3'600);
+    sqlite::Statement::Step step;
+    while ((step = select_.Next()) == sqlite::Statement::Step::kRow) {
       UsageRow& row = rows.emplace_back();
-      row.key = select_.Text(0);
-      row.tenant = select_.Text(1);
-      row.model = select_.Text(2);
+      row.key = std::string(select_.Text(0));
+      row.tenant = std::string(select_.Text(1));
+      row.model = std::string(select_.Text(2));
       row.start = select_.Int(3);
       row.counts = {select_.Int(4), select_.Int(5), select_.Int(6),
                     select_.Int(7), select_.Int(8), select_.Int(9)};
     }
     UsageResult result;
-    if (rc != SQLITE_DONE) {
-      SqlFail("query", &result.error);
+    if (step == sqlite::Statement::Step::kError) {
+      result.error = db_->Error("query");
     } else {
       // Grouped and ordered by SQLite already: this adds the total.
       result = MakeUsageResult(std::move(rows), UsageGranularity::kHour);
@@ -207,32 +152,20 @@ class SqliteUsageSink final : public UsageSink {
   bool DropNow(int64_t before_unix, int64_t* removed, std::string* error) {
     std::lock_guard lock(mutex_);
     delete_.Reset();
-    delete_.BindInt(1, before_unix);
-    const bool ok = sqlite3_step(delete_.get()) == SQLITE_DONE;
-    if (!ok) SqlFail("drop", error);
-    if (ok && removed) *removed = sqlite3_changes64(db_);
+    delete_.Bind(1, before_unix);
+    const bool ok = delete_.Run();
+    if (!ok && error) *error = db_->Error("drop");
+    if (ok && removed) *removed = db_->Changes();
     delete_.Reset();
     return ok;
   }
 
-  bool Exec(const char* sql, std::string* error) {
-    char* message = nullptr;
-    const bool ok = sqlite3_exec(db_, sql, nullptr, nullptr, &message) == SQLITE_OK;
-    if (!ok) Fail(std::string("usage.db: ") + (message ? message : sqlite3_errmsg(db_)), error);
-    sqlite3_free(message);
-    return ok;
-  }
-  bool SqlFail(const char* what, std::string* error) {
-    return Fail(std::string("usage.db: ") + what + ": " + sqlite3_errmsg(db_), error);
-  }
-  static bool Fail(std::string message, std::string* error) {
-    if (error) *error = std::move(message);
-    return false;
-  }
+  static constexpr auto kPersistent = sqlite::Statement::Lifetime::kPersistent;
 
   std::mutex mutex_;
-  sqlite3* db_ = nullptr;
-  Statement upsert_, select_, delete_;
+  std::optional<sqlite::Database> db_;
+  // After db_: finalized before it closes.
+  sqlite::Statement upsert_, select_, delete_;
 };
 
 }  // namespace

@@ -112,12 +112,15 @@ std::string FormatRfc3339(int64_t unix_seconds) {
   return out;
 }
 
-ParsedUsageQuery ParseUsageQuery(std::string_view query_string, int64_t now_unix) {
-  ParsedUsageQuery parsed;
-  auto fail = [&](UsageParamError error) {
-    parsed.error = std::move(error);
-    return std::move(parsed);
-  };
+namespace {
+
+// The parameters as sent, each at most once; an empty value ("key=") as none.
+struct UsageParams {
+  std::optional<std::string> key, tenant, model, from, to, granularity, format;
+};
+
+// `query_string` into `params`: every parameter known and given once.
+std::optional<UsageParamError> ReadParams(std::string_view query_string, UsageParams& params) {
   // A NUL-terminated copy: Boost.URL 1.81's parse_query measures its input with strlen (seen in
   // a debugger), and the query is a view into the request target, not NUL-terminated (or null
   // when empty). The admin path can afford the copy.
@@ -125,71 +128,96 @@ ParsedUsageQuery ParseUsageQuery(std::string_view query_string, int64_t now_unix
   const urls::string_view query_text(query_copy.c_str(), query_copy.size());
   // Checked first, so that params_view (which throws on bad input) cannot throw.
   if (!urls::parse_query(query_text)) {
-    return fail(Error("query", "not a valid query string (check its percent-encoding)"));
+    return Error("query", "not a valid query string (check its percent-encoding)");
   }
   // '+' is a plus sign, not a space (RFC 3986): "+01:00" offsets work without encoding.
   urls::encoding_opts opts;
   opts.space_as_plus = false;
-  const urls::params_view params(query_text, opts);
-
-  UsageQuery query;
-  std::optional<std::string> from_text, to_text, granularity, format;
+  const urls::params_view view(query_text, opts);
   const std::pair<std::string_view, std::optional<std::string>*> known[] = {
-      {"key", &query.key},  {"tenant", &query.tenant}, {"model", &query.model},
-      {"from", &from_text}, {"to", &to_text},          {"granularity", &granularity},
-      {"format", &format}};
-  for (const urls::param& p : params) {
+      {"key", &params.key},   {"tenant", &params.tenant},           {"model", &params.model},
+      {"from", &params.from}, {"to", &params.to}, {"granularity", &params.granularity},
+      {"format", &params.format}};
+  for (const urls::param& p : view) {
     if (p.key.empty() && !p.has_value) continue;  // "a=1&&b=2", a trailing '&'
     std::optional<std::string>* slot = nullptr;
     for (const auto& [name, target] : known) {
       if (p.key == name) slot = target;
     }
     if (slot == nullptr) {
-      return fail(Error(p.key,
-                        "unknown parameter (expected key, tenant, model, from, to, "
-                        "granularity or format)"));
+      return Error(p.key,
+                   "unknown parameter (expected key, tenant, model, from, to, granularity or "
+                   "format)");
     }
-    if (slot->has_value()) return fail(Error(p.key, "given more than once"));
+    if (slot->has_value()) return Error(p.key, "given more than once");
     *slot = p.value;
   }
-  // An empty value ("key=") is the same as no parameter: no filter, or the default.
-  for (auto* slot :
-       {&query.key, &query.tenant, &query.model, &from_text, &to_text, &granularity, &format}) {
+  // An empty value is the same as no parameter: no filter, or the default.
+  for (const auto& [name, slot] : known) {
     if (slot->has_value() && (*slot)->empty()) slot->reset();
   }
+  return std::nullopt;
+}
 
+// from (default: the start of today) and to (default: now), into `query`.
+std::optional<UsageParamError> ReadRange(const UsageParams& params, int64_t now_unix,
+                                         UsageQuery& query) {
   const char* kTimeExpected = "not an RFC 3339 time (like 2026-11-28T13:00:00Z or +01:00)";
   query.from = DayStart(now_unix);
   query.to = now_unix;
-  if (from_text) {
-    std::optional<int64_t> from = ParseRfc3339(*from_text, /*round_up=*/false);
-    if (!from) return fail(Error("from", kTimeExpected));
+  if (params.from) {
+    std::optional<int64_t> from = ParseRfc3339(*params.from, /*round_up=*/false);
+    if (!from) return Error("from", kTimeExpected);
     query.from = *from;
   }
-  if (to_text) {
+  if (params.to) {
     // `to` is exclusive: 13:00:00.5 still includes 13:00:00.
-    std::optional<int64_t> to = ParseRfc3339(*to_text, /*round_up=*/true);
-    if (!to) return fail(Error("to", kTimeExpected));
+    std::optional<int64_t> to = ParseRfc3339(*params.to, /*round_up=*/true);
+    if (!to) return Error("to", kTimeExpected);
     query.to = *to;
   }
   // The parameter the caller wrote is the one at fault (by default, both are today's).
-  const char* blame = to_text ? "to" : "from";
-  if ((from_text || to_text) && query.from >= query.to) {
-    return fail(Error(blame, "from must be before to"));
+  const char* blame = params.to ? "to" : "from";
+  if ((params.from || params.to) && query.from >= query.to) {
+    return Error(blame, "from must be before to");
   }
   if (query.to - query.from > kMaxRangeSeconds) {
-    return fail(Error(blame, "the range from..to must not exceed 400 days"));
+    return Error(blame, "the range from..to must not exceed 400 days");
   }
-  if (granularity && *granularity == "day") {
+  return std::nullopt;
+}
+
+// granularity (hour or day) and format (json or csv), into `query`.
+std::optional<UsageParamError> ReadShape(const UsageParams& params, UsageQuery& query) {
+  if (params.granularity && *params.granularity == "day") {
     query.granularity = UsageGranularity::kDay;
-  } else if (granularity && *granularity != "hour") {
-    return fail(Error("granularity", "expected hour or day"));
+  } else if (params.granularity && *params.granularity != "hour") {
+    return Error("granularity", "expected hour or day");
   }
-  if (format && *format == "csv") {
+  if (params.format && *params.format == "csv") {
     query.csv = true;
-  } else if (format && *format != "json") {
-    return fail(Error("format", "expected json or csv"));
+  } else if (params.format && *params.format != "json") {
+    return Error("format", "expected json or csv");
   }
+  return std::nullopt;
+}
+
+}  // namespace
+
+ParsedUsageQuery ParseUsageQuery(std::string_view query_string, int64_t now_unix) {
+  ParsedUsageQuery parsed;
+  UsageParams params;
+  UsageQuery query;
+  std::optional<UsageParamError> error = ReadParams(query_string, params);
+  if (!error) error = ReadRange(params, now_unix, query);
+  if (!error) error = ReadShape(params, query);
+  if (error) {
+    parsed.error = std::move(error);
+    return parsed;
+  }
+  query.key = std::move(params.key);
+  query.tenant = std::move(params.tenant);
+  query.model = std::move(params.model);
   parsed.query = std::move(query);
   return parsed;
 }

@@ -1,4 +1,6 @@
-// Redis connection URLs: redis://[user:password@]host[:port][/db] and rediss://... (TLS).
+// Redis connection URLs: redis://[user:password@]host[:port][/db] and rediss://... (TLS). One
+// parser for the config's validation and the Redis client's connections, so that a URL the
+// config accepts is one the client can use.
 //
 // Thread-safety: pure functions.
 #pragma once
@@ -8,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-namespace trl::redis {
+namespace trl {
 
 struct RedisUrl {
   bool tls = false;  // rediss://
@@ -24,12 +26,10 @@ struct RedisUrl {
   std::string Redacted() const;
 };
 
-// Parses a URL; user and password are percent-decoded. Returns nullopt and sets *error (the
-// reason, without the password) on failure.
+// Parses a URL: the scheme in any case; user and password percent-decoded; the host and port as
+// common/host_port.h's ParseHostPort reads them (an IPv6 host in brackets), the port not 0; the
+// database 0 to 99999. Returns nullopt and sets *error (the reason, without the password) on
+// failure.
 std::optional<RedisUrl> ParseRedisUrl(std::string_view url, std::string* error);
 
-// Splits "host:port" (as in MOVED replies and CLUSTER SLOTS); IPv6 hosts may be bracketed or
-// not ("::1:7000": the port is after the last colon).
-std::optional<std::pair<std::string, uint16_t>> SplitHostPort(std::string_view text);
-
-}  // namespace trl::redis
+}  // namespace trl

@@ -1,4 +1,4 @@
-#include "redis/redis_store.h"
+#include "redis_store/redis_store.h"
 
 #include <spdlog/spdlog.h>
 
@@ -9,12 +9,11 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/container/small_vector.hpp>
-#include <iterator>
-#include <tuple>
 #include <utility>
 
-#include "redis/lua_scripts.h"
-#include "redis/packed.h"
+#include "common/percent_encoding.h"
+#include "redis_store/batch_call.h"
+#include "redis_store/lua_scripts.h"
 
 namespace trl {
 namespace {
@@ -22,91 +21,15 @@ namespace {
 using redis::Result;
 using redis::ResultStatus;
 
-char KindCode(LimitKind kind) {
-  switch (kind) {
-    case LimitKind::kTokens:
-      return 't';
-    case LimitKind::kRequests:
-      return 'r';
-    case LimitKind::kConcurrent:
-      return 'c';
-  }
-  return '?';
-}
-
 // The Redis Cluster hash tag of a shard: '{', '}' (which would end or confuse the tag) and '%'
 // percent-encoded; "" (an empty tag would make Redis hash the whole key) becomes "%".
-std::string EncodeTag(std::string_view shard_key) {
-  if (shard_key.empty()) return "%";
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(shard_key.size());
-  for (char c : shard_key) {
-    if (c == '{' || c == '}' || c == '%') {
-      out += '%';
-      out += kHex[(static_cast<unsigned char>(c) >> 4) & 0xF];
-      out += kHex[static_cast<unsigned char>(c) & 0xF];
-    } else {
-      out += c;
-    }
+void AppendTag(std::string_view shard_key, std::string& out) {
+  if (shard_key.empty()) {
+    out += '%';
+  } else {
+    AppendPercentEncoded(shard_key, "{}", out);
   }
-  return out;
 }
-
-// A spec record (lua_scripts.h): '<c1Bi8i8' kind, calendar, capacity, period.
-void PackSpec(std::string& out, const BucketSpec& spec) {
-  out.push_back(KindCode(spec.ref.kind));
-  out.push_back(spec.ref.calendar ? 1 : 0);
-  redis::PutInt(out, std::max<int64_t>(spec.capacity, 0), 8);
-  redis::PutInt(out, spec.ref.period_micros, 8);
-}
-
-// The buckets of a batch's call: KEYS (the records' prefix first), the bucket behind each key after it
-// (so that a bucket named by many calls of the batch is found without building its name), and
-// their specs, packed (each bucket's first).
-struct BatchKeys {
-  std::vector<std::string> keys;
-  std::vector<const BucketSpec*> buckets;  // buckets[i] is keys[i + 1]'s
-  std::string specs;
-
-  // The 1-based index in KEYS of `spec`'s key, added when new.
-  size_t IndexOf(std::string_view prefix, const BucketSpec& spec) {
-    for (size_t i = 0; i < buckets.size(); ++i) {
-      if (buckets[i]->ref == spec.ref) return i + 2;
-    }
-    keys.push_back(std::string(prefix) + spec.ref.Id());
-    buckets.push_back(&spec);
-    PackSpec(specs, spec);
-    return keys.size();
-  }
-};
-
-// A bucket's index in KEYS, as packed ('H').
-void PutIndex(std::string& out, size_t index) { redis::PutInt(out, static_cast<int64_t>(index), 2); }
-
-// A settlement's or an admission's head ('<c8i8BH'): its id (the 8 bytes of its record's name
-// and of its concurrency leases), lease TTL µs, flags, number of records that follow.
-void PutHead(std::string& out, uint64_t id, int64_t ttl_micros, bool flag, size_t count) {
-  redis::PutInt(out, static_cast<int64_t>(id), 8);
-  redis::PutInt(out, std::max<int64_t>(ttl_micros, 1), 8);
-  redis::PutInt(out, flag ? 1 : 0, 1);
-  redis::PutInt(out, static_cast<int64_t>(count), 2);
-}
-
-// The packed records' sizes (lua_scripts.h): a settlement's or an admission's head '<c8i8BH',
-// each of their entries '<Hi8'; in the reply, a bucket's '<i8i8i8'.
-constexpr size_t kHeadSize = 8 + 8 + 1 + 2;
-constexpr size_t kChargeSize = 2 + 8;
-constexpr size_t kBucketReplySize = 8 + 8 + 8;
-
-// A bucket of a batch as its admissions leave it: the reply gives the state each started from
-// and the admissions' outcomes, and the states after each admission are worked out here, by the
-// rules the batch script applies (bucket.h's), so that Redis does not have to pack them.
-struct Replayed {
-  BucketParams params;  // capacity as packed for the script (never negative)
-  BucketLevel level;    // kTokens/kRequests
-  int64_t in_use = 0;   // kConcurrent
-};
 
 bool IntAt(const redisReply& array, size_t i, int64_t& out) {
   if (i >= array.elements || array.element[i]->type != REDIS_REPLY_INTEGER) return false;
@@ -184,7 +107,7 @@ RedisStore::Lane& RedisStore::LaneFor(const asio::any_io_executor& executor) {
 std::string RedisStore::ShardPrefix(std::string_view shard_key) const {
   std::string prefix = options_.key_prefix;
   prefix += '{';
-  prefix += EncodeTag(shard_key);
+  AppendTag(shard_key, prefix);
   prefix += "}:";
   return prefix;
 }
@@ -404,143 +327,31 @@ asio::awaitable<void> RedisStore::Send(Lane& lane, Waiter* batch) {
 }
 
 asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
-  const std::string prefix = ShardPrefix(batch->shard_key);
-  BatchKeys keys;
-  keys.keys.push_back(prefix + "r:");
-  std::string settlements, admissions;
-  settlements.reserve(kMaxBatch * (kHeadSize + 3 * kChargeSize));
-  admissions.reserve(kMaxBatch * (kHeadSize + 3 * kChargeSize));
-  size_t admitting = 0;
-  boost::container::small_vector<uint16_t, 64> charge_keys;  // each charge's index in KEYS
-  boost::container::small_vector<int64_t, 8> demand;  // by bucket, from KEYS[2]; -1: none
-  bool together = true;  // every charge on a token or request bucket, none negative
+  redis::BatchCall call(ShardPrefix(batch->shard_key), kMaxBatch);
   for (Waiter* w = batch; w; w = w->next) {
     if (w->settle) {
-      const SettleRequest& r = *w->settle;
-      PutHead(settlements, r.id, r.lease_ttl_micros, r.outcome_unknown, r.settlements.size());
-      for (const Settlement& st : r.settlements) {
-        PutIndex(settlements, keys.IndexOf(prefix, st.bucket));
-        redis::PutInt(settlements, st.delta, 8);
-      }
-      continue;
-    }
-    const AdmitRequest& r = *w->admit;
-    ++admitting;
-    PutHead(admissions, r.id, r.lease_ttl_micros, r.settles, r.charges.size());
-    for (const Charge& c : r.charges) {
-      const size_t index = keys.IndexOf(prefix, c.bucket);
-      charge_keys.push_back(static_cast<uint16_t>(index));
-      PutIndex(admissions, index);
-      redis::PutInt(admissions, c.amount, 8);
-      demand.resize(keys.buckets.size(), -1);
-      demand[index - 2] = std::max<int64_t>(demand[index - 2], 0) + c.amount;
-      together = together && c.bucket.ref.kind != LimitKind::kConcurrent && c.amount >= 0;
+      call.AddSettlement(*w->settle);
+    } else {
+      call.AddAdmission(*w->admit);
     }
   }
-  const size_t buckets = keys.buckets.size();
-  std::string all_at_once;
-  if (together && admitting > 1) {
-    redis::PutInt(all_at_once, static_cast<int64_t>(admitting), 2);
-    demand.resize(buckets, -1);
-    for (int64_t d : demand) redis::PutInt(all_at_once, d, 8);
-  }
-  boost::container::small_vector<Replayed, 8> replayed(buckets);
-  for (size_t i = 0; i < buckets; ++i) {
-    replayed[i].params = keys.buckets[i]->Params();
-    replayed[i].params.capacity = std::max<int64_t>(replayed[i].params.capacity, 0);
-    replayed[i].level.capacity = replayed[i].params.capacity;  // the script refreshed it to that
-  }
-  std::vector<std::string> args;
-  args.reserve(10 + keys.keys.size());
-  args.emplace_back("EVALSHA");
-  args.push_back(lane.batch->sha);
-  args.push_back(std::to_string(keys.keys.size()));
-  std::move(keys.keys.begin(), keys.keys.end(), std::back_inserter(args));
-  args.push_back(NowArg(batch->admit ? batch->admit->now_micros : batch->settle->now_micros));
-  args.push_back(short_record_ttl_ms_);
-  args.push_back(idle_margin_ms_);
-  args.push_back(std::move(keys.specs));
-  args.push_back(std::move(settlements));
-  args.push_back(std::move(admissions));
-  args.push_back(std::move(all_at_once));
+  std::vector<std::string> args =
+      call.TakeArgs(lane.batch->sha,
+                    NowArg(batch->admit ? batch->admit->now_micros : batch->settle->now_micros),
+                    short_record_ttl_ms_, idle_margin_ms_);
   std::string routing = args[3];  // the records' prefix: the shard's slot
   // A batch is in arrival order: its first call has the earliest deadline (to within the µs
   // between a caller taking its start time and queuing).
   const auto deadline = batch->start + options_.timeout;
-  if (admitting == 0) {
-    // Only now, with its command about to be on the connection (Execute queues it before it
-    // first waits), may an admission go beside it, and be queued after it.
-    std::lock_guard lock(mutex_);
-    auto it = shards_.find(batch->shard_key);
-    if (it != shards_.end()) it->second.open = true;
-  }
+  // Only now, with its command about to be on the connection (Execute queues it before it
+  // first waits), may an admission go beside a call that only settles, and be queued after it.
+  if (call.Admissions() == 0) OpenBeside(batch->shard_key);
   Result r =
       co_await lane.client->Execute(std::move(args), std::move(routing), deadline, lane.batch);
-  // The reply: now, each admission's flag ('1' admitted, '0' refused, 'x' given up by its
-  // caller), whether each was applied by an earlier copy of this call ('1'), then each bucket's
-  // starting state.
-  const size_t base_size = 8 + 2 * admitting + kBucketReplySize * buckets;
-  bool ok = r.ok() && r.reply->type == REDIS_REPLY_STRING && r.reply->len == base_size;
-  const std::string_view reply = ok ? redis::ReplyText(*r.reply) : std::string_view();
-  redis::PackedReader in(reply);
-  const int64_t now = in.Int(8);
-  const std::string_view flags = ok ? reply.substr(8, admitting) : std::string_view();
-  const std::string_view replays = ok ? reply.substr(8 + admitting, admitting) : std::string_view();
-  redis::PackedReader tail(ok ? reply.substr(reply.size() - kBucketReplySize * buckets)
-                              : std::string_view());
-  for (Replayed& b : replayed) {
-    if (b.params.kind == LimitKind::kConcurrent) {
-      b.in_use = tail.Int(8);
-    } else {
-      b.level.level = tail.Int(8);
-    }
-    b.level.frac = tail.Int(8);
-    b.level.stamp = tail.Int(8);
-  }
-  ok = ok && in.ok() && tail.AtEnd();
-  const uint16_t* charge_key = charge_keys.data();
-  size_t a = 0;
+  bool ok = r.ok() && r.reply->type == REDIS_REPLY_STRING &&
+            call.ReadReply(redis::ReplyText(*r.reply));
   for (Waiter* w = batch; ok && w; w = w->next) {
-    if (w->settle) continue;
-    AdmitResult& result = w->admitted;
-    result.admitted = flags[a] == '1';
-    const bool replay = replays[a] == '1';
-    const bool given_up = flags[a] == 'x';
-    ++a;
-    if (given_up) {  // (only a copy of a call whose caller has had its answer: nobody reads this)
-      result.status = StoreStatus::kError;
-      charge_key += w->admit->charges.size();
-      continue;
-    }
-    ok = result.admitted || flags[a - 1] == '0';
-    result.now_micros = now;
-    const auto& charges = w->admit->charges;
-    result.states.resize(charges.size());
-    bool all = true;
-    for (size_t i = 0; i < charges.size(); ++i) {
-      const Replayed& b = replayed[charge_key[i] - 2];
-      const bool concurrent = b.params.kind == LimitKind::kConcurrent;
-      const bool fits = replay || (concurrent ? b.in_use < b.params.capacity
-                                              : b.level.level >= charges[i].amount);
-      result.states[i].fits = fits;
-      all = all && fits;
-    }
-    ok = ok && all == result.admitted;  // the script's verdict, by the same rules
-    // (An admission the first try of a retried call applied is not charged again.)
-    for (size_t i = 0; result.admitted && !replay && i < charges.size(); ++i) {
-      Replayed& b = replayed[charge_key[i] - 2];
-      if (b.params.kind == LimitKind::kConcurrent) {
-        ++b.in_use;
-      } else {
-        Spend(b.params, charges[i].amount, b.level);
-      }
-    }
-    // Every charge's state after the whole admission (two charges may share a bucket).
-    for (size_t i = 0; i < charges.size(); ++i, ++charge_key) {
-      const Replayed& b = replayed[*charge_key - 2];
-      result.states[i].level = b.level;
-      result.states[i].in_use = b.in_use;
-    }
+    if (w->admit) ok = call.Replay(*w->admit, w->admitted);
   }
   if (!ok) LogFailure(batch->admit ? Op::kAdmit : Op::kSettle, r);
   for (Waiter* w = batch; w; w = w->next) {
@@ -551,6 +362,12 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
       w->admitted.status = StoreStatus::kError;
     }
   }
+}
+
+void RedisStore::OpenBeside(std::string_view shard) {
+  std::lock_guard lock(mutex_);
+  auto it = shards_.find(shard);
+  if (it != shards_.end()) it->second.open = true;
 }
 
 asio::awaitable<ReadResult> RedisStore::Read(const BucketsRequest& request) {
@@ -569,7 +386,7 @@ asio::awaitable<ReadResult> RedisStore::Read(const BucketsRequest& request) {
   for (const BucketSpec& spec : request.buckets) args.push_back(prefix + spec.ref.Id());
   args.push_back(NowArg(request.now_micros));
   std::string& specs = args.emplace_back();
-  for (const BucketSpec& spec : request.buckets) PackSpec(specs, spec);
+  for (const BucketSpec& spec : request.buckets) redis::PackSpec(specs, spec);
   std::string routing = args[3];
   Result r = co_await lane.client->Execute(std::move(args), std::move(routing),
                                            start + options_.timeout, lane.read);

@@ -1,8 +1,8 @@
-#include "redis/redis_url.h"
+#include "common/redis_url.h"
 
 #include <gtest/gtest.h>
 
-namespace trl::redis {
+namespace trl {
 namespace {
 
 TEST(RedisUrlTest, Defaults) {
@@ -56,20 +56,22 @@ TEST(RedisUrlTest, Errors) {
   EXPECT_EQ(error.find("zz"), std::string::npos);  // never echoes the password
 }
 
-TEST(RedisUrlTest, SplitHostPort) {
-  auto a = SplitHostPort("127.0.0.1:7001");
-  ASSERT_TRUE(a);
-  EXPECT_EQ(a->first, "127.0.0.1");
-  EXPECT_EQ(a->second, 7001);
-  auto b = SplitHostPort("::1:7002");
-  ASSERT_TRUE(b);
-  EXPECT_EQ(b->first, "::1");
-  auto c = SplitHostPort("[::1]:7003");
-  ASSERT_TRUE(c);
-  EXPECT_EQ(c->first, "::1");
-  EXPECT_FALSE(SplitHostPort("nohost"));
-  EXPECT_FALSE(SplitHostPort(":80"));
+TEST(RedisUrlTest, HostsAndPortsAsTheConfigTakesThem) {
+  std::string error;
+  EXPECT_FALSE(ParseRedisUrl("redis://::1:7000", &error));  // IPv6 needs brackets
+  EXPECT_EQ(error, "bad host");
+  EXPECT_FALSE(ParseRedisUrl("redis://ho st:6379", &error));
+  EXPECT_FALSE(ParseRedisUrl("redis://h:", &error));
+  EXPECT_EQ(error, "bad port");
+  EXPECT_FALSE(ParseRedisUrl("redis://[::1]:x", &error));
+  EXPECT_EQ(error, "bad port");
+  EXPECT_FALSE(ParseRedisUrl("redis://h/0/", &error));
+  EXPECT_FALSE(ParseRedisUrl("redis://h/123456", &error));
+  auto url = ParseRedisUrl("redis://u:p@h.example:65535/99999", &error);
+  ASSERT_TRUE(url) << error;
+  EXPECT_EQ(url->port, 65535);
+  EXPECT_EQ(url->db, 99999);
 }
 
 }  // namespace
-}  // namespace trl::redis
+}  // namespace trl

@@ -178,6 +178,8 @@ class RedisStore final : public Store {
   asio::awaitable<void> Send(Lane& lane, Waiter* batch);
   // One call of the batch script: the batch's settlements, then its admissions.
   asio::awaitable<void> Call(Lane& lane, Waiter* batch);
+  // Under mutex_: the shard's call in flight only settles and is on its connection (Queue).
+  void OpenBeside(std::string_view shard);
   std::string NowArg(int64_t now_micros) const;
   void Observe(Op op, std::chrono::steady_clock::time_point start, bool ok) const;
   void LogFailure(Op op, const redis::Result& result) const;

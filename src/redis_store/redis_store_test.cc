@@ -2,7 +2,7 @@
 // (a differential test on a fake clock), and the behaviour that only a networked store has:
 // NOSCRIPT, dropped connections, a paused server, lease expiry by the server's clock, Redis
 // Cluster with a slot migrating under load.
-#include "redis/redis_store.h"
+#include "redis_store/redis_store.h"
 
 #include <gtest/gtest.h>
 
@@ -19,13 +19,13 @@
 #include <sstream>
 #include <thread>
 
-#include "fakes/limit_builders.h"
+#include "fakes/bucket_builders.h"
 #include "fakes/redis_server.h"
 #include "fakes/run_awaitable.h"
 #include "limits/memory_store.h"
 #include "redis/cluster_slots.h"
-#include "redis/lua_scripts.h"
-#include "redis/packed.h"
+#include "redis_store/lua_scripts.h"
+#include "redis_store/packed.h"
 
 namespace trl {
 namespace {

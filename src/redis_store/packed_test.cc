@@ -1,5 +1,5 @@
 // The packed records' integers: widths, signs, byte order, and reading past the end.
-#include "redis/packed.h"
+#include "redis_store/packed.h"
 
 #include <gtest/gtest.h>
 

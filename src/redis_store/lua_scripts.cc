@@ -1,4 +1,4 @@
-#include "redis/lua_scripts.h"
+#include "redis_store/lua_scripts.h"
 
 namespace trl::redis {
 namespace {
