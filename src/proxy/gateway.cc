@@ -302,12 +302,7 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
   RequestScope scope{identity->name,   identity->tenant,       model_name,
                      identity->limits, identity->tenant_limits, writer.RequestId(),
                      model->config->request_timeout};
-  Admission admission;
-  if (limiter_.Synchronous()) {
-    admission = limiter_.AdmitNow(scope, reservation);
-  } else {
-    admission = co_await limiter_.Admit(scope, reservation);
-  }
+  Admission admission = co_await limiter_.Admit(scope, reservation);
   std::string rate_lines = RateLimitHeadLines(admission);
   switch (admission.outcome) {
     case Admission::Outcome::kAdmitted:
