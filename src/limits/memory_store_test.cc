@@ -9,8 +9,6 @@
 #include <string>
 #include <vector>
 
-#include <boost/asio/io_context.hpp>
-
 #include "fakes/run_awaitable.h"
 
 namespace trl {

@@ -83,8 +83,8 @@ enum class StoreStatus : uint8_t { kOk, kError };
 //
 // Exactly once, on a store whose calls can lose their reply (Redis): the store keeps a record of
 // every admission it applied, under its `id`, for lease_ttl_micros when `settles` (a settlement
-// will follow), else for a few timeouts. The same admission sent again (a retry) finds its record and
-// is not charged twice; a settlement finds it and applies once.
+// will follow), else for a few timeouts. The same admission sent again (a retry) finds its
+// record and is not charged twice; a settlement finds it and applies once.
 struct AdmitRequest {
   std::string_view shard_key;
   std::span<const Charge> charges;
