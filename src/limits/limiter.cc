@@ -292,8 +292,14 @@ AdmitRequest Limiter::AdmitRequestFor(const RequestScope& scope, const Plan& pla
           plan.lease_ttl_micros, plan.id,              plan.settles};
 }
 
-// A synchronous store (memory) is called directly, on the caller's stack, without a coroutine
-// frame. Everything else happens in plain functions shared by both paths.
+asio::awaitable<Admission> Limiter::Admit(const RequestScope& scope, int64_t reserve_tokens) {
+  if (sync_) co_return AdmitNow(scope, reserve_tokens);
+  co_return co_await AdmitThroughStore(scope, reserve_tokens);
+}
+
+// A synchronous store (memory) is called on the caller's stack: the plan, the store's result and
+// the decision live there, not in a coroutine frame (Admit's is then small enough to be
+// recycled). Everything else happens in plain functions shared by both ways.
 Admission Limiter::AdmitNow(const RequestScope& scope, int64_t reserve_tokens) {
   Plan plan;
   MakePlan(scope, reserve_tokens, plan);
@@ -305,9 +311,8 @@ Admission Limiter::AdmitNow(const RequestScope& scope, int64_t reserve_tokens) {
   return Decide(scope, plan, sync_->AdmitNow(AdmitRequestFor(scope, plan)));
 }
 
-// One frame for the asynchronous stores: the plan lives in it while the store works.
-asio::awaitable<Admission> Limiter::Admit(const RequestScope& scope, int64_t reserve_tokens) {
-  if (sync_) co_return AdmitNow(scope, reserve_tokens);
+asio::awaitable<Admission> Limiter::AdmitThroughStore(const RequestScope& scope,
+                                                      int64_t reserve_tokens) {
   // (Plan is not const: it draws the reservation's id.)
   Plan plan;
   MakePlan(scope, reserve_tokens, plan);
@@ -379,7 +384,6 @@ struct Limiter::BackgroundSettlement final : SettleCompletion {
   void Send() {
     ++attempts;
     limiter.counters_.settled.fetch_add(1, std::memory_order_relaxed);
-    request.now_micros = limiter.clock_.NowMicros();
     limiter.store_.SettleDetached(request, executor, *this);
   }
   // 0 applied, 1 retried, 2 lost.
@@ -415,6 +419,7 @@ struct Limiter::BackgroundSettlement final : SettleCompletion {
     timer->expires_after(std::min<std::chrono::milliseconds>(wait, o.settle_retry_max));
     timer->async_wait([this](boost::system::error_code ec) {
       if (ec || GiveUp()) return End(2);
+      request.now_micros = limiter.clock_.NowMicros();
       Send();
     });
   }
@@ -438,12 +443,6 @@ void Limiter::SettleInBackground(const asio::any_io_executor& executor, Reservat
   }
   settlement->request = {ShardKey(r.key_, r.tenant_), AsSpan(settlement->plan.settlements),
                          clock_.NowMicros(), r.id_, r.outcome_unknown_, r.lease_ttl_micros_};
-  if (sync_) {
-    counters_.settled.fetch_add(1, std::memory_order_relaxed);
-    sync_->SettleNow(settlement->request);  // cannot fail
-    CountSettlement(source, 0);
-    return;
-  }
   pending_settlements_.fetch_add(1, std::memory_order_acq_rel);
   settlement.release()->Send();  // deletes itself when it ends
 }
@@ -475,12 +474,7 @@ asio::awaitable<LimitReadings> Limiter::ReadKeyLimits(std::string_view key,
   }
   LimitReadings readings;
   BucketsRequest request{ShardKey(key, tenant), specs, clock_.NowMicros()};
-  ReadResult read;
-  if (sync_) {
-    read = sync_->ReadNow(request);
-  } else {
-    read = co_await store_.Read(request);
-  }
+  ReadResult read = co_await store_.Read(request);
   if (read.status != StoreStatus::kOk || read.states.size() != specs.size()) {
     counters_.store_errors_read.fetch_add(1, std::memory_order_relaxed);
     co_return readings;
@@ -514,13 +508,7 @@ asio::awaitable<bool> Limiter::ResetKey(std::string_view key, std::string_view t
     specs.push_back({RefFor(ScopeKind::kKey, key, limit), std::max<int64_t>(limit.amount, 0)});
   }
   BucketsRequest request{ShardKey(key, tenant), specs, clock_.NowMicros()};
-  StoreStatus status;
-  if (sync_) {
-    status = sync_->ResetNow(request);
-  } else {
-    status = co_await store_.Reset(request);
-  }
-  if (status != StoreStatus::kOk) {
+  if (co_await store_.Reset(request) != StoreStatus::kOk) {
     counters_.store_errors_read.fetch_add(1, std::memory_order_relaxed);
     co_return false;
   }

@@ -179,21 +179,19 @@ class Limiter {
   Limiter& operator=(const Limiter&) = delete;
 
   // Charges the request against every applicable limit, all or nothing. `reserve_tokens` is the
-  // reservation (prompt estimate + output allowance; negative counts as 0). Never throws.
+  // reservation (prompt estimate + output allowance; negative counts as 0). Never throws. With
+  // the embedded store (Store::Synchronous) it completes without suspending, in a frame small
+  // enough for Asio's per-thread recycling: the store is called directly.
   asio::awaitable<Admission> Admit(const RequestScope& scope, int64_t reserve_tokens);
-  // With a synchronous store (the embedded one), Admit's decision at once, without a coroutine
-  // frame: the request path calls it when Synchronous(), else awaits Admit.
-  bool Synchronous() const { return sync_ != nullptr; }
-  Admission AdmitNow(const RequestScope& scope, int64_t reserve_tokens);
 
   // Exactly once per admitted request (and per kStoreError admission with a non-empty
   // reservation): replaces the reservation by the real token cost on each token budget (refunds
   // never lift a budget above its capacity; a larger cost puts it in debt) and releases the
   // concurrency slot. Returns at once: the request's client has its answer, and its connection
-  // can take the next request while a store round trip settles this one. A synchronous store
-  // settles before this returns. With another, the settlement is in the store's order before
-  // this returns (Store::SettleDetached), so an admission made after it on this thread is judged
-  // after it, seeing its refund and its released slot. A settlement the store fails is sent
+  // can take the next request while a store round trip settles this one. The settlement is in
+  // the store's order before this returns (Store::SettleDetached; a synchronous store has
+  // applied it), so an admission made after it on this thread is judged after it, seeing its
+  // refund and its released slot. A settlement the store fails is sent
   // again on `executor` with backoff (see the class comment). PendingSettlements counts those
   // not yet done (a draining gateway waits for them).
   void SettleInBackground(const asio::any_io_executor& executor, Reservation reservation,
@@ -225,6 +223,10 @@ class Limiter {
 
   struct Plan;
   struct SettlePlan;
+  // Admit's two ways: the synchronous store's, on the caller's stack; the others', in a
+  // coroutine whose frame holds the plan while the store works.
+  Admission AdmitNow(const RequestScope& scope, int64_t reserve_tokens);
+  asio::awaitable<Admission> AdmitThroughStore(const RequestScope& scope, int64_t reserve_tokens);
   void MakePlan(const RequestScope& scope, int64_t reserve_tokens, Plan& plan);
   static std::string Describe(const RequestScope& scope, const Plan& plan, int index);
   Admission NothingApplies();
@@ -243,7 +245,7 @@ class Limiter {
   void Unlink(BackgroundSettlement& settlement);
 
   Store& store_;
-  SynchronousStore* const sync_;  // store_.Synchronous(): called directly when non-null
+  SynchronousStore* const sync_;  // store_.Synchronous(): admits directly when non-null
   const Clock& clock_;
   const LimiterOptions options_;
   mutable Counters counters_;

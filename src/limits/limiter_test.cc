@@ -69,8 +69,9 @@ class AwaitableOnlyStore final : public Store {
   asio::awaitable<AdmitResult> Admit(const AdmitRequest& r) override {
     co_return co_await inner_.Admit(r);
   }
-  asio::awaitable<StoreStatus> Settle(const SettleRequest& r) override {
-    co_return co_await inner_.Settle(r);
+  void SettleDetached(const SettleRequest& r, const asio::any_io_executor& executor,
+                      SettleCompletion& done) override {
+    inner_.SettleDetached(r, executor, done);
   }
   asio::awaitable<ReadResult> Read(const BucketsRequest& r) override {
     co_return co_await inner_.Read(r);
@@ -557,8 +558,9 @@ class FailingStore final : public Store {
     r.status = StoreStatus::kError;
     co_return r;
   }
-  asio::awaitable<StoreStatus> Settle(const SettleRequest&) override {
-    co_return StoreStatus::kError;
+  void SettleDetached(const SettleRequest&, const asio::any_io_executor&,
+                      SettleCompletion& done) override {
+    done.Settled(StoreStatus::kError);
   }
   asio::awaitable<ReadResult> Read(const BucketsRequest&) override {
     ReadResult r;
@@ -599,10 +601,11 @@ class FlakySettleStore final : public Store {
   asio::awaitable<AdmitResult> Admit(const AdmitRequest& r) override {
     co_return co_await inner_.Admit(r);
   }
-  asio::awaitable<StoreStatus> Settle(const SettleRequest& r) override {
+  void SettleDetached(const SettleRequest& r, const asio::any_io_executor& executor,
+                      SettleCompletion& done) override {
     ++calls;
-    if (failures_-- > 0) co_return StoreStatus::kError;
-    co_return co_await inner_.Settle(r);
+    if (failures_-- > 0) return done.Settled(StoreStatus::kError);
+    inner_.SettleDetached(r, executor, done);
   }
   asio::awaitable<ReadResult> Read(const BucketsRequest& r) override {
     co_return co_await inner_.Read(r);

@@ -230,22 +230,6 @@ MemoryStore::Bucket& MemoryStore::FindOrCreate(Shard& shard, const HashedRef& ke
   return shard.buckets.emplace(std::move(owned), std::move(bucket)).first->second;
 }
 
-asio::awaitable<AdmitResult> MemoryStore::Admit(const AdmitRequest& request) {
-  co_return AdmitNow(request);
-}
-
-asio::awaitable<StoreStatus> MemoryStore::Settle(const SettleRequest& request) {
-  co_return SettleNow(request);
-}
-
-asio::awaitable<ReadResult> MemoryStore::Read(const BucketsRequest& request) {
-  co_return ReadNow(request);
-}
-
-asio::awaitable<StoreStatus> MemoryStore::Reset(const BucketsRequest& request) {
-  co_return ResetNow(request);
-}
-
 AdmitResult MemoryStore::AdmitNow(const AdmitRequest& request) {
   const int64_t now = request.now_micros;
   const size_t n = request.charges.size();

@@ -6,7 +6,7 @@
 // the tenant's) in index order, so batches are all-or-nothing and never deadlock. Under the locks
 // it only does hash lookups and arithmetic: no I/O, no allocation once a bucket exists (creating a
 // bucket copies its names once; a concurrency bucket's lease list grows to its peak once).
-// The awaitable operations complete synchronously (they never suspend).
+// A SynchronousStore: its operations complete at once.
 //
 // Persistence: Open(data_dir) loads <data_dir>/limits.db (SQLite, WAL) at construction; Flush()
 // writes every bucket changed since the last flush (level, fraction, refill time or window).
@@ -32,7 +32,7 @@
 
 namespace trl {
 
-class MemoryStore final : public Store, public SynchronousStore {
+class MemoryStore final : public SynchronousStore {
  public:
   static constexpr size_t kShards = 32;
 
@@ -47,13 +47,6 @@ class MemoryStore final : public Store, public SynchronousStore {
   MemoryStore(const MemoryStore&) = delete;
   MemoryStore& operator=(const MemoryStore&) = delete;
 
-  asio::awaitable<AdmitResult> Admit(const AdmitRequest& request) override;
-  asio::awaitable<StoreStatus> Settle(const SettleRequest& request) override;
-  asio::awaitable<ReadResult> Read(const BucketsRequest& request) override;
-  asio::awaitable<StoreStatus> Reset(const BucketsRequest& request) override;
-
-  // The same operations, synchronously (the awaitables call these; so does the Limiter).
-  SynchronousStore* Synchronous() override { return this; }
   AdmitResult AdmitNow(const AdmitRequest& request) override;
   StoreStatus SettleNow(const SettleRequest& request) override;
   ReadResult ReadNow(const BucketsRequest& request) override;

@@ -157,17 +157,26 @@ TEST(MemoryStoreTest, ResetRefillsButKeepsLeases) {
   EXPECT_EQ(s[1].in_use, 1);
 }
 
-TEST(MemoryStoreTest, AwaitableOperationsMatchTheSynchronousOnes) {
+// The Store interface the Limiter uses: each operation has completed when it returns.
+TEST(MemoryStoreTest, StoreOperationsMatchTheSynchronousOnes) {
   MemoryStore store;
+  Store& as_store = store;
+  EXPECT_EQ(as_store.Synchronous(), &store);
   std::vector<Charge> c = {{Tokens("a", 100), 25}};
-  AdmitResult r = RunAwaitable(store.Admit({"k", c, "req", kT0, kTtl, 1, true}));
+  AdmitResult r = RunAwaitable(as_store.Admit({"k", c, "req", kT0, kTtl, 1, true}));
   EXPECT_TRUE(r.admitted);
   std::vector<Settlement> s = {{Tokens("a", 100), -5, 0}};
-  EXPECT_EQ(RunAwaitable(store.Settle({"k", s, kT0})), StoreStatus::kOk);
+  struct Completion final : SettleCompletion {
+    void Settled(StoreStatus s) override { statuses.push_back(s); }
+    std::vector<StoreStatus> statuses;
+  } done;
+  boost::asio::io_context io;  // never run: the settlement does not wait for it
+  as_store.SettleDetached({"k", s, kT0}, io.get_executor(), done);
+  EXPECT_EQ(done.statuses, std::vector<StoreStatus>{StoreStatus::kOk});
   std::vector<BucketSpec> specs = {Tokens("a", 100)};
-  EXPECT_EQ(RunAwaitable(store.Read({"k", specs, kT0})).states[0].level.level, 80);
-  EXPECT_EQ(RunAwaitable(store.Reset({"k", specs, kT0})), StoreStatus::kOk);
-  EXPECT_EQ(RunAwaitable(store.Read({"k", specs, kT0})).states[0].level.level, 100);
+  EXPECT_EQ(RunAwaitable(as_store.Read({"k", specs, kT0})).states[0].level.level, 80);
+  EXPECT_EQ(RunAwaitable(as_store.Reset({"k", specs, kT0})), StoreStatus::kOk);
+  EXPECT_EQ(RunAwaitable(as_store.Read({"k", specs, kT0})).states[0].level.level, 100);
 }
 
 TEST(MemoryStoreTest, MemoryOnlyFlushSucceeds) {

@@ -1,8 +1,5 @@
 #include "limits/store.h"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-
 #include "common/percent_encoding.h"
 #include "config/limit_text.h"
 
@@ -28,13 +25,21 @@ std::string BucketRef::Id() const {
   return id;
 }
 
-void Store::SettleDetached(const SettleRequest& request, const asio::any_io_executor& executor,
-                           SettleCompletion& done) {
-  auto settle = [](Store& store, const SettleRequest& request,
-                   SettleCompletion& done) -> asio::awaitable<void> {
-    done.Settled(co_await store.Settle(request));
-  };
-  asio::co_spawn(executor, settle(*this, request, done), asio::detached);
+asio::awaitable<AdmitResult> SynchronousStore::Admit(const AdmitRequest& request) {
+  co_return AdmitNow(request);
+}
+
+void SynchronousStore::SettleDetached(const SettleRequest& request, const asio::any_io_executor&,
+                                      SettleCompletion& done) {
+  done.Settled(SettleNow(request));
+}
+
+asio::awaitable<ReadResult> SynchronousStore::Read(const BucketsRequest& request) {
+  co_return ReadNow(request);
+}
+
+asio::awaitable<StoreStatus> SynchronousStore::Reset(const BucketsRequest& request) {
+  co_return ResetNow(request);
 }
 
 }  // namespace trl

@@ -1,5 +1,5 @@
-// Where budgets live: the Store interface the Limiter talks to, with two implementations planned
-// (MemoryStore, embedded; RedisStore, shared by many instances).
+// Where budgets live: the Store interface the Limiter talks to, with two implementations
+// (MemoryStore, embedded, a SynchronousStore; RedisStore, shared by many instances).
 //
 // The interface is shaped for a Redis implementation in which ONE Lua script call admits a
 // request against all of its budgets and one call settles it: every operation takes a whole
@@ -9,8 +9,8 @@
 // same shard_key must therefore be used by every call that touches a bucket (a key that changes
 // tenant starts with fresh budgets in Redis). MemoryStore ignores it.
 //
-// All operations are asio::awaitable and never throw: failures come back as StoreStatus::kError.
-// Spans and string_views in a request must stay valid until the returned awaitable completes.
+// Operations never throw: failures come back as StoreStatus::kError. Spans and string_views in a
+// request must stay valid until the operation completes.
 // Times are microseconds since the Unix epoch, taken by the caller from its Clock (`now_micros`);
 // an implementation may substitute its own notion of now (Redis: the server's TIME) and reports
 // the time it used in the result.
@@ -82,9 +82,9 @@ enum class StoreStatus : uint8_t { kOk, kError };
 // changes. Several charges must not name the same bucket.
 //
 // Exactly once, on a store whose calls can lose their reply (Redis): the store keeps a record of
-// every admission it applied, under its `id`, for lease_ttl_micros when `settles` (a Settle will
-// follow), else for a few timeouts. The same admission sent again (a retry) finds its record and
-// is not charged twice; a Settle finds it and applies once.
+// every admission it applied, under its `id`, for lease_ttl_micros when `settles` (a settlement
+// will follow), else for a few timeouts. The same admission sent again (a retry) finds its
+// record and is not charged twice; a settlement finds it and applies once.
 struct AdmitRequest {
   std::string_view shard_key;
   std::span<const Charge> charges;
@@ -92,7 +92,7 @@ struct AdmitRequest {
   int64_t now_micros = 0;
   int64_t lease_ttl_micros = 0;
   uint64_t id = 0;       // the reservation's: never 0, unique across instances
-  bool settles = false;  // token or concurrency charges: a Settle will follow
+  bool settles = false;  // token or concurrency charges: a settlement will follow
 };
 
 struct BucketState {
@@ -111,7 +111,7 @@ struct AdmitResult {
   BucketStates states;
 };
 
-// What Settle does to one bucket:
+// What a settlement does to one bucket:
 //  kTokens: refreshes it, then applies `delta` (actual - reserved) by bucket.h's SettleDelta:
 //    negative refunds, never above capacity; positive may put it in debt; a refund for a calendar
 //    window that has ended (`admitted_stamp` != the current window start) gives back only the
@@ -157,8 +157,6 @@ struct ReadResult {
   BucketStates states;
 };
 
-class SynchronousStore;
-
 // Where a settlement nobody waits for reports its outcome (Store::SettleDetached).
 class SettleCompletion {
  public:
@@ -169,38 +167,43 @@ class SettleCompletion {
   ~SettleCompletion() = default;
 };
 
+class SynchronousStore;
+
 class Store {
  public:
   virtual ~Store() = default;
 
   virtual asio::awaitable<AdmitResult> Admit(const AdmitRequest& request) = 0;
-  virtual asio::awaitable<StoreStatus> Settle(const SettleRequest& request) = 0;
-  // Settle, for a caller that does not wait: returns at once and reports to `done`. `request`
+  // Settles, for a caller that does not wait: returns at once and reports to `done`. `request`
   // (and what it points to) and `done` must stay valid until done.Settled. Before this
   // returns, the settlement has its place in the store's order: an operation a caller starts
-  // after it on this thread is applied after it. `executor` is the caller's. The default runs
-  // Settle in a coroutine started on `executor` (co_spawn dispatches: it runs here up to its
-  // first wait); a store may do without the coroutine.
+  // after it on this thread is applied after it. `executor` is the caller's.
   virtual void SettleDetached(const SettleRequest& request, const asio::any_io_executor& executor,
-                              SettleCompletion& done);
+                              SettleCompletion& done) = 0;
   virtual asio::awaitable<ReadResult> Read(const BucketsRequest& request) = 0;
   virtual asio::awaitable<StoreStatus> Reset(const BucketsRequest& request) = 0;
 
-  // Non-null for a store whose operations complete at once, without I/O (MemoryStore): callers
-  // on the hot path may call it directly and save a coroutine frame per operation.
+  // Non-null for a store whose operations complete at once, without I/O (MemoryStore): the
+  // Limiter admits through it directly and saves a coroutine frame per request.
   virtual SynchronousStore* Synchronous() { return nullptr; }
 };
 
-// The same operations as Store's, returning at once; same contracts, same results.
-class SynchronousStore {
+// A store whose operations complete at once, without I/O (MemoryStore): it implements them as
+// plain functions (same contracts, same results), and Store's operations are these, completing
+// before they return (SettleDetached reports to `done` before it returns).
+class SynchronousStore : public Store {
  public:
   virtual AdmitResult AdmitNow(const AdmitRequest& request) = 0;
   virtual StoreStatus SettleNow(const SettleRequest& request) = 0;
   virtual ReadResult ReadNow(const BucketsRequest& request) = 0;
   virtual StoreStatus ResetNow(const BucketsRequest& request) = 0;
 
- protected:
-  ~SynchronousStore() = default;
+  asio::awaitable<AdmitResult> Admit(const AdmitRequest& request) final;
+  void SettleDetached(const SettleRequest& request, const asio::any_io_executor& executor,
+                      SettleCompletion& done) final;
+  asio::awaitable<ReadResult> Read(const BucketsRequest& request) final;
+  asio::awaitable<StoreStatus> Reset(const BucketsRequest& request) final;
+  SynchronousStore* Synchronous() final { return this; }
 };
 
 }  // namespace trl

@@ -58,6 +58,15 @@ std::string_view LimitLabel(LimitKind kind) {
   return "tokens";
 }
 
+ApiError RateLimitError(LimitKind kind) {
+  switch (kind) {
+    case LimitKind::kTokens: return ApiError::kRateLimitTokens;
+    case LimitKind::kRequests: return ApiError::kRateLimitRequests;
+    case LimitKind::kConcurrent: return ApiError::kRateLimitConcurrency;
+  }
+  return ApiError::kRateLimitTokens;
+}
+
 }  // namespace
 
 GatewaySnapshot::GatewaySnapshot(std::shared_ptr<const Config> cfg, const GatewaySnapshot* previous)
@@ -98,7 +107,7 @@ GatewayMetrics::GatewayMetrics(MetricsRegistry& r)
                                    {})) {}
 
 Gateway::Gateway(MetricsRegistry& metrics, Limiter& limiter, const Clock& clock,
-                 const KeyDirectory* keys, UsageRecorder* usage)
+                 const KeyDirectory* keys, UsageRecorder* usage, Upstream* upstream)
     : metrics_(metrics),
       overhead_(metrics_.overhead.With({})),
       instance_(NextInstance()),
@@ -106,7 +115,9 @@ Gateway::Gateway(MetricsRegistry& metrics, Limiter& limiter, const Clock& clock,
       limiter_(limiter),
       clock_(clock),
       keys_(keys),
-      usage_(usage) {
+      usage_(usage),
+      own_upstream_(upstream ? nullptr : std::make_unique<PooledUpstream>()),
+      upstream_(upstream ? *upstream : *own_upstream_) {
   metrics.AddCollector([this](std::string& out) { RenderStateMetrics(out); });
 }
 
@@ -177,11 +188,11 @@ asio::awaitable<void> Gateway::Handle(http::Request& request, http::ResponseWrit
     co_await HandleModels(*snap, request, writer);
   } else if (path == "/v1/chat/completions" || path == "/v1/completions" ||
              path == "/v1/embeddings" || path == "/v1/models") {
-    co_await writer.Send(ErrorResponse(405, "invalid_request_error", "method_not_allowed",
+    co_await writer.Send(ErrorResponse(ApiError::kMethodNotAllowed,
                                        "Method " + std::string(request.method_string()) +
                                            " is not allowed on " + std::string(path) + "."));
   } else {
-    co_await writer.Send(ErrorResponse(404, "invalid_request_error", "not_found",
+    co_await writer.Send(ErrorResponse(ApiError::kNotFound,
                                        "Unknown path " + std::string(path) +
                                            ". This gateway serves /v1/chat/completions, "
                                            "/v1/completions, /v1/embeddings and /v1/models."));
@@ -222,9 +233,7 @@ asio::awaitable<void> Gateway::HandleModels(const GatewaySnapshot& snap, http::R
                                             http::ResponseWriter& writer) {
   auto identity = Authenticate(snap, request);
   if (!identity) {
-    co_await writer.Send(ErrorResponse(401, "invalid_request_error", "invalid_api_key",
-                                       "Invalid or missing API key. Send it as "
-                                       "'Authorization: Bearer <key>'."));
+    co_await writer.Send(ErrorResponse(ApiError::kInvalidApiKey));
     co_return;
   }
   boost::json::array data;
@@ -246,178 +255,217 @@ asio::awaitable<void> Gateway::HandleModels(const GatewaySnapshot& snap, http::R
   co_await writer.Send(std::move(res));
 }
 
+// One inference request's state, from step to step.
+struct Gateway::Inference {
+  Inference(const GatewaySnapshot& s, ApiEndpoint e)
+      : snap(s), endpoint(e), started(std::chrono::steady_clock::now()) {}
+  const GatewaySnapshot& snap;
+  const ApiEndpoint endpoint;
+  const std::chrono::steady_clock::time_point started;
+  std::optional<Identity> identity;
+  std::string key_name;
+  // parse
+  RequestFields fields;
+  const Model* model = nullptr;
+  const TokenCounter* counter = nullptr;
+  int64_t prompt_estimate = 0;
+  int64_t cap = 0;  // per choice: what the backend is sent, so what it may generate is reserved
+  int64_t output_allowance = 0;
+  // admit
+  Admission admission;
+  std::string rate_lines;  // the x-ratelimit-* head lines
+};
+
 asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiEndpoint endpoint,
                                                http::Request& request,
                                                http::ResponseWriter& writer) {
-  const auto started = std::chrono::steady_clock::now();
-  // authenticate
-  auto identity = Authenticate(snap, request);
-  if (!identity) {
+  Inference in(snap, endpoint);
+  in.identity = Authenticate(snap, request);
+  if (!in.identity) {
     metrics_.requests.With({"", "", "401"}).Add();
-    co_await writer.Send(ErrorResponse(401, "invalid_request_error", "invalid_api_key",
-                                       "Invalid or missing API key. Send it as "
-                                       "'Authorization: Bearer <key>'."));
+    co_await writer.Send(ErrorResponse(ApiError::kInvalidApiKey));
     co_return;
   }
-  std::string key_name(identity->name);
-  auto count_status = [&](std::string_view model, unsigned status) {
-    metrics_.requests.With({std::string(model), key_name, std::to_string(status)}).Add();
-  };
-  // parse
-  RequestFields fields;
-  if (auto error = ExtractRequestFields(endpoint, request.body(), fields)) {
-    count_status("", 400);
-    co_await writer.Send(ErrorResponse(400, "invalid_request_error", "invalid_request",
-                                       error->message, error->param));
+  in.key_name = in.identity->name;
+  std::optional<http::Response> error = Parse(in, request);
+  if (!error) {
+    const ModelConfig& model = *in.model->config;
+    RequestScope scope{in.identity->name,   in.identity->tenant,       model.name,
+                       in.identity->limits, in.identity->tenant_limits, writer.RequestId(),
+                       model.request_timeout};
+    in.admission = co_await limiter_.Admit(scope, in.prompt_estimate + in.output_allowance);
+    in.rate_lines = RateLimitHeadLines(in.admission);
+    error = Refusal(in, co_await asio::this_coro::executor);
+  }
+  if (error) {
+    co_await writer.Send(std::move(*error), in.rate_lines);
     co_return;
   }
-  const Model* model = snap.models.Find(fields.model);
-  if (!model) {
-    count_status("", 404);
-    co_await writer.Send(ErrorResponse(404, "invalid_request_error", "model_not_found",
-                                       "The model '" + fields.model +
-                                           "' does not exist. GET /v1/models lists the models "
-                                           "you can use.",
-                                       "model"));
-    co_return;
-  }
-  const std::string& model_name = model->config->name;
-  if (!Authenticator::ModelAllowed(*identity, model_name)) {
-    count_status(model_name, 403);
-    co_await writer.Send(ErrorResponse(403, "permission_error", "model_not_allowed",
-                                       "This API key may not use the model '" + model_name +
-                                           "'. GET /v1/models lists the models you can use.",
-                                       "model"));
-    co_return;
-  }
-  const TokenCounter& counter = *snap.counters.at(model_name);
-  const int64_t prompt_estimate = CountPromptTokens(fields, counter, model->config->media_tokens);
-  // The cap per choice is what the backend will be sent (forward below), so what it may generate
-  // is exactly what is reserved.
-  const int64_t cap = ReservedCap(endpoint, fields, model->config->max_output_tokens);
-  const int64_t output_allowance = OutputAllowance(fields, cap);
-  const int64_t reservation = prompt_estimate + output_allowance;  // each at most 1e15
 
-  // admit
-  RequestScope scope{identity->name,   identity->tenant,       model_name,
-                     identity->limits, identity->tenant_limits, writer.RequestId(),
-                     model->config->request_timeout};
-  Admission admission;
-  if (limiter_.Synchronous()) {
-    admission = limiter_.AdmitNow(scope, reservation);
-  } else {
-    admission = co_await limiter_.Admit(scope, reservation);
+  RequestSeries& series = SeriesFor(in.model->config->name, in.key_name);
+  series.inflight->Add(1);
+  ExchangeRequest exchange = MakeExchange(in, request);
+  overhead_.Observe(Seconds(std::chrono::steady_clock::now() - in.started));
+  ExchangeResult result = co_await upstream_.ForwardAndRelay(exchange, writer);
+  series.inflight->Add(-1);
+
+  const Cost cost = CostOf(in, result);
+  // (A let-through store failure's reservation too: the store may have charged it.)
+  limiter_.SettleInBackground(co_await asio::this_coro::executor,
+                              std::move(in.admission.reservation), cost.prompt + cost.completion,
+                              result.usage ? SettlementSource::kUsage : SettlementSource::kEstimate);
+  Record(in, series, result, cost);
+}
+
+void Gateway::CountStatus(const Inference& in, std::string_view model, unsigned status) {
+  metrics_.requests.With({std::string(model), in.key_name, std::to_string(status)}).Add();
+}
+
+// Step "parse": the request's fields, its model (allowed for the key) and what it may cost.
+std::optional<http::Response> Gateway::Parse(Inference& in, http::Request& request) {
+  if (auto error = ExtractRequestFields(in.endpoint, request.body(), in.fields)) {
+    CountStatus(in, "", 400);
+    return ErrorResponse(ApiError::kInvalidRequest, error->message, error->param);
   }
-  std::string rate_lines = RateLimitHeadLines(admission);
+  in.model = in.snap.models.Find(in.fields.model);
+  if (!in.model) {
+    CountStatus(in, "", 404);
+    return ErrorResponse(ApiError::kModelNotFound,
+                         "The model '" + in.fields.model +
+                             "' does not exist. GET /v1/models lists the models you can use.",
+                         "model");
+  }
+  const ModelConfig& model = *in.model->config;
+  if (!Authenticator::ModelAllowed(*in.identity, model.name)) {
+    CountStatus(in, model.name, 403);
+    return ErrorResponse(ApiError::kModelNotAllowed,
+                         "This API key may not use the model '" + model.name +
+                             "'. GET /v1/models lists the models you can use.",
+                         "model");
+  }
+  in.counter = in.snap.counters.at(model.name).get();
+  in.prompt_estimate = CountPromptTokens(in.fields, *in.counter, model.media_tokens);
+  in.cap = ReservedCap(in.endpoint, in.fields, model.max_output_tokens);
+  in.output_allowance = OutputAllowance(in.fields, in.cap);  // each at most 1e15
+  return std::nullopt;
+}
+
+// Step "admit", its answer: none when the request goes on (admitted, or let through by
+// on_store_error: allow).
+std::optional<http::Response> Gateway::Refusal(Inference& in,
+                                               const asio::any_io_executor& executor) {
+  const std::string& model_name = in.model->config->name;
+  const Admission& admission = in.admission;
   switch (admission.outcome) {
     case Admission::Outcome::kAdmitted:
-      break;
-    case Admission::Outcome::kTooLarge: {
-      count_status(model_name, 400);
-      http::Response res =
-          ErrorResponse(400, "invalid_request_error", "tokens_exceed_limit",
-                        "This request needs " + std::to_string(admission.requested) +
-                            " tokens (prompt " + std::to_string(prompt_estimate) +
-                            " + output allowance " + std::to_string(output_allowance) +
-                            "), more than the limit " + admission.refused_limit +
-                            " can ever grant. Lower max_tokens (or n), or shorten the prompt.",
-                        fields.max_tokens ? "max_tokens" : "messages");
-      co_await writer.Send(std::move(res), rate_lines);
-      co_return;
-    }
-    case Admission::Outcome::kRefused: {
-      count_status(model_name, 429);
-      if (usage_) {
-        usage_->RecordRejected(key_name, identity->tenant, model_name,
-                               clock_.NowMicros() / 1'000'000, admission.refused_kind);
-      }
-      metrics_.rejections.With({model_name, key_name, std::string(LimitLabel(admission.refused_kind))})
-          .Add();
-      int64_t retry_ms = std::max<int64_t>(1, admission.retry_after_ms);
-      http::Response res =
-          ErrorResponse(429, LimitLabel(admission.refused_kind), "rate_limit_exceeded",
-                        "Rate limit reached for " + admission.refused_limit + ": remaining " +
-                            std::to_string(std::max<int64_t>(0, admission.remaining)) +
-                            ", requested " + std::to_string(admission.requested) +
-                            ". Retry in " + FormatDuration(Millis(retry_ms)) + ".");
-      res.set(bhttp::field::retry_after, std::to_string(std::max<int64_t>(1, (retry_ms + 999) / 1000)));
-      res.set("retry-after-ms", std::to_string(retry_ms));
-      co_await writer.Send(std::move(res), rate_lines);
-      co_return;
-    }
-    case Admission::Outcome::kStoreError: {
-      if (snap.config->store.on_store_error == OnStoreError::kDeny) {
+      return std::nullopt;
+    case Admission::Outcome::kTooLarge:
+      CountStatus(in, model_name, 400);
+      return ErrorResponse(
+          ApiError::kTokensExceedLimit,
+          "This request needs " + std::to_string(admission.requested) + " tokens (prompt " +
+              std::to_string(in.prompt_estimate) + " + output allowance " +
+              std::to_string(in.output_allowance) + "), more than the limit " +
+              admission.refused_limit +
+              " can ever grant. Lower max_tokens (or n), or shorten the prompt.",
+          in.fields.max_tokens ? "max_tokens" : "messages");
+    case Admission::Outcome::kRefused:
+      return RateLimited(in);
+    case Admission::Outcome::kStoreError:
+      if (in.snap.config->store.on_store_error == OnStoreError::kDeny) {
         // The store may have charged it before its reply was lost: given back.
-        limiter_.SettleInBackground(co_await asio::this_coro::executor,
-                                    std::move(admission.reservation), 0,
+        limiter_.SettleInBackground(executor, std::move(in.admission.reservation), 0,
                                     SettlementSource::kEstimate);
-        count_status(model_name, 503);
-        co_await writer.Send(ErrorResponse(503, "api_error", "model_unavailable",
-                                           "The rate-limit store is unavailable. Retry later."));
-        co_return;
+        CountStatus(in, model_name, 503);
+        return ErrorResponse(ApiError::kStoreUnavailable);
       }
       metrics_.store_fail_open.With({}).Add();
-      break;
-    }
+      return std::nullopt;
   }
+  return std::nullopt;
+}
 
-  // forward + relay
-  RequestSeries& series = SeriesFor(model_name, key_name);
-  series.inflight->Add(1);
-  ExchangeRequest exchange{model,
+// The 429 of a request a limit refused, with its Retry-After, counted and recorded.
+http::Response Gateway::RateLimited(const Inference& in) {
+  const std::string& model_name = in.model->config->name;
+  const Admission& admission = in.admission;
+  CountStatus(in, model_name, 429);
+  if (usage_) {
+    usage_->RecordRejected(in.key_name, in.identity->tenant, model_name,
+                           clock_.NowMicros() / 1'000'000, admission.refused_kind);
+  }
+  metrics_.rejections
+      .With({model_name, in.key_name, std::string(LimitLabel(admission.refused_kind))})
+      .Add();
+  const int64_t retry_ms = std::max<int64_t>(1, admission.retry_after_ms);
+  http::Response res = ErrorResponse(
+      RateLimitError(admission.refused_kind),
+      "Rate limit reached for " + admission.refused_limit + ": remaining " +
+          std::to_string(std::max<int64_t>(0, admission.remaining)) + ", requested " +
+          std::to_string(admission.requested) + ". Retry in " +
+          FormatDuration(Millis(retry_ms)) + ".");
+  res.set(bhttp::field::retry_after, std::to_string(std::max<int64_t>(1, (retry_ms + 999) / 1000)));
+  res.set("retry-after-ms", std::to_string(retry_ms));
+  return res;
+}
+
+// Step "forward": what the upstream is asked to send. The body is edited in place (the
+// canonical model name, the reserved cap, include_usage) and moved, not copied.
+ExchangeRequest Gateway::MakeExchange(Inference& in, http::Request& request) {
+  const std::string& model_name = in.model->config->name;
+  ExchangeRequest exchange{in.model,
                            std::string(PathOf(request.target())),
                            &request,
                            {},
-                           fields.stream,
-                           fields.include_usage,
-                           std::move(rate_lines),
-                           &counter};
-  exchange.deadline = started + model->config->request_timeout;
-  exchange.usage_fields = endpoint == ApiEndpoint::kEmbeddings ? UsageFields::kPromptOnly
-                                                               : UsageFields::kPromptAndCompletion;
-  // The canonical model name, the reserved cap, include_usage: edited in place, moved not copied.
-  RewriteForwardBody(endpoint, fields, model_name, cap, request.body());
+                           in.fields.stream,
+                           in.fields.include_usage,
+                           std::move(in.rate_lines),
+                           in.counter};
+  exchange.deadline = in.started + in.model->config->request_timeout;
+  exchange.usage_fields = in.endpoint == ApiEndpoint::kEmbeddings
+                              ? UsageFields::kPromptOnly
+                              : UsageFields::kPromptAndCompletion;
+  RewriteForwardBody(in.endpoint, in.fields, model_name, in.cap, request.body());
   exchange.body = std::move(request.body());
-  overhead_.Observe(Seconds(std::chrono::steady_clock::now() - started));
-  ExchangeResult result = co_await ForwardAndRelay(exchange, writer);
-  series.inflight->Add(-1);
+  return exchange;
+}
 
-  // settle: the backend's usage, else what was sent to it and relayed, counted here
-  int64_t prompt = 0, completion = 0;
-  if (result.usage) {
-    prompt = result.usage->prompt_tokens;
-    completion = result.usage->completion_tokens;
-  } else if (result.uncountable) {
-    prompt = prompt_estimate;  // it may have generated all it was allowed
-    completion = output_allowance;
-  } else if (result.reached_backend && !result.backend_rejected) {
-    prompt = prompt_estimate;
-    completion = result.relayed_tokens;
+// Step "settle", its cost: the backend's usage, else what was sent to it and relayed, counted
+// here.
+Gateway::Cost Gateway::CostOf(const Inference& in, const ExchangeResult& result) {
+  if (result.usage) return {result.usage->prompt_tokens, result.usage->completion_tokens};
+  // It may have generated all it was allowed.
+  if (result.uncountable) return {in.prompt_estimate, in.output_allowance};
+  if (result.reached_backend && !result.backend_rejected) {
+    return {in.prompt_estimate, result.relayed_tokens};
   }
-  // (A let-through store failure's reservation too: the store may have charged it.)
-  limiter_.SettleInBackground(co_await asio::this_coro::executor, std::move(admission.reservation),
-                              prompt + completion,
-                              result.usage ? SettlementSource::kUsage : SettlementSource::kEstimate);
+  return {};
+}
 
-  // record
+// Step "record": usage, and the request's metrics.
+void Gateway::Record(const Inference& in, RequestSeries& series, const ExchangeResult& result,
+                     const Cost& cost) {
+  const std::string& model_name = in.model->config->name;
   if (usage_) {
-    usage_->RecordAdmitted(key_name, identity->tenant, model_name, clock_.NowMicros() / 1'000'000,
-                           prompt, completion);
+    usage_->RecordAdmitted(in.key_name, in.identity->tenant, model_name,
+                           clock_.NowMicros() / 1'000'000, cost.prompt, cost.completion);
   }
-  if (!result.error_reason.empty()) {
-    metrics_.upstream_errors.With({model_name, result.backend, result.error_reason}).Add();
+  if (result.failure != UpstreamFailure::kNone) {
+    metrics_.upstream_errors
+        .With({model_name, result.backend,
+               UpstreamFailureLabel(result.failure, result.backend_status)})
+        .Add();
   }
   if (result.usage_invalid) metrics_.usage_invalid.With({model_name}).Add();
-  series.prompt->Add(static_cast<double>(prompt));
-  series.completion->Add(static_cast<double>(completion));
+  series.prompt->Add(static_cast<double>(cost.prompt));
+  series.completion->Add(static_cast<double>(cost.completion));
   if (result.status == 200) {
     series.ok->Add();
   } else {
-    count_status(model_name, result.status ? result.status : 499);
+    CountStatus(in, model_name, result.status ? result.status : 499);
   }
-  const auto now = std::chrono::steady_clock::now();
-  series.duration->Observe(Seconds(now - started));
-  if (result.first_byte) series.ttft->Observe(Seconds(*result.first_byte - started));
+  series.duration->Observe(Seconds(std::chrono::steady_clock::now() - in.started));
+  if (result.first_byte) series.ttft->Observe(Seconds(*result.first_byte - in.started));
 }
 
 }  // namespace trl

@@ -1,6 +1,7 @@
 // The data plane: every /v1 request goes through Gateway::Handle, which runs the life of a
 // request (docs/architecture.md): parse -> authenticate -> admit -> forward -> relay -> settle
-// -> record. Forwarding and relaying live in upstream_exchange.cc.
+// -> record, one function per step. Forwarding and relaying are the Upstream's (upstream.h;
+// production's is PooledUpstream, upstream_exchange.cc).
 //
 // Threading: Handle runs on the connection's I/O thread; any number run at once on every
 // thread. SetSnapshot may be called from any thread (config reload); requests already running
@@ -22,6 +23,7 @@
 #include "models/model_registry.h"
 #include "proxy/authenticator.h"
 #include "proxy/request_fields.h"
+#include "proxy/upstream.h"
 #include "usage/usage.h"
 
 namespace trl {
@@ -56,10 +58,12 @@ struct GatewayMetrics {
 
 class Gateway {
  public:
-  // `keys` (API-made keys) and `usage` (accounting) may be null: none / not recorded. All must
+  // `keys` (API-made keys) and `usage` (accounting) may be null: none / not recorded.
+  // `upstream` null: a PooledUpstream of the Gateway's own (the I/O threads' pools). All must
   // outlive the Gateway.
   Gateway(MetricsRegistry& metrics, Limiter& limiter, const Clock& clock,
-          const KeyDirectory* keys = nullptr, UsageRecorder* usage = nullptr);
+          const KeyDirectory* keys = nullptr, UsageRecorder* usage = nullptr,
+          Upstream* upstream = nullptr);
 
   void SetSnapshot(std::shared_ptr<const GatewaySnapshot> snapshot);
   std::shared_ptr<const GatewaySnapshot> Snapshot() const { return snapshot_.load(); }
@@ -88,6 +92,21 @@ class Gateway {
                                      http::ResponseWriter& writer);
   asio::awaitable<void> HandleInference(const GatewaySnapshot& snap, ApiEndpoint endpoint,
                                         http::Request& request, http::ResponseWriter& writer);
+  // HandleInference's steps, on the request's state; each returns the error answer that ends
+  // the request there, if any.
+  struct Inference;
+  struct Cost {
+    int64_t prompt = 0;
+    int64_t completion = 0;
+  };
+  void CountStatus(const Inference& in, std::string_view model, unsigned status);
+  std::optional<http::Response> Parse(Inference& in, http::Request& request);
+  std::optional<http::Response> Refusal(Inference& in, const asio::any_io_executor& executor);
+  http::Response RateLimited(const Inference& in);
+  static ExchangeRequest MakeExchange(Inference& in, http::Request& request);
+  static Cost CostOf(const Inference& in, const ExchangeResult& result);
+  void Record(const Inference& in, RequestSeries& series, const ExchangeResult& result,
+              const Cost& cost);
 
   GatewayMetrics metrics_;
   Histogram& overhead_;  // trl_gateway_overhead_seconds has no labels: one series
@@ -97,6 +116,8 @@ class Gateway {
   const Clock& clock_;
   const KeyDirectory* keys_;
   UsageRecorder* usage_;
+  std::unique_ptr<Upstream> own_upstream_;  // when none was given
+  Upstream& upstream_;
   std::atomic<std::shared_ptr<const GatewaySnapshot>> snapshot_;
 };
 

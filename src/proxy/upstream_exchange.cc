@@ -107,6 +107,7 @@ struct Relay {
   ExchangeRequest& req;
   http::ResponseWriter& writer;
   ExchangeResult& result;
+  ConnectionPool& pool;
   bool whole_deadline = false;  // the deadline last armed was the request's own, not the idle one
 };
 
@@ -122,10 +123,9 @@ void ArmDeadline(Relay& r, UpstreamSocket& stream) {
 
 // The 503 for a request the gateway stops because it is shutting down.
 http::Response ShuttingDown(ExchangeResult& result) {
-  result.status = 503;
-  result.error_reason = "shutdown";
-  return ErrorResponse(503, "api_error", "model_unavailable",
-                       "The gateway is shutting down. Retry the request.");
+  result.status = ErrorStatus(ApiError::kShuttingDown);
+  result.failure = UpstreamFailure::kShutdown;
+  return ErrorResponse(ApiError::kShuttingDown);
 }
 
 // What a timeout was: the backend silent for the model's timeout, or the request past its own.
@@ -138,17 +138,17 @@ std::string TimeoutText(const Relay& r) {
 
 // The error event that ends a stream the gateway could not finish.
 std::string StreamEndedEarly(const Relay& r) {
-  const std::string& reason = r.result.error_reason;
-  if (reason == "shutdown") {
-    return ErrorBody("api_error", "model_unavailable",
-                     "The gateway is shutting down; the stream was cut. Retry the request.");
+  switch (r.result.failure) {
+    case UpstreamFailure::kShutdown:
+      return ErrorBody(ApiError::kShuttingDown,
+                       "The gateway is shutting down; the stream was cut. Retry the request.");
+    case UpstreamFailure::kTimeout:
+      return ErrorBody(ApiError::kBackendTimeout,
+                       "The model backend " + TimeoutText(r) + "; the stream was cut.");
+    default:
+      return ErrorBody(ApiError::kBackendError,
+                       "The model backend ended the stream early. Retry the request.");
   }
-  if (reason == "timeout") {
-    return ErrorBody("api_error", "backend_timeout",
-                     "The model backend " + TimeoutText(r) + "; the stream was cut.");
-  }
-  return ErrorBody("api_error", "backend_error",
-                   "The model backend ended the stream early. Retry the request.");
 }
 
 void CountTexts(const TextViews& texts, const TokenCounter& counter,
@@ -187,11 +187,12 @@ asio::awaitable<bool> RelayStream(Relay& r, UpstreamSocket& stream, beast::flat_
     stream.deadline.Clear();
     if (watch.ClientLeft()) {
       if (!r.writer.Cut()) co_return false;  // the client left: abandon the upstream too
-      r.result.error_reason = "shutdown";
+      r.result.failure = UpstreamFailure::kShutdown;
       break;
     }
     if (ec && ec != bhttp::error::need_buffer) {
-      r.result.error_reason = stream.deadline.Expired() ? "timeout" : "truncated";
+      r.result.failure =
+          stream.deadline.Expired() ? UpstreamFailure::kTimeout : UpstreamFailure::kTruncated;
       break;
     }
     // A read of kSome stops after one chunk of the backend's chunked body; the chunks already
@@ -203,7 +204,7 @@ asio::awaitable<bool> RelayStream(Relay& r, UpstreamSocket& stream, beast::flat_
       buffer.consume(used);
       if (pec == bhttp::error::need_more || pec == bhttp::error::need_buffer || used == 0) break;
       if (pec) {
-        r.result.error_reason = "truncated";
+        r.result.failure = UpstreamFailure::kTruncated;
         garbage = true;
         break;
       }
@@ -230,27 +231,31 @@ asio::awaitable<bool> RelayStream(Relay& r, UpstreamSocket& stream, beast::flat_
   }
   std::string rest = splitter.TakeRest();
   if (!rest.empty() && !co_await r.writer.WriteChunk(rest)) co_return false;
-  if (!r.result.error_reason.empty() || (!done && !parser.is_done())) {
-    if (r.result.error_reason.empty()) r.result.error_reason = "truncated";
+  if (r.result.failure != UpstreamFailure::kNone || (!done && !parser.is_done())) {
+    if (r.result.failure == UpstreamFailure::kNone) r.result.failure = UpstreamFailure::kTruncated;
     // The status line is gone already: tell the client in the stream, as OpenAI does.
     std::string event = "data: " + StreamEndedEarly(r) + "\n\n";
     co_await r.writer.WriteChunk(event);
   }
-  co_return co_await r.writer.FinishStream() && r.result.error_reason.empty();
+  co_return co_await r.writer.FinishStream() && r.result.failure == UpstreamFailure::kNone;
 }
 
 // The answer to a backend that timed out (504) or failed (502), recorded in `result`. Built
 // before any co_await: GCC 12 mishandles temporaries of ?: inside co_await expressions.
-http::Response BackendFailure(Relay& r, bool timeout, std::string_view reason,
-                              std::string_view what) {
-  r.result.error_reason = timeout ? "timeout" : std::string(reason);
-  r.result.status = timeout ? 504 : 502;
-  if (timeout) {
-    return ErrorResponse(504, "api_error", "backend_timeout",
-                         "The model backend " + TimeoutText(r) + ". Retry later.");
+http::Response BackendFailure(Relay& r, UpstreamFailure failure, std::string_view what) {
+  r.result.failure = failure;
+  const ApiError error =
+      failure == UpstreamFailure::kTimeout ? ApiError::kBackendTimeout : ApiError::kBackendError;
+  r.result.status = ErrorStatus(error);
+  if (failure == UpstreamFailure::kTimeout) {
+    return ErrorResponse(error, "The model backend " + TimeoutText(r) + ". Retry later.");
   }
-  return ErrorResponse(502, "api_error", "backend_error",
-                       "The model backend " + std::string(what) + ". Retry the request.");
+  return ErrorResponse(error, "The model backend " + std::string(what) + ". Retry the request.");
+}
+
+// A read from the backend that failed: it timed out, or else `otherwise`.
+UpstreamFailure ReadFailure(const UpstreamSocket& stream, UpstreamFailure otherwise) {
+  return stream.deadline.Expired() ? UpstreamFailure::kTimeout : otherwise;
 }
 
 // A streamed answer (200, text/event-stream) whose head `header_parser` has read, relayed to
@@ -282,11 +287,11 @@ http::Response PlainAnswer(Relay& r, Answer& response,
   // An error answer carries no output: the request costs nothing (docs/limits.md).
   if (status >= 400) r.result.backend_rejected = true;
   if (status >= 500) {
-    r.result.error_reason = "http" + std::to_string(status);
-    r.result.status = 502;
-    return ErrorResponse(
-        502, "api_error", "backend_error",
-        "The model backend failed with HTTP " + std::to_string(status) + ". Retry the request.");
+    r.result.failure = UpstreamFailure::kHttpStatus;
+    r.result.status = ErrorStatus(ApiError::kBackendError);
+    return ErrorResponse(ApiError::kBackendError, "The model backend failed with HTTP " +
+                                                      std::to_string(status) +
+                                                      ". Retry the request.");
   }
   ResponseSummary summary = ParseResponseBody(response.body(), r.req.usage_fields);
   r.result.usage = summary.usage;
@@ -322,8 +327,8 @@ asio::awaitable<void> RelayPlainAnswer(Relay& r, UpstreamSocket& stream, beast::
     co_return;
   }
   if (bec) {
-    co_await r.writer.Send(
-        BackendFailure(r, stream.deadline.Expired(), "truncated", "sent an incomplete answer"));
+    co_await r.writer.Send(BackendFailure(r, ReadFailure(stream, UpstreamFailure::kTruncated),
+                                          "sent an incomplete answer"));
     co_return;
   }
   reusable = parser.get().keep_alive();
@@ -358,19 +363,20 @@ asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnecti
       co_return Attempt::kRetryFresh;
     }
     if (!timeout) backend.ReportFailure(std::chrono::steady_clock::now());
-    co_await r.writer.Send(
-        BackendFailure(r, timeout, "reset", "closed the connection without answering"));
+    co_await r.writer.Send(BackendFailure(r, ReadFailure(stream, UpstreamFailure::kReset),
+                                          "closed the connection without answering"));
     co_return Attempt::kDone;
   }
   backend.ReportSuccess();
   const auto& header = header_parser.get();
   const unsigned status = header.result_int();
+  r.result.backend_status = status;
   const std::string_view content_type = http::FieldValue(header, bhttp::field::content_type);
   const std::string_view encoding = http::FieldValue(header, bhttp::field::content_encoding);
   if (!encoding.empty() && !beast::iequals(encoding, "identity")) {
     // Asked for identity, answered compressed: nothing in it can be counted.
     r.result.uncountable = true;
-    co_await r.writer.Send(BackendFailure(r, false, "encoding",
+    co_await r.writer.Send(BackendFailure(r, UpstreamFailure::kEncoding,
                                           "answered in an encoding the gateway cannot read (" +
                                               std::string(encoding) + ")"));
     co_return Attempt::kDone;
@@ -386,12 +392,11 @@ asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnecti
 
 asio::awaitable<Attempt> TryBackend(Relay& r, Backend& backend, bool fresh) {
   const ModelConfig& model = *r.req.model->config;
-  auto& pool = ConnectionPool::ForThisThread();
   UpstreamConnection conn;
-  if (auto ec = co_await pool.Acquire(backend.Url(), std::min(kConnectTimeout, model.timeout),
-                                      fresh, conn)) {
+  if (auto ec = co_await r.pool.Acquire(backend.Url(), std::min(kConnectTimeout, model.timeout),
+                                        fresh, conn)) {
     backend.ReportFailure(std::chrono::steady_clock::now());
-    r.result.error_reason = "connect";
+    r.result.failure = UpstreamFailure::kConnect;
     co_return Attempt::kRetryOther;
   }
   auto& stream = *conn.stream;
@@ -404,7 +409,7 @@ asio::awaitable<Attempt> TryBackend(Relay& r, Backend& backend, bool fresh) {
     // A pooled connection the backend closed meanwhile: it never saw the request.
     if (conn.reused) co_return Attempt::kRetryFresh;
     backend.ReportFailure(std::chrono::steady_clock::now());
-    r.result.error_reason = "reset";
+    r.result.failure = UpstreamFailure::kReset;
     co_return Attempt::kRetryOther;
   }
   r.result.reached_backend = true;
@@ -420,17 +425,17 @@ asio::awaitable<Attempt> TryBackend(Relay& r, Backend& backend, bool fresh) {
   // Bytes past the answer would be taken for the start of the next one: not reused then.
   if (reusable && !client_left && stream.buffer.size() == 0) {
     if (stream.buffer.capacity() > kKeptBufferBytes) stream.buffer.shrink_to_fit();
-    pool.Release(std::move(conn));
+    r.pool.Release(std::move(conn));
   }
   co_return attempt;
 }
 
 }  // namespace
 
-asio::awaitable<ExchangeResult> ForwardAndRelay(ExchangeRequest& request,
-                                                http::ResponseWriter& writer) {
+asio::awaitable<ExchangeResult> PooledUpstream::ForwardAndRelay(ExchangeRequest& request,
+                                                                http::ResponseWriter& writer) {
   ExchangeResult result;
-  Relay relay{request, writer, result};
+  Relay relay{request, writer, result, pool_ ? *pool_ : ConnectionPool::ForThisThread()};
   boost::container::small_vector<const Backend*, 4> tried;
   bool fresh = false;
   // Each backend once, plus one retry on a fresh connection when a pooled one was stale.
@@ -442,19 +447,18 @@ asio::awaitable<ExchangeResult> ForwardAndRelay(ExchangeRequest& request,
     if (!backend) break;
     if (!fresh) tried.push_back(backend);
     result.backend = backend->Url().url;
-    result.error_reason.clear();
+    result.failure = UpstreamFailure::kNone;
     backend->BeginRequest();
     Attempt attempt = co_await TryBackend(relay, *backend, fresh);
     backend->EndRequest();
     if (attempt == Attempt::kDone) co_return result;
     fresh = attempt == Attempt::kRetryFresh;
   }
-  result.status = 503;
-  co_await writer.Send(ErrorResponse(
-      503, "api_error", "model_unavailable",
-      "No healthy backend is available for model '" + request.model->config->name +
-          "'. Retry later."));
-  if (result.error_reason.empty()) result.error_reason = "unavailable";
+  result.status = ErrorStatus(ApiError::kNoBackend);
+  co_await writer.Send(ErrorResponse(ApiError::kNoBackend,
+                                     "No healthy backend is available for model '" +
+                                         request.model->config->name + "'. Retry later."));
+  if (result.failure == UpstreamFailure::kNone) result.failure = UpstreamFailure::kUnavailable;
   co_return result;
 }
 

@@ -87,7 +87,7 @@ class RedisStoreTest : public ::testing::Test {
     last_id_ = request.id;
     return RunAwaitable(store.Admit(request));
   }
-  StoreStatus Settle(Store& store, std::string_view shard,
+  StoreStatus Settle(RedisStore& store, std::string_view shard,
                      const std::vector<Settlement>& settlements, int64_t now, uint64_t id) {
     return RunAwaitable(store.Settle(Set(shard, settlements, now, id)));
   }

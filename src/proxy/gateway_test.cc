@@ -1,0 +1,297 @@
+// The gateway in-process: Gateway + the embedded store + a fake clock, with a scripted upstream
+// (tests/fakes/fake_upstream.h) or real loopback backends (tests/fakes/fake_backend.h). What a
+// client gets (status, headers, body), what the backend is sent, what the budgets hold after
+// settlement, and the metrics, for each step of a request's life.
+#include "proxy/gateway.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "fakes/fake_backend.h"
+#include "fakes/fake_clock.h"
+#include "fakes/fake_response_writer.h"
+#include "fakes/fake_upstream.h"
+#include "fakes/run_awaitable.h"
+#include "limits/memory_store.h"
+#include "proxy/upstream_exchange.h"
+
+namespace trl {
+namespace {
+
+using testing::FakeBackend;
+
+constexpr char kConfig[] = R"(
+listen: 127.0.0.1:0
+store:
+  backend: memory
+models:
+  - name: llama2-7b
+    aliases: [llama]
+    backends: [${BACKEND_URL}]
+    max_output_tokens: 100
+  - name: other
+    backends: [${BACKEND_URL}]
+api_keys:
+  - name: team-a
+    key: sk-a
+    limits:
+      - {tokens: 1000, per: 1m}
+      - {requests: 2, per: 1m}
+  - name: team-b
+    key: sk-b
+    models: [other]
+)";
+// "hi" is 1 token, its message 4 more, the request 3: a prompt estimate of 8 (token_counter.h).
+constexpr char kChat[] =
+    R"({"model":"llama","max_tokens":50,"messages":[{"role":"user","content":"hi"}]})";
+constexpr int64_t kPromptEstimate = 8;
+const std::vector<LimitConfig> kTeamALimits = {
+    {LimitKind::kTokens, 1000, Millis(60'000), false, ""},
+    {LimitKind::kRequests, 2, Millis(60'000), false, ""}};
+
+std::shared_ptr<const Config> LoadConfig(const std::string& backend_url) {
+  LoadResult loaded = LoadConfigText(kConfig, [&](const std::string& name) {
+    return name == "BACKEND_URL" ? std::optional<std::string>(backend_url) : std::nullopt;
+  });
+  EXPECT_TRUE(loaded.errors.empty()) << loaded.errors.front();
+  return loaded.config;
+}
+
+http::Request Post(std::string body, std::string_view key = "sk-a",
+                   std::string_view target = "/v1/chat/completions") {
+  http::Request request{http::bhttp::verb::post, target, 11};
+  if (!key.empty()) request.set(http::bhttp::field::authorization, "Bearer " + std::string(key));
+  request.body() = std::move(body);
+  return request;
+}
+
+// The gateway with an Upstream of the test's choosing, on one io_context.
+class GatewayHarness {
+ public:
+  GatewayHarness(asio::io_context& io, const std::string& backend_url, Upstream& upstream)
+      : io_(io), gateway_(metrics_, limiter_, clock_, nullptr, &usage_, &upstream) {
+    gateway_.SetSnapshot(std::make_shared<GatewaySnapshot>(LoadConfig(backend_url)));
+  }
+
+  // Handles `request` to its end (the io_context runs until then).
+  FakeResponseWriter Handle(http::Request request) {
+    FakeResponseWriter writer;
+    bool done = false;
+    asio::co_spawn(io_, gateway_.Handle(request, writer), [&](std::exception_ptr) { done = true; });
+    while (!done) io_.run_one();
+    io_.restart();
+    return writer;
+  }
+  // The key's budgets now: tokens, then requests.
+  std::vector<int64_t> TeamALevels() {
+    LimitReadings r = RunAwaitable(limiter_.ReadKeyLimits("team-a", "", kTeamALimits));
+    EXPECT_TRUE(r.ok);
+    std::vector<int64_t> levels;
+    for (const LimitReading& reading : r.limits) levels.push_back(reading.level);
+    return levels;
+  }
+  double CounterValue(Family<Counter>& family, const LabelValues& labels) {
+    return family.With(labels).Value();
+  }
+
+  asio::io_context& io_;
+  FakeClock clock_;
+  MetricsRegistry metrics_;
+  MemoryStore store_;
+  Limiter limiter_{store_, clock_};
+  UsageRecorder usage_;
+  Gateway gateway_;
+};
+
+class GatewayTest : public ::testing::Test {
+ protected:
+  asio::io_context io_;
+  FakeUpstream upstream_;
+  GatewayHarness h_{io_, "http://127.0.0.1:1", upstream_};
+  GatewayMetrics& metrics_ = h_.gateway_.Metrics();
+};
+
+TEST_F(GatewayTest, AnAdmittedRequestIsForwardedWithItsRateLimitHeaders) {
+  upstream_.Push(FakeUpstream::Answer(Usage{7, 3}));
+  FakeResponseWriter writer = h_.Handle(Post(kChat));
+
+  EXPECT_EQ(writer.status(), 200u);
+  EXPECT_EQ(writer.Header("x-ratelimit-limit-tokens"), "1000");
+  EXPECT_EQ(writer.Header("x-ratelimit-remaining-tokens"),
+            std::to_string(1000 - kPromptEstimate - 50));
+  EXPECT_EQ(writer.Header("x-ratelimit-limit-requests"), "2");
+  EXPECT_EQ(writer.Header("x-ratelimit-remaining-requests"), "1");
+  ASSERT_EQ(upstream_.seen().size(), 1u);
+  const FakeUpstream::Seen& seen = upstream_.seen()[0];
+  EXPECT_EQ(seen.model, "llama2-7b");  // the alias resolved
+  EXPECT_EQ(seen.target, "/v1/chat/completions");
+  EXPECT_NE(seen.body.find(R"("model":"llama2-7b")"), std::string::npos) << seen.body;
+  EXPECT_NE(seen.head_lines.find("x-ratelimit-limit-tokens: 1000\r\n"), std::string::npos)
+      << seen.head_lines;
+  EXPECT_FALSE(seen.stream);
+}
+
+TEST_F(GatewayTest, SettlementReplacesTheReservationByTheBackendsUsage) {
+  upstream_.Push(FakeUpstream::Answer(Usage{7, 3}));
+  h_.Handle(Post(kChat));
+  EXPECT_EQ(h_.TeamALevels(), (std::vector<int64_t>{1000 - 10, 1}));
+  EXPECT_EQ(h_.CounterValue(metrics_.tokens, {"llama2-7b", "team-a", "prompt"}), 7);
+  EXPECT_EQ(h_.CounterValue(metrics_.tokens, {"llama2-7b", "team-a", "completion"}), 3);
+  EXPECT_EQ(h_.CounterValue(metrics_.requests, {"llama2-7b", "team-a", "200"}), 1);
+  EXPECT_EQ(h_.limiter_.Stats().by_usage.applied, 1u);
+}
+
+TEST_F(GatewayTest, WithoutUsageThePromptEstimateAndTheRelayedTokensAreCharged) {
+  upstream_.Push(FakeUpstream::Answer(std::nullopt, /*relayed=*/12));
+  h_.Handle(Post(kChat));
+  EXPECT_EQ(h_.TeamALevels(), (std::vector<int64_t>{1000 - kPromptEstimate - 12, 1}));
+  EXPECT_EQ(h_.limiter_.Stats().by_estimate.applied, 1u);
+}
+
+TEST_F(GatewayTest, ABackendFailureCostsNothingAndIsCountedByReason) {
+  upstream_.Push(FakeUpstream::Failure(503, UpstreamFailure::kConnect, "{}"));
+  EXPECT_EQ(h_.Handle(Post(kChat)).status(), 503u);
+  EXPECT_EQ(h_.TeamALevels()[0], 1000);  // nothing reached a backend: nothing charged
+  EXPECT_EQ(h_.CounterValue(metrics_.upstream_errors, {"llama2-7b", "http://backend-1", "connect"}),
+            1);
+  EXPECT_EQ(h_.CounterValue(metrics_.requests, {"llama2-7b", "team-a", "503"}), 1);
+}
+
+TEST_F(GatewayTest, TheThirdRequestInAMinuteIs429WithRetryAfter) {
+  h_.Handle(Post(kChat));
+  h_.Handle(Post(kChat));
+  h_.clock_.Advance(std::chrono::seconds(15));
+  FakeResponseWriter writer = h_.Handle(Post(kChat));
+
+  EXPECT_EQ(writer.status(), 429u);
+  EXPECT_EQ(writer.Header("retry-after"), "15");  // the first request's slot, back at 1m
+  EXPECT_EQ(writer.Header("retry-after-ms"), "15000");
+  EXPECT_EQ(writer.Header("x-ratelimit-remaining-requests"), "0");
+  EXPECT_EQ(writer.Header("x-ratelimit-limit-requests"), "2");
+  EXPECT_NE(writer.body().find(R"("type":"requests")"), std::string::npos) << writer.body();
+  EXPECT_NE(writer.body().find(R"("code":"rate_limit_exceeded")"), std::string::npos);
+  EXPECT_EQ(upstream_.seen().size(), 2u);  // the refused one was not forwarded
+  EXPECT_EQ(h_.CounterValue(metrics_.rejections, {"llama2-7b", "team-a", "requests"}), 1);
+  EXPECT_EQ(h_.CounterValue(metrics_.requests, {"llama2-7b", "team-a", "429"}), 1);
+}
+
+TEST_F(GatewayTest, AReservationNoLimitCanGrantIs400) {
+  FakeResponseWriter writer = h_.Handle(Post(
+      R"({"model":"llama","max_tokens":100,"n":20,"messages":[{"role":"user","content":"hi"}]})"));
+  EXPECT_EQ(writer.status(), 400u);
+  EXPECT_NE(writer.body().find(R"("code":"tokens_exceed_limit")"), std::string::npos);
+  EXPECT_NE(writer.body().find(R"("param":"max_tokens")"), std::string::npos);
+  EXPECT_TRUE(upstream_.seen().empty());
+}
+
+TEST_F(GatewayTest, AMissingOrUnknownKeyIs401) {
+  const std::string expected =
+      R"({"error":{"message":"Invalid or missing API key. Send it as 'Authorization: Bearer <key>'.",)"
+      R"("type":"invalid_request_error","param":null,"code":"invalid_api_key"}})";
+  for (std::string_view key : {"", "sk-nobody"}) {
+    FakeResponseWriter writer = h_.Handle(Post(kChat, key));
+    EXPECT_EQ(writer.status(), 401u);
+    EXPECT_EQ(writer.body(), expected);
+    EXPECT_FALSE(writer.HasHeader("x-ratelimit-limit-tokens"));
+  }
+  FakeResponseWriter models = h_.Handle(Post("", "sk-nobody", "/v1/models"));
+  EXPECT_EQ(models.status(), 405u);  // /v1/models is GET only, whoever asks
+  http::Request get{http::bhttp::verb::get, "/v1/models", 11};
+  EXPECT_EQ(h_.Handle(get).body(), expected);
+  EXPECT_TRUE(upstream_.seen().empty());
+  EXPECT_EQ(h_.CounterValue(metrics_.requests, {"", "", "401"}), 2);
+}
+
+TEST_F(GatewayTest, ABodyThatIsNotARequestIs400) {
+  FakeResponseWriter writer = h_.Handle(Post(R"({"model":"llama","messages":"hi"})"));
+  EXPECT_EQ(writer.status(), 400u);
+  EXPECT_NE(writer.body().find(R"("code":"invalid_request")"), std::string::npos);
+  EXPECT_EQ(h_.CounterValue(metrics_.requests, {"", "team-a", "400"}), 1);
+  EXPECT_EQ(h_.TeamALevels(), (std::vector<int64_t>{1000, 2}));  // nothing admitted
+}
+
+TEST_F(GatewayTest, UnknownAndForbiddenModels) {
+  FakeResponseWriter unknown =
+      h_.Handle(Post(R"({"model":"gpt-9","messages":[{"role":"user","content":"hi"}]})"));
+  EXPECT_EQ(unknown.status(), 404u);
+  EXPECT_NE(unknown.body().find(R"("code":"model_not_found")"), std::string::npos);
+  FakeResponseWriter forbidden = h_.Handle(Post(kChat, "sk-b"));
+  EXPECT_EQ(forbidden.status(), 403u);
+  EXPECT_NE(forbidden.body().find(R"("code":"model_not_allowed")"), std::string::npos);
+  EXPECT_TRUE(upstream_.seen().empty());
+}
+
+TEST_F(GatewayTest, UnknownPathsAndMethods) {
+  EXPECT_EQ(h_.Handle(Post(kChat, "sk-a", "/v2/chat")).status(), 404u);
+  http::Request get{http::bhttp::verb::get, "/v1/chat/completions", 11};
+  FakeResponseWriter writer = h_.Handle(get);
+  EXPECT_EQ(writer.status(), 405u);
+  EXPECT_NE(writer.body().find(R"("code":"method_not_allowed")"), std::string::npos);
+}
+
+// The gateway over PooledUpstream and a real loopback backend: the whole request path.
+class GatewayBackendTest : public ::testing::Test {
+ protected:
+  GatewayBackendTest() : h_(io_, backend_url_, upstream_) {}
+
+  asio::io_context io_;
+  FakeBackend backend_{io_};
+  std::string backend_url_ = backend_.Url().url;
+  ConnectionPool pool_;
+  PooledUpstream upstream_{pool_};
+  GatewayHarness h_;
+};
+
+TEST_F(GatewayBackendTest, AStreamWithoutUsageIsSettledOnTheTokensRelayed) {
+  // The backend ignores include_usage: the gateway counts what it relays.
+  backend_.Push(FakeBackend::Stream(
+      {"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"}}]}\n\n",
+       "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\" world\"}}]}\n\n",
+       "data: [DONE]\n\n"}));
+  FakeResponseWriter writer = h_.Handle(Post(
+      R"({"model":"llama","stream":true,"max_tokens":50,"messages":[{"role":"user","content":"hi"}]})"));
+
+  EXPECT_EQ(writer.status(), 200u);
+  EXPECT_TRUE(writer.streamed());
+  EXPECT_TRUE(writer.finished());
+  EXPECT_NE(writer.body().find("Hello"), std::string::npos);
+  ASSERT_EQ(backend_.received().size(), 1u);
+  // What was reserved is what the backend is asked for, and its usage.
+  EXPECT_NE(backend_.received()[0].body.find(R"("include_usage":true)"), std::string::npos)
+      << backend_.received()[0].body;
+  // "Hello" and " world": 2 tokens each (ceil(bytes / 4), token_counter.h).
+  EXPECT_EQ(h_.TeamALevels(), (std::vector<int64_t>{1000 - kPromptEstimate - 4, 1}));
+}
+
+TEST_F(GatewayBackendTest, AStreamsUsageIsSettledAndRemovedWhenNotAskedFor) {
+  backend_.Push(FakeBackend::Stream(
+      {"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"}}]}\n\n",
+       "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":30,"
+       "\"total_tokens\":39}}\n\n",
+       "data: [DONE]\n\n"}));
+  FakeResponseWriter writer = h_.Handle(Post(
+      R"({"model":"llama","stream":true,"max_tokens":50,"messages":[{"role":"user","content":"hi"}]})"));
+
+  EXPECT_EQ(writer.status(), 200u);
+  EXPECT_EQ(writer.body().find("usage"), std::string::npos) << writer.body();
+  EXPECT_EQ(h_.TeamALevels(), (std::vector<int64_t>{1000 - 39, 1}));
+  GatewayMetrics& m = h_.gateway_.Metrics();
+  EXPECT_EQ(h_.CounterValue(m.tokens, {"llama2-7b", "team-a", "completion"}), 30);
+}
+
+TEST_F(GatewayBackendTest, ABackends500IsA502CountedAsHttp500) {
+  backend_.Push(FakeBackend::Json(R"({"error":"boom"})", 500));
+  FakeResponseWriter writer = h_.Handle(Post(kChat));
+  EXPECT_EQ(writer.status(), 502u);
+  EXPECT_NE(writer.body().find(R"("code":"backend_error")"), std::string::npos);
+  EXPECT_FALSE(writer.HasHeader("x-ratelimit-limit-tokens"));
+  EXPECT_EQ(h_.TeamALevels()[0], 1000);  // an error answer costs nothing
+  EXPECT_EQ(h_.CounterValue(h_.gateway_.Metrics().upstream_errors,
+                            {"llama2-7b", backend_url_, "http500"}),
+            1);
+}
+
+}  // namespace
+}  // namespace trl
