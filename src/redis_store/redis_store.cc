@@ -162,17 +162,6 @@ asio::awaitable<AdmitResult> RedisStore::Admit(const AdmitRequest& request) {
   co_return std::move(w.admitted);
 }
 
-asio::awaitable<StoreStatus> RedisStore::Settle(const SettleRequest& request) {
-  if (request.settlements.empty() && !request.outcome_unknown) co_return StoreStatus::kOk;
-  Waiter w;
-  w.shard_key = request.shard_key;
-  w.settle = &request;
-  w.start = std::chrono::steady_clock::now();
-  co_await Batched(LaneFor(co_await asio::this_coro::executor), w);
-  Observe(Op::kSettle, w.start, w.settled == StoreStatus::kOk);
-  co_return w.settled;
-}
-
 void RedisStore::SettleDetached(const SettleRequest& request,
                                 const asio::any_io_executor& executor, SettleCompletion& done) {
   if (request.settlements.empty() && !request.outcome_unknown) {

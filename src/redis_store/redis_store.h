@@ -95,8 +95,6 @@ class RedisStore final : public Store {
   ~RedisStore() override;
 
   asio::awaitable<AdmitResult> Admit(const AdmitRequest& request) override;
-  // A settlement awaited (not part of Store: the Limiter settles through SettleDetached).
-  asio::awaitable<StoreStatus> Settle(const SettleRequest& request);
   // Without a coroutine when the shard has a call in flight: the settlement joins its queue and
   // `done` is called on the thread that ran its batch.
   void SettleDetached(const SettleRequest& request, const asio::any_io_executor& executor,

@@ -22,6 +22,7 @@
 #include "fakes/bucket_builders.h"
 #include "fakes/redis_server.h"
 #include "fakes/run_awaitable.h"
+#include "fakes/settle_awaited.h"
 #include "limits/memory_store.h"
 #include "redis/cluster_slots.h"
 #include "redis_store/lua_scripts.h"
@@ -87,9 +88,10 @@ class RedisStoreTest : public ::testing::Test {
     last_id_ = request.id;
     return RunAwaitable(store.Admit(request));
   }
-  StoreStatus Settle(RedisStore& store, std::string_view shard,
+  StoreStatus Settle(Store& store, std::string_view shard,
                      const std::vector<Settlement>& settlements, int64_t now, uint64_t id) {
-    return RunAwaitable(store.Settle(Set(shard, settlements, now, id)));
+    const SettleRequest request = Set(shard, settlements, now, id);
+    return RunAwaitable(testing::SettleAwaited(store, request));
   }
   ReadResult Read(Store& store, std::string_view shard, const std::vector<BucketSpec>& specs,
                   int64_t now) {
@@ -399,7 +401,7 @@ TEST_F(RedisStoreTest, ASettlementAppliesOnceAndKeepsALateAdmissionOut) {
   const uint64_t applied = last_id_;
   std::vector<Settlement> cost = {{tokens, -20, kT0}, {slots, 0, 0}};  // it cost 10
   for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(RunAwaitable(store->Settle(Set("a", cost, kT0, applied, /*unknown=*/true))),
+    EXPECT_EQ(RunAwaitable(testing::SettleAwaited(*store, Set("a", cost, kT0, applied, /*unknown=*/true))),
               StoreStatus::kOk);
   }
   ReadResult read = Read(*store, "a", {tokens, slots}, kT0);
@@ -410,7 +412,7 @@ TEST_F(RedisStoreTest, ASettlementAppliesOnceAndKeepsALateAdmissionOut) {
   // is not charged.
   AdmitRequest late = Req("a", charges, kT0);
   std::vector<Settlement> nothing = {{tokens, -30, kT0}, {slots, 0, 0}};
-  EXPECT_EQ(RunAwaitable(store->Settle(Set("a", nothing, kT0, late.id, /*unknown=*/true))),
+  EXPECT_EQ(RunAwaitable(testing::SettleAwaited(*store, Set("a", nothing, kT0, late.id, /*unknown=*/true))),
             StoreStatus::kOk);
   AdmitResult r = RunAwaitable(store->Admit(late));
   EXPECT_EQ(r.status, StoreStatus::kError);  // its caller gave it up long ago
@@ -421,7 +423,7 @@ TEST_F(RedisStoreTest, ASettlementAppliesOnceAndKeepsALateAdmissionOut) {
             "x");
   // A settlement whose admission's outcome was known leaves no tombstone.
   AdmitRequest refused = Req("a", {{tokens, 1000}}, kT0);
-  EXPECT_EQ(RunAwaitable(store->Settle(Set("a", nothing, kT0, refused.id))), StoreStatus::kOk);
+  EXPECT_EQ(RunAwaitable(testing::SettleAwaited(*store, Set("a", nothing, kT0, refused.id))), StoreStatus::kOk);
   EXPECT_EQ(
       server_->Command({"EXISTS", RecordKey(store->ShardPrefix("a") + "r:", refused.id)})->integer,
       0);
@@ -478,7 +480,7 @@ TEST_F(RedisStoreTest, ConcurrentCallsOfOneShardAreBatchedExactly) {
         io,
         [&, i]() -> boost::asio::awaitable<void> {
           if (i < admitted) {
-            StoreStatus status = co_await store->Settle(Set("a", refund, kT0, admitted_ids[i]));
+            StoreStatus status = co_await testing::SettleAwaited(*store, Set("a", refund, kT0, admitted_ids[i]));
             settled += status == StoreStatus::kOk ? 1 : 0;
           } else {
             AdmitResult r = co_await store->Admit(Req("a", one, kT0));
@@ -857,7 +859,7 @@ TEST_F(RedisStoreTest, LanesOnIoThreadsKeepOneExactQueuePerShard) {
   all([&](int i) -> boost::asio::awaitable<void> {
     if (i < 33) {
       const SettleRequest request = Set("a", refund, kT0, admitted_ids[i]);
-      StoreStatus status = co_await store->Settle(request);
+      StoreStatus status = co_await testing::SettleAwaited(*store, request);
       settled += status == StoreStatus::kOk ? 1 : 0;
     } else {
       const AdmitRequest request = Req("a", one, kT0);
