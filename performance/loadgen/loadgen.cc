@@ -27,7 +27,21 @@
 // boundaries (before, when the idle connections / streams are all established, at the end).
 //
 // Single-threaded (one io_context): it must not steal the CPU it is measuring.
+#include <unistd.h>
+
 #include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -43,21 +57,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <unistd.h>
-
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
 
 namespace {
 
@@ -88,8 +87,8 @@ struct Options {
   int64_t expect_tokens = 0;  // stream/hold: a stream with another count of tokens is an error
   int idle = 0;
   int streams = 0;
-  double ramp_s = 5;          // hold/idle: how long establishing the connections may take
-  double settle_s = 0.5;      // idle: how long they sit idle before the sample "with_idle"
+  double ramp_s = 5;      // hold/idle: how long establishing the connections may take
+  double settle_s = 0.5;  // idle: how long they sit idle before the sample "with_idle"
   std::vector<int> watch_pids;
 };
 
@@ -111,37 +110,55 @@ Options ParseArgs(int argc, char** argv) {
       if (i + 1 >= argc) Usage(a + " needs a value");
       return argv[++i];
     };
-    if (a == "--mode") o.mode = value();
-    else if (a == "--host") o.host = value();
-    else if (a == "--port") o.port = static_cast<uint16_t>(std::stoi(value()));
-    else if (a == "--path") o.path = value();
+    if (a == "--mode")
+      o.mode = value();
+    else if (a == "--host")
+      o.host = value();
+    else if (a == "--port")
+      o.port = static_cast<uint16_t>(std::stoi(value()));
+    else if (a == "--path")
+      o.path = value();
     else if (a == "--body-file") {
       std::ifstream f(value(), std::ios::binary);
       if (!f) Usage("cannot read the body file");
       std::ostringstream s;
       s << f.rdbuf();
       o.body = s.str();
-    } else if (a == "--header") o.headers.push_back(value());
-    else if (a == "--rate") o.rate = std::stod(value());
-    else if (a == "--duration") o.duration_s = std::stod(value());
-    else if (a == "--connections") o.connections = std::stoi(value());
-    else if (a == "--timeout") o.timeout_s = std::stod(value());
-    else if (a == "--ttft-us") o.ttft_us = std::stoll(value());
-    else if (a == "--interval-us") o.interval_us = std::stoll(value());
-    else if (a == "--expect-tokens") o.expect_tokens = std::stoll(value());
-    else if (a == "--idle") o.idle = std::stoi(value());
-    else if (a == "--streams") o.streams = std::stoi(value());
-    else if (a == "--ramp") o.ramp_s = std::stod(value());
+    } else if (a == "--header")
+      o.headers.push_back(value());
+    else if (a == "--rate")
+      o.rate = std::stod(value());
+    else if (a == "--duration")
+      o.duration_s = std::stod(value());
+    else if (a == "--connections")
+      o.connections = std::stoi(value());
+    else if (a == "--timeout")
+      o.timeout_s = std::stod(value());
+    else if (a == "--ttft-us")
+      o.ttft_us = std::stoll(value());
+    else if (a == "--interval-us")
+      o.interval_us = std::stoll(value());
+    else if (a == "--expect-tokens")
+      o.expect_tokens = std::stoll(value());
+    else if (a == "--idle")
+      o.idle = std::stoi(value());
+    else if (a == "--streams")
+      o.streams = std::stoi(value());
+    else if (a == "--ramp")
+      o.ramp_s = std::stod(value());
     else if (a == "--settle")
       o.settle_s = std::stod(value());
-    else if (a == "--watch-pid") o.watch_pids.push_back(std::stoi(value()));
-    else Usage("unknown argument " + a);
+    else if (a == "--watch-pid")
+      o.watch_pids.push_back(std::stoi(value()));
+    else
+      Usage("unknown argument " + a);
   }
   if (o.port == 0) Usage("--port is required");
   if (o.mode != "rate" && o.mode != "stream" && o.mode != "idle" && o.mode != "hold") {
     Usage("unknown mode " + o.mode);
   }
-  if (o.rate <= 0 || o.duration_s <= 0 || o.connections <= 0) Usage("rate, duration, connections > 0");
+  if (o.rate <= 0 || o.duration_s <= 0 || o.connections <= 0)
+    Usage("rate, duration, connections > 0");
   return o;
 }
 
@@ -218,22 +235,22 @@ struct Totals {
   int64_t scheduled = 0;
   int64_t completed = 0;  // a full response was read (any status)
   int64_t non2xx = 0;
-  int64_t errors = 0;     // connect/read/write failures, timeouts, wrong token counts
+  int64_t errors = 0;  // connect/read/write failures, timeouts, wrong token counts
   int64_t tokens = 0;
-  Stats latency;          // scheduled send -> last byte of the response
-  Stats ttft;             // stream: scheduled send -> first token event
-  Stats token_lateness;   // stream: per token, see the header comment
-  Stats token_gap;        // stream: token k's arrival - (first token's + (k-1) * interval):
-                          // relay delay not counting the time to the first token
-  Stats token_relay;      // stream, stamped tokens: arrival - the backend's stamp
+  Stats latency;         // scheduled send -> last byte of the response
+  Stats ttft;            // stream: scheduled send -> first token event
+  Stats token_lateness;  // stream: per token, see the header comment
+  Stats token_gap;       // stream: token k's arrival - (first token's + (k-1) * interval):
+                         // relay delay not counting the time to the first token
+  Stats token_relay;     // stream, stamped tokens: arrival - the backend's stamp
   std::string first_error;
 };
 
 class Generator {
  public:
   Generator(asio::io_context& io, Options o) : io_(io), o_(std::move(o)) {
-    request_ = "POST " + o_.path + " HTTP/1.1\r\nHost: " + o_.host + ":" +
-               std::to_string(o_.port) + "\r\nContent-Type: application/json\r\n";
+    request_ = "POST " + o_.path + " HTTP/1.1\r\nHost: " + o_.host + ":" + std::to_string(o_.port) +
+               "\r\nContent-Type: application/json\r\n";
     for (const auto& h : o_.headers) request_ += h + "\r\n";
     request_ += "Content-Length: " + std::to_string(o_.body.size()) + "\r\n\r\n" + o_.body;
   }
@@ -319,7 +336,8 @@ class Generator {
     if (status < 200 || status >= 300) {
       totals_.non2xx++;
       if (totals_.first_error.empty()) {
-        totals_.first_error = "HTTP " + std::to_string(status) + ": " + parser.get().body().substr(0, 200);
+        totals_.first_error =
+            "HTTP " + std::to_string(status) + ": " + parser.get().body().substr(0, 200);
       }
     } else if (streaming && o_.expect_tokens > 0 && tokens != o_.expect_tokens) {
       Fail("stream had " + std::to_string(tokens) + " tokens, expected " +
@@ -408,10 +426,13 @@ awaitable<void> OpenIdle(Generator& g, std::vector<std::unique_ptr<tcp::socket>>
     while (started < n && running < 128) {
       ++started;
       ++running;
-      asio::co_spawn(ex, [&, one]() -> awaitable<void> {
-        co_await one();
-        --running;
-      }, asio::detached);
+      asio::co_spawn(
+          ex,
+          [&, one]() -> awaitable<void> {
+            co_await one();
+            --running;
+          },
+          asio::detached);
     }
     tick.expires_after(std::chrono::milliseconds(1));
     co_await tick.async_wait(kTuple);
@@ -435,8 +456,8 @@ awaitable<void> RunOpenLoop(Generator& g, std::string& extra) {
     // Failures setting up idle connections are reported apart from the measured requests.
     extra += ",\"idle_errors\":" + std::to_string(g.totals().errors);
     g.totals().errors = 0;
-    extra += ",\"idle_open\":" + std::to_string(ready) +
-             ",\"with_idle\":" + SamplesJson(o.watch_pids);
+    extra +=
+        ",\"idle_open\":" + std::to_string(ready) + ",\"with_idle\":" + SamplesJson(o.watch_pids);
   }
   const bool streaming = o.mode == "stream";
   Queue q;
@@ -450,7 +471,8 @@ awaitable<void> RunOpenLoop(Generator& g, std::string& extra) {
   co_await timer.async_wait(kTuple);
 
   const auto start = Clock::now();
-  const auto end = start + duration_cast<Clock::duration>(std::chrono::duration<double>(o.duration_s));
+  const auto end =
+      start + duration_cast<Clock::duration>(std::chrono::duration<double>(o.duration_s));
   const double period_ns = 1e9 / o.rate;
   for (int64_t i = 0;; ++i) {
     auto due = start + nanoseconds(static_cast<int64_t>(i * period_ns));
@@ -466,7 +488,8 @@ awaitable<void> RunOpenLoop(Generator& g, std::string& extra) {
   // Drain: whatever has not finished within the timeout after the schedule ended is an error.
   q.closed = true;
   while (!q.idle_workers.empty()) q.Wake();
-  auto give_up = Clock::now() + duration_cast<Clock::duration>(std::chrono::duration<double>(o.timeout_s));
+  auto give_up =
+      Clock::now() + duration_cast<Clock::duration>(std::chrono::duration<double>(o.timeout_s));
   while (live > 0 && Clock::now() < give_up) {
     timer.expires_after(std::chrono::milliseconds(2));
     co_await timer.async_wait(kTuple);
@@ -512,7 +535,8 @@ awaitable<void> RunHold(Generator& g, std::string& extra) {
     ++done;
   };
   asio::steady_timer timer(ex);
-  auto ramp_end = Clock::now() + duration_cast<Clock::duration>(std::chrono::duration<double>(o.ramp_s));
+  auto ramp_end =
+      Clock::now() + duration_cast<Clock::duration>(std::chrono::duration<double>(o.ramp_s));
   for (int i = 0; i < o.streams; ++i) {
     auto socket = std::make_shared<tcp::socket>(ex);
     sockets.push_back(socket);
@@ -531,8 +555,8 @@ awaitable<void> RunHold(Generator& g, std::string& extra) {
   // Give every stream time to be past its first token before sampling memory.
   timer.expires_after(std::chrono::milliseconds(o.ttft_us / 1000 + 2 * o.interval_us / 1000 + 200));
   co_await timer.async_wait(kTuple);
-  std::cerr << "trl-loadgen: " << streaming_now << " streams running, "
-            << g.totals().ttft.ns.size() << " past their first token\n";
+  std::cerr << "trl-loadgen: " << streaming_now << " streams running, " << g.totals().ttft.ns.size()
+            << " past their first token\n";
   const size_t started_streams = g.totals().ttft.ns.size();
   int64_t tokens_at_start = g.totals().tokens;
   auto t1 = Clock::now();
@@ -573,12 +597,17 @@ int main(int argc, char** argv) {
   Generator g(io, o);
   std::string extra;
   bool finished = false;
-  asio::co_spawn(io, [&]() -> awaitable<void> {
-    if (o.mode == "hold") co_await RunHold(g, extra);
-    else co_await RunOpenLoop(g, extra);
-    finished = true;
-    io.stop();
-  }, asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> awaitable<void> {
+        if (o.mode == "hold")
+          co_await RunHold(g, extra);
+        else
+          co_await RunOpenLoop(g, extra);
+        finished = true;
+        io.stop();
+      },
+      asio::detached);
   io.run();
   if (!finished) return 1;
   Totals& t = g.totals();
@@ -588,14 +617,14 @@ int main(int argc, char** argv) {
     if (c == '"' || c == '\\') err += '\\';
     if (static_cast<unsigned char>(c) >= 0x20) err += c;
   }
-  std::cout << "{\"mode\":\"" << o.mode << "\",\"rate\":" << o.rate << ",\"duration_s\":" << o.duration_s
-            << ",\"connections\":" << o.connections << ",\"scheduled\":" << t.scheduled
-            << ",\"completed\":" << t.completed << ",\"non2xx\":" << t.non2xx
-            << ",\"errors\":" << t.errors << ",\"tokens\":" << t.tokens
-            << ",\"latency\":" << t.latency.Json() << ",\"ttft\":" << t.ttft.Json()
-            << ",\"token_lateness\":" << t.token_lateness.Json()
+  std::cout << "{\"mode\":\"" << o.mode << "\",\"rate\":" << o.rate
+            << ",\"duration_s\":" << o.duration_s << ",\"connections\":" << o.connections
+            << ",\"scheduled\":" << t.scheduled << ",\"completed\":" << t.completed
+            << ",\"non2xx\":" << t.non2xx << ",\"errors\":" << t.errors
+            << ",\"tokens\":" << t.tokens << ",\"latency\":" << t.latency.Json()
+            << ",\"ttft\":" << t.ttft.Json() << ",\"token_lateness\":" << t.token_lateness.Json()
             << ",\"token_gap\":" << t.token_gap.Json()
-            << ",\"token_relay\":" << t.token_relay.Json() << ",\"first_error\":\"" << err
-            << "\"" << extra << "}\n";
+            << ",\"token_relay\":" << t.token_relay.Json() << ",\"first_error\":\"" << err << "\""
+            << extra << "}\n";
   return 0;
 }

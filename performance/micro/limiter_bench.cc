@@ -13,13 +13,12 @@
 //   BM_AdmitOnly, BM_CountText     components alone
 #include <benchmark/benchmark.h>
 
-#include <string>
-#include <vector>
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "limits/limiter.h"

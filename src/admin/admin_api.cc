@@ -115,7 +115,8 @@ asio::awaitable<void> AdminApi::Route(http::Request& request, http::ResponseWrit
   }
   if (path == "/admin/v1/usage" && method == bhttp::verb::get) {
     size_t q = target.find('?');
-    std::string_view query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+    std::string_view query =
+        q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
     http::Response res = co_await Usage(query);
     co_await writer.Send(std::move(res));
     co_return;

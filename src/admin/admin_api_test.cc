@@ -245,9 +245,9 @@ TEST_F(AdminApiTest, ReloadAnswersWhatTheReloadDid) {
   reload_outcome_ = {"models[0].backends[0]: not a URL\n", {}};
   Answer refused = Call(verb::post, "/admin/v1/reload");
   ExpectError(refused, 400, "invalid_config");
-  EXPECT_NE(Body(refused).at("error").at("message").as_string().find(
-                "models[0].backends[0]: not a URL"),
-            std::string::npos);
+  EXPECT_NE(
+      Body(refused).at("error").at("message").as_string().find("models[0].backends[0]: not a URL"),
+      std::string::npos);
   EXPECT_EQ(reloads_, 2);
 }
 
@@ -313,18 +313,18 @@ TEST_F(AdminApiTest, CreateRefusesWhatItCannotMake) {
   ExpectError(Call(verb::post, "/admin/v1/keys", "[1]"), 400, "invalid_request");
   ExpectError(Call(verb::post, "/admin/v1/keys", R"({"name": "x", "colour": "blue"})"), 400,
               "invalid_request", "colour");
-  ExpectError(Call(verb::post, "/admin/v1/keys", R"({"tenant": "acme"})"), 400,
-              "invalid_request", "name");
-  ExpectError(Call(verb::post, "/admin/v1/keys", R"({"name": ".hidden"})"), 400,
-              "invalid_request", "name");
+  ExpectError(Call(verb::post, "/admin/v1/keys", R"({"tenant": "acme"})"), 400, "invalid_request",
+              "name");
+  ExpectError(Call(verb::post, "/admin/v1/keys", R"({"name": ".hidden"})"), 400, "invalid_request",
+              "name");
   ExpectError(Call(verb::post, "/admin/v1/keys", R"({"name": "x", "tenant": "nobody"})"), 400,
               "invalid_request", "tenant");
   ExpectError(Call(verb::post, "/admin/v1/keys", R"({"name": "x", "models": ["gpt-9"]})"), 400,
               "invalid_request", "models");
   ExpectError(Call(verb::post, "/admin/v1/keys", R"({"name": "x", "models": []})"), 400,
               "invalid_request", "models");
-  ExpectError(Call(verb::post, "/admin/v1/keys", R"({"name": "x", "limits": {"tokens": 1}})"),
-              400, "invalid_request", "limits");
+  ExpectError(Call(verb::post, "/admin/v1/keys", R"({"name": "x", "limits": {"tokens": 1}})"), 400,
+              "invalid_request", "limits");
   ExpectError(Call(verb::post, "/admin/v1/keys",
                    R"({"name": "x", "limits": [{"tokens": 1, "per": "fortnight"}]})"),
               400, "invalid_request", "limits");
@@ -355,7 +355,7 @@ TEST_F(AdminApiTest, ReplaceLimits) {
   ASSERT_EQ(Call(verb::post, "/admin/v1/keys", R"({"name": "made"})").status, 201u);
   clock_.Advance(std::chrono::hours(1));
   Answer replaced = Call(verb::put, "/admin/v1/keys/made/limits",
-                                 R"({"limits": [{"requests": 5, "per": "1m"}]})");
+                         R"({"limits": [{"requests": 5, "per": "1m"}]})");
   ASSERT_EQ(replaced.status, 200u) << replaced.body;
   json::object view = Body(replaced);
   EXPECT_EQ(view.at("limits"), json::parse(R"([{"requests": 5, "per": "1m"}])"));
@@ -371,8 +371,8 @@ TEST_F(AdminApiTest, ReplaceLimits) {
               "invalid_request", "limits");
   ExpectError(Call(verb::put, "/admin/v1/keys/made/limits", R"({"limit": []})"), 400,
               "invalid_request", "limits");
-  ExpectError(Call(verb::put, "/admin/v1/keys/made/limits", R"({"limits": [{"tokens": -1}]})"),
-              400, "invalid_request", "limits");
+  ExpectError(Call(verb::put, "/admin/v1/keys/made/limits", R"({"limits": [{"tokens": -1}]})"), 400,
+              "invalid_request", "limits");
   ExpectError(Call(verb::put, "/admin/v1/keys/ghost/limits", R"({"limits": []})"), 404,
               "key_not_found");
 }
@@ -415,8 +415,7 @@ TEST_F(AdminApiTest, LimitsReadTheBudgetsAndResetRefillsThem) {
 TEST_F(AdminApiTest, AKeyStoreThatFailsIsA503) {
   ASSERT_EQ(Call(verb::post, "/admin/v1/keys", R"({"name": "made"})").status, 201u);
   store_.failing = true;
-  ExpectError(Call(verb::post, "/admin/v1/keys", R"({"name": "other"})"), 503,
-              "store_unavailable");
+  ExpectError(Call(verb::post, "/admin/v1/keys", R"({"name": "other"})"), 503, "store_unavailable");
   ExpectError(Call(verb::delete_, "/admin/v1/keys/made"), 503, "store_unavailable");
   ExpectError(Call(verb::put, "/admin/v1/keys/made/limits", R"({"limits": []})"), 503,
               "store_unavailable");

@@ -47,7 +47,8 @@ std::string Rfc3339OrEmpty(int64_t unix_seconds) {
 }
 
 // What the API shows of a key: never its secret, nor its hash.
-boost::json::object KeyView(const Config& config, const ApiKeyConfig& key, const KeyRecord* record) {
+boost::json::object KeyView(const Config& config, const ApiKeyConfig& key,
+                            const KeyRecord* record) {
   boost::json::object o;
   o["name"] = key.name;
   o["source"] = record ? "api" : "config";
@@ -85,7 +86,7 @@ std::variant<boost::json::object, http::Response> BodyObject(const http::Request
 
 // The limits of a request body, validated as in the config file, or the 400 to send.
 std::variant<std::vector<LimitConfig>, http::Response> ParseLimits(const boost::json::value& v,
-                                                                 const Config& config) {
+                                                                   const Config& config) {
   if (!v.is_array()) {
     return BadRequest("limits must be a list, e.g. [{\"tokens\": 100000, \"per\": \"1m\"}].",
                       "limits");
@@ -138,9 +139,10 @@ asio::awaitable<http::Response> AdminApi::HandleKeys(http::Request& request,
   }
   // The name is checked before anything else: no other text reaches the store.
   if (!IsValidKeyName(rest)) {
-    co_return BadRequest("Invalid key name: names are 1-64 characters of A-Z a-z 0-9 _ - . "
-                         "and do not start with '.'.",
-                         "name");
+    co_return BadRequest(
+        "Invalid key name: names are 1-64 characters of A-Z a-z 0-9 _ - . "
+        "and do not start with '.'.",
+        "name");
   }
   const std::string_view name = rest;
   if (action.empty()) {
@@ -165,8 +167,8 @@ asio::awaitable<http::Response> AdminApi::HandleKeys(http::Request& request,
     }
   }
   co_return ErrorResponse(405, "invalid_request_error", "method_not_allowed",
-                          "Method " + std::string(request.method_string()) +
-                              " is not allowed on " + std::string(path) + ".");
+                          "Method " + std::string(request.method_string()) + " is not allowed on " +
+                              std::string(path) + ".");
 }
 
 http::Response AdminApi::ListKeys() {
@@ -207,18 +209,18 @@ asio::awaitable<http::Response> AdminApi::CreateKey(const http::Request& request
   for (const auto& field : o) {
     std::string_view k = field.key();
     if (k != "name" && k != "tenant" && k != "models" && k != "limits") {
-      co_return BadRequest("Unknown field '" + std::string(k) +
-                               "'. A key has name, tenant, models and limits.",
-                           k);
+      co_return BadRequest(
+          "Unknown field '" + std::string(k) + "'. A key has name, tenant, models and limits.", k);
     }
   }
   KeyRecord record;
   ApiKeyConfig& key = record.key;
   const auto* name = o.if_contains("name");
   if (!name || !name->is_string() || !IsValidKeyName(name->as_string())) {
-    co_return BadRequest("name is required: 1-64 characters of A-Z a-z 0-9 _ - . not starting "
-                         "with '.'.",
-                         "name");
+    co_return BadRequest(
+        "name is required: 1-64 characters of A-Z a-z 0-9 _ - . not starting "
+        "with '.'.",
+        "name");
   }
   key.name = std::string(name->as_string());
   if (const auto* tenant = o.if_contains("tenant"); tenant && !tenant->is_null()) {
@@ -230,16 +232,17 @@ asio::awaitable<http::Response> AdminApi::CreateKey(const http::Request& request
   }
   if (const auto* models = o.if_contains("models"); models && !models->is_null()) {
     if (!models->is_array() || models->as_array().empty()) {
-      co_return BadRequest("models must be a non-empty list of model names (omit it to allow "
-                           "every model).",
-                           "models");
+      co_return BadRequest(
+          "models must be a non-empty list of model names (omit it to allow "
+          "every model).",
+          "models");
     }
     for (const auto& m : models->as_array()) {
       const Model* model = m.is_string() ? snap->models.Find(m.as_string()) : nullptr;
       if (!model) {
-        co_return BadRequest("Unknown model " + boost::json::serialize(m) +
-                                 ". GET /admin/v1/models lists them.",
-                             "models");
+        co_return BadRequest(
+            "Unknown model " + boost::json::serialize(m) + ". GET /admin/v1/models lists them.",
+            "models");
       }
       if (std::find(key.models.begin(), key.models.end(), model->config->name) ==
           key.models.end()) {

@@ -6,11 +6,10 @@
 namespace trl {
 
 asio::awaitable<http::Response> AdminApi::Usage(std::string_view query_string) {
-  ParsedUsageQuery parsed =
-      ParseUsageQuery(query_string, hooks_.clock->NowMicros() / 1'000'000);
+  ParsedUsageQuery parsed = ParseUsageQuery(query_string, hooks_.clock->NowMicros() / 1'000'000);
   if (parsed.error) {
-    co_return ErrorResponse(400, "invalid_request_error", "invalid_request",
-                            parsed.error->message, parsed.error->param);
+    co_return ErrorResponse(400, "invalid_request_error", "invalid_request", parsed.error->message,
+                            parsed.error->param);
   }
   const UsageQuery& query = *parsed.query;
   UsageResult result = co_await hooks_.usage(query);

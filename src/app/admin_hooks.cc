@@ -30,18 +30,18 @@ std::function<asio::awaitable<bool>()> Readiness(Limiter& limiter, const KeyDire
   return [&limiter, &keys]() -> asio::awaitable<bool> {
     static const LimitConfig probe{LimitKind::kRequests, 1, Millis(1000), false, ""};
     LimitReadings r = co_await limiter.ReadKeyLimits("__readyz__", "", {&probe, 1});
-    co_return r.ok && keys.Current()->version >= 0;
+    co_return r.ok&& keys.Current()->version >= 0;
   };
 }
 
 // On the scheduler's thread, after this instance's pending usage is written: the answer
 // includes every request this instance has settled.
 std::function<asio::awaitable<UsageResult>(const UsageQuery&)> UsageQueries(UsageFlush& usage,
-                                                                           Scheduler& scheduler) {
+                                                                            Scheduler& scheduler) {
   return [&usage, &scheduler](const UsageQuery& query) -> asio::awaitable<UsageResult> {
     // Built into locals: GCC 12 mishandles non-trivial temporaries inside co_await.
-    std::function<asio::awaitable<UsageResult>()> work =
-        [&usage, query]() -> asio::awaitable<UsageResult> {
+    std::function<asio::awaitable<UsageResult>()> work = [&usage,
+                                                          query]() -> asio::awaitable<UsageResult> {
       co_await usage.Flush();
       UsageResult r = co_await usage.Sink().Query(query);
       co_return r;

@@ -54,9 +54,9 @@ bool OpenStores(const Config& config, std::span<asio::io_context* const> io_thre
 }
 
 void ObserveStoreLatency(MetricsRegistry& metrics, RedisStore& store) {
-  auto& latency = metrics.AddHistogram(
-      "trl_store_latency_seconds", "Time a store operation took (Redis round trip included).",
-      {"op"}, MetricsRegistry::LatencyBuckets());
+  auto& latency = metrics.AddHistogram("trl_store_latency_seconds",
+                                       "Time a store operation took (Redis round trip included).",
+                                       {"op"}, MetricsRegistry::LatencyBuckets());
   std::array<Histogram*, 4> by_op = {&latency.With({"admit"}), &latency.With({"settle"}),
                                      &latency.With({"read"}), &latency.With({"reset"})};
   store.SetLatencyObserver([by_op](RedisStore::Op op, double seconds, bool) {

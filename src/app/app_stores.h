@@ -6,11 +6,10 @@
 // Threading: opened once at startup on the main thread; each store states its own rules.
 #pragma once
 
+#include <boost/asio/io_context.hpp>
 #include <memory>
 #include <span>
 #include <string>
-
-#include <boost/asio/io_context.hpp>
 
 #include "config/config.h"
 #include "keys/key_store.h"

@@ -1,7 +1,7 @@
 #include "app/config_reload.h"
 
-#include <spdlog/spdlog.h>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 namespace trl {
 

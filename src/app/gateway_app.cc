@@ -2,10 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
-#include <algorithm>
 #include <csignal>
 #include <cstdio>
 
@@ -96,8 +96,7 @@ std::string GatewayApp::OpenParts(std::shared_ptr<const Config> config) {
   gateway_->SetSnapshot(std::make_shared<GatewaySnapshot>(config_));
 
   scheduler_ = std::make_unique<Scheduler>(metrics_, clock);
-  AddScheduledTasks(*scheduler_,
-                    {*config_, clock, *usage_flush_, *keys_, stores_.memory.get()});
+  AddScheduledTasks(*scheduler_, {*config_, clock, *usage_flush_, *keys_, stores_.memory.get()});
   MakeServers();
   return "";
 }
@@ -126,9 +125,7 @@ void GatewayApp::MakeServers() {
       },
       TransportErrorResponse);
   if (!config_->admin.listen) return;
-  auto reload = [this] {
-    return ReloadConfig(options_.config_path, *config_, *gateway_, *keys_);
-  };
+  auto reload = [this] { return ReloadConfig(options_.config_path, *config_, *gateway_, *keys_); };
   admin_api_ = std::make_unique<AdminApi>(
       metrics_, MakeAdminHooks({*gateway_, *limiter_, *keys_, *usage_flush_, *scheduler_,
                                 SystemClock::Instance(), reload}));
@@ -148,11 +145,12 @@ std::string GatewayApp::Start() {
   }
   data_server_->Start();
   if (admin_server_) admin_server_->Start();
-  asio::co_spawn(control_,
-                 RunHealthChecks(
-                     [gateway = gateway_.get()] { return gateway->Snapshot()->models.AllBackends(); },
-                     kHealthInterval, kHealthTimeout),
-                 asio::detached);
+  asio::co_spawn(
+      control_,
+      RunHealthChecks(
+          [gateway = gateway_.get()] { return gateway->Snapshot()->models.AllBackends(); },
+          kHealthInterval, kHealthTimeout),
+      asio::detached);
   scheduler_->Start();
   if (options_.handle_signals) {
     signals_.emplace(control_, SIGTERM, SIGINT, SIGHUP);
@@ -243,9 +241,10 @@ int GatewayApp::Stop() {
   bool flushed = usage_flush_->FlushAtShutdown();
   // Settlements the store has not confirmed by now are given up: their reservations stand.
   if (const size_t unsent = limiter_->Abandon(); unsent > 0) {
-    spdlog::warn("{} settlements not confirmed by the store at shutdown: their reservations "
-                 "stand as the charge",
-                 unsent);
+    spdlog::warn(
+        "{} settlements not confirmed by the store at shutdown: their reservations "
+        "stand as the charge",
+        unsent);
   }
   // Requests still waiting on Redis get their store error now, on their own threads, before
   // those threads stop.

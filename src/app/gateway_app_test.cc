@@ -34,8 +34,7 @@ constexpr char kAdminToken[] = "admin-secret";
 constexpr char kApiKey[] = "sk-team-a";
 
 bhttp::request<bhttp::string_body> MakeRequest(bhttp::verb method, const std::string& target,
-                                                const std::string& body,
-                                                const std::string& bearer) {
+                                               const std::string& body, const std::string& bearer) {
   bhttp::request<bhttp::string_body> request{method, target, 11};
   request.set(bhttp::field::host, "localhost");
   if (!bearer.empty()) request.set(bhttp::field::authorization, "Bearer " + bearer);
@@ -304,9 +303,9 @@ TEST_F(GatewayAppTest, AStreamStillRunningAtTheEndOfTheGraceIsCutAndRecorded) {
   UsageResult stored = StoredUsage();
   ASSERT_EQ(stored.rows.size(), 1u);
   EXPECT_EQ(stored.rows[0].counts.requests, 1);
-  EXPECT_EQ(stored.rows[0].counts.prompt_tokens,
-            counter.CountText("hello there") + counter.PerMessageOverhead() +
-                counter.PerRequestOverhead());
+  EXPECT_EQ(stored.rows[0].counts.prompt_tokens, counter.CountText("hello there") +
+                                                     counter.PerMessageOverhead() +
+                                                     counter.PerRequestOverhead());
   EXPECT_EQ(stored.rows[0].counts.completion_tokens, relayed);
 }
 

@@ -3,11 +3,10 @@
 // succeeds brings it back. Runs on the control thread, never on a data-plane I/O thread.
 #pragma once
 
+#include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
-
-#include <boost/asio/awaitable.hpp>
 
 #include "models/model_registry.h"
 

@@ -1,10 +1,10 @@
 // token-rate-limiter: the gateway binary. See DESIGN.md §1 for the command line.
+#include <spdlog/spdlog.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
-
-#include <spdlog/spdlog.h>
 
 #include "app/gateway_app.h"
 #include "config/config.h"

@@ -18,8 +18,7 @@ asio::awaitable<bool> UsageFlush::Flush() {
   std::string error;
   bool ok = co_await sink_.Write(rows, &error);
   if (!ok) {
-    spdlog::error("writing {} usage rows failed (kept for the next flush): {}", rows.size(),
-                  error);
+    spdlog::error("writing {} usage rows failed (kept for the next flush): {}", rows.size(), error);
     usage_.Restore(std::move(rows));
   }
   co_return ok;

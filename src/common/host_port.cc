@@ -7,8 +7,8 @@ namespace trl {
 namespace {
 
 bool IsHostChar(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '_' || c == '-' || c == '.' || c == '%' || c == '~';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-' || c == '.' || c == '%' || c == '~';
 }
 
 // 1 to 5 digits, at most 65535.
@@ -25,8 +25,7 @@ std::optional<uint16_t> ParsePort(std::string_view text) {
 
 }  // namespace
 
-std::optional<HostPort> ParseHostPort(std::string_view text,
-                                      std::optional<uint16_t> default_port) {
+std::optional<HostPort> ParseHostPort(std::string_view text, std::optional<uint16_t> default_port) {
   HostPort hp;
   std::string_view rest;
   if (!text.empty() && text.front() == '[') {

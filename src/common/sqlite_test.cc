@@ -56,8 +56,8 @@ TEST_F(SqliteTest, BindsRunsAndReads) {
   std::string error;
   ASSERT_TRUE(db.Exec("CREATE TABLE t(n INTEGER, s TEXT)", &error)) << error;
   Statement insert;
-  ASSERT_TRUE(insert.Prepare(db, "INSERT INTO t VALUES(?1, ?2)", &error,
-                             Statement::Lifetime::kPersistent))
+  ASSERT_TRUE(
+      insert.Prepare(db, "INSERT INTO t VALUES(?1, ?2)", &error, Statement::Lifetime::kPersistent))
       << error;
   for (int64_t n : {int64_t{1} << 40, int64_t{-2}}) {
     insert.Reset();

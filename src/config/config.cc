@@ -633,8 +633,7 @@ void Parser::ParseBackends(const YAML::Node& node, const std::string& p, ModelCo
   }
 }
 
-void Parser::ParseMediaTokens(const YAML::Node& node, const std::string& path,
-                              MediaTokens& media) {
+void Parser::ParseMediaTokens(const YAML::Node& node, const std::string& path, MediaTokens& media) {
   auto f = Map(node, path, {"image", "audio", "video", "file"});
   if (!f) return;
   // 0 is allowed: a model that takes no such input, or an operator who charges it elsewhere.

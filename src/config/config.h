@@ -4,13 +4,13 @@
 #pragma once
 
 #include <array>
-#include <functional>
-#include <string_view>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/host_port.h"
@@ -73,7 +73,7 @@ struct IdentityConfig {
 };
 
 struct BackendUrl {
-  std::string url;        // as written, for logs and metrics labels
+  std::string url;  // as written, for logs and metrics labels
   std::string host;
   uint16_t port = 80;
   std::string base_path;  // "" or "/prefix" (no trailing slash), prepended to /v1/...
@@ -99,8 +99,8 @@ struct ModelConfig {
   // a larger max_tokens is clamped to.
   int64_t max_output_tokens = 1024;
   MediaTokens media_tokens;
-  Millis timeout{120'000};           // the longest wait for the backend's next bytes
-  Millis request_timeout{600'000};   // the longest a whole request may take (streams included)
+  Millis timeout{120'000};          // the longest wait for the backend's next bytes
+  Millis request_timeout{600'000};  // the longest a whole request may take (streams included)
 };
 
 enum class LimitKind { kTokens, kRequests, kConcurrent };
@@ -127,7 +127,7 @@ struct ApiKeyConfig {
   std::string tenant;               // empty: none
   std::vector<std::string> models;  // canonical names; empty: every model
   std::vector<LimitConfig> limits;
-  bool limits_set = false;          // false: default_limits apply
+  bool limits_set = false;  // false: default_limits apply
 };
 
 struct Config {

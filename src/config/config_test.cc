@@ -909,8 +909,9 @@ TEST(Config, RestartOnlyChangesNamesWhatAReloadCannotApply) {
   auto next = Ok(WithModels("server: {threads: 2}\ndefault_limits: [{tokens: 5, per: 1m}]\n"));
   ASSERT_NE(next, nullptr);
   EXPECT_THAT(RestartOnlyChanges(*running, *next), IsEmpty());
-  next = Ok(WithModels("server: {threads: 4, idle_timeout: 5s}\nusage: {flush_interval: 2s}\n"
-                       "metrics: {key_label: false}\nadmin: {listen: 127.0.0.1:9}\n"));
+  next =
+      Ok(WithModels("server: {threads: 4, idle_timeout: 5s}\nusage: {flush_interval: 2s}\n"
+                    "metrics: {key_label: false}\nadmin: {listen: 127.0.0.1:9}\n"));
   ASSERT_NE(next, nullptr);
   EXPECT_THAT(RestartOnlyChanges(*running, *next),
               ElementsAre("server.threads", "server.idle_timeout", "admin.listen",
@@ -926,15 +927,16 @@ TEST(LimitsText, JsonWithAliasesResolved) {
       "limits", c.get());
   EXPECT_THAT(r.errors, IsEmpty());
   LimitConfig calendar_requests{LimitKind::kRequests, 5, Millis(3'600'000), true, ""};
-  EXPECT_THAT(r.limits, ElementsAre(Tokens(500, Millis(60'000)), calendar_requests,
-                                    Concurrent(2), Tokens(10, Millis(1000), false, "m1")));
+  EXPECT_THAT(r.limits, ElementsAre(Tokens(500, Millis(60'000)), calendar_requests, Concurrent(2),
+                                    Tokens(10, Millis(1000), false, "m1")));
 }
 
 TEST(LimitsText, ErrorsNamedByPath) {
   auto c = Ok(WithModels(""));
   ASSERT_NE(c, nullptr);
-  LimitsParse r = ParseLimitsText(R"([{"tokens": -1, "per": "1m"}, {"model": "nope", "requests": 1, "per": "1s"}])",
-                                  "limits", c.get());
+  LimitsParse r = ParseLimitsText(
+      R"([{"tokens": -1, "per": "1m"}, {"model": "nope", "requests": 1, "per": "1s"}])", "limits",
+      c.get());
   EXPECT_THAT(r.limits, IsEmpty());
   EXPECT_THAT(r.errors, ElementsAre(HasSubstr("limits[0].tokens"),
                                     "limits[1].model: unknown model \"nope\""));
@@ -943,10 +945,9 @@ TEST(LimitsText, ErrorsNamedByPath) {
   EXPECT_THAT(ParseLimitsText("[{", "limits", c.get()).errors,
               ElementsAre(HasSubstr("limits: not a list of limits")));
   // Without a config, model names are taken as written (keys saved earlier).
-  EXPECT_THAT(ParseLimitsText(R"([{"model": "gone", "tokens": 1, "per": "1s"}])", "limits",
-                              nullptr)
-                  .limits,
-              ElementsAre(Tokens(1, Millis(1000), false, "gone")));
+  EXPECT_THAT(
+      ParseLimitsText(R"([{"model": "gone", "tokens": 1, "per": "1s"}])", "limits", nullptr).limits,
+      ElementsAre(Tokens(1, Millis(1000), false, "gone")));
 }
 
 TEST(KeyNames, Valid) {

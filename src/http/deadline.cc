@@ -1,12 +1,11 @@
 #include "http/deadline.h"
 
 #include <algorithm>
-#include <ctime>
-#include <optional>
-
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/intrusive/list.hpp>
+#include <ctime>
+#include <optional>
 
 namespace trl::http {
 

@@ -9,10 +9,9 @@
 // than the one it waits for.
 #pragma once
 
-#include <chrono>
-
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/intrusive/list_hook.hpp>
+#include <chrono>
 
 namespace trl::http {
 

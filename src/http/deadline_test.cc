@@ -1,11 +1,11 @@
 #include "http/deadline.h"
 
-#include <memory>
-#include <optional>
+#include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/write.hpp>
-#include <gtest/gtest.h>
+#include <memory>
+#include <optional>
 
 #include "fakes/socket_pair.h"
 

@@ -1,10 +1,10 @@
 #include "http/field_arena.h"
 
-#include <optional>
-#include <string>
+#include <gtest/gtest.h>
 
 #include <boost/beast/http/parser.hpp>
-#include <gtest/gtest.h>
+#include <optional>
+#include <string>
 
 #include "http/server.h"
 
@@ -14,8 +14,7 @@ namespace {
 // Parses `head` (a whole request head, no body) with `arena`.
 std::optional<Request> Parse(FieldArena& arena, const std::string& head) {
   bhttp::request_parser<bhttp::string_body, FieldAllocator<char>> parser(
-      std::piecewise_construct, std::make_tuple(),
-      std::make_tuple(FieldAllocator<char>(&arena)));
+      std::piecewise_construct, std::make_tuple(), std::make_tuple(FieldAllocator<char>(&arena)));
   beast::error_code ec;
   parser.put(asio::buffer(head), ec);
   if (ec || !parser.is_done()) return std::nullopt;
@@ -51,8 +50,8 @@ TEST(FieldArenaTest, WhatDoesNotFitGoesToTheHeap) {
   FieldArena arena;
   const std::string big(FieldArena::kBytes, 'v');
   {
-    auto request = Parse(arena, "GET / HTTP/1.1\r\nHost: gw\r\nX-Big: " + big +
-                                    "\r\nX-After: 1\r\n\r\n");
+    auto request =
+        Parse(arena, "GET / HTTP/1.1\r\nHost: gw\r\nX-Big: " + big + "\r\nX-After: 1\r\n\r\n");
     ASSERT_TRUE(request);
     EXPECT_EQ((*request)["x-big"], big);
     EXPECT_EQ((*request)["x-after"], "1");

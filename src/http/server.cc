@@ -78,8 +78,13 @@ class Connection final : public ResponseWriter {
   Connection(tcp::socket& socket, Deadline& deadline, ClientPoll& poll,
              const ServerOptions& options, bool keep_alive, std::string_view request_id,
              std::string& head_buffer)
-      : socket_(socket), deadline_(deadline), poll_(poll), options_(options),
-        keep_alive_(keep_alive), request_id_(request_id), head_(head_buffer) {}
+      : socket_(socket),
+        deadline_(deadline),
+        poll_(poll),
+        options_(options),
+        keep_alive_(keep_alive),
+        request_id_(request_id),
+        head_(head_buffer) {}
 
   asio::awaitable<bool> Send(Response response, std::string_view head_lines) override {
     if (failed_) co_return false;
@@ -358,8 +363,8 @@ asio::awaitable<bool> Session::AwaitRequest() {
   // buffer, the last response's head and request id) and waits holding none: a connection that
   // made one request and went quiet holds none from the start.
   const auto timeout = first_ ? options_.header_timeout : options_.idle_timeout;
-  const auto hold = first_ || busy_ ? std::min(timeout, options_.idle_buffer_hold)
-                                    : std::chrono::milliseconds(0);
+  const auto hold =
+      first_ || busy_ ? std::min(timeout, options_.idle_buffer_hold) : std::chrono::milliseconds(0);
   beast::error_code ec = asio::error::timed_out;
   bool held_out = true;  // the hold passed with nothing read
   if (hold.count() != 0) {
@@ -431,8 +436,7 @@ asio::awaitable<bool> Session::ReadRequest() {
 
 void Session::TakeRequestId() {
   const auto& header = parser_->get();
-  if (auto it = header.find("x-request-id");
-      it != header.end() && ValidRequestId(it->value())) {
+  if (auto it = header.find("x-request-id"); it != header.end() && ValidRequestId(it->value())) {
     request_id_.assign(it->value());
   } else {
     MakeRequestId(request_id_);
@@ -476,8 +480,7 @@ asio::awaitable<void> AcceptLoop(std::shared_ptr<tcp::acceptor> acceptor,
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
       continue;  // EMFILE and friends: keep serving the connections we have
     }
-    asio::co_spawn(acceptor->get_executor(), RunSession(std::move(socket), state),
-                   asio::detached);
+    asio::co_spawn(acceptor->get_executor(), RunSession(std::move(socket), state), asio::detached);
   }
 }
 
@@ -496,8 +499,8 @@ void AppendResponseHead(std::string& out, const bhttp::response_header<>& header
   for (const auto& field : header) AppendField(out, field.name_string(), field.value());
 }
 
-Server::Server(std::vector<asio::any_io_executor> executors, ServerOptions options,
-               Handler handler, ErrorResponder errors)
+Server::Server(std::vector<asio::any_io_executor> executors, ServerOptions options, Handler handler,
+               ErrorResponder errors)
     : executors_(std::move(executors)), state_(std::make_shared<State>()) {
   state_->options = options;
   state_->handler = std::move(handler);

@@ -7,13 +7,6 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
-#include <cstdint>
-#include <functional>
-#include <memory>
-#include <string>
-#include <vector>
-
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -21,6 +14,12 @@
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "http/field_arena.h"
 
@@ -59,9 +58,10 @@ std::string_view FieldValue(const bhttp::basic_fields<Allocator>& fields, bhttp:
 struct ServerOptions {
   uint64_t max_body_bytes = 4 * 1024 * 1024;
   uint32_t max_header_bytes = 16 * 1024;
-  std::chrono::milliseconds header_timeout{10'000};  // headers (and then the body) must arrive in time
-  std::chrono::milliseconds idle_timeout{60'000};    // keep-alive wait for the next request
-  std::chrono::milliseconds write_timeout{30'000};   // every write to the client
+  std::chrono::milliseconds header_timeout{
+      10'000};  // headers (and then the body) must arrive in time
+  std::chrono::milliseconds idle_timeout{60'000};   // keep-alive wait for the next request
+  std::chrono::milliseconds write_timeout{30'000};  // every write to the client
   // A busy connection (its last wait between two requests was shorter) waiting this long for
   // its next request gives back its buffers and waits on holding none; any other connection
   // does so at once. An idle connection costs little, a busy one pays nothing per request.

@@ -14,14 +14,13 @@
 // sendmsg, as Asio's first attempt would) and waits only for what the socket did not take.
 #pragma once
 
-#include <span>
-
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/basic_parser.hpp>
+#include <span>
 
 namespace trl::http {
 

@@ -191,8 +191,7 @@ TEST(ReadMessageTest, LimitsAreBeastsOwn) {
   EXPECT_EQ(ReadRequestWith(32, kRoomy, kRoomy, ReadUntil::kHeader), bhttp::error::header_limit);
   EXPECT_EQ(ReadRequestWith(kRoomy, 4, kRoomy, ReadUntil::kMessage), bhttp::error::body_limit);
   // A buffer smaller than the head:
-  EXPECT_EQ(ReadRequestWith(kRoomy, kRoomy, 16, ReadUntil::kHeader),
-            bhttp::error::buffer_overflow);
+  EXPECT_EQ(ReadRequestWith(kRoomy, kRoomy, 16, ReadUntil::kHeader), bhttp::error::buffer_overflow);
 }
 
 // Counts the recv calls made on `socket` while it lives.
@@ -480,11 +479,11 @@ beast::error_code WriteAndReceive(std::span<const asio::const_buffer> buffers,
                  });
   const size_t total = asio::buffer_size(buffers);
   std::array<char, 65536> chunk;
-  std::function<void(boost::system::error_code, size_t)> on_read =
-      [&](boost::system::error_code ec, size_t n) {
-        received.append(chunk.data(), n);
-        if (!ec && received.size() < total) pair.far.async_read_some(asio::buffer(chunk), on_read);
-      };
+  std::function<void(boost::system::error_code, size_t)> on_read = [&](boost::system::error_code ec,
+                                                                       size_t n) {
+    received.append(chunk.data(), n);
+    if (!ec && received.size() < total) pair.far.async_read_some(asio::buffer(chunk), on_read);
+  };
   pair.far.async_read_some(asio::buffer(chunk), on_read);
   io.run();
   return result.value_or(asio::error::operation_aborted);

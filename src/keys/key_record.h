@@ -3,14 +3,13 @@
 // store as JSON; limits are written in the config's form ({"tokens": 1000, "per": "1m"}).
 #pragma once
 
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
-
-#include <boost/json/serialize.hpp>
-#include <boost/json/value.hpp>
 
 #include "config/config.h"
 

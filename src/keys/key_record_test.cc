@@ -55,8 +55,9 @@ TEST(KeyRecord, NoLimitsMeansDefaults) {
 }
 
 TEST(KeyRecord, LimitsInTheConfigsForm) {
-  EXPECT_EQ(boost::json::serialize(LimitsToJson(Sample().key.limits)),
-            R"([{"tokens":1000,"per":"1m"},{"requests":5,"per":"1d","reset":"calendar","model":"m1"},{"concurrent":2}])");
+  EXPECT_EQ(
+      boost::json::serialize(LimitsToJson(Sample().key.limits)),
+      R"([{"tokens":1000,"per":"1m"},{"requests":5,"per":"1d","reset":"calendar","model":"m1"},{"concurrent":2}])");
 }
 
 TEST(KeyRecord, RejectsForeignText) {

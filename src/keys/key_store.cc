@@ -85,7 +85,8 @@ class SqliteKeyStore final : public KeyStore {
     std::lock_guard lock(mutex_);
     sqlite::Transaction transaction(db_, nullptr, "BEGIN IMMEDIATE");
     if (!transaction.Began()) return WriteStatus::kError;
-    const char* sql = mode == Mode::kCreate    ? "INSERT OR IGNORE INTO keys(name, record) VALUES(?1, ?2)"
+    const char* sql = mode == Mode::kCreate
+                          ? "INSERT OR IGNORE INTO keys(name, record) VALUES(?1, ?2)"
                       : mode == Mode::kReplace ? "UPDATE keys SET record = ?2 WHERE name = ?1"
                                                : "DELETE FROM keys WHERE name = ?1";
     sqlite::Statement write;

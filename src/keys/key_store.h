@@ -7,13 +7,12 @@
 // from the admin or scheduler thread, never an I/O thread); the Redis store suspends.
 #pragma once
 
+#include <boost/asio/awaitable.hpp>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <boost/asio/awaitable.hpp>
 
 #include "keys/key_record.h"
 

@@ -32,15 +32,17 @@ void Rescale(const BucketParams& params, BucketLevel& state) {
   if (state.capacity == params.capacity) return;
   state.level = Clamp64(static_cast<__int128>(state.level) + params.capacity - state.capacity);
   state.capacity = params.capacity;
-  if (params.calendar) state.frac = std::clamp<int64_t>(state.frac, 0, std::max<int64_t>(params.capacity, 0));
+  if (params.calendar)
+    state.frac = std::clamp<int64_t>(state.frac, 0, std::max<int64_t>(params.capacity, 0));
 }
 
 // Turns a calendar bucket over to the window that contains `now`, carrying its debt.
 void NextWindow(const BucketParams& params, int64_t now_micros, BucketLevel& state) {
   const int64_t window = FloorDiv(now_micros, params.period_micros) * params.period_micros;
   if (window <= state.stamp) return;
-  const __int128 windows = (static_cast<__int128>(window) - state.stamp + params.period_micros - 1) /
-                           params.period_micros;
+  const __int128 windows =
+      (static_cast<__int128>(window) - state.stamp + params.period_micros - 1) /
+      params.period_micros;
   const __int128 start = std::min<__int128>(state.level, 0) + windows * params.capacity;
   state.level = start >= params.capacity ? params.capacity : Clamp64(start);
   state.frac = params.capacity - state.level;
@@ -114,13 +116,14 @@ int64_t MicrosUntil(const BucketParams& params, const BucketLevel& state, int64_
   if (params.calendar) {
     // Window k (1 = the next) starts with min(capacity, min(level, 0) + k * capacity).
     const __int128 missing = static_cast<__int128>(target) - std::min<int64_t>(state.level, 0);
-    const __int128 windows = std::max<__int128>(1, (missing + params.capacity - 1) / params.capacity);
+    const __int128 windows =
+        std::max<__int128>(1, (missing + params.capacity - 1) / params.capacity);
     const __int128 start = static_cast<__int128>(state.stamp) + windows * params.period_micros;
     return start > now_micros ? Saturate(start - now_micros) : 0;
   }
   // Units still missing, in 1/D: (target - level) * D - frac; they accrue at N per microsecond.
-  __int128 missing = (static_cast<__int128>(target) - state.level) * params.period_micros -
-                     state.frac;
+  __int128 missing =
+      (static_cast<__int128>(target) - state.level) * params.period_micros - state.frac;
   __int128 wait = (missing + params.capacity - 1) / params.capacity;
   return Saturate(wait);
 }

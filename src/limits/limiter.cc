@@ -25,7 +25,11 @@ int64_t PeriodMicros(const LimitConfig& limit) {
 }
 
 BucketRef RefFor(ScopeKind scope, std::string_view owner, const LimitConfig& limit) {
-  return {scope, owner, limit.model, limit.kind, PeriodMicros(limit),
+  return {scope,
+          owner,
+          limit.model,
+          limit.kind,
+          PeriodMicros(limit),
           limit.kind != LimitKind::kConcurrent && limit.calendar};
 }
 
@@ -142,8 +146,8 @@ void Limiter::MakePlan(const RequestScope& scope, int64_t reserve_tokens, Plan& 
   Collect(ScopeKind::kKey, scope.key, scope.key_limits, scope.model, plan.reserve_tokens,
           plan.charges, plan.origins);
   if (!scope.tenant.empty()) {
-    Collect(ScopeKind::kTenant, scope.tenant, scope.tenant_limits, scope.model,
-            plan.reserve_tokens, plan.charges, plan.origins);
+    Collect(ScopeKind::kTenant, scope.tenant, scope.tenant_limits, scope.model, plan.reserve_tokens,
+            plan.charges, plan.origins);
   }
   // A reservation above a token limit's capacity can never fit: it is refused before the
   // store's levels are touched (naming the smallest such limit); they are only read, for the
@@ -152,8 +156,7 @@ void Limiter::MakePlan(const RequestScope& scope, int64_t reserve_tokens, Plan& 
     const Charge& c = plan.charges[i];
     plan.settles = plan.settles || c.bucket.ref.kind != LimitKind::kRequests;
     if (c.bucket.ref.kind == LimitKind::kTokens && c.amount > c.bucket.capacity &&
-        (plan.too_large < 0 ||
-         c.bucket.capacity < plan.charges[plan.too_large].bucket.capacity)) {
+        (plan.too_large < 0 || c.bucket.capacity < plan.charges[plan.too_large].bucket.capacity)) {
       plan.too_large = static_cast<int>(i);
     }
   }
@@ -203,8 +206,8 @@ Reservation Limiter::MakeReservation(const RequestScope& scope, const Plan& plan
     if (ref.kind == LimitKind::kRequests) continue;  // nothing to settle
     // (Unknown outcome: the store finds the window in its record of the admission.)
     const int64_t stamp = result ? result->states[i].level.stamp : 0;
-    r.buckets_.push_back({ref.scope, !ref.model.empty(), ref.kind, ref.period_micros,
-                          ref.calendar, plan.charges[i].bucket.capacity, stamp});
+    r.buckets_.push_back({ref.scope, !ref.model.empty(), ref.kind, ref.period_micros, ref.calendar,
+                          plan.charges[i].bucket.capacity, stamp});
     needs_model = needs_model || !ref.model.empty();
   }
   r.key_ = scope.key;
@@ -288,8 +291,9 @@ BucketsRequest Limiter::ReadRequestFor(const Plan& plan,
 }
 
 AdmitRequest Limiter::AdmitRequestFor(const RequestScope& scope, const Plan& plan) const {
-  return {plan.shard_key,      AsSpan(plan.charges), scope.request_id, clock_.NowMicros(),
-          plan.lease_ttl_micros, plan.id,              plan.settles};
+  return {plan.shard_key,     AsSpan(plan.charges),  scope.request_id,
+          clock_.NowMicros(), plan.lease_ttl_micros, plan.id,
+          plan.settles};
 }
 
 asio::awaitable<Admission> Limiter::Admit(const RequestScope& scope, int64_t reserve_tokens) {
@@ -438,11 +442,13 @@ void Limiter::SettleInBackground(const asio::any_io_executor& executor, Reservat
       std::make_unique<BackgroundSettlement>(*this, std::move(reservation), source, executor);
   const Reservation& r = settlement->reservation;
   if (!MakeSettlePlan(r, actual_tokens, settlement->plan)) {
-    CountSettlement(source, 0);  // nothing changes (a concurrency-free reservation, cost as reserved)
+    CountSettlement(source,
+                    0);  // nothing changes (a concurrency-free reservation, cost as reserved)
     return;
   }
   settlement->request = {ShardKey(r.key_, r.tenant_), AsSpan(settlement->plan.settlements),
-                         clock_.NowMicros(), r.id_, r.outcome_unknown_, r.lease_ttl_micros_};
+                         clock_.NowMicros(),          r.id_,
+                         r.outcome_unknown_,          r.lease_ttl_micros_};
   pending_settlements_.fetch_add(1, std::memory_order_acq_rel);
   settlement.release()->Send();  // deletes itself when it ends
 }
@@ -464,8 +470,7 @@ Limiter::~Limiter() {
   }
 }
 
-asio::awaitable<LimitReadings> Limiter::ReadKeyLimits(std::string_view key,
-                                                      std::string_view tenant,
+asio::awaitable<LimitReadings> Limiter::ReadKeyLimits(std::string_view key, std::string_view tenant,
                                                       std::span<const LimitConfig> key_limits) {
   std::vector<BucketSpec> specs;
   specs.reserve(key_limits.size());

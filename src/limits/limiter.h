@@ -22,6 +22,9 @@
 #pragma once
 
 #include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/container/small_vector.hpp>
 #include <chrono>
 #include <cstdint>
 #include <mutex>
@@ -29,10 +32,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/awaitable.hpp>
-#include <boost/container/small_vector.hpp>
 
 #include "common/clock.h"
 #include "config/config.h"
@@ -42,10 +41,11 @@ namespace trl {
 
 // What a request is charged against. Spans/views are valid for the duration of Admit.
 struct RequestScope {
-  std::string_view key;                        // key name (identity)
-  std::string_view tenant;                     // "" = no tenant (tenant_limits are then ignored)
-  std::string_view model;                      // canonical model name
-  std::span<const LimitConfig> key_limits;     // the key's limits, or default_limits when the key names none
+  std::string_view key;     // key name (identity)
+  std::string_view tenant;  // "" = no tenant (tenant_limits are then ignored)
+  std::string_view model;   // canonical model name
+  std::span<const LimitConfig>
+      key_limits;  // the key's limits, or default_limits when the key names none
   std::span<const LimitConfig> tenant_limits;  // the tenant's limits
   std::string_view request_id;                 // for the concurrency lease (diagnostics)
   // The longest the request may run (its model's request_timeout): its concurrency slot and
@@ -147,7 +147,7 @@ struct LimiterStats {
   uint64_t refused_requests = 0;
   uint64_t refused_concurrency = 0;
   uint64_t too_large = 0;
-  uint64_t settled = 0;  // settlements sent to the store (retries included)
+  uint64_t settled = 0;                    // settlements sent to the store (retries included)
   SettlementCounts by_usage, by_estimate;  // by SettlementSource
   uint64_t unsettled = 0;  // reservations charged (or maybe charged) and not yet settled: a gauge
   uint64_t store_errors_admit = 0;
@@ -158,7 +158,8 @@ struct LimiterStats {
 // GET /admin/v1/keys/{name}/limits: one limit as it stands.
 struct LimitReading {
   LimitConfig limit;
-  int64_t level = 0;      // kTokens/kRequests: whole units now, negative in debt; concurrent: free slots
+  int64_t level =
+      0;  // kTokens/kRequests: whole units now, negative in debt; concurrent: free slots
   int64_t remaining = 0;  // level floored at 0
   int64_t reset_ms = 0;   // until full again (0: full; concurrency: 0)
   int64_t in_use = 0;     // kConcurrent: slots held by requests in flight

@@ -4,10 +4,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <string>
-#include <thread>
-#include <vector>
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -15,6 +11,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "fakes/fake_clock.h"
 #include "fakes/limit_builders.h"
@@ -30,7 +29,7 @@ using std::chrono::milliseconds;
 using Outcome = Admission::Outcome;
 
 constexpr int64_t kSecond = 1'000'000;
-constexpr int64_t kT0 = 1'700'000'000 * kSecond;       // 2023-11-14T22:13:20Z
+constexpr int64_t kT0 = 1'700'000'000 * kSecond;        // 2023-11-14T22:13:20Z
 constexpr int64_t kMidnight = 1'700'006'400 * kSecond;  // 2023-11-15T00:00:00Z
 constexpr milliseconds kMinute{60'000};
 constexpr milliseconds kDay{86'400'000};
@@ -102,7 +101,7 @@ std::unique_ptr<RedisStore> MakeRedisStore(const testing::RedisServer* server) {
   RedisStoreOptions options;
   options.client.urls = {server->Url()};
   options.server_time = false;
-  options.timeout = std::chrono::seconds(5);  // semantics under test, not latency
+  options.timeout = std::chrono::seconds(5);    // semantics under test, not latency
   options.idle_margin = std::chrono::hours(1);  // the fake clock runs ahead of Redis's expiry
   options.key_prefix = "trl-test:";
   std::string error;
@@ -145,8 +144,8 @@ class LimiterTest : public ::testing::TestWithParam<StoreKind> {
     return levels;
   }
   int64_t TenantLevel(const LimitConfig& limit) {
-    BucketSpec spec{{ScopeKind::kTenant, "acme", limit.model, limit.kind,
-                     limit.per.count() * 1000, limit.calendar},
+    BucketSpec spec{{ScopeKind::kTenant, "acme", limit.model, limit.kind, limit.per.count() * 1000,
+                     limit.calendar},
                     limit.amount};
     std::vector<BucketSpec> specs = {spec};
     ReadResult read = RunAwaitable(LimiterStore().Read({"acme", specs, clock_.NowMicros()}));
@@ -443,8 +442,8 @@ TEST_P(LimiterTest, BackgroundSettlementComesBeforeTheNextAdmission) {
   boost::asio::co_spawn(
       io,
       [&]() -> boost::asio::awaitable<void> {
-        limiter_.SettleInBackground(co_await boost::asio::this_coro::executor,
-                                    first.reservation, 10, SettlementSource::kUsage);
+        limiter_.SettleInBackground(co_await boost::asio::this_coro::executor, first.reservation,
+                                    10, SettlementSource::kUsage);
         pending_after_call = limiter_.PendingSettlements();
         second = co_await limiter_.Admit(scope, 80);
       },

@@ -98,8 +98,7 @@ class MemoryStore::BatchLocks {
         name_hash = TextHash(ref.scope_name);
         last_name = ref.scope_name;
       }
-      if (first || ref.model.data() != last_model.data() ||
-          ref.model.size() != last_model.size()) {
+      if (first || ref.model.data() != last_model.data() || ref.model.size() != last_model.size()) {
         model_hash = TextHash(ref.model);
         last_model = ref.model;
       }
@@ -143,16 +142,16 @@ bool IsLevelKind(LimitKind kind) { return kind != LimitKind::kConcurrent; }
 
 constexpr const char* kSchema =
     "CREATE TABLE IF NOT EXISTS buckets("
-    " scope INTEGER NOT NULL,"        // 0 key, 1 tenant
+    " scope INTEGER NOT NULL,"  // 0 key, 1 tenant
     " scope_name TEXT NOT NULL,"
-    " model TEXT NOT NULL,"           // '' = every model
-    " kind TEXT NOT NULL,"            // tokens | requests
+    " model TEXT NOT NULL,"  // '' = every model
+    " kind TEXT NOT NULL,"   // tokens | requests
     " period_us INTEGER NOT NULL,"
     " calendar INTEGER NOT NULL,"
     " capacity INTEGER NOT NULL,"
     " level INTEGER NOT NULL,"
     " frac INTEGER NOT NULL,"
-    " stamp_us INTEGER NOT NULL,"     // rolling: last refill; calendar: window start
+    " stamp_us INTEGER NOT NULL,"  // rolling: last refill; calendar: window start
     " PRIMARY KEY(scope, scope_name, model, kind, period_us, calendar)) WITHOUT ROWID;";
 
 constexpr const char* kSelect =
@@ -225,8 +224,9 @@ MemoryStore::Bucket& MemoryStore::FindOrCreate(Shard& shard, const HashedRef& ke
   const BucketRef& ref = spec.ref;
   Bucket bucket;
   if (IsLevelKind(ref.kind)) bucket.level = FullLevel(spec.Params(), now_micros);
-  OwnedRef owned{ref.scope,  std::string(ref.scope_name), std::string(ref.model), ref.kind,
-                 ref.period_micros, ref.calendar, key.hash};
+  OwnedRef owned{ref.scope, std::string(ref.scope_name), std::string(ref.model),
+                 ref.kind,  ref.period_micros,           ref.calendar,
+                 key.hash};
   return shard.buckets.emplace(std::move(owned), std::move(bucket)).first->second;
 }
 
@@ -238,9 +238,8 @@ AdmitResult MemoryStore::AdmitNow(const AdmitRequest& request) {
   result.states.resize(n);
   boost::container::small_vector<Bucket*, 8> buckets(n, nullptr);
 
-  BatchLocks batch(*shards_, request.charges, [](const Charge& c) -> const BucketRef& {
-    return c.bucket.ref;
-  });
+  BatchLocks batch(*shards_, request.charges,
+                   [](const Charge& c) -> const BucketRef& { return c.bucket.ref; });
   bool all_fit = true;
   for (size_t i = 0; i < n; ++i) {
     const Charge& charge = request.charges[i];

@@ -85,7 +85,7 @@ class MemoryStore final : public SynchronousStore {
 
   std::unique_ptr<std::array<Shard, kShards>> shards_;
 
-  std::mutex flush_mu_;             // serializes Flush (the connection is not shared)
+  std::mutex flush_mu_;                 // serializes Flush (the connection is not shared)
   std::optional<sqlite::Database> db_;  // limits.db; guarded by flush_mu_ after Open
   std::atomic<bool> flush_all_{false};
 };

@@ -19,14 +19,13 @@
 // threads may call any operation concurrently.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/container/small_vector.hpp>
 #include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
-
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/awaitable.hpp>
-#include <boost/container/small_vector.hpp>
 
 #include "config/config.h"
 #include "limits/bucket.h"
@@ -46,7 +45,7 @@ struct BucketRef {
   std::string_view scope_name;  // the key's or the tenant's name
   std::string_view model;       // "" = every model
   LimitKind kind = LimitKind::kTokens;
-  int64_t period_micros = 0;    // 0 for kConcurrent
+  int64_t period_micros = 0;  // 0 for kConcurrent
   bool calendar = false;
 
   bool operator==(const BucketRef&) const = default;

@@ -57,10 +57,26 @@ TEST(ApproxTokenCounterTest, EqualsThePlainRuleOnAnyBytes) {
   // counter reads ASCII in (and between those and blocks it reads byte by byte): words,
   // numbers, punctuation, whitespace of each kind, 2-, 3- and 4-byte characters, stray
   // continuation bytes and bytes that never occur in UTF-8.
-  const std::array<std::string_view, 20> pieces = {
-      "a", "Hello", "supercalifragilistic", "0", "2024", ",", "();", " ", "  ", "\n", "\t\r\v\f",
-      "\xC3\xA9", "\xD0\x9F\xD1\x80", "\xE4\xBD\xA0\xE5\xA5\xBD", "\xF0\x9F\x98\x80", "\x80",
-      "\xBF\xBF", "\xC0\xFF", "@[`{", "\x7F\x01"};
+  const std::array<std::string_view, 20> pieces = {"a",
+                                                   "Hello",
+                                                   "supercalifragilistic",
+                                                   "0",
+                                                   "2024",
+                                                   ",",
+                                                   "();",
+                                                   " ",
+                                                   "  ",
+                                                   "\n",
+                                                   "\t\r\v\f",
+                                                   "\xC3\xA9",
+                                                   "\xD0\x9F\xD1\x80",
+                                                   "\xE4\xBD\xA0\xE5\xA5\xBD",
+                                                   "\xF0\x9F\x98\x80",
+                                                   "\x80",
+                                                   "\xBF\xBF",
+                                                   "\xC0\xFF",
+                                                   "@[`{",
+                                                   "\x7F\x01"};
   std::mt19937 random(42);
   for (int round = 0; round < 3000; ++round) {
     std::string text;
@@ -146,12 +162,8 @@ TEST(ApproxTokenCounterTest, NeverBelowTheWordCount) {
   // mock-llm charges one token per whitespace-separated word (+3 per message); the estimate
   // (+4 per message, +3 per request) must cover it, so settlement refunds rather than owes.
   const char* texts[] = {
-      "a b c d e f g h i j",
-      ", . ; : ! ? - ( ) [ ]",
-      "1 2 3 4 5 6 7 8 9 0",
-      "I a o e u",
-      "x\ny\nz\tw",
-      "日 本 語 テ キ ス ト",
+      "a b c d e f g h i j", ", . ; : ! ? - ( ) [ ]", "1 2 3 4 5 6 7 8 9 0", "I a o e u",
+      "x\ny\nz\tw",          "日 本 語 テ キ ス ト",
   };
   for (const char* text : texts) EXPECT_GE(Count(text), Words(text)) << text;
 }

@@ -14,7 +14,8 @@ TEST(Metrics, CountersRenderWithLabels) {
   std::string text = r.Render();
   EXPECT_NE(text.find("# TYPE trl_requests_total counter\n"), std::string::npos);
   EXPECT_NE(text.find("trl_requests_total{model=\"m1\",status=\"200\"} 3\n"), std::string::npos);
-  EXPECT_NE(text.find("trl_requests_total{model=\"m\\\"2\",status=\"429\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("trl_requests_total{model=\"m\\\"2\",status=\"429\"} 1\n"),
+            std::string::npos);
 }
 
 TEST(Metrics, HistogramIsCumulative) {

@@ -17,7 +17,9 @@ Authenticator::Authenticator(const Config& config) : config_(config) {
 }
 
 Identity Authenticator::MakeIdentity(const ApiKeyConfig& key) const {
-  Identity id{key.name, key.tenant, &key.models,
+  Identity id{key.name,
+              key.tenant,
+              &key.models,
               key.limits_set ? std::span<const LimitConfig>(key.limits)
                              : std::span<const LimitConfig>(config_.default_limits),
               {},
@@ -72,7 +74,8 @@ std::optional<Identity> Authenticator::Authenticate(const http::Request& request
   }
   if (managed) {
     if (auto found = managed->by_hash.find(digest);
-        found != managed->by_hash.end() && ConstantTimeEquals(found->second->key.key_sha256, digest)) {
+        found != managed->by_hash.end() &&
+        ConstantTimeEquals(found->second->key.key_sha256, digest)) {
       return ManagedIdentity(found->second);
     }
   }

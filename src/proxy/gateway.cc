@@ -14,9 +14,7 @@ namespace {
 
 namespace bhttp = http::bhttp;
 
-std::string_view PathOf(std::string_view target) {
-  return target.substr(0, target.find('?'));
-}
+std::string_view PathOf(std::string_view target) { return target.substr(0, target.find('?')); }
 
 uint64_t NextInstance() {
   static std::atomic<uint64_t> next{0};
@@ -44,25 +42,31 @@ std::string RateLimitHeadLines(const Admission& admission) {
   };
   add(admission.requests, {"x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
                            "x-ratelimit-reset-requests"});
-  add(admission.tokens, {"x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens",
-                         "x-ratelimit-reset-tokens"});
+  add(admission.tokens,
+      {"x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"});
   return lines;
 }
 
 std::string_view LimitLabel(LimitKind kind) {
   switch (kind) {
-    case LimitKind::kTokens: return "tokens";
-    case LimitKind::kRequests: return "requests";
-    case LimitKind::kConcurrent: return "concurrency";
+    case LimitKind::kTokens:
+      return "tokens";
+    case LimitKind::kRequests:
+      return "requests";
+    case LimitKind::kConcurrent:
+      return "concurrency";
   }
   return "tokens";
 }
 
 ApiError RateLimitError(LimitKind kind) {
   switch (kind) {
-    case LimitKind::kTokens: return ApiError::kRateLimitTokens;
-    case LimitKind::kRequests: return ApiError::kRateLimitRequests;
-    case LimitKind::kConcurrent: return ApiError::kRateLimitConcurrency;
+    case LimitKind::kTokens:
+      return ApiError::kRateLimitTokens;
+    case LimitKind::kRequests:
+      return ApiError::kRateLimitRequests;
+    case LimitKind::kConcurrent:
+      return ApiError::kRateLimitConcurrency;
   }
   return ApiError::kRateLimitTokens;
 }
@@ -83,8 +87,8 @@ GatewayMetrics::GatewayMetrics(MetricsRegistry& r)
                             {"model", "key", "status"})),
       tokens(r.AddCounter("trl_tokens_total", "Tokens settled (the backend's usage).",
                           {"model", "key", "kind"})),
-      rejections(r.AddCounter("trl_ratelimit_rejections_total",
-                              "Requests refused by a rate limit.", {"model", "key", "limit"})),
+      rejections(r.AddCounter("trl_ratelimit_rejections_total", "Requests refused by a rate limit.",
+                              {"model", "key", "limit"})),
       duration(r.AddHistogram("trl_request_duration_seconds",
                               "Time from the request's arrival to the end of its response.",
                               {"model"}, MetricsRegistry::LatencyBuckets())),
@@ -95,8 +99,8 @@ GatewayMetrics::GatewayMetrics(MetricsRegistry& r)
                               "Time spent in the gateway itself before forwarding.", {},
                               MetricsRegistry::LatencyBuckets())),
       inflight(r.AddGauge("trl_inflight_requests", "Requests being served now.", {"model"})),
-      upstream_errors(r.AddCounter("trl_upstream_errors_total",
-                                   "Backend failures, by reason.", {"model", "backend", "reason"})),
+      upstream_errors(r.AddCounter("trl_upstream_errors_total", "Backend failures, by reason.",
+                                   {"model", "backend", "reason"})),
       usage_invalid(r.AddCounter("trl_backend_usage_invalid_total",
                                  "Answers whose usage was not integers from 0 to 10^9 (or lacked "
                                  "a count): settled on the gateway's own count instead.",
@@ -147,20 +151,22 @@ void Gateway::RenderStateMetrics(std::string& out) const {
   line("trl_limiter_decisions_total", "outcome", "refused_concurrency", s.refused_concurrency);
   line("trl_limiter_decisions_total", "outcome", "too_large", s.too_large);
   line("trl_limiter_decisions_total", "outcome", "settled", s.settled);
-  out += "# HELP trl_settlements_total Settlements by where the cost came from (the backend's "
-         "usage, or the gateway's count when none came) and how they ended.\n";
+  out +=
+      "# HELP trl_settlements_total Settlements by where the cost came from (the backend's "
+      "usage, or the gateway's count when none came) and how they ended.\n";
   out += "# TYPE trl_settlements_total counter\n";
   for (const auto& [source, counts] :
        {std::pair{"usage", s.by_usage}, std::pair{"estimate", s.by_estimate}}) {
-    for (const auto& [outcome, n] : {std::pair{"applied", counts.applied},
-                                     std::pair{"retried", counts.retried},
-                                     std::pair{"lost", counts.lost}}) {
-      out += std::string("trl_settlements_total{source=\"") + source + "\",outcome=\"" +
-             outcome + "\"} " + std::to_string(n) + "\n";
+    for (const auto& [outcome, n] :
+         {std::pair{"applied", counts.applied}, std::pair{"retried", counts.retried},
+          std::pair{"lost", counts.lost}}) {
+      out += std::string("trl_settlements_total{source=\"") + source + "\",outcome=\"" + outcome +
+             "\"} " + std::to_string(n) + "\n";
     }
   }
-  out += "# HELP trl_reservations_unsettled Reservations charged (or maybe charged: a lost store "
-         "reply) and not yet settled.\n";
+  out +=
+      "# HELP trl_reservations_unsettled Reservations charged (or maybe charged: a lost store "
+      "reply) and not yet settled.\n";
   out += "# TYPE trl_reservations_unsettled gauge\n";
   out += "trl_reservations_unsettled " + std::to_string(s.unsettled) + "\n";
   out += "# HELP trl_store_errors_total Store operations that failed, by operation.\n";
@@ -192,10 +198,10 @@ asio::awaitable<void> Gateway::Handle(http::Request& request, http::ResponseWrit
                                        "Method " + std::string(request.method_string()) +
                                            " is not allowed on " + std::string(path) + "."));
   } else {
-    co_await writer.Send(ErrorResponse(ApiError::kNotFound,
-                                       "Unknown path " + std::string(path) +
-                                           ". This gateway serves /v1/chat/completions, "
-                                           "/v1/completions, /v1/embeddings and /v1/models."));
+    co_await writer.Send(
+        ErrorResponse(ApiError::kNotFound, "Unknown path " + std::string(path) +
+                                               ". This gateway serves /v1/chat/completions, "
+                                               "/v1/completions, /v1/embeddings and /v1/models."));
   }
 }
 
@@ -223,7 +229,7 @@ Gateway::RequestSeries& Gateway::SeriesFor(const std::string& model, std::string
 }
 
 std::optional<Identity> Gateway::Authenticate(const GatewaySnapshot& snap,
-                                             const http::Request& request) const {
+                                              const http::Request& request) const {
   if (!keys_) return snap.auth.Authenticate(request);
   std::shared_ptr<const ManagedKeys> managed = keys_->Current();
   return snap.auth.Authenticate(request, managed.get());
@@ -290,8 +296,8 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
   std::optional<http::Response> error = Parse(in, request);
   if (!error) {
     const ModelConfig& model = *in.model->config;
-    RequestScope scope{in.identity->name,   in.identity->tenant,       model.name,
-                       in.identity->limits, in.identity->tenant_limits, writer.RequestId(),
+    RequestScope scope{in.identity->name,    in.identity->tenant,        model.name,
+                       in.identity->limits,  in.identity->tenant_limits, writer.RequestId(),
                        model.request_timeout};
     in.admission = co_await limiter_.Admit(scope, in.prompt_estimate + in.output_allowance);
     in.rate_lines = RateLimitHeadLines(in.admission);
@@ -311,9 +317,10 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
 
   const Cost cost = CostOf(in, result);
   // (A let-through store failure's reservation too: the store may have charged it.)
-  limiter_.SettleInBackground(co_await asio::this_coro::executor,
-                              std::move(in.admission.reservation), cost.prompt + cost.completion,
-                              result.usage ? SettlementSource::kUsage : SettlementSource::kEstimate);
+  limiter_.SettleInBackground(
+      co_await asio::this_coro::executor, std::move(in.admission.reservation),
+      cost.prompt + cost.completion,
+      result.usage ? SettlementSource::kUsage : SettlementSource::kEstimate);
   Record(in, series, result, cost);
 }
 
@@ -361,14 +368,13 @@ std::optional<http::Response> Gateway::Refusal(Inference& in,
       return std::nullopt;
     case Admission::Outcome::kTooLarge:
       CountStatus(in, model_name, 400);
-      return ErrorResponse(
-          ApiError::kTokensExceedLimit,
-          "This request needs " + std::to_string(admission.requested) + " tokens (prompt " +
-              std::to_string(in.prompt_estimate) + " + output allowance " +
-              std::to_string(in.output_allowance) + "), more than the limit " +
-              admission.refused_limit +
-              " can ever grant. Lower max_tokens (or n), or shorten the prompt.",
-          in.fields.max_tokens ? "max_tokens" : "messages");
+      return ErrorResponse(ApiError::kTokensExceedLimit,
+                           "This request needs " + std::to_string(admission.requested) +
+                               " tokens (prompt " + std::to_string(in.prompt_estimate) +
+                               " + output allowance " + std::to_string(in.output_allowance) +
+                               "), more than the limit " + admission.refused_limit +
+                               " can ever grant. Lower max_tokens (or n), or shorten the prompt.",
+                           in.fields.max_tokens ? "max_tokens" : "messages");
     case Admission::Outcome::kRefused:
       return RateLimited(in);
     case Admission::Outcome::kStoreError:
@@ -398,12 +404,12 @@ http::Response Gateway::RateLimited(const Inference& in) {
       .With({model_name, in.key_name, std::string(LimitLabel(admission.refused_kind))})
       .Add();
   const int64_t retry_ms = std::max<int64_t>(1, admission.retry_after_ms);
-  http::Response res = ErrorResponse(
-      RateLimitError(admission.refused_kind),
-      "Rate limit reached for " + admission.refused_limit + ": remaining " +
-          std::to_string(std::max<int64_t>(0, admission.remaining)) + ", requested " +
-          std::to_string(admission.requested) + ". Retry in " +
-          FormatDuration(Millis(retry_ms)) + ".");
+  http::Response res =
+      ErrorResponse(RateLimitError(admission.refused_kind),
+                    "Rate limit reached for " + admission.refused_limit + ": remaining " +
+                        std::to_string(std::max<int64_t>(0, admission.remaining)) + ", requested " +
+                        std::to_string(admission.requested) + ". Retry in " +
+                        FormatDuration(Millis(retry_ms)) + ".");
   res.set(bhttp::field::retry_after, std::to_string(std::max<int64_t>(1, (retry_ms + 999) / 1000)));
   res.set("retry-after-ms", std::to_string(retry_ms));
   return res;

@@ -109,7 +109,7 @@ class Gateway {
               const Cost& cost);
 
   GatewayMetrics metrics_;
-  Histogram& overhead_;  // trl_gateway_overhead_seconds has no labels: one series
+  Histogram& overhead_;      // trl_gateway_overhead_seconds has no labels: one series
   const uint64_t instance_;  // tells Gateways apart in SeriesFor's per-thread cache
   const bool key_label_;     // the registry keeps the `key` label (metrics.key_label)
   Limiter& limiter_;

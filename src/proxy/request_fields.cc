@@ -109,8 +109,9 @@ Result ReadCap(const Reader& r, od::value value, std::string_view name, ByteSpan
   }
   if (n < 1 || n > kMaxTokensCeiling) {
     const std::string param(name);
-    return FieldError{param, "'" + param + "' must be at least 1 (the model server reads 0 as "
-                                           "no cap at all) and at most " +
+    return FieldError{param, "'" + param +
+                                 "' must be at least 1 (the model server reads 0 as "
+                                 "no cap at all) and at most " +
                                  std::to_string(kMaxTokensCeiling) + ", got " + std::to_string(n) +
                                  ". Omit it for the model's default."};
   }

@@ -41,9 +41,9 @@ struct MediaCounts {
 };
 
 struct RequestFields {
-  std::string model;                 // unescaped
-  ByteSpan model_span;               // the model's JSON string, quotes included
-  size_t after_root_brace = 0;       // just after the root object's '{': where fields are added
+  std::string model;            // unescaped
+  ByteSpan model_span;          // the model's JSON string, quotes included
+  size_t after_root_brace = 0;  // just after the root object's '{': where fields are added
   bool stream = false;
   // stream_options: its value (null included); has_stream_options when it is an object, with
   // its number of members and the value of include_usage (null included) inside it.
@@ -51,7 +51,7 @@ struct RequestFields {
   bool has_stream_options = false;
   int64_t stream_options_members = 0;
   ByteSpan include_usage_span;
-  bool include_usage = false;        // stream_options.include_usage is true as the client sent it
+  bool include_usage = false;  // stream_options.include_usage is true as the client sent it
   // The client's output cap per choice: max_completion_tokens if given, else max_tokens
   // (chat and completions only; null is absent). The spans are the values, null included.
   std::optional<int64_t> max_tokens;
@@ -62,8 +62,8 @@ struct RequestFields {
   // Texts to count, viewing the parser's buffers and the body: valid until the next extraction
   // on this thread and until the body changes, so count them before any co_await or edit.
   TextViews texts;
-  int64_t messages = 0;              // chat messages (each costs a fixed overhead)
-  int64_t pretokenized = 0;          // prompts or inputs given as token-id arrays
+  int64_t messages = 0;      // chat messages (each costs a fixed overhead)
+  int64_t pretokenized = 0;  // prompts or inputs given as token-id arrays
   MediaCounts media;
 };
 

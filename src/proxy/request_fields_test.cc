@@ -118,11 +118,10 @@ TEST(RequestFields, PromptCountAddsOverheads) {
   ASSERT_FALSE(Extract(ApiEndpoint::kChatCompletions,
                        R"({"model":"m","messages":[{"role":"user","content":"hello"}]})", f));
   ApproxTokenCounter counter;
-  EXPECT_EQ(CountPromptTokens(f, counter, MediaTokens{}), counter.PerRequestOverhead() +
-                                               counter.PerMessageOverhead() +
-                                               counter.CountText("hello"));
+  EXPECT_EQ(
+      CountPromptTokens(f, counter, MediaTokens{}),
+      counter.PerRequestOverhead() + counter.PerMessageOverhead() + counter.CountText("hello"));
 }
-
 
 // ----------------------------------------------------------------------------------------------
 // Repeated keys: the backend keeps the last, the gateway would have read another.
@@ -220,15 +219,15 @@ TEST(RequestFields, CapZeroIsRefusedSinceTheBackendReadsItAsNoCap) {
 
 TEST(RequestFields, CapBoundsAndTypes) {
   const std::pair<std::string, bool> cases[] = {
-      {"1", true},     {"10000000", true}, {"10000001", false},
-      {"5.0", false},  {"1e3", false},     {"true", false},
-      {"-0", false},   {"[5]", false},     {"18446744073709551616", false},
+      {"1", true},    {"10000000", true}, {"10000001", false},
+      {"5.0", false}, {"1e3", false},     {"true", false},
+      {"-0", false},  {"[5]", false},     {"18446744073709551616", false},
   };
   for (const auto& [value, ok] : cases) {
     RequestFields f;
-    auto err = Extract(ApiEndpoint::kChatCompletions,
-                       R"({"model":"m","messages":[{"content":"x"}],"max_tokens":)" + value + "}",
-                       f);
+    auto err =
+        Extract(ApiEndpoint::kChatCompletions,
+                R"({"model":"m","messages":[{"content":"x"}],"max_tokens":)" + value + "}", f);
     EXPECT_EQ(!err.has_value(), ok) << value;
     if (err) EXPECT_EQ(err->param, "max_tokens");
   }
@@ -270,8 +269,8 @@ TEST(RequestFields, ChoicesAreNTimesPrompts) {
 
 TEST(RequestFields, ChoiceCountsOutOfRangeAreRefused) {
   const std::pair<std::string, std::string> cases[] = {
-      {R"("n":0)", "n"},          {R"("n":129)", "n"},         {R"("n":1.5)", "n"},
-      {R"("n":"2")", "n"},        {R"("best_of":0)", "best_of"}, {R"("best_of":1000)", "best_of"},
+      {R"("n":0)", "n"},   {R"("n":129)", "n"},           {R"("n":1.5)", "n"},
+      {R"("n":"2")", "n"}, {R"("best_of":0)", "best_of"}, {R"("best_of":1000)", "best_of"},
   };
   for (const auto& [rest, param] : cases) {
     RequestFields f;
@@ -349,9 +348,9 @@ TEST(RequestFields, ContentPartsTextMediaAndOthers) {
       {"text":"untyped"},
       {"type":"text","type":"image_url","image_url":{"url":"u"},"text":"last type wins"}]}]})",
                        f));
-  EXPECT_EQ(Texts(f), (std::vector<std::string>{"one", "two", "three",
-                                                R"({"text":"no type","type":"other"})",
-                                                R"({"text":"untyped"})"}));
+  EXPECT_EQ(Texts(f),
+            (std::vector<std::string>{"one", "two", "three", R"({"text":"no type","type":"other"})",
+                                      R"({"text":"untyped"})"}));
   EXPECT_EQ(f.media.images, 3);
   EXPECT_EQ(f.media.audios, 2);
   EXPECT_EQ(f.media.videos, 1);
@@ -411,9 +410,9 @@ TEST(RequestFields, MediaPartsCostTheirConfiguredTokens) {
   ApproxTokenCounter counter;
   const int64_t base = counter.PerRequestOverhead() + counter.PerMessageOverhead();
   EXPECT_EQ(CountPromptTokens(f, counter, MediaTokens{}), base + 2 * 1024 + 1024 + 4096 + 1024);
-  EXPECT_EQ(CountPromptTokens(f, counter, MediaTokens{.image = 10, .audio = 1, .video = 0,
-                                                      .file = 100}),
-            base + 2 * 10 + 1 + 0 + 100);
+  EXPECT_EQ(
+      CountPromptTokens(f, counter, MediaTokens{.image = 10, .audio = 1, .video = 0, .file = 100}),
+      base + 2 * 10 + 1 + 0 + 100);
   // Hostile numbers saturate instead of overflowing.
   EXPECT_EQ(CountPromptTokens(f, counter, MediaTokens{.image = kMaxTokenCount}), kMaxTokenCount);
 }

@@ -51,11 +51,11 @@ constexpr int64_t kMaxUsageTokens = 1'000'000'000;
 // function_call.name and .arguments. Only these strings, not a delta's JSON, whose keys and ids
 // would be counted again with every one-token chunk.
 struct StreamEvent {
-  bool done = false;               // data: [DONE]
-  bool usage_only = false;         // a usage member (not null) and no choices
-  std::optional<Usage> usage;      // a valid usage only
-  bool usage_invalid = false;      // a usage member that is not null and not valid
-  TextViews texts;                 // what the model wrote (above)
+  bool done = false;           // data: [DONE]
+  bool usage_only = false;     // a usage member (not null) and no choices
+  std::optional<Usage> usage;  // a valid usage only
+  bool usage_invalid = false;  // a usage member that is not null and not valid
+  TextViews texts;             // what the model wrote (above)
   // The event's JSON (its data lines joined) and where its usage member's value sits in it
   // (length 0: none, or null), so that it can be relayed without usage. Like `texts`, views
   // into the parser's buffer: valid until the next ParseStreamEvent on this thread.

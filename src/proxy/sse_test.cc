@@ -89,7 +89,6 @@ TEST(ParseResponseBody, EmbeddingsUsageHasNoCompletion) {
   EXPECT_EQ(r.usage->completion_tokens, 0);
 }
 
-
 // ----------------------------------------------------------------------------------------------
 // What the model wrote: every text of every choice, and only texts.
 // ----------------------------------------------------------------------------------------------
@@ -112,11 +111,10 @@ TEST(ParseStreamEvent, CountsEverythingTheModelWritesInEveryChoice) {
 }
 
 TEST(ParseResponseBody, CountsMessagesToolCallsAndCompletionText) {
-  std::string body =
-      R"({"id":"x","choices":[{"message":{"role":"assistant","content":null,)"
-      R"("tool_calls":[{"id":"call_1","type":"function",)"
-      R"("function":{"name":"n","arguments":"{}"}}]}},)"
-      R"({"text":"completion text"}]})";
+  std::string body = R"({"id":"x","choices":[{"message":{"role":"assistant","content":null,)"
+                     R"("tool_calls":[{"id":"call_1","type":"function",)"
+                     R"("function":{"name":"n","arguments":"{}"}}]}},)"
+                     R"({"text":"completion text"}]})";
   auto r = ParseResponseBody(body, kGen);
   EXPECT_FALSE(r.usage.has_value());
   EXPECT_FALSE(r.usage_invalid);  // no usage at all is not an invalid one
@@ -162,10 +160,10 @@ TEST(ParseResponseBody, EmbeddingsUsageNeedsNoCompletionButAValidOne) {
 }
 
 TEST(ParseStreamEvent, InvalidUsageChunkIsStillUsageOnly) {
-  auto e = ParseStreamEvent(
-      R"(data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":-5}})"
-      "\n\n",
-      kGen);
+  auto e =
+      ParseStreamEvent(R"(data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":-5}})"
+                       "\n\n",
+                       kGen);
   EXPECT_FALSE(e.usage.has_value());
   EXPECT_TRUE(e.usage_invalid);
   EXPECT_TRUE(e.usage_only);
@@ -182,10 +180,9 @@ TEST(ParseStreamEvent, MalformedValuesAreNotExceptions) {
 }
 
 TEST(ParseStreamEvent, NullUsageIsNoUsage) {
-  auto e = ParseStreamEvent(
-      R"(data: {"choices":[{"delta":{"content":"x"}}],"usage":null})"
-      "\n\n",
-      kGen);
+  auto e = ParseStreamEvent(R"(data: {"choices":[{"delta":{"content":"x"}}],"usage":null})"
+                            "\n\n",
+                            kGen);
   EXPECT_FALSE(e.usage.has_value());
   EXPECT_FALSE(e.usage_invalid);
   EXPECT_FALSE(e.usage_only);
@@ -206,10 +203,9 @@ TEST(AppendWithoutUsage, ContentChunkKeepsItsChoices) {
   EXPECT_FALSE(e.usage_only);
   std::string out = "before";
   AppendWithoutUsage(e, out);
-  EXPECT_EQ(out,
-            R"(beforedata: {"id":"x","choices":[{"delta":{"content":"hi"},)"
-            R"("finish_reason":"stop"}],"usage": null })"
-            "\n\n");
+  EXPECT_EQ(out, R"(beforedata: {"id":"x","choices":[{"delta":{"content":"hi"},)"
+                 R"("finish_reason":"stop"}],"usage": null })"
+                 "\n\n");
 }
 
 TEST(AppendWithoutUsage, EventOfManyLinesBecomesOneLine) {

@@ -1,9 +1,8 @@
 // Views of the texts of a request or an answer, kept to count their tokens.
 #pragma once
 
-#include <string_view>
-
 #include <boost/container/small_vector.hpp>
+#include <string_view>
 
 namespace trl {
 

@@ -4,8 +4,8 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
@@ -151,8 +151,7 @@ std::string StreamEndedEarly(const Relay& r) {
   }
 }
 
-void CountTexts(const TextViews& texts, const TokenCounter& counter,
-                int64_t& total) {
+void CountTexts(const TextViews& texts, const TokenCounter& counter, int64_t& total) {
   for (auto t : texts) total += counter.CountText(t);
 }
 
@@ -282,16 +281,16 @@ asio::awaitable<void> RelayStreamedAnswer(Relay& r, UpstreamSocket& stream,
 
 // What the client gets for a plain answer the backend sent whole: a 5xx as the gateway's own
 // 502; anything else as it is, its usage and texts taken into r.result.
-http::Response PlainAnswer(Relay& r, Answer& response,
-                           unsigned status, std::string_view content_type) {
+http::Response PlainAnswer(Relay& r, Answer& response, unsigned status,
+                           std::string_view content_type) {
   // An error answer carries no output: the request costs nothing (docs/limits.md).
   if (status >= 400) r.result.backend_rejected = true;
   if (status >= 500) {
     r.result.failure = UpstreamFailure::kHttpStatus;
     r.result.status = ErrorStatus(ApiError::kBackendError);
-    return ErrorResponse(ApiError::kBackendError, "The model backend failed with HTTP " +
-                                                      std::to_string(status) +
-                                                      ". Retry the request.");
+    return ErrorResponse(
+        ApiError::kBackendError,
+        "The model backend failed with HTTP " + std::to_string(status) + ". Retry the request.");
   }
   ResponseSummary summary = ParseResponseBody(response.body(), r.req.usage_fields);
   r.result.usage = summary.usage;
@@ -317,7 +316,8 @@ asio::awaitable<void> RelayPlainAnswer(Relay& r, UpstreamSocket& stream, beast::
   AnswerParser<bhttp::string_body> parser{std::move(header_parser)};
   parser.body_limit(kMaxResponseBody);
   // Room for the parser's padding now, so that reading the answer's fields does not copy it.
-  if (length && *length <= kMaxResponseBody) parser.get().body().reserve(*length + kJsonBodyPadding);
+  if (length && *length <= kMaxResponseBody)
+    parser.get().body().reserve(*length + kJsonBodyPadding);
   ArmDeadline(r, stream);
   const beast::error_code bec =
       co_await http::ReadMessage(stream.socket, buffer, parser, http::ReadUntil::kMessage);
@@ -376,9 +376,9 @@ asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnecti
   if (!encoding.empty() && !beast::iequals(encoding, "identity")) {
     // Asked for identity, answered compressed: nothing in it can be counted.
     r.result.uncountable = true;
-    co_await r.writer.Send(BackendFailure(r, UpstreamFailure::kEncoding,
-                                          "answered in an encoding the gateway cannot read (" +
-                                              std::string(encoding) + ")"));
+    co_await r.writer.Send(BackendFailure(
+        r, UpstreamFailure::kEncoding,
+        "answered in an encoding the gateway cannot read (" + std::string(encoding) + ")"));
     co_return Attempt::kDone;
   }
   if (status == 200 && content_type.substr(0, 17) == "text/event-stream") {
@@ -455,9 +455,9 @@ asio::awaitable<ExchangeResult> PooledUpstream::ForwardAndRelay(ExchangeRequest&
     fresh = attempt == Attempt::kRetryFresh;
   }
   result.status = ErrorStatus(ApiError::kNoBackend);
-  co_await writer.Send(ErrorResponse(ApiError::kNoBackend,
-                                     "No healthy backend is available for model '" +
-                                         request.model->config->name + "'. Retry later."));
+  co_await writer.Send(
+      ErrorResponse(ApiError::kNoBackend, "No healthy backend is available for model '" +
+                                              request.model->config->name + "'. Retry later."));
   if (result.failure == UpstreamFailure::kNone) result.failure = UpstreamFailure::kUnavailable;
   co_return result;
 }

@@ -42,9 +42,9 @@
 #include <thread>
 #include <vector>
 
+#include "common/redis_url.h"
 #include "redis/cluster_slots.h"
 #include "redis/redis_connection.h"
-#include "common/redis_url.h"
 #include "redis/resp.h"
 
 namespace trl::redis {

@@ -79,7 +79,7 @@ class BatchCall {
   std::string admissions_packed_;
   size_t admissions_ = 0;
   boost::container::small_vector<uint16_t, 64> charge_keys_;  // each charge's index in KEYS
-  boost::container::small_vector<int64_t, 8> demand_;  // by bucket, from KEYS[2]; -1: none
+  boost::container::small_vector<int64_t, 8> demand_;         // by bucket, from KEYS[2]; -1: none
   bool together_ = true;  // every charge on a token or request bucket, none negative
 
   // The reply.

@@ -60,8 +60,8 @@ TEST(BatchCallTest, PacksKeysOnceAndTheTotalsWhenEveryChargeCanGoTogether) {
   EXPECT_EQ(args[2], "2");  // the records' prefix and the one bucket
   EXPECT_EQ(args[3], "trl:{k}:r:");
   EXPECT_EQ(args[4], "trl:{k}:" + kTokens.ref.Id());
-  EXPECT_EQ(args[8].size(), 18u);   // one spec
-  EXPECT_TRUE(args[9].empty());     // no settlement
+  EXPECT_EQ(args[8].size(), 18u);  // one spec
+  EXPECT_TRUE(args[9].empty());    // no settlement
   EXPECT_EQ(args[10].size(), 2 * (19 + 10u));
   PackedReader totals(args[11]);
   EXPECT_EQ(totals.Int(2), 2);   // admissions
@@ -83,7 +83,7 @@ TEST(BatchCallTest, ConcurrencyOrASettlementAloneSendsNoTotals) {
   call.AddAdmission(second);
   std::vector<std::string> args = call.TakeArgs("sha", "0", "1000", "1000");
   ASSERT_EQ(args.size(), 13u);
-  EXPECT_EQ(args[2], "3");  // the records' prefix and two buckets
+  EXPECT_EQ(args[2], "3");             // the records' prefix and two buckets
   EXPECT_EQ(args[9].size(), 2 * 18u);  // two specs
   EXPECT_EQ(args[10].size(), 19 + 10u);
   EXPECT_TRUE(args[12].empty());

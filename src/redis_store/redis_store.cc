@@ -162,8 +162,8 @@ asio::awaitable<AdmitResult> RedisStore::Admit(const AdmitRequest& request) {
   co_return std::move(w.admitted);
 }
 
-void RedisStore::SettleDetached(const SettleRequest& request,
-                                const asio::any_io_executor& executor, SettleCompletion& done) {
+void RedisStore::SettleDetached(const SettleRequest& request, const asio::any_io_executor& executor,
+                                SettleCompletion& done) {
   if (request.settlements.empty() && !request.outcome_unknown) {
     done.Settled(StoreStatus::kOk);
     return;
@@ -324,10 +324,9 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
       call.AddAdmission(*w->admit);
     }
   }
-  std::vector<std::string> args =
-      call.TakeArgs(lane.batch->sha,
-                    NowArg(batch->admit ? batch->admit->now_micros : batch->settle->now_micros),
-                    short_record_ttl_ms_, idle_margin_ms_);
+  std::vector<std::string> args = call.TakeArgs(
+      lane.batch->sha, NowArg(batch->admit ? batch->admit->now_micros : batch->settle->now_micros),
+      short_record_ttl_ms_, idle_margin_ms_);
   std::string routing = args[3];  // the records' prefix: the shard's slot
   // A batch is in arrival order: its first call has the earliest deadline (to within the µs
   // between a caller taking its start time and queuing).
@@ -337,8 +336,8 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
   if (call.Admissions() == 0) OpenBeside(batch->shard_key);
   Result r =
       co_await lane.client->Execute(std::move(args), std::move(routing), deadline, lane.batch);
-  bool ok = r.ok() && r.reply->type == REDIS_REPLY_STRING &&
-            call.ReadReply(redis::ReplyText(*r.reply));
+  bool ok =
+      r.ok() && r.reply->type == REDIS_REPLY_STRING && call.ReadReply(redis::ReplyText(*r.reply));
   for (Waiter* w = batch; ok && w; w = w->next) {
     if (w->admit) ok = call.Replay(*w->admit, w->admitted);
   }

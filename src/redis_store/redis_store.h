@@ -153,7 +153,7 @@ class RedisStore final : public Store {
   struct Lane {
     std::unique_ptr<redis::RedisClient> client;
     const redis::Script* batch = nullptr;
-    const redis::Script* read = nullptr;  // the first lane's only
+    const redis::Script* read = nullptr;                 // the first lane's only
     const asio::execution_context* io_thread = nullptr;  // whose calls it takes; null: others
   };
 

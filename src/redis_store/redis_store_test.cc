@@ -65,8 +65,8 @@ AdmitRequest Req(std::string_view shard, const std::vector<Charge>& charges, int
                  int64_t lease_ttl = kMinute, bool settles = true) {
   return {shard, AsSpan(charges), "r", now, lease_ttl, next_id.fetch_add(1), settles};
 }
-SettleRequest Set(std::string_view shard, const std::vector<Settlement>& settlements,
-                  int64_t now, uint64_t id, bool outcome_unknown = false) {
+SettleRequest Set(std::string_view shard, const std::vector<Settlement>& settlements, int64_t now,
+                  uint64_t id, bool outcome_unknown = false) {
   return {shard, AsSpan(settlements), now, id, outcome_unknown, kMinute};
 }
 
@@ -401,7 +401,8 @@ TEST_F(RedisStoreTest, ASettlementAppliesOnceAndKeepsALateAdmissionOut) {
   const uint64_t applied = last_id_;
   std::vector<Settlement> cost = {{tokens, -20, kT0}, {slots, 0, 0}};  // it cost 10
   for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(RunAwaitable(testing::SettleAwaited(*store, Set("a", cost, kT0, applied, /*unknown=*/true))),
+    EXPECT_EQ(RunAwaitable(
+                  testing::SettleAwaited(*store, Set("a", cost, kT0, applied, /*unknown=*/true))),
               StoreStatus::kOk);
   }
   ReadResult read = Read(*store, "a", {tokens, slots}, kT0);
@@ -412,18 +413,19 @@ TEST_F(RedisStoreTest, ASettlementAppliesOnceAndKeepsALateAdmissionOut) {
   // is not charged.
   AdmitRequest late = Req("a", charges, kT0);
   std::vector<Settlement> nothing = {{tokens, -30, kT0}, {slots, 0, 0}};
-  EXPECT_EQ(RunAwaitable(testing::SettleAwaited(*store, Set("a", nothing, kT0, late.id, /*unknown=*/true))),
+  EXPECT_EQ(RunAwaitable(
+                testing::SettleAwaited(*store, Set("a", nothing, kT0, late.id, /*unknown=*/true))),
             StoreStatus::kOk);
   AdmitResult r = RunAwaitable(store->Admit(late));
   EXPECT_EQ(r.status, StoreStatus::kError);  // its caller gave it up long ago
   read = Read(*store, "a", {tokens, slots}, kT0);
   EXPECT_EQ(read.states[0].level.level, 90);
   EXPECT_EQ(read.states[1].in_use, 0);
-  EXPECT_EQ(server_->CommandText({"GET", RecordKey(store->ShardPrefix("a") + "r:", late.id)}),
-            "x");
+  EXPECT_EQ(server_->CommandText({"GET", RecordKey(store->ShardPrefix("a") + "r:", late.id)}), "x");
   // A settlement whose admission's outcome was known leaves no tombstone.
   AdmitRequest refused = Req("a", {{tokens, 1000}}, kT0);
-  EXPECT_EQ(RunAwaitable(testing::SettleAwaited(*store, Set("a", nothing, kT0, refused.id))), StoreStatus::kOk);
+  EXPECT_EQ(RunAwaitable(testing::SettleAwaited(*store, Set("a", nothing, kT0, refused.id))),
+            StoreStatus::kOk);
   EXPECT_EQ(
       server_->Command({"EXISTS", RecordKey(store->ShardPrefix("a") + "r:", refused.id)})->integer,
       0);
@@ -480,7 +482,8 @@ TEST_F(RedisStoreTest, ConcurrentCallsOfOneShardAreBatchedExactly) {
         io,
         [&, i]() -> boost::asio::awaitable<void> {
           if (i < admitted) {
-            StoreStatus status = co_await testing::SettleAwaited(*store, Set("a", refund, kT0, admitted_ids[i]));
+            StoreStatus status =
+                co_await testing::SettleAwaited(*store, Set("a", refund, kT0, admitted_ids[i]));
             settled += status == StoreStatus::kOk ? 1 : 0;
           } else {
             AdmitResult r = co_await store->Admit(Req("a", one, kT0));
@@ -621,7 +624,8 @@ TEST_F(RedisStoreTest, DetachedSettlementsGoInTheShardsNextBatch) {
   AdmitResult lead, after;
   io.restart();
   boost::asio::co_spawn(
-      io, [&]() -> boost::asio::awaitable<void> { lead = co_await store->Admit(Req("a", all, kT0)); },
+      io,
+      [&]() -> boost::asio::awaitable<void> { lead = co_await store->Admit(Req("a", all, kT0)); },
       boost::asio::detached);
   boost::asio::post(io, [&] {
     store->SettleDetached(requests[1], io.get_executor(), queued);
@@ -630,7 +634,9 @@ TEST_F(RedisStoreTest, DetachedSettlementsGoInTheShardsNextBatch) {
   });
   boost::asio::co_spawn(
       io,
-      [&]() -> boost::asio::awaitable<void> { after = co_await store->Admit(Req("a", eight, kT0)); },
+      [&]() -> boost::asio::awaitable<void> {
+        after = co_await store->Admit(Req("a", eight, kT0));
+      },
       boost::asio::detached);
   io.run();
   EXPECT_TRUE(lead.admitted);
@@ -676,11 +682,11 @@ TEST_F(RedisStoreTest, SettlementsOfABatchEndAsAppliedOneByOne) {
 
   // A lead admission of 50 is in flight (10 and 910 left) while the settlements queue.
   const std::vector<std::vector<Settlement>> settlements = {
-      {{day, -5, window}, {minute, -5, 0}},                // 15, 915
-      {{day, 30, window}, {minute, 30, 0}},                // -15, 885
-      {{day, -8, window - kDay}, {minute, -8, 0}},         // an ended window, no debt: -15, 893
-      {{day, -30, window}, {minute, 0, 0}},                // 15, 893
-      {{day, 0, window}, {minute, -200, 0}},               // 15, 1000 (capped)
+      {{day, -5, window}, {minute, -5, 0}},         // 15, 915
+      {{day, 30, window}, {minute, 30, 0}},         // -15, 885
+      {{day, -8, window - kDay}, {minute, -8, 0}},  // an ended window, no debt: -15, 893
+      {{day, -30, window}, {minute, 0, 0}},         // 15, 893
+      {{day, 0, window}, {minute, -200, 0}},        // 15, 1000 (capped)
   };
   const uint64_t owners[5] = {today[0], today[1], yesterday, today[2], today[3]};
   std::vector<Charge> lead_charges = {{day, 50}, {minute, 50}}, one = {{day, 1}, {minute, 1}};

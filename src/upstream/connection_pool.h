@@ -2,16 +2,15 @@
 // so the pool needs no lock). A connection goes back to the pool only after a complete exchange.
 #pragma once
 
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <chrono>
 #include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/error.hpp>
 
 #include "config/config.h"
 #include "http/deadline.h"
@@ -64,8 +63,8 @@ class ConnectionPool {
   // An idle pooled connection to `backend`, or a new one. `fresh` skips the pool (a retry after
   // a pooled connection turned out closed). Fails with the connect error (no byte was sent).
   asio::awaitable<beast::error_code> Acquire(const BackendUrl& backend,
-                                             std::chrono::milliseconds connect_timeout,
-                                             bool fresh, UpstreamConnection& out);
+                                             std::chrono::milliseconds connect_timeout, bool fresh,
+                                             UpstreamConnection& out);
   // Returns a connection after a complete request/response with keep-alive.
   void Release(UpstreamConnection connection);
   size_t IdleCount() const;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <array>
+#include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -15,8 +16,6 @@
 #include <string_view>
 #include <unordered_map>
 #include <vector>
-
-#include <boost/asio/awaitable.hpp>
 
 #include "config/config.h"
 
@@ -84,7 +83,7 @@ struct UsageQuery {
   int64_t from = 0;                               // Unix seconds
   int64_t to = 0;                                 // Unix seconds
   UsageGranularity granularity = UsageGranularity::kHour;
-  bool csv = false;                               // format=csv
+  bool csv = false;  // format=csv
 };
 
 struct UsageParamError {
@@ -103,7 +102,7 @@ struct ParsedUsageQuery {
 ParsedUsageQuery ParseUsageQuery(std::string_view query_string, int64_t now_unix);
 
 struct UsageResult {
-  bool ok = false;          // false: the sink failed (error says why, without secrets)
+  bool ok = false;  // false: the sink failed (error says why, without secrets)
   std::string error;
   std::vector<UsageRow> rows;  // sorted by start, key, tenant, model
   UsageCounts total;

@@ -135,8 +135,8 @@ std::optional<UsageParamError> ReadParams(std::string_view query_string, UsagePa
   opts.space_as_plus = false;
   const urls::params_view view(query_text, opts);
   const std::pair<std::string_view, std::optional<std::string>*> known[] = {
-      {"key", &params.key},   {"tenant", &params.tenant},           {"model", &params.model},
-      {"from", &params.from}, {"to", &params.to}, {"granularity", &params.granularity},
+      {"key", &params.key},      {"tenant", &params.tenant}, {"model", &params.model},
+      {"from", &params.from},    {"to", &params.to},         {"granularity", &params.granularity},
       {"format", &params.format}};
   for (const urls::param& p : view) {
     if (p.key.empty() && !p.has_value) continue;  // "a=1&&b=2", a trailing '&'

@@ -30,8 +30,8 @@ std::string_view GranularityName(UsageGranularity g) {
 // a tab or a carriage return) gets a leading ' so that it stays text (OWASP's CSV injection
 // advice).
 void AppendCsvField(std::string_view field, std::string& out) {
-  const bool formula = !field.empty() && std::string_view("=+-@\t\r").find(field[0]) !=
-                                             std::string_view::npos;
+  const bool formula =
+      !field.empty() && std::string_view("=+-@\t\r").find(field[0]) != std::string_view::npos;
   if (!formula && field.find_first_of(",\"\r\n") == std::string_view::npos) {
     out += field;
     return;

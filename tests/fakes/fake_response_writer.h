@@ -6,12 +6,11 @@
 // Threading: like a connection, used on one thread by one handler at a time.
 #pragma once
 
+#include <boost/beast/core/string.hpp>
 #include <functional>
 #include <map>
 #include <string>
 #include <string_view>
-
-#include <boost/beast/core/string.hpp>
 
 #include "http/server.h"
 

@@ -13,8 +13,7 @@ namespace trl {
 
 // The value of the series written exactly `series` (name and labels as rendered); nullopt when
 // the registry has no such series.
-inline std::optional<double> MetricValue(const MetricsRegistry& registry,
-                                         std::string_view series) {
+inline std::optional<double> MetricValue(const MetricsRegistry& registry, std::string_view series) {
   std::istringstream lines(registry.Render());
   for (std::string line; std::getline(lines, line);) {
     if (line.size() > series.size() && line.starts_with(series) && line[series.size()] == ' ') {

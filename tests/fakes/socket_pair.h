@@ -2,11 +2,10 @@
 // `far` for the test playing the peer. Port 0: the kernel picks the port.
 #pragma once
 
-#include <string_view>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
+#include <string_view>
 
 namespace trl::testing {
 
