@@ -11,7 +11,7 @@ packages=(
   libmimalloc-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server redis-tools sqlite3 curl ca-certificates
-  shellcheck
+  shellcheck clang-format clang-tidy
 )
 # Node 20 is what the machines ship; Debian's nodejs/npm only when there is no node at all.
 if ! command -v node >/dev/null 2>&1; then

@@ -23,15 +23,13 @@ scripts/setup.sh
 # fail instead (tests/fakes/redis_server.h): a run that did not test Redis is not green.
 export TRL_REQUIRE_REDIS=1
 status=0
-# The shell scripts (CI's entry point included) pass shellcheck; bounded, so a hung tool cannot
-# stall the run. A finding fails the run after the tests, which still run.
-start=$SECONDS
-timeout 120 shellcheck scripts/*.sh .ci/run || status=$?
-echo "test.sh: shellcheck took $((SECONDS - start)) s"
 for preset in "${presets[@]}"; do
   scripts/build.sh "$preset"
   start=$SECONDS
   ctest --test-dir "build/$preset" --output-on-failure -j2 "${args[@]}" || status=$?
   echo "test.sh: ctest ($preset) took $((SECONDS - start)) s"
 done
+# Style (shellcheck, clang-format, clang-tidy; each bounded in time), on the first build's
+# compile commands. A finding fails the run after the tests, which still ran.
+scripts/lint.sh --preset "${presets[0]}" || status=$?
 exit $status

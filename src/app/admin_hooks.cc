@@ -28,8 +28,8 @@ boost::json::object ModelJson(const Model& m) {
 // (before, they would get 401).
 std::function<asio::awaitable<bool>()> Readiness(Limiter& limiter, const KeyDirectory& keys) {
   return [&limiter, &keys]() -> asio::awaitable<bool> {
-    static const LimitConfig probe{LimitKind::kRequests, 1, Millis(1000), false, ""};
-    LimitReadings r = co_await limiter.ReadKeyLimits("__readyz__", "", {&probe, 1});
+    static const LimitConfig kProbe{LimitKind::kRequests, 1, Millis(1000), false, ""};
+    LimitReadings r = co_await limiter.ReadKeyLimits("__readyz__", "", {&kProbe, 1});
     co_return r.ok&& keys.Current()->version >= 0;
   };
 }

@@ -19,7 +19,7 @@ asio::awaitable<bool> UsageFlush::Flush() {
   bool ok = co_await sink_.Write(rows, &error);
   if (!ok) {
     spdlog::error("writing {} usage rows failed (kept for the next flush): {}", rows.size(), error);
-    usage_.Restore(std::move(rows));
+    usage_.Restore(rows);
   }
   co_return ok;
 }

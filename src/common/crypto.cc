@@ -14,8 +14,8 @@ namespace {
 // given EVP_sha256(); fetched once, and with one context per thread, a digest on the request
 // path is just the hashing.
 const EVP_MD* Sha256Md() {
-  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  return md;
+  static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return kSha256;
 }
 
 struct DigestContext {

@@ -15,7 +15,7 @@ class Decimal {
   Decimal(const Decimal&) = delete;
   Decimal& operator=(const Decimal&) = delete;
 
-  std::string_view view() const { return {digits_, static_cast<size_t>(end_ - digits_)}; }
+  std::string_view View() const { return {digits_, static_cast<size_t>(end_ - digits_)}; }
 
  private:
   char digits_[20];  // INT64_MIN has 19 digits and a sign

@@ -22,12 +22,13 @@ T RunToCompletion(boost::asio::awaitable<T> awaitable) {
   boost::asio::io_context io;
   std::exception_ptr error;
   if constexpr (std::is_void_v<T>) {
-    boost::asio::co_spawn(io, std::move(awaitable), [&](std::exception_ptr e) { error = e; });
+    boost::asio::co_spawn(io, std::move(awaitable),
+                          [&](const std::exception_ptr& e) { error = e; });
     io.run();
     if (error) std::rethrow_exception(error);
   } else {
     std::optional<T> value;
-    boost::asio::co_spawn(io, std::move(awaitable), [&](std::exception_ptr e, T v) {
+    boost::asio::co_spawn(io, std::move(awaitable), [&](const std::exception_ptr& e, T v) {
       error = e;
       if (!e) value.emplace(std::move(v));
     });

@@ -951,11 +951,11 @@ std::optional<Millis> ParseDuration(std::string_view text) {
   } else if (unit == "s") {
     scale = 1000;
   } else if (unit == "m") {
-    scale = 60 * 1000;
+    scale = int64_t{60} * 1000;
   } else if (unit == "h") {
-    scale = 3600 * 1000;
+    scale = int64_t{3600} * 1000;
   } else if (unit == "d") {
-    scale = 24 * 3600 * 1000;
+    scale = int64_t{24} * 3600 * 1000;
   } else {
     return std::nullopt;
   }
@@ -970,7 +970,7 @@ void AppendDuration(std::string& out, Millis d) {
     ms = -ms;  // durations here are never near INT64_MIN
   }
   auto number = [&out](int64_t v, std::string_view unit) {
-    out.append(Decimal(v).view()).append(unit);
+    out.append(Decimal(v).View()).append(unit);
   };
   if (ms < 1000) return number(ms, ms == 0 ? "s" : "ms");
   const int64_t h = ms / 3'600'000;

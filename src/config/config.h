@@ -22,7 +22,7 @@ using Sha256 = std::array<uint8_t, 32>;
 
 struct ServerConfig {
   int threads = 0;  // 0 = one per core
-  uint64_t max_body_bytes = 4 * 1024 * 1024;
+  uint64_t max_body_bytes = uint64_t{4} * 1024 * 1024;
   uint32_t max_header_bytes = 16 * 1024;
   Millis header_timeout{10'000};
   Millis idle_timeout{60'000};

@@ -120,7 +120,7 @@ namespace {
 // (CLOCK_MONOTONIC) up to one tick behind, so one tick is added: a deadline never comes early,
 // and at most a tick (~4 ms) late.
 Clock::time_point CoarseNowPlusTick() {
-  static const Clock::duration tick = [] {
+  static const Clock::duration kTick = [] {
     timespec res{};
     clock_getres(CLOCK_MONOTONIC_COARSE, &res);
     return std::chrono::seconds(res.tv_sec) + std::chrono::nanoseconds(res.tv_nsec);
@@ -129,7 +129,7 @@ Clock::time_point CoarseNowPlusTick() {
   clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
   return Clock::time_point(std::chrono::duration_cast<Clock::duration>(
              std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec))) +
-         tick;
+         kTick;
 }
 
 }  // namespace

@@ -28,8 +28,8 @@ namespace {
 
 using asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
-constexpr size_t kHeadRead = 4096;            // a request's first read: a page
-constexpr size_t kLargeBodyRead = 64 * 1024;  // see RunSession
+constexpr size_t kHeadRead = 4096;                    // a request's first read: a page
+constexpr size_t kLargeBodyRead = size_t{64} * 1024;  // see RunSession
 
 // Request ids made up here: a per-process random prefix and a per-thread counter, so making one
 // costs no lock and no syscall.
@@ -37,7 +37,7 @@ constexpr char kHex[] = "0123456789abcdef";
 
 // Into `id` (a buffer reused across a connection's requests: an id is longer than a short string).
 void MakeRequestId(std::string& id) {
-  static const uint64_t prefix = std::random_device{}() ^ (uint64_t{std::random_device{}()} << 32);
+  static const uint64_t kPrefix = std::random_device{}() ^ (uint64_t{std::random_device{}()} << 32);
   static std::atomic<uint32_t> thread_seq{0};
   thread_local uint64_t counter = uint64_t{thread_seq.fetch_add(1)} << 40;
   // "req-", 12 hex digits of the prefix, 14 of the counter (snprintf cost more than the rest
@@ -47,7 +47,7 @@ void MakeRequestId(std::string& id) {
   auto put = [&](size_t end, int digits, uint64_t v) {
     for (int i = 0; i < digits; ++i, v >>= 4) id[end - 1 - i] = kHex[v & 0xf];
   };
-  put(16, 12, prefix);
+  put(16, 12, kPrefix);
   put(30, 14, ++counter);
 }
 
@@ -89,7 +89,7 @@ class Connection final : public ResponseWriter {
   asio::awaitable<bool> Send(Response response, std::string_view head_lines) override {
     if (failed_) co_return false;
     const Decimal length(static_cast<int64_t>(response.body().size()));
-    StartHead(response.base(), head_lines, "Content-Length", length.view());
+    StartHead(response.base(), head_lines, "Content-Length", length.View());
     const std::array<asio::const_buffer, 2> buffers{asio::buffer(head_),
                                                     asio::buffer(response.body())};
     responded_ = true;
@@ -380,7 +380,9 @@ asio::awaitable<bool> Session::AwaitRequest() {
     held_out = ec == asio::error::operation_aborted && deadline_.Expired();
   }
   busy_ = !first_ && !held_out;
-  if (held_out && hold < timeout) ec = co_await WaitIdle(timeout - hold, hold);
+  if (held_out && hold < timeout) {
+    ec = co_await WaitIdle(timeout - hold, hold);
+  }
   deadline_.Clear();
   co_return !ec;
 }
@@ -410,7 +412,9 @@ asio::awaitable<bool> Session::ReadRequest() {
       co_await ReadMessage(socket_, buffer_, *parser_, ReadUntil::kHeader);
   if (hec) {
     const unsigned status = ReadErrorStatus(hec, deadline_.Expired(), ReadUntil::kHeader);
-    if (status != 0) co_await WriteError(status, {});
+    if (status != 0) {
+      co_await WriteError(status, {});
+    }
     co_return false;
   }
   TakeRequestId();
@@ -426,7 +430,9 @@ asio::awaitable<bool> Session::ReadRequest() {
         co_await ReadMessage(socket_, buffer_, *parser_, ReadUntil::kMessage);
     if (bec) {
       const unsigned status = ReadErrorStatus(bec, deadline_.Expired(), ReadUntil::kMessage);
-      if (status != 0) co_await WriteError(status, request_id_);
+      if (status != 0) {
+        co_await WriteError(status, request_id_);
+      }
       co_return false;
     }
   }

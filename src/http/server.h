@@ -56,7 +56,7 @@ std::string_view FieldValue(const bhttp::basic_fields<Allocator>& fields, bhttp:
 }
 
 struct ServerOptions {
-  uint64_t max_body_bytes = 4 * 1024 * 1024;
+  uint64_t max_body_bytes = uint64_t{4} * 1024 * 1024;
   uint32_t max_header_bytes = 16 * 1024;
   std::chrono::milliseconds header_timeout{
       10'000};  // headers (and then the body) must arrive in time

@@ -151,7 +151,7 @@ class RedisKeyStore final : public KeyStore {
     Loaded out;
     std::vector<std::string> no_args;
     redis::Result r = co_await Eval(kLoadScript, no_args);
-    if (!r.ok() || r.reply->type != REDIS_REPLY_ARRAY || r.reply->elements != 2 ||
+    if (!r.Ok() || r.reply->type != REDIS_REPLY_ARRAY || r.reply->elements != 2 ||
         r.reply->element[1]->type != REDIS_REPLY_ARRAY) {
       out.error = "Redis did not answer the key load";
       co_return out;
@@ -215,7 +215,7 @@ class RedisKeyStore final : public KeyStore {
   asio::awaitable<WriteStatus> WriteWith(const char* script, std::vector<std::string>& argv,
                                          WriteStatus when_refused) {
     redis::Result r = co_await Eval(script, argv);
-    if (!r.ok() || r.reply->type != REDIS_REPLY_INTEGER) co_return WriteStatus::kError;
+    if (!r.Ok() || r.reply->type != REDIS_REPLY_INTEGER) co_return WriteStatus::kError;
     co_return r.reply->integer < 0 ? when_refused : WriteStatus::kOk;
   }
 

@@ -73,7 +73,7 @@ class Reservation {
   // True when there is nothing to settle (refused, too large, or no token or concurrency limit
   // applied). SettleInBackground may still be called: it returns at once.
   bool Empty() const { return buckets_.empty(); }
-  int64_t reserved_tokens() const { return reserved_tokens_; }
+  int64_t ReservedTokens() const { return reserved_tokens_; }
   // The store failed to say whether it applied the admission (Admission::kStoreError).
   bool OutcomeUnknown() const { return outcome_unknown_; }
 

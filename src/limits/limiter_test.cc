@@ -213,7 +213,7 @@ TEST_P(LimiterTest, HeadersCountThisReservationAsSpent) {
   EXPECT_EQ(a.requests.remaining, 599);
   EXPECT_EQ(a.requests.reset_ms, 100);
   EXPECT_FALSE(a.reservation.Empty());
-  EXPECT_EQ(a.reservation.reserved_tokens(), 10);
+  EXPECT_EQ(a.reservation.ReservedTokens(), 10);
 
   // When the daily budget is the tighter one, it is reported, with the time to midnight UTC.
   std::vector<LimitConfig> tight = {Tokens(100, kMinute), Tokens(50, kDay, true)};

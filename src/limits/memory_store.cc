@@ -119,8 +119,8 @@ class MemoryStore::BatchLocks {
   BatchLocks(const BatchLocks&) = delete;
   BatchLocks& operator=(const BatchLocks&) = delete;
 
-  Shard& shard(size_t i) const { return shards_[shard_of_[i]]; }
-  const HashedRef& key(size_t i) const { return keys_[i]; }
+  Shard& ShardAt(size_t i) const { return shards_[shard_of_[i]]; }
+  const HashedRef& KeyAt(size_t i) const { return keys_[i]; }
 
   // For a single ref outside a batch (loading).
   static HashedRef HashOf(const BucketRef& ref, size_t* shard) {
@@ -243,7 +243,7 @@ AdmitResult MemoryStore::AdmitNow(const AdmitRequest& request) {
   bool all_fit = true;
   for (size_t i = 0; i < n; ++i) {
     const Charge& charge = request.charges[i];
-    Bucket& bucket = FindOrCreate(batch.shard(i), batch.key(i), charge.bucket, now);
+    Bucket& bucket = FindOrCreate(batch.ShardAt(i), batch.KeyAt(i), charge.bucket, now);
     buckets[i] = &bucket;
     BucketState& state = result.states[i];
     if (charge.bucket.ref.kind == LimitKind::kConcurrent) {
@@ -293,7 +293,7 @@ StoreStatus MemoryStore::SettleNow(const SettleRequest& request) {
                    [](const Settlement& s) -> const BucketRef& { return s.bucket.ref; });
   for (size_t i = 0; i < request.settlements.size(); ++i) {
     const Settlement& s = request.settlements[i];
-    Bucket* bucket = Find(batch.shard(i), batch.key(i));
+    Bucket* bucket = Find(batch.ShardAt(i), batch.KeyAt(i));
     if (!bucket) continue;
     switch (s.bucket.ref.kind) {
       case LimitKind::kConcurrent: {
@@ -331,7 +331,7 @@ ReadResult MemoryStore::ReadNow(const BucketsRequest& request) {
     const BucketSpec& spec = request.buckets[i];
     BucketState& state = result.states[i];
     state.fits = true;
-    const Bucket* bucket = Find(batch.shard(i), batch.key(i));
+    const Bucket* bucket = Find(batch.ShardAt(i), batch.KeyAt(i));
     if (spec.ref.kind == LimitKind::kConcurrent) {
       if (bucket) {
         state.in_use = std::count_if(bucket->leases.begin(), bucket->leases.end(),
@@ -354,7 +354,7 @@ StoreStatus MemoryStore::ResetNow(const BucketsRequest& request) {
   for (size_t i = 0; i < request.buckets.size(); ++i) {
     const BucketSpec& spec = request.buckets[i];
     if (!IsLevelKind(spec.ref.kind)) continue;
-    Bucket* bucket = Find(batch.shard(i), batch.key(i));
+    Bucket* bucket = Find(batch.ShardAt(i), batch.KeyAt(i));
     if (!bucket) continue;  // never charged: already full
     bucket->level = FullLevel(spec.Params(), now);
     bucket->dirty = true;

@@ -27,7 +27,7 @@ constexpr std::array<uint8_t, 256> kClassOf = [] {
   std::array<uint8_t, 256> table{};
   for (int c = 0; c < 256; ++c) {
     Class k = kPunct;
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= 0xC2 && c <= 0xDF)) {
       k = kLetters;
     } else if (c >= '0' && c <= '9') {
       k = kDigits;
@@ -35,8 +35,6 @@ constexpr std::array<uint8_t, 256> kClassOf = [] {
       k = kSpace;
     } else if (c >= 0x80 && c <= 0xBF) {
       k = kCont;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-      k = kLetters;
     } else if (c >= 0xE0 && c <= 0xEF) {
       k = kWide;
     } else if (c >= 0x80) {
@@ -51,7 +49,7 @@ constexpr std::array<uint8_t, 256> kClassOf = [] {
 // Whether any of 64 bytes is not ASCII.
 inline bool AnyHighByte(const unsigned char* p) {
   auto load = [p](int part) {
-    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * part));
+    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + ptrdiff_t{16} * part));
   };
   const __m128i any = _mm_or_si128(_mm_or_si128(load(0), load(1)), _mm_or_si128(load(2), load(3)));
   return _mm_movemask_epi8(any) != 0;
@@ -72,7 +70,7 @@ inline BlockMasks Classify(const unsigned char* p) {
   };
   BlockMasks m;
   for (int part = 0; part < 4; ++part) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * part));
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + ptrdiff_t{16} * part));
     const __m128i blank = _mm_cmpeq_epi8(v, _mm_set1_epi8(' '));
     const int at = 16 * part;
     m.letters |= bits(in(_mm_or_si128(v, _mm_set1_epi8(0x20)), 'a', 'z')) << at;

@@ -106,7 +106,7 @@ bool RewriteForwardBody(ApiEndpoint endpoint, const RequestFields& fields,
   const Decimal cap_text(cap);
   StackText added;
   if (endpoint != ApiEndpoint::kEmbeddings) {
-    CapEdits(endpoint, fields, body, cap_text.view(), edits, added);
+    CapEdits(endpoint, fields, body, cap_text.View(), edits, added);
     if (fields.stream && !fields.include_usage) UsageEdits(fields, edits, added);
   }
   // The root always has a member (model), so what is added ends with a comma.

@@ -34,8 +34,8 @@ std::string RateLimitHeadLines(const Admission& admission) {
   };
   auto add = [&](const RateLimitHeaderValues& v, const Names& names) {
     if (!v.present) return;
-    http::AppendField(lines, names.limit, Decimal(v.limit).view());
-    http::AppendField(lines, names.remaining, Decimal(std::max<int64_t>(0, v.remaining)).view());
+    http::AppendField(lines, names.limit, Decimal(v.limit).View());
+    http::AppendField(lines, names.remaining, Decimal(std::max<int64_t>(0, v.remaining)).View());
     lines.append(names.reset).append(std::string_view(": "));
     AppendDuration(lines, Millis(v.reset_ms));
     lines.append(std::string_view("\r\n"));

@@ -17,7 +17,7 @@ namespace od = simdjson::ondemand;
 // problem without exceptions.
 using Result = std::optional<FieldError>;
 
-Result TypeError(std::string param, std::string_view expected) {
+Result TypeError(const std::string& param, std::string_view expected) {
   return FieldError{param, "'" + param + "' must be " + std::string(expected) + "."};
 }
 
@@ -32,7 +32,7 @@ Result Malformed() {
   return FieldError{"", "The request body is not valid JSON. Send a JSON object."};
 }
 
-Result Repeated(std::string param) {
+Result Repeated(const std::string& param) {
   return FieldError{param, "'" + param +
                                "' appears more than once in the request body. Send "
                                "each field once."};

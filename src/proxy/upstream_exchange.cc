@@ -23,9 +23,9 @@ namespace {
 namespace bhttp = http::bhttp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::chrono::milliseconds kConnectTimeout{3000};
-constexpr uint64_t kMaxResponseBody = 64 * 1024 * 1024;
+constexpr uint64_t kMaxResponseBody = uint64_t{64} * 1024 * 1024;
 // A pooled connection keeps at most this much read buffer from a large answer.
-constexpr size_t kKeptBufferBytes = 16 * 1024;
+constexpr size_t kKeptBufferBytes = size_t{16} * 1024;
 
 // The backend's answer: its header fields in the connection's FieldArena.
 template <class Body>
@@ -67,10 +67,10 @@ std::string UpstreamHead(const ExchangeRequest& req, const BackendUrl& backend) 
     }
   }
   head.append(std::string_view("Host: ")).append(backend.host).push_back(':');
-  head.append(Decimal(backend.port).view());
+  head.append(Decimal(backend.port).View());
   head.append(std::string_view(
       "\r\nAccept-Encoding: identity\r\nContent-Type: application/json\r\nContent-Length: "));
-  head.append(Decimal(static_cast<int64_t>(req.body.size())).view());
+  head.append(Decimal(static_cast<int64_t>(req.body.size())).View());
   head.append(std::string_view("\r\n\r\n"));
   return head;
 }
@@ -172,7 +172,7 @@ void TakeUsage(const StreamEvent& e, ExchangeResult& result) {
 asio::awaitable<bool> RelayStream(Relay& r, UpstreamSocket& stream, beast::flat_buffer& buffer,
                                   AnswerParser<bhttp::buffer_body>& parser,
                                   const ClientWatch& watch) {
-  std::array<char, 16 * 1024> chunk;
+  std::array<char, size_t{16} * 1024> chunk;
   SseSplitter splitter;
   std::string out;
   out.reserve(chunk.size());
@@ -323,7 +323,9 @@ asio::awaitable<void> RelayPlainAnswer(Relay& r, UpstreamSocket& stream, beast::
       co_await http::ReadMessage(stream.socket, buffer, parser, http::ReadUntil::kMessage);
   stream.deadline.Clear();
   if (watch.ClientLeft()) {
-    if (r.writer.Cut()) co_await r.writer.Send(ShuttingDown(r.result));
+    if (r.writer.Cut()) {
+      co_await r.writer.Send(ShuttingDown(r.result));
+    }
     co_return;
   }
   if (bec) {
@@ -353,7 +355,9 @@ asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnecti
       stream.socket, buffer, header_parser, http::ReadUntil::kHeader, http::Reading::kAnswer);
   stream.deadline.Clear();
   if (watch.ClientLeft()) {  // connection dropped with the client (or cut: shutting down)
-    if (r.writer.Cut()) co_await r.writer.Send(ShuttingDown(r.result));
+    if (r.writer.Cut()) {
+      co_await r.writer.Send(ShuttingDown(r.result));
+    }
     co_return Attempt::kDone;
   }
   if (hec) {

@@ -74,7 +74,7 @@ enum class ResultStatus : uint8_t {
 struct Result {
   ResultStatus status = ResultStatus::kUnavailable;
   ReplyPtr reply;
-  bool ok() const { return status == ResultStatus::kOk && reply && !IsError(reply.get()); }
+  bool Ok() const { return status == ResultStatus::kOk && reply && !IsError(reply.get()); }
 };
 
 struct ClientStats {

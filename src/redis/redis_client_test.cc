@@ -40,7 +40,7 @@ class RedisClientTest : public ::testing::Test {
   // only watches for it).
   bool WaitUntilAnswering(RedisClient& client) {
     for (int i = 0; i < 400; ++i) {
-      if (Run(client, {"PING"}, 200ms).ok()) return true;
+      if (Run(client, {"PING"}, 200ms).Ok()) return true;
       std::this_thread::sleep_for(10ms);
     }
     return false;
@@ -64,7 +64,7 @@ TEST_F(RedisClientTest, PipelinesManyCommandsOnOneConnection) {
           // GCC 12 cannot keep a braced list alive across co_await: name it.
           std::vector<std::string> args = {"INCR", "counter"};
           Result r = co_await client->Execute(std::move(args), "", In(5000ms));
-          if (r.ok() && r.reply->type == REDIS_REPLY_INTEGER) ++ok;
+          if (r.Ok() && r.reply->type == REDIS_REPLY_INTEGER) ++ok;
         },
         boost::asio::detached);
   }
@@ -80,7 +80,7 @@ TEST_F(RedisClientTest, ErrorRepliesAreReplies) {
   Result r = Run(*client, {"NOSUCHCOMMAND"});
   ASSERT_EQ(r.status, ResultStatus::kOk);
   EXPECT_TRUE(IsError(r.reply.get()));
-  EXPECT_FALSE(r.ok());
+  EXPECT_FALSE(r.Ok());
 }
 
 TEST_F(RedisClientTest, NoScriptIsAnsweredByEval) {
@@ -92,23 +92,23 @@ TEST_F(RedisClientTest, NoScriptIsAnsweredByEval) {
         client->Execute({"EVALSHA", script.sha, "0", "1"}, "", In(2000ms), &script));
   };
   Result first = call();
-  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(first.Ok());
   EXPECT_EQ(ReplyText(*first.reply), "x1");
   EXPECT_EQ(client->Stats().noscript, 0u);  // loaded by the connection's handshake
   ASSERT_EQ(server_->CommandText({"SCRIPT", "FLUSH"}), "OK");
   Result second = call();
-  ASSERT_TRUE(second.ok());
+  ASSERT_TRUE(second.Ok());
   EXPECT_EQ(ReplyText(*second.reply), "x1");
   EXPECT_EQ(client->Stats().noscript, 1u);
   Result third = call();  // EVAL cached it again
-  ASSERT_TRUE(third.ok());
+  ASSERT_TRUE(third.Ok());
   EXPECT_EQ(client->Stats().noscript, 1u);
 }
 
 TEST_F(RedisClientTest, TimesOutWhileTheServerIsPaused) {
   auto client = MakeClient();
   client->Start();
-  ASSERT_TRUE(Run(*client, {"PING"}).ok());
+  ASSERT_TRUE(Run(*client, {"PING"}).Ok());
   server_->Pause();
   const auto start = std::chrono::steady_clock::now();
   Result r = Run(*client, {"PING"}, 50ms);
@@ -125,7 +125,7 @@ TEST_F(RedisClientTest, PendingCommandsAreBounded) {
   options.max_pending = 8;
   auto client = MakeClient(options);
   client->Start();
-  ASSERT_TRUE(Run(*client, {"PING"}).ok());
+  ASSERT_TRUE(Run(*client, {"PING"}).Ok());
   server_->Pause();
   std::atomic<int> rejected{0}, timed_out{0};
   boost::asio::io_context io;
@@ -149,7 +149,7 @@ TEST_F(RedisClientTest, PendingCommandsAreBounded) {
 TEST_F(RedisClientTest, ClientKillMidLoadLosesNoCommand) {
   auto client = MakeClient();
   client->Start();
-  ASSERT_TRUE(Run(*client, {"PING"}).ok());
+  ASSERT_TRUE(Run(*client, {"PING"}).Ok());
   constexpr int kWorkers = 50, kPerWorker = 200;
   std::atomic<int> done{0}, failed{0};
   std::thread killer;
@@ -161,7 +161,7 @@ TEST_F(RedisClientTest, ClientKillMidLoadLosesNoCommand) {
           for (int i = 0; i < kPerWorker; ++i) {
             std::vector<std::string> args = {"PING"};
             Result r = co_await client->Execute(std::move(args), "", In(2000ms));
-            if (!r.ok()) ++failed;
+            if (!r.Ok()) ++failed;
             // Kill the connection twice while commands are in flight.
             int n = ++done;
             if (n == kWorkers * kPerWorker / 3 || n == 2 * kWorkers * kPerWorker / 3) {
@@ -182,7 +182,7 @@ TEST_F(RedisClientTest, ClientKillMidLoadLosesNoCommand) {
 TEST_F(RedisClientTest, ShutdownEndsPendingCallsAtOnce) {
   auto client = MakeClient();
   client->Start();
-  ASSERT_TRUE(Run(*client, {"PING"}).ok());
+  ASSERT_TRUE(Run(*client, {"PING"}).Ok());
   server_->Pause();
   Result r;
   std::thread caller([&] { r = Run(*client, {"PING"}, 600'000ms); });
@@ -200,7 +200,7 @@ TEST_F(RedisClientTest, ShutdownEndsPendingCallsAtOnce) {
 TEST_F(RedisClientTest, FailsFastWhileDownAndComesBackOnItsOwn) {
   auto client = MakeClient();
   client->Start();
-  ASSERT_TRUE(Run(*client, {"SET", "k", "v"}).ok());
+  ASSERT_TRUE(Run(*client, {"SET", "k", "v"}).Ok());
   server_->Kill();
   // Whether the client has noticed yet or not, no answer can come: every call fails, and once
   // the node is known down, at once (not at the deadline).
@@ -238,7 +238,7 @@ TEST_F(RedisClientTest, UserPasswordAndDatabaseFromTheUrl) {
   auto client = MakeClient(options);
   client->Start();
   Result info = Run(*client, {"CLIENT", "INFO"});
-  ASSERT_TRUE(info.ok());
+  ASSERT_TRUE(info.Ok());
   std::string text(ReplyText(*info.reply));
   EXPECT_NE(text.find(" db=2 "), std::string::npos) << text;
   EXPECT_NE(text.find(" user=app "), std::string::npos) << text;
@@ -275,10 +275,10 @@ TEST(RedisClientTlsTest, RedissVerifiesTheServerCertificate) {
   client->Start();
   Result r = RunAwaitable(client->Execute({"PING"}, "", In(2000ms)));
   ::unsetenv("SSL_CERT_FILE");
-  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(r.Ok());
   EXPECT_EQ(ReplyText(*r.reply), "PONG");
   Result info = RunAwaitable(client->Execute({"CLIENT", "INFO"}, "", In(2000ms)));
-  ASSERT_TRUE(info.ok());
+  ASSERT_TRUE(info.Ok());
 }
 
 TEST_F(RedisClientTest, RejectsBadUrls) {

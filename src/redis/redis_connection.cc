@@ -59,12 +59,12 @@ struct Connection::Transport {
 
   asio::ip::tcp::socket socket;  // plain connections
   std::optional<asio::ssl::stream<asio::ip::tcp::socket>> tls;
-  std::array<char, 16 * 1024> read_buf;
+  std::array<char, size_t{16} * 1024> read_buf;
   std::string write_buf;
   bool writing = false;
 };
 
-Connection::Connection(Executor executor, ConnectionOptions options)
+Connection::Connection(const Executor& executor, ConnectionOptions options)
     : executor_(executor),
       options_(std::move(options)),
       address_(options_.url.Address()),
@@ -171,7 +171,7 @@ void Connection::StartConnect() {
   resolver_.async_resolve(
       url.host, std::to_string(url.port),
       [this, self, t, generation](boost::system::error_code ec,
-                                  asio::ip::tcp::resolver::results_type results) {
+                                  const asio::ip::tcp::resolver::results_type& results) {
         if (generation != generation_) return;
         if (ec) {
           Fail("resolve: " + ec.message());

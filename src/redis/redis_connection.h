@@ -79,7 +79,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
  public:
   using Executor = asio::io_context::executor_type;
 
-  Connection(Executor executor, ConnectionOptions options);
+  Connection(const Executor& executor, ConnectionOptions options);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;

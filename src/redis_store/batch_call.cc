@@ -132,7 +132,7 @@ bool BatchCall::ReadReply(std::string_view reply) {
   }
   next_admission_ = 0;
   next_charge_ = charge_keys_.data();
-  return head.ok() && tail.AtEnd();
+  return head.Ok() && tail.AtEnd();
 }
 
 bool BatchCall::Judge(const AdmitRequest& request, bool replay, AdmitResult& result) const {

@@ -23,7 +23,7 @@ inline void PutInt(std::string& out, int64_t v, int bytes) {
   out.append(le, static_cast<size_t>(bytes));
 }
 
-// Reads fields in order. Reading past the end yields 0 and makes ok() false for good.
+// Reads fields in order. Reading past the end yields 0 and makes Ok() false for good.
 class PackedReader {
  public:
   explicit PackedReader(std::string_view in) : in_(in) {}
@@ -40,7 +40,7 @@ class PackedReader {
     const int unused = 64 - 8 * bytes;
     return static_cast<int64_t>(u << unused) >> unused;  // sign-extended
   }
-  bool ok() const { return ok_; }
+  bool Ok() const { return ok_; }
   bool AtEnd() const { return ok_ && at_ == in_.size(); }
 
  private:

@@ -30,7 +30,7 @@ TEST(PackedTest, ReadingPastTheEndFailsForGood) {
   PutInt(out, 7, 4);
   PackedReader in(out);
   EXPECT_EQ(in.Int(8), 0);
-  EXPECT_FALSE(in.ok());
+  EXPECT_FALSE(in.Ok());
   EXPECT_EQ(in.Int(4), 0);  // the 4 bytes are there, but the reader has failed
   EXPECT_FALSE(in.AtEnd());
 }

@@ -38,7 +38,7 @@ bool IntAt(const redisReply& array, size_t i, int64_t& out) {
 }
 
 bool IsArray(const Result& r, size_t size) {
-  return r.ok() && r.reply->type == REDIS_REPLY_ARRAY && r.reply->elements == size;
+  return r.Ok() && r.reply->type == REDIS_REPLY_ARRAY && r.reply->elements == size;
 }
 
 }  // namespace
@@ -179,7 +179,7 @@ void RedisStore::SettleDetached(const SettleRequest& request, const asio::any_io
     queued = Enqueue(*w);
   }
   if (queued) {
-    w.release();  // Send completes and deletes it
+    static_cast<void>(w.release());  // Send completes and deletes it
     return;
   }
   asio::co_spawn(executor, Lead(LaneFor(executor), w.release()), asio::detached);
@@ -337,7 +337,7 @@ asio::awaitable<void> RedisStore::Call(Lane& lane, Waiter* batch) {
   Result r =
       co_await lane.client->Execute(std::move(args), std::move(routing), deadline, lane.batch);
   bool ok =
-      r.ok() && r.reply->type == REDIS_REPLY_STRING && call.ReadReply(redis::ReplyText(*r.reply));
+      r.Ok() && r.reply->type == REDIS_REPLY_STRING && call.ReadReply(redis::ReplyText(*r.reply));
   for (Waiter* w = batch; ok && w; w = w->next) {
     if (w->admit) ok = call.Replay(*w->admit, w->admitted);
   }
@@ -413,7 +413,7 @@ asio::awaitable<StoreStatus> RedisStore::Reset(const BucketsRequest& request) {
   std::string routing = args[1];
   Result r =
       co_await Client().Execute(std::move(args), std::move(routing), start + options_.timeout);
-  const bool ok = r.ok() && r.reply->type == REDIS_REPLY_INTEGER;
+  const bool ok = r.Ok() && r.reply->type == REDIS_REPLY_INTEGER;
   if (!ok) LogFailure(Op::kReset, r);
   Observe(Op::kReset, start, ok);
   co_return ok ? StoreStatus::kOk : StoreStatus::kError;

@@ -253,10 +253,11 @@ class RedisUsageSink final : public UsageSink {
       std::string routing = args[3];
       const auto deadline = std::chrono::steady_clock::now() + timeout_;
       redis::Result r = co_await client_.Execute(std::move(args), std::move(routing), deadline);
-      if (!r.ok()) {
+      if (!r.Ok()) {
         if (error) *error = Describe(r);
         std::lock_guard lock(debt_mutex_);
-        in_doubt_.insert(in_doubt_.end(), std::make_move_iterator(calls.begin() + i),
+        in_doubt_.insert(in_doubt_.end(),
+                         std::make_move_iterator(calls.begin() + static_cast<std::ptrdiff_t>(i)),
                          std::make_move_iterator(calls.end()));
         co_return false;
       }
@@ -276,7 +277,7 @@ class RedisUsageSink final : public UsageSink {
         std::string routing = args[3];
         const auto deadline = std::chrono::steady_clock::now() + timeout_;
         redis::Result r = co_await client_.Execute(args, std::move(routing), deadline);
-        if (!r.ok()) {
+        if (!r.Ok()) {
           if (error) *error = Describe(r);
           if (r.status == redis::ResultStatus::kTimeout) {
             // Maybe applied: its rows are settled by resending this very call.
@@ -308,8 +309,8 @@ class RedisUsageSink final : public UsageSink {
     std::string routing = args[3];
     const auto deadline = std::chrono::steady_clock::now() + timeout_;
     redis::Result r = co_await client_.Execute(std::move(args), std::move(routing), deadline);
-    if (!r.ok() || r.reply->type != REDIS_REPLY_ARRAY || r.reply->elements % 7 != 0) {
-      error = r.ok() ? "redis: unexpected reply to the usage query" : Describe(r);
+    if (!r.Ok() || r.reply->type != REDIS_REPLY_ARRAY || r.reply->elements % 7 != 0) {
+      error = r.Ok() ? "redis: unexpected reply to the usage query" : Describe(r);
       co_return false;
     }
     for (size_t i = 0; i < r.reply->elements; i += 7) {
@@ -366,7 +367,7 @@ class RedisUsageSink final : public UsageSink {
       co_return ok;
     };
     for (size_t w = 0; w < workers; ++w) {
-      asio::co_spawn(executor, worker(), [&done](std::exception_ptr e, bool ok) {
+      asio::co_spawn(executor, worker(), [&done](const std::exception_ptr& e, bool ok) {
         done.try_send(boost::system::error_code(), ok && !e);
       });
     }

@@ -33,7 +33,7 @@ struct UsageCounts {
   int64_t rejected_requests = 0;
   int64_t rejected_concurrency = 0;
 
-  int64_t rejected() const { return rejected_tokens + rejected_requests + rejected_concurrency; }
+  int64_t Rejected() const { return rejected_tokens + rejected_requests + rejected_concurrency; }
   void Add(const UsageCounts& other);
   bool operator==(const UsageCounts&) const = default;
 };
@@ -63,7 +63,7 @@ class UsageRecorder {
   // aggregate.
   std::vector<UsageRow> TakePending();
   // Puts rows back (a flush that failed), added to whatever was recorded since.
-  void Restore(std::vector<UsageRow> rows);
+  void Restore(const std::vector<UsageRow>& rows);
   // Rows waiting for the next flush (metrics, tests).
   size_t PendingRows() const;
 

@@ -95,7 +95,7 @@ std::optional<int64_t> ParseRfc3339(std::string_view text, bool round_up) {
                             day(static_cast<unsigned>(d))};
   if (!date.ok() || h > 23 || mi > 59 || s > 59) return std::nullopt;
   const int64_t days = std::chrono::sys_days(date).time_since_epoch().count();
-  int64_t seconds = days * kDaySeconds + h * 3600 + mi * 60 + s - offset_seconds;
+  int64_t seconds = days * kDaySeconds + int64_t{h} * 3600 + int64_t{mi} * 60 + s - offset_seconds;
   if (fraction && round_up) ++seconds;
   return seconds;
 }
@@ -162,7 +162,8 @@ std::optional<UsageParamError> ReadParams(std::string_view query_string, UsagePa
 // from (default: the start of today) and to (default: now), into `query`.
 std::optional<UsageParamError> ReadRange(const UsageParams& params, int64_t now_unix,
                                          UsageQuery& query) {
-  const char* kTimeExpected = "not an RFC 3339 time (like 2026-11-28T13:00:00Z or +01:00)";
+  constexpr const char* kTimeExpected =
+      "not an RFC 3339 time (like 2026-11-28T13:00:00Z or +01:00)";
   query.from = DayStart(now_unix);
   query.to = now_unix;
   if (params.from) {

@@ -146,7 +146,7 @@ std::vector<UsageRow> UsageRecorder::TakePending() {
   return out;
 }
 
-void UsageRecorder::Restore(std::vector<UsageRow> rows) {
+void UsageRecorder::Restore(const std::vector<UsageRow>& rows) {
   for (const UsageRow& row : rows) {
     AddTo(shards_, {row.key, row.tenant, row.model, HourOf(row.start)},
           [&](UsageCounts& counts) { counts.Add(row.counts); });

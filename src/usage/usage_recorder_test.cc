@@ -42,7 +42,7 @@ TEST(UsageRecorderTest, CountsAdmittedAndRejectedPerRowAndHour) {
   EXPECT_EQ((rows[{"k1", "t", "m", kT0}]), (UsageCounts{2, 105, 21, 1, 1, 2}));
   EXPECT_EQ((rows[{"k1", "t", "m", kT0 + 3600}]), (UsageCounts{1, 7, 2, 0, 0, 0}));
   EXPECT_EQ((rows[{"k2", "", "m", kT0}]), (UsageCounts{0, 0, 0, 1, 0, 0}));
-  EXPECT_EQ((rows[{"k1", "t", "m", kT0}]).rejected(), 4);
+  EXPECT_EQ((rows[{"k1", "t", "m", kT0}]).Rejected(), 4);
 
   EXPECT_EQ(recorder.PendingRows(), 0u);
   EXPECT_TRUE(recorder.TakePending().empty());

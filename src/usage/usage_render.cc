@@ -14,7 +14,7 @@ void AddCounters(const UsageCounts& c, json::object& out) {
   out["requests"] = c.requests;
   out["prompt_tokens"] = c.prompt_tokens;
   out["completion_tokens"] = c.completion_tokens;
-  out["rejected"] = c.rejected();
+  out["rejected"] = c.Rejected();
   json::object by;
   by["tokens"] = c.rejected_tokens;
   by["requests"] = c.rejected_requests;
@@ -51,7 +51,7 @@ void AppendCsvLine(std::string_view key, std::string_view tenant, std::string_vi
     AppendCsvField(field, out);
     out += ',';
   }
-  for (int64_t n : {c.requests, c.prompt_tokens, c.completion_tokens, c.rejected(),
+  for (int64_t n : {c.requests, c.prompt_tokens, c.completion_tokens, c.Rejected(),
                     c.rejected_tokens, c.rejected_requests, c.rejected_concurrency}) {
     out += std::to_string(n);
     out += ',';
