@@ -2,21 +2,33 @@
 
 namespace trl {
 
-std::string_view LimitKindName(LimitKind kind) {
-  switch (kind) {
-    case LimitKind::kTokens:
-      return "tokens";
-    case LimitKind::kRequests:
-      return "requests";
-    case LimitKind::kConcurrent:
-      return "concurrent";
+namespace {
+
+struct KindText {
+  LimitKind kind;
+  std::string_view name;   // the config's
+  std::string_view label;  // the metrics'
+};
+constexpr KindText kKinds[] = {{LimitKind::kTokens, "tokens", "tokens"},
+                               {LimitKind::kRequests, "requests", "requests"},
+                               {LimitKind::kConcurrent, "concurrent", "concurrency"}};
+
+const KindText& TextOf(LimitKind kind) {
+  for (const KindText& text : kKinds) {
+    if (text.kind == kind) return text;
   }
-  return "?";
+  return kKinds[0];
 }
 
+}  // namespace
+
+std::string_view LimitKindName(LimitKind kind) { return TextOf(kind).name; }
+
+std::string_view LimitKindLabel(LimitKind kind) { return TextOf(kind).label; }
+
 std::optional<LimitKind> ParseLimitKind(std::string_view name) {
-  for (LimitKind kind : {LimitKind::kTokens, LimitKind::kRequests, LimitKind::kConcurrent}) {
-    if (name == LimitKindName(kind)) return kind;
+  for (const KindText& text : kKinds) {
+    if (text.name == name) return text.kind;
   }
   return std::nullopt;
 }

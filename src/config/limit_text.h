@@ -16,6 +16,8 @@ namespace trl {
 
 // "tokens", "requests" or "concurrent": the key of a limit in the config.
 std::string_view LimitKindName(LimitKind kind);
+// "tokens", "requests" or "concurrency": the `limit` label of trl_ratelimit_rejections_total.
+std::string_view LimitKindLabel(LimitKind kind);
 // The inverse of LimitKindName; nullopt for any other text.
 std::optional<LimitKind> ParseLimitKind(std::string_view name);
 

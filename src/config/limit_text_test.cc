@@ -19,6 +19,13 @@ TEST(LimitTextTest, KindNamesRoundTrip) {
   EXPECT_FALSE(ParseLimitKind(""));
 }
 
+// The rate-limited metric's `limit` label (trl_ratelimit_rejections_total) says "concurrency".
+TEST(LimitTextTest, MetricLabels) {
+  EXPECT_EQ(LimitKindLabel(LimitKind::kTokens), "tokens");
+  EXPECT_EQ(LimitKindLabel(LimitKind::kRequests), "requests");
+  EXPECT_EQ(LimitKindLabel(LimitKind::kConcurrent), "concurrency");
+}
+
 TEST(LimitTextTest, PeriodsInTheLargestUnitThatDividesThem) {
   EXPECT_EQ(FormatPeriod(milliseconds(60'000)), "1m");
   EXPECT_EQ(FormatPeriod(milliseconds(86'400'000)), "1d");

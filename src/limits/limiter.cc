@@ -82,6 +82,18 @@ std::string_view ShardKey(std::string_view key, std::string_view tenant) {
   return tenant.empty() ? key : tenant;
 }
 
+// The budgets of a key's own limits (the admin API reads and resets them).
+std::vector<BucketSpec> KeySpecs(std::string_view key, std::span<const LimitConfig> key_limits,
+                                 bool with_concurrent) {
+  std::vector<BucketSpec> specs;
+  specs.reserve(key_limits.size());
+  for (const LimitConfig& limit : key_limits) {
+    if (limit.kind == LimitKind::kConcurrent && !with_concurrent) continue;
+    specs.push_back({RefFor(ScopeKind::kKey, key, limit), std::max<int64_t>(limit.amount, 0)});
+  }
+  return specs;
+}
+
 }  // namespace
 
 std::string DescribeLimit(ScopeKind scope, std::string_view owner, const LimitConfig& limit) {
@@ -472,11 +484,7 @@ Limiter::~Limiter() {
 
 asio::awaitable<LimitReadings> Limiter::ReadKeyLimits(std::string_view key, std::string_view tenant,
                                                       std::span<const LimitConfig> key_limits) {
-  std::vector<BucketSpec> specs;
-  specs.reserve(key_limits.size());
-  for (const LimitConfig& limit : key_limits) {
-    specs.push_back({RefFor(ScopeKind::kKey, key, limit), std::max<int64_t>(limit.amount, 0)});
-  }
+  const std::vector<BucketSpec> specs = KeySpecs(key, key_limits, /*with_concurrent=*/true);
   LimitReadings readings;
   BucketsRequest request{ShardKey(key, tenant), specs, clock_.NowMicros()};
   ReadResult read = co_await store_.Read(request);
@@ -506,12 +514,7 @@ asio::awaitable<LimitReadings> Limiter::ReadKeyLimits(std::string_view key, std:
 
 asio::awaitable<bool> Limiter::ResetKey(std::string_view key, std::string_view tenant,
                                         std::span<const LimitConfig> key_limits) {
-  std::vector<BucketSpec> specs;
-  specs.reserve(key_limits.size());
-  for (const LimitConfig& limit : key_limits) {
-    if (limit.kind == LimitKind::kConcurrent) continue;
-    specs.push_back({RefFor(ScopeKind::kKey, key, limit), std::max<int64_t>(limit.amount, 0)});
-  }
+  const std::vector<BucketSpec> specs = KeySpecs(key, key_limits, /*with_concurrent=*/false);
   BucketsRequest request{ShardKey(key, tenant), specs, clock_.NowMicros()};
   if (co_await store_.Reset(request) != StoreStatus::kOk) {
     counters_.store_errors_read.fetch_add(1, std::memory_order_relaxed);

@@ -5,6 +5,7 @@
 #include <boost/json/value.hpp>
 
 #include "common/decimal.h"
+#include "config/limit_text.h"
 #include "proxy/errors.h"
 #include "proxy/forward_body.h"
 #include "proxy/upstream_exchange.h"
@@ -45,18 +46,6 @@ std::string RateLimitHeadLines(const Admission& admission) {
   add(admission.tokens,
       {"x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"});
   return lines;
-}
-
-std::string_view LimitLabel(LimitKind kind) {
-  switch (kind) {
-    case LimitKind::kTokens:
-      return "tokens";
-    case LimitKind::kRequests:
-      return "requests";
-    case LimitKind::kConcurrent:
-      return "concurrency";
-  }
-  return "tokens";
 }
 
 ApiError RateLimitError(LimitKind kind) {
@@ -401,7 +390,7 @@ http::Response Gateway::RateLimited(const Inference& in) {
                            clock_.NowMicros() / 1'000'000, admission.refused_kind);
   }
   metrics_.rejections
-      .With({model_name, in.key_name, std::string(LimitLabel(admission.refused_kind))})
+      .With({model_name, in.key_name, std::string(LimitKindLabel(admission.refused_kind))})
       .Add();
   const int64_t retry_ms = std::max<int64_t>(1, admission.retry_after_ms);
   http::Response res =
