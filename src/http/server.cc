@@ -11,10 +11,12 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/intrusive/list.hpp>
+#include <iterator>
 #include <optional>
 #include <random>
 
@@ -69,6 +71,23 @@ bool ValidRequestId(std::string_view id) {
     if (c < 0x21 || c > 0x7e) return false;
   }
   return true;
+}
+
+// No Transfer-Encoding, or exactly one naming "chunked" alone. Any other coding, list or repeat
+// leaves the body without a length both ends agree on (RFC 9112, 6.3): a front proxy may read a
+// body where the gateway reads the next request (request smuggling).
+template <typename Fields>
+bool FramingIsUnambiguous(const Fields& header) {
+  auto [first, last] = header.equal_range(bhttp::field::transfer_encoding);
+  if (first == last) return true;
+  if (std::next(first) != last) return false;
+  std::string_view coding = first->value();
+  while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t')) {
+    coding.remove_prefix(1);
+  }
+  while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t'))
+    coding.remove_suffix(1);
+  return beast::iequals(coding, "chunked");
 }
 
 class ClientPoll;
@@ -418,6 +437,10 @@ asio::awaitable<bool> Session::ReadRequest() {
     co_return false;
   }
   TakeRequestId();
+  if (!FramingIsUnambiguous(parser_->get())) {
+    co_await WriteError(400, request_id_);
+    co_return false;
+  }
   // Refuse an oversized body before reading any of it.
   if (auto length = parser_->content_length(); length && *length > options_.max_body_bytes) {
     co_await WriteError(413, request_id_);

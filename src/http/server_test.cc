@@ -214,5 +214,36 @@ TEST_F(ServerTest, AClientThatLeavesWhileIdleIsForgotten) {
   EXPECT_TRUE(Eventually([&] { return server_->OpenConnections() == 0; }));
 }
 
+// Request smuggling: a Transfer-Encoding other than exactly "chunked" gives the body no reliable
+// length (RFC 9112, 6.3), so the request is refused with 400 and the connection closed: the
+// bytes after the head never become a request of their own.
+TEST_F(ServerTest, ATransferEncodingOtherThanChunkedIsRefusedAndClosesTheConnection) {
+  Start(std::chrono::milliseconds(200));
+  const std::string smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (std::string coding : {"chunked, gzip", "gzip, chunked", "identity", "gzip", "chunked,",
+                             "chunked\r\nTransfer-Encoding: chunked"}) {
+    SCOPED_TRACE(coding);
+    auto socket = Connect();
+    asio::write(socket, asio::buffer("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " +
+                                     coding + "\r\n\r\n0\r\n\r\n" + smuggled));
+    beast::flat_buffer buffer;
+    Response response;
+    beast::error_code ec;
+    bhttp::read(socket, buffer, response, ec);
+    ASSERT_FALSE(ec) << ec.message();
+    EXPECT_EQ(response.result_int(), 400u);
+    EXPECT_FALSE(response.keep_alive());
+    bhttp::read(socket, buffer, response, ec);
+    EXPECT_EQ(ec, bhttp::error::end_of_stream) << "a second answer: " << response.body();
+  }
+  // "chunked" alone, in any case, is the framing it names.
+  auto socket = Connect();
+  beast::flat_buffer buffer;
+  asio::write(socket, asio::buffer(std::string("POST /echo HTTP/1.1\r\nHost: x\r\n"
+                                               "Transfer-Encoding:  Chunked \r\n\r\n"
+                                               "2\r\nhi\r\n0\r\n\r\n")));
+  EXPECT_EQ(Receive(socket, buffer), "echo:hi");
+}
+
 }  // namespace
 }  // namespace trl::http
