@@ -9,7 +9,9 @@
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/rfc7230.hpp>
 #include <boost/container/small_vector.hpp>
+#include <optional>
 
 #include "common/decimal.h"
 #include "http/socket_io.h"
@@ -60,11 +62,17 @@ std::string UpstreamHead(const ExchangeRequest& req, const BackendUrl& backend) 
   head.reserve(512);
   head.append(std::string_view("POST ")).append(backend.base_path).append(req.target);
   head.append(std::string_view(" HTTP/1.1\r\n"));
+  // The fields the client's Connection header names are its hop's too (RFC 9110, 7.6.1).
+  const auto connection = req.client->find(bhttp::field::connection);
+  std::optional<bhttp::token_list> named =  // token_list::exists is not const
+      connection == req.client->end()
+          ? std::nullopt
+          : std::optional<bhttp::token_list>(std::in_place, connection->value());
   for (const auto& field : *req.client) {
     // Beast's parser names every field it knows, in any case, by its enum: no string compares.
-    if (!HopByHop(field.name()) && field.name() != bhttp::field::content_type) {
-      http::AppendField(head, field.name_string(), field.value());
-    }
+    if (HopByHop(field.name()) || field.name() == bhttp::field::content_type) continue;
+    if (named && named->exists(field.name_string())) continue;
+    http::AppendField(head, field.name_string(), field.value());
   }
   head.append(std::string_view("Host: ")).append(backend.host).push_back(':');
   head.append(Decimal(backend.port).View());

@@ -112,6 +112,24 @@ TEST_F(UpstreamExchangeTest, APlainAnswerIsRelayedWithTheHeadLinesAndItsUsageKep
   EXPECT_EQ(got.headers.count("authorization"), 0u);
 }
 
+// A header the client's Connection header names is hop-by-hop (RFC 9110, 7.6.1): it is the
+// client's hop's, not the backend's, whatever its name.
+TEST_F(UpstreamExchangeTest, HeadersNamedInTheClientsConnectionHeaderStayBehind) {
+  client_.set(http::bhttp::field::connection, "keep-alive, X-Hop-Secret ,x-other");
+  client_.set("x-hop-secret", "for the front proxy");
+  client_.set("X-Other", "also");
+  backend_.Push(
+      FakeBackend::Json(R"({"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":0}})"));
+  FakeResponseWriter writer;
+  Exchange(Request(), writer);
+  ASSERT_EQ(backend_.received().size(), 1u);
+  const FakeBackend::Received& got = backend_.received()[0];
+  EXPECT_EQ(got.headers.count("x-hop-secret"), 0u);
+  EXPECT_EQ(got.headers.count("x-other"), 0u);
+  EXPECT_EQ(got.headers.count("connection"), 0u);
+  EXPECT_EQ(got.headers["x-custom"], "kept");
+}
+
 TEST_F(UpstreamExchangeTest, AnAnswerWithoutUsageHasItsTextCounted) {
   backend_.Push(FakeBackend::Json(R"({"choices":[{"message":{"content":"Hello world"}}]})"));
   FakeResponseWriter writer;
