@@ -78,8 +78,8 @@ MockOptions ParseMockArgs(int argc, const char* const* argv) {
     std::string_view arg = argv[i];
     std::string_view flag = arg;
     std::string_view value;
-    if (arg == "--stamp-tokens") {  // the one flag without a value
-      options.stamp_tokens = true;
+    if (arg == "--stamp-tokens" || arg == "--faults") {  // the flags without a value
+      (arg == "--faults" ? options.faults : options.stamp_tokens) = true;
       continue;
     }
     if (size_t eq = arg.find('='); eq != std::string_view::npos) {

@@ -24,6 +24,9 @@ struct MockOptions {
   // mock wrote it on the host's monotonic clock (steady_clock): a load generator on the same
   // host tells from it how long a proxy took to relay that token. Clients ignore comments.
   bool stamp_tokens = false;
+  // --faults: the x-mock-fault request header injects faults. Off by default, so that a client
+  // behind a gateway cannot make the mock hang or reset; the tests turn it on.
+  bool faults = false;
 
   // Gap between two streamed tokens; zero when unpaced.
   std::chrono::nanoseconds TokenInterval() const;
@@ -40,9 +43,10 @@ MockOptions ParseMockArgs(int argc, const char* const* argv);
 inline constexpr char kMockUsage[] =
     "usage: mock-llm [--listen HOST:PORT] [--models a,b] [--max-output 16]\n"
     "                [--default-max-output N] [--ttft 20ms] [--tokens-per-second 50]\n"
-    "                [--threads 1] [--stamp-tokens]\n"
+    "                [--threads 1] [--stamp-tokens] [--faults]\n"
     "  --max-output N          words of an answer to a capped request: min(cap, N)\n"
     "  --default-max-output N  words of an answer to a request without a cap (vLLM fills the\n"
-    "                          context then); default: the value of --max-output\n";
+    "                          context then); default: the value of --max-output\n"
+    "  --faults                honour the x-mock-fault request header (tests)\n";
 
 }  // namespace trl

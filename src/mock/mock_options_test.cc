@@ -38,11 +38,16 @@ TEST(MockOptionsTest, AllFlags) {
   EXPECT_EQ(options.threads, 2);
   EXPECT_FALSE(options.stamp_tokens);
   EXPECT_EQ(Parse({"--listen", "[::1]:9"}).host, "::1");
-  // The one flag without a value, anywhere on the line.
+  EXPECT_FALSE(options.faults);
+  // The flags without a value, anywhere on the line.
   options = Parse({"--stamp-tokens", "--threads", "3"});
   EXPECT_TRUE(options.stamp_tokens);
+  EXPECT_FALSE(options.faults);
   EXPECT_EQ(options.threads, 3);
   EXPECT_TRUE(Parse({"--threads", "3", "--stamp-tokens"}).stamp_tokens);
+  options = Parse({"--faults", "--threads", "3"});
+  EXPECT_TRUE(options.faults);
+  EXPECT_FALSE(options.stamp_tokens);
 }
 
 // --default-max-output follows --max-output unless given, wherever --max-output stands.

@@ -159,7 +159,7 @@ class Session {
   awaitable<Next> HandleInference(MockEndpoint endpoint, http::request<http::string_body>& http) {
     ++Stats().requests_total;
     Record(http);
-    MockFault fault = ParseMockFault(http["x-mock-fault"]);
+    MockFault fault = Options().faults ? ParseMockFault(http["x-mock-fault"]) : MockFault::kNone;
     switch (fault) {
       case MockFault::kHttp500: {
         const MockError injected{500, "mock-llm injected fault: http500", "api_error", {}, {}};

@@ -1,10 +1,10 @@
 // mock-llm's network half: an OpenAI-compatible model-server simulator on Boost.Beast.
 //
 // Routes: POST /v1/chat/completions, /v1/completions, /v1/embeddings (answers as mock_api.h
-// describes, paced by --ttft and --tokens-per-second, faults by `x-mock-fault`); GET /health,
-// GET /v1/models; for tests GET /mock/stats, GET /mock/requests, POST /mock/reset-stats.
-// When a request's Accept-Encoding accepts gzip, its JSON answers go out gzipped (with
-// Content-Length of the compressed bytes) and its event streams through one gzip stream,
+// describes, paced by --ttft and --tokens-per-second, faults by `x-mock-fault` when started with
+// --faults); GET /health, GET /v1/models; for tests GET /mock/stats, GET /mock/requests, POST
+// /mock/reset-stats. When a request's Accept-Encoding accepts gzip, its JSON answers go out gzipped
+// (with Content-Length of the compressed bytes) and its event streams through one gzip stream,
 // sync-flushed after every event so each still arrives on its own; otherwise as is.
 //
 // Threading: one io_context per thread, each with its own SO_REUSEPORT acceptor on the same

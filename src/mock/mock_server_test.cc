@@ -134,6 +134,7 @@ MockOptions Unpaced() {
   options.ttft = std::chrono::nanoseconds(0);
   options.tokens_per_second = 0;
   options.max_output = 4;
+  options.faults = true;
   return options;
 }
 
@@ -504,6 +505,20 @@ TEST_F(MockServerTest, GzipStreamsEventByEvent) {
   std::optional<std::string> cut_text = GunzipForTest(cut_bytes, true);
   ASSERT_TRUE(cut_text.has_value());
   EXPECT_EQ(Events(*cut_text).size(), 2u);
+}
+
+// Without --faults the header is the client's like any other: no fault, the usual answer.
+TEST_F(MockServerTest, FaultHeadersDoNothingWithoutFaults) {
+  MockOptions options = Unpaced();
+  options.faults = false;
+  Start(options);
+  for (std::string fault : {"http500", "reset", "hang", "no-usage"}) {
+    auto response = RoundTrip(
+        Post("/v1/chat/completions",
+             R"({"model":"mock-model","messages":[{"role":"user","content":"hi"}]})", fault));
+    EXPECT_EQ(response.result_int(), 200u) << fault;
+    EXPECT_NE(response.body().find(R"("usage":)"), std::string::npos) << fault;
+  }
 }
 
 TEST_F(MockServerTest, RecentRequests) {

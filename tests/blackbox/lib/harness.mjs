@@ -293,7 +293,7 @@ export async function startMock({ models = ['mock-model'], maxOutput = 16, defau
                                   name = 'mock-llm' } = {}) {
   const args = ['--listen', '127.0.0.1:0', '--models', models.join(','), '--max-output',
                 String(maxOutput), '--ttft', ttft, '--tokens-per-second', String(tokensPerSecond),
-                '--threads', String(threads)];
+                '--threads', String(threads), '--faults'];
   if (defaultMaxOutput !== undefined) args.push('--default-max-output', String(defaultMaxOutput));
   const proc = new Proc(name, requireBin(mockBin(), 'mock-llm'), args);
   const m = await proc.waitForLine(/mock-llm listening on (\S+):(\d+)\s*$/);
