@@ -95,12 +95,13 @@ class ClientPoll;
 class Connection final : public ResponseWriter {
  public:
   Connection(tcp::socket& socket, Deadline& deadline, ClientPoll& poll,
-             const ServerOptions& options, bool keep_alive, std::string_view request_id,
-             std::string& head_buffer)
+             const ServerOptions& options, unsigned request_version, bool keep_alive,
+             std::string_view request_id, std::string& head_buffer)
       : socket_(socket),
         deadline_(deadline),
         poll_(poll),
         options_(options),
+        close_delimited_(request_version < 11),
         keep_alive_(keep_alive),
         request_id_(request_id),
         head_(head_buffer) {}
@@ -120,8 +121,15 @@ class Connection final : public ResponseWriter {
     if (failed_) co_return false;
     bhttp::response_header<> header(std::move(headers));
     header.result(status);
-    header.version(11);
-    StartHead(header, head_lines, "Transfer-Encoding", "chunked");
+    if (close_delimited_) {
+      // HTTP/1.0 has no chunks (RFC 9112, 7): the body is the bytes up to the close.
+      header.version(10);
+      keep_alive_ = false;
+      StartHead(header, head_lines, {}, {});
+    } else {
+      header.version(11);
+      StartHead(header, head_lines, "Transfer-Encoding", "chunked");
+    }
     responded_ = true;
     streaming_ = true;
     const asio::const_buffer head = asio::buffer(head_);
@@ -131,6 +139,10 @@ class Connection final : public ResponseWriter {
   asio::awaitable<bool> WriteChunk(std::string_view data) override {
     if (failed_ || !streaming_) co_return false;
     if (data.empty()) co_return true;  // an empty chunk would end the body
+    if (close_delimited_) {
+      const asio::const_buffer bytes = asio::buffer(data);
+      co_return co_await Write({&bytes, 1});
+    }
     std::array<char, 20> size_line;
     const std::array<asio::const_buffer, 3> buffers{
         asio::buffer(ChunkSizeLine(data.size(), size_line)), asio::buffer(data),
@@ -141,6 +153,7 @@ class Connection final : public ResponseWriter {
   asio::awaitable<bool> FinishStream() override {
     if (failed_ || !streaming_) co_return false;
     streaming_ = false;
+    if (close_delimited_) co_return true;  // the connection's close ends it
     static const asio::const_buffer kLastChunk = asio::buffer("0\r\n\r\n", 5);
     co_return co_await Write({&kLastChunk, 1});
   }
@@ -172,7 +185,7 @@ class Connection final : public ResponseWriter {
     AppendResponseHead(head_, header);
     head_.append(head_lines);
     AppendField(head_, "x-request-id", request_id_);
-    AppendField(head_, framing, value);
+    if (!framing.empty()) AppendField(head_, framing, value);
     if (header.version() >= 11 && !keep_alive_) AppendField(head_, "Connection", "close");
     if (header.version() < 11 && keep_alive_) AppendField(head_, "Connection", "keep-alive");
     head_.append(std::string_view("\r\n"));
@@ -182,6 +195,7 @@ class Connection final : public ResponseWriter {
   Deadline& deadline_;
   ClientPoll& poll_;  // the session's thread's (use_service takes a lock: once per session)
   const ServerOptions& options_;
+  const bool close_delimited_;  // an HTTP/1.0 request: a stream's body ends with the connection
   bool keep_alive_;
   std::string_view request_id_;  // the session's buffer
   bool failed_ = false;
@@ -361,8 +375,8 @@ asio::awaitable<void> Session::Run() {
     if (!co_await ReadRequest()) break;
     Request request = parser_->release();
     const bool keep_alive = request.keep_alive() && !Stopping();
-    Connection connection(socket_, deadline_, poll_, options_, keep_alive, request_id_,
-                          head_buffer_);
+    Connection connection(socket_, deadline_, poll_, options_, request.version(), keep_alive,
+                          request_id_, head_buffer_);
     state_->active_requests.fetch_add(1);
     co_await state_->handler(request, connection);
     state_->active_requests.fetch_sub(1);

@@ -74,8 +74,9 @@ struct ServerOptions {
 
 // How a handler answers. Either Send one whole response, or StartStream, WriteChunk..., then
 // FinishStream (chunked transfer encoding, each chunk written as it comes: backpressure is the
-// awaited write). Every call returns false once the client is gone; the handler should then stop.
-// Used only on the connection's executor, by one handler at a time.
+// awaited write; to an HTTP/1.0 client the bytes as they are, ended by closing the connection).
+// Every call returns false once the client is gone; the handler should then stop. Used only on the
+// connection's executor, by one handler at a time.
 class ResponseWriter {
  public:
   virtual ~ResponseWriter() = default;

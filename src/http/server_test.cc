@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -68,6 +69,13 @@ class ServerTest : public ::testing::Test {
     server_.emplace(
         std::vector<asio::any_io_executor>{io_.get_executor()}, options,
         [](Request& request, ResponseWriter& writer) -> asio::awaitable<void> {
+          if (request.target() == "/stream") {  // two pieces, "a" then "b"
+            co_await writer.StartStream(200, {}, "");
+            co_await writer.WriteChunk("a");
+            co_await writer.WriteChunk("b");
+            co_await writer.FinishStream();
+            co_return;
+          }
           Response response{bhttp::status::ok, 11};
           response.body() = "echo:" + request.body();
           co_await writer.Send(std::move(response));
@@ -243,6 +251,32 @@ TEST_F(ServerTest, ATransferEncodingOtherThanChunkedIsRefusedAndClosesTheConnect
                                                "Transfer-Encoding:  Chunked \r\n\r\n"
                                                "2\r\nhi\r\n0\r\n\r\n")));
   EXPECT_EQ(Receive(socket, buffer), "echo:hi");
+}
+
+// HTTP/1.0 has no chunked encoding (RFC 9112, 7): a stream to a 1.0 client is its bytes as they
+// are, and the connection's close ends the body.
+TEST_F(ServerTest, AStreamToAnHttp10ClientIsCloseDelimited) {
+  Start(std::chrono::milliseconds(200));
+  auto socket = Connect();
+  asio::write(socket, asio::buffer(std::string("GET /stream HTTP/1.0\r\nHost: x\r\n\r\n")));
+  std::string received;
+  beast::error_code ec;
+  asio::read(socket, asio::dynamic_buffer(received), ec);
+  EXPECT_EQ(ec, asio::error::eof);
+  const size_t end_of_head = received.find("\r\n\r\n");
+  ASSERT_NE(end_of_head, std::string::npos) << received;
+  const std::string head = received.substr(0, end_of_head);
+  EXPECT_TRUE(head.starts_with("HTTP/1.0 200 OK\r\n")) << head;
+  EXPECT_EQ(head.find("Transfer-Encoding"), std::string::npos) << head;
+  EXPECT_EQ(head.find("keep-alive"), std::string::npos) << head;
+  EXPECT_EQ(received.substr(end_of_head + 4), "ab");
+
+  // HTTP/1.1 keeps its chunks, and the connection.
+  auto again = Connect();
+  asio::write(again, asio::buffer(std::string("GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")));
+  beast::flat_buffer buffer;
+  EXPECT_EQ(Receive(again, buffer), "ab");
+  EXPECT_EQ(Ask(again, buffer, "next"), "echo:next");
 }
 
 }  // namespace
