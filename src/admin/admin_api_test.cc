@@ -4,6 +4,7 @@
 // fields and error code.
 #include "admin/admin_api.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
@@ -22,6 +23,7 @@ namespace {
 namespace bhttp = http::bhttp;
 namespace json = boost::json;
 using bhttp::verb;
+using testing::HasSubstr;
 
 constexpr char kToken[] = "admin-secret";
 constexpr char kAuth[] = "Bearer admin-secret";
@@ -373,6 +375,14 @@ TEST_F(AdminApiTest, ReplaceLimits) {
               "invalid_request", "limits");
   ExpectError(Call(verb::put, "/admin/v1/keys/made/limits", R"({"limits": [{"tokens": -1}]})"), 400,
               "invalid_request", "limits");
+  // 1e11 days fits in int64 milliseconds, not in the limiter's microseconds.
+  Answer huge = Call(verb::put, "/admin/v1/keys/made/limits",
+                     R"({"limits": [{"tokens": 1, "per": "100000000000d"}]})");
+  ExpectError(huge, 400, "invalid_request", "limits");
+  EXPECT_THAT(std::string(Body(huge).at("error").at("message").as_string()),
+              HasSubstr("per: must be at most 366d"));
+  EXPECT_EQ(store_.Find("made")->key.limits,
+            (std::vector<LimitConfig>{{LimitKind::kRequests, 5, Millis(60'000), false, ""}}));
   ExpectError(Call(verb::put, "/admin/v1/keys/ghost/limits", R"({"limits": []})"), 404,
               "key_not_found");
 }

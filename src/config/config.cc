@@ -29,88 +29,161 @@ namespace {
 
 constexpr int64_t kMaxAmount = 1'000'000'000'000'000;  // 1e15: far above any real budget
 constexpr int kMaxThreads = 256;
+// Every duration (a limit's period, a timeout) is at most this, usage retention excepted: a
+// period in microseconds then stays far below 2^52, which the limiter's arithmetic (and Redis's
+// Lua doubles) need.
+constexpr Millis kMaxDuration = std::chrono::days(366);
+constexpr Millis kMaxRetention = std::chrono::days(3660);
 constexpr std::string_view kDurationHelp = "not a duration (use 250ms, 2s, 1m, 1h, 1d)";
 
 bool IsIdentStart(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; }
 bool IsIdentChar(char c) { return IsIdentStart(c) || (c >= '0' && c <= '9'); }
 
 // ---------------------------------------------------------------------------------------------
-// ${VAR} / ${VAR:-default} substitution on the raw text.
+// ${VAR} / ${VAR:-default} substitution into the parsed document's values.
 //
-// Runs before YAML parsing so that a reference can stand anywhere (inside quotes, in a flow
-// list, as part of a URL). Whole-line comments are copied untouched, so a commented-out
-// `# token: ${OLD_TOKEN}` does not demand OLD_TOKEN. Values are never echoed in errors: they
-// are usually secrets.
+// A reference may stand anywhere in a value (inside quotes, in a flow list, as part of a URL),
+// but a variable's text is never read as YAML: a secret holding a quote, " #", ": " or a
+// newline is taken whole and cannot cut a value short or add keys. So before parsing, each
+// reference is replaced by a marker that reads as plain text in any YAML context; after
+// parsing, each marker in a scalar value becomes the variable's value. Mapping keys keep the
+// reference as written, and a reference in a comment goes with the comment. Values are never
+// echoed in errors: they are usually secrets.
 // ---------------------------------------------------------------------------------------------
-std::string SubstituteEnv(const std::string& text,
-                          const std::function<std::optional<std::string>(const std::string&)>& env,
-                          std::vector<std::string>& errors) {
-  std::string out;
-  out.reserve(text.size());
-  std::set<std::string> reported;
-  size_t line_no = 0;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    ++line_no;
-    size_t eol = text.find('\n', pos);
-    size_t end = eol == std::string::npos ? text.size() : eol + 1;
-    std::string_view line(text.data() + pos, end - pos);
-    size_t first = line.find_first_not_of(" \t");
-    if (first != std::string_view::npos && line[first] == '#') {
-      out.append(line);
+class EnvSubstitution {
+ public:
+  EnvSubstitution(const EnvLookup& env, std::vector<std::string>& errors)
+      : env_(env), errors_(errors) {}
+
+  // The text with each well-formed reference replaced by its marker. Whole-line comments are
+  // copied as they are, so a commented-out `# token: ${OLD}` is neither checked nor looked up.
+  std::string MarkReferences(const std::string& text) {
+    std::string out;
+    out.reserve(text.size());
+    size_t line_no = 0;
+    for (size_t pos = 0; pos < text.size();) {
+      ++line_no;
+      size_t eol = text.find('\n', pos);
+      size_t end = eol == std::string::npos ? text.size() : eol + 1;
+      std::string_view line(text.data() + pos, end - pos);
       pos = end;
-      continue;
-    }
-    size_t i = 0;
-    while (i < line.size()) {
-      if (line[i] != '$' || i + 1 >= line.size() || line[i + 1] != '{') {
-        out.push_back(line[i++]);
+      size_t first = line.find_first_not_of(" \t");
+      if (first != std::string_view::npos && line[first] == '#') {
+        out.append(line);
         continue;
       }
-      // "${" starts a reference: NAME, then "}" or ":-default}" on the same line.
-      size_t j = i + 2;
-      size_t name_begin = j;
-      if (j < line.size() && IsIdentStart(line[j])) {
-        while (j < line.size() && IsIdentChar(line[j])) ++j;
-      }
-      std::string name(line.substr(name_begin, j - name_begin));
-      std::optional<std::string> fallback;
-      bool ok = !name.empty();
-      if (ok && line.substr(j, 2) == ":-") {
-        size_t close = line.find('}', j + 2);
-        size_t nested = line.find("${", j + 2);
-        if (close == std::string_view::npos ||
-            (nested != std::string_view::npos && nested < close)) {
-          ok = false;
-        } else {
-          fallback = std::string(line.substr(j + 2, close - j - 2));
-          j = close;
+      for (size_t i = 0; i < line.size();) {
+        size_t at = line.find("${", i);
+        out.append(line.substr(i, at == std::string_view::npos ? at : at - i));
+        if (at == std::string_view::npos) break;
+        std::optional<Reference> ref = ParseReference(line, at);
+        if (!ref) {
+          errors_.push_back("line " + std::to_string(line_no) +
+                            ": malformed ${...} reference (expected ${VAR} or ${VAR:-default})");
+          out.push_back('$');
+          i = at + 1;
+          continue;
         }
+        out.append(kMarker).append(std::to_string(refs_.size())).append(kMarkerEnd);
+        i = ref->end;
+        refs_.push_back(std::move(*ref));
       }
-      ok = ok && j < line.size() && line[j] == '}';
-      if (!ok) {
-        errors.push_back("line " + std::to_string(line_no) +
-                         ": malformed ${...} reference (expected ${VAR} or ${VAR:-default})");
-        out.push_back(line[i++]);
-        continue;
-      }
-      std::optional<std::string> value = env(name);
-      if (fallback && (!value || value->empty())) {
-        value = fallback;  // shell semantics: ":-" also replaces an empty value
-      }
-      if (!value) {
-        if (reported.insert(name).second) {
-          errors.push_back("${" + name + "}: environment variable not set");
-        }
-      } else {
-        out.append(*value);
-      }
-      i = j + 1;
     }
-    pos = end;
+    return out;
   }
-  return out;
-}
+
+  // Puts the variables' values into the parsed document `node` (and the references as written
+  // back into its keys).
+  void Apply(YAML::Node node) {
+    if (node.IsScalar()) {
+      Replace(node, /*with_values=*/true);
+    } else if (node.IsSequence()) {
+      for (YAML::Node item : node) Apply(item);
+    } else if (node.IsMap()) {
+      for (auto entry : node) {
+        Replace(entry.first, /*with_values=*/false);
+        Apply(entry.second);
+      }
+    }
+  }
+
+ private:
+  static constexpr std::string_view kMarker = "trl__env__";
+  static constexpr std::string_view kMarkerEnd = "__";
+
+  struct Reference {
+    std::string written;  // "${NAME}" or "${NAME:-default}"
+    std::string name;
+    std::optional<std::string> fallback;
+    size_t end = 0;  // in the line: one past the closing "}"
+  };
+
+  // The reference that starts at line[at] ("${"): NAME, then "}" or ":-default}".
+  static std::optional<Reference> ParseReference(std::string_view line, size_t at) {
+    Reference ref;
+    size_t j = at + 2;
+    if (j < line.size() && IsIdentStart(line[j])) {
+      while (j < line.size() && IsIdentChar(line[j])) ++j;
+    }
+    ref.name = std::string(line.substr(at + 2, j - at - 2));
+    if (ref.name.empty()) return std::nullopt;
+    if (line.substr(j, 2) == ":-") {
+      size_t close = line.find('}', j + 2);
+      size_t nested = line.find("${", j + 2);
+      if (close == std::string_view::npos || (nested != std::string_view::npos && nested < close)) {
+        return std::nullopt;
+      }
+      ref.fallback = std::string(line.substr(j + 2, close - j - 2));
+      j = close;
+    }
+    if (j >= line.size() || line[j] != '}') return std::nullopt;
+    ref.end = j + 1;
+    ref.written = std::string(line.substr(at, ref.end - at));
+    return ref;
+  }
+
+  // Replaces the markers in a scalar by the variables' values, or by the references as written.
+  void Replace(YAML::Node node, bool with_values) {
+    if (!node.IsScalar()) return;
+    const std::string text = node.Scalar();
+    if (text.find(kMarker) == std::string::npos) return;
+    std::string out;
+    for (size_t i = 0; i < text.size();) {
+      size_t at = text.find(kMarker, i);
+      out.append(text, i, at == std::string::npos ? at : at - i);
+      if (at == std::string::npos) break;
+      size_t index = 0;
+      const char* digits = text.data() + at + kMarker.size();
+      auto parsed = std::from_chars(digits, text.data() + text.size(), index);
+      size_t after = parsed.ptr - text.data();
+      if (parsed.ec != std::errc() || index >= refs_.size() ||
+          text.compare(after, kMarkerEnd.size(), kMarkerEnd) != 0) {
+        out += kMarker;  // the file's own text, not a marker made above
+        i = at + kMarker.size();
+        continue;
+      }
+      out += with_values ? Value(refs_[index]) : refs_[index].written;
+      i = after + kMarkerEnd.size();
+    }
+    node = out;
+  }
+
+  std::string Value(const Reference& ref) {
+    std::optional<std::string> value = env_(ref.name);
+    if (ref.fallback && (!value || value->empty())) {
+      value = ref.fallback;  // shell semantics: ":-" also replaces an empty value
+    }
+    if (!value && unset_.insert(ref.name).second) {
+      errors_.push_back("${" + ref.name + "}: environment variable not set");
+    }
+    return value.value_or("");
+  }
+
+  const EnvLookup& env_;
+  std::vector<std::string>& errors_;
+  std::vector<Reference> refs_;
+  std::set<std::string> unset_;  // each missing variable is reported once
+};
 
 // ---------------------------------------------------------------------------------------------
 // Scalar parsers shared by the config and other callers.
@@ -286,7 +359,7 @@ class Parser {
   }
 
   std::optional<Millis> Duration(const YAML::Node& node, const std::string& path,
-                                 bool allow_zero = false) {
+                                 bool allow_zero = false, Millis max = kMaxDuration) {
     std::optional<Millis> d;
     if (node.IsScalar()) d = ParseDuration(node.Scalar());
     if (!d) {
@@ -295,6 +368,12 @@ class Parser {
     }
     if (!allow_zero && d->count() == 0) {
       Error(path, "must be longer than 0");
+      return std::nullopt;
+    }
+    if (*d > max) {
+      Error(path, "must be at most " +
+                      std::to_string(std::chrono::duration_cast<std::chrono::days>(max).count()) +
+                      "d");
       return std::nullopt;
     }
     return d;
@@ -438,7 +517,7 @@ void Parser::ParseUsage(const YAML::Node& node, UsageConfig& u) {
   auto f = Map(node, "usage", {"retention", "flush_interval"});
   if (!f) return;
   if (auto* n = Get(*f, "retention")) {
-    auto d = Duration(*n, "usage.retention");
+    auto d = Duration(*n, "usage.retention", /*allow_zero=*/false, kMaxRetention);
     if (d && *d < Millis(3600 * 1000)) {
       Error("usage.retention", "must be at least 1h (usage is kept per hour)");
     } else {
@@ -824,29 +903,23 @@ std::optional<LimitConfig> Parser::ParseLimit(const YAML::Node& node, const std:
   return l;
 }
 
-LoadResult Load(const std::string& text,
-                const std::function<std::optional<std::string>(const std::string&)>& env) {
+LoadResult Load(const std::string& text, const EnvLookup& env) {
   LoadResult result;
   try {
-    std::string substituted = SubstituteEnv(text, env, result.errors);
+    EnvSubstitution env_substitution(env, result.errors);
     YAML::Node root;
-    std::optional<std::string> yaml_error;
     try {
-      root = YAML::Load(substituted);
+      root = YAML::Load(env_substitution.MarkReferences(text));
     } catch (const YAML::Exception& e) {
       std::string where;
       if (!e.mark.is_null()) {
         where = "line " + std::to_string(e.mark.line + 1) + ", column " +
                 std::to_string(e.mark.column + 1) + ": ";
       }
-      yaml_error = "yaml: " + where + e.msg;
-    }
-    // The substituted text may hold secrets; do not leave it in freed memory.
-    std::fill(substituted.begin(), substituted.end(), '\0');
-    if (yaml_error) {
-      result.errors.push_back(*yaml_error);
+      result.errors.push_back("yaml: " + where + e.msg);
       return result;
     }
+    env_substitution.Apply(root);
     auto config = std::make_shared<Config>();
     Parser(result.errors).Parse(root, *config);
     if (result.errors.empty()) result.config = std::move(config);
@@ -932,9 +1005,7 @@ LoadResult LoadConfigFile(const std::string& path) {
   });
 }
 
-LoadResult LoadConfigText(
-    const std::string& yaml_text,
-    const std::function<std::optional<std::string>(const std::string&)>& env) {
+LoadResult LoadConfigText(const std::string& yaml_text, const EnvLookup& env) {
   return Load(yaml_text, env);
 }
 

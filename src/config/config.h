@@ -144,6 +144,9 @@ struct Config {
   std::vector<LimitConfig> default_limits;
 };
 
+// Looks up an environment variable for a ${VAR} reference in a config value.
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+
 // Reads and validates a config file. `env` looks up ${VAR}; by default the process environment.
 // Returns the config, or every error found, each prefixed with its field path
 // ("models[1].backends[0]: not a URL"). Never throws.
@@ -157,8 +160,7 @@ LoadResult LoadConfigFile(const std::string& path);
 // labels: they are set up once at start) that differ between `running` and `next`, by field path
 // ("server.threads"); empty when a reload applies everything that changed.
 std::vector<std::string> RestartOnlyChanges(const Config& running, const Config& next);
-LoadResult LoadConfigText(const std::string& yaml_text,
-                          const std::function<std::optional<std::string>(const std::string&)>& env);
+LoadResult LoadConfigText(const std::string& yaml_text, const EnvLookup& env);
 
 // A list of limits written as in the config (YAML, or JSON, which is YAML), for the admin API
 // and for keys kept in the store. With `models_from`, a limit's `model` must name one of its

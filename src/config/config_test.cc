@@ -636,6 +636,18 @@ TEST(ConfigErrors, LimitPerMustBeADuration) {
               ElementsAre("api_keys[0].limits[2].per: must be longer than 0"));
 }
 
+TEST(ConfigErrors, DurationsAreAtMostAYear) {
+  // 1e11 days fits in int64 milliseconds but not in the limiter's microseconds.
+  for (const char* bad : {"367d", "100000000000d", "9000000h"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_THAT(LimitErrors(std::string("{tokens: 5, per: ") + bad + "}"),
+                ElementsAre("api_keys[0].limits[2].per: must be at most 366d"));
+  }
+  EXPECT_THAT(Errors(WithModels("server: {idle_timeout: 100000000000d}\n")),
+              ElementsAre("server.idle_timeout: must be at most 366d"));
+  EXPECT_NE(Ok(WithModels("default_limits: [{tokens: 5, per: 366d}]\n")), nullptr);
+}
+
 TEST(ConfigErrors, LimitNeedsExactlyOneKind) {
   EXPECT_THAT(LimitErrors("{per: 1m}"),
               ElementsAre("api_keys[0].limits[2]: needs one of tokens, requests or concurrent"));
@@ -744,7 +756,7 @@ api_keys:
 TEST(ConfigEnv, SubstitutesVariablesAndDefaults) {
   auto c = Ok(WithModels("listen: ${HOST}:${PORT:-9000}\n"
                          "admin: {token: \"${TOKEN:-fallback}\", listen: '${ADMIN:-127.0.0.1:1}'}\n"
-                         "store: {data_dir: ${DIR:-}/x$$y$HOME}\n"),
+                         "store:\n  data_dir: ${DIR:-}/x$$y$HOME\n"),
               {{"HOST", "10.1.2.3"}, {"ADMIN", ""}});
   ASSERT_NE(c, nullptr);
   EXPECT_EQ(c->listen.host, "10.1.2.3");
@@ -770,15 +782,33 @@ TEST(ConfigEnv, MissingVariableIsAnErrorNamingOnlyTheVariable) {
   for (const auto& msg : e) EXPECT_THAT(msg, Not(HasSubstr("s3cr3t-value")));
 }
 
-TEST(ConfigEnv, WholeLineCommentsAreNotSubstituted) {
-  EXPECT_NE(Ok(WithModels("# admin: {token: ${NOT_SET}}\n   # ${ALSO_NOT_SET}\n")), nullptr);
+TEST(ConfigEnv, CommentsAndKeysAreNotSubstituted) {
+  EXPECT_NE(Ok(WithModels("# admin: {token: ${NOT_SET}}\n   # ${ALSO_NOT_SET}\n"
+                          "admin: {token: t}  # was ${OLD_TOKEN}\n")),
+            nullptr);
+  EXPECT_THAT(Errors(WithModels("${NOT_SET}: 1\n")), ElementsAre("${NOT_SET}: unknown key"));
+}
+
+TEST(ConfigEnv, AValueIsTakenAsItIsNotParsedAsYaml) {
+  // A value is substituted into the parsed document: quotes, " #", ": " and newlines in a secret
+  // neither cut it short nor add keys.
+  const std::string token = "a'b\" #c: d\n  listen: 0.0.0.0:1";
+  const std::string key = "k\n  - name: injected\n    key: other";
+  auto c = Ok(WithModels("admin:\n  token: ${TOKEN}\n"
+                         "api_keys:\n  - name: k\n    key: \"${KEY}\"\n"),
+              {{"TOKEN", token}, {"KEY", key}});
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->admin.token, token);
+  EXPECT_FALSE(c->admin.listen.has_value());
+  ASSERT_EQ(c->api_keys.size(), 1u);
+  EXPECT_EQ(c->api_keys[0].key_sha256, Sha256Of(key));
 }
 
 TEST(ConfigEnv, MalformedReference) {
   const std::string msg = ": malformed ${...} reference (expected ${VAR} or ${VAR:-default})";
   EXPECT_THAT(Errors("x: ${1X}\n"), Contains("line 1" + msg));
   EXPECT_THAT(Errors("models: []\nx: ${UNCLOSED\n"), Contains("line 2" + msg));
-  EXPECT_THAT(Errors("x: ${A:-${B}}\n"), Contains("line 1" + msg));
+  EXPECT_THAT(Errors("x: '${A:-${B}}'\n"), Contains("line 1" + msg));
 }
 
 // ----------------------------------------------------------------------------------------------
