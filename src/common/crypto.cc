@@ -76,6 +76,21 @@ bool ConstantTimeEquals(const Sha256& a, const Sha256& b) {
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
+std::string RandomHex(int random_bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  unsigned char buf[64];
+  while (static_cast<int>(out.size()) < 2 * random_bytes) {
+    if (RAND_bytes(buf, sizeof buf) != 1) throw std::runtime_error("RAND_bytes failed");
+    for (unsigned char c : buf) {
+      if (static_cast<int>(out.size()) == 2 * random_bytes) break;
+      out.push_back(kDigits[c >> 4]);
+      out.push_back(kDigits[c & 15]);
+    }
+  }
+  return out;
+}
+
 std::string NewSecretKey(int random_bytes) {
   static constexpr char kBase62[] =
       "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

@@ -18,6 +18,8 @@ std::optional<Sha256> Sha256FromHex(std::string_view hex);
 // Compares in time that depends only on the length, never on where the inputs differ.
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 bool ConstantTimeEquals(const Sha256& a, const Sha256& b);
+// `random_bytes` bytes from OpenSSL's CSPRNG, in lowercase hex.
+std::string RandomHex(int random_bytes);
 // "sk-" followed by base62 of `random_bytes` bytes from OpenSSL's CSPRNG.
 std::string NewSecretKey(int random_bytes = 32);
 

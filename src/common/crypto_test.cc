@@ -31,5 +31,14 @@ TEST(Crypto, NewSecretKeyIsBase62WithEnoughEntropy) {
   EXPECT_NE(NewSecretKey(), NewSecretKey());
 }
 
+TEST(Crypto, RandomHexIsLowercaseHexOfTheBytesAsked) {
+  for (int bytes : {1, 16, 100}) {
+    std::string h = RandomHex(bytes);
+    ASSERT_EQ(h.size(), 2u * bytes);
+    for (char c : h) EXPECT_TRUE(isdigit(c) || (c >= 'a' && c <= 'f')) << h;
+  }
+  EXPECT_NE(RandomHex(16), RandomHex(16));
+}
+
 }  // namespace
 }  // namespace trl

@@ -4,7 +4,9 @@
 
 #include <mutex>
 
+#include "common/crypto.h"
 #include "common/sqlite.h"
+#include "keys/key_scripts.h"
 #include "redis/redis_client.h"
 
 namespace trl {
@@ -113,24 +115,13 @@ class SqliteKeyStore final : public KeyStore {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Redis: each write is one EVAL, atomic with its version bump. Admin writes are rare, so EVAL
-// (not EVALSHA) keeps this independent of the client's script registry.
+// Redis: each write is one EVAL of a script of key_scripts.h, atomic with its version bump and
+// safe to resend. Admin writes are rare, so EVAL (not EVALSHA) keeps this independent of the
+// client's script registry.
 
 constexpr const char* kRecords = "trl:keys:{keys}:records";
 constexpr const char* kVersion = "trl:keys:{keys}:version";
-
-constexpr const char* kCreateScript = R"(
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return -1 end
-return redis.call('INCR', KEYS[2]))";
-constexpr const char* kReplaceScript = R"(
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return -1 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return redis.call('INCR', KEYS[2]))";
-constexpr const char* kRemoveScript = R"(
-if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return -1 end
-return redis.call('INCR', KEYS[2]))";
-constexpr const char* kLoadScript = R"(
-return {redis.call('GET', KEYS[2]) or '0', redis.call('HGETALL', KEYS[1])})";
+constexpr const char* kOperationPrefix = "trl:keys:{keys}:op:";
 
 int64_t ToInt(const redisReply& r) {
   if (r.type == REDIS_REPLY_INTEGER) return r.integer;
@@ -149,8 +140,9 @@ class RedisKeyStore final : public KeyStore {
 
   asio::awaitable<Loaded> LoadAll() override {
     Loaded out;
-    std::vector<std::string> no_args;
-    redis::Result r = co_await Eval(kLoadScript, no_args);
+    std::vector<std::string> args{"EVAL", key_scripts::kLoad, "2", kRecords, kVersion};
+    std::string routing = kRecords;
+    redis::Result r = co_await client_.Execute(std::move(args), std::move(routing), Deadline());
     if (!r.Ok() || r.reply->type != REDIS_REPLY_ARRAY || r.reply->elements != 2 ||
         r.reply->element[1]->type != REDIS_REPLY_ARRAY) {
       out.error = "Redis did not answer the key load";
@@ -186,35 +178,34 @@ class RedisKeyStore final : public KeyStore {
   // co_await expressions.
   asio::awaitable<WriteStatus> Create(const KeyRecord& record) override {
     std::vector<std::string> argv{record.key.name, SerializeKeyRecord(record)};
-    WriteStatus status = co_await WriteWith(kCreateScript, argv, WriteStatus::kExists);
+    WriteStatus status = co_await Write(key_scripts::kCreate, argv, WriteStatus::kExists);
     co_return status;
   }
   asio::awaitable<WriteStatus> Replace(const KeyRecord& record) override {
     std::vector<std::string> argv{record.key.name, SerializeKeyRecord(record)};
-    WriteStatus status = co_await WriteWith(kReplaceScript, argv, WriteStatus::kNotFound);
+    WriteStatus status = co_await Write(key_scripts::kReplace, argv, WriteStatus::kNotFound);
     co_return status;
   }
   asio::awaitable<WriteStatus> Remove(std::string_view name) override {
     std::vector<std::string> argv{std::string(name)};
-    WriteStatus status = co_await WriteWith(kRemoveScript, argv, WriteStatus::kNotFound);
+    WriteStatus status = co_await Write(key_scripts::kRemove, argv, WriteStatus::kNotFound);
     co_return status;
   }
 
  private:
   redis::SteadyTime Deadline() const { return std::chrono::steady_clock::now() + timeout_; }
 
-  // `argv` is consumed.
-  asio::awaitable<redis::Result> Eval(const char* script, std::vector<std::string>& argv) {
-    std::vector<std::string> args{"EVAL", script, "2", kRecords, kVersion};
+  // One write (key_scripts.h), under an operation id of its own so that a resend of it (after
+  // a dropped connection) answers as the first run did. `argv` is consumed.
+  asio::awaitable<WriteStatus> Write(const std::string& script, std::vector<std::string>& argv,
+                                     WriteStatus when_refused) {
+    std::vector<std::string> args{"EVAL",   script,   "3",
+                                  kRecords, kVersion, kOperationPrefix + RandomHex(16)};
     for (auto& a : argv) args.push_back(std::move(a));
+    // Kept while a resend can still arrive: the command's deadline, with room to spare.
+    args.push_back(std::to_string((timeout_ + std::chrono::minutes(1)).count()));
     std::string routing = kRecords;
     redis::Result r = co_await client_.Execute(std::move(args), std::move(routing), Deadline());
-    co_return r;
-  }
-
-  asio::awaitable<WriteStatus> WriteWith(const char* script, std::vector<std::string>& argv,
-                                         WriteStatus when_refused) {
-    redis::Result r = co_await Eval(script, argv);
     if (!r.Ok() || r.reply->type != REDIS_REPLY_INTEGER) co_return WriteStatus::kError;
     co_return r.reply->integer < 0 ? when_refused : WriteStatus::kOk;
   }

@@ -14,6 +14,8 @@
 #include "fakes/run_awaitable.h"
 #include "fakes/temp_dir.h"
 #include "keys/key_directory.h"
+#include "keys/key_scripts.h"
+#include "redis/resp.h"
 
 namespace trl {
 namespace {
@@ -171,6 +173,44 @@ TEST_F(RedisKeyStoreTest, OnlyTheSecretsHashReachesRedis) {
   EXPECT_NE(record.find(ToHex(hash)), std::string::npos) << record;
   EXPECT_EQ(record.find(secret), std::string::npos) << record;
   EXPECT_EQ(record.find("never-in-redis"), std::string::npos) << record;
+}
+
+// RedisClient sends a command again when its connection dropped before the reply, and the first
+// run may have been applied. Each write script run twice with the same operation id answers
+// both times as the first run did and changes nothing more; a write under another id is judged
+// afresh.
+TEST_F(RedisKeyStoreTest, AWriteSentTwiceAnswersAsTheFirstRun) {
+  const std::string records = "trl:keys:{keys}:records", version = "trl:keys:{keys}:version";
+  const std::string record = SerializeKeyRecord(Record("k", "sk-k"));
+  auto run = [&](const std::string& script, const std::string& op,
+                 std::vector<std::string> argv) -> long long {
+    std::vector<std::string> command{"EVAL",  script,  "3",
+                                     records, version, "trl:keys:{keys}:op:" + op};
+    command.insert(command.end(), argv.begin(), argv.end());
+    command.push_back("60000");
+    testing::TestReply r = server_->Command(command);
+    EXPECT_TRUE(r && r->type == REDIS_REPLY_INTEGER) << (r ? redis::ReplyText(*r) : "no reply");
+    return r && r->type == REDIS_REPLY_INTEGER ? r->integer : -100;
+  };
+  for (int send = 0; send < 2; ++send) {
+    SCOPED_TRACE(send);
+    EXPECT_EQ(run(key_scripts::kCreate, "create", {"k", record}), 1);  // not "exists"
+    EXPECT_EQ(server_->CommandText({"GET", version}), "1");
+  }
+  EXPECT_EQ(run(key_scripts::kCreate, "create-again", {"k", record}), -1);
+  for (int send = 0; send < 2; ++send) {
+    EXPECT_EQ(run(key_scripts::kReplace, "replace", {"k", record}), 2);
+    EXPECT_EQ(server_->CommandText({"GET", version}), "2");
+  }
+  for (int send = 0; send < 2; ++send) {
+    EXPECT_EQ(run(key_scripts::kRemove, "remove", {"k"}), 3);  // not "not found"
+    EXPECT_EQ(server_->CommandText({"GET", version}), "3");
+  }
+  EXPECT_EQ(run(key_scripts::kRemove, "remove-again", {"k"}), -1);
+  EXPECT_EQ(server_->Command({"HLEN", records})->integer, 0);
+  const long long ttl = server_->Command({"PTTL", "trl:keys:{keys}:op:remove"})->integer;
+  EXPECT_GT(ttl, 0);
+  EXPECT_LE(ttl, 60000);
 }
 
 TEST_F(RedisKeyStoreTest, RedisDownIsAnErrorNotACrash) {
