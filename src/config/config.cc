@@ -536,7 +536,8 @@ void Parser::ParseUsage(const YAML::Node& node, UsageConfig& u) {
 
 void Parser::ParseStore(const YAML::Node& node, StoreConfig& s) {
   auto f = Map(node, "store",
-               {"backend", "data_dir", "redis", "on_store_error", "concurrency_lease_ttl"});
+               {"backend", "data_dir", "redis", "on_store_error", "concurrency_lease_ttl",
+                "key_sync_max_stale"});
   if (!f) return;
   if (auto* n = Get(*f, "backend")) {
     auto v = String(*n, "store.backend");
@@ -572,6 +573,9 @@ void Parser::ParseStore(const YAML::Node& node, StoreConfig& s) {
   }
   if (auto* n = Get(*f, "concurrency_lease_ttl")) {
     Set(Duration(*n, "store.concurrency_lease_ttl"), s.concurrency_lease_ttl);
+  }
+  if (auto* n = Get(*f, "key_sync_max_stale")) {
+    Set(Duration(*n, "store.key_sync_max_stale"), s.key_sync_max_stale);
   }
   if (s.backend == StoreBackend::kRedis && !url_given) {
     Error("store.redis.url", "required when store.backend is redis");

@@ -51,6 +51,9 @@ struct StoreConfig {
   // deadline (models[].request_timeout); settlements the store did not confirm are retried until
   // then (LimiterOptions::lease_ttl).
   Millis concurrency_lease_ttl{60 * 1000};
+  // Keys made through the admin API are refused (503) while this instance has not synced them
+  // from the store for longer than this: a revoke made meanwhile may not have reached it.
+  Millis key_sync_max_stale{60 * 1000};
 };
 
 struct UsageConfig {

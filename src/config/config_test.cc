@@ -395,6 +395,17 @@ TEST(ConfigErrors, ConcurrencyLeaseTtl) {
   EXPECT_EQ(c->store.concurrency_lease_ttl, Millis(1500));
 }
 
+TEST(ConfigLoad, KeySyncMaxStale) {
+  auto c = Ok(WithModels(""));
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->store.key_sync_max_stale, Millis(60'000));
+  c = Ok(WithModels("store: {key_sync_max_stale: 10s}\n"));
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->store.key_sync_max_stale, Millis(10'000));
+  EXPECT_THAT(Errors(WithModels("store: {key_sync_max_stale: 0s}\n")),
+              ElementsAre("store.key_sync_max_stale: must be longer than 0"));
+}
+
 TEST(ConfigLoad, RedisSingleUrl) {
   auto c = Ok(WithModels("store: {backend: redis, redis: {url: 'redis://127.0.0.1:6379/0'}}\n"));
   ASSERT_NE(c, nullptr);

@@ -2,8 +2,15 @@
 
 namespace trl {
 
-KeyDirectory::KeyDirectory(KeyStore& store)
-    : store_(store), current_(std::make_shared<const ManagedKeys>()) {}
+KeyDirectory::KeyDirectory(KeyStore& store, const Clock& clock)
+    : store_(store),
+      clock_(clock),
+      current_(std::make_shared<const ManagedKeys>()),
+      synced_at_(clock.Steady()) {}
+
+bool KeyDirectory::Stale(Millis max_age) const {
+  return clock_.Steady() - synced_at_.load() > max_age;
+}
 
 asio::awaitable<bool> KeyDirectory::Sync(bool force, std::string* error) {
   if (!force) {
@@ -12,7 +19,10 @@ asio::awaitable<bool> KeyDirectory::Sync(bool force, std::string* error) {
       if (error) *error = "the key store did not answer";
       co_return false;
     }
-    if (*version == current_.load()->version) co_return true;
+    if (*version == current_.load()->version) {
+      synced_at_.store(clock_.Steady());
+      co_return true;
+    }
   }
   KeyStore::Loaded loaded = co_await store_.LoadAll();
   if (!loaded.ok) {
@@ -30,6 +40,7 @@ asio::awaitable<bool> KeyDirectory::Sync(bool force, std::string* error) {
   // scheduled sync sees the version differ and loads again. (Versions are not compared: a
   // restored or flushed store may legitimately go back to a lower one.)
   current_.store(std::move(next));
+  synced_at_.store(clock_.Steady());
   co_return true;
 }
 

@@ -1,7 +1,8 @@
 // The keys made through the admin API as this instance sees them: an immutable snapshot
 // (ManagedKeys) that the authenticator reads without a lock, replaced whole when the KeyStore's
 // version changes. Sync runs on the scheduler every 250 ms (Redis: another instance's revoke
-// takes effect here within that) and right after every admin write on this instance.
+// takes effect here within that) and right after every admin write on this instance. When the
+// store stops answering, the snapshot stays; Stale says when it is too old to trust.
 //
 // Thread-safety: Current() from any thread (an atomic load); Sync from the scheduler and the
 // admin thread.
@@ -15,6 +16,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "common/clock.h"
 #include "keys/key_store.h"
 
 namespace trl {
@@ -35,9 +37,12 @@ struct ManagedKeys {
 
 class KeyDirectory {
  public:
-  explicit KeyDirectory(KeyStore& store);
+  explicit KeyDirectory(KeyStore& store, const Clock& clock = SystemClock::Instance());
 
   std::shared_ptr<const ManagedKeys> Current() const { return current_.load(); }
+  // True when no Sync has succeeded for longer than `max_age` (counted from construction
+  // before the first): the snapshot may hold a key revoked since.
+  bool Stale(Millis max_age) const;
   KeyStore& Store() { return store_; }
 
   // Reloads every key when the store's version differs from the snapshot's (always with
@@ -46,7 +51,9 @@ class KeyDirectory {
 
  private:
   KeyStore& store_;
+  const Clock& clock_;
   std::atomic<std::shared_ptr<const ManagedKeys>> current_;
+  std::atomic<std::chrono::steady_clock::time_point> synced_at_;  // the last successful Sync
 };
 
 // The keys of a config (`config_keys`) named like a key made through the admin API: such a pair

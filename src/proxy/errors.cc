@@ -42,6 +42,9 @@ constexpr std::array kErrors = {
     ErrorSpec{ApiError::kRateLimitConcurrency, 429, "concurrency", "rate_limit_exceeded", ""},
     ErrorSpec{ApiError::kStoreUnavailable, 503, kApiError, "model_unavailable",
               "The rate-limit store is unavailable. Retry later."},
+    ErrorSpec{ApiError::kKeyStoreUnavailable, 503, kApiError, "key_store_unavailable",
+              "This API key cannot be checked now: the key store has not answered for too long. "
+              "Retry later."},
     ErrorSpec{ApiError::kShuttingDown, 503, kApiError, "model_unavailable",
               "The gateway is shutting down. Retry the request."},
     ErrorSpec{ApiError::kNoBackend, 503, kApiError, "model_unavailable", ""},

@@ -29,6 +29,7 @@ enum class ApiError : uint8_t {
   kRateLimitRequests,     // 429: a request budget (type "requests")
   kRateLimitConcurrency,  // 429: a concurrency limit (type "concurrency")
   kStoreUnavailable,      // 503: the rate-limit store failed (on_store_error: deny)
+  kKeyStoreUnavailable,   // 503: an API-made key whose copy is stale (store.key_sync_max_stale)
   kShuttingDown,          // 503: the gateway stopped the request (its shutdown grace is over)
   kNoBackend,             // 503: no healthy backend of the model
   kBackendError,          // 502: the backend failed (or ended a stream early)

@@ -218,17 +218,26 @@ Gateway::RequestSeries& Gateway::SeriesFor(const std::string& model, std::string
 }
 
 std::optional<Identity> Gateway::Authenticate(const GatewaySnapshot& snap,
-                                              const http::Request& request) const {
+                                              const http::Request& request,
+                                              ApiError* refusal) const {
+  *refusal = ApiError::kInvalidApiKey;
   if (!keys_) return snap.auth.Authenticate(request);
   std::shared_ptr<const ManagedKeys> managed = keys_->Current();
-  return snap.auth.Authenticate(request, managed.get());
+  std::optional<Identity> identity = snap.auth.Authenticate(request, managed.get());
+  // An API-made key whose copy here is too old may have been revoked on another instance.
+  if (identity && identity->record && keys_->Stale(snap.config->store.key_sync_max_stale)) {
+    *refusal = ApiError::kKeyStoreUnavailable;
+    return std::nullopt;
+  }
+  return identity;
 }
 
 asio::awaitable<void> Gateway::HandleModels(const GatewaySnapshot& snap, http::Request& request,
                                             http::ResponseWriter& writer) {
-  auto identity = Authenticate(snap, request);
+  ApiError refusal{};
+  auto identity = Authenticate(snap, request, &refusal);
   if (!identity) {
-    co_await writer.Send(ErrorResponse(ApiError::kInvalidApiKey));
+    co_await writer.Send(ErrorResponse(refusal));
     co_return;
   }
   boost::json::array data;
@@ -275,10 +284,12 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
                                                http::Request& request,
                                                http::ResponseWriter& writer) {
   Inference in(snap, endpoint);
-  in.identity = Authenticate(snap, request);
+  ApiError refusal{};
+  in.identity = Authenticate(snap, request, &refusal);
   if (!in.identity) {
-    metrics_.requests.With({"", "", "401"}).Add();
-    co_await writer.Send(ErrorResponse(ApiError::kInvalidApiKey));
+    http::Response response = ErrorResponse(refusal);
+    metrics_.requests.With({"", "", std::to_string(response.result_int())}).Add();
+    co_await writer.Send(std::move(response));
     co_return;
   }
   in.key_name = in.identity->name;

@@ -22,6 +22,7 @@
 #include "metrics/metrics.h"
 #include "models/model_registry.h"
 #include "proxy/authenticator.h"
+#include "proxy/errors.h"
 #include "proxy/request_fields.h"
 #include "proxy/upstream.h"
 #include "usage/usage.h"
@@ -75,8 +76,9 @@ class Gateway {
   void RenderStateMetrics(std::string& out) const;
 
  private:
-  std::optional<Identity> Authenticate(const GatewaySnapshot& snap,
-                                       const http::Request& request) const;
+  // Who is calling; nullopt and *refusal (the answer to send) when the caller is refused.
+  std::optional<Identity> Authenticate(const GatewaySnapshot& snap, const http::Request& request,
+                                       ApiError* refusal) const;
   // The series every admitted request of (model, key) writes, looked up in the registry once
   // per thread and then kept (Family::With builds a label vector and takes a shared lock).
   struct RequestSeries {

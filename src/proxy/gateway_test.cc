@@ -9,8 +9,10 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include "common/crypto.h"
 #include "fakes/fake_backend.h"
 #include "fakes/fake_clock.h"
+#include "fakes/fake_key_store.h"
 #include "fakes/fake_response_writer.h"
 #include "fakes/fake_upstream.h"
 #include "fakes/run_awaitable.h"
@@ -70,8 +72,9 @@ http::Request Post(std::string body, std::string_view key = "sk-a",
 // The gateway with an Upstream of the test's choosing, on one io_context.
 class GatewayHarness {
  public:
-  GatewayHarness(asio::io_context& io, const std::string& backend_url, Upstream& upstream)
-      : io_(io), gateway_(metrics_, limiter_, clock_, nullptr, &usage_, &upstream) {
+  GatewayHarness(asio::io_context& io, const std::string& backend_url, Upstream& upstream,
+                 const KeyDirectory* keys = nullptr)
+      : io_(io), gateway_(metrics_, limiter_, clock_, keys, &usage_, &upstream) {
     gateway_.SetSnapshot(std::make_shared<GatewaySnapshot>(LoadConfig(backend_url)));
   }
 
@@ -112,6 +115,46 @@ class GatewayTest : public ::testing::Test {
   GatewayHarness h_{io_, "http://127.0.0.1:1", upstream_};
   GatewayMetrics& metrics_ = h_.gateway_.Metrics();
 };
+
+// A key made through the admin API is trusted while this instance's copy of the keys is at most
+// store.key_sync_max_stale (default 1m) old: past that, a revoke made on another instance may
+// not have reached it, so such a key gets 503 (retryable) until a sync succeeds. Config keys
+// are not in the store and keep working.
+TEST(GatewayKeySyncTest, KeysMadeThroughTheAdminApiAreRefusedWhileTheirCopyIsStale) {
+  asio::io_context io;
+  FakeUpstream upstream;
+  FakeClock clock;
+  FakeKeyStore store;
+  KeyDirectory keys(store, clock);
+  GatewayHarness h(io, "http://127.0.0.1:1", upstream, &keys);
+  KeyRecord made;
+  made.key.name = "made";
+  made.key.key_sha256 = Sha256Of("sk-made");
+  ASSERT_EQ(RunAwaitable(store.Create(made)), KeyStore::WriteStatus::kOk);
+  ASSERT_TRUE(RunAwaitable(keys.Sync(true, nullptr)));
+  auto models = [&](std::string_view key) {
+    http::Request request{http::bhttp::verb::get, "/v1/models", 11};
+    request.set(http::bhttp::field::authorization, "Bearer " + std::string(key));
+    return h.Handle(std::move(request));
+  };
+  EXPECT_EQ(models("sk-made").status(), 200u);
+
+  store.failing = true;
+  clock.Advance(std::chrono::seconds(60));
+  EXPECT_FALSE(RunAwaitable(keys.Sync(false, nullptr)));
+  EXPECT_EQ(models("sk-made").status(), 200u);  // a minute old: still trusted
+  clock.Advance(std::chrono::milliseconds(1));
+  FakeResponseWriter stale = models("sk-made");
+  EXPECT_EQ(stale.status(), 503u);
+  EXPECT_NE(stale.body().find(R"("code":"key_store_unavailable")"), std::string::npos)
+      << stale.body();
+  EXPECT_EQ(models("sk-a").status(), 200u);
+  EXPECT_EQ(models("sk-unknown").status(), 401u);
+
+  store.failing = false;
+  EXPECT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
+  EXPECT_EQ(models("sk-made").status(), 200u);
+}
 
 TEST_F(GatewayTest, AnAdmittedRequestIsForwardedWithItsRateLimitHeaders) {
   upstream_.Push(FakeUpstream::Answer(Usage{7, 3}));
