@@ -610,8 +610,11 @@ void Parser::ParseRedisUrls(const YAML::Node& node, RedisConfig& r) {
 }
 
 void Parser::ParseIdentity(const YAML::Node& node, IdentityConfig& id) {
-  auto f = Map(node, "identity", {"source"});
+  auto f = Map(node, "identity", {"source", "max_identities"});
   if (!f) return;
+  if (auto* m = Get(*f, "max_identities")) {
+    SetAs(Int(*m, "identity.max_identities", 1, 10'000'000), id.max_identities);
+  }
   auto* n = Get(*f, "source");
   if (!n) return;
   auto v = String(*n, "identity.source");

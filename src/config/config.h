@@ -73,6 +73,8 @@ struct IdentityConfig {
   enum class Source { kApiKey, kHeader };
   Source source = Source::kApiKey;
   std::string header;  // lower-case header name when source == kHeader
+  // kHeader: how many names that are not keys the header may bring (IdentityTable).
+  size_t max_identities = 10'000;
 };
 
 struct BackendUrl {

@@ -5,6 +5,19 @@
 #include "common/crypto.h"
 
 namespace trl {
+namespace {
+
+bool IsIdentityName(std::string_view value) {
+  constexpr size_t kMaxLength = 128;
+  auto allowed = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           std::string_view("._-@:+/=").find(c) != std::string_view::npos;
+  };
+  return !value.empty() && value.size() <= kMaxLength &&
+         std::all_of(value.begin(), value.end(), allowed);
+}
+
+}  // namespace
 
 const std::vector<std::string> Authenticator::kAllModels;
 
@@ -45,7 +58,7 @@ std::optional<Identity> Authenticator::Authenticate(const http::Request& request
                                                     const ManagedKeys* managed) const {
   if (config_.identity.source == IdentityConfig::Source::kHeader) {
     auto it = request.find(config_.identity.header);
-    if (it == request.end() || it->value().empty()) return std::nullopt;
+    if (it == request.end() || !IsIdentityName(it->value())) return std::nullopt;
     std::string_view name = it->value();
     if (auto key = by_name_.find(name); key != by_name_.end()) {
       return MakeIdentity(*key->second);
@@ -55,7 +68,7 @@ std::optional<Identity> Authenticator::Authenticate(const http::Request& request
         return ManagedIdentity(key->second);
       }
     }
-    return Identity{name, {}, &kAllModels, config_.default_limits, {}, nullptr};
+    return Identity{name, {}, &kAllModels, config_.default_limits, {}, nullptr, true};
   }
   std::string_view value = http::FieldValue(request.base(), http::bhttp::field::authorization);
   constexpr std::string_view kBearer = "Bearer ";

@@ -1,7 +1,9 @@
 // Step "authenticate": who is calling. With identity.source api_key, the bearer token's SHA-256
 // is looked up among the hashes of the config's keys, then of the keys made through the admin
 // API (ManagedKeys), and compared in constant time; the plaintext is never stored. With
-// header:<name>, a trusted upstream has authenticated the caller and names it.
+// header:<name>, a trusted upstream has authenticated the caller and names it: 1 to 128
+// characters of A-Z a-z 0-9 . _ - @ : + / = (the name becomes a metric label and a usage row's
+// key; other values are refused).
 // Built from one config snapshot; immutable, so thread-safe.
 #pragma once
 
@@ -27,6 +29,8 @@ struct Identity {
   // An API-made key: keeps its record (which the views above point into) alive for the request,
   // however the directory changes meanwhile. Null for config keys.
   std::shared_ptr<const KeyRecord> record;
+  // identity.source header: a name that is no key (IdentityTable bounds how many there are).
+  bool named_by_header = false;
 };
 
 struct TransparentHash {

@@ -87,5 +87,28 @@ TEST(Authenticator, TrustedHeaderNamesTheCaller) {
   EXPECT_FALSE(auth.Authenticate(WithHeader("authorization", "Bearer sk-a")).has_value());
 }
 
+// A header's value becomes a metric label, a usage row's key and a budget's name: only short
+// printable names are identities (no spaces, quotes, backslashes, control or non-ASCII bytes,
+// which would break a Prometheus scrape).
+TEST(Authenticator, OnlyShortPrintableHeaderValuesAreIdentities) {
+  Config c = TwoKeys();
+  c.identity.source = IdentityConfig::Source::kHeader;
+  c.identity.header = "x-user";
+  Authenticator auth(c);
+  for (const std::string& good : std::vector<std::string>{"alice@example.com", "team/alice",
+                                                          "u-1.2_3:4+5=", std::string(128, 'a')}) {
+    SCOPED_TRACE(good);
+    auto id = auth.Authenticate(WithHeader("x-user", good));
+    ASSERT_TRUE(id.has_value());
+    EXPECT_EQ(id->name, good);
+  }
+  for (const std::string& bad :
+       std::vector<std::string>{"a b", "a\"b", "a\\b", "caf\xc3\xa9", "\xff", "a\tb", "a,b", "{x}",
+                                std::string(129, 'a')}) {
+    SCOPED_TRACE(bad);
+    EXPECT_FALSE(auth.Authenticate(WithHeader("x-user", bad)).has_value());
+  }
+}
+
 }  // namespace
 }  // namespace trl

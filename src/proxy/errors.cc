@@ -21,6 +21,9 @@ constexpr std::string_view kApiError = "api_error";
 constexpr std::array kErrors = {
     ErrorSpec{ApiError::kInvalidApiKey, 401, kRequestError, "invalid_api_key",
               "Invalid or missing API key. Send it as 'Authorization: Bearer <key>'."},
+    ErrorSpec{ApiError::kInvalidIdentity, 401, kRequestError, "invalid_identity",
+              "Missing or invalid identity header (identity.source): 1 to 128 characters of "
+              "A-Z a-z 0-9 . _ - @ : + / =."},
     ErrorSpec{ApiError::kNotFound, 404, kRequestError, "not_found", ""},
     ErrorSpec{ApiError::kMethodNotAllowed, 405, kRequestError, "method_not_allowed", ""},
     ErrorSpec{ApiError::kInvalidRequest, 400, kRequestError, "invalid_request", ""},
@@ -45,6 +48,9 @@ constexpr std::array kErrors = {
     ErrorSpec{ApiError::kKeyStoreUnavailable, 503, kApiError, "key_store_unavailable",
               "This API key cannot be checked now: the key store has not answered for too long. "
               "Retry later."},
+    ErrorSpec{ApiError::kIdentityLimitReached, 503, kApiError, "identity_limit_reached",
+              "This gateway lets in at most identity.max_identities identities and this one is "
+              "new. Ask its operator to raise the bound."},
     ErrorSpec{ApiError::kShuttingDown, 503, kApiError, "model_unavailable",
               "The gateway is shutting down. Retry the request."},
     ErrorSpec{ApiError::kNoBackend, 503, kApiError, "model_unavailable", ""},

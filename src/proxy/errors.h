@@ -15,6 +15,7 @@ namespace trl {
 
 enum class ApiError : uint8_t {
   kInvalidApiKey,         // 401: no key, or one nobody knows
+  kInvalidIdentity,       // 401: identity.source header: no header, or not a valid name
   kNotFound,              // 404: a path the gateway does not serve
   kMethodNotAllowed,      // 405: a path it serves, another method
   kInvalidRequest,        // 400: the body is not a request the gateway can read
@@ -30,6 +31,7 @@ enum class ApiError : uint8_t {
   kRateLimitConcurrency,  // 429: a concurrency limit (type "concurrency")
   kStoreUnavailable,      // 503: the rate-limit store failed (on_store_error: deny)
   kKeyStoreUnavailable,   // 503: an API-made key whose copy is stale (store.key_sync_max_stale)
+  kIdentityLimitReached,  // 503: a new header identity past identity.max_identities
   kShuttingDown,          // 503: the gateway stopped the request (its shutdown grace is over)
   kNoBackend,             // 503: no healthy backend of the model
   kBackendError,          // 502: the backend failed (or ended a stream early)

@@ -126,6 +126,11 @@ void Gateway::RenderStateMetrics(std::string& out) const {
       }
     }
   }
+  out +=
+      "# HELP trl_header_identities Names the identity header brought that are no key "
+      "(at most identity.max_identities).\n";
+  out += "# TYPE trl_header_identities gauge\n";
+  out += "trl_header_identities " + std::to_string(identities_.Size()) + "\n";
   LimiterStats s = limiter_.Stats();
   out += "# HELP trl_limiter_decisions_total Admission decisions, by outcome.\n";
   out += "# TYPE trl_limiter_decisions_total counter\n";
@@ -220,14 +225,20 @@ Gateway::RequestSeries& Gateway::SeriesFor(const std::string& model, std::string
 std::optional<Identity> Gateway::Authenticate(const GatewaySnapshot& snap,
                                               const http::Request& request,
                                               ApiError* refusal) const {
-  *refusal = ApiError::kInvalidApiKey;
-  if (!keys_) return snap.auth.Authenticate(request);
-  std::shared_ptr<const ManagedKeys> managed = keys_->Current();
+  const IdentityConfig& config = snap.config->identity;
+  std::shared_ptr<const ManagedKeys> managed = keys_ ? keys_->Current() : nullptr;
   std::optional<Identity> identity = snap.auth.Authenticate(request, managed.get());
-  // An API-made key whose copy here is too old may have been revoked on another instance.
-  if (identity && identity->record && keys_->Stale(snap.config->store.key_sync_max_stale)) {
+  if (!identity) {
+    *refusal = config.source == IdentityConfig::Source::kHeader ? ApiError::kInvalidIdentity
+                                                                : ApiError::kInvalidApiKey;
+  } else if (identity->named_by_header &&
+             !identities_.Admit(identity->name, config.max_identities)) {
+    *refusal = ApiError::kIdentityLimitReached;
+    identity.reset();
+  } else if (identity->record && keys_->Stale(snap.config->store.key_sync_max_stale)) {
+    // An API-made key whose copy here is too old may have been revoked on another instance.
     *refusal = ApiError::kKeyStoreUnavailable;
-    return std::nullopt;
+    identity.reset();
   }
   return identity;
 }

@@ -23,6 +23,7 @@
 #include "models/model_registry.h"
 #include "proxy/authenticator.h"
 #include "proxy/errors.h"
+#include "proxy/identity_table.h"
 #include "proxy/request_fields.h"
 #include "proxy/upstream.h"
 #include "usage/usage.h"
@@ -117,6 +118,7 @@ class Gateway {
   Limiter& limiter_;
   const Clock& clock_;
   const KeyDirectory* keys_;
+  mutable IdentityTable identities_;  // identity.source header: the names that are no key
   UsageRecorder* usage_;
   std::unique_ptr<Upstream> own_upstream_;  // when none was given
   Upstream& upstream_;

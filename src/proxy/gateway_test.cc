@@ -53,8 +53,9 @@ const std::vector<LimitConfig> kTeamALimits = {
     {LimitKind::kTokens, 1000, Millis(60'000), false, ""},
     {LimitKind::kRequests, 2, Millis(60'000), false, ""}};
 
-std::shared_ptr<const Config> LoadConfig(const std::string& backend_url) {
-  LoadResult loaded = LoadConfigText(kConfig, [&](const std::string& name) {
+std::shared_ptr<const Config> LoadConfig(const std::string& backend_url,
+                                         const std::string& more_yaml = "") {
+  LoadResult loaded = LoadConfigText(kConfig + more_yaml, [&](const std::string& name) {
     return name == "BACKEND_URL" ? std::optional<std::string>(backend_url) : std::nullopt;
   });
   EXPECT_TRUE(loaded.errors.empty()) << loaded.errors.front();
@@ -72,10 +73,11 @@ http::Request Post(std::string body, std::string_view key = "sk-a",
 // The gateway with an Upstream of the test's choosing, on one io_context.
 class GatewayHarness {
  public:
+  // `more_yaml`: lines added to kConfig.
   GatewayHarness(asio::io_context& io, const std::string& backend_url, Upstream& upstream,
-                 const KeyDirectory* keys = nullptr)
+                 const KeyDirectory* keys = nullptr, const std::string& more_yaml = "")
       : io_(io), gateway_(metrics_, limiter_, clock_, keys, &usage_, &upstream) {
-    gateway_.SetSnapshot(std::make_shared<GatewaySnapshot>(LoadConfig(backend_url)));
+    gateway_.SetSnapshot(std::make_shared<GatewaySnapshot>(LoadConfig(backend_url, more_yaml)));
   }
 
   // Handles `request` to its end (the io_context runs until then).
@@ -154,6 +156,40 @@ TEST(GatewayKeySyncTest, KeysMadeThroughTheAdminApiAreRefusedWhileTheirCopyIsSta
   store.failing = false;
   EXPECT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
   EXPECT_EQ(models("sk-made").status(), 200u);
+}
+
+// With identity.source header:<name>, each value is an identity with budgets, usage rows and
+// metric series of its own: values that are not short printable names get 401, and past
+// identity.max_identities a new name gets 503 while the names already let in keep working.
+TEST(GatewayHeaderIdentityTest, ValuesAreCheckedAndNewNamesBounded) {
+  asio::io_context io;
+  FakeUpstream upstream;
+  GatewayHarness h(io, "http://127.0.0.1:1", upstream, nullptr,
+                   "identity: {source: 'header:x-user', max_identities: 2}\n");
+  auto models = [&](std::string_view user) {
+    http::Request request{http::bhttp::verb::get, "/v1/models", 11};
+    request.set("x-user", user);
+    return h.Handle(std::move(request));
+  };
+  EXPECT_EQ(models("alice").status(), 200u);
+  EXPECT_EQ(models("bob").status(), 200u);
+  FakeResponseWriter full = models("carol");
+  EXPECT_EQ(full.status(), 503u);
+  EXPECT_NE(full.body().find(R"("code":"identity_limit_reached")"), std::string::npos)
+      << full.body();
+  EXPECT_EQ(models("alice").status(), 200u);
+  EXPECT_EQ(models("team-a").status(), 200u);  // a configured key's name is not counted
+  FakeResponseWriter invalid = models("caf\xc3\xa9");
+  EXPECT_EQ(invalid.status(), 401u);
+  EXPECT_NE(invalid.body().find(R"("code":"invalid_identity")"), std::string::npos)
+      << invalid.body();
+  http::Request none{http::bhttp::verb::get, "/v1/models", 11};
+  EXPECT_EQ(h.Handle(std::move(none)).status(), 401u);
+  EXPECT_EQ(h.Handle(Post(kChat, "")).status(), 401u);  // no x-user: nothing reaches a backend
+  EXPECT_TRUE(upstream.seen().empty());
+  std::string metrics;
+  h.gateway_.RenderStateMetrics(metrics);
+  EXPECT_NE(metrics.find("trl_header_identities 2\n"), std::string::npos) << metrics;
 }
 
 TEST_F(GatewayTest, AnAdmittedRequestIsForwardedWithItsRateLimitHeaders) {
