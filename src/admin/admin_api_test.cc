@@ -380,7 +380,7 @@ TEST_F(AdminApiTest, ReplaceLimits) {
                      R"({"limits": [{"tokens": 1, "per": "100000000000d"}]})");
   ExpectError(huge, 400, "invalid_request", "limits");
   EXPECT_THAT(std::string(Body(huge).at("error").at("message").as_string()),
-              HasSubstr("per: must be at most 366d"));
+              HasSubstr("per: must be at most 36500d"));
   EXPECT_EQ(store_.Find("made")->key.limits,
             (std::vector<LimitConfig>{{LimitKind::kRequests, 5, Millis(60'000), false, ""}}));
   ExpectError(Call(verb::put, "/admin/v1/keys/ghost/limits", R"({"limits": []})"), 404,

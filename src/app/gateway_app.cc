@@ -1,6 +1,7 @@
 #include "app/gateway_app.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
@@ -41,7 +42,29 @@ http::ServerOptions ServerOptionsFrom(const Config& config) {
   o.header_timeout = config.server.header_timeout;
   o.idle_timeout = config.server.idle_timeout;
   o.body_padding = kJsonBodyPadding;  // request fields are read in place
+  o.max_connections = config.server.max_connections;
   return o;
+}
+
+// Every client connection holds a descriptor, and one more to its backend while a request is in
+// flight: the soft open-file limit (often 1024) is raised to the hard one, as servers do, and a
+// max_connections that still does not fit is warned about (past the limit, accepts fail with
+// EMFILE and pause: the server keeps serving what it has).
+void RaiseOpenFileLimit(size_t max_connections) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  constexpr rlim_t kReserved = 64;  // listeners, Redis, SQLite, logs
+  if (limit.rlim_cur != RLIM_INFINITY && 2 * max_connections + kReserved > limit.rlim_cur) {
+    spdlog::warn(
+        "server.max_connections {} needs up to {} descriptors; the open-file limit is {} "
+        "(raise it, e.g. LimitNOFILE= or ulimit -n, or lower max_connections)",
+        max_connections, 2 * max_connections + kReserved, limit.rlim_cur);
+  }
 }
 
 int WorkerThreads(const AppOptions& options, const Config& config) {
@@ -63,6 +86,7 @@ GatewayApp::Opened GatewayApp::Open(const AppOptions& options) {
   // ThreadSanitizer (which cannot see the guard of that construction inside the library) does
   // not take two threads' first log lines for a race.
   spdlog::default_logger_raw();
+  RaiseOpenFileLimit(loaded.config->server.max_connections);
   std::unique_ptr<GatewayApp> app(new GatewayApp(options));
   std::string error = app->OpenParts(std::move(loaded.config));
   if (!error.empty()) return {nullptr, {std::move(error)}};

@@ -29,11 +29,10 @@ namespace {
 
 constexpr int64_t kMaxAmount = 1'000'000'000'000'000;  // 1e15: far above any real budget
 constexpr int kMaxThreads = 256;
-// Every duration (a limit's period, a timeout) is at most this, usage retention excepted: a
-// period in microseconds then stays far below 2^52, which the limiter's arithmetic (and Redis's
-// Lua doubles) need.
-constexpr Millis kMaxDuration = std::chrono::days(366);
-constexpr Millis kMaxRetention = std::chrono::days(3660);
+// Every duration (a limit's period, a timeout, a retention) is at most this, 100 years: a period
+// in microseconds then stays below 2^52, and a time plus a period below 2^53, which the
+// limiter's arithmetic and Redis's Lua doubles need.
+constexpr Millis kMaxDuration = std::chrono::days(36'500);
 constexpr std::string_view kDurationHelp = "not a duration (use 250ms, 2s, 1m, 1h, 1d)";
 
 bool IsIdentStart(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; }
@@ -359,7 +358,7 @@ class Parser {
   }
 
   std::optional<Millis> Duration(const YAML::Node& node, const std::string& path,
-                                 bool allow_zero = false, Millis max = kMaxDuration) {
+                                 bool allow_zero = false) {
     std::optional<Millis> d;
     if (node.IsScalar()) d = ParseDuration(node.Scalar());
     if (!d) {
@@ -370,9 +369,10 @@ class Parser {
       Error(path, "must be longer than 0");
       return std::nullopt;
     }
-    if (*d > max) {
+    if (*d > kMaxDuration) {
       Error(path, "must be at most " +
-                      std::to_string(std::chrono::duration_cast<std::chrono::days>(max).count()) +
+                      std::to_string(
+                          std::chrono::duration_cast<std::chrono::days>(kMaxDuration).count()) +
                       "d");
       return std::nullopt;
     }
@@ -484,12 +484,15 @@ void Parser::ParseServer(const YAML::Node& node, ServerConfig& s) {
   const std::string p = "server";
   auto f = Map(node, p,
                {"threads", "max_body_bytes", "max_header_bytes", "header_timeout", "idle_timeout",
-                "shutdown_grace"});
+                "shutdown_grace", "max_connections"});
   if (!f) return;
   constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
   if (auto* n = Get(*f, "threads")) SetAs(Int(*n, Field(p, "threads"), 0, kMaxThreads), s.threads);
   if (auto* n = Get(*f, "max_body_bytes")) {
     SetAs(Int(*n, Field(p, "max_body_bytes"), 1, kInt64Max), s.max_body_bytes);
+  }
+  if (auto* n = Get(*f, "max_connections")) {
+    SetAs(Int(*n, Field(p, "max_connections"), 1, 10'000'000), s.max_connections);
   }
   if (auto* n = Get(*f, "max_header_bytes")) {
     SetAs(Int(*n, Field(p, "max_header_bytes"), 1024, std::numeric_limits<uint32_t>::max()),
@@ -517,7 +520,7 @@ void Parser::ParseUsage(const YAML::Node& node, UsageConfig& u) {
   auto f = Map(node, "usage", {"retention", "flush_interval"});
   if (!f) return;
   if (auto* n = Get(*f, "retention")) {
-    auto d = Duration(*n, "usage.retention", /*allow_zero=*/false, kMaxRetention);
+    auto d = Duration(*n, "usage.retention");
     if (d && *d < Millis(3600 * 1000)) {
       Error("usage.retention", "must be at least 1h (usage is kept per hour)");
     } else {
@@ -983,6 +986,7 @@ std::vector<std::string> RestartOnlyChanges(const Config& running, const Config&
   check("server.header_timeout", s.header_timeout == t.header_timeout);
   check("server.idle_timeout", s.idle_timeout == t.idle_timeout);
   check("server.shutdown_grace", s.shutdown_grace == t.shutdown_grace);
+  check("server.max_connections", s.max_connections == t.max_connections);
   check("admin.listen", same_address(running.admin.listen, next.admin.listen));
   check("store.backend", running.store.backend == next.store.backend);
   check("store.data_dir", running.store.data_dir == next.store.data_dir);

@@ -27,6 +27,7 @@ struct ServerConfig {
   Millis header_timeout{10'000};
   Millis idle_timeout{60'000};
   Millis shutdown_grace{30'000};
+  size_t max_connections = 10'000;  // open client connections; more wait in the backlog
 };
 
 struct AdminConfig {

@@ -343,6 +343,17 @@ TEST(ConfigErrors, ServerByteLimits) {
   EXPECT_NE(Ok(WithModels("server: {max_header_bytes: 1024}\n")), nullptr);
 }
 
+TEST(ConfigLoad, ServerMaxConnections) {
+  auto c = Ok(WithModels(""));
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->server.max_connections, 10'000u);
+  c = Ok(WithModels("server: {max_connections: 500}\n"));
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->server.max_connections, 500u);
+  EXPECT_THAT(Errors(WithModels("server: {max_connections: 0}\n")),
+              ElementsAre("server.max_connections: must be a positive integer <= 10000000"));
+}
+
 TEST(ConfigErrors, ServerDurations) {
   auto e =
       Errors(WithModels("server: {header_timeout: 10, idle_timeout: 0s, shutdown_grace: x}\n"));
@@ -647,16 +658,16 @@ TEST(ConfigErrors, LimitPerMustBeADuration) {
               ElementsAre("api_keys[0].limits[2].per: must be longer than 0"));
 }
 
-TEST(ConfigErrors, DurationsAreAtMostAYear) {
+TEST(ConfigErrors, DurationsAreAtMost100Years) {
   // 1e11 days fits in int64 milliseconds but not in the limiter's microseconds.
-  for (const char* bad : {"367d", "100000000000d", "9000000h"}) {
+  for (const char* bad : {"36501d", "100000000000d", "900000000h"}) {
     SCOPED_TRACE(bad);
     EXPECT_THAT(LimitErrors(std::string("{tokens: 5, per: ") + bad + "}"),
-                ElementsAre("api_keys[0].limits[2].per: must be at most 366d"));
+                ElementsAre("api_keys[0].limits[2].per: must be at most 36500d"));
   }
   EXPECT_THAT(Errors(WithModels("server: {idle_timeout: 100000000000d}\n")),
-              ElementsAre("server.idle_timeout: must be at most 366d"));
-  EXPECT_NE(Ok(WithModels("default_limits: [{tokens: 5, per: 366d}]\n")), nullptr);
+              ElementsAre("server.idle_timeout: must be at most 36500d"));
+  EXPECT_NE(Ok(WithModels("default_limits: [{tokens: 5, per: 36500d}]\n")), nullptr);
 }
 
 TEST(ConfigErrors, LimitNeedsExactlyOneKind) {

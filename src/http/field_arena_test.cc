@@ -13,7 +13,7 @@ namespace {
 
 // Parses `head` (a whole request head, no body) with `arena`.
 std::optional<Request> Parse(FieldArena& arena, const std::string& head) {
-  bhttp::request_parser<bhttp::string_body, FieldAllocator<char>> parser(
+  bhttp::request_parser<RequestBody, FieldAllocator<char>> parser(
       std::piecewise_construct, std::make_tuple(), std::make_tuple(FieldAllocator<char>(&arena)));
   beast::error_code ec;
   parser.put(asio::buffer(head), ec);

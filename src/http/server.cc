@@ -32,6 +32,8 @@ using asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kHeadRead = 4096;                    // a request's first read: a page
 constexpr size_t kLargeBodyRead = size_t{64} * 1024;  // see RunSession
+// How long an accept loop waits when the server is full or an accept failed (AcceptLoop).
+constexpr auto kAcceptPause = std::chrono::milliseconds(100);
 
 // Request ids made up here: a per-process random prefix and a per-thread counter, so making one
 // costs no lock and no syscall.
@@ -322,9 +324,15 @@ class Session {
         // Bounds what a client can make us hold: one header block plus read-ahead of pipelined
         // bytes.
         buffer_(options_.max_header_bytes + 64 * 1024) {
-    state_->open_connections.fetch_add(1);
+    const size_t open = state_->open_connections.fetch_add(1) + 1;
+    size_t peak = state_->peak_connections.load();
+    while (open > peak && !state_->peak_connections.compare_exchange_weak(peak, open)) {
+    }
   }
-  ~Session() { state_->open_connections.fetch_sub(1); }
+  ~Session() {
+    state_->open_connections.fetch_sub(1);
+    state_->connection_slots.fetch_sub(1);
+  }
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
@@ -343,8 +351,9 @@ class Session {
   asio::awaitable<bool> ReadRequest();
   // Its x-request-id when valid, else a new one, into request_id_.
   void TakeRequestId();
-  // Room for the body about to be read.
+  // Room for the body about to be read, and then for the padding after it.
   void PrepareBody();
+  void FinishBody();
   asio::awaitable<void> WriteError(unsigned status, std::string_view request_id);
 
   tcp::socket socket_;
@@ -358,7 +367,7 @@ class Session {
   // The current request's header fields. None while waiting for a request: an idle connection
   // should hold as little as it can (the arena is 2 KiB; each request takes one at its start).
   std::unique_ptr<FieldArena> fields_;
-  using Parser = bhttp::request_parser<bhttp::string_body, FieldAllocator<char>>;
+  using Parser = bhttp::request_parser<RequestBody, FieldAllocator<char>>;
   std::optional<Parser> parser_;  // the current request's, until it is handled
   bool first_ = true;
   // Whether the connection's last wait between two requests was shorter than the hold: only a
@@ -474,7 +483,15 @@ asio::awaitable<bool> Session::ReadRequest() {
     }
   }
   deadline_.Clear();
+  FinishBody();
   co_return true;
+}
+
+void Session::FinishBody() {
+  std::string& body = parser_->get().body();
+  if (options_.body_padding != 0 && body.capacity() - body.size() < options_.body_padding) {
+    body.reserve(body.size() + options_.body_padding);
+  }
 }
 
 void Session::TakeRequestId() {
@@ -488,7 +505,10 @@ void Session::TakeRequestId() {
 
 void Session::PrepareBody() {
   const auto length = parser_->content_length();  // boost::optional
-  if (length && options_.body_padding != 0) {
+  // The body's buffer grows as its bytes arrive (RequestBody): a client that announces a large
+  // body and sends little makes the gateway hold little. When the body is small enough to have
+  // its room reserved whole, the padding's is reserved with it; FinishBody makes it otherwise.
+  if (length && options_.body_padding != 0 && *length <= kLargeBodyRead) {
     parser_->get().body().reserve(*length + options_.body_padding);
   }
   // Beast reads into the buffer's free room: a large body is read 64 KiB at a time, not in the
@@ -515,15 +535,30 @@ asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::Sta
   co_await session.Run();
 }
 
+// Accepts while fewer than max_connections are open (a slot is reserved before each accept).
+// A full server, or an accept that failed (out of descriptors or memory: an error it cannot
+// clear by retrying at once), waits kAcceptPause before it tries again: the connections it has
+// are served meanwhile, and new ones wait in the listen backlog.
 asio::awaitable<void> AcceptLoop(std::shared_ptr<tcp::acceptor> acceptor,
                                  std::shared_ptr<Server::State> state) {
+  asio::steady_timer pause(acceptor->get_executor());
   for (;;) {
-    auto [ec, socket] = co_await acceptor->async_accept(kTuple);
-    if (ec) {
+    if (state->connection_slots.fetch_add(1) < state->options.max_connections) {
+      auto [ec, socket] = co_await acceptor->async_accept(kTuple);
+      if (!ec) {
+        asio::co_spawn(acceptor->get_executor(), RunSession(std::move(socket), state),
+                       asio::detached);  // the session gives the slot back
+        continue;
+      }
+      state->connection_slots.fetch_sub(1);
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
-      continue;  // EMFILE and friends: keep serving the connections we have
+      state->accept_failures.fetch_add(1);
+    } else {
+      state->connection_slots.fetch_sub(1);
     }
-    asio::co_spawn(acceptor->get_executor(), RunSession(std::move(socket), state), asio::detached);
+    pause.expires_after(kAcceptPause);
+    co_await pause.async_wait(kTuple);
+    if (!acceptor->is_open()) co_return;
   }
 }
 

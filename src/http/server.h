@@ -29,9 +29,34 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 
+// A request's body: a std::string, as bhttp::string_body, but read into a buffer that grows as
+// its bytes arrive. (string_body reserves the whole Content-Length before any byte has come: a
+// client that announces 4 MiB and sends nothing would make the gateway hold 4 MiB.)
+struct RequestBody {
+  using value_type = std::string;
+  using writer = bhttp::string_body::writer;
+  static std::uint64_t size(const value_type& body) { return body.size(); }
+
+  class reader : public bhttp::string_body::reader {
+   public:
+    template <bool kIsRequest, class Fields>
+    reader(bhttp::header<kIsRequest, Fields>& header, value_type& body)
+        : bhttp::string_body::reader(header, body), body_(body) {}
+    // Hides string_body::reader::init (Beast calls it by name): reserves at most kFirstReserve.
+    void init(const boost::optional<std::uint64_t>& length, beast::error_code& ec) {
+      if (length) body_.reserve(std::min<std::uint64_t>(*length, kFirstReserve));
+      ec = {};
+    }
+
+   private:
+    static constexpr std::uint64_t kFirstReserve = 64 * 1024;
+    value_type& body_;
+  };
+};
+
 // A request's header fields live in its connection's FieldArena (on the heap for a Request made
 // elsewhere).
-using Request = bhttp::request<bhttp::string_body, bhttp::basic_fields<FieldAllocator<char>>>;
+using Request = bhttp::request<RequestBody, bhttp::basic_fields<FieldAllocator<char>>>;
 using Response = bhttp::response<bhttp::string_body>;
 using Fields = bhttp::fields;
 
@@ -70,6 +95,10 @@ struct ServerOptions {
   // Spare capacity after a request body of known length, for a parser that reads past the end
   // (simdjson's padding): reserved with the body, so the handler need not copy it to get it.
   size_t body_padding = 0;
+  // Open client connections at most: past it, new ones wait in the listen backlog until one
+  // closes (each open connection holds a descriptor, and one more to its backend while a
+  // request is in flight).
+  size_t max_connections = 10'000;
 };
 
 // How a handler answers. Either Send one whole response, or StartStream, WriteChunk..., then
@@ -130,6 +159,10 @@ class Server {
   void CutInFlight();
   size_t ActiveRequests() const { return state_->active_requests.load(); }
   size_t OpenConnections() const { return state_->open_connections.load(); }
+  // The most connections open at once so far.
+  size_t PeakConnections() const { return state_->peak_connections.load(); }
+  // Accepts that failed (out of descriptors or memory: EMFILE, ENFILE, ENOBUFS, ENOMEM).
+  uint64_t AcceptFailures() const { return state_->accept_failures.load(); }
   // Connections waiting for their next request holding no buffers: past
   // ServerOptions::idle_buffer_hold, or at once for one that was not busy.
   size_t IdleConnections() const { return state_->idle_connections.load(); }
@@ -141,6 +174,11 @@ class Server {
     std::atomic<bool> stopping{false};
     std::atomic<size_t> active_requests{0};
     std::atomic<size_t> open_connections{0};
+    std::atomic<size_t> peak_connections{0};
+    // Connections accepted or being accepted: reserved before each accept, so that the accept
+    // loops of every thread together stay within max_connections.
+    std::atomic<size_t> connection_slots{0};
+    std::atomic<uint64_t> accept_failures{0};
     std::atomic<size_t> idle_connections{0};
   };
 
