@@ -1,5 +1,7 @@
 #include "http/server.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -105,6 +107,7 @@ class Connection final : public ResponseWriter {
         options_(options),
         close_delimited_(request_version < 11),
         keep_alive_(keep_alive),
+        asked_to_close_(!keep_alive),
         request_id_(request_id),
         head_(head_buffer) {}
 
@@ -199,6 +202,7 @@ class Connection final : public ResponseWriter {
   const ServerOptions& options_;
   const bool close_delimited_;  // an HTTP/1.0 request: a stream's body ends with the connection
   bool keep_alive_;
+  const bool asked_to_close_;    // the request did: a FIN from it may be a half-close
   std::string_view request_id_;  // the session's buffer
   bool failed_ = false;
   bool streaming_ = false;
@@ -263,17 +267,25 @@ class ClientPoll final : public asio::execution_context::service {
     });
   }
 
+  // A client is there while its connection is established, whatever it sent since its request
+  // (the bytes of a pipelined next one do not hide a close behind them: the TCP state is read,
+  // not the bytes). After its FIN (CLOSE_WAIT) it is gone, unless its request asked to close
+  // the connection: such a client may have only half-closed and still be reading (RFC 9112,
+  // 9.6); a write to one that has gone fails. A reset, or any other state, is gone.
   void Poll() {
     for (auto it = watched_.begin(); it != watched_.end();) {
       Connection& c = *it;
-      char byte;
-      const ssize_t n = ::recv(c.socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-        ++it;  // still there, nothing sent
+      tcp_info info{};
+      socklen_t size = sizeof info;
+      const bool read =
+          ::getsockopt(c.socket_.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &size) == 0;
+      const bool there = read && (info.tcpi_state == TCP_ESTABLISHED ||
+                                  (info.tcpi_state == TCP_CLOSE_WAIT && c.asked_to_close_));
+      if (there) {
+        ++it;
         continue;
       }
       it = watched_.erase(it);
-      if (n > 0) continue;  // a pipelined request: the client is there, and nothing more to see
       c.failed_ = true;
       // The callback may unwatch or end the exchange: it runs after the connection is unlinked.
       c.gone_();

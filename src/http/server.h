@@ -119,10 +119,11 @@ class ResponseWriter {
   // Watches the client while the response is produced (the proxy watches it for a whole
   // exchange, so that a backend does not generate for nobody): calls `gone` at most once, on
   // the connection's executor, if the client closes its side or the connection fails before
-  // UnwatchClient. The clients watched on a thread are polled every kClientPollInterval (a
-  // peek at each socket): a syscall per watched client per interval instead of an epoll
+  // UnwatchClient. The clients watched on a thread are polled every kClientPollInterval (each
+  // socket's TCP state): a syscall per watched client per interval instead of an epoll
   // registration, a cancellation and two completions per request. A client that sends its
-  // next request early (pipelining) is still there: its watch ends quietly.
+  // next request early (pipelining) is still there. A client whose request asked to close the
+  // connection may close its side and still read (a half-close): only a reset makes it gone.
   static constexpr std::chrono::milliseconds kClientPollInterval{100};
   virtual void WatchClient(std::function<void()> gone) = 0;
   virtual void UnwatchClient() = 0;

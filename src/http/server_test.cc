@@ -8,8 +8,12 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -75,6 +79,10 @@ class ServerTest : public ::testing::Test {
     server_.emplace(
         std::vector<asio::any_io_executor>{io_.get_executor()}, options,
         [](Request& request, ResponseWriter& writer) -> asio::awaitable<void> {
+          if (request.target() == "/watch") {  // works for 5 polls, watching the client
+            co_await Watched(writer);
+            co_return;
+          }
           if (request.target() == "/stream") {  // two pieces, "a" then "b"
             co_await writer.StartStream(200, {}, "");
             co_await writer.WriteChunk("a");
@@ -97,6 +105,26 @@ class ServerTest : public ::testing::Test {
   void TearDown() override {
     io_.stop();
     if (thread_.joinable()) thread_.join();
+  }
+
+  // A handler that watches its client while it works (as the proxy does while its backend
+  // generates): for five poll intervals, then answers "served"; or, told the client is gone,
+  // stops at once and answers nothing. (Timers of one io_context run in the order they expire:
+  // the polls come first.)
+  static asio::awaitable<void> Watched(ResponseWriter& writer) {
+    asio::steady_timer work(co_await asio::this_coro::executor);
+    bool gone = false;
+    writer.WatchClient([&] {
+      gone = true;
+      work.cancel();
+    });
+    work.expires_after(5 * ResponseWriter::kClientPollInterval);
+    co_await work.async_wait(asio::as_tuple(asio::use_awaitable));
+    writer.UnwatchClient();
+    if (gone) co_return;
+    Response response{bhttp::status::ok, 11};
+    response.body() = "served";
+    co_await writer.Send(std::move(response));
   }
 
   asio::ip::tcp::socket Connect() {
@@ -369,6 +397,48 @@ TEST_F(ServerTest, ABodysBufferGrowsAsItsBytesArrive) {
   EXPECT_EQ(Ask(probe, buffer, "probe"), "echo:probe");
   const size_t held = allocated() - before;
   EXPECT_LT(held, size_t{8} * 1024 * 1024);  // reserved whole, 16 x 4 MB
+}
+
+// A client that closes its sending side after its request (a FIN; some clients do) is gone when
+// it asked to keep the connection (it can send no next request), but may still be reading when
+// it asked to close it: then its answer is written, as RFC 9112 9.6 allows.
+TEST_F(ServerTest, AHalfClosedClientThatAskedToCloseIsStillAnswered) {
+  Start(std::chrono::milliseconds(200));
+  auto closing = Connect();
+  asio::write(closing, asio::buffer(std::string("GET /watch HTTP/1.1\r\nHost: x\r\n"
+                                                "Connection: close\r\n\r\n")));
+  closing.shutdown(asio::ip::tcp::socket::shutdown_send);
+  beast::flat_buffer buffer;
+  EXPECT_EQ(Receive(closing, buffer), "served");
+
+  auto keeping = Connect();
+  asio::write(keeping, asio::buffer(std::string("GET /watch HTTP/1.1\r\nHost: x\r\n\r\n")));
+  keeping.shutdown(asio::ip::tcp::socket::shutdown_send);
+  beast::flat_buffer kept;
+  EXPECT_EQ(Receive(keeping, kept), "error: end of stream");  // gone: nothing generated for it
+}
+
+// The first byte of a pipelined next request does not end the watch: a client that then
+// leaves is still seen to go.
+TEST_F(ServerTest, AClientThatPipelinesAByteAndLeavesIsSeenToGo) {
+  Start(std::chrono::milliseconds(200));
+  auto socket = Connect();
+  asio::write(socket, asio::buffer(std::string("GET /watch HTTP/1.1\r\nHost: x\r\n\r\n")));
+  // Once the handler works (its request read), the first byte of the next request, then the
+  // client's FIN.
+  ASSERT_TRUE(Eventually([&] { return server_->ActiveRequests() == 1; }));
+  asio::write(socket, asio::buffer(std::string("G")));
+  socket.shutdown(asio::ip::tcp::socket::shutdown_send);
+  beast::flat_buffer buffer;
+  EXPECT_EQ(Receive(socket, buffer), "error: end of stream");
+
+  // Still there with a pipelined request: answered, then the next one is.
+  auto staying = Connect();
+  asio::write(staying,
+              asio::buffer(std::string("GET /watch HTTP/1.1\r\nHost: x\r\n\r\n") + Post("next")));
+  beast::flat_buffer stayed;
+  EXPECT_EQ(Receive(staying, stayed), "served");
+  EXPECT_EQ(Receive(staying, stayed), "echo:next");
 }
 
 }  // namespace
