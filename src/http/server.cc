@@ -34,6 +34,9 @@ using asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kHeadRead = 4096;                    // a request's first read: a page
 constexpr size_t kLargeBodyRead = size_t{64} * 1024;  // see RunSession
+// What Session::Drain reads and drops at most, and for how long.
+constexpr uint64_t kDrainBytes = uint64_t{64} * 1024 * 1024;
+constexpr auto kDrainTime = std::chrono::seconds(2);
 // How long an accept loop waits when the server is full or an accept failed (AcceptLoop).
 constexpr auto kAcceptPause = std::chrono::milliseconds(100);
 
@@ -367,6 +370,11 @@ class Session {
   void PrepareBody();
   void FinishBody();
   asio::awaitable<void> WriteError(unsigned status, std::string_view request_id);
+  // After an error answer to a request the client may still be sending (a body over the limit,
+  // headers too large): closing with its bytes unread would send a reset, which can destroy the
+  // answer before the client reads it. So, with the gateway's side already ended, what the
+  // client sends is read and dropped until its end, kDrainBytes or kDrainTime.
+  asio::awaitable<void> Drain();
 
   tcp::socket socket_;
   std::shared_ptr<Server::State> state_;
@@ -386,6 +394,7 @@ class Session {
   // busy connection (and a fresh one, for its first request) keeps its buffers while it waits.
   bool busy_ = false;
   bool large_body_ = false;  // the current request's body is read into a larger buffer
+  bool refused_ = false;     // WriteError answered a request that may still be arriving
 };
 
 asio::awaitable<void> Session::Run() {
@@ -407,7 +416,20 @@ asio::awaitable<void> Session::Run() {
   }
   beast::error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_send, ignored);
+  if (refused_) co_await Drain();
   socket_.close(ignored);
+}
+
+asio::awaitable<void> Session::Drain() {
+  std::array<char, 16 * 1024> sink;
+  uint64_t drained = 0;
+  deadline_.ExpiresAfter(kDrainTime);
+  while (drained < kDrainBytes) {
+    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(sink), kTuple);
+    if (ec) break;  // the client's end (or the deadline)
+    drained += n;
+  }
+  deadline_.Clear();
 }
 
 asio::awaitable<bool> Session::AwaitRequest() {
@@ -540,6 +562,7 @@ asio::awaitable<void> Session::WriteError(unsigned status, std::string_view requ
   deadline_.ExpiresAfter(options_.write_timeout);
   co_await bhttp::async_write(socket_, res, kTuple);
   deadline_.Clear();
+  refused_ = status != 408;  // a client that timed out is not sending
 }
 
 asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<Server::State> state) {

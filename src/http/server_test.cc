@@ -336,7 +336,14 @@ TEST_F(ServerTest, ConnectionsPastTheBoundWaitForOneToClose) {
 // connection once a descriptor is free again.
 TEST_F(ServerTest, OutOfDescriptorsTheAcceptLoopPausesAndRecovers) {
   Start(std::chrono::milliseconds(200));
-  Connect().close();  // the client's io_context makes its reactor's descriptors on first use
+  {
+    // The client's io_context makes its reactor's descriptors on first use, and UBSan checks a
+    // type's first use by writing to a pipe: both happen here, before descriptors run out.
+    auto warm = Connect();
+    beast::flat_buffer buffer;
+    EXPECT_EQ(Ask(warm, buffer, "warm"), "echo:warm");
+  }
+  ASSERT_TRUE(Eventually([&] { return server_->OpenConnections() == 0; }));
   // The lowest descriptor limit that leaves 5 free: two clients and their two accepted sockets,
   // then a third client whose accept fails. Put back however the test ends.
   struct Limit {
@@ -439,6 +446,34 @@ TEST_F(ServerTest, AClientThatPipelinesAByteAndLeavesIsSeenToGo) {
   beast::flat_buffer stayed;
   EXPECT_EQ(Receive(staying, stayed), "served");
   EXPECT_EQ(Receive(staying, stayed), "echo:next");
+}
+
+// A 413 answered while the client is still sending its body reaches it: the gateway ends its side
+// and reads (and drops) the rest before closing. Closing with the bytes unread sent a reset, and
+// a client that sends its whole request before it reads the answer (most do) failed its write
+// with "connection reset" and never read the 413.
+TEST_F(ServerTest, A413Or431SentWhileTheClientStillSendsReachesIt) {
+  Start(std::chrono::milliseconds(200));
+  const size_t length = 8 * 1024 * 1024;
+  const std::string large_body =  // over the 4 MiB max_body_bytes
+      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(length) + "\r\n\r\n" +
+      std::string(length, 'x');
+  const std::string large_head =  // over the 16 KiB max_header_bytes
+      "POST /echo HTTP/1.1\r\nHost: x\r\nX-Large: " + std::string(length, 'x') + "\r\n\r\n";
+  for (auto [request, status] : {std::pair{large_body, 413u}, std::pair{large_head, 431u}}) {
+    SCOPED_TRACE(status);
+    auto socket = Connect();
+    beast::error_code sent;
+    asio::write(socket, asio::buffer(request), sent);
+    EXPECT_FALSE(sent) << sent.message();
+    socket.shutdown(asio::ip::tcp::socket::shutdown_send, sent);
+    beast::flat_buffer buffer;
+    Response response;
+    beast::error_code ec;
+    bhttp::read(socket, buffer, response, ec);
+    ASSERT_FALSE(ec) << ec.message();
+    EXPECT_EQ(response.result_int(), status);
+  }
 }
 
 }  // namespace

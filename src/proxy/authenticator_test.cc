@@ -79,7 +79,8 @@ TEST(Authenticator, TrustedHeaderNamesTheCaller) {
   EXPECT_EQ(known->tenant, "acme");
   EXPECT_EQ(known->limits[0].kind, LimitKind::kRequests);
   // Any other name: an identity of its own under default_limits.
-  auto other = auth.Authenticate(WithHeader("x-user", "alice"));
+  const http::Request alice = WithHeader("x-user", "alice");  // the name is a view into it
+  auto other = auth.Authenticate(alice);
   ASSERT_TRUE(other.has_value());
   EXPECT_EQ(other->name, "alice");
   EXPECT_EQ(other->limits[0].amount, 100);
@@ -98,7 +99,8 @@ TEST(Authenticator, OnlyShortPrintableHeaderValuesAreIdentities) {
   for (const std::string& good : std::vector<std::string>{"alice@example.com", "team/alice",
                                                           "u-1.2_3:4+5=", std::string(128, 'a')}) {
     SCOPED_TRACE(good);
-    auto id = auth.Authenticate(WithHeader("x-user", good));
+    const http::Request request = WithHeader("x-user", good);
+    auto id = auth.Authenticate(request);
     ASSERT_TRUE(id.has_value());
     EXPECT_EQ(id->name, good);
   }
