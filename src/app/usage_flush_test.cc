@@ -1,0 +1,83 @@
+// UsageFlush with a usage sink whose first write stays in flight until the test lets it land:
+// what a usage query made meanwhile sees.
+#include "app/usage_flush.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace trl {
+namespace {
+
+// Adds what it is sent; its first Write waits until Land() (a Redis call still in flight).
+class SlowFirstWriteSink final : public UsageSink {
+ public:
+  explicit SlowFirstWriteSink(asio::io_context& io) : first_write_(io) {}
+
+  asio::awaitable<bool> Write(std::span<const UsageRow> rows, std::string* error) override {
+    if (writes_++ == 0) {
+      first_write_.expires_at(asio::steady_timer::time_point::max());
+      co_await first_write_.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    for (const UsageRow& row : rows) total_.Add(row.counts);
+    co_return true;
+  }
+  asio::awaitable<UsageResult> Query(const UsageQuery&) override {
+    UsageResult result;
+    result.ok = true;
+    result.total = total_;
+    co_return result;
+  }
+  asio::awaitable<bool> DropBefore(int64_t, int64_t*, std::string*) override { co_return true; }
+
+  void Land() { first_write_.cancel(); }
+  const UsageCounts& Total() const { return total_; }
+
+ private:
+  asio::steady_timer first_write_;
+  int writes_ = 0;
+  UsageCounts total_;
+};
+
+// The scheduler's flush and an admin query's flush run on one thread, interleaving at each
+// co_await: the query's flush waits for the one in flight, so that the query sees every request
+// settled before it (the periodic flush's rows, then its own).
+TEST(UsageFlushTest, AFlushWaitsForTheOneInFlight) {
+  asio::io_context io;
+  UsageRecorder recorder;
+  SlowFirstWriteSink sink(io);
+  UsageFlush flush(recorder, sink);
+  recorder.RecordAdmitted("k", "", "m", 1'700'000'000, 10, 1);
+  bool periodic_done = false;
+  asio::co_spawn(io, flush.Flush(), [&](std::exception_ptr, bool) { periodic_done = true; });
+  io.poll();  // the periodic flush took the row and waits on the sink
+  ASSERT_FALSE(periodic_done);
+  recorder.RecordAdmitted("k", "", "m", 1'700'000'000, 20, 2);
+  std::optional<UsageCounts> seen;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        co_await flush.Flush();
+        UsageResult r = co_await sink.Query(UsageQuery{});
+        seen = r.total;
+      },
+      asio::detached);
+  io.poll();
+  EXPECT_FALSE(seen.has_value());  // waiting for the write in flight
+  sink.Land();
+  io.run();
+  EXPECT_TRUE(periodic_done);
+  ASSERT_TRUE(seen.has_value());
+  EXPECT_EQ(seen->requests, 2);
+  EXPECT_EQ(seen->prompt_tokens, 30);
+  EXPECT_EQ(sink.Total().completion_tokens, 3);
+}
+
+}  // namespace
+}  // namespace trl
