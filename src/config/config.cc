@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <boost/asio/ip/address.hpp>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -484,12 +485,25 @@ void Parser::ParseServer(const YAML::Node& node, ServerConfig& s) {
   const std::string p = "server";
   auto f = Map(node, p,
                {"threads", "max_body_bytes", "max_header_bytes", "header_timeout", "idle_timeout",
-                "shutdown_grace", "max_connections"});
+                "shutdown_grace", "max_connections", "trusted_proxies"});
   if (!f) return;
   constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
   if (auto* n = Get(*f, "threads")) SetAs(Int(*n, Field(p, "threads"), 0, kMaxThreads), s.threads);
   if (auto* n = Get(*f, "max_body_bytes")) {
     SetAs(Int(*n, Field(p, "max_body_bytes"), 1, kInt64Max), s.max_body_bytes);
+  }
+  if (auto* n = Get(*f, "trusted_proxies")) {
+    auto items = List(*n, Field(p, "trusted_proxies"));
+    for (size_t i = 0; items && i < items->size(); ++i) {
+      auto text = String((*items)[i], Index(Field(p, "trusted_proxies"), i));
+      if (!text) continue;
+      if (auto range = ParseIpRange(*text)) {
+        s.trusted_proxies.push_back(*range);
+      } else {
+        Error(Index(Field(p, "trusted_proxies"), i),
+              "not an address or range (e.g. 10.0.0.0/8, fd00::/8, 127.0.0.1)");
+      }
+    }
   }
   if (auto* n = Get(*f, "max_connections")) {
     SetAs(Int(*n, Field(p, "max_connections"), 1, 10'000'000), s.max_connections);
@@ -1018,6 +1032,45 @@ LoadResult LoadConfigFile(const std::string& path) {
 
 LoadResult LoadConfigText(const std::string& yaml_text, const EnvLookup& env) {
   return Load(yaml_text, env);
+}
+
+std::optional<IpRange> ParseIpRange(std::string_view text) {
+  const size_t slash = text.find('/');
+  boost::system::error_code ec;
+  const auto address = boost::asio::ip::make_address(std::string(text.substr(0, slash)), ec);
+  if (ec) return std::nullopt;
+  IpRange range;
+  const int width = address.is_v4() ? 32 : 128;
+  int bits = width;
+  if (slash != std::string_view::npos) {
+    const std::string_view digits = text.substr(slash + 1);
+    auto [end, parse] = std::from_chars(digits.data(), digits.data() + digits.size(), bits);
+    if (parse != std::errc() || end != digits.data() + digits.size() || bits < 0 || bits > width) {
+      return std::nullopt;
+    }
+  }
+  range.bytes =
+      address.is_v4()
+          ? boost::asio::ip::make_address_v6(boost::asio::ip::v4_mapped, address.to_v4()).to_bytes()
+          : address.to_v6().to_bytes();
+  range.prefix_bits = bits + (128 - width);
+  return range;
+}
+
+bool IsTrustedProxy(const ServerConfig& server, std::string_view address) {
+  if (server.trusted_proxies.empty()) return false;
+  const std::optional<IpRange> host = ParseIpRange(address);
+  if (!host) return false;
+  return std::any_of(server.trusted_proxies.begin(), server.trusted_proxies.end(),
+                     [&](const IpRange& range) {
+                       for (int bit = 0; bit < range.prefix_bits; ++bit) {
+                         const uint8_t mask = 0x80 >> (bit % 8);
+                         if ((host->bytes[bit / 8] & mask) != (range.bytes[bit / 8] & mask)) {
+                           return false;
+                         }
+                       }
+                       return true;
+                     });
 }
 
 std::optional<Millis> ParseDuration(std::string_view text) {

@@ -20,6 +20,14 @@ namespace trl {
 using Millis = std::chrono::milliseconds;
 using Sha256 = std::array<uint8_t, 32>;
 
+// An address range, "10.0.0.0/8" or "fd00::/8" (a bare address is the one host): IPv4 as
+// IPv4-mapped IPv6, so one comparison serves both.
+struct IpRange {
+  std::array<uint8_t, 16> bytes{};
+  int prefix_bits = 128;
+  bool operator==(const IpRange&) const = default;
+};
+
 struct ServerConfig {
   int threads = 0;  // 0 = one per core
   uint64_t max_body_bytes = uint64_t{4} * 1024 * 1024;
@@ -28,6 +36,9 @@ struct ServerConfig {
   Millis idle_timeout{60'000};
   Millis shutdown_grace{30'000};
   size_t max_connections = 10'000;  // open client connections; more wait in the backlog
+  // Clients whose X-Forwarded-* (and X-Real-IP, Forwarded) are believed: proxies in front of
+  // the gateway. Anyone else's are dropped (IsTrustedProxy).
+  std::vector<IpRange> trusted_proxies;
 };
 
 struct AdminConfig {
@@ -152,6 +163,11 @@ struct Config {
 
 // Looks up an environment variable for a ${VAR} reference in a config value.
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+
+// Whether `address` ("192.0.2.7", "::1") is in server.trusted_proxies.
+bool IsTrustedProxy(const ServerConfig& server, std::string_view address);
+// "10.0.0.0/8", "fd00::/8", "127.0.0.1": nullopt when it is none of these.
+std::optional<IpRange> ParseIpRange(std::string_view text);
 
 // Reads and validates a config file. `env` looks up ${VAR}; by default the process environment.
 // Returns the config, or every error found, each prefixed with its field path

@@ -343,6 +343,24 @@ TEST(ConfigErrors, ServerByteLimits) {
   EXPECT_NE(Ok(WithModels("server: {max_header_bytes: 1024}\n")), nullptr);
 }
 
+TEST(ConfigLoad, TrustedProxies) {
+  auto c = Ok(WithModels("server: {trusted_proxies: [10.0.0.0/8, '127.0.0.1', 'fd00::/8']}\n"));
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->server.trusted_proxies.size(), 3u);
+  for (const char* in : {"10.0.0.1", "10.255.255.255", "127.0.0.1", "fd12::1"}) {
+    EXPECT_TRUE(IsTrustedProxy(c->server, in)) << in;
+  }
+  for (const char* out : {"11.0.0.1", "127.0.0.2", "::1", "fe80::1", "", "not-an-ip"}) {
+    EXPECT_FALSE(IsTrustedProxy(c->server, out)) << out;
+  }
+  EXPECT_FALSE(IsTrustedProxy(Ok(WithModels(""))->server, "127.0.0.1"));  // none by default
+  EXPECT_THAT(Errors(WithModels("server: {trusted_proxies: [10.0.0.0/33, example.com]}\n")),
+              ElementsAre("server.trusted_proxies[0]: not an address or range (e.g. 10.0.0.0/8, "
+                          "fd00::/8, 127.0.0.1)",
+                          "server.trusted_proxies[1]: not an address or range (e.g. 10.0.0.0/8, "
+                          "fd00::/8, 127.0.0.1)"));
+}
+
 TEST(ConfigLoad, ServerMaxConnections) {
   auto c = Ok(WithModels(""));
   ASSERT_NE(c, nullptr);

@@ -103,7 +103,7 @@ class Connection final : public ResponseWriter {
  public:
   Connection(tcp::socket& socket, Deadline& deadline, ClientPoll& poll,
              const ServerOptions& options, unsigned request_version, bool keep_alive,
-             std::string_view request_id, std::string& head_buffer)
+             std::string_view request_id, std::string_view client_address, std::string& head_buffer)
       : socket_(socket),
         deadline_(deadline),
         poll_(poll),
@@ -112,6 +112,7 @@ class Connection final : public ResponseWriter {
         keep_alive_(keep_alive),
         asked_to_close_(!keep_alive),
         request_id_(request_id),
+        client_address_(client_address),
         head_(head_buffer) {}
 
   asio::awaitable<bool> Send(Response response, std::string_view head_lines) override {
@@ -171,6 +172,7 @@ class Connection final : public ResponseWriter {
   bool Cut() const override { return cut_; }
 
   std::string_view RequestId() const override { return request_id_; }
+  std::string_view ClientAddress() const override { return client_address_; }
 
   bool Reusable() const { return !failed_ && !streaming_ && responded_ && keep_alive_; }
   bool Responded() const { return responded_; }
@@ -205,8 +207,9 @@ class Connection final : public ResponseWriter {
   const ServerOptions& options_;
   const bool close_delimited_;  // an HTTP/1.0 request: a stream's body ends with the connection
   bool keep_alive_;
-  const bool asked_to_close_;    // the request did: a FIN from it may be a half-close
-  std::string_view request_id_;  // the session's buffer
+  const bool asked_to_close_;        // the request did: a FIN from it may be a half-close
+  std::string_view request_id_;      // the session's buffer
+  std::string_view client_address_;  // the session's
   bool failed_ = false;
   bool streaming_ = false;
   bool responded_ = false;
@@ -393,12 +396,16 @@ class Session {
   // Whether the connection's last wait between two requests was shorter than the hold: only a
   // busy connection (and a fresh one, for its first request) keeps its buffers while it waits.
   bool busy_ = false;
-  bool large_body_ = false;  // the current request's body is read into a larger buffer
-  bool refused_ = false;     // WriteError answered a request that may still be arriving
+  bool large_body_ = false;     // the current request's body is read into a larger buffer
+  bool refused_ = false;        // WriteError answered a request that may still be arriving
+  std::string client_address_;  // the peer's, once per connection
 };
 
 asio::awaitable<void> Session::Run() {
   socket_.set_option(tcp::no_delay(true));
+  beast::error_code ec;
+  const tcp::endpoint peer = socket_.remote_endpoint(ec);
+  if (!ec) client_address_ = peer.address().to_string();
   while (!Stopping()) {
     if (buffer_.size() == 0 && !co_await AwaitRequest()) break;
     first_ = false;
@@ -406,7 +413,7 @@ asio::awaitable<void> Session::Run() {
     Request request = parser_->release();
     const bool keep_alive = request.keep_alive() && !Stopping();
     Connection connection(socket_, deadline_, poll_, options_, request.version(), keep_alive,
-                          request_id_, head_buffer_);
+                          request_id_, client_address_, head_buffer_);
     state_->active_requests.fetch_add(1);
     co_await state_->handler(request, connection);
     state_->active_requests.fetch_sub(1);

@@ -133,6 +133,8 @@ class ResponseWriter {
   virtual bool Cut() const = 0;
   // The request id: the request's x-request-id, or one made up here. Set on every response.
   virtual std::string_view RequestId() const = 0;
+  // The client's address, as the connection's peer: "192.0.2.7", "::1" ("" if unknown).
+  virtual std::string_view ClientAddress() const = 0;
 };
 
 using Handler = std::function<asio::awaitable<void>(Request&, ResponseWriter&)>;

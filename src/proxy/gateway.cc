@@ -322,6 +322,8 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
   RequestSeries& series = SeriesFor(in.model->config->name, in.key_name);
   series.inflight->Add(1);
   ExchangeRequest exchange = MakeExchange(in, request);
+  exchange.client_address = writer.ClientAddress();
+  exchange.client_is_trusted_proxy = IsTrustedProxy(snap.config->server, writer.ClientAddress());
   overhead_.Observe(Seconds(std::chrono::steady_clock::now() - in.started));
   ExchangeResult result = co_await upstream_.ForwardAndRelay(exchange, writer);
   series.inflight->Add(-1);

@@ -32,6 +32,10 @@ struct ExchangeRequest {
   // The whole exchange ends by then (the model's request_timeout from the request's arrival):
   // a stream is cut with an error event, a plain answer not yet in is a 504.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  // The client's address as the gateway saw it, and whether it is one of
+  // server.trusted_proxies, whose X-Forwarded-* are believed (UpstreamHead).
+  std::string_view client_address;
+  bool client_is_trusted_proxy = false;
 };
 
 // Why an exchange failed: trl_upstream_errors_total{reason} (UpstreamFailureLabel).

@@ -57,6 +57,31 @@ bool HopByHop(bhttp::field name) {
 
 // The request head for the backend: the client's end-to-end headers (not its credentials) and
 // our own Host, Content-Type and Content-Length. The body is written after it as it is.
+// Where a request came from, as a client says: believed from a trusted proxy only.
+bool IsForwarding(const http::Request::value_type& field) {
+  if (field.name() == bhttp::field::forwarded) return true;
+  if (field.name() != bhttp::field::unknown) return false;
+  const std::string_view name = field.name_string();
+  constexpr std::string_view kPrefix = "x-forwarded-";
+  return (name.size() > kPrefix.size() &&
+          beast::iequals(name.substr(0, kPrefix.size()), kPrefix)) ||
+         beast::iequals(name, "x-real-ip");
+}
+
+// X-Forwarded-For and X-Forwarded-Proto from the gateway's view: the client's address (added to
+// a trusted proxy's list), and the scheme a trusted proxy says, else the gateway's own (http).
+void AppendForwardedFor(std::string& head, const ExchangeRequest& req,
+                        std::string_view forwarded_for, std::string_view forwarded_proto) {
+  if (!req.client_address.empty()) {
+    head.append(std::string_view("X-Forwarded-For: "));
+    if (!forwarded_for.empty()) head.append(forwarded_for).append(std::string_view(", "));
+    head.append(req.client_address).append(std::string_view("\r\n"));
+  }
+  head.append(std::string_view("X-Forwarded-Proto: "))
+      .append(forwarded_proto.empty() ? std::string_view("http") : forwarded_proto)
+      .append(std::string_view("\r\n"));
+}
+
 std::string UpstreamHead(const ExchangeRequest& req, const BackendUrl& backend) {
   std::string head;
   head.reserve(512);
@@ -68,12 +93,25 @@ std::string UpstreamHead(const ExchangeRequest& req, const BackendUrl& backend) 
       connection == req.client->end()
           ? std::nullopt
           : std::optional<bhttp::token_list>(std::in_place, connection->value());
+  std::string_view forwarded_for, forwarded_proto;
   for (const auto& field : *req.client) {
     // Beast's parser names every field it knows, in any case, by its enum: no string compares.
     if (HopByHop(field.name()) || field.name() == bhttp::field::content_type) continue;
     if (named && named->exists(field.name_string())) continue;
+    if (IsForwarding(field)) {
+      if (!req.client_is_trusted_proxy) continue;
+      if (beast::iequals(field.name_string(), "x-forwarded-for")) {
+        forwarded_for = field.value();
+        continue;
+      }
+      if (beast::iequals(field.name_string(), "x-forwarded-proto")) {
+        forwarded_proto = field.value();
+        continue;
+      }
+    }
     http::AppendField(head, field.name_string(), field.value());
   }
+  AppendForwardedFor(head, req, forwarded_for, forwarded_proto);
   head.append(std::string_view("Host: ")).append(backend.host).push_back(':');
   head.append(Decimal(backend.port).View());
   head.append(std::string_view(

@@ -130,6 +130,44 @@ TEST_F(UpstreamExchangeTest, HeadersNamedInTheClientsConnectionHeaderStayBehind)
   EXPECT_EQ(got.headers["x-custom"], "kept");
 }
 
+// What a client says about where a request came from (X-Forwarded-*, X-Real-IP, Forwarded) is
+// believed only from a trusted proxy (server.trusted_proxies), which the gateway adds itself to.
+// From anyone else it is dropped, and the backend is told what the gateway saw.
+TEST_F(UpstreamExchangeTest, ForwardingHeadersAreTheGatewaysUnlessFromATrustedProxy) {
+  client_.set("X-Forwarded-For", "1.2.3.4");
+  client_.set("x-forwarded-proto", "https");
+  client_.set("X-Forwarded-Host", "spoofed.example");
+  client_.set("X-Real-IP", "1.2.3.4");
+  client_.set(http::bhttp::field::forwarded, "for=1.2.3.4");
+  for (bool trusted : {false, true}) {
+    SCOPED_TRACE(trusted);
+    backend_.Push(
+        FakeBackend::Json(R"({"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":0}})"));
+    ExchangeRequest request = Request();
+    request.client_address = "192.0.2.7";
+    request.client_is_trusted_proxy = trusted;
+    FakeResponseWriter writer;
+    Exchange(request, writer);
+    ASSERT_EQ(backend_.received().size(), trusted ? 2u : 1u);
+    const FakeBackend::Received& got = backend_.received().back();
+    EXPECT_EQ(got.headers.count("x-forwarded-for"), 1u);
+    EXPECT_EQ(got.headers.count("x-forwarded-proto"), 1u);
+    if (trusted) {
+      EXPECT_EQ(got.headers.at("x-forwarded-for"), "1.2.3.4, 192.0.2.7");
+      EXPECT_EQ(got.headers.at("x-forwarded-proto"), "https");
+      EXPECT_EQ(got.headers.at("x-forwarded-host"), "spoofed.example");
+      EXPECT_EQ(got.headers.at("x-real-ip"), "1.2.3.4");
+      EXPECT_EQ(got.headers.at("forwarded"), "for=1.2.3.4");
+    } else {
+      EXPECT_EQ(got.headers.at("x-forwarded-for"), "192.0.2.7");
+      EXPECT_EQ(got.headers.at("x-forwarded-proto"), "http");
+      EXPECT_EQ(got.headers.count("x-forwarded-host"), 0u);
+      EXPECT_EQ(got.headers.count("x-real-ip"), 0u);
+      EXPECT_EQ(got.headers.count("forwarded"), 0u);
+    }
+  }
+}
+
 TEST_F(UpstreamExchangeTest, AnAnswerWithoutUsageHasItsTextCounted) {
   backend_.Push(FakeBackend::Json(R"({"choices":[{"message":{"content":"Hello world"}}]})"));
   FakeResponseWriter writer;

@@ -87,6 +87,7 @@ class FakeResponseWriter final : public http::ResponseWriter {
   void UnwatchClient() override { gone_ = nullptr; }
   bool Cut() const override { return cut_; }
   std::string_view RequestId() const override { return request_id_; }
+  std::string_view ClientAddress() const override { return "127.0.0.1"; }
 
  private:
   struct Caseless {
