@@ -94,7 +94,7 @@ class EnvSubstitution {
 
   // Puts the variables' values into the parsed document `node` (and the references as written
   // back into its keys).
-  void Apply(YAML::Node node) {
+  void Apply(const YAML::Node& node) {
     if (node.IsScalar()) {
       Replace(node, /*with_values=*/true);
     } else if (node.IsSequence()) {

@@ -423,12 +423,14 @@ asio::awaitable<void> Session::Run() {
   }
   beast::error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_send, ignored);
-  if (refused_) co_await Drain();
+  if (refused_) {
+    co_await Drain();
+  }
   socket_.close(ignored);
 }
 
 asio::awaitable<void> Session::Drain() {
-  std::array<char, 16 * 1024> sink;
+  std::array<char, size_t{16} * 1024> sink;
   uint64_t drained = 0;
   deadline_.ExpiresAfter(kDrainTime);
   while (drained < kDrainBytes) {

@@ -35,9 +35,13 @@ namespace bhttp = boost::beast::http;
 struct RequestBody {
   using value_type = std::string;
   using writer = bhttp::string_body::writer;
-  static std::uint64_t size(const value_type& body) { return body.size(); }
+  // Beast's names for a body type's parts.
+  static std::uint64_t size(const value_type& body) {  // NOLINT(readability-identifier-naming)
+    return body.size();
+  }
 
-  class reader : public bhttp::string_body::reader {
+  class reader  // NOLINT(readability-identifier-naming)
+      : public bhttp::string_body::reader {
    public:
     template <bool kIsRequest, class Fields>
     reader(bhttp::header<kIsRequest, Fields>& header, value_type& body)
@@ -49,7 +53,7 @@ struct RequestBody {
     }
 
    private:
-    static constexpr std::uint64_t kFirstReserve = 64 * 1024;
+    static constexpr std::uint64_t kFirstReserve = std::uint64_t{64} * 1024;
     value_type& body_;
   };
 };
