@@ -32,7 +32,7 @@ bool OpenRedisStores(const Config& config, std::span<asio::io_context* const> io
 bool OpenEmbeddedStores(const Config& config, AppStores& stores, std::string* error) {
   const std::string& dir = config.store.data_dir;
   std::string why;
-  stores.memory = MemoryStore::Open(dir, &why);
+  stores.memory = MemoryStore::Open(dir, &why, config.store.journal);
   if (stores.memory) stores.keys = OpenSqliteKeyStore(dir, &why);
   if (stores.keys) stores.usage = OpenSqliteUsageSink(dir, &why);
   if (!stores.usage) {
@@ -47,10 +47,18 @@ bool OpenEmbeddedStores(const Config& config, AppStores& stores, std::string* er
 
 bool OpenStores(const Config& config, std::span<asio::io_context* const> io_threads,
                 AppStores& stores, std::string* error) {
-  if (config.store.backend == StoreBackend::kRedis) {
-    return OpenRedisStores(config, io_threads, stores, error);
+  const bool opened = config.store.backend == StoreBackend::kRedis
+                          ? OpenRedisStores(config, io_threads, stores, error)
+                          : OpenEmbeddedStores(config, stores, error);
+  if (!opened || !config.store.journal) return opened;
+  const std::string dir = config.store.data_dir + "/journal";
+  std::string why;
+  stores.usage_journal = Journal::Open(dir, "usage", *config.store.journal, "usage 1", &why);
+  if (!stores.usage_journal) {
+    *error = "store.journal: cannot open " + dir + ": " + why;
+    return false;
   }
-  return OpenEmbeddedStores(config, stores, error);
+  return true;
 }
 
 void ObserveStoreLatency(MetricsRegistry& metrics, RedisStore& store) {

@@ -1,7 +1,8 @@
 // The stores the gateway keeps its state in, picked by store.backend: the budgets (the
 // limiter's Store), the keys made through the admin API (KeyStore) and usage (UsageSink).
 // Embedded: budgets in memory, saved to data_dir/limits.db, keys and usage in SQLite files
-// beside it. Redis: budgets, keys and usage in Redis, shared by every instance.
+// beside it. Redis: budgets, keys and usage in Redis, shared by every instance. Both: the journal
+// of usage rows not yet written (and, embedded, of budget changes) in data_dir/journal.
 //
 // Threading: opened once at startup on the main thread; each store states its own rules.
 #pragma once
@@ -11,6 +12,7 @@
 #include <span>
 #include <string>
 
+#include "common/journal.h"
 #include "config/config.h"
 #include "keys/key_store.h"
 #include "limits/memory_store.h"
@@ -27,6 +29,7 @@ struct AppStores {
   Store* budgets = nullptr;             // whichever of the two is open
   std::unique_ptr<KeyStore> keys;
   std::unique_ptr<UsageSink> usage;
+  std::unique_ptr<Journal> usage_journal;  // data_dir/journal/usage-*; null with store.journal off
 };
 
 // Opens the stores `config.store` names. Redis is connected in the background: the gateway

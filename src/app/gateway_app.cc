@@ -108,7 +108,11 @@ std::string GatewayApp::OpenParts(std::shared_ptr<const Config> config) {
   if (!OpenStores(*config_, io_threads, stores_, &error)) return error;
   keys_ = std::make_unique<KeyDirectory>(*stores_.keys);
   if (error = LoadApiKeys(); !error.empty()) return error;
-  usage_flush_ = std::make_unique<UsageFlush>(usage_, *stores_.usage);
+  usage_flush_ = std::make_unique<UsageFlush>(usage_, *stores_.usage, stores_.usage_journal.get());
+  if (stores_.usage_journal) {
+    usage_.EnableJournal();
+    if (!usage_flush_->RecoverJournal(&error)) return "store.journal: " + error;
+  }
 
   if (!config_->metrics.key_label) metrics_.DropLabel("key");
   if (stores_.redis) ObserveStoreLatency(metrics_, *stores_.redis);

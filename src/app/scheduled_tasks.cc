@@ -13,6 +13,8 @@ constexpr auto kBudgetFlushInterval = 1s;
 // Another instance's key change (a revoke above all) takes effect here within this.
 constexpr auto kKeySyncInterval = 250ms;
 constexpr auto kRetentionInterval = 1h;
+// The most a crash forgets of budgets and usage (store.journal), beside the scheduler's delays.
+constexpr auto kJournalInterval = 5ms;
 
 Scheduler::Task KeySync(KeyDirectory& keys) {
   // Logged when it starts failing and when it recovers, not four times a second.
@@ -57,6 +59,18 @@ Scheduler::Task UsageRetention(UsageSink& sink, const Clock& clock, Millis reten
   };
 }
 
+Scheduler::Task JournalCommit(UsageFlush& usage, MemoryStore* budgets) {
+  auto failing = std::make_shared<bool>(false);
+  return [&usage, budgets, failing]() -> asio::awaitable<bool> {
+    std::string error;
+    bool ok = (!budgets || budgets->CommitJournal(&error)) && usage.CommitJournal(&error);
+    if (!ok && !*failing) spdlog::error("journal commit failed: {}", error);
+    if (ok && *failing) spdlog::info("journal commits work again");
+    *failing = !ok;
+    co_return ok;
+  };
+}
+
 }  // namespace
 
 void AddScheduledTasks(Scheduler& scheduler, const ScheduledWork& work) {
@@ -64,6 +78,9 @@ void AddScheduledTasks(Scheduler& scheduler, const ScheduledWork& work) {
   scheduler.Add("usage_flush", work.config.usage.flush_interval,
                 [&usage]() { return usage.Flush(); });
   scheduler.Add("key_sync", kKeySyncInterval, KeySync(work.keys));
+  if (work.config.store.journal) {
+    scheduler.Add("journal", kJournalInterval, JournalCommit(usage, work.budgets));
+  }
   if (work.budgets) {
     scheduler.Add("budget_flush", kBudgetFlushInterval, BudgetFlush(*work.budgets));
     scheduler.Add("usage_retention", kRetentionInterval,

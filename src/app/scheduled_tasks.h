@@ -4,6 +4,8 @@
 //   key_sync         every 250 ms: reloads the API-made keys when another instance changed them
 //   budget_flush     every second, embedded store only: changed budgets to data_dir/limits.db
 //   usage_retention  hourly, embedded store only: drops usage rows older than usage.retention
+//   journal          every 5 ms unless store.journal is off: budget changes (embedded) and usage
+//                    rows since the last run, committed to data_dir/journal
 // Each logs its own failures.
 #pragma once
 

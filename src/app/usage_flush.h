@@ -2,6 +2,13 @@
 // batch: every usage.flush_interval (the scheduler's usage_flush task), before an admin usage
 // query (so the answer includes every request this instance has settled), and at shutdown.
 //
+// With a journal (data_dir/journal/usage-*.journal), the rows are also appended to it every few
+// milliseconds (CommitJournal) and a flush takes exactly the rows of its current segment: it
+// rotates the journal, writes the rows, and deletes the segment once they are written. A crash
+// then loses only what was not yet committed; the next start puts the rows of the segments left
+// back into the recorder (RecoverJournal). The exception: a crash in the moment between a
+// successful write and the deletion of its segment writes that batch again at the next start.
+//
 // One flush at a time: a Flush called while another is writing (the scheduler's coroutines
 // interleave at each co_await: the periodic flush and an admin query's) waits for it to end, so
 // that a query made after its flush sees every row taken before it.
@@ -14,14 +21,23 @@
 #include <boost/asio/steady_timer.hpp>
 #include <vector>
 
+#include "common/journal.h"
 #include "usage/usage.h"
 
 namespace trl {
 
 class UsageFlush {
  public:
-  // Both must outlive this.
-  UsageFlush(UsageRecorder& usage, UsageSink& sink) : usage_(usage), sink_(sink) {}
+  // All must outlive this; `journal` may be null (no journal).
+  UsageFlush(UsageRecorder& usage, UsageSink& sink, Journal* journal = nullptr)
+      : usage_(usage), sink_(sink), journal_(journal) {}
+
+  // At start, before any request: the rows of the segments an earlier run left go back into the
+  // recorder (and so into the current segment), then those segments are deleted. False and
+  // *error when they cannot be read.
+  bool RecoverJournal(std::string* error);
+  // Appends the rows changed since the last call to the journal and commits it (every few ms).
+  bool CommitJournal(std::string* error);
 
   // The pending rows in one write; on failure they are kept for the next flush (and logged).
   asio::awaitable<bool> Flush();
@@ -36,6 +52,7 @@ class UsageFlush {
 
   UsageRecorder& usage_;
   UsageSink& sink_;
+  Journal* journal_;
   bool writing_ = false;
   std::vector<asio::steady_timer*> waiting_;  // Flush calls waiting for the one writing
 };

@@ -11,6 +11,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <optional>
+
+#include "fakes/temp_dir.h"
 
 namespace trl {
 namespace {
@@ -77,6 +80,115 @@ TEST(UsageFlushTest, AFlushWaitsForTheOneInFlight) {
   EXPECT_EQ(seen->requests, 2);
   EXPECT_EQ(seen->prompt_tokens, 30);
   EXPECT_EQ(sink.Total().completion_tokens, 3);
+}
+
+// Adds what it is sent, or fails every write while `failing`.
+class CountingSink final : public UsageSink {
+ public:
+  asio::awaitable<bool> Write(std::span<const UsageRow> rows, std::string* error) override {
+    if (failing) {
+      *error = "down";
+      co_return false;
+    }
+    for (const UsageRow& row : rows) total.Add(row.counts);
+    co_return true;
+  }
+  asio::awaitable<UsageResult> Query(const UsageQuery&) override { co_return UsageResult{}; }
+  asio::awaitable<bool> DropBefore(int64_t, int64_t*, std::string*) override { co_return true; }
+
+  bool failing = false;
+  UsageCounts total;
+};
+
+// One run of the gateway's usage path on `dir`'s journal; destroying it without a last flush is
+// a crash.
+struct JournaledRun {
+  explicit JournaledRun(const std::string& dir) {
+    std::string error;
+    journal = Journal::Open(dir, "usage", FsyncPolicy::kNo, "usage 1", &error);
+    EXPECT_TRUE(journal) << error;
+    recorder.EnableJournal();
+    flush.emplace(recorder, sink, journal.get());
+    EXPECT_TRUE(flush->RecoverJournal(&error)) << error;
+  }
+  bool Flush() {
+    asio::io_context io;
+    bool ok = false;
+    asio::co_spawn(io, flush->Flush(), [&](std::exception_ptr, bool r) { ok = r; });
+    io.run();
+    return ok;
+  }
+  bool Commit() {
+    std::string error;
+    bool ok = flush->CommitJournal(&error);
+    EXPECT_TRUE(ok) << error;
+    return ok;
+  }
+
+  std::unique_ptr<Journal> journal;
+  UsageRecorder recorder;
+  CountingSink sink;
+  std::optional<UsageFlush> flush;
+};
+
+class UsageJournalTest : public ::testing::Test {
+ protected:
+  testing::TempDir temp_;
+  const std::string& dir_ = temp_.path();
+};
+
+constexpr int64_t kT = 1'700'000'000;
+
+TEST_F(UsageJournalTest, RowsTheJournalCommittedComeBackAfterACrash) {
+  {
+    JournaledRun run(dir_);
+    run.recorder.RecordAdmitted("k", "t", "m", kT, 10, 1);
+    run.recorder.RecordRejected("k", "t", "m", kT, LimitKind::kTokens);
+    ASSERT_TRUE(run.Commit());
+    run.recorder.RecordAdmitted("k", "t", "m", kT, 20, 2);
+    ASSERT_TRUE(run.Commit());
+    run.recorder.RecordAdmitted("k", "t", "m", kT, 40, 4);  // never committed: lost
+  }
+  JournaledRun after(dir_);
+  ASSERT_TRUE(after.Flush());
+  EXPECT_EQ(after.sink.total, (UsageCounts{2, 30, 3, 1, 0, 0}));
+}
+
+TEST_F(UsageJournalTest, AWrittenBatchIsNotWrittenAgainAfterACrash) {
+  {
+    JournaledRun run(dir_);
+    run.recorder.RecordAdmitted("k", "", "m", kT, 10, 1);
+    ASSERT_TRUE(run.Commit());
+    ASSERT_TRUE(run.Flush());
+    EXPECT_EQ(run.sink.total.requests, 1);
+    run.recorder.RecordAdmitted("k", "", "m", kT, 5, 5);
+    ASSERT_TRUE(run.Commit());
+  }
+  JournaledRun after(dir_);
+  ASSERT_TRUE(after.Flush());
+  EXPECT_EQ(after.sink.total, (UsageCounts{1, 5, 5, 0, 0, 0}));
+}
+
+// A batch the sink refused goes back into the recorder and the journal's current segment (its
+// own is deleted): after a crash it is written once, with what came after it.
+TEST_F(UsageJournalTest, ABatchTheSinkRefusedIsWrittenOnceAfterACrash) {
+  {
+    JournaledRun run(dir_);
+    run.sink.failing = true;
+    run.recorder.RecordAdmitted("k", "", "m", kT, 10, 1);
+    ASSERT_FALSE(run.Flush());
+    run.recorder.RecordAdmitted("k", "", "m", kT, 20, 2);
+    ASSERT_FALSE(run.Flush());
+    run.recorder.RecordAdmitted("k", "", "m", kT + 3600, 40, 4);
+    ASSERT_TRUE(run.Commit());
+  }
+  JournaledRun after(dir_);
+  ASSERT_TRUE(after.Flush());
+  EXPECT_EQ(after.sink.total, (UsageCounts{3, 70, 7, 0, 0, 0}));
+  // Written: nothing is left for the next start.
+  JournaledRun last(dir_);
+  ASSERT_TRUE(last.Flush());
+  EXPECT_EQ(last.sink.total, UsageCounts{});
 }
 
 }  // namespace

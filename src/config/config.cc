@@ -554,7 +554,7 @@ void Parser::ParseUsage(const YAML::Node& node, UsageConfig& u) {
 void Parser::ParseStore(const YAML::Node& node, StoreConfig& s) {
   auto f = Map(node, "store",
                {"backend", "data_dir", "redis", "on_store_error", "concurrency_lease_ttl",
-                "key_sync_max_stale"});
+                "key_sync_max_stale", "journal"});
   if (!f) return;
   if (auto* n = Get(*f, "backend")) {
     auto v = String(*n, "store.backend");
@@ -593,6 +593,20 @@ void Parser::ParseStore(const YAML::Node& node, StoreConfig& s) {
   }
   if (auto* n = Get(*f, "key_sync_max_stale")) {
     Set(Duration(*n, "store.key_sync_max_stale"), s.key_sync_max_stale);
+  }
+  if (auto* n = Get(*f, "journal")) {
+    auto v = String(*n, "store.journal");
+    if (v == "always") {
+      s.journal = FsyncPolicy::kAlways;
+    } else if (v == "everysec") {
+      s.journal = FsyncPolicy::kEverySecond;
+    } else if (v == "no") {
+      s.journal = FsyncPolicy::kNo;
+    } else if (v == "off") {
+      s.journal = std::nullopt;
+    } else if (v) {
+      Error("store.journal", "must be always, everysec, no or off");
+    }
   }
   if (s.backend == StoreBackend::kRedis && !url_given) {
     Error("store.redis.url", "required when store.backend is redis");
@@ -1004,6 +1018,7 @@ std::vector<std::string> RestartOnlyChanges(const Config& running, const Config&
   check("admin.listen", same_address(running.admin.listen, next.admin.listen));
   check("store.backend", running.store.backend == next.store.backend);
   check("store.data_dir", running.store.data_dir == next.store.data_dir);
+  check("store.journal", running.store.journal == next.store.journal);
   check("store.redis.url", running.store.redis.urls == next.store.redis.urls);
   check("store.redis.timeout", running.store.redis.timeout == next.store.redis.timeout);
   check("store.concurrency_lease_ttl",

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/host_port.h"
+#include "common/journal.h"
 
 namespace trl {
 
@@ -66,6 +67,10 @@ struct StoreConfig {
   // Keys made through the admin API are refused (503) while this instance has not synced them
   // from the store for longer than this: a revoke made meanwhile may not have reached it.
   Millis key_sync_max_stale{60 * 1000};
+  // store.journal: the journal of budget changes (embedded store) and usage rows (both stores)
+  // in data_dir/journal, committed every few milliseconds and synced to disk per this policy;
+  // nullopt (`off`): none, and a crash forgets what changed since the last flush.
+  std::optional<FsyncPolicy> journal = FsyncPolicy::kEverySecond;
 };
 
 struct UsageConfig {

@@ -435,6 +435,21 @@ TEST(ConfigLoad, KeySyncMaxStale) {
               ElementsAre("store.key_sync_max_stale: must be longer than 0"));
 }
 
+TEST(ConfigLoad, JournalPolicy) {
+  auto c = Ok(WithModels(""));
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->store.journal, FsyncPolicy::kEverySecond);
+  for (auto [text, policy] : {std::pair{"always", std::optional(FsyncPolicy::kAlways)},
+                              std::pair{"no", std::optional(FsyncPolicy::kNo)},
+                              std::pair{"off", std::optional<FsyncPolicy>()}}) {
+    c = Ok(WithModels(std::string("store: {journal: ") + text + "}\n"));
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->store.journal, policy) << text;
+  }
+  EXPECT_THAT(Errors(WithModels("store: {journal: yes}\n")),
+              ElementsAre("store.journal: must be always, everysec, no or off"));
+}
+
 TEST(ConfigLoad, RedisSingleUrl) {
   auto c = Ok(WithModels("store: {backend: redis, redis: {url: 'redis://127.0.0.1:6379/0'}}\n"));
   ASSERT_NE(c, nullptr);

@@ -49,6 +49,7 @@ struct MemoryStore::RefEq {
 struct alignas(64) MemoryStore::Shard {
   std::mutex mu;
   std::unordered_map<OwnedRef, Bucket, RefHash, RefEq> buckets;
+  std::vector<Entry*> changed;  // since the last CommitJournal (nodes never move nor die)
 };
 
 namespace {
@@ -152,7 +153,10 @@ constexpr const char* kSchema =
     " level INTEGER NOT NULL,"
     " frac INTEGER NOT NULL,"
     " stamp_us INTEGER NOT NULL,"  // rolling: last refill; calendar: window start
-    " PRIMARY KEY(scope, scope_name, model, kind, period_us, calendar)) WITHOUT ROWID;";
+    " PRIMARY KEY(scope, scope_name, model, kind, period_us, calendar)) WITHOUT ROWID;"
+    // The last journal segment whose changes the buckets above include.
+    "CREATE TABLE IF NOT EXISTS checkpoint(id INTEGER PRIMARY KEY CHECK(id = 0),"
+    " segment INTEGER NOT NULL);";
 
 constexpr const char* kSelect =
     "SELECT scope, scope_name, model, kind, period_us, calendar, capacity, level, frac, "
@@ -162,20 +166,44 @@ constexpr const char* kUpsert =
     "INSERT OR REPLACE INTO buckets(scope, scope_name, model, kind, period_us, calendar, "
     "capacity, level, frac, stamp_us) VALUES(?,?,?,?,?,?,?,?,?,?)";
 
+constexpr const char* kSelectCheckpoint = "SELECT segment FROM checkpoint WHERE id = 0";
+constexpr const char* kSetCheckpoint =
+    "INSERT OR REPLACE INTO checkpoint(id, segment) VALUES(0, ?)";
+
+constexpr std::string_view kJournalHeader = "limits 1";
+
 }  // namespace
 
 MemoryStore::MemoryStore() : shards_(std::make_unique<std::array<Shard, kShards>>()) {}
 
 MemoryStore::~MemoryStore() = default;
 
-std::unique_ptr<MemoryStore> MemoryStore::Open(const std::string& data_dir, std::string* error) {
+std::unique_ptr<MemoryStore> MemoryStore::Open(const std::string& data_dir, std::string* error,
+                                               std::optional<FsyncPolicy> journal) {
   auto store = std::make_unique<MemoryStore>();
   store->db_ = sqlite::Database::Open(data_dir, "limits.db", error);
   if (!store->db_ || !store->db_->Exec("PRAGMA synchronous=NORMAL", error) ||
       !store->db_->Exec(kSchema, error) || !store->Load(error)) {
     return nullptr;
   }
+  if (journal) {
+    store->journal_ =
+        Journal::Open(data_dir + "/journal", "limits", *journal, kJournalHeader, error);
+    if (!store->journal_ || !store->Replay(error)) return nullptr;
+  }
   return store;
+}
+
+// A bucket as saved (limits.db row or journal record); what this version cannot use is ignored.
+void MemoryStore::Restore(OwnedRef ref, BucketLevel level) {
+  if (!IsLevelKind(ref.kind) || ref.period_micros <= 0) return;
+  const int64_t frac_end = ref.calendar ? level.capacity + 1 : ref.period_micros;
+  if (level.frac < 0 || level.frac >= frac_end) level.frac = 0;
+  size_t shard = 0;
+  ref.hash = BatchLocks::HashOf(ref.View(), &shard).hash;
+  Bucket bucket;
+  bucket.level = level;
+  (*shards_)[shard].buckets.insert_or_assign(std::move(ref), std::move(bucket));
 }
 
 bool MemoryStore::Load(std::string* error) {
@@ -184,26 +212,20 @@ bool MemoryStore::Load(std::string* error) {
   sqlite::Statement::Step step;
   while ((step = select.Next()) == sqlite::Statement::Step::kRow) {
     std::optional<LimitKind> kind = ParseLimitKind(select.Text(3));
-    const int64_t period = select.Int(4);
-    // Not written by this version: ignore.
-    if (!kind || !IsLevelKind(*kind) || period <= 0) continue;
+    if (!kind) continue;  // not written by this version
     OwnedRef ref;
     ref.scope = select.Int(0) == 1 ? ScopeKind::kTenant : ScopeKind::kKey;
     ref.scope_name = std::string(select.Text(1));
     ref.model = std::string(select.Text(2));
     ref.kind = *kind;
-    ref.period_micros = period;
+    ref.period_micros = select.Int(4);
     ref.calendar = select.Int(5) != 0;
-    Bucket bucket;
-    bucket.level.capacity = select.Int(6);
-    bucket.level.level = select.Int(7);
-    bucket.level.frac = select.Int(8);
-    bucket.level.stamp = select.Int(9);
-    const int64_t frac_end = ref.calendar ? bucket.level.capacity + 1 : period;
-    if (bucket.level.frac < 0 || bucket.level.frac >= frac_end) bucket.level.frac = 0;
-    size_t shard = 0;
-    ref.hash = BatchLocks::HashOf(ref.View(), &shard).hash;
-    (*shards_)[shard].buckets.insert_or_assign(std::move(ref), std::move(bucket));
+    BucketLevel level;
+    level.capacity = select.Int(6);
+    level.level = select.Int(7);
+    level.frac = select.Int(8);
+    level.stamp = select.Int(9);
+    Restore(std::move(ref), level);
   }
   if (step == sqlite::Statement::Step::kError) {
     if (error) *error = db_->Error("load");
@@ -212,22 +234,111 @@ bool MemoryStore::Load(std::string* error) {
   return true;
 }
 
-MemoryStore::Bucket* MemoryStore::Find(Shard& shard, const HashedRef& key) {
-  auto it = shard.buckets.find(key);
-  return it == shard.buckets.end() ? nullptr : &it->second;
+// The journal's segments after the last checkpoint, in order (a bucket's last record is its
+// state), then a checkpoint of the result.
+bool MemoryStore::Replay(std::string* error) {
+  sqlite::Statement select;
+  if (!select.Prepare(*db_, kSelectCheckpoint, error)) return false;
+  const int64_t checkpoint = select.Next() == sqlite::Statement::Step::kRow ? select.Int(0) : 0;
+  for (uint64_t segment : journal_->Leftover()) {
+    if (static_cast<int64_t>(segment) <= checkpoint) continue;
+    if (!journal_->Read(
+            segment, [](std::string_view) {},
+            [this](std::string_view record) { ApplyRecord(record); }, error)) {
+      return false;
+    }
+  }
+  journaling_ = true;
+  // The checkpoint below closes the segment opened at start and drops the ones replayed.
+  if (!journal_->Leftover().empty()) unrotated_ = 1;
+  for (Shard& shard : *shards_) {
+    for (auto& [ref, bucket] : shard.buckets) bucket.dirty = true;
+  }
+  return Flush(error);
 }
 
-MemoryStore::Bucket& MemoryStore::FindOrCreate(Shard& shard, const HashedRef& key,
-                                               const BucketSpec& spec, int64_t now_micros) {
+void MemoryStore::ApplyRecord(std::string_view record) {
+  RecordReader in(record);
+  OwnedRef ref;
+  ref.scope = in.Int() == 1 ? ScopeKind::kTenant : ScopeKind::kKey;
+  ref.scope_name = std::string(in.Text());
+  ref.model = std::string(in.Text());
+  std::optional<LimitKind> kind = ParseLimitKind(in.Text());
+  ref.period_micros = in.Int();
+  ref.calendar = in.Int() != 0;
+  BucketLevel level;
+  level.capacity = in.Int();
+  level.level = in.Int();
+  level.frac = in.Int();
+  level.stamp = in.Int();
+  if (in.Failed() || !kind) return;
+  ref.kind = *kind;
+  Restore(std::move(ref), level);
+}
+
+// Under flush_mu_. Copies the changed buckets' states under their shard's lock, encodes them
+// outside it.
+void MemoryStore::JournalChanges() {
+  journal_changes_.clear();
+  for (Shard& shard : *shards_) {
+    std::lock_guard lock(shard.mu);
+    for (Entry* entry : shard.changed) {
+      journal_changes_.push_back({&entry->first, entry->second.level});
+      entry->second.unjournaled = false;
+    }
+    shard.changed.clear();
+  }
+  std::string record;
+  for (const auto& [ref, level] : journal_changes_) {
+    record.clear();
+    RecordWriter(record)
+        .Int(ref->scope == ScopeKind::kTenant ? 1 : 0)
+        .Text(ref->scope_name)
+        .Text(ref->model)
+        .Text(LimitKindName(ref->kind))
+        .Int(ref->period_micros)
+        .Int(ref->calendar ? 1 : 0)
+        .Int(level.capacity)
+        .Int(level.level)
+        .Int(level.frac)
+        .Int(level.stamp);
+    journal_->Append(record);
+  }
+  unrotated_ += journal_changes_.size();
+}
+
+bool MemoryStore::CommitJournal(std::string* error) {
+  std::lock_guard flush_lock(flush_mu_);
+  if (!journal_) return true;
+  JournalChanges();
+  return journal_->Commit(error);
+}
+
+MemoryStore::Entry* MemoryStore::Find(Shard& shard, const HashedRef& key) {
   auto it = shard.buckets.find(key);
-  if (it != shard.buckets.end()) return it->second;
+  return it == shard.buckets.end() ? nullptr : &*it;
+}
+
+MemoryStore::Entry& MemoryStore::FindOrCreate(Shard& shard, const HashedRef& key,
+                                              const BucketSpec& spec, int64_t now_micros) {
+  auto it = shard.buckets.find(key);
+  if (it != shard.buckets.end()) return *it;
   const BucketRef& ref = spec.ref;
   Bucket bucket;
   if (IsLevelKind(ref.kind)) bucket.level = FullLevel(spec.Params(), now_micros);
   OwnedRef owned{ref.scope, std::string(ref.scope_name), std::string(ref.model),
                  ref.kind,  ref.period_micros,           ref.calendar,
                  key.hash};
-  return shard.buckets.emplace(std::move(owned), std::move(bucket)).first->second;
+  return *shard.buckets.emplace(std::move(owned), std::move(bucket)).first;
+}
+
+void MemoryStore::Changed(Shard& shard, Entry& entry) {
+  Bucket& bucket = entry.second;
+  bucket.dirty = true;
+  if (journaling_ && !bucket.unjournaled) {
+    bucket.unjournaled = true;
+    shard.changed.push_back(&entry);
+  }
 }
 
 AdmitResult MemoryStore::AdmitNow(const AdmitRequest& request) {
@@ -236,15 +347,16 @@ AdmitResult MemoryStore::AdmitNow(const AdmitRequest& request) {
   AdmitResult result;
   result.now_micros = now;
   result.states.resize(n);
-  boost::container::small_vector<Bucket*, 8> buckets(n, nullptr);
+  boost::container::small_vector<Entry*, 8> entries(n, nullptr);
 
   BatchLocks batch(*shards_, request.charges,
                    [](const Charge& c) -> const BucketRef& { return c.bucket.ref; });
   bool all_fit = true;
   for (size_t i = 0; i < n; ++i) {
     const Charge& charge = request.charges[i];
-    Bucket& bucket = FindOrCreate(batch.ShardAt(i), batch.KeyAt(i), charge.bucket, now);
-    buckets[i] = &bucket;
+    Entry& entry = FindOrCreate(batch.ShardAt(i), batch.KeyAt(i), charge.bucket, now);
+    entries[i] = &entry;
+    Bucket& bucket = entry.second;
     BucketState& state = result.states[i];
     if (charge.bucket.ref.kind == LimitKind::kConcurrent) {
       const int64_t capacity = charge.bucket.capacity;
@@ -262,7 +374,7 @@ AdmitResult MemoryStore::AdmitNow(const AdmitRequest& request) {
       Refresh(charge.bucket.Params(), now, state.level);
       if (state.level.capacity != bucket.level.capacity) {
         bucket.level = state.level;
-        bucket.dirty = true;
+        Changed(batch.ShardAt(i), entry);
       }
       state.fits = state.level.level >= charge.amount;
     }
@@ -273,7 +385,7 @@ AdmitResult MemoryStore::AdmitNow(const AdmitRequest& request) {
   result.admitted = true;
   for (size_t i = 0; i < n; ++i) {
     const Charge& charge = request.charges[i];
-    Bucket& bucket = *buckets[i];
+    Bucket& bucket = entries[i]->second;
     BucketState& state = result.states[i];
     if (charge.bucket.ref.kind == LimitKind::kConcurrent) {
       bucket.leases.push_back({request.id, now + request.lease_ttl_micros});
@@ -281,7 +393,7 @@ AdmitResult MemoryStore::AdmitNow(const AdmitRequest& request) {
     } else {
       Spend(charge.bucket.Params(), charge.amount, state.level);
       bucket.level = state.level;
-      bucket.dirty = true;
+      Changed(batch.ShardAt(i), *entries[i]);
     }
   }
   return result;
@@ -293,8 +405,9 @@ StoreStatus MemoryStore::SettleNow(const SettleRequest& request) {
                    [](const Settlement& s) -> const BucketRef& { return s.bucket.ref; });
   for (size_t i = 0; i < request.settlements.size(); ++i) {
     const Settlement& s = request.settlements[i];
-    Bucket* bucket = Find(batch.ShardAt(i), batch.KeyAt(i));
-    if (!bucket) continue;
+    Entry* entry = Find(batch.ShardAt(i), batch.KeyAt(i));
+    if (!entry) continue;
+    Bucket* bucket = &entry->second;
     switch (s.bucket.ref.kind) {
       case LimitKind::kConcurrent: {
         auto it = std::find_if(bucket->leases.begin(), bucket->leases.end(),
@@ -310,7 +423,7 @@ StoreStatus MemoryStore::SettleNow(const SettleRequest& request) {
         BucketParams params = s.bucket.Params();
         Refresh(params, now, bucket->level);
         SettleDelta(params, s.delta, s.admitted_stamp, bucket->level);
-        bucket->dirty = true;
+        Changed(batch.ShardAt(i), *entry);
         break;
       }
       case LimitKind::kRequests:
@@ -331,7 +444,8 @@ ReadResult MemoryStore::ReadNow(const BucketsRequest& request) {
     const BucketSpec& spec = request.buckets[i];
     BucketState& state = result.states[i];
     state.fits = true;
-    const Bucket* bucket = Find(batch.ShardAt(i), batch.KeyAt(i));
+    const Entry* entry = Find(batch.ShardAt(i), batch.KeyAt(i));
+    const Bucket* bucket = entry ? &entry->second : nullptr;
     if (spec.ref.kind == LimitKind::kConcurrent) {
       if (bucket) {
         state.in_use = std::count_if(bucket->leases.begin(), bucket->leases.end(),
@@ -354,10 +468,10 @@ StoreStatus MemoryStore::ResetNow(const BucketsRequest& request) {
   for (size_t i = 0; i < request.buckets.size(); ++i) {
     const BucketSpec& spec = request.buckets[i];
     if (!IsLevelKind(spec.ref.kind)) continue;
-    Bucket* bucket = Find(batch.ShardAt(i), batch.KeyAt(i));
-    if (!bucket) continue;  // never charged: already full
-    bucket->level = FullLevel(spec.Params(), now);
-    bucket->dirty = true;
+    Entry* entry = Find(batch.ShardAt(i), batch.KeyAt(i));
+    if (!entry) continue;  // never charged: already full
+    entry->second.level = FullLevel(spec.Params(), now);
+    Changed(batch.ShardAt(i), *entry);
   }
   return StoreStatus::kOk;
 }
@@ -375,6 +489,18 @@ bool MemoryStore::Flush(std::string* error) {
   std::lock_guard flush_lock(flush_mu_);
   if (!db_) return true;
 
+  // Everything journaled so far is in the segments up to `closed`, and the buckets copied below
+  // are at least as new: the checkpoint makes those segments useless.
+  std::optional<uint64_t> closed;
+  bool rotated = true;  // or there was nothing to rotate
+  if (journal_) {
+    JournalChanges();
+    if (unrotated_ > 0) {
+      closed = journal_->Rotate(kJournalHeader, error);
+      rotated = closed.has_value();
+    }
+    if (closed) unrotated_ = 0;
+  }
   struct Row {
     const OwnedRef* ref;  // map keys are immutable and never erased: safe to read unlocked
     BucketLevel level;
@@ -389,7 +515,7 @@ bool MemoryStore::Flush(std::string* error) {
       bucket.dirty = false;
     }
   }
-  if (rows.empty()) return true;
+  if (rows.empty() && !closed) return rotated;
 
   sqlite::Transaction transaction(*db_, error);
   sqlite::Statement upsert;
@@ -412,10 +538,22 @@ bool MemoryStore::Flush(std::string* error) {
       ok = false;
     }
   }
+  if (ok && closed) ok = SaveCheckpoint(*closed, error);
   if (ok) ok = transaction.Commit(error);
   // The dirty marks were cleared: rewrite everything next time.
   if (!ok) flush_all_ = true;
-  return ok;
+  if (ok && closed) journal_->DropThrough(*closed);
+  // The buckets were saved, but the journal's segment could not be closed: say so (*error).
+  return ok && rotated;
+}
+
+bool MemoryStore::SaveCheckpoint(uint64_t segment, std::string* error) {
+  sqlite::Statement set;
+  if (!set.Prepare(*db_, kSetCheckpoint, error)) return false;
+  set.Bind(1, static_cast<int64_t>(segment));
+  if (set.Run()) return true;
+  if (error) *error = db_->Error("checkpoint");
+  return false;
 }
 
 }  // namespace trl

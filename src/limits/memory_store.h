@@ -10,6 +10,12 @@
 //
 // Persistence: Open(data_dir) loads <data_dir>/limits.db (SQLite, WAL) at construction; Flush()
 // writes every bucket changed since the last flush (level, fraction, refill time or window).
+// With a journal (<data_dir>/journal/limits-*.journal, common/journal.h), CommitJournal appends
+// the new state of every bucket changed since its last call, every few milliseconds: a crash
+// loses only what changed after the last commit. Each Flush is a checkpoint: it starts a new
+// segment, saves the buckets and the number of the segment it closed in one transaction, then
+// deletes the segments up to that one; Open replays the segments after the checkpoint. Records
+// hold a bucket's whole state, not a change to it, so replaying one twice changes nothing.
 // Concurrency leases are not saved: the requests that held them ended with the process.
 // Buckets are never removed while the store lives (an untouched budget is just a full one); an
 // installation with very many short-lived keys grows by one small entry per key and limit.
@@ -27,6 +33,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/journal.h"
 #include "common/sqlite.h"
 #include "limits/store.h"
 
@@ -39,9 +46,11 @@ class MemoryStore final : public SynchronousStore {
   // Memory only: nothing is saved or loaded.
   MemoryStore();
   // Creates data_dir if needed, opens (or creates) <data_dir>/limits.db and loads every saved
-  // bucket. Returns null and sets *error on failure (the caller should refuse to start: starting
-  // with empty budgets would hand out a fresh quota). Blocking: call at startup.
-  static std::unique_ptr<MemoryStore> Open(const std::string& data_dir, std::string* error);
+  // bucket, then (with `journal`) replays the journal's segments after the last checkpoint and
+  // checkpoints. Returns null and sets *error on failure (the caller should refuse to start:
+  // starting with empty budgets would hand out a fresh quota). Blocking: call at startup.
+  static std::unique_ptr<MemoryStore> Open(const std::string& data_dir, std::string* error,
+                                           std::optional<FsyncPolicy> journal = std::nullopt);
   ~MemoryStore() override;
 
   MemoryStore(const MemoryStore&) = delete;
@@ -57,6 +66,9 @@ class MemoryStore final : public SynchronousStore {
   // returns true. Blocking (disk I/O): call from a background thread, never an I/O thread, and
   // at shutdown after the last request is settled. Holds each shard's lock only to copy levels.
   bool Flush(std::string* error = nullptr);
+  // Appends the state of every bucket changed since the last call to the journal and commits
+  // it. True without a journal. Blocking (file I/O): the scheduler's thread, every few ms.
+  bool CommitJournal(std::string* error = nullptr);
 
   // Number of buckets held (tests, metrics).
   size_t BucketCount() const;
@@ -74,19 +86,34 @@ class MemoryStore final : public SynchronousStore {
     BucketLevel level;          // kTokens/kRequests (with the capacity it was measured against)
     std::vector<Lease> leases;  // kConcurrent
     bool dirty = false;         // changed since the last flush
+    bool unjournaled = false;   // changed since the last CommitJournal (on its shard's list)
   };
+  using Entry = std::pair<const OwnedRef, Bucket>;
   struct Shard;
   class BatchLocks;
 
-  Bucket* Find(Shard& shard, const HashedRef& key);
-  Bucket& FindOrCreate(Shard& shard, const HashedRef& key, const BucketSpec& spec,
-                       int64_t now_micros);
+  Entry* Find(Shard& shard, const HashedRef& key);
+  Entry& FindOrCreate(Shard& shard, const HashedRef& key, const BucketSpec& spec,
+                      int64_t now_micros);
+  // Under the shard's lock: marks a level bucket changed for the next flush and journal commit.
+  void Changed(Shard& shard, Entry& entry);
+  void Restore(OwnedRef ref, BucketLevel level);
   bool Load(std::string* error);
+  bool Replay(std::string* error);
+  void ApplyRecord(std::string_view record);
+  void JournalChanges();
+  bool SaveCheckpoint(uint64_t segment, std::string* error);
 
   std::unique_ptr<std::array<Shard, kShards>> shards_;
 
   std::mutex flush_mu_;                 // serializes Flush (the connection is not shared)
   std::optional<sqlite::Database> db_;  // limits.db; guarded by flush_mu_ after Open
+  std::unique_ptr<Journal> journal_;    // guarded by flush_mu_; null without a journal
+  bool journaling_ = false;             // journal_ is set (read under shard locks)
+  // Guarded by flush_mu_: JournalChanges' copies (kept to reuse their memory), and the records
+  // appended since the last rotation.
+  std::vector<std::pair<const OwnedRef*, BucketLevel>> journal_changes_;
+  size_t unrotated_ = 0;
   std::atomic<bool> flush_all_{false};
 };
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -238,6 +239,89 @@ TEST(MemoryStoreTest, LaterFlushesWriteOnlyWhatChanged) {
   BucketStates s = Read(*reopened, {a, b}, kT0);
   EXPECT_EQ(s[0].level.level, 85);
   EXPECT_EQ(s[1].level.level, 80);
+}
+
+std::unique_ptr<MemoryStore> OpenJournaled(const TempDir& dir) {
+  std::string error;
+  std::unique_ptr<MemoryStore> store = MemoryStore::Open(dir.path(), &error, FsyncPolicy::kNo);
+  EXPECT_TRUE(store) << error;
+  return store;
+}
+
+std::vector<std::string> Segments(const TempDir& dir) {
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path() + "/journal")) {
+    names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// A crash: the store is destroyed without a last Flush; what was committed to the journal
+// comes back, what was not is lost.
+TEST(MemoryStoreTest, WhatTheJournalCommittedSurvivesACrash) {
+  TempDir dir;
+  BucketSpec a = Tokens("a", 100);
+  BucketSpec t{{ScopeKind::kTenant, "acme", "m", LimitKind::kRequests, kMinute, true}, 10};
+  std::string error;
+  {
+    std::unique_ptr<MemoryStore> store = OpenJournaled(dir);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(Admit(*store, {{a, 30}}, kT0).admitted);
+    ASSERT_TRUE(store->Flush(&error)) << error;  // a checkpoint at 70
+    ASSERT_TRUE(Admit(*store, {{a, 20}, {t, 1}}, kT0).admitted);
+    std::vector<Settlement> settle = {{a, -5, 0}};  // 5 tokens given back: 55
+    store->SettleNow({"k", settle, kT0, 1});
+    ASSERT_TRUE(store->CommitJournal(&error)) << error;
+    ASSERT_TRUE(Admit(*store, {{a, 1}}, kT0).admitted);  // never committed: lost
+  }
+  std::unique_ptr<MemoryStore> reopened = OpenJournaled(dir);
+  ASSERT_TRUE(reopened);
+  BucketStates s = Read(*reopened, {a, t}, kT0);
+  EXPECT_EQ(s[0].level.level, 55);
+  EXPECT_EQ(s[1].level.level, 9);
+  // Opening replayed the journal, saved the result and dropped the old segments.
+  EXPECT_EQ(Segments(dir), std::vector<std::string>{"limits-4.journal"});
+  std::unique_ptr<MemoryStore> plain = MemoryStore::Open(dir.path(), &error);
+  ASSERT_TRUE(plain) << error;
+  EXPECT_EQ(Read(*plain, {a}, kT0)[0].level.level, 55);
+}
+
+// A crash after a checkpoint was saved but before its segments were deleted: they are older
+// than the checkpoint and must not be replayed over it.
+TEST(MemoryStoreTest, SegmentsACheckpointIncludesAreNotReplayed) {
+  TempDir dir;
+  BucketSpec a = Tokens("a", 100);
+  std::string error;
+  std::string kept;
+  {
+    std::unique_ptr<MemoryStore> store = OpenJournaled(dir);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(Admit(*store, {{a, 10}}, kT0).admitted);
+    ASSERT_TRUE(store->CommitJournal(&error)) << error;  // segment 1 says 90
+    kept = dir.path() + "/journal/" + Segments(dir).back();
+    std::filesystem::copy_file(kept, kept + ".copy");
+    ASSERT_TRUE(Admit(*store, {{a, 30}}, kT0).admitted);
+    ASSERT_TRUE(store->Flush(&error)) << error;  // 60 saved, segment 1 deleted
+    ASSERT_FALSE(std::filesystem::exists(kept));
+  }
+  std::filesystem::rename(kept + ".copy", kept);
+  std::unique_ptr<MemoryStore> reopened = OpenJournaled(dir);
+  ASSERT_TRUE(reopened);
+  EXPECT_EQ(Read(*reopened, {a}, kT0)[0].level.level, 60);
+}
+
+TEST(MemoryStoreTest, AnIdleStoreWritesNoSegments) {
+  TempDir dir;
+  std::unique_ptr<MemoryStore> store = OpenJournaled(dir);
+  ASSERT_TRUE(store);
+  const std::vector<std::string> before = Segments(dir);
+  std::string error;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(store->CommitJournal(&error)) << error;
+    ASSERT_TRUE(store->Flush(&error)) << error;
+  }
+  EXPECT_EQ(Segments(dir), before);
 }
 
 TEST(MemoryStoreTest, OpenFailsOnAnUnusableDirectory) {

@@ -46,9 +46,15 @@ struct UsageRow {
   UsageCounts counts;
 };
 
+class Journal;
+
 // Aggregates usage in memory until the next flush. Thread-safe: Record* from any I/O thread
-// (no I/O, no allocation once a row exists in the current batch); TakePending and Restore from
-// the flushing task.
+// (no I/O, no allocation once a row exists in the current batch); TakePending, Restore and
+// JournalChanges from the flushing task's thread.
+//
+// With a journal (EnableJournal), every row changed since the last JournalChanges is appended to
+// it as its batch's total so far: the journal's current segment holds the batch being recorded,
+// each earlier segment a batch taken and not yet written (ReadUsageJournal sums them up).
 class UsageRecorder {
  public:
   UsageRecorder();
@@ -61,18 +67,30 @@ class UsageRecorder {
 
   // Everything recorded since the last call (hour rows, in no particular order); empties the
   // aggregate.
-  std::vector<UsageRow> TakePending();
+  // With `journal`, the rows' last changes are appended to it first (the caller then rotates it:
+  // the segment it closes holds exactly the rows returned).
+  std::vector<UsageRow> TakePending(Journal* journal = nullptr);
   // Puts rows back (a flush that failed), added to whatever was recorded since.
   void Restore(const std::vector<UsageRow>& rows);
   // Rows waiting for the next flush (metrics, tests).
   size_t PendingRows() const;
 
+  // Before the first Record*: from now on, changed rows are remembered for JournalChanges.
+  void EnableJournal() { journaling_ = true; }
+  // Appends the rows changed since the last call (or TakePending) to `journal`.
+  void JournalChanges(Journal& journal);
+
  private:
+  bool journaling_ = false;
   // Sharded by a hash of the row's identity so threads rarely meet on one lock.
   static constexpr size_t kShards = 16;
   struct Shard;
   std::array<std::unique_ptr<Shard>, kShards> shards_;
 };
+
+// The rows of the segments an earlier run left in `journal` (Journal::Leftover): batches it took
+// or was recording and never wrote, summed per row. False and *error when one cannot be read.
+bool ReadUsageJournal(const Journal& journal, std::vector<UsageRow>* rows, std::string* error);
 
 enum class UsageGranularity { kHour, kDay };
 

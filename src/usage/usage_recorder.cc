@@ -1,5 +1,8 @@
 #include <functional>
+#include <map>
+#include <tuple>
 
+#include "common/journal.h"
 #include "usage/usage.h"
 
 namespace trl {
@@ -53,7 +56,45 @@ struct RowEqual {
   bool operator()(const RowId& a, const RowView& b) const { return Same(a.View(), b); }
 };
 
-using RowMap = std::unordered_map<RowId, UsageCounts, RowHash, RowEqual>;
+struct RowCounts {
+  UsageCounts counts;
+  bool unjournaled = false;  // on its shard's `changed` list
+};
+
+using RowMap = std::unordered_map<RowId, RowCounts, RowHash, RowEqual>;
+
+// key, tenant, model, hour, then the six counters: the row's totals in its batch so far.
+void AppendRecord(Journal& journal, const RowId& id, const UsageCounts& c) {
+  std::string record;
+  RecordWriter(record)
+      .Text(id.key)
+      .Text(id.tenant)
+      .Text(id.model)
+      .Int(id.hour)
+      .Int(c.requests)
+      .Int(c.prompt_tokens)
+      .Int(c.completion_tokens)
+      .Int(c.rejected_tokens)
+      .Int(c.rejected_requests)
+      .Int(c.rejected_concurrency);
+  journal.Append(record);
+}
+
+std::optional<UsageRow> ParseRecord(std::string_view record) {
+  RecordReader in(record);
+  UsageRow row;
+  row.key = in.Text();
+  row.tenant = in.Text();
+  row.model = in.Text();
+  row.start = in.Int();
+  UsageCounts& c = row.counts;
+  for (int64_t* field : {&c.requests, &c.prompt_tokens, &c.completion_tokens, &c.rejected_tokens,
+                         &c.rejected_requests, &c.rejected_concurrency}) {
+    *field = in.Int();
+  }
+  if (in.Failed() || !in.AtEnd()) return std::nullopt;
+  return row;
+}
 
 }  // namespace
 
@@ -69,15 +110,30 @@ void UsageCounts::Add(const UsageCounts& other) {
 struct UsageRecorder::Shard {
   mutable std::mutex mutex;
   RowMap rows;
+  std::vector<RowMap::value_type*> changed;  // since the last journaling (journal on only)
 
   // Under `mutex`. Allocates only for a row not yet in this batch.
-  UsageCounts& Row(const RowView& row) {
+  UsageCounts& Row(const RowView& row, bool journaling) {
     auto it = rows.find(row);
-    if (it != rows.end()) return it->second;
-    return rows
-        .try_emplace(
-            RowId{std::string(row.key), std::string(row.tenant), std::string(row.model), row.hour})
-        .first->second;
+    if (it == rows.end()) {
+      it = rows.try_emplace(RowId{std::string(row.key), std::string(row.tenant),
+                                  std::string(row.model), row.hour})
+               .first;
+    }
+    if (journaling && !it->second.unjournaled) {
+      it->second.unjournaled = true;
+      changed.push_back(&*it);
+    }
+    return it->second.counts;
+  }
+
+  // Under `mutex`: the changed rows' totals, to the journal.
+  void Journal(trl::Journal& journal) {
+    for (RowMap::value_type* row : changed) {
+      AppendRecord(journal, row->first, row->second.counts);
+      row->second.unjournaled = false;
+    }
+    changed.clear();
   }
 };
 
@@ -90,10 +146,10 @@ UsageRecorder::~UsageRecorder() = default;
 namespace {
 
 template <typename Shards, typename Apply>
-void AddTo(Shards& shards, const RowView& row, Apply&& apply) {
+void AddTo(Shards& shards, bool journaling, const RowView& row, Apply&& apply) {
   auto& shard = *shards[HashOf(row) % shards.size()];
   std::lock_guard lock(shard.mutex);
-  apply(shard.Row(row));
+  apply(shard.Row(row, journaling));
 }
 
 }  // namespace
@@ -101,7 +157,7 @@ void AddTo(Shards& shards, const RowView& row, Apply&& apply) {
 void UsageRecorder::RecordAdmitted(std::string_view key, std::string_view tenant,
                                    std::string_view model, int64_t unix_seconds,
                                    int64_t prompt_tokens, int64_t completion_tokens) {
-  AddTo(shards_, {key, tenant, model, HourOf(unix_seconds)}, [&](UsageCounts& counts) {
+  AddTo(shards_, journaling_, {key, tenant, model, HourOf(unix_seconds)}, [&](UsageCounts& counts) {
     counts.requests += 1;
     counts.prompt_tokens += prompt_tokens;
     counts.completion_tokens += completion_tokens;
@@ -111,7 +167,7 @@ void UsageRecorder::RecordAdmitted(std::string_view key, std::string_view tenant
 void UsageRecorder::RecordRejected(std::string_view key, std::string_view tenant,
                                    std::string_view model, int64_t unix_seconds,
                                    LimitKind refused_by) {
-  AddTo(shards_, {key, tenant, model, HourOf(unix_seconds)}, [&](UsageCounts& counts) {
+  AddTo(shards_, journaling_, {key, tenant, model, HourOf(unix_seconds)}, [&](UsageCounts& counts) {
     switch (refused_by) {
       case LimitKind::kTokens:
         counts.rejected_tokens += 1;
@@ -126,12 +182,14 @@ void UsageRecorder::RecordRejected(std::string_view key, std::string_view tenant
   });
 }
 
-std::vector<UsageRow> UsageRecorder::TakePending() {
+std::vector<UsageRow> UsageRecorder::TakePending(Journal* journal) {
   std::vector<UsageRow> out;
   for (auto& shard : shards_) {
     RowMap taken;
     {
       std::lock_guard lock(shard->mutex);
+      if (journal) shard->Journal(*journal);
+      shard->changed.clear();
       taken.swap(shard->rows);
     }
     // The strings move out of the map's nodes, outside the lock.
@@ -139,8 +197,8 @@ std::vector<UsageRow> UsageRecorder::TakePending() {
     while (!taken.empty()) {
       auto node = taken.extract(taken.begin());
       RowId& id = node.key();
-      out.push_back(
-          {std::move(id.key), std::move(id.tenant), std::move(id.model), id.hour, node.mapped()});
+      out.push_back({std::move(id.key), std::move(id.tenant), std::move(id.model), id.hour,
+                     node.mapped().counts});
     }
   }
   return out;
@@ -148,9 +206,38 @@ std::vector<UsageRow> UsageRecorder::TakePending() {
 
 void UsageRecorder::Restore(const std::vector<UsageRow>& rows) {
   for (const UsageRow& row : rows) {
-    AddTo(shards_, {row.key, row.tenant, row.model, HourOf(row.start)},
+    AddTo(shards_, journaling_, {row.key, row.tenant, row.model, HourOf(row.start)},
           [&](UsageCounts& counts) { counts.Add(row.counts); });
   }
+}
+
+void UsageRecorder::JournalChanges(Journal& journal) {
+  for (auto& shard : shards_) {
+    std::lock_guard lock(shard->mutex);
+    shard->Journal(journal);
+  }
+}
+
+bool ReadUsageJournal(const Journal& journal, std::vector<UsageRow>* rows, std::string* error) {
+  using Id = std::tuple<std::string, std::string, std::string, int64_t>;
+  std::map<Id, UsageCounts> total;
+  for (uint64_t segment : journal.Leftover()) {
+    std::map<Id, UsageCounts> last;  // a row's last record in its batch is its total there
+    auto on_record = [&last](std::string_view record) {
+      if (auto row = ParseRecord(record)) {
+        last[{std::move(row->key), std::move(row->tenant), std::move(row->model), row->start}] =
+            row->counts;
+      }
+    };
+    if (!journal.Read(
+            segment, [](std::string_view) {}, on_record, error))
+      return false;
+    for (const auto& [id, counts] : last) total[id].Add(counts);
+  }
+  for (auto& [id, counts] : total) {
+    rows->push_back({std::get<0>(id), std::get<1>(id), std::get<2>(id), std::get<3>(id), counts});
+  }
+  return true;
 }
 
 size_t UsageRecorder::PendingRows() const {

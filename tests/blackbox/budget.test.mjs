@@ -369,6 +369,50 @@ for (const store of STORES) {
     });
   });
 
+  describe(`a crash (${store})`, () => {
+    test('SIGKILL forgets no settled request: after a restart the usage rows and the budget ' +
+         'hold every request the journal committed', async () => {
+      const cfg = {
+        server: { threads: 2 },
+        // No usage flush before the kill: what comes back came from the journal.
+        usage: { flush_interval: '1m' },
+        models: models(),
+        api_keys: [{ name: 'crash', key: 'sk-crash', limits: [EXACT] }],
+      };
+      const fleet = await startFleet(store, cfg, { name: `gw-crash-${store}` });
+      const REQUESTS = 12;
+      let prompt = 0;
+      let completion = 0;
+      for (let i = 0; i < REQUESTS; i++) {
+        const r = await fleet.at(i).post('chat/completions',
+                                         chatBody('m', `crash ${i}`, { max_tokens: 3 + i }),
+                                         { key: 'sk-crash' });
+        assert.equal(r.status, 200, r.text);
+        prompt += r.json.usage.prompt_tokens;
+        completion += r.json.usage.completion_tokens;
+      }
+      assert.ok(await fleet.settled({ key: 'crash', requests: REQUESTS }));
+      // Every request is settled and recorded; the journal's next two commits include it.
+      for (const gw of fleet.gws) {
+        const runs = { task: 'journal', outcome: 'ok' };
+        const seen = await gw.metric('trl_scheduled_task_runs_total', runs);
+        await gw.waitMetric('trl_scheduled_task_runs_total', runs, seen + 2);
+      }
+      for (const gw of fleet.gws) {
+        gw.proc.signal('SIGKILL');
+        assert.equal((await gw.proc.waitExit(10000)).signal, 'SIGKILL');
+      }
+      for (let i = 0; i < fleet.size; i++) await fleet.restart(i);
+      const total = await fleet.usage({ key: 'crash' });
+      assert.deepEqual([total.requests, total.prompt_tokens, total.completion_tokens],
+                       [REQUESTS, prompt, completion]);
+      for (const gw of fleet.gws) {
+        assert.equal((await limitOf(gw, 'crash', 'tokens')).level, BIG - prompt - completion);
+      }
+      await fleet.stop();
+    });
+  });
+
   describe(`shutdown with streams in flight (${store})`, () => {
     test('SIGTERM past server.shutdown_grace: streams are cut with an error event, settled and ' +
          'recorded for what they relayed; a restart finds every charge', async () => {

@@ -701,12 +701,19 @@ export class Fleet {
   }
 
   // An instance, started again on the same config and store (same data_dir, same Redis) after
-  // it stopped.
+  // it stopped. With Redis each instance has a data_dir of its own (its usage journal).
   async restart(i) {
-    const gw = await startGateway(this.config, { name: `${this.options.name}-${i}` });
+    const gw = await startGateway(this.configOf(i), { name: `${this.options.name}-${i}` });
     if (this.store !== 'memory') await waitReady(gw);
     this.gws[i] = gw;
     return gw;
+  }
+
+  configOf(i) {
+    if (this.store === 'memory') return this.config;
+    this.dataRoot ??= tempDir();
+    const store = { ...this.config.store, data_dir: path.join(this.dataRoot, `${i}`) };
+    return { ...this.config, store };
   }
 
   // Instances that died in an earlier test are replaced (cleanup() reports the death).
@@ -720,8 +727,8 @@ export class Fleet {
   // each through the admin API; resolves once each has said it reloaded.
   async reload(config) {
     this.config = { ...config, store: this.config.store };
-    for (const gw of this.gws) {
-      gw.writeConfig(this.config);
+    for (const [i, gw] of this.gws.entries()) {
+      gw.writeConfig(this.configOf(i));
       const r = await gw.reload();
       if (r.status !== 200) throw new Error(`${gw.proc.name}: reload: HTTP ${r.status} ${r.text}`);
     }
