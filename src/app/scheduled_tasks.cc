@@ -15,6 +15,8 @@ constexpr auto kKeySyncInterval = 250ms;
 constexpr auto kRetentionInterval = 1h;
 // The most a crash forgets of budgets and usage (store.journal), beside the scheduler's delays.
 constexpr auto kJournalInterval = 5ms;
+// Idle budgets leave memory (and limits.db) within this of having refilled.
+constexpr auto kEvictInterval = 1min;
 
 Scheduler::Task KeySync(KeyDirectory& keys) {
   // Logged when it starts failing and when it recovers, not four times a second.
@@ -38,6 +40,16 @@ Scheduler::Task BudgetFlush(MemoryStore& budgets) {
     bool ok = budgets.Flush(&error);
     if (!ok) spdlog::error("saving budgets failed: {}", error);
     co_return ok;
+  };
+}
+
+Scheduler::Task BudgetEvict(MemoryStore& budgets, const Clock& clock) {
+  return [&budgets, &clock]() -> asio::awaitable<bool> {
+    std::string error;
+    const size_t evicted = budgets.Evict(clock.NowMicros(), &error);
+    if (!error.empty()) spdlog::error("dropping idle budgets from limits.db failed: {}", error);
+    if (evicted > 0) spdlog::debug("{} idle budgets dropped", evicted);
+    co_return error.empty();
   };
 }
 
@@ -83,6 +95,7 @@ void AddScheduledTasks(Scheduler& scheduler, const ScheduledWork& work) {
   }
   if (work.budgets) {
     scheduler.Add("budget_flush", kBudgetFlushInterval, BudgetFlush(*work.budgets));
+    scheduler.Add("budget_evict", kEvictInterval, BudgetEvict(*work.budgets, work.clock));
     scheduler.Add("usage_retention", kRetentionInterval,
                   UsageRetention(usage.Sink(), work.clock, work.config.usage.retention));
   }

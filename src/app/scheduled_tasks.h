@@ -3,6 +3,8 @@
 //   usage_flush      every usage.flush_interval: pending usage rows to the sink
 //   key_sync         every 250 ms: reloads the API-made keys when another instance changed them
 //   budget_flush     every second, embedded store only: changed budgets to data_dir/limits.db
+//   budget_evict     every minute, embedded store only: drops budgets that have refilled (and
+//                    concurrency limits with no slot held) from memory and limits.db
 //   usage_retention  hourly, embedded store only: drops usage rows older than usage.retention
 //   journal          every 5 ms unless store.journal is off: budget changes (embedded) and usage
 //                    rows since the last run, committed to data_dir/journal

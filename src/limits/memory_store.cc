@@ -166,6 +166,10 @@ constexpr const char* kUpsert =
     "INSERT OR REPLACE INTO buckets(scope, scope_name, model, kind, period_us, calendar, "
     "capacity, level, frac, stamp_us) VALUES(?,?,?,?,?,?,?,?,?,?)";
 
+constexpr const char* kDelete =
+    "DELETE FROM buckets WHERE scope = ? AND scope_name = ? AND model = ? AND kind = ? AND "
+    "period_us = ? AND calendar = ?";
+
 constexpr const char* kSelectCheckpoint = "SELECT segment FROM checkpoint WHERE id = 0";
 constexpr const char* kSetCheckpoint =
     "INSERT OR REPLACE INTO checkpoint(id, segment) VALUES(0, ?)";
@@ -476,6 +480,62 @@ StoreStatus MemoryStore::ResetNow(const BucketsRequest& request) {
   return StoreStatus::kOk;
 }
 
+bool MemoryStore::Evictable(const OwnedRef& ref, Bucket& bucket, int64_t now_micros) const {
+  if (ref.kind == LimitKind::kConcurrent) {
+    std::erase_if(bucket.leases,
+                  [now_micros](const Lease& l) { return l.expires_micros <= now_micros; });
+    return bucket.leases.empty();
+  }
+  // Its last change must be in limits.db and the journal already: dropping the bucket drops it
+  // from both (the row below; the journal's records of it are older than the checkpoint).
+  if (bucket.unjournaled || (db_ && bucket.dirty)) return false;
+  BucketLevel level = bucket.level;
+  Refresh({ref.kind, level.capacity, ref.period_micros, ref.calendar}, now_micros, level);
+  return level.level >= level.capacity && level.frac == 0;
+}
+
+size_t MemoryStore::Evict(int64_t now_micros, std::string* error) {
+  std::lock_guard flush_lock(flush_mu_);
+  std::vector<OwnedRef> evicted;  // with a database: the rows to delete
+  size_t count = 0;
+  for (Shard& shard : *shards_) {
+    std::lock_guard lock(shard.mu);
+    for (auto it = shard.buckets.begin(); it != shard.buckets.end();) {
+      if (Evictable(it->first, it->second, now_micros)) {
+        ++count;
+        if (db_ && IsLevelKind(it->first.kind)) evicted.push_back(it->first);
+        it = shard.buckets.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  // A row left behind would read full anyway; deleting it keeps limits.db to the budgets in use.
+  if (db_ && !evicted.empty()) DeleteRows(evicted, error);
+  return count;
+}
+
+bool MemoryStore::DeleteRows(const std::vector<OwnedRef>& refs, std::string* error) {
+  sqlite::Transaction transaction(*db_, error);
+  sqlite::Statement remove;
+  bool ok = transaction.Began() && remove.Prepare(*db_, kDelete, error);
+  for (size_t i = 0; ok && i < refs.size(); ++i) {
+    const OwnedRef& ref = refs[i];
+    remove.Reset();
+    remove.Bind(1, ref.scope == ScopeKind::kTenant ? 1 : 0);
+    remove.BindText(2, ref.scope_name);
+    remove.BindText(3, ref.model);
+    remove.BindText(4, LimitKindName(ref.kind));
+    remove.Bind(5, ref.period_micros);
+    remove.Bind(6, ref.calendar ? 1 : 0);
+    if (!remove.Run()) {
+      if (error) *error = db_->Error("delete");
+      ok = false;
+    }
+  }
+  return ok && transaction.Commit(error);
+}
+
 size_t MemoryStore::BucketCount() const {
   size_t count = 0;
   for (Shard& shard : *shards_) {
@@ -502,7 +562,7 @@ bool MemoryStore::Flush(std::string* error) {
     if (closed) unrotated_ = 0;
   }
   struct Row {
-    const OwnedRef* ref;  // map keys are immutable and never erased: safe to read unlocked
+    const OwnedRef* ref;  // erased only by Evict, which waits for flush_mu_: safe to read unlocked
     BucketLevel level;
   };
   std::vector<Row> rows;

@@ -17,8 +17,8 @@
 // deletes the segments up to that one; Open replays the segments after the checkpoint. Records
 // hold a bucket's whole state, not a change to it, so replaying one twice changes nothing.
 // Concurrency leases are not saved: the requests that held them ended with the process.
-// Buckets are never removed while the store lives (an untouched budget is just a full one); an
-// installation with very many short-lived keys grows by one small entry per key and limit.
+// Evict drops the buckets that read the same as no bucket (a full budget, a concurrency limit
+// with no slot held), so memory follows the budgets in use, not every key ever seen.
 //
 // Thread-safety: all operations, including Flush, are thread-safe.
 #pragma once
@@ -70,6 +70,13 @@ class MemoryStore final : public SynchronousStore {
   // it. True without a journal. Blocking (file I/O): the scheduler's thread, every few ms.
   bool CommitJournal(std::string* error = nullptr);
 
+  // Drops every bucket an absent one would equal at `now_micros`: a token or request budget
+  // that has refilled to its capacity (and is saved and journaled as it is), a concurrency limit
+  // with no unexpired lease; their rows leave limits.db in one transaction. Returns how many
+  // went. Blocking (disk I/O): the scheduler's thread, once in a while (each shard is locked
+  // while it is scanned).
+  size_t Evict(int64_t now_micros, std::string* error = nullptr);
+
   // Number of buckets held (tests, metrics).
   size_t BucketCount() const;
 
@@ -103,10 +110,12 @@ class MemoryStore final : public SynchronousStore {
   void ApplyRecord(std::string_view record);
   void JournalChanges();
   bool SaveCheckpoint(uint64_t segment, std::string* error);
+  bool Evictable(const OwnedRef& ref, Bucket& bucket, int64_t now_micros) const;
+  bool DeleteRows(const std::vector<OwnedRef>& refs, std::string* error);
 
   std::unique_ptr<std::array<Shard, kShards>> shards_;
 
-  std::mutex flush_mu_;                 // serializes Flush (the connection is not shared)
+  std::mutex flush_mu_;  // serializes Flush, CommitJournal and Evict (the connection, the journal)
   std::optional<sqlite::Database> db_;  // limits.db; guarded by flush_mu_ after Open
   std::unique_ptr<Journal> journal_;    // guarded by flush_mu_; null without a journal
   bool journaling_ = false;             // journal_ is set (read under shard locks)

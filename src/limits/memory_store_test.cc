@@ -324,6 +324,44 @@ TEST(MemoryStoreTest, AnIdleStoreWritesNoSegments) {
   EXPECT_EQ(Segments(dir), before);
 }
 
+TEST(MemoryStoreTest, EvictDropsWhatReadsAsNoBucket) {
+  TempDir dir;
+  std::string error;
+  BucketSpec refilled = Tokens("a", 100, kMinute);
+  BucketSpec spent = Tokens("b", 100, kMinute);
+  BucketSpec daily = Tokens("c", 100, kDay, true);
+  BucketSpec slots = Concurrent("d", 2);
+  {
+    std::unique_ptr<MemoryStore> store = OpenJournaled(dir);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(Admit(*store, {{refilled, 50}}, kT0).admitted);
+    ASSERT_TRUE(Admit(*store, {{spent, 100}}, kT0 + 50 * kSecond).admitted);
+    ASSERT_TRUE(Admit(*store, {{daily, 1}}, kT0).admitted);
+    ASSERT_TRUE(Admit(*store, {{slots, 1}}, kT0, 7).admitted);
+    ASSERT_TRUE(Admit(*store, {{Concurrent("e", 2), 1}}, kT0, 8).admitted);
+    std::vector<Settlement> release = {{Concurrent("e", 2), 0, 0}};
+    store->SettleNow({"k", release, kT0, 8});
+    // Not yet saved: a level bucket stays, whatever it reads. e holds no slot.
+    EXPECT_EQ(store->Evict(kT0 + kTtl - 1), 1u);
+    ASSERT_TRUE(store->Flush(&error)) << error;
+    EXPECT_EQ(store->BucketCount(), 4u);
+    // A minute on: a has refilled, b (charged 50 s later) has not; c's day is not over; d's slot
+    // is held until its lease lapses.
+    EXPECT_EQ(store->Evict(kT0 + kMinute, &error), 1u) << error;
+    EXPECT_EQ(store->BucketCount(), 3u);
+    BucketStates s = Read(*store, {refilled, spent}, kT0 + kMinute);
+    EXPECT_EQ(s[0].level.level, 100);
+    EXPECT_EQ(s[1].level.level, 16);
+    // The next day: b is full, c's window is a new one, d's lease has lapsed.
+    EXPECT_EQ(store->Evict(kT0 + kDay, &error), 3u) << error;
+    EXPECT_EQ(store->BucketCount(), 0u);
+  }
+  // Their rows left limits.db with them.
+  std::unique_ptr<MemoryStore> reopened = MemoryStore::Open(dir.path(), &error);
+  ASSERT_TRUE(reopened) << error;
+  EXPECT_EQ(reopened->BucketCount(), 0u);
+}
+
 TEST(MemoryStoreTest, OpenFailsOnAnUnusableDirectory) {
   TempDir dir;
   std::string file = dir.Write("not_a_dir", "");
