@@ -522,12 +522,7 @@ bool MemoryStore::DeleteRows(const std::vector<OwnedRef>& refs, std::string* err
   for (size_t i = 0; ok && i < refs.size(); ++i) {
     const OwnedRef& ref = refs[i];
     remove.Reset();
-    remove.Bind(1, ref.scope == ScopeKind::kTenant ? 1 : 0);
-    remove.BindText(2, ref.scope_name);
-    remove.BindText(3, ref.model);
-    remove.BindText(4, LimitKindName(ref.kind));
-    remove.Bind(5, ref.period_micros);
-    remove.Bind(6, ref.calendar ? 1 : 0);
+    BindIdentity(remove, ref);
     if (!remove.Run()) {
       if (error) *error = db_->Error("delete");
       ok = false;
@@ -543,6 +538,16 @@ size_t MemoryStore::BucketCount() const {
     count += shard.buckets.size();
   }
   return count;
+}
+
+// A bucket's primary key in limits.db, as parameters 1-6 of `statement`.
+void MemoryStore::BindIdentity(sqlite::Statement& statement, const OwnedRef& ref) {
+  statement.Bind(1, ref.scope == ScopeKind::kTenant ? 1 : 0);
+  statement.BindText(2, ref.scope_name);
+  statement.BindText(3, ref.model);
+  statement.BindText(4, LimitKindName(ref.kind));
+  statement.Bind(5, ref.period_micros);
+  statement.Bind(6, ref.calendar ? 1 : 0);
 }
 
 bool MemoryStore::Flush(std::string* error) {
@@ -583,12 +588,7 @@ bool MemoryStore::Flush(std::string* error) {
   for (size_t i = 0; ok && i < rows.size(); ++i) {
     const Row& row = rows[i];
     upsert.Reset();
-    upsert.Bind(1, row.ref->scope == ScopeKind::kTenant ? 1 : 0);
-    upsert.BindText(2, row.ref->scope_name);
-    upsert.BindText(3, row.ref->model);
-    upsert.BindText(4, LimitKindName(row.ref->kind));
-    upsert.Bind(5, row.ref->period_micros);
-    upsert.Bind(6, row.ref->calendar ? 1 : 0);
+    BindIdentity(upsert, *row.ref);
     upsert.Bind(7, row.level.capacity);
     upsert.Bind(8, row.level.level);
     upsert.Bind(9, row.level.frac);

@@ -110,6 +110,7 @@ class MemoryStore final : public SynchronousStore {
   void ApplyRecord(std::string_view record);
   void JournalChanges();
   bool SaveCheckpoint(uint64_t segment, std::string* error);
+  static void BindIdentity(sqlite::Statement& statement, const OwnedRef& ref);
   bool Evictable(const OwnedRef& ref, Bucket& bucket, int64_t now_micros) const;
   bool DeleteRows(const std::vector<OwnedRef>& refs, std::string* error);
 
