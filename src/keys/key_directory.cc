@@ -37,18 +37,18 @@ asio::awaitable<bool> KeyDirectory::Sync(bool force, std::string* error) {
 
 asio::awaitable<std::shared_ptr<const ManagedKeys>> KeyDirectory::Next(
     const std::shared_ptr<const ManagedKeys>& base, bool load_all, std::string* error) {
-  if (!load_all && base->version() >= 0) {
-    KeyStore::Changes changes = co_await store_.ChangesSince(base->version());
+  if (!load_all && base->Version() >= 0) {
+    KeyStore::Changes changes = co_await store_.ChangesSince(base->Version());
     if (!changes.ok) {
       if (error) *error = changes.error;
       co_return nullptr;
     }
-    if (changes.version == base->version()) co_return base;
+    if (changes.version == base->Version()) co_return base;
     if (changes.complete) {
       co_return base->WithChanges(changes.version, std::move(changes.changed), changes.removed);
     }
     spdlog::info("keys: the change log does not reach back to version {}; loading every key",
-                 base->version());
+                 base->Version());
   }
   std::shared_ptr<const ManagedKeys> loaded = co_await LoadAll(error);
   co_return loaded;

@@ -27,11 +27,11 @@ ApiKeyConfig ConfigKey(const std::string& name) {
 TEST(KeyDirectoryTest, SyncLoadsOnceThenReadsChanges) {
   FakeKeyStore store;
   KeyDirectory keys(store);
-  EXPECT_EQ(keys.Current()->version(), -1);  // never loaded
+  EXPECT_EQ(keys.Current()->Version(), -1);  // never loaded
 
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
   EXPECT_EQ(store.loads, 1);
-  EXPECT_EQ(keys.Current()->version(), 0);
+  EXPECT_EQ(keys.Current()->Version(), 0);
 
   auto before = keys.Current();
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
@@ -42,7 +42,7 @@ TEST(KeyDirectoryTest, SyncLoadsOnceThenReadsChanges) {
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
   EXPECT_EQ(store.loads, 1) << "a change is read from the log";
   auto current = keys.Current();
-  EXPECT_EQ(current->version(), 1);
+  EXPECT_EQ(current->Version(), 1);
   ASSERT_TRUE(current->FindByName("a"));
   EXPECT_TRUE(current->FindByHash(Sha256Of("sk-a")));
   EXPECT_FALSE(before->FindByName("a")) << "a snapshot never changes";
@@ -76,12 +76,12 @@ TEST(KeyDirectoryTest, ASyncAfterOneWriteReadsOnlyWhatChanged) {
   EXPECT_EQ(store.loads, 1);
 
   auto current = keys.Current();
-  EXPECT_EQ(current->version(), kKeys + 3);
+  EXPECT_EQ(current->Version(), kKeys + 3);
   EXPECT_TRUE(current->FindByHash(Sha256Of("sk-new")));
   EXPECT_EQ(current->FindByName("k-7")->updated, 7);
   EXPECT_FALSE(current->FindByName("k-8"));
   EXPECT_FALSE(current->FindByHash(Sha256Of("sk-k-8")));
-  EXPECT_EQ(current->size(), size_t{kKeys});
+  EXPECT_EQ(current->Size(), size_t{kKeys});
 }
 
 // A directory the log no longer reaches back to (trimmed while its syncs failed) loads every key
@@ -129,11 +129,11 @@ TEST(KeyDirectoryTest, ASyncThatReadFirstAndFinishesLastKeepsTheNewerSnapshot) {
   store.hold_reads = false;
   store.held[1]->cancel();
   io.poll();
-  EXPECT_EQ(keys.Current()->version(), 2);
+  EXPECT_EQ(keys.Current()->Version(), 2);
   store.held[0]->cancel();
   io.poll();
   EXPECT_EQ(succeeded, 2);
-  EXPECT_EQ(keys.Current()->version(), 2);
+  EXPECT_EQ(keys.Current()->Version(), 2);
   EXPECT_TRUE(keys.Current()->FindByName("a"));
   EXPECT_TRUE(keys.Current()->FindByName("b"));
 }
@@ -151,7 +151,7 @@ TEST(KeyDirectoryTest, AFailedSyncKeepsTheKeysLoadedLast) {
   error.clear();
   EXPECT_FALSE(RunAwaitable(keys.Sync(true, &error)));  // loading every key
   EXPECT_EQ(error, "fake key store: failing");
-  EXPECT_EQ(keys.Current()->version(), 1);
+  EXPECT_EQ(keys.Current()->Version(), 1);
   EXPECT_TRUE(keys.Current()->FindByName("a"));
 }
 

@@ -92,7 +92,7 @@ void ExpectSyncReadsOnlyWhatChanged(KeyStore& store) {
   EXPECT_EQ(counting.records_read, kKeys + 3) << "a removal reads no record";
   EXPECT_EQ(counting.loads, 1);
   auto current = directory.Current();
-  EXPECT_EQ(current->size(), size_t{kKeys + 2});
+  EXPECT_EQ(current->Size(), size_t{kKeys + 2});
   EXPECT_TRUE(current->FindByHash(Sha256Of("sk-new-2")));
   EXPECT_FALSE(current->FindByHash(Sha256Of("sk-k-0")));
 }
@@ -116,7 +116,7 @@ void ExpectTwoInstancesSeeEachOthersChanges(KeyStore& store_a, KeyStore& store_b
   ASSERT_EQ(RunAwaitable(store_a.Remove("shared")), WriteStatus::kOk);
   ASSERT_TRUE(RunAwaitable(dir_b.Sync(false, &error))) << error;
   EXPECT_FALSE(dir_b.Current()->FindByHash(Sha256Of("sk-shared")));
-  EXPECT_TRUE(dir_b.Current()->empty());
+  EXPECT_TRUE(dir_b.Current()->Empty());
   EXPECT_EQ(counting_b.loads, 1);
   EXPECT_EQ(counting_b.records_read, 2);  // the key made, then its new limits
 }
@@ -275,9 +275,9 @@ TEST_F(SqliteKeyStoreTest, DirectoryFollowsTheStore) {
   auto store = OpenSqliteKeyStore(dir_, &error);
   ASSERT_TRUE(store) << error;
   KeyDirectory directory(*store);
-  EXPECT_EQ(directory.Current()->version(), -1);
+  EXPECT_EQ(directory.Current()->Version(), -1);
   ASSERT_TRUE(RunAwaitable(directory.Sync(false, &error))) << error;
-  EXPECT_TRUE(directory.Current()->empty());
+  EXPECT_TRUE(directory.Current()->Empty());
   ASSERT_EQ(RunAwaitable(store->Create(Record("a", "sk-a"))), WriteStatus::kOk);
   auto before = directory.Current();
   ASSERT_TRUE(RunAwaitable(directory.Sync(false, &error)));
@@ -349,6 +349,26 @@ TEST_F(RedisKeyStoreTest, AWriteOfAReleaseWithoutTheLogSendsReadersToALoad) {
   changes = RunAwaitable(store->ChangesSince(2));
   ASSERT_TRUE(changes.ok && changes.complete);
   EXPECT_EQ(Names(changes.changed), std::vector<std::string>{"b"});
+}
+
+// The load reads the hash in pages (HSCAN), so a large set does not hold Redis in one call:
+// every key comes back once, whatever the number of pages.
+TEST_F(RedisKeyStoreTest, LoadsAHashOfManyPagesWhole) {
+  constexpr int kKeys = 2500;
+  for (int i = 0; i < kKeys; ++i) {
+    const std::string name = "k-" + std::to_string(i);
+    ASSERT_TRUE(server_->Command(
+        {"HSET", "trl:keys:{keys}:records", name, SerializeKeyRecord(Record(name, "sk-" + name))}));
+  }
+  ASSERT_TRUE(server_->Command({"SET", "trl:keys:{keys}:version", "7"}));
+  auto client = Client();
+  auto store = MakeRedisKeyStore(*client, Millis(2000));
+  KeyStore::Loaded loaded = RunAwaitable(store->LoadAll());
+  ASSERT_TRUE(loaded.ok) << loaded.error;
+  EXPECT_EQ(loaded.version, 7);
+  std::vector<std::string> names = Names(loaded.keys);
+  EXPECT_EQ(names.size(), size_t{kKeys});
+  EXPECT_EQ(std::unique(names.begin(), names.end()), names.end());
 }
 
 // What Redis holds of a key while it exists: its record, with the secret's hash and never the
@@ -425,7 +445,7 @@ TEST_F(RedisKeyStoreTest, RedisDownIsAnErrorNotACrash) {
   EXPECT_FALSE(RunAwaitable(directory.Sync(true, &error)));
   EXPECT_NE(error, "");
   EXPECT_EQ(RunAwaitable(store->Create(Record("x", "sk-x"))), WriteStatus::kError);
-  EXPECT_EQ(directory.Current()->version(), 0);
+  EXPECT_EQ(directory.Current()->Version(), 0);
 }
 
 }  // namespace

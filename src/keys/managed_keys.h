@@ -49,9 +49,9 @@ class ManagedKeys {
                                                  std::span<const std::string> removed) const;
 
   // The store's version this set was read at (-1: never loaded).
-  int64_t version() const { return version_; }
-  size_t size() const { return size_; }
-  bool empty() const { return size_ == 0; }
+  int64_t Version() const { return version_; }
+  size_t Size() const { return size_; }
+  bool Empty() const { return size_ == 0; }
   // Null when there is none.
   RecordPtr FindByHash(const Sha256& hash) const;
   RecordPtr FindByName(std::string_view name) const;

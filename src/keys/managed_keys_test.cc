@@ -32,8 +32,8 @@ std::vector<KeyRecord> Records(int count, const std::string& prefix = "user-") {
 
 TEST(ManagedKeysTest, FindsEveryKeyByHashAndByName) {
   auto keys = ManagedKeys::FromRecords(7, Records(1000));
-  EXPECT_EQ(keys->version(), 7);
-  EXPECT_EQ(keys->size(), 1000u);
+  EXPECT_EQ(keys->Version(), 7);
+  EXPECT_EQ(keys->Size(), 1000u);
   for (int i = 0; i < 1000; ++i) {
     const std::string name = "user-" + std::to_string(i);
     auto by_name = keys->FindByName(name);
@@ -47,8 +47,8 @@ TEST(ManagedKeysTest, FindsEveryKeyByHashAndByName) {
   EXPECT_TRUE(std::is_sorted(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
     return a->key.name < b->key.name;
   }));
-  EXPECT_TRUE(ManagedKeys().empty());
-  EXPECT_EQ(ManagedKeys().version(), -1);
+  EXPECT_TRUE(ManagedKeys().Empty());
+  EXPECT_EQ(ManagedKeys().Version(), -1);
 }
 
 TEST(ManagedKeysTest, ChangesMakeANewSetAndLeaveTheOldOneAsItWas) {
@@ -58,8 +58,8 @@ TEST(ManagedKeysTest, ChangesMakeANewSetAndLeaveTheOldOneAsItWas) {
   const std::vector<std::string> removed = {"user-7", "no-such-key"};
   auto after = before->WithChanges(4, {Record("new"), replaced}, removed);
 
-  EXPECT_EQ(after->version(), 4);
-  EXPECT_EQ(after->size(), 100u);  // one made, one removed
+  EXPECT_EQ(after->Version(), 4);
+  EXPECT_EQ(after->Size(), 100u);  // one made, one removed
   EXPECT_TRUE(after->FindByHash(Sha256Of("sk-new")));
   EXPECT_FALSE(after->FindByName("user-7"));
   EXPECT_FALSE(after->FindByHash(Sha256Of("sk-user-7")));
@@ -68,8 +68,8 @@ TEST(ManagedKeysTest, ChangesMakeANewSetAndLeaveTheOldOneAsItWas) {
   // Untouched keys are the same records, not copies.
   EXPECT_EQ(after->FindByName("user-9"), before->FindByName("user-9"));
 
-  EXPECT_EQ(before->version(), 1);
-  EXPECT_EQ(before->size(), 100u);
+  EXPECT_EQ(before->Version(), 1);
+  EXPECT_EQ(before->Size(), 100u);
   EXPECT_TRUE(before->FindByName("user-7"));
   EXPECT_FALSE(before->FindByName("new"));
   EXPECT_TRUE(before->FindByHash(Sha256Of("sk-user-5")));
@@ -79,7 +79,7 @@ TEST(ManagedKeysTest, TheLastRecordOfANameWins) {
   KeyRecord second = Record("twice");
   second.updated = 2;
   auto keys = ManagedKeys::FromRecords(1, {Record("twice"), second});
-  EXPECT_EQ(keys->size(), 1u);
+  EXPECT_EQ(keys->Size(), 1u);
   EXPECT_EQ(keys->FindByName("twice")->updated, 2);
 }
 
@@ -105,7 +105,7 @@ TEST(ManagedKeysTest, AKeyTakesUnderOneKibibyteAndAChangeCopiesLittle) {
   const size_t changed = Allocated() - before - loaded;
   EXPECT_LT(changed, loaded / 64);
   RecordProperty("bytes_per_change", std::to_string(changed));
-  EXPECT_EQ(next->size(), size_t{kKeys + 1});
+  EXPECT_EQ(next->Size(), size_t{kKeys + 1});
 }
 
 }  // namespace

@@ -2,6 +2,10 @@
 // change log of key_scripts.h, one cluster slot.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <iterator>
+#include <unordered_set>
+
 #include "common/crypto.h"
 #include "keys/key_scripts.h"
 #include "keys/key_store.h"
@@ -36,27 +40,40 @@ class RedisKeyStore final : public KeyStore {
   RedisKeyStore(redis::RedisClient& client, Millis timeout, int64_t log_size)
       : client_(client), timeout_(timeout), log_size_(log_size) {}
 
+  // Every record without holding Redis for the length of one 100,000-key read (seconds in one
+  // Lua call, and every instance's admissions wait behind it): the version first, then the hash
+  // in HSCAN pages, then the log's changes since that version, which replace whatever the pages
+  // saw of those names (HSCAN may miss or repeat a name changed while it runs, never another).
+  // When the log cannot tell (a write from a release without it), one atomic read instead.
   asio::awaitable<Loaded> LoadAll() override {
     Loaded out;
-    std::vector<std::string> args{"EVAL", key_scripts::kLoad, "2", kRecords, kVersion};
-    std::string routing = kRecords;
-    redis::Result r = co_await client_.Execute(std::move(args), std::move(routing), Deadline());
-    if (!r.Ok() || r.reply->type != REDIS_REPLY_ARRAY || r.reply->elements != 2 ||
-        r.reply->element[1]->type != REDIS_REPLY_ARRAY) {
+    const std::optional<int64_t> start = co_await Version();
+    if (!start) {
       out.error = "Redis did not answer the key load";
       co_return out;
     }
-    out.version = ToInt(*r.reply->element[0]);
-    const redisReply& pairs = *r.reply->element[1];
-    for (size_t i = 0; i + 1 < pairs.elements; i += 2) {
-      auto record = ParseKeyRecord(redis::ReplyText(*pairs.element[i + 1]));
-      if (record) {
-        out.keys.push_back(std::move(*record));
-      } else {
-        spdlog::error("Redis: the record of key '{}' is unreadable; skipped",
-                      redis::ReplyText(*pairs.element[i]));
-      }
+    bool scanned = co_await Scan(out.keys);
+    if (!scanned) {
+      out.error = "Redis did not answer the key load";
+      co_return out;
     }
+    Changes since = co_await ChangesSince(*start);
+    if (since.ok && !since.complete) {
+      Loaded atomic = co_await LoadAtOnce();
+      co_return atomic;
+    }
+    if (!since.ok) {
+      out.error = since.error;
+      co_return out;
+    }
+    std::unordered_set<std::string_view> touched(since.removed.begin(), since.removed.end());
+    for (const KeyRecord& r : since.changed) touched.insert(r.key.name);
+    std::unordered_set<std::string> seen;  // copies: the erase moves the names it keeps
+    std::erase_if(out.keys, [&](const KeyRecord& r) {
+      return touched.contains(r.key.name) || !seen.insert(r.key.name).second;
+    });
+    std::move(since.changed.begin(), since.changed.end(), std::back_inserter(out.keys));
+    out.version = since.version;
     out.ok = true;
     co_return out;
   }
@@ -117,6 +134,55 @@ class RedisKeyStore final : public KeyStore {
   }
 
  private:
+  static constexpr const char* kPage = "1000";  // HSCAN COUNT: about a millisecond of Redis
+
+  // Every record of the hash, page by page, into `into` (a name may come twice).
+  asio::awaitable<bool> Scan(std::vector<KeyRecord>& into) {
+    std::string cursor = "0";
+    do {
+      std::vector<std::string> args{"HSCAN", kRecords, cursor, "COUNT", kPage};
+      std::string routing = kRecords;
+      redis::Result r = co_await client_.Execute(std::move(args), std::move(routing), Deadline());
+      if (!r.Ok() || r.reply->type != REDIS_REPLY_ARRAY || r.reply->elements != 2 ||
+          r.reply->element[1]->type != REDIS_REPLY_ARRAY) {
+        co_return false;
+      }
+      cursor = std::string(redis::ReplyText(*r.reply->element[0]));
+      ReadPairs(*r.reply->element[1], into);
+    } while (cursor != "0");
+    co_return true;
+  }
+
+  // Every record and the version, in one Lua call (Redis does nothing else meanwhile).
+  asio::awaitable<Loaded> LoadAtOnce() {
+    Loaded out;
+    std::vector<std::string> args{"EVAL", key_scripts::kLoad, "2", kRecords, kVersion};
+    std::string routing = kRecords;
+    redis::Result r = co_await client_.Execute(std::move(args), std::move(routing), Deadline());
+    if (!r.Ok() || r.reply->type != REDIS_REPLY_ARRAY || r.reply->elements != 2 ||
+        r.reply->element[1]->type != REDIS_REPLY_ARRAY) {
+      out.error = "Redis did not answer the key load";
+      co_return out;
+    }
+    out.version = ToInt(*r.reply->element[0]);
+    ReadPairs(*r.reply->element[1], out.keys);
+    out.ok = true;
+    co_return out;
+  }
+
+  // name, record, name, record... into `into`; unreadable records skipped (and logged).
+  static void ReadPairs(const redisReply& pairs, std::vector<KeyRecord>& into) {
+    for (size_t i = 0; i + 1 < pairs.elements; i += 2) {
+      auto record = ParseKeyRecord(redis::ReplyText(*pairs.element[i + 1]));
+      if (record) {
+        into.push_back(std::move(*record));
+      } else {
+        spdlog::error("Redis: the record of key '{}' is unreadable; skipped",
+                      redis::ReplyText(*pairs.element[i]));
+      }
+    }
+  }
+
   // names[i] changed to records[i] (nil: removed; unreadable: counted as removed).
   static void ReadChanges(const redisReply& names, const redisReply& records, Changes& out) {
     for (size_t i = 0; i < names.elements; ++i) {
