@@ -163,7 +163,7 @@ async function creations(adminPort, prefix) {
     made++;
   }
   const s = (performance.now() - t0) / 1000;
-  return { made, seconds: Math.round(s * 1000) / 1000, per_second: Math.round(made / s) };
+  return { made, seconds: Math.round(s * 1000) / 1000, per_second: Math.round((made / s) * 100) / 100 };
 }
 
 // After each 201 from A: ms until B answers GET /v1/models with the new key (not 401).
