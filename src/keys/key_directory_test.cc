@@ -119,7 +119,7 @@ TEST(KeyDirectoryTest, ASyncThatReadFirstAndFinishesLastKeepsTheNewerSnapshot) {
   asio::io_context io;
   store.hold_reads = true;
   int succeeded = 0;
-  auto count = [&](std::exception_ptr, bool ok) { succeeded += ok ? 1 : 0; };
+  auto count = [&](const std::exception_ptr&, bool ok) { succeeded += ok ? 1 : 0; };
   asio::co_spawn(io, keys.Sync(false, nullptr), count);
   io.poll();  // the first has read version 1 ("a")
   ASSERT_EQ(RunAwaitable(store.Create(Record("b"))), KeyStore::WriteStatus::kOk);

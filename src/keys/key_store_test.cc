@@ -123,6 +123,7 @@ void ExpectTwoInstancesSeeEachOthersChanges(KeyStore& store_a, KeyStore& store_b
 
 std::vector<std::string> Names(const std::vector<KeyRecord>& records) {
   std::vector<std::string> names;
+  names.reserve(records.size());
   for (const auto& r : records) names.push_back(r.key.name);
   std::sort(names.begin(), names.end());
   return names;

@@ -26,6 +26,7 @@ KeyRecord Record(const std::string& name) {
 
 std::vector<KeyRecord> Records(int count, const std::string& prefix = "user-") {
   std::vector<KeyRecord> records;
+  records.reserve(count);
   for (int i = 0; i < count; ++i) records.push_back(Record(prefix + std::to_string(i)));
   return records;
 }
