@@ -91,8 +91,8 @@ class AdminApiTest : public ::testing::Test {
     std::string content_type;
   };
 
-  Answer Call(verb method, std::string target, std::string body = "",
-              std::string authorization = kAuth) {
+  Answer Call(verb method, const std::string& target, std::string body = "",
+              const std::string& authorization = kAuth) {
     http::Request request{method, target, 11};
     if (!authorization.empty()) request.set(bhttp::field::authorization, authorization);
     request.body() = std::move(body);
