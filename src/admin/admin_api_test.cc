@@ -91,8 +91,8 @@ class AdminApiTest : public ::testing::Test {
     std::string content_type;
   };
 
-  Answer Call(verb method, std::string target, std::string body = "",
-              std::string authorization = kAuth) {
+  Answer Call(verb method, const std::string& target, std::string body = "",
+              const std::string& authorization = kAuth) {
     http::Request request{method, target, 11};
     if (!authorization.empty()) request.set(bhttp::field::authorization, authorization);
     request.body() = std::move(body);
@@ -270,7 +270,7 @@ TEST_F(AdminApiTest, CreateShowListAndRevokeAKey) {
   // Stored by its hash, never the secret; this instance sees it at once.
   ASSERT_NE(store_.Find("made"), nullptr);
   EXPECT_EQ(store_.Find("made")->key.key_sha256, Sha256Of(secret));
-  EXPECT_TRUE(keys_.Current()->by_hash.contains(Sha256Of(secret)));
+  EXPECT_TRUE(keys_.Current()->FindByHash(Sha256Of(secret)));
 
   Answer shown = Call(verb::get, "/admin/v1/keys/made");
   EXPECT_EQ(shown.status, 200u);
@@ -290,7 +290,7 @@ TEST_F(AdminApiTest, CreateShowListAndRevokeAKey) {
   EXPECT_EQ(revoked.status, 200u);
   EXPECT_EQ(json::parse(revoked.body), json::parse(R"({"name": "made", "revoked": true})"));
   EXPECT_EQ(store_.Find("made"), nullptr);
-  EXPECT_FALSE(keys_.Current()->by_name.contains("made"));
+  EXPECT_FALSE(keys_.Current()->FindByName("made"));
   ExpectError(Call(verb::delete_, "/admin/v1/keys/made"), 404, "key_not_found");
   ExpectError(Call(verb::get, "/admin/v1/keys/made"), 404, "key_not_found");
 }
@@ -367,7 +367,7 @@ TEST_F(AdminApiTest, ReplaceLimits) {
   ASSERT_NE(store_.Find("made"), nullptr);
   EXPECT_EQ(store_.Find("made")->key.limits,
             (std::vector<LimitConfig>{{LimitKind::kRequests, 5, Millis(60'000), false, ""}}));
-  EXPECT_EQ(keys_.Current()->by_name.at("made")->key.limits, store_.Find("made")->key.limits);
+  EXPECT_EQ(keys_.Current()->FindByName("made")->key.limits, store_.Find("made")->key.limits);
 
   ExpectError(Call(verb::put, "/admin/v1/keys/made/limits", R"({"limits": [], "x": 1})"), 400,
               "invalid_request", "limits");
@@ -429,7 +429,7 @@ TEST_F(AdminApiTest, AKeyStoreThatFailsIsA503) {
   ExpectError(Call(verb::delete_, "/admin/v1/keys/made"), 503, "store_unavailable");
   ExpectError(Call(verb::put, "/admin/v1/keys/made/limits", R"({"limits": []})"), 503,
               "store_unavailable");
-  EXPECT_TRUE(keys_.Current()->by_name.contains("made")) << "the keys loaded last stay";
+  EXPECT_TRUE(keys_.Current()->FindByName("made")) << "the keys loaded last stay";
 }
 
 TEST_F(AdminApiTest, UsageRunsTheParsedQuery) {

@@ -104,13 +104,11 @@ std::variant<std::vector<LimitConfig>, http::Response> ParseLimits(const boost::
 }
 
 // A key of the config or of the API, with its limits and its tenant's; its views stay valid
-// while `snap` and `managed` live.
+// while `snap` and `managed` live (a ManagedKeys keeps its records while it lives).
 std::optional<Identity> FindKey(const GatewaySnapshot& snap, const ManagedKeys& managed,
                                 std::string_view name) {
   if (const ApiKeyConfig* key = snap.auth.ConfigKey(name)) return snap.auth.MakeIdentity(*key);
-  if (auto it = managed.by_name.find(name); it != managed.by_name.end()) {
-    return snap.auth.MakeIdentity(it->second->key);
-  }
+  if (auto record = managed.FindByName(name)) return snap.auth.MakeIdentity(record->key);
   return std::nullopt;
 }
 
@@ -175,8 +173,8 @@ http::Response AdminApi::ListKeys() {
   auto snap = hooks_.snapshot();
   auto managed = hooks_.keys->Current();
   std::map<std::string, boost::json::object> by_name;
-  for (const auto& [name, record] : managed->by_name) {
-    by_name[name] = KeyView(*snap->config, record->key, record.get());
+  for (const auto& record : managed->SortedByName()) {
+    by_name[record->key.name] = KeyView(*snap->config, record->key, record.get());
   }
   // A config key wins over an API key of the same name (the config is loaded last).
   for (const auto& key : snap->config->api_keys) {
@@ -195,9 +193,9 @@ http::Response AdminApi::ShowKey(std::string_view name) {
     return JsonResponse(200, KeyView(*snap->config, *key, nullptr));
   }
   auto managed = hooks_.keys->Current();
-  auto it = managed->by_name.find(name);
-  if (it == managed->by_name.end()) return KeyNotFound(name);
-  return JsonResponse(200, KeyView(*snap->config, it->second->key, it->second.get()));
+  auto record = managed->FindByName(name);
+  if (!record) return KeyNotFound(name);
+  return JsonResponse(200, KeyView(*snap->config, record->key, record.get()));
 }
 
 asio::awaitable<http::Response> AdminApi::CreateKey(const http::Request& request) {
@@ -270,7 +268,7 @@ asio::awaitable<http::Response> AdminApi::CreateKey(const http::Request& request
                             "A key named '" + key.name + "' exists already.");
   }
   if (status != KeyStore::WriteStatus::kOk) co_return StoreUnavailable();
-  co_await hooks_.keys->Sync(true, nullptr);
+  co_await hooks_.keys->Sync(false, nullptr);
   boost::json::object view = KeyView(config, key, &record);
   view["key"] = secret;
   std::fill(secret.begin(), secret.end(), '\0');
@@ -283,7 +281,7 @@ asio::awaitable<http::Response> AdminApi::RevokeKey(std::string_view name) {
   KeyStore::WriteStatus status = co_await hooks_.keys->Store().Remove(name);
   if (status == KeyStore::WriteStatus::kNotFound) co_return KeyNotFound(name);
   if (status != KeyStore::WriteStatus::kOk) co_return StoreUnavailable();
-  co_await hooks_.keys->Sync(true, nullptr);
+  co_await hooks_.keys->Sync(false, nullptr);
   boost::json::object o;
   o["name"] = name;
   o["revoked"] = true;
@@ -305,16 +303,16 @@ asio::awaitable<http::Response> AdminApi::ReplaceLimits(const http::Request& req
   auto parsed = ParseLimits(*limits, *snap->config);
   if (auto* error = std::get_if<http::Response>(&parsed)) co_return std::move(*error);
   auto managed = hooks_.keys->Current();
-  auto it = managed->by_name.find(name);
-  if (it == managed->by_name.end()) co_return KeyNotFound(name);
-  KeyRecord record = *it->second;
+  auto found = managed->FindByName(name);
+  if (!found) co_return KeyNotFound(name);
+  KeyRecord record = *found;
   record.key.limits = std::move(std::get<std::vector<LimitConfig>>(parsed));
   record.key.limits_set = true;
   record.updated = hooks_.clock->NowMicros() / 1'000'000;
   KeyStore::WriteStatus status = co_await hooks_.keys->Store().Replace(record);
   if (status == KeyStore::WriteStatus::kNotFound) co_return KeyNotFound(name);
   if (status != KeyStore::WriteStatus::kOk) co_return StoreUnavailable();
-  co_await hooks_.keys->Sync(true, nullptr);
+  co_await hooks_.keys->Sync(false, nullptr);
   co_return JsonResponse(200, KeyView(*snap->config, record.key, &record));
 }
 

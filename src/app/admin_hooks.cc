@@ -30,7 +30,7 @@ std::function<asio::awaitable<bool>()> Readiness(Limiter& limiter, const KeyDire
   return [&limiter, &keys]() -> asio::awaitable<bool> {
     static const LimitConfig kProbe{LimitKind::kRequests, 1, Millis(1000), false, ""};
     LimitReadings r = co_await limiter.ReadKeyLimits("__readyz__", "", {&kProbe, 1});
-    co_return r.ok&& keys.Current()->version >= 0;
+    co_return r.ok&& keys.Current()->Version() >= 0;
   };
 }
 

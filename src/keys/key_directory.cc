@@ -1,6 +1,16 @@
 #include "keys/key_directory.h"
 
+#include <spdlog/spdlog.h>
+
 namespace trl {
+namespace {
+
+// Two syncs at once (scheduler, admin) each publish only over the snapshot they started from;
+// the one that finds it replaced starts again from the newer one. Two writers settle in two
+// rounds; the bound is a backstop.
+constexpr int kMaxRounds = 8;
+
+}  // namespace
 
 KeyDirectory::KeyDirectory(KeyStore& store, const Clock& clock)
     : store_(store),
@@ -13,41 +23,56 @@ bool KeyDirectory::Stale(Millis max_age) const {
 }
 
 asio::awaitable<bool> KeyDirectory::Sync(bool force, std::string* error) {
-  if (!force) {
-    std::optional<int64_t> version = co_await store_.Version();
-    if (!version) {
-      if (error) *error = "the key store did not answer";
-      co_return false;
-    }
-    if (*version == current_.load()->version) {
-      synced_at_.store(clock_.Steady());
-      co_return true;
-    }
+  for (int round = 0; round < kMaxRounds; ++round) {
+    std::shared_ptr<const ManagedKeys> base = current_.load();
+    std::shared_ptr<const ManagedKeys> next = co_await Next(base, force && round == 0, error);
+    if (!next) co_return false;
+    // Never an older set over a newer one: a sync that read before another published builds on
+    // a snapshot that is no longer current, and is dropped here.
+    if (next == base || current_.compare_exchange_strong(base, next)) break;
   }
+  synced_at_.store(clock_.Steady());
+  co_return true;
+}
+
+asio::awaitable<std::shared_ptr<const ManagedKeys>> KeyDirectory::Next(
+    const std::shared_ptr<const ManagedKeys>& base, bool load_all, std::string* error) {
+  if (!load_all && base->Version() >= 0) {
+    KeyStore::Changes changes = co_await store_.ChangesSince(base->Version());
+    if (!changes.ok) {
+      if (error) *error = changes.error;
+      co_return nullptr;
+    }
+    if (changes.version == base->Version()) co_return base;
+    if (changes.complete) {
+      co_return base->WithChanges(changes.version, std::move(changes.changed), changes.removed);
+    }
+    spdlog::info("keys: the change log does not reach back to version {}; loading every key",
+                 base->Version());
+  }
+  std::shared_ptr<const ManagedKeys> loaded = co_await LoadAll(error);
+  co_return loaded;
+}
+
+asio::awaitable<std::shared_ptr<const ManagedKeys>> KeyDirectory::LoadAll(std::string* error) {
+  const auto started = clock_.Steady();
   KeyStore::Loaded loaded = co_await store_.LoadAll();
   if (!loaded.ok) {
     if (error) *error = loaded.error;
-    co_return false;
+    co_return nullptr;
   }
-  auto next = std::make_shared<ManagedKeys>();
-  next->version = loaded.version;
-  for (auto& record : loaded.keys) {
-    auto shared = std::make_shared<const KeyRecord>(std::move(record));
-    next->by_hash.emplace(shared->key.key_sha256, shared);
-    next->by_name.emplace(shared->key.name, shared);
-  }
-  // Two syncs may race (scheduler and admin) and the older load may land last; the next
-  // scheduled sync sees the version differ and loads again. (Versions are not compared: a
-  // restored or flushed store may legitimately go back to a lower one.)
-  current_.store(std::move(next));
-  synced_at_.store(clock_.Steady());
-  co_return true;
+  const size_t count = loaded.keys.size();
+  auto keys = ManagedKeys::FromRecords(loaded.version, std::move(loaded.keys));
+  spdlog::info("keys: loaded {} keys made through the admin API (version {}) in {} ms", count,
+               loaded.version,
+               std::chrono::duration_cast<Millis>(clock_.Steady() - started).count());
+  co_return keys;
 }
 
 std::string NameClashes(std::span<const ApiKeyConfig> config_keys, const ManagedKeys& managed) {
   std::string clashes;
   for (const ApiKeyConfig& key : config_keys) {
-    if (managed.by_name.contains(key.name)) {
+    if (managed.FindByName(key.name)) {
       clashes += "api_keys: '" + key.name +
                  "' is the name of a key made through the admin API; rename one of them\n";
     }

@@ -1,39 +1,29 @@
 // The keys made through the admin API as this instance sees them: an immutable snapshot
-// (ManagedKeys) that the authenticator reads without a lock, replaced whole when the KeyStore's
-// version changes. Sync runs on the scheduler every 250 ms (Redis: another instance's revoke
-// takes effect here within that) and right after every admin write on this instance. When the
-// store stops answering, the snapshot stays; Stale says when it is too old to trust.
+// (ManagedKeys) that the authenticator reads without a lock, replaced by the next one when the
+// KeyStore's version changes. Sync runs on the scheduler every 250 ms (Redis: another instance's
+// revoke takes effect here within that) and right after every admin write on this instance.
+//
+// A Sync reads only what changed since the snapshot's version (the store's change log) and
+// builds the next snapshot from the current one, sharing all it did not touch: its cost follows
+// the number of changes, not the number of keys. It loads every key only the first time, when
+// forced, and when the log no longer reaches back to the snapshot (trimmed, or the store went
+// back to a lower version). When the store stops answering, the snapshot stays; Stale says when
+// it is too old to trust.
 //
 // Thread-safety: Current() from any thread (an atomic load); Sync from the scheduler and the
-// admin thread.
+// admin thread, also both at once.
 #pragma once
 
 #include <atomic>
-#include <cstring>
-#include <map>
 #include <memory>
 #include <span>
 #include <string>
-#include <unordered_map>
 
 #include "common/clock.h"
 #include "keys/key_store.h"
+#include "keys/managed_keys.h"
 
 namespace trl {
-
-struct Sha256Hash {
-  size_t operator()(const Sha256& h) const {
-    size_t v;
-    std::memcpy(&v, h.data(), sizeof v);
-    return v;
-  }
-};
-
-struct ManagedKeys {
-  int64_t version = -1;  // the store's version this snapshot was loaded at (-1: never loaded)
-  std::unordered_map<Sha256, std::shared_ptr<const KeyRecord>, Sha256Hash> by_hash;
-  std::map<std::string, std::shared_ptr<const KeyRecord>, std::less<>> by_name;
-};
 
 class KeyDirectory {
  public:
@@ -45,11 +35,18 @@ class KeyDirectory {
   bool Stale(Millis max_age) const;
   KeyStore& Store() { return store_; }
 
-  // Reloads every key when the store's version differs from the snapshot's (always with
-  // `force`). False and *error when the store failed (the snapshot stays as it was).
+  // Brings the snapshot up to the store's version: applies the changes since the snapshot's
+  // version, or loads every key (always with `force`). False and *error when the store failed
+  // (the snapshot stays as it was).
   asio::awaitable<bool> Sync(bool force, std::string* error);
 
  private:
+  // The snapshot that follows `base` (`base` itself when nothing changed); null when the store
+  // failed.
+  asio::awaitable<std::shared_ptr<const ManagedKeys>> Next(
+      const std::shared_ptr<const ManagedKeys>& base, bool load_all, std::string* error);
+  asio::awaitable<std::shared_ptr<const ManagedKeys>> LoadAll(std::string* error);
+
   KeyStore& store_;
   const Clock& clock_;
   std::atomic<std::shared_ptr<const ManagedKeys>> current_;

@@ -3,19 +3,20 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+
 #include "common/crypto.h"
 #include "fakes/fake_key_store.h"
+#include "fakes/key_record_builders.h"
 #include "fakes/run_awaitable.h"
 
 namespace trl {
 namespace {
 
-KeyRecord Record(const std::string& name) {
-  KeyRecord r;
-  r.key.name = name;
-  r.key.key_sha256 = Sha256Of("sk-" + name);
-  return r;
-}
+using testing::MadeKey;
+
+KeyRecord Record(const std::string& name) { return MadeKey(name); }
 
 ApiKeyConfig ConfigKey(const std::string& name) {
   ApiKeyConfig key;
@@ -23,28 +24,118 @@ ApiKeyConfig ConfigKey(const std::string& name) {
   return key;
 }
 
-TEST(KeyDirectoryTest, SyncLoadsOnlyWhenTheVersionChanged) {
+TEST(KeyDirectoryTest, SyncLoadsOnceThenReadsChanges) {
   FakeKeyStore store;
   KeyDirectory keys(store);
-  EXPECT_EQ(keys.Current()->version, -1);  // never loaded
+  EXPECT_EQ(keys.Current()->Version(), -1);  // never loaded
 
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
   EXPECT_EQ(store.loads, 1);
-  EXPECT_EQ(keys.Current()->version, 0);
+  EXPECT_EQ(keys.Current()->Version(), 0);
 
+  auto before = keys.Current();
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
   EXPECT_EQ(store.loads, 1) << "same version: nothing to load";
+  EXPECT_EQ(keys.Current(), before) << "same version: the same snapshot";
 
   ASSERT_EQ(RunAwaitable(store.Create(Record("a"))), KeyStore::WriteStatus::kOk);
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
-  EXPECT_EQ(store.loads, 2);
+  EXPECT_EQ(store.loads, 1) << "a change is read from the log";
   auto current = keys.Current();
-  EXPECT_EQ(current->version, 1);
-  ASSERT_TRUE(current->by_name.contains("a"));
-  EXPECT_TRUE(current->by_hash.contains(Sha256Of("sk-a")));
+  EXPECT_EQ(current->Version(), 1);
+  ASSERT_TRUE(current->FindByName("a"));
+  EXPECT_TRUE(current->FindByHash(Sha256Of("sk-a")));
+  EXPECT_FALSE(before->FindByName("a")) << "a snapshot never changes";
 
   ASSERT_TRUE(RunAwaitable(keys.Sync(true, nullptr)));
-  EXPECT_EQ(store.loads, 3) << "forced: loaded although the version is the same";
+  EXPECT_EQ(store.loads, 2) << "forced: loaded although the version is the same";
+}
+
+// Issue 26 point 11: after the first load, a Sync reads what changed since, not every key, so
+// making keys does not slow down as they grow.
+TEST(KeyDirectoryTest, ASyncAfterOneWriteReadsOnlyWhatChanged) {
+  constexpr int kKeys = 1000;
+  FakeKeyStore store;
+  for (int i = 0; i < kKeys; ++i) {
+    ASSERT_EQ(RunAwaitable(store.Create(Record("k-" + std::to_string(i)))),
+              KeyStore::WriteStatus::kOk);
+  }
+  KeyDirectory keys(store);
+  ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
+  EXPECT_EQ(store.records_read, kKeys);
+
+  ASSERT_EQ(RunAwaitable(store.Create(Record("new"))), KeyStore::WriteStatus::kOk);
+  ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
+  EXPECT_EQ(store.records_read, kKeys + 1) << "one key made: one record read";
+  KeyRecord replaced = Record("k-7");
+  replaced.updated = 7;
+  ASSERT_EQ(RunAwaitable(store.Replace(replaced)), KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Remove("k-8")), KeyStore::WriteStatus::kOk);
+  ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
+  EXPECT_EQ(store.records_read, kKeys + 2) << "a removal reads no record";
+  EXPECT_EQ(store.loads, 1);
+
+  auto current = keys.Current();
+  EXPECT_EQ(current->Version(), kKeys + 3);
+  EXPECT_TRUE(current->FindByHash(Sha256Of("sk-new")));
+  EXPECT_EQ(current->FindByName("k-7")->updated, 7);
+  EXPECT_FALSE(current->FindByName("k-8"));
+  EXPECT_FALSE(current->FindByHash(Sha256Of("sk-k-8")));
+  EXPECT_EQ(current->Size(), size_t{kKeys});
+}
+
+// A directory the log no longer reaches back to (trimmed while its syncs failed) loads every key
+// once, and reads changes again after that.
+TEST(KeyDirectoryTest, LoadsEveryKeyWhenTheLogWasTrimmedPastIt) {
+  FakeKeyStore store;
+  for (const char* name : {"a", "b", "c"}) {
+    ASSERT_EQ(RunAwaitable(store.Create(Record(name))), KeyStore::WriteStatus::kOk);
+  }
+  KeyDirectory keys(store);
+  ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
+  ASSERT_EQ(RunAwaitable(store.Remove("a")), KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Create(Record("d"))), KeyStore::WriteStatus::kOk);
+  store.TrimLog();  // the removal of "a" is no longer in the log
+  ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
+  EXPECT_EQ(store.loads, 2);
+  EXPECT_EQ(store.records_read, 3 + 3);
+  EXPECT_FALSE(keys.Current()->FindByName("a"));
+  EXPECT_TRUE(keys.Current()->FindByName("d"));
+
+  ASSERT_EQ(RunAwaitable(store.Create(Record("e"))), KeyStore::WriteStatus::kOk);
+  ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
+  EXPECT_EQ(store.loads, 2);
+  EXPECT_EQ(store.records_read, 3 + 3 + 1);
+}
+
+// The scheduler's sync and an admin write's sync may overlap, and the one that read first may
+// finish last: it finds the snapshot replaced and builds on the newer one, so an older set
+// never replaces a newer one.
+TEST(KeyDirectoryTest, ASyncThatReadFirstAndFinishesLastKeepsTheNewerSnapshot) {
+  FakeKeyStore store;
+  KeyDirectory keys(store);
+  ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
+  ASSERT_EQ(RunAwaitable(store.Create(Record("a"))), KeyStore::WriteStatus::kOk);
+  asio::io_context io;
+  store.hold_reads = true;
+  int succeeded = 0;
+  auto count = [&](const std::exception_ptr&, bool ok) { succeeded += ok ? 1 : 0; };
+  asio::co_spawn(io, keys.Sync(false, nullptr), count);
+  io.poll();  // the first has read version 1 ("a")
+  ASSERT_EQ(RunAwaitable(store.Create(Record("b"))), KeyStore::WriteStatus::kOk);
+  asio::co_spawn(io, keys.Sync(false, nullptr), count);
+  io.poll();  // the second has read version 2 ("a", "b")
+  ASSERT_EQ(store.held.size(), 2u);
+  store.hold_reads = false;
+  store.held[1]->cancel();
+  io.poll();
+  EXPECT_EQ(keys.Current()->Version(), 2);
+  store.held[0]->cancel();
+  io.poll();
+  EXPECT_EQ(succeeded, 2);
+  EXPECT_EQ(keys.Current()->Version(), 2);
+  EXPECT_TRUE(keys.Current()->FindByName("a"));
+  EXPECT_TRUE(keys.Current()->FindByName("b"));
 }
 
 TEST(KeyDirectoryTest, AFailedSyncKeepsTheKeysLoadedLast) {
@@ -55,22 +146,20 @@ TEST(KeyDirectoryTest, AFailedSyncKeepsTheKeysLoadedLast) {
 
   store.failing = true;
   std::string error;
-  EXPECT_FALSE(RunAwaitable(keys.Sync(false, &error)));
-  EXPECT_EQ(error, "the key store did not answer");
-  EXPECT_FALSE(RunAwaitable(keys.Sync(true, &error)));
+  EXPECT_FALSE(RunAwaitable(keys.Sync(false, &error)));  // reading the changes
   EXPECT_EQ(error, "fake key store: failing");
-  EXPECT_EQ(keys.Current()->version, 1);
-  EXPECT_TRUE(keys.Current()->by_name.contains("a"));
+  error.clear();
+  EXPECT_FALSE(RunAwaitable(keys.Sync(true, &error)));  // loading every key
+  EXPECT_EQ(error, "fake key store: failing");
+  EXPECT_EQ(keys.Current()->Version(), 1);
+  EXPECT_TRUE(keys.Current()->FindByName("a"));
 }
 
 TEST(NameClashesTest, NamesEveryConfigKeyNamedLikeAnApiKey) {
-  ManagedKeys managed;
-  for (const char* name : {"made-1", "made-2"}) {
-    managed.by_name[name] = std::make_shared<const KeyRecord>(Record(name));
-  }
+  auto managed = ManagedKeys::FromRecords(1, {Record("made-1"), Record("made-2")});
   const std::vector<ApiKeyConfig> config_keys = {ConfigKey("made-2"), ConfigKey("team-a"),
                                                  ConfigKey("made-1")};
-  EXPECT_EQ(NameClashes(config_keys, managed),
+  EXPECT_EQ(NameClashes(config_keys, *managed),
             "api_keys: 'made-2' is the name of a key made through the admin API; rename one of "
             "them\n"
             "api_keys: 'made-1' is the name of a key made through the admin API; rename one of "
@@ -78,11 +167,10 @@ TEST(NameClashesTest, NamesEveryConfigKeyNamedLikeAnApiKey) {
 }
 
 TEST(NameClashesTest, NoneWhenTheNamesDiffer) {
-  ManagedKeys managed;
-  managed.by_name["made"] = std::make_shared<const KeyRecord>(Record("made"));
+  auto managed = ManagedKeys::FromRecords(1, {Record("made")});
   const std::vector<ApiKeyConfig> config_keys = {ConfigKey("Made"), ConfigKey("made-2")};
-  EXPECT_EQ(NameClashes(config_keys, managed), "");
-  EXPECT_EQ(NameClashes({}, managed), "");
+  EXPECT_EQ(NameClashes(config_keys, *managed), "");
+  EXPECT_EQ(NameClashes({}, *managed), "");
 }
 
 }  // namespace

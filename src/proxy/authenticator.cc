@@ -64,9 +64,7 @@ std::optional<Identity> Authenticator::Authenticate(const http::Request& request
       return MakeIdentity(*key->second);
     }
     if (managed) {
-      if (auto key = managed->by_name.find(name); key != managed->by_name.end()) {
-        return ManagedIdentity(key->second);
-      }
+      if (auto record = managed->FindByName(name)) return ManagedIdentity(record);
     }
     return Identity{name, {}, &kAllModels, config_.default_limits, {}, nullptr, true};
   }
@@ -86,10 +84,9 @@ std::optional<Identity> Authenticator::Authenticate(const http::Request& request
     return MakeIdentity(*found->second);
   }
   if (managed) {
-    if (auto found = managed->by_hash.find(digest);
-        found != managed->by_hash.end() &&
-        ConstantTimeEquals(found->second->key.key_sha256, digest)) {
-      return ManagedIdentity(found->second);
+    if (auto record = managed->FindByHash(digest);
+        record && ConstantTimeEquals(record->key.key_sha256, digest)) {
+      return ManagedIdentity(record);
     }
   }
   return std::nullopt;
