@@ -300,8 +300,17 @@ bool GatewayApp::SaveBudgets() {
 }
 
 int GatewayApp::ExitCode(bool usage_flushed) {
+  // What could not be written (and, with Redis, what requests cut at the grace's end recorded
+  // after the last flush) waits in the journal for the next start.
+  const size_t pending = usage_.PendingRows();
+  std::string error;
+  if (pending > 0 && stores_.usage_journal && usage_flush_->CommitJournal(&error)) {
+    spdlog::warn("usage not written at shutdown: {} rows kept in the journal for the next start",
+                 pending);
+    usage_flushed = true;
+  }
   if (!usage_flushed) {
-    spdlog::error("usage could not be written at shutdown: {} rows lost", usage_.PendingRows());
+    spdlog::error("usage could not be written at shutdown: {} rows lost", pending);
     // Local disk failing is this process's failure; Redis being down is not, and the gateway
     // still stops cleanly (the rows lost are in the log above).
     if (!stores_.redis) return 1;

@@ -17,7 +17,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 
 import {
   STORES, approxTokens, chatBody, chatEstimate, cleanup, errorOf, keyLimits, mockText, pollUntil,
-  rawStream, relayedTokens, startFleet, startMock, streamText,
+  rawStream, relayedTokens, startFleet, startMock, startRedis, streamText,
 } from './lib/harness.mjs';
 
 after(cleanup);
@@ -412,6 +412,45 @@ for (const store of STORES) {
       await fleet.stop();
     });
   });
+
+  if (store === 'redis') {
+    describe('a clean stop with Redis down (redis)', () => {
+      test('SIGTERM while Redis is gone exits 0 and keeps the usage rows in the journal; the ' +
+           'next start writes them', async () => {
+        const cfg = {
+          server: { threads: 1 },
+          usage: { flush_interval: '1m' },
+          models: models(),
+          api_keys: [{ name: 'kept', key: 'sk-kept', limits: [EXACT] }],
+        };
+        const fleet = await startFleet(store, cfg, { name: 'gw-kept', instances: 1 });
+        const gw = fleet.at(0);
+        let tokens = 0;
+        for (let i = 0; i < 5; i++) {
+          const r = await gw.post('chat/completions', chatBody('m', `kept ${i}`, { max_tokens: 4 }),
+                                  { key: 'sk-kept' });
+          assert.equal(r.status, 200, r.text);
+          tokens += r.json.usage.total_tokens;
+        }
+        assert.ok(await fleet.settled({ key: 'kept', requests: 5 }));
+        await fleet.redis.kill();
+        gw.proc.signal('SIGTERM');
+        const exit = await gw.proc.waitExit(20000);
+        assert.deepEqual({ code: exit.code, signal: exit.signal }, { code: 0, signal: null });
+        const log = [...gw.proc.stdout, ...gw.proc.stderr].join('\n');
+        assert.match(log, /usage not written at shutdown: 1 rows kept in the journal/);
+
+        // A new, empty Redis on the same port: the rows come from the journal alone.
+        fleet.redis = await startRedis({ port: fleet.redis.port, name: 'redis-gw-kept' });
+        await fleet.restart(0);
+        const total = await fleet.usage({ key: 'kept' });
+        assert.deepEqual([total.requests, total.prompt_tokens + total.completion_tokens],
+                         [5, tokens]);
+        await fleet.stop();
+        await fleet.redis.stop();
+      });
+    });
+  }
 
   describe(`shutdown with streams in flight (${store})`, () => {
     test('SIGTERM past server.shutdown_grace: streams are cut with an error event, settled and ' +
