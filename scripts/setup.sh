@@ -12,6 +12,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server redis-tools sqlite3 curl ca-certificates
   shellcheck clang-format clang-tidy
+  clang libclang-rt-dev
 )
 # Node 20 is what the machines ship; Debian's nodejs/npm only when there is no node at all.
 if ! command -v node >/dev/null 2>&1; then

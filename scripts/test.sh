@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Installs what is missing, checks the shell scripts (shellcheck), builds, and runs the whole suite
-# (unit + black-box) through ctest: first the Release build, then the same suite under ASan+UBSan.
+# (unit + black-box) through ctest: first the Release build, then the same suite under ASan+UBSan;
+# then the concurrency-heavy unit tests under ThreadSanitizer, and every fuzz target for a bounded
+# time (scripts/fuzz.sh, docs/fuzzing.md).
 # Usage: scripts/test.sh [--quick | --asan | --tsan | --preset NAME] [extra ctest args, e.g. -L blackbox]
-#   --quick: the Release build only.  --asan/--tsan/--preset: that build only.
+#   --quick: the Release build only.  --asan/--tsan/--preset: that build only (--tsan: all of it).
+#   TRL_FUZZ_SECONDS: seconds per fuzz target (default 15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 presets=(release asan)
+full=1
 args=()
 while (($#)); do
   case $1 in
-    --quick) presets=(release) ;;
-    --asan) presets=(asan) ;;
-    --tsan) presets=(tsan) ;;
-    --preset) presets=("$2"); shift ;;
+    --quick) presets=(release); full=0 ;;
+    --asan) presets=(asan); full=0 ;;
+    --tsan) presets=(tsan); full=0 ;;
+    --preset) presets=("$2"); full=0; shift ;;
     *) args+=("$1") ;;
   esac
   shift
@@ -29,6 +33,20 @@ for preset in "${presets[@]}"; do
   ctest --test-dir "build/$preset" --output-on-failure -j2 "${args[@]}" || status=$?
   echo "test.sh: ctest ($preset) took $((SECONDS - start)) s"
 done
+if ((full)); then
+  # The unit tests whose code runs on several threads (I/O threads, the scheduler's, the store's
+  # callers), under ThreadSanitizer: these binaries only, not the whole build.
+  tsan_tests=(trl_http_test trl_limits_test trl_redis_test trl_redis_store_test trl_usage_test
+              trl_app_test)
+  start=$SECONDS
+  scripts/build.sh tsan --target "${tsan_tests[@]}"
+  # ctest runs the tests of the binaries built (a fresh build/tsan: these); each unbuilt one has
+  # a *_NOT_BUILT placeholder, skipped. The layering probe is no concurrency test.
+  ctest --test-dir build/tsan --output-on-failure -j2 -L unit -E '_NOT_BUILT|layering' \
+    || status=$?
+  echo "test.sh: tsan build and ctest took $((SECONDS - start)) s"
+  scripts/fuzz.sh "${TRL_FUZZ_SECONDS:-15}" || status=$?
+fi
 # Style (shellcheck, clang-format, clang-tidy; each bounded in time), on the first build's
 # compile commands. A finding fails the run after the tests, which still ran.
 scripts/lint.sh --preset "${presets[0]}" || status=$?

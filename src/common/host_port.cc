@@ -69,7 +69,8 @@ std::optional<HostPort> SplitHostPort(std::string_view text) {
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
   }
-  if (host.empty()) return std::nullopt;
+  // A bracket left is no host, and FormatHostPort would not write it back as it was.
+  if (host.empty() || host.find_first_of("[]") != std::string_view::npos) return std::nullopt;
   return HostPort{std::string(host), port};
 }
 

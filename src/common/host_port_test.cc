@@ -55,6 +55,17 @@ TEST(SplitHostPortTest, ThePortIsAfterTheLastColon) {
   EXPECT_FALSE(SplitHostPort("h:8x"));
 }
 
+TEST(SplitHostPortTest, BracketsOnlyEncloseTheWholeHost) {
+  // "[[[[]]:2" once read as host "[[[]", which FormatHostPort wrote as "[[[]:2", read back as "[[".
+  EXPECT_FALSE(SplitHostPort("[[[[]]:2"));
+  EXPECT_FALSE(SplitHostPort("[h]]:1"));
+  EXPECT_FALSE(SplitHostPort("h[:1"));
+  auto bracketed = SplitHostPort("[redis.example]:6380");
+  ASSERT_TRUE(bracketed);
+  EXPECT_EQ(bracketed->host, "redis.example");
+  EXPECT_EQ(bracketed->port, 6380);
+}
+
 TEST(FormatHostPortTest, BracketsIpv6) {
   EXPECT_EQ(FormatHostPort("redis.example", 6380), "redis.example:6380");
   EXPECT_EQ(FormatHostPort("::1", 7000), "[::1]:7000");

@@ -91,13 +91,23 @@ void RedisClient::Shutdown() {
       closed.set_value();
     });
     closed.get_future().wait();
+    WaitForHandOffs();
     return;
   }
   asio::post(io_, close);
+  WaitForHandOffs();
   // Without the guard, run() returns once the last call has finished (each resumed by the
   // closing, then failing at once on a closed node) and the last timer has fired.
   work_.reset();
   thread_.join();
+}
+
+void RedisClient::WaitForHandOffs() {
+  for (int n = handing_off_.load(); n != 0; n = handing_off_.load()) handing_off_.wait(n);
+}
+
+void RedisClient::HandedOff() {
+  if (handing_off_.fetch_sub(1) == 1 && shut_down_.load()) handing_off_.notify_all();
 }
 
 const Script& RedisClient::AddScript(std::string body) {
@@ -146,8 +156,11 @@ ClientStats RedisClient::Stats() const {
 
 asio::awaitable<Result> RedisClient::Execute(std::vector<std::string> args, std::string routing_key,
                                              SteadyTime deadline, const Script* script) {
-  if (shut_down_.load(std::memory_order_acquire))
+  handing_off_.fetch_add(1);
+  if (shut_down_.load()) {
+    HandedOff();
     co_return Result{ResultStatus::kUnavailable, nullptr};
+  }
   Command command;
   {
     std::vector<std::string_view> views(args.begin(), args.end());
@@ -161,13 +174,19 @@ asio::awaitable<Result> RedisClient::Execute(std::vector<std::string> args, std:
   // here, without a hand-off and a posted completion.
   Result result;
   if (Executor().running_in_this_thread()) {
+    HandedOff();
     result = co_await Run(std::move(command), deadline);
   } else {
-    result =
-        co_await asio::co_spawn(Context(), Run(std::move(command), deadline), asio::use_awaitable);
+    result = co_await asio::co_spawn(Context(), RunHandedOff(std::move(command), deadline),
+                                     asio::use_awaitable);
   }
   client_counters_.in_flight.fetch_sub(1, std::memory_order_relaxed);
   co_return result;
+}
+
+asio::awaitable<Result> RedisClient::RunHandedOff(Command command, SteadyTime deadline) {
+  HandedOff();
+  co_return co_await Run(std::move(command), deadline);
 }
 
 asio::awaitable<Result> RedisClient::Run(Command command, SteadyTime deadline) {

@@ -142,6 +142,10 @@ class RedisClient {
 
   explicit RedisClient(const ClientOptions& options);
   asio::awaitable<Result> Run(Command command, SteadyTime deadline);
+  // Run, on Context(), for a call handed off from another executor: says it has arrived first.
+  asio::awaitable<Result> RunHandedOff(Command command, SteadyTime deadline);
+  void HandedOff();
+  void WaitForHandOffs();
   ConnectionPtr Route(int slot);
   // The connection to host:port, made (and started) when new.
   ConnectionPtr NodeFor(const std::string& host, uint16_t port);
@@ -182,6 +186,11 @@ class RedisClient {
   Counters client_counters_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::atomic<bool> shut_down_{false};
+  // Calls past Execute's shut_down_ check that have not reached Context() yet. Shutdown waits for
+  // none before the context's thread may stop: a call handed off later would never run, and its
+  // caller would wait for ever. (Both are sequentially consistent: a call either sees shut_down_
+  // or is seen here.)
+  std::atomic<int> handing_off_{0};
   std::thread thread_;
   bool started_ = false;
 };

@@ -33,8 +33,39 @@ bool IsErrorWithPrefix(const redisReply* reply, std::string_view prefix) {
          (text.size() == prefix.size() || text[prefix.size()] == ' ');
 }
 
+namespace {
+
+// hiredis's own reply functions, but for arrays, which ReplyReader::CreateArray bounds first.
+// hiredis does not export them: they are read off a reader it made.
+struct ReplyFunctions {
+  redisReplyObjectFunctions bounded;
+  void* (*create_array)(const redisReadTask*, int);
+};
+
+ReplyFunctions& Functions(const redisReplyObjectFunctions& hiredis_own,
+                          void* (*bounded_create_array)(const redisReadTask*, int)) {
+  static ReplyFunctions functions = [&] {
+    ReplyFunctions f{hiredis_own, hiredis_own.createArray};
+    f.bounded.createArray = bounded_create_array;
+    return f;
+  }();
+  return functions;
+}
+
+}  // namespace
+
 ReplyReader::ReplyReader() : reader_(redisReaderCreate()) {
   if (!reader_) throw std::bad_alloc();
+  reader_->fn = &Functions(*reader_->fn, &CreateArray).bounded;
+  reader_->privdata = this;  // every read task's privdata
+}
+
+void* ReplyReader::CreateArray(const redisReadTask* task, int elements) {
+  if (elements > kMaxArrayElements) {
+    static_cast<ReplyReader*>(task->privdata)->refused_elements_ = elements;
+    return nullptr;  // hiredis's protocol error; Error() names it
+  }
+  return Functions(redisReplyObjectFunctions{}, nullptr).create_array(task, elements);
 }
 
 ReplyReader::~ReplyReader() { redisReaderFree(reader_); }
@@ -53,6 +84,12 @@ ReplyPtr ReplyReader::Next(bool* ok) {
   return ReplyPtr(static_cast<redisReply*>(reply));
 }
 
-std::string ReplyReader::Error() const { return reader_->errstr; }
+std::string ReplyReader::Error() const {
+  if (refused_elements_ != 0) {
+    return "an array reply of " + std::to_string(refused_elements_) + " elements (more than " +
+           std::to_string(kMaxArrayElements) + ")";
+  }
+  return reader_->errstr;
+}
 
 }  // namespace trl::redis

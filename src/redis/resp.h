@@ -47,8 +47,16 @@ class ReplyReader {
   ReplyPtr Next(bool* ok);
   std::string Error() const;
 
+  // The most elements an array reply may have: hiredis allocates them all when the array's
+  // header arrives, before any element ("*600000000" would take 4.8 GB). A larger one is a
+  // protocol error. The largest replies read (a batch's, a hash of every key) are far smaller.
+  static constexpr int kMaxArrayElements = 1 << 22;
+
  private:
+  static void* CreateArray(const redisReadTask* task, int elements);
+
   redisReader* reader_;
+  int refused_elements_ = 0;  // the size of the array refused, if one was
 };
 
 }  // namespace trl::redis

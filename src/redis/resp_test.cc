@@ -46,5 +46,25 @@ TEST(RespTest, ProtocolErrorIsReported) {
   EXPECT_FALSE(reader.Error().empty());
 }
 
+TEST(RespTest, AnArrayLargerThanAnyReplyIsAProtocolErrorBeforeItIsAllocated) {
+  // hiredis allocates an array's element pointers from its header alone: 4.8 GB for this one.
+  ReplyReader reader;
+  const std::string header = "*600000000\r\n";
+  ASSERT_TRUE(reader.Feed(header.data(), header.size()));
+  bool ok = true;
+  EXPECT_EQ(reader.Next(&ok), nullptr);
+  EXPECT_FALSE(ok);
+  EXPECT_EQ(reader.Error(), "an array reply of 600000000 elements (more than 4194304)");
+}
+
+TEST(RespTest, ArraysUpToTheBoundAreRead) {
+  ReplyReader reader;
+  std::string wire = "*2\r\n*4194304\r\n";
+  ASSERT_TRUE(reader.Feed(wire.data(), wire.size()));
+  bool ok = true;
+  EXPECT_EQ(reader.Next(&ok), nullptr);
+  EXPECT_TRUE(ok);  // more bytes needed, nothing refused
+}
+
 }  // namespace
 }  // namespace trl::redis

@@ -17,6 +17,9 @@ using std::chrono::year_month_day;
 
 constexpr int64_t kDaySeconds = 86'400;
 constexpr int64_t kMaxRangeSeconds = 400 * kDaySeconds;
+// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the times FormatRfc3339 writes in four digits.
+constexpr int64_t kFirstSecond = -62'167'219'200;
+constexpr int64_t kLastSecond = 253'402'300'799;
 
 int64_t DayStart(int64_t unix_seconds) {
   int64_t rem = unix_seconds % kDaySeconds;
@@ -97,6 +100,8 @@ std::optional<int64_t> ParseRfc3339(std::string_view text, bool round_up) {
   const int64_t days = std::chrono::sys_days(date).time_since_epoch().count();
   int64_t seconds = days * kDaySeconds + int64_t{h} * 3600 + int64_t{mi} * 60 + s - offset_seconds;
   if (fraction && round_up) ++seconds;
+  // An offset (or rounding up) can leave the years 0000-9999, which the answer could not write.
+  if (seconds < kFirstSecond || seconds > kLastSecond) return std::nullopt;
   return seconds;
 }
 

@@ -71,6 +71,22 @@ TEST(Rfc3339Test, FormatsUtc) {
   EXPECT_EQ(ParseRfc3339(FormatRfc3339(kNoon)), kNoon);
 }
 
+TEST(Rfc3339Test, RefusesTimesOutsideTheYearsItWrites) {
+  // An offset moves a time of year 0000 or 9999 out of 0000-9999 in UTC, where FormatRfc3339
+  // (the usage API's answer) would write "-001-12-31T..." or a five-digit year.
+  EXPECT_EQ(ParseRfc3339("0000-01-01T00:00:00+00:01"), std::nullopt);
+  EXPECT_EQ(ParseRfc3339("9999-12-31T23:59:59-00:01"), std::nullopt);
+  EXPECT_EQ(ParseRfc3339("9999-12-31T23:59:59.5Z", /*round_up=*/true), std::nullopt);
+  EXPECT_EQ(ParseRfc3339("0000-01-01T00:00:00Z"), -62'167'219'200);
+  EXPECT_EQ(ParseRfc3339("9999-12-31T23:59:59Z"), 253'402'300'799);
+  EXPECT_EQ(FormatRfc3339(-62'167'219'200), "0000-01-01T00:00:00Z");
+  EXPECT_EQ(FormatRfc3339(253'402'300'799), "9999-12-31T23:59:59Z");
+  ParsedUsageQuery parsed =
+      ParseUsageQuery("from=0000-01-01T00:00:00%2B23:59&to=0000-01-01T12:00:00Z", kNow);
+  ASSERT_TRUE(parsed.error.has_value());
+  EXPECT_EQ(parsed.error->param, "from");
+}
+
 UsageQuery ParseOk(std::string_view text) {
   ParsedUsageQuery parsed = ParseUsageQuery(text, kNow);
   EXPECT_FALSE(parsed.error) << text << ": " << parsed.error->param << ": "
