@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fakes/bucket_builders.h"
@@ -360,6 +362,48 @@ TEST(MemoryStoreTest, EvictDropsWhatReadsAsNoBucket) {
   std::unique_ptr<MemoryStore> reopened = MemoryStore::Open(dir.path(), &error);
   ASSERT_TRUE(reopened) << error;
   EXPECT_EQ(reopened->BucketCount(), 0u);
+}
+
+// I/O threads charge and settle while the scheduler's thread commits the journal, saves and
+// evicts (ThreadSanitizer runs this); afterwards the journal and limits.db agree with memory.
+TEST(MemoryStoreTest, JournalSavesAndEvictionsRunBesideChargesOnOtherThreads) {
+  TempDir dir;
+  constexpr int kRequests = 20000;
+  BucketStates expected;
+  {
+    std::unique_ptr<MemoryStore> store = OpenJournaled(dir);
+    ASSERT_TRUE(store);
+    std::atomic<int> done{0};
+    auto work = [&](const std::string& owner) {
+      for (int i = 0; i < kRequests; ++i) {
+        BucketSpec spec = Tokens(owner, 1'000'000);
+        Admit(*store, {{spec, 3}}, kT0, static_cast<uint64_t>(i) + 1);
+        std::vector<Settlement> settle = {{spec, -1, 0}};
+        store->SettleNow({owner, settle, kT0, static_cast<uint64_t>(i) + 1});
+        // Owners that come and go, for Evict to drop.
+        Admit(*store, {{Concurrent(owner + std::to_string(i % 7), 2), 1}}, kT0 - kTtl);
+      }
+      done.fetch_add(1);
+    };
+    std::thread a(work, "a");
+    std::thread b(work, "b");
+    std::string error;
+    while (done.load() < 2) {
+      EXPECT_TRUE(store->CommitJournal(&error)) << error;
+      EXPECT_TRUE(store->Flush(&error)) << error;
+      store->Evict(kT0, &error);
+    }
+    a.join();
+    b.join();
+    EXPECT_TRUE(store->CommitJournal(&error)) << error;
+    expected = Read(*store, {Tokens("a", 1'000'000), Tokens("b", 1'000'000)}, kT0);
+    EXPECT_EQ(expected[0].level.level, 1'000'000 - 2 * kRequests);
+  }
+  std::unique_ptr<MemoryStore> reopened = OpenJournaled(dir);
+  ASSERT_TRUE(reopened);
+  BucketStates after = Read(*reopened, {Tokens("a", 1'000'000), Tokens("b", 1'000'000)}, kT0);
+  EXPECT_EQ(after[0].level, expected[0].level);
+  EXPECT_EQ(after[1].level, expected[1].level);
 }
 
 TEST(MemoryStoreTest, OpenFailsOnAnUnusableDirectory) {
