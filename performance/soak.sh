@@ -12,7 +12,8 @@
 #   other options: --minutes N --seed N --on-store-error allow|deny
 #                  --redis-persistence aof|off (aof, the default: appendfsync always, so a
 #                  SIGKILLed Redis comes back with its data; off: a restart is a flush)
-#                  --threads N (per gateway, default 2) --out FILE --max-seconds N
+#                  --threads N (per gateway, default 2) --no-key-label (metrics.key_label:
+#                  false) --out FILE --max-seconds N
 #                  --no-build (use what build/release has)
 # Everything listens on 127.0.0.1 only; every request has a deadline and the whole run is
 # bounded by a watchdog (--max-seconds, default the traffic time plus 7 minutes) that stops
@@ -25,7 +26,7 @@ args=()
 for a in "$@"; do
   case $a in
     --no-build) build=0 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) args+=("$a") ;;
   esac
 done

@@ -35,7 +35,7 @@ const REPO = path.resolve(PERF, '..');
 const opt = {
   minutes: 10, seed: Date.now() % 1_000_000, buildDir: path.join(REPO, 'build/release'),
   onStoreError: 'allow', persistence: 'aof', threads: 2, out: null, maxSeconds: null,
-  faultGapS: [4, 15],
+  faultGapS: [4, 15], keyLabel: true,
 };
 for (let i = 2; i < process.argv.length; i++) {
   const a = process.argv[i];
@@ -47,6 +47,7 @@ for (let i = 2; i < process.argv.length; i++) {
     case '--on-store-error': opt.onStoreError = v(); break;
     case '--redis-persistence': opt.persistence = v(); break;  // aof | off
     case '--threads': opt.threads = Number(v()); break;
+    case '--no-key-label': opt.keyLabel = false; break;  // metrics.key_label: false
     case '--build-dir': opt.buildDir = path.resolve(v()); break;
     case '--max-seconds': opt.maxSeconds = Number(v()); break;
     case '--out': opt.out = path.resolve(v()); break;
@@ -121,6 +122,7 @@ function gatewayConfig(name) {
       on_store_error: opt.onStoreError, concurrency_lease_ttl: '10s',
     },
     usage: { flush_interval: '1s' },
+    metrics: { key_label: opt.keyLabel },
     models: [{ name: 'm', backends: mocks.map((m) => `http://127.0.0.1:${m.port}`),
                max_output_tokens: 24, timeout: '2s', request_timeout: '20s' }],
     api_keys: [
@@ -201,6 +203,44 @@ async function sockets(gw) {
 
 const PROMPTS = ['Say hello to the soak test!', 'Count the sheep, slowly please.',
                  'What is a token bucket? Answer briefly.', 'Repeat after me: settled, settled.'];
+// The gateway's prompt estimate with the approx counter (a copy of approxTokens and chatEstimate
+// in tests/blackbox/lib/harness.mjs, which imports openai): an admitted request answered 502 or
+// 504 before any token reached the client (a backend that failed or timed out) is settled at it.
+const LETTERS = 0, DIGITS = 1, PUNCT = 2, SPACE = 3, WIDE = 4, BYTES = 5, CONT = 6;
+const PERIOD = [5, 1, 2, 4, 2, 1];
+function byteClass(c) {
+  if ((c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a)) return LETTERS;
+  if (c >= 0x30 && c <= 0x39) return DIGITS;
+  if (c === 0x20 || (c >= 0x09 && c <= 0x0d)) return SPACE;
+  if (c >= 0x80 && c <= 0xbf) return CONT;
+  if (c >= 0xc2 && c <= 0xdf) return LETTERS;
+  if (c >= 0xe0 && c <= 0xef) return WIDE;
+  if (c >= 0x80) return BYTES;
+  return PUNCT;
+}
+function approxTokens(text) {
+  const bytes = Buffer.from(text, 'utf8');
+  let tokens = 0;
+  let prev = -1;
+  let left = 0;
+  let seq = BYTES;
+  for (const c of bytes) {
+    const raw = byteClass(c);
+    const k = raw === CONT ? seq : raw;
+    if (raw !== CONT) seq = c < 0x80 ? BYTES : raw;
+    if (k !== prev) left = k === SPACE && c === 0x20 ? 1 : 0;
+    prev = k;
+    if (left === 0) {
+      tokens++;
+      left = PERIOD[k] - 1;
+    } else {
+      left--;
+    }
+  }
+  return Math.max(tokens, Math.floor((bytes.length + 3) / 4));
+}
+const promptEstimate = (content) => 3 + 4 + approxTokens(content);
+
 const tally = {};
 function t(cls) {
   tally[cls] ??= { sent: 0, status: {}, ok: 0, prompt_tokens: 0, completion_tokens: 0, aborted: 0,
@@ -214,11 +254,12 @@ const nextGw = () => gateways[rr++ % gateways.length];
 // One chat request; resolves what the client saw. abortAfter: abandon the stream after that many
 // events (a client disconnect mid-stream).
 async function chat({ key, stream, maxTokens, fault, abortAfter, gw = nextGw() }) {
-  const body = { model: 'm', messages: [{ role: 'user', content: pick(PROMPTS) }], max_tokens: maxTokens };
+  const prompt = pick(PROMPTS);
+  const body = { model: 'm', messages: [{ role: 'user', content: prompt }], max_tokens: maxTokens };
   if (stream) Object.assign(body, { stream: true, stream_options: { include_usage: true } });
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), 25000);
-  const res = { status: 0, usage: null, aborted: false, error: null, code: null, message: '' };
+  const res = { status: 0, usage: null, aborted: false, error: null, code: null, message: '', prompt };
   try {
     const r = await fetch(`http://127.0.0.1:${gw.port}/v1/chat/completions`, {
       method: 'POST', signal: ctl.signal, body: JSON.stringify(body),
@@ -288,6 +329,10 @@ function count(cls, res) {
   if (admitted(res) && !res.aborted) c.admitted = (c.admitted ?? 0) + 1;
   if (res.status === 503) c.last_503 = res.message;
   if (res.status === 429) c.rejected = (c.rejected ?? 0) + 1;
+  if (res.status === 502 || res.status === 504) {  // forwarded, failed: charged the prompt estimate
+    c.failed_upstream = (c.failed_upstream ?? 0) + 1;
+    c.estimated_prompt_tokens = (c.estimated_prompt_tokens ?? 0) + promptEstimate(res.prompt);
+  }
   if (res.aborted) c.aborted++;
   if (res.error) c.errors++;
   if (res.status === 200 && !res.aborted && !res.error) {
@@ -426,6 +471,10 @@ for (let i = 0; i < 4; i++) {
 }
 await delay(6000);  // past idle_timeout: the warm-up's client connections are closed
 const before = await Promise.all(gateways.map(sockets));
+// The metric series (one set per key name with metrics.key_label): the API keys add names all
+// run long, which is growth by design, not a leak; counted to tell the two apart.
+const seriesCount = async (g) => Object.keys(await metrics(g)).length;
+const seriesBefore = await Promise.all(gateways.map(seriesCount));
 log(`sockets before: ${JSON.stringify(before)}`);
 
 trafficStart = Date.now();
@@ -445,6 +494,7 @@ await faulting;
 await faultNow;
 await Promise.all(running);
 clearInterval(progress);
+clearInterval(rssTimer);
 const trafficSeconds = (Date.now() - trafficStart) / 1000;
 log(`traffic stopped after ${trafficSeconds.toFixed(0)} s; checking`);
 
@@ -474,10 +524,11 @@ for (const name of Object.keys(KEYS)) {
 await delay(7000);
 const after = await Promise.all(gateways.map(sockets));
 const finalMetrics = await Promise.all(gateways.map(metrics));
+const seriesAfter = finalMetrics.map((m) => Object.keys(m).length);
 const inflight = finalMetrics.map((m) => metricSum(m, 'trl_inflight_requests'));
 const mstats = await mockStats();
+const trafficSamples = rss.length;  // the slope is over these; the next one is after the checks
 sampleRss();
-clearInterval(rssTimer);
 
 // 2: usage. Both instances flush every second; the query flushes the asking one.
 await delay(2500);
@@ -500,7 +551,7 @@ const sumCls = (...cls) => {
   for (const c of cls) {
     if (!tally[c]) continue;
     o.requests += tally[c].admitted ?? 0;
-    o.prompt_tokens += tally[c].prompt_tokens;
+    o.prompt_tokens += tally[c].prompt_tokens + (tally[c].estimated_prompt_tokens ?? 0);
     o.completion_tokens += tally[c].completion_tokens;
     o.rejected += tally[c].rejected ?? 0;
   }
@@ -518,11 +569,13 @@ const exact = [
 });
 
 // 4: memory.
-const warm = Math.max(1, Math.floor(rss.length * 0.2));
+const warm = Math.max(1, Math.floor(trafficSamples * 0.2));
 const mem = gateways.map((g, i) => {
   const kb = rss.map((s) => s.kb[i]);
   return { name: g.name, start_kb: kb[0], after_warmup_kb: kb[warm], end_kb: kb.at(-1), max_kb: Math.max(...kb),
-           slope_kb_per_min: slopeKbPerMin(rss.slice(warm).map((s) => [s.t_s, s.kb[i]])) };
+           slope_kb_per_min: slopeKbPerMin(rss.slice(warm, trafficSamples).map((s) => [s.t_s, s.kb[i]])),
+           second_half_slope_kb_per_min: slopeKbPerMin(rss.slice(Math.floor(trafficSamples / 2), trafficSamples)
+             .map((s) => [s.t_s, s.kb[i]])) };
 });
 
 const conn = gateways.map((g, i) => ({
@@ -540,7 +593,7 @@ const checks = {
   usage: { ok: exact.every((e) => e.ok), exact },
   connections: { ok: conn.every((c) => c.ok) && upstreamOk, per_instance: conn,
                  mock_open_connections: mstats.open_connections, mock_open_streams: mstats.open_streams },
-  memory: { per_instance: mem },
+  memory: { per_instance: mem, metric_series_before: seriesBefore, metric_series_after: seriesAfter },
 };
 const result = {
   kind: 'soak', when: new Date(startedAt).toISOString(), git: gitInfo(REPO), machine: machine(),
@@ -588,8 +641,11 @@ for (const c of conn) {
 console.log(`                     mocks: open connections ${mstats.open_connections}, open streams ${mstats.open_streams}`);
 for (const m of mem) {
   console.log(`memory       ${m.name}: RSS start ${mib(m.start_kb)} MiB, after warm-up ${mib(m.after_warmup_kb)}, ` +
-              `end ${mib(m.end_kb)}, max ${mib(m.max_kb)}; slope after warm-up ${m.slope_kb_per_min?.toFixed(1)} KiB/min`);
+              `end ${mib(m.end_kb)}, max ${mib(m.max_kb)}; slope after warm-up ${m.slope_kb_per_min?.toFixed(1) ?? '-'} KiB/min ` +
+              `(second half ${m.second_half_slope_kb_per_min?.toFixed(1) ?? '-'})`);
 }
+console.log(`             metric series per instance: ${seriesBefore.join(', ')} before, ${seriesAfter.join(', ')} after ` +
+            `(${apiKeyNo} API keys made)`);
 const out = opt.out ?? path.join(PERF, 'results',
                                  `soak-${new Date(startedAt).toISOString().slice(0, 19).replace(/[-:]/g, '').replace('T', '-')}.json`);
 mkdirSync(path.dirname(out), { recursive: true });
