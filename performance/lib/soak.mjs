@@ -26,6 +26,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
 import { Proc, freePort, gitInfo, installCleanup, log, machine, memoryKb, run } from './common.mjs';
+import { approxTokens } from '../../tests/blackbox/lib/approx_tokens.mjs';
 import { makeSystems } from './systems.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -203,42 +204,9 @@ async function sockets(gw) {
 
 const PROMPTS = ['Say hello to the soak test!', 'Count the sheep, slowly please.',
                  'What is a token bucket? Answer briefly.', 'Repeat after me: settled, settled.'];
-// The gateway's prompt estimate with the approx counter (a copy of approxTokens and chatEstimate
-// in tests/blackbox/lib/harness.mjs, which imports openai): an admitted request answered 502 or
-// 504 before any token reached the client (a backend that failed or timed out) is settled at it.
-const LETTERS = 0, DIGITS = 1, PUNCT = 2, SPACE = 3, WIDE = 4, BYTES = 5, CONT = 6;
-const PERIOD = [5, 1, 2, 4, 2, 1];
-function byteClass(c) {
-  if ((c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a)) return LETTERS;
-  if (c >= 0x30 && c <= 0x39) return DIGITS;
-  if (c === 0x20 || (c >= 0x09 && c <= 0x0d)) return SPACE;
-  if (c >= 0x80 && c <= 0xbf) return CONT;
-  if (c >= 0xc2 && c <= 0xdf) return LETTERS;
-  if (c >= 0xe0 && c <= 0xef) return WIDE;
-  if (c >= 0x80) return BYTES;
-  return PUNCT;
-}
-function approxTokens(text) {
-  const bytes = Buffer.from(text, 'utf8');
-  let tokens = 0;
-  let prev = -1;
-  let left = 0;
-  let seq = BYTES;
-  for (const c of bytes) {
-    const raw = byteClass(c);
-    const k = raw === CONT ? seq : raw;
-    if (raw !== CONT) seq = c < 0x80 ? BYTES : raw;
-    if (k !== prev) left = k === SPACE && c === 0x20 ? 1 : 0;
-    prev = k;
-    if (left === 0) {
-      tokens++;
-      left = PERIOD[k] - 1;
-    } else {
-      left--;
-    }
-  }
-  return Math.max(tokens, Math.floor((bytes.length + 3) / 4));
-}
+// The gateway's prompt estimate with the approx counter (as chatEstimate in
+// tests/blackbox/lib/harness.mjs): an admitted request answered 502 or 504 before any token
+// reached the client (a backend that failed or timed out) is settled at it.
 const promptEstimate = (content) => 3 + 4 + approxTokens(content);
 
 const tally = {};
