@@ -199,7 +199,7 @@ std::unique_ptr<MemoryStore> MemoryStore::Open(const std::string& data_dir, std:
 }
 
 // A bucket as saved (limits.db row or journal record); what this version cannot use is ignored.
-void MemoryStore::Restore(OwnedRef ref, BucketLevel level) {
+void MemoryStore::Restore(OwnedRef ref, BucketLevel level, bool dirty) {
   if (!IsLevelKind(ref.kind) || ref.period_micros <= 0) return;
   const int64_t frac_end = ref.calendar ? level.capacity + 1 : ref.period_micros;
   if (level.frac < 0 || level.frac >= frac_end) level.frac = 0;
@@ -207,6 +207,7 @@ void MemoryStore::Restore(OwnedRef ref, BucketLevel level) {
   ref.hash = BatchLocks::HashOf(ref.View(), &shard).hash;
   Bucket bucket;
   bucket.level = level;
+  bucket.dirty = dirty;
   (*shards_)[shard].buckets.insert_or_assign(std::move(ref), std::move(bucket));
 }
 
@@ -229,7 +230,7 @@ bool MemoryStore::Load(std::string* error) {
     level.level = select.Int(7);
     level.frac = select.Int(8);
     level.stamp = select.Int(9);
-    Restore(std::move(ref), level);
+    Restore(std::move(ref), level, /*dirty=*/false);
   }
   if (step == sqlite::Statement::Step::kError) {
     if (error) *error = db_->Error("load");
@@ -253,11 +254,9 @@ bool MemoryStore::Replay(std::string* error) {
     }
   }
   journaling_ = true;
-  // The checkpoint below closes the segment opened at start and drops the ones replayed.
+  // The checkpoint below saves what was replayed (dirty), closes the segment opened at start
+  // and drops the ones replayed.
   if (!journal_->Leftover().empty()) unrotated_ = 1;
-  for (Shard& shard : *shards_) {
-    for (auto& [ref, bucket] : shard.buckets) bucket.dirty = true;
-  }
   return Flush(error);
 }
 
@@ -277,7 +276,7 @@ void MemoryStore::ApplyRecord(std::string_view record) {
   level.stamp = in.Int();
   if (in.Failed() || !kind) return;
   ref.kind = *kind;
-  Restore(std::move(ref), level);
+  Restore(std::move(ref), level, /*dirty=*/true);
 }
 
 // Under flush_mu_. Copies the changed buckets' states under their shard's lock, encodes them

@@ -104,7 +104,8 @@ class MemoryStore final : public SynchronousStore {
                       int64_t now_micros);
   // Under the shard's lock: marks a level bucket changed for the next flush and journal commit.
   void Changed(Shard& shard, Entry& entry);
-  void Restore(OwnedRef ref, BucketLevel level);
+  // A bucket as saved; `dirty` when limits.db does not hold it yet (replayed from the journal).
+  void Restore(OwnedRef ref, BucketLevel level, bool dirty);
   bool Load(std::string* error);
   bool Replay(std::string* error);
   void ApplyRecord(std::string_view record);
