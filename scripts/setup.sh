@@ -13,6 +13,7 @@ packages=(
   redis-server redis-tools sqlite3 curl ca-certificates
   shellcheck clang-format clang-tidy
   clang libclang-rt-dev
+  prometheus prometheus-alertmanager
 )
 # Node 20 is what the machines ship; Debian's nodejs/npm only when there is no node at all.
 if ! command -v node >/dev/null 2>&1; then
