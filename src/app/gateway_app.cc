@@ -121,12 +121,15 @@ std::string GatewayApp::OpenParts(std::shared_ptr<const Config> config) {
   const Clock& clock = SystemClock::Instance();
   app_metrics_ = std::make_unique<AppMetrics>(metrics_, clock, usage_);
   budget_gauges_ = std::make_unique<BudgetGauges>(metrics_, clock);
+  access_log_ = AccessLog::Open(config_->access_log, metrics_, &error);
+  if (!access_log_) return error;
   LimiterOptions limiter_options;
   limiter_options.lease_ttl = config_->store.concurrency_lease_ttl;
   limiter_ = std::make_unique<Limiter>(*stores_.budgets, clock, limiter_options);
   limiter_->SetBudgetObserver(budget_gauges_.get());
   gateway_ = std::make_unique<Gateway>(metrics_, *limiter_, clock, keys_.get(), &usage_);
   gateway_->SetSnapshot(std::make_shared<GatewaySnapshot>(config_));
+  gateway_->SetAccessLog(access_log_.get());
 
   scheduler_ = std::make_unique<Scheduler>(metrics_, clock);
   AddScheduledTasks(*scheduler_, {*config_, clock, *usage_flush_, *keys_, stores_.memory.get()});

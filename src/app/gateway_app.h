@@ -110,6 +110,7 @@ class GatewayApp {
   MetricsRegistry metrics_;
   std::unique_ptr<AppMetrics> app_metrics_;
   std::unique_ptr<BudgetGauges> budget_gauges_;  // the limiter's observer
+  std::unique_ptr<AccessLog> access_log_;        // the gateway's
   std::unique_ptr<Limiter> limiter_;
   std::unique_ptr<Gateway> gateway_;
   std::unique_ptr<Scheduler> scheduler_;

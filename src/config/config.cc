@@ -399,6 +399,7 @@ class Parser {
   void ParseStore(const YAML::Node& node, StoreConfig& s);
   void ParseIdentity(const YAML::Node& node, IdentityConfig& id);
   void ParseUsage(const YAML::Node& node, UsageConfig& u);
+  void ParseAccessLog(const YAML::Node& node, AccessLogConfig& a);
   void ParseModels(const YAML::Node& node, std::vector<ModelConfig>& models);
   // models[i].aliases and .backends (`p`: their path), into `m`.
   void ParseAliases(const YAML::Node& node, const std::string& p, ModelConfig& m);
@@ -455,8 +456,8 @@ void Parser::Parse(const YAML::Node& root, Config& c) {
     return;
   }
   auto top = Map(root, "",
-                 {"listen", "server", "admin", "store", "identity", "usage", "metrics", "models",
-                  "tenants", "api_keys", "default_limits"});
+                 {"listen", "server", "admin", "store", "identity", "usage", "metrics",
+                  "access_log", "models", "tenants", "api_keys", "default_limits"});
   if (!top) return;
   // Models first: limits and keys refer to them by name or alias.
   if (auto* n = Get(*top, "models")) {
@@ -476,6 +477,7 @@ void Parser::Parse(const YAML::Node& root, Config& c) {
       if (auto* k = Get(*f, "key_label")) Set(Bool(*k, "metrics.key_label"), c.metrics.key_label);
     }
   }
+  if (auto* n = Get(*top, "access_log")) ParseAccessLog(*n, c.access_log);
   if (auto* n = Get(*top, "tenants")) ParseTenants(*n, c.tenants);
   if (auto* n = Get(*top, "api_keys")) ParseApiKeys(*n, c.tenants, c.api_keys);
   if (auto* n = Get(*top, "default_limits")) c.default_limits = ParseLimits(*n, "default_limits");
@@ -547,6 +549,31 @@ void Parser::ParseUsage(const YAML::Node& node, UsageConfig& u) {
       Error("usage.flush_interval", "must be between 10ms and 1m");
     } else {
       Set(d, u.flush_interval);
+    }
+  }
+}
+
+void Parser::ParseAccessLog(const YAML::Node& node, AccessLogConfig& a) {
+  auto f = Map(node, "access_log", {"output", "level"});
+  if (!f) return;
+  if (auto* n = Get(*f, "output")) {
+    auto v = NonEmptyString(*n, "access_log.output");
+    if (v == "off") {
+      a.output.clear();
+    } else if (v) {
+      a.output = *v;
+    }
+  }
+  if (auto* n = Get(*f, "level")) {
+    auto v = String(*n, "access_log.level");
+    if (v == "info") {
+      a.level = AccessLogConfig::Level::kInfo;
+    } else if (v == "warn") {
+      a.level = AccessLogConfig::Level::kWarn;
+    } else if (v == "error") {
+      a.level = AccessLogConfig::Level::kError;
+    } else if (v) {
+      Error("access_log.level", "must be info, warn or error");
     }
   }
 }
@@ -1026,6 +1053,8 @@ std::vector<std::string> RestartOnlyChanges(const Config& running, const Config&
   check("usage.retention", running.usage.retention == next.usage.retention);
   check("usage.flush_interval", running.usage.flush_interval == next.usage.flush_interval);
   check("metrics.key_label", running.metrics.key_label == next.metrics.key_label);
+  check("access_log.output", running.access_log.output == next.access_log.output);
+  check("access_log.level", running.access_log.level == next.access_log.level);
   return changed;
 }
 

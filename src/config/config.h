@@ -86,6 +86,15 @@ struct MetricsConfig {
   bool key_label = true;
 };
 
+// The access log: one JSON line per data-plane request (docs/operations.md, "Access log").
+struct AccessLogConfig {
+  enum class Level { kInfo, kWarn, kError };
+  // "stderr", "stdout", or a file the lines are appended to; empty: off.
+  std::string output = "stderr";
+  // kInfo: every request; kWarn: answers of 400 and above (and clients that left); kError: 5xx.
+  Level level = Level::kInfo;
+};
+
 struct IdentityConfig {
   enum class Source { kApiKey, kHeader };
   Source source = Source::kApiKey;
@@ -160,6 +169,7 @@ struct Config {
   IdentityConfig identity;
   UsageConfig usage;
   MetricsConfig metrics;
+  AccessLogConfig access_log;
   std::vector<ModelConfig> models;
   std::vector<TenantConfig> tenants;
   std::vector<ApiKeyConfig> api_keys;

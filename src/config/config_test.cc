@@ -987,6 +987,26 @@ TEST(Config, MetricsKeyLabel) {
               ElementsAre(HasSubstr("metrics.keys")));
 }
 
+TEST(Config, AccessLog) {
+  auto c = Ok(WithModels(""));
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->access_log.output, "stderr");
+  EXPECT_EQ(c->access_log.level, AccessLogConfig::Level::kInfo);
+  c = Ok(WithModels("access_log: {output: /var/log/trl/access.log, level: warn}\n"));
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->access_log.output, "/var/log/trl/access.log");
+  EXPECT_EQ(c->access_log.level, AccessLogConfig::Level::kWarn);
+  c = Ok(WithModels("access_log: {output: off}\n"));
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->access_log.output, "");
+  EXPECT_THAT(Errors(WithModels("access_log: {level: debug}\n")),
+              ElementsAre("access_log.level: must be info, warn or error"));
+  EXPECT_THAT(Errors(WithModels("access_log: {output: ''}\n")),
+              ElementsAre(HasSubstr("access_log.output")));
+  EXPECT_THAT(Errors(WithModels("access_log: {format: text}\n")),
+              ElementsAre(HasSubstr("access_log.format")));
+}
+
 TEST(Config, RestartOnlyChangesNamesWhatAReloadCannotApply) {
   auto running = Ok(WithModels("server: {threads: 2}\n"));
   ASSERT_NE(running, nullptr);

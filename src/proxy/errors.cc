@@ -103,6 +103,8 @@ std::string ErrorBody(ApiError error, std::string_view message) {
 
 unsigned ErrorStatus(ApiError error) { return Spec(error).status; }
 
+std::string_view ErrorCode(ApiError error) { return Spec(error).code; }
+
 http::Response TransportErrorResponse(unsigned status) {
   switch (status) {
     case 413:

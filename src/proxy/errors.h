@@ -45,6 +45,8 @@ http::Response ErrorResponse(ApiError error, std::string_view message = {},
 // The JSON body alone (for an error event inside a stream).
 std::string ErrorBody(ApiError error, std::string_view message = {});
 unsigned ErrorStatus(ApiError error);
+// Its "code" ("rate_limit_exceeded", "invalid_api_key"...).
+std::string_view ErrorCode(ApiError error);
 
 // An error the data plane's table does not hold (the admin API's own).
 http::Response ErrorResponse(unsigned status, std::string_view type, std::string_view code,

@@ -8,6 +8,7 @@
 #include "config/limit_text.h"
 #include "proxy/errors.h"
 #include "proxy/forward_body.h"
+#include "proxy/trace_context.h"
 #include "proxy/upstream_exchange.h"
 
 namespace trl {
@@ -24,6 +25,10 @@ uint64_t NextInstance() {
 
 double Seconds(std::chrono::steady_clock::duration d) {
   return std::chrono::duration<double>(d).count();
+}
+
+int64_t Micros(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
 }
 
 // The x-ratelimit-* headers as head lines ("name: value\r\n"): one string, not six fields.
@@ -53,6 +58,22 @@ std::string ScopeLabel(const Admission& admission) {
   std::string label = admission.refused_scope == ScopeKind::kKey ? "key" : "tenant";
   if (admission.refused_model_specific) label += "_model";
   return label;
+}
+
+// The error code a client was answered when its backend failed ("" if none did).
+std::string_view ErrorCode(UpstreamFailure failure) {
+  switch (failure) {
+    case UpstreamFailure::kNone:
+      return "";
+    case UpstreamFailure::kTimeout:
+      return ErrorCode(ApiError::kBackendTimeout);
+    case UpstreamFailure::kUnavailable:
+      return ErrorCode(ApiError::kNoBackend);
+    case UpstreamFailure::kShutdown:
+      return ErrorCode(ApiError::kShuttingDown);
+    default:
+      return ErrorCode(ApiError::kBackendError);
+  }
 }
 
 ApiError RateLimitError(LimitKind kind) {
@@ -186,27 +207,58 @@ void Gateway::SetSnapshot(std::shared_ptr<const GatewaySnapshot> snapshot) {
 
 asio::awaitable<void> Gateway::Handle(http::Request& request, http::ResponseWriter& writer) {
   std::shared_ptr<const GatewaySnapshot> snap = snapshot_.load();
-  std::string_view path = PathOf(request.target());
+  AccessRecord record = NewRecord(request, writer);
+  const std::string_view path = record.path;
   const bool post = request.method() == bhttp::verb::post;
   if (path == "/v1/chat/completions" && post) {
-    co_await HandleInference(*snap, ApiEndpoint::kChatCompletions, request, writer);
+    co_await HandleInference(*snap, ApiEndpoint::kChatCompletions, request, writer, record);
   } else if (path == "/v1/completions" && post) {
-    co_await HandleInference(*snap, ApiEndpoint::kCompletions, request, writer);
+    co_await HandleInference(*snap, ApiEndpoint::kCompletions, request, writer, record);
   } else if (path == "/v1/embeddings" && post) {
-    co_await HandleInference(*snap, ApiEndpoint::kEmbeddings, request, writer);
+    co_await HandleInference(*snap, ApiEndpoint::kEmbeddings, request, writer, record);
   } else if (path == "/v1/models" && request.method() == bhttp::verb::get) {
-    co_await HandleModels(*snap, request, writer);
+    co_await HandleModels(*snap, request, writer, record);
   } else if (path == "/v1/chat/completions" || path == "/v1/completions" ||
              path == "/v1/embeddings" || path == "/v1/models") {
-    co_await writer.Send(ErrorResponse(ApiError::kMethodNotAllowed,
-                                       "Method " + std::string(request.method_string()) +
-                                           " is not allowed on " + std::string(path) + "."));
+    co_await writer.Send(Fail(record, ApiError::kMethodNotAllowed,
+                              "Method " + std::string(request.method_string()) +
+                                  " is not allowed on " + std::string(path) + "."));
+    Log(record);
   } else {
-    co_await writer.Send(
-        ErrorResponse(ApiError::kNotFound, "Unknown path " + std::string(path) +
-                                               ". This gateway serves /v1/chat/completions, "
-                                               "/v1/completions, /v1/embeddings and /v1/models."));
+    co_await writer.Send(Fail(record, ApiError::kNotFound,
+                              "Unknown path " + std::string(path) +
+                                  ". This gateway serves /v1/chat/completions, "
+                                  "/v1/completions, /v1/embeddings and /v1/models."));
+    Log(record);
   }
+}
+
+AccessRecord Gateway::NewRecord(const http::Request& request,
+                                const http::ResponseWriter& writer) const {
+  AccessRecord record;
+  record.unix_micros = clock_.NowMicros();
+  record.request_id = writer.RequestId();
+  record.client = writer.ClientAddress();
+  record.method = request.method_string();
+  record.path = PathOf(request.target());
+  if (auto it = request.find("traceparent"); it != request.end()) {
+    record.trace_id = TraceIdOf(it->value());
+  }
+  return record;
+}
+
+http::Response Gateway::Fail(AccessRecord& record, ApiError error, std::string_view message,
+                             std::string_view param) {
+  record.error = ErrorCode(error);
+  http::Response response = ErrorResponse(error, message, param);
+  record.status = response.result_int();
+  return response;
+}
+
+void Gateway::Log(AccessRecord& record) const {
+  if (!access_log_) return;
+  if (record.total_us < 0) record.total_us = clock_.NowMicros() - record.unix_micros;
+  access_log_->Write(record);
 }
 
 Gateway::RequestSeries& Gateway::SeriesFor(const std::string& model, const Identity& identity) {
@@ -258,13 +310,16 @@ std::optional<Identity> Gateway::Authenticate(const GatewaySnapshot& snap,
 }
 
 asio::awaitable<void> Gateway::HandleModels(const GatewaySnapshot& snap, http::Request& request,
-                                            http::ResponseWriter& writer) {
+                                            http::ResponseWriter& writer, AccessRecord& record) {
   ApiError refusal{};
   auto identity = Authenticate(snap, request, &refusal);
   if (!identity) {
-    co_await writer.Send(ErrorResponse(refusal));
+    co_await writer.Send(Fail(record, refusal));
+    Log(record);
     co_return;
   }
+  record.key = identity->name;
+  record.tenant = identity->tenant;
   boost::json::array data;
   for (const Model& m : snap.models.Models()) {
     if (!Authenticator::ModelAllowed(*identity, m.config->name)) continue;
@@ -281,16 +336,19 @@ asio::awaitable<void> Gateway::HandleModels(const GatewaySnapshot& snap, http::R
   http::Response res{bhttp::status::ok, 11};
   res.set(bhttp::field::content_type, "application/json");
   res.body() = boost::json::serialize(root);
+  record.status = res.result_int();
   co_await writer.Send(std::move(res));
+  Log(record);
 }
 
 // One inference request's state, from step to step.
 struct Gateway::Inference {
-  Inference(const GatewaySnapshot& s, ApiEndpoint e)
-      : snap(s), endpoint(e), started(std::chrono::steady_clock::now()) {}
+  Inference(const GatewaySnapshot& s, ApiEndpoint e, AccessRecord& r)
+      : snap(s), endpoint(e), started(std::chrono::steady_clock::now()), record(r) {}
   const GatewaySnapshot& snap;
   const ApiEndpoint endpoint;
   const std::chrono::steady_clock::time_point started;
+  AccessRecord& record;  // its access-log line, filled step by step
   std::optional<Identity> identity;
   std::string key_name;
   // parse
@@ -303,21 +361,39 @@ struct Gateway::Inference {
   // admit
   Admission admission;
   std::string rate_lines;  // the x-ratelimit-* head lines
+  // record: what the access-log line points at
+  std::string backend, backend_error;
+};
+
+// Writes the request's access-log line when the request is over, whichever way it ends.
+class Gateway::LogWhenDone {
+ public:
+  LogWhenDone(const Gateway& gateway, AccessRecord& record) : gateway_(gateway), record_(record) {}
+  LogWhenDone(const LogWhenDone&) = delete;
+  LogWhenDone& operator=(const LogWhenDone&) = delete;
+  ~LogWhenDone() { gateway_.Log(record_); }
+
+ private:
+  const Gateway& gateway_;
+  AccessRecord& record_;
 };
 
 asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiEndpoint endpoint,
-                                               http::Request& request,
-                                               http::ResponseWriter& writer) {
-  Inference in(snap, endpoint);
+                                               http::Request& request, http::ResponseWriter& writer,
+                                               AccessRecord& record) {
+  Inference in(snap, endpoint, record);
+  const LogWhenDone log(*this, record);  // before `in` goes, whose strings the line points at
   ApiError refusal{};
   in.identity = Authenticate(snap, request, &refusal);
   if (!in.identity) {
-    http::Response response = ErrorResponse(refusal);
+    http::Response response = Fail(record, refusal);
     metrics_.requests.With({"", "", "", std::to_string(response.result_int())}).Add();
     co_await writer.Send(std::move(response));
     co_return;
   }
   in.key_name = in.identity->name;
+  record.key = in.key_name;
+  record.tenant = in.identity->tenant;
   std::optional<http::Response> error = Parse(in, request);
   if (!error) {
     const ModelConfig& model = *in.model->config;
@@ -338,8 +414,13 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
   if (in.fields.stream) series.streams->Add(1);
   ExchangeRequest exchange = MakeExchange(in, request);
   exchange.client_address = writer.ClientAddress();
+  exchange.request_id = writer.RequestId();
   exchange.client_is_trusted_proxy = IsTrustedProxy(snap.config->server, writer.ClientAddress());
-  overhead_.Observe(Seconds(std::chrono::steady_clock::now() - in.started));
+  const auto queued = std::chrono::steady_clock::now() - in.started;
+  overhead_.Observe(Seconds(queued));
+  record.queue_us = Micros(queued);
+  record.stream = in.fields.stream;
+  record.reserved_tokens = in.prompt_estimate + in.output_allowance;
   ExchangeResult result = co_await upstream_.ForwardAndRelay(exchange, writer);
   series.inflight->Add(-1);
   if (in.fields.stream) series.streams->Add(-1);
@@ -364,23 +445,24 @@ void Gateway::CountStatus(const Inference& in, std::string_view model, unsigned 
 std::optional<http::Response> Gateway::Parse(Inference& in, http::Request& request) {
   if (auto error = ExtractRequestFields(in.endpoint, request.body(), in.fields)) {
     CountStatus(in, "", 400);
-    return ErrorResponse(ApiError::kInvalidRequest, error->message, error->param);
+    return Fail(in.record, ApiError::kInvalidRequest, error->message, error->param);
   }
   in.model = in.snap.models.Find(in.fields.model);
   if (!in.model) {
     CountStatus(in, "", 404);
-    return ErrorResponse(ApiError::kModelNotFound,
-                         "The model '" + in.fields.model +
-                             "' does not exist. GET /v1/models lists the models you can use.",
-                         "model");
+    return Fail(in.record, ApiError::kModelNotFound,
+                "The model '" + in.fields.model +
+                    "' does not exist. GET /v1/models lists the models you can use.",
+                "model");
   }
   const ModelConfig& model = *in.model->config;
+  in.record.model = model.name;
   if (!Authenticator::ModelAllowed(*in.identity, model.name)) {
     CountStatus(in, model.name, 403);
-    return ErrorResponse(ApiError::kModelNotAllowed,
-                         "This API key may not use the model '" + model.name +
-                             "'. GET /v1/models lists the models you can use.",
-                         "model");
+    return Fail(in.record, ApiError::kModelNotAllowed,
+                "This API key may not use the model '" + model.name +
+                    "'. GET /v1/models lists the models you can use.",
+                "model");
   }
   in.counter = in.snap.counters.at(model.name).get();
   in.prompt_estimate = CountPromptTokens(in.fields, *in.counter, model.media_tokens);
@@ -400,13 +482,13 @@ std::optional<http::Response> Gateway::Refusal(Inference& in,
       return std::nullopt;
     case Admission::Outcome::kTooLarge:
       CountStatus(in, model_name, 400);
-      return ErrorResponse(ApiError::kTokensExceedLimit,
-                           "This request needs " + std::to_string(admission.requested) +
-                               " tokens (prompt " + std::to_string(in.prompt_estimate) +
-                               " + output allowance " + std::to_string(in.output_allowance) +
-                               "), more than the limit " + admission.refused_limit +
-                               " can ever grant. Lower max_tokens (or n), or shorten the prompt.",
-                           in.fields.max_tokens ? "max_tokens" : "messages");
+      return Fail(in.record, ApiError::kTokensExceedLimit,
+                  "This request needs " + std::to_string(admission.requested) + " tokens (prompt " +
+                      std::to_string(in.prompt_estimate) + " + output allowance " +
+                      std::to_string(in.output_allowance) + "), more than the limit " +
+                      admission.refused_limit +
+                      " can ever grant. Lower max_tokens (or n), or shorten the prompt.",
+                  in.fields.max_tokens ? "max_tokens" : "messages");
     case Admission::Outcome::kRefused:
       return RateLimited(in);
     case Admission::Outcome::kStoreError:
@@ -416,7 +498,7 @@ std::optional<http::Response> Gateway::Refusal(Inference& in,
                                     SettlementSource::kEstimate);
         CountStatus(in, model_name, 503);
         metrics_.store_decisions.With({"deny"}).Add();
-        return ErrorResponse(ApiError::kStoreUnavailable);
+        return Fail(in.record, ApiError::kStoreUnavailable);
       }
       metrics_.store_decisions.With({"allow"}).Add();
       return std::nullopt;
@@ -425,7 +507,7 @@ std::optional<http::Response> Gateway::Refusal(Inference& in,
 }
 
 // The 429 of a request a limit refused, with its Retry-After, counted and recorded.
-http::Response Gateway::RateLimited(const Inference& in) {
+http::Response Gateway::RateLimited(Inference& in) {
   const std::string& model_name = in.model->config->name;
   const Admission& admission = in.admission;
   CountStatus(in, model_name, 429);
@@ -438,12 +520,11 @@ http::Response Gateway::RateLimited(const Inference& in) {
              std::string(LimitKindLabel(admission.refused_kind)), ScopeLabel(admission)})
       .Add();
   const int64_t retry_ms = std::max<int64_t>(1, admission.retry_after_ms);
-  http::Response res =
-      ErrorResponse(RateLimitError(admission.refused_kind),
-                    "Rate limit reached for " + admission.refused_limit + ": remaining " +
-                        std::to_string(std::max<int64_t>(0, admission.remaining)) + ", requested " +
-                        std::to_string(admission.requested) + ". Retry in " +
-                        FormatDuration(Millis(retry_ms)) + ".");
+  http::Response res = Fail(in.record, RateLimitError(admission.refused_kind),
+                            "Rate limit reached for " + admission.refused_limit + ": remaining " +
+                                std::to_string(std::max<int64_t>(0, admission.remaining)) +
+                                ", requested " + std::to_string(admission.requested) +
+                                ". Retry in " + FormatDuration(Millis(retry_ms)) + ".");
   res.set(bhttp::field::retry_after, std::to_string(std::max<int64_t>(1, (retry_ms + 999) / 1000)));
   res.set("retry-after-ms", std::to_string(retry_ms));
   return res;
@@ -483,18 +564,17 @@ Gateway::Cost Gateway::CostOf(const Inference& in, const ExchangeResult& result)
 }
 
 // Step "record": usage, and the request's metrics.
-void Gateway::Record(const Inference& in, RequestSeries& series, const ExchangeResult& result,
+void Gateway::Record(Inference& in, RequestSeries& series, const ExchangeResult& result,
                      const Cost& cost) {
   const std::string& model_name = in.model->config->name;
+  const auto now = std::chrono::steady_clock::now();
   if (usage_) {
     usage_->RecordAdmitted(in.key_name, in.identity->tenant, model_name,
                            clock_.NowMicros() / 1'000'000, cost.prompt, cost.completion);
   }
   if (result.failure != UpstreamFailure::kNone) {
-    metrics_.upstream_errors
-        .With({model_name, result.backend,
-               UpstreamFailureLabel(result.failure, result.backend_status)})
-        .Add();
+    in.backend_error = UpstreamFailureLabel(result.failure, result.backend_status);
+    metrics_.upstream_errors.With({model_name, result.backend, in.backend_error}).Add();
   }
   if (result.usage_invalid) metrics_.usage_invalid.With({model_name}).Add();
   series.prompt->Add(static_cast<double>(cost.prompt));
@@ -504,8 +584,25 @@ void Gateway::Record(const Inference& in, RequestSeries& series, const ExchangeR
   } else {
     CountStatus(in, model_name, result.status ? result.status : 499);
   }
-  series.duration->Observe(Seconds(std::chrono::steady_clock::now() - in.started));
+  series.duration->Observe(Seconds(now - in.started));
   if (result.first_byte) series.ttft->Observe(Seconds(*result.first_byte - in.started));
+  RecordLine(in, result, cost, now);
+}
+
+// The access-log line of a request that was forwarded.
+void Gateway::RecordLine(Inference& in, const ExchangeResult& result, const Cost& cost,
+                         std::chrono::steady_clock::time_point now) {
+  AccessRecord& record = in.record;
+  in.backend = result.backend;
+  record.backend = in.backend;
+  record.backend_error = in.backend_error;
+  record.status = result.status ? result.status : 499;  // 499: the client left first
+  record.error = ErrorCode(result.failure);
+  record.prompt_tokens = cost.prompt;
+  record.completion_tokens = cost.completion;
+  record.cost_source = result.usage ? "usage" : "estimate";
+  if (result.first_byte) record.ttft_us = Micros(*result.first_byte - in.started);
+  record.total_us = Micros(now - in.started);
 }
 
 }  // namespace trl

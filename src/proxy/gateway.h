@@ -21,6 +21,7 @@
 #include "limits/token_counter.h"
 #include "metrics/metrics.h"
 #include "models/model_registry.h"
+#include "proxy/access_log.h"
 #include "proxy/authenticator.h"
 #include "proxy/errors.h"
 #include "proxy/identity_table.h"
@@ -69,6 +70,8 @@ class Gateway {
           Upstream* upstream = nullptr);
 
   void SetSnapshot(std::shared_ptr<const GatewaySnapshot> snapshot);
+  // Before serving; null (the default): no access log. Must outlive the Gateway's requests.
+  void SetAccessLog(AccessLog* log) { access_log_ = log; }
   std::shared_ptr<const GatewaySnapshot> Snapshot() const { return snapshot_.load(); }
 
   asio::awaitable<void> Handle(http::Request& request, http::ResponseWriter& writer);
@@ -94,9 +97,18 @@ class Gateway {
   };
   RequestSeries& SeriesFor(const std::string& model, const Identity& identity);
   asio::awaitable<void> HandleModels(const GatewaySnapshot& snap, http::Request& request,
-                                     http::ResponseWriter& writer);
+                                     http::ResponseWriter& writer, AccessRecord& record);
+  // Writes the request's access-log line itself, when it is over.
   asio::awaitable<void> HandleInference(const GatewaySnapshot& snap, ApiEndpoint endpoint,
-                                        http::Request& request, http::ResponseWriter& writer);
+                                        http::Request& request, http::ResponseWriter& writer,
+                                        AccessRecord& record);
+  // The access-log line's fields known on arrival.
+  AccessRecord NewRecord(const http::Request& request, const http::ResponseWriter& writer) const;
+  // The error answer, its status and code noted in `record`.
+  static http::Response Fail(AccessRecord& record, ApiError error, std::string_view message = {},
+                             std::string_view param = {});
+  void Log(AccessRecord& record) const;  // total_us, if not set, from the arrival on the clock
+  class LogWhenDone;
   // HandleInference's steps, on the request's state; each returns the error answer that ends
   // the request there, if any.
   struct Inference;
@@ -107,11 +119,12 @@ class Gateway {
   void CountStatus(const Inference& in, std::string_view model, unsigned status);
   std::optional<http::Response> Parse(Inference& in, http::Request& request);
   std::optional<http::Response> Refusal(Inference& in, const asio::any_io_executor& executor);
-  http::Response RateLimited(const Inference& in);
+  http::Response RateLimited(Inference& in);
   static ExchangeRequest MakeExchange(Inference& in, http::Request& request);
   static Cost CostOf(const Inference& in, const ExchangeResult& result);
-  void Record(const Inference& in, RequestSeries& series, const ExchangeResult& result,
-              const Cost& cost);
+  void Record(Inference& in, RequestSeries& series, const ExchangeResult& result, const Cost& cost);
+  static void RecordLine(Inference& in, const ExchangeResult& result, const Cost& cost,
+                         std::chrono::steady_clock::time_point now);
 
   GatewayMetrics metrics_;
   Histogram& overhead_;      // trl_gateway_overhead_seconds has no labels: one series
@@ -124,6 +137,7 @@ class Gateway {
   UsageRecorder* usage_;
   std::unique_ptr<Upstream> own_upstream_;  // when none was given
   Upstream& upstream_;
+  AccessLog* access_log_ = nullptr;
   std::atomic<std::shared_ptr<const GatewaySnapshot>> snapshot_;
 };
 

@@ -36,6 +36,9 @@ struct ExchangeRequest {
   // server.trusted_proxies, whose X-Forwarded-* are believed (UpstreamHead).
   std::string_view client_address;
   bool client_is_trusted_proxy = false;
+  // The request's id (the client's valid x-request-id, else the gateway's), sent to the backend
+  // as X-Request-Id in place of whatever the client sent, so its logs match the gateway's.
+  std::string_view request_id;
 };
 
 // Why an exchange failed: trl_upstream_errors_total{reason} (UpstreamFailureLabel).

@@ -17,6 +17,7 @@
 #include "http/socket_io.h"
 #include "proxy/errors.h"
 #include "proxy/request_fields.h"
+#include "proxy/trace_context.h"
 #include "upstream/connection_pool.h"
 
 namespace trl {
@@ -82,6 +83,19 @@ void AppendForwardedFor(std::string& head, const ExchangeRequest& req,
       .append(std::string_view("\r\n"));
 }
 
+bool IsTraceContext(const http::Request::value_type& field) {
+  return field.name() == bhttp::field::unknown &&
+         (beast::iequals(field.name_string(), "traceparent") ||
+          beast::iequals(field.name_string(), "tracestate"));
+}
+
+// No traceparent, or one valid one: the trace context goes on as it came (trace_context.h).
+bool ValidTraceContext(const http::Request& request) {
+  auto [first, last] = request.equal_range("traceparent");
+  if (first == last) return true;
+  return std::next(first) == last && !TraceIdOf(first->value()).empty();
+}
+
 std::string UpstreamHead(const ExchangeRequest& req, const BackendUrl& backend) {
   std::string head;
   head.reserve(512);
@@ -94,10 +108,13 @@ std::string UpstreamHead(const ExchangeRequest& req, const BackendUrl& backend) 
           ? std::nullopt
           : std::optional<bhttp::token_list>(std::in_place, connection->value());
   std::string_view forwarded_for, forwarded_proto;
+  const bool trace_context = ValidTraceContext(*req.client);
   for (const auto& field : *req.client) {
     // Beast's parser names every field it knows, in any case, by its enum: no string compares.
     if (HopByHop(field.name()) || field.name() == bhttp::field::content_type) continue;
     if (named && named->exists(field.name_string())) continue;
+    if (!trace_context && IsTraceContext(field)) continue;
+    if (!req.request_id.empty() && beast::iequals(field.name_string(), "x-request-id")) continue;
     if (IsForwarding(field)) {
       if (!req.client_is_trusted_proxy) continue;
       if (beast::iequals(field.name_string(), "x-forwarded-for")) {
@@ -112,6 +129,7 @@ std::string UpstreamHead(const ExchangeRequest& req, const BackendUrl& backend) 
     http::AppendField(head, field.name_string(), field.value());
   }
   AppendForwardedFor(head, req, forwarded_for, forwarded_proto);
+  if (!req.request_id.empty()) http::AppendField(head, "X-Request-Id", req.request_id);
   head.append(std::string_view("Host: ")).append(backend.host).push_back(':');
   head.append(Decimal(backend.port).View());
   head.append(std::string_view(
