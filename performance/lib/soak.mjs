@@ -568,7 +568,7 @@ const result = {
   options: opt, traffic_seconds: trafficSeconds, tally, admin: adminTally, faults, fault_log: faultLog,
   checks, usage: usageBy, mock_stats: mstats, rss,
   gateway_metrics: finalMetrics.map((m) => ({
-    fail_open: metricSum(m, 'trl_store_fail_open_total'),
+    fail_open: metricSum(m, 'trl_store_error_decisions_total', { decision: 'allow' }),
     store_errors: metricSum(m, 'trl_store_errors_total'),
     settlements_applied: metricSum(m, 'trl_settlements_total', 'outcome="applied"'),
     settlements_retried: metricSum(m, 'trl_settlements_total', 'outcome="retried"'),

@@ -24,16 +24,6 @@ boost::json::object ModelJson(const Model& m) {
   return model;
 }
 
-// Ready: the store answers through the real limiter path, and the API-made keys are loaded
-// (before, they would get 401).
-std::function<asio::awaitable<bool>()> Readiness(Limiter& limiter, const KeyDirectory& keys) {
-  return [&limiter, &keys]() -> asio::awaitable<bool> {
-    static const LimitConfig kProbe{LimitKind::kRequests, 1, Millis(1000), false, ""};
-    LimitReadings r = co_await limiter.ReadKeyLimits("__readyz__", "", {&kProbe, 1});
-    co_return r.ok&& keys.Current()->Version() >= 0;
-  };
-}
-
 // On the scheduler's thread, after this instance's pending usage is written: the answer
 // includes every request this instance has settled.
 std::function<asio::awaitable<UsageResult>(const UsageQuery&)> UsageQueries(UsageFlush& usage,
@@ -52,6 +42,16 @@ std::function<asio::awaitable<UsageResult>(const UsageQuery&)> UsageQueries(Usag
 }
 
 }  // namespace
+
+// Ready: the store answers through the real limiter path, and the API-made keys are loaded
+// (before, they would get 401).
+std::function<asio::awaitable<bool>()> Readiness(Limiter& limiter, const KeyDirectory& keys) {
+  return [&limiter, &keys]() -> asio::awaitable<bool> {
+    static const LimitConfig kProbe{LimitKind::kRequests, 1, Millis(1000), false, ""};
+    LimitReadings r = co_await limiter.ReadKeyLimits("__readyz__", "", {&kProbe, 1});
+    co_return r.ok&& keys.Current()->Version() >= 0;
+  };
+}
 
 std::string ModelsJson(const GatewaySnapshot& snapshot) {
   boost::json::array models;

@@ -30,6 +30,10 @@ struct AdminParts {
 
 AdminHooks MakeAdminHooks(AdminParts parts);
 
+// What /readyz answers: the store answers through the real limiter path, and the API-made keys
+// are loaded. Both must outlive the function.
+std::function<asio::awaitable<bool>()> Readiness(Limiter& limiter, const KeyDirectory& keys);
+
 // GET /admin/v1/models: {"data": [{"name", "aliases", "backends": [{"url", "healthy",
 // "outstanding"}]}]}.
 std::string ModelsJson(const GatewaySnapshot& snapshot);

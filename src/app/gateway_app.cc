@@ -26,6 +26,8 @@ using namespace std::chrono_literals;
 
 constexpr auto kHealthInterval = 2s;
 constexpr auto kHealthTimeout = 1s;
+// How often trl_ready is brought up to date (what /readyz would answer).
+constexpr auto kReadyProbeInterval = 5s;
 // How often a drain looks whether it is over.
 constexpr auto kDrainPoll = 10ms;
 
@@ -117,14 +119,22 @@ std::string GatewayApp::OpenParts(std::shared_ptr<const Config> config) {
   if (!config_->metrics.key_label) metrics_.DropLabel("key");
   if (stores_.redis) ObserveStoreLatency(metrics_, *stores_.redis);
   const Clock& clock = SystemClock::Instance();
+  app_metrics_ = std::make_unique<AppMetrics>(metrics_, clock, usage_);
+  budget_gauges_ = std::make_unique<BudgetGauges>(metrics_, clock);
   LimiterOptions limiter_options;
   limiter_options.lease_ttl = config_->store.concurrency_lease_ttl;
   limiter_ = std::make_unique<Limiter>(*stores_.budgets, clock, limiter_options);
+  limiter_->SetBudgetObserver(budget_gauges_.get());
   gateway_ = std::make_unique<Gateway>(metrics_, *limiter_, clock, keys_.get(), &usage_);
   gateway_->SetSnapshot(std::make_shared<GatewaySnapshot>(config_));
 
   scheduler_ = std::make_unique<Scheduler>(metrics_, clock);
   AddScheduledTasks(*scheduler_, {*config_, clock, *usage_flush_, *keys_, stores_.memory.get()});
+  scheduler_->Add("ready_probe", kReadyProbeInterval,
+                  [this, ready = Readiness(*limiter_, *keys_)]() -> asio::awaitable<bool> {
+                    app_metrics_->SetReady(co_await ready());
+                    co_return true;
+                  });
   MakeServers();
   return "";
 }
@@ -153,7 +163,7 @@ void GatewayApp::MakeServers() {
       },
       TransportErrorResponse);
   if (!config_->admin.listen) return;
-  auto reload = [this] { return ReloadConfig(options_.config_path, *config_, *gateway_, *keys_); };
+  auto reload = [this] { return Reload(); };
   admin_api_ = std::make_unique<AdminApi>(
       metrics_, MakeAdminHooks({*gateway_, *limiter_, *keys_, *usage_flush_, *scheduler_,
                                 SystemClock::Instance(), reload}));
@@ -199,6 +209,12 @@ void GatewayApp::Listen() {
   std::fflush(stdout);
 }
 
+ReloadOutcome GatewayApp::Reload() {
+  ReloadOutcome outcome = ReloadConfig(options_.config_path, *config_, *gateway_, *keys_);
+  app_metrics_->CountReload(outcome);
+  return outcome;
+}
+
 void GatewayApp::StartThreads() {
   for (auto& w : workers_) {
     work_guards_.push_back(asio::make_work_guard(*w));
@@ -212,7 +228,7 @@ void GatewayApp::WaitForSignal() {
   signals_->async_wait([this](boost::system::error_code ec, int signo) {
     if (ec) return;
     if (signo == SIGHUP) {
-      ReloadConfig(options_.config_path, *config_, *gateway_, *keys_);
+      Reload();
       WaitForSignal();
       return;
     }

@@ -33,7 +33,9 @@
 #include <vector>
 
 #include "admin/admin_api.h"
+#include "app/app_metrics.h"
 #include "app/app_stores.h"
+#include "app/budget_gauges.h"
 #include "app/scheduler.h"
 #include "app/usage_flush.h"
 #include "config/config.h"
@@ -93,6 +95,8 @@ class GatewayApp {
   void StopWorkers();
   bool SaveBudgets();
   int ExitCode(bool usage_flushed);
+  // Reloads the config file (SIGHUP, the admin API) and counts the outcome.
+  ReloadOutcome Reload();
 
   const AppOptions options_;
   std::shared_ptr<const Config> config_;  // as the process started: a reload does not change it
@@ -104,6 +108,8 @@ class GatewayApp {
   UsageRecorder usage_;
   std::unique_ptr<UsageFlush> usage_flush_;
   MetricsRegistry metrics_;
+  std::unique_ptr<AppMetrics> app_metrics_;
+  std::unique_ptr<BudgetGauges> budget_gauges_;  // the limiter's observer
   std::unique_ptr<Limiter> limiter_;
   std::unique_ptr<Gateway> gateway_;
   std::unique_ptr<Scheduler> scheduler_;

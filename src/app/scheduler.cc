@@ -20,6 +20,10 @@ Scheduler::Scheduler(MetricsRegistry& metrics, const Clock& clock)
     : clock_(clock),
       last_run_(metrics.AddGauge("trl_scheduled_task_last_run_timestamp_seconds",
                                  "Unix time at which the task's last run ended.", {"task"})),
+      last_success_(metrics.AddGauge("trl_scheduled_task_last_success_timestamp_seconds",
+                                     "Unix time at which the task's last successful run ended "
+                                     "(0: none yet).",
+                                     {"task"})),
       duration_(metrics.AddGauge("trl_scheduled_task_duration_seconds",
                                  "How long the task's last run took.", {"task"})),
       runs_(metrics.AddCounter("trl_scheduled_task_runs_total", "Runs of a scheduled task.",
@@ -35,6 +39,7 @@ void Scheduler::Add(std::string name, std::chrono::milliseconds interval, Task t
   entry->timer = std::make_unique<asio::steady_timer>(io_);
   // The series exist from the start, at 0 until the first run.
   last_run_.With({entry->name});
+  last_success_.With({entry->name});
   duration_.With({entry->name});
   runs_.With({entry->name, "ok"});
   runs_.With({entry->name, "error"});
@@ -58,7 +63,9 @@ asio::awaitable<bool> Scheduler::RunOnce(Entry& entry) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   duration_.With({entry.name}).Set(seconds);
-  last_run_.With({entry.name}).Set(static_cast<double>(clock_.NowMicros()) / 1e6);
+  const double now = static_cast<double>(clock_.NowMicros()) / 1e6;
+  last_run_.With({entry.name}).Set(now);
+  if (ok) last_success_.With({entry.name}).Set(now);
   runs_.With({entry.name, ok ? "ok" : "error"}).Add();
   co_return ok;
 }

@@ -2,6 +2,7 @@
 // every task runs on the scheduler's own thread, `interval` after its previous run ended (so a
 // slow run never overlaps itself), and its last run is visible in metrics:
 //   trl_scheduled_task_last_run_timestamp_seconds{task}  (Unix time the last run ended)
+//   trl_scheduled_task_last_success_timestamp_seconds{task}  (the same, successful runs only)
 //   trl_scheduled_task_duration_seconds{task}            (how long the last run took)
 //   trl_scheduled_task_runs_total{task,outcome=ok|error}
 // Other work that must not overlap with the tasks (an admin usage query after a flush) runs on
@@ -59,6 +60,7 @@ class Scheduler {
 
   const Clock& clock_;
   Family<Gauge>& last_run_;
+  Family<Gauge>& last_success_;
   Family<Gauge>& duration_;
   Family<Counter>& runs_;
   asio::io_context io_{1};

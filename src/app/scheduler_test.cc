@@ -63,6 +63,15 @@ TEST(SchedulerTest, RunsEveryTaskOnItsThreadAndCountsItsOutcome) {
   EXPECT_EQ(Runs(metrics, "throwing", "error"), throwing.runs);
   EXPECT_EQ(MetricValue(metrics, R"(trl_scheduled_task_last_run_timestamp_seconds{task="ok"})"),
             1'700'000'000.0);
+  // A task that never succeeded has no last success; the last run counts any outcome.
+  EXPECT_EQ(MetricValue(metrics, R"(trl_scheduled_task_last_success_timestamp_seconds{task="ok"})"),
+            1'700'000'000.0);
+  EXPECT_EQ(
+      MetricValue(metrics, R"(trl_scheduled_task_last_success_timestamp_seconds{task="failing"})"),
+      0.0);
+  EXPECT_EQ(
+      MetricValue(metrics, R"(trl_scheduled_task_last_run_timestamp_seconds{task="failing"})"),
+      1'700'000'000.0);
 }
 
 TEST(SchedulerTest, RunHandsWorkToTheSchedulerThread) {

@@ -193,6 +193,8 @@ Admission Limiter::TooLarge(const RequestScope& scope, const Plan& plan, const R
   admission.outcome = Admission::Outcome::kTooLarge;
   admission.refused_kind = LimitKind::kTokens;
   admission.refused_limit = Describe(scope, plan, plan.too_large);
+  admission.refused_scope = plan.origins[plan.too_large].scope;
+  admission.refused_model_specific = !plan.charges[plan.too_large].bucket.ref.model.empty();
   admission.requested = plan.reserve_tokens;
   if (read.status == StoreStatus::kOk && read.states.size() == plan.charges.size()) {
     admission.remaining = std::max<int64_t>(read.states[plan.too_large].level.level, 0);
@@ -247,6 +249,12 @@ Admission Limiter::Decide(const RequestScope& scope, const Plan& plan, const Adm
   }
   const int64_t now = result.now_micros;
   FillHeaders(AsSpan(charges), result.states, now, admission);
+  if (observer_) {
+    for (size_t i = 0; i < charges.size(); ++i) {
+      if (charges[i].bucket.ref.kind == LimitKind::kConcurrent) continue;
+      observer_->Observe(charges[i].bucket, result.states[i].level);
+    }
+  }
 
   if (result.admitted) {
     counters_.admitted.fetch_add(1, std::memory_order_relaxed);
@@ -277,6 +285,8 @@ Admission Limiter::Decide(const RequestScope& scope, const Plan& plan, const Adm
   admission.outcome = Admission::Outcome::kRefused;
   admission.refused_kind = charge.bucket.ref.kind;
   admission.refused_limit = Describe(scope, plan, refused);
+  admission.refused_scope = plan.origins[refused].scope;
+  admission.refused_model_specific = !charge.bucket.ref.model.empty();
   admission.requested = charge.amount;
   admission.remaining = charge.bucket.ref.kind == LimitKind::kConcurrent
                             ? std::max<int64_t>(charge.bucket.capacity - state.in_use, 0)

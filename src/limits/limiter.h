@@ -114,6 +114,10 @@ struct Admission {
   // kRefused / kTooLarge: names the limit, e.g. "key 'team-a' model 'llama2-13b' 20000 tokens
   // per 1m", "tenant 'acme' 600 requests per 1m (calendar)", "key 'team-a' 16 concurrent requests".
   std::string refused_limit;
+  // kRefused / kTooLarge: whose limit that is (the key's or the tenant's), and whether it is one
+  // restricted to the request's model.
+  ScopeKind refused_scope = ScopeKind::kKey;
+  bool refused_model_specific = false;
   // kRefused / kTooLarge: the refusing limit's remaining amount (now, floored at 0; concurrency:
   // free slots), the amount asked of it, and (kRefused) how long until it can admit that amount,
   // at least 1 ms (calendar: the next window start; concurrency: LimiterOptions).
@@ -169,6 +173,18 @@ struct LimitReadings {
   std::vector<LimitReading> limits;
 };
 
+// Told the state of each token and request budget an admission was judged on: after the
+// request's charge when admitted, as it stands when refused. For gauges of what is left. Called
+// on the admitting thread once the store has answered; must be quick, must not block and must
+// not call back into the Limiter.
+class BudgetObserver {
+ public:
+  virtual void Observe(const BucketSpec& budget, const BucketLevel& level) = 0;
+
+ protected:
+  ~BudgetObserver() = default;
+};
+
 class Limiter {
  public:
   // `store` and `clock` must outlive the Limiter; so must the executors given to
@@ -212,6 +228,8 @@ class Limiter {
                                  std::span<const LimitConfig> key_limits);
 
   LimiterStats Stats() const;
+  // Before the first Admit; null: none. The observer must outlive the Limiter's use of it.
+  void SetBudgetObserver(BudgetObserver* observer) { observer_ = observer; }
 
  private:
   struct Counters {
@@ -255,6 +273,7 @@ class Limiter {
   std::mutex settling_mu_;  // guards the list below; never held across a store call
   BackgroundSettlement* settling_ = nullptr;  // every settlement the store has failed once
   bool abandoned_ = false;
+  BudgetObserver* observer_ = nullptr;
 };
 
 // "key 'team-a' model 'llama2-13b' 20000 tokens per 1m" and the like (Admission::refused_limit).

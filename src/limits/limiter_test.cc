@@ -256,6 +256,8 @@ TEST_P(LimiterTest, ARefusalChargesNoOtherLimit) {
   ASSERT_EQ(a.outcome, Outcome::kRefused);
   EXPECT_EQ(a.refused_kind, LimitKind::kTokens);
   EXPECT_EQ(a.refused_limit, "tenant 'acme' 150 tokens per 1m");
+  EXPECT_EQ(a.refused_scope, ScopeKind::kTenant);
+  EXPECT_FALSE(a.refused_model_specific);
   EXPECT_EQ(a.remaining, 50);
   EXPECT_EQ(a.requested, 100);
   EXPECT_EQ(a.retry_after_ms, 20'000);  // 50 missing tokens at 150 per minute
@@ -269,6 +271,46 @@ TEST_P(LimiterTest, ARefusalChargesNoOtherLimit) {
   EXPECT_EQ(a.requests.reset_ms, 30'000);
   EXPECT_EQ(KeyLevels(key), (std::vector<int64_t>{900, 1}));
   EXPECT_EQ(TenantLevel(tenant[0]), 50);
+}
+
+// Records what the limiter reports of each budget.
+struct RecordingObserver final : BudgetObserver {
+  void Observe(const BucketSpec& budget, const BucketLevel& level) override {
+    seen.push_back({budget.ref.scope, std::string(budget.ref.scope_name), budget.ref.kind,
+                    budget.capacity, level.level});
+  }
+  struct Seen {
+    ScopeKind scope;
+    std::string owner;
+    LimitKind kind;
+    int64_t capacity, level;
+    bool operator==(const Seen&) const = default;
+  };
+  std::vector<Seen> seen;
+};
+
+TEST_P(LimiterTest, TheObserverSeesEveryTokenAndRequestBudgetOfEachDecision) {
+  RecordingObserver observer;
+  limiter_.SetBudgetObserver(&observer);
+  std::vector<LimitConfig> key = {Tokens(1000, kMinute), Requests(2, kMinute), Concurrent(4)};
+  std::vector<LimitConfig> tenant = {Tokens(150, kMinute)};
+  using Seen = RecordingObserver::Seen;
+  Admission a = Admit(Scope(key, tenant), 100);
+  ASSERT_EQ(a.outcome, Outcome::kAdmitted);
+  // After the charge; no concurrency budget.
+  EXPECT_EQ(observer.seen,
+            (std::vector<Seen>{{ScopeKind::kKey, "team-a", LimitKind::kTokens, 1000, 900},
+                               {ScopeKind::kKey, "team-a", LimitKind::kRequests, 2, 1},
+                               {ScopeKind::kTenant, "acme", LimitKind::kTokens, 150, 50}}));
+  observer.seen.clear();
+  ASSERT_EQ(Admit(Scope(key, tenant), 100).outcome, Outcome::kRefused);
+  // As they stand: nothing charged.
+  EXPECT_EQ(observer.seen,
+            (std::vector<Seen>{{ScopeKind::kKey, "team-a", LimitKind::kTokens, 1000, 900},
+                               {ScopeKind::kKey, "team-a", LimitKind::kRequests, 2, 1},
+                               {ScopeKind::kTenant, "acme", LimitKind::kTokens, 150, 50}}));
+  Settle(a, 100);
+  limiter_.SetBudgetObserver(nullptr);
 }
 
 TEST_P(LimiterTest, RetryAfterIsExact) {
@@ -463,6 +505,8 @@ TEST_P(LimiterTest, ModelLimitIsNamedWhenItRefuses) {
   Admission a = Admit(Scope(key, kNone, "llama2-13b"), 1'000);
   ASSERT_EQ(a.outcome, Outcome::kRefused);
   EXPECT_EQ(a.refused_limit, "key 'team-a' model 'llama2-13b' 20000 tokens per 1m");
+  EXPECT_EQ(a.refused_scope, ScopeKind::kKey);
+  EXPECT_TRUE(a.refused_model_specific);
   EXPECT_EQ(a.retry_after_ms, 3'000);
   EXPECT_EQ(Admit(Scope(key, kNone, "llama2-7b"), 1'000).outcome, Outcome::kAdmitted);
 }

@@ -48,6 +48,13 @@ std::string RateLimitHeadLines(const Admission& admission) {
   return lines;
 }
 
+// trl_ratelimit_rejections_total{scope}: whose limit refused.
+std::string ScopeLabel(const Admission& admission) {
+  std::string label = admission.refused_scope == ScopeKind::kKey ? "key" : "tenant";
+  if (admission.refused_model_specific) label += "_model";
+  return label;
+}
+
 ApiError RateLimitError(LimitKind kind) {
   switch (kind) {
     case LimitKind::kTokens:
@@ -73,11 +80,13 @@ GatewaySnapshot::GatewaySnapshot(std::shared_ptr<const Config> cfg, const Gatewa
 
 GatewayMetrics::GatewayMetrics(MetricsRegistry& r)
     : requests(r.AddCounter("trl_requests_total", "Requests answered, by final status.",
-                            {"model", "key", "status"})),
+                            {"model", "key", "tenant", "status"})),
       tokens(r.AddCounter("trl_tokens_total", "Tokens settled (the backend's usage).",
-                          {"model", "key", "kind"})),
-      rejections(r.AddCounter("trl_ratelimit_rejections_total", "Requests refused by a rate limit.",
-                              {"model", "key", "limit"})),
+                          {"model", "key", "tenant", "kind"})),
+      rejections(r.AddCounter("trl_ratelimit_rejections_total",
+                              "Requests refused by a rate limit, by the limit's kind and whose it "
+                              "is (key, tenant, key_model, tenant_model).",
+                              {"model", "key", "tenant", "limit", "scope"})),
       duration(r.AddHistogram("trl_request_duration_seconds",
                               "Time from the request's arrival to the end of its response.",
                               {"model"}, MetricsRegistry::LatencyBuckets())),
@@ -88,16 +97,17 @@ GatewayMetrics::GatewayMetrics(MetricsRegistry& r)
                               "Time spent in the gateway itself before forwarding.", {},
                               MetricsRegistry::LatencyBuckets())),
       inflight(r.AddGauge("trl_inflight_requests", "Requests being served now.", {"model"})),
+      streams(r.AddGauge("trl_streams_open", "Streamed answers being relayed now.", {"model"})),
       upstream_errors(r.AddCounter("trl_upstream_errors_total", "Backend failures, by reason.",
                                    {"model", "backend", "reason"})),
       usage_invalid(r.AddCounter("trl_backend_usage_invalid_total",
                                  "Answers whose usage was not integers from 0 to 10^9 (or lacked "
                                  "a count): settled on the gateway's own count instead.",
                                  {"model"})),
-      store_fail_open(r.AddCounter("trl_store_fail_open_total",
-                                   "Requests let through because the store failed "
-                                   "(on_store_error: allow).",
-                                   {})) {}
+      store_decisions(r.AddCounter("trl_store_error_decisions_total",
+                                   "Requests the store failed to judge, by what on_store_error "
+                                   "decided (allow: let through, deny: 503).",
+                                   {"decision"})) {}
 
 Gateway::Gateway(MetricsRegistry& metrics, Limiter& limiter, const Clock& clock,
                  const KeyDirectory* keys, UsageRecorder* usage, Upstream* upstream)
@@ -199,26 +209,30 @@ asio::awaitable<void> Gateway::Handle(http::Request& request, http::ResponseWrit
   }
 }
 
-Gateway::RequestSeries& Gateway::SeriesFor(const std::string& model, std::string_view key) {
+Gateway::RequestSeries& Gateway::SeriesFor(const std::string& model, const Identity& identity) {
   // Per thread, so no lock; keyed by gateway instance too (a later Gateway never sees an earlier
-  // one's registry). One entry per (model, key) a thread has served: the registry holds as many
-  // series anyway.
+  // one's registry). One entry per (model, tenant, key) a thread has served: the registry holds
+  // as many series anyway.
   thread_local std::unordered_map<std::string, RequestSeries> cache;
   thread_local std::string id;
   id.assign(reinterpret_cast<const char*>(&instance_), sizeof(instance_));
   id.append(model);
   id.push_back('\0');
-  if (key_label_) id.append(key);  // else one entry per model, however many keys
+  id.append(identity.tenant);
+  id.push_back('\0');
+  if (key_label_) id.append(identity.name);  // else one entry per model and tenant
   auto it = cache.find(id);
   if (it != cache.end()) return it->second;
   RequestSeries series;
-  std::string key_name(key);
-  series.ok = &metrics_.requests.With({model, key_name, "200"});
-  series.prompt = &metrics_.tokens.With({model, key_name, "prompt"});
-  series.completion = &metrics_.tokens.With({model, key_name, "completion"});
+  const std::string key(identity.name);
+  const std::string tenant(identity.tenant);
+  series.ok = &metrics_.requests.With({model, key, tenant, "200"});
+  series.prompt = &metrics_.tokens.With({model, key, tenant, "prompt"});
+  series.completion = &metrics_.tokens.With({model, key, tenant, "completion"});
   series.duration = &metrics_.duration.With({model});
   series.ttft = &metrics_.ttft.With({model});
   series.inflight = &metrics_.inflight.With({model});
+  series.streams = &metrics_.streams.With({model});
   return cache.emplace(id, series).first->second;
 }
 
@@ -299,7 +313,7 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
   in.identity = Authenticate(snap, request, &refusal);
   if (!in.identity) {
     http::Response response = ErrorResponse(refusal);
-    metrics_.requests.With({"", "", std::to_string(response.result_int())}).Add();
+    metrics_.requests.With({"", "", "", std::to_string(response.result_int())}).Add();
     co_await writer.Send(std::move(response));
     co_return;
   }
@@ -319,14 +333,16 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
     co_return;
   }
 
-  RequestSeries& series = SeriesFor(in.model->config->name, in.key_name);
+  RequestSeries& series = SeriesFor(in.model->config->name, *in.identity);
   series.inflight->Add(1);
+  if (in.fields.stream) series.streams->Add(1);
   ExchangeRequest exchange = MakeExchange(in, request);
   exchange.client_address = writer.ClientAddress();
   exchange.client_is_trusted_proxy = IsTrustedProxy(snap.config->server, writer.ClientAddress());
   overhead_.Observe(Seconds(std::chrono::steady_clock::now() - in.started));
   ExchangeResult result = co_await upstream_.ForwardAndRelay(exchange, writer);
   series.inflight->Add(-1);
+  if (in.fields.stream) series.streams->Add(-1);
 
   const Cost cost = CostOf(in, result);
   // (A let-through store failure's reservation too: the store may have charged it.)
@@ -338,7 +354,10 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
 }
 
 void Gateway::CountStatus(const Inference& in, std::string_view model, unsigned status) {
-  metrics_.requests.With({std::string(model), in.key_name, std::to_string(status)}).Add();
+  metrics_.requests
+      .With({std::string(model), in.key_name, std::string(in.identity->tenant),
+             std::to_string(status)})
+      .Add();
 }
 
 // Step "parse": the request's fields, its model (allowed for the key) and what it may cost.
@@ -396,9 +415,10 @@ std::optional<http::Response> Gateway::Refusal(Inference& in,
         limiter_.SettleInBackground(executor, std::move(in.admission.reservation), 0,
                                     SettlementSource::kEstimate);
         CountStatus(in, model_name, 503);
+        metrics_.store_decisions.With({"deny"}).Add();
         return ErrorResponse(ApiError::kStoreUnavailable);
       }
-      metrics_.store_fail_open.With({}).Add();
+      metrics_.store_decisions.With({"allow"}).Add();
       return std::nullopt;
   }
   return std::nullopt;
@@ -414,7 +434,8 @@ http::Response Gateway::RateLimited(const Inference& in) {
                            clock_.NowMicros() / 1'000'000, admission.refused_kind);
   }
   metrics_.rejections
-      .With({model_name, in.key_name, std::string(LimitKindLabel(admission.refused_kind))})
+      .With({model_name, in.key_name, std::string(in.identity->tenant),
+             std::string(LimitKindLabel(admission.refused_kind)), ScopeLabel(admission)})
       .Add();
   const int64_t retry_ms = std::max<int64_t>(1, admission.retry_after_ms);
   http::Response res =

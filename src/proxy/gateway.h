@@ -45,16 +45,17 @@ struct GatewaySnapshot {
 // The metrics the data plane keeps (DESIGN.md §5), declared in one place.
 struct GatewayMetrics {
   explicit GatewayMetrics(MetricsRegistry& registry);
-  Family<Counter>& requests;         // {model, key, status}
-  Family<Counter>& tokens;           // {model, key, kind}
-  Family<Counter>& rejections;       // {model, key, limit}
+  Family<Counter>& requests;         // {model, key, tenant, status}
+  Family<Counter>& tokens;           // {model, key, tenant, kind}
+  Family<Counter>& rejections;       // {model, key, tenant, limit, scope}
   Family<Histogram>& duration;       // {model}
   Family<Histogram>& ttft;           // {model}
   Family<Histogram>& overhead;       // {}
   Family<Gauge>& inflight;           // {model}
+  Family<Gauge>& streams;            // {model}: streamed answers being relayed
   Family<Counter>& upstream_errors;  // {model, backend, reason}
   Family<Counter>& usage_invalid;    // {model}: backend usage out of range, not trusted
-  Family<Counter>& store_fail_open;  // {}
+  Family<Counter>& store_decisions;  // {decision}: on_store_error applied (allow|deny)
   // Read at scrape time: trl_backend_up, and the limiter's decision and store-error counters.
 };
 
@@ -89,8 +90,9 @@ class Gateway {
     Histogram* duration = nullptr;
     Histogram* ttft = nullptr;
     Gauge* inflight = nullptr;
+    Gauge* streams = nullptr;
   };
-  RequestSeries& SeriesFor(const std::string& model, std::string_view key);
+  RequestSeries& SeriesFor(const std::string& model, const Identity& identity);
   asio::awaitable<void> HandleModels(const GatewaySnapshot& snap, http::Request& request,
                                      http::ResponseWriter& writer);
   asio::awaitable<void> HandleInference(const GatewaySnapshot& snap, ApiEndpoint endpoint,

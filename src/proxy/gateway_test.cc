@@ -216,9 +216,9 @@ TEST_F(GatewayTest, SettlementReplacesTheReservationByTheBackendsUsage) {
   upstream_.Push(FakeUpstream::Answer(Usage{7, 3}));
   h_.Handle(Post(kChat));
   EXPECT_EQ(h_.TeamALevels(), (std::vector<int64_t>{1000 - 10, 1}));
-  EXPECT_EQ(h_.CounterValue(metrics_.tokens, {"llama2-7b", "team-a", "prompt"}), 7);
-  EXPECT_EQ(h_.CounterValue(metrics_.tokens, {"llama2-7b", "team-a", "completion"}), 3);
-  EXPECT_EQ(h_.CounterValue(metrics_.requests, {"llama2-7b", "team-a", "200"}), 1);
+  EXPECT_EQ(h_.CounterValue(metrics_.tokens, {"llama2-7b", "team-a", "", "prompt"}), 7);
+  EXPECT_EQ(h_.CounterValue(metrics_.tokens, {"llama2-7b", "team-a", "", "completion"}), 3);
+  EXPECT_EQ(h_.CounterValue(metrics_.requests, {"llama2-7b", "team-a", "", "200"}), 1);
   EXPECT_EQ(h_.limiter_.Stats().by_usage.applied, 1u);
 }
 
@@ -235,7 +235,7 @@ TEST_F(GatewayTest, ABackendFailureCostsNothingAndIsCountedByReason) {
   EXPECT_EQ(h_.TeamALevels()[0], 1000);  // nothing reached a backend: nothing charged
   EXPECT_EQ(h_.CounterValue(metrics_.upstream_errors, {"llama2-7b", "http://backend-1", "connect"}),
             1);
-  EXPECT_EQ(h_.CounterValue(metrics_.requests, {"llama2-7b", "team-a", "503"}), 1);
+  EXPECT_EQ(h_.CounterValue(metrics_.requests, {"llama2-7b", "team-a", "", "503"}), 1);
 }
 
 TEST_F(GatewayTest, TheThirdRequestInAMinuteIs429WithRetryAfter) {
@@ -252,8 +252,9 @@ TEST_F(GatewayTest, TheThirdRequestInAMinuteIs429WithRetryAfter) {
   EXPECT_NE(writer.body().find(R"("type":"requests")"), std::string::npos) << writer.body();
   EXPECT_NE(writer.body().find(R"("code":"rate_limit_exceeded")"), std::string::npos);
   EXPECT_EQ(upstream_.seen().size(), 2u);  // the refused one was not forwarded
-  EXPECT_EQ(h_.CounterValue(metrics_.rejections, {"llama2-7b", "team-a", "requests"}), 1);
-  EXPECT_EQ(h_.CounterValue(metrics_.requests, {"llama2-7b", "team-a", "429"}), 1);
+  EXPECT_EQ(h_.CounterValue(metrics_.rejections, {"llama2-7b", "team-a", "", "requests", "key"}),
+            1);
+  EXPECT_EQ(h_.CounterValue(metrics_.requests, {"llama2-7b", "team-a", "", "429"}), 1);
 }
 
 TEST_F(GatewayTest, AReservationNoLimitCanGrantIs400) {
@@ -280,14 +281,14 @@ TEST_F(GatewayTest, AMissingOrUnknownKeyIs401) {
   http::Request get{http::bhttp::verb::get, "/v1/models", 11};
   EXPECT_EQ(h_.Handle(get).body(), expected);
   EXPECT_TRUE(upstream_.seen().empty());
-  EXPECT_EQ(h_.CounterValue(metrics_.requests, {"", "", "401"}), 2);
+  EXPECT_EQ(h_.CounterValue(metrics_.requests, {"", "", "", "401"}), 2);
 }
 
 TEST_F(GatewayTest, ABodyThatIsNotARequestIs400) {
   FakeResponseWriter writer = h_.Handle(Post(R"({"model":"llama","messages":"hi"})"));
   EXPECT_EQ(writer.status(), 400u);
   EXPECT_NE(writer.body().find(R"("code":"invalid_request")"), std::string::npos);
-  EXPECT_EQ(h_.CounterValue(metrics_.requests, {"", "team-a", "400"}), 1);
+  EXPECT_EQ(h_.CounterValue(metrics_.requests, {"", "team-a", "", "400"}), 1);
   EXPECT_EQ(h_.TeamALevels(), (std::vector<int64_t>{1000, 2}));  // nothing admitted
 }
 
@@ -357,7 +358,7 @@ TEST_F(GatewayBackendTest, AStreamsUsageIsSettledAndRemovedWhenNotAskedFor) {
   EXPECT_EQ(writer.body().find("usage"), std::string::npos) << writer.body();
   EXPECT_EQ(h_.TeamALevels(), (std::vector<int64_t>{1000 - 39, 1}));
   GatewayMetrics& m = h_.gateway_.Metrics();
-  EXPECT_EQ(h_.CounterValue(m.tokens, {"llama2-7b", "team-a", "completion"}), 30);
+  EXPECT_EQ(h_.CounterValue(m.tokens, {"llama2-7b", "team-a", "", "completion"}), 30);
 }
 
 TEST_F(GatewayBackendTest, ABackends500IsA502CountedAsHttp500) {

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 
 import {
-  chatBody, cleanup, completeConfig, errorOf, mockText, startGateway, startMock, toYaml,
+  chatBody, cleanup, completeConfig, errorOf, metricSum as metricSumOf, mockText, rawStream,
+  startGateway, startMock, toYaml,
 } from './lib/harness.mjs';
 
 const KEY = 'sk-admin-team-a';
@@ -136,6 +137,120 @@ describe('admin', () => {
     assert.equal(via.status, 200, via.text);
     assert.equal(via.json.choices[0].message.content, mockText(2));
     assert.equal(gw.proc.exitInfo, null, 'SIGHUP must not stop the gateway');
+  });
+});
+
+describe('metrics an operator ranks and alerts on', () => {
+  let mock;
+  let gw;
+  const ACME = 'sk-admin-acme';
+  const SOLO = 'sk-admin-solo';
+  before(async () => {
+    mock = await startMock({ name: 'mock-operator', models: ['m', 'slow'] });
+    gw = await startGateway({
+      models: [{ name: 'm', backends: [mock.url] }],
+      tenants: [{ name: 'acme', limits: [{ requests: 3, per: '1h' }] }],
+      api_keys: [
+        { name: 'team-a', key: ACME, tenant: 'acme',
+          limits: [{ tokens: 1000, per: '1d', reset: 'calendar' },
+                   { model: 'm', requests: 100, per: '1m' }] },
+        { name: 'solo', key: SOLO, limits: [{ requests: 1, per: '1h' }] },
+      ],
+    });
+  });
+  const ask = (key, extra = {}) =>
+    gw.post('chat/completions', chatBody('m', 'ping', { max_tokens: 2, ...extra }), { key });
+
+  test('tenants, whose limit refused, budgets left, reloads, readiness and the version',
+       async () => {
+    for (let i = 0; i < 3; i++) assert.equal((await ask(ACME)).status, 200);
+    // Counted after the settlement: once three are counted, the key's budget holds them.
+    assert.equal(await gw.waitMetric('trl_tokens_total', { key: 'team-a', kind: 'completion' }, 6),
+                 6);
+    assert.equal((await ask(ACME)).status, 429);  // the tenant's 3 requests per hour
+    assert.equal((await ask(SOLO)).status, 200);
+    assert.equal((await ask(SOLO)).status, 429);  // the key's 1 request per hour
+
+    const m = await gw.metrics();
+    const sum = (name, labels) => metricSumOf(m, name, labels);
+    assert.equal(sum('trl_requests_total', { tenant: 'acme', status: '200' }), 3);
+    assert.equal(sum('trl_requests_total', { key: 'team-a', tenant: 'acme', status: '429' }), 1);
+    assert.equal(sum('trl_requests_total', { key: 'solo', tenant: '', status: '200' }), 1);
+    assert.equal(sum('trl_tokens_total', { tenant: 'acme', kind: 'completion' }), 6);
+    assert.equal(sum('trl_ratelimit_rejections_total',
+                     { key: 'team-a', tenant: 'acme', limit: 'requests', scope: 'tenant' }), 1);
+    assert.equal(sum('trl_ratelimit_rejections_total',
+                     { key: 'solo', tenant: '', limit: 'requests', scope: 'key' }), 1);
+    assert.equal(sum('trl_ratelimit_rejections_total', {}), 2);
+
+    // Budgets as the last request judged them: the tenant's 3 requests are spent (one comes
+    // back every 20 minutes); the key's daily tokens are down by exactly what was charged.
+    const tenantRequests = { scope: 'tenant', name: 'acme', model: '', kind: 'requests',
+                             period: '1h', calendar: 'false' };
+    assert.equal(sum('trl_budget_limit', tenantRequests), 3);
+    assert.equal(sum('trl_budget_remaining', tenantRequests), 0);
+    const daily = { scope: 'key', name: 'team-a', model: '', kind: 'tokens', period: '1d',
+                    calendar: 'true' };
+    const charged = sum('trl_tokens_total', { key: 'team-a' });
+    assert.equal(sum('trl_budget_limit', daily), 1000);
+    assert.equal(sum('trl_budget_remaining', daily), 1000 - charged);
+    const perModel = { scope: 'key', name: 'team-a', model: 'm', kind: 'requests', period: '1m' };
+    assert.equal(sum('trl_budget_limit', perModel), 100);
+    // Three admitted; the fourth, refused by the tenant's limit, charged nothing.
+    assert.equal(sum('trl_budget_remaining', perModel), 97);
+
+    assert.equal(sum('trl_build_info', {}), 1);
+    assert.ok(m.some((s) => s.name === 'trl_build_info' && /^\d+\.\d+\.\d+$/.test(s.labels.version)));
+    assert.equal(sum('trl_config_last_reload_successful', {}), 1);
+    assert.equal(sum('trl_store_error_decisions_total', {}), 0);
+    // The probe runs every 5 s: polled, not waited for.
+    assert.equal(await gw.waitMetric('trl_ready', {}, 1), 1);
+    assert.ok(await gw.waitMetric('trl_scheduled_task_last_success_timestamp_seconds',
+                                  { task: 'usage_flush' }, 1) > 1.7e9);
+
+    // A refused reload is counted and flagged until a good one.
+    gw.writeConfig('models: [');
+    assert.equal((await gw.reload()).status, 400);
+    assert.equal(await gw.metric('trl_config_reloads_total', { outcome: 'error' }), 1);
+    assert.equal(await gw.metric('trl_config_last_reload_successful'), 0);
+    gw.writeConfig({
+      models: [{ name: 'm', backends: [mock.url] }],
+      tenants: [{ name: 'acme', limits: [{ requests: 3, per: '1h' }] }],
+      api_keys: [{ name: 'team-a', key: ACME, tenant: 'acme' }],
+    });
+    assert.equal((await gw.reload()).status, 200);
+    assert.equal(await gw.metric('trl_config_reloads_total', { outcome: 'ok' }), 1);
+    assert.equal(await gw.metric('trl_config_last_reload_successful'), 1);
+  });
+});
+
+describe('trl_streams_open', () => {
+  let mock;
+  let gw;
+  before(async () => {
+    // One token a second: the stream outlasts the test until the test hangs up.
+    mock = await startMock({ name: 'mock-streams', models: ['slow'], tokensPerSecond: 1 });
+    gw = await startGateway({ models: [{ name: 'slow', backends: [mock.url] }],
+                              api_keys: [{ name: 'team-a', key: KEY }] });
+  });
+
+  test('counts the streams being relayed, and only those', async () => {
+    const body = chatBody('slow', 'tell me a story', { max_tokens: 16, stream: true });
+    const s = rawStream(gw.port, '/v1/chat/completions', body,
+                        { headers: { Authorization: `Bearer ${KEY}` } });
+    assert.equal((await s.head).status, 200);
+    assert.equal(await gw.metric('trl_streams_open', { model: 'slow' }), 1);
+    assert.equal(await gw.metric('trl_inflight_requests', { model: 'slow' }), 1);
+    const plain = await gw.post('chat/completions', chatBody('slow', 'hi', { max_tokens: 1 }),
+                                { key: KEY });
+    assert.equal(plain.status, 200);
+    assert.equal(await gw.metric('trl_streams_open', { model: 'slow' }), 1);
+    s.halfClose();
+    assert.equal((await s.done).complete, false);
+    // Let go of once the gateway has seen the hang-up (the stream's 200 is counted then).
+    assert.equal(await gw.waitMetric('trl_requests_total', { status: '200' }, 2), 2);
+    assert.equal(await gw.metric('trl_streams_open', { model: 'slow' }), 0);
+    assert.equal(await gw.metric('trl_inflight_requests', { model: 'slow' }), 0);
   });
 });
 

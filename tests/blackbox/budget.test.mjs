@@ -635,7 +635,8 @@ describe('store faults (redis, two instances through a relay)', () => {
       assert.equal(r.status, 200, r.text);
       assert.equal(r.json.usage.total_tokens, 11);
     }
-    assert.equal(await fleet.metric('trl_store_fail_open_total'), fleet.size);
+    assert.equal(await fleet.metric('trl_store_error_decisions_total', { decision: 'allow' }),
+                 fleet.size);
     for (const gw of fleet.gws) assert.equal(await gw.metric('trl_reservations_unsettled'), 1);
     fleet.relay.pass();
 

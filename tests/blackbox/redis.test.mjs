@@ -208,9 +208,12 @@ describe('redis store', () => {
       assert.equal(e.gw, 'gw-deny');
       errorOf(e.body, { type: 'api_error', code: 'model_unavailable' });
     }
-    assert.ok(await allow.metric('trl_store_fail_open_total') > 0);
+    const decisions = 'trl_store_error_decisions_total';
+    assert.ok(await allow.metric(decisions, { decision: 'allow' }) > 0);
+    assert.equal(await allow.metric(decisions, { decision: 'deny' }), 0);
     assert.ok(await allow.metric('trl_store_errors_total', { op: 'admit' }) > 0);
-    assert.equal(await deny.metric('trl_store_fail_open_total'), 0);
+    assert.equal(await deny.metric(decisions, { decision: 'allow' }), 0);
+    assert.equal(await deny.metric(decisions, { decision: 'deny' }), denied[503]);
 
     // Decisions are exact again, on the new (empty) Redis, from both instances.
     const after = [];
