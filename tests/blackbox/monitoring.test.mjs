@@ -193,7 +193,7 @@ describe('against a real Prometheus', () => {
     const redis = await startRedis({ name: 'redis-monitoring' });
     const mock = await startMock({ name: 'mock-monitoring', models: ['m'], ttft: '5ms' });
     gw = await startGateway({
-      store: { backend: 'redis', redis: { url: redis.url } },
+      store: { backend: 'redis', redis: { url: redis.url }, on_store_error: 'allow' },
       models: [{ name: 'm', backends: [mock.url] }],
       tenants: [{ name: 'acme', limits: [{ tokens: 1000000, per: '1m' }] }],
       api_keys: [
@@ -221,6 +221,10 @@ describe('against a real Prometheus', () => {
     await expect('no key', 401, chat(undefined));
     await expect('usage not to be trusted', 200,
                  chat(KEY, { headers: { 'x-mock-fault': 'usage-negative' } }));
+    // A store error (Redis gone: on_store_error lets the request through), then a fresh Redis.
+    await redis.kill();
+    await expect('Redis down', 200, chat(KEY));
+    await redis.restart();
     // Last: after a backend fault the model's only backend may be ejected for a while.
     await expect('backend fault', 502, chat(KEY, { headers: { 'x-mock-fault': 'http500' } }));
     const reload = await gw.reload();
