@@ -56,9 +56,26 @@ class GaugeGuard {
   std::atomic<int64_t>& gauge_;
 };
 
+// Holds vllm:num_requests_running up for one scope.
+class RunningGuard {
+ public:
+  explicit RunningGuard(Gauge& gauge) : gauge_(gauge) { gauge_.Add(1); }
+  ~RunningGuard() { gauge_.Add(-1); }
+  RunningGuard(const RunningGuard&) = delete;
+  RunningGuard& operator=(const RunningGuard&) = delete;
+
+ private:
+  Gauge& gauge_;
+};
+
+double SecondsSince(steady_clock::time_point start) {
+  return std::chrono::duration<double>(steady_clock::now() - start).count();
+}
+
 struct SessionDeps {
   const MockOptions* options;
   MockStats* stats;
+  const MockMetrics* metrics;
   MockRequestLog* request_log;
   std::atomic<uint64_t>* next_response_seq;
 };
@@ -129,6 +146,10 @@ class Session {
       AppendModelsBody(body_, Options().models, std::time(nullptr));
       co_return co_await WriteBody(200, kJson);
     }
+    if (get && target == "/metrics") {
+      body_ = deps_.metrics->Render();
+      co_return co_await WriteBody(200, "text/plain; version=0.0.4; charset=utf-8");
+    }
     const bool reset_stats = post && target == "/mock/reset-stats";
     if (reset_stats || (get && target == "/mock/stats")) {
       if (reset_stats) {
@@ -156,7 +177,17 @@ class Session {
     co_return co_await WriteError(no_route);
   }
 
+  // Where an answer's generation is recorded (mock_metrics.h), and when its request arrived.
+  struct Generation {
+    const MockMetrics::Model& metrics;
+    steady_clock::time_point arrival;
+
+    void FirstToken() const { metrics.time_to_first_token->Observe(SecondsSince(arrival)); }
+    void Tokens(int64_t count) const { metrics.generation_tokens->Add(static_cast<double>(count)); }
+  };
+
   awaitable<Next> HandleInference(MockEndpoint endpoint, http::request<http::string_body>& http) {
+    const steady_clock::time_point arrival = steady_clock::now();
     ++Stats().requests_total;
     Record(http);
     MockFault fault = Options().faults ? ParseMockFault(http["x-mock-fault"]) : MockFault::kNone;
@@ -181,6 +212,10 @@ class Session {
     const MockRequest& request = std::get<MockRequest>(parsed);
     const MockAnswer answer = PlanMockAnswer(request, Options());
     Stats().served_prompt_tokens_total += request.prompt_tokens;  // the prefill has happened
+    const MockMetrics::Model& metrics = deps_.metrics->For(request.model);
+    metrics.prompt_tokens->Add(static_cast<double>(request.prompt_tokens));
+    RunningGuard running(*metrics.running);
+    const Generation generation{metrics, arrival};
     const uint64_t seq = deps_.next_response_seq->fetch_add(1, std::memory_order_relaxed);
     id_.clear();
     AppendResponseId(id_, endpoint, seq);
@@ -189,14 +224,15 @@ class Session {
     const MockResponseMeta meta{id_, std::time(nullptr), request.model, tool_call_id_,
                                 request.tool_name};
     if (request.stream) {
-      co_return co_await Stream(request, answer, meta, fault);
+      co_return co_await Stream(request, answer, meta, fault, generation);
     }
-    co_return co_await Whole(request, answer, meta, fault);
+    co_return co_await Whole(request, answer, meta, fault, generation);
   }
 
   // A non-streaming answer, delayed as long as its stream would take.
   awaitable<Next> Whole(const MockRequest& request, const MockAnswer& answer,
-                        const MockResponseMeta& meta, MockFault fault) {
+                        const MockResponseMeta& meta, MockFault fault,
+                        const Generation& generation) {
     const MockUsageReport report = UsageReportFor(fault);
     // A usage that is wrong on purpose is not counted as reported (MockStats).
     const bool with_usage = report == MockUsageReport::kValid;
@@ -206,8 +242,13 @@ class Session {
       AppendCompletionBody(body_, request.endpoint, meta, answer, report);
     }
     EncodeBody(kJson);
-    auto deadline = steady_clock::now() + Options().ttft + answer.words * Options().TokenInterval();
-    if (!co_await WaitUntil(deadline)) co_return Next::kGone;
+    const auto first_token = steady_clock::now() + Options().ttft;
+    if (!co_await WaitUntil(first_token)) co_return Next::kGone;
+    if (request.endpoint != MockEndpoint::kEmbeddings) generation.FirstToken();
+    if (!co_await WaitUntil(first_token + answer.words * Options().TokenInterval())) {
+      co_return Next::kGone;
+    }
+    generation.Tokens(answer.words);
     if (fault == MockFault::kTruncateStream) {
       FormatHead(200, kJson, body_.size());
       co_await WriteAll(std::array<asio::const_buffer, 2>{
@@ -228,7 +269,8 @@ class Session {
   }
 
   awaitable<Next> Stream(const MockRequest& request, const MockAnswer& answer,
-                         const MockResponseMeta& meta, MockFault fault) {
+                         const MockResponseMeta& meta, MockFault fault,
+                         const Generation& generation) {
     GaugeGuard open_stream(Stats().open_streams);
     if (http10_) keep_alive_ = false;  // no chunked encoding: the close delimits the body
     std::optional<MockGzip> gzip;
@@ -250,6 +292,8 @@ class Session {
     for (int64_t word = 1; word <= words; ++word) {
       if (word > 1) deadline += Options().TokenInterval();
       if (!co_await WaitUntil(deadline)) co_return Next::kGone;
+      if (word == 1) generation.FirstToken();
+      generation.Tokens(1);
       if (word == 1 && answer.tool_call) {  // the call's name goes first, as its own event
         body_.clear();
         AppendStreamToolCallHead(body_, meta, so_far(0));
@@ -519,7 +563,8 @@ void MockRequestLog::AppendJson(std::string& out) const {
   out += ']';
 }
 
-MockServer::MockServer(MockOptions options) : options_(std::move(options)) {
+MockServer::MockServer(MockOptions options)
+    : options_(std::move(options)), metrics_(options_.models) {
   asio::io_context resolver_context;
   tcp::resolver resolver(resolver_context);
   tcp::endpoint endpoint =
@@ -550,7 +595,7 @@ MockServer::~MockServer() { Stop(); }
 tcp::endpoint MockServer::Endpoint() const { return workers_.front()->acceptor.local_endpoint(); }
 
 void MockServer::Run() {
-  SessionDeps deps{&options_, &stats_, &request_log_, &next_response_seq_};
+  SessionDeps deps{&options_, &stats_, &metrics_, &request_log_, &next_response_seq_};
   for (auto& worker : workers_) {
     asio::co_spawn(worker->io_context, Accept(worker->acceptor, deps), asio::detached);
   }

@@ -2,14 +2,15 @@
 //
 // Routes: POST /v1/chat/completions, /v1/completions, /v1/embeddings (answers as mock_api.h
 // describes, paced by --ttft and --tokens-per-second, faults by `x-mock-fault` when started with
-// --faults); GET /health, GET /v1/models; for tests GET /mock/stats, GET /mock/requests, POST
-// /mock/reset-stats. When a request's Accept-Encoding accepts gzip, its JSON answers go out gzipped
-// (with Content-Length of the compressed bytes) and its event streams through one gzip stream,
-// sync-flushed after every event so each still arrives on its own; otherwise as is.
+// --faults); GET /health, GET /v1/models, GET /metrics (vLLM-named series: mock_metrics.h); for
+// tests GET /mock/stats, GET /mock/requests, POST /mock/reset-stats. When a request's
+// Accept-Encoding accepts gzip, its JSON answers go out gzipped (with Content-Length of the
+// compressed bytes) and its event streams through one gzip stream, sync-flushed after every event
+// so each still arrives on its own; otherwise as is.
 //
 // Threading: one io_context per thread, each with its own SO_REUSEPORT acceptor on the same
-// port, so sessions never cross threads and need no strands. Only MockStats (atomics) and
-// MockRequestLog (a mutex) are shared.
+// port, so sessions never cross threads and need no strands. Only MockStats (atomics),
+// MockMetrics (atomics) and MockRequestLog (a mutex) are shared.
 #pragma once
 
 #include <atomic>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "mock/mock_api.h"
+#include "mock/mock_metrics.h"
 #include "mock/mock_options.h"
 
 namespace trl {
@@ -94,6 +96,7 @@ class MockServer {
 
   const MockOptions options_;
   MockStats stats_;
+  MockMetrics metrics_;
   MockRequestLog request_log_;
   std::atomic<uint64_t> next_response_seq_{1};
   std::vector<std::unique_ptr<Worker>> workers_;

@@ -603,5 +603,40 @@ TEST_F(MockServerTest, ServedTokensStopAtHangUp) {
   EXPECT_EQ(Stat("completion_tokens_total"), 0);  // no usage chunk went out
 }
 
+// GET /metrics: vLLM's series, counting what was generated (mock_metrics.h).
+TEST_F(MockServerTest, MetricsCountWhatWasGenerated) {
+  Start(Unpaced());
+  // 5 prompt tokens, 4 words; 4 and 2 streamed; embeddings: 3 prompt tokens, no first token.
+  EXPECT_EQ(RoundTrip(Post("/v1/chat/completions", kChat)).result_int(), 200);
+  RoundTrip(Post("/v1/chat/completions",
+                 R"({"model":"mock-model","messages":[{"content":"hi"}],"max_tokens":2,)"
+                 R"("stream":true})"));
+  RoundTrip(Post("/v1/embeddings", R"({"model":"mock-model","input":["a","b c"]})"));
+  // Nothing generated: a 400 and a fault.
+  RoundTrip(Post("/v1/chat/completions", R"({"model":"mock-model"})"));
+  RoundTrip(Post("/v1/chat/completions", kChat, "http500"));
+
+  http::request<http::string_body> request(http::verb::get, "/metrics", 11);
+  auto response = RoundTrip(request);
+  EXPECT_EQ(response.result_int(), 200);
+  EXPECT_EQ(response[http::field::content_type], "text/plain; version=0.0.4; charset=utf-8");
+  const std::string labels = R"({model_name="mock-model",engine="0"})";
+  const auto has = [](const std::string& text, const std::string& line) {
+    return text.find("\n" + line + "\n") != std::string::npos;
+  };
+  const std::string& text = response.body();
+  EXPECT_TRUE(has(text, "vllm:prompt_tokens_total" + labels + " 12")) << text;
+  EXPECT_TRUE(has(text, "vllm:generation_tokens_total" + labels + " 6")) << text;
+  EXPECT_TRUE(has(text, "vllm:time_to_first_token_seconds_count" + labels + " 2")) << text;
+  EXPECT_TRUE(has(text, "vllm:num_requests_waiting" + labels + " 0")) << text;
+  EXPECT_TRUE(has(text, "vllm:gpu_cache_usage_perc" + labels + " 0")) << text;
+  // A request stops running after its answer is written, which the client may see first.
+  EXPECT_TRUE(Eventually(
+      [&] { return has(Get("/metrics"), "vllm:num_requests_running" + labels + " 0"); }));
+  // Counters only go up: /mock/reset-stats leaves them be.
+  RoundTrip(Post("/mock/reset-stats", ""));
+  EXPECT_TRUE(has(Get("/metrics"), "vllm:prompt_tokens_total" + labels + " 12"));
+}
+
 }  // namespace
 }  // namespace trl
