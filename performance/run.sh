@@ -14,6 +14,8 @@
 #                  --no-build (use what build/release has)
 #                  --baseline DIR (another build dir, e.g. of the commit before a change: its
 #                  gateway runs as gateway-baseline, embedded store, in the same rounds)
+#                  --access-log OUT (the gateways' access_log.output; default /dev/null: the
+#                  log's whole cost without a disk; "off" for none; the baseline's is left out)
 # Everything listens on 127.0.0.1 only; every load is bounded in time and the whole run is
 # bounded by a watchdog (--max-seconds, default 1200) that stops every process it started.
 set -euo pipefail
@@ -29,7 +31,7 @@ while (($#)); do
     # Runs every process of the benchmark at this niceness (e.g. -10, as root): on a machine
     # shared with other work, the loads and the systems under test then get the CPU first.
     --nice) prio=(nice -n "$2"); shift ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) args+=("$a") ;;
   esac
   shift

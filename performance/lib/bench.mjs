@@ -36,6 +36,7 @@ function parseArgs(argv) {
     portkey: false, buildDir: path.join(REPO, 'build/release'),
     loadgenBin: path.join(REPO, 'build/perf-loadgen/trl-loadgen'), out: null, maxSeconds: 1200,
     quietLoad: null, quietWait: 0, keepTmp: false, only: null, baseline: null,
+    accessLog: '/dev/null',
   };
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i];
@@ -57,6 +58,7 @@ function parseArgs(argv) {
       case '--no-portkey': o.portkey = false; break;
       case '--build-dir': o.buildDir = path.resolve(v()); break;
       case '--baseline': o.baseline = path.resolve(v()); break;
+      case '--access-log': o.accessLog = v(); break;
       case '--loadgen': o.loadgenBin = path.resolve(v()); break;
       case '--out': o.out = path.resolve(v()); break;
       case '--max-seconds': o.maxSeconds = Number(v()); break;
@@ -96,8 +98,9 @@ if (Buffer.byteLength(bodies.chat) !== 98) throw new Error('the chat body must b
 const sys = makeSystems({ tmp, buildDir: opt.buildDir, threads: opt.threads, mockThreads: opt.mockThreads });
 const { startMock, startNginx, startGateway, startRedis, startPortkey } = sys;
 
-function gatewayConfig(mockA, mockB, store) {
-  return sys.gatewayConfig({ m: mockA, 'm-paced': mockB }, store, KEY, TOKENS);
+function gatewayConfig(mockA, mockB, store, { baseline = false } = {}) {
+  return sys.gatewayConfig({ m: mockA, 'm-paced': mockB }, store, KEY, TOKENS, {},
+                           baseline ? null : opt.accessLog);
 }
 
 // One sanity request (`body` to port A); returns an error string or null.
@@ -199,7 +202,8 @@ async function main() {
   if (opt.baseline) {
     const bin = path.join(opt.baseline, 'src/app/token-rate-limiter');
     const gwb = await startGateway('gateway-baseline', gatewayConfig(mockA, mockB, {
-      backend: 'memory', data_dir: path.join(tmp, 'gateway-baseline/data') }), bin);
+      backend: 'memory', data_dir: path.join(tmp, 'gateway-baseline/data') },
+    { baseline: true }), bin);
     targets.push({ name: 'gateway-baseline', portA: gwb.port, portB: gwb.port, key: KEY,
                    pids: [['proxy', gwb.pid]], headersA: '', headersB: '', proc: gwb });
   }
@@ -215,7 +219,8 @@ async function main() {
       if (opt.baseline) {  // the other build on Redis too, with a Redis of its own
         const redisB = await startRedis();
         const gwbr = await startGateway('gateway-baseline-redis', gatewayConfig(mockA, mockB, {
-          backend: 'redis', redis: { url: `redis://127.0.0.1:${redisB.port}/0` } }),
+          backend: 'redis', redis: { url: `redis://127.0.0.1:${redisB.port}/0` } },
+        { baseline: true }),
                                         path.join(opt.baseline, 'src/app/token-rate-limiter'));
         targets.push({ name: 'gateway-baseline-redis', portA: gwbr.port, portB: gwbr.port,
                        key: KEY, pids: [['proxy', gwbr.pid], ['redis', redisB.pid]],

@@ -116,6 +116,7 @@ function gatewayConfig(store, mock) {
     store,
     models: [{ name: 'm', backends: [`http://127.0.0.1:${mock.port}`] }],
     default_limits: [{ tokens: 1e9, per: '1m' }],
+    access_log: { output: '/dev/null' },
   };
 }
 

@@ -124,6 +124,7 @@ function gatewayConfig(name) {
     },
     usage: { flush_interval: '1s' },
     metrics: { key_label: opt.keyLabel },
+    access_log: { output: path.join(tmp, name, 'access.log') },
     models: [{ name: 'm', backends: mocks.map((m) => `http://127.0.0.1:${m.port}`),
                max_output_tokens: 24, timeout: '2s', request_timeout: '20s' }],
     api_keys: [

@@ -83,7 +83,10 @@ ${blocks}
   // minute is far above what a run spends (~1e8 tokens at 60k req/s), yet a plausible size:
   // absurd capacities (1e15) send the Redis scripts' refill arithmetic down its slow path
   // (capacity x elapsed µs above 2^53), which no real key would take.
-  function gatewayConfig(models, store, key, maxOutput, server = {}) {
+  // The access log is on, as it is by default, written to /dev/null: its whole cost (the line,
+  // the queue, the writer thread's write) without filling a disk; `accessLog` null leaves the
+  // field out, for a baseline build older than the access log.
+  function gatewayConfig(models, store, key, maxOutput, server = {}, accessLog = '/dev/null') {
     const limits = [
       { tokens: 1e9, per: '1m' },
       { requests: 1e9, per: '1m' },
@@ -96,6 +99,7 @@ ${blocks}
       models: Object.entries(models).map(([name, mock]) => ({
         name, backends: [`http://127.0.0.1:${mock.port}`], max_output_tokens: maxOutput })),
       api_keys: [{ name: 'bench', key, limits }],
+      ...(accessLog === null ? {} : { access_log: { output: accessLog } }),
     };
   }
 

@@ -17,6 +17,8 @@
 //                                     the splitter has to keep the first part.
 //   BM_ParseResponseBody              settlement of a non-streaming answer: usage + texts out of
 //                                     a 16-token chat.completion body.
+//   BM_AccessLogFormat                one access-log line (AccessLog::Format): what logging a
+//                                     request costs its I/O thread before the line is batched.
 //
 // Build Release: cmake --build --preset release --target trl_micro_bench
 #include <benchmark/benchmark.h>
@@ -24,6 +26,7 @@
 #include <string>
 
 #include "limits/token_counter.h"
+#include "proxy/access_log.h"
 #include "proxy/request_fields.h"
 #include "proxy/sse.h"
 
@@ -180,4 +183,29 @@ void BM_ParseResponseBody(benchmark::State& state) {
 BENCHMARK(BM_ParseResponseBody);
 
 }  // namespace
+// One access-log line: what each logged request costs its I/O thread (access_log.h).
+void BM_AccessLogFormat(benchmark::State& state) {
+  AccessRecord r;
+  r.unix_micros = 1'796'579'031'123'456;
+  r.request_id = "req-03e545c18ffd00000000000001";
+  r.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+  r.client = "127.0.0.1";
+  r.method = "POST";
+  r.path = "/v1/chat/completions";
+  r.key = "team-a";
+  r.tenant = "acme";
+  r.model = "llama2-7b";
+  r.backend = "http://127.0.0.1:8000";
+  r.status = 200;
+  r.reserved_tokens = 270;
+  r.prompt_tokens = 14;
+  r.completion_tokens = 256;
+  r.cost_source = "usage";
+  r.queue_us = 42;
+  r.ttft_us = 52'500;
+  r.total_us = 6'419'250;
+  for (auto _ : state) benchmark::DoNotOptimize(AccessLog::Format(r));
+}
+BENCHMARK(BM_AccessLogFormat);
+
 }  // namespace trl

@@ -28,6 +28,8 @@ constexpr auto kHealthInterval = 2s;
 constexpr auto kHealthTimeout = 1s;
 // How often trl_ready is brought up to date (what /readyz would answer).
 constexpr auto kReadyProbeInterval = 5s;
+// How long an access-log line may wait for its batch to fill before it goes to the writer.
+constexpr auto kAccessLogFlushInterval = 100ms;
 // How often a drain looks whether it is over.
 constexpr auto kDrainPoll = 10ms;
 
@@ -133,6 +135,11 @@ std::string GatewayApp::OpenParts(std::shared_ptr<const Config> config) {
 
   scheduler_ = std::make_unique<Scheduler>(metrics_, clock);
   AddScheduledTasks(*scheduler_, {*config_, clock, *usage_flush_, *keys_, stores_.memory.get()});
+  scheduler_->Add("access_log_flush", kAccessLogFlushInterval,
+                  [log = access_log_.get()]() -> asio::awaitable<bool> {
+                    log->Flush();
+                    co_return true;
+                  });
   scheduler_->Add("ready_probe", kReadyProbeInterval,
                   [this, ready = Readiness(*limiter_, *keys_)]() -> asio::awaitable<bool> {
                     app_metrics_->SetReady(co_await ready());

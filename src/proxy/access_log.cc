@@ -6,50 +6,78 @@
 #include <spdlog/sinks/stdout_sinks.h>
 
 #include <array>
-#include <boost/json/monotonic_resource.hpp>
-#include <boost/json/object.hpp>
-#include <boost/json/serialize.hpp>
+#include <boost/json/serializer.hpp>
+#include <charconv>
 #include <chrono>
 #include <ctime>
+#include <utility>
 
 namespace trl {
 namespace {
 
-constexpr size_t kQueueLines = 16384;
-
-// "2026-12-06T17:43:31.123Z"
-std::string Rfc3339Millis(int64_t unix_micros) {
-  const std::time_t secs = static_cast<std::time_t>(unix_micros / 1'000'000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  std::array<char, 40> buf{};
-  const size_t n = std::strftime(buf.data(), buf.size(), "%Y-%m-%dT%H:%M:%S", &tm);
-  std::string out(buf.data(), n);
+// "2026-12-06T17:43:31.123Z". The calendar part is formatted once a second per thread.
+void AppendTime(std::string& out, int64_t unix_micros) {
+  thread_local int64_t cached_second = -1;
+  thread_local std::array<char, 32> cached{};
+  thread_local size_t cached_size = 0;
+  const int64_t second = unix_micros / 1'000'000;
+  if (second != cached_second) {
+    const auto secs = static_cast<std::time_t>(second);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    cached_size = std::strftime(cached.data(), cached.size(), "%Y-%m-%dT%H:%M:%S", &tm);
+    cached_second = second;
+  }
   const int64_t millis = (unix_micros / 1000) % 1000;
-  out += '.';
-  out += static_cast<char>('0' + millis / 100);
-  out += static_cast<char>('0' + (millis / 10) % 10);
-  out += static_cast<char>('0' + millis % 10);
-  out += 'Z';
-  return out;
+  out.push_back('"');
+  out.append(cached.data(), cached_size);
+  out.push_back('.');
+  out.push_back(static_cast<char>('0' + millis / 100));
+  out.push_back(static_cast<char>('0' + (millis / 10) % 10));
+  out.push_back(static_cast<char>('0' + millis % 10));
+  out.append("Z\"");
 }
 
-spdlog::level::level_enum LevelOf(unsigned status) {
-  if (status >= 500) return spdlog::level::err;
-  if (status >= 400 || status == 0) return spdlog::level::warn;
-  return spdlog::level::info;
+// A JSON string, quoted and escaped by Boost.JSON's serializer; "" is null.
+void AppendText(std::string& out, std::string_view value) {
+  if (value.empty()) {
+    out.append("null");
+    return;
+  }
+  thread_local boost::json::serializer escape;
+  escape.reset(value);
+  std::array<char, 512> buffer;
+  while (!escape.done()) out.append(escape.read(buffer.data(), buffer.size()));
 }
 
-spdlog::level::level_enum Threshold(AccessLogConfig::Level level) {
+// A whole number; negative is null.
+void AppendNumber(std::string& out, int64_t value) {
+  if (value < 0) {
+    out.append("null");
+    return;
+  }
+  std::array<char, 24> digits;
+  const auto end = std::to_chars(digits.data(), digits.data() + digits.size(), value).ptr;
+  out.append(digits.data(), end);
+}
+
+// 0 info, 1 warn (4xx, 499), 2 error (5xx).
+int LevelOf(unsigned status) {
+  if (status >= 500) return 2;
+  if (status >= 400 || status == 0) return 1;
+  return 0;
+}
+
+int Threshold(AccessLogConfig::Level level) {
   switch (level) {
     case AccessLogConfig::Level::kInfo:
-      return spdlog::level::info;
+      return 0;
     case AccessLogConfig::Level::kWarn:
-      return spdlog::level::warn;
+      return 1;
     case AccessLogConfig::Level::kError:
-      return spdlog::level::err;
+      return 2;
   }
-  return spdlog::level::info;
+  return 0;
 }
 
 spdlog::sink_ptr SinkFor(const std::string& output) {
@@ -61,54 +89,50 @@ spdlog::sink_ptr SinkFor(const std::string& output) {
 }  // namespace
 
 std::string AccessLog::Format(const AccessRecord& r) {
-  // Built in a buffer on the stack: no allocation but the line itself.
-  std::array<unsigned char, 4096> buffer;
-  boost::json::monotonic_resource memory(buffer.data(), buffer.size());
-  boost::json::object line(&memory);
+  std::string line;
+  line.reserve(512);
+  line.append(R"({"time":)");
+  AppendTime(line, r.unix_micros);
   auto text = [&line](std::string_view name, std::string_view value) {
-    if (value.empty()) {
-      line[name] = nullptr;
-    } else {
-      line[name] = value;
-    }
+    line.append(name);
+    AppendText(line, value);
   };
   auto number = [&line](std::string_view name, int64_t value) {
-    if (value < 0) {
-      line[name] = nullptr;
-    } else {
-      line[name] = value;
-    }
+    line.append(name);
+    AppendNumber(line, value);
   };
-  line["time"] = Rfc3339Millis(r.unix_micros);
-  text("request_id", r.request_id);
-  text("trace_id", r.trace_id);
-  text("client", r.client);
-  text("method", r.method);
-  text("path", r.path);
-  text("key", r.key);
-  text("tenant", r.tenant);
-  text("model", r.model);
-  text("backend", r.backend);
-  line["status"] = r.status;
-  text("error", r.error);
-  text("backend_error", r.backend_error);
-  line["stream"] = r.stream;
-  number("reserved_tokens", r.reserved_tokens);
-  number("prompt_tokens", r.prompt_tokens);
-  number("completion_tokens", r.completion_tokens);
-  text("cost_source", r.cost_source);
-  number("queue_us", r.queue_us);
-  number("ttft_us", r.ttft_us);
-  number("total_us", r.total_us);
-  return boost::json::serialize(line);
+  text(R"(,"request_id":)", r.request_id);
+  text(R"(,"trace_id":)", r.trace_id);
+  text(R"(,"client":)", r.client);
+  text(R"(,"method":)", r.method);
+  text(R"(,"path":)", r.path);
+  text(R"(,"key":)", r.key);
+  text(R"(,"tenant":)", r.tenant);
+  text(R"(,"model":)", r.model);
+  text(R"(,"backend":)", r.backend);
+  number(R"(,"status":)", r.status);
+  text(R"(,"error":)", r.error);
+  text(R"(,"backend_error":)", r.backend_error);
+  line.append(r.stream ? R"(,"stream":true)" : R"(,"stream":false)");
+  number(R"(,"reserved_tokens":)", r.reserved_tokens);
+  number(R"(,"prompt_tokens":)", r.prompt_tokens);
+  number(R"(,"completion_tokens":)", r.completion_tokens);
+  text(R"(,"cost_source":)", r.cost_source);
+  number(R"(,"queue_us":)", r.queue_us);
+  number(R"(,"ttft_us":)", r.ttft_us);
+  number(R"(,"total_us":)", r.total_us);
+  line.push_back('}');
+  return line;
 }
 
 std::unique_ptr<AccessLog> AccessLog::Open(const AccessLogConfig& config, MetricsRegistry& metrics,
                                            std::string* error) {
   std::unique_ptr<AccessLog> log(new AccessLog());
+  log->threshold_ = Threshold(config.level);
   if (!config.output.empty()) {
     try {
-      log->pool_ = std::make_shared<spdlog::details::thread_pool>(kQueueLines, 1);
+      // Room for a few more batches than are ever queued: Submit drops before spdlog would.
+      log->pool_ = std::make_shared<spdlog::details::thread_pool>(kMaxBatches + 16, 1);
       log->logger_ =
           std::make_shared<spdlog::async_logger>("access", SinkFor(config.output), log->pool_,
                                                  spdlog::async_overflow_policy::overrun_oldest);
@@ -117,23 +141,21 @@ std::unique_ptr<AccessLog> AccessLog::Open(const AccessLogConfig& config, Metric
       return nullptr;
     }
     log->logger_->set_pattern("%v");
-    log->logger_->set_level(Threshold(config.level));
-    log->logger_->flush_on(spdlog::level::trace);  // each line as it is written: tail -f sees it
+    log->logger_->flush_on(spdlog::level::trace);  // each batch as it comes: tail -f sees it
+    log->batch_.reserve(kBatchBytes + 4096);
   }
-  // Not an owner: the pool must end (writing what is queued) when the log does.
-  metrics.AddCollector([pool_ref = std::weak_ptr(log->pool_)](std::string& out) {
-    const auto pool = pool_ref.lock();
+  metrics.AddCollector([dropped = log->dropped_](std::string& out) {
     out +=
         "# HELP trl_access_log_dropped_total Access-log lines dropped: the writer fell behind.\n";
     out += "# TYPE trl_access_log_dropped_total counter\n";
-    out +=
-        "trl_access_log_dropped_total " + std::to_string(pool ? pool->overrun_counter() : 0) + "\n";
+    out += "trl_access_log_dropped_total " + std::to_string(dropped->load()) + "\n";
   });
   return log;
 }
 
 AccessLog::~AccessLog() {
   if (!logger_) return;
+  Flush();
   logger_->flush();
   // The pool's thread writes what is queued, then ends, when the last owner lets go.
   logger_.reset();
@@ -141,11 +163,43 @@ AccessLog::~AccessLog() {
 }
 
 void AccessLog::Write(const AccessRecord& record) {
-  if (!logger_) return;
-  const spdlog::level::level_enum level = LevelOf(record.status);
-  if (!logger_->should_log(level)) return;
+  if (!logger_ || LevelOf(record.status) < threshold_) return;
   const std::string line = Format(record);
-  logger_->log(level, spdlog::string_view_t(line.data(), line.size()));  // not a format string
+  std::string full;
+  size_t lines = 0;
+  {
+    std::lock_guard lock(mu_);
+    batch_.append(line).push_back('\n');
+    ++batch_lines_;
+    if (batch_.size() < kBatchBytes) return;
+    full.swap(batch_);
+    lines = std::exchange(batch_lines_, 0);
+    batch_.reserve(kBatchBytes + 4096);
+  }
+  Submit(full, lines);
+}
+
+void AccessLog::Flush() {
+  if (!logger_) return;
+  std::string waiting;
+  size_t lines = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (batch_.empty()) return;
+    waiting.swap(batch_);
+    lines = std::exchange(batch_lines_, 0);
+    batch_.reserve(kBatchBytes + 4096);
+  }
+  Submit(waiting, lines);
+}
+
+void AccessLog::Submit(std::string& batch, size_t lines) {
+  if (pool_->queue_size() >= kMaxBatches) {
+    dropped_->fetch_add(lines, std::memory_order_relaxed);
+    return;
+  }
+  batch.pop_back();  // the pattern ends the entry with the last newline
+  logger_->log(spdlog::level::info, spdlog::string_view_t(batch.data(), batch.size()));
 }
 
 }  // namespace trl

@@ -1,7 +1,10 @@
 // The access log: one JSON line per data-plane request, written by a thread of its own
 // (spdlog's async logger) so that a slow disk or pipe never holds up an I/O thread. The line is
-// built on the request's thread after its answer has been sent; a full queue drops the oldest
-// line waiting (counted: trl_access_log_dropped_total) rather than block.
+// built on the request's thread after its answer has been sent and added to a batch; a batch
+// goes to the writer when it holds kBatchBytes, or when Flush runs (a scheduled task, every
+// 100 ms): one queue entry and one write per batch, not per line. When the writer has
+// kMaxBatches waiting, a batch is dropped and its lines counted (trl_access_log_dropped_total)
+// rather than block.
 //
 // A line never holds a secret or a prompt: the key's name, never the key; no body. Fields
 // (null when they do not apply): time (arrival, RFC 3339 UTC), request_id, trace_id (of a valid
@@ -14,8 +17,10 @@
 // Thread-safety: Write from any number of threads at once.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -56,14 +61,27 @@ class AccessLog {
   AccessLog& operator=(const AccessLog&) = delete;
 
   void Write(const AccessRecord& record);
+  // Hands the lines waiting to the writer.
+  void Flush();
 
   // The record as its line (no newline); exposed for tests.
   static std::string Format(const AccessRecord& record);
 
  private:
+  static constexpr size_t kBatchBytes = 32 * 1024;
+  static constexpr size_t kMaxBatches = 256;  // 8 MiB of lines at most waiting for the writer
+
   AccessLog() = default;
+  // Gives `batch` (lines, each ending in a newline) to the writer, or drops it.
+  void Submit(std::string& batch, size_t lines);
+
+  int threshold_ = 0;  // the least status level written (LevelOf)
   std::shared_ptr<spdlog::details::thread_pool> pool_;
   std::shared_ptr<spdlog::logger> logger_;
+  std::mutex mu_;  // guards the batch; held to append a line or to take the batch, no I/O
+  std::string batch_;
+  size_t batch_lines_ = 0;
+  std::shared_ptr<std::atomic<uint64_t>> dropped_ = std::make_shared<std::atomic<uint64_t>>(0);
 };
 
 }  // namespace trl

@@ -2,7 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
 #include <boost/json/parse.hpp>
+#include <thread>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -113,6 +120,38 @@ TEST_F(AccessLogFileTest, TheLevelKeepsOnlyWhatIsAsBadOrWorse) {
   EXPECT_NE(lines[0].find(R"("status":429)"), std::string::npos);
   EXPECT_NE(lines[1].find(R"("status":499)"), std::string::npos);
   EXPECT_NE(lines[2].find(R"("status":502)"), std::string::npos);
+}
+
+// A writer that cannot keep up (a pipe nobody reads yet): whole batches are dropped, and every
+// line is either written or counted dropped.
+TEST(AccessLogDropTest, AWriterThatFallsBehindDropsBatchesAndCountsTheirLines) {
+  const std::filesystem::path fifo = std::filesystem::temp_directory_path() /
+                                     ("trl-access-fifo-" + std::to_string(::getpid()));
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK);
+  ASSERT_GE(reader, 0);
+  MetricsRegistry metrics;
+  std::string error;
+  auto log = AccessLog::Open({fifo.string(), AccessLogConfig::Level::kInfo}, metrics, &error);
+  ASSERT_NE(log, nullptr) << error;
+  constexpr int kLines = 40'000;  // ~17 MB: past the pipe and the writer's queue
+  const AccessRecord r = Served();
+  for (int i = 0; i < kLines; ++i) log->Write(r);
+  log->Flush();
+  const double dropped = MetricValue(metrics, "trl_access_log_dropped_total").value_or(-1);
+  EXPECT_GT(dropped, 0);
+
+  std::thread closer([&log] { log.reset(); });  // writes what is queued, then closes the pipe
+  ASSERT_EQ(::fcntl(reader, F_SETFL, 0), 0);
+  int64_t written = 0;
+  std::array<char, 65536> buf;
+  for (ssize_t n; (n = ::read(reader, buf.data(), buf.size())) > 0;) {
+    written += std::count(buf.data(), buf.data() + n, '\n');
+  }
+  closer.join();
+  ::close(reader);
+  std::filesystem::remove(fifo);
+  EXPECT_EQ(written + static_cast<int64_t>(dropped), kLines);
 }
 
 TEST(AccessLogOpenTest, OffWritesNothingAndAFileThatCannotBeOpenedIsAnError) {

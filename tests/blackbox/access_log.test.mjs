@@ -1,12 +1,12 @@
 // The access log: one JSON line per request, with who asked, what it was charged and how long it
 // took, and never a key or a prompt; and W3C trace context passed to the backend when valid.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  chatBody, chatEstimate, cleanup, readSse, startGateway, startMock,
+  chatBody, chatEstimate, cleanup, pollUntil, readSse, startGateway, startMock,
 } from './lib/harness.mjs';
 
 after(cleanup);
@@ -41,6 +41,11 @@ describe('access log', () => {
       return r;
     };
     await ask('traced', KEY, {}, { traceparent: TRACEPARENT, tracestate: 'vendor=1' });
+    // Written while the gateway runs (a batch goes to the writer within 100 ms), not only at
+    // the stop.
+    assert.ok(await pollUntil(() => existsSync(file) &&
+                              readFileSync(file, 'utf8').includes(sent.traced.id)),
+              'the line did not reach the file while the gateway ran');
     await ask('bad-trace', KEY, {}, { traceparent: TRACEPARENT.toUpperCase(), tracestate: 'v=2' });
     await ask('no-key', 'sk-nobody');
     await ask('tiny', TINY);

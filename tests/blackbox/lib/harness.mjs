@@ -314,13 +314,15 @@ export function toYaml(config) {
 }
 
 // Fills in what every test gateway needs: loopback port 0 for both listeners, an admin token,
-// an embedded store in the test's temp dir. Pass admin: null for no admin listener.
+// an embedded store in the test's temp dir, the access log in a file there (stderr keeps the
+// gateway's own messages, which a failure prints). Pass admin: null for no admin listener.
 export function completeConfig(config, dir) {
   const c = structuredClone(config);
   c.listen ??= '127.0.0.1:0';
   if (c.admin === undefined) c.admin = { listen: '127.0.0.1:0', token: ADMIN_TOKEN };
   if (c.admin === null) delete c.admin;
   c.store ??= { backend: 'memory', data_dir: path.join(dir, 'data') };
+  c.access_log ??= { output: path.join(dir, 'access.log') };
   return c;
 }
 
