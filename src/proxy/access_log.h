@@ -68,7 +68,7 @@ class AccessLog {
   static std::string Format(const AccessRecord& record);
 
  private:
-  static constexpr size_t kBatchBytes = 32 * 1024;
+  static constexpr size_t kBatchBytes = size_t{32} * 1024;
   static constexpr size_t kMaxBatches = 256;  // 8 MiB of lines at most waiting for the writer
 
   AccessLog() = default;

@@ -1,19 +1,18 @@
 #include "proxy/access_log.h"
 
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <boost/json/parse.hpp>
-#include <thread>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include "fakes/metric_value.h"
@@ -125,8 +124,8 @@ TEST_F(AccessLogFileTest, TheLevelKeepsOnlyWhatIsAsBadOrWorse) {
 // A writer that cannot keep up (a pipe nobody reads yet): whole batches are dropped, and every
 // line is either written or counted dropped.
 TEST(AccessLogDropTest, AWriterThatFallsBehindDropsBatchesAndCountsTheirLines) {
-  const std::filesystem::path fifo = std::filesystem::temp_directory_path() /
-                                     ("trl-access-fifo-" + std::to_string(::getpid()));
+  const std::filesystem::path fifo =
+      std::filesystem::temp_directory_path() / ("trl-access-fifo-" + std::to_string(::getpid()));
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK);
   ASSERT_GE(reader, 0);
