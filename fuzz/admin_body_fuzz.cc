@@ -1,6 +1,6 @@
 // The admin API's JSON bodies as admin/admin_keys.cc reads them: the body must be an object; its
-// `limits`, written as in the config file, go through ParseLimitsText serialized back to JSON,
-// as the handlers pass them, against a config with one model; its `name` through IsValidKeyName.
+// `limits`, written as in the config file, go through ParseLimitsJson as the handlers pass them,
+// against a config with one model; its `name` through IsValidKeyName.
 // And the input as a key record kept in the store (keys/key_record.h), which has the same limits.
 //
 // Limits that parse, written back with LimitsToJson, parse to the same limits; a record that
@@ -39,10 +39,11 @@ tenants:
 
 void CheckLimits(const boost::json::value& limits) {
   const trl::Config& config = ConfigWithModel();
-  trl::LimitsParse parsed = trl::ParseLimitsText(boost::json::serialize(limits), "limits", &config);
+  trl::LimitsParse parsed = trl::ParseLimitsJson(limits, "limits", &config);
   if (!parsed.errors.empty()) return;
-  const std::string written = boost::json::serialize(trl::LimitsToJson(parsed.limits));
-  trl::LimitsParse again = trl::ParseLimitsText(written, "limits", &config);
+  const boost::json::value written =
+      boost::json::parse(boost::json::serialize(trl::LimitsToJson(parsed.limits)));
+  trl::LimitsParse again = trl::ParseLimitsJson(written, "limits", &config);
   TRL_FUZZ_CHECK(again.errors.empty());
   TRL_FUZZ_CHECK(again.limits == parsed.limits);
 }

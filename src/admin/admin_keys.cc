@@ -91,7 +91,7 @@ std::variant<std::vector<LimitConfig>, http::Response> ParseLimits(const boost::
     return BadRequest("limits must be a list, e.g. [{\"tokens\": 100000, \"per\": \"1m\"}].",
                       "limits");
   }
-  LimitsParse parsed = ParseLimitsText(boost::json::serialize(v), "limits", &config);
+  LimitsParse parsed = ParseLimitsJson(v, "limits", &config);
   if (!parsed.errors.empty()) {
     std::string message = "Invalid limits: ";
     for (size_t i = 0; i < parsed.errors.size(); ++i) {

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <boost/asio/ip/address.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -1006,18 +1008,45 @@ bool IsValidKeyName(std::string_view s) {
   return std::all_of(s.begin(), s.end(), ok);
 }
 
-LimitsParse ParseLimitsText(const std::string& text, const std::string& path,
+namespace {
+
+// The YAML node the JSON text of `v` would parse to (strings as themselves, other scalars as
+// their JSON text), without writing the text and scanning it again.
+YAML::Node YamlOf(const boost::json::value& v) {
+  switch (v.kind()) {
+    case boost::json::kind::object: {
+      YAML::Node node(YAML::NodeType::Map);
+      for (const auto& field : v.get_object())
+        node[std::string(field.key())] = YamlOf(field.value());
+      return node;
+    }
+    case boost::json::kind::array: {
+      YAML::Node node(YAML::NodeType::Sequence);
+      for (const auto& item : v.get_array()) node.push_back(YamlOf(item));
+      return node;
+    }
+    case boost::json::kind::string:
+      return YAML::Node(std::string(v.get_string()));
+    case boost::json::kind::null:
+      return YAML::Node(YAML::NodeType::Null);
+    default:
+      return YAML::Node(boost::json::serialize(v));
+  }
+}
+
+}  // namespace
+
+LimitsParse ParseLimitsJson(const boost::json::value& limits, const std::string& path,
                             const Config* models_from) {
   LimitsParse result;
   try {
-    YAML::Node root = YAML::Load(text);
     Parser parser(result.errors);
     if (models_from) {
       parser.IndexModels(*models_from);
     } else {
       parser.AcceptAnyModel();
     }
-    result.limits = parser.ParseLimits(root, path);
+    result.limits = parser.ParseLimits(YamlOf(limits), path);
   } catch (const YAML::Exception& e) {
     result.errors.push_back(path + ": not a list of limits (" + e.msg + ")");
   }

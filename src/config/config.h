@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <boost/json/fwd.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -199,15 +200,16 @@ LoadResult LoadConfigFile(const std::string& path);
 std::vector<std::string> RestartOnlyChanges(const Config& running, const Config& next);
 LoadResult LoadConfigText(const std::string& yaml_text, const EnvLookup& env);
 
-// A list of limits written as in the config (YAML, or JSON, which is YAML), for the admin API
-// and for keys kept in the store. With `models_from`, a limit's `model` must name one of its
-// models or aliases and becomes the canonical name; without, it is taken as written. Errors are
-// prefixed with `path` ("limits[0].per: ..."). Never throws.
+// A list of limits written as in the config, as JSON (the admin API's bodies, the keys kept in
+// the store), read by the config's own parser with the config's rules and messages. With
+// `models_from`, a limit's `model` must name one of its models or aliases and becomes the
+// canonical name; without, it is taken as written. Errors are prefixed with `path`
+// ("limits[0].per: ..."). Never throws.
 struct LimitsParse {
   std::vector<LimitConfig> limits;
   std::vector<std::string> errors;
 };
-LimitsParse ParseLimitsText(const std::string& text, const std::string& path,
+LimitsParse ParseLimitsJson(const boost::json::value& limits, const std::string& path,
                             const Config* models_from);
 
 // API key names: 1-64 characters of A-Z a-z 0-9 _ - . not starting with '.', so a name is

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <boost/json/parse.hpp>
 #include <cstdlib>
 #include <limits>
 #include <map>
@@ -20,6 +21,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
+using ::testing::SizeIs;
 using ::testing::UnorderedElementsAre;
 
 using Env = std::map<std::string, std::string>;
@@ -1023,12 +1025,13 @@ TEST(Config, RestartOnlyChangesNamesWhatAReloadCannotApply) {
                           "usage.flush_interval", "metrics.key_label"));
 }
 
-TEST(LimitsText, JsonWithAliasesResolved) {
+TEST(LimitsJson, AliasesResolved) {
   auto c = Ok(WithModels(""));
   ASSERT_NE(c, nullptr);
-  LimitsParse r = ParseLimitsText(
-      R"([{"tokens": 500, "per": "1m"}, {"requests": 5, "per": "1h", "reset": "calendar"},
-          {"concurrent": 2}, {"model": "m1-alias", "tokens": 10, "per": "1s"}])",
+  LimitsParse r = ParseLimitsJson(
+      boost::json::parse(
+          R"([{"tokens": 500, "per": "1m"}, {"requests": 5, "per": "1h", "reset": "calendar"},
+          {"concurrent": 2}, {"model": "m1-alias", "tokens": 10, "per": "1s"}])"),
       "limits", c.get());
   EXPECT_THAT(r.errors, IsEmpty());
   LimitConfig calendar_requests{LimitKind::kRequests, 5, Millis(3'600'000), true, ""};
@@ -1036,23 +1039,43 @@ TEST(LimitsText, JsonWithAliasesResolved) {
                                     Tokens(10, Millis(1000), false, "m1")));
 }
 
-TEST(LimitsText, ErrorsNamedByPath) {
+TEST(LimitsJson, ErrorsNamedByPath) {
   auto c = Ok(WithModels(""));
   ASSERT_NE(c, nullptr);
-  LimitsParse r = ParseLimitsText(
-      R"([{"tokens": -1, "per": "1m"}, {"model": "nope", "requests": 1, "per": "1s"}])", "limits",
-      c.get());
+  LimitsParse r = ParseLimitsJson(
+      boost::json::parse(
+          R"([{"tokens": -1, "per": "1m"}, {"model": "nope", "requests": 1, "per": "1s"}])"),
+      "limits", c.get());
   EXPECT_THAT(r.limits, IsEmpty());
   EXPECT_THAT(r.errors, ElementsAre(HasSubstr("limits[0].tokens"),
                                     "limits[1].model: unknown model \"nope\""));
-  EXPECT_THAT(ParseLimitsText(R"({"tokens": 1})", "limits", c.get()).errors,
-              ElementsAre(HasSubstr("limits")));
-  EXPECT_THAT(ParseLimitsText("[{", "limits", c.get()).errors,
-              ElementsAre(HasSubstr("limits: not a list of limits")));
+  EXPECT_THAT(ParseLimitsJson(boost::json::parse(R"({"tokens": 1})"), "limits", c.get()).errors,
+              ElementsAre("limits: not a list"));
   // Without a config, model names are taken as written (keys saved earlier).
   EXPECT_THAT(
-      ParseLimitsText(R"([{"model": "gone", "tokens": 1, "per": "1s"}])", "limits", nullptr).limits,
+      ParseLimitsJson(boost::json::parse(R"([{"model": "gone", "tokens": 1, "per": "1s"}])"),
+                      "limits", nullptr)
+          .limits,
       ElementsAre(Tokens(1, Millis(1000), false, "gone")));
+}
+
+// JSON's scalars read as the config reads YAML's: numbers by their text (a fraction, an exponent
+// or a string where an integer belongs is refused), null as an empty value, strings as written.
+TEST(LimitsJson, ScalarsReadAsTheConfigReadsThem) {
+  auto parse = [](const char* json) {
+    return ParseLimitsJson(boost::json::parse(json), "limits", nullptr);
+  };
+  EXPECT_THAT(parse(R"([{"tokens": 1.5, "per": "1m"}])").errors,
+              ElementsAre(HasSubstr("limits[0].tokens: must be a positive integer")));
+  EXPECT_THAT(parse(R"([{"tokens": 1e3, "per": "1m"}])").errors, SizeIs(1));
+  EXPECT_THAT(parse(R"([{"tokens": 10, "per": null}])").errors, SizeIs(1));
+  EXPECT_THAT(parse(R"([{"tokens": 10, "per": 60}])").errors, SizeIs(1));
+  EXPECT_THAT(parse(R"([{"tokens": 10, "per": "1m", "reset": true}])").errors,
+              ElementsAre("limits[0].reset: must be rolling or calendar"));
+  EXPECT_THAT(parse(R"([null])").errors, ElementsAre("limits[0]: not a map"));
+  EXPECT_THAT(parse(R"(null)").limits, IsEmpty());
+  EXPECT_THAT(parse(R"([{"tokens": "10", "per": "1m"}])").limits,
+              ElementsAre(Tokens(10, Millis(60'000))));
 }
 
 TEST(KeyNames, Valid) {

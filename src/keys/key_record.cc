@@ -75,7 +75,7 @@ std::optional<KeyRecord> ParseKeyRecord(std::string_view json) {
     r.key.models.emplace_back(m.as_string());
   }
   if (const auto* limits = o.if_contains("limits")) {
-    LimitsParse parsed = ParseLimitsText(boost::json::serialize(*limits), "limits", nullptr);
+    LimitsParse parsed = ParseLimitsJson(*limits, "limits", nullptr);
     if (!parsed.errors.empty()) return std::nullopt;
     r.key.limits = std::move(parsed.limits);
     r.key.limits_set = true;
