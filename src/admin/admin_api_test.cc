@@ -170,7 +170,7 @@ const std::vector<Route> kAdminRoutes = {
 TEST_F(AdminApiTest, EveryAdminRouteRefusesAMissingOrWrongToken) {
   KeyRecord made;
   made.key.name = "made";
-  ASSERT_EQ(RunAwaitable(store_.Create(made)), KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store_.Create(made)).status, KeyStore::WriteStatus::kOk);
   const int writes = store_.writes;
   for (const Route& route : kAdminRoutes) {
     for (std::string auth : {"", "Bearer wrong", "Bearer admin-secret2", "Bearer ", "admin-secret",

@@ -262,13 +262,12 @@ asio::awaitable<http::Response> AdminApi::CreateKey(const http::Request& request
   std::string secret = NewSecretKey(32);
   key.key_sha256 = Sha256Of(secret);
   record.created = record.updated = hooks_.clock->NowMicros() / 1'000'000;
-  KeyStore::WriteStatus status = co_await hooks_.keys->Store().Create(record);
+  KeyStore::WriteStatus status = co_await hooks_.keys->Create(record);
   if (status == KeyStore::WriteStatus::kExists) {
     co_return ErrorResponse(409, "invalid_request_error", "key_exists",
                             "A key named '" + key.name + "' exists already.");
   }
   if (status != KeyStore::WriteStatus::kOk) co_return StoreUnavailable();
-  co_await hooks_.keys->Sync(false, nullptr);
   boost::json::object view = KeyView(config, key, &record);
   view["key"] = secret;
   std::fill(secret.begin(), secret.end(), '\0');
@@ -278,10 +277,9 @@ asio::awaitable<http::Response> AdminApi::CreateKey(const http::Request& request
 asio::awaitable<http::Response> AdminApi::RevokeKey(std::string_view name) {
   auto snap = hooks_.snapshot();
   if (snap->auth.ConfigKey(name)) co_return ManagedByConfig(name);
-  KeyStore::WriteStatus status = co_await hooks_.keys->Store().Remove(name);
+  KeyStore::WriteStatus status = co_await hooks_.keys->Remove(name);
   if (status == KeyStore::WriteStatus::kNotFound) co_return KeyNotFound(name);
   if (status != KeyStore::WriteStatus::kOk) co_return StoreUnavailable();
-  co_await hooks_.keys->Sync(false, nullptr);
   boost::json::object o;
   o["name"] = name;
   o["revoked"] = true;
@@ -309,10 +307,9 @@ asio::awaitable<http::Response> AdminApi::ReplaceLimits(const http::Request& req
   record.key.limits = std::move(std::get<std::vector<LimitConfig>>(parsed));
   record.key.limits_set = true;
   record.updated = hooks_.clock->NowMicros() / 1'000'000;
-  KeyStore::WriteStatus status = co_await hooks_.keys->Store().Replace(record);
+  KeyStore::WriteStatus status = co_await hooks_.keys->Replace(record);
   if (status == KeyStore::WriteStatus::kNotFound) co_return KeyNotFound(name);
   if (status != KeyStore::WriteStatus::kOk) co_return StoreUnavailable();
-  co_await hooks_.keys->Sync(false, nullptr);
   co_return JsonResponse(200, KeyView(*snap->config, record.key, &record));
 }
 

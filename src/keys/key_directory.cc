@@ -35,6 +35,45 @@ asio::awaitable<bool> KeyDirectory::Sync(bool force, std::string* error) {
   co_return true;
 }
 
+asio::awaitable<KeyStore::WriteStatus> KeyDirectory::Put(const KeyRecord& record, bool replace) {
+  KeyStore::Written written;
+  if (replace) {
+    written = co_await store_.Replace(record);
+  } else {
+    written = co_await store_.Create(record);
+  }
+  std::vector<KeyRecord> changed{record};
+  std::vector<std::string> removed;
+  KeyStore::WriteStatus status = co_await Publish(written, std::move(changed), std::move(removed));
+  co_return status;
+}
+
+asio::awaitable<KeyStore::WriteStatus> KeyDirectory::Remove(std::string_view name) {
+  KeyStore::Written written = co_await store_.Remove(name);
+  std::vector<KeyRecord> changed;
+  std::vector<std::string> removed{std::string(name)};
+  KeyStore::WriteStatus status = co_await Publish(written, std::move(changed), std::move(removed));
+  co_return status;
+}
+
+asio::awaitable<KeyStore::WriteStatus> KeyDirectory::Publish(KeyStore::Written written,
+                                                             std::vector<KeyRecord> changed,
+                                                             std::vector<std::string> removed) {
+  if (written.status != KeyStore::WriteStatus::kOk) co_return written.status;
+  std::shared_ptr<const ManagedKeys> base = current_.load();
+  if (base->Version() == written.version - 1) {
+    auto next = base->WithChanges(written.version, std::move(changed), removed);
+    if (current_.compare_exchange_strong(base, next)) {
+      synced_at_.store(clock_.Steady());
+      co_return written.status;
+    }
+  }
+  // Another change came between (or a sync published meanwhile): read them all. A failed read
+  // leaves the write to the next scheduled sync.
+  co_await Sync(false, nullptr);
+  co_return written.status;
+}
+
 asio::awaitable<std::shared_ptr<const ManagedKeys>> KeyDirectory::Next(
     const std::shared_ptr<const ManagedKeys>& base, bool load_all, std::string* error) {
   if (!load_all && base->Version() >= 0) {

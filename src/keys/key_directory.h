@@ -7,7 +7,8 @@
 // builds the next snapshot from the current one, sharing all it did not touch: its cost follows
 // the number of changes, not the number of keys. It loads every key only the first time, when
 // forced, and when the log no longer reaches back to the snapshot (trimmed, or the store went
-// back to a lower version). When the store stops answering, the snapshot stays; Stale says when
+// back to a lower version). A write made through the directory publishes itself. When the store
+// stops answering, the snapshot stays; Stale says when
 // it is too old to trust.
 //
 // Thread-safety: Current() from any thread (an atomic load); Sync from the scheduler and the
@@ -33,7 +34,17 @@ class KeyDirectory {
   // True when no Sync has succeeded for longer than `max_age` (counted from construction
   // before the first): the snapshot may hold a key revoked since.
   bool Stale(Millis max_age) const;
-  KeyStore& Store() { return store_; }
+
+  // Writes to the store, then publishes the write: when it is the only change since the
+  // snapshot (the store answered the version after the snapshot's), the snapshot with it, read
+  // from nowhere; else by a Sync. The store's answer (kOk, kExists, kNotFound, kError).
+  asio::awaitable<KeyStore::WriteStatus> Create(const KeyRecord& record) {
+    return Put(record, /*replace=*/false);
+  }
+  asio::awaitable<KeyStore::WriteStatus> Replace(const KeyRecord& record) {
+    return Put(record, /*replace=*/true);
+  }
+  asio::awaitable<KeyStore::WriteStatus> Remove(std::string_view name);
 
   // Brings the snapshot up to the store's version: applies the changes since the snapshot's
   // version, or loads every key (always with `force`). False and *error when the store failed
@@ -46,6 +57,11 @@ class KeyDirectory {
   asio::awaitable<std::shared_ptr<const ManagedKeys>> Next(
       const std::shared_ptr<const ManagedKeys>& base, bool load_all, std::string* error);
   asio::awaitable<std::shared_ptr<const ManagedKeys>> LoadAll(std::string* error);
+  asio::awaitable<KeyStore::WriteStatus> Put(const KeyRecord& record, bool replace);
+  // After a write of this instance: `changed` or `removed` (one of them) at `written.version`.
+  asio::awaitable<KeyStore::WriteStatus> Publish(KeyStore::Written written,
+                                                 std::vector<KeyRecord> changed,
+                                                 std::vector<std::string> removed);
 
   KeyStore& store_;
   const Clock& clock_;

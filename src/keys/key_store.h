@@ -49,6 +49,10 @@ class KeyStore {
     std::vector<std::string> removed;  // removed since (or unreadable: skipped, and logged)
   };
   enum class WriteStatus { kOk, kExists, kNotFound, kError };
+  struct Written {
+    WriteStatus status = WriteStatus::kError;
+    int64_t version = 0;  // kOk: the version this write made (a resend answers the same)
+  };
 
   // Every record and the version they belong to, read atomically.
   virtual asio::awaitable<Loaded> LoadAll() = 0;
@@ -58,11 +62,11 @@ class KeyStore {
   // The current version; nullopt when the store failed.
   virtual asio::awaitable<std::optional<int64_t>> Version() = 0;
   // kExists when a key of that name is already stored.
-  virtual asio::awaitable<WriteStatus> Create(const KeyRecord& record) = 0;
+  virtual asio::awaitable<Written> Create(const KeyRecord& record) = 0;
   // Replaces the record of that name; kNotFound when there is none.
-  virtual asio::awaitable<WriteStatus> Replace(const KeyRecord& record) = 0;
+  virtual asio::awaitable<Written> Replace(const KeyRecord& record) = 0;
   // kNotFound when there is none.
-  virtual asio::awaitable<WriteStatus> Remove(std::string_view name) = 0;
+  virtual asio::awaitable<Written> Remove(std::string_view name) = 0;
 };
 
 // How many changes the log keeps: a reader that falls further behind (its syncs failing for

@@ -37,9 +37,13 @@ KeyRecord Record(const std::string& name, const std::string& secret) {
 void ExpectKeyStoreContract(KeyStore& store) {
   auto v0 = RunAwaitable(store.Version());
   ASSERT_TRUE(v0);
-  EXPECT_EQ(RunAwaitable(store.Create(Record("a", "sk-a"))), WriteStatus::kOk);
-  EXPECT_EQ(RunAwaitable(store.Create(Record("a", "sk-other"))), WriteStatus::kExists);
-  EXPECT_EQ(RunAwaitable(store.Create(Record("b", "sk-b"))), WriteStatus::kOk);
+  KeyStore::Written written = RunAwaitable(store.Create(Record("a", "sk-a")));
+  EXPECT_EQ(written.status, WriteStatus::kOk);
+  EXPECT_EQ(written.version, *v0 + 1) << "a write answers the version it made";
+  EXPECT_EQ(RunAwaitable(store.Create(Record("a", "sk-other"))).status, WriteStatus::kExists);
+  written = RunAwaitable(store.Create(Record("b", "sk-b")));
+  EXPECT_EQ(written.status, WriteStatus::kOk);
+  EXPECT_EQ(written.version, *v0 + 2);
   auto v2 = RunAwaitable(store.Version());
   ASSERT_TRUE(v2);
   EXPECT_EQ(*v2, *v0 + 2);  // the refused create changed nothing
@@ -47,8 +51,10 @@ void ExpectKeyStoreContract(KeyStore& store) {
   KeyRecord replaced = Record("b", "sk-b");
   replaced.key.limits = {testing::Tokens(7, Millis(1000))};
   replaced.key.limits_set = true;
-  EXPECT_EQ(RunAwaitable(store.Replace(replaced)), WriteStatus::kOk);
-  EXPECT_EQ(RunAwaitable(store.Replace(Record("c", "sk-c"))), WriteStatus::kNotFound);
+  written = RunAwaitable(store.Replace(replaced));
+  EXPECT_EQ(written.status, WriteStatus::kOk);
+  EXPECT_EQ(written.version, *v0 + 3);
+  EXPECT_EQ(RunAwaitable(store.Replace(Record("c", "sk-c"))).status, WriteStatus::kNotFound);
 
   KeyStore::Loaded loaded = RunAwaitable(store.LoadAll());
   ASSERT_TRUE(loaded.ok) << loaded.error;
@@ -59,8 +65,10 @@ void ExpectKeyStoreContract(KeyStore& store) {
   EXPECT_EQ(loaded.keys[0].key.key_sha256, Sha256Of("sk-a"));
   EXPECT_EQ(loaded.keys[1].key.limits, replaced.key.limits);
 
-  EXPECT_EQ(RunAwaitable(store.Remove("a")), WriteStatus::kOk);
-  EXPECT_EQ(RunAwaitable(store.Remove("a")), WriteStatus::kNotFound);
+  written = RunAwaitable(store.Remove("a"));
+  EXPECT_EQ(written.status, WriteStatus::kOk);
+  EXPECT_EQ(written.version, *v0 + 4);
+  EXPECT_EQ(RunAwaitable(store.Remove("a")).status, WriteStatus::kNotFound);
   loaded = RunAwaitable(store.LoadAll());
   ASSERT_TRUE(loaded.ok);
   EXPECT_EQ(loaded.version, *v0 + 4);
@@ -74,7 +82,7 @@ void ExpectSyncReadsOnlyWhatChanged(KeyStore& store) {
   constexpr int kKeys = 200;
   for (int i = 0; i < kKeys; ++i) {
     const std::string name = "k-" + std::to_string(i);
-    ASSERT_EQ(RunAwaitable(store.Create(Record(name, "sk-" + name))), WriteStatus::kOk);
+    ASSERT_EQ(RunAwaitable(store.Create(Record(name, "sk-" + name))).status, WriteStatus::kOk);
   }
   CountingKeyStore counting(store);
   KeyDirectory directory(counting);
@@ -83,11 +91,11 @@ void ExpectSyncReadsOnlyWhatChanged(KeyStore& store) {
   EXPECT_EQ(counting.records_read, kKeys);
   for (int i = 0; i < 3; ++i) {
     const std::string name = "new-" + std::to_string(i);
-    ASSERT_EQ(RunAwaitable(store.Create(Record(name, "sk-" + name))), WriteStatus::kOk);
+    ASSERT_EQ(RunAwaitable(store.Create(Record(name, "sk-" + name))).status, WriteStatus::kOk);
     ASSERT_TRUE(RunAwaitable(directory.Sync(false, &error))) << error;
     EXPECT_EQ(counting.records_read, kKeys + i + 1) << "one key made: one record read";
   }
-  ASSERT_EQ(RunAwaitable(store.Remove("k-0")), WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Remove("k-0")).status, WriteStatus::kOk);
   ASSERT_TRUE(RunAwaitable(directory.Sync(false, &error))) << error;
   EXPECT_EQ(counting.records_read, kKeys + 3) << "a removal reads no record";
   EXPECT_EQ(counting.loads, 1);
@@ -104,16 +112,16 @@ void ExpectTwoInstancesSeeEachOthersChanges(KeyStore& store_a, KeyStore& store_b
   KeyDirectory dir_b(counting_b);
   std::string error;
   ASSERT_TRUE(RunAwaitable(dir_b.Sync(false, &error))) << error;
-  ASSERT_EQ(RunAwaitable(store_a.Create(Record("shared", "sk-shared"))), WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store_a.Create(Record("shared", "sk-shared"))).status, WriteStatus::kOk);
   ASSERT_TRUE(RunAwaitable(dir_b.Sync(false, &error))) << error;
   EXPECT_TRUE(dir_b.Current()->FindByHash(Sha256Of("sk-shared")));
   KeyRecord replaced = Record("shared", "sk-shared");
   replaced.key.limits = {testing::Tokens(9, Millis(1000))};
   replaced.key.limits_set = true;
-  ASSERT_EQ(RunAwaitable(store_a.Replace(replaced)), WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store_a.Replace(replaced)).status, WriteStatus::kOk);
   ASSERT_TRUE(RunAwaitable(dir_b.Sync(false, &error))) << error;
   EXPECT_EQ(dir_b.Current()->FindByName("shared")->key.limits, replaced.key.limits);
-  ASSERT_EQ(RunAwaitable(store_a.Remove("shared")), WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store_a.Remove("shared")).status, WriteStatus::kOk);
   ASSERT_TRUE(RunAwaitable(dir_b.Sync(false, &error))) << error;
   EXPECT_FALSE(dir_b.Current()->FindByHash(Sha256Of("sk-shared")));
   EXPECT_TRUE(dir_b.Current()->Empty());
@@ -142,12 +150,12 @@ void ExpectChangeLogContract(KeyStore& store) {
   EXPECT_EQ(none.version, v0);
   EXPECT_TRUE(none.changed.empty() && none.removed.empty());
 
-  ASSERT_EQ(RunAwaitable(store.Create(Record("a", "sk-a"))), WriteStatus::kOk);
-  ASSERT_EQ(RunAwaitable(store.Create(Record("b", "sk-b"))), WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Create(Record("a", "sk-a"))).status, WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Create(Record("b", "sk-b"))).status, WriteStatus::kOk);
   KeyRecord replaced = Record("a", "sk-a");
   replaced.updated = 5;
-  ASSERT_EQ(RunAwaitable(store.Replace(replaced)), WriteStatus::kOk);
-  ASSERT_EQ(RunAwaitable(store.Remove("b")), WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Replace(replaced)).status, WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Remove("b")).status, WriteStatus::kOk);
   KeyStore::Changes all = RunAwaitable(store.ChangesSince(v0));
   ASSERT_TRUE(all.ok && all.complete) << all.error;
   EXPECT_EQ(all.version, v0 + 4);
@@ -164,11 +172,11 @@ void ExpectChangeLogContract(KeyStore& store) {
 
   // Four removals with a log of 3: the oldest falls out, and readers before it must load.
   for (const char* name : {"c", "d", "e", "f"}) {
-    ASSERT_EQ(RunAwaitable(store.Create(Record(name, name))), WriteStatus::kOk);
+    ASSERT_EQ(RunAwaitable(store.Create(Record(name, name))).status, WriteStatus::kOk);
   }
   const int64_t made = v0 + 8;
   for (const char* name : {"c", "d", "e", "f"}) {
-    ASSERT_EQ(RunAwaitable(store.Remove(name)), WriteStatus::kOk);
+    ASSERT_EQ(RunAwaitable(store.Remove(name)).status, WriteStatus::kOk);
   }
   KeyStore::Changes trimmed = RunAwaitable(store.ChangesSince(made));
   ASSERT_TRUE(trimmed.ok);
@@ -237,7 +245,7 @@ TEST_F(SqliteKeyStoreTest, AKeysDbWithoutTheLogGetsOne) {
   EXPECT_EQ(loaded.version, 3);
   EXPECT_EQ(Names(loaded.keys), std::vector<std::string>{"old"});
   EXPECT_FALSE(RunAwaitable(store->ChangesSince(2)).complete) << "removals before 3 left no trace";
-  ASSERT_EQ(RunAwaitable(store->Create(Record("new", "sk-new"))), WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store->Create(Record("new", "sk-new"))).status, WriteStatus::kOk);
   KeyStore::Changes changes = RunAwaitable(store->ChangesSince(3));
   ASSERT_TRUE(changes.ok && changes.complete);
   EXPECT_EQ(Names(changes.changed), std::vector<std::string>{"new"});
@@ -253,7 +261,7 @@ TEST_F(SqliteKeyStoreTest, SurvivesReopen) {
   {
     auto store = OpenSqliteKeyStore(dir_, &error);
     ASSERT_TRUE(store) << error;
-    ASSERT_EQ(RunAwaitable(store->Create(Record("kept", "sk-kept"))), WriteStatus::kOk);
+    ASSERT_EQ(RunAwaitable(store->Create(Record("kept", "sk-kept"))).status, WriteStatus::kOk);
   }
   auto store = OpenSqliteKeyStore(dir_, &error);
   ASSERT_TRUE(store) << error;
@@ -279,7 +287,7 @@ TEST_F(SqliteKeyStoreTest, DirectoryFollowsTheStore) {
   EXPECT_EQ(directory.Current()->Version(), -1);
   ASSERT_TRUE(RunAwaitable(directory.Sync(false, &error))) << error;
   EXPECT_TRUE(directory.Current()->Empty());
-  ASSERT_EQ(RunAwaitable(store->Create(Record("a", "sk-a"))), WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store->Create(Record("a", "sk-a"))).status, WriteStatus::kOk);
   auto before = directory.Current();
   ASSERT_TRUE(RunAwaitable(directory.Sync(false, &error)));
   auto after = directory.Current();
@@ -334,7 +342,7 @@ TEST_F(RedisKeyStoreTest, ChangeLog) {
 TEST_F(RedisKeyStoreTest, AWriteOfAReleaseWithoutTheLogSendsReadersToALoad) {
   auto client = Client();
   auto store = MakeRedisKeyStore(*client, Millis(2000));
-  ASSERT_EQ(RunAwaitable(store->Create(Record("a", "sk-a"))), WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store->Create(Record("a", "sk-a"))).status, WriteStatus::kOk);
   // What the previous release's create script did: HSETNX and INCR, no log.
   const std::string record = SerializeKeyRecord(Record("old", "sk-old"));
   ASSERT_TRUE(server_->Command({"HSETNX", "trl:keys:{keys}:records", "old", record}));
@@ -345,7 +353,7 @@ TEST_F(RedisKeyStoreTest, AWriteOfAReleaseWithoutTheLogSendsReadersToALoad) {
   EXPECT_EQ(changes.version, 2);
   EXPECT_TRUE(RunAwaitable(store->ChangesSince(2)).complete) << "nothing since: nothing to load";
 
-  ASSERT_EQ(RunAwaitable(store->Create(Record("b", "sk-b"))), WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store->Create(Record("b", "sk-b"))).status, WriteStatus::kOk);
   EXPECT_FALSE(RunAwaitable(store->ChangesSince(1)).complete);
   changes = RunAwaitable(store->ChangesSince(2));
   ASSERT_TRUE(changes.ok && changes.complete);
@@ -378,7 +386,7 @@ TEST_F(RedisKeyStoreTest, OnlyTheSecretsHashReachesRedis) {
   auto client = Client();
   auto store = MakeRedisKeyStore(*client, Millis(2000));
   const std::string secret = "sk-never-in-redis-0123456789";
-  ASSERT_EQ(RunAwaitable(store->Create(Record("hashed", secret))), WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store->Create(Record("hashed", secret))).status, WriteStatus::kOk);
   testing::TestReply all = server_->Command({"HGETALL", "trl:keys:{keys}:records"});
   ASSERT_TRUE(all);
   ASSERT_EQ(all->elements, 2u);  // one field (the name) and its record
@@ -445,7 +453,7 @@ TEST_F(RedisKeyStoreTest, RedisDownIsAnErrorNotACrash) {
   server_->Kill();
   EXPECT_FALSE(RunAwaitable(directory.Sync(true, &error)));
   EXPECT_NE(error, "");
-  EXPECT_EQ(RunAwaitable(store->Create(Record("x", "sk-x"))), WriteStatus::kError);
+  EXPECT_EQ(RunAwaitable(store->Create(Record("x", "sk-x"))).status, WriteStatus::kError);
   EXPECT_EQ(directory.Current()->Version(), 0);
 }
 

@@ -117,20 +117,20 @@ class RedisKeyStore final : public KeyStore {
 
   // The arguments are built into locals: GCC 12 mishandles non-trivial temporaries inside
   // co_await expressions.
-  asio::awaitable<WriteStatus> Create(const KeyRecord& record) override {
+  asio::awaitable<Written> Create(const KeyRecord& record) override {
     std::vector<std::string> argv{record.key.name, SerializeKeyRecord(record)};
-    WriteStatus status = co_await Write(key_scripts::kCreate, argv, WriteStatus::kExists);
-    co_return status;
+    Written written = co_await Write(key_scripts::kCreate, argv, WriteStatus::kExists);
+    co_return written;
   }
-  asio::awaitable<WriteStatus> Replace(const KeyRecord& record) override {
+  asio::awaitable<Written> Replace(const KeyRecord& record) override {
     std::vector<std::string> argv{record.key.name, SerializeKeyRecord(record)};
-    WriteStatus status = co_await Write(key_scripts::kReplace, argv, WriteStatus::kNotFound);
-    co_return status;
+    Written written = co_await Write(key_scripts::kReplace, argv, WriteStatus::kNotFound);
+    co_return written;
   }
-  asio::awaitable<WriteStatus> Remove(std::string_view name) override {
+  asio::awaitable<Written> Remove(std::string_view name) override {
     std::vector<std::string> argv{std::string(name)};
-    WriteStatus status = co_await Write(key_scripts::kRemove, argv, WriteStatus::kNotFound);
-    co_return status;
+    Written written = co_await Write(key_scripts::kRemove, argv, WriteStatus::kNotFound);
+    co_return written;
   }
 
  private:
@@ -207,8 +207,8 @@ class RedisKeyStore final : public KeyStore {
 
   // One write (key_scripts.h), under an operation id of its own so that a resend of it (after
   // a dropped connection) answers as the first run did. `argv` is consumed.
-  asio::awaitable<WriteStatus> Write(const std::string& script, std::vector<std::string>& argv,
-                                     WriteStatus when_refused) {
+  asio::awaitable<Written> Write(const std::string& script, std::vector<std::string>& argv,
+                                 WriteStatus when_refused) {
     std::vector<std::string> args{
         "EVAL", script, "5", kRecords, kVersion, kOperationPrefix + RandomHex(16), kChanges, kLog};
     for (auto& a : argv) args.push_back(std::move(a));
@@ -217,8 +217,9 @@ class RedisKeyStore final : public KeyStore {
     args.push_back(std::to_string((timeout_ + std::chrono::minutes(1)).count()));
     std::string routing = kRecords;
     redis::Result r = co_await client_.Execute(std::move(args), std::move(routing), Deadline());
-    if (!r.Ok() || r.reply->type != REDIS_REPLY_INTEGER) co_return WriteStatus::kError;
-    co_return r.reply->integer < 0 ? when_refused : WriteStatus::kOk;
+    if (!r.Ok() || r.reply->type != REDIS_REPLY_INTEGER) co_return Written{WriteStatus::kError};
+    if (r.reply->integer < 0) co_return Written{when_refused};
+    co_return Written{WriteStatus::kOk, r.reply->integer};
   }
 
   redis::RedisClient& client_;

@@ -63,13 +63,13 @@ class SqliteKeyStore final : public KeyStore {
     std::lock_guard lock(mutex_);
     co_return ReadInt("SELECT version FROM meta");
   }
-  asio::awaitable<WriteStatus> Create(const KeyRecord& record) override {
+  asio::awaitable<Written> Create(const KeyRecord& record) override {
     co_return Write(record.key.name, SerializeKeyRecord(record), Mode::kCreate);
   }
-  asio::awaitable<WriteStatus> Replace(const KeyRecord& record) override {
+  asio::awaitable<Written> Replace(const KeyRecord& record) override {
     co_return Write(record.key.name, SerializeKeyRecord(record), Mode::kReplace);
   }
-  asio::awaitable<WriteStatus> Remove(std::string_view name) override {
+  asio::awaitable<Written> Remove(std::string_view name) override {
     co_return Write(name, "", Mode::kRemove);
   }
 
@@ -196,10 +196,10 @@ class SqliteKeyStore final : public KeyStore {
            Run("UPDATE log SET floor = max(floor, ?1)", {*cut}, error);
   }
 
-  WriteStatus Write(std::string_view name, const std::string& record, Mode mode) {
+  Written Write(std::string_view name, const std::string& record, Mode mode) {
     std::lock_guard lock(mutex_);
     sqlite::Transaction transaction(db_, nullptr, "BEGIN IMMEDIATE");
-    if (!transaction.Began()) return WriteStatus::kError;
+    if (!transaction.Began()) return Written{WriteStatus::kError};
     std::string error = db_.Error("version");
     const std::optional<int64_t> current = ReadInt("SELECT version FROM meta");
     const int64_t version = current.value_or(0) + 1;
@@ -220,10 +220,12 @@ class SqliteKeyStore final : public KeyStore {
     }
     if (!ok) {
       spdlog::error("{}", error);
-      return WriteStatus::kError;
+      return Written{WriteStatus::kError};
     }
-    if (!changed) return mode == Mode::kCreate ? WriteStatus::kExists : WriteStatus::kNotFound;
-    return transaction.Commit(nullptr) ? WriteStatus::kOk : WriteStatus::kError;
+    if (!changed)
+      return Written{mode == Mode::kCreate ? WriteStatus::kExists : WriteStatus::kNotFound};
+    if (!transaction.Commit(nullptr)) return Written{WriteStatus::kError};
+    return Written{WriteStatus::kOk, version};
   }
 
   std::mutex mutex_;

@@ -132,7 +132,7 @@ TEST(GatewayKeySyncTest, KeysMadeThroughTheAdminApiAreRefusedWhileTheirCopyIsSta
   KeyRecord made;
   made.key.name = "made";
   made.key.key_sha256 = Sha256Of("sk-made");
-  ASSERT_EQ(RunAwaitable(store.Create(made)), KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Create(made)).status, KeyStore::WriteStatus::kOk);
   ASSERT_TRUE(RunAwaitable(keys.Sync(true, nullptr)));
   auto models = [&](std::string_view key) {
     http::Request request{http::bhttp::verb::get, "/v1/models", 11};

@@ -29,17 +29,17 @@ class CountingKeyStore final : public KeyStore {
     std::optional<int64_t> version = co_await inner_.Version();
     co_return version;
   }
-  asio::awaitable<WriteStatus> Create(const KeyRecord& record) override {
-    WriteStatus status = co_await inner_.Create(record);
-    co_return status;
+  asio::awaitable<Written> Create(const KeyRecord& record) override {
+    Written written = co_await inner_.Create(record);
+    co_return written;
   }
-  asio::awaitable<WriteStatus> Replace(const KeyRecord& record) override {
-    WriteStatus status = co_await inner_.Replace(record);
-    co_return status;
+  asio::awaitable<Written> Replace(const KeyRecord& record) override {
+    Written written = co_await inner_.Replace(record);
+    co_return written;
   }
-  asio::awaitable<WriteStatus> Remove(std::string_view name) override {
-    WriteStatus status = co_await inner_.Remove(name);
-    co_return status;
+  asio::awaitable<Written> Remove(std::string_view name) override {
+    Written written = co_await inner_.Remove(name);
+    co_return written;
   }
 
  private:

@@ -22,6 +22,7 @@ class FakeKeyStore final : public KeyStore {
  public:
   bool failing = false;
   int loads = 0;         // LoadAll calls
+  int change_reads = 0;  // ChangesSince calls
   int writes = 0;        // Create, Replace and Remove calls
   int records_read = 0;  // records handed to the caller, by every read
   // While set, each ChangesSince waits once it has read, until the test cancels its timer in
@@ -39,6 +40,7 @@ class FakeKeyStore final : public KeyStore {
     co_return loaded;
   }
   asio::awaitable<Changes> ChangesSince(int64_t since) override {
+    ++change_reads;
     Changes changes;
     if (!Answers(changes)) co_return changes;
     changes.version = version_;
@@ -64,30 +66,30 @@ class FakeKeyStore final : public KeyStore {
     if (failing) co_return std::nullopt;
     co_return version_;
   }
-  asio::awaitable<WriteStatus> Create(const KeyRecord& record) override {
+  asio::awaitable<Written> Create(const KeyRecord& record) override {
     ++writes;
-    if (failing) co_return WriteStatus::kError;
-    if (records_.contains(record.key.name)) co_return WriteStatus::kExists;
+    if (failing) co_return Written{WriteStatus::kError};
+    if (records_.contains(record.key.name)) co_return Written{WriteStatus::kExists};
     records_[record.key.name] = {record, ++version_};
     removed_.erase(record.key.name);
-    co_return WriteStatus::kOk;
+    co_return Written{WriteStatus::kOk, version_};
   }
-  asio::awaitable<WriteStatus> Replace(const KeyRecord& record) override {
+  asio::awaitable<Written> Replace(const KeyRecord& record) override {
     ++writes;
-    if (failing) co_return WriteStatus::kError;
+    if (failing) co_return Written{WriteStatus::kError};
     auto it = records_.find(record.key.name);
-    if (it == records_.end()) co_return WriteStatus::kNotFound;
+    if (it == records_.end()) co_return Written{WriteStatus::kNotFound};
     it->second = {record, ++version_};
-    co_return WriteStatus::kOk;
+    co_return Written{WriteStatus::kOk, version_};
   }
-  asio::awaitable<WriteStatus> Remove(std::string_view name) override {
+  asio::awaitable<Written> Remove(std::string_view name) override {
     ++writes;
-    if (failing) co_return WriteStatus::kError;
+    if (failing) co_return Written{WriteStatus::kError};
     auto it = records_.find(name);
-    if (it == records_.end()) co_return WriteStatus::kNotFound;
+    if (it == records_.end()) co_return Written{WriteStatus::kNotFound};
     records_.erase(it);
     removed_[std::string(name)] = ++version_;
-    co_return WriteStatus::kOk;
+    co_return Written{WriteStatus::kOk, version_};
   }
 
   // Forgets every change logged so far, as a trimmed log has: a reader at an older version must
