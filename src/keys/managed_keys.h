@@ -5,21 +5,22 @@
 // so applying a few changes costs what they touch, not what the whole set holds.
 //
 // Layout: the entries are spread over kShards shards by hash and, separately, by name; each
-// shard is an immutable map behind a shared_ptr. A change copies the one shard of each kind it
-// lands in (about size/kShards entries) and the array of shard pointers; the records themselves
-// are shared, never copied.
+// shard is an immutable open-addressing map (one allocation, so a copy is one too) behind a
+// shared_ptr. A change copies the one shard of each kind it lands in (about size/kShards
+// entries) and the array of shard pointers; the records themselves are shared, never copied.
+// performance/micro/keys_bench.cc measures a lookup and a change at 100,000 keys.
 //
 // Thread-safety: immutable once built; read it from any thread.
 #pragma once
 
 #include <array>
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "keys/key_record.h"
@@ -60,8 +61,8 @@ class ManagedKeys {
 
  private:
   // Names are views of the name inside the record they map to, which the entry keeps alive.
-  using NameShard = std::unordered_map<std::string_view, RecordPtr>;
-  using HashShard = std::unordered_map<Sha256, RecordPtr, Sha256Hash>;
+  using NameShard = boost::unordered_flat_map<std::string_view, RecordPtr>;
+  using HashShard = boost::unordered_flat_map<Sha256, RecordPtr, Sha256Hash>;
   class Editor;
 
   static size_t NameShardOf(std::string_view name);
