@@ -5,7 +5,7 @@
 # admits a key made on the first. Writes performance/results/keys-<date>.json.
 #
 #   performance/keys.sh                       about 2 minutes on this code
-#   options: --keys N (100000) --creations N (1000) --seconds S (30, bound on the creations)
+#   options: --keys N (100000) --seconds S (5, of creations)
 #            --probes N (20) --starts N (2) --stores memory,redis --build-dir DIR (another build,
 #            e.g. of an older commit) --label TEXT --no-build
 # Everything listens on 127.0.0.1 only; needs sqlite3, redis-server and redis-cli.
