@@ -1,4 +1,4 @@
-// token-rate-limiter: the gateway binary. See DESIGN.md §1 for the command line.
+// token-rate-limiter: the gateway binary. The command line: --help, and README.md.
 #include <spdlog/spdlog.h>
 
 #include <cstdio>

@@ -1,5 +1,5 @@
 // The limiter: decides whether a request may go ahead under every budget that applies to it
-// (DESIGN.md §3, "Admission", "Settlement", "Limit semantics", "Headers"), and settles it when
+// (docs/limits.md), and settles it when
 // it ends. It holds no budget state itself: that lives in a Store (memory or Redis), which
 // admits a request against all of its budgets in one atomic step and settles it in another.
 //

@@ -43,7 +43,7 @@ struct GatewaySnapshot {
   std::unordered_map<std::string, std::unique_ptr<TokenCounter>> counters;  // by model name
 };
 
-// The metrics the data plane keeps (DESIGN.md §5), declared in one place.
+// The metrics the data plane keeps (docs/operations.md, "Metrics"), declared in one place.
 struct GatewayMetrics {
   explicit GatewayMetrics(MetricsRegistry& registry);
   Family<Counter>& requests;         // {model, key, tenant, status}

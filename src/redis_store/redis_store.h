@@ -1,5 +1,5 @@
 // The shared store: every budget in Redis (one node or a Redis Cluster), so that any number of
-// gateway instances share them exactly (DESIGN.md §6 "Store").
+// gateway instances share them exactly (docs/redis.md).
 //
 // Round trips: Admit is one EVALSHA (all charges, all or nothing, judged by the server's TIME);
 // Settle is one EVALSHA; Read one EVALSHA; Reset one DEL. So a request costs two round trips

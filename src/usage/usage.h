@@ -1,4 +1,4 @@
-// Usage accounting (DESIGN.md §4, "Usage"): every settled or refused request adds to counters
+// Usage accounting (docs/usage.md): every settled or refused request adds to counters
 // of its (key, tenant, model, hour). The I/O threads add to an in-memory aggregate
 // (UsageRecorder, no I/O, a short lock); a scheduled task takes the pending rows every second
 // and writes them in one batch to a UsageSink (embedded: SQLite in data_dir; Redis: one hash per

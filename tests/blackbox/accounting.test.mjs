@@ -1,4 +1,4 @@
-// Request accounting (docs/limits.md "What is charged"; DESIGN.md §3, §8): the backend is sent
+// Request accounting (docs/limits.md "What is charged"): the backend is sent
 // exactly what was reserved; bodies the backend would read otherwise than the gateway are
 // refused; the reservation counts everything the model reads and the fallback everything it
 // writes; a backend's usage is trusted only when sane; usage a client did not ask for never

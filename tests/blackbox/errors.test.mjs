@@ -1,5 +1,5 @@
 // Failures, as a client sees them: every backend fault and every kind of bad input gets the
-// status and OpenAI-shaped body of DESIGN.md §3, and the gateway goes on serving.
+// status and OpenAI-shaped body of docs/limits.md ("Headers and errors"), and the gateway goes on serving.
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 

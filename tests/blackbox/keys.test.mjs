@@ -1,7 +1,7 @@
-// Keys through the admin API (DESIGN.md §4): create -> use -> limits replaced (the next request
+// Keys through the admin API (docs/keys.md): create -> use -> limits replaced (the next request
 // sees them in its headers) -> budgets read and reset -> revoke (401), on the embedded store and
-// on Redis shared by two instances (the other instance syncs every 250 ms; DESIGN.md promises
-// 1 s, which a loaded machine can stretch: the tests poll until the change shows). Admin
+// on Redis shared by two instances (the other instance syncs every 250 ms, which a loaded
+// machine can stretch: the tests poll until the change shows). Admin
 // security: every /admin/v1 route refuses a missing or wrong token and a data-plane key with the
 // same 401; names that could be path tricks are 400 before anything
 // reaches the store; no response, log line or metric ever holds a key's secret.

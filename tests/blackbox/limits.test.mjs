@@ -1,4 +1,4 @@
-// Token rate limiting as a client sees it (DESIGN.md §3): reservation at admission, settlement
+// Token rate limiting as a client sees it (docs/limits.md): reservation at admission, settlement
 // on the backend's real usage, OpenAI's x-ratelimit-* headers and 429s, concurrency slots, and
 // saturating runs (embedded store, Redis, Redis Cluster) whose admitted tokens must match the
 // budget's arithmetic.

@@ -1,4 +1,4 @@
-// The Redis store as clients see it (DESIGN.md §6 "Store"): gateway instances sharing one Redis
+// The Redis store as clients see it (docs/redis.md): gateway instances sharing one Redis
 // share one budget exactly; when Redis fails, store.on_store_error decides (allow: through and
 // counted; deny: 503 model_unavailable) and no other 5xx ever reaches a client; when Redis comes
 // back (empty: nothing persisted) decisions resume by themselves; scripts flushed and

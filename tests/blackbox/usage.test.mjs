@@ -1,4 +1,4 @@
-// Usage accounting (DESIGN.md §4 GET /admin/v1/usage, §6 "Usage"): requests of random sizes
+// Usage accounting (docs/usage.md): requests of random sizes
 // through the gateway — chat and completions, streaming (with and without include_usage) and
 // not, several keys and models, some refused by a requests limit and some by a tokens limit —
 // and the usage API's totals equal, to the token, what mock-llm reported for the admitted
