@@ -38,7 +38,7 @@ TEST(KeyDirectoryTest, SyncLoadsOnceThenReadsChanges) {
   EXPECT_EQ(store.loads, 1) << "same version: nothing to load";
   EXPECT_EQ(keys.Current(), before) << "same version: the same snapshot";
 
-  ASSERT_EQ(RunAwaitable(store.Create(Record("a"))), KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Create(Record("a"))).status, KeyStore::WriteStatus::kOk);
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
   EXPECT_EQ(store.loads, 1) << "a change is read from the log";
   auto current = keys.Current();
@@ -57,20 +57,20 @@ TEST(KeyDirectoryTest, ASyncAfterOneWriteReadsOnlyWhatChanged) {
   constexpr int kKeys = 1000;
   FakeKeyStore store;
   for (int i = 0; i < kKeys; ++i) {
-    ASSERT_EQ(RunAwaitable(store.Create(Record("k-" + std::to_string(i)))),
+    ASSERT_EQ(RunAwaitable(store.Create(Record("k-" + std::to_string(i)))).status,
               KeyStore::WriteStatus::kOk);
   }
   KeyDirectory keys(store);
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
   EXPECT_EQ(store.records_read, kKeys);
 
-  ASSERT_EQ(RunAwaitable(store.Create(Record("new"))), KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Create(Record("new"))).status, KeyStore::WriteStatus::kOk);
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
   EXPECT_EQ(store.records_read, kKeys + 1) << "one key made: one record read";
   KeyRecord replaced = Record("k-7");
   replaced.updated = 7;
-  ASSERT_EQ(RunAwaitable(store.Replace(replaced)), KeyStore::WriteStatus::kOk);
-  ASSERT_EQ(RunAwaitable(store.Remove("k-8")), KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Replace(replaced)).status, KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Remove("k-8")).status, KeyStore::WriteStatus::kOk);
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
   EXPECT_EQ(store.records_read, kKeys + 2) << "a removal reads no record";
   EXPECT_EQ(store.loads, 1);
@@ -89,12 +89,12 @@ TEST(KeyDirectoryTest, ASyncAfterOneWriteReadsOnlyWhatChanged) {
 TEST(KeyDirectoryTest, LoadsEveryKeyWhenTheLogWasTrimmedPastIt) {
   FakeKeyStore store;
   for (const char* name : {"a", "b", "c"}) {
-    ASSERT_EQ(RunAwaitable(store.Create(Record(name))), KeyStore::WriteStatus::kOk);
+    ASSERT_EQ(RunAwaitable(store.Create(Record(name))).status, KeyStore::WriteStatus::kOk);
   }
   KeyDirectory keys(store);
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
-  ASSERT_EQ(RunAwaitable(store.Remove("a")), KeyStore::WriteStatus::kOk);
-  ASSERT_EQ(RunAwaitable(store.Create(Record("d"))), KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Remove("a")).status, KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Create(Record("d"))).status, KeyStore::WriteStatus::kOk);
   store.TrimLog();  // the removal of "a" is no longer in the log
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
   EXPECT_EQ(store.loads, 2);
@@ -102,7 +102,7 @@ TEST(KeyDirectoryTest, LoadsEveryKeyWhenTheLogWasTrimmedPastIt) {
   EXPECT_FALSE(keys.Current()->FindByName("a"));
   EXPECT_TRUE(keys.Current()->FindByName("d"));
 
-  ASSERT_EQ(RunAwaitable(store.Create(Record("e"))), KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Create(Record("e"))).status, KeyStore::WriteStatus::kOk);
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
   EXPECT_EQ(store.loads, 2);
   EXPECT_EQ(store.records_read, 3 + 3 + 1);
@@ -115,14 +115,14 @@ TEST(KeyDirectoryTest, ASyncThatReadFirstAndFinishesLastKeepsTheNewerSnapshot) {
   FakeKeyStore store;
   KeyDirectory keys(store);
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
-  ASSERT_EQ(RunAwaitable(store.Create(Record("a"))), KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Create(Record("a"))).status, KeyStore::WriteStatus::kOk);
   asio::io_context io;
   store.hold_reads = true;
   int succeeded = 0;
   auto count = [&](const std::exception_ptr&, bool ok) { succeeded += ok ? 1 : 0; };
   asio::co_spawn(io, keys.Sync(false, nullptr), count);
   io.poll();  // the first has read version 1 ("a")
-  ASSERT_EQ(RunAwaitable(store.Create(Record("b"))), KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Create(Record("b"))).status, KeyStore::WriteStatus::kOk);
   asio::co_spawn(io, keys.Sync(false, nullptr), count);
   io.poll();  // the second has read version 2 ("a", "b")
   ASSERT_EQ(store.held.size(), 2u);
@@ -139,9 +139,65 @@ TEST(KeyDirectoryTest, ASyncThatReadFirstAndFinishesLastKeepsTheNewerSnapshot) {
   store.held.clear();  // the timers belong to `io`, which goes first
 }
 
+// A write made through the directory is the only change since its snapshot: published at the
+// version the store answered, without reading the store back (one store call per admin write).
+TEST(KeyDirectoryTest, AWriteMadeHerePublishesItselfWithoutAReadBack) {
+  FakeKeyStore store;
+  KeyDirectory keys(store);
+  ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
+  const int reads = store.change_reads;
+
+  EXPECT_EQ(RunAwaitable(keys.Create(Record("a"))), KeyStore::WriteStatus::kOk);
+  EXPECT_EQ(keys.Current()->Version(), 1);
+  EXPECT_TRUE(keys.Current()->FindByHash(Sha256Of("sk-a")));
+  KeyRecord replaced = Record("a");
+  replaced.updated = 9;
+  EXPECT_EQ(RunAwaitable(keys.Replace(replaced)), KeyStore::WriteStatus::kOk);
+  EXPECT_EQ(keys.Current()->FindByName("a")->updated, 9);
+  EXPECT_EQ(RunAwaitable(keys.Remove("a")), KeyStore::WriteStatus::kOk);
+  EXPECT_FALSE(keys.Current()->FindByName("a"));
+  EXPECT_FALSE(keys.Current()->FindByHash(Sha256Of("sk-a")));
+  EXPECT_EQ(keys.Current()->Version(), 3);
+  EXPECT_EQ(store.change_reads, reads) << "each write published what it wrote";
+  EXPECT_EQ(store.loads, 1);
+
+  EXPECT_EQ(RunAwaitable(keys.Create(Record("b"))), KeyStore::WriteStatus::kOk);
+  EXPECT_EQ(RunAwaitable(keys.Create(Record("b"))), KeyStore::WriteStatus::kExists);
+  EXPECT_EQ(RunAwaitable(keys.Remove("gone")), KeyStore::WriteStatus::kNotFound);
+  EXPECT_EQ(keys.Current()->Version(), 4) << "a refused write changes nothing";
+  EXPECT_EQ(store.change_reads, reads);
+}
+
+// Another writer got in first (another instance, or a write this snapshot has not seen): the
+// directory reads the changes, its own among them.
+TEST(KeyDirectoryTest, AWriteAfterAnotherWritersReadsTheChangesBack) {
+  FakeKeyStore store;
+  KeyDirectory keys(store);
+  ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
+  ASSERT_EQ(RunAwaitable(store.Create(Record("elsewhere"))).status, KeyStore::WriteStatus::kOk);
+  const int reads = store.change_reads;
+
+  EXPECT_EQ(RunAwaitable(keys.Create(Record("here"))), KeyStore::WriteStatus::kOk);
+  EXPECT_EQ(store.change_reads, reads + 1);
+  EXPECT_EQ(keys.Current()->Version(), 2);
+  EXPECT_TRUE(keys.Current()->FindByName("elsewhere"));
+  EXPECT_TRUE(keys.Current()->FindByName("here"));
+}
+
+// A write the store refused or did not answer publishes nothing.
+TEST(KeyDirectoryTest, AFailedWriteChangesNothing) {
+  FakeKeyStore store;
+  KeyDirectory keys(store);
+  ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
+  auto before = keys.Current();
+  store.failing = true;
+  EXPECT_EQ(RunAwaitable(keys.Create(Record("a"))), KeyStore::WriteStatus::kError);
+  EXPECT_EQ(keys.Current(), before);
+}
+
 TEST(KeyDirectoryTest, AFailedSyncKeepsTheKeysLoadedLast) {
   FakeKeyStore store;
-  ASSERT_EQ(RunAwaitable(store.Create(Record("a"))), KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Create(Record("a"))).status, KeyStore::WriteStatus::kOk);
   KeyDirectory keys(store);
   ASSERT_TRUE(RunAwaitable(keys.Sync(true, nullptr)));
 
