@@ -19,6 +19,13 @@ Usage:
   scripts/backup.sh restore --from SRC_DIR --redis-rdb PATH
       Redis, with Redis STOPPED: copies SRC_DIR/dump.rdb to PATH (the server's dir/dbfilename);
       Redis loads it when it starts (with appendonly off, or the AOF wins).
+  scripts/backup.sh restore --from SRC_DIR --config FILE
+      Either kind of backup into the store the gateway config FILE names, embedded or Redis
+      (so across stores), with no gateway using it: the keys made through the admin API and the
+      usage rows of the last 400 days, through `token-rate-limiter copy-store` (the binary in
+      $TRL_BIN, on the PATH, or in build/release). Budgets are not restored: they start full.
+      The target must hold no API-made key and no usage yet. A Redis backup is read through a
+      temporary redis-server on 127.0.0.1.
 
 Options:
   --timeout SECONDS   how long a Redis BGSAVE may take (default 300)
@@ -215,6 +222,63 @@ restore_redis() {
   echo "start Redis now (it must have been stopped: a running one overwrites the file at its next save)"
 }
 
+# The gateway binary for copy-store: $TRL_BIN, on the PATH, or this checkout's Release build.
+gateway_bin() {
+  local bin=${TRL_BIN:-}
+  [[ -n "$bin" ]] || bin=$(command -v token-rate-limiter || true)
+  [[ -n "$bin" ]] || bin="$(cd "$(dirname "$0")/.." && pwd)/build/release/src/app/token-rate-limiter"
+  [[ -x "$bin" ]] || die "token-rate-limiter not found (set TRL_BIN to the gateway binary)"
+  echo "$bin"
+}
+
+# Starts redis-server on a free loopback port over the RDB in directory $1, waits until it has
+# loaded it, and prints the port.
+serve_rdb() {
+  local dir=$1 port _
+  need redis-server redis-server
+  for port in $(shuf -i 20000-60000 -n 20); do
+    rm -f "$dir/redis.pid"
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --dbfilename dump.rdb --save '' \
+      --appendonly no --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+    for _ in $(seq 100); do
+      # "loading:0" once the dataset is in (PONG alone comes before that).
+      if redis-cli -p "$port" INFO persistence 2>/dev/null | tr -d '\r' | grep -qx 'loading:0'; then
+        echo "$port"
+        return 0
+      fi
+      sleep 0.1
+    done
+    [[ -f "$dir/redis.pid" ]] && kill "$(cat "$dir/redis.pid")" 2>/dev/null
+  done
+  die "could not start redis-server over $dir/dump.rdb (see $dir/redis.log)"
+}
+
+restore_through_config() {
+  local from=$1 config=$2 bin store port
+  [[ -f "$config" ]] || die "--config $config is not a file"
+  bin=$(gateway_bin)
+  WORK=$(mktemp -d)
+  trap 'if [[ -f "$WORK/redis.pid" ]]; then kill "$(cat "$WORK/redis.pid")" 2>/dev/null; fi; rm -rf "$WORK"' EXIT
+  if [[ -f "$from/dump.rdb" ]]; then
+    cp "$from/dump.rdb" "$WORK/dump.rdb"
+    port=$(serve_rdb "$WORK")
+    store="{backend: redis, redis: {url: 'redis://127.0.0.1:$port/0'}}"
+  else
+    find_databases --from "$from" "a backup made by this script"
+    mkdir "$WORK/data"
+    cp "${DBS[@]}" "$WORK/data/"
+    store="{backend: memory, data_dir: '$WORK/data'}"
+  fi
+  cat >"$WORK/from.yaml" <<EOF
+listen: 127.0.0.1:0
+models: [{name: restore, backends: ['http://127.0.0.1:9']}]
+store: $store
+usage: {retention: 400d}
+EOF
+  "$bin" copy-store --from "$WORK/from.yaml" --to "$config" ||
+    die "copy-store failed: nothing more restored"
+}
+
 main() {
   local command=${1:-}
   [[ -n "$command" ]] || {
@@ -233,10 +297,10 @@ main() {
       die "unknown command: $command"
       ;;
   esac
-  local data_dir="" out="" redis_url="" from="" redis_rdb="" timeout=300
+  local data_dir="" out="" redis_url="" from="" redis_rdb="" config="" timeout=300
   while (($# > 0)); do
     case "$1" in
-      --data-dir | --out | --redis-url | --from | --redis-rdb | --timeout)
+      --data-dir | --out | --redis-url | --from | --redis-rdb | --config | --timeout)
         (($# >= 2)) || die "$1 needs a value"
         case "$1" in
           --data-dir) data_dir=$2 ;;
@@ -244,6 +308,7 @@ main() {
           --redis-url) redis_url=$2 ;;
           --from) from=$2 ;;
           --redis-rdb) redis_rdb=$2 ;;
+          --config) config=$2 ;;
           --timeout) timeout=$2 ;;
         esac
         shift 2
@@ -259,7 +324,7 @@ main() {
 
   if [[ "$command" == backup ]]; then
     [[ -n "$out" ]] || die "backup needs --out DEST_DIR"
-    [[ -z "$from$redis_rdb" ]] || die "--from and --redis-rdb are for restore"
+    [[ -z "$from$redis_rdb$config" ]] || die "--from, --redis-rdb and --config are for restore"
     if [[ -n "$data_dir" && -z "$redis_url" ]]; then
       backup_embedded "$data_dir" "$out"
     elif [[ -n "$redis_url" && -z "$data_dir" ]]; then
@@ -270,12 +335,14 @@ main() {
   else
     [[ -n "$from" ]] || die "restore needs --from SRC_DIR"
     [[ -z "$out$redis_url" ]] || die "--out and --redis-url are for backup"
-    if [[ -n "$data_dir" && -z "$redis_rdb" ]]; then
+    if [[ -n "$data_dir" && -z "$redis_rdb$config" ]]; then
       restore_embedded "$from" "$data_dir"
-    elif [[ -n "$redis_rdb" && -z "$data_dir" ]]; then
+    elif [[ -n "$redis_rdb" && -z "$data_dir$config" ]]; then
       restore_redis "$from" "$redis_rdb"
+    elif [[ -n "$config" && -z "$data_dir$redis_rdb" ]]; then
+      restore_through_config "$from" "$config"
     else
-      die "restore needs exactly one of --data-dir and --redis-rdb"
+      die "restore needs exactly one of --data-dir, --redis-rdb and --config"
     fi
   fi
 }

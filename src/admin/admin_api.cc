@@ -69,9 +69,13 @@ asio::awaitable<void> AdminApi::Route(http::Request& request, http::ResponseWrit
   }
   if (path == "/readyz") {
     bool ready = co_await hooks_.ready();
-    http::Response res =
-        ready ? Json(200, R"({"status":"ready"})") : Json(503, R"({"status":"not ready"})");
-    co_await writer.Send(std::move(res));
+    boost::json::object body;
+    body["status"] = ready ? "ready" : "not ready";
+    boost::json::array& warnings = body["warnings"].emplace_array();
+    if (hooks_.warnings) {
+      for (std::string& w : hooks_.warnings()) warnings.emplace_back(std::move(w));
+    }
+    co_await writer.Send(Json(ready ? 200 : 503, boost::json::serialize(body)));
     co_return;
   }
   if (path == "/metrics") {

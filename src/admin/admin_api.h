@@ -32,6 +32,9 @@ struct AdminHooks {
   std::function<ReloadOutcome()> reload;
   // True when the config is loaded and the store answers through the real limiter path.
   std::function<asio::awaitable<bool>()> ready;
+  // What an operator must act on although the gateway serves (data left behind in another
+  // store, keys lost by the store): /readyz's "warnings".
+  std::function<std::vector<std::string>()> warnings;
   // JSON for GET /admin/v1/models: models, backends and each backend's health.
   std::function<std::string()> models_json;
   // The config in force: validates new keys, knows the config's keys.

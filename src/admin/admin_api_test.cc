@@ -69,6 +69,7 @@ class AdminApiTest : public ::testing::Test {
       return reload_outcome_;
     };
     hooks.ready = [this]() -> asio::awaitable<bool> { co_return ready_; };
+    hooks.warnings = [this] { return warnings_; };
     hooks.models_json = [this] {
       if (models_fail_) throw std::runtime_error("models failed");
       return std::string(R"({"data":[{"name":"m"}]})");
@@ -133,6 +134,7 @@ class AdminApiTest : public ::testing::Test {
   int reloads_ = 0;
   ReloadOutcome reload_outcome_;
   bool ready_ = true;
+  std::vector<std::string> warnings_;
   bool models_fail_ = false;
   std::vector<UsageQuery> usage_queries_;
   UsageResult usage_result_;
@@ -204,11 +206,13 @@ TEST_F(AdminApiTest, HealthReadinessAndMetricsNeedNoToken) {
 
   Answer ready = Call(verb::get, "/readyz", "", "");
   EXPECT_EQ(ready.status, 200u);
-  EXPECT_EQ(ready.body, R"({"status":"ready"})");
+  EXPECT_EQ(ready.body, R"({"status":"ready","warnings":[]})");
   ready_ = false;
+  warnings_ = {"keys: lost", "store: left behind"};
   Answer not_ready = Call(verb::get, "/readyz", "", "");
   EXPECT_EQ(not_ready.status, 503u);
-  EXPECT_EQ(not_ready.body, R"({"status":"not ready"})");
+  EXPECT_EQ(not_ready.body,
+            R"({"status":"not ready","warnings":["keys: lost","store: left behind"]})");
 
   Answer metrics = Call(verb::get, "/metrics?x=1", "", "");
   EXPECT_EQ(metrics.status, 200u);

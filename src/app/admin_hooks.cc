@@ -67,6 +67,11 @@ AdminHooks MakeAdminHooks(AdminParts parts) {
   hooks.admin_token = [&gateway] { return gateway.Snapshot()->config->admin.token; };
   hooks.reload = std::move(parts.reload);
   hooks.ready = Readiness(parts.limiter, parts.keys);
+  hooks.warnings = [&keys = parts.keys, left = std::move(parts.store_warnings)] {
+    std::vector<std::string> warnings = left;
+    if (std::string lost = keys.LostKeysWarning(); !lost.empty()) warnings.push_back(lost);
+    return warnings;
+  };
   hooks.models_json = [&gateway] { return ModelsJson(*gateway.Snapshot()); };
   hooks.snapshot = [&gateway] { return gateway.Snapshot(); };
   hooks.keys = &parts.keys;

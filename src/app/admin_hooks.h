@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "admin/admin_api.h"
 #include "app/scheduler.h"
@@ -26,6 +27,7 @@ struct AdminParts {
   Scheduler& scheduler;
   const Clock& clock;
   std::function<ReloadOutcome()> reload;
+  std::vector<std::string> store_warnings;  // AppStores::left_behind
 };
 
 AdminHooks MakeAdminHooks(AdminParts parts);

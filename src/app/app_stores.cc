@@ -1,6 +1,11 @@
 #include "app/app_stores.h"
 
+#include <spdlog/spdlog.h>
+
 #include <array>
+#include <filesystem>
+
+#include "common/sqlite.h"
 
 namespace trl {
 namespace {
@@ -23,6 +28,8 @@ bool OpenRedisStores(const Config& config, std::span<asio::io_context* const> io
     return false;
   }
   stores.budgets = stores.redis.get();
+  stores.left_behind = EmbeddedDataLeftBehind(config);
+  for (const std::string& warning : stores.left_behind) spdlog::warn("{}", warning);
   stores.keys = MakeRedisKeyStore(stores.redis->Client(), kAdminRedisTimeout);
   stores.usage =
       MakeRedisUsageSink(stores.redis->Client(), config.usage.retention, kAdminRedisTimeout);
@@ -59,6 +66,41 @@ bool OpenStores(const Config& config, std::span<asio::io_context* const> io_thre
     return false;
   }
   return true;
+}
+
+namespace {
+
+// The rows of `table` in data_dir/`file`; 0 when the file is missing or cannot be read.
+int64_t RowsIn(const std::string& dir, const char* file, const std::string& table) {
+  if (!std::filesystem::exists(std::filesystem::path(dir) / file)) return 0;
+  std::optional<sqlite::Database> db = sqlite::Database::Open(dir, file, nullptr);
+  sqlite::Statement count;
+  const std::string sql = "SELECT count(*) FROM " + table;
+  if (!db || !count.Prepare(*db, sql.c_str(), nullptr) ||
+      count.Next() != sqlite::Statement::Step::kRow) {
+    return 0;
+  }
+  return count.Int(0);
+}
+
+}  // namespace
+
+std::vector<std::string> EmbeddedDataLeftBehind(const Config& config) {
+  std::vector<std::string> left;
+  if (config.store.backend != StoreBackend::kRedis) return left;
+  const std::string& dir = config.store.data_dir;
+  const std::string move =
+      "; this gateway is on Redis and does not serve them (to move them: "
+      "docs/redis.md, \"Moving from the embedded store\")";
+  if (int64_t keys = RowsIn(dir, "keys.db", "keys"); keys > 0) {
+    left.push_back("store: " + dir + "/keys.db holds " + std::to_string(keys) +
+                   " keys made through the admin API on the embedded store" + move);
+  }
+  if (int64_t rows = RowsIn(dir, "usage.db", "usage"); rows > 0) {
+    left.push_back("store: " + dir + "/usage.db holds " + std::to_string(rows) +
+                   " usage rows of the embedded store" + move);
+  }
+  return left;
 }
 
 void ObserveStoreLatency(MetricsRegistry& metrics, RedisStore& store) {

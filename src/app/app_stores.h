@@ -11,6 +11,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "common/journal.h"
 #include "config/config.h"
@@ -30,6 +31,7 @@ struct AppStores {
   std::unique_ptr<KeyStore> keys;
   std::unique_ptr<UsageSink> usage;
   std::unique_ptr<Journal> usage_journal;  // data_dir/journal/usage-*; null with store.journal off
+  std::vector<std::string> left_behind;    // EmbeddedDataLeftBehind, logged by OpenStores
 };
 
 // Opens the stores `config.store` names. Redis is connected in the background: the gateway
@@ -39,6 +41,12 @@ struct AppStores {
 // opened: an unusable Redis URL, a data_dir that cannot be read or written.
 bool OpenStores(const Config& config, std::span<asio::io_context* const> io_threads,
                 AppStores& stores, std::string* error);
+
+// With store.backend: redis, what data_dir still holds of the embedded store: API-made keys in
+// keys.db and usage rows in usage.db, which this gateway neither serves nor counts. One line per
+// file that holds any, saying how to move them (docs/redis.md); empty otherwise, and on the
+// embedded store. Reads the files only if they exist (blocking: call it at start).
+std::vector<std::string> EmbeddedDataLeftBehind(const Config& config);
 
 // trl_store_latency_seconds{op}: every Redis store operation's round trip. Before the first
 // operation; `metrics` must outlive the store.

@@ -176,7 +176,7 @@ void GatewayApp::MakeServers() {
   auto reload = [this] { return Reload(); };
   admin_api_ = std::make_unique<AdminApi>(
       metrics_, MakeAdminHooks({*gateway_, *limiter_, *keys_, *usage_flush_, *scheduler_,
-                                SystemClock::Instance(), reload}));
+                                SystemClock::Instance(), reload, stores_.left_behind}));
   admin_server_ = std::make_unique<http::Server>(
       std::vector<asio::any_io_executor>{control_.get_executor()}, http::ServerOptions{},
       [api = admin_api_.get()](http::Request& req, http::ResponseWriter& w) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "app/copy_store.h"
 #include "app/gateway_app.h"
 #include "config/config.h"
 
@@ -54,12 +55,35 @@ void Usage() {
   std::fprintf(stderr,
                "usage: token-rate-limiter --config FILE [--threads N]\n"
                "       token-rate-limiter --check-config FILE\n"
+               "       token-rate-limiter copy-store --from FILE --to FILE\n"
                "       token-rate-limiter --version\n");
+}
+
+// copy-store --from FILE --to FILE (src/app/copy_store.h).
+int CopyStore(int argc, char** argv) {
+  std::string from, to;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    std::string_view arg = argv[i];
+    if (arg == "--from") {
+      from = argv[i + 1];
+    } else if (arg == "--to") {
+      to = argv[i + 1];
+    } else {
+      from.clear();
+      break;
+    }
+  }
+  if (from.empty() || to.empty() || argc != 6) {
+    Usage();
+    return 2;
+  }
+  return trl::CopyStoreCommand(from, to);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string_view(argv[1]) == "copy-store") return CopyStore(argc, argv);
   trl::AppOptions options;
   std::string check_path;
   for (int i = 1; i < argc; ++i) {

@@ -86,11 +86,31 @@ asio::awaitable<std::shared_ptr<const ManagedKeys>> KeyDirectory::Next(
     if (changes.complete) {
       co_return base->WithChanges(changes.version, std::move(changes.changed), changes.removed);
     }
-    spdlog::info("keys: the change log does not reach back to version {}; loading every key",
-                 base->Version());
+    if (changes.version > base->Version()) {
+      spdlog::info("keys: the change log does not reach back to version {}; loading every key",
+                   base->Version());
+    }
   }
   std::shared_ptr<const ManagedKeys> loaded = co_await LoadAll(error);
+  if (loaded && base->Version() > loaded->Version()) ReportWentBack(*base, *loaded);
   co_return loaded;
+}
+
+void KeyDirectory::ReportWentBack(const ManagedKeys& before, const ManagedKeys& now) {
+  size_t gone = 0;
+  for (const auto& record : before.SortedByName()) gone += now.FindByName(record->key.name) ? 0 : 1;
+  auto warning = std::make_shared<const std::string>(fmt::format(
+      "keys: the key store went back from version {} to {} (a Redis restarted without "
+      "persistence, flushed, or restored from an older backup): {} keys made through the admin "
+      "API are gone from it; restore them from a backup or make them again",
+      before.Version(), now.Version(), gone));
+  spdlog::error("{}", *warning);
+  lost_.store(std::move(warning));
+}
+
+std::string KeyDirectory::LostKeysWarning() const {
+  std::shared_ptr<const std::string> lost = lost_.load();
+  return lost ? *lost : std::string();
 }
 
 asio::awaitable<std::shared_ptr<const ManagedKeys>> KeyDirectory::LoadAll(std::string* error) {

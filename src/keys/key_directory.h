@@ -35,6 +35,11 @@ class KeyDirectory {
   // before the first): the snapshot may hold a key revoked since.
   bool Stale(Millis max_age) const;
 
+  // Empty until a Sync finds the store behind this instance's snapshot (its data lost: a Redis
+  // restarted without persistence or flushed, an older backup restored); then what was lost,
+  // for /readyz, until the process ends. The same line is logged as an error.
+  std::string LostKeysWarning() const;
+
   // Writes to the store, then publishes the write: when it is the only change since the
   // snapshot (the store answered the version after the snapshot's), the snapshot with it, read
   // from nowhere; else by a Sync. The store's answer (kOk, kExists, kNotFound, kError).
@@ -57,6 +62,8 @@ class KeyDirectory {
   asio::awaitable<std::shared_ptr<const ManagedKeys>> Next(
       const std::shared_ptr<const ManagedKeys>& base, bool load_all, std::string* error);
   asio::awaitable<std::shared_ptr<const ManagedKeys>> LoadAll(std::string* error);
+  // Logs and keeps LostKeysWarning: the store's `now` is behind this instance's `before`.
+  void ReportWentBack(const ManagedKeys& before, const ManagedKeys& now);
   asio::awaitable<KeyStore::WriteStatus> Put(const KeyRecord& record, bool replace);
   // After a write of this instance: `changed` or `removed` (one of them) at `written.version`.
   asio::awaitable<KeyStore::WriteStatus> Publish(KeyStore::Written written,
@@ -67,6 +74,7 @@ class KeyDirectory {
   const Clock& clock_;
   std::atomic<std::shared_ptr<const ManagedKeys>> current_;
   std::atomic<std::chrono::steady_clock::time_point> synced_at_;  // the last successful Sync
+  std::atomic<std::shared_ptr<const std::string>> lost_;          // LostKeysWarning; null: none
 };
 
 // The keys of a config (`config_keys`) named like a key made through the admin API: such a pair

@@ -212,6 +212,29 @@ TEST(KeyDirectoryTest, AFailedSyncKeepsTheKeysLoadedLast) {
   EXPECT_TRUE(keys.Current()->FindByName("a"));
 }
 
+// Issue 28: a store found behind this instance (a Redis restarted without persistence, or
+// flushed) lost the keys made through the admin API: the directory follows the store, and says
+// how many keys it lost, for the log and /readyz.
+TEST(KeyDirectoryTest, AStoreThatWentBackIsReportedWithTheKeysLost) {
+  FakeKeyStore store;
+  KeyDirectory keys(store);
+  ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
+  EXPECT_EQ(keys.LostKeysWarning(), "");
+  ASSERT_EQ(RunAwaitable(keys.Create(Record("a"))), KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(keys.Create(Record("b"))), KeyStore::WriteStatus::kOk);
+
+  store.LoseEverything();
+  ASSERT_EQ(RunAwaitable(store.Create(Record("c"))).status, KeyStore::WriteStatus::kOk);
+  ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
+  EXPECT_EQ(keys.Current()->Version(), 1);
+  EXPECT_FALSE(keys.Current()->FindByName("a"));
+  EXPECT_TRUE(keys.Current()->FindByName("c"));
+  EXPECT_EQ(keys.LostKeysWarning(),
+            "keys: the key store went back from version 2 to 1 (a Redis restarted without "
+            "persistence, flushed, or restored from an older backup): 2 keys made through the "
+            "admin API are gone from it; restore them from a backup or make them again");
+}
+
 TEST(NameClashesTest, NamesEveryConfigKeyNamedLikeAnApiKey) {
   auto managed = ManagedKeys::FromRecords(1, {Record("made-1"), Record("made-2")});
   const std::vector<ApiKeyConfig> config_keys = {ConfigKey("made-2"), ConfigKey("team-a"),

@@ -99,6 +99,13 @@ class FakeKeyStore final : public KeyStore {
     removed_.clear();
   }
 
+  // Forgets every key and the version, as a Redis restarted without persistence does.
+  void LoseEverything() {
+    records_.clear();
+    removed_.clear();
+    version_ = floor_ = 0;
+  }
+
   // The record stored under `name`, as another instance would load it.
   const KeyRecord* Find(std::string_view name) const {
     auto it = records_.find(name);
