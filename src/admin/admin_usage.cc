@@ -1,5 +1,6 @@
-// GET /admin/v1/usage: validates the query, then has the app write this instance's pending usage
-// and query the store (off the admin thread), and answers JSON or CSV.
+// GET /admin/v1/usage: validates the query (a model alias stands for its model), then has the app
+// write this instance's pending usage and query the store (off the admin thread), and answers
+// JSON or CSV.
 #include "admin/admin_api.h"
 #include "proxy/errors.h"
 
@@ -11,7 +12,13 @@ asio::awaitable<http::Response> AdminApi::Usage(std::string_view query_string) {
     co_return ErrorResponse(400, "invalid_request_error", "invalid_request", parsed.error->message,
                             parsed.error->param);
   }
-  const UsageQuery& query = *parsed.query;
+  UsageQuery& query = *parsed.query;
+  // Rows are kept under canonical model names: an alias asks for its model's.
+  if (query.model) {
+    if (const Model* model = hooks_.snapshot()->models.Find(*query.model)) {
+      query.model = model->config->name;
+    }
+  }
   UsageResult result = co_await hooks_.usage(query);
   if (!result.ok) {
     co_return ErrorResponse(503, "api_error", "store_unavailable",

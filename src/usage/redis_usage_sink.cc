@@ -390,7 +390,7 @@ class RedisUsageSink final : public UsageSink {
     for (auto& hour_rows : rows) {
       for (UsageRow& row : hour_rows) all.push_back(std::move(row));
     }
-    co_return MakeUsageResult(std::move(all), query.granularity);
+    co_return MakeUsageResult(std::move(all), query);
   }
 
   redis::RedisClient& client_;

@@ -142,8 +142,8 @@ class SqliteUsageSink final : public UsageSink {
     if (step == sqlite::Statement::Step::kError) {
       result.error = db_->Error("query");
     } else {
-      // Grouped and ordered by SQLite already: this adds the total.
-      result = MakeUsageResult(std::move(rows), UsageGranularity::kHour);
+      // Summed per hour or day by SQLite already: this groups and adds the total.
+      result = MakeUsageResult(std::move(rows), query);
     }
     select_.Reset();
     return result;

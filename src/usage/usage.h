@@ -102,6 +102,12 @@ struct UsageQuery {
   int64_t to = 0;                                 // Unix seconds
   UsageGranularity granularity = UsageGranularity::kHour;
   bool csv = false;  // format=csv
+  // group_by: the identities that tell rows apart; the others are summed over (left "" in the
+  // rows, and out of the answer). Every one by default.
+  struct GroupBy {
+    bool key = true, tenant = true, model = true;
+    bool operator==(const GroupBy&) const = default;
+  } group_by;
 };
 
 struct UsageParamError {
@@ -111,7 +117,8 @@ struct UsageParamError {
 
 // Parses the query string (without '?', percent-encoded as sent) of GET /admin/v1/usage.
 // Unknown parameters, repeated parameters, bad RFC 3339 times, from >= to, a range over 400
-// days, an unknown granularity or format: an error naming the parameter. Defaults: from = the
+// days, an unknown granularity or format, a group_by other than a comma-separated list of
+// distinct key, tenant and model: an error naming the parameter. Defaults: from = the
 // start of today (UTC) at `now_unix`, to = now_unix, granularity hour, JSON.
 struct ParsedUsageQuery {
   std::optional<UsageQuery> query;
@@ -128,11 +135,13 @@ struct UsageResult {
 
 // {"data": [{key, tenant, model, start, requests, prompt_tokens, completion_tokens, rejected,
 //  rejected_by: {tokens, requests, concurrency}}], "total": {...same counters...}, "from", "to",
-//  "granularity"}; times RFC 3339 UTC ("2026-11-28T13:00:00Z").
+//  "granularity", "group_by": ["key", "tenant", "model"]}; times RFC 3339 UTC
+//  ("2026-11-28T13:00:00Z"). Rows hold only the identities grouped by.
 std::string RenderUsageJson(const UsageQuery& query, const UsageResult& result);
 // Header line "key,tenant,model,start,requests,prompt_tokens,completion_tokens,rejected,
-// rejected_tokens,rejected_requests,rejected_concurrency", one line per row, then a "total" line
-// (key column "total", other identity columns empty). Fields quoted per RFC 4180 when needed.
+// rejected_tokens,rejected_requests,rejected_concurrency" (only the identities grouped by), one
+// line per row, then a "total" line ("total" in the first column, the other identity columns
+// empty). Fields quoted per RFC 4180 when needed.
 std::string RenderUsageCsv(const UsageQuery& query, const UsageResult& result);
 
 // RFC 3339 UTC of Unix seconds: "2026-11-28T13:00:00Z".

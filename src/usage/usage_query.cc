@@ -121,7 +121,7 @@ namespace {
 
 // The parameters as sent, each at most once; an empty value ("key=") as none.
 struct UsageParams {
-  std::optional<std::string> key, tenant, model, from, to, granularity, format;
+  std::optional<std::string> key, tenant, model, from, to, granularity, format, group_by;
 };
 
 // `query_string` into `params`: every parameter known and given once.
@@ -140,9 +140,10 @@ std::optional<UsageParamError> ReadParams(std::string_view query_string, UsagePa
   opts.space_as_plus = false;
   const urls::params_view view(query_text, opts);
   const std::pair<std::string_view, std::optional<std::string>*> known[] = {
-      {"key", &params.key},      {"tenant", &params.tenant}, {"model", &params.model},
-      {"from", &params.from},    {"to", &params.to},         {"granularity", &params.granularity},
-      {"format", &params.format}};
+      {"key", &params.key},       {"tenant", &params.tenant},
+      {"model", &params.model},   {"from", &params.from},
+      {"to", &params.to},         {"granularity", &params.granularity},
+      {"format", &params.format}, {"group_by", &params.group_by}};
   for (const urls::param& p : view) {
     if (p.key.empty() && !p.has_value) continue;  // "a=1&&b=2", a trailing '&'
     std::optional<std::string>* slot = nullptr;
@@ -151,8 +152,8 @@ std::optional<UsageParamError> ReadParams(std::string_view query_string, UsagePa
     }
     if (slot == nullptr) {
       return Error(p.key,
-                   "unknown parameter (expected key, tenant, model, from, to, granularity or "
-                   "format)");
+                   "unknown parameter (expected key, tenant, model, from, to, granularity, "
+                   "format or group_by)");
     }
     if (slot->has_value()) return Error(p.key, "given more than once");
     *slot = p.value;
@@ -208,6 +209,29 @@ std::optional<UsageParamError> ReadShape(const UsageParams& params, UsageQuery& 
   return std::nullopt;
 }
 
+// group_by: a comma-separated list of distinct key, tenant and model (default: all three).
+std::optional<UsageParamError> ReadGroupBy(const UsageParams& params, UsageQuery& query) {
+  if (!params.group_by) return std::nullopt;
+  query.group_by = {.key = false, .tenant = false, .model = false};
+  std::string_view rest = *params.group_by;
+  while (true) {
+    const size_t comma = rest.find(',');
+    const std::string_view name = rest.substr(0, comma);
+    bool* slot = name == "key"      ? &query.group_by.key
+                 : name == "tenant" ? &query.group_by.tenant
+                 : name == "model"  ? &query.group_by.model
+                                    : nullptr;
+    if (!slot) {
+      return Error("group_by",
+                   "expected key, tenant or model, or several of them separated by commas");
+    }
+    if (*slot) return Error("group_by", "names " + std::string(name) + " twice");
+    *slot = true;
+    if (comma == std::string_view::npos) return std::nullopt;
+    rest.remove_prefix(comma + 1);
+  }
+}
+
 }  // namespace
 
 ParsedUsageQuery ParseUsageQuery(std::string_view query_string, int64_t now_unix) {
@@ -217,6 +241,7 @@ ParsedUsageQuery ParseUsageQuery(std::string_view query_string, int64_t now_unix
   std::optional<UsageParamError> error = ReadParams(query_string, params);
   if (!error) error = ReadRange(params, now_unix, query);
   if (!error) error = ReadShape(params, query);
+  if (!error) error = ReadGroupBy(params, query);
   if (error) {
     parsed.error = std::move(error);
     return parsed;

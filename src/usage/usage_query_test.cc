@@ -109,6 +109,7 @@ void ExpectDefaults(const UsageQuery& q) {
   EXPECT_EQ(q.to, kNow);
   EXPECT_EQ(q.granularity, UsageGranularity::kHour);
   EXPECT_FALSE(q.csv);
+  EXPECT_EQ(q.group_by, (UsageQuery::GroupBy{true, true, true}));
 }
 
 TEST(ParseUsageQueryTest, Defaults) { ExpectDefaults(ParseOk("")); }
@@ -135,6 +136,14 @@ TEST(ParseUsageQueryTest, EveryParameter) {
   q = ParseOk("granularity=hour&format=json");
   EXPECT_EQ(q.granularity, UsageGranularity::kHour);
   EXPECT_FALSE(q.csv);
+}
+
+TEST(ParseUsageQueryTest, GroupByNamesTheIdentitiesKeptApart) {
+  EXPECT_EQ(ParseOk("group_by=tenant").group_by, (UsageQuery::GroupBy{false, true, false}));
+  EXPECT_EQ(ParseOk("group_by=model,key").group_by, (UsageQuery::GroupBy{true, false, true}));
+  EXPECT_EQ(ParseOk("group_by=key%2Ctenant%2Cmodel").group_by,
+            (UsageQuery::GroupBy{true, true, true}));
+  EXPECT_EQ(ParseOk("group_by=").group_by, (UsageQuery::GroupBy{true, true, true}));
 }
 
 TEST(ParseUsageQueryTest, PercentDecodesAndKeepsPlusAsPlus) {
@@ -190,6 +199,10 @@ TEST(ParseUsageQueryTest, EveryErrorNamesItsParameter) {
   ExpectError("granularity=week", "granularity", "hour or day");
   ExpectError("granularity=Hour", "granularity", "hour or day");
   ExpectError("format=xml", "format", "json or csv");
+  ExpectError("group_by=user", "group_by", "key, tenant or model");
+  ExpectError("group_by=key,", "group_by", "key, tenant or model");
+  ExpectError("group_by=key,key", "group_by", "key twice");
+  ExpectError("group_by=tenant&group_by=key", "group_by", "more than once");
   ExpectError("key=%zz", "query", "percent-encoding");
   ExpectError("key=%4", "query", "percent-encoding");
 }

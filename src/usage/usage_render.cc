@@ -1,6 +1,8 @@
 // The usage API's two formats: JSON (Boost.JSON) and CSV (RFC 4180 quoting).
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
+#include <string_view>
+#include <vector>
 
 #include "usage/usage.h"
 
@@ -45,12 +47,23 @@ void AppendCsvField(std::string_view field, std::string& out) {
   out += '"';
 }
 
-void AppendCsvLine(std::string_view key, std::string_view tenant, std::string_view model,
-                   std::string_view start, const UsageCounts& c, std::string& out) {
-  for (std::string_view field : {key, tenant, model, start}) {
+// The identities a query groups by, in the API's order, with their values in `row`.
+template <typename Visit>
+void ForEachGrouped(const UsageQuery::GroupBy& group, const UsageRow& row, Visit visit) {
+  if (group.key) visit("key", row.key);
+  if (group.tenant) visit("tenant", row.tenant);
+  if (group.model) visit("model", row.model);
+}
+
+// One CSV line: the grouped identities' `fields`, `start`, then the counters.
+void AppendCsvLine(const std::vector<std::string_view>& fields, std::string_view start,
+                   const UsageCounts& c, std::string& out) {
+  for (std::string_view field : fields) {
     AppendCsvField(field, out);
     out += ',';
   }
+  AppendCsvField(start, out);
+  out += ',';
   for (int64_t n : {c.requests, c.prompt_tokens, c.completion_tokens, c.Rejected(),
                     c.rejected_tokens, c.rejected_requests, c.rejected_concurrency}) {
     out += std::to_string(n);
@@ -66,9 +79,8 @@ std::string RenderUsageJson(const UsageQuery& query, const UsageResult& result) 
   data.reserve(result.rows.size());
   for (const UsageRow& row : result.rows) {
     json::object o;
-    o["key"] = row.key;
-    o["tenant"] = row.tenant;
-    o["model"] = row.model;
+    ForEachGrouped(query.group_by, row,
+                   [&o](std::string_view name, const std::string& value) { o[name] = value; });
     o["start"] = FormatRfc3339(row.start);
     AddCounters(row.counts, o);
     data.push_back(std::move(o));
@@ -81,19 +93,36 @@ std::string RenderUsageJson(const UsageQuery& query, const UsageResult& result) 
   body["from"] = FormatRfc3339(query.from);
   body["to"] = FormatRfc3339(query.to);
   body["granularity"] = GranularityName(query.granularity);
+  json::array& group_by = body["group_by"].emplace_array();
+  ForEachGrouped(query.group_by, UsageRow{},
+                 [&group_by](std::string_view name, const std::string&) {
+                   group_by.push_back(json::string(name));
+                 });
   return json::serialize(body);
 }
 
 std::string RenderUsageCsv(const UsageQuery& query, const UsageResult& result) {
   // Lines end in "\n" rather than RFC 4180's "\r\n": what shell tools expect, and every CSV
   // reader accepts it.
-  std::string out =
-      "key,tenant,model,start,requests,prompt_tokens,completion_tokens,rejected,"
-      "rejected_tokens,rejected_requests,rejected_concurrency\n";
+  std::string out;
+  std::vector<std::string_view> names;
+  ForEachGrouped(query.group_by, UsageRow{},
+                 [&names](std::string_view name, const std::string&) { names.push_back(name); });
+  for (std::string_view name : names) out.append(name).append(",");
+  out +=
+      "start,requests,prompt_tokens,completion_tokens,rejected,rejected_tokens,"
+      "rejected_requests,rejected_concurrency\n";
   for (const UsageRow& row : result.rows) {
-    AppendCsvLine(row.key, row.tenant, row.model, FormatRfc3339(row.start), row.counts, out);
+    std::vector<std::string_view> fields;
+    ForEachGrouped(query.group_by, row, [&fields](std::string_view, const std::string& value) {
+      fields.push_back(value);
+    });
+    AppendCsvLine(fields, FormatRfc3339(row.start), row.counts, out);
   }
-  AppendCsvLine("total", "", "", "", result.total, out);
+  // "total" in the first column, the other identities and start empty.
+  std::vector<std::string_view> total(names.size(), "");
+  if (!total.empty()) total[0] = "total";
+  AppendCsvLine(total, "", result.total, out);
   return out;
 }
 

@@ -34,7 +34,8 @@ TEST(RenderUsageTest, Json) {
             R"("rejected_by":{"tokens":0,"requests":0,"concurrency":0}}],)"
             R"("total":{"requests":4,"prompt_tokens":105,"completion_tokens":26,"rejected":6,)"
             R"("rejected_by":{"tokens":1,"requests":2,"concurrency":3}},)"
-            R"("from":"2026-11-28T12:00:00Z","to":"2026-11-28T14:00:00Z","granularity":"hour"})");
+            R"("from":"2026-11-28T12:00:00Z","to":"2026-11-28T14:00:00Z","granularity":"hour",)"
+            R"("group_by":["key","tenant","model"]})");
 }
 
 TEST(RenderUsageTest, JsonOfNothingByDay) {
@@ -45,7 +46,31 @@ TEST(RenderUsageTest, JsonOfNothingByDay) {
   EXPECT_EQ(RenderUsageJson(q, empty),
             R"({"data":[],"total":{"requests":0,"prompt_tokens":0,"completion_tokens":0,)"
             R"("rejected":0,"rejected_by":{"tokens":0,"requests":0,"concurrency":0}},)"
-            R"("from":"2026-11-28T12:00:00Z","to":"2026-11-28T14:00:00Z","granularity":"day"})");
+            R"("from":"2026-11-28T12:00:00Z","to":"2026-11-28T14:00:00Z","granularity":"day",)"
+            R"("group_by":["key","tenant","model"]})");
+}
+
+// group_by=tenant: the rows carry the tenant alone, and the answer says how it is grouped.
+TEST(RenderUsageTest, GroupedLeavesOutTheIdentitiesSummedOver) {
+  UsageQuery q = Query();
+  q.group_by = {.key = false, .tenant = true, .model = false};
+  UsageResult r;
+  r.ok = true;
+  r.rows.push_back({"", "acme", "", kNoon, {3, 100, 20, 0, 0, 0}});
+  r.total = {3, 100, 20, 0, 0, 0};
+  EXPECT_EQ(RenderUsageJson(q, r),
+            R"({"data":[{"tenant":"acme","start":"2026-11-28T12:00:00Z",)"
+            R"("requests":3,"prompt_tokens":100,"completion_tokens":20,"rejected":0,)"
+            R"("rejected_by":{"tokens":0,"requests":0,"concurrency":0}}],)"
+            R"("total":{"requests":3,"prompt_tokens":100,"completion_tokens":20,"rejected":0,)"
+            R"("rejected_by":{"tokens":0,"requests":0,"concurrency":0}},)"
+            R"("from":"2026-11-28T12:00:00Z","to":"2026-11-28T14:00:00Z","granularity":"hour",)"
+            R"("group_by":["tenant"]})");
+  EXPECT_EQ(RenderUsageCsv(q, r),
+            "tenant,start,requests,prompt_tokens,completion_tokens,rejected,"
+            "rejected_tokens,rejected_requests,rejected_concurrency\n"
+            "acme,2026-11-28T12:00:00Z,3,100,20,0,0,0,0\n"
+            "total,,3,100,20,0,0,0,0\n");
 }
 
 TEST(RenderUsageTest, Csv) {

@@ -10,15 +10,18 @@ auto Order(const UsageRow& row) { return std::tie(row.start, row.key, row.tenant
 
 }  // namespace
 
-UsageResult MakeUsageResult(std::vector<UsageRow> rows, UsageGranularity granularity) {
+UsageResult MakeUsageResult(std::vector<UsageRow> rows, const UsageQuery& query) {
   UsageResult result;
   result.ok = true;
-  if (granularity == UsageGranularity::kDay) {
-    for (UsageRow& row : rows) row.start -= row.start % 86'400;
+  for (UsageRow& row : rows) {
+    if (query.granularity == UsageGranularity::kDay) row.start -= row.start % 86'400;
+    if (!query.group_by.key) row.key.clear();
+    if (!query.group_by.tenant) row.tenant.clear();
+    if (!query.group_by.model) row.model.clear();
   }
   std::sort(rows.begin(), rows.end(),
             [](const UsageRow& a, const UsageRow& b) { return Order(a) < Order(b); });
-  // Sorted, the hours of one day and identity are neighbours: fold them into the first.
+  // Sorted, the rows of one bucket and identity are neighbours: fold them into the first.
   for (UsageRow& row : rows) {
     if (!result.rows.empty() && Order(result.rows.back()) == Order(row)) {
       result.rows.back().counts.Add(row.counts);

@@ -187,6 +187,28 @@ TEST_P(UsageSinkTest, DayGranularitySumsPerUtcDay) {
   EXPECT_EQ(r.total.requests, 15);
 }
 
+// group_by=tenant: one row per tenant and day, its keys and models summed and left blank.
+TEST_P(UsageSinkTest, GroupBySumsOverTheIdentitiesLeftOut) {
+  ASSERT_TRUE(Write(Sample()));
+  UsageQuery q;
+  q.from = kDay0;
+  q.to = kDay0 + 2 * 86'400;
+  q.granularity = UsageGranularity::kDay;
+  q.group_by = {.key = false, .tenant = true, .model = false};
+  UsageResult r = RunAwaitable(sink_->Query(q));
+  ASSERT_TRUE(r.ok) << r.error;
+  ASSERT_EQ(r.rows.size(), 3u);
+  EXPECT_EQ(r.rows[0].start, kDay0);
+  EXPECT_EQ(r.rows[0].tenant, "");
+  EXPECT_EQ(r.rows[0].counts, (UsageCounts{3, 30, 3, 0, 1, 0}));  // b
+  EXPECT_EQ(r.rows[1].tenant, "t1");
+  EXPECT_EQ(r.rows[1].key, "");
+  EXPECT_EQ(r.rows[1].model, "");
+  EXPECT_EQ(r.rows[1].counts, (UsageCounts{7, 70, 7, 1, 0, 1}));  // a: m1 12:00, m2, m1 13:00
+  EXPECT_EQ(r.rows[2].start, kDay0 + 86'400);
+  EXPECT_EQ(r.total.requests, 15);
+}
+
 TEST_P(UsageSinkTest, NamesWithSeparatorsAndBracesRoundTrip) {
   std::vector<UsageRow> rows = {
       {"k|{x}%", "t|%7C", "m{}", kH0, {1, 2, 3, 0, 0, 0}},

@@ -144,6 +144,17 @@ async function assertUsage(gw, want, seen) {
   assert.equal(byTok.total.rejected_by.tokens, seen['k-tokens'].refused);
   const tenant = await usage(gw, '&tenant=acme');
   assert.equal(tenant.total.requests, seen['k-open'].ok);
+  // group_by=tenant: rows of a tenant and a day, keys and models summed over; the same total.
+  const byTenant = await usage(gw, '&group_by=tenant&granularity=day');
+  assert.deepEqual(byTenant.group_by, ['tenant']);
+  const requestsOf = (rows, t) => rows.filter((r) => r.tenant === t).reduce((n, r) => n + r.requests, 0);
+  for (const row of byTenant.data) assert.deepEqual(Object.keys(row).slice(0, 2), ['tenant', 'start']);
+  assert.equal(requestsOf(byTenant.data, 'acme'), seen['k-open'].ok);
+  assert.equal(requestsOf(byTenant.data, ''), seen['k-requests'].ok + seen['k-tokens'].ok);
+  for (const k of Object.keys(sum)) assert.equal(byTenant.total[k], want.total[k], k);
+  // A model's alias asks for the model's rows (they are kept under its canonical name).
+  const byAlias = await usage(gw, '&model=m-alias');
+  assert.equal(byAlias.total.prompt_tokens, want.m.prompt_tokens);
   // CSV: a header, the rows, and the same total.
   const csv = await gw.adminFetch(`/admin/v1/usage?${range()}&format=csv`);
   assert.equal(csv.status, 200);
@@ -211,7 +222,7 @@ for (const store of STORES) describe(`usage, ${SETUPS[store]}`, () => {
       ['from=yesterday', 'from'], ['to=2026-13-01T00:00:00Z', 'to'],
       ['from=2026-11-28T10:00:00Z&to=2026-11-28T09:00:00Z', 'to'],
       ['granularity=week', 'granularity'], ['format=xml', 'format'], ['bogus=1', 'bogus'],
-      ['key=a&key=b', 'key'],
+      ['key=a&key=b', 'key'], ['group_by=user', 'group_by'],
     ];
     for (const [q, param] of cases) {
       const r = await fleet.at(0).adminFetch(`/admin/v1/usage?${q}`);
