@@ -5,6 +5,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include "admin/admin_query.h"
 #include "common/crypto.h"
 #include "proxy/errors.h"
 
@@ -59,6 +60,21 @@ asio::awaitable<void> AdminApi::Handle(http::Request& request, http::ResponseWri
   }
 }
 
+std::optional<http::Response> AdminApi::CheckQuery(const http::Request& request,
+                                                   std::string_view path) {
+  auto accepted = AcceptedQueryParams(path);
+  if (!accepted) return std::nullopt;  // no such route: its 404 follows
+  std::string_view target = request.target();
+  size_t q = target.find('?');
+  std::string_view query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+  auto read = ReadAdminQuery(query, *accepted,
+                             std::string(request.method_string()) + " " + std::string(path));
+  const auto* error = std::get_if<AdminQueryError>(&read);
+  if (!error) return std::nullopt;
+  return ErrorResponse(400, "invalid_request_error", "invalid_request", error->message,
+                       error->param);
+}
+
 asio::awaitable<void> AdminApi::Route(http::Request& request, http::ResponseWriter& writer) {
   std::string_view target = request.target();
   std::string_view path = target.substr(0, target.find('?'));
@@ -87,6 +103,10 @@ asio::awaitable<void> AdminApi::Route(http::Request& request, http::ResponseWrit
     co_await writer.Send(ErrorResponse(401, "invalid_request_error", "invalid_admin_token",
                                        "Missing or wrong admin token. Send "
                                        "'Authorization: Bearer <admin.token>'."));
+    co_return;
+  }
+  if (std::optional<http::Response> refused = CheckQuery(request, path)) {
+    co_await writer.Send(std::move(*refused));
     co_return;
   }
   if (path == "/admin/v1/reload" && method == bhttp::verb::post) {

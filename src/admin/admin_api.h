@@ -52,6 +52,9 @@ class AdminApi {
  private:
   bool Authorized(const http::Request& request) const;
   asio::awaitable<void> Route(http::Request& request, http::ResponseWriter& writer);
+  // The 400 for a query parameter the route does not accept (admin_query.h), or nullopt.
+  static std::optional<http::Response> CheckQuery(const http::Request& request,
+                                                  std::string_view path);
   // admin_keys.cc: /admin/v1/keys and /admin/v1/keys/{name}[/limits|/reset].
   asio::awaitable<http::Response> HandleKeys(http::Request& request, std::string_view path);
   asio::awaitable<http::Response> CreateKey(const http::Request& request);

@@ -127,6 +127,38 @@ describe('admin', () => {
     assert.equal(await gw.waitMetric('trl_requests_total', { key: 'team-b', status: '200' }, 1), 1);
   });
 
+  test('an unknown query parameter is 400 on every admin route, naming what the route accepts',
+       async () => {
+    const cases = [
+      ['POST', '/admin/v1/reload?dry_run=true', 'dry_run',
+       "Unknown query parameter 'dry_run' on POST /admin/v1/reload; it accepts none."],
+      ['GET', '/admin/v1/models?verbose=1', 'verbose',
+       "Unknown query parameter 'verbose' on GET /admin/v1/models; it accepts none."],
+      ['GET', '/admin/v1/keys?limit=10', 'limit',
+       "Unknown query parameter 'limit' on GET /admin/v1/keys; it accepts none."],
+      ['POST', '/admin/v1/keys?name=x', 'name',
+       "Unknown query parameter 'name' on POST /admin/v1/keys; it accepts none."],
+      ['GET', '/admin/v1/keys/team-a?x=1', 'x',
+       "Unknown query parameter 'x' on GET /admin/v1/keys/team-a; it accepts none."],
+      ['POST', '/admin/v1/keys/team-a/reset?all=1', 'all',
+       "Unknown query parameter 'all' on POST /admin/v1/keys/team-a/reset; it accepts none."],
+      ['GET', '/admin/v1/usage?keys=team-a', 'keys',
+       "Unknown query parameter 'keys' on GET /admin/v1/usage; it accepts: key, tenant, model, " +
+       'from, to, granularity, format.'],
+    ];
+    for (const [method, route, param, message] of cases) {
+      const r = await gw.adminFetch(route, { method });
+      assert.equal(r.status, 400, `${method} ${route}: ${r.text}`);
+      const e = errorOf(r.json, { type: 'invalid_request_error', code: 'invalid_request', param });
+      assert.equal(e.message, message);
+    }
+    // Nothing was done: the key made no request and still has its budget; no reload happened.
+    assert.equal(await gw.metric('trl_config_reloads_total'), 0);
+    // An unknown route stays 404 whatever its parameters.
+    const unknown = await gw.adminFetch('/admin/v1/nothing?x=1');
+    assert.equal(unknown.status, 404, unknown.text);
+  });
+
   test('SIGHUP reloads the config file', async () => {
     assert.equal((await ask('hup-alias')).status, 404);
     gw.writeConfig(config(['new-alias', 'hup-alias']));
