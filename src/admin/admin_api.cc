@@ -5,7 +5,6 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
-#include "admin/admin_query.h"
 #include "common/crypto.h"
 #include "proxy/errors.h"
 
@@ -60,19 +59,42 @@ asio::awaitable<void> AdminApi::Handle(http::Request& request, http::ResponseWri
   }
 }
 
-std::optional<http::Response> AdminApi::CheckQuery(const http::Request& request,
-                                                   std::string_view path) {
+std::variant<AdminQuery, http::Response> AdminApi::ReadQuery(const http::Request& request,
+                                                             std::string_view path) {
   auto accepted = AcceptedQueryParams(path);
-  if (!accepted) return std::nullopt;  // no such route: its 404 follows
+  if (!accepted) return AdminQuery{};  // no such route: its 404 follows
   std::string_view target = request.target();
   size_t q = target.find('?');
   std::string_view query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
   auto read = ReadAdminQuery(query, *accepted,
                              std::string(request.method_string()) + " " + std::string(path));
-  const auto* error = std::get_if<AdminQueryError>(&read);
-  if (!error) return std::nullopt;
-  return ErrorResponse(400, "invalid_request_error", "invalid_request", error->message,
-                       error->param);
+  if (auto* error = std::get_if<AdminQueryError>(&read)) {
+    return ErrorResponse(400, "invalid_request_error", "invalid_request", error->message,
+                         error->param);
+  }
+  return std::get<AdminQuery>(std::move(read));
+}
+
+http::Response AdminApi::Reload(const AdminQuery& query) {
+  std::optional<std::string_view> dry_run = query.Find("dry_run");
+  if (dry_run && *dry_run != "true" && *dry_run != "false") {
+    return ErrorResponse(400, "invalid_request_error", "invalid_request",
+                         "dry_run must be 'true' or 'false'.", "dry_run");
+  }
+  const bool dry = dry_run == "true";
+  ReloadOutcome outcome = hooks_.reload(dry ? ReloadMode::kDryRun : ReloadMode::kApply);
+  if (!outcome.errors.empty()) {
+    std::string message = "The config file has errors; the previous config stays in force:";
+    for (const std::string& e : outcome.errors) message += "\n" + e;
+    return ErrorResponse(400, "invalid_request_error", "invalid_config", message);
+  }
+  boost::json::object changes = ConfigDiffToJson(outcome.changes);
+  boost::json::object body;
+  body["status"] = dry ? "dry_run" : "reloaded";
+  body["restart_required"] = changes["restart_required"];
+  changes.erase("restart_required");
+  body["changes"] = std::move(changes);
+  return Json(200, boost::json::serialize(body));
 }
 
 asio::awaitable<void> AdminApi::Route(http::Request& request, http::ResponseWriter& writer) {
@@ -105,23 +127,14 @@ asio::awaitable<void> AdminApi::Route(http::Request& request, http::ResponseWrit
                                        "'Authorization: Bearer <admin.token>'."));
     co_return;
   }
-  if (std::optional<http::Response> refused = CheckQuery(request, path)) {
+  auto read = ReadQuery(request, path);
+  if (auto* refused = std::get_if<http::Response>(&read)) {
     co_await writer.Send(std::move(*refused));
     co_return;
   }
+  const AdminQuery& query = std::get<AdminQuery>(read);
   if (path == "/admin/v1/reload" && method == bhttp::verb::post) {
-    ReloadOutcome outcome = hooks_.reload();
-    if (outcome.errors.empty()) {
-      boost::json::object body;
-      body["status"] = "reloaded";
-      auto& pending = body["restart_required"].emplace_array();
-      for (const std::string& path : outcome.restart_required) pending.emplace_back(path);
-      co_await writer.Send(Json(200, boost::json::serialize(body)));
-    } else {
-      co_await writer.Send(ErrorResponse(
-          400, "invalid_request_error", "invalid_config",
-          "The config file has errors; the previous config stays in force:\n" + outcome.errors));
-    }
+    co_await writer.Send(Reload(query));
     co_return;
   }
   if (path == "/admin/v1/models" && method == bhttp::verb::get) {
@@ -135,9 +148,9 @@ asio::awaitable<void> AdminApi::Route(http::Request& request, http::ResponseWrit
   }
   if (path == "/admin/v1/usage" && method == bhttp::verb::get) {
     size_t q = target.find('?');
-    std::string_view query =
+    std::string_view query_string =
         q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
-    http::Response res = co_await Usage(query);
+    http::Response res = co_await Usage(query_string);
     co_await writer.Send(std::move(res));
     co_return;
   }

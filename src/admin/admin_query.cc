@@ -10,6 +10,7 @@ namespace {
 namespace urls = boost::urls;
 
 // The one list of what each route accepts. A route added to the admin API is added here.
+constexpr std::string_view kReload[] = {"dry_run"};
 constexpr std::string_view kUsage[] = {"key", "tenant",      "model", "from",
                                        "to",  "granularity", "format"};
 
@@ -19,8 +20,8 @@ struct RouteParams {
   std::span<const std::string_view> accepted;
 };
 constexpr RouteParams kRoutes[] = {
-    {"/admin/v1/reload", false, {}},    {"/admin/v1/models", false, {}},
-    {"/admin/v1/keys", false, {}},      {"/admin/v1/keys/", true, {}},
+    {"/admin/v1/reload", false, kReload}, {"/admin/v1/models", false, {}},
+    {"/admin/v1/keys", false, {}},        {"/admin/v1/keys/", true, {}},
     {"/admin/v1/usage", false, kUsage},
 };
 

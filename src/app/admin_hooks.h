@@ -25,7 +25,7 @@ struct AdminParts {
   UsageFlush& usage;
   Scheduler& scheduler;
   const Clock& clock;
-  std::function<ReloadOutcome()> reload;
+  std::function<ReloadOutcome(ReloadMode)> reload;
 };
 
 AdminHooks MakeAdminHooks(AdminParts parts);

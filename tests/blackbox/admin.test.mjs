@@ -102,7 +102,10 @@ describe('admin', () => {
     gw.writeConfig(config(['new-alias']));
     const r = await gw.reload();
     assert.equal(r.status, 200, r.text);
-    assert.deepEqual(r.json, { status: 'reloaded', restart_required: [] });
+    assert.equal(r.json.status, 'reloaded');
+    assert.deepEqual(r.json.restart_required, []);
+    assert.deepEqual(r.json.changes.models,
+                     { added: [], removed: [], changed: [{ name: 'm', fields: ['aliases'] }] });
     const via = await ask('new-alias');
     assert.equal(via.status, 200, via.text);
     assert.equal(via.json.choices[0].message.content, mockText(2));
@@ -118,8 +121,9 @@ describe('admin', () => {
     gw.writeConfig(changed);
     const r = await gw.reload();
     assert.equal(r.status, 200, r.text);
-    assert.deepEqual(r.json, { status: 'reloaded',
-                               restart_required: ['server.idle_timeout', 'metrics.key_label'] });
+    assert.equal(r.json.status, 'reloaded');
+    assert.deepEqual(r.json.restart_required, ['server.idle_timeout', 'metrics.key_label']);
+    assert.deepEqual(r.json.changes.api_keys, { added: ['team-b'], removed: [], changed: [] });
     // The new key works at once; the metrics keep their `key` label until a restart.
     const b = await gw.post('chat/completions', chatBody('m', 'ping', { max_tokens: 2 }),
                             { key: 'sk-admin-team-b' });
@@ -130,8 +134,8 @@ describe('admin', () => {
   test('an unknown query parameter is 400 on every admin route, naming what the route accepts',
        async () => {
     const cases = [
-      ['POST', '/admin/v1/reload?dry_run=true', 'dry_run',
-       "Unknown query parameter 'dry_run' on POST /admin/v1/reload; it accepts none."],
+      ['POST', '/admin/v1/reload?dryrun=true', 'dryrun',
+       "Unknown query parameter 'dryrun' on POST /admin/v1/reload; it accepts: dry_run."],
       ['GET', '/admin/v1/models?verbose=1', 'verbose',
        "Unknown query parameter 'verbose' on GET /admin/v1/models; it accepts none."],
       ['GET', '/admin/v1/keys?limit=10', 'limit',
