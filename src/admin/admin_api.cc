@@ -4,6 +4,8 @@
 
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <string>
+#include <vector>
 
 #include "common/crypto.h"
 #include "proxy/errors.h"
@@ -22,6 +24,28 @@ http::Response Text(unsigned status, std::string body, std::string_view type = "
 
 http::Response Json(unsigned status, std::string body) {
   return Text(status, std::move(body), "application/json");
+}
+
+// A reload refused for the file's sake (the request was fine): 422, every error in the message
+// and, one per item, in "errors".
+http::Response InvalidConfig(const std::vector<std::string>& errors) {
+  std::string message = "The config file has " + std::to_string(errors.size()) +
+                        (errors.size() == 1 ? " error" : " errors") +
+                        "; the config in force stays:";
+  boost::json::array list;
+  for (const std::string& e : errors) {
+    message += "\n" + e;
+    list.emplace_back(e);
+  }
+  boost::json::object error;
+  error["message"] = message;
+  error["type"] = "invalid_config";
+  error["param"] = nullptr;
+  error["code"] = "invalid_config";
+  error["errors"] = std::move(list);
+  boost::json::object body;
+  body["error"] = std::move(error);
+  return Json(422, boost::json::serialize(body));
 }
 
 }  // namespace
@@ -83,11 +107,7 @@ http::Response AdminApi::Reload(const AdminQuery& query) {
   }
   const bool dry = dry_run == "true";
   ReloadOutcome outcome = hooks_.reload(dry ? ReloadMode::kDryRun : ReloadMode::kApply);
-  if (!outcome.errors.empty()) {
-    std::string message = "The config file has errors; the previous config stays in force:";
-    for (const std::string& e : outcome.errors) message += "\n" + e;
-    return ErrorResponse(400, "invalid_request_error", "invalid_config", message);
-  }
+  if (!outcome.errors.empty()) return InvalidConfig(outcome.errors);
   boost::json::object changes = ConfigDiffToJson(outcome.changes);
   boost::json::object body;
   body["status"] = dry ? "dry_run" : "reloaded";

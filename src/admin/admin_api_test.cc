@@ -266,7 +266,10 @@ TEST_F(AdminApiTest, ReloadAnswersWhatTheReloadDid) {
 
   reload_outcome_ = {{"models[0].backends[0]: not a URL"}, {}};
   Answer refused = Call(verb::post, "/admin/v1/reload");
-  ExpectError(refused, 400, "invalid_config");
+  ExpectError(refused, 422, "invalid_config");
+  EXPECT_EQ(Body(refused).at("error").at("type"), "invalid_config");
+  EXPECT_EQ(Body(refused).at("error").at("errors"),
+            json::parse(R"(["models[0].backends[0]: not a URL"])"));
   EXPECT_NE(
       Body(refused).at("error").at("message").as_string().find("models[0].backends[0]: not a URL"),
       std::string::npos);

@@ -325,7 +325,7 @@ TEST_F(GatewayAppTest, AReloadRefusesAConfigKeyNamedLikeAnApiKey) {
 
   WriteConfig("{threads: 1}", "  - {name: made, key: sk-other}\n");
   auto refused = Admin(bhttp::verb::post, "/admin/v1/reload");
-  EXPECT_EQ(refused.result_int(), 400u);
+  EXPECT_EQ(refused.result_int(), 422u);
   EXPECT_NE(refused.body().find("api_keys: 'made' is the name of a key made through the admin "
                                 "API; rename one of them"),
             std::string::npos)

@@ -66,11 +66,18 @@ describe('admin', () => {
   test('a bad config on reload is refused and the old config stays', async () => {
     const bad = completeConfig(config(['new-alias']), gw.dir);
     bad.models[0].bogus_field = 1;
+    bad.api_keys[0].tenant = 'nobody';
     gw.writeConfig(toYaml(bad));
-    const r = await gw.reload();
-    assert.equal(r.status, 400, r.text);
-    const e = errorOf(r.json, { type: 'invalid_request_error', code: 'invalid_config' });
-    assert.match(e.message, /models\[0\]\.bogus_field/);
+    // The request was fine: the config is not. Every error is listed, in the message too.
+    for (const route of ['/admin/v1/reload', '/admin/v1/reload?dry_run=true']) {
+      const r = await gw.adminFetch(route, { method: 'POST' });
+      assert.equal(r.status, 422, r.text);
+      const e = errorOf(r.json, { type: 'invalid_config', code: 'invalid_config', param: null });
+      assert.deepEqual(e.errors, ['models[0].bogus_field: unknown key',
+                                  'api_keys[0].tenant: unknown tenant "nobody"']);
+      assert.equal(e.message, 'The config file has 2 errors; the config in force stays:\n' +
+                              e.errors.join('\n'));
+    }
     // The old config still serves; the half-new one did not leak in.
     const ok = await ask('m');
     assert.equal(ok.status, 200);
@@ -88,8 +95,9 @@ describe('admin', () => {
     clash.api_keys.push({ name: 'made', key: 'sk-admin-config-made' });
     gw.writeConfig(clash);
     const r = await gw.reload();
-    assert.equal(r.status, 400, r.text);
-    assert.match(r.text, /api_keys: 'made' is the name of a key made through the admin API/);
+    assert.equal(r.status, 422, r.text);
+    const e = errorOf(r.json, { type: 'invalid_config', code: 'invalid_config' });
+    assert.match(e.errors[0], /api_keys: 'made' is the name of a key made through the admin API/);
     // The old config still serves: the config key did not come in.
     assert.equal((await ask('m')).status, 200);
     const asConfigKey = await gw.post('chat/completions', chatBody('m', 'ping', { max_tokens: 2 }),
@@ -161,6 +169,34 @@ describe('admin', () => {
     // An unknown route stays 404 whatever its parameters.
     const unknown = await gw.adminFetch('/admin/v1/nothing?x=1');
     assert.equal(unknown.status, 404, unknown.text);
+  });
+
+  test('an unknown route under a key is 404 naming it; a bad name in a body says it is invalid',
+       async () => {
+    for (const [method, route] of [['POST', '/admin/v1/keys/rot/rotate'],
+                                   ['GET', '/admin/v1/keys/a/b'],
+                                   ['GET', '/admin/v1/keys/team-a/limits/x'],
+                                   ['DELETE', '/admin/v1/keys/team-a/']]) {
+      const r = await gw.adminFetch(route, { method });
+      assert.equal(r.status, 404, `${method} ${route}: ${r.text}`);
+      const e = errorOf(r.json, { type: 'invalid_request_error', code: 'not_found' });
+      assert.equal(e.message, `Unknown admin route ${method} ${route}.`);
+    }
+    const rule = 'names are 1-64 characters of A-Z a-z 0-9 _ - . and do not start with \'.\'.';
+    for (const name of ['a/b', '.x', '']) {
+      const r = await gw.adminFetch('/admin/v1/keys', { method: 'POST', body: { name } });
+      assert.equal(r.status, 400, r.text);
+      const e = errorOf(r.json, { type: 'invalid_request_error', param: 'name' });
+      assert.equal(e.message, `Invalid key name: ${rule}`);
+    }
+    for (const body of [{}, { name: null }]) {
+      const r = await gw.adminFetch('/admin/v1/keys', { method: 'POST', body });
+      assert.equal(r.status, 400, r.text);
+      assert.equal(errorOf(r.json, { param: 'name' }).message, `name is required: ${rule}`);
+    }
+    const r = await gw.adminFetch('/admin/v1/keys', { method: 'POST', body: { name: 7 } });
+    assert.equal(r.status, 400, r.text);
+    assert.equal(errorOf(r.json, { param: 'name' }).message, `name must be a string: ${rule}`);
   });
 
   test('SIGHUP reloads the config file', async () => {
@@ -246,7 +282,7 @@ describe('metrics an operator ranks and alerts on', () => {
 
     // A refused reload is counted and flagged until a good one.
     gw.writeConfig('models: [');
-    assert.equal((await gw.reload()).status, 400);
+    assert.equal((await gw.reload()).status, 422);
     assert.equal(await gw.metric('trl_config_reloads_total', { outcome: 'error' }), 1);
     assert.equal(await gw.metric('trl_config_last_reload_successful'), 0);
     gw.writeConfig({
