@@ -1,9 +1,14 @@
 // Reloads that say what they do: POST /admin/v1/reload?dry_run=true checks the config file and
-// answers what a reload would change, applying nothing; a real reload answers the same list.
+// answers what a reload would change, applying nothing; a real reload answers the same list;
+// `--check-config NEW --diff RUNNING` prints it before the file is even deployed.
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 
-import { chatBody, cleanup, errorOf, startGateway, startMock } from './lib/harness.mjs';
+import {
+  chatBody, cleanup, errorOf, runGateway, startGateway, startMock, tempDir, toYaml,
+} from './lib/harness.mjs';
 
 const KEY_A = 'sk-reload-team-a';
 const KEY_B = 'sk-reload-team-b';
@@ -94,5 +99,58 @@ describe('reload dry run and the changes a reload lists', () => {
     assert.equal(real.status, 200, real.text);
     assert.equal(real.json.status, 'reloaded');
     assert.equal((await ask('m-alias')).status, 200);
+  });
+});
+
+describe('--check-config NEW --diff RUNNING', () => {
+  const dir = tempDir();
+  const write = (name, config) => {
+    const file = path.join(dir, name);
+    writeFileSync(file, typeof config === 'string' ? config : toYaml(config));
+    return file;
+  };
+  const model = (name, extra = {}) => ({ name, backends: ['http://127.0.0.1:9'], ...extra });
+  const running = write('running.yaml', {
+    listen: '127.0.0.1:0',
+    models: [model('m'), model('old')],
+    tenants: [{ name: 'acme', limits: [{ tokens: 5000, per: '1m' }] }],
+    api_keys: [{ name: 'team-a', key: KEY_A, tenant: 'acme' }],
+  });
+
+  test('prints what the new file changes, one line per kind, and exits 0', () => {
+    const next = write('next.yaml', {
+      listen: '127.0.0.1:1',
+      models: [model('m', { aliases: ['m-alias'] }), model('new')],
+      tenants: [{ name: 'acme', limits: [{ tokens: 6000, per: '1m' }] }],
+      api_keys: [{ name: 'team-a', key: 'sk-reload-team-a-rotated', tenant: 'acme' },
+                 { name: 'team-b', key: KEY_B }],
+      default_limits: [{ requests: 5, per: '1m' }],
+    });
+    const r = runGateway(['--check-config', next, '--diff', running]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `${next}: OK\n` +
+                           `changes from ${running}:\n` +
+                           'models: added new; removed old; changed m (aliases)\n' +
+                           'api_keys: added team-b; changed team-a (key)\n' +
+                           'tenants: changed acme (limits)\n' +
+                           'default_limits: changed\n' +
+                           'restart required: listen\n');
+    assert.doesNotMatch(r.stdout + r.stderr, /sk-reload/);
+    const same = runGateway(['--check-config', running, '--diff', running]);
+    assert.equal(same.code, 0, same.stderr);
+    assert.equal(same.stdout, `${running}: OK\nchanges from ${running}:\nno changes\n`);
+  });
+
+  test('a bad new file exits 1 with its errors; a bad running file is named', () => {
+    const bad = write('bad.yaml', 'listen: 127.0.0.1:0\nmodels: []\ncolour: blue\n');
+    const r = runGateway(['--check-config', bad, '--diff', running]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /colour: unknown key/);
+    assert.equal(r.stdout, '');
+    const other = runGateway(['--check-config', running, '--diff', bad]);
+    assert.equal(other.code, 1);
+    assert.match(other.stderr, new RegExp(`^${bad} \\(--diff\\): colour: unknown key$`, 'm'));
+    const alone = runGateway(['--diff', running]);
+    assert.equal(alone.code, 2);
   });
 });
