@@ -4,6 +4,8 @@
 
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <string>
+#include <vector>
 
 #include "common/crypto.h"
 #include "proxy/errors.h"
@@ -22,6 +24,28 @@ http::Response Text(unsigned status, std::string body, std::string_view type = "
 
 http::Response Json(unsigned status, std::string body) {
   return Text(status, std::move(body), "application/json");
+}
+
+// A reload refused for the file's sake (the request was fine): 422, every error in the message
+// and, one per item, in "errors".
+http::Response InvalidConfig(const std::vector<std::string>& errors) {
+  std::string message = "The config file has " + std::to_string(errors.size()) +
+                        (errors.size() == 1 ? " error" : " errors") +
+                        "; the config in force stays:";
+  boost::json::array list;
+  for (const std::string& e : errors) {
+    message += "\n" + e;
+    list.emplace_back(e);
+  }
+  boost::json::object error;
+  error["message"] = message;
+  error["type"] = "invalid_config";
+  error["param"] = nullptr;
+  error["code"] = "invalid_config";
+  error["errors"] = std::move(list);
+  boost::json::object body;
+  body["error"] = std::move(error);
+  return Json(422, boost::json::serialize(body));
 }
 
 }  // namespace
@@ -59,6 +83,40 @@ asio::awaitable<void> AdminApi::Handle(http::Request& request, http::ResponseWri
   }
 }
 
+std::variant<AdminQuery, http::Response> AdminApi::ReadQuery(const http::Request& request,
+                                                             std::string_view path) {
+  auto accepted = AcceptedQueryParams(path);
+  if (!accepted) return AdminQuery{};  // no such route: its 404 follows
+  std::string_view target = request.target();
+  size_t q = target.find('?');
+  std::string_view query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+  auto read = ReadAdminQuery(query, *accepted,
+                             std::string(request.method_string()) + " " + std::string(path));
+  if (auto* error = std::get_if<AdminQueryError>(&read)) {
+    return ErrorResponse(400, "invalid_request_error", "invalid_request", error->message,
+                         error->param);
+  }
+  return std::get<AdminQuery>(std::move(read));
+}
+
+http::Response AdminApi::Reload(const AdminQuery& query) {
+  std::optional<std::string_view> dry_run = query.Find("dry_run");
+  if (dry_run && *dry_run != "true" && *dry_run != "false") {
+    return ErrorResponse(400, "invalid_request_error", "invalid_request",
+                         "dry_run must be 'true' or 'false'.", "dry_run");
+  }
+  const bool dry = dry_run == "true";
+  ReloadOutcome outcome = hooks_.reload(dry ? ReloadMode::kDryRun : ReloadMode::kApply);
+  if (!outcome.errors.empty()) return InvalidConfig(outcome.errors);
+  boost::json::object changes = ConfigDiffToJson(outcome.changes);
+  boost::json::object body;
+  body["status"] = dry ? "dry_run" : "reloaded";
+  body["restart_required"] = changes["restart_required"];
+  changes.erase("restart_required");
+  body["changes"] = std::move(changes);
+  return Json(200, boost::json::serialize(body));
+}
+
 asio::awaitable<void> AdminApi::Route(http::Request& request, http::ResponseWriter& writer) {
   std::string_view target = request.target();
   std::string_view path = target.substr(0, target.find('?'));
@@ -93,19 +151,14 @@ asio::awaitable<void> AdminApi::Route(http::Request& request, http::ResponseWrit
                                        "'Authorization: Bearer <admin.token>'."));
     co_return;
   }
+  auto read = ReadQuery(request, path);
+  if (auto* refused = std::get_if<http::Response>(&read)) {
+    co_await writer.Send(std::move(*refused));
+    co_return;
+  }
+  const AdminQuery& query = std::get<AdminQuery>(read);
   if (path == "/admin/v1/reload" && method == bhttp::verb::post) {
-    ReloadOutcome outcome = hooks_.reload();
-    if (outcome.errors.empty()) {
-      boost::json::object body;
-      body["status"] = "reloaded";
-      auto& pending = body["restart_required"].emplace_array();
-      for (const std::string& path : outcome.restart_required) pending.emplace_back(path);
-      co_await writer.Send(Json(200, boost::json::serialize(body)));
-    } else {
-      co_await writer.Send(ErrorResponse(
-          400, "invalid_request_error", "invalid_config",
-          "The config file has errors; the previous config stays in force:\n" + outcome.errors));
-    }
+    co_await writer.Send(Reload(query));
     co_return;
   }
   if (path == "/admin/v1/models" && method == bhttp::verb::get) {
@@ -119,9 +172,9 @@ asio::awaitable<void> AdminApi::Route(http::Request& request, http::ResponseWrit
   }
   if (path == "/admin/v1/usage" && method == bhttp::verb::get) {
     size_t q = target.find('?');
-    std::string_view query =
+    std::string_view query_string =
         q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
-    http::Response res = co_await Usage(query);
+    http::Response res = co_await Usage(query_string);
     co_await writer.Send(std::move(res));
     co_return;
   }

@@ -6,9 +6,13 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <variant>
+#include <vector>
 
+#include "admin/admin_query.h"
 #include "common/clock.h"
 #include "config/config.h"
+#include "config/config_diff.h"
 #include "http/server.h"
 #include "keys/key_directory.h"
 #include "limits/limiter.h"
@@ -20,16 +24,21 @@ namespace trl {
 
 namespace asio = boost::asio;
 
+// kDryRun checks the config file and reports what a reload would change, applying nothing.
+enum class ReloadMode { kApply, kDryRun };
+
 struct ReloadOutcome {
-  std::string errors;                         // non-empty: refused; the old config stays
-  std::vector<std::string> restart_required;  // applied, but these take effect at restart
+  std::vector<std::string> errors;  // non-empty: refused; the old config stays
+  // What the file changes from the config in force; its restart_required, from the config the
+  // process started with (applied, or to be applied, at the next restart).
+  ConfigDiff changes;
 };
 
 struct AdminHooks {
   // Current admin token (it may change on reload). Empty: every /admin/v1 route is refused.
   std::function<std::string()> admin_token;
-  // Reloads the config file.
-  std::function<ReloadOutcome()> reload;
+  // Reloads the config file, or (kDryRun) says what a reload would change.
+  std::function<ReloadOutcome(ReloadMode)> reload;
   // True when the config is loaded and the store answers through the real limiter path.
   std::function<asio::awaitable<bool>()> ready;
   // What an operator must act on although the gateway serves (data left behind in another
@@ -55,6 +64,11 @@ class AdminApi {
  private:
   bool Authorized(const http::Request& request) const;
   asio::awaitable<void> Route(http::Request& request, http::ResponseWriter& writer);
+  // POST /admin/v1/reload[?dry_run=true|false].
+  http::Response Reload(const AdminQuery& query);
+  // The query's parameters, or the 400 for one the route does not accept (admin_query.h).
+  static std::variant<AdminQuery, http::Response> ReadQuery(const http::Request& request,
+                                                            std::string_view path);
   // admin_keys.cc: /admin/v1/keys and /admin/v1/keys/{name}[/limits|/reset].
   asio::awaitable<http::Response> HandleKeys(http::Request& request, std::string_view path);
   asio::awaitable<http::Response> CreateKey(const http::Request& request);

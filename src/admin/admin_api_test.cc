@@ -64,8 +64,9 @@ class AdminApiTest : public ::testing::Test {
   AdminHooks Hooks() {
     AdminHooks hooks;
     hooks.admin_token = [this] { return token_; };
-    hooks.reload = [this] {
+    hooks.reload = [this](ReloadMode mode) {
       ++reloads_;
+      modes_.push_back(mode);
       return reload_outcome_;
     };
     hooks.ready = [this]() -> asio::awaitable<bool> { co_return ready_; };
@@ -132,6 +133,7 @@ class AdminApiTest : public ::testing::Test {
 
   std::string token_ = kToken;
   int reloads_ = 0;
+  std::vector<ReloadMode> modes_;
   ReloadOutcome reload_outcome_;
   bool ready_ = true;
   std::vector<std::string> warnings_;
@@ -242,19 +244,40 @@ TEST_F(AdminApiTest, AnExceptionBecomesA500ForThatRequest) {
 }
 
 TEST_F(AdminApiTest, ReloadAnswersWhatTheReloadDid) {
-  reload_outcome_ = {"", {"server.threads", "listen"}};
+  reload_outcome_ = {};
+  reload_outcome_.changes.models.added = {"m2"};
+  reload_outcome_.changes.restart_required = {"server.threads", "listen"};
   Answer ok = Call(verb::post, "/admin/v1/reload");
   EXPECT_EQ(ok.status, 200u);
-  EXPECT_EQ(json::parse(ok.body),
-            json::parse(R"({"status":"reloaded","restart_required":["server.threads","listen"]})"));
+  const json::value changes = json::parse(R"({
+    "models": {"added": ["m2"], "removed": [], "changed": []},
+    "api_keys": {"added": [], "removed": [], "changed": []},
+    "tenants": {"added": [], "removed": [], "changed": []},
+    "default_limits": false, "settings": []})");
+  EXPECT_EQ(json::parse(ok.body), json::value({{"status", "reloaded"},
+                                               {"restart_required", {"server.threads", "listen"}},
+                                               {"changes", changes}}));
+  EXPECT_EQ(modes_, std::vector<ReloadMode>{ReloadMode::kApply});
 
-  reload_outcome_ = {"models[0].backends[0]: not a URL\n", {}};
+  Answer dry = Call(verb::post, "/admin/v1/reload?dry_run=true");
+  EXPECT_EQ(dry.status, 200u);
+  EXPECT_EQ(Body(dry).at("status"), "dry_run");
+  EXPECT_EQ(Body(dry).at("changes"), changes);
+  EXPECT_EQ(Call(verb::post, "/admin/v1/reload?dry_run=false").status, 200u);
+  ExpectError(Call(verb::post, "/admin/v1/reload?dry_run=1"), 400, "invalid_request", "dry_run");
+  EXPECT_EQ(modes_,
+            (std::vector<ReloadMode>{ReloadMode::kApply, ReloadMode::kDryRun, ReloadMode::kApply}));
+
+  reload_outcome_ = {{"models[0].backends[0]: not a URL"}, {}};
   Answer refused = Call(verb::post, "/admin/v1/reload");
-  ExpectError(refused, 400, "invalid_config");
+  ExpectError(refused, 422, "invalid_config");
+  EXPECT_EQ(Body(refused).at("error").at("type"), "invalid_config");
+  EXPECT_EQ(Body(refused).at("error").at("errors"),
+            json::parse(R"(["models[0].backends[0]: not a URL"])"));
   EXPECT_NE(
       Body(refused).at("error").at("message").as_string().find("models[0].backends[0]: not a URL"),
       std::string::npos);
-  EXPECT_EQ(reloads_, 2);
+  EXPECT_EQ(reloads_, 4);
 }
 
 TEST_F(AdminApiTest, CreateShowListAndRevokeAKey) {

@@ -26,6 +26,13 @@ http::Response BadRequest(std::string_view message, std::string_view param) {
   return ErrorResponse(400, "invalid_request_error", "invalid_request", message, param);
 }
 
+constexpr std::string_view kNameRule =
+    "names are 1-64 characters of A-Z a-z 0-9 _ - . and do not start with '.'.";
+
+http::Response InvalidName(std::string_view why) {
+  return BadRequest(std::string(why) + ": " + std::string(kNameRule), "name");
+}
+
 http::Response KeyNotFound(std::string_view name) {
   return ErrorResponse(404, "invalid_request_error", "key_not_found",
                        "No key named '" + std::string(name) + "'. GET /admin/v1/keys lists them.");
@@ -126,30 +133,24 @@ asio::awaitable<http::Response> AdminApi::HandleKeys(http::Request& request,
     co_return ErrorResponse(405, "invalid_request_error", "method_not_allowed",
                             "Use GET or POST on /admin/v1/keys.");
   }
+  // /admin/v1/keys/{name}[/{action}]; the name is checked before anything else: no other text
+  // reaches the store.
   std::string_view rest = path.substr(std::string_view("/admin/v1/keys/").size());
-  std::string_view action;
-  for (std::string_view suffix : {"/limits", "/reset"}) {
-    if (rest.size() > suffix.size() && rest.ends_with(suffix)) {
-      action = suffix.substr(1);
-      rest.remove_suffix(suffix.size());
-      break;
-    }
+  const std::string_view name = rest.substr(0, rest.find('/'));
+  const std::string_view action = rest.substr(name.size());
+  if (!IsValidKeyName(name)) co_return InvalidName("Invalid key name");
+  if (!action.empty() && action != "/limits" && action != "/reset") {
+    co_return ErrorResponse(404, "invalid_request_error", "not_found",
+                            "Unknown admin route " + std::string(request.method_string()) + " " +
+                                std::string(path) + ".");
   }
-  // The name is checked before anything else: no other text reaches the store.
-  if (!IsValidKeyName(rest)) {
-    co_return BadRequest(
-        "Invalid key name: names are 1-64 characters of A-Z a-z 0-9 _ - . "
-        "and do not start with '.'.",
-        "name");
-  }
-  const std::string_view name = rest;
   if (action.empty()) {
     if (method == bhttp::verb::get) co_return ShowKey(name);
     if (method == bhttp::verb::delete_) {
       http::Response res = co_await RevokeKey(name);
       co_return res;
     }
-  } else if (action == "limits") {
+  } else if (action == "/limits") {
     if (method == bhttp::verb::get) {
       http::Response res = co_await KeyLimits(name);
       co_return res;
@@ -214,12 +215,9 @@ asio::awaitable<http::Response> AdminApi::CreateKey(const http::Request& request
   KeyRecord record;
   ApiKeyConfig& key = record.key;
   const auto* name = o.if_contains("name");
-  if (!name || !name->is_string() || !IsValidKeyName(name->as_string())) {
-    co_return BadRequest(
-        "name is required: 1-64 characters of A-Z a-z 0-9 _ - . not starting "
-        "with '.'.",
-        "name");
-  }
+  if (!name || name->is_null()) co_return InvalidName("name is required");
+  if (!name->is_string()) co_return InvalidName("name must be a string");
+  if (!IsValidKeyName(name->as_string())) co_return InvalidName("Invalid key name");
   key.name = std::string(name->as_string());
   if (const auto* tenant = o.if_contains("tenant"); tenant && !tenant->is_null()) {
     bool known = tenant->is_string() &&

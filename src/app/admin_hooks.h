@@ -26,7 +26,7 @@ struct AdminParts {
   UsageFlush& usage;
   Scheduler& scheduler;
   const Clock& clock;
-  std::function<ReloadOutcome()> reload;
+  std::function<ReloadOutcome(ReloadMode)> reload;
   std::vector<std::string> store_warnings;  // AppStores::left_behind
 };
 

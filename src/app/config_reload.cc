@@ -4,30 +4,56 @@
 #include <spdlog/spdlog.h>
 
 namespace trl {
+namespace {
+
+// The errors that refuse `next`, each on its own: the config's own, or names it shares with keys
+// made through the admin API.
+std::vector<std::string> Refusals(LoadResult& next, const KeyDirectory& keys) {
+  if (!next.config) return std::move(next.errors);
+  std::vector<std::string> errors;
+  std::string clashes = NameClashes(next.config->api_keys, *keys.Current());
+  for (size_t start = 0; start < clashes.size();) {
+    size_t end = clashes.find('\n', start);
+    if (end == std::string::npos) end = clashes.size();
+    if (end > start) errors.push_back(clashes.substr(start, end - start));
+    start = end + 1;
+  }
+  return errors;
+}
+
+}  // namespace
 
 ReloadOutcome ReloadConfig(const std::string& path, const Config& started_with, Gateway& gateway,
-                           const KeyDirectory& keys) {
+                           const KeyDirectory& keys, ReloadMode mode) {
+  const bool dry_run = mode == ReloadMode::kDryRun;
   LoadResult next = LoadConfigFile(path);
-  std::string errors;
-  if (!next.config) {
-    for (const auto& e : next.errors) errors += e + "\n";
-  } else {
-    errors = NameClashes(next.config->api_keys, *keys.Current());
-  }
-  if (!errors.empty()) {
-    spdlog::error("reload failed; keeping the previous config:\n{}", errors);
-    return {errors, {}};
+  ReloadOutcome outcome;
+  outcome.errors = Refusals(next, keys);
+  if (!outcome.errors.empty()) {
+    spdlog::error("{}; keeping the previous config:\n{}",
+                  dry_run ? "reload dry run: the config file has errors" : "reload failed",
+                  fmt::join(outcome.errors, "\n"));
+    return outcome;
   }
   auto previous = gateway.Snapshot();
-  gateway.SetSnapshot(std::make_shared<GatewaySnapshot>(next.config, previous.get()));
-  spdlog::info("config reloaded from {}", path);
+  outcome.changes = DiffConfigs(*previous->config, *next.config);
   // Compared with the config the process started with: those settings were applied then.
-  std::vector<std::string> pending = RestartOnlyChanges(started_with, *next.config);
-  if (!pending.empty()) {
-    spdlog::warn("changed settings that take effect at the next restart: {}",
-                 fmt::join(pending, ", "));
+  outcome.changes.restart_required = RestartOnlyChanges(started_with, *next.config);
+  const std::string changes = ConfigDiffToText(outcome.changes);
+  if (dry_run) {
+    spdlog::info(
+        "reload dry run: the config file is valid; nothing was applied; a reload "
+        "would change:\n{}",
+        changes);
+    return outcome;
   }
-  return {"", std::move(pending)};
+  gateway.SetSnapshot(std::make_shared<GatewaySnapshot>(next.config, previous.get()));
+  spdlog::info("config reloaded from {}; changes:\n{}", path, changes);
+  if (!outcome.changes.restart_required.empty()) {
+    spdlog::warn("changed settings that take effect at the next restart: {}",
+                 fmt::join(outcome.changes.restart_required, ", "));
+  }
+  return outcome;
 }
 
 }  // namespace trl

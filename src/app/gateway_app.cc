@@ -173,7 +173,7 @@ void GatewayApp::MakeServers() {
       },
       TransportErrorResponse);
   if (!config_->admin.listen) return;
-  auto reload = [this] { return Reload(); };
+  auto reload = [this](ReloadMode mode) { return Reload(mode); };
   admin_api_ = std::make_unique<AdminApi>(
       metrics_, MakeAdminHooks({*gateway_, *limiter_, *keys_, *usage_flush_, *scheduler_,
                                 SystemClock::Instance(), reload, stores_.left_behind}));
@@ -219,9 +219,9 @@ void GatewayApp::Listen() {
   std::fflush(stdout);
 }
 
-ReloadOutcome GatewayApp::Reload() {
-  ReloadOutcome outcome = ReloadConfig(options_.config_path, *config_, *gateway_, *keys_);
-  app_metrics_->CountReload(outcome);
+ReloadOutcome GatewayApp::Reload(ReloadMode mode) {
+  ReloadOutcome outcome = ReloadConfig(options_.config_path, *config_, *gateway_, *keys_, mode);
+  if (mode == ReloadMode::kApply) app_metrics_->CountReload(outcome);
   return outcome;
 }
 

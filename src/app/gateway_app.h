@@ -96,7 +96,7 @@ class GatewayApp {
   bool SaveBudgets();
   int ExitCode(bool usage_flushed);
   // Reloads the config file (SIGHUP, the admin API) and counts the outcome.
-  ReloadOutcome Reload();
+  ReloadOutcome Reload(ReloadMode mode = ReloadMode::kApply);
 
   const AppOptions options_;
   std::shared_ptr<const Config> config_;  // as the process started: a reload does not change it

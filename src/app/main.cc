@@ -9,6 +9,7 @@
 #include "app/copy_store.h"
 #include "app/gateway_app.h"
 #include "config/config.h"
+#include "config/config_diff.h"
 
 #ifdef TRL_MIMALLOC
 #include <mimalloc.h>
@@ -51,10 +52,23 @@ int RunGateway(const trl::AppOptions& options) {
   return opened.app->Stop();
 }
 
+// --check-config NEW --diff RUNNING, once NEW is valid: what NEW changes from RUNNING (the same
+// list a reload answers). 1 when RUNNING has errors.
+int PrintConfigDiff(const trl::Config& next, const std::string& running_path) {
+  trl::LoadResult running = trl::LoadConfigFile(running_path);
+  for (const auto& e : running.errors) {
+    std::fprintf(stderr, "%s (--diff): %s\n", running_path.c_str(), e.c_str());
+  }
+  if (!running.config) return 1;
+  std::printf("changes from %s:\n%s", running_path.c_str(),
+              trl::ConfigDiffToText(trl::DiffConfigs(*running.config, next)).c_str());
+  return 0;
+}
+
 void Usage() {
   std::fprintf(stderr,
                "usage: token-rate-limiter --config FILE [--threads N]\n"
-               "       token-rate-limiter --check-config FILE\n"
+               "       token-rate-limiter --check-config FILE [--diff RUNNING_FILE]\n"
                "       token-rate-limiter copy-store --from FILE --to FILE\n"
                "       token-rate-limiter --version\n");
 }
@@ -86,6 +100,7 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::string_view(argv[1]) == "copy-store") return CopyStore(argc, argv);
   trl::AppOptions options;
   std::string check_path;
+  std::string diff_path;  // --diff: with --check-config only
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     auto value = [&]() -> std::string {
@@ -102,6 +117,8 @@ int main(int argc, char** argv) {
       options.config_path = value();
     } else if (arg == "--check-config") {
       check_path = value();
+    } else if (arg == "--diff") {
+      diff_path = value();
     } else if (arg == "--threads") {
       options.threads_override = std::atoi(value().c_str());
     } else {
@@ -114,9 +131,10 @@ int main(int argc, char** argv) {
     for (const auto& e : r.errors) std::fprintf(stderr, "%s\n", e.c_str());
     if (!r.config) return 1;
     std::printf("%s: OK\n", check_path.c_str());
+    if (!diff_path.empty()) return PrintConfigDiff(*r.config, diff_path);
     return 0;
   }
-  if (options.config_path.empty()) {
+  if (options.config_path.empty() || !diff_path.empty()) {
     Usage();
     return 2;
   }

@@ -66,11 +66,18 @@ describe('admin', () => {
   test('a bad config on reload is refused and the old config stays', async () => {
     const bad = completeConfig(config(['new-alias']), gw.dir);
     bad.models[0].bogus_field = 1;
+    bad.api_keys[0].tenant = 'nobody';
     gw.writeConfig(toYaml(bad));
-    const r = await gw.reload();
-    assert.equal(r.status, 400, r.text);
-    const e = errorOf(r.json, { type: 'invalid_request_error', code: 'invalid_config' });
-    assert.match(e.message, /models\[0\]\.bogus_field/);
+    // The request was fine: the config is not. Every error is listed, in the message too.
+    for (const route of ['/admin/v1/reload', '/admin/v1/reload?dry_run=true']) {
+      const r = await gw.adminFetch(route, { method: 'POST' });
+      assert.equal(r.status, 422, r.text);
+      const e = errorOf(r.json, { type: 'invalid_config', code: 'invalid_config', param: null });
+      assert.deepEqual(e.errors, ['models[0].bogus_field: unknown key',
+                                  'api_keys[0].tenant: unknown tenant "nobody"']);
+      assert.equal(e.message, 'The config file has 2 errors; the config in force stays:\n' +
+                              e.errors.join('\n'));
+    }
     // The old config still serves; the half-new one did not leak in.
     const ok = await ask('m');
     assert.equal(ok.status, 200);
@@ -88,8 +95,9 @@ describe('admin', () => {
     clash.api_keys.push({ name: 'made', key: 'sk-admin-config-made' });
     gw.writeConfig(clash);
     const r = await gw.reload();
-    assert.equal(r.status, 400, r.text);
-    assert.match(r.text, /api_keys: 'made' is the name of a key made through the admin API/);
+    assert.equal(r.status, 422, r.text);
+    const e = errorOf(r.json, { type: 'invalid_config', code: 'invalid_config' });
+    assert.match(e.errors[0], /api_keys: 'made' is the name of a key made through the admin API/);
     // The old config still serves: the config key did not come in.
     assert.equal((await ask('m')).status, 200);
     const asConfigKey = await gw.post('chat/completions', chatBody('m', 'ping', { max_tokens: 2 }),
@@ -102,7 +110,10 @@ describe('admin', () => {
     gw.writeConfig(config(['new-alias']));
     const r = await gw.reload();
     assert.equal(r.status, 200, r.text);
-    assert.deepEqual(r.json, { status: 'reloaded', restart_required: [] });
+    assert.equal(r.json.status, 'reloaded');
+    assert.deepEqual(r.json.restart_required, []);
+    assert.deepEqual(r.json.changes.models,
+                     { added: [], removed: [], changed: [{ name: 'm', fields: ['aliases'] }] });
     const via = await ask('new-alias');
     assert.equal(via.status, 200, via.text);
     assert.equal(via.json.choices[0].message.content, mockText(2));
@@ -118,13 +129,74 @@ describe('admin', () => {
     gw.writeConfig(changed);
     const r = await gw.reload();
     assert.equal(r.status, 200, r.text);
-    assert.deepEqual(r.json, { status: 'reloaded',
-                               restart_required: ['server.idle_timeout', 'metrics.key_label'] });
+    assert.equal(r.json.status, 'reloaded');
+    assert.deepEqual(r.json.restart_required, ['server.idle_timeout', 'metrics.key_label']);
+    assert.deepEqual(r.json.changes.api_keys, { added: ['team-b'], removed: [], changed: [] });
     // The new key works at once; the metrics keep their `key` label until a restart.
     const b = await gw.post('chat/completions', chatBody('m', 'ping', { max_tokens: 2 }),
                             { key: 'sk-admin-team-b' });
     assert.equal(b.status, 200, b.text);
     assert.equal(await gw.waitMetric('trl_requests_total', { key: 'team-b', status: '200' }, 1), 1);
+  });
+
+  test('an unknown query parameter is 400 on every admin route, naming what the route accepts',
+       async () => {
+    const cases = [
+      ['POST', '/admin/v1/reload?dryrun=true', 'dryrun',
+       "Unknown query parameter 'dryrun' on POST /admin/v1/reload; it accepts: dry_run."],
+      ['GET', '/admin/v1/models?verbose=1', 'verbose',
+       "Unknown query parameter 'verbose' on GET /admin/v1/models; it accepts none."],
+      ['GET', '/admin/v1/keys?limit=10', 'limit',
+       "Unknown query parameter 'limit' on GET /admin/v1/keys; it accepts none."],
+      ['POST', '/admin/v1/keys?name=x', 'name',
+       "Unknown query parameter 'name' on POST /admin/v1/keys; it accepts none."],
+      ['GET', '/admin/v1/keys/team-a?x=1', 'x',
+       "Unknown query parameter 'x' on GET /admin/v1/keys/team-a; it accepts none."],
+      ['POST', '/admin/v1/keys/team-a/reset?all=1', 'all',
+       "Unknown query parameter 'all' on POST /admin/v1/keys/team-a/reset; it accepts none."],
+      ['GET', '/admin/v1/usage?keys=team-a', 'keys',
+       "Unknown query parameter 'keys' on GET /admin/v1/usage; it accepts: key, tenant, model, " +
+       'from, to, granularity, format, group_by.'],
+    ];
+    for (const [method, route, param, message] of cases) {
+      const r = await gw.adminFetch(route, { method });
+      assert.equal(r.status, 400, `${method} ${route}: ${r.text}`);
+      const e = errorOf(r.json, { type: 'invalid_request_error', code: 'invalid_request', param });
+      assert.equal(e.message, message);
+    }
+    // Nothing was done: the key made no request and still has its budget; no reload happened.
+    assert.equal(await gw.metric('trl_config_reloads_total'), 0);
+    // An unknown route stays 404 whatever its parameters.
+    const unknown = await gw.adminFetch('/admin/v1/nothing?x=1');
+    assert.equal(unknown.status, 404, unknown.text);
+  });
+
+  test('an unknown route under a key is 404 naming it; a bad name in a body says it is invalid',
+       async () => {
+    for (const [method, route] of [['POST', '/admin/v1/keys/rot/rotate'],
+                                   ['GET', '/admin/v1/keys/a/b'],
+                                   ['GET', '/admin/v1/keys/team-a/limits/x'],
+                                   ['DELETE', '/admin/v1/keys/team-a/']]) {
+      const r = await gw.adminFetch(route, { method });
+      assert.equal(r.status, 404, `${method} ${route}: ${r.text}`);
+      const e = errorOf(r.json, { type: 'invalid_request_error', code: 'not_found' });
+      assert.equal(e.message, `Unknown admin route ${method} ${route}.`);
+    }
+    const rule = 'names are 1-64 characters of A-Z a-z 0-9 _ - . and do not start with \'.\'.';
+    for (const name of ['a/b', '.x', '']) {
+      const r = await gw.adminFetch('/admin/v1/keys', { method: 'POST', body: { name } });
+      assert.equal(r.status, 400, r.text);
+      const e = errorOf(r.json, { type: 'invalid_request_error', param: 'name' });
+      assert.equal(e.message, `Invalid key name: ${rule}`);
+    }
+    for (const body of [{}, { name: null }]) {
+      const r = await gw.adminFetch('/admin/v1/keys', { method: 'POST', body });
+      assert.equal(r.status, 400, r.text);
+      assert.equal(errorOf(r.json, { param: 'name' }).message, `name is required: ${rule}`);
+    }
+    const r = await gw.adminFetch('/admin/v1/keys', { method: 'POST', body: { name: 7 } });
+    assert.equal(r.status, 400, r.text);
+    assert.equal(errorOf(r.json, { param: 'name' }).message, `name must be a string: ${rule}`);
   });
 
   test('SIGHUP reloads the config file', async () => {
@@ -210,7 +282,7 @@ describe('metrics an operator ranks and alerts on', () => {
 
     // A refused reload is counted and flagged until a good one.
     gw.writeConfig('models: [');
-    assert.equal((await gw.reload()).status, 400);
+    assert.equal((await gw.reload()).status, 422);
     assert.equal(await gw.metric('trl_config_reloads_total', { outcome: 'error' }), 1);
     assert.equal(await gw.metric('trl_config_last_reload_successful'), 0);
     gw.writeConfig({

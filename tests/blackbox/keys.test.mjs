@@ -188,7 +188,8 @@ describe('keys API, embedded store', () => {
   });
 
   test('names that are not one safe path segment are 400, as sent on the wire', async () => {
-    const bad = ['../x', '%2e%2e', 'a/b', '..%2fx', '.hidden', 'x'.repeat(65), 'sp%20ace'];
+    // ('a/b' is key 'a' and an unknown route under it: 404, admin.test.mjs.)
+    const bad = ['../x', '%2e%2e', '..%2fx', '.hidden', 'x'.repeat(65), 'sp%20ace'];
     for (const name of bad) {
       for (const [method, suffix] of [['GET', ''], ['DELETE', ''], ['GET', '/limits'],
                                       ['PUT', '/limits'], ['POST', '/reset']]) {
