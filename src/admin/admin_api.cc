@@ -170,6 +170,11 @@ asio::awaitable<void> AdminApi::Route(http::Request& request, http::ResponseWrit
     co_await writer.Send(std::move(res));
     co_return;
   }
+  if (path == "/admin/v1/tenants" || path.starts_with("/admin/v1/tenants/")) {
+    http::Response res = co_await HandleTenants(request, path);
+    co_await writer.Send(std::move(res));
+    co_return;
+  }
   if (path == "/admin/v1/usage" && method == bhttp::verb::get) {
     size_t q = target.find('?');
     std::string_view query_string =

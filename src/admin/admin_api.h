@@ -79,6 +79,13 @@ class AdminApi {
   asio::awaitable<http::Response> RevokeKey(std::string_view name);
   http::Response ListKeys();
   http::Response ShowKey(std::string_view name);
+  // admin_tenants.cc: GET /admin/v1/tenants, GET /admin/v1/tenants/{name}, POST
+  // /admin/v1/tenants/{name}/reset.
+  asio::awaitable<http::Response> HandleTenants(const http::Request& request,
+                                                std::string_view path);
+  // A tenant as shown, with its budgets now; nullopt when the store did not answer.
+  asio::awaitable<std::optional<boost::json::object>> TenantView(const TenantConfig& tenant,
+                                                                 int64_t keys);
   // admin_usage.cc: GET /admin/v1/usage.
   asio::awaitable<http::Response> Usage(std::string_view query_string);
   MetricsRegistry& metrics_;

@@ -430,7 +430,7 @@ TEST_F(AdminApiTest, LimitsReadTheBudgetsAndResetRefillsThem) {
   EXPECT_EQ(before[0].at("tokens"), 1000);
   EXPECT_EQ(before[0].at("remaining"), 700);
   EXPECT_EQ(before[0].at("level"), 700);
-  EXPECT_GT(before[0].at("reset_ms").as_int64(), 0);
+  EXPECT_GT(before[0].at("resets_in_ms").as_int64(), 0);
   EXPECT_EQ(before[1].at("concurrent"), 2);
   EXPECT_EQ(before[1].at("in_use"), 1);
   EXPECT_EQ(before[1].at("remaining"), 1);
@@ -442,7 +442,7 @@ TEST_F(AdminApiTest, LimitsReadTheBudgetsAndResetRefillsThem) {
 
   json::array after = Readings("cfg-key");
   EXPECT_EQ(after[0].at("remaining"), 1000);
-  EXPECT_EQ(after[0].at("reset_ms"), 0);
+  EXPECT_EQ(after[0].at("resets_in_ms"), 0);
   EXPECT_EQ(after[1].at("in_use"), 1) << "slots in use stay";
 
   ExpectError(Call(verb::get, "/admin/v1/keys/ghost/limits"), 404, "key_not_found");

@@ -6,6 +6,7 @@
 #include <boost/json/value.hpp>
 
 #include "admin/admin_api.h"
+#include "admin/admin_views.h"
 #include "common/crypto.h"
 #include "keys/key_record.h"
 #include "proxy/errors.h"
@@ -14,13 +15,6 @@ namespace trl {
 namespace {
 
 namespace bhttp = http::bhttp;
-
-http::Response JsonResponse(unsigned status, const boost::json::value& body) {
-  http::Response res{static_cast<bhttp::status>(status), 11};
-  res.set(bhttp::field::content_type, "application/json");
-  res.body() = boost::json::serialize(body);
-  return res;
-}
 
 http::Response BadRequest(std::string_view message, std::string_view param) {
   return ErrorResponse(400, "invalid_request_error", "invalid_request", message, param);
@@ -42,11 +36,6 @@ http::Response ManagedByConfig(std::string_view name) {
   return ErrorResponse(409, "invalid_request_error", "key_managed_by_config",
                        "The key '" + std::string(name) +
                            "' comes from the config file; change it there and reload.");
-}
-
-http::Response StoreUnavailable() {
-  return ErrorResponse(503, "api_error", "store_unavailable",
-                       "The store did not answer; nothing was changed. Retry later.");
 }
 
 std::string Rfc3339OrEmpty(int64_t unix_seconds) {
@@ -319,22 +308,9 @@ asio::awaitable<http::Response> AdminApi::KeyLimits(std::string_view name) {
   LimitReadings readings =
       co_await hooks_.limiter->ReadKeyLimits(name, identity->tenant, identity->limits);
   if (!readings.ok) co_return StoreUnavailable();
-  boost::json::array limits;
-  for (const LimitReading& r : readings.limits) {
-    boost::json::object o = LimitToJson(r.limit);
-    o["remaining"] = r.remaining;
-    o["level"] = r.level;
-    if (r.limit.kind == LimitKind::kConcurrent) {
-      o["in_use"] = r.in_use;
-    } else {
-      o["reset"] = FormatDuration(Millis(r.reset_ms));
-      o["reset_ms"] = r.reset_ms;
-    }
-    limits.push_back(std::move(o));
-  }
   boost::json::object root;
   root["name"] = name;
-  root["limits"] = std::move(limits);
+  root["limits"] = ReadingsJson(readings);
   co_return JsonResponse(200, root);
 }
 

@@ -22,7 +22,8 @@ struct RouteParams {
 constexpr RouteParams kRoutes[] = {
     {"/admin/v1/reload", false, kReload}, {"/admin/v1/models", false, {}},
     {"/admin/v1/keys", false, {}},        {"/admin/v1/keys/", true, {}},
-    {"/admin/v1/usage", false, kUsage},
+    {"/admin/v1/usage", false, kUsage},   {"/admin/v1/tenants", false, {}},
+    {"/admin/v1/tenants/", true, {}},
 };
 
 std::string Accepts(std::span<const std::string_view> accepted) {

@@ -24,6 +24,8 @@ TEST(AdminQueryTest, EveryAdminRouteHasItsList) {
   EXPECT_TRUE(Accepted("/admin/v1/keys").empty());
   EXPECT_TRUE(Accepted("/admin/v1/keys/team-a/limits").empty());
   EXPECT_EQ(Accepted("/admin/v1/usage").size(), 8u);
+  EXPECT_TRUE(Accepted("/admin/v1/tenants").empty());
+  EXPECT_TRUE(Accepted("/admin/v1/tenants/acme/reset").empty());
   EXPECT_FALSE(AcceptedQueryParams("/admin/v1/nothing"));
   EXPECT_FALSE(AcceptedQueryParams("/admin/v1/keysx"));
 }

@@ -82,14 +82,14 @@ std::string_view ShardKey(std::string_view key, std::string_view tenant) {
   return tenant.empty() ? key : tenant;
 }
 
-// The budgets of a key's own limits (the admin API reads and resets them).
-std::vector<BucketSpec> KeySpecs(std::string_view key, std::span<const LimitConfig> key_limits,
-                                 bool with_concurrent) {
+// The budgets of a key's or a tenant's own limits (the admin API reads and resets them).
+std::vector<BucketSpec> Specs(ScopeKind scope, std::string_view owner,
+                              std::span<const LimitConfig> limits, bool with_concurrent) {
   std::vector<BucketSpec> specs;
-  specs.reserve(key_limits.size());
-  for (const LimitConfig& limit : key_limits) {
+  specs.reserve(limits.size());
+  for (const LimitConfig& limit : limits) {
     if (limit.kind == LimitKind::kConcurrent && !with_concurrent) continue;
-    specs.push_back({RefFor(ScopeKind::kKey, key, limit), std::max<int64_t>(limit.amount, 0)});
+    specs.push_back({RefFor(scope, owner, limit), std::max<int64_t>(limit.amount, 0)});
   }
   return specs;
 }
@@ -494,9 +494,30 @@ Limiter::~Limiter() {
 
 asio::awaitable<LimitReadings> Limiter::ReadKeyLimits(std::string_view key, std::string_view tenant,
                                                       std::span<const LimitConfig> key_limits) {
-  const std::vector<BucketSpec> specs = KeySpecs(key, key_limits, /*with_concurrent=*/true);
+  return ReadLimits(ScopeKind::kKey, key, ShardKey(key, tenant), key_limits);
+}
+
+asio::awaitable<bool> Limiter::ResetKey(std::string_view key, std::string_view tenant,
+                                        std::span<const LimitConfig> key_limits) {
+  return ResetLimits(ScopeKind::kKey, key, ShardKey(key, tenant), key_limits);
+}
+
+asio::awaitable<LimitReadings> Limiter::ReadTenantLimits(
+    std::string_view tenant, std::span<const LimitConfig> tenant_limits) {
+  return ReadLimits(ScopeKind::kTenant, tenant, tenant, tenant_limits);
+}
+
+asio::awaitable<bool> Limiter::ResetTenant(std::string_view tenant,
+                                           std::span<const LimitConfig> tenant_limits) {
+  return ResetLimits(ScopeKind::kTenant, tenant, tenant, tenant_limits);
+}
+
+asio::awaitable<LimitReadings> Limiter::ReadLimits(ScopeKind scope, std::string_view owner,
+                                                   std::string_view shard,
+                                                   std::span<const LimitConfig> limits) {
+  const std::vector<BucketSpec> specs = Specs(scope, owner, limits, /*with_concurrent=*/true);
   LimitReadings readings;
-  BucketsRequest request{ShardKey(key, tenant), specs, clock_.NowMicros()};
+  BucketsRequest request{shard, specs, clock_.NowMicros()};
   ReadResult read = co_await store_.Read(request);
   if (read.status != StoreStatus::kOk || read.states.size() != specs.size()) {
     counters_.store_errors_read.fetch_add(1, std::memory_order_relaxed);
@@ -507,7 +528,7 @@ asio::awaitable<LimitReadings> Limiter::ReadKeyLimits(std::string_view key, std:
   for (size_t i = 0; i < specs.size(); ++i) {
     const BucketState& state = read.states[i];
     LimitReading reading;
-    reading.limit = key_limits[i];
+    reading.limit = limits[i];
     if (specs[i].ref.kind == LimitKind::kConcurrent) {
       reading.in_use = state.in_use;
       reading.level = specs[i].capacity - state.in_use;
@@ -522,10 +543,11 @@ asio::awaitable<LimitReadings> Limiter::ReadKeyLimits(std::string_view key, std:
   co_return readings;
 }
 
-asio::awaitable<bool> Limiter::ResetKey(std::string_view key, std::string_view tenant,
-                                        std::span<const LimitConfig> key_limits) {
-  const std::vector<BucketSpec> specs = KeySpecs(key, key_limits, /*with_concurrent=*/false);
-  BucketsRequest request{ShardKey(key, tenant), specs, clock_.NowMicros()};
+asio::awaitable<bool> Limiter::ResetLimits(ScopeKind scope, std::string_view owner,
+                                           std::string_view shard,
+                                           std::span<const LimitConfig> limits) {
+  const std::vector<BucketSpec> specs = Specs(scope, owner, limits, /*with_concurrent=*/false);
+  BucketsRequest request{shard, specs, clock_.NowMicros()};
   if (co_await store_.Reset(request) != StoreStatus::kOk) {
     counters_.store_errors_read.fetch_add(1, std::memory_order_relaxed);
     co_return false;

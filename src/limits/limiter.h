@@ -156,7 +156,7 @@ struct LimiterStats {
   uint64_t unsettled = 0;  // reservations charged (or maybe charged) and not yet settled: a gauge
   uint64_t store_errors_admit = 0;
   uint64_t store_errors_settle = 0;
-  uint64_t store_errors_read = 0;  // ReadKeyLimits, ResetKey, and the read behind kTooLarge
+  uint64_t store_errors_read = 0;  // the admin reads and resets, and the read behind kTooLarge
 };
 
 // GET /admin/v1/keys/{name}/limits: one limit as it stands.
@@ -226,12 +226,25 @@ class Limiter {
   // Returns false if the store failed.
   asio::awaitable<bool> ResetKey(std::string_view key, std::string_view tenant,
                                  std::span<const LimitConfig> key_limits);
+  // Admin: the same for a tenant's own limits (shared by its keys).
+  asio::awaitable<LimitReadings> ReadTenantLimits(std::string_view tenant,
+                                                  std::span<const LimitConfig> tenant_limits);
+  asio::awaitable<bool> ResetTenant(std::string_view tenant,
+                                    std::span<const LimitConfig> tenant_limits);
 
   LimiterStats Stats() const;
   // Before the first Admit; null: none. The observer must outlive the Limiter's use of it.
   void SetBudgetObserver(BudgetObserver* observer) { observer_ = observer; }
 
  private:
+  // The admin reads and resets of one owner's limits: `owner` (a key's or a tenant's name) under
+  // `scope`, its buckets placed by `shard` (the key's tenant, or the tenant itself).
+  asio::awaitable<LimitReadings> ReadLimits(ScopeKind scope, std::string_view owner,
+                                            std::string_view shard,
+                                            std::span<const LimitConfig> limits);
+  asio::awaitable<bool> ResetLimits(ScopeKind scope, std::string_view owner, std::string_view shard,
+                                    std::span<const LimitConfig> limits);
+
   struct Counters {
     std::atomic<uint64_t> admitted{0}, refused_tokens{0}, refused_requests{0},
         refused_concurrency{0}, too_large{0}, settled{0}, store_errors_admit{0},

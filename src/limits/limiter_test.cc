@@ -594,6 +594,25 @@ TEST_P(LimiterTest, ReadAndResetKeyLimits) {
   EXPECT_EQ(KeyLevels(key), (std::vector<int64_t>{100, 10, 2, 1000}));
 }
 
+// The tenant's own budgets, shared by its keys: read and refilled by the tenant's name.
+TEST_P(LimiterTest, ReadAndResetTenantLimits) {
+  std::vector<LimitConfig> tenant = {Tokens(500, kMinute), Concurrent(4)};
+  ASSERT_EQ(Admit(Scope(kNone, tenant), 40).outcome, Outcome::kAdmitted);
+  ASSERT_EQ(Admit(Scope(kNone, tenant, "llama2-7b", "team-b"), 60).outcome, Outcome::kAdmitted);
+  LimitReadings r = RunAwaitable(limiter_.ReadTenantLimits("acme", tenant));
+  ASSERT_TRUE(r.ok);
+  ASSERT_EQ(r.limits.size(), 2u);
+  EXPECT_EQ(r.limits[0].remaining, 400);
+  EXPECT_EQ(r.limits[1].in_use, 2);
+  EXPECT_EQ(RunAwaitable(limiter_.ReadKeyLimits("acme", "acme", tenant)).limits[0].remaining, 500)
+      << "a key named like the tenant has budgets of its own";
+
+  EXPECT_TRUE(RunAwaitable(limiter_.ResetTenant("acme", tenant)));
+  r = RunAwaitable(limiter_.ReadTenantLimits("acme", tenant));
+  EXPECT_EQ(r.limits[0].remaining, 500);
+  EXPECT_EQ(r.limits[1].in_use, 2) << "slots in use stay";
+}
+
 class FailingStore final : public Store {
  public:
   asio::awaitable<AdmitResult> Admit(const AdmitRequest&) override {

@@ -104,7 +104,7 @@ async function lifecycle(a, b) {
   assert.equal(limits.json.limits[1].requests, 100);
   assert.equal(limits.json.limits[1].remaining, 98);
   assert.ok(limits.json.limits[0].remaining < 5000);
-  assert.match(limits.json.limits[0].reset, /^(\d+ms|[\d.]+s|\d+m[\d.]+s)$/);
+  assert.match(limits.json.limits[0].resets_in, /^(\d+ms|[\d.]+s|\d+m[\d.]+s)$/);
 
   // Limits replaced: the next request on the other instance sees them in its headers.
   const put = await a.adminFetch('/admin/v1/keys/api-key-1/limits', {
@@ -126,7 +126,7 @@ async function lifecycle(a, b) {
   assert.equal(reset.status, 200, reset.text);
   const full = await a.adminFetch('/admin/v1/keys/api-key-1/limits');
   assert.equal(full.json.limits[0].remaining, 777);
-  assert.equal(full.json.limits[0].reset, '0s');
+  assert.equal(full.json.limits[0].resets_in, '0s');
 
   // Revoked: 401 on both instances.
   const del = await a.adminFetch('/admin/v1/keys/api-key-1', { method: 'DELETE' });
