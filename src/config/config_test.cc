@@ -321,6 +321,35 @@ TEST(ConfigErrors, ListenMustBeHostPort) {
               ElementsAre(std::string("admin.listen: ") + msg));
 }
 
+TEST(ConfigErrors, AdminListenMustNotTakeTheDataPlanesPort) {
+  const std::string msg = " takes the port of listen (";
+  for (const auto& [data, admin] :
+       std::vector<std::pair<std::string, std::string>>{{"127.0.0.1:8080", "127.0.0.1:8080"},
+                                                        {"0.0.0.0:8080", "127.0.0.1:8080"},
+                                                        {"127.0.0.1:8080", "0.0.0.0:8080"},
+                                                        {"'[::]:8080'", "127.0.0.1:8080"},
+                                                        {"'[::1]:8080'", "'[::]:8080'"},
+                                                        {"localhost:8080", "localhost:8080"}}) {
+    SCOPED_TRACE(data + " " + admin);
+    auto errors = Errors(WithModels("listen: " + data + "\nadmin: {listen: " + admin + "}\n"));
+    ASSERT_THAT(errors, SizeIs(1));
+    EXPECT_THAT(errors[0], HasSubstr("admin.listen: "));
+    EXPECT_THAT(errors[0], HasSubstr(msg));
+  }
+  EXPECT_THAT(Errors(WithModels("listen: 0.0.0.0:8080\nadmin: {listen: 127.0.0.1:8080}\n")),
+              ElementsAre("admin.listen: 127.0.0.1:8080 takes the port of listen (0.0.0.0:8080): "
+                          "the admin API needs a port of its own"));
+  // Other ports, port 0 (any free port), and addresses that do not cover each other are fine.
+  for (const auto& [data, admin] :
+       std::vector<std::pair<std::string, std::string>>{{"127.0.0.1:8080", "127.0.0.1:8081"},
+                                                        {"127.0.0.1:0", "127.0.0.1:0"},
+                                                        {"127.0.0.1:8080", "127.0.0.2:8080"},
+                                                        {"0.0.0.0:8080", "'[::1]:8080'"}}) {
+    SCOPED_TRACE(data + " " + admin);
+    EXPECT_NE(Ok(WithModels("listen: " + data + "\nadmin: {listen: " + admin + "}\n")), nullptr);
+  }
+}
+
 TEST(ConfigLoad, ListenAcceptsIpv6AndPortZero) {
   auto c = Ok(WithModels("listen: '[::]:0'\n"));
   ASSERT_NE(c, nullptr);

@@ -62,6 +62,25 @@ api_keys:
   assert.doesNotMatch(r.stderr, /sk-a/, 'secrets are never echoed');
 });
 
+test('--check-config exits 1 when admin.listen takes the port of listen', () => {
+  const dir = tempDir();
+  for (const [data, admin] of [['127.0.0.1:18080', '127.0.0.1:18080'],
+                               ['0.0.0.0:18080', '127.0.0.1:18080']]) {
+    const file = path.join(dir, 'same-port.yaml');
+    writeFileSync(file, `
+listen: ${data}
+admin: {listen: ${admin}, token: a-long-enough-admin-token}
+models:
+  - name: m
+    backends: [http://127.0.0.1:9]
+`);
+    const r = runGateway(['--check-config', file]);
+    assert.equal(r.code, 1, `stdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    assert.equal(r.stderr, `admin.listen: ${admin} takes the port of listen (${data}): ` +
+                           'the admin API needs a port of its own\n');
+  }
+});
+
 test('--check-config exits 1 for a missing file', () => {
   const r = runGateway(['--check-config', path.join(tempDir(), 'nope.yaml')]);
   assert.equal(r.code, 1);
