@@ -50,11 +50,13 @@ int RunGateway(const trl::AppOptions& options) {
   return opened.app->Stop();
 }
 
-void Usage() {
-  std::fprintf(stderr,
+// To stdout when asked for (--help, exit 0); to stderr after a wrong command line (exit 2).
+void Usage(std::FILE* out = stderr) {
+  std::fprintf(out,
                "usage: token-rate-limiter --config FILE [--threads N]\n"
                "       token-rate-limiter --check-config FILE\n"
-               "       token-rate-limiter --version\n");
+               "       token-rate-limiter --version\n"
+               "       token-rate-limiter --help\n");
 }
 
 }  // namespace
@@ -71,10 +73,15 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
+    if (arg == "--help" || arg == "-h") {
+      Usage(stdout);
+      return 0;
+    }
     if (arg == "--version") {
       std::printf("token-rate-limiter %s (%s)\n", TRL_VERSION, Allocator().c_str());
       return 0;
-    } else if (arg == "--config") {
+    }
+    if (arg == "--config") {
       options.config_path = value();
     } else if (arg == "--check-config") {
       check_path = value();

@@ -15,6 +15,23 @@ test('--version prints a version and exits 0', () => {
   assert.match(r.stdout, /\d+\.\d+\.\d+/);
 });
 
+for (const flag of ['--help', '-h']) {
+  test(`${flag} prints the usage on stdout and exits 0`, () => {
+    const r = runGateway([flag]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, '');
+    assert.match(r.stdout, /^usage: token-rate-limiter --config FILE/);
+    assert.match(r.stdout, /--check-config FILE/);
+  });
+}
+
+test('an unknown argument prints the usage on stderr and exits 2', () => {
+  const r = runGateway(['--colour']);
+  assert.equal(r.code, 2);
+  assert.equal(r.stdout, '');
+  assert.match(r.stderr, /^usage: token-rate-limiter --config FILE/);
+});
+
 test('--check-config exits 0 for a good config', () => {
   const dir = tempDir();
   const file = path.join(dir, 'good.yaml');
