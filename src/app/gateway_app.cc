@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/system/system_error.hpp>
 #include <csignal>
 #include <cstdio>
 
@@ -47,6 +49,7 @@ http::ServerOptions ServerOptionsFrom(const Config& config) {
   o.idle_timeout = config.server.idle_timeout;
   o.body_padding = kJsonBodyPadding;  // request fields are read in place
   o.max_connections = config.server.max_connections;
+  o.share_port = config.server.reuse_port;
   return o;
 }
 
@@ -69,6 +72,21 @@ void RaiseOpenFileLimit(size_t max_connections) {
         "(raise it, e.g. LimitNOFILE= or ulimit -n, or lower max_connections)",
         max_connections, 2 * max_connections + kReserved, limit.rlim_cur);
   }
+}
+
+// "listen: cannot listen on 127.0.0.1:8080: Address already in use (another process has the port:
+// stop it or pick another port)", `hint` appended to the parenthesis.
+std::string ListenError(const char* field, const HostPort& at, const std::exception& e,
+                        const char* hint) {
+  std::string error = std::string(field) + ": cannot listen on " + FormatHostPort(at.host, at.port);
+  const auto* system = dynamic_cast<const boost::system::system_error*>(&e);
+  if (!system) return error + ": " + e.what();
+  error += ": " + system->code().message();
+  if (system->code() == boost::asio::error::address_in_use) {
+    error +=
+        std::string(" (another process has the port: stop it or pick another port") + hint + ")";
+  }
+  return error;
 }
 
 int WorkerThreads(const AppOptions& options, const Config& config) {
@@ -186,11 +204,7 @@ void GatewayApp::MakeServers() {
 }
 
 std::string GatewayApp::Start() {
-  try {
-    Listen();
-  } catch (const std::exception& e) {
-    return std::string("cannot listen: ") + e.what();
-  }
+  if (std::string error = Listen(); !error.empty()) return error;
   data_server_->Start();
   if (admin_server_) admin_server_->Start();
   asio::co_spawn(
@@ -208,15 +222,26 @@ std::string GatewayApp::Start() {
   return "";
 }
 
-void GatewayApp::Listen() {
-  data_endpoint_ = data_server_->Listen(config_->listen.host, config_->listen.port);
+std::string GatewayApp::Listen() {
+  const HostPort& data = config_->listen;
+  try {
+    data_endpoint_ = data_server_->Listen(data.host, data.port);
+  } catch (const std::exception& e) {
+    return ListenError("listen", data, e,
+                       config_->server.reuse_port ? "" : ", or set server.reuse_port: true");
+  }
   std::printf("data plane listening on %s\n", Address(data_endpoint_).c_str());
   if (admin_server_) {
     const HostPort& at = *config_->admin.listen;
-    admin_endpoint_ = admin_server_->Listen(at.host, at.port);
+    try {
+      admin_endpoint_ = admin_server_->Listen(at.host, at.port);
+    } catch (const std::exception& e) {
+      return ListenError("admin.listen", at, e, "");
+    }
     std::printf("admin listening on %s\n", Address(*admin_endpoint_).c_str());
   }
   std::fflush(stdout);
+  return "";
 }
 
 ReloadOutcome GatewayApp::Reload() {

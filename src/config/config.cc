@@ -523,10 +523,11 @@ void Parser::ParseServer(const YAML::Node& node, ServerConfig& s) {
   const std::string p = "server";
   auto f = Map(node, p,
                {"threads", "max_body_bytes", "max_header_bytes", "header_timeout", "idle_timeout",
-                "shutdown_grace", "max_connections", "trusted_proxies"});
+                "shutdown_grace", "max_connections", "trusted_proxies", "reuse_port"});
   if (!f) return;
   constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
   if (auto* n = Get(*f, "threads")) SetAs(Int(*n, Field(p, "threads"), 0, kMaxThreads), s.threads);
+  if (auto* n = Get(*f, "reuse_port")) Set(Bool(*n, Field(p, "reuse_port")), s.reuse_port);
   if (auto* n = Get(*f, "max_body_bytes")) {
     SetAs(Int(*n, Field(p, "max_body_bytes"), 1, kInt64Max), s.max_body_bytes);
   }
@@ -1105,6 +1106,7 @@ std::vector<std::string> RestartOnlyChanges(const Config& running, const Config&
   check("server.idle_timeout", s.idle_timeout == t.idle_timeout);
   check("server.shutdown_grace", s.shutdown_grace == t.shutdown_grace);
   check("server.max_connections", s.max_connections == t.max_connections);
+  check("server.reuse_port", s.reuse_port == t.reuse_port);
   check("admin.listen", same_address(running.admin.listen, next.admin.listen));
   check("store.backend", running.store.backend == next.store.backend);
   check("store.data_dir", running.store.data_dir == next.store.data_dir);

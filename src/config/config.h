@@ -41,6 +41,10 @@ struct ServerConfig {
   // Clients whose X-Forwarded-* (and X-Real-IP, Forwarded) are believed: proxies in front of
   // the gateway. Anyone else's are dropped (IsTrustedProxy).
   std::vector<IpRange> trusted_proxies;
+  // true: `listen` joins other processes' listeners on its port (SO_REUSEPORT: several gateways
+  // on one host share the port and the kernel spreads connections). false: a port in use is a
+  // failure to start.
+  bool reuse_port = false;
 };
 
 struct AdminConfig {

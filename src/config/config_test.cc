@@ -366,6 +366,17 @@ TEST(ConfigErrors, ServerThreadsRange) {
   EXPECT_NE(Ok(WithModels("server: {threads: 256}\n")), nullptr);
 }
 
+TEST(ConfigLoad, ServerReusePortIsOptIn) {
+  auto c = Ok(WithModels(""));
+  ASSERT_NE(c, nullptr);
+  EXPECT_FALSE(c->server.reuse_port);
+  c = Ok(WithModels("server: {reuse_port: true}\n"));
+  ASSERT_NE(c, nullptr);
+  EXPECT_TRUE(c->server.reuse_port);
+  EXPECT_THAT(Errors(WithModels("server: {reuse_port: yes}\n")),
+              ElementsAre("server.reuse_port: must be true or false"));
+}
+
 TEST(ConfigErrors, ServerByteLimits) {
   EXPECT_THAT(Errors(WithModels("server: {max_body_bytes: 0}\n")),
               ElementsAre("server.max_body_bytes: must be a positive integer"));
@@ -1046,12 +1057,13 @@ TEST(Config, RestartOnlyChangesNamesWhatAReloadCannotApply) {
   ASSERT_NE(next, nullptr);
   EXPECT_THAT(RestartOnlyChanges(*running, *next), IsEmpty());
   next =
-      Ok(WithModels("server: {threads: 4, idle_timeout: 5s}\nusage: {flush_interval: 2s}\n"
+      Ok(WithModels("server: {threads: 4, idle_timeout: 5s, reuse_port: true}\n"
+                    "usage: {flush_interval: 2s}\n"
                     "metrics: {key_label: false}\nadmin: {listen: 127.0.0.1:9}\n"));
   ASSERT_NE(next, nullptr);
   EXPECT_THAT(RestartOnlyChanges(*running, *next),
-              ElementsAre("server.threads", "server.idle_timeout", "admin.listen",
-                          "usage.flush_interval", "metrics.key_label"));
+              ElementsAre("server.threads", "server.idle_timeout", "server.reuse_port",
+                          "admin.listen", "usage.flush_interval", "metrics.key_label"));
 }
 
 TEST(LimitsJson, AliasesResolved) {

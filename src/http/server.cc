@@ -633,6 +633,13 @@ Server::~Server() = default;
 
 tcp::endpoint Server::Listen(const std::string& host, uint16_t port) {
   tcp::endpoint endpoint(asio::ip::make_address(host), port);
+  if (!state_->options.share_port && port != 0) {
+    // The acceptors' SO_REUSEPORT (one per thread) would as well join another process's on this
+    // port and share its connections; a plain bind fails with EADDRINUSE instead.
+    tcp::acceptor probe(executors_.front(), endpoint.protocol());
+    probe.set_option(asio::socket_base::reuse_address(true));
+    probe.bind(endpoint);
+  }
   for (auto& executor : executors_) {
     auto acceptor = std::make_shared<tcp::acceptor>(executor);
     acceptor->open(endpoint.protocol());
