@@ -108,6 +108,7 @@ GatewayApp::Opened GatewayApp::Open(const AppOptions& options) {
   // ThreadSanitizer (which cannot see the guard of that construction inside the library) does
   // not take two threads' first log lines for a race.
   spdlog::default_logger_raw();
+  for (const auto& w : ConfigWarnings(*loaded.config)) spdlog::warn("config: {}", w);
   RaiseOpenFileLimit(loaded.config->server.max_connections);
   std::unique_ptr<GatewayApp> app(new GatewayApp(options));
   std::string error = app->OpenParts(std::move(loaded.config));

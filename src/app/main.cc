@@ -96,6 +96,8 @@ int main(int argc, char** argv) {
     trl::LoadResult r = trl::LoadConfigFile(check_path);
     for (const auto& e : r.errors) std::fprintf(stderr, "%s\n", e.c_str());
     if (!r.config) return 1;
+    for (const auto& w : trl::ConfigWarnings(*r.config))
+      std::fprintf(stderr, "warning: %s\n", w.c_str());
     std::printf("%s: OK\n", check_path.c_str());
     return 0;
   }

@@ -905,6 +905,7 @@ bool Parser::ParseKeySecret(const Fields& f, const std::string& p, ApiKeyConfig&
     auto secret = NonEmptyString(*plain, Field(p, "key"));
     if (!secret) return false;
     k.key_sha256 = Sha256Of(*secret);
+    k.key_length = secret->size();
     std::fill(secret->begin(), secret->end(), '\0');
     return true;
   }
