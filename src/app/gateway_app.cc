@@ -16,10 +16,15 @@
 #include "app/config_reload.h"
 #include "app/health_checker.h"
 #include "app/scheduled_tasks.h"
+#include "app/startup_log.h"
 #include "common/clock.h"
 #include "common/run_to_completion.h"
 #include "proxy/errors.h"
 #include "proxy/request_fields.h"
+
+#ifndef TRL_VERSION
+#define TRL_VERSION "0.0.0"
+#endif
 
 namespace trl {
 namespace {
@@ -206,6 +211,7 @@ void GatewayApp::MakeServers() {
 
 std::string GatewayApp::Start() {
   if (std::string error = Listen(); !error.empty()) return error;
+  LogStartup();
   data_server_->Start();
   if (admin_server_) admin_server_->Start();
   asio::co_spawn(
@@ -243,6 +249,16 @@ std::string GatewayApp::Listen() {
   }
   std::fflush(stdout);
   return "";
+}
+
+void GatewayApp::LogStartup() const {
+  const std::shared_ptr<const ManagedKeys> api_made = keys_->Current();
+  for (const auto& line :
+       StartupLines({TRL_VERSION, options_.config_path, config_.get(),
+                     api_made ? std::optional<size_t>(api_made->Size()) : std::nullopt,
+                     Address(data_endpoint_), admin_endpoint_ ? Address(*admin_endpoint_) : ""})) {
+    spdlog::info("{}", line);
+  }
 }
 
 ReloadOutcome GatewayApp::Reload() {

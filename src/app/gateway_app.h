@@ -90,6 +90,8 @@ class GatewayApp {
   void MakeServers();
   // "" once both listeners are bound; else why not, naming the field.
   std::string Listen();
+  // The start-up summary (StartupLines), once the listeners are bound.
+  void LogStartup() const;
   void StartThreads();
   void WaitForSignal();
   void BeginDrain(const std::string& why);

@@ -85,3 +85,22 @@ test('server.reuse_port: true lets two gateways share the data-plane port', asyn
   await assertServing(first);
   await assertServing(second);
 });
+
+test('a start logs what it runs: version, config, listeners, store, models, keys', async () => {
+  const gw = await startGateway({
+    models: [{ name: 'm', aliases: ['mm'], backends: ['http://127.0.0.1:9'] }],
+    tenants: [{ name: 't' }],
+    api_keys: [{ name: 'a', key: 'sk-startup-key-0123456789', tenant: 't' }],
+  });
+  const adminPort = new URL(gw.adminUrl).port;
+  const info = (text) => new RegExp(`^\\[[^\\]]+\\] \\[info\\] ${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+  const version = runGateway(['--version']).stdout.split(' ')[1];
+  await gw.proc.waitForLine(info(
+      `token-rate-limiter ${version} started with config ${gw.configPath}; listening on ` +
+      `127.0.0.1:${gw.port} (data plane), 127.0.0.1:${adminPort} (admin)`));
+  await gw.proc.waitForLine(info(`store: memory, data_dir ${path.join(gw.dir, 'data')}`));
+  await gw.proc.waitForLine(info('models: m (aliases mm) -> http://127.0.0.1:9'));
+  await gw.proc.waitForLine(info('keys: 1 in the config, 0 made through the admin API; tenants: 1'));
+  const output = [...gw.proc.stdout, ...gw.proc.stderr].join('\n');
+  assert.doesNotMatch(output, /bb-admin-token|sk-startup-key/, 'no secret in the log');
+});
