@@ -252,10 +252,11 @@ std::string GatewayApp::Listen() {
 }
 
 void GatewayApp::LogStartup() const {
-  const std::shared_ptr<const ManagedKeys> api_made = keys_->Current();
+  // Redis: the first key sync, after the start, loads them (LoadApiKeys).
+  const std::optional<size_t> api_made =
+      stores_.redis ? std::nullopt : std::optional<size_t>(keys_->Current()->Size());
   for (const auto& line :
-       StartupLines({TRL_VERSION, options_.config_path, config_.get(),
-                     api_made ? std::optional<size_t>(api_made->Size()) : std::nullopt,
+       StartupLines({TRL_VERSION, options_.config_path, config_.get(), api_made,
                      Address(data_endpoint_), admin_endpoint_ ? Address(*admin_endpoint_) : ""})) {
     spdlog::info("{}", line);
   }
