@@ -54,6 +54,17 @@ bool OpenEmbeddedStores(const Config& config, AppStores& stores, std::string* er
 
 bool OpenStores(const Config& config, std::span<asio::io_context* const> io_threads,
                 AppStores& stores, std::string* error) {
+  if (config.store.backend == StoreBackend::kMemory || config.store.journal) {
+    const std::string& dir = config.store.data_dir;
+    std::string why;
+    stores.data_dir_lock = DirLock::Acquire(dir, &why);
+    if (!stores.data_dir_lock) {
+      *error = why.starts_with(DirLock::kInUse) ? "store.data_dir: " + dir + ": " + why +
+                                                      "; each gateway needs a data_dir of its own"
+                                                : "store.data_dir: cannot open " + dir + ": " + why;
+      return false;
+    }
+  }
   const bool opened = config.store.backend == StoreBackend::kRedis
                           ? OpenRedisStores(config, io_threads, stores, error)
                           : OpenEmbeddedStores(config, stores, error);

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/dir_lock.h"
 #include "common/journal.h"
 #include "config/config.h"
 #include "keys/key_store.h"
@@ -25,6 +26,10 @@
 namespace trl {
 
 struct AppStores {
+  // data_dir, locked while the process uses it (the embedded store, or the journal): a second
+  // gateway on it would spend the same budgets and replay the same journal. Made first, so
+  // destroyed last.
+  std::unique_ptr<DirLock> data_dir_lock;
   std::unique_ptr<MemoryStore> memory;  // embedded only
   std::unique_ptr<RedisStore> redis;    // redis only
   Store* budgets = nullptr;             // whichever of the two is open
@@ -38,7 +43,8 @@ struct AppStores {
 // starts without it (/readyz says when it answers; until then decisions follow
 // store.on_store_error), and each of `io_threads` gets a lane to it (RedisStore::Create); they
 // must outlive the stores. False and *error (naming the config field) when a store cannot be
-// opened: an unusable Redis URL, a data_dir that cannot be read or written.
+// opened: an unusable Redis URL, a data_dir that cannot be read or written or that another
+// process holds (DirLock).
 bool OpenStores(const Config& config, std::span<asio::io_context* const> io_threads,
                 AppStores& stores, std::string* error);
 

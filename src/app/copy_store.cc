@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 
+#include "common/dir_lock.h"
 #include "common/redis_url.h"
 #include "common/run_to_completion.h"
 #include "config/config.h"
@@ -29,6 +30,7 @@ constexpr int64_t kMaxUsageRangeSeconds = int64_t{400} * 86'400;  // what a usag
 // One side of the copy: its key store and usage sink, and the Redis client under them.
 struct Side {
   std::string name;  // "Redis redis://...", "the embedded store in DIR": never a password
+  std::unique_ptr<DirLock> lock;  // embedded: the data_dir, as a gateway holds it
   std::unique_ptr<redis::RedisClient> client;
   std::unique_ptr<KeyStore> keys;
   std::unique_ptr<UsageSink> usage;
@@ -39,6 +41,12 @@ std::optional<Side> Open(const Config& config, std::string* error) {
   if (config.store.backend != StoreBackend::kRedis) {
     const std::string& dir = config.store.data_dir;
     side.name = "the embedded store in " + dir;
+    // A gateway running on it would go on writing what is being copied.
+    side.lock = DirLock::Acquire(dir, error);
+    if (!side.lock) {
+      *error = dir + ": " + *error;
+      return std::nullopt;
+    }
     side.keys = OpenSqliteKeyStore(dir, error);
     if (side.keys) side.usage = OpenSqliteUsageSink(dir, error);
     if (!side.usage) return std::nullopt;

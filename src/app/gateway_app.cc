@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/system/system_error.hpp>
 #include <csignal>
 #include <cstdio>
 
@@ -14,10 +16,15 @@
 #include "app/config_reload.h"
 #include "app/health_checker.h"
 #include "app/scheduled_tasks.h"
+#include "app/startup_log.h"
 #include "common/clock.h"
 #include "common/run_to_completion.h"
 #include "proxy/errors.h"
 #include "proxy/request_fields.h"
+
+#ifndef TRL_VERSION
+#define TRL_VERSION "0.0.0"
+#endif
 
 namespace trl {
 namespace {
@@ -47,6 +54,7 @@ http::ServerOptions ServerOptionsFrom(const Config& config) {
   o.idle_timeout = config.server.idle_timeout;
   o.body_padding = kJsonBodyPadding;  // request fields are read in place
   o.max_connections = config.server.max_connections;
+  o.share_port = config.server.reuse_port;
   return o;
 }
 
@@ -71,6 +79,21 @@ void RaiseOpenFileLimit(size_t max_connections) {
   }
 }
 
+// "listen: cannot listen on 127.0.0.1:8080: Address already in use (another process has the port:
+// stop it or pick another port)", `hint` appended to the parenthesis.
+std::string ListenError(const char* field, const HostPort& at, const std::exception& e,
+                        const char* hint) {
+  std::string error = std::string(field) + ": cannot listen on " + FormatHostPort(at.host, at.port);
+  const auto* system = dynamic_cast<const boost::system::system_error*>(&e);
+  if (!system) return error + ": " + e.what();
+  error += ": " + system->code().message();
+  if (system->code() == boost::asio::error::address_in_use) {
+    error +=
+        std::string(" (another process has the port: stop it or pick another port") + hint + ")";
+  }
+  return error;
+}
+
 int WorkerThreads(const AppOptions& options, const Config& config) {
   int threads = options.threads_override >= 0 ? options.threads_override : config.server.threads;
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -90,6 +113,7 @@ GatewayApp::Opened GatewayApp::Open(const AppOptions& options) {
   // ThreadSanitizer (which cannot see the guard of that construction inside the library) does
   // not take two threads' first log lines for a race.
   spdlog::default_logger_raw();
+  for (const auto& w : ConfigWarnings(*loaded.config)) spdlog::warn("config: {}", w);
   RaiseOpenFileLimit(loaded.config->server.max_connections);
   std::unique_ptr<GatewayApp> app(new GatewayApp(options));
   std::string error = app->OpenParts(std::move(loaded.config));
@@ -186,11 +210,8 @@ void GatewayApp::MakeServers() {
 }
 
 std::string GatewayApp::Start() {
-  try {
-    Listen();
-  } catch (const std::exception& e) {
-    return std::string("cannot listen: ") + e.what();
-  }
+  if (std::string error = Listen(); !error.empty()) return error;
+  LogStartup();
   data_server_->Start();
   if (admin_server_) admin_server_->Start();
   asio::co_spawn(
@@ -208,15 +229,37 @@ std::string GatewayApp::Start() {
   return "";
 }
 
-void GatewayApp::Listen() {
-  data_endpoint_ = data_server_->Listen(config_->listen.host, config_->listen.port);
+std::string GatewayApp::Listen() {
+  const HostPort& data = config_->listen;
+  try {
+    data_endpoint_ = data_server_->Listen(data.host, data.port);
+  } catch (const std::exception& e) {
+    return ListenError("listen", data, e,
+                       config_->server.reuse_port ? "" : ", or set server.reuse_port: true");
+  }
   std::printf("data plane listening on %s\n", Address(data_endpoint_).c_str());
   if (admin_server_) {
     const HostPort& at = *config_->admin.listen;
-    admin_endpoint_ = admin_server_->Listen(at.host, at.port);
+    try {
+      admin_endpoint_ = admin_server_->Listen(at.host, at.port);
+    } catch (const std::exception& e) {
+      return ListenError("admin.listen", at, e, "");
+    }
     std::printf("admin listening on %s\n", Address(*admin_endpoint_).c_str());
   }
   std::fflush(stdout);
+  return "";
+}
+
+void GatewayApp::LogStartup() const {
+  // Redis: the first key sync, after the start, loads them (LoadApiKeys).
+  const std::optional<size_t> api_made =
+      stores_.redis ? std::nullopt : std::optional<size_t>(keys_->Current()->Size());
+  for (const auto& line :
+       StartupLines({TRL_VERSION, options_.config_path, config_.get(), api_made,
+                     Address(data_endpoint_), admin_endpoint_ ? Address(*admin_endpoint_) : ""})) {
+    spdlog::info("{}", line);
+  }
 }
 
 ReloadOutcome GatewayApp::Reload(ReloadMode mode) {

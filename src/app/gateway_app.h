@@ -71,7 +71,8 @@ class GatewayApp {
   GatewayApp(const GatewayApp&) = delete;
   GatewayApp& operator=(const GatewayApp&) = delete;
 
-  // "" once everything runs; else why not ("cannot listen: ..."), nothing started.
+  // "" once everything runs; else why not ("listen: cannot listen on HOST:PORT: ..."), nothing
+  // started.
   std::string Start();
   void Serve();
   void Drain();
@@ -87,7 +88,10 @@ class GatewayApp {
   std::string OpenParts(std::shared_ptr<const Config> config);
   std::string LoadApiKeys();
   void MakeServers();
-  void Listen();
+  // "" once both listeners are bound; else why not, naming the field.
+  std::string Listen();
+  // The start-up summary (StartupLines), once the listeners are bound.
+  void LogStartup() const;
   void StartThreads();
   void WaitForSignal();
   void BeginDrain(const std::string& why);

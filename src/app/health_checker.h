@@ -1,6 +1,9 @@
 // Active health checks: every backend of every model is probed with GET <base>/health (what
 // vLLM answers) on an interval; a probe that fails ejects the backend (with backoff), one that
-// succeeds brings it back. Runs on the control thread, never on a data-plane I/O thread.
+// succeeds brings it back. Each change is logged with its reason ("GET /health answered HTTP
+// 404", "no answer within 1s", "connect: Connection refused"), and so is a new reason while a
+// backend stays down; steady failures are logged once. Runs on the control thread, never on a
+// data-plane I/O thread.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>

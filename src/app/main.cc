@@ -65,12 +65,14 @@ int PrintConfigDiff(const trl::Config& next, const std::string& running_path) {
   return 0;
 }
 
-void Usage() {
-  std::fprintf(stderr,
+// To stdout when asked for (--help, exit 0); to stderr after a wrong command line (exit 2).
+void Usage(std::FILE* out = stderr) {
+  std::fprintf(out,
                "usage: token-rate-limiter --config FILE [--threads N]\n"
                "       token-rate-limiter --check-config FILE [--diff RUNNING_FILE]\n"
                "       token-rate-limiter copy-store --from FILE --to FILE\n"
-               "       token-rate-limiter --version\n");
+               "       token-rate-limiter --version\n"
+               "       token-rate-limiter --help\n");
 }
 
 // copy-store --from FILE --to FILE (src/app/copy_store.h).
@@ -110,10 +112,15 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
+    if (arg == "--help" || arg == "-h") {
+      Usage(stdout);
+      return 0;
+    }
     if (arg == "--version") {
       std::printf("token-rate-limiter %s (%s)\n", TRL_VERSION, Allocator().c_str());
       return 0;
-    } else if (arg == "--config") {
+    }
+    if (arg == "--config") {
       options.config_path = value();
     } else if (arg == "--check-config") {
       check_path = value();
@@ -130,6 +137,8 @@ int main(int argc, char** argv) {
     trl::LoadResult r = trl::LoadConfigFile(check_path);
     for (const auto& e : r.errors) std::fprintf(stderr, "%s\n", e.c_str());
     if (!r.config) return 1;
+    for (const auto& w : trl::ConfigWarnings(*r.config))
+      std::fprintf(stderr, "warning: %s\n", w.c_str());
     std::printf("%s: OK\n", check_path.c_str());
     if (!diff_path.empty()) return PrintConfigDiff(*r.config, diff_path);
     return 0;

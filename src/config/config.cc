@@ -253,6 +253,32 @@ std::string Quote(std::string_view s) {
   return out;
 }
 
+// The IPv4 address `a` is or maps to ("::ffff:127.0.0.1"), if any.
+std::optional<boost::asio::ip::address_v4> AsV4(const boost::asio::ip::address& a) {
+  if (a.is_v4()) return a.to_v4();
+  if (a.to_v6().is_v4_mapped())
+    return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, a.to_v6());
+  return std::nullopt;
+}
+
+// Whether two listeners would take the same port: the same address, or a wildcard that covers
+// the other (0.0.0.0 every IPv4 address; ::, dual-stack on Linux, every address). Port 0 (any
+// free port) never clashes; names ("localhost") are compared as written.
+bool ListenersOverlap(const HostPort& a, const HostPort& b) {
+  if (a.port == 0 || a.port != b.port) return false;
+  if (a.host == b.host) return true;
+  boost::system::error_code ec_a;
+  boost::system::error_code ec_b;
+  const auto x = boost::asio::ip::make_address(a.host, ec_a);
+  const auto y = boost::asio::ip::make_address(b.host, ec_b);
+  if (ec_a || ec_b) return false;
+  if (x == y) return true;
+  if ((x.is_v6() && x.is_unspecified()) || (y.is_v6() && y.is_unspecified())) return true;
+  const auto x4 = AsV4(x);
+  const auto y4 = AsV4(y);
+  return x4 && y4 && (*x4 == *y4 || x4->is_unspecified() || y4->is_unspecified());
+}
+
 class Parser {
  public:
   explicit Parser(std::vector<std::string>& errors) : errors_(errors) {}
@@ -468,9 +494,17 @@ void Parser::Parse(const YAML::Node& root, Config& c) {
     Error("models", "at least one model is required");
   }
 
-  if (auto* n = Get(*top, "listen")) Set(Listen(*n, "listen"), c.listen);
+  std::optional<HostPort> listen = c.listen;
+  if (auto* n = Get(*top, "listen")) listen = Listen(*n, "listen");
+  Set(listen, c.listen);
   if (auto* n = Get(*top, "server")) ParseServer(*n, c.server);
   if (auto* n = Get(*top, "admin")) ParseAdmin(*n, c.admin);
+  if (listen && c.admin.listen && ListenersOverlap(*listen, *c.admin.listen)) {
+    Error("admin.listen", FormatHostPort(c.admin.listen->host, c.admin.listen->port) +
+                              " takes the port of listen (" +
+                              FormatHostPort(listen->host, listen->port) +
+                              "): the admin API needs a port of its own");
+  }
   if (auto* n = Get(*top, "store")) ParseStore(*n, c.store);
   if (auto* n = Get(*top, "identity")) ParseIdentity(*n, c.identity);
   if (auto* n = Get(*top, "usage")) ParseUsage(*n, c.usage);
@@ -489,10 +523,11 @@ void Parser::ParseServer(const YAML::Node& node, ServerConfig& s) {
   const std::string p = "server";
   auto f = Map(node, p,
                {"threads", "max_body_bytes", "max_header_bytes", "header_timeout", "idle_timeout",
-                "shutdown_grace", "max_connections", "trusted_proxies"});
+                "shutdown_grace", "max_connections", "trusted_proxies", "reuse_port"});
   if (!f) return;
   constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
   if (auto* n = Get(*f, "threads")) SetAs(Int(*n, Field(p, "threads"), 0, kMaxThreads), s.threads);
+  if (auto* n = Get(*f, "reuse_port")) Set(Bool(*n, Field(p, "reuse_port")), s.reuse_port);
   if (auto* n = Get(*f, "max_body_bytes")) {
     SetAs(Int(*n, Field(p, "max_body_bytes"), 1, kInt64Max), s.max_body_bytes);
   }
@@ -870,6 +905,7 @@ bool Parser::ParseKeySecret(const Fields& f, const std::string& p, ApiKeyConfig&
     auto secret = NonEmptyString(*plain, Field(p, "key"));
     if (!secret) return false;
     k.key_sha256 = Sha256Of(*secret);
+    k.key_length = secret->size();
     std::fill(secret->begin(), secret->end(), '\0');
     return true;
   }
@@ -1071,6 +1107,7 @@ std::vector<std::string> RestartOnlyChanges(const Config& running, const Config&
   check("server.idle_timeout", s.idle_timeout == t.idle_timeout);
   check("server.shutdown_grace", s.shutdown_grace == t.shutdown_grace);
   check("server.max_connections", s.max_connections == t.max_connections);
+  check("server.reuse_port", s.reuse_port == t.reuse_port);
   check("admin.listen", same_address(running.admin.listen, next.admin.listen));
   check("store.backend", running.store.backend == next.store.backend);
   check("store.data_dir", running.store.data_dir == next.store.data_dir);

@@ -41,6 +41,10 @@ struct ServerConfig {
   // Clients whose X-Forwarded-* (and X-Real-IP, Forwarded) are believed: proxies in front of
   // the gateway. Anyone else's are dropped (IsTrustedProxy).
   std::vector<IpRange> trusted_proxies;
+  // true: `listen` joins other processes' listeners on its port (SO_REUSEPORT: several gateways
+  // on one host share the port and the kernel spreads connections). false: a port in use is a
+  // failure to start.
+  bool reuse_port = false;
 };
 
 struct AdminConfig {
@@ -160,6 +164,7 @@ struct ApiKeyConfig {
   std::vector<std::string> models;  // canonical names; empty: every model
   std::vector<LimitConfig> limits;
   bool limits_set = false;  // false: default_limits apply
+  size_t key_length = 0;    // the plaintext `key`'s length (ConfigWarnings); 0: key_sha256
 };
 
 struct Config {
@@ -193,6 +198,14 @@ struct LoadResult {
   std::vector<std::string> errors;
 };
 LoadResult LoadConfigFile(const std::string& path);
+
+// What a valid config probably gets wrong, one line each, naming the field ("admin.token: ..."):
+// no admin token or an example one, a key secret shorter than kMinSecretLength, a model's
+// max_output_tokens above a token limit that applies to it (a request without max_tokens could
+// never fit), a backend URL ending in /v1. `--check-config` prints them and a start logs them;
+// neither refuses the config. Never contains a secret.
+inline constexpr size_t kMinSecretLength = 20;
+std::vector<std::string> ConfigWarnings(const Config& config);
 
 // The settings a reload does not apply (listeners, threads, timeouts, the store, usage, metrics
 // labels: they are set up once at start) that differ between `running` and `next`, by field path

@@ -321,6 +321,35 @@ TEST(ConfigErrors, ListenMustBeHostPort) {
               ElementsAre(std::string("admin.listen: ") + msg));
 }
 
+TEST(ConfigErrors, AdminListenMustNotTakeTheDataPlanesPort) {
+  const std::string msg = " takes the port of listen (";
+  for (const auto& [data, admin] :
+       std::vector<std::pair<std::string, std::string>>{{"127.0.0.1:8080", "127.0.0.1:8080"},
+                                                        {"0.0.0.0:8080", "127.0.0.1:8080"},
+                                                        {"127.0.0.1:8080", "0.0.0.0:8080"},
+                                                        {"'[::]:8080'", "127.0.0.1:8080"},
+                                                        {"'[::1]:8080'", "'[::]:8080'"},
+                                                        {"localhost:8080", "localhost:8080"}}) {
+    SCOPED_TRACE(data + " " + admin);
+    auto errors = Errors(WithModels("listen: " + data + "\nadmin: {listen: " + admin + "}\n"));
+    ASSERT_THAT(errors, SizeIs(1));
+    EXPECT_THAT(errors[0], HasSubstr("admin.listen: "));
+    EXPECT_THAT(errors[0], HasSubstr(msg));
+  }
+  EXPECT_THAT(Errors(WithModels("listen: 0.0.0.0:8080\nadmin: {listen: 127.0.0.1:8080}\n")),
+              ElementsAre("admin.listen: 127.0.0.1:8080 takes the port of listen (0.0.0.0:8080): "
+                          "the admin API needs a port of its own"));
+  // Other ports, port 0 (any free port), and addresses that do not cover each other are fine.
+  for (const auto& [data, admin] :
+       std::vector<std::pair<std::string, std::string>>{{"127.0.0.1:8080", "127.0.0.1:8081"},
+                                                        {"127.0.0.1:0", "127.0.0.1:0"},
+                                                        {"127.0.0.1:8080", "127.0.0.2:8080"},
+                                                        {"0.0.0.0:8080", "'[::1]:8080'"}}) {
+    SCOPED_TRACE(data + " " + admin);
+    EXPECT_NE(Ok(WithModels("listen: " + data + "\nadmin: {listen: " + admin + "}\n")), nullptr);
+  }
+}
+
 TEST(ConfigLoad, ListenAcceptsIpv6AndPortZero) {
   auto c = Ok(WithModels("listen: '[::]:0'\n"));
   ASSERT_NE(c, nullptr);
@@ -335,6 +364,17 @@ TEST(ConfigErrors, ServerThreadsRange) {
                 ElementsAre("server.threads: must be an integer from 0 to 256"));
   }
   EXPECT_NE(Ok(WithModels("server: {threads: 256}\n")), nullptr);
+}
+
+TEST(ConfigLoad, ServerReusePortIsOptIn) {
+  auto c = Ok(WithModels(""));
+  ASSERT_NE(c, nullptr);
+  EXPECT_FALSE(c->server.reuse_port);
+  c = Ok(WithModels("server: {reuse_port: true}\n"));
+  ASSERT_NE(c, nullptr);
+  EXPECT_TRUE(c->server.reuse_port);
+  EXPECT_THAT(Errors(WithModels("server: {reuse_port: yes}\n")),
+              ElementsAre("server.reuse_port: must be true or false"));
 }
 
 TEST(ConfigErrors, ServerByteLimits) {
@@ -1017,12 +1057,111 @@ TEST(Config, RestartOnlyChangesNamesWhatAReloadCannotApply) {
   ASSERT_NE(next, nullptr);
   EXPECT_THAT(RestartOnlyChanges(*running, *next), IsEmpty());
   next =
-      Ok(WithModels("server: {threads: 4, idle_timeout: 5s}\nusage: {flush_interval: 2s}\n"
+      Ok(WithModels("server: {threads: 4, idle_timeout: 5s, reuse_port: true}\n"
+                    "usage: {flush_interval: 2s}\n"
                     "metrics: {key_label: false}\nadmin: {listen: 127.0.0.1:9}\n"));
   ASSERT_NE(next, nullptr);
   EXPECT_THAT(RestartOnlyChanges(*running, *next),
-              ElementsAre("server.threads", "server.idle_timeout", "admin.listen",
-                          "usage.flush_interval", "metrics.key_label"));
+              ElementsAre("server.threads", "server.idle_timeout", "server.reuse_port",
+                          "admin.listen", "usage.flush_interval", "metrics.key_label"));
+}
+
+// ----------------------------------------------------------------------------------------------
+// ConfigWarnings: accepted, but probably wrong.
+// ----------------------------------------------------------------------------------------------
+
+std::vector<std::string> Warnings(const std::string& yaml) {
+  auto c = Ok(yaml);
+  return c ? ConfigWarnings(*c) : std::vector<std::string>{"(did not load)"};
+}
+
+constexpr const char* kGoodAdmin = "admin: {listen: 127.0.0.1:0, token: 0123456789abcdef0123}\n";
+
+TEST(ConfigWarnings, NoneForAGoodConfig) {
+  EXPECT_THAT(Warnings(WithModels(std::string(kGoodAdmin) +
+                                  "api_keys:\n"
+                                  "  - {name: a, key: sk-0123456789abcdef0123}\n"
+                                  "  - {name: b, key_sha256: " +
+                                  std::string(64, 'a') + "}\n")),
+              IsEmpty());
+  EXPECT_THAT(Warnings(WithModels("")), IsEmpty()) << "no admin listener: no token needed";
+}
+
+TEST(ConfigWarnings, AdminTokenMissingExampleOrShort) {
+  EXPECT_THAT(Warnings(WithModels("admin: {listen: 127.0.0.1:0}\n")),
+              ElementsAre("admin.token: not set: every /admin/v1 route answers 401"));
+  for (const char* token :
+       {"change-me", "CHANGEME", "demo-admin-token", "admin", "my-example-token-long-enough"}) {
+    SCOPED_TRACE(token);
+    EXPECT_THAT(
+        Warnings(WithModels(std::string("admin: {listen: 127.0.0.1:0, token: ") + token + "}\n")),
+        ElementsAre("admin.token: an example value: set a secret of your own"));
+  }
+  EXPECT_THAT(Warnings(WithModels("admin: {listen: 127.0.0.1:0, token: abc123xyz}\n")),
+              ElementsAre("admin.token: shorter than 20 characters: easy to guess"));
+}
+
+TEST(ConfigWarnings, ShortKeySecretNamedWithoutItsText) {
+  auto w =
+      Warnings(WithModels(std::string(kGoodAdmin) + "api_keys:\n"
+                                                    "  - {name: a, key: sk-0123456789abcdef0123}\n"
+                                                    "  - {name: b, key: sk-short}\n"));
+  EXPECT_THAT(w, ElementsAre("api_keys[1].key: 8 characters; use 20 or more (e.g. openssl rand "
+                             "-hex 24)"));
+  EXPECT_THAT(w[0], Not(HasSubstr("sk-short")));
+}
+
+TEST(ConfigWarnings, MaxOutputTokensAboveATokenLimitThatApplies) {
+  const std::string yaml = std::string(kGoodAdmin) + R"(
+models:
+  - name: m1
+    max_output_tokens: 2000
+    backends: [http://b1:8000]
+  - name: m2
+    max_output_tokens: 100
+    backends: [http://b2:8000]
+default_limits: [{tokens: 1500, per: 1m}]
+tenants:
+  - name: t
+    limits: [{tokens: 50, per: 1m, model: m2}, {requests: 1, per: 1m}]
+api_keys:
+  - name: a
+    key_sha256: )" + std::string(64, 'a') +
+                           R"(
+    models: [m2]
+    limits: [{tokens: 10, per: 1d}]
+  - name: b
+    key_sha256: )" + std::string(64, 'b') +
+                           R"(
+    limits: [{tokens: 5000, per: 1m}, {tokens: 1000, per: 1h, model: m1}]
+)";
+  EXPECT_THAT(
+      Warnings(yaml),
+      ElementsAre("models[0].max_output_tokens: 2000 is more than the 1500 tokens of "
+                  "default_limits[0]: a request to m1 without max_tokens would be refused (400); "
+                  "lower it or raise the limit",
+                  "models[0].max_output_tokens: 2000 is more than the 1000 tokens of "
+                  "api_keys[1].limits[1]: a request to m1 without max_tokens would be refused "
+                  "(400); lower it or raise the limit",
+                  "models[1].max_output_tokens: 100 is more than the 50 tokens of "
+                  "tenants[0].limits[0]: a request to m2 without max_tokens would be refused "
+                  "(400); lower it or raise the limit",
+                  "models[1].max_output_tokens: 100 is more than the 10 tokens of "
+                  "api_keys[0].limits[0]: a request to m2 without max_tokens would be refused "
+                  "(400); lower it or raise the limit"));
+}
+
+TEST(ConfigWarnings, BackendUrlEndingInV1) {
+  const std::string yaml = std::string(kGoodAdmin) + R"(
+models:
+  - name: m
+    backends: [http://b1:8000/v1, http://b2:8000/v1/, http://b3:8000/prefix, http://b4:8000/v10]
+)";
+  const std::string tail =
+      ": ends in /v1, which the gateway adds itself (requests would go to "
+      ".../v1/v1/chat/completions, health checks to .../v1/health): leave it out";
+  EXPECT_THAT(Warnings(yaml),
+              ElementsAre("models[0].backends[0]" + tail, "models[0].backends[1]" + tail));
 }
 
 TEST(LimitsJson, AliasesResolved) {

@@ -633,6 +633,15 @@ Server::~Server() = default;
 
 tcp::endpoint Server::Listen(const std::string& host, uint16_t port) {
   tcp::endpoint endpoint(asio::ip::make_address(host), port);
+  if (!state_->options.share_port && port != 0) {
+    // The acceptors' SO_REUSEPORT (one per thread) would as well join another process's on this
+    // port and share its connections; a plain bind fails with EADDRINUSE instead. (A process
+    // binding in the instant between the probe and the acceptors could still join: the
+    // gateway's data_dir lock refuses a second one on the same store regardless.)
+    tcp::acceptor probe(executors_.front(), endpoint.protocol());
+    probe.set_option(asio::socket_base::reuse_address(true));
+    probe.bind(endpoint);
+  }
   for (auto& executor : executors_) {
     auto acceptor = std::make_shared<tcp::acceptor>(executor);
     acceptor->open(endpoint.protocol());

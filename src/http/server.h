@@ -103,6 +103,9 @@ struct ServerOptions {
   // closes (each open connection holds a descriptor, and one more to its backend while a
   // request is in flight).
   size_t max_connections = 10'000;
+  // false: Listen fails (EADDRINUSE) on a port another socket already listens on. true: it joins
+  // another process's SO_REUSEPORT listeners there, and the kernel spreads connections over all.
+  bool share_port = false;
 };
 
 // How a handler answers. Either Send one whole response, or StartStream, WriteChunk..., then
@@ -153,7 +156,8 @@ class Server {
   ~Server();
 
   // Binds one SO_REUSEPORT acceptor per executor on host:port (port 0: any free port, shared by
-  // all acceptors). Returns the bound endpoint. Throws on failure (startup only).
+  // all acceptors); a port in use fails unless ServerOptions::share_port. Returns the bound
+  // endpoint. Throws on failure (startup only).
   asio::ip::tcp::endpoint Listen(const std::string& host, uint16_t port);
   // Starts the accept loops. Call once, after Listen.
   void Start();

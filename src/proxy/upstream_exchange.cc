@@ -1,5 +1,7 @@
 #include "proxy/upstream_exchange.h"
 
+#include <spdlog/spdlog.h>
+
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -403,6 +405,14 @@ asio::awaitable<void> RelayPlainAnswer(Relay& r, UpstreamSocket& stream, beast::
                          relayed ? std::string_view(r.req.head_lines) : std::string_view());
 }
 
+// Counts a failure against `backend`; the one that takes it out of rotation is logged with
+// `reason` (once per outage: the log costs the request path nothing in steady state).
+void ReportBackendFailure(Backend& backend, std::string_view reason) {
+  if (backend.ReportFailure(std::chrono::steady_clock::now())) {
+    spdlog::warn("backend {} is down: {}; taken out of rotation", backend.Url().url, reason);
+  }
+}
+
 // The backend's answer, relayed to the client while `watch` looks out for the client leaving.
 // Sets `reusable` when the connection may go back to the pool.
 asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnection& conn,
@@ -430,7 +440,7 @@ asio::awaitable<Attempt> ReadAnswer(Relay& r, Backend& backend, UpstreamConnecti
       r.result.reached_backend = false;
       co_return Attempt::kRetryFresh;
     }
-    if (!timeout) backend.ReportFailure(std::chrono::steady_clock::now());
+    if (!timeout) ReportBackendFailure(backend, "closed the connection without answering");
     co_await r.writer.Send(BackendFailure(r, ReadFailure(stream, UpstreamFailure::kReset),
                                           "closed the connection without answering"));
     co_return Attempt::kDone;
@@ -463,7 +473,7 @@ asio::awaitable<Attempt> TryBackend(Relay& r, Backend& backend, bool fresh) {
   UpstreamConnection conn;
   if (auto ec = co_await r.pool.Acquire(backend.Url(), std::min(kConnectTimeout, model.timeout),
                                         fresh, conn)) {
-    backend.ReportFailure(std::chrono::steady_clock::now());
+    ReportBackendFailure(backend, "connect: " + ec.message());
     r.result.failure = UpstreamFailure::kConnect;
     co_return Attempt::kRetryOther;
   }
@@ -476,7 +486,7 @@ asio::awaitable<Attempt> TryBackend(Relay& r, Backend& backend, bool fresh) {
   if (wec) {
     // A pooled connection the backend closed meanwhile: it never saw the request.
     if (conn.reused) co_return Attempt::kRetryFresh;
-    backend.ReportFailure(std::chrono::steady_clock::now());
+    ReportBackendFailure(backend, "sending the request: " + wec.message());
     r.result.failure = UpstreamFailure::kReset;
     co_return Attempt::kRetryOther;
   }

@@ -122,6 +122,12 @@ test('copy-store moves API-made keys and usage from the embedded store to Redis'
                                { key: made.json.key });
   assert.equal(served.status, 200, 'the same secret works on Redis');
 
+  const running = await startGateway(config(mock, embeddedStore));
+  const busy = runGateway(['copy-store', '--from', from, '--to', to]);
+  assert.equal(busy.code, 1);
+  assert.match(busy.stderr, /^copy-store: .*data: .*in use by another process \(pid \d+\)/);
+  await running.stop();
+
   const again = runGateway(['copy-store', '--from', from, '--to', to]);
   assert.equal(again.code, 1);
   assert.equal(again.stderr, `copy-store: Redis redis://127.0.0.1:${redis.port}/0 already holds ` +
