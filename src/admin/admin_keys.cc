@@ -311,6 +311,17 @@ asio::awaitable<http::Response> AdminApi::KeyLimits(std::string_view name) {
   boost::json::object root;
   root["name"] = name;
   root["limits"] = ReadingsJson(readings);
+  // The tenant's own budgets apply too: every limit a request of this key is judged against.
+  root["tenant"] = nullptr;
+  if (!identity->tenant.empty()) {
+    LimitReadings shared =
+        co_await hooks_.limiter->ReadTenantLimits(identity->tenant, identity->tenant_limits);
+    if (!shared.ok) co_return StoreUnavailable();
+    boost::json::object tenant;
+    tenant["name"] = identity->tenant;
+    tenant["limits"] = ReadingsJson(shared);
+    root["tenant"] = std::move(tenant);
+  }
   co_return JsonResponse(200, root);
 }
 

@@ -1,7 +1,8 @@
 // Tenants in the admin API (issue 28): each tenant of the config with how many keys it has (the
-// config's and the API's) and what remains of its own budgets, which all its keys draw on; the
-// refill of a tenant's budgets; 404/405 for what is not there. On the embedded store and on
-// Redis. Calendar windows, so that the remaining budgets are exact.
+// config's and the API's) and what remains of its own budgets, which all its keys draw on (and
+// which a key's own /limits shows beside its own); the refill of a tenant's budgets; 404/405 for
+// what is not there. On the embedded store and on Redis. Calendar windows, so that the remaining
+// budgets are exact.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 
@@ -50,6 +51,15 @@ for (const store of ['memory', 'redis']) describe(`tenants, ${store}`, () => {
     const acme = await gw.adminFetch('/admin/v1/tenants/acme');
     const stripped = (t) => ({ ...t, limits: t.limits.map(strip) });
     assert.deepEqual(stripped(acme.json), stripped(list.json.data[0]));
+
+    // A key's limits show its tenant's too: every limit its requests are judged against.
+    for (const name of ['config-key', 'api-key']) {
+      const key = await gw.adminFetch(`/admin/v1/keys/${name}/limits`);
+      assert.equal(key.status, 200);
+      assert.deepEqual(key.json.limits.map(strip), [
+        { tokens: 50000, per: '1m', remaining: key.json.limits[0].remaining, level: key.json.limits[0].level }]);
+      assert.deepEqual(stripped(key.json.tenant), stripped({ name: 'acme', limits: acme.json.limits }));
+    }
 
     const reset = await gw.adminFetch('/admin/v1/tenants/acme/reset', { method: 'POST' });
     assert.deepEqual([reset.status, reset.json], [200, { name: 'acme', reset: true }]);
