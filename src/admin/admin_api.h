@@ -69,16 +69,26 @@ class AdminApi {
   // The query's parameters, or the 400 for one the route does not accept (admin_query.h).
   static std::variant<AdminQuery, http::Response> ReadQuery(const http::Request& request,
                                                             std::string_view path);
-  // admin_keys.cc: /admin/v1/keys and /admin/v1/keys/{name}[/limits|/reset].
+  int64_t NowSeconds() const { return hooks_.clock->NowMicros() / 1'000'000; }
+  // admin_keys.cc: /admin/v1/keys and /admin/v1/keys/{name}[/limits|/reset|/rotate].
   asio::awaitable<http::Response> HandleKeys(http::Request& request, std::string_view path);
   asio::awaitable<http::Response> CreateKey(const http::Request& request);
   asio::awaitable<http::Response> KeyLimits(std::string_view name);
-  asio::awaitable<http::Response> ReplaceLimits(const http::Request& request,
-                                                std::string_view name);
   asio::awaitable<http::Response> ResetKey(std::string_view name);
   asio::awaitable<http::Response> RevokeKey(std::string_view name);
   http::Response ListKeys();
   http::Response ShowKey(std::string_view name);
+  // admin_key_changes.cc: changes to a key made through the API.
+  using KeyEdit = std::function<std::optional<http::Response>(KeyRecord&)>;
+  // Reads the key `name`, lets `edit` change it (or answer the error to send), and writes it
+  // over the revision it read; when another change was written first (here or on another
+  // instance), reads the key again and edits that. The record written, or the answer to send.
+  asio::awaitable<std::variant<KeyRecord, http::Response>> ChangeKey(std::string_view name,
+                                                                     const KeyEdit& edit);
+  asio::awaitable<http::Response> PatchKey(const http::Request& request, std::string_view name);
+  asio::awaitable<http::Response> ReplaceLimits(const http::Request& request,
+                                                std::string_view name);
+  asio::awaitable<http::Response> RotateKey(const http::Request& request, std::string_view name);
   // admin_tenants.cc: GET /admin/v1/tenants, GET /admin/v1/tenants/{name}, POST
   // /admin/v1/tenants/{name}/reset.
   asio::awaitable<http::Response> HandleTenants(const http::Request& request,

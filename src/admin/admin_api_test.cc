@@ -167,6 +167,8 @@ const std::vector<Route> kAdminRoutes = {
     {verb::get, "/admin/v1/keys/cfg-key/limits", ""},
     {verb::put, "/admin/v1/keys/made/limits", R"({"limits": []})"},
     {verb::post, "/admin/v1/keys/cfg-key/reset", ""},
+    {verb::patch, "/admin/v1/keys/made", R"({"tenant": null})"},
+    {verb::post, "/admin/v1/keys/made/rotate", ""},
     {verb::get, "/admin/v1/usage", ""},
     {verb::get, "/admin/v1/no-such-route", ""},
 };
@@ -228,7 +230,8 @@ TEST_F(AdminApiTest, UnknownPathsAndMethods) {
   ExpectError(Call(verb::get, "/admin/v1/reload"), 404, "not_found");
   ExpectError(Call(verb::post, "/admin/v1/usage"), 404, "not_found");
   ExpectError(Call(verb::put, "/admin/v1/keys"), 405, "method_not_allowed");
-  ExpectError(Call(verb::patch, "/admin/v1/keys/cfg-key"), 405, "method_not_allowed");
+  ExpectError(Call(verb::put, "/admin/v1/keys/cfg-key"), 405, "method_not_allowed");
+  ExpectError(Call(verb::get, "/admin/v1/keys/cfg-key/rotate"), 405, "method_not_allowed");
   ExpectError(Call(verb::post, "/admin/v1/keys/cfg-key/limits"), 405, "method_not_allowed");
   ExpectError(Call(verb::get, "/admin/v1/keys/cfg-key/reset"), 405, "method_not_allowed");
 }
@@ -291,8 +294,9 @@ TEST_F(AdminApiTest, CreateShowListAndRevokeAKey) {
   view.erase("key");
   const json::value expected = json::parse(R"({"name": "made", "source": "api",
       "tenant": "acme", "models": ["m"], "limits": [{"tokens": 500, "per": "1m"}],
-      "default_limits": false, "created": "2023-11-14T22:13:20Z",
-      "updated": "2023-11-14T22:13:20Z"})");
+      "default_limits": false, "expires_at": null, "expired": false,
+      "created": "2023-11-14T22:13:20Z", "updated": "2023-11-14T22:13:20Z",
+      "previous_key_expires_at": null})");
   EXPECT_EQ(json::value(view), expected);
   // Stored by its hash, never the secret; this instance sees it at once.
   ASSERT_NE(store_.Find("made"), nullptr);
@@ -309,7 +313,7 @@ TEST_F(AdminApiTest, CreateShowListAndRevokeAKey) {
   ASSERT_EQ(data.size(), 2u) << list.body;
   EXPECT_EQ(data[0], json::parse(R"({"name": "cfg-key", "source": "config", "tenant": null,
       "models": null, "limits": [{"tokens": 1000, "per": "1m"}, {"concurrent": 2}],
-      "default_limits": false})"));
+      "default_limits": false, "expires_at": null, "expired": false})"));
   EXPECT_EQ(data[1], expected);
   EXPECT_EQ(list.body.find(secret), std::string::npos);
 
@@ -412,6 +416,157 @@ TEST_F(AdminApiTest, ReplaceLimits) {
             (std::vector<LimitConfig>{{LimitKind::kRequests, 5, Millis(60'000), false, ""}}));
   ExpectError(Call(verb::put, "/admin/v1/keys/ghost/limits", R"({"limits": []})"), 404,
               "key_not_found");
+}
+
+TEST_F(AdminApiTest, PatchChangesTheFieldsItNamesAndNoOthers) {
+  ASSERT_EQ(Call(verb::post, "/admin/v1/keys",
+                 R"({"name": "made", "models": ["m"], "limits": [{"tokens": 7, "per": "1m"}]})")
+                .status,
+            201u);
+  const Sha256 secret_hash = store_.Find("made")->key.key_sha256;
+  clock_.Advance(std::chrono::hours(1));
+  Answer patched = Call(verb::patch, "/admin/v1/keys/made",
+                        R"({"tenant": "acme", "expires_at": "2030-01-01T00:00:00+01:00"})");
+  ASSERT_EQ(patched.status, 200u) << patched.body;
+  json::object view = Body(patched);
+  EXPECT_EQ(view.at("tenant"), "acme");
+  EXPECT_EQ(view.at("models"), json::parse(R"(["m"])"));
+  EXPECT_EQ(view.at("limits"), json::parse(R"([{"tokens": 7, "per": "1m"}])"));
+  EXPECT_EQ(view.at("expires_at"), "2029-12-31T23:00:00Z");
+  EXPECT_EQ(view.at("expired"), false);
+  EXPECT_EQ(view.at("updated"), json::value(FormatRfc3339(clock_.NowMicros() / 1'000'000)));
+  const KeyRecord* stored = store_.Find("made");
+  EXPECT_EQ(stored->key.key_sha256, secret_hash);
+  EXPECT_EQ(stored->revision, 1);
+  EXPECT_EQ(keys_.Current()->FindByName("made")->key.tenant, "acme");
+
+  // null: no tenant, every model, the default limits, never expires.
+  patched = Call(verb::patch, "/admin/v1/keys/made",
+                 R"({"tenant": null, "models": null, "limits": null, "expires_at": null})");
+  ASSERT_EQ(patched.status, 200u) << patched.body;
+  view = Body(patched);
+  EXPECT_TRUE(view.at("tenant").is_null());
+  EXPECT_TRUE(view.at("models").is_null());
+  EXPECT_EQ(view.at("limits"), json::parse(R"([{"tokens": 100, "per": "1m"}])"));
+  EXPECT_EQ(view.at("default_limits"), true);
+  EXPECT_TRUE(view.at("expires_at").is_null());
+  EXPECT_FALSE(store_.Find("made")->key.limits_set);
+  EXPECT_EQ(store_.Find("made")->revision, 2);
+
+  // An expiry in the past is allowed: it stops the key without removing it.
+  view =
+      Body(Call(verb::patch, "/admin/v1/keys/made", R"({"expires_at": "2020-01-01T00:00:00Z"})"));
+  EXPECT_EQ(view.at("expired"), true);
+}
+
+TEST_F(AdminApiTest, PatchRefusesWhatItCannotChange) {
+  ASSERT_EQ(Call(verb::post, "/admin/v1/keys", R"({"name": "made"})").status, 201u);
+  const int writes = store_.writes;
+  ExpectError(Call(verb::patch, "/admin/v1/keys/made", "{}"), 400, "invalid_request");
+  ExpectError(Call(verb::patch, "/admin/v1/keys/made", "[]"), 400, "invalid_request");
+  ExpectError(Call(verb::patch, "/admin/v1/keys/made", R"({"name": "other"})"), 400,
+              "invalid_request", "name");
+  ExpectError(Call(verb::patch, "/admin/v1/keys/made", R"({"key": "sk-mine"})"), 400,
+              "invalid_request", "key");
+  ExpectError(Call(verb::patch, "/admin/v1/keys/made", R"({"tenant": "nobody"})"), 400,
+              "invalid_request", "tenant");
+  ExpectError(Call(verb::patch, "/admin/v1/keys/made", R"({"models": []})"), 400, "invalid_request",
+              "models");
+  ExpectError(Call(verb::patch, "/admin/v1/keys/made", R"({"limits": [{"tokens": 0}]})"), 400,
+              "invalid_request", "limits");
+  for (const char* bad :
+       {R"("2030-02-30T00:00:00Z")", R"("tomorrow")", "1893456000", R"("1969-12-31T23:59:59Z")"}) {
+    ExpectError(
+        Call(verb::patch, "/admin/v1/keys/made", std::string(R"({"expires_at": )") + bad + "}"),
+        400, "invalid_request", "expires_at");
+  }
+  // The first invalid field refuses the whole change.
+  ExpectError(Call(verb::patch, "/admin/v1/keys/made", R"({"tenant": "acme", "models": ["x"]})"),
+              400, "invalid_request", "models");
+  EXPECT_EQ(store_.writes, writes);
+  EXPECT_EQ(store_.Find("made")->key.tenant, "");
+  ExpectError(Call(verb::patch, "/admin/v1/keys/ghost", R"({"tenant": "acme"})"), 404,
+              "key_not_found");
+  ExpectError(Call(verb::patch, "/admin/v1/keys/cfg-key", R"({"tenant": "acme"})"), 409,
+              "key_managed_by_config");
+}
+
+TEST_F(AdminApiTest, RotateGivesANewSecretAndKeepsTheOldOneForItsGracePeriod) {
+  Answer created = Call(verb::post, "/admin/v1/keys", R"({"name": "made", "tenant": "acme"})");
+  ASSERT_EQ(created.status, 201u);
+  const std::string first(Body(created).at("key").as_string());
+  clock_.Advance(std::chrono::seconds(10));
+  Answer rotated = Call(verb::post, "/admin/v1/keys/made/rotate", R"({"grace_period": "1h"})");
+  ASSERT_EQ(rotated.status, 200u) << rotated.body;
+  json::object view = Body(rotated);
+  const std::string second(view.at("key").as_string());
+  EXPECT_TRUE(second.starts_with("sk-"));
+  EXPECT_NE(second, first);
+  EXPECT_EQ(view.at("name"), "made");
+  EXPECT_EQ(view.at("tenant"), "acme");
+  EXPECT_EQ(view.at("previous_key_expires_at"), "2023-11-14T23:13:30Z");
+  const KeyRecord* stored = store_.Find("made");
+  EXPECT_EQ(stored->key.key_sha256, Sha256Of(second));
+  EXPECT_EQ(stored->previous_sha256, Sha256Of(first));
+  EXPECT_EQ(stored->previous_until, 1'700'003'610);
+  auto current = keys_.Current();
+  EXPECT_EQ(current->FindByHash(Sha256Of(first)), current->FindByName("made"));
+  EXPECT_EQ(current->FindByHash(Sha256Of(second)), current->FindByName("made"));
+  EXPECT_EQ(Call(verb::get, "/admin/v1/keys/made").body.find(second), std::string::npos);
+
+  // Again, with no grace period (no body): the first and second secrets stop at once.
+  rotated = Call(verb::post, "/admin/v1/keys/made/rotate");
+  ASSERT_EQ(rotated.status, 200u) << rotated.body;
+  const std::string third(Body(rotated).at("key").as_string());
+  EXPECT_TRUE(Body(rotated).at("previous_key_expires_at").is_null());
+  current = keys_.Current();
+  EXPECT_FALSE(current->FindByHash(Sha256Of(first)));
+  EXPECT_FALSE(current->FindByHash(Sha256Of(second)));
+  EXPECT_TRUE(current->FindByHash(Sha256Of(third)));
+  EXPECT_EQ(store_.Find("made")->revision, 2);
+
+  const int writes = store_.writes;
+  for (const char* bad : {R"({"grace_period": "31d"})", R"({"grace_period": 60})",
+                          R"({"grace_period": "soon"})", R"({"grace": "1h"})", "nope"}) {
+    Answer refused = Call(verb::post, "/admin/v1/keys/made/rotate", bad);
+    EXPECT_EQ(refused.status, 400u) << bad;
+  }
+  ExpectError(Call(verb::post, "/admin/v1/keys/cfg-key/rotate"), 409, "key_managed_by_config");
+  ExpectError(Call(verb::post, "/admin/v1/keys/ghost/rotate"), 404, "key_not_found");
+  EXPECT_EQ(store_.writes, writes);
+}
+
+// A change is written over the record it was made from. When the store's record changed
+// meanwhile (another instance rotated the key, and this one has not synced yet), the change is
+// made again on the stored record: the rotation is kept, not undone.
+TEST_F(AdminApiTest, AChangeMadeFromAnOldCopyIsMadeAgainOnTheStoredRecord) {
+  ASSERT_EQ(Call(verb::post, "/admin/v1/keys", R"({"name": "made"})").status, 201u);
+  KeyRecord elsewhere = *store_.Find("made");
+  elsewhere.key.key_sha256 = Sha256Of("sk-rotated-elsewhere");
+  elsewhere.revision = 1;
+  ASSERT_EQ(RunAwaitable(store_.Replace(elsewhere, *store_.Find("made"))).status,
+            KeyStore::WriteStatus::kOk);
+  ASSERT_NE(keys_.Current()->FindByName("made")->key.key_sha256, elsewhere.key.key_sha256);
+
+  Answer patched = Call(verb::patch, "/admin/v1/keys/made", R"({"tenant": "acme"})");
+  ASSERT_EQ(patched.status, 200u) << patched.body;
+  const KeyRecord* stored = store_.Find("made");
+  EXPECT_EQ(stored->key.key_sha256, Sha256Of("sk-rotated-elsewhere"));
+  EXPECT_EQ(stored->key.tenant, "acme");
+  EXPECT_EQ(stored->revision, 2);
+  EXPECT_EQ(keys_.Current()->FindByName("made")->key.key_sha256, stored->key.key_sha256);
+}
+
+TEST_F(AdminApiTest, CreateTakesAnExpiry) {
+  Answer created = Call(verb::post, "/admin/v1/keys",
+                        R"({"name": "temp", "expires_at": "2023-11-15T00:00:00Z"})");
+  ASSERT_EQ(created.status, 201u) << created.body;
+  EXPECT_EQ(Body(created).at("expires_at"), "2023-11-15T00:00:00Z");
+  EXPECT_EQ(store_.Find("temp")->key.expires_at, 1'700'006'400);
+  clock_.Advance(std::chrono::hours(2));
+  EXPECT_EQ(Body(Call(verb::get, "/admin/v1/keys/temp")).at("expired"), true);
+  ExpectError(Call(verb::post, "/admin/v1/keys", R"({"name": "x", "expires_at": "soon"})"), 400,
+              "invalid_request", "expires_at");
 }
 
 TEST_F(AdminApiTest, LimitsReadTheBudgetsAndResetRefillsThem) {

@@ -25,6 +25,7 @@
 #include "common/crypto.h"
 #include "common/decimal.h"
 #include "common/redis_url.h"
+#include "common/rfc3339.h"
 #include "config/limit_text.h"
 
 namespace trl {
@@ -854,7 +855,8 @@ void Parser::ParseApiKeys(const YAML::Node& node, const std::vector<TenantConfig
   std::map<Sha256, size_t> seen_hashes;
   for (size_t i = 0; i < items->size(); ++i) {
     const std::string p = Index("api_keys", i);
-    auto f = Map((*items)[i], p, {"name", "key", "key_sha256", "tenant", "models", "limits"});
+    auto f = Map((*items)[i], p,
+                 {"name", "key", "key_sha256", "tenant", "models", "limits", "expires_at"});
     if (!f) continue;
     ApiKeyConfig k;
     ParseKeyName(*f, p, seen_names, k);
@@ -867,6 +869,15 @@ void Parser::ParseApiKeys(const YAML::Node& node, const std::vector<TenantConfig
     if (auto* n = Get(*f, "limits")) {
       k.limits = ParseLimits(*n, Field(p, "limits"));
       k.limits_set = true;
+    }
+    if (auto* n = Get(*f, "expires_at")) {
+      auto text = NonEmptyString(*n, Field(p, "expires_at"));
+      std::optional<int64_t> at = text ? ParseRfc3339(*text) : std::nullopt;
+      if (at && *at > 0) {
+        k.expires_at = *at;
+      } else if (text) {
+        Error(Field(p, "expires_at"), "not an RFC 3339 time after 1970 (2027-01-31T00:00:00Z)");
+      }
     }
     keys.push_back(std::move(k));
   }

@@ -165,6 +165,7 @@ struct ApiKeyConfig {
   std::vector<LimitConfig> limits;
   bool limits_set = false;  // false: default_limits apply
   size_t key_length = 0;    // the plaintext `key`'s length (ConfigWarnings); 0: key_sha256
+  int64_t expires_at = 0;   // Unix seconds from which the key is refused; 0: never
 };
 
 struct Config {

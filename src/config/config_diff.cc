@@ -62,6 +62,7 @@ std::vector<std::string> KeyFields(const ApiKeyConfig& a, const ApiKeyConfig& b)
   Check(out, "tenant", a.tenant == b.tenant);
   Check(out, "models", a.models == b.models);
   Check(out, "limits", a.limits_set == b.limits_set && a.limits == b.limits);
+  Check(out, "expires_at", a.expires_at == b.expires_at);
   return out;
 }
 

@@ -35,10 +35,11 @@ asio::awaitable<bool> KeyDirectory::Sync(bool force, std::string* error) {
   co_return true;
 }
 
-asio::awaitable<KeyStore::WriteStatus> KeyDirectory::Put(const KeyRecord& record, bool replace) {
+asio::awaitable<KeyStore::WriteStatus> KeyDirectory::Put(const KeyRecord& record,
+                                                         const KeyRecord* over) {
   KeyStore::Written written;
-  if (replace) {
-    written = co_await store_.Replace(record);
+  if (over) {
+    written = co_await store_.Replace(record, *over);
   } else {
     written = co_await store_.Create(record);
   }

@@ -44,10 +44,10 @@ class KeyDirectory {
   // snapshot (the store answered the version after the snapshot's), the snapshot with it, read
   // from nowhere; else by a Sync. The store's answer (kOk, kExists, kNotFound, kError).
   asio::awaitable<KeyStore::WriteStatus> Create(const KeyRecord& record) {
-    return Put(record, /*replace=*/false);
+    return Put(record, nullptr);
   }
-  asio::awaitable<KeyStore::WriteStatus> Replace(const KeyRecord& record) {
-    return Put(record, /*replace=*/true);
+  asio::awaitable<KeyStore::WriteStatus> Replace(const KeyRecord& record, const KeyRecord& over) {
+    return Put(record, &over);
   }
   asio::awaitable<KeyStore::WriteStatus> Remove(std::string_view name);
 
@@ -64,7 +64,8 @@ class KeyDirectory {
   asio::awaitable<std::shared_ptr<const ManagedKeys>> LoadAll(std::string* error);
   // Logs and keeps LostKeysWarning: the store's `now` is behind this instance's `before`.
   void ReportWentBack(const ManagedKeys& before, const ManagedKeys& now);
-  asio::awaitable<KeyStore::WriteStatus> Put(const KeyRecord& record, bool replace);
+  // Creates `record`, or (with `over`) replaces `over` by it.
+  asio::awaitable<KeyStore::WriteStatus> Put(const KeyRecord& record, const KeyRecord* over);
   // After a write of this instance: `changed` or `removed` (one of them) at `written.version`.
   asio::awaitable<KeyStore::WriteStatus> Publish(KeyStore::Written written,
                                                  std::vector<KeyRecord> changed,

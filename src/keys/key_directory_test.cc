@@ -69,7 +69,9 @@ TEST(KeyDirectoryTest, ASyncAfterOneWriteReadsOnlyWhatChanged) {
   EXPECT_EQ(store.records_read, kKeys + 1) << "one key made: one record read";
   KeyRecord replaced = Record("k-7");
   replaced.updated = 7;
-  ASSERT_EQ(RunAwaitable(store.Replace(replaced)).status, KeyStore::WriteStatus::kOk);
+  replaced.revision = 1;
+  ASSERT_EQ(RunAwaitable(store.Replace(replaced, Record("k-7"))).status,
+            KeyStore::WriteStatus::kOk);
   ASSERT_EQ(RunAwaitable(store.Remove("k-8")).status, KeyStore::WriteStatus::kOk);
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
   EXPECT_EQ(store.records_read, kKeys + 2) << "a removal reads no record";
@@ -152,7 +154,8 @@ TEST(KeyDirectoryTest, AWriteMadeHerePublishesItselfWithoutAReadBack) {
   EXPECT_TRUE(keys.Current()->FindByHash(Sha256Of("sk-a")));
   KeyRecord replaced = Record("a");
   replaced.updated = 9;
-  EXPECT_EQ(RunAwaitable(keys.Replace(replaced)), KeyStore::WriteStatus::kOk);
+  replaced.revision = 1;
+  EXPECT_EQ(RunAwaitable(keys.Replace(replaced, Record("a"))), KeyStore::WriteStatus::kOk);
   EXPECT_EQ(keys.Current()->FindByName("a")->updated, 9);
   EXPECT_EQ(RunAwaitable(keys.Remove("a")), KeyStore::WriteStatus::kOk);
   EXPECT_FALSE(keys.Current()->FindByName("a"));

@@ -37,6 +37,12 @@ std::string SerializeKeyRecord(const KeyRecord& record) {
   if (k.limits_set) o["limits"] = LimitsToJson(k.limits);
   o["created"] = record.created;
   o["updated"] = record.updated;
+  if (k.expires_at) o["expires_at"] = k.expires_at;
+  if (record.revision) o["rev"] = record.revision;
+  if (record.previous_until) {
+    o["previous_sha256"] = ToHex(record.previous_sha256);
+    o["previous_until"] = record.previous_until;
+  }
   return boost::json::serialize(o);
 }
 
@@ -82,6 +88,24 @@ std::optional<KeyRecord> ParseKeyRecord(std::string_view json) {
   }
   r.created = *created;
   r.updated = *updated;
+  // Fields a record has only when they are set (and records of earlier releases never).
+  auto optional_integer = [&](std::string_view field, int64_t& into) {
+    if (!o.contains(field)) return true;
+    auto value = integer(field);
+    if (!value || *value < 0) return false;
+    into = *value;
+    return true;
+  };
+  if (!optional_integer("expires_at", r.key.expires_at) || !optional_integer("rev", r.revision) ||
+      !optional_integer("previous_until", r.previous_until)) {
+    return std::nullopt;
+  }
+  if (r.previous_until) {
+    const auto* previous = str("previous_sha256");
+    auto previous_digest = previous ? Sha256FromHex(*previous) : std::nullopt;
+    if (!previous_digest) return std::nullopt;
+    r.previous_sha256 = *previous_digest;
+  }
   return r;
 }
 

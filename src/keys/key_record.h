@@ -16,13 +16,20 @@
 namespace trl {
 
 struct KeyRecord {
-  ApiKeyConfig key;     // name, key_sha256, tenant, models (canonical), limits / limits_set
+  ApiKeyConfig key;     // name, key_sha256, tenant, models (canonical), limits / limits_set, expiry
   int64_t created = 0;  // Unix seconds
-  int64_t updated = 0;  // Unix seconds: the last change of its limits
+  int64_t updated = 0;  // Unix seconds: its last change
+  // How many times it was changed since it was made: a change is written only over the
+  // revision it was made from (KeyStore::Replace), so that no change undoes another.
+  int64_t revision = 0;
+  // After a rotation with a grace period: the secret it replaced stays valid until
+  // `previous_until` (Unix seconds; 0: no previous secret).
+  Sha256 previous_sha256{};
+  int64_t previous_until = 0;
 };
 
 // {"name", "sha256", "tenant", "models", "limits" (absent: default_limits), "created",
-// "updated"}.
+// "updated"}, and when set "expires_at", "rev", "previous_sha256" and "previous_until".
 std::string SerializeKeyRecord(const KeyRecord& record);
 // nullopt when the text is not a record SerializeKeyRecord wrote (a corrupt or foreign entry).
 std::optional<KeyRecord> ParseKeyRecord(std::string_view json);

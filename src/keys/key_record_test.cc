@@ -39,6 +39,42 @@ TEST(KeyRecord, RoundTrip) {
   EXPECT_EQ(back->updated, r.updated);
 }
 
+TEST(KeyRecord, ExpiryRevisionAndPreviousSecretRoundTrip) {
+  KeyRecord r = Sample();
+  r.key.expires_at = 1'800'000'000;
+  r.revision = 3;
+  r.previous_sha256 = Sha256Of("sk-old");
+  r.previous_until = 1'700'003'600;
+  std::string json = SerializeKeyRecord(r);
+  EXPECT_EQ(json.find("sk-old"), std::string::npos);
+  auto back = ParseKeyRecord(json);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->key.expires_at, 1'800'000'000);
+  EXPECT_EQ(back->revision, 3);
+  EXPECT_EQ(back->previous_sha256, r.previous_sha256);
+  EXPECT_EQ(back->previous_until, 1'700'003'600);
+}
+
+TEST(KeyRecord, ARecordWithoutTheNewerFieldsHasNone) {
+  // As written before keys could expire or rotate.
+  auto back = ParseKeyRecord(R"({"name":"a","sha256":")" + ToHex(Sha256Of("s")) +
+                             R"(","tenant":"","models":[],"created":1,"updated":2})");
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->key.expires_at, 0);
+  EXPECT_EQ(back->revision, 0);
+  EXPECT_EQ(back->previous_until, 0);
+  EXPECT_EQ(SerializeKeyRecord(*back).find("rev"), std::string::npos);
+}
+
+TEST(KeyRecord, RejectsBadNewerFields) {
+  const std::string base = R"({"name":"a","sha256":")" + ToHex(Sha256Of("s")) +
+                           R"(","tenant":"","models":[],"created":1,"updated":2,)";
+  EXPECT_FALSE(ParseKeyRecord(base + R"("rev":-1})"));
+  EXPECT_FALSE(ParseKeyRecord(base + R"("expires_at":"2027"})"));
+  EXPECT_FALSE(ParseKeyRecord(base + R"("previous_until":5})"));  // no previous_sha256
+  EXPECT_FALSE(ParseKeyRecord(base + R"("previous_until":5,"previous_sha256":"zz"})"));
+}
+
 TEST(KeyRecord, NoLimitsMeansDefaults) {
   KeyRecord r = Sample();
   r.key.limits.clear();

@@ -36,8 +36,16 @@ constexpr const char* kCreateBody = R"lua(
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return answer(-1) end
 return answer(logged()))lua";
 
+// Only over the record of revision ARGV[3] and secret ARGV[4] (-2 when the stored one is
+// another).
 constexpr const char* kReplaceBody = R"lua(
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return answer(-1) end
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+if not stored then return answer(-1) end
+local ok, record = pcall(cjson.decode, stored)
+if not ok or type(record) ~= 'table' then return answer(-2) end
+if (tonumber(record.rev) or 0) ~= tonumber(ARGV[3]) or record.sha256 ~= ARGV[4] then
+  return answer(-2)
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return answer(logged()))lua";
 

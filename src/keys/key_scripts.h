@@ -17,17 +17,18 @@
 //
 // KEYS: records hash, version counter, operation id, changes, log. ARGV: name, [record,] log
 // size, operation TTL. Answer: the new version, or -1 (create: the name exists; replace,
-// remove: it does not).
+// remove: it does not), or -2 (replace: the stored record is not the one replaced).
 #pragma once
 
 #include <string>
 
 namespace trl::key_scripts {
 
-extern const std::string kCreate;   // ARGV: name, record JSON, log size, TTL
-extern const std::string kReplace;  // ARGV: name, record JSON, log size, TTL
-extern const std::string kRemove;   // ARGV: name, log size, TTL
-extern const std::string kLoad;     // KEYS: records, version. Answer: {version, HGETALL}
+extern const std::string kCreate;  // ARGV: name, record JSON, log size, TTL
+// ARGV: name, record JSON, revision and SHA-256 (hex) of the record replaced, log size, TTL.
+extern const std::string kReplace;
+extern const std::string kRemove;  // ARGV: name, log size, TTL
+extern const std::string kLoad;    // KEYS: records, version. Answer: {version, HGETALL}
 // KEYS: records, version, changes, log. ARGV: the reader's version. Answer: {version, 1,
 // names, their records (nil: removed)} with every change after the reader's version, or
 // {version, 0} when the log does not reach back to it (or the store went back below it).

@@ -48,7 +48,7 @@ class KeyStore {
     std::vector<KeyRecord> changed;    // made or replaced since
     std::vector<std::string> removed;  // removed since (or unreadable: skipped, and logged)
   };
-  enum class WriteStatus { kOk, kExists, kNotFound, kError };
+  enum class WriteStatus { kOk, kExists, kNotFound, kConflict, kError };
   struct Written {
     WriteStatus status = WriteStatus::kError;
     int64_t version = 0;  // kOk: the version this write made (a resend answers the same)
@@ -63,8 +63,10 @@ class KeyStore {
   virtual asio::awaitable<std::optional<int64_t>> Version() = 0;
   // kExists when a key of that name is already stored.
   virtual asio::awaitable<Written> Create(const KeyRecord& record) = 0;
-  // Replaces the record of that name; kNotFound when there is none.
-  virtual asio::awaitable<Written> Replace(const KeyRecord& record) = 0;
+  // Replaces the record `over` (its revision and secret) by `record`, of the same name:
+  // kConflict when the stored one is not `over` (changed, or removed and made again, meanwhile:
+  // on this instance or another), kNotFound when there is none.
+  virtual asio::awaitable<Written> Replace(const KeyRecord& record, const KeyRecord& over) = 0;
   // kNotFound when there is none.
   virtual asio::awaitable<Written> Remove(std::string_view name) = 0;
 };

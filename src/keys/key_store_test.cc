@@ -51,14 +51,32 @@ void ExpectKeyStoreContract(KeyStore& store) {
   KeyRecord replaced = Record("b", "sk-b");
   replaced.key.limits = {testing::Tokens(7, Millis(1000))};
   replaced.key.limits_set = true;
-  written = RunAwaitable(store.Replace(replaced));
+  replaced.revision = 1;
+  written = RunAwaitable(store.Replace(replaced, Record("b", "sk-b")));
   EXPECT_EQ(written.status, WriteStatus::kOk);
   EXPECT_EQ(written.version, *v0 + 3);
-  EXPECT_EQ(RunAwaitable(store.Replace(Record("c", "sk-c"))).status, WriteStatus::kNotFound);
+  EXPECT_EQ(RunAwaitable(store.Replace(Record("c", "sk-c"), Record("c", "sk-c"))).status,
+            WriteStatus::kNotFound);
+  // A change made from a record that is no longer the stored one is refused: it would undo the
+  // change made meanwhile (a rotation undone by a limits change made from the old record).
+  KeyRecord rotated = replaced;
+  rotated.key.key_sha256 = Sha256Of("sk-rotated");
+  rotated.revision = 2;
+  EXPECT_EQ(RunAwaitable(store.Replace(rotated, Record("b", "sk-b"))).status,
+            WriteStatus::kConflict)
+      << "an older revision";
+  KeyRecord other_secret = replaced;
+  other_secret.key.key_sha256 = Sha256Of("sk-made-again");
+  EXPECT_EQ(RunAwaitable(store.Replace(rotated, other_secret)).status, WriteStatus::kConflict)
+      << "the same revision of another secret: the key was removed and made again";
+  auto v3 = RunAwaitable(store.Version());
+  ASSERT_TRUE(v3);
+  EXPECT_EQ(*v3, *v0 + 3) << "a refused replace changes nothing";
+  EXPECT_EQ(RunAwaitable(store.Replace(rotated, replaced)).status, WriteStatus::kOk);
 
   KeyStore::Loaded loaded = RunAwaitable(store.LoadAll());
   ASSERT_TRUE(loaded.ok) << loaded.error;
-  EXPECT_EQ(loaded.version, *v0 + 3);
+  EXPECT_EQ(loaded.version, *v0 + 4);
   ASSERT_EQ(loaded.keys.size(), 2u);
   std::sort(loaded.keys.begin(), loaded.keys.end(),
             [](const KeyRecord& x, const KeyRecord& y) { return x.key.name < y.key.name; });
@@ -67,11 +85,11 @@ void ExpectKeyStoreContract(KeyStore& store) {
 
   written = RunAwaitable(store.Remove("a"));
   EXPECT_EQ(written.status, WriteStatus::kOk);
-  EXPECT_EQ(written.version, *v0 + 4);
+  EXPECT_EQ(written.version, *v0 + 5);
   EXPECT_EQ(RunAwaitable(store.Remove("a")).status, WriteStatus::kNotFound);
   loaded = RunAwaitable(store.LoadAll());
   ASSERT_TRUE(loaded.ok);
-  EXPECT_EQ(loaded.version, *v0 + 4);
+  EXPECT_EQ(loaded.version, *v0 + 5);
   ASSERT_EQ(loaded.keys.size(), 1u);
   EXPECT_EQ(loaded.keys[0].key.name, "b");
 }
@@ -118,7 +136,9 @@ void ExpectTwoInstancesSeeEachOthersChanges(KeyStore& store_a, KeyStore& store_b
   KeyRecord replaced = Record("shared", "sk-shared");
   replaced.key.limits = {testing::Tokens(9, Millis(1000))};
   replaced.key.limits_set = true;
-  ASSERT_EQ(RunAwaitable(store_a.Replace(replaced)).status, WriteStatus::kOk);
+  replaced.revision = 1;
+  ASSERT_EQ(RunAwaitable(store_a.Replace(replaced, Record("shared", "sk-shared"))).status,
+            WriteStatus::kOk);
   ASSERT_TRUE(RunAwaitable(dir_b.Sync(false, &error))) << error;
   EXPECT_EQ(dir_b.Current()->FindByName("shared")->key.limits, replaced.key.limits);
   ASSERT_EQ(RunAwaitable(store_a.Remove("shared")).status, WriteStatus::kOk);
@@ -154,7 +174,8 @@ void ExpectChangeLogContract(KeyStore& store) {
   ASSERT_EQ(RunAwaitable(store.Create(Record("b", "sk-b"))).status, WriteStatus::kOk);
   KeyRecord replaced = Record("a", "sk-a");
   replaced.updated = 5;
-  ASSERT_EQ(RunAwaitable(store.Replace(replaced)).status, WriteStatus::kOk);
+  replaced.revision = 1;
+  ASSERT_EQ(RunAwaitable(store.Replace(replaced, Record("a", "sk-a"))).status, WriteStatus::kOk);
   ASSERT_EQ(RunAwaitable(store.Remove("b")).status, WriteStatus::kOk);
   KeyStore::Changes all = RunAwaitable(store.ChangesSince(v0));
   ASSERT_TRUE(all.ok && all.complete) << all.error;
@@ -430,7 +451,8 @@ TEST_F(RedisKeyStoreTest, AWriteSentTwiceAnswersAsTheFirstRun) {
   }
   EXPECT_EQ(run(key_scripts::kCreate, "create-again", {"k", record}), -1);
   for (int send = 0; send < 2; ++send) {
-    EXPECT_EQ(run(key_scripts::kReplace, "replace", {"k", record}), 2);
+    EXPECT_EQ(run(key_scripts::kReplace, "replace", {"k", record, "0", ToHex(Sha256Of("sk-k"))}),
+              2);
     EXPECT_EQ(server_->CommandText({"GET", version}), "2");
   }
   for (int send = 0; send < 2; ++send) {

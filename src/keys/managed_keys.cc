@@ -18,22 +18,36 @@ class ManagedKeys::Editor {
     if (!shard || it == shard->end()) return;
     // Held while its entries go: `name` may view the name inside it.
     const RecordPtr old = it->second;
-    const Sha256& hash = old->key.key_sha256;
     Names(i).erase(name);
-    Hashes(HashShardOf(hash)).erase(hash);
+    std::array<const Sha256*, 2> hashes_of;
+    for (const Sha256* hash : HashesOf(*old, hashes_of)) {
+      HashShard& hashes = Hashes(HashShardOf(*hash));
+      if (auto entry = hashes.find(*hash); entry != hashes.end() && entry->second == old) {
+        hashes.erase(entry);
+      }
+    }
     --keys_.size_;
   }
 
   void Put(RecordPtr record) {
     Erase(record->key.name);
+    std::array<const Sha256*, 2> hashes_of;
+    for (const Sha256* hash : HashesOf(*record, hashes_of)) {
+      Hashes(HashShardOf(*hash)).insert_or_assign(*hash, record);
+    }
     const std::string_view name = record->key.name;
-    const Sha256& hash = record->key.key_sha256;
-    Hashes(HashShardOf(hash)).insert_or_assign(hash, record);
     Names(NameShardOf(name)).emplace(name, std::move(record));
     ++keys_.size_;
   }
 
  private:
+  // Its secret's hash, and the previous secret's while a rotation left one.
+  static std::span<const Sha256* const> HashesOf(const KeyRecord& record,
+                                                 std::array<const Sha256*, 2>& out) {
+    out = {&record.key.key_sha256, &record.previous_sha256};
+    return std::span(out).first(record.previous_until ? 2 : 1);
+  }
+
   NameShard& Names(size_t i) { return Own(names_[i], keys_.by_name_[i]); }
   HashShard& Hashes(size_t i) { return Own(hashes_[i], keys_.by_hash_[i]); }
 

@@ -84,6 +84,33 @@ TEST(ManagedKeysTest, TheLastRecordOfANameWins) {
   EXPECT_EQ(keys->FindByName("twice")->updated, 2);
 }
 
+TEST(ManagedKeysTest, ARotatedKeyIsFoundByBothSecretsUntilItChangesAgain) {
+  KeyRecord rotated = Record("user-1");
+  rotated.key.key_sha256 = Sha256Of("sk-new");
+  rotated.previous_sha256 = Sha256Of("sk-user-1");
+  rotated.previous_until = 1'700'003'600;
+  auto keys = ManagedKeys::FromRecords(1, Records(10))->WithChanges(2, {rotated}, {});
+  EXPECT_EQ(keys->Size(), 10u);
+  EXPECT_EQ(keys->FindByHash(Sha256Of("sk-new")), keys->FindByName("user-1"));
+  EXPECT_EQ(keys->FindByHash(Sha256Of("sk-user-1")), keys->FindByName("user-1"));
+
+  // Rotated again: the first secret goes, the second is the previous one now.
+  KeyRecord again = rotated;
+  again.key.key_sha256 = Sha256Of("sk-newer");
+  again.previous_sha256 = Sha256Of("sk-new");
+  auto next = keys->WithChanges(3, {again}, {});
+  EXPECT_FALSE(next->FindByHash(Sha256Of("sk-user-1")));
+  EXPECT_TRUE(next->FindByHash(Sha256Of("sk-new")));
+  EXPECT_TRUE(next->FindByHash(Sha256Of("sk-newer")));
+
+  // Removed: neither secret finds it.
+  const std::vector<std::string> removed = {"user-1"};
+  auto gone = next->WithChanges(4, {}, removed);
+  EXPECT_FALSE(gone->FindByHash(Sha256Of("sk-new")));
+  EXPECT_FALSE(gone->FindByHash(Sha256Of("sk-newer")));
+  EXPECT_EQ(gone->Size(), 9u);
+}
+
 size_t Allocated() {
   struct mallinfo2 m = mallinfo2();
   return m.uordblks + m.hblkhd;  // small blocks, and large ones mapped on their own

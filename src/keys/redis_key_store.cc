@@ -122,8 +122,9 @@ class RedisKeyStore final : public KeyStore {
     Written written = co_await Write(key_scripts::kCreate, argv, WriteStatus::kExists);
     co_return written;
   }
-  asio::awaitable<Written> Replace(const KeyRecord& record) override {
-    std::vector<std::string> argv{record.key.name, SerializeKeyRecord(record)};
+  asio::awaitable<Written> Replace(const KeyRecord& record, const KeyRecord& over) override {
+    std::vector<std::string> argv{record.key.name, SerializeKeyRecord(record),
+                                  std::to_string(over.revision), ToHex(over.key.key_sha256)};
     Written written = co_await Write(key_scripts::kReplace, argv, WriteStatus::kNotFound);
     co_return written;
   }
@@ -218,6 +219,7 @@ class RedisKeyStore final : public KeyStore {
     std::string routing = kRecords;
     redis::Result r = co_await client_.Execute(std::move(args), std::move(routing), Deadline());
     if (!r.Ok() || r.reply->type != REDIS_REPLY_INTEGER) co_return Written{WriteStatus::kError};
+    if (r.reply->integer == -2) co_return Written{WriteStatus::kConflict};
     if (r.reply->integer < 0) co_return Written{when_refused};
     co_return Written{WriteStatus::kOk, r.reply->integer};
   }

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <variant>
 
+#include "common/crypto.h"
 #include "common/sqlite.h"
 #include "keys/key_store.h"
 
@@ -66,8 +67,8 @@ class SqliteKeyStore final : public KeyStore {
   asio::awaitable<Written> Create(const KeyRecord& record) override {
     co_return Write(record.key.name, SerializeKeyRecord(record), Mode::kCreate);
   }
-  asio::awaitable<Written> Replace(const KeyRecord& record) override {
-    co_return Write(record.key.name, SerializeKeyRecord(record), Mode::kReplace);
+  asio::awaitable<Written> Replace(const KeyRecord& record, const KeyRecord& over) override {
+    co_return Write(record.key.name, SerializeKeyRecord(record), Mode::kReplace, &over);
   }
   asio::awaitable<Written> Remove(std::string_view name) override {
     co_return Write(name, "", Mode::kRemove);
@@ -196,13 +197,23 @@ class SqliteKeyStore final : public KeyStore {
            Run("UPDATE log SET floor = max(floor, ?1)", {*cut}, error);
   }
 
-  Written Write(std::string_view name, const std::string& record, Mode mode) {
+  // kReplace: only over the record `over` (kConflict when the stored one is another).
+  Written Write(std::string_view name, const std::string& record, Mode mode,
+                const KeyRecord* over = nullptr) {
     std::lock_guard lock(mutex_);
     sqlite::Transaction transaction(db_, nullptr, "BEGIN IMMEDIATE");
     if (!transaction.Began()) return Written{WriteStatus::kError};
     std::string error = db_.Error("version");
     const std::optional<int64_t> current = ReadInt("SELECT version FROM meta");
     const int64_t version = current.value_or(0) + 1;
+    if (current && mode == Mode::kReplace) {
+      const std::string over_sha = ToHex(over->key.key_sha256);
+      const std::optional<int64_t> same = ReadInt(
+          "SELECT coalesce(json_extract(record, '$.rev'), 0) = ?2 AND"
+          " json_extract(record, '$.sha256') = ?3 FROM keys WHERE name = ?1",
+          {name, over->revision, over_sha});
+      if (same == 0) return Written{WriteStatus::kConflict};
+    }
     bool ok = false;
     if (current) {
       ok = mode == Mode::kCreate

@@ -37,6 +37,7 @@ Identity Authenticator::MakeIdentity(const ApiKeyConfig& key) const {
                              : std::span<const LimitConfig>(config_.default_limits),
               {},
               nullptr};
+  id.expires_at = key.expires_at;
   if (auto it = tenants_.find(key.tenant); it != tenants_.end()) {
     id.tenant_limits = it->second->limits;
   }
@@ -83,11 +84,15 @@ std::optional<Identity> Authenticator::Authenticate(const http::Request& request
       found != by_hash_.end() && ConstantTimeEquals(found->second->key_sha256, digest)) {
     return MakeIdentity(*found->second);
   }
-  if (managed) {
-    if (auto record = managed->FindByHash(digest);
-        record && ConstantTimeEquals(record->key.key_sha256, digest)) {
-      return ManagedIdentity(record);
-    }
+  auto record = managed ? managed->FindByHash(digest) : nullptr;
+  if (!record) return std::nullopt;
+  if (ConstantTimeEquals(record->key.key_sha256, digest)) return ManagedIdentity(record);
+  // The secret a rotation replaced, valid until the end of its grace period.
+  if (record->previous_until && ConstantTimeEquals(record->previous_sha256, digest)) {
+    Identity id = ManagedIdentity(record);
+    id.expires_at =
+        id.expires_at ? std::min(id.expires_at, record->previous_until) : record->previous_until;
+    return id;
   }
   return std::nullopt;
 }

@@ -31,6 +31,9 @@ struct Identity {
   std::shared_ptr<const KeyRecord> record;
   // identity.source header: a name that is no key (IdentityTable bounds how many there are).
   bool named_by_header = false;
+  // Unix seconds from which these credentials are refused (the key's expiry, or the end of a
+  // rotated-away secret's grace period); 0: never.
+  int64_t expires_at = 0;
 };
 
 struct TransparentHash {
@@ -42,8 +45,8 @@ class Authenticator {
  public:
   explicit Authenticator(const Config& config);
   // nullopt: missing, unknown or revoked credentials (one answer for each, so the response
-  // tells an attacker nothing). The views point into the config, `managed` and the request.
-  // `managed` may be null (no API-made keys).
+  // tells an attacker nothing). Expiry is the caller's to check (Identity::expires_at). The views
+  // point into the config, `managed` and the request. `managed` may be null (no API-made keys).
   std::optional<Identity> Authenticate(const http::Request& request,
                                        const ManagedKeys* managed = nullptr) const;
   // The config's key of that name, or null.

@@ -24,6 +24,8 @@ constexpr std::array kErrors = {
     ErrorSpec{ApiError::kInvalidIdentity, 401, kRequestError, "invalid_identity",
               "Missing or invalid identity header (identity.source): 1 to 128 characters of "
               "A-Z a-z 0-9 . _ - @ : + / =."},
+    ErrorSpec{ApiError::kKeyExpired, 401, kRequestError, "key_expired",
+              "This API key has expired. Ask the gateway's operator for a new one."},
     ErrorSpec{ApiError::kNotFound, 404, kRequestError, "not_found", ""},
     ErrorSpec{ApiError::kMethodNotAllowed, 405, kRequestError, "method_not_allowed", ""},
     ErrorSpec{ApiError::kInvalidRequest, 400, kRequestError, "invalid_request", ""},

@@ -16,6 +16,7 @@ namespace trl {
 enum class ApiError : uint8_t {
   kInvalidApiKey,         // 401: no key, or one nobody knows
   kInvalidIdentity,       // 401: identity.source header: no header, or not a valid name
+  kKeyExpired,            // 401: a key past its expires_at, or a rotated-away secret's grace
   kNotFound,              // 404: a path the gateway does not serve
   kMethodNotAllowed,      // 405: a path it serves, another method
   kInvalidRequest,        // 400: the body is not a request the gateway can read

@@ -301,6 +301,9 @@ std::optional<Identity> Gateway::Authenticate(const GatewaySnapshot& snap,
              !identities_.Admit(identity->name, config.max_identities)) {
     *refusal = ApiError::kIdentityLimitReached;
     identity.reset();
+  } else if (identity->expires_at && clock_.NowMicros() / 1'000'000 >= identity->expires_at) {
+    *refusal = ApiError::kKeyExpired;
+    identity.reset();
   } else if (identity->record && keys_->Stale(snap.config->store.key_sync_max_stale)) {
     // An API-made key whose copy here is too old may have been revoked on another instance.
     *refusal = ApiError::kKeyStoreUnavailable;

@@ -70,6 +70,12 @@ http::Request Post(std::string body, std::string_view key = "sk-a",
   return request;
 }
 
+http::Request GetModels(std::string_view key) {
+  http::Request request{http::bhttp::verb::get, "/v1/models", 11};
+  request.set(http::bhttp::field::authorization, "Bearer " + std::string(key));
+  return request;
+}
+
 // The gateway with an Upstream of the test's choosing, on one io_context.
 class GatewayHarness {
  public:
@@ -110,6 +116,49 @@ class GatewayHarness {
   Gateway gateway_;
 };
 
+// A key is refused from its expires_at on (401 key_expired: the caller holds the secret, so
+// saying why tells it nothing it could not use); the secret a rotation replaced works until the
+// end of its grace period, the new one from the rotation on. On the gateway's clock.
+TEST(GatewayKeyExpiryTest, KeysAndRotatedSecretsStopAtTheirTime) {
+  asio::io_context io;
+  FakeUpstream upstream;
+  FakeKeyStore store;
+  KeyDirectory keys(store);
+  // The fake clock starts at 2023-11-14T22:13:20Z (1,700,000,000 s).
+  GatewayHarness h(io, "http://127.0.0.1:1", upstream, &keys,
+                   "  - name: team-c\n    key: sk-c\n    expires_at: 2023-11-14T22:13:30Z\n");
+  KeyRecord rotated;
+  rotated.key.name = "rotated";
+  rotated.key.key_sha256 = Sha256Of("sk-new");
+  rotated.previous_sha256 = Sha256Of("sk-old");
+  rotated.previous_until = 1'700'000'005;
+  rotated.key.expires_at = 1'700'000'020;
+  ASSERT_EQ(RunAwaitable(store.Create(rotated)).status, KeyStore::WriteStatus::kOk);
+  ASSERT_TRUE(RunAwaitable(keys.Sync(true, nullptr)));
+  auto models = [&](std::string_view key) { return h.Handle(GetModels(key)); };
+  auto expect_expired = [&](std::string_view key) {
+    FakeResponseWriter w = models(key);
+    EXPECT_EQ(w.status(), 401u) << key;
+    EXPECT_NE(w.body().find(R"("code":"key_expired")"), std::string::npos) << w.body();
+  };
+  for (std::string_view key : {"sk-c", "sk-new", "sk-old"}) EXPECT_EQ(models(key).status(), 200u);
+
+  h.clock_.Advance(std::chrono::milliseconds(4999));
+  EXPECT_EQ(models("sk-old").status(), 200u);
+  h.clock_.Advance(std::chrono::milliseconds(1));
+  expect_expired("sk-old");
+  EXPECT_EQ(models("sk-new").status(), 200u);
+
+  h.clock_.Advance(std::chrono::seconds(5));  // 22:13:30
+  expect_expired("sk-c");
+  EXPECT_EQ(models("sk-a").status(), 200u);
+  h.clock_.Advance(std::chrono::seconds(10));
+  expect_expired("sk-new");
+  expect_expired("sk-old");
+  EXPECT_EQ(models("sk-unknown").status(), 401u);
+  EXPECT_EQ(models("sk-unknown").body().find("key_expired"), std::string::npos);
+}
+
 class GatewayTest : public ::testing::Test {
  protected:
   asio::io_context io_;
@@ -134,11 +183,7 @@ TEST(GatewayKeySyncTest, KeysMadeThroughTheAdminApiAreRefusedWhileTheirCopyIsSta
   made.key.key_sha256 = Sha256Of("sk-made");
   ASSERT_EQ(RunAwaitable(store.Create(made)).status, KeyStore::WriteStatus::kOk);
   ASSERT_TRUE(RunAwaitable(keys.Sync(true, nullptr)));
-  auto models = [&](std::string_view key) {
-    http::Request request{http::bhttp::verb::get, "/v1/models", 11};
-    request.set(http::bhttp::field::authorization, "Bearer " + std::string(key));
-    return h.Handle(std::move(request));
-  };
+  auto models = [&](std::string_view key) { return h.Handle(GetModels(key)); };
   EXPECT_EQ(models("sk-made").status(), 200u);
 
   store.failing = true;

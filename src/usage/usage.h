@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/rfc3339.h"
 #include "config/config.h"
 
 namespace trl {
@@ -143,15 +144,6 @@ std::string RenderUsageJson(const UsageQuery& query, const UsageResult& result);
 // line per row, then a "total" line ("total" in the first column, the other identity columns
 // empty). Fields quoted per RFC 4180 when needed.
 std::string RenderUsageCsv(const UsageQuery& query, const UsageResult& result);
-
-// RFC 3339 UTC of Unix seconds: "2026-11-28T13:00:00Z".
-std::string FormatRfc3339(int64_t unix_seconds);
-// Unix seconds of an RFC 3339 date-time: "2026-11-28T13:00:00Z", "...T14:00:00.250+01:00"
-// ('T' and 'Z' in either case, an optional fraction of a second, 'Z' or a +hh:mm/-hh:mm offset;
-// years 0000-9999, no leap second). A fraction is dropped, or with `round_up` counts as the next
-// second (for exclusive ends). Nullopt for anything else, and for a time outside years
-// 0000-9999 in UTC (an offset can move it there), which FormatRfc3339 could not write.
-std::optional<int64_t> ParseRfc3339(std::string_view text, bool round_up = false);
 
 // Where usage is kept. Thread-safe; each call may block the thread it runs on (SQLite) or
 // suspend (Redis): the gateway calls it from its scheduler thread, never an I/O thread.

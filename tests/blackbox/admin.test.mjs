@@ -173,7 +173,7 @@ describe('admin', () => {
 
   test('an unknown route under a key is 404 naming it; a bad name in a body says it is invalid',
        async () => {
-    for (const [method, route] of [['POST', '/admin/v1/keys/rot/rotate'],
+    for (const [method, route] of [['POST', '/admin/v1/keys/rot/rename'],
                                    ['GET', '/admin/v1/keys/a/b'],
                                    ['GET', '/admin/v1/keys/team-a/limits/x'],
                                    ['DELETE', '/admin/v1/keys/team-a/']]) {

@@ -27,6 +27,8 @@ const ROUTES = [
   ['GET', '/admin/v1/keys/team-a/limits'],
   ['PUT', '/admin/v1/keys/team-a/limits', { limits: [] }],
   ['POST', '/admin/v1/keys/team-a/reset'],
+  ['PATCH', '/admin/v1/keys/team-a', { tenant: null }],
+  ['POST', '/admin/v1/keys/team-a/rotate'],
   ['GET', '/admin/v1/usage'],
   ['GET', '/admin/v1/models'],
   ['POST', '/admin/v1/reload'],
@@ -146,6 +148,93 @@ async function lifecycle(a, b) {
   await assertNoSecret([a, b], secret);
 }
 
+// Rotation, changes and expiry against `a`; `b` (maybe the same instance) must follow each.
+async function rotationAndExpiry(a, b) {
+  const made = await createKey(a, { name: 'rotating', limits: [{ requests: 50, per: '1h' }] });
+  const old = made.key;
+  for (const gw of [a, b]) {
+    const ok = await pollUntil(async () => {
+      const r = await gw.post('chat/completions', BODY, { key: old });
+      return r.status === 200 ? r : null;
+    });
+    assert.ok(ok, `${gw.proc.name} never accepted the new key`);
+  }
+
+  // Rotated with a grace period: both secrets work on both instances, on the same budget.
+  const rotated = await a.adminFetch('/admin/v1/keys/rotating/rotate', {
+    method: 'POST', body: { grace_period: '1h' },
+  });
+  assert.equal(rotated.status, 200, rotated.text);
+  const fresh = rotated.json.key;
+  assert.match(fresh, /^sk-[0-9A-Za-z]{43,}$/);
+  assert.notEqual(fresh, old);
+  const graceEnd = Date.parse(rotated.json.previous_key_expires_at);
+  assert.ok(graceEnd > Date.now() + 59 * 60_000 && graceEnd <= Date.now() + 3_601_000,
+            rotated.json.previous_key_expires_at);
+  for (const gw of [a, b]) {
+    const r = await pollUntil(async () => {
+      const res = await gw.post('chat/completions', BODY, { key: fresh });
+      return res.status === 200 ? res : null;
+    });
+    assert.ok(r, `${gw.proc.name} never accepted the rotated secret`);
+    assert.equal((await gw.post('chat/completions', BODY, { key: old })).status, 200);
+  }
+  // One budget across both secrets: 2 (before) + 4 (after) requests of 50.
+  const limits = await a.adminFetch('/admin/v1/keys/rotating/limits');
+  assert.equal(limits.json.limits[0].remaining, 44, limits.text);
+
+  // Rotated again without a grace period: the first two secrets stop at once.
+  const again = await a.adminFetch('/admin/v1/keys/rotating/rotate', { method: 'POST' });
+  assert.equal(again.status, 200, again.text);
+  assert.equal(again.json.previous_key_expires_at, null);
+  for (const gw of [a, b]) {
+    for (const secret of [old, fresh]) {
+      const refused = await pollUntil(async () => {
+        const r = await gw.post('chat/completions', BODY, { key: secret });
+        return r.status === 401 ? r : null;
+      });
+      assert.ok(refused, `${gw.proc.name} still accepts a rotated-away secret`);
+      errorOf(refused.json, { code: 'invalid_api_key' });
+    }
+  }
+  const third = again.json.key;
+
+  // PATCH: a tenant and an expiry in the past; the limits and the secret stay.
+  const patched = await a.adminFetch('/admin/v1/keys/rotating', {
+    method: 'PATCH', body: { tenant: 'acme', expires_at: '2020-01-01T00:00:00Z' },
+  });
+  assert.equal(patched.status, 200, patched.text);
+  assert.equal(patched.json.tenant, 'acme');
+  assert.equal(patched.json.expired, true);
+  assert.deepEqual(patched.json.limits, [{ requests: 50, per: '1h' }]);
+  for (const gw of [a, b]) {
+    const expired = await pollUntil(async () => {
+      const r = await gw.post('chat/completions', BODY, { key: third });
+      return r.status === 401 ? r : null;
+    });
+    assert.ok(expired, `${gw.proc.name} still accepts an expired key`);
+    errorOf(expired.json, { type: 'invalid_request_error', code: 'key_expired' });
+  }
+  // ...and let in again with no expiry, now in the tenant (its requests limit in the headers).
+  const reopened = await a.adminFetch('/admin/v1/keys/rotating', {
+    method: 'PATCH', body: { expires_at: null, limits: null },
+  });
+  assert.equal(reopened.status, 200, reopened.text);
+  assert.equal(reopened.json.default_limits, true);
+  for (const gw of [a, b]) {
+    const r = await pollUntil(async () => {
+      const res = await gw.post('chat/completions', BODY, { key: third });
+      return res.status === 200 ? res : null;
+    });
+    assert.ok(r, `${gw.proc.name} never let the key in again`);
+    assert.equal(r.headers.get('x-ratelimit-limit-tokens'), '50000');  // default_limits
+    assert.equal(r.headers.get('x-ratelimit-limit-requests'), '1000');  // the tenant's
+  }
+  await assertNoSecret([a, b], old);
+  await assertNoSecret([a, b], fresh);
+  await assertNoSecret([a, b], third);
+}
+
 describe('keys API, embedded store', () => {
   let mock;
   let gw;
@@ -163,6 +252,10 @@ describe('keys API, embedded store', () => {
 
   test('create, use, replace limits, read and reset budgets, revoke', async () => {
     await lifecycle(gw, gw);
+  });
+
+  test('rotate with and without a grace period, change fields, expire', async () => {
+    await rotationAndExpiry(gw, gw);
   });
 
   test('every /admin/v1 route refuses a missing or wrong token and a data-plane key', async () => {
@@ -288,6 +381,7 @@ describe('keys API, Redis shared by two instances', () => {
 
   test('a change on one instance reaches the other; revoke is 401 on both', async () => {
     await lifecycle(a, b);
+    await rotationAndExpiry(a, b);
     // Only hashes reach Redis.
     const made = await createKey(a, { name: 'hash-only' });
     const dump = redis.cli('HGETALL', 'trl:keys:{keys}:records');

@@ -33,8 +33,8 @@ class CountingKeyStore final : public KeyStore {
     Written written = co_await inner_.Create(record);
     co_return written;
   }
-  asio::awaitable<Written> Replace(const KeyRecord& record) override {
-    Written written = co_await inner_.Replace(record);
+  asio::awaitable<Written> Replace(const KeyRecord& record, const KeyRecord& over) override {
+    Written written = co_await inner_.Replace(record, over);
     co_return written;
   }
   asio::awaitable<Written> Remove(std::string_view name) override {

@@ -74,11 +74,15 @@ class FakeKeyStore final : public KeyStore {
     removed_.erase(record.key.name);
     co_return Written{WriteStatus::kOk, version_};
   }
-  asio::awaitable<Written> Replace(const KeyRecord& record) override {
+  asio::awaitable<Written> Replace(const KeyRecord& record, const KeyRecord& over) override {
     ++writes;
     if (failing) co_return Written{WriteStatus::kError};
     auto it = records_.find(record.key.name);
     if (it == records_.end()) co_return Written{WriteStatus::kNotFound};
+    if (it->second.record.revision != over.revision ||
+        it->second.record.key.key_sha256 != over.key.key_sha256) {
+      co_return Written{WriteStatus::kConflict};
+    }
     it->second = {record, ++version_};
     co_return Written{WriteStatus::kOk, version_};
   }
