@@ -114,6 +114,8 @@ http::Response AdminApi::Reload(const AdminQuery& query) {
   body["restart_required"] = changes["restart_required"];
   changes.erase("restart_required");
   body["changes"] = std::move(changes);
+  boost::json::array& warnings = body["warnings"].emplace_array();
+  for (std::string& w : outcome.warnings) warnings.emplace_back(std::move(w));
   return Json(200, boost::json::serialize(body));
 }
 

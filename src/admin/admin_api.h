@@ -32,6 +32,7 @@ struct ReloadOutcome {
   // What the file changes from the config in force; its restart_required, from the config the
   // process started with (applied, or to be applied, at the next restart).
   ConfigDiff changes;
+  std::vector<std::string> warnings;  // ConfigWarnings of the file (also logged)
 };
 
 struct AdminHooks {

@@ -250,6 +250,7 @@ TEST_F(AdminApiTest, ReloadAnswersWhatTheReloadDid) {
   reload_outcome_ = {};
   reload_outcome_.changes.models.added = {"m2"};
   reload_outcome_.changes.restart_required = {"server.threads", "listen"};
+  reload_outcome_.warnings = {"admin.token: an example value: set a secret of your own"};
   Answer ok = Call(verb::post, "/admin/v1/reload");
   EXPECT_EQ(ok.status, 200u);
   const json::value changes = json::parse(R"({
@@ -257,9 +258,12 @@ TEST_F(AdminApiTest, ReloadAnswersWhatTheReloadDid) {
     "api_keys": {"added": [], "removed": [], "changed": []},
     "tenants": {"added": [], "removed": [], "changed": []},
     "default_limits": false, "settings": []})");
-  EXPECT_EQ(json::parse(ok.body), json::value({{"status", "reloaded"},
-                                               {"restart_required", {"server.threads", "listen"}},
-                                               {"changes", changes}}));
+  EXPECT_EQ(
+      json::parse(ok.body),
+      json::value({{"status", "reloaded"},
+                   {"restart_required", {"server.threads", "listen"}},
+                   {"changes", changes},
+                   {"warnings", {"admin.token: an example value: set a secret of your own"}}}));
   EXPECT_EQ(modes_, std::vector<ReloadMode>{ReloadMode::kApply});
 
   Answer dry = Call(verb::post, "/admin/v1/reload?dry_run=true");
@@ -271,7 +275,7 @@ TEST_F(AdminApiTest, ReloadAnswersWhatTheReloadDid) {
   EXPECT_EQ(modes_,
             (std::vector<ReloadMode>{ReloadMode::kApply, ReloadMode::kDryRun, ReloadMode::kApply}));
 
-  reload_outcome_ = {{"models[0].backends[0]: not a URL"}, {}};
+  reload_outcome_ = {{"models[0].backends[0]: not a URL"}, {}, {}};
   Answer refused = Call(verb::post, "/admin/v1/reload");
   ExpectError(refused, 422, "invalid_config");
   EXPECT_EQ(Body(refused).at("error").at("type"), "invalid_config");

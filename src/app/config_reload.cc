@@ -35,6 +35,8 @@ ReloadOutcome ReloadConfig(const std::string& path, const Config& started_with, 
                   fmt::join(outcome.errors, "\n"));
     return outcome;
   }
+  outcome.warnings = ConfigWarnings(*next.config);
+  for (const auto& w : outcome.warnings) spdlog::warn("config: {}", w);
   auto previous = gateway.Snapshot();
   outcome.changes = DiffConfigs(*previous->config, *next.config);
   // Compared with the config the process started with: those settings were applied then.

@@ -42,6 +42,15 @@ describe('reload dry run and the changes a reload lists', () => {
     default_limits: false,
     settings: [],
   };
+  // ConfigWarnings of next(): a reload applies the file and says what it probably gets wrong.
+  const warnings = [
+    'admin.token: shorter than 20 characters: easy to guess',
+    ...[0, 1].map((i) => `api_keys[${i}].key: 16 characters; use 20 or more ` +
+                         '(e.g. openssl rand -hex 24)'),
+    ...[[0, 'm'], [1, 'new']].map(([i, name]) =>
+      `models[${i}].max_output_tokens: 1024 is more than the 1000 tokens of default_limits[0]: ` +
+      `a request to ${name} without max_tokens would be refused (400); lower it or raise the limit`),
+  ];
   const ask = (model, key = KEY_A) =>
     gw.post('chat/completions', chatBody(model, 'ping', { max_tokens: 2 }), { key });
 
@@ -59,8 +68,8 @@ describe('reload dry run and the changes a reload lists', () => {
     gw.writeConfig(next());
     const dry = await gw.adminFetch('/admin/v1/reload?dry_run=true', { method: 'POST' });
     assert.equal(dry.status, 200, dry.text);
-    assert.deepEqual(dry.json,
-                     { status: 'dry_run', changes, restart_required: ['server.idle_timeout'] });
+    assert.deepEqual(dry.json, { status: 'dry_run', changes, warnings,
+                                 restart_required: ['server.idle_timeout'] });
     // Nothing was applied, nor counted as a reload.
     assert.equal((await ask('m-alias')).status, 404);
     assert.equal((await ask('old')).status, 200);
@@ -73,8 +82,9 @@ describe('reload dry run and the changes a reload lists', () => {
     // The real reload answers the same changes and applies them.
     const real = await gw.reload();
     assert.equal(real.status, 200, real.text);
-    assert.deepEqual(real.json,
-                     { status: 'reloaded', changes, restart_required: ['server.idle_timeout'] });
+    assert.deepEqual(real.json, { status: 'reloaded', changes, warnings,
+                                  restart_required: ['server.idle_timeout'] });
+    await gw.proc.waitForLine(/config: api_keys\[1\]\.key: 16 characters/);
     assert.equal((await ask('m-alias')).status, 200);
     assert.equal((await ask('old')).status, 404);
     assert.equal((await ask('m', KEY_B)).status, 200);
