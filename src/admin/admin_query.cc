@@ -4,6 +4,8 @@
 #include <boost/url/params_view.hpp>
 #include <boost/url/parse_query.hpp>
 
+#include "usage/usage.h"
+
 namespace trl {
 namespace {
 
@@ -11,8 +13,6 @@ namespace urls = boost::urls;
 
 // The one list of what each route accepts. A route added to the admin API is added here.
 constexpr std::string_view kReload[] = {"dry_run"};
-constexpr std::string_view kUsage[] = {"key", "tenant",      "model",  "from",
-                                       "to",  "granularity", "format", "group_by"};
 
 struct RouteParams {
   std::string_view path;
@@ -20,9 +20,12 @@ struct RouteParams {
   std::span<const std::string_view> accepted;
 };
 constexpr RouteParams kRoutes[] = {
-    {"/admin/v1/reload", false, kReload}, {"/admin/v1/models", false, {}},
-    {"/admin/v1/keys", false, {}},        {"/admin/v1/keys/", true, {}},
-    {"/admin/v1/usage", false, kUsage},   {"/admin/v1/tenants", false, {}},
+    {"/admin/v1/reload", false, kReload},
+    {"/admin/v1/models", false, {}},
+    {"/admin/v1/keys", false, {}},
+    {"/admin/v1/keys/", true, {}},
+    {"/admin/v1/usage", false, kUsageParams},
+    {"/admin/v1/tenants", false, {}},
     {"/admin/v1/tenants/", true, {}},
 };
 

@@ -30,10 +30,10 @@ std::map<std::string, int64_t, std::less<>> KeysPerTenant(const GatewaySnapshot&
                                                           const ManagedKeys& managed) {
   std::map<std::string, int64_t, std::less<>> keys;
   for (const ApiKeyConfig& key : snap.config->api_keys) ++keys[key.tenant];
-  for (const auto& record : managed.SortedByName()) {
+  managed.ForEach([&](const KeyRecord& record) {
     // A config key of the same name wins over the API's (the authenticator does the same).
-    if (!snap.auth.ConfigKey(record->key.name)) ++keys[record->key.tenant];
-  }
+    if (!snap.auth.ConfigKey(record.key.name)) ++keys[record.key.tenant];
+  });
   return keys;
 }
 

@@ -99,7 +99,7 @@ asio::awaitable<std::shared_ptr<const ManagedKeys>> KeyDirectory::Next(
 
 void KeyDirectory::ReportWentBack(const ManagedKeys& before, const ManagedKeys& now) {
   size_t gone = 0;
-  for (const auto& record : before.SortedByName()) gone += now.FindByName(record->key.name) ? 0 : 1;
+  before.ForEach([&](const KeyRecord& record) { gone += now.FindByName(record.key.name) ? 0 : 1; });
   auto warning = std::make_shared<const std::string>(fmt::format(
       "keys: the key store went back from version {} to {} (a Redis restarted without "
       "persistence, flushed, or restored from an older backup): {} keys made through the admin "

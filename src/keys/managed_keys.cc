@@ -107,7 +107,7 @@ std::vector<ManagedKeys::RecordPtr> ManagedKeys::SortedByName() const {
   all.reserve(size_);
   for (const auto& shard : by_name_) {
     if (!shard) continue;
-    for (const auto& [name, record] : *shard) all.push_back(record);
+    for (const auto& entry : *shard) all.push_back(entry.second);
   }
   std::sort(all.begin(), all.end(),
             [](const RecordPtr& a, const RecordPtr& b) { return a->key.name < b->key.name; });

@@ -58,6 +58,14 @@ class ManagedKeys {
   RecordPtr FindByName(std::string_view name) const;
   // Every key, sorted by name.
   std::vector<RecordPtr> SortedByName() const;
+  // Calls `visit(const KeyRecord&)` for every key, in no order (no copy, no sort).
+  template <typename Visit>
+  void ForEach(Visit&& visit) const {
+    for (const auto& shard : by_name_) {
+      if (!shard) continue;
+      for (const auto& entry : *shard) visit(*entry.second);
+    }
+  }
 
  private:
   // Names are views of the name inside the record they map to, which the entry keeps alive.

@@ -48,6 +48,12 @@ TEST(ManagedKeysTest, FindsEveryKeyByHashAndByName) {
   EXPECT_TRUE(std::is_sorted(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
     return a->key.name < b->key.name;
   }));
+  size_t visited = 0;
+  keys->ForEach([&](const KeyRecord& record) {
+    ++visited;
+    EXPECT_EQ(keys->FindByName(record.key.name).get(), &record);
+  });
+  EXPECT_EQ(visited, 1000u);
   EXPECT_TRUE(ManagedKeys().Empty());
   EXPECT_EQ(ManagedKeys().Version(), -1);
 }

@@ -111,6 +111,11 @@ struct UsageQuery {
   } group_by;
 };
 
+// The query parameters of GET /admin/v1/usage, the one list of them (the admin API's query
+// check reads it too).
+inline constexpr std::array<std::string_view, 8> kUsageParams = {
+    "key", "tenant", "model", "from", "to", "granularity", "format", "group_by"};
+
 struct UsageParamError {
   std::string param;    // the query parameter at fault: "from", "granularity", ...
   std::string message;  // says what is expected

@@ -1,4 +1,5 @@
 // GET /admin/v1/usage's query string.
+#include <algorithm>
 #include <boost/url/params_view.hpp>
 #include <boost/url/parse_query.hpp>
 
@@ -36,27 +37,24 @@ std::optional<UsageParamError> ReadParams(std::string_view query_string, UsagePa
   urls::encoding_opts opts;
   opts.space_as_plus = false;
   const urls::params_view view(query_text, opts);
-  const std::pair<std::string_view, std::optional<std::string>*> known[] = {
-      {"key", &params.key},       {"tenant", &params.tenant},
-      {"model", &params.model},   {"from", &params.from},
-      {"to", &params.to},         {"granularity", &params.granularity},
-      {"format", &params.format}, {"group_by", &params.group_by}};
+  // In the order of kUsageParams.
+  const std::array<std::optional<std::string>*, kUsageParams.size()> slots = {
+      &params.key, &params.tenant,      &params.model,  &params.from,
+      &params.to,  &params.granularity, &params.format, &params.group_by};
   for (const urls::param& p : view) {
     if (p.key.empty() && !p.has_value) continue;  // "a=1&&b=2", a trailing '&'
-    std::optional<std::string>* slot = nullptr;
-    for (const auto& [name, target] : known) {
-      if (p.key == name) slot = target;
-    }
-    if (slot == nullptr) {
+    const auto known = std::find(kUsageParams.begin(), kUsageParams.end(), p.key);
+    if (known == kUsageParams.end()) {
       return Error(p.key,
                    "unknown parameter (expected key, tenant, model, from, to, granularity, "
                    "format or group_by)");
     }
+    std::optional<std::string>* slot = slots[known - kUsageParams.begin()];
     if (slot->has_value()) return Error(p.key, "given more than once");
     *slot = p.value;
   }
   // An empty value is the same as no parameter: no filter, or the default.
-  for (const auto& [name, slot] : known) {
+  for (std::optional<std::string>* slot : slots) {
     if (slot->has_value() && (*slot)->empty()) slot->reset();
   }
   return std::nullopt;
