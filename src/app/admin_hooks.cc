@@ -32,8 +32,7 @@ std::function<asio::awaitable<UsageResult>(const UsageQuery&)> UsageQueries(Usag
     // Built into locals: GCC 12 mishandles non-trivial temporaries inside co_await.
     std::function<asio::awaitable<UsageResult>()> work = [&usage,
                                                           query]() -> asio::awaitable<UsageResult> {
-      co_await usage.Flush();
-      UsageResult r = co_await usage.Sink().Query(query);
+      UsageResult r = co_await usage.FlushAndQuery(query);
       co_return r;
     };
     UsageResult result = co_await scheduler.Run<UsageResult>(std::move(work));

@@ -50,6 +50,17 @@ asio::awaitable<bool> UsageFlush::Flush() {
   co_return ok;
 }
 
+asio::awaitable<UsageResult> UsageFlush::FlushAndQuery(const UsageQuery& query) {
+  const bool flushed = co_await Flush();
+  if (!flushed) {
+    UsageResult failed;
+    failed.error = "this instance's latest usage could not be written yet";
+    co_return failed;
+  }
+  UsageResult result = co_await sink_.Query(query);
+  co_return result;
+}
+
 asio::awaitable<bool> UsageFlush::FlushPatiently() {
   constexpr auto kPause = 250ms;
   constexpr int kAttempts = 8;

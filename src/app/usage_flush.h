@@ -41,6 +41,9 @@ class UsageFlush {
 
   // The pending rows in one write; on failure they are kept for the next flush (and logged).
   asio::awaitable<bool> Flush();
+  // A usage query that sees this instance's every request: the pending rows are written first,
+  // and when they cannot be, the answer is the error (not totals without them).
+  asio::awaitable<UsageResult> FlushAndQuery(const UsageQuery& query);
   // The final flush, blocking the caller: a store that is reconnecting (Redis back after an
   // outage) gets two seconds before the rows are given up. False when they could not be written.
   bool FlushAtShutdown();

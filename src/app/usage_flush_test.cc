@@ -93,12 +93,41 @@ class CountingSink final : public UsageSink {
     for (const UsageRow& row : rows) total.Add(row.counts);
     co_return true;
   }
-  asio::awaitable<UsageResult> Query(const UsageQuery&) override { co_return UsageResult{}; }
+  asio::awaitable<UsageResult> Query(const UsageQuery&) override {
+    UsageResult result;
+    result.ok = true;
+    result.total = total;
+    co_return result;
+  }
   asio::awaitable<bool> DropBefore(int64_t, int64_t*, std::string*) override { co_return true; }
 
   bool failing = false;
   UsageCounts total;
 };
+
+// A usage query whose flush failed answers the store's error, not totals that miss this
+// instance's pending rows (they are kept for the next flush, and the next query has them).
+TEST(UsageFlushTest, AQueryWhoseFlushFailedIsAnError) {
+  UsageRecorder recorder;
+  CountingSink sink;
+  UsageFlush flush(recorder, sink);
+  recorder.RecordAdmitted("k", "", "m", 1'700'000'000, 10, 1);
+  sink.failing = true;
+  auto query = [&] {
+    asio::io_context io;
+    UsageResult result;
+    asio::co_spawn(io, flush.FlushAndQuery(UsageQuery{}),
+                   [&](std::exception_ptr, UsageResult r) { result = std::move(r); });
+    io.run();
+    return result;
+  };
+  UsageResult refused = query();
+  EXPECT_FALSE(refused.ok);
+  EXPECT_EQ(refused.error, "this instance's latest usage could not be written yet");
+  sink.failing = false;
+  EXPECT_TRUE(query().ok);
+  EXPECT_EQ(sink.total.requests, 1);
+}
 
 // One run of the gateway's usage path on `dir`'s journal; destroying it without a last flush is
 // a crash.

@@ -1077,8 +1077,15 @@ export async function usageTotal(gw, params) {
   const q = new URLSearchParams({ granularity: 'day',
                                   from: new Date(Date.now() - 2 * 3600_000).toISOString(),
                                   ...params });
-  const r = await gw.adminFetch(`/admin/v1/usage?${q}`);
-  if (r.status !== 200) throw new Error(`${gw.proc.name}: usage: HTTP ${r.status} ${r.text}`);
+  // 503: this instance's pending rows could not be written yet (its store is reconnecting after
+  // a fault a test made); they are written by a later flush, which a later ask makes.
+  const r = await pollUntil(async () => {
+    const res = await gw.adminFetch(`/admin/v1/usage?${q}`);
+    return res.status === 503 ? null : res;
+  });
+  if (r?.status !== 200) {
+    throw new Error(`${gw.proc.name}: usage: HTTP ${r?.status ?? 503} ${r?.text ?? ''}`);
+  }
   return r.json.total;
 }
 
