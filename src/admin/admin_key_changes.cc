@@ -118,9 +118,9 @@ asio::awaitable<http::Response> AdminApi::RotateKey(const http::Request& request
     secret = NewSecretKey(32);
     // The secret replaced stays valid for the grace period; a previous one still in its grace
     // period stops now.
-    record.previous_sha256 = record.key.key_sha256;
-    record.previous_until = grace_seconds > 0 ? NowSeconds() + grace_seconds : 0;
-    if (!record.previous_until) record.previous_sha256 = {};
+    const bool grace = grace_seconds > 0;
+    record.previous_sha256 = grace ? record.key.key_sha256 : Sha256{};
+    record.previous_until = grace ? NowSeconds() + grace_seconds : 0;
     record.key.key_sha256 = Sha256Of(secret);
     return std::nullopt;
   };
