@@ -3,6 +3,8 @@
 # loopback: the gateway serves chat and streaming requests through mock-llm, answers the admin
 # API, refuses past a limit (429), drains on SIGTERM (exit code 0), and its usage survives a
 # restart on the same volume. Also checks the image is under 120 MB and runs as non-root.
+# Then it brings up docker/docker-compose.yml's gateway, Redis and two mock model servers with
+# podman-compose and checks that they serve, limit and keep usage in Redis.
 #
 # No container registry is needed: the base images are made here with debootstrap (Debian's
 # mirror) and kept in podman's storage, as are the build layers, so a second run reuses them.
@@ -20,7 +22,7 @@ log() { echo "test-container: $*"; }
 fail() { echo "test-container: FAILED: $*" >&2; exit 1; }
 
 missing=()
-for p in podman runc debootstrap curl; do
+for p in podman runc debootstrap curl podman-compose; do
   command -v "$p" >/dev/null || missing+=("$p")
 done
 if ((${#missing[@]})); then
@@ -29,10 +31,19 @@ if ((${#missing[@]})); then
   apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# runc, cgroupfs and host networking: what works on this machine (crun fails on its cgroups);
-# ulimits no higher than the machine's own.
+# runc and cgroupfs: what works on this machine (crun fails on its cgroups); ulimits no higher
+# than the machine's own. Also in a containers.conf, for the containers podman-compose starts.
 pod=(podman --runtime runc --cgroup-manager cgroupfs)
 limits=(--ulimit nofile=4096:4096 --ulimit nproc=4096:4096)
+CONTAINERS_CONF=$(mktemp)
+export CONTAINERS_CONF
+cat >"$CONTAINERS_CONF" <<'CONF'
+[containers]
+default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+CONF
 
 make_base() {
   local root
@@ -80,9 +91,13 @@ admin_port=$(free_port)
 token=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
 volume=trl-test-data-$$
 containers=()
+project=trl-test-$$
+compose=(podman-compose -p "$project" -f docker/docker-compose.yml)
 cleanup() {
   for c in "${containers[@]}"; do "${pod[@]}" rm -f "$c" >/dev/null 2>&1 || true; done
   "${pod[@]}" volume rm -f "$volume" >/dev/null 2>&1 || true
+  "${compose[@]}" down -v >/dev/null 2>&1 || true
+  rm -f "$CONTAINERS_CONF" /tmp/trl-chat-$$
 }
 trap cleanup EXIT
 
@@ -113,10 +128,13 @@ admin() {  # admin METHOD PATH [BODY]
   curl -sS -X "$1" "http://127.0.0.1:$admin_port$2" -H "Authorization: Bearer $token" \
     -H 'Content-Type: application/json' ${3:+-d "$3"}
 }
-chat() {  # chat KEY [STREAM]: prints the HTTP status and the body
+chat() {  # chat KEY [STREAM [MODEL]]: prints the HTTP status; the body is in /tmp/trl-chat-$$
   curl -sS -o /tmp/trl-chat-$$ -w '%{http_code}' "http://127.0.0.1:$port/v1/chat/completions" \
     -H "Authorization: Bearer $1" -H 'Content-Type: application/json' \
-    -d "{\"model\":\"llama2-7b\",\"max_tokens\":4,\"stream\":${2:-false},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"
+    -d "{\"model\":\"${3:-llama2-7b}\",\"max_tokens\":4,\"stream\":${2:-false},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"
+}
+json() {  # json EXPR: EXPR of the JSON document on stdin, read as `d`
+  python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"
 }
 
 run_mock
@@ -127,7 +145,7 @@ uid=$("${pod[@]}" exec "trl-test-gw1-$$" id -u)
 "${pod[@]}" healthcheck run "trl-test-gw1-$$" >/dev/null || fail "the image's HEALTHCHECK fails"
 
 created=$(admin POST /admin/v1/keys '{"name":"container-test","limits":[{"requests":3,"per":"1m"}]}')
-key=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])' <<<"$created")
+key=$(json 'd["key"]' <<<"$created")
 [[ $(chat "$key") == 200 ]] || fail "chat: $(cat /tmp/trl-chat-$$)"
 grep -q '"usage"' /tmp/trl-chat-$$ || fail "chat answered without usage"
 [[ $(chat "$key" true) == 200 ]] || fail "stream: $(cat /tmp/trl-chat-$$)"
@@ -145,7 +163,46 @@ code=$("${pod[@]}" inspect --format '{{.State.ExitCode}}' "trl-test-gw1-$$")
 run_gateway trl-test-gw2-$$
 wait_ready "trl-test-gw2-$$"
 usage=$(admin GET '/admin/v1/usage?key=container-test&granularity=day')
-requests=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["total"]["requests"])' <<<"$usage")
+requests=$(json 'd["total"]["requests"]' <<<"$usage")
 [[ $requests == 3 ]] || fail "usage after a restart holds $requests requests, not 3: $usage"
-log "SIGTERM exit 0; usage kept across a restart; passed in $((SECONDS - start)) s"
-rm -f /tmp/trl-chat-$$
+log "SIGTERM exit 0; usage kept across a restart"
+for c in "${containers[@]}"; do "${pod[@]}" rm -f "$c" >/dev/null; done
+containers=()
+
+# The compose stack: gateway on Redis, two mock model servers. Redis's image is made here from
+# Debian's package, as the bases are; the stack's own images are the ones just built.
+"${pod[@]}" build --network host "${limits[@]}" --layers -t localhost/trl-redis:test -f - . \
+  >/dev/null <<DOCKERFILE
+FROM $slim
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      redis-server redis-tools && apt-get clean && rm -rf /var/lib/apt/lists/* \
+ && mkdir /data && chown redis:redis /data
+USER redis
+DOCKERFILE
+export TRL_IMAGE=localhost/token-rate-limiter:test MOCK_IMAGE=localhost/mock-llm:test \
+  REDIS_IMAGE=localhost/trl-redis:test ADMIN_TOKEN="$token" TRL_PORT="$port" \
+  TRL_ADMIN_PORT="$admin_port" REDIS_PASSWORD
+REDIS_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+stack=(redis gateway mock-llama2-7b mock-llama2-13b)
+"${compose[@]}" up -d "${stack[@]}" >/dev/null 2>&1 || fail "podman-compose up failed"
+wait_ready "${project}_gateway_1"
+created=$(admin POST /admin/v1/keys '{"name":"compose-test","limits":[{"requests":3,"per":"1m"}]}')
+key=$(json 'd["key"]' <<<"$created")
+[[ $(chat "$key" false llama2-7b) == 200 ]] || fail "compose, llama2-7b: $(cat /tmp/trl-chat-$$)"
+[[ $(chat "$key" true llama2-13b) == 200 ]] || fail "compose, llama2-13b: $(cat /tmp/trl-chat-$$)"
+grep -q 'data: \[DONE\]' /tmp/trl-chat-$$ || fail "compose: the stream did not end with [DONE]"
+[[ $(chat "$key") == 200 ]] || fail "compose: third request"
+[[ $(chat "$key") == 429 ]] || fail "compose: the fourth request was not refused"
+# The usage rows are in Redis: a fresh gateway on the same Redis (and a new data volume) sees them.
+"${compose[@]}" stop gateway >/dev/null 2>&1
+code=$("${pod[@]}" inspect --format '{{.State.ExitCode}}' "${project}_gateway_1")
+[[ $code == 0 ]] || fail "the compose gateway exited $code on SIGTERM"
+"${pod[@]}" rm -f "${project}_gateway_1" >/dev/null
+"${pod[@]}" volume rm -f "${project}_gateway-data" >/dev/null
+"${compose[@]}" up -d gateway >/dev/null 2>&1 || fail "podman-compose up gateway failed"
+wait_ready "${project}_gateway_1"
+usage=$(admin GET '/admin/v1/usage?key=compose-test&group_by=model&granularity=day')
+models=$(json '",".join(sorted(r["model"]+"="+str(r["requests"]) for r in d["data"]))' <<<"$usage")
+[[ $models == llama2-13b=1,llama2-7b=2 ]] || fail "compose usage in Redis: $models ($usage)"
+log "compose stack (gateway, Redis, two mocks): served, limited, usage kept in Redis"
+log "passed in $((SECONDS - start)) s"
