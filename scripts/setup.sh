@@ -65,3 +65,13 @@ if [[ ! -d $bb/node_modules/openai ]] || [[ $bb/package-lock.json -nt $bb/node_m
 else
   echo "setup: $bb/node_modules up to date"
 fi
+
+# The deploy tests' npm dependencies (kubernetes-models, yaml), pinned by the lock file.
+deploy=tests/deploy
+if [[ ! -d $deploy/node_modules/kubernetes-models ]] ||
+  [[ $deploy/package-lock.json -nt $deploy/node_modules/.package-lock.json ]]; then
+  echo "setup: npm ci in $deploy"
+  (cd "$deploy" && npm ci --no-audit --no-fund --loglevel=error)
+else
+  echo "setup: $deploy/node_modules up to date"
+fi
