@@ -8,7 +8,7 @@
 namespace trl {
 namespace {
 
-std::shared_ptr<const Config> Load(const std::string& yaml) {
+std::shared_ptr<const Config> LoadYaml(const std::string& yaml) {
   LoadResult r = LoadConfigText(yaml, [](const std::string&) { return std::nullopt; });
   EXPECT_TRUE(r.config) << (r.errors.empty() ? "" : r.errors.front());
   return r.config;
@@ -57,14 +57,14 @@ default_limits: [{tokens: 200, per: 1m}]
 )";
 
 TEST(ConfigDiffTest, TheSameConfigChangesNothing) {
-  auto running = Load(kRunning);
-  ConfigDiff diff = DiffConfigs(*running, *Load(kRunning));
+  auto running = LoadYaml(kRunning);
+  ConfigDiff diff = DiffConfigs(*running, *LoadYaml(kRunning));
   EXPECT_TRUE(diff.Empty());
   EXPECT_EQ(ConfigDiffToText(diff), "no changes\n");
 }
 
 TEST(ConfigDiffTest, NamesWhatIsAddedRemovedAndChangedAndHowInJson) {
-  ConfigDiff diff = DiffConfigs(*Load(kRunning), *Load(kNext));
+  ConfigDiff diff = DiffConfigs(*LoadYaml(kRunning), *LoadYaml(kNext));
   EXPECT_FALSE(diff.Empty());
   EXPECT_EQ(ConfigDiffToJson(diff), boost::json::parse(R"({
     "models": {"added": ["new"], "removed": ["old"],
@@ -80,7 +80,7 @@ TEST(ConfigDiffTest, NamesWhatIsAddedRemovedAndChangedAndHowInJson) {
 
 TEST(ConfigDiffTest, NeverShowsASecretOrItsHash) {
   std::string json =
-      boost::json::serialize(ConfigDiffToJson(DiffConfigs(*Load(kRunning), *Load(kNext))));
+      boost::json::serialize(ConfigDiffToJson(DiffConfigs(*LoadYaml(kRunning), *LoadYaml(kNext))));
   for (const char* secret : {"sk-team-a", "sk-team-b", "sk-gone", "admin-secret-2"}) {
     EXPECT_EQ(json.find(secret), std::string::npos) << secret;
   }
@@ -88,7 +88,7 @@ TEST(ConfigDiffTest, NeverShowsASecretOrItsHash) {
 }
 
 TEST(ConfigDiffTest, TextHasOneLinePerKindOfChange) {
-  EXPECT_EQ(ConfigDiffToText(DiffConfigs(*Load(kRunning), *Load(kNext))),
+  EXPECT_EQ(ConfigDiffToText(DiffConfigs(*LoadYaml(kRunning), *LoadYaml(kNext))),
             "models: added new; removed old; changed m (aliases, backends)\n"
             "api_keys: added team-b; removed gone; changed team-a (key, tenant, limits)\n"
             "tenants: added beta; changed acme (limits)\n"
@@ -98,12 +98,12 @@ TEST(ConfigDiffTest, TextHasOneLinePerKindOfChange) {
 }
 
 TEST(ConfigDiffTest, AKeyReturningToDefaultLimitsIsALimitsChange) {
-  auto running = Load(R"(
+  auto running = LoadYaml(R"(
 models: [{name: m, backends: ["http://127.0.0.1:9"]}]
 api_keys: [{name: k, key: sk-k-secret-1234567890, limits: [{tokens: 100, per: 1m}]}]
 default_limits: [{tokens: 100, per: 1m}]
 )");
-  auto next = Load(R"(
+  auto next = LoadYaml(R"(
 models: [{name: m, backends: ["http://127.0.0.1:9"]}]
 api_keys: [{name: k, key: sk-k-secret-1234567890}]
 default_limits: [{tokens: 100, per: 1m}]

@@ -16,8 +16,6 @@ namespace {
 
 using testing::MadeKey;
 
-KeyRecord Record(const std::string& name) { return MadeKey(name); }
-
 ApiKeyConfig ConfigKey(const std::string& name) {
   ApiKeyConfig key;
   key.name = name;
@@ -38,7 +36,7 @@ TEST(KeyDirectoryTest, SyncLoadsOnceThenReadsChanges) {
   EXPECT_EQ(store.loads, 1) << "same version: nothing to load";
   EXPECT_EQ(keys.Current(), before) << "same version: the same snapshot";
 
-  ASSERT_EQ(RunAwaitable(store.Create(Record("a"))).status, KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Create(MadeKey("a"))).status, KeyStore::WriteStatus::kOk);
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
   EXPECT_EQ(store.loads, 1) << "a change is read from the log";
   auto current = keys.Current();
@@ -57,20 +55,20 @@ TEST(KeyDirectoryTest, ASyncAfterOneWriteReadsOnlyWhatChanged) {
   constexpr int kKeys = 1000;
   FakeKeyStore store;
   for (int i = 0; i < kKeys; ++i) {
-    ASSERT_EQ(RunAwaitable(store.Create(Record("k-" + std::to_string(i)))).status,
+    ASSERT_EQ(RunAwaitable(store.Create(MadeKey("k-" + std::to_string(i)))).status,
               KeyStore::WriteStatus::kOk);
   }
   KeyDirectory keys(store);
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
   EXPECT_EQ(store.records_read, kKeys);
 
-  ASSERT_EQ(RunAwaitable(store.Create(Record("new"))).status, KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Create(MadeKey("new"))).status, KeyStore::WriteStatus::kOk);
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
   EXPECT_EQ(store.records_read, kKeys + 1) << "one key made: one record read";
-  KeyRecord replaced = Record("k-7");
+  KeyRecord replaced = MadeKey("k-7");
   replaced.updated = 7;
   replaced.revision = 1;
-  ASSERT_EQ(RunAwaitable(store.Replace(replaced, Record("k-7"))).status,
+  ASSERT_EQ(RunAwaitable(store.Replace(replaced, MadeKey("k-7"))).status,
             KeyStore::WriteStatus::kOk);
   ASSERT_EQ(RunAwaitable(store.Remove("k-8")).status, KeyStore::WriteStatus::kOk);
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
@@ -91,12 +89,12 @@ TEST(KeyDirectoryTest, ASyncAfterOneWriteReadsOnlyWhatChanged) {
 TEST(KeyDirectoryTest, LoadsEveryKeyWhenTheLogWasTrimmedPastIt) {
   FakeKeyStore store;
   for (const char* name : {"a", "b", "c"}) {
-    ASSERT_EQ(RunAwaitable(store.Create(Record(name))).status, KeyStore::WriteStatus::kOk);
+    ASSERT_EQ(RunAwaitable(store.Create(MadeKey(name))).status, KeyStore::WriteStatus::kOk);
   }
   KeyDirectory keys(store);
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
   ASSERT_EQ(RunAwaitable(store.Remove("a")).status, KeyStore::WriteStatus::kOk);
-  ASSERT_EQ(RunAwaitable(store.Create(Record("d"))).status, KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Create(MadeKey("d"))).status, KeyStore::WriteStatus::kOk);
   store.TrimLog();  // the removal of "a" is no longer in the log
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
   EXPECT_EQ(store.loads, 2);
@@ -104,7 +102,7 @@ TEST(KeyDirectoryTest, LoadsEveryKeyWhenTheLogWasTrimmedPastIt) {
   EXPECT_FALSE(keys.Current()->FindByName("a"));
   EXPECT_TRUE(keys.Current()->FindByName("d"));
 
-  ASSERT_EQ(RunAwaitable(store.Create(Record("e"))).status, KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Create(MadeKey("e"))).status, KeyStore::WriteStatus::kOk);
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
   EXPECT_EQ(store.loads, 2);
   EXPECT_EQ(store.records_read, 3 + 3 + 1);
@@ -117,14 +115,14 @@ TEST(KeyDirectoryTest, ASyncThatReadFirstAndFinishesLastKeepsTheNewerSnapshot) {
   FakeKeyStore store;
   KeyDirectory keys(store);
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
-  ASSERT_EQ(RunAwaitable(store.Create(Record("a"))).status, KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Create(MadeKey("a"))).status, KeyStore::WriteStatus::kOk);
   asio::io_context io;
   store.hold_reads = true;
   int succeeded = 0;
   auto count = [&](const std::exception_ptr&, bool ok) { succeeded += ok ? 1 : 0; };
   asio::co_spawn(io, keys.Sync(false, nullptr), count);
   io.poll();  // the first has read version 1 ("a")
-  ASSERT_EQ(RunAwaitable(store.Create(Record("b"))).status, KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Create(MadeKey("b"))).status, KeyStore::WriteStatus::kOk);
   asio::co_spawn(io, keys.Sync(false, nullptr), count);
   io.poll();  // the second has read version 2 ("a", "b")
   ASSERT_EQ(store.held.size(), 2u);
@@ -149,13 +147,13 @@ TEST(KeyDirectoryTest, AWriteMadeHerePublishesItselfWithoutAReadBack) {
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
   const int reads = store.change_reads;
 
-  EXPECT_EQ(RunAwaitable(keys.Create(Record("a"))), KeyStore::WriteStatus::kOk);
+  EXPECT_EQ(RunAwaitable(keys.Create(MadeKey("a"))), KeyStore::WriteStatus::kOk);
   EXPECT_EQ(keys.Current()->Version(), 1);
   EXPECT_TRUE(keys.Current()->FindByHash(Sha256Of("sk-a")));
-  KeyRecord replaced = Record("a");
+  KeyRecord replaced = MadeKey("a");
   replaced.updated = 9;
   replaced.revision = 1;
-  EXPECT_EQ(RunAwaitable(keys.Replace(replaced, Record("a"))), KeyStore::WriteStatus::kOk);
+  EXPECT_EQ(RunAwaitable(keys.Replace(replaced, MadeKey("a"))), KeyStore::WriteStatus::kOk);
   EXPECT_EQ(keys.Current()->FindByName("a")->updated, 9);
   EXPECT_EQ(RunAwaitable(keys.Remove("a")), KeyStore::WriteStatus::kOk);
   EXPECT_FALSE(keys.Current()->FindByName("a"));
@@ -164,8 +162,8 @@ TEST(KeyDirectoryTest, AWriteMadeHerePublishesItselfWithoutAReadBack) {
   EXPECT_EQ(store.change_reads, reads) << "each write published what it wrote";
   EXPECT_EQ(store.loads, 1);
 
-  EXPECT_EQ(RunAwaitable(keys.Create(Record("b"))), KeyStore::WriteStatus::kOk);
-  EXPECT_EQ(RunAwaitable(keys.Create(Record("b"))), KeyStore::WriteStatus::kExists);
+  EXPECT_EQ(RunAwaitable(keys.Create(MadeKey("b"))), KeyStore::WriteStatus::kOk);
+  EXPECT_EQ(RunAwaitable(keys.Create(MadeKey("b"))), KeyStore::WriteStatus::kExists);
   EXPECT_EQ(RunAwaitable(keys.Remove("gone")), KeyStore::WriteStatus::kNotFound);
   EXPECT_EQ(keys.Current()->Version(), 4) << "a refused write changes nothing";
   EXPECT_EQ(store.change_reads, reads);
@@ -177,10 +175,10 @@ TEST(KeyDirectoryTest, AWriteAfterAnotherWritersReadsTheChangesBack) {
   FakeKeyStore store;
   KeyDirectory keys(store);
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
-  ASSERT_EQ(RunAwaitable(store.Create(Record("elsewhere"))).status, KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Create(MadeKey("elsewhere"))).status, KeyStore::WriteStatus::kOk);
   const int reads = store.change_reads;
 
-  EXPECT_EQ(RunAwaitable(keys.Create(Record("here"))), KeyStore::WriteStatus::kOk);
+  EXPECT_EQ(RunAwaitable(keys.Create(MadeKey("here"))), KeyStore::WriteStatus::kOk);
   EXPECT_EQ(store.change_reads, reads + 1);
   EXPECT_EQ(keys.Current()->Version(), 2);
   EXPECT_TRUE(keys.Current()->FindByName("elsewhere"));
@@ -194,13 +192,13 @@ TEST(KeyDirectoryTest, AFailedWriteChangesNothing) {
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
   auto before = keys.Current();
   store.failing = true;
-  EXPECT_EQ(RunAwaitable(keys.Create(Record("a"))), KeyStore::WriteStatus::kError);
+  EXPECT_EQ(RunAwaitable(keys.Create(MadeKey("a"))), KeyStore::WriteStatus::kError);
   EXPECT_EQ(keys.Current(), before);
 }
 
 TEST(KeyDirectoryTest, AFailedSyncKeepsTheKeysLoadedLast) {
   FakeKeyStore store;
-  ASSERT_EQ(RunAwaitable(store.Create(Record("a"))).status, KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Create(MadeKey("a"))).status, KeyStore::WriteStatus::kOk);
   KeyDirectory keys(store);
   ASSERT_TRUE(RunAwaitable(keys.Sync(true, nullptr)));
 
@@ -223,11 +221,11 @@ TEST(KeyDirectoryTest, AStoreThatWentBackIsReportedWithTheKeysLost) {
   KeyDirectory keys(store);
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
   EXPECT_EQ(keys.LostKeysWarning(), "");
-  ASSERT_EQ(RunAwaitable(keys.Create(Record("a"))), KeyStore::WriteStatus::kOk);
-  ASSERT_EQ(RunAwaitable(keys.Create(Record("b"))), KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(keys.Create(MadeKey("a"))), KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(keys.Create(MadeKey("b"))), KeyStore::WriteStatus::kOk);
 
   store.LoseEverything();
-  ASSERT_EQ(RunAwaitable(store.Create(Record("c"))).status, KeyStore::WriteStatus::kOk);
+  ASSERT_EQ(RunAwaitable(store.Create(MadeKey("c"))).status, KeyStore::WriteStatus::kOk);
   ASSERT_TRUE(RunAwaitable(keys.Sync(false, nullptr)));
   EXPECT_EQ(keys.Current()->Version(), 1);
   EXPECT_FALSE(keys.Current()->FindByName("a"));
@@ -239,7 +237,7 @@ TEST(KeyDirectoryTest, AStoreThatWentBackIsReportedWithTheKeysLost) {
 }
 
 TEST(NameClashesTest, NamesEveryConfigKeyNamedLikeAnApiKey) {
-  auto managed = ManagedKeys::FromRecords(1, {Record("made-1"), Record("made-2")});
+  auto managed = ManagedKeys::FromRecords(1, {MadeKey("made-1"), MadeKey("made-2")});
   const std::vector<ApiKeyConfig> config_keys = {ConfigKey("made-2"), ConfigKey("team-a"),
                                                  ConfigKey("made-1")};
   EXPECT_EQ(NameClashes(config_keys, *managed),
@@ -250,7 +248,7 @@ TEST(NameClashesTest, NamesEveryConfigKeyNamedLikeAnApiKey) {
 }
 
 TEST(NameClashesTest, NoneWhenTheNamesDiffer) {
-  auto managed = ManagedKeys::FromRecords(1, {Record("made")});
+  auto managed = ManagedKeys::FromRecords(1, {MadeKey("made")});
   const std::vector<ApiKeyConfig> config_keys = {ConfigKey("Made"), ConfigKey("made-2")};
   EXPECT_EQ(NameClashes(config_keys, *managed), "");
   EXPECT_EQ(NameClashes({}, *managed), "");

@@ -15,7 +15,7 @@ namespace trl {
 namespace {
 
 // A key as one is made per end user: a name, a tenant, two limits of its own.
-KeyRecord Record(const std::string& name) {
+KeyRecord UserKey(const std::string& name) {
   KeyRecord r = testing::MadeKey(name);
   r.key.tenant = "acme";
   r.key.limits = {testing::Tokens(100000, Millis(60000)), testing::Requests(600, Millis(60000))};
@@ -27,7 +27,7 @@ KeyRecord Record(const std::string& name) {
 std::vector<KeyRecord> Records(int count, const std::string& prefix = "user-") {
   std::vector<KeyRecord> records;
   records.reserve(count);
-  for (int i = 0; i < count; ++i) records.push_back(Record(prefix + std::to_string(i)));
+  for (int i = 0; i < count; ++i) records.push_back(UserKey(prefix + std::to_string(i)));
   return records;
 }
 
@@ -60,10 +60,10 @@ TEST(ManagedKeysTest, FindsEveryKeyByHashAndByName) {
 
 TEST(ManagedKeysTest, ChangesMakeANewSetAndLeaveTheOldOneAsItWas) {
   auto before = ManagedKeys::FromRecords(1, Records(100));
-  KeyRecord replaced = Record("user-5");
+  KeyRecord replaced = UserKey("user-5");
   replaced.key.key_sha256 = Sha256Of("sk-rotated");
   const std::vector<std::string> removed = {"user-7", "no-such-key"};
-  auto after = before->WithChanges(4, {Record("new"), replaced}, removed);
+  auto after = before->WithChanges(4, {UserKey("new"), replaced}, removed);
 
   EXPECT_EQ(after->Version(), 4);
   EXPECT_EQ(after->Size(), 100u);  // one made, one removed
@@ -83,15 +83,15 @@ TEST(ManagedKeysTest, ChangesMakeANewSetAndLeaveTheOldOneAsItWas) {
 }
 
 TEST(ManagedKeysTest, TheLastRecordOfANameWins) {
-  KeyRecord second = Record("twice");
+  KeyRecord second = UserKey("twice");
   second.updated = 2;
-  auto keys = ManagedKeys::FromRecords(1, {Record("twice"), second});
+  auto keys = ManagedKeys::FromRecords(1, {UserKey("twice"), second});
   EXPECT_EQ(keys->Size(), 1u);
   EXPECT_EQ(keys->FindByName("twice")->updated, 2);
 }
 
 TEST(ManagedKeysTest, ARotatedKeyIsFoundByBothSecretsUntilItChangesAgain) {
-  KeyRecord rotated = Record("user-1");
+  KeyRecord rotated = UserKey("user-1");
   rotated.key.key_sha256 = Sha256Of("sk-new");
   rotated.previous_sha256 = Sha256Of("sk-user-1");
   rotated.previous_until = 1'700'003'600;
@@ -135,7 +135,7 @@ TEST(ManagedKeysTest, AKeyTakesUnderOneKibibyteAndAChangeCopiesLittle) {
   EXPECT_LE(loaded / kKeys, 1024u);
   RecordProperty("bytes_per_key", std::to_string(loaded / kKeys));
 
-  auto next = keys->WithChanges(2, {Record("one-more")}, {});
+  auto next = keys->WithChanges(2, {UserKey("one-more")}, {});
   const size_t changed = Allocated() - before - loaded;
   EXPECT_LT(changed, loaded / 64);
   RecordProperty("bytes_per_change", std::to_string(changed));

@@ -2,13 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include "fakes/micros.h"
+
 namespace trl {
 namespace {
 
-constexpr int64_t kSecond = 1'000'000;
-constexpr int64_t kMinute = 60 * kSecond;
-constexpr int64_t kDay = 86'400 * kSecond;
-constexpr int64_t kT0 = 1'700'000'000 * kSecond;
+using testing::kDay;
+using testing::kMinute;
+using testing::kSecond;
+using testing::kT0;
 
 BucketParams Rolling(int64_t capacity, int64_t period) {
   return {LimitKind::kTokens, capacity, period, false};

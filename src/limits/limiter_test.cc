@@ -17,6 +17,7 @@
 
 #include "fakes/fake_clock.h"
 #include "fakes/limit_builders.h"
+#include "fakes/micros.h"
 #include "fakes/redis_server.h"
 #include "fakes/run_awaitable.h"
 #include "limits/memory_store.h"
@@ -28,11 +29,11 @@ namespace {
 using std::chrono::milliseconds;
 using Outcome = Admission::Outcome;
 
-constexpr int64_t kSecond = 1'000'000;
-constexpr int64_t kT0 = 1'700'000'000 * kSecond;        // 2023-11-14T22:13:20Z
+using testing::kSecond;
+using testing::kT0;
 constexpr int64_t kMidnight = 1'700'006'400 * kSecond;  // 2023-11-15T00:00:00Z
-constexpr milliseconds kMinute{60'000};
-constexpr milliseconds kDay{86'400'000};
+constexpr milliseconds kPerMinute{60'000};
+constexpr milliseconds kPerDay{86'400'000};
 
 using testing::Concurrent;
 using testing::Requests;
@@ -189,7 +190,7 @@ INSTANTIATE_TEST_SUITE_P(Stores, LimiterTest,
                          });
 
 TEST_P(LimiterTest, NoApplicableLimitAdmitsWithoutHeaders) {
-  std::vector<LimitConfig> key = {Tokens(10, kMinute, false, "other-model")};
+  std::vector<LimitConfig> key = {Tokens(10, kPerMinute, false, "other-model")};
   Admission a = Admit(Scope(key), 1'000'000);
   EXPECT_EQ(a.outcome, Outcome::kAdmitted);
   EXPECT_FALSE(a.tokens.present);
@@ -200,8 +201,8 @@ TEST_P(LimiterTest, NoApplicableLimitAdmitsWithoutHeaders) {
 }
 
 TEST_P(LimiterTest, HeadersCountThisReservationAsSpent) {
-  std::vector<LimitConfig> key = {Tokens(100, kMinute), Requests(600, kMinute),
-                                  Tokens(2'000'000, kDay, true)};
+  std::vector<LimitConfig> key = {Tokens(100, kPerMinute), Requests(600, kPerMinute),
+                                  Tokens(2'000'000, kPerDay, true)};
   Admission a = Admit(Scope(key), 10);
   ASSERT_EQ(a.outcome, Outcome::kAdmitted);
   ASSERT_TRUE(a.tokens.present);
@@ -216,7 +217,7 @@ TEST_P(LimiterTest, HeadersCountThisReservationAsSpent) {
   EXPECT_EQ(a.reservation.ReservedTokens(), 10);
 
   // When the daily budget is the tighter one, it is reported, with the time to midnight UTC.
-  std::vector<LimitConfig> tight = {Tokens(100, kMinute), Tokens(50, kDay, true)};
+  std::vector<LimitConfig> tight = {Tokens(100, kPerMinute), Tokens(50, kPerDay, true)};
   a = Admit(Scope(tight, kNone, "llama2-7b", "team-b"), 10);
   EXPECT_EQ(a.tokens.limit, 50);
   EXPECT_EQ(a.tokens.remaining, 40);
@@ -225,8 +226,9 @@ TEST_P(LimiterTest, HeadersCountThisReservationAsSpent) {
 }
 
 TEST_P(LimiterTest, KeyTenantAndModelLimitsCombine) {
-  std::vector<LimitConfig> key = {Tokens(1000, kMinute), Tokens(500, kMinute, false, "llama2-13b")};
-  std::vector<LimitConfig> tenant = {Tokens(300, kMinute)};
+  std::vector<LimitConfig> key = {Tokens(1000, kPerMinute),
+                                  Tokens(500, kPerMinute, false, "llama2-13b")};
+  std::vector<LimitConfig> tenant = {Tokens(300, kPerMinute)};
   Admission a = Admit(Scope(key, tenant, "llama2-13b"), 100);
   ASSERT_EQ(a.outcome, Outcome::kAdmitted);
   EXPECT_EQ(a.tokens.limit, 300);
@@ -249,8 +251,8 @@ TEST_P(LimiterTest, KeyTenantAndModelLimitsCombine) {
 }
 
 TEST_P(LimiterTest, ARefusalChargesNoOtherLimit) {
-  std::vector<LimitConfig> key = {Tokens(1000, kMinute), Requests(2, kMinute)};
-  std::vector<LimitConfig> tenant = {Tokens(150, kMinute)};
+  std::vector<LimitConfig> key = {Tokens(1000, kPerMinute), Requests(2, kPerMinute)};
+  std::vector<LimitConfig> tenant = {Tokens(150, kPerMinute)};
   ASSERT_EQ(Admit(Scope(key, tenant), 100).outcome, Outcome::kAdmitted);
   Admission a = Admit(Scope(key, tenant), 100);
   ASSERT_EQ(a.outcome, Outcome::kRefused);
@@ -292,8 +294,8 @@ struct RecordingObserver final : BudgetObserver {
 TEST_P(LimiterTest, TheObserverSeesEveryTokenAndRequestBudgetOfEachDecision) {
   RecordingObserver observer;
   limiter_.SetBudgetObserver(&observer);
-  std::vector<LimitConfig> key = {Tokens(1000, kMinute), Requests(2, kMinute), Concurrent(4)};
-  std::vector<LimitConfig> tenant = {Tokens(150, kMinute)};
+  std::vector<LimitConfig> key = {Tokens(1000, kPerMinute), Requests(2, kPerMinute), Concurrent(4)};
+  std::vector<LimitConfig> tenant = {Tokens(150, kPerMinute)};
   using Seen = RecordingObserver::Seen;
   Admission a = Admit(Scope(key, tenant), 100);
   ASSERT_EQ(a.outcome, Outcome::kAdmitted);
@@ -314,7 +316,7 @@ TEST_P(LimiterTest, TheObserverSeesEveryTokenAndRequestBudgetOfEachDecision) {
 }
 
 TEST_P(LimiterTest, RetryAfterIsExact) {
-  std::vector<LimitConfig> key = {Tokens(60, kMinute)};  // one token per second
+  std::vector<LimitConfig> key = {Tokens(60, kPerMinute)};  // one token per second
   ASSERT_EQ(Admit(Scope(key), 60).outcome, Outcome::kAdmitted);
   Admission a = Admit(Scope(key), 5);
   ASSERT_EQ(a.outcome, Outcome::kRefused);
@@ -334,7 +336,7 @@ TEST_P(LimiterTest, RetryAfterIsExact) {
 }
 
 TEST_P(LimiterTest, SeveralRefusalsReportTheLongestWait) {
-  std::vector<LimitConfig> key = {Tokens(60, kMinute), Requests(1, kMinute)};
+  std::vector<LimitConfig> key = {Tokens(60, kPerMinute), Requests(1, kPerMinute)};
   ASSERT_EQ(Admit(Scope(key), 60).outcome, Outcome::kAdmitted);
   Admission a = Admit(Scope(key), 1);  // tokens: 1 s; requests: 60 s
   ASSERT_EQ(a.outcome, Outcome::kRefused);
@@ -343,7 +345,7 @@ TEST_P(LimiterTest, SeveralRefusalsReportTheLongestWait) {
   EXPECT_EQ(a.retry_after_ms, 60'000);
   EXPECT_EQ(a.requested, 1);
 
-  std::vector<LimitConfig> other = {Tokens(60, kMinute), Requests(10, kMinute)};
+  std::vector<LimitConfig> other = {Tokens(60, kPerMinute), Requests(10, kPerMinute)};
   RequestScope scope = Scope(other, kNone, "llama2-7b", "team-b");
   ASSERT_EQ(Admit(scope, 60).outcome, Outcome::kAdmitted);
   for (int i = 0; i < 9; ++i) ASSERT_EQ(Admit(scope, 0).outcome, Outcome::kAdmitted);
@@ -354,8 +356,9 @@ TEST_P(LimiterTest, SeveralRefusalsReportTheLongestWait) {
 }
 
 TEST_P(LimiterTest, TooLargeChargesNothing) {
-  std::vector<LimitConfig> key = {Tokens(1000, kMinute), Requests(10, kMinute), Concurrent(1)};
-  std::vector<LimitConfig> tenant = {Tokens(500, kMinute)};
+  std::vector<LimitConfig> key = {Tokens(1000, kPerMinute), Requests(10, kPerMinute),
+                                  Concurrent(1)};
+  std::vector<LimitConfig> tenant = {Tokens(500, kPerMinute)};
   Admission a = Admit(Scope(key, tenant), 600);
   ASSERT_EQ(a.outcome, Outcome::kTooLarge);
   EXPECT_EQ(a.refused_kind, LimitKind::kTokens);
@@ -376,7 +379,7 @@ TEST_P(LimiterTest, TooLargeChargesNothing) {
 }
 
 TEST_P(LimiterTest, DebtMakesLaterRequestsWaitThenRecovers) {
-  std::vector<LimitConfig> key = {Tokens(100, kMinute)};  // 0.6 s per token
+  std::vector<LimitConfig> key = {Tokens(100, kPerMinute)};  // 0.6 s per token
   Admission a = Admit(Scope(key), 10);
   ASSERT_EQ(a.outcome, Outcome::kAdmitted);
   Settle(a, 150);
@@ -395,7 +398,7 @@ TEST_P(LimiterTest, DebtMakesLaterRequestsWaitThenRecovers) {
 }
 
 TEST_P(LimiterTest, RefundsNeverLiftABudgetAboveCapacity) {
-  std::vector<LimitConfig> key = {Tokens(100, kMinute)};
+  std::vector<LimitConfig> key = {Tokens(100, kPerMinute)};
   Admission a = Admit(Scope(key), 50);
   ASSERT_EQ(a.outcome, Outcome::kAdmitted);
   clock_.Advance(milliseconds(15'000));  // refills 25
@@ -405,7 +408,7 @@ TEST_P(LimiterTest, RefundsNeverLiftABudgetAboveCapacity) {
 
 TEST_P(LimiterTest, CalendarBudgetResetsAtMidnightUtc) {
   clock_.Set(kMidnight - 500'000);  // 23:59:59.5 UTC
-  std::vector<LimitConfig> key = {Tokens(1000, kDay, true)};
+  std::vector<LimitConfig> key = {Tokens(1000, kPerDay, true)};
   Admission a = Admit(Scope(key), 1000);
   ASSERT_EQ(a.outcome, Outcome::kAdmitted);
   EXPECT_EQ(a.tokens.remaining, 0);
@@ -427,7 +430,7 @@ TEST_P(LimiterTest, CalendarBudgetResetsAtMidnightUtc) {
 }
 
 TEST_P(LimiterTest, ConcurrencySlotsAreTakenReleasedAndExpire) {
-  std::vector<LimitConfig> key = {Tokens(1000, kMinute), Concurrent(2)};
+  std::vector<LimitConfig> key = {Tokens(1000, kPerMinute), Concurrent(2)};
   RequestScope scope = Scope(key);
   scope.deadline = milliseconds(10 * 60 * 1000);  // the model's request_timeout
   Admission a = Admit(scope, 10);
@@ -474,7 +477,7 @@ TEST_P(LimiterTest, OptionsSetLeaseTtlAndConcurrencyRetry) {
 // admission made right after it on the same thread already sees its refund and its released
 // concurrency slot (both of which it needs here).
 TEST_P(LimiterTest, BackgroundSettlementComesBeforeTheNextAdmission) {
-  std::vector<LimitConfig> key = {Tokens(100, kMinute), Concurrent(1)};
+  std::vector<LimitConfig> key = {Tokens(100, kPerMinute), Concurrent(1)};
   const RequestScope scope = Scope(key);
   Admission first = Admit(scope, 60);
   ASSERT_EQ(first.outcome, Outcome::kAdmitted);
@@ -499,8 +502,8 @@ TEST_P(LimiterTest, BackgroundSettlementComesBeforeTheNextAdmission) {
 }
 
 TEST_P(LimiterTest, ModelLimitIsNamedWhenItRefuses) {
-  std::vector<LimitConfig> key = {Tokens(100'000, kMinute),
-                                  Tokens(20'000, kMinute, false, "llama2-13b")};
+  std::vector<LimitConfig> key = {Tokens(100'000, kPerMinute),
+                                  Tokens(20'000, kPerMinute, false, "llama2-13b")};
   ASSERT_EQ(Admit(Scope(key, kNone, "llama2-13b"), 20'000).outcome, Outcome::kAdmitted);
   Admission a = Admit(Scope(key, kNone, "llama2-13b"), 1'000);
   ASSERT_EQ(a.outcome, Outcome::kRefused);
@@ -512,7 +515,7 @@ TEST_P(LimiterTest, ModelLimitIsNamedWhenItRefuses) {
 }
 
 TEST_P(LimiterTest, TenantRequestsCalendarLimitText) {
-  std::vector<LimitConfig> tenant = {Requests(1, kMinute, true)};
+  std::vector<LimitConfig> tenant = {Requests(1, kPerMinute, true)};
   ASSERT_EQ(Admit(Scope(kNone, tenant), 5).outcome, Outcome::kAdmitted);
   Admission a = Admit(Scope(kNone, tenant), 5);
   ASSERT_EQ(a.outcome, Outcome::kRefused);
@@ -521,7 +524,7 @@ TEST_P(LimiterTest, TenantRequestsCalendarLimitText) {
 }
 
 TEST_P(LimiterTest, TenantLimitsNeedATenant) {
-  std::vector<LimitConfig> tenant = {Tokens(1, kMinute)};
+  std::vector<LimitConfig> tenant = {Tokens(1, kPerMinute)};
   Admission a = Admit(Scope(kNone, tenant, "llama2-7b", "team-a", ""), 100);
   EXPECT_EQ(a.outcome, Outcome::kAdmitted);
   EXPECT_FALSE(a.tokens.present);
@@ -529,20 +532,20 @@ TEST_P(LimiterTest, TenantLimitsNeedATenant) {
 
 // A limit's value changed by a reload or the admin API keeps what was used in its bucket.
 TEST_P(LimiterTest, ChangedCapacityKeepsWhatWasUsed) {
-  std::vector<LimitConfig> v1 = {Tokens(100, kMinute)};
+  std::vector<LimitConfig> v1 = {Tokens(100, kPerMinute)};
   ASSERT_EQ(Admit(Scope(v1), 30).outcome, Outcome::kAdmitted);
-  std::vector<LimitConfig> v2 = {Tokens(50, kMinute)};
+  std::vector<LimitConfig> v2 = {Tokens(50, kPerMinute)};
   Admission a = Admit(Scope(v2), 0);
   EXPECT_EQ(a.tokens.limit, 50);
   EXPECT_EQ(a.tokens.remaining, 20);
-  std::vector<LimitConfig> v3 = {Tokens(200, kMinute)};
+  std::vector<LimitConfig> v3 = {Tokens(200, kPerMinute)};
   a = Admit(Scope(v3), 0);
   EXPECT_EQ(a.tokens.limit, 200);
   EXPECT_EQ(a.tokens.remaining, 170);
   // The example: a daily tenant quota of 100000 with 43 used, lowered to 100.
-  std::vector<LimitConfig> daily = {Tokens(100'000, kDay, true)};
+  std::vector<LimitConfig> daily = {Tokens(100'000, kPerDay, true)};
   ASSERT_EQ(Admit(Scope(kNone, daily), 43).outcome, Outcome::kAdmitted);
-  std::vector<LimitConfig> lowered = {Tokens(100, kDay, true)};
+  std::vector<LimitConfig> lowered = {Tokens(100, kPerDay, true)};
   a = Admit(Scope(kNone, lowered), 28);
   ASSERT_EQ(a.outcome, Outcome::kAdmitted);
   EXPECT_EQ(a.tokens.remaining, 29);
@@ -551,7 +554,7 @@ TEST_P(LimiterTest, ChangedCapacityKeepsWhatWasUsed) {
 
 // A settlement that costs more than the day's budget had left is not forgiven at midnight.
 TEST_P(LimiterTest, CalendarDebtCarriesIntoTheNextWindow) {
-  std::vector<LimitConfig> key = {Tokens(1000, kDay, true)};
+  std::vector<LimitConfig> key = {Tokens(1000, kPerDay, true)};
   clock_.Set(19'676LL * 86'400'000'000 - 10'000'000);  // 10 s before midnight UTC
   Admission a = Admit(Scope(key), 100);
   ASSERT_EQ(a.outcome, Outcome::kAdmitted);
@@ -566,7 +569,7 @@ TEST_P(LimiterTest, CalendarDebtCarriesIntoTheNextWindow) {
 }
 
 TEST_P(LimiterTest, DuplicatedLimitsChargeOneBucketWithTheSmallerCapacity) {
-  std::vector<LimitConfig> key = {Tokens(100, kMinute), Tokens(80, kMinute)};
+  std::vector<LimitConfig> key = {Tokens(100, kPerMinute), Tokens(80, kPerMinute)};
   Admission a = Admit(Scope(key), 10);
   ASSERT_EQ(a.outcome, Outcome::kAdmitted);
   EXPECT_EQ(a.tokens.limit, 80);
@@ -575,8 +578,8 @@ TEST_P(LimiterTest, DuplicatedLimitsChargeOneBucketWithTheSmallerCapacity) {
 }
 
 TEST_P(LimiterTest, ReadAndResetKeyLimits) {
-  std::vector<LimitConfig> key = {Tokens(100, kMinute), Requests(10, kMinute), Concurrent(3),
-                                  Tokens(1000, kDay, true, "llama2-13b")};
+  std::vector<LimitConfig> key = {Tokens(100, kPerMinute), Requests(10, kPerMinute), Concurrent(3),
+                                  Tokens(1000, kPerDay, true, "llama2-13b")};
   ASSERT_EQ(Admit(Scope(key, kNone, "llama2-13b"), 40).outcome, Outcome::kAdmitted);
   LimitReadings r = RunAwaitable(limiter_.ReadKeyLimits("team-a", "acme", key));
   ASSERT_TRUE(r.ok);
@@ -596,7 +599,7 @@ TEST_P(LimiterTest, ReadAndResetKeyLimits) {
 
 // The tenant's own budgets, shared by its keys: read and refilled by the tenant's name.
 TEST_P(LimiterTest, ReadAndResetTenantLimits) {
-  std::vector<LimitConfig> tenant = {Tokens(500, kMinute), Concurrent(4)};
+  std::vector<LimitConfig> tenant = {Tokens(500, kPerMinute), Concurrent(4)};
   ASSERT_EQ(Admit(Scope(kNone, tenant), 40).outcome, Outcome::kAdmitted);
   ASSERT_EQ(Admit(Scope(kNone, tenant, "llama2-7b", "team-b"), 60).outcome, Outcome::kAdmitted);
   LimitReadings r = RunAwaitable(limiter_.ReadTenantLimits("acme", tenant));
@@ -638,7 +641,7 @@ TEST(LimiterStoreErrorTest, FailuresAreOutcomesAndCounted) {
   FakeClock clock(kT0);
   FailingStore store;
   Limiter limiter(store, clock);
-  std::vector<LimitConfig> key = {Tokens(100, kMinute)};
+  std::vector<LimitConfig> key = {Tokens(100, kPerMinute)};
   Admission a = RunAwaitable(limiter.Admit(Scope(key), 10));
   EXPECT_EQ(a.outcome, Outcome::kStoreError);
   // The store may have charged it: the reservation is kept, to be settled like an admitted one.
@@ -694,7 +697,7 @@ TEST(LimiterSettleTest, AFailedSettlementIsSentAgainUntilItLands) {
   MemoryStore memory;
   FlakySettleStore flaky(memory, 3);
   Limiter limiter(flaky, clock, FastRetries());
-  std::vector<LimitConfig> key = {Tokens(100, kMinute), Concurrent(1)};
+  std::vector<LimitConfig> key = {Tokens(100, kPerMinute), Concurrent(1)};
   Admission a = RunAwaitable(limiter.Admit(Scope(key), 60));
   ASSERT_EQ(a.outcome, Outcome::kAdmitted);
   SettleAndWait(limiter, a.reservation, 20);
@@ -718,7 +721,7 @@ TEST(LimiterSettleTest, ASettlementIsGivenUpWhenItsLeaseHasLapsed) {
   Limiter limiter(failing, clock, options);
   MemoryStore memory;
   Limiter working(memory, clock, options);
-  std::vector<LimitConfig> key = {Tokens(100, kMinute)};
+  std::vector<LimitConfig> key = {Tokens(100, kPerMinute)};
   Admission a = RunAwaitable(working.Admit(Scope(key), 10));
   Reservation r = a.reservation;
   // Sent, failed, and sent again while the clock stands; given up once it passes the lease.
@@ -741,7 +744,7 @@ TEST(LimiterSettleTest, AbandonGivesUpWhatIsStillRetrying) {
   Limiter limiter(failing, clock, FastRetries());
   MemoryStore memory;
   Limiter working(memory, clock);
-  std::vector<LimitConfig> key = {Tokens(100, kMinute)};
+  std::vector<LimitConfig> key = {Tokens(100, kPerMinute)};
   Admission a = RunAwaitable(working.Admit(Scope(key), 10));
   boost::asio::io_context io;
   auto work = boost::asio::make_work_guard(io);
@@ -755,7 +758,7 @@ TEST(LimiterSettleTest, AbandonGivesUpWhatIsStillRetrying) {
 // An admission whose store reply was lost is settled like an admitted one: a store that did
 // apply it gets its charge replaced by the real cost; the concurrency slot comes back.
 TEST_P(LimiterTest, AnAdmissionWithAnUnknownOutcomeIsSettled) {
-  std::vector<LimitConfig> key = {Tokens(100, kMinute), Concurrent(1)};
+  std::vector<LimitConfig> key = {Tokens(100, kPerMinute), Concurrent(1)};
   Admission a = Admit(Scope(key), 60);
   ASSERT_EQ(a.outcome, Outcome::kAdmitted);
   EXPECT_FALSE(a.reservation.OutcomeUnknown());
@@ -780,7 +783,7 @@ void OnThreads(int threads, Body body) {
 }
 
 TEST_P(LimiterTest, ManyThreadsNeverOverAdmit) {
-  std::vector<LimitConfig> key = {Tokens(1000, kMinute), Requests(100'000, kMinute)};
+  std::vector<LimitConfig> key = {Tokens(1000, kPerMinute), Requests(100'000, kPerMinute)};
   std::atomic<int64_t> admitted{0}, refused{0};
   OnThreads(8, [&](int) -> asio::awaitable<void> {
     for (int i = 0; i < 10'000; ++i) {
@@ -797,8 +800,8 @@ TEST_P(LimiterTest, ManyThreadsNeverOverAdmit) {
 }
 
 TEST_P(LimiterTest, ManyThreadsShareATenantBudgetExactly) {
-  std::vector<LimitConfig> key = {Tokens(600, kMinute)};
-  std::vector<LimitConfig> tenant = {Tokens(1000, kMinute)};
+  std::vector<LimitConfig> key = {Tokens(600, kPerMinute)};
+  std::vector<LimitConfig> tenant = {Tokens(1000, kPerMinute)};
   std::atomic<int64_t> admitted[2] = {0, 0};
   OnThreads(8, [&](int t) -> asio::awaitable<void> {
     const char* name = t % 2 == 0 ? "team-a" : "team-b";
@@ -819,7 +822,7 @@ TEST_P(LimiterTest, ManyThreadsShareATenantBudgetExactly) {
 // are held: a fourth holder would show as a peak above 3. The slot is released only after the
 // count drops (the settlement lands later), so the count never exceeds the slots held.
 TEST_P(LimiterTest, ManyThreadsNeverExceedConcurrencySlots) {
-  std::vector<LimitConfig> key = {Concurrent(3), Tokens(1'000'000'000, kMinute)};
+  std::vector<LimitConfig> key = {Concurrent(3), Tokens(1'000'000'000, kPerMinute)};
   std::atomic<int> in_flight{0}, peak{0};
   std::atomic<int64_t> admitted{0};
   auto request_loop = [&]() -> asio::awaitable<void> {
@@ -854,9 +857,10 @@ TEST_P(LimiterTest, ManyThreadsNeverExceedConcurrencySlots) {
 }
 
 TEST(DescribeLimitTest, Texts) {
-  EXPECT_EQ(DescribeLimit(ScopeKind::kKey, "team-a", Tokens(20000, kMinute, false, "llama2-13b")),
-            "key 'team-a' model 'llama2-13b' 20000 tokens per 1m");
-  EXPECT_EQ(DescribeLimit(ScopeKind::kTenant, "acme", Requests(600, kMinute, true)),
+  EXPECT_EQ(
+      DescribeLimit(ScopeKind::kKey, "team-a", Tokens(20000, kPerMinute, false, "llama2-13b")),
+      "key 'team-a' model 'llama2-13b' 20000 tokens per 1m");
+  EXPECT_EQ(DescribeLimit(ScopeKind::kTenant, "acme", Requests(600, kPerMinute, true)),
             "tenant 'acme' 600 requests per 1m (calendar)");
   EXPECT_EQ(DescribeLimit(ScopeKind::kKey, "team-a", Concurrent(16)),
             "key 'team-a' 16 concurrent requests");

@@ -10,16 +10,17 @@
 #include <vector>
 
 #include "fakes/bucket_builders.h"
+#include "fakes/micros.h"
 #include "fakes/run_awaitable.h"
 #include "fakes/temp_dir.h"
 
 namespace trl {
 namespace {
 
-constexpr int64_t kSecond = 1'000'000;
-constexpr int64_t kMinute = 60 * kSecond;
-constexpr int64_t kDay = 86'400 * kSecond;
-constexpr int64_t kT0 = 1'700'000'000 * kSecond;
+using testing::kDay;
+using testing::kMinute;
+using testing::kSecond;
+using testing::kT0;
 constexpr int64_t kTtl = 600 * kSecond;
 
 using testing::Concurrent;

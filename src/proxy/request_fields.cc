@@ -7,6 +7,7 @@
 
 #include "common/saturating.h"
 #include "limits/token_counter.h"
+#include "proxy/json_null.h"
 
 namespace trl {
 namespace {
@@ -23,11 +24,6 @@ Result TypeError(const std::string& param, std::string_view expected) {
 
 // simdjson 3.0.1's is_null() is a result that throws when taken as a bool after an error (a
 // misspelt atom such as `nul3`): read it as a value, an error being "not null".
-bool IsNull(od::value& value) {
-  bool null = false;
-  return value.is_null().get(null) == simdjson::SUCCESS && null;
-}
-
 Result Malformed() {
   return FieldError{"", "The request body is not valid JSON. Send a JSON object."};
 }

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "proxy/json_null.h"
+
 namespace trl {
 namespace {
 
@@ -11,11 +13,6 @@ namespace od = simdjson::ondemand;
 
 // simdjson 3.0.1's is_null() is a result that throws when taken as a bool after an error (a
 // misspelt atom such as `nul3`): read it as a value, an error being "not null".
-bool IsNull(od::value& value) {
-  bool null = false;
-  return value.is_null().get(null) == simdjson::SUCCESS && null;
-}
-
 // A count in a usage object: an integer in [0, kMaxUsageTokens] (get_int64 refuses fractions,
 // strings and anything above 2^63).
 bool ReadCount(od::value value, int64_t& out) {

@@ -41,7 +41,6 @@
 namespace trl {
 namespace {
 
-constexpr int64_t kHour = 3600;
 // A script call of 500 rows (3500 arguments) keeps Redis busy well under a millisecond; an
 // hour with more rows takes several calls.
 constexpr size_t kRowsPerCall = 500;
@@ -105,11 +104,6 @@ std::optional<std::string> Decode(std::string_view text) {
 
 std::string Member(const UsageRow& row) {
   return Encode(row.key) + '|' + Encode(row.tenant) + '|' + Encode(row.model);
-}
-
-int64_t HourOf(int64_t unix_seconds) {
-  const int64_t rem = unix_seconds % kHour;
-  return unix_seconds - (rem < 0 ? rem + kHour : rem);
 }
 
 std::string Filter(const std::optional<std::string>& name) {
@@ -215,7 +209,7 @@ class RedisUsageSink final : public UsageSink {
 
   std::vector<std::string> WriteArgs(int64_t hour, std::span<const UsageRow> rows) {
     const std::string prefix = HourPrefix(hour);
-    const int64_t expire_at = hour + kHour + retention_.count() / 1000;
+    const int64_t expire_at = hour + kSecondsPerHour + retention_.count() / 1000;
     // Long enough to outlive every resend of this call, a timed-out one's included.
     const int64_t marker_ttl_ms = 3'600'000 + 2 * timeout_.count();
     std::vector<std::string> args = {"EVAL", kWriteScript, std::to_string(rows.size() + 2)};
@@ -343,7 +337,7 @@ class RedisUsageSink final : public UsageSink {
   asio::awaitable<UsageResult> QueryHours(const UsageQuery& query) {
     UsageResult result;
     std::vector<int64_t> hours;
-    for (int64_t hour = HourOf(query.from); hour < query.to; hour += kHour) {
+    for (int64_t hour = HourOf(query.from); hour < query.to; hour += kSecondsPerHour) {
       if (static_cast<int64_t>(hours.size()) == kMaxQueryHours) {
         result.error = "the range from..to must not exceed 400 days";
         co_return result;

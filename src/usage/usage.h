@@ -24,6 +24,15 @@ namespace trl {
 
 namespace asio = boost::asio;
 
+constexpr int64_t kSecondsPerHour = 3600;
+
+// The start of the UTC hour holding `unix_seconds`, the hour a usage row counts in: floor, not
+// truncation, so an hour always starts at or before the instant it holds.
+inline int64_t HourOf(int64_t unix_seconds) {
+  const int64_t rem = unix_seconds % kSecondsPerHour;
+  return unix_seconds - (rem < 0 ? rem + kSecondsPerHour : rem);
+}
+
 // Counters of one (key, tenant, model, hour). Rejections are counted by the kind of limit that
 // refused (tokens, requests, concurrency); `requests` counts admitted requests only.
 struct UsageCounts {

@@ -8,14 +8,6 @@
 namespace trl {
 namespace {
 
-constexpr int64_t kHour = 3600;
-
-// Floor, not truncation: an hour always starts at or before the instant it holds.
-int64_t HourOf(int64_t unix_seconds) {
-  int64_t rem = unix_seconds % kHour;
-  return unix_seconds - (rem < 0 ? rem + kHour : rem);
-}
-
 // A row's identity as the I/O threads see it: views into the caller's strings, so looking up a
 // row that already exists allocates nothing.
 struct RowView {

@@ -5,20 +5,20 @@
 namespace trl {
 namespace {
 
-constexpr int64_t kNoon = 1'795'867'200;  // 2026-11-28T12:00:00Z
+constexpr int64_t kRowHour = 1'795'867'200;  // 2026-11-28T12:00:00Z
 
 UsageQuery Query() {
   UsageQuery q;
-  q.from = kNoon;
-  q.to = kNoon + 7200;
+  q.from = kRowHour;
+  q.to = kRowHour + 7200;
   return q;
 }
 
 UsageResult Result() {
   UsageResult r;
   r.ok = true;
-  r.rows.push_back({"team-a", "acme", "llama-3", kNoon, {3, 100, 20, 1, 2, 3}});
-  r.rows.push_back({"b,\"quoted\"", "", "m", kNoon + 3600, {1, 5, 6, 0, 0, 0}});
+  r.rows.push_back({"team-a", "acme", "llama-3", kRowHour, {3, 100, 20, 1, 2, 3}});
+  r.rows.push_back({"b,\"quoted\"", "", "m", kRowHour + 3600, {1, 5, 6, 0, 0, 0}});
   r.total = {4, 105, 26, 1, 2, 3};
   return r;
 }
@@ -56,7 +56,7 @@ TEST(RenderUsageTest, GroupedLeavesOutTheIdentitiesSummedOver) {
   q.group_by = {.key = false, .tenant = true, .model = false};
   UsageResult r;
   r.ok = true;
-  r.rows.push_back({"", "acme", "", kNoon, {3, 100, 20, 0, 0, 0}});
+  r.rows.push_back({"", "acme", "", kRowHour, {3, 100, 20, 0, 0, 0}});
   r.total = {3, 100, 20, 0, 0, 0};
   EXPECT_EQ(RenderUsageJson(q, r),
             R"({"data":[{"tenant":"acme","start":"2026-11-28T12:00:00Z",)"
@@ -85,7 +85,7 @@ TEST(RenderUsageTest, Csv) {
 TEST(RenderUsageTest, CsvQuotesLineBreaks) {
   UsageResult r;
   r.ok = true;
-  r.rows.push_back({"a\nb", "c\rd", "plain", kNoon, {}});
+  r.rows.push_back({"a\nb", "c\rd", "plain", kRowHour, {}});
   EXPECT_EQ(RenderUsageCsv(Query(), r),
             "key,tenant,model,start,requests,prompt_tokens,completion_tokens,rejected,"
             "rejected_tokens,rejected_requests,rejected_concurrency\n"
@@ -97,8 +97,8 @@ TEST(RenderUsageTest, CsvQuotesLineBreaks) {
 TEST(RenderUsageTest, CsvKeepsFormulasAsText) {
   UsageResult r;
   r.ok = true;
-  r.rows.push_back({"-team", "=1+2", "@sum", kNoon, {}});
-  r.rows.push_back({"+a", "\tb", "m-1", kNoon, {}});
+  r.rows.push_back({"-team", "=1+2", "@sum", kRowHour, {}});
+  r.rows.push_back({"+a", "\tb", "m-1", kRowHour, {}});
   EXPECT_EQ(RenderUsageCsv(Query(), r),
             "key,tenant,model,start,requests,prompt_tokens,completion_tokens,rejected,"
             "rejected_tokens,rejected_requests,rejected_concurrency\n"
