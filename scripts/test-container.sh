@@ -8,7 +8,9 @@
 #
 # No container registry is needed: the base images are made here with debootstrap (Debian's
 # mirror) and kept in podman's storage, as are the build layers, so a second run reuses them.
-# Usage: scripts/test-container.sh [--rebuild-base]
+# Usage: scripts/test-container.sh [--rebuild-base | --bases-only]
+#   --bases-only: make the base images (when missing) and stop; scripts/test.sh runs this beside
+#   the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +18,13 @@ base=localhost/trl-base:bookworm
 slim=localhost/trl-base:bookworm-slim
 max_image_mb=120
 rebuild_base=0
-[[ ${1:-} == --rebuild-base ]] && rebuild_base=1
+bases_only=0
+case ${1:-} in
+  --rebuild-base) rebuild_base=1 ;;
+  --bases-only) bases_only=1 ;;
+  "") ;;
+  *) echo "test-container.sh: unknown argument $1" >&2; exit 2 ;;
+esac
 
 log() { echo "test-container: $*"; }
 fail() { echo "test-container: FAILED: $*" >&2; exit 1; }
@@ -63,6 +71,7 @@ make_base() {
 if ((rebuild_base)) || ! "${pod[@]}" image exists "$base" || ! "${pod[@]}" image exists "$slim"; then
   make_base
 fi
+((bases_only)) && { rm -f "$CONTAINERS_CONF"; exit 0; }
 
 start=$SECONDS
 build() {  # build TARGET TAG
