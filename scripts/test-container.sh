@@ -126,7 +126,7 @@ run_gateway() {  # run_gateway NAME
     -e MODEL_URL="http://127.0.0.1:$mock_port" localhost/token-rate-limiter:test >/dev/null
 }
 wait_ready() {
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 300); do  # up to 30 s: the compose gateway waits for Redis
     curl -fsS "http://127.0.0.1:$admin_port/readyz" >/dev/null 2>&1 && return 0
     sleep 0.1
   done
