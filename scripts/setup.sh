@@ -21,6 +21,7 @@ packages=(
   shellcheck clang-format clang-tidy
   clang libclang-rt-dev
   prometheus prometheus-alertmanager
+  jmeter yamllint
 )
 # Node 20 is what the machines ship; Debian's nodejs/npm only when there is no node at all.
 if ! command -v node >/dev/null 2>&1; then
@@ -57,21 +58,14 @@ if ((node_major < 20)); then
 fi
 ((system_only)) && exit 0
 
-# The black-box tests' npm dependencies (the official openai client), pinned by the lock file.
-bb=tests/blackbox
-if [[ ! -d $bb/node_modules/openai ]] || [[ $bb/package-lock.json -nt $bb/node_modules/.package-lock.json ]]; then
-  echo "setup: npm ci in $bb"
-  (cd "$bb" && npm ci --no-audit --no-fund --loglevel=error)
-else
-  echo "setup: $bb/node_modules up to date"
-fi
-
-# The deploy tests' npm dependencies (kubernetes-models, yaml), pinned by the lock file.
-deploy=tests/deploy
-if [[ ! -d $deploy/node_modules/kubernetes-models ]] ||
-  [[ $deploy/package-lock.json -nt $deploy/node_modules/.package-lock.json ]]; then
-  echo "setup: npm ci in $deploy"
-  (cd "$deploy" && npm ci --no-audit --no-fund --loglevel=error)
-else
-  echo "setup: $deploy/node_modules up to date"
-fi
+# The tests' npm dependencies, pinned by each directory's lock file: tests/blackbox (the official
+# openai client), tests/deploy (kubernetes-models, yaml), tests/api (@redocly/cli, newman, ajv).
+for dir in tests/blackbox tests/deploy tests/api; do
+  if [[ ! -f $dir/node_modules/.package-lock.json ]] ||
+    [[ $dir/package-lock.json -nt $dir/node_modules/.package-lock.json ]]; then
+    echo "setup: npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  else
+    echo "setup: $dir/node_modules up to date"
+  fi
+done
