@@ -51,6 +51,7 @@
 #include <deque>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -223,8 +224,8 @@ struct Stats {
     char buf[256];
     std::snprintf(buf, sizeof buf,
                   "{\"count\":%zu,\"mean_us\":%.1f,\"p50_us\":%.1f,\"p90_us\":%.1f,"
-                  "\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f}",
-                  ns.size(), mean / 1000.0, pct(50), pct(90), pct(99), pct(99.9), pct(100));
+                  "\"p95_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f}",
+                  ns.size(), mean / 1000.0, pct(50), pct(90), pct(95), pct(99), pct(99.9), pct(100));
     return buf;
   }
 };
@@ -237,6 +238,7 @@ struct Totals {
   int64_t non2xx = 0;
   int64_t errors = 0;  // connect/read/write failures, timeouts, wrong token counts
   int64_t tokens = 0;
+  std::map<unsigned, int64_t> statuses;  // completed responses by HTTP status
   Stats latency;         // scheduled send -> last byte of the response
   Stats ttft;            // stream: scheduled send -> first token event
   Stats token_lateness;  // stream: per token, see the header comment
@@ -333,6 +335,7 @@ class Generator {
     totals_.latency.Add(Clock::now() - scheduled);
     totals_.tokens += tokens;
     unsigned status = parser.get().result_int();
+    totals_.statuses[status]++;
     if (status < 200 || status >= 300) {
       totals_.non2xx++;
       if (totals_.first_error.empty()) {
@@ -621,7 +624,11 @@ int main(int argc, char** argv) {
             << ",\"duration_s\":" << o.duration_s << ",\"connections\":" << o.connections
             << ",\"scheduled\":" << t.scheduled << ",\"completed\":" << t.completed
             << ",\"non2xx\":" << t.non2xx << ",\"errors\":" << t.errors
-            << ",\"tokens\":" << t.tokens << ",\"latency\":" << t.latency.Json()
+            << ",\"tokens\":" << t.tokens << ",\"statuses\":{";
+  for (auto it = t.statuses.begin(); it != t.statuses.end(); ++it) {
+    std::cout << (it == t.statuses.begin() ? "" : ",") << '"' << it->first << "\":" << it->second;
+  }
+  std::cout << "},\"latency\":" << t.latency.Json()
             << ",\"ttft\":" << t.ttft.Json() << ",\"token_lateness\":" << t.token_lateness.Json()
             << ",\"token_gap\":" << t.token_gap.Json()
             << ",\"token_relay\":" << t.token_relay.Json() << ",\"first_error\":\"" << err << "\""
