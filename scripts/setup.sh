@@ -21,7 +21,7 @@ packages=(
   shellcheck clang-format clang-tidy
   clang libclang-rt-dev
   prometheus prometheus-alertmanager
-  jmeter yamllint
+  jmeter jmeter-http yamllint
 )
 # Node 20 is what the machines ship; Debian's nodejs/npm only when there is no node at all.
 if ! command -v node >/dev/null 2>&1; then
