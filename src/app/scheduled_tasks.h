@@ -1,5 +1,5 @@
-// The gateway's scheduled tasks (docs/architecture.md, "Scheduled tasks"), added to its
-// Scheduler before it starts:
+// The gateway's scheduled tasks (docs/architecture/system-design.md, "Scheduled tasks"), added
+// to its Scheduler before it starts:
 //   usage_flush      every usage.flush_interval: pending usage rows to the sink
 //   key_sync         every 250 ms: reloads the API-made keys when another instance changed them
 //   budget_flush     every second, embedded store only: changed budgets to data_dir/limits.db

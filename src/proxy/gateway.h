@@ -1,7 +1,7 @@
 // The data plane: every /v1 request goes through Gateway::Handle, which runs the life of a
-// request (docs/architecture.md): parse -> authenticate -> admit -> forward -> relay -> settle
-// -> record, one function per step. Forwarding and relaying are the Upstream's (upstream.h;
-// production's is PooledUpstream, upstream_exchange.cc).
+// request (docs/architecture/system-design.md): parse -> authenticate -> admit -> forward ->
+// relay -> settle -> record, one function per step. Forwarding and relaying are the Upstream's
+// (upstream.h; production's is PooledUpstream, upstream_exchange.cc).
 //
 // Threading: Handle runs on the connection's I/O thread; any number run at once on every
 // thread. SetSnapshot may be called from any thread (config reload); requests already running

@@ -1,4 +1,4 @@
-// The examples in docs/*.md, run verbatim against a live gateway, so that the docs and the
+// The examples in docs/**/*.md, run verbatim against a live gateway, so that the docs and the
 // gateway cannot drift apart. An example is a ```sh block right after the line
 // `<!-- example -->`; the ```json block that follows it (blank lines between allowed), if any,
 // is its output. Each doc runs on a gateway of its own started as scripts/demo.sh starts it
@@ -66,7 +66,8 @@ function matches(expected, actual, where = '$') {
   assert.deepEqual(actual, expected, where);
 }
 
-const docs = readdirSync(DOCS).filter((f) => f.endsWith('.md')).sort()
+// Every .md under docs/, subfolders too (docs/architecture/, docs/deployment/, ...).
+const docs = readdirSync(DOCS, { recursive: true }).filter((f) => f.endsWith('.md')).sort()
   .map((f) => ({ file: f, examples: examplesOf(readFileSync(path.join(DOCS, f), 'utf8')) }))
   .filter((d) => d.examples.length > 0);
 
