@@ -4,9 +4,11 @@
 
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "admin/admin_views.h"
 #include "common/crypto.h"
 #include "proxy/errors.h"
 
@@ -46,6 +48,28 @@ http::Response InvalidConfig(const std::vector<std::string>& errors) {
   boost::json::object body;
   body["error"] = std::move(error);
   return Json(422, boost::json::serialize(body));
+}
+
+// The routes at one exact path, each served with one method.
+struct FixedRoute {
+  std::string_view path;
+  bhttp::verb method;
+  std::string_view allow;
+};
+constexpr FixedRoute kFixedRoutes[] = {
+    {"/healthz", bhttp::verb::get, "GET"},         {"/readyz", bhttp::verb::get, "GET"},
+    {"/metrics", bhttp::verb::get, "GET"},         {"/admin/v1/reload", bhttp::verb::post, "POST"},
+    {"/admin/v1/models", bhttp::verb::get, "GET"}, {"/admin/v1/usage", bhttp::verb::get, "GET"},
+};
+
+// The 405 of a request to one of kFixedRoutes with another method.
+std::optional<http::Response> WrongMethod(const http::Request& request, std::string_view path) {
+  for (const FixedRoute& route : kFixedRoutes) {
+    if (route.path == path && route.method != request.method()) {
+      return MethodNotAllowed(request, path, route.allow);
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -119,14 +143,10 @@ http::Response AdminApi::Reload(const AdminQuery& query) {
   return Json(200, boost::json::serialize(body));
 }
 
-asio::awaitable<void> AdminApi::Route(http::Request& request, http::ResponseWriter& writer) {
-  std::string_view target = request.target();
-  std::string_view path = target.substr(0, target.find('?'));
-  const auto method = request.method();
-  if (path == "/healthz") {
-    co_await writer.Send(Json(200, R"({"status":"ok"})"));
-    co_return;
-  }
+asio::awaitable<http::Response> AdminApi::Probe(const http::Request& request,
+                                                std::string_view path) {
+  if (auto wrong = WrongMethod(request, path)) co_return std::move(*wrong);
+  if (path == "/healthz") co_return Json(200, R"({"status":"ok"})");
   if (path == "/readyz") {
     bool ready = co_await hooks_.ready();
     boost::json::object body;
@@ -135,16 +155,18 @@ asio::awaitable<void> AdminApi::Route(http::Request& request, http::ResponseWrit
     if (hooks_.warnings) {
       for (std::string& w : hooks_.warnings()) warnings.emplace_back(std::move(w));
     }
-    co_await writer.Send(Json(ready ? 200 : 503, boost::json::serialize(body)));
-    co_return;
+    co_return Json(ready ? 200 : 503, boost::json::serialize(body));
   }
-  if (path == "/metrics") {
-    co_await writer.Send(Text(200, metrics_.Render(), "text/plain; version=0.0.4"));
-    co_return;
-  }
-  if (path.substr(0, 10) != "/admin/v1/") {
-    co_await writer.Send(ErrorResponse(404, "invalid_request_error", "not_found",
-                                       "Unknown path " + std::string(path) + "."));
+  if (path == "/metrics") co_return Text(200, metrics_.Render(), "text/plain; version=0.0.4");
+  co_return ErrorResponse(404, "invalid_request_error", "not_found",
+                          "Unknown path " + std::string(path) + ".");
+}
+
+asio::awaitable<void> AdminApi::Route(http::Request& request, http::ResponseWriter& writer) {
+  std::string_view target = request.target();
+  std::string_view path = target.substr(0, target.find('?'));
+  if (!path.starts_with("/admin/v1/")) {
+    co_await writer.Send(co_await Probe(request, path));
     co_return;
   }
   if (!Authorized(request)) {
@@ -159,35 +181,29 @@ asio::awaitable<void> AdminApi::Route(http::Request& request, http::ResponseWrit
     co_return;
   }
   const AdminQuery& query = std::get<AdminQuery>(read);
-  if (path == "/admin/v1/reload" && method == bhttp::verb::post) {
-    co_await writer.Send(Reload(query));
+  if (auto wrong = WrongMethod(request, path)) {
+    co_await writer.Send(std::move(*wrong));
     co_return;
   }
-  if (path == "/admin/v1/models" && method == bhttp::verb::get) {
-    co_await writer.Send(Json(200, hooks_.models_json()));
-    co_return;
-  }
-  if (path == "/admin/v1/keys" || path.starts_with("/admin/v1/keys/")) {
-    http::Response res = co_await HandleKeys(request, path);
-    co_await writer.Send(std::move(res));
-    co_return;
-  }
-  if (path == "/admin/v1/tenants" || path.starts_with("/admin/v1/tenants/")) {
-    http::Response res = co_await HandleTenants(request, path);
-    co_await writer.Send(std::move(res));
-    co_return;
-  }
-  if (path == "/admin/v1/usage" && method == bhttp::verb::get) {
+  http::Response answer;
+  if (path == "/admin/v1/reload") {
+    answer = Reload(query);
+  } else if (path == "/admin/v1/models") {
+    answer = Json(200, hooks_.models_json());
+  } else if (path == "/admin/v1/keys" || path.starts_with("/admin/v1/keys/")) {
+    answer = co_await HandleKeys(request, path);
+  } else if (path == "/admin/v1/tenants" || path.starts_with("/admin/v1/tenants/")) {
+    answer = co_await HandleTenants(request, path);
+  } else if (path == "/admin/v1/usage") {
     size_t q = target.find('?');
-    std::string_view query_string =
-        q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
-    http::Response res = co_await Usage(query_string);
-    co_await writer.Send(std::move(res));
-    co_return;
+    answer =
+        co_await Usage(q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
+  } else {
+    answer = ErrorResponse(404, "invalid_request_error", "not_found",
+                           "Unknown admin route " + std::string(request.method_string()) + " " +
+                               std::string(path) + ".");
   }
-  co_await writer.Send(ErrorResponse(404, "invalid_request_error", "not_found",
-                                     "Unknown admin route " + std::string(request.method_string()) +
-                                         " " + std::string(path) + "."));
+  co_await writer.Send(std::move(answer));
 }
 
 }  // namespace trl

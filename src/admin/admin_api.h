@@ -65,6 +65,8 @@ class AdminApi {
  private:
   bool Authorized(const http::Request& request) const;
   asio::awaitable<void> Route(http::Request& request, http::ResponseWriter& writer);
+  // /healthz, /readyz, /metrics: no token needed; any other path outside /admin/v1/ is 404.
+  asio::awaitable<http::Response> Probe(const http::Request& request, std::string_view path);
   // POST /admin/v1/reload[?dry_run=true|false].
   http::Response Reload(const AdminQuery& query);
   // The query's parameters, or the 400 for one the route does not accept (admin_query.h).

@@ -91,6 +91,7 @@ class AdminApiTest : public ::testing::Test {
     unsigned status;
     std::string body;
     std::string content_type;
+    std::string allow;  // the Allow header (of a 405)
   };
 
   Answer Call(verb method, const std::string& target, std::string body = "",
@@ -102,7 +103,7 @@ class AdminApiTest : public ::testing::Test {
     RunAwaitable(api_.Handle(request, writer));
     EXPECT_EQ(writer.sends(), 1) << target;
     EXPECT_FALSE(writer.streamed()) << target;
-    return {writer.status(), writer.body(), writer.Header("Content-Type")};
+    return {writer.status(), writer.body(), writer.Header("Content-Type"), writer.Header("Allow")};
   }
 
   static json::object Body(const Answer& response) {
@@ -224,16 +225,43 @@ TEST_F(AdminApiTest, HealthReadinessAndMetricsNeedNoToken) {
   EXPECT_NE(metrics.body.find("trl_test_total 3\n"), std::string::npos) << metrics.body;
 }
 
-TEST_F(AdminApiTest, UnknownPathsAndMethods) {
+TEST_F(AdminApiTest, UnknownPathsAre404) {
   ExpectError(Call(verb::get, "/nope", "", ""), 404, "not_found");
   ExpectError(Call(verb::get, "/admin/v1/nope"), 404, "not_found");
-  ExpectError(Call(verb::get, "/admin/v1/reload"), 404, "not_found");
-  ExpectError(Call(verb::post, "/admin/v1/usage"), 404, "not_found");
-  ExpectError(Call(verb::put, "/admin/v1/keys"), 405, "method_not_allowed");
-  ExpectError(Call(verb::put, "/admin/v1/keys/cfg-key"), 405, "method_not_allowed");
-  ExpectError(Call(verb::get, "/admin/v1/keys/cfg-key/rotate"), 405, "method_not_allowed");
-  ExpectError(Call(verb::post, "/admin/v1/keys/cfg-key/limits"), 405, "method_not_allowed");
-  ExpectError(Call(verb::get, "/admin/v1/keys/cfg-key/reset"), 405, "method_not_allowed");
+  ExpectError(Call(verb::post, "/admin/v1/keys/cfg-key/nope"), 404, "not_found");
+  ExpectError(Call(verb::get, "/admin/v1/tenants/t/nope"), 404, "not_found");
+}
+
+// Every route answers a method it does not serve the same way (RFC 9110, 15.5.6): 405 with the
+// methods it does serve in Allow. The unauthenticated ones too: a probe sent with the wrong
+// method must not look healthy.
+TEST_F(AdminApiTest, AWrongMethodIs405NamingTheAllowedOnes) {
+  struct Case {
+    verb method;
+    std::string target;
+    std::string allow;
+  };
+  const std::vector<Case> cases = {
+      {verb::post, "/healthz", "GET"},
+      {verb::delete_, "/readyz", "GET"},
+      {verb::post, "/metrics", "GET"},
+      {verb::get, "/admin/v1/reload", "POST"},
+      {verb::post, "/admin/v1/models", "GET"},
+      {verb::post, "/admin/v1/usage", "GET"},
+      {verb::put, "/admin/v1/keys", "GET, POST"},
+      {verb::put, "/admin/v1/keys/cfg-key", "GET, PATCH, DELETE"},
+      {verb::post, "/admin/v1/keys/cfg-key/limits", "GET, PUT"},
+      {verb::get, "/admin/v1/keys/cfg-key/reset", "POST"},
+      {verb::get, "/admin/v1/keys/cfg-key/rotate", "POST"},
+      {verb::post, "/admin/v1/tenants", "GET"},
+      {verb::delete_, "/admin/v1/tenants/t", "GET"},
+      {verb::get, "/admin/v1/tenants/t/reset", "POST"},
+  };
+  for (const Case& c : cases) {
+    Answer answer = Call(c.method, c.target);
+    ExpectError(answer, 405, "method_not_allowed");
+    EXPECT_EQ(answer.allow, c.allow) << c.target;
+  }
 }
 
 TEST_F(AdminApiTest, AnExceptionBecomesA500ForThatRequest) {

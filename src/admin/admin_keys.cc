@@ -35,8 +35,7 @@ asio::awaitable<http::Response> AdminApi::HandleKeys(http::Request& request,
       http::Response res = co_await CreateKey(request);
       co_return res;
     }
-    co_return ErrorResponse(405, "invalid_request_error", "method_not_allowed",
-                            "Use GET or POST on /admin/v1/keys.");
+    co_return MethodNotAllowed(request, path, "GET, POST");
   }
   // /admin/v1/keys/{name}[/{action}]; the name is checked before anything else: no other text
   // reaches the store.
@@ -65,9 +64,10 @@ asio::awaitable<http::Response> AdminApi::HandleKeys(http::Request& request,
     answer = co_await RotateKey(request, name);
   }
   if (answer) co_return std::move(*answer);
-  co_return ErrorResponse(405, "invalid_request_error", "method_not_allowed",
-                          "Method " + std::string(request.method_string()) + " is not allowed on " +
-                              std::string(path) + ".");
+  const std::string_view allow = action.empty()        ? "GET, PATCH, DELETE"
+                                 : action == "/limits" ? "GET, PUT"
+                                                       : "POST";
+  co_return MethodNotAllowed(request, path, allow);
 }
 
 http::Response AdminApi::ListKeys() {

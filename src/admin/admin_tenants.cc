@@ -37,12 +37,6 @@ std::map<std::string, int64_t, std::less<>> KeysPerTenant(const GatewaySnapshot&
   return keys;
 }
 
-http::Response MethodNotAllowed(const http::Request& request, std::string_view path) {
-  return ErrorResponse(405, "invalid_request_error", "method_not_allowed",
-                       "Method " + std::string(request.method_string()) + " is not allowed on " +
-                           std::string(path) + ".");
-}
-
 }  // namespace
 
 asio::awaitable<std::optional<boost::json::object>> AdminApi::TenantView(const TenantConfig& tenant,
@@ -66,7 +60,7 @@ asio::awaitable<http::Response> AdminApi::HandleTenants(const http::Request& req
   };
   const auto method = request.method();
   if (path == "/admin/v1/tenants") {
-    if (method != http::bhttp::verb::get) co_return MethodNotAllowed(request, path);
+    if (method != http::bhttp::verb::get) co_return MethodNotAllowed(request, path, "GET");
     boost::json::array data;
     for (const TenantConfig& tenant : snap->config->tenants) {
       std::optional<boost::json::object> one = co_await view(tenant);
@@ -88,7 +82,7 @@ asio::awaitable<http::Response> AdminApi::HandleTenants(const http::Request& req
                                 std::string(path) + ".");
   }
   const auto wanted = action.empty() ? http::bhttp::verb::get : http::bhttp::verb::post;
-  if (method != wanted) co_return MethodNotAllowed(request, path);
+  if (method != wanted) co_return MethodNotAllowed(request, path, action.empty() ? "GET" : "POST");
   const TenantConfig* tenant = FindTenant(*snap->config, name);
   if (!tenant) co_return TenantNotFound(name);
   if (action.empty()) {

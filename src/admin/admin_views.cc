@@ -20,6 +20,16 @@ http::Response StoreUnavailable() {
                        "The store did not answer; nothing was changed. Retry later.");
 }
 
+http::Response MethodNotAllowed(const http::Request& request, std::string_view path,
+                                std::string_view allow) {
+  http::Response res =
+      ErrorResponse(405, "invalid_request_error", "method_not_allowed",
+                    "Method " + std::string(request.method_string()) + " is not allowed on " +
+                        std::string(path) + "; use " + std::string(allow) + ".");
+  res.set(http::bhttp::field::allow, allow);
+  return res;
+}
+
 boost::json::array ReadingsJson(const LimitReadings& readings) {
   boost::json::array limits;
   for (const LimitReading& r : readings.limits) {

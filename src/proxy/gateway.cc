@@ -220,9 +220,13 @@ asio::awaitable<void> Gateway::Handle(http::Request& request, http::ResponseWrit
     co_await HandleModels(*snap, request, writer, record);
   } else if (path == "/v1/chat/completions" || path == "/v1/completions" ||
              path == "/v1/embeddings" || path == "/v1/models") {
-    co_await writer.Send(Fail(record, ApiError::kMethodNotAllowed,
-                              "Method " + std::string(request.method_string()) +
-                                  " is not allowed on " + std::string(path) + "."));
+    const std::string_view allow = path == "/v1/models" ? "GET" : "POST";
+    http::Response refusal =
+        Fail(record, ApiError::kMethodNotAllowed,
+             "Method " + std::string(request.method_string()) + " is not allowed on " +
+                 std::string(path) + "; use " + std::string(allow) + ".");
+    refusal.set(bhttp::field::allow, allow);
+    co_await writer.Send(std::move(refusal));
     Log(record);
   } else {
     co_await writer.Send(Fail(record, ApiError::kNotFound,

@@ -323,6 +323,7 @@ TEST_F(GatewayTest, AMissingOrUnknownKeyIs401) {
   }
   FakeResponseWriter models = h_.Handle(Post("", "sk-nobody", "/v1/models"));
   EXPECT_EQ(models.status(), 405u);  // /v1/models is GET only, whoever asks
+  EXPECT_EQ(models.Header("Allow"), "GET");
   http::Request get{http::bhttp::verb::get, "/v1/models", 11};
   EXPECT_EQ(h_.Handle(get).body(), expected);
   EXPECT_TRUE(upstream_.seen().empty());
@@ -354,6 +355,7 @@ TEST_F(GatewayTest, UnknownPathsAndMethods) {
   FakeResponseWriter writer = h_.Handle(get);
   EXPECT_EQ(writer.status(), 405u);
   EXPECT_NE(writer.body().find(R"("code":"method_not_allowed")"), std::string::npos);
+  EXPECT_EQ(writer.Header("Allow"), "POST");  // RFC 9110, 15.5.6: a 405 names what is allowed
 }
 
 // The gateway over PooledUpstream and a real loopback backend: the whole request path.

@@ -295,12 +295,15 @@ describe('docs/api/openapi.yaml', () => {
       await call(gw, 'admin', 'GET', '/readyz', { want: 200 });
       await call(gw, 'admin', 'GET', '/metrics', { want: 200 });
       await call(gw, 'admin', 'GET', '/nope', { want: '404 not_found' });
+      await call(gw, 'admin', 'POST', '/healthz', { want: '405 method_not_allowed' });
+      await call(gw, 'admin', 'DELETE', '/readyz', { want: '405 method_not_allowed' });
+      await call(gw, 'admin', 'PUT', '/metrics', { want: '405 method_not_allowed' });
       const models = await admin(gw, 'GET', '/admin/v1/models', { want: 200 });
       assert.deepEqual(models.json.data[0].aliases, ['m-alias']);
-      await admin(gw, 'POST', '/admin/v1/models', { want: '404 not_found' });
+      await admin(gw, 'POST', '/admin/v1/models', { want: '405 method_not_allowed' });
       await admin(gw, 'POST', '/admin/v1/reload?dry_run=true', { want: 200 });
       await admin(gw, 'POST', '/admin/v1/reload', { want: 200 });
-      await admin(gw, 'GET', '/admin/v1/reload', { want: '404 not_found' });
+      await admin(gw, 'GET', '/admin/v1/reload', { want: '405 method_not_allowed' });
       const dry = await admin(gw, 'POST', '/admin/v1/reload?dry_run=maybe', { want: '400 invalid_request' });
       assert.equal(dry.json.error.param, 'dry_run');
       gw.writeConfig({ ...config, bogus_field: 1 });
@@ -375,7 +378,7 @@ describe('docs/api/openapi.yaml', () => {
       assert.match(csv.text, /\ntotal,/);
       const bad = await admin(gw, 'GET', '/admin/v1/usage?granularity=week', { want: '400 invalid_request' });
       assert.equal(bad.json.error.param, 'granularity');
-      await admin(gw, 'DELETE', '/admin/v1/usage', { want: '404 not_found' });
+      await admin(gw, 'DELETE', '/admin/v1/usage', { want: '405 method_not_allowed' });
     });
 
     test('identities named by a header: 401 invalid_identity, 503 identity_limit_reached', async () => {

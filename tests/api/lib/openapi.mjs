@@ -15,6 +15,8 @@ import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import YAML from 'yaml';
 
+import { readSources, sourceInventory as readInventory } from './source_routes.mjs';
+
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = path.resolve(HERE, '../../..');
 export const SPEC_PATH = path.join(REPO_ROOT, 'docs/api/openapi.yaml');
@@ -254,67 +256,16 @@ export function documentedCodes(spec) {
 // What the gateway serves, read from its source
 // ---------------------------------------------------------------------------------------------
 
-function src(rel) { return readFileSync(path.join(REPO_ROOT, rel), 'utf8'); }
-
-function all(re, text) { return [...text.matchAll(re)]; }
-
-// {routes: ['POST /v1/chat/completions', ...], codes: ['invalid_request', ...]}: the data
-// plane's routes (src/proxy/gateway.cc), the admin routes (src/admin/*.cc, the query table of
-// admin_query.cc), and every error code the gateway answers (the table of src/proxy/errors.cc,
-// the admin API's own). Throws when a pattern finds nothing: the source changed shape, and
-// this reader must follow it.
+// {routes: ['POST /v1/chat/completions', ...], codes: ['invalid_request', ...]}: what the source
+// serves (lib/source_routes.mjs); a query-table path no route has shows as "(query table) PATH".
 export function sourceInventory() {
-  const need = (what, list) => {
-    if (list.length === 0) throw new Error(`source inventory: found no ${what}; update tests/api/lib/openapi.mjs`);
-    return list;
-  };
-  const routes = new Set();
-  const gateway = src('src/proxy/gateway.cc');
-  for (const m of need('data-plane route', all(/path == "(\/v1\/[^"]+)" && (post|request\.method\(\) == bhttp::verb::(\w+))/g, gateway))) {
-    routes.add(`${m[2] === 'post' ? 'POST' : m[3].toUpperCase()} ${m[1]}`);
+  const inventory = readInventory(readSources(REPO_ROOT));
+  const routes = inventory.routes.map((r) => `${r.method} ${r.path}`);
+  for (const t of inventory.table) {
+    const p = t.prefix ? `${t.path}{name}` : t.path;
+    if (!inventory.routes.some((r) => r.path === p)) routes.push(`(query table) ${p}`);
   }
-  const api = src('src/admin/admin_api.cc');
-  // /healthz /readyz /metrics answer any method; GET is what they are for.
-  for (const m of need('health route', all(/if \(path == "(\/(?:healthz|readyz|metrics))"\)/g, api))) {
-    routes.add(`GET ${m[1]}`);
-  }
-  for (const m of need('admin route', all(/path == "(\/admin\/v1\/[^"]+)" && method == bhttp::verb::(\w+)/g, api))) {
-    routes.add(`${m[2].toUpperCase()} ${m[1]}`);
-  }
-  const keys = src('src/admin/admin_keys.cc');
-  for (const m of need('key list method', all(/if \(method == bhttp::verb::(\w+)\)/g, keys))) {
-    routes.add(`${m[1].toUpperCase()} /admin/v1/keys`);
-  }
-  for (const m of need('key route', all(/action(?:\.empty\(\)| == "\/(\w+)") && method == bhttp::verb::(\w+)/g, keys))) {
-    routes.add(`${m[2].replace(/_$/, '').toUpperCase()} /admin/v1/keys/{name}${m[1] ? `/${m[1]}` : ''}`);
-  }
-  const tenants = src('src/admin/admin_tenants.cc');
-  need('tenant list method', all(/path == "\/admin\/v1\/tenants"\) \{\s*if \(method != http::bhttp::verb::get\)/g, tenants));
-  routes.add('GET /admin/v1/tenants');
-  const wanted = need('tenant route', all(/action\.empty\(\) \? http::bhttp::verb::(\w+) : http::bhttp::verb::(\w+)/g, tenants))[0];
-  const action = need('tenant action', all(/action != "\/(\w+)"/g, tenants))[0][1];
-  routes.add(`${wanted[1].toUpperCase()} /admin/v1/tenants/{name}`);
-  routes.add(`${wanted[2].toUpperCase()} /admin/v1/tenants/{name}/${action}`);
-  // Every admin path the query table lists must be among them (a route added there and not here
-  // shows as a path no route has).
-  for (const m of need('query table row', all(/\{"(\/admin\/v1\/[^"]*)", (true|false),/g, src('src/admin/admin_query.cc')))) {
-    const p = m[2] === 'true' ? `${m[1]}{name}` : m[1];
-    if (![...routes].some((r) => r.split(' ')[1] === p)) routes.add(`(query table) ${p}`);
-  }
-
-  const codes = new Set();
-  const errors = src('src/proxy/errors.cc');
-  for (const m of need('error table row', all(/ErrorSpec\{ApiError::k\w+, \d{3}, [^,]+, "([a-z_]+)"/g, errors))) {
-    codes.add(m[1]);
-  }
-  for (const f of ['admin_api.cc', 'admin_keys.cc', 'admin_key_changes.cc', 'admin_key_fields.cc',
-                   'admin_tenants.cc', 'admin_usage.cc', 'admin_views.cc']) {
-    for (const m of all(/ErrorResponse\(\s*\d{3},\s*"[a-z_]+",\s*"([a-z_]+)"/g, src(`src/admin/${f}`))) {
-      codes.add(m[1]);
-    }
-  }
-  for (const m of need('reload error code', all(/error\["code"\] = "([a-z_]+)"/g, api))) codes.add(m[1]);
-  return { routes: [...routes].sort(), codes: [...codes].sort() };
+  return { routes: routes.sort(), codes: inventory.codes };
 }
 
 // What the source serves that the spec lacks: routes without an operation, codes no response
