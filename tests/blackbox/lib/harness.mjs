@@ -1073,16 +1073,21 @@ export async function keyLimits(gw, name) {
 }
 
 // GET /admin/v1/usage's total for `params` (key, tenant, model) over the last two hours, by day.
-export async function usageTotal(gw, params) {
+// With `requests`: asks until the total counts that many admitted requests. A request's usage is
+// recorded just after its response is sent, so a client that asks at once can be ahead of it.
+export async function usageTotal(gw, params, { requests } = {}) {
   const q = new URLSearchParams({ granularity: 'day',
                                   from: new Date(Date.now() - 2 * 3600_000).toISOString(),
                                   ...params });
   // 503: this instance's pending rows could not be written yet (its store is reconnecting after
   // a fault a test made); they are written by a later flush, which a later ask makes.
-  const r = await pollUntil(async () => {
-    const res = await gw.adminFetch(`/admin/v1/usage?${q}`);
-    return res.status === 503 ? null : res;
+  let last;
+  await pollUntil(async () => {
+    last = await gw.adminFetch(`/admin/v1/usage?${q}`);
+    if (last.status === 503) return false;
+    return requests === undefined || last.json?.total?.requests >= requests;
   });
+  const r = last;
   if (r?.status !== 200) {
     throw new Error(`${gw.proc.name}: usage: HTTP ${r?.status ?? 503} ${r?.text ?? ''}`);
   }
