@@ -33,7 +33,7 @@ class StackText {
   std::string_view View() const { return {data_.data(), size_}; }
 
  private:
-  // "max_tokens":<19 digits>, and "stream_options":{"include_usage":true}, fit.
+  // "max_output_tokens":<19 digits>, and "stream_options":{"include_usage":true}, fit.
   std::array<char, 96> data_;
   size_t size_ = 0;
 };
@@ -43,8 +43,9 @@ using Edits = boost::container::small_vector<Edit, 5>;
 
 constexpr std::string_view kUsageObject = R"({"include_usage":true})";
 
-// Sets every cap field the client sent to `cap`; adds max_tokens when the backend would find
-// no cap it reads (none sent; or completions, whose only cap is max_tokens, without it).
+// Sets every cap field the client sent to `cap`; adds max_tokens (the Responses API:
+// max_output_tokens) when the backend would find no cap it reads (none sent; or completions,
+// whose only cap is max_tokens, without it).
 void CapEdits(ApiEndpoint endpoint, const RequestFields& fields, const std::string& body,
               std::string_view cap, Edits& edits, StackText& added) {
   for (const ByteSpan& span : {fields.max_tokens_span, fields.max_completion_tokens_span}) {
@@ -54,11 +55,12 @@ void CapEdits(ApiEndpoint endpoint, const RequestFields& fields, const std::stri
     }
   }
   const bool backend_sees_none =
-      endpoint == ApiEndpoint::kCompletions
-          ? !fields.max_tokens_span.Present()
-          : !fields.max_tokens_span.Present() && !fields.max_completion_tokens_span.Present();
+      endpoint == ApiEndpoint::kChatCompletions
+          ? !fields.max_tokens_span.Present() && !fields.max_completion_tokens_span.Present()
+          : !fields.max_tokens_span.Present();
   if (backend_sees_none) {
-    added.Append(R"("max_tokens":)");
+    added.Append(endpoint == ApiEndpoint::kResponses ? R"("max_output_tokens":)"
+                                                     : R"("max_tokens":)");
     added.Append(cap);
     added.Append(",");
   }
@@ -107,7 +109,10 @@ bool RewriteForwardBody(ApiEndpoint endpoint, const RequestFields& fields,
   StackText added;
   if (endpoint != ApiEndpoint::kEmbeddings) {
     CapEdits(endpoint, fields, body, cap_text.View(), edits, added);
-    if (fields.stream && !fields.include_usage) UsageEdits(fields, edits, added);
+    // The Responses API's stream always ends with its usage (response.completed).
+    if (fields.stream && !fields.include_usage && endpoint != ApiEndpoint::kResponses) {
+      UsageEdits(fields, edits, added);
+    }
   }
   // The root always has a member (model), so what is added ends with a comma.
   if (!added.View().empty()) edits.push_back({fields.after_root_brace, 0, added.View()});

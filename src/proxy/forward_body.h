@@ -29,7 +29,8 @@ int64_t OutputAllowance(const RequestFields& fields, int64_t cap);
 //  - chat and completions: every cap field the client sent (max_tokens, max_completion_tokens,
 //    null ones included) becomes `cap` unless it is already; when it sent none, and for
 //    completions when it sent no max_tokens (the only cap a completions backend reads),
-//    `"max_tokens":<cap>` is added just after the root's '{';
+//    `"max_tokens":<cap>` is added just after the root's '{'; the Responses API likewise with
+//    its one cap, max_output_tokens;
 //  - a streaming chat or completions request whose include_usage is not already true gets it:
 //    `"stream_options":{"include_usage":true}` added when absent, a null stream_options replaced
 //    by that object, an object's include_usage value set to true (or the member added first in

@@ -179,5 +179,20 @@ TEST(ForwardBody, ReservedCapAndAllowance) {
   EXPECT_EQ(OutputAllowance(fields, 1'000'000'000'000'000), kMaxTokenCount);
 }
 
+// The Responses API's cap is max_output_tokens; its usage always comes with response.completed,
+// so a stream gets no stream_options.
+TEST(ForwardBody, ResponsesGetMaxOutputTokens) {
+  EXPECT_EQ(Forward(ApiEndpoint::kResponses, R"({"model":"a","input":"x","stream":true})"),
+            R"({"max_output_tokens":1024,"model":"m","input":"x","stream":true})");
+  EXPECT_EQ(
+      Forward(ApiEndpoint::kResponses, R"({"model":"m","input":"x","max_output_tokens":5000})"),
+      R"({"model":"m","input":"x","max_output_tokens":1024})");
+  EXPECT_EQ(
+      Forward(ApiEndpoint::kResponses, R"({"model":"m","input":"x","max_output_tokens":null})"),
+      R"({"model":"m","input":"x","max_output_tokens":1024})");
+  EXPECT_EQ(Forward(ApiEndpoint::kResponses, R"({"model":"m","input":"x","max_output_tokens":10})"),
+            R"({"model":"m","input":"x","max_output_tokens":10})");
+}
+
 }  // namespace
 }  // namespace trl

@@ -88,6 +88,27 @@ ApiError RateLimitError(LimitKind kind) {
   return ApiError::kRateLimitTokens;
 }
 
+// What a valid usage from the backend holds, per endpoint (sse.h).
+UsageFields UsageFieldsOf(ApiEndpoint endpoint) {
+  switch (endpoint) {
+    case ApiEndpoint::kEmbeddings:
+      return UsageFields::kPromptOnly;
+    case ApiEndpoint::kResponses:
+      return UsageFields::kResponses;
+    default:
+      return UsageFields::kPromptAndCompletion;
+  }
+}
+
+// The field a request too large for its limit should change: its output cap if it sent one,
+// else what it asks about.
+std::string_view CapOrInputParam(ApiEndpoint endpoint, const RequestFields& fields) {
+  if (endpoint == ApiEndpoint::kResponses) {
+    return fields.max_tokens ? "max_output_tokens" : "input";
+  }
+  return fields.max_tokens ? "max_tokens" : "messages";
+}
+
 }  // namespace
 
 GatewaySnapshot::GatewaySnapshot(std::shared_ptr<const Config> cfg, const GatewaySnapshot* previous)
@@ -216,10 +237,12 @@ asio::awaitable<void> Gateway::Handle(http::Request& request, http::ResponseWrit
     co_await HandleInference(*snap, ApiEndpoint::kCompletions, request, writer, record);
   } else if (path == "/v1/embeddings" && post) {
     co_await HandleInference(*snap, ApiEndpoint::kEmbeddings, request, writer, record);
+  } else if (path == "/v1/responses" && post) {
+    co_await HandleInference(*snap, ApiEndpoint::kResponses, request, writer, record);
   } else if (path == "/v1/models" && request.method() == bhttp::verb::get) {
     co_await HandleModels(*snap, request, writer, record);
   } else if (path == "/v1/chat/completions" || path == "/v1/completions" ||
-             path == "/v1/embeddings" || path == "/v1/models") {
+             path == "/v1/embeddings" || path == "/v1/responses" || path == "/v1/models") {
     const std::string_view allow = path == "/v1/models" ? "GET" : "POST";
     http::Response refusal =
         Fail(record, ApiError::kMethodNotAllowed,
@@ -232,7 +255,8 @@ asio::awaitable<void> Gateway::Handle(http::Request& request, http::ResponseWrit
     co_await writer.Send(Fail(record, ApiError::kNotFound,
                               "Unknown path " + std::string(path) +
                                   ". This gateway serves /v1/chat/completions, "
-                                  "/v1/completions, /v1/embeddings and /v1/models."));
+                                  "/v1/completions, /v1/embeddings, /v1/responses and "
+                                  "/v1/models."));
     Log(record);
   }
 }
@@ -495,7 +519,7 @@ std::optional<http::Response> Gateway::Refusal(Inference& in,
                       std::to_string(in.output_allowance) + "), more than the limit " +
                       admission.refused_limit +
                       " can ever grant. Lower max_tokens (or n), or shorten the prompt.",
-                  in.fields.max_tokens ? "max_tokens" : "messages");
+                  CapOrInputParam(in.endpoint, in.fields));
     case Admission::Outcome::kRefused:
       return RateLimited(in);
     case Admission::Outcome::kStoreError:
@@ -550,9 +574,9 @@ ExchangeRequest Gateway::MakeExchange(Inference& in, http::Request& request) {
                            std::move(in.rate_lines),
                            in.counter};
   exchange.deadline = in.started + in.model->config->request_timeout;
-  exchange.usage_fields = in.endpoint == ApiEndpoint::kEmbeddings
-                              ? UsageFields::kPromptOnly
-                              : UsageFields::kPromptAndCompletion;
+  exchange.usage_fields = UsageFieldsOf(in.endpoint);
+  // The Responses API's usage is part of the response the client reads: never taken out.
+  if (in.endpoint == ApiEndpoint::kResponses) exchange.client_wants_usage = true;
   RewriteForwardBody(in.endpoint, in.fields, model_name, in.cap, request.body());
   exchange.body = std::move(request.body());
   return exchange;

@@ -257,6 +257,31 @@ TEST_F(GatewayTest, AnAdmittedRequestIsForwardedWithItsRateLimitHeaders) {
   EXPECT_FALSE(seen.stream);
 }
 
+// POST /v1/responses goes the way of chat: charged, forwarded with its cap in
+// max_output_tokens, settled on input_tokens and output_tokens, which the client keeps.
+TEST_F(GatewayTest, TheResponsesApiIsChargedAndSettledAsChat) {
+  upstream_.Push(FakeUpstream::Answer(Usage{6, 4}));
+  FakeResponseWriter writer =
+      h_.Handle(Post(R"({"model":"llama","input":"hi","max_output_tokens":20,"stream":true})",
+                     "sk-a", "/v1/responses"));
+  EXPECT_EQ(writer.status(), 200u);
+  EXPECT_EQ(writer.Header("x-ratelimit-limit-tokens"), "1000");
+  ASSERT_EQ(upstream_.seen().size(), 1u);
+  const FakeUpstream::Seen& seen = upstream_.seen()[0];
+  EXPECT_EQ(seen.target, "/v1/responses");
+  EXPECT_EQ(seen.body,
+            R"({"model":"llama2-7b","input":"hi","max_output_tokens":20,"stream":true})");
+  EXPECT_EQ(seen.usage_fields, UsageFields::kResponses);
+  EXPECT_TRUE(seen.client_wants_usage);
+  EXPECT_EQ(h_.TeamALevels(), (std::vector<int64_t>{1000 - 10, 1}));
+  std::string words;
+  for (int i = 0; i < 1200; ++i) words += "word ";
+  FakeResponseWriter too_big =
+      h_.Handle(Post(R"({"model":"llama","input":")" + words + R"("})", "sk-a", "/v1/responses"));
+  EXPECT_EQ(too_big.status(), 400u);
+  EXPECT_NE(too_big.body().find(R"("param":"input")"), std::string::npos) << too_big.body();
+}
+
 TEST_F(GatewayTest, SettlementReplacesTheReservationByTheBackendsUsage) {
   upstream_.Push(FakeUpstream::Answer(Usage{7, 3}));
   h_.Handle(Post(kChat));

@@ -175,9 +175,9 @@ Result ReadPromptLike(od::value value, const std::string& param, RequestFields& 
   return std::nullopt;
 }
 
-// "messages[i]" and a suffix: built only for an error message.
-std::string MessageParam(size_t index, std::string_view suffix = {}) {
-  return "messages[" + std::to_string(index) + "]" + std::string(suffix);
+// "messages[i]" or "input[i]", and a suffix: built only for an error message.
+std::string ListParam(std::string_view list, size_t index, std::string_view suffix = {}) {
+  return std::string(list) + "[" + std::to_string(index) + "]" + std::string(suffix);
 }
 
 enum class PartKind { kText, kImage, kAudio, kVideo, kFile, kOther };
@@ -234,14 +234,15 @@ Result ReadPart(const Reader& r, od::object part) {
   return std::nullopt;
 }
 
-// Chat message content (of message `index`): a string, or an array of parts (strings or objects).
-Result ReadContent(const Reader& r, od::value value, size_t index) {
+// The content of item `index` of `list` (ListParam): a string, or an array of parts (strings or
+// objects).
+Result ReadContent(const Reader& r, od::value value, std::string_view list, size_t index) {
   od::json_type type;
   if (value.type().get(type)) return Malformed();
   if (type == od::json_type::null) return std::nullopt;
   if (type == od::json_type::string) return AddValueText(r, value);
   if (type != od::json_type::array) {
-    return TypeError(MessageParam(index, ".content"), "a string or an array of parts");
+    return TypeError(ListParam(list, index, ".content"), "a string or an array of parts");
   }
   od::array parts;
   if (value.get_array().get(parts)) return Malformed();
@@ -257,7 +258,7 @@ Result ReadContent(const Reader& r, od::value value, size_t index) {
                part.get_object().get(object) == simdjson::SUCCESS) {
       if (auto e = ReadPart(r, object)) return e;
     } else {
-      return TypeError(MessageParam(index, ".content"), "an array of content parts");
+      return TypeError(ListParam(list, index, ".content"), "an array of content parts");
     }
   }
   return std::nullopt;
@@ -270,17 +271,22 @@ bool KnownRole(std::string_view role) {
          role == "function" || role == "developer";
 }
 
-// One message: content as above; every other member but a known role is something the chat
-// template renders (name, tool_calls, function_call, tool_call_id, reasoning_content, ...), and
-// counts as a string or by its JSON text. A repeated member counts each time (over, never under).
-Result ReadMessage(const Reader& r, od::object message, size_t index) {
+// One message, item `index` of `list`: content as above; every other member but a known role is
+// something the chat template renders (name, tool_calls, function_call, tool_call_id,
+// reasoning_content, ...), and counts as a string or by its JSON text. A repeated member counts
+// each time (over, never under). An input item of the Responses API ("input") is a message, a
+// function call, its output...: each one message of the template, read alike but for its type,
+// id and status.
+Result ReadMessage(const Reader& r, od::object message, std::string_view list, size_t index) {
+  const bool item = list == "input";
   for (auto field : message) {
     std::string_view key;
     if (field.unescaped_key().get(key)) return Malformed();
+    if (item && (key == "type" || key == "id" || key == "status")) continue;
     od::value v;
     if (field.value().get(v)) return Malformed();
     if (key == "content") {
-      if (auto e = ReadContent(r, v, index)) return e;
+      if (auto e = ReadContent(r, v, list, index)) return e;
     } else if (key == "role") {
       std::string_view role;
       if (v.get_string().get(role) == simdjson::SUCCESS && !KnownRole(role)) {
@@ -300,9 +306,11 @@ Result ReadMessages(const Reader& r, od::value value) {
   for (auto element : messages) {
     const size_t at = index++;
     od::object message;
-    if (element.get_object().get(message)) return TypeError(MessageParam(at), "an object");
+    if (element.get_object().get(message)) {
+      return TypeError(ListParam("messages", at), "an object");
+    }
     ++r.out.messages;
-    if (auto e = ReadMessage(r, message, at)) return e;
+    if (auto e = ReadMessage(r, message, "messages", at)) return e;
   }
   if (index == 0) return FieldError{"messages", "'messages' must contain at least one message."};
   return std::nullopt;
@@ -353,6 +361,33 @@ bool Unread(std::string_view key) {
          key == "service_tier" || key == "logit_bias";
 }
 
+// The Responses API's fields that are ids or settings, never read by the model.
+bool UnreadByResponses(std::string_view key) {
+  return Unread(key) || key == "previous_response_id" || key == "store" || key == "include" ||
+         key == "truncation" || key == "parallel_tool_calls" || key == "prompt_cache_key" ||
+         key == "safety_identifier";
+}
+
+// The Responses API's input: a string (one user message), or an array of input items.
+Result ReadInput(const Reader& r, od::value value) {
+  od::json_type type;
+  if (value.type().get(type)) return Malformed();
+  if (type == od::json_type::string) return AddValueText(r, value);
+  od::array items;
+  if (type != od::json_type::array || value.get_array().get(items)) {
+    return TypeError("input", "a string or an array of input items");
+  }
+  size_t index = 0;
+  for (auto element : items) {
+    const size_t at = index++;
+    od::object item;
+    if (element.get_object().get(item)) return TypeError(ListParam("input", at), "an object");
+    ++r.out.messages;
+    if (auto e = ReadMessage(r, item, "input", at)) return e;
+  }
+  return std::nullopt;
+}
+
 // What the top-level fields of one request held, beyond RequestFields.
 struct RootState {
   bool have_model = false;
@@ -387,6 +422,29 @@ Result ReadGenerationField(const Reader& r, ApiEndpoint endpoint, std::string_vi
   return AddValueText(r, value);
 }
 
+// One top-level field of a Responses API request, other than model/stream/stream_options.
+Result ReadResponsesField(const Reader& r, std::string_view key, od::value value, RootState& st) {
+  if (key == "max_output_tokens") {
+    return ReadCap(r, value, key, r.out.max_tokens_span, st.max_tokens);
+  } else if (key == "input") {
+    st.have_input = true;
+    return ReadInput(r, value);
+  } else if (key == "background") {
+    bool background = false;
+    if (!IsNull(value) && value.get_bool().get(background)) {
+      return TypeError("background", "a boolean");
+    }
+    if (!background) return std::nullopt;
+    return FieldError{"background",
+                      "'background: true' is not supported: a background response is "
+                      "finished after this exchange, where its tokens cannot be accounted "
+                      "for. Send the request without it (stream it if it is long)."};
+  } else if (UnreadByResponses(key)) {
+    return std::nullopt;
+  }
+  return AddValueText(r, value);
+}
+
 Result ReadRootField(const Reader& r, ApiEndpoint endpoint, std::string_view key, od::value value,
                      RootState& st) {
   RequestFields& out = r.out;
@@ -399,6 +457,8 @@ Result ReadRootField(const Reader& r, ApiEndpoint endpoint, std::string_view key
     return std::nullopt;
   } else if (key == "stream_options") {
     return ReadStreamOptions(r, value);
+  } else if (endpoint == ApiEndpoint::kResponses) {
+    return ReadResponsesField(r, key, value, st);
   } else if (endpoint != ApiEndpoint::kEmbeddings) {
     return ReadGenerationField(r, endpoint, key, value, st);
   } else if (key == "input") {
@@ -423,6 +483,8 @@ Result MissingField(ApiEndpoint endpoint, const RootState& st) {
       return FieldError{"prompt", "'prompt' is required for completions."};
     case ApiEndpoint::kEmbeddings:
       return FieldError{"input", "'input' is required for embeddings."};
+    case ApiEndpoint::kResponses:
+      return FieldError{"input", "'input' is required for responses."};
   }
   return std::nullopt;
 }

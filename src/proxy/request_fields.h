@@ -21,7 +21,8 @@ namespace trl {
 
 class TokenCounter;
 
-enum class ApiEndpoint { kChatCompletions, kCompletions, kEmbeddings };
+// kResponses: the Responses API (POST /v1/responses).
+enum class ApiEndpoint { kChatCompletions, kCompletions, kEmbeddings, kResponses };
 
 // Where a JSON value sits in the body: bytes [offset, offset + length). A JSON value is never
 // empty, so length 0 means the field was not sent.
@@ -53,7 +54,8 @@ struct RequestFields {
   ByteSpan include_usage_span;
   bool include_usage = false;  // stream_options.include_usage is true as the client sent it
   // The client's output cap per choice: max_completion_tokens if given, else max_tokens
-  // (chat and completions only; null is absent). The spans are the values, null included.
+  // (chat and completions; the Responses API's max_output_tokens, whose span is
+  // max_tokens_span; null is absent). The spans are the values, null included.
   std::optional<int64_t> max_tokens;
   ByteSpan max_tokens_span;
   ByteSpan max_completion_tokens_span;
@@ -96,6 +98,9 @@ constexpr int64_t kMaxTokenCount = 1'000'000'000'000'000;
 // gateway or that the model never reads (tools, functions, response_format, tool_choice,
 // documents, chat_template_kwargs, suffix, ...: strings as they are, objects and arrays by their
 // JSON text; numbers, booleans and nulls are not counted). Embeddings: `input` only.
+// Responses: `input` (a string, or items: each one message, read as chat's messages are but for
+// its type, id and status), `instructions`, `tools` and the other fields as above; `background:
+// true` is refused (its usage would arrive after the exchange, where no settlement sees it).
 std::optional<FieldError> ExtractRequestFields(ApiEndpoint endpoint, std::string& body,
                                                RequestFields& out);
 

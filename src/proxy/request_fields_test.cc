@@ -417,5 +417,64 @@ TEST(RequestFields, MediaPartsCostTheirConfiguredTokens) {
   EXPECT_EQ(CountPromptTokens(f, counter, MediaTokens{.image = kMaxTokenCount}), kMaxTokenCount);
 }
 
+// The Responses API (POST /v1/responses): instructions, input and tools are what the model
+// reads; max_output_tokens is the cap; ids and settings are not counted.
+TEST(RequestFields, ResponsesStringInput) {
+  RequestFields f;
+  auto err = Extract(ApiEndpoint::kResponses,
+                     R"({"model":"m","instructions":"Be brief.","input":"Hello there",
+                        "tools":[{"type":"function","name":"f"}],"max_output_tokens":50,
+                        "previous_response_id":"resp_1","store":false,"stream":true,
+                        "background":false,"metadata":{"a":"b"},"user":"u"})",
+                     f);
+  ASSERT_FALSE(err) << err->message;
+  EXPECT_TRUE(f.stream);
+  EXPECT_EQ(f.max_tokens, 50);
+  EXPECT_EQ(f.choices, 1);
+  EXPECT_EQ(f.messages, 0);
+  EXPECT_EQ(Texts(f), (std::vector<std::string>{"Be brief.", "Hello there",
+                                                R"([{"type":"function","name":"f"}])"}));
+}
+
+// Input items: each is one message of the chat template (a function call or its output too);
+// every member counts but type, id, status and a known role; content parts as in chat.
+TEST(RequestFields, ResponsesInputItems) {
+  RequestFields f;
+  auto err = Extract(ApiEndpoint::kResponses, R"({"model":"m","input":[
+      {"role":"user","content":"Hi"},
+      {"type":"message","id":"msg_1","status":"completed","role":"assistant",
+       "content":[{"type":"output_text","text":"Yo","annotations":[]}]},
+      {"type":"function_call","id":"fc_1","call_id":"c1","name":"get","arguments":"{}"},
+      {"type":"function_call_output","call_id":"c1","output":"42"},
+      {"role":"user","content":[{"type":"input_text","text":"and?"},
+                                {"type":"input_image","image_url":"data:image/png;base64,AAAA"}]}]})",
+                     f);
+  ASSERT_FALSE(err) << err->message;
+  EXPECT_EQ(f.messages, 5);
+  EXPECT_EQ(f.media.images, 1);
+  EXPECT_FALSE(f.max_tokens.has_value());
+  EXPECT_EQ(Texts(f),
+            (std::vector<std::string>{"Hi", "Yo", "c1", "get", "{}", "c1", "42", "and?"}));
+}
+
+TEST(RequestFields, ResponsesRefusals) {
+  const std::pair<std::string, std::string> cases[] = {
+      {R"({"model":"m","input":"x","background":true})", "background"},
+      {R"({"model":"m","instructions":"x"})", "input"},
+      {R"({"model":"m","input":"x","max_output_tokens":0})", "max_output_tokens"},
+      {R"({"model":"m","input":7})", "input"},
+      {R"({"model":"m","input":["x"]})", "input[0]"},
+      {R"({"model":"m","input":[{"content":5}]})", "input[0].content"},
+      {R"({"model":"m","input":"x","max_output_tokens":5,"max_output_tokens":9})",
+       "max_output_tokens"},
+  };
+  for (const auto& [body, param] : cases) {
+    RequestFields f;
+    auto err = Extract(ApiEndpoint::kResponses, body, f);
+    ASSERT_TRUE(err) << body;
+    EXPECT_EQ(err->param, param) << body;
+  }
+}
+
 }  // namespace
 }  // namespace trl

@@ -21,16 +21,19 @@ bool ReadCount(od::value value, int64_t& out) {
 
 // The usage object's counts; false when one is invalid or one that `fields` requires is missing.
 bool ReadUsageCounts(od::object object, UsageFields fields, Usage& usage) {
+  const bool responses = fields == UsageFields::kResponses;
+  const std::string_view prompt_key = responses ? "input_tokens" : "prompt_tokens";
+  const std::string_view completion_key = responses ? "output_tokens" : "completion_tokens";
   bool prompt = false, completion = false;
   for (auto field : object) {
     std::string_view key;
     if (field.unescaped_key().get(key)) return false;
     od::value v;
     if (field.value().get(v)) return false;
-    if (key == "prompt_tokens") {
+    if (key == prompt_key) {
       if (!ReadCount(v, usage.prompt_tokens)) return false;
       prompt = true;
-    } else if (key == "completion_tokens") {
+    } else if (key == completion_key) {
       if (!ReadCount(v, usage.completion_tokens)) return false;
       completion = true;
     }
@@ -76,18 +79,27 @@ void ReadFunction(simdjson::simdjson_result<od::value> value, TextViews& texts) 
   }
 }
 
-void ReadToolCalls(simdjson::simdjson_result<od::value> value, TextViews& texts) {
-  od::array calls;
-  if (value.get_array().get(calls)) return;
-  for (auto call : calls) {
+// Calls on_field(key, value) for each member of each object in the array `value` (an od::value
+// or a result of one); stops at a malformed key.
+template <typename Value, typename F>
+void ForEachObjectField(Value value, F&& on_field) {
+  od::array array;
+  if (value.get_array().get(array)) return;
+  for (auto element : array) {
     od::object object;
-    if (call.get_object().get(object)) continue;
+    if (element.get_object().get(object)) continue;
     for (auto field : object) {
       std::string_view key;
       if (field.unescaped_key().get(key)) return;
-      if (key == "function") ReadFunction(field.value(), texts);
+      on_field(key, field.value());
     }
   }
+}
+
+void ReadToolCalls(simdjson::simdjson_result<od::value> value, TextViews& texts) {
+  ForEachObjectField(value, [&](std::string_view key, auto field) {
+    if (key == "function") ReadFunction(field, texts);
+  });
 }
 
 // A delta or a message: every string the model wrote (sse.h).
@@ -135,6 +147,74 @@ struct ObjectShape {
   size_t usage_length = 0;
 };
 
+// The usage member `value` into `out` and `shape`; `data` is the JSON it is in.
+template <typename Out>
+void TakeUsageMember(od::value value, const char* data, UsageFields fields, Out& out,
+                     ObjectShape& shape) {
+  UsageMember usage = ReadUsage(value, fields);
+  out.usage = usage.usage;
+  out.usage_invalid = usage.invalid;
+  shape.usage_offset = usage.raw.empty() ? 0 : static_cast<size_t>(usage.raw.data() - data);
+  shape.usage_length = usage.raw.size();
+}
+
+void PushString(simdjson::simdjson_result<od::value> value, TextViews& texts) {
+  std::string_view s;
+  if (value.get_string().get(s) == simdjson::SUCCESS) texts.push_back(s);
+}
+
+// A whole response's `output` items: the text and refusal of their content and summary parts, a
+// function call's name and arguments.
+void ReadOutputItems(od::value value, TextViews& texts) {
+  ForEachObjectField(value, [&](std::string_view key, auto field) {
+    if (key == "content" || key == "summary") {
+      ForEachObjectField(field, [&](std::string_view part_key, auto part_field) {
+        if (part_key == "text" || part_key == "refusal") PushString(part_field, texts);
+      });
+    } else if (key == "name" || key == "arguments") {
+      PushString(field, texts);
+    }
+  });
+}
+
+// The streamed events whose `delta` is text the model generated.
+bool GeneratedDelta(std::string_view type) {
+  return type == "response.output_text.delta" || type == "response.refusal.delta" ||
+         type == "response.reasoning_text.delta" ||
+         type == "response.reasoning_summary_text.delta" ||
+         type == "response.function_call_arguments.delta";
+}
+
+// What a Responses API event's members say about its delta.
+struct ResponsesDelta {
+  std::string_view type, delta;
+  bool has_delta = false;
+};
+
+// One member of a Responses API object other than usage: a whole response's output, a streamed
+// event's type and delta, and the usage inside its `response` (never that response's output,
+// which the deltas already carried).
+template <typename Out>
+void ReadResponsesMember(std::string_view key, od::value value, const char* data, Out& out,
+                         ObjectShape& shape, ResponsesDelta& event) {
+  if (key == "output") {
+    ReadOutputItems(value, out.texts);
+  } else if (key == "type") {
+    if (value.get_string().get(event.type)) event.type = {};
+  } else if (key == "delta") {
+    event.has_delta = value.get_string().get(event.delta) == simdjson::SUCCESS;
+  } else if (key == "response") {
+    od::object response;
+    if (value.get_object().get(response)) return;
+    for (auto inner : response) {
+      std::string_view inner_key;
+      od::value usage;
+      if (inner.unescaped_key().get(inner_key) || inner.value().get(usage)) return;
+      if (inner_key == "usage") TakeUsageMember(usage, data, UsageFields::kResponses, out, shape);
+    }
+  }
+}
+
 // Reads usage and texts from a JSON object; `data` must have SIMDJSON_PADDING spare capacity.
 template <typename Out>
 ObjectShape ReadObject(od::parser& parser, const char* data, size_t size, size_t capacity,
@@ -144,21 +224,21 @@ ObjectShape ReadObject(od::parser& parser, const char* data, size_t size, size_t
   if (parser.iterate(data, size, capacity).get(doc)) return shape;
   od::object root;
   if (doc.get_object().get(root)) return shape;
+  ResponsesDelta event;
   for (auto field : root) {
     std::string_view key;
     if (field.unescaped_key().get(key)) return shape;
     od::value v;
     if (field.value().get(v)) return shape;
     if (key == "usage") {
-      UsageMember usage = ReadUsage(v, fields);
-      out.usage = usage.usage;
-      out.usage_invalid = usage.invalid;
-      shape.usage_offset = usage.raw.empty() ? 0 : static_cast<size_t>(usage.raw.data() - data);
-      shape.usage_length = usage.raw.size();
+      TakeUsageMember(v, data, fields, out, shape);
+    } else if (fields == UsageFields::kResponses) {
+      ReadResponsesMember(key, v, data, out, shape, event);
     } else if (key == "choices") {
       ReadChoices(v, out.texts, shape.choices_empty);
     }
   }
+  if (event.has_delta && GeneratedDelta(event.type)) out.texts.push_back(event.delta);
   return shape;
 }
 

@@ -37,8 +37,10 @@ class SseSplitter {
 
 // What a valid usage holds: chat and completions report prompt_tokens and completion_tokens;
 // embeddings generate nothing and report prompt_tokens only (a completion_tokens they do send
-// must still be valid).
-enum class UsageFields { kPromptAndCompletion, kPromptOnly };
+// must still be valid); the Responses API reports input_tokens and output_tokens (read as prompt
+// and completion), at the root of a response and in `response` of a streamed
+// response.completed.
+enum class UsageFields { kPromptAndCompletion, kPromptOnly, kResponses };
 
 // The most tokens a usage count may claim. Beyond it (or negative, fractional, not a number) the
 // backend is broken: trusting it would refund or charge a budget absurdly, so the gateway's own
@@ -49,7 +51,11 @@ constexpr int64_t kMaxUsageTokens = 1'000'000'000;
 // no usage: `text` (completions), and in a streamed `delta` or a whole `message`: content,
 // reasoning_content, reasoning, refusal, tool_calls[].function.name and .arguments,
 // function_call.name and .arguments. Only these strings, not a delta's JSON, whose keys and ids
-// would be counted again with every one-token chunk.
+// would be counted again with every one-token chunk. The Responses API: the `delta` of a
+// streamed response.*.delta event of generated text (output_text, refusal, reasoning_text,
+// reasoning_summary_text, function_call_arguments); in a whole response, the `text` and
+// `refusal` of each output item's content and summary parts, and a function call's name and
+// arguments.
 struct StreamEvent {
   bool done = false;           // data: [DONE]
   bool usage_only = false;     // a usage member (not null) and no choices
@@ -71,7 +77,8 @@ StreamEvent ParseStreamEvent(std::string_view event, UsageFields usage_fields);
 // Appends `event` (the last one ParseStreamEvent returned on this thread, with usage_length > 0)
 // to `out` as one line "data: <json>\n\n" whose usage value is null: for a client that did not
 // ask for usage, from a backend that puts usage on a chunk that also carries choices. Other
-// fields of the event (event:, id:) are not kept; OpenAI streams have none.
+// fields of the event (event:, id:) are not kept; OpenAI streams have none. Not for the Responses
+// API, whose usage is relayed as it is.
 void AppendWithoutUsage(const StreamEvent& event, std::string& out);
 
 // Reads usage and the generated texts from a whole (non-streaming) JSON response body.

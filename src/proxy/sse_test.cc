@@ -230,5 +230,65 @@ TEST(AppendWithoutUsage, InvalidUsageIsRemovedToo) {
   EXPECT_EQ(out, "data: {\"choices\":[{\"text\":\"a\"}],\"usage\":null}\n\n");
 }
 
+constexpr UsageFields kResponses = UsageFields::kResponses;
+
+// The Responses API: usage is input_tokens and output_tokens; what the model wrote is the text,
+// refusal and function-call parts of `output`.
+TEST(ParseResponseBody, Responses) {
+  std::string body = R"({"id":"resp_1","object":"response","status":"completed","output":[
+      {"type":"reasoning","id":"rs_1","summary":[{"type":"summary_text","text":"think"}]},
+      {"type":"message","id":"msg_1","role":"assistant","content":[
+        {"type":"output_text","text":"Hello","annotations":[]},{"type":"refusal","refusal":"no"}]},
+      {"type":"function_call","id":"fc_1","call_id":"c1","name":"get","arguments":"{\"a\":1}"}],
+      "usage":{"input_tokens":12,"input_tokens_details":{"cached_tokens":4},"output_tokens":7,
+               "output_tokens_details":{"reasoning_tokens":2},"total_tokens":19}})";
+  ResponseSummary s = ParseResponseBody(body, kResponses);
+  ASSERT_TRUE(s.usage.has_value());
+  EXPECT_EQ(s.usage->prompt_tokens, 12);
+  EXPECT_EQ(s.usage->completion_tokens, 7);
+  EXPECT_EQ(std::vector<std::string>(s.texts.begin(), s.texts.end()),
+            (std::vector<std::string>{"think", "Hello", "no", "get", "{\"a\":1}"}));
+  std::string chat_shaped = R"({"usage":{"prompt_tokens":1,"completion_tokens":2}})";
+  EXPECT_TRUE(ParseResponseBody(chat_shaped, kResponses).usage_invalid);
+}
+
+// Streamed: the deltas are what the model wrote (the .done events and response.completed repeat
+// it whole: not counted again); response.completed carries the usage, inside `response`.
+TEST(ParseStreamEvent, ResponsesEvents) {
+  auto delta = ParseStreamEvent(
+      "event: response.output_text.delta\n"
+      "data: {\"type\":\"response.output_text.delta\",\"item_id\":\"msg_1\",\"output_index\":0,"
+      "\"content_index\":0,\"delta\":\"Hel\",\"sequence_number\":4}\n\n",
+      kResponses);
+  EXPECT_EQ(std::vector<std::string>(delta.texts.begin(), delta.texts.end()),
+            (std::vector<std::string>{"Hel"}));
+  EXPECT_FALSE(delta.usage.has_value());
+  auto args = ParseStreamEvent(
+      "data: {\"delta\":\"{\\\"a\\\"\",\"type\":\"response.function_call_arguments.delta\"}\n\n",
+      kResponses);
+  EXPECT_EQ(std::vector<std::string>(args.texts.begin(), args.texts.end()),
+            (std::vector<std::string>{"{\"a\""}));
+  auto done = ParseStreamEvent(
+      "data: {\"type\":\"response.output_text.done\",\"text\":\"Hello\",\"delta\":\"x\"}\n\n",
+      kResponses);
+  EXPECT_TRUE(done.texts.empty());
+  auto completed = ParseStreamEvent(
+      "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{"
+      "\"id\":\"resp_1\",\"output\":[{\"type\":\"message\",\"content\":[{\"type\":\"output_text\","
+      "\"text\":\"Hello\"}]}],\"usage\":{\"input_tokens\":5,\"output_tokens\":3,"
+      "\"total_tokens\":8}},\"sequence_number\":9}\n\n",
+      kResponses);
+  ASSERT_TRUE(completed.usage.has_value());
+  EXPECT_EQ(completed.usage->prompt_tokens, 5);
+  EXPECT_EQ(completed.usage->completion_tokens, 3);
+  EXPECT_TRUE(completed.texts.empty());
+  auto broken = ParseStreamEvent(
+      "data: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":-1,"
+      "\"output_tokens\":3}}}\n\n",
+      kResponses);
+  EXPECT_FALSE(broken.usage.has_value());
+  EXPECT_TRUE(broken.usage_invalid);
+}
+
 }  // namespace
 }  // namespace trl
