@@ -88,7 +88,7 @@ void UsageEdits(const RequestFields& fields, Edits& edits, StackText& added) {
 }  // namespace
 
 int64_t ReservedCap(ApiEndpoint endpoint, const RequestFields& fields, int64_t max_output_tokens) {
-  if (endpoint == ApiEndpoint::kEmbeddings) return 0;
+  if (!Generates(endpoint)) return 0;
   if (!fields.max_tokens) return max_output_tokens;
   return std::min(*fields.max_tokens, max_output_tokens);
 }
@@ -107,7 +107,7 @@ bool RewriteForwardBody(ApiEndpoint endpoint, const RequestFields& fields,
   }
   const Decimal cap_text(cap);
   StackText added;
-  if (endpoint != ApiEndpoint::kEmbeddings) {
+  if (Generates(endpoint)) {
     CapEdits(endpoint, fields, body, cap_text.View(), edits, added);
     // The Responses API's stream always ends with its usage (response.completed).
     if (fields.stream && !fields.include_usage && endpoint != ApiEndpoint::kResponses) {

@@ -17,7 +17,7 @@ namespace trl {
 
 // The output cap per choice the gateway reserves and sends: the client's cap clamped to the
 // model's max_output_tokens (a ceiling, not a refusal), or max_output_tokens when the client gave
-// none. 0 for embeddings, which generate nothing.
+// none. 0 for the endpoints that generate nothing (embeddings, rerank, score, tokenize).
 int64_t ReservedCap(ApiEndpoint endpoint, const RequestFields& fields, int64_t max_output_tokens);
 
 // The output a request may produce: the cap per choice times its choices, at most

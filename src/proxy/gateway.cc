@@ -88,25 +88,61 @@ ApiError RateLimitError(LimitKind kind) {
   return ApiError::kRateLimitTokens;
 }
 
+// The data plane's POST routes, each forwarded to the same path of a backend of its model.
+struct InferenceRoute {
+  std::string_view path;
+  ApiEndpoint endpoint;
+};
+constexpr InferenceRoute kInferenceRoutes[] = {
+    {"/v1/chat/completions", ApiEndpoint::kChatCompletions},
+    {"/v1/completions", ApiEndpoint::kCompletions},
+    {"/v1/embeddings", ApiEndpoint::kEmbeddings},
+    {"/v1/responses", ApiEndpoint::kResponses},
+    {"/v1/rerank", ApiEndpoint::kRerank},
+    {"/v1/score", ApiEndpoint::kScore},
+    {"/tokenize", ApiEndpoint::kTokenize},
+    {"/detokenize", ApiEndpoint::kDetokenize},
+};
+
+const InferenceRoute* FindInferenceRoute(std::string_view path) {
+  for (const InferenceRoute& route : kInferenceRoutes) {
+    if (route.path == path) return &route;
+  }
+  return nullptr;
+}
+
 // What a valid usage from the backend holds, per endpoint (sse.h).
 UsageFields UsageFieldsOf(ApiEndpoint endpoint) {
-  switch (endpoint) {
-    case ApiEndpoint::kEmbeddings:
-      return UsageFields::kPromptOnly;
-    case ApiEndpoint::kResponses:
-      return UsageFields::kResponses;
-    default:
-      return UsageFields::kPromptAndCompletion;
-  }
+  if (endpoint == ApiEndpoint::kResponses) return UsageFields::kResponses;
+  return Generates(endpoint) ? UsageFields::kPromptAndCompletion : UsageFields::kPromptOnly;
 }
 
 // The field a request too large for its limit should change: its output cap if it sent one,
-// else what it asks about.
+// else what holds its prompt.
 std::string_view CapOrInputParam(ApiEndpoint endpoint, const RequestFields& fields) {
-  if (endpoint == ApiEndpoint::kResponses) {
-    return fields.max_tokens ? "max_output_tokens" : "input";
+  switch (endpoint) {
+    case ApiEndpoint::kChatCompletions:
+      return fields.max_tokens ? "max_tokens" : "messages";
+    case ApiEndpoint::kCompletions:
+      return fields.max_tokens ? "max_tokens" : "prompt";
+    case ApiEndpoint::kResponses:
+      return fields.max_tokens ? "max_output_tokens" : "input";
+    case ApiEndpoint::kRerank:
+      return "documents";
+    case ApiEndpoint::kScore:
+      return "text_2";
+    default:
+      return "input";
   }
-  return fields.max_tokens ? "max_tokens" : "messages";
+}
+
+// The limits of `limits` a request that costs no tokens is held to (requests, concurrency).
+std::vector<LimitConfig> WithoutTokenLimits(std::span<const LimitConfig> limits) {
+  std::vector<LimitConfig> kept;
+  for (const LimitConfig& limit : limits) {
+    if (limit.kind != LimitKind::kTokens) kept.push_back(limit);
+  }
+  return kept;
 }
 
 }  // namespace
@@ -230,20 +266,14 @@ asio::awaitable<void> Gateway::Handle(http::Request& request, http::ResponseWrit
   std::shared_ptr<const GatewaySnapshot> snap = snapshot_.load();
   AccessRecord record = NewRecord(request, writer);
   const std::string_view path = record.path;
-  const bool post = request.method() == bhttp::verb::post;
-  if (path == "/v1/chat/completions" && post) {
-    co_await HandleInference(*snap, ApiEndpoint::kChatCompletions, request, writer, record);
-  } else if (path == "/v1/completions" && post) {
-    co_await HandleInference(*snap, ApiEndpoint::kCompletions, request, writer, record);
-  } else if (path == "/v1/embeddings" && post) {
-    co_await HandleInference(*snap, ApiEndpoint::kEmbeddings, request, writer, record);
-  } else if (path == "/v1/responses" && post) {
-    co_await HandleInference(*snap, ApiEndpoint::kResponses, request, writer, record);
-  } else if (path == "/v1/models" && request.method() == bhttp::verb::get) {
+  const InferenceRoute* route = FindInferenceRoute(path);
+  const bool get_models = path == "/v1/models";
+  if (route && request.method() == bhttp::verb::post) {
+    co_await HandleInference(*snap, route->endpoint, request, writer, record);
+  } else if (get_models && request.method() == bhttp::verb::get) {
     co_await HandleModels(*snap, request, writer, record);
-  } else if (path == "/v1/chat/completions" || path == "/v1/completions" ||
-             path == "/v1/embeddings" || path == "/v1/responses" || path == "/v1/models") {
-    const std::string_view allow = path == "/v1/models" ? "GET" : "POST";
+  } else if (route || get_models) {
+    const std::string_view allow = get_models ? "GET" : "POST";
     http::Response refusal =
         Fail(record, ApiError::kMethodNotAllowed,
              "Method " + std::string(request.method_string()) + " is not allowed on " +
@@ -254,9 +284,9 @@ asio::awaitable<void> Gateway::Handle(http::Request& request, http::ResponseWrit
   } else {
     co_await writer.Send(Fail(record, ApiError::kNotFound,
                               "Unknown path " + std::string(path) +
-                                  ". This gateway serves /v1/chat/completions, "
-                                  "/v1/completions, /v1/embeddings, /v1/responses and "
-                                  "/v1/models."));
+                                  ". This gateway serves /v1/chat/completions, /v1/completions, "
+                                  "/v1/embeddings, /v1/responses, /v1/rerank, /v1/score, "
+                                  "/tokenize, /detokenize and /v1/models."));
     Log(record);
   }
 }
@@ -390,6 +420,7 @@ struct Gateway::Inference {
   int64_t cap = 0;  // per choice: what the backend is sent, so what it may generate is reserved
   int64_t output_allowance = 0;
   // admit
+  std::vector<LimitConfig> untokened_limits[2];  // a request that costs no tokens: key, tenant
   Admission admission;
   std::string rate_lines;  // the x-ratelimit-* head lines
   // record: what the access-log line points at
@@ -431,6 +462,12 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
     RequestScope scope{in.identity->name,    in.identity->tenant,        model.name,
                        in.identity->limits,  in.identity->tenant_limits, writer.RequestId(),
                        model.request_timeout};
+    if (!ChargesTokens(endpoint)) {
+      in.untokened_limits[0] = WithoutTokenLimits(scope.key_limits);
+      in.untokened_limits[1] = WithoutTokenLimits(scope.tenant_limits);
+      scope.key_limits = in.untokened_limits[0];
+      scope.tenant_limits = in.untokened_limits[1];
+    }
     in.admission = co_await limiter_.Admit(scope, in.prompt_estimate + in.output_allowance);
     in.rate_lines = RateLimitHeadLines(in.admission);
     error = Refusal(in, co_await asio::this_coro::executor);
@@ -585,6 +622,7 @@ ExchangeRequest Gateway::MakeExchange(Inference& in, http::Request& request) {
 // Step "settle", its cost: the backend's usage, else what was sent to it and relayed, counted
 // here.
 Gateway::Cost Gateway::CostOf(const Inference& in, const ExchangeResult& result) {
+  if (!ChargesTokens(in.endpoint)) return {};
   if (result.usage) return {result.usage->prompt_tokens, result.usage->completion_tokens};
   // It may have generated all it was allowed.
   if (result.uncountable) return {in.prompt_estimate, in.output_allowance};

@@ -282,6 +282,33 @@ TEST_F(GatewayTest, TheResponsesApiIsChargedAndSettledAsChat) {
   EXPECT_NE(too_big.body().find(R"("param":"input")"), std::string::npos) << too_big.body();
 }
 
+// vLLM's rerank is charged its query and documents, settled on the usage it reports;
+// /tokenize costs a request and no tokens, and is forwarded to the backend's own /tokenize.
+TEST_F(GatewayTest, RerankIsChargedAndTokenizeCostsOnlyARequest) {
+  upstream_.Push(FakeUpstream::Answer(Usage{9, 0}));
+  FakeResponseWriter rerank = h_.Handle(
+      Post(R"({"model":"llama","query":"q","documents":["a","b"]})", "sk-a", "/v1/rerank"));
+  EXPECT_EQ(rerank.status(), 200u);
+  ASSERT_EQ(upstream_.seen().size(), 1u);
+  EXPECT_EQ(upstream_.seen()[0].target, "/v1/rerank");
+  EXPECT_EQ(upstream_.seen()[0].usage_fields, UsageFields::kPromptOnly);
+  EXPECT_EQ(upstream_.seen()[0].body, R"({"model":"llama2-7b","query":"q","documents":["a","b"]})");
+  EXPECT_EQ(h_.TeamALevels(), (std::vector<int64_t>{1000 - 9, 1}));
+
+  upstream_.Push(FakeUpstream::Answer(std::nullopt, /*relayed=*/0));
+  FakeResponseWriter tokenize =
+      h_.Handle(Post(R"({"model":"llama","prompt":"hello"})", "sk-a", "/tokenize"));
+  EXPECT_EQ(tokenize.status(), 200u);
+  EXPECT_EQ(upstream_.seen().back().target, "/tokenize");
+  EXPECT_FALSE(tokenize.HasHeader("x-ratelimit-limit-tokens"));
+  EXPECT_EQ(tokenize.Header("x-ratelimit-remaining-requests"), "0");
+  EXPECT_EQ(h_.TeamALevels(), (std::vector<int64_t>{1000 - 9, 0}));
+  FakeResponseWriter refused =
+      h_.Handle(Post(R"({"model":"llama","tokens":[1]})", "sk-a", "/detokenize"));
+  EXPECT_EQ(refused.status(), 429u);
+  EXPECT_NE(refused.body().find(R"("type":"requests")"), std::string::npos) << refused.body();
+}
+
 TEST_F(GatewayTest, SettlementReplacesTheReservationByTheBackendsUsage) {
   upstream_.Push(FakeUpstream::Answer(Usage{7, 3}));
   h_.Handle(Post(kChat));

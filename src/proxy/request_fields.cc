@@ -394,7 +394,90 @@ struct RootState {
   bool have_input = false;  // messages, prompt or input, as the endpoint requires
   std::optional<int64_t> max_tokens, max_completion_tokens;
   int64_t n = 1, best_of = 1, prompts = 1;
+  // Rerank's query, and score's text_1 and text_2: what each held (a single text, or how many),
+  // to count a text paired with several others once per pair.
+  struct Side {
+    bool present = false;
+    std::string_view single;  // the text when there is exactly one
+    int64_t count = 0;
+  };
+  Side sides[2];
 };
+
+// A pair side: a string, or (`list_allowed`) an array of strings; its texts are counted.
+Result ReadSide(const Reader& r, od::value value, const std::string& param, bool list_allowed,
+                RootState::Side& side) {
+  side.present = true;
+  std::string_view s;
+  if (value.get_string().get(s) == simdjson::SUCCESS) {
+    r.out.texts.push_back(s);
+    side.single = s;
+    side.count = 1;
+    return std::nullopt;
+  }
+  od::array items;
+  if (!list_allowed || value.get_array().get(items)) {
+    return TypeError(param, list_allowed ? "a string or an array of strings" : "a string");
+  }
+  for (auto item : items) {
+    if (item.get_string().get(s)) return TypeError(param, "a string or an array of strings");
+    r.out.texts.push_back(s);
+    side.single = s;
+    ++side.count;
+  }
+  return std::nullopt;
+}
+
+// Rerank's documents: strings, or objects counted by their JSON text; sides[1] counts them.
+Result ReadDocuments(const Reader& r, od::value value, RootState::Side& side) {
+  od::array documents;
+  if (value.get_array().get(documents)) return TypeError("documents", "an array of documents");
+  side.present = true;
+  for (auto element : documents) {
+    od::value document;
+    if (element.get(document)) return Malformed();
+    if (auto e = AddValueText(r, document)) return e;
+    ++side.count;
+  }
+  if (side.count == 0) return FieldError{"documents", "'documents' must not be empty."};
+  return std::nullopt;
+}
+
+// One top-level field of a rerank (query, documents) or score (text_1, text_2) request; other
+// fields are settings (top_n, truncate_prompt_tokens...), not counted.
+Result ReadPairField(const Reader& r, ApiEndpoint endpoint, std::string_view key, od::value value,
+                     RootState& st) {
+  if (endpoint == ApiEndpoint::kRerank) {
+    if (key == "query") return ReadSide(r, value, "query", false, st.sides[0]);
+    if (key == "documents") return ReadDocuments(r, value, st.sides[1]);
+  } else if (key == "text_1" || key == "text_2") {
+    return ReadSide(r, value, std::string(key), true, st.sides[key == "text_1" ? 0 : 1]);
+  }
+  return std::nullopt;
+}
+
+// After a rerank or score request: the side with a single text is paired with each text of the
+// other, so it counts once per pair. Two lists must pair item by item.
+Result PairTexts(ApiEndpoint endpoint, RootState& st, RequestFields& out) {
+  static constexpr std::string_view kNames[2][2] = {{"query", "documents"}, {"text_1", "text_2"}};
+  const auto& names = kNames[endpoint == ApiEndpoint::kRerank ? 0 : 1];
+  for (int i = 0; i < 2; ++i) {
+    if (!st.sides[i].present) {
+      const std::string name(names[i]);
+      return FieldError{name, "'" + name + "' is required."};
+    }
+  }
+  const RootState::Side& a = st.sides[0];
+  const RootState::Side& b = st.sides[1];
+  if (a.count != b.count && a.count != 1 && b.count != 1) {
+    return FieldError{"text_2", "'text_2' must hold one text or as many as 'text_1' (" +
+                                    std::to_string(a.count) + ")."};
+  }
+  if (a.count == b.count) return std::nullopt;
+  const RootState::Side& single = a.count == 1 ? a : b;
+  for (int64_t i = 1; i < std::max(a.count, b.count); ++i) out.texts.push_back(single.single);
+  return std::nullopt;
+}
 
 // One top-level field of a chat or completions request, other than model/stream/stream_options.
 Result ReadGenerationField(const Reader& r, ApiEndpoint endpoint, std::string_view key,
@@ -451,6 +534,10 @@ Result ReadRootField(const Reader& r, ApiEndpoint endpoint, std::string_view key
   if (key == "model") {
     st.have_model = true;
     return ReadModel(r, value);
+  } else if (endpoint == ApiEndpoint::kRerank || endpoint == ApiEndpoint::kScore) {
+    return ReadPairField(r, endpoint, key, value, st);
+  } else if (endpoint == ApiEndpoint::kTokenize || endpoint == ApiEndpoint::kDetokenize) {
+    return std::nullopt;  // not charged: only the model is read
   } else if (key == "stream") {
     if (IsNull(value)) return std::nullopt;
     if (value.get_bool().get(out.stream)) return TypeError("stream", "a boolean");
@@ -477,6 +564,11 @@ Result MissingField(ApiEndpoint endpoint, const RootState& st) {
   }
   if (st.have_input) return std::nullopt;
   switch (endpoint) {
+    case ApiEndpoint::kRerank:
+    case ApiEndpoint::kScore:
+    case ApiEndpoint::kTokenize:
+    case ApiEndpoint::kDetokenize:
+      return std::nullopt;  // PairTexts; the backend checks the rest
     case ApiEndpoint::kChatCompletions:
       return FieldError{"messages", "'messages' is required for chat completions."};
     case ApiEndpoint::kCompletions:
@@ -519,6 +611,9 @@ std::optional<FieldError> ExtractRequestFields(ApiEndpoint endpoint, std::string
     if (auto e = ReadRootField(r, endpoint, key, value, st)) return e;
   }
   if (auto e = MissingField(endpoint, st)) return e;
+  if (endpoint == ApiEndpoint::kRerank || endpoint == ApiEndpoint::kScore) {
+    if (auto e = PairTexts(endpoint, st, out)) return e;
+  }
   out.max_tokens = st.max_completion_tokens ? st.max_completion_tokens : st.max_tokens;
   out.choices = std::max(st.n, st.best_of) * std::max<int64_t>(1, st.prompts);
   return std::nullopt;

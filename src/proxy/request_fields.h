@@ -21,8 +21,28 @@ namespace trl {
 
 class TokenCounter;
 
-// kResponses: the Responses API (POST /v1/responses).
-enum class ApiEndpoint { kChatCompletions, kCompletions, kEmbeddings, kResponses };
+// kResponses: the Responses API (POST /v1/responses); kRerank, kScore, kTokenize, kDetokenize:
+// vLLM's /v1/rerank, /v1/score, /tokenize, /detokenize.
+enum class ApiEndpoint {
+  kChatCompletions,
+  kCompletions,
+  kEmbeddings,
+  kResponses,
+  kRerank,
+  kScore,
+  kTokenize,
+  kDetokenize,
+};
+
+// Whether the endpoint generates text (an output cap is reserved and forwarded).
+constexpr bool Generates(ApiEndpoint e) {
+  return e == ApiEndpoint::kChatCompletions || e == ApiEndpoint::kCompletions ||
+         e == ApiEndpoint::kResponses;
+}
+// Whether its requests cost tokens (/tokenize and /detokenize only cost a request).
+constexpr bool ChargesTokens(ApiEndpoint e) {
+  return e != ApiEndpoint::kTokenize && e != ApiEndpoint::kDetokenize;
+}
 
 // Where a JSON value sits in the body: bytes [offset, offset + length). A JSON value is never
 // empty, so length 0 means the field was not sent.
@@ -101,6 +121,9 @@ constexpr int64_t kMaxTokenCount = 1'000'000'000'000'000;
 // Responses: `input` (a string, or items: each one message, read as chat's messages are but for
 // its type, id and status), `instructions`, `tools` and the other fields as above; `background:
 // true` is refused (its usage would arrive after the exchange, where no settlement sees it).
+// Rerank: `query` once per document, and each of `documents` (a string, or an object by its JSON
+// text). Score: `text_1` and `text_2` (strings or lists of strings), a single one once per text of
+// the other list. Tokenize and detokenize: nothing (only `model` is read).
 std::optional<FieldError> ExtractRequestFields(ApiEndpoint endpoint, std::string& body,
                                                RequestFields& out);
 

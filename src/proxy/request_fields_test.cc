@@ -476,5 +476,63 @@ TEST(RequestFields, ResponsesRefusals) {
   }
 }
 
+// vLLM's rerank: each document is scored in one sequence with the query, so the query counts
+// once per document; documents as strings or objects (by their JSON text).
+TEST(RequestFields, RerankCountsTheQueryOncePerDocument) {
+  RequestFields f;
+  auto err = Extract(ApiEndpoint::kRerank,
+                     R"({"documents":["a b",{"text":"c"},"d"],"model":"m","query":"q?",
+                        "top_n":2,"return_documents":true})",
+                     f);
+  ASSERT_FALSE(err) << err->message;
+  EXPECT_EQ(Texts(f), (std::vector<std::string>{"a b", R"({"text":"c"})", "d", "q?", "q?", "q?"}));
+  EXPECT_FALSE(f.stream);
+  for (const auto& [body, param] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"model":"m","documents":["a"]})", "query"},
+           {R"({"model":"m","query":"q"})", "documents"},
+           {R"({"model":"m","query":"q","documents":"a"})", "documents"},
+           {R"({"model":"m","query":5,"documents":["a"]})", "query"},
+           {R"({"model":"m","query":"q","documents":[]})", "documents"}}) {
+    auto refused = Extract(ApiEndpoint::kRerank, body, f);
+    ASSERT_TRUE(refused) << body;
+    EXPECT_EQ(refused->param, param) << body;
+  }
+}
+
+// vLLM's score: text_1 and text_2, each a string or a list; a single one is paired with every
+// item of the other (so counted that many times), two lists pair item by item.
+TEST(RequestFields, ScorePairsTheTexts) {
+  RequestFields f;
+  ASSERT_FALSE(Extract(ApiEndpoint::kScore, R"({"model":"m","text_1":"q","text_2":["a","b"]})", f));
+  EXPECT_EQ(Texts(f), (std::vector<std::string>{"q", "a", "b", "q"}));
+  ASSERT_FALSE(
+      Extract(ApiEndpoint::kScore, R"({"model":"m","text_1":["x","y"],"text_2":["a","b"]})", f));
+  EXPECT_EQ(Texts(f), (std::vector<std::string>{"x", "y", "a", "b"}));
+  ASSERT_FALSE(Extract(ApiEndpoint::kScore, R"({"text_2":"a","text_1":"x","model":"m"})", f));
+  EXPECT_EQ(Texts(f), (std::vector<std::string>{"a", "x"}));
+  for (const auto& [body, param] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"model":"m","text_1":"q"})", "text_2"},
+           {R"({"model":"m","text_2":"q"})", "text_1"},
+           {R"({"model":"m","text_1":["a","b"],"text_2":["c","d","e"]})", "text_2"},
+           {R"({"model":"m","text_1":[1],"text_2":"c"})", "text_1"}}) {
+    auto refused = Extract(ApiEndpoint::kScore, body, f);
+    ASSERT_TRUE(refused) << body;
+    EXPECT_EQ(refused->param, param) << body;
+  }
+}
+
+// /tokenize and /detokenize are not charged: only the model is read (and must be there).
+TEST(RequestFields, TokenizeReadsOnlyTheModel) {
+  RequestFields f;
+  ASSERT_FALSE(Extract(ApiEndpoint::kTokenize, R"({"model":"m","prompt":"hello"})", f));
+  EXPECT_EQ(f.model, "m");
+  EXPECT_TRUE(f.texts.empty());
+  ASSERT_FALSE(Extract(ApiEndpoint::kDetokenize, R"({"model":"m","tokens":[1,2]})", f));
+  EXPECT_TRUE(f.texts.empty());
+  auto missing = Extract(ApiEndpoint::kDetokenize, R"({"tokens":[1,2]})", f);
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->param, "model");
+}
+
 }  // namespace
 }  // namespace trl

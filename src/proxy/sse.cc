@@ -24,7 +24,9 @@ bool ReadUsageCounts(od::object object, UsageFields fields, Usage& usage) {
   const bool responses = fields == UsageFields::kResponses;
   const std::string_view prompt_key = responses ? "input_tokens" : "prompt_tokens";
   const std::string_view completion_key = responses ? "output_tokens" : "completion_tokens";
-  bool prompt = false, completion = false;
+  const bool prompt_only = fields == UsageFields::kPromptOnly;
+  bool prompt = false, completion = false, total = false;
+  int64_t total_tokens = 0;
   for (auto field : object) {
     std::string_view key;
     if (field.unescaped_key().get(key)) return false;
@@ -36,9 +38,16 @@ bool ReadUsageCounts(od::object object, UsageFields fields, Usage& usage) {
     } else if (key == completion_key) {
       if (!ReadCount(v, usage.completion_tokens)) return false;
       completion = true;
+    } else if (key == "total_tokens" && prompt_only) {
+      if (!ReadCount(v, total_tokens)) return false;
+      total = true;
     }
   }
-  return prompt && (completion || fields == UsageFields::kPromptOnly);
+  if (prompt_only && !prompt && total) {
+    usage.prompt_tokens = total_tokens;
+    prompt = true;
+  }
+  return prompt && (completion || prompt_only);
 }
 
 // Where the usage value sits, and what it holds.

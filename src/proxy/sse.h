@@ -36,8 +36,9 @@ class SseSplitter {
 };
 
 // What a valid usage holds: chat and completions report prompt_tokens and completion_tokens;
-// embeddings generate nothing and report prompt_tokens only (a completion_tokens they do send
-// must still be valid); the Responses API reports input_tokens and output_tokens (read as prompt
+// embeddings, rerank and score generate nothing and report prompt_tokens (else total_tokens, all
+// that vLLM's rerank reports) only (a completion_tokens they do send must still be valid); the
+// Responses API reports input_tokens and output_tokens (read as prompt
 // and completion), at the root of a response and in `response` of a streamed
 // response.completed.
 enum class UsageFields { kPromptAndCompletion, kPromptOnly, kResponses };

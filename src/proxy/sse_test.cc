@@ -154,9 +154,24 @@ TEST(ParseResponseBody, EmbeddingsUsageNeedsNoCompletionButAValidOne) {
   auto r = ParseResponseBody(body, UsageFields::kPromptOnly);
   EXPECT_FALSE(r.usage.has_value());
   EXPECT_TRUE(r.usage_invalid);
-  body = R"({"data":[],"usage":{"total_tokens":4}})";
+  body = R"({"data":[],"usage":{"completion_tokens":0}})";
   r = ParseResponseBody(body, UsageFields::kPromptOnly);
   EXPECT_TRUE(r.usage_invalid);
+  body = R"({"data":[],"usage":{"total_tokens":-4}})";
+  EXPECT_TRUE(ParseResponseBody(body, UsageFields::kPromptOnly).usage_invalid);
+}
+
+// vLLM's rerank reports total_tokens alone: for what generates nothing, that is the prompt.
+TEST(ParseResponseBody, TotalTokensStandInForAMissingPromptCount) {
+  std::string body = R"({"results":[],"usage":{"total_tokens":9}})";
+  auto r = ParseResponseBody(body, UsageFields::kPromptOnly);
+  ASSERT_TRUE(r.usage.has_value());
+  EXPECT_EQ(r.usage->prompt_tokens, 9);
+  EXPECT_EQ(r.usage->completion_tokens, 0);
+  body = R"({"data":[],"usage":{"total_tokens":9,"prompt_tokens":7}})";
+  EXPECT_EQ(ParseResponseBody(body, UsageFields::kPromptOnly).usage->prompt_tokens, 7);
+  body = R"({"choices":[],"usage":{"total_tokens":9,"completion_tokens":2}})";
+  EXPECT_TRUE(ParseResponseBody(body, UsageFields::kPromptAndCompletion).usage_invalid);
 }
 
 TEST(ParseStreamEvent, InvalidUsageChunkIsStillUsageOnly) {
