@@ -95,6 +95,7 @@ void AppendRerankResults(std::string& out, std::string_view query,
                          const std::vector<std::string_view>& documents,
                          const RerankOptions& options) {
   std::vector<double> scores;
+  scores.reserve(documents.size());
   for (std::string_view document : documents) scores.push_back(MockRelevance(query, document));
   std::vector<size_t> order(documents.size());
   std::iota(order.begin(), order.end(), 0);

@@ -254,7 +254,9 @@ class Session {
                   std::time(nullptr),
                   UsageReportFor(fault)};
     MockResult result = answerer(call);
-    if (auto* error = std::get_if<MockError>(&result)) co_return co_await WriteError(*error);
+    if (auto* error = std::get_if<MockError>(&result)) {
+      co_return co_await WriteError(*error);
+    }
     MockReply& reply = std::get<MockReply>(result);
     Stats().served_prompt_tokens_total += reply.prompt_tokens;
     deps_.metrics->For(reply.model).prompt_tokens->Add(static_cast<double>(reply.prompt_tokens));
