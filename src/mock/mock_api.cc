@@ -10,8 +10,9 @@
 #include <cstring>
 #include <iterator>
 #include <optional>
-#include <unordered_map>
 #include <utility>
+
+#include "mock/mock_json.h"
 
 namespace trl {
 namespace {
@@ -97,110 +98,6 @@ void AppendChunkEnd(std::string& out, const MockChunkUsage& usage) {
 
 std::string_view ChunkObject(MockEndpoint endpoint) {
   return endpoint == MockEndpoint::kChat ? "chat.completion.chunk" : "text_completion";
-}
-
-MockError BadRequest(std::string message, std::string_view param = {}) {
-  return MockError{400, std::move(message), "invalid_request_error", param, {}};
-}
-
-// Calls visit(key, value) once per distinct key of `object`, with the key's last value, as a
-// Python dict built by json.loads holds it. Stops and returns false as soon as `visit` does.
-template <typename Visit>
-bool ForEachLastField(dom::object object, Visit&& visit) {
-  // Request objects have a handful of keys, where a quadratic scan is cheaper than a hash set;
-  // the set keeps a hostile object of a million keys linear.
-  constexpr size_t kLinearScanLimit = 32;
-  if (object.size() <= kLinearScanLimit) {
-    for (auto it = object.begin(); it != object.end(); ++it) {
-      bool repeated = false;
-      for (auto later = std::next(it); later != object.end() && !repeated; ++later) {
-        repeated = later.key() == it.key();
-      }
-      if (!repeated && !visit(it.key(), it.value())) return false;
-    }
-    return true;
-  }
-  std::unordered_map<std::string_view, size_t> last;
-  size_t index = 0;
-  for (auto field : object) last[field.key] = index++;
-  index = 0;
-  for (auto field : object) {
-    if (last[field.key] == index++ && !visit(field.key, field.value)) return false;
-  }
-  return true;
-}
-
-// The last value of `key` in `object`; null counts as absent, as Python's None does.
-std::optional<dom::element> LastValue(dom::object object, std::string_view key) {
-  std::optional<dom::element> found;
-  for (auto field : object) {
-    if (field.key == key) found = field.value;
-  }
-  if (found && found->is_null()) found.reset();
-  return found;
-}
-
-// Words of every string value inside `value`, at any depth.
-int64_t CountStringWords(dom::element value) {
-  switch (value.type()) {
-    case element_type::STRING:
-      return CountWords(std::string_view(value));
-    case element_type::ARRAY: {
-      int64_t words = 0;
-      for (dom::element item : dom::array(value)) words += CountStringWords(item);
-      return words;
-    }
-    case element_type::OBJECT: {
-      int64_t words = 0;
-      ForEachLastField(dom::object(value), [&](std::string_view, dom::element field) {
-        words += CountStringWords(field);
-        return true;
-      });
-      return words;
-    }
-    default:
-      return 0;
-  }
-}
-
-// `content` is null, a string, or an array of part objects; a part's `type` names its kind
-// (chat-template markup, not text the model reads), every other string in it counts.
-bool CountContent(dom::element content, int64_t& tokens) {
-  switch (content.type()) {
-    case element_type::NULL_VALUE:
-      return true;
-    case element_type::STRING:
-      tokens += CountWords(std::string_view(content));
-      return true;
-    case element_type::ARRAY:
-      for (dom::element part : dom::array(content)) {
-        if (!part.is_object()) return false;
-        ForEachLastField(dom::object(part), [&](std::string_view key, dom::element value) {
-          if (key != "type") tokens += CountStringWords(value);
-          return true;
-        });
-      }
-      return true;
-    default:
-      return false;
-  }
-}
-
-// A non-empty array of message objects. A message's `role` is template markup and is not
-// counted; every other member's strings are, plus kTokensPerMessage for the template around it.
-bool CountMessages(dom::element value, int64_t& tokens) {
-  if (!value.is_array() || dom::array(value).size() == 0) return false;
-  for (dom::element message : dom::array(value)) {
-    if (!message.is_object()) return false;
-    tokens += kTokensPerMessage;
-    bool ok = ForEachLastField(dom::object(message), [&](std::string_view key, dom::element field) {
-      if (key == "content") return CountContent(field, tokens);
-      if (key != "role") tokens += CountStringWords(field);
-      return true;
-    });
-    if (!ok) return false;
-  }
-  return true;
 }
 
 // A non-empty array of integers: one token each; returns false for anything else.
@@ -360,17 +257,9 @@ std::optional<MockError> ReadTextInputs(const RootFields& root, MockRequest& req
   return std::nullopt;
 }
 
-// `model`, as one of options.models (vLLM's errors for none and for an unknown one).
 std::optional<MockError> ResolveModel(std::string_view model, const MockOptions& options,
                                       MockRequest& request) {
-  if (model.empty()) return BadRequest("you must provide a model parameter", "model");
-  auto known = std::find(options.models.begin(), options.models.end(), model);
-  if (known == options.models.end()) {
-    return MockError{404, "The model `" + std::string(model) + "` does not exist.",
-                     "invalid_request_error", "model", "model_not_found"};
-  }
-  request.model = *known;
-  return std::nullopt;
+  return FindModel(model, options, request.model);
 }
 
 // The endpoint's required input (messages, prompt or input); embeddings never stream.
@@ -385,6 +274,8 @@ std::optional<MockError> RequireInput(const RootFields& root, MockRequest& reque
     case MockEndpoint::kEmbeddings:
       if (!root.input) return BadRequest("input is required", "input");
       request.stream = false;
+      break;
+    case MockEndpoint::kResponses:  // read by ParseResponsesRequest instead
       break;
   }
   return std::nullopt;
@@ -435,15 +326,9 @@ int64_t CountWords(std::string_view text) {
 
 std::variant<MockRequest, MockError> ParseMockRequest(MockEndpoint endpoint, std::string& body,
                                                       const MockOptions& options) {
-  body.reserve(body.size() + simdjson::SIMDJSON_PADDING);
-  // The DOM rather than On-Demand: Python's last-wins needs a key's last value before acting on
-  // it, and On-Demand cannot go back. The DOM also rejects trailing garbage after the object.
-  thread_local dom::parser parser;
-  dom::element doc;
-  if (parser.parse(body.data(), body.size(), false).get(doc) || !doc.is_object()) {
-    return BadRequest("request body is not a valid JSON object");
-  }
-  const RootFields root{dom::object(doc)};
+  std::optional<dom::object> doc = ParseJsonObject(body);
+  if (!doc) return BadRequest("request body is not a valid JSON object");
+  const RootFields root{*doc};
 
   MockRequest request;
   request.endpoint = endpoint;
@@ -509,7 +394,8 @@ void AppendToolArguments(std::string& out, int64_t words) {
 void AppendResponseId(std::string& out, MockEndpoint endpoint, uint64_t seq) {
   std::string_view prefix = endpoint == MockEndpoint::kChat          ? "chatcmpl-mock"
                             : endpoint == MockEndpoint::kCompletions ? "cmpl-mock"
-                                                                     : "embd-mock";
+                            : endpoint == MockEndpoint::kEmbeddings  ? "embd-mock"
+                                                                     : "resp_mock";
   fmt::format_to(std::back_inserter(out), "{}{}", prefix, seq);
 }
 

@@ -42,7 +42,9 @@
 
 namespace trl {
 
-enum class MockEndpoint { kChat, kCompletions, kEmbeddings };
+// kResponses: POST /v1/responses (mock_responses.h), which reads and writes its own shapes but
+// plans its answer, paces it and counts it as chat does.
+enum class MockEndpoint { kChat, kCompletions, kEmbeddings, kResponses };
 
 // Injected by the request header `x-mock-fault`; unknown values mean kNone. The usage-* faults
 // answer normally but report a usage no client should trust (AppendUsage below).
@@ -94,6 +96,9 @@ struct MockRequest {
   int64_t prompt_tokens = 0;           // by the usage rule above
   std::vector<uint64_t> input_hashes;  // embeddings: one per input, seeds its vector
   std::string tool_name;  // chat: the first tool's function.name when answering with a tool call
+  // Responses: the request fields a response object repeats ("instructions":..,"tools":[..],...
+  // each followed by a comma), rendered once by ParseResponsesRequest.
+  std::string echo;
   bool ToolCall() const { return !tool_name.empty(); }
 };
 
@@ -127,6 +132,7 @@ struct MockResponseMeta {
   std::string_view model;
   std::string_view tool_call_id;  // tool-call answers: "call_mock<seq>"
   std::string_view tool_name;     // tool-call answers: the function called
+  std::string_view item_id;       // Responses: the output message's id, "msg_mock<seq>"
 };
 
 // Number of whitespace-separated words.
@@ -135,7 +141,7 @@ int64_t CountWords(std::string_view text);
 void AppendAnswerText(std::string& out, int64_t words);
 // The tool-call arguments: {"text":"w1 w2 ... wN"}.
 void AppendToolArguments(std::string& out, int64_t words);
-// "chatcmpl-mock<seq>", "cmpl-mock<seq>" or "embd-mock<seq>".
+// "chatcmpl-mock<seq>", "cmpl-mock<seq>", "embd-mock<seq>" or "resp_mock<seq>".
 void AppendResponseId(std::string& out, MockEndpoint endpoint, uint64_t seq);
 // "call_mock<seq>".
 void AppendToolCallId(std::string& out, uint64_t seq);
@@ -205,5 +211,30 @@ void AppendStreamFinish(std::string& out, MockEndpoint endpoint, const MockRespo
 void AppendStreamUsage(std::string& out, MockEndpoint endpoint, const MockResponseMeta& meta,
                        const MockUsage& usage, MockUsageReport report = MockUsageReport::kValid);
 inline constexpr std::string_view kStreamDone = "data: [DONE]\n\n";
+
+class MockVocabulary;
+
+// What one request to a utility endpoint (rerank, score, tokenize, detokenize, transcriptions:
+// the answers that are one body, generated at once) is given.
+struct MockCall {
+  std::string& body;              // as received; JSON readers pad it in place
+  std::string_view content_type;  // the request's Content-Type (multipart reads its boundary)
+  const MockOptions& options;
+  MockVocabulary& vocabulary;                        // tokenize and detokenize
+  uint64_t seq = 0;                                  // the response's sequence number, for its id
+  int64_t created = 0;                               // unix seconds
+  MockUsageReport report = MockUsageReport::kValid;  // kNone leaves usage out
+};
+
+// A utility endpoint's whole answer.
+struct MockReply {
+  std::string body;
+  std::string_view content_type = "application/json";
+  std::string_view model;       // the resolved model, for the metrics
+  int64_t prompt_tokens = 0;    // what the model read, for the served_* stats
+  bool usage_reported = false;  // the body reports a valid usage of prompt_tokens
+  bool prefill = true;          // waits --ttft before answering, as a model's forward pass does
+};
+using MockResult = std::variant<MockReply, MockError>;
 
 }  // namespace trl

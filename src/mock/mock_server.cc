@@ -18,6 +18,7 @@
 #include <cerrno>
 #include <chrono>
 #include <ctime>
+#include <functional>
 #include <iterator>
 #include <optional>
 #include <thread>
@@ -25,6 +26,10 @@
 
 #include "mock/mock_api.h"
 #include "mock/mock_gzip.h"
+#include "mock/mock_responses.h"
+#include "mock/mock_score.h"
+#include "mock/mock_tokenize.h"
+#include "mock/mock_transcription.h"
 
 namespace trl {
 namespace {
@@ -78,7 +83,11 @@ struct SessionDeps {
   const MockMetrics* metrics;
   MockRequestLog* request_log;
   std::atomic<uint64_t>* next_response_seq;
+  MockVocabulary* vocabulary;
 };
+
+// A utility route's pure half (MockCall, MockReply: mock_api.h).
+using MockAnswerer = MockResult (*)(MockCall&);
 
 // What the connection does after a response: keep serving (unless the request asked to close),
 // or stop at once because the socket is closed, reset or dead.
@@ -172,6 +181,14 @@ class Session {
     if (post && target == "/v1/embeddings") {
       co_return co_await HandleInference(MockEndpoint::kEmbeddings, request);
     }
+    if (post && target == "/v1/responses") {
+      co_return co_await HandleInference(MockEndpoint::kResponses, request);
+    }
+    if (post) {
+      if (MockAnswerer answerer = UtilityRoute(target)) {
+        co_return co_await HandleUtility(answerer, request);
+      }
+    }
     const MockError no_route{
         404, "no route for " + std::string(target), "invalid_request_error", {}, {}};
     co_return co_await WriteError(no_route);
@@ -186,26 +203,84 @@ class Session {
     void Tokens(int64_t count) const { metrics.generation_tokens->Add(static_cast<double>(count)); }
   };
 
-  awaitable<Next> HandleInference(MockEndpoint endpoint, http::request<http::string_body>& http) {
-    const steady_clock::time_point arrival = steady_clock::now();
+  static MockAnswerer UtilityRoute(std::string_view target) {
+    if (target == "/v1/rerank") return AnswerRerank;
+    if (target == "/v1/score") return AnswerScore;
+    if (target == "/tokenize") return AnswerTokenize;
+    if (target == "/detokenize") return AnswerDetokenize;
+    if (target == "/v1/audio/transcriptions") return AnswerTranscription;
+    return nullptr;
+  }
+
+  // Counts and records a request to a model route and reads its x-mock-fault. `answered` is set
+  // when the fault is the whole answer (a 500, a reset, a hang).
+  awaitable<MockFault> Admit(http::request<http::string_body>& http,
+                             std::optional<Next>& answered) {
     ++Stats().requests_total;
     Record(http);
     MockFault fault = Options().faults ? ParseMockFault(http["x-mock-fault"]) : MockFault::kNone;
     switch (fault) {
       case MockFault::kHttp500: {
         const MockError injected{500, "mock-llm injected fault: http500", "api_error", {}, {}};
-        co_return co_await WriteError(injected);
+        answered = co_await WriteError(injected);
+        break;
       }
       case MockFault::kReset:
         Reset();
-        co_return Next::kGone;
+        answered = Next::kGone;
+        break;
       case MockFault::kHang:
         co_await WaitForPeerClose();
-        co_return Next::kGone;
+        answered = Next::kGone;
+        break;
       default:
         break;
     }
-    auto parsed = ParseMockRequest(endpoint, http.body(), Options());
+    co_return fault;
+  }
+
+  // rerank, score, tokenize, detokenize, transcriptions: one body, after --ttft when the reply
+  // asks for a prefill.
+  awaitable<Next> HandleUtility(MockAnswerer answerer, http::request<http::string_body>& http) {
+    std::optional<Next> answered;
+    const MockFault fault = co_await Admit(http, answered);
+    if (answered) co_return *answered;
+    const uint64_t seq = deps_.next_response_seq->fetch_add(1, std::memory_order_relaxed);
+    MockCall call{http.body(),
+                  http[http::field::content_type],
+                  Options(),
+                  *deps_.vocabulary,
+                  seq,
+                  std::time(nullptr),
+                  UsageReportFor(fault)};
+    MockResult result = answerer(call);
+    if (auto* error = std::get_if<MockError>(&result)) {
+      co_return co_await WriteError(*error);
+    }
+    MockReply& reply = std::get<MockReply>(result);
+    Stats().served_prompt_tokens_total += reply.prompt_tokens;
+    deps_.metrics->For(reply.model).prompt_tokens->Add(static_cast<double>(reply.prompt_tokens));
+    if (reply.prefill && !co_await WaitUntil(steady_clock::now() + Options().ttft)) {
+      co_return Next::kGone;
+    }
+    body_ = std::move(reply.body);
+    EncodeBody(reply.content_type);
+    const MockUsage usage{reply.prompt_tokens, 0};
+    const int sign = reply.usage_reported ? 1 : 0;
+    Report(usage, sign);  // before the write, as Whole does
+    Next next = co_await WriteEncodedBody(200, reply.content_type);
+    if (next == Next::kGone) Report(usage, -sign);
+    co_return next;
+  }
+
+  awaitable<Next> HandleInference(MockEndpoint endpoint, http::request<http::string_body>& http) {
+    const steady_clock::time_point arrival = steady_clock::now();
+    std::optional<Next> answered;
+    const MockFault fault = co_await Admit(http, answered);
+    if (answered) co_return *answered;
+    auto parsed = endpoint == MockEndpoint::kResponses
+                      ? ParseResponsesRequest(http.body(), Options())
+                      : ParseMockRequest(endpoint, http.body(), Options());
     if (auto* error = std::get_if<MockError>(&parsed)) {
       co_return co_await WriteError(*error);
     }
@@ -221,8 +296,10 @@ class Session {
     AppendResponseId(id_, endpoint, seq);
     tool_call_id_.clear();
     if (answer.tool_call) AppendToolCallId(tool_call_id_, seq);
-    const MockResponseMeta meta{id_, std::time(nullptr), request.model, tool_call_id_,
-                                request.tool_name};
+    item_id_.clear();
+    if (endpoint == MockEndpoint::kResponses) AppendResponsesItemId(item_id_, seq);
+    const MockResponseMeta meta{id_,           std::time(nullptr), request.model,
+                                tool_call_id_, request.tool_name,  item_id_};
     if (request.stream) {
       co_return co_await Stream(request, answer, meta, fault, generation);
     }
@@ -238,6 +315,8 @@ class Session {
     const bool with_usage = report == MockUsageReport::kValid;
     if (request.endpoint == MockEndpoint::kEmbeddings) {
       AppendEmbeddingsBody(body_, request, report);
+    } else if (request.endpoint == MockEndpoint::kResponses) {
+      AppendResponsesBody(body_, request, meta, answer, report);
     } else {
       AppendCompletionBody(body_, request.endpoint, meta, answer, report);
     }
@@ -272,12 +351,12 @@ class Session {
                          const MockResponseMeta& meta, MockFault fault,
                          const Generation& generation) {
     GaugeGuard open_stream(Stats().open_streams);
-    if (http10_) keep_alive_ = false;  // no chunked encoding: the close delimits the body
     std::optional<MockGzip> gzip;
-    if (accepts_gzip_ && gzip.emplace().Ok()) gzip_response_ = true;
+    if (!co_await StartStream(gzip)) co_return Next::kGone;
     MockGzip* const encoder = gzip_response_ ? &*gzip : nullptr;
-    FormatHead(200, "text/event-stream", std::string_view::npos);
-    if (!co_await WriteAll(asio::buffer(head_))) co_return Next::kGone;
+    if (request.endpoint == MockEndpoint::kResponses) {
+      co_return co_await StreamResponses(request, answer, meta, fault, generation, encoder);
+    }
 
     const bool truncate = fault == MockFault::kTruncateStream;
     const int64_t words = truncate ? (answer.words + 1) / 2 : answer.words;
@@ -288,31 +367,17 @@ class Session {
       if (!usage_chunk || !request.continuous_usage) return MockChunkUsage{};
       return MockChunkUsage{report, MockUsage{answer.usage.prompt_tokens, generated}};
     };
-    auto deadline = steady_clock::now() + Options().ttft;
-    for (int64_t word = 1; word <= words; ++word) {
-      if (word > 1) deadline += Options().TokenInterval();
-      if (!co_await WaitUntil(deadline)) co_return Next::kGone;
-      if (word == 1) generation.FirstToken();
-      generation.Tokens(1);
-      if (word == 1 && answer.tool_call) {  // the call's name goes first, as its own event
-        body_.clear();
-        AppendStreamToolCallHead(body_, meta, so_far(0));
-        if (!co_await WriteEvent(false, encoder)) co_return Next::kGone;
-      }
-      body_.clear();
-      if (Options().stamp_tokens) {
-        const auto sent = std::chrono::duration_cast<std::chrono::microseconds>(
-            steady_clock::now().time_since_epoch());
-        fmt::format_to(std::back_inserter(body_), ": sent_us={}\n", sent.count());
-      }
+    // A tool call's name goes first, as its own event.
+    std::function<void()> head;
+    if (answer.tool_call) head = [&] { AppendStreamToolCallHead(body_, meta, so_far(0)); };
+    const std::function<void(int64_t)> token = [&](int64_t word) {
       if (answer.tool_call) {
         AppendStreamToolCallToken(body_, meta, word, answer.words, so_far(word));
       } else {
         AppendStreamToken(body_, request.endpoint, meta, word, so_far(word));
       }
-      if (!co_await WriteEvent(false, encoder)) co_return Next::kGone;
-      ++Stats().served_completion_tokens_total;
-    }
+    };
+    if (!co_await PaceTokens(words, generation, encoder, head, token)) co_return Next::kGone;
     if (truncate) {
       stream_.close();
       co_return Next::kGone;
@@ -333,6 +398,80 @@ class Session {
     }
     body_.assign(kStreamDone);
     co_return co_await WriteEvent(true, encoder) ? Next::kKeepAlive : Next::kGone;
+  }
+
+  // A Responses stream (mock_responses.h): the head events at once, then the deltas paced as
+  // chat's tokens, then the tail with the usage as the fault says.
+  awaitable<Next> StreamResponses(const MockRequest& request, const MockAnswer& answer,
+                                  const MockResponseMeta& meta, MockFault fault,
+                                  const Generation& generation, MockGzip* encoder) {
+    body_.clear();
+    AppendResponsesStreamHead(body_, request, meta);
+    if (!co_await WriteEvent(false, encoder)) co_return Next::kGone;
+    const bool truncate = fault == MockFault::kTruncateStream;
+    const int64_t words = truncate ? (answer.words + 1) / 2 : answer.words;
+    const std::function<void()> no_head;
+    const std::function<void(int64_t)> delta = [&](int64_t word) {
+      AppendResponsesStreamDelta(body_, meta, word);
+    };
+    if (!co_await PaceTokens(words, generation, encoder, no_head, delta)) co_return Next::kGone;
+    if (truncate) {
+      stream_.close();
+      co_return Next::kGone;
+    }
+    const MockUsageReport report = UsageReportFor(fault);
+    body_.clear();
+    AppendResponsesStreamTail(body_, request, meta, answer, report);
+    // A usage that is wrong on purpose, or none, is not counted as reported (MockStats).
+    const int sign = report == MockUsageReport::kValid ? 1 : 0;
+    Report(answer.usage, sign);
+    if (!co_await WriteEvent(true, encoder)) {
+      Report(answer.usage, -sign);
+      co_return Next::kGone;
+    }
+    co_return Next::kKeepAlive;
+  }
+
+  // Streams `words` token events paced by --ttft and --tokens-per-second, each its own write:
+  // `head`, when set, appends an event written just before the first token's; `token` appends
+  // word k's event. False when the client is gone.
+  awaitable<bool> PaceTokens(int64_t words, const Generation& generation, MockGzip* encoder,
+                             const std::function<void()>& head,
+                             const std::function<void(int64_t)>& token) {
+    auto deadline = steady_clock::now() + Options().ttft;
+    for (int64_t word = 1; word <= words; ++word) {
+      if (word > 1) deadline += Options().TokenInterval();
+      if (!co_await WaitUntil(deadline)) co_return false;
+      if (word == 1) generation.FirstToken();
+      generation.Tokens(1);
+      if (word == 1 && head) {
+        body_.clear();
+        head();
+        if (!co_await WriteEvent(false, encoder)) co_return false;
+      }
+      body_.clear();
+      StampToken();
+      token(word);
+      if (!co_await WriteEvent(false, encoder)) co_return false;
+      ++Stats().served_completion_tokens_total;
+    }
+    co_return true;
+  }
+
+  // Writes an event stream's head, through `gzip` when the client accepts it.
+  awaitable<bool> StartStream(std::optional<MockGzip>& gzip) {
+    if (http10_) keep_alive_ = false;  // no chunked encoding: the close delimits the body
+    if (accepts_gzip_ && gzip.emplace().Ok()) gzip_response_ = true;
+    FormatHead(200, "text/event-stream", std::string_view::npos);
+    co_return co_await WriteAll(asio::buffer(head_));
+  }
+
+  // --stamp-tokens: the SSE comment ": sent_us=<µs>" before a token event.
+  void StampToken() {
+    if (!Options().stamp_tokens) return;
+    const auto sent = std::chrono::duration_cast<std::chrono::microseconds>(
+        steady_clock::now().time_since_epoch());
+    fmt::format_to(std::back_inserter(body_), ": sent_us={}\n", sent.count());
   }
 
   void Record(const http::request<http::string_body>& request) {
@@ -480,6 +619,7 @@ class Session {
   std::string encoded_;  // body_ or one event gzipped
   std::string id_;
   std::string tool_call_id_;
+  std::string item_id_;
   char chunk_head_[24];
   bool accepts_gzip_ = false;   // this request's Accept-Encoding accepts gzip
   bool gzip_response_ = false;  // this response goes out gzipped
@@ -595,7 +735,7 @@ MockServer::~MockServer() { Stop(); }
 tcp::endpoint MockServer::Endpoint() const { return workers_.front()->acceptor.local_endpoint(); }
 
 void MockServer::Run() {
-  SessionDeps deps{&options_, &stats_, &metrics_, &request_log_, &next_response_seq_};
+  SessionDeps deps{&options_, &stats_, &metrics_, &request_log_, &next_response_seq_, &vocabulary_};
   for (auto& worker : workers_) {
     asio::co_spawn(worker->io_context, Accept(worker->acceptor, deps), asio::detached);
   }

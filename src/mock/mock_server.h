@@ -1,9 +1,13 @@
 // mock-llm's network half: an OpenAI-compatible model-server simulator on Boost.Beast.
 //
 // Routes: POST /v1/chat/completions, /v1/completions, /v1/embeddings (answers as mock_api.h
-// describes, paced by --ttft and --tokens-per-second, faults by `x-mock-fault` when started with
-// --faults); GET /health, GET /v1/models, GET /metrics (vLLM-named series: mock_metrics.h); for
-// tests GET /mock/stats, GET /mock/requests, POST /mock/reset-stats. When a request's
+// describes) and /v1/responses (mock_responses.h), paced by --ttft and --tokens-per-second;
+// POST /v1/rerank, /v1/score (mock_score.h), /tokenize, /detokenize (mock_tokenize.h) and
+// /v1/audio/transcriptions (mock_transcription.h), answered at once (rerank, score and
+// transcriptions after --ttft, the model's forward pass). Every POST route takes faults by
+// `x-mock-fault` when started with --faults (no-usage leaves usage out; streams cut by
+// truncate-stream); GET /health, GET /v1/models, GET /metrics (vLLM-named series: mock_metrics.h);
+// for tests GET /mock/stats, GET /mock/requests, POST /mock/reset-stats. When a request's
 // Accept-Encoding accepts gzip, its JSON answers go out gzipped (with Content-Length of the
 // compressed bytes) and its event streams through one gzip stream, sync-flushed after every event
 // so each still arrives on its own; otherwise as is.
@@ -27,6 +31,7 @@
 #include "mock/mock_api.h"
 #include "mock/mock_metrics.h"
 #include "mock/mock_options.h"
+#include "mock/mock_tokenize.h"
 
 namespace trl {
 
@@ -43,7 +48,7 @@ namespace trl {
 // its write (added as the write starts and taken back if it fails, like the reported totals, so
 // a client holding the answer sees it counted; nothing for a truncate-stream answer).
 struct MockStats {
-  std::atomic<int64_t> requests_total{0};  // POSTs to the chat, completions and embeddings routes
+  std::atomic<int64_t> requests_total{0};  // POSTs to the model routes (all but /mock/*)
   std::atomic<int64_t> open_streams{0};    // SSE responses being sent
   std::atomic<int64_t> open_connections{0};
   std::atomic<int64_t> prompt_tokens_total{0};
@@ -55,7 +60,7 @@ struct MockStats {
   void AppendJson(std::string& out) const;
 };
 
-// The last kCapacity requests the chat, completions and embeddings routes received (faulted and
+// The last kCapacity requests the model routes (the POSTs but /mock/*) received (faulted and
 // invalid ones too), for GET /mock/requests; POST /mock/reset-stats clears it. Thread-safe.
 class MockRequestLog {
  public:
@@ -99,6 +104,7 @@ class MockServer {
   MockMetrics metrics_;
   MockRequestLog request_log_;
   std::atomic<uint64_t> next_response_seq_{1};
+  MockVocabulary vocabulary_;
   std::vector<std::unique_ptr<Worker>> workers_;
 };
 

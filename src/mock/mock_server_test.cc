@@ -182,6 +182,81 @@ TEST_F(MockServerTest, StreamWithUsage) {
             std::string::npos);
 }
 
+TEST_F(MockServerTest, ResponsesStreamEventByEvent) {
+  Start(Unpaced());
+  tcp::socket socket = Connect();
+  http::write(socket,
+              Post("/v1/responses", R"({"model":"mock-model","input":"hi","max_output_tokens":2,)"
+                                    R"("stream":true})"));
+  http::response_parser<http::string_body> parser;
+  boost::system::error_code ec;
+  std::vector<std::string> chunks = ReadChunks(socket, parser, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(parser.get()[http::field::content_type], "text/event-stream");
+  // The four head events in one write, one write per delta, the four tail events in one.
+  ASSERT_EQ(chunks.size(), 4u);
+  EXPECT_TRUE(chunks[0].starts_with("event: response.created\n"));
+  EXPECT_TRUE(chunks[1].starts_with("event: response.output_text.delta\n"));
+  EXPECT_NE(chunks[2].find(R"("sequence_number":5,)"), std::string::npos);
+  EXPECT_NE(chunks[3].find("event: response.completed\n"), std::string::npos);
+  EXPECT_NE(chunks[3].find(R"("usage":{"input_tokens":4,)"), std::string::npos);
+  EXPECT_EQ(chunks[3].find("[DONE]"), std::string::npos);
+  EXPECT_NE(Stats().find(R"("prompt_tokens_total":4,"completion_tokens_total":2,)"
+                         R"("served_prompt_tokens_total":4,"served_completion_tokens_total":2})"),
+            std::string::npos);
+}
+
+TEST_F(MockServerTest, ResponsesNoUsageAndTruncate) {
+  Start(Unpaced());
+  constexpr char kBody[] = R"({"model":"mock-model","input":"hi","stream":true})";
+  auto bare = RoundTrip(Post("/v1/responses", kBody, "no-usage"));
+  EXPECT_NE(bare.body().find(R"("text":"w1 w2 w3 w4","annotations":[],"logprobs":[]}]}],)"
+                             R"("usage":null}})"),
+            std::string::npos);
+  tcp::socket socket = Connect();
+  http::write(socket, Post("/v1/responses", kBody, "truncate-stream"));
+  http::response_parser<http::string_body> parser;
+  boost::system::error_code ec;
+  std::vector<std::string> chunks = ReadChunks(socket, parser, ec);
+  EXPECT_TRUE(ec);               // cut before the chunked body's end
+  ASSERT_EQ(chunks.size(), 3u);  // the head and 2 of 4 deltas
+  EXPECT_NE(Stats().find(R"("prompt_tokens_total":0,"completion_tokens_total":0,)"),
+            std::string::npos);
+}
+
+TEST_F(MockServerTest, UtilityRoutes) {
+  Start(Unpaced());
+  auto rerank = RoundTrip(
+      Post("/v1/rerank", R"({"model":"mock-model","query":"a b","documents":["a","c d e"]})"));
+  EXPECT_EQ(rerank.result_int(), 200);
+  EXPECT_NE(rerank.body().find(R"("usage":{"total_tokens":8})"), std::string::npos);
+  auto score = RoundTrip(Post("/v1/score", R"({"model":"mock-model","text_1":"a","text_2":"a"})"));
+  EXPECT_NE(score.body().find(R"("usage":{"prompt_tokens":2,)"), std::string::npos);
+  auto tokens = RoundTrip(Post("/tokenize", R"({"model":"mock-model","prompt":"a"})"));
+  EXPECT_EQ(tokens.body(),
+            R"({"count":1,"max_model_len":32768,"tokens":[281474976710753],"token_strs":null})");
+  auto text =
+      RoundTrip(Post("/detokenize", R"({"model":"mock-model","tokens":[281474976710753]})"));
+  EXPECT_EQ(text.body(), R"({"prompt":"a"})");
+  auto upload = Post("/v1/audio/transcriptions",
+                     "--B\r\nContent-Disposition: form-data; name=file; filename=x\r\n\r\nabc\r\n"
+                     "--B\r\nContent-Disposition: form-data; name=model\r\n\r\nmock-model\r\n"
+                     "--B--\r\n");
+  upload.set(http::field::content_type, "multipart/form-data; boundary=B");
+  auto transcript = RoundTrip(upload);
+  EXPECT_EQ(transcript.body(),
+            R"({"text":"transcript of 3 bytes","usage":{"type":"duration","seconds":0}})");
+  auto unknown = RoundTrip(Post("/v1/score", R"({"model":"nope","text_1":"a","text_2":"a"})"));
+  EXPECT_EQ(unknown.result_int(), 404);
+  auto failed = RoundTrip(Post("/tokenize", R"({"model":"mock-model","prompt":"a"})", "http500"));
+  EXPECT_EQ(failed.result_int(), 500);
+  // rerank's 8 and score's 2 prompt tokens, reported; the others count requests only.
+  EXPECT_EQ(Stat("requests_total"), 7);
+  EXPECT_NE(Stats().find(R"("prompt_tokens_total":10,"completion_tokens_total":0,)"
+                         R"("served_prompt_tokens_total":10,"served_completion_tokens_total":0})"),
+            std::string::npos);
+}
+
 // With --stamp-tokens each token event (and only those) starts with ": sent_us=<µs>", the
 // steady clock when it was written: between the request and the end of its answer here.
 TEST_F(MockServerTest, StampedTokensCarryTheirSendTime) {
