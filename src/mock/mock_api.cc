@@ -23,10 +23,6 @@ using dom::element_type;
 constexpr int kEmbeddingDims = 8;
 constexpr uint64_t kFnvOffset = 14695981039346656037ull;
 
-bool IsSpace(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
 uint64_t Fnv1a(std::string_view text, uint64_t hash = kFnvOffset) {
   for (unsigned char c : text) hash = (hash ^ c) * 1099511628211ull;
   return hash;

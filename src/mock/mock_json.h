@@ -51,6 +51,11 @@ bool ForEachLastField(simdjson::dom::object object, Visit&& visit) {
 // The last value of `key` in `object`; null counts as absent, as Python's None does.
 std::optional<simdjson::dom::element> LastValue(simdjson::dom::object object, std::string_view key);
 
+// What separates words (CountWords, the mock's tokens): ASCII whitespace.
+inline bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
 // Words of every string value inside `value`, at any depth.
 int64_t CountStringWords(simdjson::dom::element value);
 

@@ -8,7 +8,7 @@
 namespace trl {
 namespace {
 
-std::vector<MultipartPart> MustParse(std::string_view body, std::string_view boundary = "XyZ") {
+std::vector<MultipartPart> PartsOf(std::string_view body, std::string_view boundary = "XyZ") {
   auto parsed = ParseMultipart(body, boundary);
   if (auto* why = std::get_if<std::string>(&parsed)) {
     ADD_FAILURE() << "unexpected error: " << *why;
@@ -17,7 +17,7 @@ std::vector<MultipartPart> MustParse(std::string_view body, std::string_view bou
   return std::get<std::vector<MultipartPart>>(parsed);
 }
 
-std::string MustFail(std::string_view body, std::string_view boundary = "XyZ") {
+std::string MultipartError(std::string_view body, std::string_view boundary = "XyZ") {
   auto parsed = ParseMultipart(body, boundary);
   if (!std::holds_alternative<std::string>(parsed)) {
     ADD_FAILURE() << "expected an error for " << body;
@@ -45,7 +45,7 @@ TEST(MockMultipartTest, ReadsPartsByName) {
       "RIFF\r\n--Xy\r\n"
       "--XyZ\r\ncontent-disposition: form-data; name=model\r\n\r\nmock-model\r\n"
       "--XyZ--\r\nepilogue";
-  std::vector<MultipartPart> parts = MustParse(body);
+  std::vector<MultipartPart> parts = PartsOf(body);
   ASSERT_EQ(parts.size(), 2u);
   EXPECT_EQ(parts[0].name, "file");
   EXPECT_EQ(parts[0].filename, "a;b.wav");
@@ -54,31 +54,31 @@ TEST(MockMultipartTest, ReadsPartsByName) {
   ASSERT_NE(FindPart(parts, "model"), nullptr);
   EXPECT_EQ(FindPart(parts, "model")->data, "mock-model");
   EXPECT_EQ(FindPart(parts, "language"), nullptr);
-  EXPECT_EQ(MustParse("--XyZ\r\nContent-Disposition: form-data; name=a\r\n\r\n\r\n--XyZ--")[0].data,
+  EXPECT_EQ(PartsOf("--XyZ\r\nContent-Disposition: form-data; name=a\r\n\r\n\r\n--XyZ--")[0].data,
             "");
 }
 
 TEST(MockMultipartTest, RefusesHostileBodies) {
   const std::string part = "--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n";
-  EXPECT_EQ(MustFail("no delimiter at all"), "no multipart boundary in the body");
-  EXPECT_EQ(MustFail(part), "truncated multipart part");  // no closing delimiter
-  EXPECT_EQ(MustFail("--XyZ\r\nContent-Disposition: form-data; name=a\r\n"),
+  EXPECT_EQ(MultipartError("no delimiter at all"), "no multipart boundary in the body");
+  EXPECT_EQ(MultipartError(part), "truncated multipart part");  // no closing delimiter
+  EXPECT_EQ(MultipartError("--XyZ\r\nContent-Disposition: form-data; name=a\r\n"),
             "truncated multipart part");
-  EXPECT_EQ(MustFail("--XyZ\r\nContent-Disposition: form-data; name=a\r\n\r\nno end"),
+  EXPECT_EQ(MultipartError("--XyZ\r\nContent-Disposition: form-data; name=a\r\n\r\nno end"),
             "truncated multipart part");
-  EXPECT_EQ(MustFail(part + part + "--XyZ--"), "duplicate multipart field 'a'");
-  EXPECT_EQ(MustFail("--XyZ\r\nContent-Type: text/plain\r\n\r\n1\r\n--XyZ--"),
+  EXPECT_EQ(MultipartError(part + part + "--XyZ--"), "duplicate multipart field 'a'");
+  EXPECT_EQ(MultipartError("--XyZ\r\nContent-Type: text/plain\r\n\r\n1\r\n--XyZ--"),
             "multipart part without a form-data name");
-  EXPECT_EQ(MustFail("--XyZ\r\nContent-Disposition: attachment; name=a\r\n\r\n1\r\n--XyZ--"),
+  EXPECT_EQ(MultipartError("--XyZ\r\nContent-Disposition: attachment; name=a\r\n\r\n1\r\n--XyZ--"),
             "multipart part without a form-data name");
-  EXPECT_EQ(MustFail("--XyZ\r\nno colon here\r\n\r\n1\r\n--XyZ--"),
+  EXPECT_EQ(MultipartError("--XyZ\r\nno colon here\r\n\r\n1\r\n--XyZ--"),
             "multipart part without a form-data name");
-  EXPECT_EQ(MustFail("--XyZjunk"), "malformed multipart delimiter line");
+  EXPECT_EQ(MultipartError("--XyZjunk"), "malformed multipart delimiter line");
   std::string many;
   for (size_t i = 0; i <= kMultipartMaxParts; ++i) {
     many += "--XyZ\r\nContent-Disposition: form-data; name=f" + std::to_string(i) + "\r\n\r\n\r\n";
   }
-  EXPECT_EQ(MustFail(many + "--XyZ--"), "too many multipart parts");
+  EXPECT_EQ(MultipartError(many + "--XyZ--"), "too many multipart parts");
 }
 
 }  // namespace

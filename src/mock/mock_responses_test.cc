@@ -9,7 +9,7 @@
 namespace trl {
 namespace {
 
-MockOptions Options() {
+MockOptions ResponsesOptions() {
   MockOptions options;
   options.models = {"mock-model"};
   options.max_output = 4;
@@ -17,10 +17,10 @@ MockOptions Options() {
 }
 
 std::variant<MockRequest, MockError> Parse(std::string body) {
-  return ParseResponsesRequest(body, Options());
+  return ParseResponsesRequest(body, ResponsesOptions());
 }
 
-MockRequest MustParse(std::string body) {
+MockRequest ParseResponses(std::string body) {
   auto parsed = Parse(std::move(body));
   if (auto* error = std::get_if<MockError>(&parsed)) {
     ADD_FAILURE() << "unexpected error: " << error->message;
@@ -29,7 +29,7 @@ MockRequest MustParse(std::string body) {
   return std::get<MockRequest>(parsed);
 }
 
-MockError MustFail(const std::string& body) {
+MockError ResponsesError(const std::string& body) {
   auto parsed = Parse(body);
   if (!std::holds_alternative<MockError>(parsed)) {
     ADD_FAILURE() << "expected an error for " << body;
@@ -42,54 +42,56 @@ const MockResponseMeta kMeta{"resp_mock7", 1700000000, "mock-model", {}, {}, "ms
 
 TEST(MockResponsesTest, InputTokensFollowTheChatRule) {
   // A string input is one user message: 3 + 2 words.
-  EXPECT_EQ(MustParse(R"({"model":"mock-model","input":"hello there"})").prompt_tokens, 5);
+  EXPECT_EQ(ParseResponses(R"({"model":"mock-model","input":"hello there"})").prompt_tokens, 5);
   // instructions are a system message: 3 + 2 more.
-  EXPECT_EQ(MustParse(R"({"model":"mock-model","input":"hello there","instructions":"be brief"})")
-                .prompt_tokens,
-            10);
-  // Items: role, type and parts' type are markup; every other string counts.
   EXPECT_EQ(
-      MustParse(R"({"model":"mock-model","input":[)"
+      ParseResponses(R"({"model":"mock-model","input":"hello there","instructions":"be brief"})")
+          .prompt_tokens,
+      10);
+  // Items: role, type and parts' type are markup; every other string counts.
+  EXPECT_EQ(ParseResponses(
+                R"({"model":"mock-model","input":[)"
                 R"({"type":"message","role":"user","content":[)"
                 R"({"type":"input_text","text":"a b"},{"type":"input_image","image_url":"u"}]},)"
                 R"({"type":"function_call_output","call_id":"c1","output":"x y z"}]})")
-          .prompt_tokens,
-      3 + 3 + 3 + 4);
+                .prompt_tokens,
+            3 + 3 + 3 + 4);
   // tools: every string inside, as for chat.
-  EXPECT_EQ(MustParse(R"({"model":"mock-model","input":"hi",)"
-                      R"("tools":[{"type":"function","name":"lookup"}]})")
+  EXPECT_EQ(ParseResponses(R"({"model":"mock-model","input":"hi",)"
+                           R"("tools":[{"type":"function","name":"lookup"}]})")
                 .prompt_tokens,
             4 + 2);
 }
 
 TEST(MockResponsesTest, ReadsTheCapAndStream) {
   MockRequest request =
-      MustParse(R"({"model":"mock-model","input":"hi","max_output_tokens":3,"stream":true})");
+      ParseResponses(R"({"model":"mock-model","input":"hi","max_output_tokens":3,"stream":true})");
   EXPECT_EQ(request.max_tokens, 3);
   EXPECT_TRUE(request.stream);
   EXPECT_EQ(request.endpoint, MockEndpoint::kResponses);
 }
 
 TEST(MockResponsesTest, RefusesBadRequests) {
-  EXPECT_EQ(MustFail(R"({"model":"mock-model"})").param, "input");
-  EXPECT_EQ(MustFail(R"({"model":"mock-model","input":[]})").param, "input");
-  EXPECT_EQ(MustFail(R"({"model":"mock-model","input":[1]})").param, "input");
-  EXPECT_EQ(MustFail(R"({"model":"mock-model","input":"x","max_output_tokens":-1})").param,
+  EXPECT_EQ(ResponsesError(R"({"model":"mock-model"})").param, "input");
+  EXPECT_EQ(ResponsesError(R"({"model":"mock-model","input":[]})").param, "input");
+  EXPECT_EQ(ResponsesError(R"({"model":"mock-model","input":[1]})").param, "input");
+  EXPECT_EQ(ResponsesError(R"({"model":"mock-model","input":"x","max_output_tokens":-1})").param,
             "max_output_tokens");
-  EXPECT_EQ(MustFail(R"({"model":"mock-model","input":"x","instructions":3})").param,
+  EXPECT_EQ(ResponsesError(R"({"model":"mock-model","input":"x","instructions":3})").param,
             "instructions");
-  EXPECT_EQ(MustFail(R"({"model":"mock-model","input":"x","background":"yes"})").param,
+  EXPECT_EQ(ResponsesError(R"({"model":"mock-model","input":"x","background":"yes"})").param,
             "background");
-  EXPECT_EQ(MustFail(R"({"model":"mock-model","input":"x","tools":{}})").param, "tools");
-  MockError unknown = MustFail(R"({"model":"nope","input":"x"})");
+  EXPECT_EQ(ResponsesError(R"({"model":"mock-model","input":"x","tools":{}})").param, "tools");
+  MockError unknown = ResponsesError(R"({"model":"nope","input":"x"})");
   EXPECT_EQ(unknown.status, 404);
   EXPECT_EQ(unknown.code, "model_not_found");
-  EXPECT_EQ(MustFail("[]").status, 400);
+  EXPECT_EQ(ResponsesError("[]").status, 400);
 }
 
 TEST(MockResponsesTest, BodyIsCompletedOrIncomplete) {
-  MockRequest request = MustParse(R"({"model":"mock-model","input":"hi","max_output_tokens":9})");
-  MockAnswer answer = PlanMockAnswer(request, Options());
+  MockRequest request =
+      ParseResponses(R"({"model":"mock-model","input":"hi","max_output_tokens":9})");
+  MockAnswer answer = PlanMockAnswer(request, ResponsesOptions());
   std::string body;
   AppendResponsesBody(body, request, kMeta, answer, MockUsageReport::kValid);
   EXPECT_NE(body.find(R"({"id":"resp_mock7","object":"response","created_at":1700000000,)"
@@ -109,9 +111,10 @@ TEST(MockResponsesTest, BodyIsCompletedOrIncomplete) {
   simdjson::dom::parser parser;
   EXPECT_FALSE(parser.parse(body).error());
 
-  MockRequest capped = MustParse(R"({"model":"mock-model","input":"hi","max_output_tokens":2})");
+  MockRequest capped =
+      ParseResponses(R"({"model":"mock-model","input":"hi","max_output_tokens":2})");
   body.clear();
-  AppendResponsesBody(body, capped, kMeta, PlanMockAnswer(capped, Options()),
+  AppendResponsesBody(body, capped, kMeta, PlanMockAnswer(capped, ResponsesOptions()),
                       MockUsageReport::kNone);
   EXPECT_NE(
       body.find(R"("status":"incomplete","incomplete_details":{"reason":"max_output_tokens"})"),
@@ -121,8 +124,9 @@ TEST(MockResponsesTest, BodyIsCompletedOrIncomplete) {
 }
 
 TEST(MockResponsesTest, WrongUsagesBreakInputTokens) {
-  MockRequest request = MustParse(R"({"model":"mock-model","input":"hi","max_output_tokens":1})");
-  MockAnswer answer = PlanMockAnswer(request, Options());
+  MockRequest request =
+      ParseResponses(R"({"model":"mock-model","input":"hi","max_output_tokens":1})");
+  MockAnswer answer = PlanMockAnswer(request, ResponsesOptions());
   const auto usage = [&](MockUsageReport report) {
     std::string body;
     AppendResponsesBody(body, request, kMeta, answer, report);
@@ -153,8 +157,8 @@ std::vector<std::pair<std::string, std::string>> Events(std::string_view stream)
 
 TEST(MockResponsesTest, StreamSendsTheEventSequence) {
   MockRequest request =
-      MustParse(R"({"model":"mock-model","input":"hi","max_output_tokens":3,"stream":true})");
-  MockAnswer answer = PlanMockAnswer(request, Options());
+      ParseResponses(R"({"model":"mock-model","input":"hi","max_output_tokens":3,"stream":true})");
+  MockAnswer answer = PlanMockAnswer(request, ResponsesOptions());
   std::string stream;
   AppendResponsesStreamHead(stream, request, kMeta);
   for (int64_t word = 1; word <= answer.words; ++word) {
@@ -194,7 +198,7 @@ TEST(MockResponsesTest, StreamSendsTheEventSequence) {
 }
 
 TEST(MockResponsesTest, EchoesRequestFields) {
-  MockRequest request = MustParse(
+  MockRequest request = ParseResponses(
       R"({"model":"mock-model","input":"hi","previous_response_id":"resp_1","background":true,)"
       R"("metadata":{"k":"v"},"temperature":0.5,"tools":[{"type":"function","name":"f"}]})");
   EXPECT_NE(request.echo.find(R"("previous_response_id":"resp_1",)"), std::string::npos);

@@ -23,7 +23,7 @@ MockReply MustAnswer(MockResult (*answer)(MockCall&), std::string body,
   return ReplyOf(Call(answer, std::move(body), report));
 }
 
-MockError MustFail(MockResult (*answer)(MockCall&), const std::string& body) {
+MockError ScoreError(MockResult (*answer)(MockCall&), const std::string& body) {
   return ErrorOf(Call(answer, body), body);
 }
 
@@ -57,16 +57,16 @@ TEST(MockScoreTest, RerankTopNAndReturnDocuments) {
   EXPECT_EQ(reply.body, R"({"id":"rerank-mock5","model":"mock-model","results":[)"
                         R"({"index":1,"relevance_score":1}]})");
   EXPECT_FALSE(reply.usage_reported);
-  EXPECT_EQ(MustFail(AnswerRerank, R"({"model":"mock-model","query":"b","documents":[]})").param,
+  EXPECT_EQ(ScoreError(AnswerRerank, R"({"model":"mock-model","query":"b","documents":[]})").param,
             "documents");
-  EXPECT_EQ(MustFail(AnswerRerank, R"({"model":"mock-model","query":"b","documents":"a"})").param,
+  EXPECT_EQ(ScoreError(AnswerRerank, R"({"model":"mock-model","query":"b","documents":"a"})").param,
             "documents");
-  EXPECT_EQ(MustFail(AnswerRerank, R"({"model":"mock-model","documents":["a"]})").param, "query");
+  EXPECT_EQ(ScoreError(AnswerRerank, R"({"model":"mock-model","documents":["a"]})").param, "query");
   EXPECT_EQ(
-      MustFail(AnswerRerank, R"({"model":"mock-model","query":"b","documents":["a"],"top_n":-1})")
+      ScoreError(AnswerRerank, R"({"model":"mock-model","query":"b","documents":["a"],"top_n":-1})")
           .param,
       "top_n");
-  EXPECT_EQ(MustFail(AnswerRerank, R"({"model":"x","query":"b","documents":["a"]})").status, 404);
+  EXPECT_EQ(ScoreError(AnswerRerank, R"({"model":"x","query":"b","documents":["a"]})").status, 404);
 }
 
 TEST(MockScoreTest, ScorePairsAsVllm) {
@@ -86,9 +86,9 @@ TEST(MockScoreTest, ScorePairsAsVllm) {
             std::string::npos);
   EXPECT_EQ(zip.prompt_tokens, 4);
   EXPECT_EQ(
-      MustFail(AnswerScore, R"({"model":"mock-model","text_1":["a","b"],"text_2":["a"]})").param,
+      ScoreError(AnswerScore, R"({"model":"mock-model","text_1":["a","b"],"text_2":["a"]})").param,
       "text_1");
-  EXPECT_EQ(MustFail(AnswerScore, R"({"model":"mock-model","text_1":"a"})").param, "text_2");
+  EXPECT_EQ(ScoreError(AnswerScore, R"({"model":"mock-model","text_1":"a"})").param, "text_2");
   MockReply huge = MustAnswer(AnswerScore, R"({"model":"mock-model","text_1":"a","text_2":"b"})",
                               MockUsageReport::kHuge);
   EXPECT_NE(huge.body.find(R"("prompt_tokens":1000000001,"total_tokens":1000000001,)"),

@@ -18,10 +18,6 @@ constexpr std::array<std::string_view, 3> kTemplateTokens = {"<|start|>", "<|con
 constexpr size_t kPackedBytes = 6;
 constexpr int kLengthShift = 48;
 
-bool IsSpace(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
 // The tokens of one request, in order.
 struct Tokens {
   std::vector<int64_t> ids;
