@@ -85,7 +85,24 @@ const admin = (gw, method, p, opts = {}) => call(gw, 'admin', method, p, { token
 const chat = (model, extra = {}) => ({ model, messages: [{ role: 'user', content: 'hello there world' }], ...extra });
 const completion = (model, extra = {}) => ({ model, prompt: 'hello there world', ...extra });
 const embedding = (model) => ({ model, input: 'hello there world' });
-const bodies = { '/v1/chat/completions': chat, '/v1/completions': completion, '/v1/embeddings': embedding };
+// The Responses API names its cap max_output_tokens and has no stream_options.
+const responses = (model, { max_tokens, stream_options, ...extra } = {}) =>
+  ({ model, input: 'hello there world', ...(max_tokens ? { max_output_tokens: max_tokens } : {}), ...extra });
+const rerank = (model) => ({ model, query: 'hello world', documents: ['hello there', 'other words'] });
+const score = (model) => ({ model, text_1: 'hello world', text_2: ['hello there', 'other words'] });
+const tokenize = (model) => ({ model, prompt: 'hello there world' });
+const detokenize = (model) => ({ model, tokens: [] });
+const bodies = {
+  '/v1/chat/completions': chat, '/v1/completions': completion, '/v1/embeddings': embedding,
+  '/v1/responses': responses, '/v1/rerank': rerank, '/v1/score': score, '/tokenize': tokenize,
+  '/detokenize': detokenize,
+};
+// The routes that generate text (an output cap is reserved), and a short name of each route for
+// the models its faults are sent to.
+const GENERATING = ['/v1/chat/completions', '/v1/completions', '/v1/responses'];
+const SHORT = { '/v1/chat/completions': 'chat', '/v1/completions': 'comp', '/v1/embeddings': 'emb',
+                '/v1/responses': 'resp', '/v1/rerank': 'rerank', '/v1/score': 'score',
+                '/tokenize': 'tok', '/detokenize': 'detok' };
 
 // A concrete path for a template ({name}: a key or a tenant that exists).
 const concrete = (template) => template.replace('/keys/{name}', '/keys/full').replace('/tenants/{name}', '/tenants/t1');
@@ -131,7 +148,7 @@ describe('docs/api/openapi.yaml', () => {
 
   test('holds every route and error code the source serves', () => {
     const inventory = sourceInventory();
-    assert.equal(inventory.routes.length, 22, inventory.routes.join('\n'));
+    assert.equal(inventory.routes.length, 27, inventory.routes.join('\n'));
     assert.deepEqual(missingFromSpec(spec, inventory), []);
     // Nor does the spec invent operations the source does not serve.
     assert.deepEqual(operations(spec).map((o) => o.key).filter((k) => !inventory.routes.includes(k)), []);
@@ -142,7 +159,7 @@ describe('docs/api/openapi.yaml', () => {
     let gw;
     let config;
     before(async () => {
-      const faultModels = ['f500-chat', 'f500-comp', 'f500-emb', 'hang-chat', 'hang-comp', 'hang-emb', 'hold', 'trunc'];
+      const faultModels = [...Object.values(SHORT).flatMap((r) => [`f500-${r}`, `hang-${r}`]), 'hold', 'trunc'];
       mock = await startMock({ name: 'mock-openapi', models: ['m', 'other', ...faultModels] });
       const dead = await freePort();  // nothing listens there
       config = {
@@ -178,12 +195,13 @@ describe('docs/api/openapi.yaml', () => {
 
     test('inference: 200 plain and streamed, with the rate-limit headers', async () => {
       for (const [route, make] of Object.entries(bodies)) {
-        const r = await call(gw, 'data', 'POST', route, { key: KEY, body: make('m-alias', route.includes('embed') ? {} : { max_tokens: 4 }), want: 200 });
-        assert.equal(r.headers['x-ratelimit-limit-tokens'], '100000');
+        const r = await call(gw, 'data', 'POST', route, { key: KEY, body: make('m-alias', GENERATING.includes(route) ? { max_tokens: 4 } : {}), want: 200 });
+        // /tokenize and /detokenize cost no tokens: no token headers.
+        assert.equal(r.headers['x-ratelimit-limit-tokens'], route.endsWith('tokenize') ? undefined : '100000');
         assert.equal(r.headers['x-ratelimit-limit-requests'], '1000');
       }
-      for (const [route, make] of Object.entries(bodies)) {
-        if (route.includes('embed')) continue;
+      for (const route of GENERATING) {
+        const make = bodies[route];
         const r = await call(gw, 'data', 'POST', route, {
           key: KEY, body: make('m', { max_tokens: 4, stream: true, stream_options: { include_usage: true } }), want: 200 });
         assert.match(r.headers['content-type'], /^text\/event-stream/);
@@ -211,17 +229,17 @@ describe('docs/api/openapi.yaml', () => {
       await call(gw, 'data', 'DELETE', '/v1/models', { key: KEY, want: '405 method_not_allowed' });
       await call(gw, 'data', 'GET', '/v2/anything', { key: KEY, want: '404 not_found' });
       // Limits: a reservation larger than the limit can ever grant; tokens; requests.
-      for (const route of ['/v1/chat/completions', '/v1/completions']) {
+      for (const route of GENERATING) {
         const r = await call(gw, 'data', 'POST', route, { key: TINY, body: bodies[route]('m', { max_tokens: 100 }), want: '400 tokens_exceed_limit' });
         assert.equal(r.headers['x-ratelimit-limit-tokens'], '60');
       }
       await call(gw, 'data', 'POST', '/v1/chat/completions', { key: TINY, body: chat('m', { max_tokens: 40 }), want: 200 });
-      for (const route of Object.keys(bodies)) {
-        const extra = route.includes('embed') ? {} : { max_tokens: 40 };
-        const r = await call(gw, 'data', 'POST', route, { key: TINY, body: bodies[route]('m', extra),
-                                                         want: route.includes('embed') ? undefined : '429 rate_limit_exceeded' });
-        if (r.status === 429) assert.equal(r.json.error.type, 'tokens');
+      for (const route of GENERATING) {
+        const r = await call(gw, 'data', 'POST', route, { key: TINY, body: bodies[route]('m', { max_tokens: 40 }), want: '429 rate_limit_exceeded' });
+        assert.equal(r.json.error.type, 'tokens');
       }
+      // What costs no tokens is not refused for want of them.
+      await call(gw, 'data', 'POST', '/tokenize', { key: TINY, body: tokenize('m'), want: 200 });
       await call(gw, 'data', 'POST', '/v1/embeddings', { key: ONCE, body: embedding('m'), want: 200 });
       for (const route of Object.keys(bodies)) {
         const r = await call(gw, 'data', 'POST', route, { key: ONCE, body: bodies[route]('m'), want: '429 rate_limit_exceeded' });
@@ -231,7 +249,7 @@ describe('docs/api/openapi.yaml', () => {
     });
 
     test('inference: backend failures (502, 503, 504) and concurrency (429)', async () => {
-      const routes = Object.entries({ chat: '/v1/chat/completions', comp: '/v1/completions', emb: '/v1/embeddings' });
+      const routes = Object.entries(bodies).map(([route]) => [SHORT[route], route]);
       // The hung requests run together: one model timeout (1 s) for all, the concurrency
       // refusal made while `single`'s slot is held by one of them.
       const hung = routes.map(([short, route]) => call(gw, 'data', 'POST', route, {

@@ -23,8 +23,8 @@ const COLLECTION = JSON.parse(readFileSync(COLLECTION_PATH, 'utf8'));
 // What one run executes: 48 requests, 203 assertions (each request's own tests, plus the
 // collection's checks of x-request-id, error shapes and x-ratelimit-* headers). A change to the
 // collection changes these on purpose.
-const EXPECTED_REQUESTS = 48;
-const EXPECTED_ASSERTIONS = 203;
+const EXPECTED_REQUESTS = 54;
+const EXPECTED_ASSERTIONS = 228;
 
 const API_KEY = 'sk-postman-collection-test-key';
 const MODEL = 'mock-model';
@@ -82,7 +82,7 @@ describe('postman collection: the routes it covers', () => {
 
   test('every route and query parameter of the source has a request with a 2xx example', () => {
     // The parse found the routes (22 today); none may be missing from the collection.
-    assert.equal(inventory.routes.length, 22, inventory.routes.map((r) => `${r.method} ${r.path}`).join('\n'));
+    assert.equal(inventory.routes.length, 27, inventory.routes.map((r) => `${r.method} ${r.path}`).join('\n'));
     assert.deepEqual(missingFromCollection(inventory, COLLECTION), []);
   });
 
@@ -152,6 +152,11 @@ describe('postman collection: newman against a live gateway', () => {
       'POST /v1/chat/completions (stream): x-ratelimit-* headers',
       'POST /v1/completions: x-ratelimit-* headers',
       'POST /v1/embeddings: x-ratelimit-* headers',
+      'POST /v1/responses: x-ratelimit-* headers',
+      'POST /v1/responses (stream): x-ratelimit-* headers',
+      'POST /v1/rerank: x-ratelimit-* headers',
+      'POST /v1/score: x-ratelimit-* headers',
+      'POST /tokenize: a request limit, and no token limit: tokenizing costs no tokens',
     ]);
     assert.match(r.failures[0].message, /x-ratelimit-limit-requests/);
   });

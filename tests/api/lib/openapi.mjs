@@ -165,10 +165,14 @@ export class SpecChecker {
     const codes = [];
     if (mediaKey === 'text/event-stream') {
       const events = sseData(body);
-      // [DONE] ends a stream; one the backend broke off ends with its error event instead.
-      const last = events.at(-1);
-      if (last !== '[DONE]' && !/^\{"error":/.test(last ?? '')) {
-        problems.push(`${where}: the stream ends with neither [DONE] nor an error event`);
+      // [DONE] ends a stream (the Responses API's: response.completed, .incomplete or .failed);
+      // one the backend broke off ends with its error event instead.
+      const last = events.at(-1) ?? '';
+      let lastType;
+      try { lastType = JSON.parse(last)?.type; } catch { lastType = undefined; }
+      const finalEvent = /^response\.(completed|incomplete|failed)$/.test(lastType ?? '');
+      if (last !== '[DONE]' && !finalEvent && !/^\{"error":/.test(last)) {
+        problems.push(`${where}: the stream ends with neither [DONE], a final response event nor an error event`);
       }
       for (const [i, data] of events.entries()) {
         if (data === '[DONE]') continue;

@@ -52,17 +52,18 @@ function stringList(ident, texts) {
 // path segment that names something; base is the listener: base_url or admin_url.
 export function sourceInventory(src) {
   const routes = [];
-  const add = (method, p) => {
-    const base = p.startsWith('/v1/') ? 'base_url' : 'admin_url';
+  const add = (method, p, base = 'admin_url') => {
     if (!routes.some((r) => r.method === method && r.path === p)) routes.push({ method, path: p, base });
   };
-  // Data plane: `path == "/v1/..." && post` (post: the request's method is POST) or
-  // `path == "/v1/..." && request.method() == bhttp::verb::get`.
-  if (!/const bool post = request\.method\(\) == bhttp::verb::post;/.test(src.gateway)) {
-    throw new Error('gateway.cc: the `post` shorthand changed; update source_routes.mjs');
-  }
-  for (const m of all(src.gateway, /path == "(\/v1\/[^"]+)" && (?:(post)\b|request\.method\(\) == bhttp::verb::(\w+))/g)) {
-    add(m[2] ? 'POST' : verb(m[3]), m[1]);
+  // Data plane: the POST routes of kInferenceRoutes, and `NAME = path == "/v1/..."` answered
+  // when `NAME && request.method() == bhttp::verb::X`.
+  const post = src.gateway.match(/constexpr InferenceRoute kInferenceRoutes\[\] = \{([\s\S]*?)\n\};/);
+  if (!post) throw new Error('gateway.cc: no kInferenceRoutes table; update source_routes.mjs');
+  for (const m of all(post[1], /\{"(\/[^"]+)", ApiEndpoint::k\w+\}/g)) add('POST', m[1], 'base_url');
+  for (const m of all(src.gateway, /const bool (\w+) = path == "(\/v1\/[^"]+)";/g)) {
+    const method = src.gateway.match(new RegExp(`${m[1]} && request\\.method\\(\\) == bhttp::verb::(\\w+)`));
+    if (!method) throw new Error(`gateway.cc: no method for ${m[2]}; update source_routes.mjs`);
+    add(verb(method[1]), m[2], 'base_url');
   }
   // Admin listener: the routes at one exact path, each with its method (kFixedRoutes).
   const fixed = src.adminApi.match(/constexpr FixedRoute kFixedRoutes\[\] = \{([\s\S]*?)\n\};/);
