@@ -4,38 +4,12 @@
 
 #include <string>
 
+#include "common/wav_for_test.h"
 #include "mock/mock_call_for_test.h"
 #include "mock/mock_tokenize.h"
 
 namespace trl {
 namespace {
-
-// A PCM WAV header: `byte_rate` bytes per second, a data chunk declaring `data_size` bytes,
-// followed by `present` bytes of silence.
-std::string Wav(uint32_t byte_rate, uint32_t data_size, size_t present) {
-  const auto le32 = [](uint32_t v) {
-    return std::string{static_cast<char>(v), static_cast<char>(v >> 8), static_cast<char>(v >> 16),
-                       static_cast<char>(v >> 24)};
-  };
-  std::string wav = "RIFF" + le32(36 + data_size) + "WAVE";
-  wav += "LIST" + le32(3) + "abc" + '\0';  // an odd-sized chunk, padded, before fmt
-  wav += "fmt " + le32(16) + std::string("\x01\x00\x01\x00", 4) + le32(byte_rate / 2) +
-         le32(byte_rate) + std::string("\x02\x00\x10\x00", 4);
-  wav += "data" + le32(data_size) + std::string(present, '\0');
-  return wav;
-}
-
-TEST(MockTranscriptionTest, WavSecondsRoundUp) {
-  EXPECT_EQ(MockWavSeconds(Wav(16000, 32000, 32000)), 2);
-  EXPECT_EQ(MockWavSeconds(Wav(16000, 32001, 32001)), 3);
-  EXPECT_EQ(MockWavSeconds(Wav(16000, 0, 0)), 0);
-  // A data chunk longer than the file: the bytes present count.
-  EXPECT_EQ(MockWavSeconds(Wav(16000, 0xffffffff, 16000)), 1);
-  EXPECT_EQ(MockWavSeconds(Wav(0, 100, 100)), 0);  // no byte rate
-  EXPECT_EQ(MockWavSeconds("not a wav file at all"), 0);
-  EXPECT_EQ(MockWavSeconds(""), 0);
-  EXPECT_EQ(MockWavSeconds(Wav(16000, 32000, 32000).substr(0, 30)), 0);  // cut inside fmt
-}
 
 class MockTranscriptionAnswerTest : public ::testing::Test {
  protected:

@@ -1,4 +1,4 @@
-#include "mock/mock_multipart.h"
+#include "common/multipart.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,6 @@
-// A small multipart/form-data reader (RFC 7578 over RFC 2046) for mock-llm's uploads. Pure and
-// thread-safe; the parts point into the body, which must outlive them.
+// A small multipart/form-data reader (RFC 7578 over RFC 2046) for the uploads of
+// /v1/audio/transcriptions (the gateway's and mock-llm's). Pure and thread-safe; the parts point
+// into the body, which must outlive them.
 #pragma once
 
 #include <cstddef>
