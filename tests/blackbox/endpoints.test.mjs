@@ -65,8 +65,9 @@ function responsesEstimate(body) {
 }
 
 // Rerank: 3, the query once per document, each document (a string, or an object's JSON text).
+const documentText = (d) => (typeof d === 'string' ? d : JSON.stringify(d));
 const rerankEstimate = ({ query, documents }) => 3 + documents.reduce(
-  (t, d) => t + approxTokens(query) + approxTokens(typeof d === 'string' ? d : JSON.stringify(d)), 0);
+  (t, d) => t + approxTokens(query) + approxTokens(documentText(d)), 0);
 
 // Score: 3, every text of text_1 and text_2, a single text once per text of the other list.
 function scoreEstimate({ text_1: a, text_2: b }) {
@@ -82,8 +83,9 @@ const mockRerankTokens = ({ query, documents }) => documents.reduce(
 function mockScoreTokens({ text_1: a, text_2: b }) {
   const [l1, l2] = [[a].flat(), [b].flat()];
   const pairs = Math.max(l1.length, l2.length);
+  const at = (l, i) => l[l.length === 1 ? 0 : i];
   let t = 0;
-  for (let i = 0; i < pairs; i++) t += words(l1[l1.length === 1 ? 0 : i]) + words(l2[l2.length === 1 ? 0 : i]);
+  for (let i = 0; i < pairs; i++) t += words(at(l1, i)) + words(at(l2, i));
   return t;
 }
 
@@ -122,7 +124,9 @@ function answerProblems(got, want) {
   const text = (x) => x.map((e) => e.delta ?? '').join('') +
       x.map((e) => e.output_text ?? '').join('');
   if (text(ge) !== text(we)) problems.push('text');
-  if (problems.length === 0 && JSON.stringify(g) !== JSON.stringify(w)) problems.push('other fields');
+  if (problems.length === 0 && JSON.stringify(g) !== JSON.stringify(w)) {
+    problems.push('other fields');
+  }
   return problems;
 }
 
@@ -227,9 +231,11 @@ test('the answer comparison names each planted difference', () => {
                   ev('response.output_text.delta', { delta: 'w1', item_id: 'msg_mock1' }),
                   ev('response.output_text.delta', { delta: ' w2', item_id: 'msg_mock1' }),
                   ev('response.completed', { response: { id: 'resp_mock1', usage: { a: 1 } } })];
-  const other = normalized(stream).map((e) => JSON.parse(JSON.stringify(e).replaceAll('<id>', 'resp_mock7')));
+  const other = normalized(stream).map(
+    (e) => JSON.parse(JSON.stringify(e).replaceAll('<id>', 'resp_mock7')));
   assert.deepEqual(answerProblems(other, stream), []);  // other ids, same answer
-  assert.deepEqual(answerProblems(stream.filter((_, i) => i !== 2), stream), ['event types', 'text']);
+  assert.deepEqual(answerProblems(stream.filter((_, i) => i !== 2), stream),
+                   ['event types', 'text']);
   const delta = structuredClone(stream);
   delta[2].delta = ' w9';
   assert.deepEqual(answerProblems(delta, stream), ['text']);
@@ -244,7 +250,8 @@ test('the answer comparison names each planted difference', () => {
 });
 
 test('the estimates follow the gateway\'s counting rule', () => {
-  // 3 + "answer briefly" (2 + 1... as the approx counter says) + "name three colours".
+  // instructions and a string input count as their text, with no per-message overhead; an item
+  // costs 4 and its text parts' text.
   assert.equal(responsesEstimate(BODIES.responses),
                3 + approxTokens('answer briefly') + approxTokens('name three colours'));
   assert.equal(responsesEstimate({ model: MODEL, input: [
@@ -330,7 +337,8 @@ describe('the openai client drives /v1/responses through the gateway', () => {
     assert.equal(forwarded.target, '/v1/responses');
     assert.deepEqual(JSON.parse(forwarded.body), params);
     const usage = usageOf(await usageTotal(gw, { key: 'sdk-plain' }, { requests: 1 }));
-    assert.deepEqual(usage, { requests: 1, prompt_tokens: input, completion_tokens: 6, rejected: 0 });
+    assert.deepEqual(usage,
+                     { requests: 1, prompt_tokens: input, completion_tokens: 6, rejected: 0 });
   });
 
   test('a streamed response: the same events, text and usage as from mock-llm, the rate-limit ' +
@@ -409,8 +417,8 @@ describe('the openai client drives /v1/responses through the gateway', () => {
 
     // A stream cut after half its deltas: the estimate plus the deltas relayed.
     const level0 = await tokensLevel(gw, 'sdk-nousage');
-    const r = await gw.send('responses', { ...body, stream: true },
-                            { key: 'sk-sdk-nousage', headers: { 'x-mock-fault': 'truncate-stream' } });
+    const r = await gw.send('responses', { ...body, stream: true }, {
+      key: 'sk-sdk-nousage', headers: { 'x-mock-fault': 'truncate-stream' } });
     const events = await readSse(r);
     sent['sdk-nousage']++;
     assert.equal(deltaText(events), mockText(6));
@@ -419,9 +427,9 @@ describe('the openai client drives /v1/responses through the gateway', () => {
     assert.equal(level0 - await tokensLevel(gw, 'sdk-nousage'), estimate + deltaTokens(events));
 
     const usage = usageOf(await usageTotal(gw, { key: 'sdk-nousage' }, { requests: 3 }));
-    assert.deepEqual(usage, { requests: 3, prompt_tokens: 3 * estimate, rejected: 0,
-                              completion_tokens: deltaTokens(s.answer) + approxTokens(mockText(12)) +
-                                  deltaTokens(events) });
+    const completion = deltaTokens(s.answer) + approxTokens(mockText(12)) + deltaTokens(events);
+    assert.deepEqual(usage, { requests: 3, prompt_tokens: 3 * estimate,
+                              completion_tokens: completion, rejected: 0 });
   });
 });
 
@@ -489,7 +497,8 @@ describe('each endpoint answers a 200, a 429 and a 400', () => {
                  prompt_tokens_details: null } });
     },
     async tokenize(r) {
-      assert.deepEqual(r.json, { count: 3, max_model_len: 32768, tokens: tokenIds, token_strs: null });
+      assert.deepEqual(r.json,
+                       { count: 3, max_model_len: 32768, tokens: tokenIds, token_strs: null });
     },
     async detokenize(r) {
       assert.deepEqual(r.json, { prompt: BODIES.tokenize.prompt });
@@ -649,9 +658,11 @@ for (const store of STORES) describe(`usage and budgets per endpoint (${store})`
     const chat = chatBody(MODEL, 'hello there world', { max_tokens: 8 });
     const first = await send('spent', '/v1/chat/completions', chat, { 'x-mock-fault': 'no-usage' });
     assert.equal(first.status, 200, first.text);
+    assert.equal(first.headers.get('x-ratelimit-remaining-tokens'), '0', 'reserved 20 of 20');
     await settled(fleet, 'spent', 1);
     assert.equal(await tokensLevel(fleet.at(1), 'spent'), 20 - (12 + approxTokens(mockText(8))));
-    const more = await send('spent', '/v1/chat/completions', chatBody(MODEL, 'hi', { max_tokens: 1 }));
+    const more = await send('spent', '/v1/chat/completions',
+                            chatBody(MODEL, 'hi', { max_tokens: 1 }));
     assert.equal(more.status, 429, more.text);
     errorOf(more.json, { type: 'tokens', code: 'rate_limit_exceeded' });
 
@@ -694,8 +705,8 @@ for (const store of STORES) describe(`usage and budgets per endpoint (${store})`
            { key: 'sk-mix' }).then((r) => r.json.usage.total_tokens),
     ];
     const reported = await Promise.all(work);
-    const want = [reportedTokens('responses'), (3 + 3) + 7, reportedTokens('rerank'), reportedTokens('score'), 0, 0,
-                  reportedTokens('rerank'), reportedTokens('score'), (3 + 3) + 4];
+    const [responses, rerank, score] = CHARGED.map(reportedTokens);
+    const want = [responses, (3 + 3) + 7, rerank, score, 0, 0, rerank, score, (3 + 3) + 4];
     assert.deepEqual(reported, want);
     const total = want.reduce((a, b) => a + b, 0);
     await settled(fleet, 'mix', work.length);
