@@ -39,10 +39,10 @@ std::string Joined(const std::vector<std::string>& parts) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const size_t chunk = 1 + (data[0] & 0x0f);
-  constexpr trl::UsageFields kShapes[] = {trl::UsageFields::kPromptAndCompletion,
-                                          trl::UsageFields::kPromptOnly,
-                                          trl::UsageFields::kResponses};
-  const auto usage_fields = kShapes[(data[0] >> 4) % 3];
+  constexpr trl::UsageFields kShapes[] = {
+      trl::UsageFields::kPromptAndCompletion, trl::UsageFields::kPromptOnly,
+      trl::UsageFields::kResponses, trl::UsageFields::kTranscription};
+  const auto usage_fields = kShapes[(data[0] >> 4) % 4];
   const std::string_view bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
 
   const std::vector<std::string> events = Split(bytes, chunk, 1 << 20);
@@ -55,7 +55,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     trl::StreamEvent parsed = trl::ParseStreamEvent(event, usage_fields);
     // AppendWithoutUsage is for chat and completions streams only: the Responses API's usage is
     // relayed as it is (the client reads it in response.completed).
-    if (parsed.usage_length == 0 || usage_fields == trl::UsageFields::kResponses) continue;
+    if (parsed.usage_length == 0 || usage_fields == trl::UsageFields::kResponses ||
+        usage_fields == trl::UsageFields::kTranscription) {
+      continue;
+    }
     // A malformed event stays malformed; a well-formed one must stay so.
     boost::system::error_code ec;
     (void)boost::json::parse(parsed.json, ec);

@@ -13,7 +13,7 @@ seconds=${1:-15}
 shift || true
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-  targets=(request_fields sse resp cluster_slots config usage_query admin_body url)
+  targets=(request_fields sse resp cluster_slots config usage_query admin_body url transcription_fields)
 fi
 
 start=$SECONDS
@@ -41,7 +41,7 @@ for name in "${targets[@]}"; do
   cov=$(grep -oP 'cov: \K[0-9]+' <<<"$last" || echo "?")
   ft=$(grep -oP 'ft: \K[0-9]+' <<<"$last" || echo "?")
   corpus=$(grep -oP 'corp: \K[0-9]+' <<<"$last" || echo "?")
-  line=$(printf '%-15s %10s runs  cov %5s  ft %6s  corpus %5s' "$name" "$runs" "$cov" "$ft" "$corpus")
+  line=$(printf '%-20s %10s runs  cov %5s  ft %6s  corpus %5s' "$name" "$runs" "$cov" "$ft" "$corpus")
   if ((rc != 0)); then
     status=1
     line+="  FAILED (exit $rc, $log)"

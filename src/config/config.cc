@@ -816,13 +816,16 @@ void Parser::ParseBackends(const YAML::Node& node, const std::string& p, ModelCo
 }
 
 void Parser::ParseMediaTokens(const YAML::Node& node, const std::string& path, MediaTokens& media) {
-  auto f = Map(node, path, {"image", "audio", "video", "file"});
+  auto f = Map(node, path, {"image", "audio", "video", "file", "audio_second"});
   if (!f) return;
   // 0 is allowed: a model that takes no such input, or an operator who charges it elsewhere.
   if (auto* n = Get(*f, "image")) Set(Int(*n, Field(path, "image"), 0, kMaxAmount), media.image);
   if (auto* n = Get(*f, "audio")) Set(Int(*n, Field(path, "audio"), 0, kMaxAmount), media.audio);
   if (auto* n = Get(*f, "video")) Set(Int(*n, Field(path, "video"), 0, kMaxAmount), media.video);
   if (auto* n = Get(*f, "file")) Set(Int(*n, Field(path, "file"), 0, kMaxAmount), media.file);
+  if (auto* n = Get(*f, "audio_second")) {
+    Set(Int(*n, Field(path, "audio_second"), 0, kMaxAmount), media.audio_second);
+  }
 }
 
 void Parser::ParseTenants(const YAML::Node& node, std::vector<TenantConfig>& tenants) {

@@ -119,11 +119,14 @@ struct BackendUrl {
 // What a request's media parts cost in prompt tokens: the gateway never decodes an image or a
 // sound, so each part is charged this flat amount (set it to what the model's processor makes
 // of one, e.g. a vision encoder's patch tokens).
+// `audio_second`: per second of a transcription's audio (POST /v1/audio/transcriptions), by
+// default 50, the positions a Whisper encoder makes of one second (1500 per 30 s window).
 struct MediaTokens {
   int64_t image = 1024;
   int64_t audio = 1024;
   int64_t video = 4096;
   int64_t file = 1024;
+  int64_t audio_second = 50;
 };
 
 struct ModelConfig {

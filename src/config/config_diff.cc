@@ -50,7 +50,8 @@ std::vector<std::string> ModelFields(const ModelConfig& a, const ModelConfig& b)
   Check(out, "tokenizer", a.tokenizer == b.tokenizer);
   Check(out, "max_output_tokens", a.max_output_tokens == b.max_output_tokens);
   Check(out, "media_tokens",
-        ma.image == mb.image && ma.audio == mb.audio && ma.video == mb.video && ma.file == mb.file);
+        ma.image == mb.image && ma.audio == mb.audio && ma.video == mb.video &&
+            ma.file == mb.file && ma.audio_second == mb.audio_second);
   Check(out, "timeout", a.timeout == b.timeout);
   Check(out, "request_timeout", a.request_timeout == b.request_timeout);
   return out;

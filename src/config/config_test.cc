@@ -100,7 +100,7 @@ models:
     tokenizer: )" + tokenizer +
                      R"(
     max_output_tokens: 2048
-    media_tokens: {image: 576, video: 0}
+    media_tokens: {image: 576, video: 0, audio_second: 25}
     timeout: 1h
     request_timeout: 2h
   - name: llama2-13b
@@ -174,6 +174,7 @@ default_limits: [{tokens: 10000, per: 1m}, {requests: 5, per: 1s}]
   EXPECT_EQ(m.media_tokens.audio, 1024);  // not given: the default
   EXPECT_EQ(m.media_tokens.video, 0);
   EXPECT_EQ(m.media_tokens.file, 1024);
+  EXPECT_EQ(m.media_tokens.audio_second, 25);
   EXPECT_EQ(m.timeout, Millis(3'600'000));
   EXPECT_EQ(m.request_timeout, Millis(7'200'000));
   const ModelConfig& m2 = c->models[1];

@@ -88,6 +88,8 @@ void UsageEdits(const RequestFields& fields, Edits& edits, StackText& added) {
 }  // namespace
 
 int64_t ReservedCap(ApiEndpoint endpoint, const RequestFields& fields, int64_t max_output_tokens) {
+  // A transcription names no cap: the model's is what it may write.
+  if (endpoint == ApiEndpoint::kTranscriptions) return max_output_tokens;
   if (!Generates(endpoint)) return 0;
   if (!fields.max_tokens) return max_output_tokens;
   return std::min(*fields.max_tokens, max_output_tokens);
@@ -102,7 +104,10 @@ bool RewriteForwardBody(ApiEndpoint endpoint, const RequestFields& fields,
   Edits edits;
   std::string quoted_model;  // allocated only for a request that named an alias
   if (fields.model != canonical_model) {
-    quoted_model = boost::json::serialize(boost::json::string(canonical_model));
+    // A form field's value is raw bytes; a JSON body's, a JSON string.
+    quoted_model = endpoint == ApiEndpoint::kTranscriptions
+                       ? std::string(canonical_model)
+                       : boost::json::serialize(boost::json::string(canonical_model));
     edits.push_back({fields.model_span.offset, fields.model_span.length, quoted_model});
   }
   const Decimal cap_text(cap);

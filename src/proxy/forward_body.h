@@ -17,7 +17,8 @@ namespace trl {
 
 // The output cap per choice the gateway reserves and sends: the client's cap clamped to the
 // model's max_output_tokens (a ceiling, not a refusal), or max_output_tokens when the client gave
-// none. 0 for the endpoints that generate nothing (embeddings, rerank, score, tokenize).
+// none. 0 for the endpoints that generate nothing (embeddings, rerank, score, tokenize); a
+// transcription's is max_output_tokens (it names no cap).
 int64_t ReservedCap(ApiEndpoint endpoint, const RequestFields& fields, int64_t max_output_tokens);
 
 // The output a request may produce: the cap per choice times its choices, at most
@@ -25,7 +26,8 @@ int64_t ReservedCap(ApiEndpoint endpoint, const RequestFields& fields, int64_t m
 int64_t OutputAllowance(const RequestFields& fields, int64_t cap);
 
 // Edits `body`, from which `fields` was extracted and which has not changed since, in place:
-//  - `model` becomes `canonical_model` (JSON-quoted) when the client named it otherwise;
+//  - `model` becomes `canonical_model` (JSON-quoted; a transcription's form field as it is) when
+//    the client named it otherwise;
 //  - chat and completions: every cap field the client sent (max_tokens, max_completion_tokens,
 //    null ones included) becomes `cap` unless it is already; when it sent none, and for
 //    completions when it sent no max_tokens (the only cap a completions backend reads),

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "proxy/transcription_fields.h"
+
 namespace trl {
 namespace {
 
@@ -192,6 +194,23 @@ TEST(ForwardBody, ResponsesGetMaxOutputTokens) {
       R"({"model":"m","input":"x","max_output_tokens":1024})");
   EXPECT_EQ(Forward(ApiEndpoint::kResponses, R"({"model":"m","input":"x","max_output_tokens":10})"),
             R"({"model":"m","input":"x","max_output_tokens":10})");
+}
+
+// A transcription's model is a form field: the canonical name goes in as it is, unquoted, and
+// nothing else is added (it names no cap).
+TEST(ForwardBody, TranscriptionsGetTheCanonicalModelInTheirForm) {
+  std::string body =
+      "--B\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-alias\r\n"
+      "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nxx\r\n--B--\r\n";
+  RequestFields fields;
+  ASSERT_FALSE(ExtractTranscriptionFields("multipart/form-data; boundary=B", body, fields));
+  EXPECT_EQ(ReservedCap(ApiEndpoint::kTranscriptions, fields, kMaxOutput), kMaxOutput);
+  EXPECT_TRUE(
+      RewriteForwardBody(ApiEndpoint::kTranscriptions, fields, "whisper", kMaxOutput, body));
+  EXPECT_EQ(body,
+            "--B\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper\r\n"
+            "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nxx\r\n"
+            "--B--\r\n");
 }
 
 }  // namespace

@@ -5,10 +5,12 @@
 #include <boost/json/value.hpp>
 
 #include "common/decimal.h"
+#include "common/saturating.h"
 #include "config/limit_text.h"
 #include "proxy/errors.h"
 #include "proxy/forward_body.h"
 #include "proxy/trace_context.h"
+#include "proxy/transcription_fields.h"
 #include "proxy/upstream_exchange.h"
 
 namespace trl {
@@ -102,6 +104,7 @@ constexpr InferenceRoute kInferenceRoutes[] = {
     {"/v1/score", ApiEndpoint::kScore},
     {"/tokenize", ApiEndpoint::kTokenize},
     {"/detokenize", ApiEndpoint::kDetokenize},
+    {"/v1/audio/transcriptions", ApiEndpoint::kTranscriptions},
 };
 
 const InferenceRoute* FindInferenceRoute(std::string_view path) {
@@ -114,6 +117,7 @@ const InferenceRoute* FindInferenceRoute(std::string_view path) {
 // What a valid usage from the backend holds, per endpoint (sse.h).
 UsageFields UsageFieldsOf(ApiEndpoint endpoint) {
   if (endpoint == ApiEndpoint::kResponses) return UsageFields::kResponses;
+  if (endpoint == ApiEndpoint::kTranscriptions) return UsageFields::kTranscription;
   return Generates(endpoint) ? UsageFields::kPromptAndCompletion : UsageFields::kPromptOnly;
 }
 
@@ -131,6 +135,8 @@ std::string_view CapOrInputParam(ApiEndpoint endpoint, const RequestFields& fiel
       return "documents";
     case ApiEndpoint::kScore:
       return "text_2";
+    case ApiEndpoint::kTranscriptions:
+      return "file";
     default:
       return "input";
   }
@@ -495,10 +501,10 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
 
   const Cost cost = CostOf(in, result);
   // (A let-through store failure's reservation too: the store may have charged it.)
-  limiter_.SettleInBackground(
-      co_await asio::this_coro::executor, std::move(in.admission.reservation),
-      cost.prompt + cost.completion,
-      result.usage ? SettlementSource::kUsage : SettlementSource::kEstimate);
+  limiter_.SettleInBackground(co_await asio::this_coro::executor,
+                              std::move(in.admission.reservation), cost.prompt + cost.completion,
+                              result.usage || result.audio_seconds ? SettlementSource::kUsage
+                                                                   : SettlementSource::kEstimate);
   Record(in, series, result, cost);
 }
 
@@ -511,7 +517,12 @@ void Gateway::CountStatus(const Inference& in, std::string_view model, unsigned 
 
 // Step "parse": the request's fields, its model (allowed for the key) and what it may cost.
 std::optional<http::Response> Gateway::Parse(Inference& in, http::Request& request) {
-  if (auto error = ExtractRequestFields(in.endpoint, request.body(), in.fields)) {
+  const std::optional<FieldError> error =
+      in.endpoint == ApiEndpoint::kTranscriptions
+          ? ExtractTranscriptionFields(request[bhttp::field::content_type], request.body(),
+                                       in.fields)
+          : ExtractRequestFields(in.endpoint, request.body(), in.fields);
+  if (error) {
     CountStatus(in, "", 400);
     return Fail(in.record, ApiError::kInvalidRequest, error->message, error->param);
   }
@@ -612,6 +623,9 @@ ExchangeRequest Gateway::MakeExchange(Inference& in, http::Request& request) {
                            in.counter};
   exchange.deadline = in.started + in.model->config->request_timeout;
   exchange.usage_fields = UsageFieldsOf(in.endpoint);
+  if (in.endpoint == ApiEndpoint::kTranscriptions) {
+    exchange.content_type = request[bhttp::field::content_type];
+  }
   // The Responses API's usage is part of the response the client reads: never taken out.
   if (in.endpoint == ApiEndpoint::kResponses) exchange.client_wants_usage = true;
   RewriteForwardBody(in.endpoint, in.fields, model_name, in.cap, request.body());
@@ -627,9 +641,19 @@ Gateway::Cost Gateway::CostOf(const Inference& in, const ExchangeResult& result)
   // It may have generated all it was allowed.
   if (result.uncountable) return {in.prompt_estimate, in.output_allowance};
   if (result.reached_backend && !result.backend_rejected) {
-    return {in.prompt_estimate, result.relayed_tokens};
+    return {PromptCost(in, result), result.relayed_tokens};
   }
   return {};
+}
+
+// The prompt's cost without a token usage: the estimate, but a transcription's audio at the
+// seconds its backend reported, if it did.
+int64_t Gateway::PromptCost(const Inference& in, const ExchangeResult& result) {
+  if (!result.audio_seconds) return in.prompt_estimate;
+  const int64_t rate = in.model->config->media_tokens.audio_second;
+  const int64_t estimated = ClampedMul(in.fields.audio_seconds, rate, kMaxTokenCount);
+  const int64_t reported = ClampedMul(*result.audio_seconds, rate, kMaxTokenCount);
+  return ClampedAdd(in.prompt_estimate - estimated, reported, kMaxTokenCount);
 }
 
 // Step "record": usage, and the request's metrics.
@@ -669,7 +693,7 @@ void Gateway::RecordLine(Inference& in, const ExchangeResult& result, const Cost
   record.error = ErrorCode(result.failure);
   record.prompt_tokens = cost.prompt;
   record.completion_tokens = cost.completion;
-  record.cost_source = result.usage ? "usage" : "estimate";
+  record.cost_source = result.usage || result.audio_seconds ? "usage" : "estimate";
   if (result.first_byte) record.ttft_us = Micros(*result.first_byte - in.started);
   record.total_us = Micros(now - in.started);
 }

@@ -122,6 +122,7 @@ class Gateway {
   http::Response RateLimited(Inference& in);
   static ExchangeRequest MakeExchange(Inference& in, http::Request& request);
   static Cost CostOf(const Inference& in, const ExchangeResult& result);
+  static int64_t PromptCost(const Inference& in, const ExchangeResult& result);
   void Record(Inference& in, RequestSeries& series, const ExchangeResult& result, const Cost& cost);
   static void RecordLine(Inference& in, const ExchangeResult& result, const Cost& cost,
                          std::chrono::steady_clock::time_point now);

@@ -17,6 +17,7 @@
 #include "fakes/fake_upstream.h"
 #include "fakes/run_awaitable.h"
 #include "limits/memory_store.h"
+#include "limits/token_counter.h"
 #include "proxy/upstream_exchange.h"
 
 namespace trl {
@@ -307,6 +308,38 @@ TEST_F(GatewayTest, RerankIsChargedAndTokenizeCostsOnlyARequest) {
       h_.Handle(Post(R"({"model":"llama","tokens":[1]})", "sk-a", "/detokenize"));
   EXPECT_EQ(refused.status(), 429u);
   EXPECT_NE(refused.body().find(R"("type":"requests")"), std::string::npos) << refused.body();
+}
+
+// A transcription: a form forwarded with its own Content-Type; charged its seconds of audio
+// (here not WAV: 4000 bytes at 2000 a second) at the model's audio_second (50) and the model's
+// output cap; settled on the seconds the backend reports and the transcript's tokens.
+TEST_F(GatewayTest, ATranscriptionIsChargedItsAudioAndSettledOnTheReportedSeconds) {
+  const std::string type = "multipart/form-data; boundary=B";
+  const std::string form =
+      "--B\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nllama\r\n"
+      "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.ogg\"\r\n\r\n" +
+      std::string(4000, 'x') + "\r\n--B--\r\n";
+  FakeUpstream::Exchange answer = FakeUpstream::Answer(std::nullopt, /*relayed=*/3);
+  answer.result.audio_seconds = 5;
+  upstream_.Push(answer);
+  http::Request request = Post(form, "sk-a", "/v1/audio/transcriptions");
+  request.set(http::bhttp::field::content_type, type);
+  FakeResponseWriter writer = h_.Handle(std::move(request));
+  EXPECT_EQ(writer.status(), 200u);
+  ASSERT_EQ(upstream_.seen().size(), 1u);
+  const FakeUpstream::Seen& seen = upstream_.seen()[0];
+  EXPECT_EQ(seen.content_type, type);
+  EXPECT_EQ(seen.usage_fields, UsageFields::kTranscription);
+  EXPECT_NE(seen.body.find("\r\n\r\nllama2-7b\r\n"), std::string::npos) << seen.body;
+  ApproxTokenCounter counter;
+  const int64_t overhead = counter.PerRequestOverhead();
+  EXPECT_EQ(writer.Header("x-ratelimit-remaining-tokens"),
+            std::to_string(1000 - (overhead + 2 * 50) - 100));  // the model's cap: 100
+  EXPECT_EQ(h_.TeamALevels(), (std::vector<int64_t>{1000 - (overhead + 5 * 50) - 3, 1}));
+  http::Request json = Post(R"({"model":"llama"})", "sk-a", "/v1/audio/transcriptions");
+  FakeResponseWriter refused = h_.Handle(std::move(json));
+  EXPECT_EQ(refused.status(), 400u);
+  EXPECT_NE(refused.body().find("multipart/form-data"), std::string::npos) << refused.body();
 }
 
 TEST_F(GatewayTest, SettlementReplacesTheReservationByTheBackendsUsage) {

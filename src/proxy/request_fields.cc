@@ -628,7 +628,8 @@ int64_t CountPromptTokens(const RequestFields& fields, const TokenCounter& count
   const std::pair<int64_t, int64_t> parts[] = {{fields.media.images, media.image},
                                                {fields.media.audios, media.audio},
                                                {fields.media.videos, media.video},
-                                               {fields.media.files, media.file}};
+                                               {fields.media.files, media.file},
+                                               {fields.audio_seconds, media.audio_second}};
   for (const auto& [count, cost] : parts) {
     total = ClampedAdd(total, ClampedMul(count, cost, kMaxTokenCount), kMaxTokenCount);
   }

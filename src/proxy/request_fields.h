@@ -22,7 +22,7 @@ namespace trl {
 class TokenCounter;
 
 // kResponses: the Responses API (POST /v1/responses); kRerank, kScore, kTokenize, kDetokenize:
-// vLLM's /v1/rerank, /v1/score, /tokenize, /detokenize.
+// vLLM's /v1/rerank, /v1/score, /tokenize, /detokenize; kTranscriptions: speech to text.
 enum class ApiEndpoint {
   kChatCompletions,
   kCompletions,
@@ -32,6 +32,7 @@ enum class ApiEndpoint {
   kScore,
   kTokenize,
   kDetokenize,
+  kTranscriptions,  // POST /v1/audio/transcriptions (transcription_fields.h)
 };
 
 // Whether the endpoint generates text (an output cap is reserved and forwarded).
@@ -87,6 +88,7 @@ struct RequestFields {
   int64_t messages = 0;      // chat messages (each costs a fixed overhead)
   int64_t pretokenized = 0;  // prompts or inputs given as token-id arrays
   MediaCounts media;
+  int64_t audio_seconds = 0;  // a transcription's audio, as estimated (transcription_fields.h)
 };
 
 struct FieldError {
@@ -127,8 +129,8 @@ constexpr int64_t kMaxTokenCount = 1'000'000'000'000'000;
 std::optional<FieldError> ExtractRequestFields(ApiEndpoint endpoint, std::string& body,
                                                RequestFields& out);
 
-// Prompt tokens of the extracted request under `counter`, media parts at `media`'s costs;
-// at most kMaxTokenCount.
+// Prompt tokens of the extracted request under `counter`, media parts (and a transcription's
+// seconds of audio) at `media`'s costs; at most kMaxTokenCount.
 int64_t CountPromptTokens(const RequestFields& fields, const TokenCounter& counter,
                           const MediaTokens& media);
 

@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "proxy/json_null.h"
 
@@ -167,7 +168,9 @@ void TakeUsageMember(od::value value, const char* data, UsageFields fields, Out&
   shape.usage_length = usage.raw.size();
 }
 
-void PushString(simdjson::simdjson_result<od::value> value, TextViews& texts) {
+// The string `value` (an od::value or a result of one) into `texts`; nothing if not a string.
+template <typename Value>
+void PushString(Value value, TextViews& texts) {
   std::string_view s;
   if (value.get_string().get(s) == simdjson::SUCCESS) texts.push_back(s);
 }
@@ -192,6 +195,45 @@ bool GeneratedDelta(std::string_view type) {
          type == "response.reasoning_text.delta" ||
          type == "response.reasoning_summary_text.delta" ||
          type == "response.function_call_arguments.delta";
+}
+
+// A transcription's usage: {"type": "tokens", input_tokens, output_tokens} into out.usage, or
+// {"type": "duration", seconds} into out.audio_seconds (a number of seconds, rounded up);
+// anything else (but null) is an invalid usage.
+template <typename Out>
+void ReadTranscriptionUsage(od::value value, Out& out) {
+  od::json_type json_type;
+  if (value.type().get(json_type) || json_type == od::json_type::null) return;
+  out.usage_invalid = true;
+  od::object object;
+  if (value.get_object().get(object)) return;
+  std::string_view type;
+  Usage usage;
+  double seconds = -1;
+  int found = 0;  // input_tokens and output_tokens read
+  for (auto field : object) {
+    std::string_view key;
+    od::value v;
+    if (field.unescaped_key().get(key) || field.value().get(v)) return;
+    if (key == "type") {
+      if (v.get_string().get(type)) return;
+    } else if (key == "input_tokens" || key == "output_tokens") {
+      if (!ReadCount(v, key == "input_tokens" ? usage.prompt_tokens : usage.completion_tokens)) {
+        return;
+      }
+      ++found;
+    } else if (key == "seconds") {
+      if (v.get_double().get(seconds) || !(seconds >= 0 && seconds <= kMaxUsageTokens)) return;
+    }
+  }
+  if (type == "tokens" && found == 2) {
+    out.usage = usage;
+  } else if (type == "duration" && seconds >= 0) {
+    out.audio_seconds = static_cast<int64_t>(std::ceil(seconds));
+  } else {
+    return;
+  }
+  out.usage_invalid = false;
 }
 
 // What a Responses API event's members say about its delta.
@@ -239,8 +281,12 @@ ObjectShape ReadObject(od::parser& parser, const char* data, size_t size, size_t
     if (field.unescaped_key().get(key)) return shape;
     od::value v;
     if (field.value().get(v)) return shape;
-    if (key == "usage") {
+    if (key == "usage" && fields == UsageFields::kTranscription) {
+      ReadTranscriptionUsage(v, out);
+    } else if (key == "usage") {
       TakeUsageMember(v, data, fields, out, shape);
+    } else if (fields == UsageFields::kTranscription) {
+      if (key == "text") PushString(v, out.texts);
     } else if (fields == UsageFields::kResponses) {
       ReadResponsesMember(key, v, data, out, shape, event);
     } else if (key == "choices") {
@@ -313,6 +359,13 @@ ResponseSummary ParseResponseBody(std::string& body, UsageFields usage_fields) {
   thread_local od::parser parser;
   ResponseSummary out;
   size_t size = body.size();
+  // A transcription answered as text, srt or vtt: all of it is what the model wrote.
+  const size_t first = body.find_first_not_of(" \t\r\n");
+  if (usage_fields == UsageFields::kTranscription && first != std::string::npos &&
+      body[first] != '{') {
+    out.texts.push_back(body);
+    return out;
+  }
   body.reserve(size + simdjson::SIMDJSON_PADDING);  // a no-op when read with kJsonBodyPadding
   ReadObject(parser, body.data(), size, body.capacity(), usage_fields, out);
   return out;

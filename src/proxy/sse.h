@@ -41,7 +41,11 @@ class SseSplitter {
 // Responses API reports input_tokens and output_tokens (read as prompt
 // and completion), at the root of a response and in `response` of a streamed
 // response.completed.
-enum class UsageFields { kPromptAndCompletion, kPromptOnly, kResponses };
+// A transcription reports {"type": "tokens", input_tokens, output_tokens} (read as prompt and
+// completion), or {"type": "duration", seconds}: no token usage, the seconds reported apart
+// (audio_seconds below); its `text` is what the model wrote, and so is the whole of an answer
+// that is not JSON (response_format text, srt, vtt).
+enum class UsageFields { kPromptAndCompletion, kPromptOnly, kResponses, kTranscription };
 
 // The most tokens a usage count may claim. Beyond it (or negative, fractional, not a number) the
 // backend is broken: trusting it would refund or charge a budget absurdly, so the gateway's own
@@ -58,11 +62,12 @@ constexpr int64_t kMaxUsageTokens = 1'000'000'000;
 // `refusal` of each output item's content and summary parts, and a function call's name and
 // arguments.
 struct StreamEvent {
-  bool done = false;           // data: [DONE]
-  bool usage_only = false;     // a usage member (not null) and no choices
-  std::optional<Usage> usage;  // a valid usage only
-  bool usage_invalid = false;  // a usage member that is not null and not valid
-  TextViews texts;             // what the model wrote (above)
+  bool done = false;                     // data: [DONE]
+  bool usage_only = false;               // a usage member (not null) and no choices
+  std::optional<Usage> usage;            // a valid usage only
+  bool usage_invalid = false;            // a usage member that is not null and not valid
+  TextViews texts;                       // what the model wrote (above)
+  std::optional<int64_t> audio_seconds;  // a transcription's duration usage
   // The event's JSON (its data lines joined) and where its usage member's value sits in it
   // (length 0: none, or null), so that it can be relayed without usage. Like `texts`, views
   // into the parser's buffer: valid until the next ParseStreamEvent on this thread.
@@ -87,6 +92,7 @@ struct ResponseSummary {
   std::optional<Usage> usage;  // a valid usage only
   bool usage_invalid = false;  // a usage member that is not null and not valid
   TextViews texts;
+  std::optional<int64_t> audio_seconds;  // a transcription's duration usage
 };
 ResponseSummary ParseResponseBody(std::string& body, UsageFields usage_fields);
 

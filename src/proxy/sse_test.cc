@@ -305,5 +305,38 @@ TEST(ParseStreamEvent, ResponsesEvents) {
   EXPECT_TRUE(broken.usage_invalid);
 }
 
+// A transcription: token usage as input and output; duration usage apart, in seconds (rounded
+// up), with the transcript counted; an answer that is not JSON is all transcript.
+TEST(ParseResponseBody, Transcriptions) {
+  constexpr UsageFields kAudio = UsageFields::kTranscription;
+  std::string tokens =
+      R"({"text":"hi there","usage":{"type":"tokens","input_tokens":30,"output_tokens":4}})";
+  ResponseSummary a = ParseResponseBody(tokens, kAudio);
+  ASSERT_TRUE(a.usage.has_value());
+  EXPECT_EQ(a.usage->prompt_tokens, 30);
+  EXPECT_EQ(a.usage->completion_tokens, 4);
+  EXPECT_FALSE(a.audio_seconds.has_value());
+  std::string duration = R"({"text":"hi there","usage":{"type":"duration","seconds":2.5}})";
+  ResponseSummary b = ParseResponseBody(duration, kAudio);
+  EXPECT_FALSE(b.usage.has_value());
+  EXPECT_FALSE(b.usage_invalid);
+  EXPECT_EQ(b.audio_seconds, 3);
+  EXPECT_EQ(std::vector<std::string>(b.texts.begin(), b.texts.end()),
+            (std::vector<std::string>{"hi there"}));
+  std::string text = "hi there\n";
+  ResponseSummary c = ParseResponseBody(text, kAudio);
+  EXPECT_EQ(std::vector<std::string>(c.texts.begin(), c.texts.end()),
+            (std::vector<std::string>{"hi there\n"}));
+  for (std::string bad : {R"({"usage":{"type":"duration","seconds":-1}})",
+                          R"({"usage":{"type":"tokens","input_tokens":3}})",
+                          R"({"usage":{"seconds":3}})", R"({"usage":5})"}) {
+    ResponseSummary d = ParseResponseBody(bad, kAudio);
+    EXPECT_TRUE(d.usage_invalid) << bad;
+    EXPECT_FALSE(d.usage.has_value() || d.audio_seconds.has_value()) << bad;
+  }
+  std::string none = R"({"text":"x","usage":null})";
+  EXPECT_FALSE(ParseResponseBody(none, kAudio).usage_invalid);
+}
+
 }  // namespace
 }  // namespace trl

@@ -39,6 +39,7 @@ struct ExchangeRequest {
   // The request's id (the client's valid x-request-id, else the gateway's), sent to the backend
   // as X-Request-Id in place of whatever the client sent, so its logs match the gateway's.
   std::string_view request_id;
+  std::string_view content_type = "application/json";  // the body's (a transcription's form)
 };
 
 // Why an exchange failed: trl_upstream_errors_total{reason} (UpstreamFailureLabel).
@@ -68,6 +69,7 @@ struct ExchangeResult {
   bool usage_invalid = false;     // the backend reported a usage that is not valid (sse.h): the
                                   // exchange counts as without usage
   int64_t relayed_tokens = 0;     // completion tokens relayed, counted by the gateway
+  std::optional<int64_t> audio_seconds;  // a transcription's, as its usage reported them
   std::optional<std::chrono::steady_clock::time_point> first_byte;  // first body byte relayed
   std::string backend;  // the backend that served it (for metrics)
   UpstreamFailure failure = UpstreamFailure::kNone;

@@ -58,8 +58,8 @@ bool HopByHop(bhttp::field name) {
   }
 }
 
-// The request head for the backend: the client's end-to-end headers (not its credentials) and
-// our own Host, Content-Type and Content-Length. The body is written after it as it is.
+// The request head for the backend: the client's end-to-end headers (not its credentials), our
+// own Host and Content-Length, and the body's Content-Type. The body is written after it as it is.
 // Where a request came from, as a client says: believed from a trusted proxy only.
 bool IsForwarding(const http::Request::value_type& field) {
   if (field.name() == bhttp::field::forwarded) return true;
@@ -134,8 +134,9 @@ std::string UpstreamHead(const ExchangeRequest& req, const BackendUrl& backend) 
   if (!req.request_id.empty()) http::AppendField(head, "X-Request-Id", req.request_id);
   head.append(std::string_view("Host: ")).append(backend.host).push_back(':');
   head.append(Decimal(backend.port).View());
-  head.append(std::string_view(
-      "\r\nAccept-Encoding: identity\r\nContent-Type: application/json\r\nContent-Length: "));
+  head.append(std::string_view("\r\nAccept-Encoding: identity\r\nContent-Type: "));
+  head.append(req.content_type);
+  head.append(std::string_view("\r\nContent-Length: "));
   head.append(Decimal(static_cast<int64_t>(req.body.size())).View());
   head.append(std::string_view("\r\n\r\n"));
   return head;
@@ -361,6 +362,7 @@ http::Response PlainAnswer(Relay& r, Answer& response, unsigned status,
   ResponseSummary summary = ParseResponseBody(response.body(), r.req.usage_fields);
   r.result.usage = summary.usage;
   r.result.usage_invalid = summary.usage_invalid;
+  r.result.audio_seconds = summary.audio_seconds;
   // The gateway's own count is the fallback for an answer without usage (the settlement's
   // rule in Gateway::HandleInference); the backend's usage makes counting it needless.
   if (!summary.usage) CountTexts(summary.texts, *r.req.counter, r.result.relayed_tokens);

@@ -58,9 +58,12 @@ async function call(gw, listener, method, p, { key, token, headers = {}, body, w
   const h = { ...headers };
   if (key) h.authorization = `Bearer ${key}`;
   if (token) h.authorization = `Bearer ${token}`;
-  if (body !== undefined) h['content-type'] = 'application/json';
+  // A FormData body sets its own multipart Content-Type.
+  const form = body instanceof FormData;
+  if (body !== undefined && !form) h['content-type'] = 'application/json';
   const r = await gw.fetch(`${base}${p}`, {
-    method, headers: h, body: body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body)),
+    method, headers: h,
+    body: body === undefined || form || typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await r.text();
   const res = { status: r.status, headers: Object.fromEntries(r.headers.entries()), text };
@@ -92,17 +95,34 @@ const rerank = (model) => ({ model, query: 'hello world', documents: ['hello the
 const score = (model) => ({ model, text_1: 'hello world', text_2: ['hello there', 'other words'] });
 const tokenize = (model) => ({ model, prompt: 'hello there world' });
 const detokenize = (model) => ({ model, tokens: [] });
+// A transcription: a form with a tenth of a second of WAV audio (16000 bytes a second, silence:
+// charged as a second), small enough for MAX_BODY.
+const wavSecond = () => {
+  const b = Buffer.alloc(44 + 1600);
+  b.write('RIFF', 0); b.writeUInt32LE(36 + 1600, 4); b.write('WAVEfmt ', 8);
+  b.writeUInt32LE(16, 16); b.writeUInt16LE(1, 20); b.writeUInt16LE(1, 22);
+  b.writeUInt32LE(8000, 24); b.writeUInt32LE(16000, 28); b.writeUInt16LE(2, 32);
+  b.writeUInt16LE(16, 34); b.write('data', 36); b.writeUInt32LE(1600, 40);
+  return b;
+};
+const transcription = (model, fields = {}) => {
+  const f = new FormData();
+  if (model !== undefined) f.append('model', model);
+  f.append('file', new Blob([wavSecond()], { type: 'audio/wav' }), 'a.wav');
+  for (const [k, v] of Object.entries(fields)) f.append(k, v);
+  return f;
+};
 const bodies = {
   '/v1/chat/completions': chat, '/v1/completions': completion, '/v1/embeddings': embedding,
   '/v1/responses': responses, '/v1/rerank': rerank, '/v1/score': score, '/tokenize': tokenize,
-  '/detokenize': detokenize,
+  '/detokenize': detokenize, '/v1/audio/transcriptions': (model) => transcription(model),
 };
 // The routes that generate text (an output cap is reserved), and a short name of each route for
 // the models its faults are sent to.
 const GENERATING = ['/v1/chat/completions', '/v1/completions', '/v1/responses'];
 const SHORT = { '/v1/chat/completions': 'chat', '/v1/completions': 'comp', '/v1/embeddings': 'emb',
                 '/v1/responses': 'resp', '/v1/rerank': 'rerank', '/v1/score': 'score',
-                '/tokenize': 'tok', '/detokenize': 'detok' };
+                '/tokenize': 'tok', '/detokenize': 'detok', '/v1/audio/transcriptions': 'audio' };
 
 // A concrete path for a template ({name}: a key or a tenant that exists).
 const concrete = (template) => template.replace('/keys/{name}', '/keys/full').replace('/tenants/{name}', '/tenants/t1');
@@ -148,7 +168,7 @@ describe('docs/api/openapi.yaml', () => {
 
   test('holds every route and error code the source serves', () => {
     const inventory = sourceInventory();
-    assert.equal(inventory.routes.length, 27, inventory.routes.join('\n'));
+    assert.equal(inventory.routes.length, 28, inventory.routes.join('\n'));
     assert.deepEqual(missingFromSpec(spec, inventory), []);
     // Nor does the spec invent operations the source does not serve.
     assert.deepEqual(operations(spec).map((o) => o.key).filter((k) => !inventory.routes.includes(k)), []);
@@ -219,7 +239,9 @@ describe('docs/api/openapi.yaml', () => {
       for (const route of Object.keys(bodies)) {
         const make = bodies[route];
         await call(gw, 'data', 'POST', route, { body: make('m'), want: '401 invalid_api_key' });
-        const bad = await call(gw, 'data', 'POST', route, { key: KEY, body: { input: 'x', prompt: 'x', messages: [{ role: 'user', content: 'x' }] }, want: '400 invalid_request' });
+        const noModel = route === '/v1/audio/transcriptions' ? transcription(undefined)
+          : { input: 'x', prompt: 'x', messages: [{ role: 'user', content: 'x' }] };
+        const bad = await call(gw, 'data', 'POST', route, { key: KEY, body: noModel, want: '400 invalid_request' });
         assert.equal(bad.json.error.param, 'model');
         await call(gw, 'data', 'POST', route, { key: KEY, body: make('nope'), want: '404 model_not_found' });
         await call(gw, 'data', 'POST', route, { key: LIMITED, body: make('other'), want: '403 model_not_allowed' });

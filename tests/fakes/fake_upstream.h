@@ -32,6 +32,7 @@ class FakeUpstream final : public Upstream {
     std::string head_lines;
     UsageFields usage_fields = UsageFields::kPromptAndCompletion;
     std::chrono::steady_clock::time_point deadline;
+    std::string content_type;
   };
 
   // A backend's 200 JSON answer reporting `usage` (nullopt: none, and `relayed` tokens counted).
@@ -64,7 +65,7 @@ class FakeUpstream final : public Upstream {
                                                   http::ResponseWriter& writer) override {
     seen_.push_back({request.model->config->name, request.target, request.body, request.stream,
                      request.client_wants_usage, request.head_lines, request.usage_fields,
-                     request.deadline});
+                     request.deadline, std::string(request.content_type)});
     Exchange e = script_.empty() ? Answer(std::nullopt) : std::move(script_.front());
     if (!script_.empty()) script_.pop_front();
     const unsigned status = e.result.status;
