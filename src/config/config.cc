@@ -437,6 +437,7 @@ class Parser {
   void ClaimModelName(const std::string& name, const std::string& canonical,
                       const std::string& path);
   void ParseMediaTokens(const YAML::Node& node, const std::string& path, MediaTokens& media);
+  void ParsePassthrough(const YAML::Node& node, const std::string& path, ModelConfig& m);
   void ParseTenants(const YAML::Node& node, std::vector<TenantConfig>& tenants);
   void ParseApiKeys(const YAML::Node& node, const std::vector<TenantConfig>& tenants,
                     std::vector<ApiKeyConfig>& keys);
@@ -740,7 +741,7 @@ void Parser::ParseModels(const YAML::Node& node, std::vector<ModelConfig>& model
     const std::string p = Index("models", i);
     auto f = Map((*items)[i], p,
                  {"name", "aliases", "backends", "tokenizer", "max_output_tokens", "media_tokens",
-                  "timeout", "request_timeout"});
+                  "passthrough", "timeout", "request_timeout"});
     if (!f) continue;
     ModelConfig m;
     if (auto* n = Get(*f, "name")) {
@@ -771,6 +772,7 @@ void Parser::ParseModels(const YAML::Node& node, std::vector<ModelConfig>& model
     if (auto* n = Get(*f, "media_tokens")) {
       ParseMediaTokens(*n, Field(p, "media_tokens"), m.media_tokens);
     }
+    if (auto* n = Get(*f, "passthrough")) ParsePassthrough(*n, Field(p, "passthrough"), m);
     if (auto* n = Get(*f, "timeout")) Set(Duration(*n, Field(p, "timeout")), m.timeout);
     if (auto* n = Get(*f, "request_timeout")) {
       Set(Duration(*n, Field(p, "request_timeout")), m.request_timeout);
@@ -825,6 +827,29 @@ void Parser::ParseMediaTokens(const YAML::Node& node, const std::string& path, M
   if (auto* n = Get(*f, "file")) Set(Int(*n, Field(path, "file"), 0, kMaxAmount), media.file);
   if (auto* n = Get(*f, "audio_second")) {
     Set(Int(*n, Field(path, "audio_second"), 0, kMaxAmount), media.audio_second);
+  }
+}
+
+// Paths: "/..." without a query, `*` only at the end, of URL path characters.
+void Parser::ParsePassthrough(const YAML::Node& node, const std::string& path, ModelConfig& m) {
+  auto items = List(node, path);
+  for (size_t i = 0; items && i < items->size(); ++i) {
+    const std::string p = Index(path, i);
+    auto entry = NonEmptyString((*items)[i], p);
+    if (!entry) continue;
+    const size_t star = entry->find('*');
+    const bool path_chars = std::all_of(entry->begin(), entry->end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) ||
+             std::string_view("/-._~*").find(c) != std::string_view::npos;
+    });
+    if (entry->front() != '/' || !path_chars ||
+        (star != std::string::npos && star != entry->size() - 1)) {
+      Error(p, Quote(*entry) +
+                   " is not a path: start with /, use letters, digits and -._~/ only, and * "
+                   "only at the end");
+      continue;
+    }
+    m.passthrough.push_back(*entry);
   }
 }
 

@@ -138,9 +138,19 @@ struct ModelConfig {
   // a larger max_tokens is clamped to.
   int64_t max_output_tokens = 1024;
   MediaTokens media_tokens;
+  // Paths the data plane forwards to this model's backends as they are, beyond its own routes
+  // (which always win): authenticated and held to request and concurrency limits, never charged
+  // tokens. "/v1/responses/*" ends in * to match every path under it.
+  std::vector<std::string> passthrough;
   Millis timeout{120'000};          // the longest wait for the backend's next bytes
   Millis request_timeout{600'000};  // the longest a whole request may take (streams included)
 };
+
+// Whether `path` is one that `pattern` (a passthrough entry) names.
+inline bool PassthroughMatches(std::string_view pattern, std::string_view path) {
+  if (pattern.ends_with('*')) return path.starts_with(pattern.substr(0, pattern.size() - 1));
+  return path == pattern;
+}
 
 enum class LimitKind { kTokens, kRequests, kConcurrent };
 

@@ -52,6 +52,7 @@ std::vector<std::string> ModelFields(const ModelConfig& a, const ModelConfig& b)
   Check(out, "media_tokens",
         ma.image == mb.image && ma.audio == mb.audio && ma.video == mb.video &&
             ma.file == mb.file && ma.audio_second == mb.audio_second);
+  Check(out, "passthrough", a.passthrough == b.passthrough);
   Check(out, "timeout", a.timeout == b.timeout);
   Check(out, "request_timeout", a.request_timeout == b.request_timeout);
   return out;

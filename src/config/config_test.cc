@@ -101,6 +101,7 @@ models:
                      R"(
     max_output_tokens: 2048
     media_tokens: {image: 576, video: 0, audio_second: 25}
+    passthrough: [/v1/responses/*, /health]
     timeout: 1h
     request_timeout: 2h
   - name: llama2-13b
@@ -175,6 +176,7 @@ default_limits: [{tokens: 10000, per: 1m}, {requests: 5, per: 1s}]
   EXPECT_EQ(m.media_tokens.video, 0);
   EXPECT_EQ(m.media_tokens.file, 1024);
   EXPECT_EQ(m.media_tokens.audio_second, 25);
+  EXPECT_THAT(m.passthrough, ElementsAre("/v1/responses/*", "/health"));
   EXPECT_EQ(m.timeout, Millis(3'600'000));
   EXPECT_EQ(m.request_timeout, Millis(7'200'000));
   const ModelConfig& m2 = c->models[1];
@@ -269,6 +271,22 @@ listn: 1.2.3.4:5
 TEST(ConfigErrors, UnknownKeyInModel) {
   EXPECT_THAT(Errors("models: [{name: m, backends: [http://b], backend: x}]"),
               ElementsAre("models[0].backend: unknown key"));
+}
+
+TEST(ConfigErrors, PassthroughPathsArePaths) {
+  EXPECT_THAT(
+      Errors(
+          "models: [{name: m, backends: [http://b], passthrough: [v1/x, /a*b, '/q?x=1', /ok/*]}]"),
+      ElementsAre("models[0].passthrough[0]: \"v1/x\" is not a path: start with /, use letters, "
+                  "digits and -._~/ only, and * only at the end",
+                  "models[0].passthrough[1]: \"/a*b\" is not a path: start with /, use letters, "
+                  "digits and -._~/ only, and * only at the end",
+                  "models[0].passthrough[2]: \"/q?x=1\" is not a path: start with /, use letters, "
+                  "digits and -._~/ only, and * only at the end"));
+  EXPECT_TRUE(PassthroughMatches("/v1/responses/*", "/v1/responses/resp_1/cancel"));
+  EXPECT_FALSE(PassthroughMatches("/v1/responses/*", "/v1/responses"));
+  EXPECT_TRUE(PassthroughMatches("/health", "/health"));
+  EXPECT_FALSE(PassthroughMatches("/health", "/healthz"));
 }
 
 TEST(ConfigErrors, DuplicateKey) {

@@ -59,6 +59,19 @@ const Model* ModelRegistry::Find(std::string_view name) const {
   return it == by_name_.end() ? nullptr : &models_[it->second];
 }
 
+std::vector<const Model*> ModelRegistry::PassthroughFor(std::string_view path) const {
+  std::vector<const Model*> out;
+  for (const Model& model : models_) {
+    for (const std::string& pattern : model.config->passthrough) {
+      if (PassthroughMatches(pattern, path)) {
+        out.push_back(&model);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 std::vector<std::shared_ptr<Backend>> ModelRegistry::AllBackends() const {
   std::vector<std::shared_ptr<Backend>> out;
   for (const auto& m : models_) {

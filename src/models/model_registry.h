@@ -58,6 +58,8 @@ class ModelRegistry {
 
   // By canonical name or alias; null when unknown.
   const Model* Find(std::string_view name) const;
+  // The models whose passthrough lists `path` (config.h), in config order.
+  std::vector<const Model*> PassthroughFor(std::string_view path) const;
   const std::vector<Model>& Models() const { return models_; }
   // Every distinct backend (a backend serving several models appears once).
   std::vector<std::shared_ptr<Backend>> AllBackends() const;

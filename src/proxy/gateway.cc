@@ -278,6 +278,8 @@ asio::awaitable<void> Gateway::Handle(http::Request& request, http::ResponseWrit
     co_await HandleInference(*snap, route->endpoint, request, writer, record);
   } else if (get_models && request.method() == bhttp::verb::get) {
     co_await HandleModels(*snap, request, writer, record);
+  } else if (!route && !get_models && !snap->models.PassthroughFor(path).empty()) {
+    co_await HandleInference(*snap, ApiEndpoint::kPassthrough, request, writer, record);
   } else if (route || get_models) {
     const std::string_view allow = get_models ? "GET" : "POST";
     http::Response refusal =
@@ -517,22 +519,9 @@ void Gateway::CountStatus(const Inference& in, std::string_view model, unsigned 
 
 // Step "parse": the request's fields, its model (allowed for the key) and what it may cost.
 std::optional<http::Response> Gateway::Parse(Inference& in, http::Request& request) {
-  const std::optional<FieldError> error =
-      in.endpoint == ApiEndpoint::kTranscriptions
-          ? ExtractTranscriptionFields(request[bhttp::field::content_type], request.body(),
-                                       in.fields)
-          : ExtractRequestFields(in.endpoint, request.body(), in.fields);
-  if (error) {
-    CountStatus(in, "", 400);
-    return Fail(in.record, ApiError::kInvalidRequest, error->message, error->param);
-  }
-  in.model = in.snap.models.Find(in.fields.model);
-  if (!in.model) {
-    CountStatus(in, "", 404);
-    return Fail(in.record, ApiError::kModelNotFound,
-                "The model '" + in.fields.model +
-                    "' does not exist. GET /v1/models lists the models you can use.",
-                "model");
+  if (auto error = in.endpoint == ApiEndpoint::kPassthrough ? FindPassthroughModel(in, request)
+                                                            : ReadFields(in, request)) {
+    return error;
   }
   const ModelConfig& model = *in.model->config;
   in.record.model = model.name;
@@ -548,6 +537,57 @@ std::optional<http::Response> Gateway::Parse(Inference& in, http::Request& reque
   in.cap = ReservedCap(in.endpoint, in.fields, model.max_output_tokens);
   in.output_allowance = OutputAllowance(in.fields, in.cap);  // each at most 1e15
   return std::nullopt;
+}
+
+// Step "parse", the body: the request's fields and the model they name.
+std::optional<http::Response> Gateway::ReadFields(Inference& in, http::Request& request) {
+  const std::optional<FieldError> error =
+      in.endpoint == ApiEndpoint::kTranscriptions
+          ? ExtractTranscriptionFields(request[bhttp::field::content_type], request.body(),
+                                       in.fields)
+          : ExtractRequestFields(in.endpoint, request.body(), in.fields);
+  if (error) {
+    CountStatus(in, "", 400);
+    return Fail(in.record, ApiError::kInvalidRequest, error->message, error->param);
+  }
+  in.model = in.snap.models.Find(in.fields.model);
+  if (in.model) return std::nullopt;
+  CountStatus(in, "", 404);
+  return Fail(in.record, ApiError::kModelNotFound,
+              "The model '" + in.fields.model +
+                  "' does not exist. GET /v1/models lists the models you can use.",
+              "model");
+}
+
+// Step "parse" for a passthrough path: the model a JSON body names (it must list the path), else
+// the one model whose passthrough lists it. The body is forwarded as it came, but for the
+// model's canonical name.
+std::optional<http::Response> Gateway::FindPassthroughModel(Inference& in, http::Request& request) {
+  const std::vector<const Model*> serving = in.snap.models.PassthroughFor(in.record.path);
+  RequestFields named;
+  const bool names_model = !request.body().empty() &&
+                           !ExtractRequestFields(ApiEndpoint::kPassthrough, request.body(), named);
+  if (names_model) {
+    in.model = in.snap.models.Find(named.model);
+    if (in.model && std::ranges::find(serving, in.model) != serving.end()) {
+      in.fields = std::move(named);
+      return std::nullopt;
+    }
+    CountStatus(in, "", 404);
+    return Fail(
+        in.record, ApiError::kModelNotFound,
+        "The model '" + named.model + "' does not serve " + std::string(in.record.path) + ".",
+        "model");
+  }
+  if (serving.size() == 1) {
+    in.model = serving.front();
+    return std::nullopt;
+  }
+  CountStatus(in, "", 400);
+  return Fail(in.record, ApiError::kInvalidRequest,
+              "Several models serve " + std::string(in.record.path) +
+                  ": name one in the JSON body's 'model'.",
+              "model");
 }
 
 // Step "admit", its answer: none when the request goes on (admitted, or let through by
@@ -613,22 +653,28 @@ http::Response Gateway::RateLimited(Inference& in) {
 // canonical model name, the reserved cap, include_usage) and moved, not copied.
 ExchangeRequest Gateway::MakeExchange(Inference& in, http::Request& request) {
   const std::string& model_name = in.model->config->name;
-  ExchangeRequest exchange{in.model,
-                           std::string(PathOf(request.target())),
-                           &request,
-                           {},
-                           in.fields.stream,
-                           in.fields.include_usage,
-                           std::move(in.rate_lines),
-                           in.counter};
+  const bool passthrough = in.endpoint == ApiEndpoint::kPassthrough;
+  ExchangeRequest exchange{
+      in.model,
+      std::string(passthrough ? std::string_view(request.target()) : PathOf(request.target())),
+      &request,
+      {},
+      in.fields.stream,
+      in.fields.include_usage,
+      std::move(in.rate_lines),
+      in.counter};
   exchange.deadline = in.started + in.model->config->request_timeout;
   exchange.usage_fields = UsageFieldsOf(in.endpoint);
-  if (in.endpoint == ApiEndpoint::kTranscriptions) {
+  if (in.endpoint == ApiEndpoint::kTranscriptions || passthrough) {
     exchange.content_type = request[bhttp::field::content_type];
   }
+  if (passthrough) exchange.method = request.method_string();
   // The Responses API's usage is part of the response the client reads: never taken out.
   if (in.endpoint == ApiEndpoint::kResponses) exchange.client_wants_usage = true;
-  RewriteForwardBody(in.endpoint, in.fields, model_name, in.cap, request.body());
+  // (A passthrough body that names no model is forwarded as it came.)
+  if (in.fields.model_span.Present()) {
+    RewriteForwardBody(in.endpoint, in.fields, model_name, in.cap, request.body());
+  }
   exchange.body = std::move(request.body());
   return exchange;
 }

@@ -118,6 +118,8 @@ class Gateway {
   };
   void CountStatus(const Inference& in, std::string_view model, unsigned status);
   std::optional<http::Response> Parse(Inference& in, http::Request& request);
+  std::optional<http::Response> ReadFields(Inference& in, http::Request& request);
+  std::optional<http::Response> FindPassthroughModel(Inference& in, http::Request& request);
   std::optional<http::Response> Refusal(Inference& in, const asio::any_io_executor& executor);
   http::Response RateLimited(Inference& in);
   static ExchangeRequest MakeExchange(Inference& in, http::Request& request);

@@ -34,8 +34,10 @@ models:
     aliases: [llama]
     backends: [${BACKEND_URL}]
     max_output_tokens: 100
+    passthrough: [/health, /v1/responses/*]
   - name: other
     backends: [${BACKEND_URL}]
+    passthrough: [/v1/responses/*]
 api_keys:
   - name: team-a
     key: sk-a
@@ -340,6 +342,41 @@ TEST_F(GatewayTest, ATranscriptionIsChargedItsAudioAndSettledOnTheReportedSecond
   FakeResponseWriter refused = h_.Handle(std::move(json));
   EXPECT_EQ(refused.status(), 400u);
   EXPECT_NE(refused.body().find("multipart/form-data"), std::string::npos) << refused.body();
+}
+
+// A model's passthrough paths: forwarded with their method, query and body as they came (the
+// model's canonical name aside), held to request limits, never charged tokens. A path several
+// models list needs the model named; a path none lists is 404.
+TEST_F(GatewayTest, PassthroughPathsAreForwardedAsTheyCame) {
+  http::Request get{http::bhttp::verb::get, "/health?verbose=1", 11};
+  get.set(http::bhttp::field::authorization, "Bearer sk-a");
+  FakeResponseWriter health = h_.Handle(std::move(get));
+  EXPECT_EQ(health.status(), 200u);
+  ASSERT_EQ(upstream_.seen().size(), 1u);
+  EXPECT_EQ(upstream_.seen()[0].model, "llama2-7b");
+  EXPECT_EQ(upstream_.seen()[0].target, "/health?verbose=1");
+  EXPECT_EQ(upstream_.seen()[0].method, "GET");
+  EXPECT_EQ(upstream_.seen()[0].body, "");
+  EXPECT_EQ(health.Header("x-ratelimit-remaining-requests"), "1");
+  EXPECT_FALSE(health.HasHeader("x-ratelimit-limit-tokens"));
+
+  FakeResponseWriter cancel =
+      h_.Handle(Post(R"({"model":"llama"})", "sk-a", "/v1/responses/resp_1/cancel"));
+  EXPECT_EQ(cancel.status(), 200u);
+  ASSERT_EQ(upstream_.seen().size(), 2u);
+  EXPECT_EQ(upstream_.seen()[1].body, R"({"model":"llama2-7b"})");
+  EXPECT_EQ(h_.TeamALevels(), (std::vector<int64_t>{1000, 0}));  // no token charged
+
+  http::Request ambiguous{http::bhttp::verb::get, "/v1/responses/resp_1", 11};
+  ambiguous.set(http::bhttp::field::authorization, "Bearer sk-b");
+  FakeResponseWriter several = h_.Handle(std::move(ambiguous));
+  EXPECT_EQ(several.status(), 400u);
+  EXPECT_NE(several.body().find(R"("param":"model")"), std::string::npos) << several.body();
+  FakeResponseWriter elsewhere =
+      h_.Handle(Post(R"({"model":"llama"})", "sk-b", "/v1/responses/resp_1/cancel"));
+  EXPECT_EQ(elsewhere.status(), 403u);  // team-b may use `other` only
+  EXPECT_EQ(h_.Handle(Post("{}", "sk-a", "/v1/other")).status(), 404u);
+  EXPECT_EQ(upstream_.seen().size(), 2u);
 }
 
 TEST_F(GatewayTest, SettlementReplacesTheReservationByTheBackendsUsage) {

@@ -536,7 +536,7 @@ Result ReadRootField(const Reader& r, ApiEndpoint endpoint, std::string_view key
     return ReadModel(r, value);
   } else if (endpoint == ApiEndpoint::kRerank || endpoint == ApiEndpoint::kScore) {
     return ReadPairField(r, endpoint, key, value, st);
-  } else if (endpoint == ApiEndpoint::kTokenize || endpoint == ApiEndpoint::kDetokenize) {
+  } else if (!ChargesTokens(endpoint)) {
     return std::nullopt;  // not charged: only the model is read
   } else if (key == "stream") {
     if (IsNull(value)) return std::nullopt;
@@ -568,6 +568,7 @@ Result MissingField(ApiEndpoint endpoint, const RootState& st) {
     case ApiEndpoint::kScore:
     case ApiEndpoint::kTokenize:
     case ApiEndpoint::kDetokenize:
+    case ApiEndpoint::kPassthrough:
       return std::nullopt;  // PairTexts; the backend checks the rest
     case ApiEndpoint::kChatCompletions:
       return FieldError{"messages", "'messages' is required for chat completions."};

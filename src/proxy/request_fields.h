@@ -33,6 +33,7 @@ enum class ApiEndpoint {
   kTokenize,
   kDetokenize,
   kTranscriptions,  // POST /v1/audio/transcriptions (transcription_fields.h)
+  kPassthrough,     // a model's passthrough path (config.h): any method, only `model` is read
 };
 
 // Whether the endpoint generates text (an output cap is reserved and forwarded).
@@ -40,9 +41,11 @@ constexpr bool Generates(ApiEndpoint e) {
   return e == ApiEndpoint::kChatCompletions || e == ApiEndpoint::kCompletions ||
          e == ApiEndpoint::kResponses;
 }
-// Whether its requests cost tokens (/tokenize and /detokenize only cost a request).
+// Whether its requests cost tokens (/tokenize, /detokenize and passthrough paths only cost a
+// request).
 constexpr bool ChargesTokens(ApiEndpoint e) {
-  return e != ApiEndpoint::kTokenize && e != ApiEndpoint::kDetokenize;
+  return e != ApiEndpoint::kTokenize && e != ApiEndpoint::kDetokenize &&
+         e != ApiEndpoint::kPassthrough;
 }
 
 // Where a JSON value sits in the body: bytes [offset, offset + length). A JSON value is never

@@ -39,7 +39,8 @@ struct ExchangeRequest {
   // The request's id (the client's valid x-request-id, else the gateway's), sent to the backend
   // as X-Request-Id in place of whatever the client sent, so its logs match the gateway's.
   std::string_view request_id;
-  std::string_view content_type = "application/json";  // the body's (a transcription's form)
+  std::string_view content_type = "application/json";  // the body's ("": none is sent)
+  std::string_view method = "POST";
 };
 
 // Why an exchange failed: trl_upstream_errors_total{reason} (UpstreamFailureLabel).

@@ -101,7 +101,8 @@ bool ValidTraceContext(const http::Request& request) {
 std::string UpstreamHead(const ExchangeRequest& req, const BackendUrl& backend) {
   std::string head;
   head.reserve(512);
-  head.append(std::string_view("POST ")).append(backend.base_path).append(req.target);
+  head.append(req.method).push_back(' ');
+  head.append(backend.base_path).append(req.target);
   head.append(std::string_view(" HTTP/1.1\r\n"));
   // The fields the client's Connection header names are its hop's too (RFC 9110, 7.6.1).
   const auto connection = req.client->find(bhttp::field::connection);
@@ -134,8 +135,10 @@ std::string UpstreamHead(const ExchangeRequest& req, const BackendUrl& backend) 
   if (!req.request_id.empty()) http::AppendField(head, "X-Request-Id", req.request_id);
   head.append(std::string_view("Host: ")).append(backend.host).push_back(':');
   head.append(Decimal(backend.port).View());
-  head.append(std::string_view("\r\nAccept-Encoding: identity\r\nContent-Type: "));
-  head.append(req.content_type);
+  head.append(std::string_view("\r\nAccept-Encoding: identity"));
+  if (!req.content_type.empty()) {
+    head.append(std::string_view("\r\nContent-Type: ")).append(req.content_type);
+  }
   head.append(std::string_view("\r\nContent-Length: "));
   head.append(Decimal(static_cast<int64_t>(req.body.size())).View());
   head.append(std::string_view("\r\n\r\n"));

@@ -33,6 +33,7 @@ class FakeUpstream final : public Upstream {
     UsageFields usage_fields = UsageFields::kPromptAndCompletion;
     std::chrono::steady_clock::time_point deadline;
     std::string content_type;
+    std::string method;
   };
 
   // A backend's 200 JSON answer reporting `usage` (nullopt: none, and `relayed` tokens counted).
@@ -65,7 +66,8 @@ class FakeUpstream final : public Upstream {
                                                   http::ResponseWriter& writer) override {
     seen_.push_back({request.model->config->name, request.target, request.body, request.stream,
                      request.client_wants_usage, request.head_lines, request.usage_fields,
-                     request.deadline, std::string(request.content_type)});
+                     request.deadline, std::string(request.content_type),
+                     std::string(request.method)});
     Exchange e = script_.empty() ? Answer(std::nullopt) : std::move(script_.front());
     if (!script_.empty()) script_.pop_front();
     const unsigned status = e.result.status;
