@@ -225,7 +225,8 @@ struct Stats {
     std::snprintf(buf, sizeof buf,
                   "{\"count\":%zu,\"mean_us\":%.1f,\"p50_us\":%.1f,\"p90_us\":%.1f,"
                   "\"p95_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f}",
-                  ns.size(), mean / 1000.0, pct(50), pct(90), pct(95), pct(99), pct(99.9), pct(100));
+                  ns.size(), mean / 1000.0, pct(50), pct(90), pct(95), pct(99), pct(99.9),
+                  pct(100));
     return buf;
   }
 };
@@ -239,12 +240,12 @@ struct Totals {
   int64_t errors = 0;  // connect/read/write failures, timeouts, wrong token counts
   int64_t tokens = 0;
   std::map<unsigned, int64_t> statuses;  // completed responses by HTTP status
-  Stats latency;         // scheduled send -> last byte of the response
-  Stats ttft;            // stream: scheduled send -> first token event
-  Stats token_lateness;  // stream: per token, see the header comment
-  Stats token_gap;       // stream: token k's arrival - (first token's + (k-1) * interval):
-                         // relay delay not counting the time to the first token
-  Stats token_relay;     // stream, stamped tokens: arrival - the backend's stamp
+  Stats latency;                         // scheduled send -> last byte of the response
+  Stats ttft;                            // stream: scheduled send -> first token event
+  Stats token_lateness;                  // stream: per token, see the header comment
+  Stats token_gap;    // stream: token k's arrival - (first token's + (k-1) * interval):
+                      // relay delay not counting the time to the first token
+  Stats token_relay;  // stream, stamped tokens: arrival - the backend's stamp
   std::string first_error;
 };
 
@@ -628,8 +629,8 @@ int main(int argc, char** argv) {
   for (auto it = t.statuses.begin(); it != t.statuses.end(); ++it) {
     std::cout << (it == t.statuses.begin() ? "" : ",") << '"' << it->first << "\":" << it->second;
   }
-  std::cout << "},\"latency\":" << t.latency.Json()
-            << ",\"ttft\":" << t.ttft.Json() << ",\"token_lateness\":" << t.token_lateness.Json()
+  std::cout << "},\"latency\":" << t.latency.Json() << ",\"ttft\":" << t.ttft.Json()
+            << ",\"token_lateness\":" << t.token_lateness.Json()
             << ",\"token_gap\":" << t.token_gap.Json()
             << ",\"token_relay\":" << t.token_relay.Json() << ",\"first_error\":\"" << err << "\""
             << extra << "}\n";
