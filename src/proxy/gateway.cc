@@ -114,6 +114,15 @@ const InferenceRoute* FindInferenceRoute(std::string_view path) {
   return nullptr;
 }
 
+// "POST /v1/chat/completions, ..., GET /v1/models": what a 404 names, from kInferenceRoutes.
+std::string ServedPaths() {
+  std::string out;
+  for (const InferenceRoute& route : kInferenceRoutes) {
+    out.append("POST ").append(route.path).append(", ");
+  }
+  return out + "GET /v1/models";
+}
+
 // What a valid usage from the backend holds, per endpoint (sse.h).
 UsageFields UsageFieldsOf(ApiEndpoint endpoint) {
   if (endpoint == ApiEndpoint::kResponses) return UsageFields::kResponses;
@@ -290,11 +299,9 @@ asio::awaitable<void> Gateway::Handle(http::Request& request, http::ResponseWrit
     co_await writer.Send(std::move(refusal));
     Log(record);
   } else {
-    co_await writer.Send(Fail(record, ApiError::kNotFound,
-                              "Unknown path " + std::string(path) +
-                                  ". This gateway serves /v1/chat/completions, /v1/completions, "
-                                  "/v1/embeddings, /v1/responses, /v1/rerank, /v1/score, "
-                                  "/tokenize, /detokenize and /v1/models."));
+    co_await writer.Send(
+        Fail(record, ApiError::kNotFound,
+             "Unknown path " + std::string(path) + ". This gateway serves " + ServedPaths() + "."));
     Log(record);
   }
 }

@@ -22,6 +22,17 @@ std::string At(const std::string& body, ByteSpan span) {
   return body.substr(span.offset, span.length);
 }
 
+// Each body sent to `endpoint` is refused, naming its param.
+void ExpectRefused(ApiEndpoint endpoint,
+                   const std::vector<std::pair<std::string, std::string>>& cases) {
+  for (const auto& [body, param] : cases) {
+    RequestFields f;
+    auto err = Extract(endpoint, body, f);
+    ASSERT_TRUE(err) << body;
+    EXPECT_EQ(err->param, param) << body;
+  }
+}
+
 TEST(RequestFields, ChatFields) {
   RequestFields f;
   auto err = Extract(ApiEndpoint::kChatCompletions,
@@ -458,22 +469,17 @@ TEST(RequestFields, ResponsesInputItems) {
 }
 
 TEST(RequestFields, ResponsesRefusals) {
-  const std::pair<std::string, std::string> cases[] = {
-      {R"({"model":"m","input":"x","background":true})", "background"},
-      {R"({"model":"m","instructions":"x"})", "input"},
-      {R"({"model":"m","input":"x","max_output_tokens":0})", "max_output_tokens"},
-      {R"({"model":"m","input":7})", "input"},
-      {R"({"model":"m","input":["x"]})", "input[0]"},
-      {R"({"model":"m","input":[{"content":5}]})", "input[0].content"},
-      {R"({"model":"m","input":"x","max_output_tokens":5,"max_output_tokens":9})",
-       "max_output_tokens"},
-  };
-  for (const auto& [body, param] : cases) {
-    RequestFields f;
-    auto err = Extract(ApiEndpoint::kResponses, body, f);
-    ASSERT_TRUE(err) << body;
-    EXPECT_EQ(err->param, param) << body;
-  }
+  ExpectRefused(ApiEndpoint::kResponses,
+                {
+                    {R"({"model":"m","input":"x","background":true})", "background"},
+                    {R"({"model":"m","instructions":"x"})", "input"},
+                    {R"({"model":"m","input":"x","max_output_tokens":0})", "max_output_tokens"},
+                    {R"({"model":"m","input":7})", "input"},
+                    {R"({"model":"m","input":["x"]})", "input[0]"},
+                    {R"({"model":"m","input":[{"content":5}]})", "input[0].content"},
+                    {R"({"model":"m","input":"x","max_output_tokens":5,"max_output_tokens":9})",
+                     "max_output_tokens"},
+                });
 }
 
 // vLLM's rerank: each document is scored in one sequence with the query, so the query counts
@@ -487,16 +493,12 @@ TEST(RequestFields, RerankCountsTheQueryOncePerDocument) {
   ASSERT_FALSE(err) << err->message;
   EXPECT_EQ(Texts(f), (std::vector<std::string>{"a b", R"({"text":"c"})", "d", "q?", "q?", "q?"}));
   EXPECT_FALSE(f.stream);
-  for (const auto& [body, param] : std::vector<std::pair<std::string, std::string>>{
-           {R"({"model":"m","documents":["a"]})", "query"},
-           {R"({"model":"m","query":"q"})", "documents"},
-           {R"({"model":"m","query":"q","documents":"a"})", "documents"},
-           {R"({"model":"m","query":5,"documents":["a"]})", "query"},
-           {R"({"model":"m","query":"q","documents":[]})", "documents"}}) {
-    auto refused = Extract(ApiEndpoint::kRerank, body, f);
-    ASSERT_TRUE(refused) << body;
-    EXPECT_EQ(refused->param, param) << body;
-  }
+  ExpectRefused(ApiEndpoint::kRerank,
+                {{R"({"model":"m","documents":["a"]})", "query"},
+                 {R"({"model":"m","query":"q"})", "documents"},
+                 {R"({"model":"m","query":"q","documents":"a"})", "documents"},
+                 {R"({"model":"m","query":5,"documents":["a"]})", "query"},
+                 {R"({"model":"m","query":"q","documents":[]})", "documents"}});
 }
 
 // vLLM's score: text_1 and text_2, each a string or a list; a single one is paired with every
@@ -510,15 +512,11 @@ TEST(RequestFields, ScorePairsTheTexts) {
   EXPECT_EQ(Texts(f), (std::vector<std::string>{"x", "y", "a", "b"}));
   ASSERT_FALSE(Extract(ApiEndpoint::kScore, R"({"text_2":"a","text_1":"x","model":"m"})", f));
   EXPECT_EQ(Texts(f), (std::vector<std::string>{"a", "x"}));
-  for (const auto& [body, param] : std::vector<std::pair<std::string, std::string>>{
-           {R"({"model":"m","text_1":"q"})", "text_2"},
-           {R"({"model":"m","text_2":"q"})", "text_1"},
-           {R"({"model":"m","text_1":["a","b"],"text_2":["c","d","e"]})", "text_2"},
-           {R"({"model":"m","text_1":[1],"text_2":"c"})", "text_1"}}) {
-    auto refused = Extract(ApiEndpoint::kScore, body, f);
-    ASSERT_TRUE(refused) << body;
-    EXPECT_EQ(refused->param, param) << body;
-  }
+  ExpectRefused(ApiEndpoint::kScore,
+                {{R"({"model":"m","text_1":"q"})", "text_2"},
+                 {R"({"model":"m","text_2":"q"})", "text_1"},
+                 {R"({"model":"m","text_1":["a","b"],"text_2":["c","d","e"]})", "text_2"},
+                 {R"({"model":"m","text_1":[1],"text_2":"c"})", "text_1"}});
 }
 
 // /tokenize and /detokenize are not charged: only the model is read (and must be there).
