@@ -59,8 +59,9 @@ fi
 ((system_only)) && exit 0
 
 # The tests' npm dependencies, pinned by each directory's lock file: tests/blackbox (the official
-# openai client), tests/deploy (kubernetes-models, yaml), tests/api (@redocly/cli, newman, ajv).
-for dir in tests/blackbox tests/deploy tests/api; do
+# openai client), tests/deploy (kubernetes-models, yaml), tests/api (@redocly/cli, newman, ajv),
+# tests/tokenizers (the reference tokenizers, whose packages also ship the tokenizer files).
+for dir in tests/blackbox tests/deploy tests/api tests/tokenizers; do
   if [[ ! -f $dir/node_modules/.package-lock.json ]] ||
     [[ $dir/package-lock.json -nt $dir/node_modules/.package-lock.json ]]; then
     echo "setup: npm ci in $dir"
