@@ -104,8 +104,11 @@ for (const name of TOKENIZERS) {
     });
 
     test("invalid UTF-8 on raw stdin: the reference on TextDecoder's decoding", async () => {
+      // One process per case, and each loads the file (about 0.5 s): every tokenizer gets the
+      // first 8 cases and a quarter of the rest, so each case runs at least once.
       const ref = reference(name);
-      const cases = invalidUtf8();
+      const index = TOKENIZERS.indexOf(name);
+      const cases = invalidUtf8().filter((c, i) => i < 8 || i % TOKENIZERS.length === index);
       const runs = await mapLimit(cases, 4, ({ bytes }) => runRaw(specs[name], bytes, { ids: true }));
       const failed = runs.map((r, i) => [cases[i].name, r]).filter(([, r]) => r.code !== 0);
       assert.deepEqual(failed.map(([n, r]) => `${n}: exit ${r.code} ${r.stderr}`), []);
