@@ -38,7 +38,14 @@ function conversations(seed) {
   };
   return r.times(COUNT, () => {
     const messages = [];
-    if (r.chance(0.4)) messages.push({ role: "system", content: content() });
+    // Never a blank system message: Llama 2's template tests `system_message != false`, which
+    // Python's Jinja2 (vLLM's) holds true of "" and "\n", and @huggingface/jinja false (it
+    // compares with JavaScript's ==, and " " == false there).
+    if (r.chance(0.4)) {
+      let system = content();
+      while (typeof system === "string" && system.trim() === "") system = r.pick(pool);
+      messages.push({ role: "system", content: system });
+    }
     const turns = r.int(1, 6);
     for (let i = 0; i < turns; ++i) messages.push({ role: i % 2 === 0 ? "user" : "assistant", content: content() });
     return messages;
