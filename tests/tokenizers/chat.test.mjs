@@ -3,11 +3,10 @@
 // prompt the gateway reserves must be the template's rendering, id for id.
 import { test, describe, before } from "node:test";
 import assert from "node:assert/strict";
-import { Template } from "@huggingface/jinja";
 import { corpus, prng } from "./lib/corpus.mjs";
 import { tokenizerSpecs } from "./lib/files.mjs";
 import { reference, chatTokens } from "./lib/references.mjs";
-import { TEMPLATES } from "./lib/templates.mjs";
+import { render } from "./lib/templates.mjs";
 import { runJsonl } from "./lib/cli.mjs";
 import { compareIds } from "./lib/compare.mjs";
 
@@ -49,19 +48,6 @@ function conversations(seed) {
     const turns = r.int(1, 6);
     for (let i = 0; i < turns; ++i) messages.push({ role: i % 2 === 0 ? "user" : "assistant", content: content() });
     return messages;
-  });
-}
-
-// vLLM renders text-part content for string templates as the texts joined with "\n".
-function flatten(messages) {
-  return messages.map((m) => ({ ...m, content: Array.isArray(m.content) ? m.content.map((p) => p.text).join("\n") : m.content }));
-}
-
-function render(family, tokens, messages, addGenerationPrompt = true) {
-  return new Template(TEMPLATES[family]).render({
-    messages: flatten(messages),
-    add_generation_prompt: addGenerationPrompt,
-    ...tokens, // raise_exception is @huggingface/jinja's own
   });
 }
 
