@@ -69,14 +69,14 @@ class PromptCounter {
       turns.push_back({m.role, std::span(fields.texts).subspan(m.first, m.count)});
     }
     const auto& exact = static_cast<const ExactTokenCounter&>(*counter_);
-    return Text(exact.framing()->Render(turns));
+    return Text(exact.Framing()->Render(turns));
   }
 
  private:
   std::string Text(std::string_view text) const {
     if (!options_.ids) return std::to_string(counter_->CountText(text));
     std::vector<uint32_t> ids;
-    static_cast<const ExactTokenCounter&>(*counter_).tokenizer().Encode(text, ids);
+    static_cast<const ExactTokenCounter&>(*counter_).Encoder().Encode(text, ids);
     return fmt::format("[{}]", fmt::join(ids, ","));
   }
 

@@ -83,8 +83,8 @@ class ExactTokenCounter final : public TokenCounter {
   int64_t CountChat(std::span<const ChatTurn> messages) const override;
   bool Exact() const override { return true; }
 
-  const Tokenizer& tokenizer() const { return *tokenizer_; }
-  const std::optional<ChatFraming>& framing() const { return framing_; }
+  const Tokenizer& Encoder() const { return *tokenizer_; }
+  const std::optional<ChatFraming>& Framing() const { return framing_; }
 
  private:
   std::shared_ptr<const Tokenizer> tokenizer_;

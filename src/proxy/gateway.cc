@@ -570,7 +570,7 @@ std::optional<http::Response> Gateway::Parse(Inference& in, http::Request& reque
 // milliseconds a megabyte), a body past kCountInlineBytes is counted on the counting threads,
 // from a copy of its texts (the parser's buffers are this thread's, reused by its next request).
 asio::awaitable<void> Gateway::CountPrompt(Inference& in, size_t body_bytes) {
-  constexpr size_t kCountInlineBytes = 64 * 1024;
+  constexpr size_t kCountInlineBytes = size_t{64} * 1024;
   const MediaTokens& media = in.model->config->media_tokens;
   if (!in.counter->Exact() || body_bytes < kCountInlineBytes) {
     in.prompt_estimate = CountPromptTokens(in.fields, *in.counter, media);

@@ -60,7 +60,7 @@ TEST(BpeTest, ScanAndHeapMergeAlike) {
   std::mt19937 random(7);
   for (int round = 0; round < 2000; ++round) {
     std::vector<uint32_t> symbols(random() % 60);
-    for (auto& s : symbols) s = "abcx"[random() % 4];
+    for (auto& s : symbols) s = static_cast<unsigned char>("abcx"[random() % 4]);
     std::vector<uint32_t> by_scan = symbols;
     std::vector<uint32_t> by_heap = symbols;
     m.MergeByScan(by_scan);

@@ -79,7 +79,9 @@ std::string ChatFraming::Render(std::span<const ChatTurn> messages) const {
   std::string system;
   bool has_system = false;
   if (system_in_first_turn && !messages.empty() && messages[0].role == "system") {
-    system = system_in_first_turn->first + Joined(messages[0].texts) + system_in_first_turn->second;
+    system = system_in_first_turn->first;
+    system += Joined(messages[0].texts);
+    system += system_in_first_turn->second;
     has_system = true;
     messages = messages.subspan(1);
   }
@@ -90,7 +92,7 @@ std::string ChatFraming::Render(std::span<const ChatTurn> messages) const {
       if (r.role == m.role || (r.role.empty() && frame == nullptr)) frame = &r;
     }
     std::string content = Joined(m.texts);
-    if (i == 0 && has_system) content = system + content;
+    if (i == 0 && has_system) content.insert(0, system);
     if (frame != nullptr) AppendFramed(out, frame->prefix, m.role);
     out.append(strip ? PythonStrip(content) : std::string_view(content));
     if (frame != nullptr) AppendFramed(out, frame->suffix, m.role);

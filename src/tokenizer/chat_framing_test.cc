@@ -7,8 +7,9 @@ namespace {
 
 std::string Render(
     std::string_view family,
-    std::vector<std::pair<std::string_view, std::vector<std::string_view>>> messages) {
+    const std::vector<std::pair<std::string_view, std::vector<std::string_view>>>& messages) {
   std::vector<ChatTurn> turns;
+  turns.reserve(messages.size());
   for (const auto& [role, texts] : messages) turns.push_back({role, texts});
   return BuiltInChatFraming(family)->Render(turns);
 }

@@ -23,7 +23,7 @@ namespace dom = simdjson::dom;
 // merges (bytes 33-126, 161-172 and 174-255 stand for themselves, the others for U+0100 on).
 // Returns the byte a code point stands for, or -1.
 int ByteOfCodePoint(uint32_t cp) {
-  static const std::array<int, 324> table = [] {
+  static const std::array<int, 324> kTable = [] {
     std::array<int, 324> t{};
     t.fill(-1);
     int next = 256;
@@ -33,7 +33,7 @@ int ByteOfCodePoint(uint32_t cp) {
     }
     return t;
   }();
-  return cp < table.size() ? table[cp] : -1;
+  return cp < kTable.size() ? kTable[cp] : -1;
 }
 
 // The bytes a ByteLevel vocabulary entry stands for; nullopt if it holds another character
@@ -164,12 +164,13 @@ void ReadMetaspace(dom::element p, Pipeline& pipeline) {
                        BoolAt(p, "split", true)};
   std::string_view scheme;
   if (!p["prepend_scheme"].get_string().get(scheme)) {
-    if (scheme == "first")
+    if (scheme == "first") {
       step.prepend = PreTokenizeStep::Prepend::kFirst;
-    else if (scheme == "never")
+    } else if (scheme == "never") {
       step.prepend = PreTokenizeStep::Prepend::kNever;
-    else if (scheme != "always")
+    } else if (scheme != "always") {
       Unsupported(fmt::format("Metaspace prepend_scheme {} is not supported", scheme));
+    }
   } else if (!BoolAt(p, "add_prefix_space", true)) {
     step.prepend = PreTokenizeStep::Prepend::kNever;
   }
@@ -291,9 +292,10 @@ void ReadAddedTokens(dom::element root, bool has_normalizer, AddedTokens& added)
     if (t["id"].get_uint64().get(id) || id > UINT32_MAX)
       Unsupported("added_tokens ids must be integers");
     for (const std::string_view flag : {"lstrip", "rstrip", "single_word"}) {
-      if (BoolAt(t, flag, false))
+      if (BoolAt(t, flag, false)) {
         Unsupported(
             fmt::format("the added token {} has {}, which is not supported", content, flag));
+      }
     }
     if (has_normalizer && BoolAt(t, "normalized", false)) {
       Unsupported(fmt::format(

@@ -16,7 +16,8 @@ constexpr std::string_view kWhiteSpace =
 // Each thread's match data and JIT stack: a long run of spaces backtracks deep.
 struct ThreadScratch {
   pcre2_match_data* data = pcre2_match_data_create(1, nullptr);
-  pcre2_jit_stack* stack = pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, nullptr);
+  pcre2_jit_stack* stack =
+      pcre2_jit_stack_create(size_t{32} * 1024, size_t{8} * 1024 * 1024, nullptr);
   pcre2_match_context* context = pcre2_match_context_create(nullptr);
   ThreadScratch() { pcre2_jit_stack_assign(context, nullptr, stack); }
   ~ThreadScratch() {
@@ -97,9 +98,10 @@ bool RegexSplit::NextMatch(std::string_view text, size_t from, size_t* at, size_
     const int rc = pcre2_match(code_->code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(),
                                start, PCRE2_NO_UTF_CHECK, s.data, s.context);
     if (rc == PCRE2_ERROR_NOMATCH) return false;
-    if (rc < 0)
+    if (rc < 0) {
       throw std::runtime_error("pre-tokenizer regex failed (PCRE2 error " + std::to_string(rc) +
                                ")");
+    }
     const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(s.data);
     if (ovector[1] > ovector[0]) {
       *at = ovector[0];

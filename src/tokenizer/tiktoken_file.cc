@@ -76,9 +76,8 @@ std::vector<std::string> ReadRanks(const std::string& path) {
   for (size_t number = 1; std::getline(in, line); ++number) {
     if (line.empty()) continue;
     const size_t space = line.find(' ');
-    const auto token = space == std::string::npos
-                           ? std::nullopt
-                           : Base64Decode(std::string_view(line).substr(0, space));
+    auto token = space == std::string::npos ? std::nullopt
+                                            : Base64Decode(std::string_view(line).substr(0, space));
     size_t rank = 0;
     const std::string_view digits =
         std::string_view(line).substr(space == std::string::npos ? 0 : space + 1);
