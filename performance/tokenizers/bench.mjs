@@ -144,27 +144,28 @@ function runCppBench() {
   const r = spawnSync(BENCH, args, { env, encoding: 'utf8', timeout: 600_000, maxBuffer: 1 << 26 });
   if (r.status !== 0) return { skipped: `trl_tokenizer_bench exit ${r.status}: ${r.stderr.slice(0, 500)}` };
   const json = JSON.parse(r.stdout);
-  const rows = [];
+  // Names are BM_Count/<tokenizer>/<input>[/real_time] (tokenizer_bench.cc). An errored
+  // benchmark has no aggregates: its runs report the error.
+  const byName = new Map();
   for (const b of json.benchmarks) {
-    if (b.aggregate_name !== 'median') continue;
-    // BM_Count/<tokenizer>/<documents|whole> (see tokenizer_bench.cc)
     const [, tokenizer, input] = b.run_name.split('/');
+    const key = `${tokenizer}/${input}`;
     if (b.error_occurred) {
-      rows.push({ implementation: 'trl', tokenizer, input, skipped: b.error_message });
+      byName.set(key, { implementation: 'trl', tokenizer, input, skipped: b.error_message });
       continue;
     }
-    rows.push({
+    if (b.aggregate_name !== 'median') continue;
+    const expected = input === 'documents' ? docs.length : 1;
+    if (b.documents !== expected) {
+      throw new Error(`${b.run_name}: ${b.documents} texts per pass, not ${expected}: ` +
+                      'tokenizer_bench.cc and corpus.mjs cut the corpus differently');
+    }
+    byName.set(key, {
       implementation: tokenizer === 'approx' ? 'trl approx' : 'trl', tokenizer, input,
       mb_per_s: b.bytes_per_second / 1e6, tokens_per_s: b.tokens_per_second, tokens: b.tokens,
     });
   }
-  // An errored benchmark has no aggregates: report it from its single run.
-  for (const b of json.benchmarks) {
-    if (b.error_occurred && !rows.some((x) => `BM_Count/${x.tokenizer}/${x.input}` === b.run_name)) {
-      const [, tokenizer, input] = b.run_name.split('/');
-      rows.push({ implementation: 'trl', tokenizer, input, skipped: b.error_message });
-    }
-  }
+  const rows = [...byName.values()];
   return { rows, context: json.context };
 }
 
