@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <stdexcept>
+
 namespace trl {
 namespace {
 
@@ -38,6 +40,16 @@ ReloadOutcome ReloadConfig(const std::string& path, const Config& started_with, 
   outcome.warnings = ConfigWarnings(*next.config);
   for (const auto& w : outcome.warnings) spdlog::warn("config: {}", w);
   auto previous = gateway.Snapshot();
+  std::shared_ptr<const GatewaySnapshot> snapshot;
+  try {  // loads the tokenizers that changed: a file they name may be refused
+    snapshot = std::make_shared<GatewaySnapshot>(next.config, previous.get());
+  } catch (const std::runtime_error& e) {
+    outcome.errors.emplace_back(e.what());
+    spdlog::error("{}; keeping the previous config:\n{}",
+                  dry_run ? "reload dry run: a tokenizer cannot be loaded" : "reload failed",
+                  e.what());
+    return outcome;
+  }
   outcome.changes = DiffConfigs(*previous->config, *next.config);
   // Compared with the config the process started with: those settings were applied then.
   outcome.changes.restart_required = RestartOnlyChanges(started_with, *next.config);
@@ -49,7 +61,7 @@ ReloadOutcome ReloadConfig(const std::string& path, const Config& started_with, 
         changes);
     return outcome;
   }
-  gateway.SetSnapshot(std::make_shared<GatewaySnapshot>(next.config, previous.get()));
+  gateway.SetSnapshot(std::move(snapshot));
   spdlog::info("config reloaded from {}; changes:\n{}", path, changes);
   if (!outcome.changes.restart_required.empty()) {
     spdlog::warn("changed settings that take effect at the next restart: {}",

@@ -154,7 +154,11 @@ std::string GatewayApp::OpenParts(std::shared_ptr<const Config> config) {
   limiter_ = std::make_unique<Limiter>(*stores_.budgets, clock, limiter_options);
   limiter_->SetBudgetObserver(budget_gauges_.get());
   gateway_ = std::make_unique<Gateway>(metrics_, *limiter_, clock, keys_.get(), &usage_);
-  gateway_->SetSnapshot(std::make_shared<GatewaySnapshot>(config_));
+  try {
+    gateway_->SetSnapshot(std::make_shared<GatewaySnapshot>(config_));
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
   gateway_->SetAccessLog(access_log_.get());
 
   scheduler_ = std::make_unique<Scheduler>(metrics_, clock);

@@ -3,13 +3,16 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
 #include "app/copy_store.h"
+#include "app/count_tokens.h"
 #include "app/gateway_app.h"
 #include "config/config.h"
 #include "config/config_diff.h"
+#include "limits/token_counter.h"
 
 #ifdef TRL_MIMALLOC
 #include <mimalloc.h>
@@ -71,8 +74,25 @@ void Usage(std::FILE* out = stderr) {
                "usage: token-rate-limiter --config FILE [--threads N]\n"
                "       token-rate-limiter --check-config FILE [--diff RUNNING_FILE]\n"
                "       token-rate-limiter copy-store --from FILE --to FILE\n"
+               "       token-rate-limiter count-tokens --tokenizer SPEC [--ids] [--jsonl] "
+               "[--chat FAMILY]\n"
                "       token-rate-limiter --version\n"
                "       token-rate-limiter --help\n");
+}
+
+// --check-config: each model's tokenizer file loads (a refused one is printed, as startup would).
+bool TokenizersLoad(const trl::Config& config) {
+  bool ok = true;
+  for (size_t i = 0; i < config.models.size(); ++i) {
+    const trl::ModelConfig& m = config.models[i];
+    try {
+      trl::MakeTokenCounter(m.tokenizer, m.chat_template);
+    } catch (const std::runtime_error& e) {
+      std::fprintf(stderr, "models[%zu].tokenizer: %s\n", i, e.what());
+      ok = false;
+    }
+  }
+  return ok;
 }
 
 // copy-store --from FILE --to FILE (src/app/copy_store.h).
@@ -100,6 +120,9 @@ int CopyStore(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::string_view(argv[1]) == "copy-store") return CopyStore(argc, argv);
+  if (argc > 1 && std::string_view(argv[1]) == "count-tokens") {
+    return trl::CountTokensCommand(argc, argv);
+  }
   trl::AppOptions options;
   std::string check_path;
   std::string diff_path;  // --diff: with --check-config only
@@ -137,6 +160,7 @@ int main(int argc, char** argv) {
     trl::LoadResult r = trl::LoadConfigFile(check_path);
     for (const auto& e : r.errors) std::fprintf(stderr, "%s\n", e.c_str());
     if (!r.config) return 1;
+    if (!TokenizersLoad(*r.config)) return 1;
     for (const auto& w : trl::ConfigWarnings(*r.config))
       std::fprintf(stderr, "warning: %s\n", w.c_str());
     std::printf("%s: OK\n", check_path.c_str());

@@ -740,8 +740,8 @@ void Parser::ParseModels(const YAML::Node& node, std::vector<ModelConfig>& model
   for (size_t i = 0; i < items->size(); ++i) {
     const std::string p = Index("models", i);
     auto f = Map((*items)[i], p,
-                 {"name", "aliases", "backends", "tokenizer", "max_output_tokens", "media_tokens",
-                  "passthrough", "timeout", "request_timeout"});
+                 {"name", "aliases", "backends", "tokenizer", "chat_template", "max_output_tokens",
+                  "media_tokens", "passthrough", "timeout", "request_timeout"});
     if (!f) continue;
     ModelConfig m;
     if (auto* n = Get(*f, "name")) {
@@ -759,12 +759,23 @@ void Parser::ParseModels(const YAML::Node& node, std::vector<ModelConfig>& model
     if (auto* n = Get(*f, "tokenizer")) {
       auto t = NonEmptyString(*n, Field(p, "tokenizer"));
       if (t && *t != "approx") {
+        const std::string path = t->starts_with("tiktoken:") ? t->substr(9) : *t;
         std::error_code ec;
-        if (!std::filesystem::is_regular_file(*t, ec)) {
-          Error(Field(p, "tokenizer"), "no such file (expected approx or a tokenizer file path)");
+        if (!std::filesystem::is_regular_file(path, ec)) {
+          Error(Field(p, "tokenizer"),
+                "no such file (expected approx, a tokenizer.json path or tiktoken:PATH)");
         }
       }
       Set(t, m.tokenizer);
+    }
+    if (auto* n = Get(*f, "chat_template")) {
+      auto t = NonEmptyString(*n, Field(p, "chat_template"));
+      if (t && *t != "llama2" && *t != "llama3" && *t != "chatml") {
+        Error(Field(p, "chat_template"), "expected llama2, llama3 or chatml");
+      } else if (t && m.tokenizer == "approx") {
+        Error(Field(p, "chat_template"), "needs a tokenizer file (models[].tokenizer)");
+      }
+      Set(t, m.chat_template);
     }
     if (auto* n = Get(*f, "max_output_tokens")) {
       Set(Int(*n, Field(p, "max_output_tokens"), 1, kMaxAmount), m.max_output_tokens);

@@ -133,7 +133,11 @@ struct ModelConfig {
   std::string name;
   std::vector<std::string> aliases;
   std::vector<BackendUrl> backends;
+  // How prompts are counted for admission (limits/token_counter.h): "approx", a tokenizer.json
+  // path, or "tiktoken:" and a rank file's path; with a file, chat_template ("" for none; llama2,
+  // llama3, chatml) frames a chat's messages as the model's chat template does.
   std::string tokenizer = "approx";
+  std::string chat_template;
   // The output cap per choice: reserved and sent when the request gives none, and the ceiling
   // a larger max_tokens is clamped to.
   int64_t max_output_tokens = 1024;

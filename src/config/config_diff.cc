@@ -48,6 +48,7 @@ std::vector<std::string> ModelFields(const ModelConfig& a, const ModelConfig& b)
   Check(out, "aliases", a.aliases == b.aliases);
   Check(out, "backends", urls(a) == urls(b));
   Check(out, "tokenizer", a.tokenizer == b.tokenizer);
+  Check(out, "chat_template", a.chat_template == b.chat_template);
   Check(out, "max_output_tokens", a.max_output_tokens == b.max_output_tokens);
   Check(out, "media_tokens",
         ma.image == mb.image && ma.audio == mb.audio && ma.video == mb.video &&

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <stdexcept>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -203,12 +204,43 @@ int64_t ApproxTokenCounter::CountText(std::string_view text) const {
   return structural > by_bytes ? structural : by_bytes;
 }
 
-std::unique_ptr<TokenCounter> MakeTokenCounter(const std::string& tokenizer, std::string* note) {
-  if (tokenizer != "approx" && note) {
-    *note = "tokenizer '" + tokenizer +
-            "' is not supported yet; using the approximate counter (errs slightly high)";
+int64_t TokenCounter::CountChat(std::span<const ChatTurn> messages) const {
+  int64_t total = PerRequestOverhead();
+  for (const ChatTurn& m : messages) {
+    total += PerMessageOverhead();
+    for (std::string_view text : m.texts) total += CountText(text);
   }
-  return std::make_unique<ApproxTokenCounter>();
+  return total;
+}
+
+ExactTokenCounter::ExactTokenCounter(std::shared_ptr<const Tokenizer> tokenizer,
+                                     std::optional<ChatFraming> framing)
+    : tokenizer_(std::move(tokenizer)), framing_(std::move(framing)) {}
+
+int64_t ExactTokenCounter::CountText(std::string_view text) const {
+  return static_cast<int64_t>(tokenizer_->Count(text));
+}
+
+int64_t ExactTokenCounter::CountChat(std::span<const ChatTurn> messages) const {
+  if (!framing_) return TokenCounter::CountChat(messages);
+  return CountText(framing_->Render(messages));
+}
+
+std::unique_ptr<TokenCounter> MakeTokenCounter(const std::string& tokenizer,
+                                               const std::string& chat_template) {
+  std::optional<ChatFraming> framing;
+  if (!chat_template.empty()) {
+    framing = BuiltInChatFraming(chat_template);
+    if (!framing) {
+      throw std::runtime_error("unknown chat template '" + chat_template +
+                               "' (expected llama2, llama3 or chatml)");
+    }
+  }
+  if (tokenizer == "approx") {
+    if (framing) throw std::runtime_error("a chat template needs a tokenizer file, not approx");
+    return std::make_unique<ApproxTokenCounter>();
+  }
+  return std::make_unique<ExactTokenCounter>(LoadTokenizer(tokenizer), std::move(framing));
 }
 
 }  // namespace trl

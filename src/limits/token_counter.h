@@ -4,6 +4,8 @@
 //   sum(CountText(content) + PerMessageOverhead()) over the messages + PerRequestOverhead()
 // (the accounting of OpenAI's cookbook: each message is wrapped in role/separator tokens, each
 // reply is primed with a few more), and for a completion, CountText(prompt) + PerRequestOverhead().
+// A counter with the model's own tokenizer and its chat framing (ExactTokenCounter) counts a chat
+// as the prompt text the model's chat template renders instead (CountChat).
 //
 // Thread-safety: counters are immutable after construction; every method is const and
 // thread-safe, so one counter per model is shared by all I/O threads.
@@ -11,8 +13,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+
+#include "tokenizer/chat_framing.h"
+#include "tokenizer/tokenizer.h"
 
 namespace trl {
 
@@ -25,6 +32,12 @@ class TokenCounter {
   virtual int64_t PerMessageOverhead() const = 0;
   // Tokens a request costs beyond its messages (the primed reply).
   virtual int64_t PerRequestOverhead() const = 0;
+  // The prompt tokens of a chat's messages: by default the cookbook's,
+  //   sum(CountText(text) over its texts + PerMessageOverhead()) + PerRequestOverhead().
+  virtual int64_t CountChat(std::span<const ChatTurn> messages) const;
+  // Whether this is a model's own tokenizer (tens of milliseconds a megabyte, where the estimate
+  // takes a fraction of one): large prompts are then counted off the I/O threads.
+  virtual bool Exact() const { return false; }
 };
 
 // An estimate that needs no vocabulary and errs slightly high, so a reservation usually covers
@@ -58,10 +71,31 @@ class ApproxTokenCounter final : public TokenCounter {
   int64_t PerRequestOverhead() const override { return 3; }
 };
 
-// The counter for a model's `tokenizer` setting. "approx" (and, until real tokenizers are
-// supported, anything else: a tokenizer.json path or a tiktoken file) gives ApproxTokenCounter;
-// in the latter case *note (if given) says so, for a startup warning. Never null.
+// Exact counts with the model's own tokenizer (tokenizer/tokenizer.h). A chat is the prompt its
+// `framing` renders, counted whole (the added tokens it writes, such as <|eot_id|>, are one token
+// each when the tokenizer has them); without a framing, the cookbook's overheads as above.
+class ExactTokenCounter final : public TokenCounter {
+ public:
+  ExactTokenCounter(std::shared_ptr<const Tokenizer> tokenizer, std::optional<ChatFraming> framing);
+  int64_t CountText(std::string_view text) const override;
+  int64_t PerMessageOverhead() const override { return 4; }
+  int64_t PerRequestOverhead() const override { return 3; }
+  int64_t CountChat(std::span<const ChatTurn> messages) const override;
+  bool Exact() const override { return true; }
+
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const std::optional<ChatFraming>& framing() const { return framing_; }
+
+ private:
+  std::shared_ptr<const Tokenizer> tokenizer_;
+  std::optional<ChatFraming> framing_;
+};
+
+// The counter for a model's `tokenizer` and `chat_template` settings (config.h): "approx" gives
+// ApproxTokenCounter; a tokenizer.json path or "tiktoken:PATH" loads that file (which takes a
+// fraction of a second for a large vocabulary). Throws std::runtime_error naming the file and what
+// is wrong with it, or the unknown chat template. Never null.
 std::unique_ptr<TokenCounter> MakeTokenCounter(const std::string& tokenizer,
-                                               std::string* note = nullptr);
+                                               const std::string& chat_template = "");
 
 }  // namespace trl

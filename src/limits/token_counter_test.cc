@@ -5,6 +5,7 @@
 #include <array>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 
 namespace trl {
@@ -174,16 +175,18 @@ TEST(ApproxTokenCounterTest, OverheadsFollowOpenAiCookbook) {
   EXPECT_EQ(counter.PerRequestOverhead(), 3);
 }
 
-TEST(MakeTokenCounterTest, ApproxAndFallback) {
-  std::string note;
-  auto approx = MakeTokenCounter("approx", &note);
+TEST(MakeTokenCounterTest, ApproxAndItsRefusals) {
+  auto approx = MakeTokenCounter("approx");
   ASSERT_NE(approx, nullptr);
-  EXPECT_TRUE(note.empty());
   EXPECT_EQ(approx->CountText("Hello, world!"), 4);
-  auto other = MakeTokenCounter("/models/llama/tokenizer.json", &note);
-  ASSERT_NE(other, nullptr);
-  EXPECT_NE(note.find("not supported"), std::string::npos);
-  EXPECT_NE(MakeTokenCounter("approx"), nullptr);
+  // The cookbook's overheads: 3 + (4 + 2) + (4 + 1).
+  const std::string_view a[] = {"Hello", "world"};
+  const std::string_view b[] = {"x"};
+  const ChatTurn chat[] = {{"user", a}, {"assistant", b}};
+  EXPECT_EQ(approx->CountChat(chat), 3 + 4 + 2 + 4 + 1);
+  EXPECT_THROW(MakeTokenCounter("/models/llama/tokenizer.json"), std::runtime_error);
+  EXPECT_THROW(MakeTokenCounter("approx", "llama3"), std::runtime_error);
+  EXPECT_THROW(MakeTokenCounter("approx", "mistral"), std::runtime_error);
 }
 
 }  // namespace

@@ -1,8 +1,13 @@
 #include "proxy/gateway.h"
 
+#include <algorithm>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <stdexcept>
+#include <thread>
 
 #include "common/decimal.h"
 #include "common/saturating.h"
@@ -166,8 +171,22 @@ GatewaySnapshot::GatewaySnapshot(std::shared_ptr<const Config> cfg, const Gatewa
     : config(std::move(cfg)),
       models(config, previous ? &previous->models : nullptr),
       auth(*config) {
-  for (const auto& model : config->models) {
-    counters.emplace(model.name, MakeTokenCounter(model.tokenizer));
+  for (size_t i = 0; i < config->models.size(); ++i) {
+    const ModelConfig& model = config->models[i];
+    const ModelConfig* before = nullptr;
+    for (const ModelConfig& m : previous ? previous->config->models : std::vector<ModelConfig>{}) {
+      if (m.name == model.name) before = &m;
+    }
+    if (before && before->tokenizer == model.tokenizer &&
+        before->chat_template == model.chat_template) {
+      counters.emplace(model.name, previous->counters.at(model.name));
+      continue;
+    }
+    try {
+      counters.emplace(model.name, MakeTokenCounter(model.tokenizer, model.chat_template));
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error("models[" + std::to_string(i) + "].tokenizer: " + e.what());
+    }
   }
 }
 
@@ -213,7 +232,8 @@ Gateway::Gateway(MetricsRegistry& metrics, Limiter& limiter, const Clock& clock,
       keys_(keys),
       usage_(usage),
       own_upstream_(upstream ? nullptr : std::make_unique<PooledUpstream>()),
-      upstream_(upstream ? *upstream : *own_upstream_) {
+      upstream_(upstream ? *upstream : *own_upstream_),
+      counting_(std::clamp(std::thread::hardware_concurrency() / 2, 1u, 4u)) {
   metrics.AddCollector([this](std::string& out) { RenderStateMetrics(out); });
 }
 
@@ -473,6 +493,7 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
   record.tenant = in.identity->tenant;
   std::optional<http::Response> error = Parse(in, request);
   if (!error) {
+    co_await CountPrompt(in, request.body().size());
     const ModelConfig& model = *in.model->config;
     RequestScope scope{in.identity->name,    in.identity->tenant,        model.name,
                        in.identity->limits,  in.identity->tenant_limits, writer.RequestId(),
@@ -540,10 +561,29 @@ std::optional<http::Response> Gateway::Parse(Inference& in, http::Request& reque
                 "model");
   }
   in.counter = in.snap.counters.at(model.name).get();
-  in.prompt_estimate = CountPromptTokens(in.fields, *in.counter, model.media_tokens);
   in.cap = ReservedCap(in.endpoint, in.fields, model.max_output_tokens);
   in.output_allowance = OutputAllowance(in.fields, in.cap);  // each at most 1e15
   return std::nullopt;
+}
+
+// Step "count": the prompt's tokens for the reservation. Under a model's own tokenizer (tens of
+// milliseconds a megabyte), a body past kCountInlineBytes is counted on the counting threads,
+// from a copy of its texts (the parser's buffers are this thread's, reused by its next request).
+asio::awaitable<void> Gateway::CountPrompt(Inference& in, size_t body_bytes) {
+  constexpr size_t kCountInlineBytes = 64 * 1024;
+  const MediaTokens& media = in.model->config->media_tokens;
+  if (!in.counter->Exact() || body_bytes < kCountInlineBytes) {
+    in.prompt_estimate = CountPromptTokens(in.fields, *in.counter, media);
+    co_return;
+  }
+  const OwnedRequestFields owned(in.fields);
+  const TokenCounter& counter = *in.counter;
+  in.prompt_estimate = co_await asio::co_spawn(
+      counting_,
+      [&]() -> asio::awaitable<int64_t> {
+        co_return CountPromptTokens(owned.fields, counter, media);
+      },
+      asio::use_awaitable);
 }
 
 // Step "parse", the body: the request's fields and the model they name.

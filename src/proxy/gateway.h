@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <boost/asio/thread_pool.hpp>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,12 +36,15 @@ namespace asio = boost::asio;
 
 // Everything derived from one config: swapped as a whole on reload.
 struct GatewaySnapshot {
+  // Loads each model's tokenizer, or keeps `previous`'s counter where the model's tokenizer and
+  // chat_template are the same (a tokenizer file is read again at a restart or when its setting
+  // changes). Throws std::runtime_error ("models[i].tokenizer: FILE: what is wrong").
   explicit GatewaySnapshot(std::shared_ptr<const Config> config,
                            const GatewaySnapshot* previous = nullptr);
   std::shared_ptr<const Config> config;
   ModelRegistry models;
   Authenticator auth;
-  std::unordered_map<std::string, std::unique_ptr<TokenCounter>> counters;  // by model name
+  std::unordered_map<std::string, std::shared_ptr<const TokenCounter>> counters;  // by model
 };
 
 // The metrics the data plane keeps (docs/operations.md, "Metrics"), declared in one place.
@@ -118,6 +122,7 @@ class Gateway {
   };
   void CountStatus(const Inference& in, std::string_view model, unsigned status);
   std::optional<http::Response> Parse(Inference& in, http::Request& request);
+  asio::awaitable<void> CountPrompt(Inference& in, size_t body_bytes);
   std::optional<http::Response> ReadFields(Inference& in, http::Request& request);
   std::optional<http::Response> FindPassthroughModel(Inference& in, http::Request& request);
   std::optional<http::Response> Refusal(Inference& in, const asio::any_io_executor& executor);
@@ -142,6 +147,9 @@ class Gateway {
   Upstream& upstream_;
   AccessLog* access_log_ = nullptr;
   std::atomic<std::shared_ptr<const GatewaySnapshot>> snapshot_;
+  // Where large prompts are counted under a model's own tokenizer (CountPrompt), so that an I/O
+  // thread never spends tens of milliseconds on one. Last: joined before anything it counts with.
+  asio::thread_pool counting_;
 };
 
 }  // namespace trl

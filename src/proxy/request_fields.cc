@@ -277,7 +277,8 @@ bool KnownRole(std::string_view role) {
 // each time (over, never under). An input item of the Responses API ("input") is a message, a
 // function call, its output...: each one message of the template, read alike but for its type,
 // id and status.
-Result ReadMessage(const Reader& r, od::object message, std::string_view list, size_t index) {
+Result ReadMessage(const Reader& r, od::object message, std::string_view list, size_t index,
+                   std::string_view* role_out = nullptr) {
   const bool item = list == "input";
   for (auto field : message) {
     std::string_view key;
@@ -292,6 +293,7 @@ Result ReadMessage(const Reader& r, od::object message, std::string_view list, s
       if (v.get_string().get(role) == simdjson::SUCCESS && !KnownRole(role)) {
         r.out.texts.push_back(role);
       }
+      if (role_out != nullptr) *role_out = role;
     } else if (auto e = AddValueText(r, v)) {
       return e;
     }
@@ -310,7 +312,10 @@ Result ReadMessages(const Reader& r, od::value value) {
       return TypeError(ListParam("messages", at), "an object");
     }
     ++r.out.messages;
-    if (auto e = ReadMessage(r, message, "messages", at)) return e;
+    ChatMessageTexts& chat = r.out.chat.emplace_back();
+    chat.first = r.out.texts.size();
+    if (auto e = ReadMessage(r, message, "messages", at, &chat.role)) return e;
+    chat.count = r.out.texts.size() - chat.first;
   }
   if (index == 0) return FieldError{"messages", "'messages' must contain at least one message."};
   return std::nullopt;
@@ -620,11 +625,39 @@ std::optional<FieldError> ExtractRequestFields(ApiEndpoint endpoint, std::string
   return std::nullopt;
 }
 
+OwnedRequestFields::OwnedRequestFields(const RequestFields& from) : fields(from) {
+  size_t bytes = 0;
+  for (std::string_view text : from.texts) bytes += text.size();
+  for (const ChatMessageTexts& m : from.chat) bytes += m.role.size();
+  storage.reserve(bytes);  // no reallocation below: the views stay valid
+  const auto own = [&](std::string_view& view) {
+    const size_t at = storage.size();
+    storage.append(view);
+    view = std::string_view(storage).substr(at, view.size());
+  };
+  for (std::string_view& text : fields.texts) own(text);
+  for (ChatMessageTexts& m : fields.chat) own(m.role);
+}
+
 int64_t CountPromptTokens(const RequestFields& fields, const TokenCounter& counter,
                           const MediaTokens& media) {
-  int64_t total = counter.PerRequestOverhead() + fields.messages * counter.PerMessageOverhead() +
-                  fields.pretokenized;
-  for (std::string_view text : fields.texts) total += counter.CountText(text);
+  int64_t total = fields.pretokenized;
+  if (fields.chat.empty()) {
+    total += counter.PerRequestOverhead() + fields.messages * counter.PerMessageOverhead();
+    for (std::string_view text : fields.texts) total += counter.CountText(text);
+  } else {
+    // The messages as the chat template frames them; the texts outside them (tools, ...) alone.
+    boost::container::small_vector<ChatTurn, 8> turns;
+    size_t next = 0;
+    for (const ChatMessageTexts& m : fields.chat) {
+      for (; next < m.first; ++next) total += counter.CountText(fields.texts[next]);
+      turns.push_back(
+          {m.role, std::span<const std::string_view>(fields.texts.data() + m.first, m.count)});
+      next = m.first + m.count;
+    }
+    for (; next < fields.texts.size(); ++next) total += counter.CountText(fields.texts[next]);
+    total += counter.CountChat(turns);
+  }
   // A body of a million image parts must not overflow the reservation.
   const std::pair<int64_t, int64_t> parts[] = {{fields.media.images, media.image},
                                                {fields.media.audios, media.audio},

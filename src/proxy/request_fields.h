@@ -65,6 +65,14 @@ struct MediaCounts {
   int64_t files = 0;   // file, input_file
 };
 
+// A chat message's texts (RequestFields::texts[first, first + count)) and its role ("" if it has
+// none), viewed like the texts.
+struct ChatMessageTexts {
+  std::string_view role;
+  size_t first = 0;
+  size_t count = 0;
+};
+
 struct RequestFields {
   std::string model;            // unescaped
   ByteSpan model_span;          // the model's JSON string, quotes included
@@ -88,7 +96,10 @@ struct RequestFields {
   // Texts to count, viewing the parser's buffers and the body: valid until the next extraction
   // on this thread and until the body changes, so count them before any co_await or edit.
   TextViews texts;
-  int64_t messages = 0;      // chat messages (each costs a fixed overhead)
+  int64_t messages = 0;  // chat messages or Responses input items
+  // Chat completions: each message's texts, which the model's chat framing counts whole
+  // (TokenCounter::CountChat); the texts outside them (tools, ...) count on their own.
+  boost::container::small_vector<ChatMessageTexts, 8> chat;
   int64_t pretokenized = 0;  // prompts or inputs given as token-id arrays
   MediaCounts media;
   int64_t audio_seconds = 0;  // a transcription's audio, as estimated (transcription_fields.h)
@@ -131,6 +142,16 @@ constexpr int64_t kMaxTokenCount = 1'000'000'000'000'000;
 // the other list. Tokenize and detokenize: nothing (only `model` is read).
 std::optional<FieldError> ExtractRequestFields(ApiEndpoint endpoint, std::string& body,
                                                RequestFields& out);
+
+// A copy of extracted fields whose texts and roles view `storage` instead of the parser's
+// buffers and the body: what counting them on another thread, or after a co_await, needs.
+struct OwnedRequestFields {
+  explicit OwnedRequestFields(const RequestFields& from);
+  OwnedRequestFields(const OwnedRequestFields&) = delete;
+  OwnedRequestFields& operator=(const OwnedRequestFields&) = delete;
+  std::string storage;
+  RequestFields fields;
+};
 
 // Prompt tokens of the extracted request under `counter`, media parts (and a transcription's
 // seconds of audio) at `media`'s costs; at most kMaxTokenCount.

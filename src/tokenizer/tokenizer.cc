@@ -1,0 +1,24 @@
+#include "tokenizer/tokenizer.h"
+
+#include <string>
+
+#include "tokenizer/hf_tokenizer.h"
+#include "tokenizer/tiktoken_file.h"
+
+namespace trl {
+
+size_t Tokenizer::Count(std::string_view text) const {
+  thread_local std::vector<uint32_t> ids;
+  ids.clear();
+  Encode(text, ids);
+  return ids.size();
+}
+
+std::unique_ptr<Tokenizer> LoadTokenizer(std::string_view spec) {
+  constexpr std::string_view kTiktoken = "tiktoken:";
+  if (spec.starts_with(kTiktoken))
+    return tok::LoadTiktoken(std::string(spec.substr(kTiktoken.size())));
+  return tok::LoadHuggingFace(std::string(spec));
+}
+
+}  // namespace trl
