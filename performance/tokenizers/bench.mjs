@@ -10,7 +10,8 @@
 //      and over the corpus as one text, and the approx estimate;
 //   3. the CLI's load time per tokenizer file: `token-rate-limiter count-tokens --tokenizer SPEC`
 //      on empty stdin, wall time, median of --cli-runs runs (`approx` = the process alone).
-// Prints one table (MB = 10^6 bytes of UTF-8) and writes performance/results/tokenizers-<date>.json.
+// Prints one table (MB = 10^6 bytes of UTF-8) and writes
+// performance/results/tokenizers-<date>.json.
 // Token counts per pass are compared too: implementations of the same tokenizer over the same
 // documents must agree, or the speed comparison is between different work.
 //
@@ -26,7 +27,9 @@ import { parseArgs } from 'node:util';
 
 import { gitInfo, loadAverage, log, machine, median } from '../lib/common.mjs';
 import { splitDocuments, writeCorpus } from './corpus.mjs';
-import { LLAMA2_DIR, LLAMA3_DIR, REPO, readJson, requireReference, writeTiktokenFile } from './files.mjs';
+import {
+  LLAMA2_DIR, LLAMA3_DIR, REPO, readJson, requireReference, writeTiktokenFile,
+} from './files.mjs';
 
 const { values: opt } = parseArgs({
   options: {
@@ -115,7 +118,9 @@ function measureReference(ref) {
   let elapsed = 0;
   while (passes.length < MIN_PASSES || elapsed < MIN_SECONDS) {
     const p = pass(t);
-    if (p.tokens !== warm.tokens) throw new Error(`${ref.implementation}: counts differ between passes`);
+    if (p.tokens !== warm.tokens) {
+      throw new Error(`${ref.implementation}: counts differ between passes`);
+    }
     passes.push(p.seconds);
     elapsed += p.seconds;
     if (elapsed >= MAX_SECONDS) break;
@@ -142,7 +147,9 @@ function runCppBench() {
   const args = ['--benchmark_format=json', `--benchmark_min_time=${opt['bench-min-time']}`,
                 '--benchmark_repetitions=3', '--benchmark_report_aggregates_only=true'];
   const r = spawnSync(BENCH, args, { env, encoding: 'utf8', timeout: 600_000, maxBuffer: 1 << 26 });
-  if (r.status !== 0) return { skipped: `trl_tokenizer_bench exit ${r.status}: ${r.stderr.slice(0, 500)}` };
+  if (r.status !== 0) {
+    return { skipped: `trl_tokenizer_bench exit ${r.status}: ${r.stderr.slice(0, 500)}` };
+  }
   const json = JSON.parse(r.stdout);
   // Names are BM_Count/<tokenizer>/<input>[/real_time] (tokenizer_bench.cc). An errored
   // benchmark has no aggregates: its runs report the error.
@@ -158,7 +165,8 @@ function runCppBench() {
     const expected = input === 'documents' ? docs.length : 1;
     if (b.documents !== expected) {
       throw new Error(`${b.run_name}: ${b.documents} texts per pass, not ${expected}: ` +
-                      'tokenizer_bench.cc and corpus.mjs cut the corpus differently');
+                      'tokenizer_bench.cc counts other texts than the references ' +
+                      '(another corpus, or another cut)');
     }
     byName.set(key, {
       implementation: tokenizer === 'approx' ? 'trl approx' : 'trl', tokenizer, input,
@@ -182,13 +190,14 @@ function cliLoadTimes() {
         input: '', encoding: 'utf8', timeout: 60_000 });
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
       if (r.status !== 0 || r.stdout !== '0\n') {
-        out[name] = { skipped: `exit ${r.status}, stdout ${JSON.stringify(r.stdout.slice(0, 80))}, ` +
-                               `stderr ${JSON.stringify(r.stderr.split('\n')[0].slice(0, 200))}` };
+        const stdout = JSON.stringify(r.stdout.slice(0, 80));
+        const stderr = JSON.stringify(r.stderr.split('\n')[0].slice(0, 200));
+        out[name] = { skipped: `exit ${r.status}, stdout ${stdout}, stderr ${stderr}` };
         break;
       }
       times.push(seconds);
     }
-    if (!out[name]) out[name] = { spec, median_ms: median(times) * 1000, runs_ms: times.map((s) => s * 1000) };
+    out[name] ??= { spec, median_ms: median(times) * 1000, runs_ms: times.map((s) => s * 1000) };
     // No count-tokens at all (a build before it): one line says so.
     if (name === 'approx' && out.approx.skipped) return { skipped: out.approx.skipped };
   }
@@ -202,7 +211,8 @@ function fmt(v, digits) {
 }
 
 function printTable(rows, base) {
-  const head = ['implementation', 'tokenizer', 'input', 'MB/s', 'Mtokens/s', 'vs npm tiktoken', 'tokens'];
+  const head = ['implementation', 'tokenizer', 'input', 'MB/s', 'Mtokens/s', 'vs npm tiktoken',
+                'tokens'];
   const lines = rows.map((r) => [
     r.implementation, r.tokenizer, r.input, fmt(r.mb_per_s, 2), fmt(r.tokens_per_s / 1e6, 3),
     r.mb_per_s && base ? `${(r.mb_per_s / base).toFixed(2)}x` : '-',
@@ -256,14 +266,16 @@ const mismatches = checkCounts(rows);
 result.rows = rows;
 result.load_after = loadAverage();
 
-const base = rows.find((r) => r.implementation === 'npm tiktoken' && r.tokenizer === 'cl100k_base')?.mb_per_s;
+const base = rows.find((r) => r.implementation === 'npm tiktoken' &&
+                              r.tokenizer === 'cl100k_base')?.mb_per_s;
 console.log(`corpus: ${corpus.bytes} bytes (${corpus.prose.bytes} prose, ${corpus.code.bytes} code), ` +
             `${docs.length} documents of ~4 KB, sha256 ${corpus.sha256}`);
 printTable(rows, base);
 if (result.cli_load && !result.cli_load.skipped) {
   console.log('\ncount-tokens load time (empty stdin, wall, median):');
   for (const [name, c] of Object.entries(result.cli_load)) {
-    console.log(`  ${name.padEnd(12)} ${c.skipped ? `skipped: ${c.skipped}` : `${c.median_ms.toFixed(1)} ms`}`);
+    const what = c.skipped ? `skipped: ${c.skipped}` : `${c.median_ms.toFixed(1)} ms`;
+    console.log(`  ${name.padEnd(12)} ${what}`);
   }
 } else if (result.cli_load) {
   console.log(`\ncount-tokens load time: skipped: ${result.cli_load.skipped}`);
@@ -274,7 +286,7 @@ mkdirSync(dir, { recursive: true });
 const stamp = result.date.replace(/:/g, '').replace(/\..*/, '').replace('T', '-');
 const out = opt.out ?? path.join(dir, `tokenizers-${stamp}.json`);
 writeFileSync(out, `${JSON.stringify(result, null, 1)}\n`);
-log(`wrote ${path.relative(process.cwd(), out)} (load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')})`);
+log(`wrote ${path.relative(process.cwd(), out)} (load average ${loadAverage().join(' ')})`);
 if (mismatches.length) {
   log(`token counts differ: ${mismatches.map((r) => `${r.implementation} ${r.tokenizer}`).join(', ')}`);
   process.exitCode = 1;
