@@ -10,7 +10,8 @@
 //      and over the corpus as one text, and the approx estimate;
 //   3. the CLI's load time per tokenizer file: `token-rate-limiter count-tokens --tokenizer SPEC`
 //      on empty stdin, wall time, median of --cli-runs runs (`approx` = the process alone).
-// Prints one table (MB = 10^6 bytes of UTF-8) and writes
+// Prints one table (MB = 10^6 bytes of UTF-8; ± the coefficient of variation of the passes or
+// repetitions, which another process taking the CPU raises) and writes
 // performance/results/tokenizers-<date>.json.
 // Token counts per pass are compared too: implementations of the same tokenizer over the same
 // documents must agree, or the speed comparison is between different work.
@@ -127,9 +128,12 @@ function measureReference(ref) {
   }
   t.free?.();
   const seconds = median(passes);
+  const mean = passes.reduce((a, b) => a + b, 0) / passes.length;
+  const sd = Math.sqrt(passes.reduce((a, b) => a + (b - mean) ** 2, 0) / (passes.length - 1 || 1));
   return {
     implementation: ref.implementation, tokenizer: ref.tokenizer, input: 'documents',
     mb_per_s: corpus.bytes / seconds / 1e6, tokens_per_s: warm.tokens / seconds,
+    best_mb_per_s: corpus.bytes / Math.min(...passes) / 1e6, cv: sd / mean,
     tokens: warm.tokens, passes: passes.length, pass_seconds: passes,
     warmup_seconds: warm.seconds, load_seconds: loadSeconds,
   };
@@ -154,6 +158,7 @@ function runCppBench() {
   // Names are BM_Count/<tokenizer>/<input>[/real_time] (tokenizer_bench.cc). An errored
   // benchmark has no aggregates: its runs report the error.
   const byName = new Map();
+  const cvs = new Map();
   for (const b of json.benchmarks) {
     const [, tokenizer, input] = b.run_name.split('/');
     const key = `${tokenizer}/${input}`;
@@ -161,6 +166,8 @@ function runCppBench() {
       byName.set(key, { implementation: 'trl', tokenizer, input, skipped: b.error_message });
       continue;
     }
+    // The spread of the repetitions: another process taking the CPU shows up here.
+    if (b.aggregate_name === 'cv') cvs.set(key, b.bytes_per_second);
     if (b.aggregate_name !== 'median') continue;
     const expected = input === 'documents' ? docs.length : 1;
     if (b.documents !== expected) {
@@ -174,6 +181,7 @@ function runCppBench() {
     });
   }
   const rows = [...byName.values()];
+  for (const [key, cv] of cvs) if (byName.has(key)) byName.get(key).cv = cv;
   return { rows, context: json.context };
 }
 
@@ -211,15 +219,16 @@ function fmt(v, digits) {
 }
 
 function printTable(rows, base) {
-  const head = ['implementation', 'tokenizer', 'input', 'MB/s', 'Mtokens/s', 'vs npm tiktoken',
+  const head = ['implementation', 'tokenizer', 'input', 'MB/s', '±', 'Mtokens/s', 'vs npm tiktoken',
                 'tokens'];
   const lines = rows.map((r) => [
-    r.implementation, r.tokenizer, r.input, fmt(r.mb_per_s, 2), fmt(r.tokens_per_s / 1e6, 3),
+    r.implementation, r.tokenizer, r.input, fmt(r.mb_per_s, 2),
+    typeof r.cv === 'number' ? `${(r.cv * 100).toFixed(0)}%` : '-', fmt(r.tokens_per_s / 1e6, 3),
     r.mb_per_s && base ? `${(r.mb_per_s / base).toFixed(2)}x` : '-',
     r.skipped ? `skipped: ${r.skipped}` : `${r.tokens}${r.count_check ? ` (${r.count_check})` : ''}`,
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => String(l[i]).length)));
-  const line = (cols) => cols.map((c, i) => (i >= 3 && i <= 5 ? String(c).padStart(widths[i])
+  const line = (cols) => cols.map((c, i) => (i >= 3 && i <= 6 ? String(c).padStart(widths[i])
     : String(c).padEnd(widths[i]))).join('  ').trimEnd();
   console.log(line(head));
   for (const l of lines) console.log(line(l));
