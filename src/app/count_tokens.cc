@@ -51,6 +51,8 @@ class PromptCounter {
   PromptCounter(const CountOptions& options, std::unique_ptr<TokenCounter> counter)
       : options_(options), counter_(std::move(counter)) {}
 
+  bool Chat() const { return !options_.chat.empty(); }
+
   // The output line for one input; nullopt and *error when it cannot be counted.
   std::optional<std::string> Line(std::string input, std::string* error) const {
     if (options_.chat.empty()) return Text(input);
@@ -92,9 +94,9 @@ int CountLines(const PromptCounter& counter, const std::string& input) {
     const std::string_view line = std::string_view(input).substr(at, end - at);
     at = end + 1;
     ++number;
-    std::string_view text;
+    std::string_view text = line;  // --chat: the line is a request body as it is
     std::string error;
-    if (parser.parse(line.data(), line.size()).get_string().get(text)) {
+    if (!counter.Chat() && parser.parse(line.data(), line.size()).get_string().get(text)) {
       error = "not a JSON string";
     } else if (auto counted = counter.Line(std::string(text), &error)) {
       out += *counted;

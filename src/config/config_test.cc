@@ -597,7 +597,19 @@ TEST(ConfigLoad, BackendUrlParts) {
 TEST(ConfigErrors, TokenizerMustBeApproxOrAnExistingFile) {
   EXPECT_THAT(
       Errors("models: [{name: m, backends: [http://b], tokenizer: /nonexistent/tokenizer.json}]"),
-      ElementsAre("models[0].tokenizer: no such file (expected approx or a tokenizer file path)"));
+      ElementsAre("models[0].tokenizer: no such file (expected approx, a tokenizer.json path or "
+                  "tiktoken:PATH)"));
+  EXPECT_THAT(Errors("models: [{name: m, backends: [http://b], tokenizer: 'tiktoken:/none'}]"),
+              ElementsAre("models[0].tokenizer: no such file (expected approx, a tokenizer.json "
+                          "path or tiktoken:PATH)"));
+}
+
+// A chat framing is one of the built-in ones, and frames what a tokenizer file counts.
+TEST(ConfigErrors, ChatTemplateIsKnownAndNeedsATokenizerFile) {
+  EXPECT_THAT(Errors("models: [{name: m, backends: [http://b], chat_template: mistral}]"),
+              ElementsAre("models[0].chat_template: expected llama2, llama3 or chatml"));
+  EXPECT_THAT(Errors("models: [{name: m, backends: [http://b], chat_template: llama3}]"),
+              ElementsAre("models[0].chat_template: needs a tokenizer file (models[].tokenizer)"));
 }
 
 TEST(ConfigErrors, MaxOutputTokensAndTimeout) {

@@ -8,6 +8,8 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <future>
+#include <thread>
 
 #include "common/crypto.h"
 #include "fakes/fake_backend.h"
@@ -377,6 +379,57 @@ TEST_F(GatewayTest, PassthroughPathsAreForwardedAsTheyCame) {
   EXPECT_EQ(elsewhere.status(), 403u);  // team-b may use `other` only
   EXPECT_EQ(h_.Handle(Post("{}", "sk-a", "/v1/other")).status(), 404u);
   EXPECT_EQ(upstream_.seen().size(), 2u);
+}
+
+// A model's own tokenizer (Exact) that counts as the estimate does, once the test lets it.
+class HeldCounter final : public TokenCounter {
+ public:
+  int64_t CountText(std::string_view text) const override {
+    counted_on = std::this_thread::get_id();
+    entered.set_value();
+    if (counted_on != io_thread) released.wait();  // never block the test's own thread
+    return ApproxTokenCounter().CountText(text);
+  }
+  int64_t PerMessageOverhead() const override { return 4; }
+  int64_t PerRequestOverhead() const override { return 3; }
+  bool Exact() const override { return true; }
+
+  mutable std::promise<void> entered;
+  std::shared_future<void> released;
+  mutable std::thread::id counted_on;
+  const std::thread::id io_thread = std::this_thread::get_id();
+};
+
+// Counting a large prompt with a model's own tokenizer takes tens of milliseconds: it is done
+// on the counting threads, and the I/O thread serves other requests meanwhile.
+TEST_F(GatewayTest, ALargePromptIsCountedOffTheIoThread) {
+  auto snapshot = std::make_shared<GatewaySnapshot>(LoadConfig("http://127.0.0.1:1"));
+  auto held = std::make_shared<HeldCounter>();
+  std::promise<void> release;
+  held->released = release.get_future().share();
+  snapshot->counters["other"] = held;
+  h_.gateway_.SetSnapshot(snapshot);
+
+  const std::string large = R"({"model":"other","messages":[{"role":"user","content":")" +
+                            std::string(100'000, 'a') + R"("}]})";
+  http::Request big = Post(large, "sk-b");
+  FakeResponseWriter big_writer;
+  bool big_done = false;
+  asio::co_spawn(io_, h_.gateway_.Handle(big, big_writer),
+                 [&](std::exception_ptr) { big_done = true; });
+  io_.poll();  // up to the count, handed to the counting threads
+  held->entered.get_future().wait();
+  ASSERT_NE(held->counted_on, std::this_thread::get_id());
+
+  FakeResponseWriter small = h_.Handle(Post(kChat));  // served while the count is held
+  EXPECT_EQ(small.status(), 200u);
+  EXPECT_FALSE(big_done);
+  release.set_value();
+  while (!big_done) io_.run_one();
+  EXPECT_EQ(big_writer.status(), 200u);
+  ASSERT_EQ(upstream_.seen().size(), 2u);
+  EXPECT_EQ(upstream_.seen()[0].model, "llama2-7b");
+  EXPECT_EQ(upstream_.seen()[1].model, "other");
 }
 
 TEST_F(GatewayTest, SettlementReplacesTheReservationByTheBackendsUsage) {
