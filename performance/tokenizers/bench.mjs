@@ -22,15 +22,23 @@
 //       [--out FILE]
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { gitInfo, loadAverage, log, machine, median } from '../lib/common.mjs';
 import { splitDocuments, writeCorpus } from './corpus.mjs';
+// The tokenizer files of the tokenizer tests: Hugging Face files in place, .tiktoken files
+// converted from tiktoken's encoders/*.json into a temporary directory.
 import {
-  LLAMA2_DIR, LLAMA3_DIR, REPO, readJson, requireReference, writeTiktokenFile,
-} from './files.mjs';
+  LLAMA2_CONFIG, LLAMA2_JSON, LLAMA3_CONFIG, LLAMA3_JSON, readJson, tokenizerSpecs,
+} from '../../tests/tokenizers/lib/files.mjs';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+// The references as shipped, pinned by tests/tokenizers/package-lock.json.
+const requireReference = createRequire(path.join(REPO, 'tests/tokenizers/package.json'));
 
 const { values: opt } = parseArgs({
   options: {
@@ -60,25 +68,14 @@ const { buf: corpusBytes, ...corpus } = writeCorpus(path.join(REPO, 'build/token
 const docs = splitDocuments(corpusBytes).map((b) => b.toString('utf8'));
 log(`corpus ${corpus.path}: ${corpus.bytes} bytes, ${docs.length} documents, sha256 ${corpus.sha256}`);
 
-const tiktokenDir = path.join(REPO, 'build/tokenizers');
-const FILES = {
-  llama3: path.join(LLAMA3_DIR, 'tokenizer.json'),
-  llama2: path.join(LLAMA2_DIR, 'tokenizer.json'),
-  cl100k_base: writeTiktokenFile('cl100k_base', tiktokenDir),
-  o200k_base: writeTiktokenFile('o200k_base', tiktokenDir),
-};
-const SPECS = {
-  llama3: FILES.llama3, llama2: FILES.llama2,
-  cl100k_base: `tiktoken:${FILES.cl100k_base}`, o200k_base: `tiktoken:${FILES.o200k_base}`,
-};
+const SPECS = tokenizerSpecs();
 
 // --- the references, in this process ---------------------------------------------------------
 
-function lenml(dir) {
+function lenml(json, config) {
   const { TokenizerLoader } = requireReference('@lenml/tokenizers');
   const tok = TokenizerLoader.fromPreTrained({
-    tokenizerJSON: readJson(path.join(dir, 'tokenizer.json')),
-    tokenizerConfig: readJson(path.join(dir, 'tokenizer_config.json')),
+    tokenizerJSON: readJson(json), tokenizerConfig: readJson(config),
   });
   return { count: (text) => tok.encode(text, { add_special_tokens: false }).length };
 }
@@ -96,10 +93,10 @@ function jsTiktoken(encoding) {
 const REFERENCES = [
   { implementation: 'npm tiktoken', tokenizer: 'cl100k_base', load: () => npmTiktoken('cl100k_base') },
   { implementation: 'js-tiktoken', tokenizer: 'cl100k_base', load: () => jsTiktoken('cl100k_base') },
-  { implementation: '@lenml/tokenizers', tokenizer: 'llama3', load: () => lenml(LLAMA3_DIR) },
+  { implementation: '@lenml/tokenizers', tokenizer: 'llama3', load: () => lenml(LLAMA3_JSON, LLAMA3_CONFIG) },
   ...(opt.more ? [
     { implementation: 'npm tiktoken', tokenizer: 'o200k_base', load: () => npmTiktoken('o200k_base') },
-    { implementation: '@lenml/tokenizers', tokenizer: 'llama2', load: () => lenml(LLAMA2_DIR) },
+    { implementation: '@lenml/tokenizers', tokenizer: 'llama2', load: () => lenml(LLAMA2_JSON, LLAMA2_CONFIG) },
   ] : []),
 ];
 
@@ -254,7 +251,8 @@ const result = {
   date: new Date().toISOString(), git: gitInfo(REPO), machine: machine(), load_before: loadAverage(),
   node: process.version, nice: os.getPriority(), settings: opt,
   corpus: { ...corpus, path: path.relative(REPO, corpus.path), documents: docs.length },
-  files: Object.fromEntries(Object.entries(FILES).map(([k, v]) => [k, path.relative(REPO, v)])),
+  files: Object.fromEntries(Object.entries(SPECS).map(([k, v]) => [k, v.startsWith('tiktoken:')
+    ? `tiktoken:<tmp>/${path.basename(v)}` : path.relative(REPO, v)])),
 };
 
 const rows = [];
