@@ -15,7 +15,7 @@ packages=(
   build-essential cmake ninja-build ccache g++ pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libhiredis-dev libsimdjson-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libsqlite3-dev libssl-dev
-  libmimalloc-dev zlib1g-dev libpcre2-dev
+  libmimalloc-dev zlib1g-dev libpcre2-dev unicode-data
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server redis-tools sqlite3 curl ca-certificates
   shellcheck clang-format clang-tidy

@@ -6,7 +6,7 @@ import { test, describe, before } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { corpus, countByCategory, invalidUtf8, SPECIAL_TEXTS } from "./lib/corpus.mjs";
+import { corpus, countByCategory, invalidUtf8, newerThanUnicode14, SPECIAL_TEXTS } from "./lib/corpus.mjs";
 import { LLAMA3_JSON, readJson, scratchDir, tokenizerSpecs } from "./lib/files.mjs";
 import { reference, rawLlama3, tiktokenPair, TOKENIZERS, JS_WHITESPACE_DIFFERENCES } from "./lib/references.mjs";
 import { runJsonl, runRaw, mapLimit } from "./lib/cli.mjs";
@@ -104,11 +104,11 @@ for (const name of TOKENIZERS) {
     });
 
     test("invalid UTF-8 on raw stdin: the reference on TextDecoder's decoding", async () => {
-      // One process per case, and each loads the file (about 0.5 s): every tokenizer gets the
-      // first 8 cases and a quarter of the rest, so each case runs at least once.
+      // One process per case, each loading the file (0.2-0.5 s): Llama 3 gets every case, the
+      // others the first three (the decoding is the same code for every tokenizer; its unit test,
+      // src/tokenizer/utf8_test.cc, has Unicode's examples).
       const ref = reference(name);
-      const index = TOKENIZERS.indexOf(name);
-      const cases = invalidUtf8().filter((c, i) => i < 8 || i % TOKENIZERS.length === index);
+      const cases = invalidUtf8().filter((c, i) => name === "llama3" || i < 3);
       const runs = await mapLimit(cases, 4, ({ bytes }) => runRaw(specs[name], bytes, { ids: true }));
       const failed = runs.map((r, i) => [cases[i].name, r]).filter(([, r]) => r.code !== 0);
       assert.deepEqual(failed.map(([n, r]) => `${n}: exit ${r.code} ${r.stderr}`), []);
@@ -118,6 +118,22 @@ for (const name of TOKENIZERS) {
     });
   });
 }
+
+// PCRE2 10.42 (Debian's, which runs the split expressions) has Unicode 14.0's tables; the
+// references have Unicode 16's. A letter assigned since is no letter to the split, so a
+// contraction after it splits differently: the corpus leaves such characters out
+// (lib/corpus.mjs), and this shows the difference, which vanishes when PCRE2 catches up.
+test("characters assigned after Unicode 14.0 are the one known difference", async () => {
+  const text = "x\u{318EA}'s"; // U+318EA: CJK Extension H, Unicode 15.0
+  assert.ok(newerThanUnicode14(0x318ea) && !newerThanUnicode14(0x4e2d));
+  const run = await runJsonl(specs.cl100k_base, [text], { ids: true });
+  assert.equal(run.code, 0, run.stderr);
+  const ref = reference("cl100k_base").encode(text);
+  assert.deepEqual(ref.slice(-1), [596]); // "'s", one token
+  assert.deepEqual(run.results[0].slice(-2), [6, 82]); // "'", "s": U+318EA is no letter here
+  assert.deepEqual(run.results[0].slice(0, -2), ref.slice(0, -1));
+  assert.equal(texts.filter((t) => [...t].some((c) => newerThanUnicode14(c.codePointAt(0)))).length, 0);
+});
 
 describe("planted mistakes", () => {
   test("the comparison names a string whose ids differ (Llama 3 ids against cl100k_base's)", () => {

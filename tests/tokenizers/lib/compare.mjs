@@ -26,6 +26,12 @@ export function compareIds(label, entries, expected, actual) {
     lines.push(`  [${entry.category}] ${clip(JSON.stringify(entry.text))}`);
     lines.push(`    reference: ${clip(JSON.stringify(e))}`);
     lines.push(`    ours:      ${clip(JSON.stringify(a))}`);
+    if (Array.isArray(e) && Array.isArray(a)) {
+      let at = 0;
+      while (at < e.length && e[at] === a[at]) at += 1;
+      const near = (ids) => JSON.stringify(ids.slice(Math.max(0, at - 3), at + 6));
+      lines.push(`    first difference at id ${at}: reference ${near(e)}, ours ${near(a)}`);
+    }
   }
   return { count, byCategory, report: lines.join("\n") };
 }

@@ -1,6 +1,7 @@
 // The official chat templates the gateway's chat framings (--chat FAMILY) must reproduce, as
-// Jinja text rendered by @huggingface/jinja in chat.test.mjs. Not used by the gateway (no C++
-// Jinja): they are the reference.
+// Jinja text rendered by @huggingface/jinja (render). Not used by the gateway (no C++ Jinja):
+// they are the reference.
+import { Template } from "@huggingface/jinja";
 import { LLAMA3_CONFIG, readJson } from "./files.mjs";
 
 // Llama 2 chat: the `chat_template` of meta-llama/Llama-2-7b-chat-hf's tokenizer_config.json
@@ -16,3 +17,18 @@ export const LLAMA3 = readJson(LLAMA3_CONFIG).chat_template;
 export const CHATML = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
 export const TEMPLATES = { llama2: LLAMA2, llama3: LLAMA3, chatml: CHATML };
+
+// vLLM renders text-part content for string templates as the texts joined with "\n".
+function flatten(messages) {
+  return messages.map((m) => ({ ...m, content: Array.isArray(m.content) ? m.content.map((p) => p.text).join("\n") : m.content }));
+}
+
+// The prompt text FAMILY's template renders for MESSAGES (OpenAI chat messages), with TOKENS
+// (bos_token, eos_token) and the generation prompt.
+export function render(family, tokens, messages, addGenerationPrompt = true) {
+  return new Template(TEMPLATES[family]).render({
+    messages: flatten(messages),
+    add_generation_prompt: addGenerationPrompt,
+    ...tokens, // raise_exception is @huggingface/jinja's own
+  });
+}
