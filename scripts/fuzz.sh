@@ -13,7 +13,7 @@ seconds=${1:-15}
 shift || true
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-  targets=(request_fields sse resp cluster_slots config usage_query admin_body url transcription_fields)
+  targets=(request_fields sse resp cluster_slots config usage_query admin_body url transcription_fields tokenizer)
 fi
 
 start=$SECONDS

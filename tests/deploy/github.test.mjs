@@ -153,7 +153,7 @@ describe("mistakes planted in a copy are reported", () => {
     const cd = YAML.parse(Planted("cd.yml", "target: gateway", "target: gateway-image"));
     assert.deepEqual(CheckWorkflowSemantics(cd, kRepo),
       ["jobs.image.steps[4]: docker/Dockerfile has no stage gateway-image"]);
-    const deps = YAML.parse(Planted("dependency-check.yml", "suite: [api, blackbox, deploy]", "suite: [api, e2e]"));
+    const deps = YAML.parse(Planted("dependency-check.yml", "suite: [api, blackbox, deploy, tokenizers]", "suite: [api, e2e]"));
     assert.deepEqual(CheckWorkflowSemantics(deps, kRepo),
       ["jobs.npm-audit.steps[2]: working-directory tests/e2e does not exist"]);
   });
