@@ -20,6 +20,7 @@
 
 #include "fuzz_check.h"
 #include "tokenizer/bpe.h"
+#include "tokenizer/byte_level.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
 
@@ -33,33 +34,6 @@ constexpr std::string_view kSplit =
 const char* const kMerges[][2] = {{"t", "h"},   {"th", "e"},      {" ", "t"}, {" t", "h"},
                                   {" th", "e"}, {"e", "r"},       {"1", "2"}, {"12", "3"},
                                   {" ", " "},   {"\xC3", "\xA9"}, {"<", "|"}};
-
-std::string ByteLevelChar(unsigned b) {
-  static const std::vector<unsigned> kPoints = [] {
-    std::vector<unsigned> points(256);
-    unsigned next = 256;
-    for (unsigned c = 0; c < 256; ++c) {
-      const bool printable = (c >= 33 && c <= 126) || (c >= 161 && c <= 172) || c >= 174;
-      points[c] = printable ? c : next++;
-    }
-    return points;
-  }();
-  const unsigned cp = kPoints[b];
-  std::string out;
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-  return out;
-}
-
-std::string Mapped(std::string_view bytes) {
-  std::string out;
-  for (const char c : bytes) out += ByteLevelChar(static_cast<unsigned char>(c));
-  return out;
-}
 
 std::string Write(const json::value& file, const char* name) {
   const auto path = std::filesystem::temp_directory_path() /
@@ -78,14 +52,14 @@ ByteLevel MakeByteLevel() {
   ByteLevel b;
   json::object vocab;
   const auto add = [&](std::string bytes) {
-    vocab[Mapped(bytes)] = b.spelled.size();
+    vocab[trl::tok::ToByteLevel(bytes)] = b.spelled.size();
     b.spelled.push_back(std::move(bytes));
   };
   for (unsigned c = 0; c < 256; ++c) add(std::string(1, static_cast<char>(c)));
   json::array merges;
   for (const auto& [l, r] : kMerges) {
     add(std::string(l) + r);
-    merges.push_back(json::value(Mapped(l) + " " + Mapped(r)));
+    merges.push_back(json::value(trl::tok::ToByteLevel(l) + " " + trl::tok::ToByteLevel(r)));
   }
   json::array added;
   for (const char* content : {"<|eot|>", "<s>"}) {

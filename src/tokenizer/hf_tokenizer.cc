@@ -10,6 +10,7 @@
 
 #include "tokenizer/added_tokens.h"
 #include "tokenizer/bpe.h"
+#include "tokenizer/byte_level.h"
 #include "tokenizer/pipeline.h"
 #include "tokenizer/utf8.h"
 
@@ -18,40 +19,6 @@ namespace trl::tok {
 namespace {
 
 namespace dom = simdjson::dom;
-
-// GPT-2's ByteLevel alphabet: each byte is a printable character in tokenizer.json's vocab and
-// merges (bytes 33-126, 161-172 and 174-255 stand for themselves, the others for U+0100 on).
-// Returns the byte a code point stands for, or -1.
-int ByteOfCodePoint(uint32_t cp) {
-  static const std::array<int, 324> kTable = [] {
-    std::array<int, 324> t{};
-    t.fill(-1);
-    int next = 256;
-    for (int b = 0; b < 256; ++b) {
-      const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
-      t[printable ? b : next++] = b;
-    }
-    return t;
-  }();
-  return cp < kTable.size() ? kTable[cp] : -1;
-}
-
-// The bytes a ByteLevel vocabulary entry stands for; nullopt if it holds another character
-// (such an entry can never be produced from bytes).
-std::optional<std::string> ByteLevelBytes(std::string_view mapped) {
-  std::string out;
-  for (size_t at = 0; at < mapped.size();) {
-    const auto lead = static_cast<unsigned char>(mapped[at]);
-    const size_t n = Utf8Length(lead);
-    if (n > 2 || at + n > mapped.size()) return std::nullopt;
-    const uint32_t cp = n == 1 ? lead : ((lead & 0x1Fu) << 6) | (mapped[at + 1] & 0x3Fu);
-    const int b = ByteOfCodePoint(cp);
-    if (b < 0) return std::nullopt;
-    out += static_cast<char>(b);
-    at += n;
-  }
-  return out;
-}
 
 class HfTokenizer final : public Tokenizer {
  public:
@@ -204,7 +171,7 @@ void ReadPreTokenizer(dom::element p, Pipeline& pipeline, bool* byte_level) {
 // The bytes a vocabulary or merge entry stands for.
 std::optional<std::string> EntryBytes(std::string_view entry, bool byte_level) {
   if (!byte_level) return std::string(entry);
-  return ByteLevelBytes(entry);
+  return FromByteLevel(entry);
 }
 
 void ReadVocabulary(dom::object vocab, bool byte_level, BpeModel& model) {

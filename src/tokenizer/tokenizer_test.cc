@@ -7,27 +7,17 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tokenizer/byte_level.h"
+
 namespace trl {
 namespace {
 
 namespace json = boost::json;
 
-// GPT-2's ByteLevel alphabet for the few bytes the tests use: ' ' is "Ġ", '\n' is "Ċ".
+// Single bytes in GPT-2's ByteLevel alphabet (byte_level.h), and merges: ' ' is "Ġ".
 json::object ByteLevelFile() {
   json::object vocab;
-  int next = 0;
-  for (int b = 0; b < 256; ++b) {
-    const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
-    const unsigned cp = printable ? b : 256 + next++;
-    std::string mapped;
-    if (cp < 0x80) {
-      mapped += static_cast<char>(cp);
-    } else {
-      mapped += static_cast<char>(0xC0 | (cp >> 6));
-      mapped += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-    vocab[mapped] = b;
-  }
+  for (int b = 0; b < 256; ++b) vocab[tok::ToByteLevel(std::string(1, static_cast<char>(b)))] = b;
   vocab["he"] = 256;
   vocab["hel"] = 257;
   vocab["\xC4\xA0h"] = 258;  // " h"
