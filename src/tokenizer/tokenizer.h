@@ -1,6 +1,6 @@
 // Exact token counts with a model's own tokenizer (a model's `tokenizer` setting, config.h):
-//  - a Hugging Face `tokenizer.json` with a BPE model: byte-level ones (GPT-2, Llama 3, Qwen 2
-//    without its NFC normalizer: a regex `Split` and `ByteLevel`) and SentencePiece-style ones
+//  - a Hugging Face `tokenizer.json` with a BPE model: byte-level ones (GPT-2, Llama 3: a regex
+//    `Split` and `ByteLevel`; Qwen 2's has an NFC normalizer, refused) and SentencePiece-style ones
 //    (Llama 2, Mistral: `Prepend`/`Replace` normalizers or `Metaspace`, `byte_fallback`), with
 //    their added and special tokens;
 //  - a tiktoken rank file (`tiktoken:PATH`): cl100k_base, o200k_base, r50k_base, p50k_base.
