@@ -174,8 +174,10 @@ GatewaySnapshot::GatewaySnapshot(std::shared_ptr<const Config> cfg, const Gatewa
   for (size_t i = 0; i < config->models.size(); ++i) {
     const ModelConfig& model = config->models[i];
     const ModelConfig* before = nullptr;
-    for (const ModelConfig& m : previous ? previous->config->models : std::vector<ModelConfig>{}) {
-      if (m.name == model.name) before = &m;
+    if (previous != nullptr) {
+      for (const ModelConfig& m : previous->config->models) {
+        if (m.name == model.name) before = &m;
+      }
     }
     if (before && before->tokenizer == model.tokenizer &&
         before->chat_template == model.chat_template) {
