@@ -55,7 +55,7 @@ class PromptCounter {
 
   // The output line for one input; nullopt and *error when it cannot be counted.
   std::optional<std::string> Line(std::string input, std::string* error) const {
-    if (options_.chat.empty()) return Text(input);
+    if (!Chat()) return Text(input);
     RequestFields fields;
     if (auto e = ExtractRequestFields(ApiEndpoint::kChatCompletions, input, fields)) {
       *error = "not a chat request: " + e->message;
@@ -64,12 +64,8 @@ class PromptCounter {
     if (!options_.ids) {
       return std::to_string(CountPromptTokens(fields, *counter_, MediaTokens{}));
     }
-    std::vector<ChatTurn> turns;
-    for (const ChatMessageTexts& m : fields.chat) {
-      turns.push_back({m.role, std::span(fields.texts).subspan(m.first, m.count)});
-    }
     const auto& exact = static_cast<const ExactTokenCounter&>(*counter_);
-    return Text(exact.Framing()->Render(turns));
+    return Text(exact.Framing()->Render(ChatTurns(fields)));
   }
 
  private:

@@ -6,6 +6,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <map>
 #include <stdexcept>
 #include <thread>
 
@@ -171,24 +172,23 @@ GatewaySnapshot::GatewaySnapshot(std::shared_ptr<const Config> cfg, const Gatewa
     : config(std::move(cfg)),
       models(config, previous ? &previous->models : nullptr),
       auth(*config) {
+  // One counter per (tokenizer, chat_template): models that share a file share its counter,
+  // and a setting the previous snapshot had keeps its counter.
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<const TokenCounter>> by_setting;
+  if (previous != nullptr) {
+    for (const ModelConfig& m : previous->config->models) {
+      by_setting.emplace(std::pair(m.tokenizer, m.chat_template), previous->counters.at(m.name));
+    }
+  }
   for (size_t i = 0; i < config->models.size(); ++i) {
     const ModelConfig& model = config->models[i];
-    const ModelConfig* before = nullptr;
-    if (previous != nullptr) {
-      for (const ModelConfig& m : previous->config->models) {
-        if (m.name == model.name) before = &m;
-      }
-    }
-    if (before && before->tokenizer == model.tokenizer &&
-        before->chat_template == model.chat_template) {
-      counters.emplace(model.name, previous->counters.at(model.name));
-      continue;
-    }
+    auto& counter = by_setting[std::pair(model.tokenizer, model.chat_template)];
     try {
-      counters.emplace(model.name, MakeTokenCounter(model.tokenizer, model.chat_template));
+      if (!counter) counter = MakeTokenCounter(model.tokenizer, model.chat_template);
     } catch (const std::runtime_error& e) {
       throw std::runtime_error("models[" + std::to_string(i) + "].tokenizer: " + e.what());
     }
+    counters.emplace(model.name, counter);
   }
 }
 

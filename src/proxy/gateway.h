@@ -36,9 +36,9 @@ namespace asio = boost::asio;
 
 // Everything derived from one config: swapped as a whole on reload.
 struct GatewaySnapshot {
-  // Loads each model's tokenizer, or keeps `previous`'s counter where the model's tokenizer and
-  // chat_template are the same (a tokenizer file is read again at a restart or when its setting
-  // changes). Throws std::runtime_error ("models[i].tokenizer: FILE: what is wrong").
+  // Loads each model's tokenizer once per (tokenizer, chat_template), or keeps `previous`'s
+  // counter for a setting it had (a tokenizer file is read again at a restart or when a setting
+  // names it anew). Throws std::runtime_error ("models[i].tokenizer: FILE: what is wrong").
   explicit GatewaySnapshot(std::shared_ptr<const Config> config,
                            const GatewaySnapshot* previous = nullptr);
   std::shared_ptr<const Config> config;

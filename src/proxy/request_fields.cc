@@ -625,6 +625,15 @@ std::optional<FieldError> ExtractRequestFields(ApiEndpoint endpoint, std::string
   return std::nullopt;
 }
 
+boost::container::small_vector<ChatTurn, 8> ChatTurns(const RequestFields& fields) {
+  boost::container::small_vector<ChatTurn, 8> turns;
+  for (const ChatMessageTexts& m : fields.chat) {
+    turns.push_back(
+        {m.role, std::span<const std::string_view>(fields.texts.data() + m.first, m.count)});
+  }
+  return turns;
+}
+
 OwnedRequestFields::OwnedRequestFields(const RequestFields& from) : fields(from) {
   size_t bytes = 0;
   for (std::string_view text : from.texts) bytes += text.size();
@@ -647,16 +656,13 @@ int64_t CountPromptTokens(const RequestFields& fields, const TokenCounter& count
     for (std::string_view text : fields.texts) total += counter.CountText(text);
   } else {
     // The messages as the chat template frames them; the texts outside them (tools, ...) alone.
-    boost::container::small_vector<ChatTurn, 8> turns;
     size_t next = 0;
     for (const ChatMessageTexts& m : fields.chat) {
       for (; next < m.first; ++next) total += counter.CountText(fields.texts[next]);
-      turns.push_back(
-          {m.role, std::span<const std::string_view>(fields.texts.data() + m.first, m.count)});
       next = m.first + m.count;
     }
     for (; next < fields.texts.size(); ++next) total += counter.CountText(fields.texts[next]);
-    total += counter.CountChat(turns);
+    total += counter.CountChat(ChatTurns(fields));
   }
   // A body of a million image parts must not overflow the reservation.
   const std::pair<int64_t, int64_t> parts[] = {{fields.media.images, media.image},

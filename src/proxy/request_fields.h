@@ -16,6 +16,7 @@
 
 #include "config/config.h"
 #include "proxy/text_views.h"
+#include "tokenizer/chat_framing.h"
 
 namespace trl {
 
@@ -142,6 +143,9 @@ constexpr int64_t kMaxTokenCount = 1'000'000'000'000'000;
 // the other list. Tokenize and detokenize: nothing (only `model` is read).
 std::optional<FieldError> ExtractRequestFields(ApiEndpoint endpoint, std::string& body,
                                                RequestFields& out);
+
+// The chat messages of extracted fields, as a TokenCounter counts them (views of the texts).
+boost::container::small_vector<ChatTurn, 8> ChatTurns(const RequestFields& fields);
 
 // A copy of extracted fields whose texts and roles view `storage` instead of the parser's
 // buffers and the body: what counting them on another thread, or after a co_await, needs.

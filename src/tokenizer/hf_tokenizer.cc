@@ -12,7 +12,6 @@
 #include "tokenizer/bpe.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/pipeline.h"
-#include "tokenizer/utf8.h"
 
 namespace trl::tok {
 
@@ -22,12 +21,12 @@ namespace dom = simdjson::dom;
 
 class HfTokenizer final : public Tokenizer {
  public:
-  void Encode(std::string_view text, std::vector<uint32_t>& ids) const override {
-    std::string fixed;
-    if (!IsValidUtf8(text)) {
-      fixed = ReplaceInvalidUtf8(text);
-      text = fixed;
-    }
+  AddedTokens added;
+  Pipeline pipeline;
+  BpeModel model;
+
+ private:
+  void EncodeUtf8(std::string_view text, std::vector<uint32_t>& ids) const override {
     const auto encode = [&](std::string_view section, bool at_start) {
       pipeline.Pieces(section, at_start, [&](std::string_view piece) { model.Encode(piece, ids); });
     };
@@ -45,10 +44,6 @@ class HfTokenizer final : public Tokenizer {
       at_start = false;
     });
   }
-
-  AddedTokens added;
-  Pipeline pipeline;
-  BpeModel model;
 };
 
 [[noreturn]] void Unsupported(std::string_view what) {
@@ -74,14 +69,22 @@ bool IsNullOrAbsent(dom::element e, std::string_view key) {
   return e[key].get(v) || v.is_null();
 }
 
+// The steps of a Sequence normalizer or pre-tokenizer, under `key`.
+dom::array SequenceSteps(dom::element sequence, std::string_view key, std::string_view kind) {
+  dom::array steps;
+  if (sequence[key].get_array().get(steps)) {
+    Unsupported(fmt::format("a Sequence {} needs '{}'", kind, key));
+  }
+  return steps;
+}
+
 void ReadNormalizer(dom::element n, Pipeline& pipeline) {
   if (n.is_null()) return;
   const std::string_view type = StringAt(n, "type");
   if (type == "Sequence") {
-    dom::array steps;
-    if (n["normalizers"].get_array().get(steps))
-      Unsupported("a Sequence normalizer needs 'normalizers'");
-    for (dom::element step : steps) ReadNormalizer(step, pipeline);
+    for (dom::element step : SequenceSteps(n, "normalizers", "normalizer")) {
+      ReadNormalizer(step, pipeline);
+    }
   } else if (type == "Prepend") {
     pipeline.normalizer.push_back(
         {NormalizeStep::Kind::kPrepend, "", std::string(StringAt(n, "prepend"))});
@@ -149,10 +152,9 @@ void ReadPreTokenizer(dom::element p, Pipeline& pipeline, bool* byte_level) {
   if (p.is_null()) return;
   const std::string_view type = StringAt(p, "type");
   if (type == "Sequence") {
-    dom::array steps;
-    if (p["pretokenizers"].get_array().get(steps))
-      Unsupported("a Sequence pre-tokenizer needs 'pretokenizers'");
-    for (dom::element step : steps) ReadPreTokenizer(step, pipeline, byte_level);
+    for (dom::element step : SequenceSteps(p, "pretokenizers", "pre-tokenizer")) {
+      ReadPreTokenizer(step, pipeline, byte_level);
+    }
   } else if (type == "Split") {
     ReadSplit(p, pipeline);
   } else if (type == "ByteLevel") {

@@ -12,7 +12,6 @@
 
 #include "tokenizer/bpe.h"
 #include "tokenizer/regex_split.h"
-#include "tokenizer/utf8.h"
 
 namespace trl::tok {
 
@@ -39,18 +38,13 @@ class TiktokenTokenizer final : public Tokenizer {
  public:
   explicit TiktokenTokenizer(std::string_view pattern) : split_(pattern) {}
 
-  void Encode(std::string_view text, std::vector<uint32_t>& ids) const override {
-    std::string fixed;
-    if (!IsValidUtf8(text)) {
-      fixed = ReplaceInvalidUtf8(text);
-      text = fixed;
-    }
-    split_.Split(text, [&](std::string_view piece) { model.Encode(piece, ids); });
-  }
-
   BpeModel model;
 
  private:
+  void EncodeUtf8(std::string_view text, std::vector<uint32_t>& ids) const override {
+    split_.Split(text, [&](std::string_view piece) { model.Encode(piece, ids); });
+  }
+
   RegexSplit split_;
 };
 

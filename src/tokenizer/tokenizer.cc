@@ -4,8 +4,17 @@
 
 #include "tokenizer/hf_tokenizer.h"
 #include "tokenizer/tiktoken_file.h"
+#include "tokenizer/utf8.h"
 
 namespace trl {
+
+void Tokenizer::Encode(std::string_view text, std::vector<uint32_t>& ids) const {
+  if (tok::IsValidUtf8(text)) {
+    EncodeUtf8(text, ids);
+  } else {
+    EncodeUtf8(tok::ReplaceInvalidUtf8(text), ids);
+  }
+}
 
 size_t Tokenizer::Count(std::string_view text) const {
   thread_local std::vector<uint32_t> ids;

@@ -23,9 +23,13 @@ class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
   // Appends the ids of `text` (any bytes) to `ids`. Thread-safe.
-  virtual void Encode(std::string_view text, std::vector<uint32_t>& ids) const = 0;
+  void Encode(std::string_view text, std::vector<uint32_t>& ids) const;
   // The number of ids Encode appends. Thread-safe.
   size_t Count(std::string_view text) const;
+
+ private:
+  // Encode, once invalid UTF-8 is replaced: `text` is valid UTF-8.
+  virtual void EncodeUtf8(std::string_view text, std::vector<uint32_t>& ids) const = 0;
 };
 
 // Loads `spec`: a tokenizer.json path, or "tiktoken:" and a rank file's path. Throws
