@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "limits/token_counter.h"
 
 namespace trl {
@@ -132,6 +137,50 @@ TEST(RequestFields, PromptCountAddsOverheads) {
   EXPECT_EQ(
       CountPromptTokens(f, counter, MediaTokens{}),
       counter.PerRequestOverhead() + counter.PerMessageOverhead() + counter.CountText("hello"));
+}
+
+// A counter that records what it is given as a chat and as texts on their own: 1 token a text,
+// 100 a chat message.
+class RecordingCounter final : public TokenCounter {
+ public:
+  int64_t CountText(std::string_view text) const override {
+    alone.emplace_back(text);
+    return 1;
+  }
+  int64_t PerMessageOverhead() const override { return 0; }
+  int64_t PerRequestOverhead() const override { return 0; }
+  int64_t CountChat(std::span<const ChatTurn> messages) const override {
+    for (const ChatTurn& m : messages) {
+      chat.emplace_back(m.role, std::vector<std::string>(m.texts.begin(), m.texts.end()));
+    }
+    return 100 * static_cast<int64_t>(messages.size());
+  }
+  mutable std::vector<std::string> alone;
+  mutable std::vector<std::pair<std::string, std::vector<std::string>>> chat;
+};
+
+// A chat framing sees each message with its role and every text it holds (tool calls too);
+// tools and the other top-level fields count on their own, and a null content counts nothing.
+TEST(RequestFields, ChatMessagesReachTheCounterWithTheirRolesAndToolsApart) {
+  RequestFields f;
+  ASSERT_FALSE(Extract(ApiEndpoint::kChatCompletions, R"({"model":"m",
+    "tools":[{"type":"function","function":{"name":"f"}}],
+    "messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},
+                {"role":"assistant","content":null,"tool_calls":[{"id":"c","function":{"name":"f","arguments":"{}"}}]},
+                {"role":"tool","tool_call_id":"c","content":"0"}],
+    "response_format":{"type":"json_object"}})",
+                       f));
+  RecordingCounter counter;
+  EXPECT_EQ(CountPromptTokens(f, counter, MediaTokens{}), 300 + 2);
+  using Turn = std::pair<std::string, std::vector<std::string>>;
+  EXPECT_EQ(counter.chat,
+            (std::vector<Turn>{
+                {"user", {"a", "b"}},
+                {"assistant", {R"([{"id":"c","function":{"name":"f","arguments":"{}"}}])"}},
+                {"tool", {"c", "0"}}}));
+  EXPECT_EQ(counter.alone,
+            (std::vector<std::string>{R"([{"type":"function","function":{"name":"f"}}])",
+                                      R"({"type":"json_object"})"}));
 }
 
 // ----------------------------------------------------------------------------------------------
