@@ -156,9 +156,10 @@ inline bool PassthroughMatches(std::string_view pattern, std::string_view path) 
   return path == pattern;
 }
 
-enum class LimitKind { kTokens, kRequests, kConcurrent };
+enum class LimitKind { kTokens, kRequests, kConcurrent, kSpend };
 
-// One budget: {tokens|requests: amount, per: D [, reset: calendar]} or {concurrent: amount}.
+// One budget: {tokens|requests|spend: amount, per: D [, reset: calendar]} or {concurrent: amount}.
+// kSpend's amount is in nanos of the config's currency (common/money.h).
 struct LimitConfig {
   LimitKind kind = LimitKind::kTokens;
   int64_t amount = 0;

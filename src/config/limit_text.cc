@@ -11,7 +11,8 @@ struct KindText {
 };
 constexpr KindText kKinds[] = {{LimitKind::kTokens, "tokens", "tokens"},
                                {LimitKind::kRequests, "requests", "requests"},
-                               {LimitKind::kConcurrent, "concurrent", "concurrency"}};
+                               {LimitKind::kConcurrent, "concurrent", "concurrency"},
+                               {LimitKind::kSpend, "spend", "spend"}};
 
 const KindText& TextOf(LimitKind kind) {
   for (const KindText& text : kKinds) {
