@@ -188,6 +188,9 @@ struct ApiKeyConfig {
 
 struct Config {
   HostPort listen{"0.0.0.0", 8080};
+  // The currency of prices and spend limits (an ISO 4217 code, "USD"): a label only, in headers,
+  // messages and usage answers; amounts are never converted.
+  std::string currency = "USD";
   ServerConfig server;
   AdminConfig admin;
   StoreConfig store;
