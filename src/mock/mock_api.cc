@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cstring>
 #include <iterator>
+#include <limits>
 #include <optional>
 #include <utility>
 
@@ -351,6 +352,24 @@ std::variant<MockRequest, MockError> ParseMockRequest(MockEndpoint endpoint, std
   return request;
 }
 
+std::optional<MockError> ReadCachedTokensHeader(std::string_view value, MockRequest& request) {
+  const bool digits = !value.empty() && std::all_of(value.begin(), value.end(),
+                                                    [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits) {
+    std::string message(kCachedTokensHeader);
+    message += " must be a non-negative integer, got \"";
+    message += value;
+    message += '"';
+    return BadRequest(std::move(message), kCachedTokensHeader);
+  }
+  int64_t tokens = 0;
+  if (std::from_chars(value.data(), value.data() + value.size(), tokens).ec != std::errc{}) {
+    tokens = std::numeric_limits<int64_t>::max();  // only digits, so too large
+  }
+  request.cached_tokens = tokens;
+  return std::nullopt;
+}
+
 MockAnswer PlanMockAnswer(const MockRequest& request, const MockOptions& options) {
   MockAnswer answer;
   if (request.endpoint == MockEndpoint::kEmbeddings) {
@@ -369,6 +388,9 @@ MockAnswer PlanMockAnswer(const MockRequest& request, const MockOptions& options
   answer.tool_call = request.ToolCall();
   if (answer.tool_call) answer.finish_reason = "tool_calls";
   answer.usage = MockUsage{request.prompt_tokens, answer.words};
+  if (request.cached_tokens) {
+    answer.usage.cached_tokens = std::min(*request.cached_tokens, request.prompt_tokens);
+  }
   return answer;
 }
 
@@ -517,28 +539,30 @@ void AppendUsage(std::string& out, const MockUsage& usage, MockUsageReport repor
     case MockUsageReport::kNone:
       return;
     case MockUsageReport::kValid:
-      fmt::format_to(it,
-                     R"("usage":{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{}}})",
+      fmt::format_to(it, R"("usage":{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{})",
                      usage.prompt_tokens, completion, usage.Total());
-      return;
+      break;
     case MockUsageReport::kNegative:
     case MockUsageReport::kHuge: {
       const int64_t prompt = report == MockUsageReport::kNegative ? -1'000'000 : 1'000'000'001;
-      fmt::format_to(it,
-                     R"("usage":{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{}}})",
+      fmt::format_to(it, R"("usage":{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{})",
                      prompt, completion, prompt + completion);
-      return;
+      break;
     }
     case MockUsageReport::kFloat:
-      fmt::format_to(
-          it, R"("usage":{{"prompt_tokens":{}.5,"completion_tokens":{},"total_tokens":{}.5}})",
-          usage.prompt_tokens, completion, usage.Total());
-      return;
+      fmt::format_to(it,
+                     R"("usage":{{"prompt_tokens":{}.5,"completion_tokens":{},"total_tokens":{}.5)",
+                     usage.prompt_tokens, completion, usage.Total());
+      break;
     case MockUsageReport::kNoCompletion:
-      fmt::format_to(it, R"("usage":{{"prompt_tokens":{},"total_tokens":{}}})", usage.prompt_tokens,
+      fmt::format_to(it, R"("usage":{{"prompt_tokens":{},"total_tokens":{})", usage.prompt_tokens,
                      usage.Total());
-      return;
+      break;
   }
+  if (usage.cached_tokens) {
+    fmt::format_to(it, R"(,"prompt_tokens_details":{{"cached_tokens":{}}})", *usage.cached_tokens);
+  }
+  out += '}';
 }
 
 void AppendErrorBody(std::string& out, const MockError& error) {

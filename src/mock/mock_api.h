@@ -29,9 +29,18 @@
 // non-empty `tools` array (tool_choice not "none") is answered with one call to the first tool
 // instead of content: arguments `{"text":"w1 ... wN"}` for the same N words, finish_reason
 // "tool_calls".
+//
+// Cached tokens. The request header `x-mock-cached-tokens: N` (chat and completions only; read
+// with or without --faults, as it changes only the numbers reported) makes the usage say that
+// M = min(N, prompt tokens) of the prompt tokens came from a prefix cache, as vLLM with prefix
+// caching does: `"prompt_tokens_details":{"cached_tokens":M}` after total_tokens, in a whole
+// answer's usage and in the include_usage chunk (not in continuous_usage_stats chunks, as vLLM
+// puts none there). prompt_tokens and total_tokens do not change: cached tokens are part of the
+// prompt. Without the header the usage has no prompt_tokens_details.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -78,6 +87,8 @@ inline constexpr int64_t kTokensPerMessage = 3;
 struct MockUsage {
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
+  // Of prompt_tokens, those served from the cache (x-mock-cached-tokens); unset: not reported.
+  std::optional<int64_t> cached_tokens = std::nullopt;
   int64_t Total() const { return prompt_tokens + completion_tokens; }
 };
 
@@ -92,9 +103,10 @@ struct MockRequest {
   // stream_options.continuous_usage_stats, as vLLM reads it: with include_usage, every chunk
   // that carries choices carries the usage so far too.
   bool continuous_usage = false;
-  bool base64 = false;                 // embeddings: encoding_format "base64"
-  int64_t prompt_tokens = 0;           // by the usage rule above
-  std::vector<uint64_t> input_hashes;  // embeddings: one per input, seeds its vector
+  bool base64 = false;                   // embeddings: encoding_format "base64"
+  int64_t prompt_tokens = 0;             // by the usage rule above
+  std::optional<int64_t> cached_tokens;  // x-mock-cached-tokens as given (ReadCachedTokensHeader)
+  std::vector<uint64_t> input_hashes;    // embeddings: one per input, seeds its vector
   std::string tool_name;  // chat: the first tool's function.name when answering with a tool call
   // Responses: the request fields a response object repeats ("instructions":..,"tools":[..],...
   // each followed by a comma), rendered once by ParseResponsesRequest.
@@ -116,7 +128,14 @@ struct MockError {
 std::variant<MockRequest, MockError> ParseMockRequest(MockEndpoint endpoint, std::string& body,
                                                       const MockOptions& options);
 
-// How the answer to a chat/completions request comes out (the answer rule above).
+inline constexpr std::string_view kCachedTokensHeader = "x-mock-cached-tokens";
+// Reads an x-mock-cached-tokens value into request.cached_tokens: one or more ASCII digits (a
+// number beyond int64 reads as its maximum, which the prompt then caps). Anything else (empty,
+// a sign, a fraction, a list of values) is a 400 naming the header.
+std::optional<MockError> ReadCachedTokensHeader(std::string_view value, MockRequest& request);
+
+// How the answer to a chat/completions request comes out (the answer rule above). Its usage
+// carries min(request.cached_tokens, prompt_tokens) when the request has cached_tokens.
 struct MockAnswer {
   int64_t words = 0;               // = completion tokens
   std::string_view finish_reason;  // "length", "stop" or "tool_calls"
@@ -177,7 +196,9 @@ void AppendRequestRecord(std::string& out, const MockRequestRecord& record);
 
 void AppendErrorBody(std::string& out, const MockError& error);
 void AppendModelsBody(std::string& out, const std::vector<std::string>& models, int64_t created);
-// "usage":{...} as `report` says (kNone appends nothing).
+// "usage":{...} as `report` says (kNone appends nothing), ending with
+// "prompt_tokens_details":{"cached_tokens":M} when usage.cached_tokens is set (the true M in
+// the wrong usages too: the usage-* faults keep their one lie).
 void AppendUsage(std::string& out, const MockUsage& usage, MockUsageReport report);
 // chat.completion or text_completion, its usage member as `report` says (kNone: none). A
 // tool-call answer's message is {"role":"assistant","content":null,"tool_calls":[one call]}.

@@ -2,6 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
 namespace trl {
 namespace {
 
@@ -573,6 +580,105 @@ TEST(MockApiTest, UsageFaultsReportWrongUsages) {
               AppendEmbeddingsBody(out, embeddings, MockUsageReport::kNoCompletion);
             }),
             vectors + R"(,"usage":{"prompt_tokens":2,"total_tokens":2}})");
+}
+
+// x-mock-cached-tokens: digits only, read into the request; anything else is a 400 naming it.
+TEST(MockApiTest, ReadsCachedTokensHeader) {
+  const auto read = [](std::string_view value) {
+    MockRequest request;
+    EXPECT_FALSE(ReadCachedTokensHeader(value, request)) << value;
+    return request.cached_tokens;
+  };
+  EXPECT_EQ(read("0"), 0);
+  EXPECT_EQ(read("12"), 12);
+  EXPECT_EQ(read("007"), 7);
+  EXPECT_EQ(read("99999999999999999999999"), std::numeric_limits<int64_t>::max());
+  for (std::string_view bad : {"", "-1", "+1", "1.5", "1e3", "abc", "3x", " 3", "1, 2", "٣"}) {
+    MockRequest request;
+    std::optional<MockError> error = ReadCachedTokensHeader(bad, request);
+    ASSERT_TRUE(error) << bad;
+    EXPECT_EQ(error->status, 400);
+    EXPECT_EQ(error->type, "invalid_request_error");
+    EXPECT_EQ(error->param, "x-mock-cached-tokens");
+    EXPECT_EQ(error->message, "x-mock-cached-tokens must be a non-negative integer, got \"" +
+                                  std::string(bad) + '"');
+    EXPECT_FALSE(request.cached_tokens);
+  }
+  MockRequest request;
+  ASSERT_TRUE(ReadCachedTokensHeader("x", request));
+  EXPECT_EQ(
+      Build([&](std::string& out) { AppendErrorBody(out, *ReadCachedTokensHeader("x", request)); }),
+      R"({"error":{"message":"x-mock-cached-tokens must be a non-negative integer, got \"x\"",)"
+      R"("type":"invalid_request_error","param":"x-mock-cached-tokens","code":null}})");
+}
+
+// The answer's usage reports min(N, prompt_tokens) cached; prompt and total stay as they are.
+TEST(MockApiTest, CachedTokensAreCappedByThePrompt) {
+  MockOptions options = Options();  // max_output 4
+  MockRequest request;
+  request.prompt_tokens = 5;
+  EXPECT_FALSE(PlanMockAnswer(request, options).usage.cached_tokens);
+  for (auto [given, reported] : {std::pair<int64_t, int64_t>{0, 0},
+                                 {3, 3},
+                                 {5, 5},
+                                 {6, 5},
+                                 {std::numeric_limits<int64_t>::max(), 5}}) {
+    request.cached_tokens = given;
+    const MockAnswer answer = PlanMockAnswer(request, options);
+    EXPECT_EQ(answer.usage.cached_tokens, reported) << given;
+    EXPECT_EQ(answer.usage.prompt_tokens, 5);
+    EXPECT_EQ(answer.usage.Total(), 9);
+  }
+}
+
+// prompt_tokens_details goes last in the usage: in a whole answer, in the usage chunk, and in
+// every wrong usage (the usage-* faults lie about the rest only).
+TEST(MockApiTest, UsageReportsCachedTokens) {
+  const MockUsage cached{7, 3, 2};
+  auto usage = [&](MockUsageReport report) {
+    return Build([&](std::string& out) { AppendUsage(out, cached, report); });
+  };
+  const std::string details = R"(,"prompt_tokens_details":{"cached_tokens":2}})";
+  EXPECT_EQ(usage(MockUsageReport::kNone), "");
+  EXPECT_EQ(usage(MockUsageReport::kValid),
+            R"("usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10)" + details);
+  EXPECT_EQ(usage(MockUsageReport::kNegative),
+            R"("usage":{"prompt_tokens":-1000000,"completion_tokens":3,"total_tokens":-999997)" +
+                details);
+  EXPECT_EQ(
+      usage(MockUsageReport::kHuge),
+      R"("usage":{"prompt_tokens":1000000001,"completion_tokens":3,"total_tokens":1000000004)" +
+          details);
+  EXPECT_EQ(usage(MockUsageReport::kFloat),
+            R"("usage":{"prompt_tokens":7.5,"completion_tokens":3,"total_tokens":10.5)" + details);
+  EXPECT_EQ(usage(MockUsageReport::kNoCompletion),
+            R"("usage":{"prompt_tokens":7,"total_tokens":10)" + details);
+  EXPECT_EQ(Build([](std::string& out) {
+              AppendUsage(out, {7, 3, 0}, MockUsageReport::kValid);
+            }),
+            R"("usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10,)"
+            R"("prompt_tokens_details":{"cached_tokens":0}})");
+
+  MockResponseMeta meta{"cmpl-mock8", 1700000000, "mock-model", {}, {}, {}};
+  MockAnswer answer{3, "length", {5, 3, 4}};
+  EXPECT_EQ(
+      Build([&](std::string& out) {
+        AppendCompletionBody(out, MockEndpoint::kCompletions, meta, answer,
+                             MockUsageReport::kValid);
+      }),
+      R"({"id":"cmpl-mock8","object":"text_completion","created":1700000000,"model":"mock-model",)"
+      R"("choices":[{"index":0,"text":"w1 w2 w3","logprobs":null,"finish_reason":"length"}],)"
+      R"("usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8,)"
+      R"("prompt_tokens_details":{"cached_tokens":4}}})");
+  meta.id = "chatcmpl-mock9";
+  EXPECT_EQ(Build([&](std::string& out) {
+              AppendStreamUsage(out, MockEndpoint::kChat, meta, answer.usage);
+            }),
+            R"(data: {"id":"chatcmpl-mock9","object":"chat.completion.chunk","created":1700000000,)"
+            R"("model":"mock-model","choices":[],)"
+            R"("usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8,)"
+            R"("prompt_tokens_details":{"cached_tokens":4}}})"
+            "\n\n");
 }
 
 TEST(MockApiTest, ContinuousUsageStats) {

@@ -284,7 +284,10 @@ class Session {
     if (auto* error = std::get_if<MockError>(&parsed)) {
       co_return co_await WriteError(*error);
     }
-    const MockRequest& request = std::get<MockRequest>(parsed);
+    MockRequest& request = std::get<MockRequest>(parsed);
+    if (endpoint == MockEndpoint::kChat || endpoint == MockEndpoint::kCompletions) {
+      if (auto error = ReadCachedTokens(http, request)) co_return co_await WriteError(*error);
+    }
     const MockAnswer answer = PlanMockAnswer(request, Options());
     Stats().served_prompt_tokens_total += request.prompt_tokens;  // the prefill has happened
     const MockMetrics::Model& metrics = deps_.metrics->For(request.model);
@@ -304,6 +307,19 @@ class Session {
       co_return co_await Stream(request, answer, meta, fault, generation);
     }
     co_return co_await Whole(request, answer, meta, fault, generation);
+  }
+
+  // x-mock-cached-tokens, when given; repeated, its values joined by ", " (so a 400).
+  static std::optional<MockError> ReadCachedTokens(const http::request<http::string_body>& http,
+                                                   MockRequest& request) {
+    auto [field, end] = http.equal_range(kCachedTokensHeader);
+    if (field == end) return std::nullopt;
+    std::string value(field->value());
+    while (++field != end) {
+      value += ", ";
+      value += field->value();
+    }
+    return ReadCachedTokensHeader(value, request);
   }
 
   // A non-streaming answer, delayed as long as its stream would take.
@@ -484,6 +500,7 @@ class Session {
   void Report(const MockUsage& usage, int sign) {
     Stats().prompt_tokens_total += sign * usage.prompt_tokens;
     Stats().completion_tokens_total += sign * usage.completion_tokens;
+    Stats().cached_tokens_total += sign * usage.cached_tokens.value_or(0);
   }
 
   // content_length npos = a chunked (or, for HTTP/1.0, close-delimited) event stream.
@@ -663,6 +680,7 @@ void MockStats::ResetTotals() {
   requests_total = 0;
   prompt_tokens_total = 0;
   completion_tokens_total = 0;
+  cached_tokens_total = 0;
   served_prompt_tokens_total = 0;
   served_completion_tokens_total = 0;
 }
@@ -671,10 +689,12 @@ void MockStats::AppendJson(std::string& out) const {
   fmt::format_to(std::back_inserter(out),
                  R"({{"requests_total":{},"open_streams":{},"open_connections":{},)"
                  R"("prompt_tokens_total":{},"completion_tokens_total":{},)"
+                 R"("cached_tokens_total":{},)"
                  R"("served_prompt_tokens_total":{},"served_completion_tokens_total":{}}})",
                  requests_total.load(), open_streams.load(), open_connections.load(),
                  prompt_tokens_total.load(), completion_tokens_total.load(),
-                 served_prompt_tokens_total.load(), served_completion_tokens_total.load());
+                 cached_tokens_total.load(), served_prompt_tokens_total.load(),
+                 served_completion_tokens_total.load());
 }
 
 void MockRequestLog::Add(MockRequestRecord record) {

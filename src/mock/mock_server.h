@@ -6,7 +6,8 @@
 // /v1/audio/transcriptions (mock_transcription.h), answered at once (rerank, score and
 // transcriptions after --ttft, the model's forward pass). Every POST route takes faults by
 // `x-mock-fault` when started with --faults (no-usage leaves usage out; streams cut by
-// truncate-stream); GET /health, GET /v1/models, GET /metrics (vLLM-named series: mock_metrics.h);
+// truncate-stream), and chat and completions take `x-mock-cached-tokens` always (mock_api.h);
+// GET /health, GET /v1/models, GET /metrics (vLLM-named series: mock_metrics.h);
 // for tests GET /mock/stats, GET /mock/requests, POST /mock/reset-stats. When a request's
 // Accept-Encoding accepts gzip, its JSON answers go out gzipped (with Content-Length of the
 // compressed bytes) and its event streams through one gzip stream, sync-flushed after every event
@@ -39,10 +40,11 @@ namespace trl {
 //
 // prompt_tokens_total and completion_tokens_total count what mock-llm reported to clients: a
 // response or a usage chunk whose write succeeded (not the wrong usages of the usage-* faults,
-// nor the running usages of continuous_usage_stats). The served_* totals count what the backend
-// really did, whatever usage it reported (no-usage faults and streams without include_usage
-// included): served_prompt_tokens_total adds a request's prompt tokens when the mock starts
-// generating its 200 answer (after validation, before the time to first token);
+// nor the running usages of continuous_usage_stats); cached_tokens_total, by the same rule, the
+// prompt_tokens_details.cached_tokens of those usages (x-mock-cached-tokens). The served_* totals
+// count what the backend really did, whatever usage it reported (no-usage faults and streams
+// without include_usage included): served_prompt_tokens_total adds a request's prompt tokens when
+// the mock starts generating its 200 answer (after validation, before the time to first token);
 // served_completion_tokens_total adds one per streamed token event once its write succeeded
 // (a stream cut by a hang-up or a fault counts what went out) and a whole answer's words with
 // its write (added as the write starts and taken back if it fails, like the reported totals, so
@@ -53,6 +55,7 @@ struct MockStats {
   std::atomic<int64_t> open_connections{0};
   std::atomic<int64_t> prompt_tokens_total{0};
   std::atomic<int64_t> completion_tokens_total{0};
+  std::atomic<int64_t> cached_tokens_total{0};  // of prompt_tokens_total
   std::atomic<int64_t> served_prompt_tokens_total{0};
   std::atomic<int64_t> served_completion_tokens_total{0};
 

@@ -158,6 +158,7 @@ TEST_F(MockServerTest, ChatKeepAliveAndStats) {
   }
   EXPECT_EQ(Stats(), R"({"requests_total":2,"open_streams":0,"open_connections":2,)"
                      R"("prompt_tokens_total":10,"completion_tokens_total":8,)"
+                     R"("cached_tokens_total":0,)"
                      R"("served_prompt_tokens_total":10,"served_completion_tokens_total":8})");
 }
 
@@ -202,6 +203,7 @@ TEST_F(MockServerTest, ResponsesStreamEventByEvent) {
   EXPECT_NE(chunks[3].find(R"("usage":{"input_tokens":4,)"), std::string::npos);
   EXPECT_EQ(chunks[3].find("[DONE]"), std::string::npos);
   EXPECT_NE(Stats().find(R"("prompt_tokens_total":4,"completion_tokens_total":2,)"
+                         R"("cached_tokens_total":0,)"
                          R"("served_prompt_tokens_total":4,"served_completion_tokens_total":2})"),
             std::string::npos);
 }
@@ -253,6 +255,7 @@ TEST_F(MockServerTest, UtilityRoutes) {
   // rerank's 8 and score's 2 prompt tokens, reported; the others count requests only.
   EXPECT_EQ(Stat("requests_total"), 7);
   EXPECT_NE(Stats().find(R"("prompt_tokens_total":10,"completion_tokens_total":0,)"
+                         R"("cached_tokens_total":0,)"
                          R"("served_prompt_tokens_total":10,"served_completion_tokens_total":0})"),
             std::string::npos);
 }
@@ -315,6 +318,7 @@ TEST_F(MockServerTest, FaultsAndErrors) {
   EXPECT_NE(Stats().find(R"("requests_total":6,)"), std::string::npos);
   // Only no-usage reported nothing while serving 1 + 4 tokens; truncate-stream's prompt counts.
   EXPECT_NE(Stats().find(R"("prompt_tokens_total":0,"completion_tokens_total":0,)"
+                         R"("cached_tokens_total":0,)"
                          R"("served_prompt_tokens_total":6,"served_completion_tokens_total":4})"),
             std::string::npos);
 }
@@ -337,6 +341,7 @@ TEST_F(MockServerTest, UsageFaultsReportWrongUsages) {
             std::string::npos);
   EXPECT_EQ(events[6], "[DONE]");
   EXPECT_NE(Stats().find(R"("prompt_tokens_total":0,"completion_tokens_total":0,)"
+                         R"("cached_tokens_total":0,)"
                          R"("served_prompt_tokens_total":9,"served_completion_tokens_total":8})"),
             std::string::npos);
 }
@@ -594,6 +599,124 @@ TEST_F(MockServerTest, FaultHeadersDoNothingWithoutFaults) {
     EXPECT_EQ(response.result_int(), 200u) << fault;
     EXPECT_NE(response.body().find(R"("usage":)"), std::string::npos) << fault;
   }
+}
+
+// x-mock-cached-tokens: N puts min(N, prompt_tokens) in usage.prompt_tokens_details, without
+// --faults too; prompt_tokens and total_tokens stay as they are.
+TEST_F(MockServerTest, CachedTokensHeader) {
+  MockOptions options = Unpaced();
+  options.faults = false;
+  Start(options);
+  const auto post = [&](std::string target, std::string body, std::string cached) {
+    auto request = Post(std::move(target), std::move(body));
+    request.set("x-mock-cached-tokens", cached);
+    return RoundTrip(request);
+  };
+  // kChat has 5 prompt tokens and gets 4 words.
+  auto whole = post("/v1/chat/completions", kChat, "3");
+  EXPECT_EQ(whole.result_int(), 200);
+  EXPECT_TRUE(
+      whole.body().ends_with(R"("usage":{"prompt_tokens":5,"completion_tokens":4,"total_tokens":9,)"
+                             R"("prompt_tokens_details":{"cached_tokens":3}}})"))
+      << whole.body();
+  auto zero =
+      post("/v1/completions", R"({"model":"mock-model","prompt":"a b","max_tokens":1})", "0");
+  EXPECT_TRUE(
+      zero.body().ends_with(R"("usage":{"prompt_tokens":2,"completion_tokens":1,"total_tokens":3,)"
+                            R"("prompt_tokens_details":{"cached_tokens":0}}})"))
+      << zero.body();
+
+  // A stream: the usage chunk only, capped by the prompt; none in the running usages.
+  auto stream = post("/v1/completions",
+                     R"({"model":"mock-model","prompt":"a b","max_tokens":2,"stream":true,)"
+                     R"("stream_options":{"include_usage":true,"continuous_usage_stats":true}})",
+                     "1000");
+  std::vector<std::string> events = Events(stream.body());
+  ASSERT_EQ(events.size(), 2u + 3u);  // 2 tokens, finish, usage, [DONE]
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NE(events[i].find(R"("usage":{"prompt_tokens":2,)"), std::string::npos) << i;
+    EXPECT_EQ(events[i].find("prompt_tokens_details"), std::string::npos) << i;
+  }
+  EXPECT_NE(events[3].find(R"("choices":[],"usage":{"prompt_tokens":2,"completion_tokens":2,)"
+                           R"("total_tokens":4,"prompt_tokens_details":{"cached_tokens":2}}})"),
+            std::string::npos)
+      << events[3];
+  EXPECT_EQ(events[4], "[DONE]");
+  // Without include_usage nothing reports it.
+  auto bare = post("/v1/chat/completions",
+                   R"({"model":"mock-model","messages":[{"content":"x"}],"stream":true})", "1");
+  EXPECT_EQ(bare.body().find("usage"), std::string::npos);
+
+  // Not a non-negative integer: a 400 naming the header, the request not served.
+  for (std::string bad : {"-1", "abc", "1.5", "", "+2"}) {
+    auto rejected = post("/v1/chat/completions", kChat, bad);
+    EXPECT_EQ(rejected.result_int(), 400) << bad;
+    EXPECT_EQ(rejected.body(),
+              R"({"error":{"message":"x-mock-cached-tokens must be a non-negative integer, got )"
+              R"(\")" +
+                  bad +
+                  R"(\"","type":"invalid_request_error","param":"x-mock-cached-tokens",)"
+                  R"("code":null}})");
+  }
+  // Given twice: the values joined, so not an integer.
+  auto twice = Post("/v1/chat/completions", kChat);
+  twice.insert("x-mock-cached-tokens", "1");
+  twice.insert("x-mock-cached-tokens", "2");
+  auto rejected = RoundTrip(twice);
+  EXPECT_EQ(rejected.result_int(), 400);
+  EXPECT_NE(rejected.body().find(R"(got \"1, 2\")"), std::string::npos) << rejected.body();
+  // Other routes do not read it.
+  auto embeddings = post("/v1/embeddings", R"({"model":"mock-model","input":"a"})", "abc");
+  EXPECT_EQ(embeddings.result_int(), 200);
+  EXPECT_EQ(embeddings.body().find("prompt_tokens_details"), std::string::npos);
+
+  // Reported: 3 + 0 + 2 cached tokens of 5 + 2 + 2 + 1 (embeddings) prompt tokens; served: the
+  // stream without a usage chunk too.
+  EXPECT_EQ(Stat("cached_tokens_total"), 5);
+  EXPECT_EQ(Stat("prompt_tokens_total"), 10);
+  EXPECT_EQ(Stat("served_prompt_tokens_total"), 5 + 2 + 2 + 4 + 1);
+}
+
+// Without the header: no prompt_tokens_details anywhere, nothing counted as cached.
+TEST_F(MockServerTest, NoCachedTokensWithoutTheHeader) {
+  Start(Unpaced());
+  auto whole = RoundTrip(Post("/v1/chat/completions", kChat));
+  EXPECT_TRUE(whole.body().ends_with(
+      R"("usage":{"prompt_tokens":5,"completion_tokens":4,"total_tokens":9}})"));
+  auto stream =
+      RoundTrip(Post("/v1/completions", R"({"model":"mock-model","prompt":"a","stream":true,)"
+                                        R"("stream_options":{"include_usage":true}})"));
+  EXPECT_NE(stream.body().find(R"("usage":{"prompt_tokens":1,"completion_tokens":4,)"
+                               R"("total_tokens":5}})"),
+            std::string::npos);
+  EXPECT_EQ(stream.body().find("prompt_tokens_details"), std::string::npos);
+  EXPECT_EQ(Stat("cached_tokens_total"), 0);
+}
+
+// The usage faults keep their one lie and the true cached tokens; no-usage reports none. Neither
+// counts as reported.
+TEST_F(MockServerTest, CachedTokensUnderUsageFaults) {
+  Start(Unpaced());
+  const auto post = [&](std::string body, std::string fault) {
+    auto request = Post("/v1/chat/completions", std::move(body), std::move(fault));
+    request.set("x-mock-cached-tokens", "2");
+    return RoundTrip(request);
+  };
+  auto negative = post(kChat, "usage-negative");
+  EXPECT_TRUE(negative.body().ends_with(
+      R"("usage":{"prompt_tokens":-1000000,"completion_tokens":4,"total_tokens":-999996,)"
+      R"("prompt_tokens_details":{"cached_tokens":2}}})"))
+      << negative.body();
+  auto no_completion = post(R"({"model":"mock-model","messages":[{"content":"x"}],)"
+                            R"("stream":true,"stream_options":{"include_usage":true}})",
+                            "usage-no-completion");
+  EXPECT_NE(no_completion.body().find(R"("choices":[],"usage":{"prompt_tokens":4,)"
+                                      R"("total_tokens":8,)"
+                                      R"("prompt_tokens_details":{"cached_tokens":2}}})"),
+            std::string::npos);
+  auto none = post(kChat, "no-usage");
+  EXPECT_EQ(none.body().find("usage"), std::string::npos);
+  EXPECT_EQ(Stat("cached_tokens_total"), 0);
 }
 
 TEST_F(MockServerTest, RecentRequests) {
