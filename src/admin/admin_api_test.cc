@@ -654,6 +654,9 @@ TEST_F(AdminApiTest, UsageRunsTheParsedQuery) {
   row.counts.prompt_tokens = 30;
   row.counts.completion_tokens = 12;
   row.counts.rejected_tokens = 1;
+  row.counts.cached_tokens = 10;
+  row.counts.cost = 600'000;
+  row.counts.rejected_spend = 2;
   usage_result_.rows = {row};
   usage_result_.total = row.counts;
 
@@ -674,8 +677,13 @@ TEST_F(AdminApiTest, UsageRunsTheParsedQuery) {
   EXPECT_EQ(got.at("model"), "m");
   EXPECT_EQ(got.at("start"), "2023-11-14T00:00:00Z");
   EXPECT_EQ(got.at("requests"), 2);
-  EXPECT_EQ(got.at("rejected"), 1);
+  EXPECT_EQ(got.at("cached_tokens"), 10);
+  EXPECT_EQ(got.at("cost"), "0.0006");
+  EXPECT_EQ(got.at("rejected"), 3);
+  EXPECT_EQ(got.at("rejected_by").at("spend"), 2);
   EXPECT_EQ(body.at("total").at("completion_tokens"), 12);
+  EXPECT_EQ(body.at("total").at("cost"), "0.0006");
+  EXPECT_EQ(body.at("currency"), "USD") << "the config's (its default)";
 
   Answer csv = Call(verb::get, "/admin/v1/usage?format=csv");
   EXPECT_EQ(csv.status, 200u);

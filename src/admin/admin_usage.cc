@@ -30,7 +30,8 @@ asio::awaitable<http::Response> AdminApi::Usage(std::string_view query_string) {
     res.body() = RenderUsageCsv(query, result);
   } else {
     res.set(http::bhttp::field::content_type, "application/json");
-    res.body() = RenderUsageJson(query, result);
+    // The currency of the config in force now: usage keeps no currency of its own.
+    res.body() = RenderUsageJson(query, result, hooks_.snapshot()->config->currency);
   }
   co_return res;
 }

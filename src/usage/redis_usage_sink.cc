@@ -41,7 +41,7 @@
 namespace trl {
 namespace {
 
-// A script call of 500 rows (3500 arguments) keeps Redis busy well under a millisecond; an
+// A script call of 500 rows (5000 arguments) keeps Redis busy well under a millisecond; an
 // hour with more rows takes several calls.
 constexpr size_t kRowsPerCall = 500;
 // Hour calls of one query in flight at once: enough to hide the round trips of a long range,
@@ -52,16 +52,17 @@ constexpr int64_t kMaxQueryHours = 400 * 24 + 1;
 
 // KEYS[1] the hour's index set, KEYS[2] this call's marker, KEYS[2+i] row i's hash.
 // ARGV[1] when everything expires (Unix seconds, EXPIREAT), ARGV[2] the marker's TTL in ms,
-// then per row: its member in the index set and its six counters.
+// then per row: its member in the index set and its counters (kUsageCounters, in its order).
 // Returns 1, or 0 when the marker says this call was applied already.
 constexpr const char* kWriteScript = R"lua(
 if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then return 0 end
 local fields = {'requests', 'prompt_tokens', 'completion_tokens', 'rejected_tokens',
-                'rejected_requests', 'rejected_concurrency'}
+                'rejected_requests', 'rejected_concurrency', 'cached_tokens', 'cost',
+                'rejected_spend'}
 for i = 3, #KEYS do
-  local a = 3 + (i - 3) * 7
+  local a = 3 + (i - 3) * 10
   redis.call('SADD', KEYS[1], ARGV[a])
-  for f = 1, 6 do
+  for f = 1, 9 do
     if ARGV[a + f] ~= '0' then redis.call('HINCRBY', KEYS[i], fields[f], ARGV[a + f]) end
   end
   redis.call('EXPIREAT', KEYS[i], ARGV[1])
@@ -72,7 +73,8 @@ return 1
 
 // KEYS[1] the hour's index set. ARGV[1] the prefix of the hour's row hashes, ARGV[2..4] the
 // key, tenant and model filters: "" for any, else "=" and the encoded name.
-// Returns {member, six counters, member, ...} of the rows that pass.
+// Returns {member, its counters (kUsageCounters' order), member, ...} of the rows that pass; a
+// field a hash lacks (zero, or a counter newer than the hash's writer) as '0'.
 // The row hashes are named from the index rather than passed in KEYS (the script cannot know
 // them beforehand); they share KEYS[1]'s hash tag, so they are in its slot, on this node.
 constexpr const char* kQueryScript = R"lua(
@@ -82,13 +84,16 @@ for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if k and (ARGV[2] == '' or ARGV[2] == '=' .. k) and (ARGV[3] == '' or ARGV[3] == '=' .. t)
       and (ARGV[4] == '' or ARGV[4] == '=' .. mo) then
     local v = redis.call('HMGET', ARGV[1] .. m, 'requests', 'prompt_tokens', 'completion_tokens',
-                         'rejected_tokens', 'rejected_requests', 'rejected_concurrency')
+                         'rejected_tokens', 'rejected_requests', 'rejected_concurrency',
+                         'cached_tokens', 'cost', 'rejected_spend')
     out[#out + 1] = m
-    for f = 1, 6 do out[#out + 1] = v[f] or '0' end
+    for f = 1, 9 do out[#out + 1] = v[f] or '0' end
   end
 end
 return out
 )lua";
+// The scripts name the counters themselves (and count them: 9 per row).
+static_assert(kUsageCounters.size() == 9, "kWriteScript and kQueryScript name every counter");
 
 // Everything but '%', '|', '{' and '}' stands as it is (like BucketRef::Id): a name can neither
 // split a member nor open a hash tag of its own.
@@ -128,13 +133,11 @@ RowKey KeyOf(const UsageRow& row) { return {row.key, row.tenant, row.model, row.
 bool IsZero(const UsageCounts& c) { return c == UsageCounts{}; }
 
 void Subtract(const UsageCounts& debt, UsageCounts& from) {
-  auto sub = [](int64_t d, int64_t& v) { v = v > d ? v - d : 0; };
-  sub(debt.requests, from.requests);
-  sub(debt.prompt_tokens, from.prompt_tokens);
-  sub(debt.completion_tokens, from.completion_tokens);
-  sub(debt.rejected_tokens, from.rejected_tokens);
-  sub(debt.rejected_requests, from.rejected_requests);
-  sub(debt.rejected_concurrency, from.rejected_concurrency);
+  for (const UsageCounter& counter : kUsageCounters) {
+    int64_t& v = from.*counter.field;
+    const int64_t d = debt.*counter.field;
+    v = v > d ? v - d : 0;
+  }
 }
 
 class RedisUsageSink final : public UsageSink {
@@ -213,7 +216,7 @@ class RedisUsageSink final : public UsageSink {
     // Long enough to outlive every resend of this call, a timed-out one's included.
     const int64_t marker_ttl_ms = 3'600'000 + 2 * timeout_.count();
     std::vector<std::string> args = {"EVAL", kWriteScript, std::to_string(rows.size() + 2)};
-    args.reserve(3 + 2 + rows.size() * 8 + 2);
+    args.reserve(3 + 2 + rows.size() * (2 + kUsageCounters.size()) + 2);
     args.push_back(prefix + "rows");
     args.push_back(prefix + "op:" + sink_id_ + ":" + std::to_string(next_op_.fetch_add(1)));
     std::vector<std::string> members;
@@ -227,9 +230,8 @@ class RedisUsageSink final : public UsageSink {
     for (size_t i = 0; i < rows.size(); ++i) {
       const UsageCounts& c = rows[i].counts;
       args.push_back(std::move(members[i]));
-      for (int64_t n : {c.requests, c.prompt_tokens, c.completion_tokens, c.rejected_tokens,
-                        c.rejected_requests, c.rejected_concurrency}) {
-        args.push_back(std::to_string(n));
+      for (const UsageCounter& counter : kUsageCounters) {
+        args.push_back(std::to_string(c.*counter.field));
       }
     }
     return args;
@@ -289,6 +291,7 @@ class RedisUsageSink final : public UsageSink {
   }
 
   // One hour's rows that pass the query's filters, or an error.
+  static constexpr size_t kStride = 1 + kUsageCounters.size();  // a row in kQueryScript's reply
   asio::awaitable<bool> QueryHour(int64_t hour, const UsageQuery& query,
                                   std::vector<UsageRow>& rows, std::string& error) {
     const std::string prefix = HourPrefix(hour);
@@ -303,11 +306,11 @@ class RedisUsageSink final : public UsageSink {
     std::string routing = args[3];
     const auto deadline = std::chrono::steady_clock::now() + timeout_;
     redis::Result r = co_await client_.Execute(std::move(args), std::move(routing), deadline);
-    if (!r.Ok() || r.reply->type != REDIS_REPLY_ARRAY || r.reply->elements % 7 != 0) {
+    if (!r.Ok() || r.reply->type != REDIS_REPLY_ARRAY || r.reply->elements % kStride != 0) {
       error = r.Ok() ? "redis: unexpected reply to the usage query" : Describe(r);
       co_return false;
     }
-    for (size_t i = 0; i < r.reply->elements; i += 7) {
+    for (size_t i = 0; i < r.reply->elements; i += kStride) {
       std::string_view member = redis::ReplyText(*r.reply->element[i]);
       UsageRow row;
       row.start = hour;
@@ -322,12 +325,10 @@ class RedisUsageSink final : public UsageSink {
       row.key = std::move(*parts[0]);
       row.tenant = std::move(*parts[1]);
       row.model = std::move(*parts[2]);
-      int64_t* counters[] = {&row.counts.requests,          &row.counts.prompt_tokens,
-                             &row.counts.completion_tokens, &row.counts.rejected_tokens,
-                             &row.counts.rejected_requests, &row.counts.rejected_concurrency};
-      for (size_t f = 0; f < 6; ++f) {
+      for (size_t f = 0; f < kUsageCounters.size(); ++f) {
         std::string_view text = redis::ReplyText(*r.reply->element[i + 1 + f]);
-        std::from_chars(text.data(), text.data() + text.size(), *counters[f]);
+        std::from_chars(text.data(), text.data() + text.size(),
+                        row.counts.*kUsageCounters[f].field);
       }
       rows.push_back(std::move(row));
     }

@@ -33,19 +33,42 @@ class RedisUsageSinkTest : public ::testing::Test {
 };
 
 TEST_F(RedisUsageSinkTest, OneHashPerRowAndAnIndexPerHourExpiringAfterRetention) {
-  ASSERT_TRUE(WriteRows(*sink_, {{"team|a", "acme", "llama{3}", kH0 + 5, {1, 100, 20, 0, 2, 0}}}));
+  ASSERT_TRUE(WriteRows(
+      *sink_, {{"team|a", "acme", "llama{3}", kH0 + 5, {1, 100, 20, 0, 2, 0, 30, 600'000, 3}}}));
   const std::string prefix = "trl:usage:{h" + std::to_string(kH0) + "}:";
   const std::string hash = prefix + "team%7Ca|acme|llama%7B3%7D";
   EXPECT_EQ(server_->CommandText({"HGET", hash, "requests"}), "1");
   EXPECT_EQ(server_->CommandText({"HGET", hash, "prompt_tokens"}), "100");
   EXPECT_EQ(server_->CommandText({"HGET", hash, "completion_tokens"}), "20");
   EXPECT_EQ(server_->CommandText({"HGET", hash, "rejected_requests"}), "2");
+  EXPECT_EQ(server_->CommandText({"HGET", hash, "cached_tokens"}), "30");
+  EXPECT_EQ(server_->CommandText({"HGET", hash, "cost"}), "600000");  // nanos
+  EXPECT_EQ(server_->CommandText({"HGET", hash, "rejected_spend"}), "3");
   EXPECT_EQ(server_->CommandText({"HEXISTS", hash, "rejected_tokens"}), "0");  // zeros not kept
   EXPECT_EQ(server_->CommandText({"SISMEMBER", prefix + "rows", "team%7Ca|acme|llama%7B3%7D"}),
             "1");
   const std::string expire_at = std::to_string(kH0 + 3600 + kRetentionSeconds);
   EXPECT_EQ(server_->CommandText({"EXPIRETIME", hash}), expire_at);
   EXPECT_EQ(server_->CommandText({"EXPIRETIME", prefix + "rows"}), expire_at);
+}
+
+// A hash written by the version before cost and cached tokens has none of their fields: they
+// read as 0, and this version's writes add them (HINCRBY) beside the old ones.
+TEST_F(RedisUsageSinkTest, AHashOfTheFirstVersionReadsItsNewCountersAsZero) {
+  const std::string prefix = "trl:usage:{h" + std::to_string(kH0) + "}:";
+  server_->Command({"HSET", prefix + "k||m", "requests", "2", "prompt_tokens", "20",
+                    "completion_tokens", "4", "rejected_concurrency", "1"});
+  server_->Command({"SADD", prefix + "rows", "k||m"});
+  UsageResult before = QueryRange(*sink_, kH0, kH0 + 3600);
+  ASSERT_TRUE(before.ok) << before.error;
+  ASSERT_EQ(before.rows.size(), 1u);
+  EXPECT_EQ(before.rows[0].counts, (UsageCounts{2, 20, 4, 0, 0, 1, 0, 0, 0}));
+
+  ASSERT_TRUE(WriteRows(*sink_, {{"k", "", "m", kH0, {1, 10, 1, 0, 0, 0, 5, 1'500, 1}}}));
+  UsageResult after = QueryRange(*sink_, kH0, kH0 + 3600);
+  ASSERT_TRUE(after.ok) << after.error;
+  ASSERT_EQ(after.rows.size(), 1u);
+  EXPECT_EQ(after.rows[0].counts, (UsageCounts{3, 30, 5, 0, 0, 1, 5, 1'500, 1}));
 }
 
 TEST_F(RedisUsageSinkTest, RowsPastTheirRetentionAreGoneAtOnce) {
@@ -94,21 +117,21 @@ TEST_F(RedisUsageSinkTest, ALongRangeQueriesEveryHour) {
 TEST_F(RedisUsageSinkTest, APartlyAppliedBatchIsNotCountedTwice) {
   const std::string broken = "trl:usage:{h" + std::to_string(kH0 + 3600) + "}:rows";
   server_->Command({"SET", broken, "not a set"});  // WRONGTYPE for the second hour's SADD
-  std::vector<UsageRow> batch = {{"k", "", "m", kH0, {1, 10, 0, 0, 0, 0}},
-                                 {"k", "", "m", kH0 + 3600, {2, 20, 0, 0, 0, 0}}};
+  std::vector<UsageRow> batch = {{"k", "", "m", kH0, {1, 10, 0, 0, 0, 0, 2, 700, 0}},
+                                 {"k", "", "m", kH0 + 3600, {2, 20, 0, 0, 0, 0, 0, 900, 1}}};
   std::string error;
   ASSERT_FALSE(WriteRows(*sink_, batch, &error));
   EXPECT_NE(error.find("WRONGTYPE"), std::string::npos) << error;
   server_->Command({"DEL", broken});
 
   std::vector<UsageRow> restored = batch;
-  restored[0].counts.Add({1, 5, 0, 0, 0, 0});  // recorded since the failed flush
+  restored[0].counts.Add({1, 5, 0, 0, 0, 0, 1, 50, 0});  // recorded since the failed flush
   ASSERT_TRUE(WriteRows(*sink_, restored, &error)) << error;
   UsageResult r = QueryRange(*sink_, kH0, kH0 + 7200);
   ASSERT_TRUE(r.ok) << r.error;
   ASSERT_EQ(r.rows.size(), 2u);
-  EXPECT_EQ(r.rows[0].counts, (UsageCounts{2, 15, 0, 0, 0, 0}));
-  EXPECT_EQ(r.rows[1].counts, (UsageCounts{2, 20, 0, 0, 0, 0}));
+  EXPECT_EQ(r.rows[0].counts, (UsageCounts{2, 15, 0, 0, 0, 0, 3, 750, 0}));
+  EXPECT_EQ(r.rows[1].counts, (UsageCounts{2, 20, 0, 0, 0, 0, 0, 900, 1}));
 }
 
 // A write that times out but is applied by Redis after all (here: held back by CLIENT PAUSE

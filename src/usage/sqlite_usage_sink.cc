@@ -6,6 +6,7 @@
 // the file; a flush a second is not worth an fsync each.
 #include <mutex>
 #include <optional>
+#include <string>
 
 #include "common/sqlite.h"
 #include "usage/usage.h"
@@ -14,6 +15,7 @@
 namespace trl {
 namespace {
 
+// The columns of the counters are kUsageCounters', in its order.
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS usage (
   key TEXT NOT NULL,
@@ -26,22 +28,31 @@ CREATE TABLE IF NOT EXISTS usage (
   rejected_tokens INTEGER NOT NULL DEFAULT 0,
   rejected_requests INTEGER NOT NULL DEFAULT 0,
   rejected_concurrency INTEGER NOT NULL DEFAULT 0,
+  cached_tokens INTEGER NOT NULL DEFAULT 0,
+  cost INTEGER NOT NULL DEFAULT 0,
+  rejected_spend INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (key, tenant, model, hour)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS usage_by_hour ON usage (hour);
 )sql";
 
+constexpr const char* kHasColumn = "SELECT 1 FROM pragma_table_info('usage') WHERE name = ?1";
+
 constexpr const char* kUpsert = R"sql(
 INSERT INTO usage (key, tenant, model, hour, requests, prompt_tokens, completion_tokens,
-                   rejected_tokens, rejected_requests, rejected_concurrency)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                   rejected_tokens, rejected_requests, rejected_concurrency, cached_tokens, cost,
+                   rejected_spend)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
 ON CONFLICT (key, tenant, model, hour) DO UPDATE SET
   requests = requests + excluded.requests,
   prompt_tokens = prompt_tokens + excluded.prompt_tokens,
   completion_tokens = completion_tokens + excluded.completion_tokens,
   rejected_tokens = rejected_tokens + excluded.rejected_tokens,
   rejected_requests = rejected_requests + excluded.rejected_requests,
-  rejected_concurrency = rejected_concurrency + excluded.rejected_concurrency
+  rejected_concurrency = rejected_concurrency + excluded.rejected_concurrency,
+  cached_tokens = cached_tokens + excluded.cached_tokens,
+  cost = cost + excluded.cost,
+  rejected_spend = rejected_spend + excluded.rejected_spend
 )sql";
 
 // ?1 from, ?2 to, ?3..?5 key/tenant/model (NULL: any), ?6 the bucket width (3600 or 86400).
@@ -49,13 +60,36 @@ ON CONFLICT (key, tenant, model, hour) DO UPDATE SET
 constexpr const char* kSelect = R"sql(
 SELECT key, tenant, model, hour - hour % ?6 AS start, SUM(requests), SUM(prompt_tokens),
        SUM(completion_tokens), SUM(rejected_tokens), SUM(rejected_requests),
-       SUM(rejected_concurrency)
+       SUM(rejected_concurrency), SUM(cached_tokens), SUM(cost), SUM(rejected_spend)
 FROM usage
 WHERE hour > ?1 - 3600 AND hour < ?2
   AND (?3 IS NULL OR key = ?3) AND (?4 IS NULL OR tenant = ?4) AND (?5 IS NULL OR model = ?5)
 GROUP BY start, key, tenant, model
 ORDER BY start, key, tenant, model
 )sql";
+
+// Makes the table, or brings a table of an earlier version up to this one: a counter column it
+// lacks is added, 0 in its rows (what they counted of it, the counter not existing then).
+bool Migrate(sqlite::Database& db, std::string* error) {
+  sqlite::Transaction transaction(db, error, "BEGIN IMMEDIATE");
+  if (!transaction.Began() || !db.Exec(kSchema, error)) return false;
+  for (const UsageCounter& counter : kUsageCounters) {
+    sqlite::Statement has_column;
+    if (!has_column.Prepare(db, kHasColumn, error)) return false;
+    has_column.BindText(1, counter.name);
+    const sqlite::Statement::Step step = has_column.Next();
+    if (step == sqlite::Statement::Step::kError) {
+      if (error) *error = db.Error("schema");
+      return false;
+    }
+    if (step == sqlite::Statement::Step::kRow) continue;
+    // The name is kUsageCounters', not outside input.
+    const std::string add =
+        "ALTER TABLE usage ADD COLUMN " + std::string(counter.name) + " INTEGER NOT NULL DEFAULT 0";
+    if (!db.Exec(add.c_str(), error)) return false;
+  }
+  return transaction.Commit(error);
+}
 
 constexpr const char* kDelete = "DELETE FROM usage WHERE hour < ?1";
 
@@ -65,7 +99,7 @@ class SqliteUsageSink final : public UsageSink {
  public:
   bool Open(const std::string& data_dir, std::string* error) {
     db_ = sqlite::Database::Open(data_dir, "usage.db", error);
-    return db_ && db_->Exec("PRAGMA synchronous=NORMAL", error) && db_->Exec(kSchema, error) &&
+    return db_ && db_->Exec("PRAGMA synchronous=NORMAL", error) && Migrate(*db_, error) &&
            upsert_.Prepare(*db_, kUpsert, error, kPersistent) &&
            select_.Prepare(*db_, kSelect, error, kPersistent) &&
            delete_.Prepare(*db_, kDelete, error, kPersistent);
@@ -104,10 +138,7 @@ class SqliteUsageSink final : public UsageSink {
       upsert_.Bind(4, row.start);
       const UsageCounts& c = row.counts;
       int index = 5;
-      for (int64_t n : {c.requests, c.prompt_tokens, c.completion_tokens, c.rejected_tokens,
-                        c.rejected_requests, c.rejected_concurrency}) {
-        upsert_.Bind(index++, n);
-      }
+      for (const UsageCounter& counter : kUsageCounters) upsert_.Bind(index++, c.*counter.field);
       if (!upsert_.Run()) {
         if (error) *error = db_->Error("write");
         upsert_.Reset();
@@ -135,8 +166,10 @@ class SqliteUsageSink final : public UsageSink {
       row.tenant = std::string(select_.Text(1));
       row.model = std::string(select_.Text(2));
       row.start = select_.Int(3);
-      row.counts = {select_.Int(4), select_.Int(5), select_.Int(6),
-                    select_.Int(7), select_.Int(8), select_.Int(9)};
+      int column = 4;
+      for (const UsageCounter& counter : kUsageCounters) {
+        row.counts.*counter.field = select_.Int(column++);
+      }
     }
     UsageResult result;
     if (step == sqlite::Statement::Step::kError) {

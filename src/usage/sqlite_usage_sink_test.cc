@@ -42,15 +42,61 @@ TEST_F(SqliteUsageSinkTest, ReopeningKeepsTheRows) {
   {
     auto sink = Open(dir_);
     ASSERT_TRUE(sink);
-    ASSERT_TRUE(Write(*sink, {{"k", "t", "m", kH0, {1, 2, 3, 4, 5, 6}}}));
+    ASSERT_TRUE(Write(*sink, {{"k", "t", "m", kH0, {1, 2, 3, 4, 5, 6, 7, 8, 9}}}));
   }
   auto sink = Open(dir_);
   ASSERT_TRUE(sink);
-  ASSERT_TRUE(Write(*sink, {{"k", "t", "m", kH0, {1, 1, 1, 1, 1, 1}}}));
+  ASSERT_TRUE(Write(*sink, {{"k", "t", "m", kH0, {1, 1, 1, 1, 1, 1, 1, 1, 1}}}));
   UsageResult r = All(*sink);
   ASSERT_TRUE(r.ok) << r.error;
   ASSERT_EQ(r.rows.size(), 1u);
-  EXPECT_EQ(r.rows[0].counts, (UsageCounts{2, 3, 4, 5, 6, 7}));
+  EXPECT_EQ(r.rows[0].counts, (UsageCounts{2, 3, 4, 5, 6, 7, 8, 9, 10}));
+}
+
+// A usage.db made by the version before cost and cached tokens (its schema, verbatim): opening
+// adds the missing columns, 0 in the rows there; the rows then add up as any other.
+TEST_F(SqliteUsageSinkTest, MigratesATableOfTheFirstVersion) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ + "/usage.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, R"sql(
+CREATE TABLE usage (
+  key TEXT NOT NULL,
+  tenant TEXT NOT NULL,
+  model TEXT NOT NULL,
+  hour INTEGER NOT NULL,
+  requests INTEGER NOT NULL DEFAULT 0,
+  prompt_tokens INTEGER NOT NULL DEFAULT 0,
+  completion_tokens INTEGER NOT NULL DEFAULT 0,
+  rejected_tokens INTEGER NOT NULL DEFAULT 0,
+  rejected_requests INTEGER NOT NULL DEFAULT 0,
+  rejected_concurrency INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (key, tenant, model, hour)
+) WITHOUT ROWID;
+CREATE INDEX usage_by_hour ON usage (hour);
+INSERT INTO usage VALUES ('k', 't', 'm', 1795867200, 1, 2, 3, 4, 5, 6);
+INSERT INTO usage VALUES ('j', '', 'm', 1795867200, 1, 0, 0, 0, 0, 0);
+)sql",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+
+  {
+    auto sink = Open(dir_);
+    ASSERT_TRUE(sink);
+    UsageResult r = All(*sink);
+    ASSERT_TRUE(r.ok) << r.error;
+    ASSERT_EQ(r.rows.size(), 2u);
+    EXPECT_EQ(r.rows[1].key, "k");
+    EXPECT_EQ(r.rows[1].counts, (UsageCounts{1, 2, 3, 4, 5, 6, 0, 0, 0}));
+    ASSERT_TRUE(Write(*sink, {{"k", "t", "m", kH0, {1, 1, 1, 1, 1, 1, 7, 600'000, 2}}}));
+  }
+  auto sink = Open(dir_);  // opened again: migrated already, nothing to add
+  ASSERT_TRUE(sink);
+  UsageResult r = All(*sink);
+  ASSERT_TRUE(r.ok) << r.error;
+  ASSERT_EQ(r.rows.size(), 2u);
+  EXPECT_EQ(r.rows[1].counts, (UsageCounts{2, 3, 4, 5, 6, 7, 7, 600'000, 2}));
+  EXPECT_EQ(r.total.rejected_spend, 2);
 }
 
 TEST_F(SqliteUsageSinkTest, UsesWalInUsageDb) {

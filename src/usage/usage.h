@@ -34,7 +34,9 @@ inline int64_t HourOf(int64_t unix_seconds) {
 }
 
 // Counters of one (key, tenant, model, hour). Rejections are counted by the kind of limit that
-// refused (tokens, requests, concurrency); `requests` counts admitted requests only.
+// refused (tokens, requests, concurrency, spend); `requests` counts admitted requests only.
+// The counters added since the first version come last, so that a positional {...} of the first
+// six still means what it did.
 struct UsageCounts {
   int64_t requests = 0;
   int64_t prompt_tokens = 0;
@@ -42,11 +44,36 @@ struct UsageCounts {
   int64_t rejected_tokens = 0;
   int64_t rejected_requests = 0;
   int64_t rejected_concurrency = 0;
+  int64_t cached_tokens = 0;  // of prompt_tokens, those the backend served from its prefix cache
+  int64_t cost = 0;           // nanos of the config's currency (common/money.h)
+  int64_t rejected_spend = 0;
 
-  int64_t Rejected() const { return rejected_tokens + rejected_requests + rejected_concurrency; }
+  int64_t Rejected() const {
+    return rejected_tokens + rejected_requests + rejected_concurrency + rejected_spend;
+  }
   void Add(const UsageCounts& other);
   bool operator==(const UsageCounts&) const = default;
 };
+
+// Every counter of UsageCounts under its stored name (SQLite column, Redis hash field), in the
+// order journal records hold them: the first kUsageCountersV1 are all a record of the first
+// version has. One list, so that no place that stores or adds counters can forget one.
+struct UsageCounter {
+  std::string_view name;
+  int64_t UsageCounts::*field;
+};
+inline constexpr std::array<UsageCounter, 9> kUsageCounters = {{
+    {"requests", &UsageCounts::requests},
+    {"prompt_tokens", &UsageCounts::prompt_tokens},
+    {"completion_tokens", &UsageCounts::completion_tokens},
+    {"rejected_tokens", &UsageCounts::rejected_tokens},
+    {"rejected_requests", &UsageCounts::rejected_requests},
+    {"rejected_concurrency", &UsageCounts::rejected_concurrency},
+    {"cached_tokens", &UsageCounts::cached_tokens},
+    {"cost", &UsageCounts::cost},
+    {"rejected_spend", &UsageCounts::rejected_spend},
+}};
+inline constexpr size_t kUsageCountersV1 = 6;
 
 struct UsageRow {
   std::string key;     // the key's name
@@ -70,8 +97,12 @@ class UsageRecorder {
   UsageRecorder();
   ~UsageRecorder();
   // `unix_seconds`: when the request was settled or refused; it picks the hour.
+  // `cached_tokens`: of `prompt_tokens`, those the backend served from its prefix cache;
+  // `cost_nanos`: what the request cost at its model's prices (CostNanos).
   void RecordAdmitted(std::string_view key, std::string_view tenant, std::string_view model,
-                      int64_t unix_seconds, int64_t prompt_tokens, int64_t completion_tokens);
+                      int64_t unix_seconds, int64_t prompt_tokens, int64_t completion_tokens,
+                      int64_t cached_tokens = 0, int64_t cost_nanos = 0);
+  // Counts a 429 under the kind of limit that refused it.
   void RecordRejected(std::string_view key, std::string_view tenant, std::string_view model,
                       int64_t unix_seconds, LimitKind refused_by);
 
@@ -148,15 +179,19 @@ struct UsageResult {
   UsageCounts total;
 };
 
-// {"data": [{key, tenant, model, start, requests, prompt_tokens, completion_tokens, rejected,
-//  rejected_by: {tokens, requests, concurrency}}], "total": {...same counters...}, "from", "to",
-//  "granularity", "group_by": ["key", "tenant", "model"]}; times RFC 3339 UTC
-//  ("2026-11-28T13:00:00Z"). Rows hold only the identities grouped by.
-std::string RenderUsageJson(const UsageQuery& query, const UsageResult& result);
+// {"data": [{key, tenant, model, start, requests, prompt_tokens, completion_tokens,
+//  cached_tokens, cost, rejected, rejected_by: {tokens, requests, concurrency, spend}}],
+//  "total": {...same counters...}, "currency", "from", "to", "granularity",
+//  "group_by": ["key", "tenant", "model"]}; times RFC 3339 UTC ("2026-11-28T13:00:00Z"), costs
+//  exact decimal strings in `currency` ("0.0006", FormatMoney). Rows hold only the identities
+//  grouped by.
+std::string RenderUsageJson(const UsageQuery& query, const UsageResult& result,
+                            std::string_view currency);
 // Header line "key,tenant,model,start,requests,prompt_tokens,completion_tokens,rejected,
-// rejected_tokens,rejected_requests,rejected_concurrency" (only the identities grouped by), one
-// line per row, then a "total" line ("total" in the first column, the other identity columns
-// empty). Fields quoted per RFC 4180 when needed.
+// rejected_tokens,rejected_requests,rejected_concurrency,cached_tokens,cost,rejected_spend"
+// (only the identities grouped by), one line per row, then a "total" line ("total" in the first
+// column, the other identity columns empty). Costs as in JSON. Fields quoted per RFC 4180 when
+// needed.
 std::string RenderUsageCsv(const UsageQuery& query, const UsageResult& result);
 
 // Where usage is kept. Thread-safe; each call may block the thread it runs on (SQLite) or

@@ -55,23 +55,18 @@ struct RowCounts {
 
 using RowMap = std::unordered_map<RowId, RowCounts, RowHash, RowEqual>;
 
-// key, tenant, model, hour, then the six counters: the row's totals in its batch so far.
+// key, tenant, model, hour, then the counters in kUsageCounters' order: the row's totals in its
+// batch so far.
 void AppendRecord(Journal& journal, const RowId& id, const UsageCounts& c) {
   std::string record;
-  RecordWriter(record)
-      .Text(id.key)
-      .Text(id.tenant)
-      .Text(id.model)
-      .Int(id.hour)
-      .Int(c.requests)
-      .Int(c.prompt_tokens)
-      .Int(c.completion_tokens)
-      .Int(c.rejected_tokens)
-      .Int(c.rejected_requests)
-      .Int(c.rejected_concurrency);
+  RecordWriter writer(record);
+  writer.Text(id.key).Text(id.tenant).Text(id.model).Int(id.hour);
+  for (const UsageCounter& counter : kUsageCounters) writer.Int(c.*counter.field);
   journal.Append(record);
 }
 
+// A record of this version, or of an earlier one (which stops after its counters: the others
+// count 0).
 std::optional<UsageRow> ParseRecord(std::string_view record) {
   RecordReader in(record);
   UsageRow row;
@@ -79,10 +74,9 @@ std::optional<UsageRow> ParseRecord(std::string_view record) {
   row.tenant = in.Text();
   row.model = in.Text();
   row.start = in.Int();
-  UsageCounts& c = row.counts;
-  for (int64_t* field : {&c.requests, &c.prompt_tokens, &c.completion_tokens, &c.rejected_tokens,
-                         &c.rejected_requests, &c.rejected_concurrency}) {
-    *field = in.Int();
+  for (size_t i = 0; i < kUsageCounters.size(); ++i) {
+    if (i == kUsageCountersV1 && in.AtEnd()) break;
+    row.counts.*kUsageCounters[i].field = in.Int();
   }
   if (in.Failed() || !in.AtEnd()) return std::nullopt;
   return row;
@@ -91,12 +85,7 @@ std::optional<UsageRow> ParseRecord(std::string_view record) {
 }  // namespace
 
 void UsageCounts::Add(const UsageCounts& other) {
-  requests += other.requests;
-  prompt_tokens += other.prompt_tokens;
-  completion_tokens += other.completion_tokens;
-  rejected_tokens += other.rejected_tokens;
-  rejected_requests += other.rejected_requests;
-  rejected_concurrency += other.rejected_concurrency;
+  for (const UsageCounter& counter : kUsageCounters) this->*counter.field += other.*counter.field;
 }
 
 struct UsageRecorder::Shard {
@@ -148,11 +137,14 @@ void AddTo(Shards& shards, bool journaling, const RowView& row, Apply&& apply) {
 
 void UsageRecorder::RecordAdmitted(std::string_view key, std::string_view tenant,
                                    std::string_view model, int64_t unix_seconds,
-                                   int64_t prompt_tokens, int64_t completion_tokens) {
+                                   int64_t prompt_tokens, int64_t completion_tokens,
+                                   int64_t cached_tokens, int64_t cost_nanos) {
   AddTo(shards_, journaling_, {key, tenant, model, HourOf(unix_seconds)}, [&](UsageCounts& counts) {
     counts.requests += 1;
     counts.prompt_tokens += prompt_tokens;
     counts.completion_tokens += completion_tokens;
+    counts.cached_tokens += cached_tokens;
+    counts.cost += cost_nanos;
   });
 }
 
@@ -169,6 +161,9 @@ void UsageRecorder::RecordRejected(std::string_view key, std::string_view tenant
         break;
       case LimitKind::kConcurrent:
         counts.rejected_concurrency += 1;
+        break;
+      case LimitKind::kSpend:
+        counts.rejected_spend += 1;
         break;
     }
   });

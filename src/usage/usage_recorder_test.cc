@@ -6,6 +6,8 @@
 #include <thread>
 #include <tuple>
 
+#include "common/journal.h"
+#include "fakes/temp_dir.h"
 #include "usage/usage.h"
 
 namespace trl {
@@ -46,6 +48,37 @@ TEST(UsageRecorderTest, CountsAdmittedAndRejectedPerRowAndHour) {
 
   EXPECT_EQ(recorder.PendingRows(), 0u);
   EXPECT_TRUE(recorder.TakePending().empty());
+}
+
+// Cached prompt tokens and cost add up with the tokens; a refusal by a spend limit counts as a
+// rejection of its own kind.
+TEST(UsageRecorderTest, CountsCachedTokensCostAndSpendRejections) {
+  UsageRecorder recorder;
+  recorder.RecordAdmitted("k", "t", "m", kT0, 100, 20, 60, 600'000);
+  recorder.RecordAdmitted("k", "t", "m", kT0 + 1, 10, 5, 0, 1'500);
+  recorder.RecordAdmitted("k", "t", "m", kT0 + 2, 3, 1);  // no prices: free, nothing cached
+  recorder.RecordRejected("k", "t", "m", kT0, LimitKind::kSpend);
+  recorder.RecordRejected("k", "t", "m", kT0, LimitKind::kSpend);
+  recorder.RecordRejected("k", "t", "m", kT0, LimitKind::kTokens);
+
+  auto rows = ByIdentity(recorder.TakePending());
+  ASSERT_EQ(rows.size(), 1u);
+  const UsageCounts& c = rows[{"k", "t", "m", kT0}];
+  EXPECT_EQ(c, (UsageCounts{.requests = 3,
+                            .prompt_tokens = 113,
+                            .completion_tokens = 26,
+                            .rejected_tokens = 1,
+                            .cached_tokens = 60,
+                            .cost = 601'500,
+                            .rejected_spend = 2}));
+  EXPECT_EQ(c.Rejected(), 3);
+}
+
+TEST(UsageRecorderTest, AddAddsEveryCounter) {
+  UsageCounts a{1, 2, 3, 4, 5, 6, 7, 8, 9};
+  a.Add({10, 20, 30, 40, 50, 60, 70, 80, 90});
+  EXPECT_EQ(a, (UsageCounts{11, 22, 33, 44, 55, 66, 77, 88, 99}));
+  EXPECT_EQ(a.Rejected(), 44 + 55 + 66 + 99);
 }
 
 TEST(UsageRecorderTest, IdentityPartsDoNotRunTogether) {
@@ -109,6 +142,112 @@ TEST(UsageRecorderTest, ConcurrentRecordingAndTakingLosesNothing) {
   EXPECT_EQ(total.completion_tokens, records * 9 / 10 * 2);
   EXPECT_EQ(total.rejected_tokens, records / 10);
   EXPECT_EQ(taken.size(), 10u);  // 5 keys x 2 hours
+}
+
+// A run's journal, as the gateway keeps it (src/app: "usage" segments headed "usage 1").
+std::unique_ptr<Journal> OpenJournal(const std::string& dir) {
+  std::string error;
+  auto journal = Journal::Open(dir, "usage", FsyncPolicy::kNo, "usage 1", &error);
+  EXPECT_TRUE(journal) << error;
+  return journal;
+}
+
+std::vector<UsageRow> ReadJournal(const Journal& journal) {
+  std::vector<UsageRow> rows;
+  std::string error;
+  EXPECT_TRUE(ReadUsageJournal(journal, &rows, &error)) << error;
+  return rows;
+}
+
+// A run that crashed leaves its batch in the journal; the next run reads every counter back.
+TEST(UsageJournalTest, ARecordHoldsEveryCounter) {
+  testing::TempDir dir("trl-usage-journal-");
+  {
+    auto journal = OpenJournal(dir.path());
+    UsageRecorder recorder;
+    recorder.EnableJournal();
+    recorder.RecordAdmitted("k", "t", "m", kT0 + 5, 100, 20, 60, 600'000);
+    recorder.RecordRejected("k", "t", "m", kT0 + 6, LimitKind::kSpend);
+    recorder.RecordRejected("k", "t", "m", kT0 + 7, LimitKind::kConcurrent);
+    recorder.JournalChanges(*journal);
+    std::string error;
+    ASSERT_TRUE(journal->Commit(&error)) << error;
+  }
+  auto journal = OpenJournal(dir.path());
+  std::vector<UsageRow> rows = ReadJournal(*journal);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].key, "k");
+  EXPECT_EQ(rows[0].start, kT0);
+  EXPECT_EQ(rows[0].counts, (UsageCounts{.requests = 1,
+                                         .prompt_tokens = 100,
+                                         .completion_tokens = 20,
+                                         .rejected_concurrency = 1,
+                                         .cached_tokens = 60,
+                                         .cost = 600'000,
+                                         .rejected_spend = 1}));
+}
+
+// A data dir left by the version before cost and cached tokens: its records stop after six
+// counters. They are read, the counters they lack as 0, and summed with this version's.
+TEST(UsageJournalTest, ReadsTheSegmentsOfTheFirstVersion) {
+  testing::TempDir dir("trl-usage-journal-");
+  auto old_record = [](std::string_view key, int64_t requests, int64_t prompt) {
+    std::string record;
+    RecordWriter(record)
+        .Text(key)
+        .Text("t")
+        .Text("m")
+        .Int(kT0)
+        .Int(requests)
+        .Int(prompt)
+        .Int(7)
+        .Int(1)
+        .Int(2)
+        .Int(3);
+    return record;
+  };
+  {
+    auto journal = OpenJournal(dir.path());
+    journal->Append(old_record("k", 1, 10));
+    journal->Append(old_record("k", 2, 30));  // the row's total in its batch: the last counts
+    journal->Append(old_record("old-only", 5, 50));
+    std::string error;
+    ASSERT_TRUE(journal->Commit(&error)) << error;
+  }
+  {
+    auto journal = OpenJournal(dir.path());  // the old segment stays: not yet written
+    UsageRecorder recorder;
+    recorder.EnableJournal();
+    recorder.RecordAdmitted("k", "t", "m", kT0, 4, 1, 3, 9'000);
+    recorder.JournalChanges(*journal);
+    std::string error;
+    ASSERT_TRUE(journal->Commit(&error)) << error;
+  }
+  auto journal = OpenJournal(dir.path());
+  ASSERT_EQ(journal->Leftover().size(), 2u);
+  std::vector<UsageRow> rows = ReadJournal(*journal);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].key, "k");
+  EXPECT_EQ(rows[0].counts, (UsageCounts{3, 34, 8, 1, 2, 3, 3, 9'000, 0}));
+  EXPECT_EQ(rows[1].key, "old-only");
+  EXPECT_EQ(rows[1].counts, (UsageCounts{5, 50, 7, 1, 2, 3}));
+}
+
+// A record with some of the new counters but not all is neither version's: it is left out.
+TEST(UsageJournalTest, ARecordCutBetweenVersionsIsLeftOut) {
+  testing::TempDir dir("trl-usage-journal-");
+  {
+    auto journal = OpenJournal(dir.path());
+    std::string record;
+    RecordWriter writer(record);
+    writer.Text("k").Text("t").Text("m").Int(kT0);
+    for (int i = 0; i < 7; ++i) writer.Int(1);
+    journal->Append(record);
+    std::string error;
+    ASSERT_TRUE(journal->Commit(&error)) << error;
+  }
+  auto journal = OpenJournal(dir.path());
+  EXPECT_TRUE(ReadJournal(*journal).empty());
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/money.h"
 #include "usage/usage.h"
 
 namespace trl {
@@ -16,11 +17,15 @@ void AddCounters(const UsageCounts& c, json::object& out) {
   out["requests"] = c.requests;
   out["prompt_tokens"] = c.prompt_tokens;
   out["completion_tokens"] = c.completion_tokens;
+  out["cached_tokens"] = c.cached_tokens;
+  // A string, exact to the nano: a JSON number would be read as a binary double.
+  out["cost"] = FormatMoney(c.cost);
   out["rejected"] = c.Rejected();
   json::object by;
   by["tokens"] = c.rejected_tokens;
   by["requests"] = c.rejected_requests;
   by["concurrency"] = c.rejected_concurrency;
+  by["spend"] = c.rejected_spend;
   out["rejected_by"] = std::move(by);
 }
 
@@ -55,7 +60,8 @@ void ForEachGrouped(const UsageQuery::GroupBy& group, const UsageRow& row, Visit
   if (group.model) visit("model", row.model);
 }
 
-// One CSV line: the grouped identities' `fields`, `start`, then the counters.
+// One CSV line: the grouped identities' `fields`, `start`, then the counters (the columns added
+// since the first version last, so that a reader of those columns by position still reads them).
 void AppendCsvLine(const std::vector<std::string_view>& fields, std::string_view start,
                    const UsageCounts& c, std::string& out) {
   for (std::string_view field : fields) {
@@ -64,17 +70,22 @@ void AppendCsvLine(const std::vector<std::string_view>& fields, std::string_view
   }
   AppendCsvField(start, out);
   out += ',';
-  for (int64_t n : {c.requests, c.prompt_tokens, c.completion_tokens, c.Rejected(),
-                    c.rejected_tokens, c.rejected_requests, c.rejected_concurrency}) {
+  for (int64_t n :
+       {c.requests, c.prompt_tokens, c.completion_tokens, c.Rejected(), c.rejected_tokens,
+        c.rejected_requests, c.rejected_concurrency, c.cached_tokens}) {
     out += std::to_string(n);
     out += ',';
   }
-  out.back() = '\n';
+  out += FormatMoney(c.cost);
+  out += ',';
+  out += std::to_string(c.rejected_spend);
+  out += '\n';
 }
 
 }  // namespace
 
-std::string RenderUsageJson(const UsageQuery& query, const UsageResult& result) {
+std::string RenderUsageJson(const UsageQuery& query, const UsageResult& result,
+                            std::string_view currency) {
   json::array data;
   data.reserve(result.rows.size());
   for (const UsageRow& row : result.rows) {
@@ -90,6 +101,7 @@ std::string RenderUsageJson(const UsageQuery& query, const UsageResult& result) 
   json::object body;
   body["data"] = std::move(data);
   body["total"] = std::move(total);
+  body["currency"] = currency;
   body["from"] = FormatRfc3339(query.from);
   body["to"] = FormatRfc3339(query.to);
   body["granularity"] = GranularityName(query.granularity);
@@ -111,7 +123,7 @@ std::string RenderUsageCsv(const UsageQuery& query, const UsageResult& result) {
   for (std::string_view name : names) out.append(name).append(",");
   out +=
       "start,requests,prompt_tokens,completion_tokens,rejected,rejected_tokens,"
-      "rejected_requests,rejected_concurrency\n";
+      "rejected_requests,rejected_concurrency,cached_tokens,cost,rejected_spend\n";
   for (const UsageRow& row : result.rows) {
     std::vector<std::string_view> fields;
     ForEachGrouped(query.group_by, row, [&fields](std::string_view, const std::string& value) {

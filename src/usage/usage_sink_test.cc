@@ -36,15 +36,17 @@ std::string Name(const ::testing::TestParamInfo<SinkKind>& info) {
 
 std::vector<UsageRow> Sample() {
   return {
-      {"a", "t1", "m1", kH0, {1, 10, 1, 0, 0, 0}},      {"a", "t1", "m2", kH0, {2, 20, 2, 1, 0, 0}},
-      {"b", "", "m1", kH1, {3, 30, 3, 0, 1, 0}},        {"a", "t1", "m1", kH1, {4, 40, 4, 0, 0, 1}},
+      {"a", "t1", "m1", kH0, {1, 10, 1, 0, 0, 0, 4, 600'000, 0}},
+      {"a", "t1", "m2", kH0, {2, 20, 2, 1, 0, 0, 0, 0, 1}},
+      {"b", "", "m1", kH1, {3, 30, 3, 0, 1, 0, 0, 1'500, 0}},
+      {"a", "t1", "m1", kH1, {4, 40, 4, 0, 0, 1, 8, 3'000'000'000, 2}},
       {"a", "t1", "m1", kNextDay, {5, 50, 5, 0, 0, 0}},
   };
 }
 
 UsageCounts Times(UsageCounts c, int64_t n) {
-  return {c.requests * n,        c.prompt_tokens * n,     c.completion_tokens * n,
-          c.rejected_tokens * n, c.rejected_requests * n, c.rejected_concurrency * n};
+  for (const UsageCounter& counter : kUsageCounters) c.*counter.field *= n;
+  return c;
 }
 
 class UsageSinkTest : public ::testing::TestWithParam<SinkKind> {
@@ -155,7 +157,7 @@ TEST_P(UsageSinkTest, Filters) {
   EXPECT_EQ(Query(from, to, UsageGranularity::kHour, {}, {}, "m1").rows.size(), 4u);
   UsageResult one = Query(from, to, UsageGranularity::kHour, "a", "t1", "m2");
   ASSERT_EQ(one.rows.size(), 1u);
-  EXPECT_EQ(one.rows[0].counts, (UsageCounts{2, 20, 2, 1, 0, 0}));
+  EXPECT_EQ(one.rows[0].counts, (UsageCounts{2, 20, 2, 1, 0, 0, 0, 0, 1}));
   EXPECT_EQ(one.total, one.rows[0].counts);
 }
 
@@ -179,12 +181,16 @@ TEST_P(UsageSinkTest, DayGranularitySumsPerUtcDay) {
   EXPECT_EQ(r.rows[0].start, kDay0);
   EXPECT_EQ(r.rows[0].key, "a");
   EXPECT_EQ(r.rows[0].model, "m1");
-  EXPECT_EQ(r.rows[0].counts, (UsageCounts{5, 50, 5, 0, 0, 1}));  // 12:00 + 13:00
+  EXPECT_EQ(r.rows[0].counts,
+            (UsageCounts{5, 50, 5, 0, 0, 1, 12, 3'000'600'000, 2}));  // 12:00 + 13:00
   EXPECT_EQ(r.rows[1].model, "m2");
   EXPECT_EQ(r.rows[2].key, "b");
   EXPECT_EQ(r.rows[3].start, kDay0 + 86'400);
   EXPECT_EQ(r.rows[3].counts, (UsageCounts{5, 50, 5, 0, 0, 0}));
   EXPECT_EQ(r.total.requests, 15);
+  EXPECT_EQ(r.total.cached_tokens, 12);
+  EXPECT_EQ(r.total.cost, 3'000'601'500);
+  EXPECT_EQ(r.total.rejected_spend, 3);
 }
 
 // group_by=tenant: one row per tenant and day, its keys and models summed and left blank.
@@ -200,11 +206,12 @@ TEST_P(UsageSinkTest, GroupBySumsOverTheIdentitiesLeftOut) {
   ASSERT_EQ(r.rows.size(), 3u);
   EXPECT_EQ(r.rows[0].start, kDay0);
   EXPECT_EQ(r.rows[0].tenant, "");
-  EXPECT_EQ(r.rows[0].counts, (UsageCounts{3, 30, 3, 0, 1, 0}));  // b
+  EXPECT_EQ(r.rows[0].counts, (UsageCounts{3, 30, 3, 0, 1, 0, 0, 1'500, 0}));  // b
   EXPECT_EQ(r.rows[1].tenant, "t1");
   EXPECT_EQ(r.rows[1].key, "");
   EXPECT_EQ(r.rows[1].model, "");
-  EXPECT_EQ(r.rows[1].counts, (UsageCounts{7, 70, 7, 1, 0, 1}));  // a: m1 12:00, m2, m1 13:00
+  // a: m1 12:00, m2, m1 13:00
+  EXPECT_EQ(r.rows[1].counts, (UsageCounts{7, 70, 7, 1, 0, 1, 12, 3'000'600'000, 3}));
   EXPECT_EQ(r.rows[2].start, kDay0 + 86'400);
   EXPECT_EQ(r.total.requests, 15);
 }

@@ -3,8 +3,10 @@
 // not, several keys and models, some refused by a requests limit and some by a tokens limit —
 // and the usage API's totals equal, to the token, what mock-llm reported for the admitted
 // requests, and its rejected counts equal the 429s seen, per key, per model and in total; in JSON
-// and CSV. The same totals after a SIGTERM and restart, and after backup -> wipe -> restore
-// (scripts/backup.sh). On the embedded store and on Redis shared by two instances.
+// and CSV. No model has prices and no request asks the mock for cached tokens: every cost is
+// "0.00" (in the config's currency, USD by default) and no token is cached. The same totals after
+// a SIGTERM and restart, and after backup -> wipe -> restore (scripts/backup.sh). On the embedded
+// store and on Redis shared by two instances.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
@@ -104,27 +106,34 @@ async function expected(mocks, seen) {
   return {
     total: { requests: ok, prompt_tokens: sm.prompt_tokens_total + sn.prompt_tokens_total,
              completion_tokens: sm.completion_tokens_total + sn.completion_tokens_total,
-             rejected: refused },
+             cached_tokens: 0, rejected: refused },
     m: { prompt_tokens: sm.prompt_tokens_total, completion_tokens: sm.completion_tokens_total },
     n: { prompt_tokens: sn.prompt_tokens_total, completion_tokens: sn.completion_tokens_total },
   };
 }
 
 const pick = (t) => ({ requests: t.requests, prompt_tokens: t.prompt_tokens,
-                       completion_tokens: t.completion_tokens, rejected: t.rejected });
+                       completion_tokens: t.completion_tokens, cached_tokens: t.cached_tokens,
+                       rejected: t.rejected });
 
 // Every figure of the usage API against `want` and `seen`.
 async function assertUsage(gw, want, seen) {
   const all = await usage(gw);
   assert.deepEqual(pick(all.total), want.total);
+  assert.equal(all.total.cost, '0.00');
+  assert.equal(all.currency, 'USD');
   // The rows add up to the total; every row is an hour of one key/tenant/model.
-  const sum = { requests: 0, prompt_tokens: 0, completion_tokens: 0, rejected: 0 };
+  const sum = { requests: 0, prompt_tokens: 0, completion_tokens: 0, cached_tokens: 0, rejected: 0 };
   for (const row of all.data) for (const k of Object.keys(sum)) sum[k] += row[k];
   assert.deepEqual(sum, want.total);
   for (const row of all.data) {
     assert.match(row.start, /^\d{4}-\d\d-\d\dT\d\d:00:00Z$/);
     assert.ok(['m', 'n'].includes(row.model), `model ${row.model}: canonical names only`);
     assert.equal(row.tenant, row.key === 'k-open' ? 'acme' : '');
+    assert.equal(row.cost, '0.00');
+    const by = row.rejected_by;
+    assert.equal(by.spend, 0, 'no spend limit');
+    assert.equal(row.rejected, by.tokens + by.requests + by.concurrency + by.spend);
   }
   for (const model of ['m', 'n']) {
     const r = await usage(gw, `&model=${model}`);
@@ -160,14 +169,17 @@ async function assertUsage(gw, want, seen) {
   assert.equal(csv.status, 200);
   assert.match(csv.headers.get('content-type'), /^text\/csv/);
   const lines = csv.text.trim().split('\n');
-  const header = lines[0].split(',');
-  assert.deepEqual(header.slice(0, 8), ['key', 'tenant', 'model', 'start', 'requests',
-                                        'prompt_tokens', 'completion_tokens', 'rejected']);
+  assert.equal(lines[0], 'key,tenant,model,start,requests,prompt_tokens,completion_tokens,' +
+                         'rejected,rejected_tokens,rejected_requests,rejected_concurrency,' +
+                         'cached_tokens,cost,rejected_spend');
   const total = lines.at(-1).split(',');
-  assert.equal(total[0], 'total');
-  assert.deepEqual(total.slice(4, 8).map(Number),
-                   [want.total.requests, want.total.prompt_tokens, want.total.completion_tokens,
-                    want.total.rejected]);
+  assert.deepEqual(total.slice(0, 4), ['total', '', '', '']);
+  assert.deepEqual(total.slice(4), [
+    all.total.requests, all.total.prompt_tokens, all.total.completion_tokens, all.total.rejected,
+    all.total.rejected_by.tokens, all.total.rejected_by.requests,
+    all.total.rejected_by.concurrency, all.total.cached_tokens, all.total.cost,
+    all.total.rejected_by.spend,
+  ].map(String));
   assert.equal(lines.length, all.data.length + 2);
 }
 
