@@ -63,10 +63,10 @@ void AdmitSettleLoop(benchmark::State& state, std::string key) {
   int64_t refused = 0;
   RunOnIoContext([&]() -> asio::awaitable<void> {
     for (auto _ : state) {
-      Admission a = co_await limiter.Admit(scope, 1200);
+      Admission a = co_await limiter.Admit(scope, {1200});
       if (a.outcome != Admission::Outcome::kAdmitted) ++refused;
-      limiter.SettleInBackground(co_await asio::this_coro::executor, std::move(a.reservation), 700,
-                                 SettlementSource::kUsage);
+      limiter.SettleInBackground(co_await asio::this_coro::executor, std::move(a.reservation),
+                                 {700}, SettlementSource::kUsage);
     }
   });
   state.SetItemsProcessed(state.iterations());
@@ -87,7 +87,7 @@ void BM_AdmitOnly(benchmark::State& state) {
   RequestScope scope{key, "", "llama2-7b", KeyLimits(), {}, "req"};
   RunOnIoContext([&]() -> asio::awaitable<void> {
     for (auto _ : state) {
-      Admission a = co_await limiter.Admit(scope, 1);
+      Admission a = co_await limiter.Admit(scope, {1});
       benchmark::DoNotOptimize(a.outcome);
     }
   });

@@ -609,7 +609,7 @@ TEST_F(AdminApiTest, LimitsReadTheBudgetsAndResetRefillsThem) {
   scope.key_limits = key.limits;
   scope.request_id = "r1";
   scope.deadline = std::chrono::seconds(60);
-  Admission admitted = RunAwaitable(limiter_.Admit(scope, 300));
+  Admission admitted = RunAwaitable(limiter_.Admit(scope, {300}));
   ASSERT_EQ(admitted.outcome, Admission::Outcome::kAdmitted);
 
   json::array before = Readings("cfg-key");

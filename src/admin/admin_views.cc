@@ -2,6 +2,7 @@
 
 #include <boost/json/serialize.hpp>
 
+#include "common/money.h"
 #include "config/config.h"
 #include "keys/key_record.h"
 #include "proxy/errors.h"
@@ -34,8 +35,13 @@ boost::json::array ReadingsJson(const LimitReadings& readings) {
   boost::json::array limits;
   for (const LimitReading& r : readings.limits) {
     boost::json::object o = LimitToJson(r.limit);
-    o["remaining"] = r.remaining;
-    o["level"] = r.level;
+    if (r.limit.kind == LimitKind::kSpend) {  // money: exact decimal strings
+      o["remaining"] = FormatMoney(r.remaining);
+      o["level"] = FormatMoney(r.level);
+    } else {
+      o["remaining"] = r.remaining;
+      o["level"] = r.level;
+    }
     if (r.limit.kind == LimitKind::kConcurrent) {
       o["in_use"] = r.in_use;
     } else {

@@ -5,6 +5,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/money.h"
 #include "config/limit_text.h"
 
 namespace trl {
@@ -26,7 +27,7 @@ std::string Labels(const BucketRef& ref) {
   std::string labels = ref.scope == ScopeKind::kKey ? "scope=\"key\"" : "scope=\"tenant\"";
   labels += ",name=\"" + EscapeLabelValue(ref.scope_name) + "\"";
   labels += ",model=\"" + EscapeLabelValue(ref.model) + "\"";
-  labels += ref.kind == LimitKind::kTokens ? ",kind=\"tokens\"" : ",kind=\"requests\"";
+  labels += ",kind=\"" + std::string(LimitKindName(ref.kind)) + "\"";
   labels += ",period=\"" + FormatPeriod(std::chrono::milliseconds(ref.period_micros / 1000)) + "\"";
   labels += ref.calendar ? ",calendar=\"true\"" : ",calendar=\"false\"";
   return labels;
@@ -55,14 +56,17 @@ void BudgetGauges::Observe(const BucketSpec& budget, const BucketLevel& level) {
 
 void BudgetGauges::Render(std::string& out) const {
   const int64_t now = clock_.NowMicros();
-  std::vector<std::pair<std::string, int64_t>> remaining, limit;  // sorted: a stable output
+  std::vector<std::pair<std::string, std::string>> remaining, limit;  // sorted: a stable output
   for (const Shard& shard : shards_) {
     std::lock_guard lock(shard.mu);
     for (const auto& [id, entry] : shard.entries) {
       BucketLevel level = entry.level;
       Refresh(entry.params, now, level);
-      remaining.emplace_back(entry.labels, std::max<int64_t>(level.level, 0));
-      limit.emplace_back(entry.labels, entry.params.capacity);
+      // Spend in units of the currency (exact decimals), the others in whole units.
+      const int decimals = entry.params.kind == LimitKind::kSpend ? kMoneyDecimals : 0;
+      remaining.emplace_back(entry.labels,
+                             FormatScaledDecimal(std::max<int64_t>(level.level, 0), decimals, 0));
+      limit.emplace_back(entry.labels, FormatScaledDecimal(entry.params.capacity, decimals, 0));
     }
   }
   std::sort(remaining.begin(), remaining.end());
@@ -71,13 +75,13 @@ void BudgetGauges::Render(std::string& out) const {
     out.append("# HELP ").append(name).append(" ").append(help).append("\n");
     out.append("# TYPE ").append(name).append(" gauge\n");
     for (const auto& [labels, value] : series) {
-      out.append(name).append("{").append(labels).append("} ").append(std::to_string(value));
+      out.append(name).append("{").append(labels).append("} ").append(value);
       out.append("\n");
     }
   };
   family("trl_budget_remaining",
-         "Whole tokens or requests a budget had left when this instance last judged a request "
-         "against it, refilled to now.",
+         "Whole tokens or requests (spend: units of the currency) a budget had left when this "
+         "instance last judged a request against it, refilled to now.",
          remaining);
   family("trl_budget_limit", "A budget's capacity (the limit's amount).", limit);
 }

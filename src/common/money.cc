@@ -67,6 +67,7 @@ std::string FormatScaledDecimal(int64_t scaled, int decimals, int min_decimals) 
   const auto unit = static_cast<unsigned __int128>(Pow10(decimals));
   std::string text = negative ? "-" : "";
   text += std::to_string(static_cast<uint64_t>(magnitude / unit));
+  if (decimals == 0) return text;
   std::string fraction = std::to_string(static_cast<uint64_t>(magnitude % unit));
   fraction.insert(0, static_cast<size_t>(decimals) - fraction.size(), '0');
   size_t keep = fraction.size();

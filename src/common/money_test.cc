@@ -23,8 +23,8 @@ TEST(MoneyTest, ParsesDecimalsExactly) {
 }
 
 TEST(MoneyTest, RefusesWhatIsNoAmount) {
-  for (const char* text : {"", ".", "-1", "+1", "1,5", "1.2.3", "abc", "1e", "1e+", "0x10",
-                           "1 ", " 1", "nan", "inf", "1e999", "1.5e-3x"}) {
+  for (const char* text : {"", ".", "-1", "+1", "1,5", "1.2.3", "abc", "1e", "1e+", "0x10", "1 ",
+                           " 1", "nan", "inf", "1e999", "1.5e-3x"}) {
     EXPECT_EQ(ParseScaledDecimal(text, 9, kMaxMoneyNanos), std::nullopt) << text;
   }
   EXPECT_EQ(ParseScaledDecimal("0.0000000001", 9, kMaxMoneyNanos), std::nullopt);  // 10th place
@@ -42,6 +42,8 @@ TEST(MoneyTest, FormatsWithTwoToNinePlaces) {
   EXPECT_EQ(FormatMoney(-1'250'000'000), "-1.25");
   EXPECT_EQ(FormatScaledDecimal(75'000, 6, 0), "0.075");
   EXPECT_EQ(FormatScaledDecimal(2'000'000, 6, 0), "2");
+  EXPECT_EQ(FormatScaledDecimal(1234, 0, 0), "1234");  // whole units
+  EXPECT_EQ(FormatScaledDecimal(-7, 0, 0), "-7");
   EXPECT_EQ(FormatMoney(INT64_MIN), "-9223372036.854775808");
 }
 

@@ -387,6 +387,18 @@ class Parser {
     return v;
   }
 
+  // A decimal scaled by 10^decimals (common/money.h), within [min, max].
+  std::optional<int64_t> Decimal(const YAML::Node& node, const std::string& path, int decimals,
+                                 int64_t min, int64_t max, const char* help) {
+    std::optional<int64_t> v;
+    if (node.IsScalar()) v = ParseScaledDecimal(node.Scalar(), decimals, max);
+    if (!v || *v < min) {
+      Error(path, help);
+      return std::nullopt;
+    }
+    return v;
+  }
+
   std::optional<Millis> Duration(const YAML::Node& node, const std::string& path,
                                  bool allow_zero = false) {
     std::optional<Millis> d;
@@ -437,6 +449,8 @@ class Parser {
   void ClaimModelName(const std::string& name, const std::string& canonical,
                       const std::string& path);
   void ParseMediaTokens(const YAML::Node& node, const std::string& path, MediaTokens& media);
+  void ParseCounting(const Fields& f, const std::string& p, ModelConfig& m);
+  void ParsePrices(const YAML::Node& node, const std::string& path, TokenPrices& prices);
   void ParsePassthrough(const YAML::Node& node, const std::string& path, ModelConfig& m);
   void ParseTenants(const YAML::Node& node, std::vector<TenantConfig>& tenants);
   void ParseApiKeys(const YAML::Node& node, const std::vector<TenantConfig>& tenants,
@@ -487,7 +501,7 @@ void Parser::Parse(const YAML::Node& root, Config& c) {
   }
   auto top = Map(root, "",
                  {"listen", "server", "admin", "store", "identity", "usage", "metrics",
-                  "access_log", "models", "tenants", "api_keys", "default_limits"});
+                  "access_log", "models", "tenants", "api_keys", "default_limits", "currency"});
   if (!top) return;
   // Models first: limits and keys refer to them by name or alias.
   if (auto* n = Get(*top, "models")) {
@@ -516,6 +530,16 @@ void Parser::Parse(const YAML::Node& root, Config& c) {
     }
   }
   if (auto* n = Get(*top, "access_log")) ParseAccessLog(*n, c.access_log);
+  if (auto* n = Get(*top, "currency")) {
+    auto code = String(*n, "currency");
+    if (code && (code->size() != 3 || !std::all_of(code->begin(), code->end(), [](char ch) {
+                   return ch >= 'A' && ch <= 'Z';
+                 }))) {
+      Error("currency", "expected a three-letter ISO 4217 code, e.g. USD or EUR");
+    } else {
+      Set(code, c.currency);
+    }
+  }
   if (auto* n = Get(*top, "tenants")) ParseTenants(*n, c.tenants);
   if (auto* n = Get(*top, "api_keys")) ParseApiKeys(*n, c.tenants, c.api_keys);
   if (auto* n = Get(*top, "default_limits")) c.default_limits = ParseLimits(*n, "default_limits");
@@ -741,7 +765,8 @@ void Parser::ParseModels(const YAML::Node& node, std::vector<ModelConfig>& model
     const std::string p = Index("models", i);
     auto f = Map((*items)[i], p,
                  {"name", "aliases", "backends", "tokenizer", "chat_template", "max_output_tokens",
-                  "media_tokens", "passthrough", "timeout", "request_timeout"});
+                  "media_tokens", "prices", "cached_token_weight", "passthrough", "timeout",
+                  "request_timeout"});
     if (!f) continue;
     ModelConfig m;
     if (auto* n = Get(*f, "name")) {
@@ -756,32 +781,18 @@ void Parser::ParseModels(const YAML::Node& node, std::vector<ModelConfig>& model
     } else {
       Error(Field(p, "backends"), "required");
     }
-    if (auto* n = Get(*f, "tokenizer")) {
-      auto t = NonEmptyString(*n, Field(p, "tokenizer"));
-      if (t && *t != "approx") {
-        const std::string path = t->starts_with("tiktoken:") ? t->substr(9) : *t;
-        std::error_code ec;
-        if (!std::filesystem::is_regular_file(path, ec)) {
-          Error(Field(p, "tokenizer"),
-                "no such file (expected approx, a tokenizer.json path or tiktoken:PATH)");
-        }
-      }
-      Set(t, m.tokenizer);
-    }
-    if (auto* n = Get(*f, "chat_template")) {
-      auto t = NonEmptyString(*n, Field(p, "chat_template"));
-      if (t && *t != "llama2" && *t != "llama3" && *t != "chatml") {
-        Error(Field(p, "chat_template"), "expected llama2, llama3 or chatml");
-      } else if (t && m.tokenizer == "approx") {
-        Error(Field(p, "chat_template"), "needs a tokenizer file (models[].tokenizer)");
-      }
-      Set(t, m.chat_template);
-    }
+    ParseCounting(*f, p, m);
     if (auto* n = Get(*f, "max_output_tokens")) {
       Set(Int(*n, Field(p, "max_output_tokens"), 1, kMaxAmount), m.max_output_tokens);
     }
     if (auto* n = Get(*f, "media_tokens")) {
       ParseMediaTokens(*n, Field(p, "media_tokens"), m.media_tokens);
+    }
+    if (auto* n = Get(*f, "prices")) ParsePrices(*n, Field(p, "prices"), m.prices);
+    if (auto* n = Get(*f, "cached_token_weight")) {
+      Set(Decimal(*n, Field(p, "cached_token_weight"), kPriceDecimals, 0, 1'000'000,
+                  "must be a fraction from 0 to 1 with up to 6 decimal places"),
+          m.cached_token_weight);
     }
     if (auto* n = Get(*f, "passthrough")) ParsePassthrough(*n, Field(p, "passthrough"), m);
     if (auto* n = Get(*f, "timeout")) Set(Duration(*n, Field(p, "timeout")), m.timeout);
@@ -839,6 +850,48 @@ void Parser::ParseMediaTokens(const YAML::Node& node, const std::string& path, M
   if (auto* n = Get(*f, "audio_second")) {
     Set(Int(*n, Field(path, "audio_second"), 0, kMaxAmount), media.audio_second);
   }
+}
+
+// How the model's prompts are counted: `tokenizer` and `chat_template`.
+void Parser::ParseCounting(const Fields& f, const std::string& p, ModelConfig& m) {
+  if (auto* n = Get(f, "tokenizer")) {
+    auto t = NonEmptyString(*n, Field(p, "tokenizer"));
+    if (t && *t != "approx") {
+      const std::string path = t->starts_with("tiktoken:") ? t->substr(9) : *t;
+      std::error_code ec;
+      if (!std::filesystem::is_regular_file(path, ec)) {
+        Error(Field(p, "tokenizer"),
+              "no such file (expected approx, a tokenizer.json path or tiktoken:PATH)");
+      }
+    }
+    Set(t, m.tokenizer);
+  }
+  if (auto* n = Get(f, "chat_template")) {
+    auto t = NonEmptyString(*n, Field(p, "chat_template"));
+    if (t && *t != "llama2" && *t != "llama3" && *t != "chatml") {
+      Error(Field(p, "chat_template"), "expected llama2, llama3 or chatml");
+    } else if (t && m.tokenizer == "approx") {
+      Error(Field(p, "chat_template"), "needs a tokenizer file (models[].tokenizer)");
+    }
+    Set(t, m.chat_template);
+  }
+}
+
+void Parser::ParsePrices(const YAML::Node& node, const std::string& path, TokenPrices& prices) {
+  auto f = Map(node, path, {"input", "output", "cached_input"});
+  if (!f) return;
+  auto price = [&](const char* name, int64_t& out) {
+    if (auto* n = Get(*f, name)) {
+      Set(Decimal(*n, Field(path, name), kPriceDecimals, 0, kMaxPriceMicros,
+                  "must be a price per million tokens from 0 to 1000000 with up to 6 decimal "
+                  "places"),
+          out);
+    }
+  };
+  price("input", prices.input);
+  price("output", prices.output);
+  prices.cached_input = prices.input;  // no discount unless one is written
+  price("cached_input", prices.cached_input);
 }
 
 // Paths: "/..." without a query, `*` only at the end, of URL path characters.
@@ -1009,16 +1062,17 @@ std::optional<LimitConfig> Parser::ParseLimit(const YAML::Node& node, const std:
     Error(p, "not a map");
     return std::nullopt;
   }
-  auto f = Map(node, p, {"tokens", "requests", "concurrent", "per", "reset", "model"});
+  auto f = Map(node, p, {"tokens", "requests", "concurrent", "spend", "per", "reset", "model"});
   if (!f) return std::nullopt;
   size_t errors_before = errors_.size();
   LimitConfig l;
   std::vector<std::pair<std::string_view, LimitKind>> kinds;
-  for (LimitKind kind : {LimitKind::kTokens, LimitKind::kRequests, LimitKind::kConcurrent}) {
+  for (LimitKind kind :
+       {LimitKind::kTokens, LimitKind::kRequests, LimitKind::kConcurrent, LimitKind::kSpend}) {
     if (Get(*f, LimitKindName(kind))) kinds.emplace_back(LimitKindName(kind), kind);
   }
   if (kinds.empty()) {
-    Error(p, "needs one of tokens, requests or concurrent");
+    Error(p, "needs one of tokens, requests, concurrent or spend");
     return std::nullopt;
   }
   if (kinds.size() > 1) {
@@ -1028,7 +1082,14 @@ std::optional<LimitConfig> Parser::ParseLimit(const YAML::Node& node, const std:
   }
   auto [kind_name, kind] = kinds[0];
   l.kind = kind;
-  Set(Int(*Get(*f, kind_name), Field(p, kind_name), 1, kMaxAmount), l.amount);
+  if (kind == LimitKind::kSpend) {
+    Set(Decimal(*Get(*f, kind_name), Field(p, kind_name), kMoneyDecimals, 1, kMaxMoneyNanos,
+                "must be an amount of money above 0, at most 9000000, with up to 9 decimal "
+                "places"),
+        l.amount);
+  } else {
+    Set(Int(*Get(*f, kind_name), Field(p, kind_name), 1, kMaxAmount), l.amount);
+  }
   const YAML::Node* per = Get(*f, "per");
   const YAML::Node* reset = Get(*f, "reset");
   if (kind == LimitKind::kConcurrent) {

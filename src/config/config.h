@@ -16,6 +16,7 @@
 
 #include "common/host_port.h"
 #include "common/journal.h"
+#include "common/money.h"
 
 namespace trl {
 
@@ -142,6 +143,13 @@ struct ModelConfig {
   // a larger max_tokens is clamped to.
   int64_t max_output_tokens = 1024;
   MediaTokens media_tokens;
+  // What its tokens cost, per million, in the config's currency (common/money.h). All 0 (no
+  // `prices`): the model is free, and spend limits never hold back its requests.
+  TokenPrices prices;
+  // A prompt token the backend served from its cache (usage.prompt_tokens_details.cached_tokens)
+  // counts against token limits as this fraction of a token, in millionths (1'000'000, the
+  // default: a whole token; 250'000: a quarter), rounded up once per request.
+  int64_t cached_token_weight = 1'000'000;
   // Paths the data plane forwards to this model's backends as they are, beyond its own routes
   // (which always win): authenticated and held to request and concurrency limits, never charged
   // tokens. "/v1/responses/*" ends in * to match every path under it.

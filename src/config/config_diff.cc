@@ -53,6 +53,8 @@ std::vector<std::string> ModelFields(const ModelConfig& a, const ModelConfig& b)
   Check(out, "media_tokens",
         ma.image == mb.image && ma.audio == mb.audio && ma.video == mb.video &&
             ma.file == mb.file && ma.audio_second == mb.audio_second);
+  Check(out, "prices", a.prices == b.prices);
+  Check(out, "cached_token_weight", a.cached_token_weight == b.cached_token_weight);
   Check(out, "passthrough", a.passthrough == b.passthrough);
   Check(out, "timeout", a.timeout == b.timeout);
   Check(out, "request_timeout", a.request_timeout == b.request_timeout);
@@ -79,6 +81,7 @@ std::vector<std::string> TenantFields(const TenantConfig& a, const TenantConfig&
 std::vector<std::string> AppliedSettings(const Config& a, const Config& b) {
   std::vector<std::string> out;
   Check(out, "admin.token", a.admin.token == b.admin.token);  // named, never shown
+  Check(out, "currency", a.currency == b.currency);
   Check(out, "identity.source", a.identity.source == b.identity.source);
   Check(out, "identity.header", a.identity.header == b.identity.header);
   Check(out, "identity.max_identities", a.identity.max_identities == b.identity.max_identities);

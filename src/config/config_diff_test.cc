@@ -97,6 +97,20 @@ TEST(ConfigDiffTest, TextHasOneLinePerKindOfChange) {
             "restart required: server.threads\n");
 }
 
+TEST(ConfigDiffTest, PricesWeightsAndTheCurrencyAreChanges) {
+  auto running = LoadYaml(R"(
+models: [{name: m, backends: ["http://127.0.0.1:9"], prices: {input: 1}}]
+)");
+  auto next = LoadYaml(R"(
+currency: EUR
+models: [{name: m, backends: ["http://127.0.0.1:9"], prices: {input: 1, output: 2},
+          cached_token_weight: 0.5}]
+)");
+  EXPECT_EQ(ConfigDiffToText(DiffConfigs(*running, *next)),
+            "models: changed m (prices, cached_token_weight)\n"
+            "settings: currency\n");
+}
+
 TEST(ConfigDiffTest, AKeyReturningToDefaultLimitsIsALimitsChange) {
   auto running = LoadYaml(R"(
 models: [{name: m, backends: ["http://127.0.0.1:9"]}]

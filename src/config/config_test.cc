@@ -778,7 +778,8 @@ TEST(ConfigErrors, DurationsAreAtMost100Years) {
 
 TEST(ConfigErrors, LimitNeedsExactlyOneKind) {
   EXPECT_THAT(LimitErrors("{per: 1m}"),
-              ElementsAre("api_keys[0].limits[2]: needs one of tokens, requests or concurrent"));
+              ElementsAre("api_keys[0].limits[2]: needs one of tokens, requests, concurrent or "
+                          "spend"));
   EXPECT_THAT(LimitErrors("{tokens: 1, requests: 2, per: 1m}"),
               ElementsAre("api_keys[0].limits[2]: has both tokens and requests; write one limit "
                           "per entry"));
@@ -787,6 +788,63 @@ TEST(ConfigErrors, LimitNeedsExactlyOneKind) {
                           "limit per entry"));
   EXPECT_THAT(LimitErrors("5"), ElementsAre("api_keys[0].limits[2]: not a map"));
   EXPECT_THAT(LimitErrors("~"), ElementsAre("api_keys[0].limits[2]: not a map"));
+}
+
+TEST(ConfigSpend, SpendLimitsPricesAndCurrencyAreExactDecimals) {
+  auto c = Ok(WithModels(
+      "currency: EUR\n"
+      "default_limits: [{spend: 50.00, per: 30d}, {spend: '0.000000001', per: 1d, reset: "
+      "calendar, model: m2}]\n"));
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->currency, "EUR");
+  ASSERT_EQ(c->default_limits.size(), 2u);
+  EXPECT_EQ(c->default_limits[0].kind, LimitKind::kSpend);
+  EXPECT_EQ(c->default_limits[0].amount, 50'000'000'000);  // nanos
+  EXPECT_EQ(c->default_limits[0].per, std::chrono::hours(24 * 30));
+  EXPECT_EQ(c->default_limits[1].amount, 1);
+  EXPECT_TRUE(c->default_limits[1].calendar);
+  EXPECT_EQ(c->default_limits[1].model, "m2");
+  EXPECT_EQ(Ok(WithModels(""))->currency, "USD") << "the default";
+
+  auto priced =
+      Ok("models:\n  - name: m\n    backends: [http://b:1]\n"
+         "    prices: {input: 0.50, output: 1.5, cached_input: 0.075}\n"
+         "    cached_token_weight: 0.25\n"
+         "  - name: n\n    backends: [http://b:1]\n    prices: {input: 2}\n");
+  ASSERT_NE(priced, nullptr);
+  EXPECT_EQ(priced->models[0].prices, (TokenPrices{500'000, 75'000, 1'500'000}));
+  EXPECT_EQ(priced->models[0].cached_token_weight, 250'000);
+  // cached_input defaults to input (no discount unless written); a model without prices is free.
+  EXPECT_EQ(priced->models[1].prices, (TokenPrices{2'000'000, 2'000'000, 0}));
+  EXPECT_EQ(priced->models[1].cached_token_weight, 1'000'000);
+  EXPECT_TRUE(Ok(WithModels(""))->models[0].prices.Free());
+}
+
+TEST(ConfigSpend, BadAmountsAreRefusedByName) {
+  const std::string spend_help =
+      "api_keys[0].limits[2].spend: must be an amount of money above 0, at most 9000000, with up "
+      "to 9 decimal places";
+  for (const char* bad : {"0", "-1", "0.0000000001", "9000000.1", "abc", "1e400", "[1]", "~"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_THAT(LimitErrors(std::string("{spend: ") + bad + ", per: 1d}"), ElementsAre(spend_help));
+  }
+  EXPECT_THAT(LimitErrors("{spend: 5}"),
+              ElementsAre("api_keys[0].limits[2].per: required with spend"));
+  EXPECT_THAT(LimitErrors("{spend: 5, tokens: 5, per: 1d}"),
+              ElementsAre("api_keys[0].limits[2]: has both tokens and spend; write one limit per "
+                          "entry"));
+  const std::string model = "models:\n  - name: m\n    backends: [http://b:1]\n";
+  EXPECT_THAT(Errors(model + "    prices: {input: -1, output: 0.0000001, cached: 1}\n"),
+              ElementsAre("models[0].prices.cached: unknown key",
+                          "models[0].prices.input: must be a price per million tokens from 0 to "
+                          "1000000 with up to 6 decimal places",
+                          "models[0].prices.output: must be a price per million tokens from 0 to "
+                          "1000000 with up to 6 decimal places"));
+  EXPECT_THAT(Errors(model + "    cached_token_weight: 1.5\n"),
+              ElementsAre("models[0].cached_token_weight: must be a fraction from 0 to 1 with up "
+                          "to 6 decimal places"));
+  EXPECT_THAT(Errors(WithModels("currency: usd\n")),
+              ElementsAre("currency: expected a three-letter ISO 4217 code, e.g. USD or EUR"));
 }
 
 TEST(ConfigErrors, LimitPerRequiredForTokensAndRequests) {

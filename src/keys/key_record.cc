@@ -4,13 +4,18 @@
 #include <boost/json/serialize.hpp>
 
 #include "common/crypto.h"
+#include "common/money.h"
 #include "config/limit_text.h"
 
 namespace trl {
 
 boost::json::object LimitToJson(const LimitConfig& limit) {
   boost::json::object o;
-  o[LimitKindName(limit.kind)] = limit.amount;
+  if (limit.kind == LimitKind::kSpend) {
+    o[LimitKindName(limit.kind)] = FormatMoney(limit.amount);  // exact, as a decimal string
+  } else {
+    o[LimitKindName(limit.kind)] = limit.amount;
+  }
   if (limit.kind != LimitKind::kConcurrent) {
     o["per"] = FormatPeriod(limit.per);
     if (limit.calendar) o["reset"] = "calendar";

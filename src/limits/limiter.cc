@@ -7,6 +7,7 @@
 #include <random>
 #include <utility>
 
+#include "common/money.h"
 #include "config/limit_text.h"
 
 namespace trl {
@@ -33,14 +34,30 @@ BucketRef RefFor(ScopeKind scope, std::string_view owner, const LimitConfig& lim
           limit.kind != LimitKind::kConcurrent && limit.calendar};
 }
 
-// Adds the limits that apply to `model`. Two limits of one owner with the same identity (a
-// duplicated config line) would be one bucket charged twice; the smaller capacity wins instead.
+int64_t AmountFor(LimitKind kind, const Amounts& amounts) {
+  switch (kind) {
+    case LimitKind::kTokens:
+      return amounts.tokens;
+    case LimitKind::kSpend:
+      return amounts.spend;
+    case LimitKind::kRequests:
+    case LimitKind::kConcurrent:
+      break;
+  }
+  return 1;
+}
+
+// Adds the limits that apply to the request (its model; spend limits when it is priced). Two
+// limits of one owner with the same identity (a duplicated config line) would be one bucket
+// charged twice; the smaller capacity wins instead.
 void Collect(ScopeKind scope, std::string_view owner, std::span<const LimitConfig> limits,
-             std::string_view model, int64_t reserve_tokens, Charges& charges, Origins& origins) {
+             const RequestScope& request, const Amounts& reserve, Charges& charges,
+             Origins& origins) {
   for (const LimitConfig& limit : limits) {
-    if (!limit.model.empty() && limit.model != model) continue;
+    if (!limit.model.empty() && limit.model != request.model) continue;
+    if (limit.kind == LimitKind::kSpend && !request.priced) continue;
     Charge charge{{RefFor(scope, owner, limit), std::max<int64_t>(limit.amount, 0)},
-                  limit.kind == LimitKind::kTokens ? reserve_tokens : 1};
+                  AmountFor(limit.kind, reserve)};
     auto same = std::find_if(charges.begin(), charges.end(),
                              [&](const Charge& c) { return c.bucket.ref == charge.bucket.ref; });
     if (same == charges.end()) {
@@ -60,8 +77,9 @@ void FillHeaders(std::span<const Charge> charges, const BucketStates& states, in
     const BucketSpec& spec = charges[i].bucket;
     if (spec.ref.kind == LimitKind::kConcurrent) continue;
     const BucketLevel& level = states[i].level;
-    RateLimitHeaderValues& header =
-        spec.ref.kind == LimitKind::kTokens ? admission.tokens : admission.requests;
+    RateLimitHeaderValues& header = spec.ref.kind == LimitKind::kTokens  ? admission.tokens
+                                    : spec.ref.kind == LimitKind::kSpend ? admission.spend
+                                                                         : admission.requests;
     int64_t remaining = std::max<int64_t>(level.level, 0);
     int64_t reset_ms = CeilMillis(MicrosUntil(spec.Params(), level, spec.capacity, now));
     if (!header.present || remaining < header.remaining ||
@@ -106,8 +124,12 @@ std::string DescribeLimit(ScopeKind scope, std::string_view owner, const LimitCo
     text += '\'';
   }
   text += ' ';
-  text += std::to_string(limit.amount);
+  text +=
+      limit.kind == LimitKind::kSpend ? FormatMoney(limit.amount) : std::to_string(limit.amount);
   switch (limit.kind) {
+    case LimitKind::kSpend:
+      text += " spend per ";
+      break;
     case LimitKind::kConcurrent:
       text += " concurrent requests";
       return text;
@@ -128,8 +150,8 @@ std::string DescribeLimit(ScopeKind scope, std::string_view owner, const LimitCo
 struct Limiter::Plan {
   Charges charges;
   Origins origins;
-  int too_large = -1;  // index of the smallest token limit the reservation exceeds
-  int64_t reserve_tokens = 0;
+  int too_large = -1;  // index of a token or spend limit the reservation exceeds
+  Amounts reserve;
   std::string_view shard_key;
   uint64_t id = 0;
   bool settles = false;  // token or concurrency charges
@@ -149,26 +171,31 @@ Limiter::Limiter(Store& store, const Clock& clock, LimiterOptions options)
   next_id_.store(((static_cast<uint64_t>(rd()) << 32) ^ rd()) | 1, std::memory_order_relaxed);
 }
 
-void Limiter::MakePlan(const RequestScope& scope, int64_t reserve_tokens, Plan& plan) {
-  plan.reserve_tokens = std::max<int64_t>(reserve_tokens, 0);
+void Limiter::MakePlan(const RequestScope& scope, Amounts reserve, Plan& plan) {
+  plan.reserve = {std::max<int64_t>(reserve.tokens, 0), std::max<int64_t>(reserve.spend, 0)};
   plan.shard_key = ShardKey(scope.key, scope.tenant);
   plan.id = next_id_.fetch_add(2, std::memory_order_relaxed);
   plan.lease_ttl_micros =
       (std::max<int64_t>(scope.deadline.count(), 0) + options_.lease_ttl.count()) * 1000;
-  Collect(ScopeKind::kKey, scope.key, scope.key_limits, scope.model, plan.reserve_tokens,
-          plan.charges, plan.origins);
+  Collect(ScopeKind::kKey, scope.key, scope.key_limits, scope, plan.reserve, plan.charges,
+          plan.origins);
   if (!scope.tenant.empty()) {
-    Collect(ScopeKind::kTenant, scope.tenant, scope.tenant_limits, scope.model, plan.reserve_tokens,
+    Collect(ScopeKind::kTenant, scope.tenant, scope.tenant_limits, scope, plan.reserve,
             plan.charges, plan.origins);
   }
-  // A reservation above a token limit's capacity can never fit: it is refused before the
-  // store's levels are touched (naming the smallest such limit); they are only read, for the
-  // headers.
+  // A reservation above a token or spend limit's capacity can never fit: it is refused before
+  // the store's levels are touched (naming such a limit: of tokens first, the smallest); they
+  // are only read, for the headers.
+  auto exceeds_more = [&](const Charge& c) {
+    if (plan.too_large < 0) return true;
+    const BucketSpec& named = plan.charges[plan.too_large].bucket;
+    if (c.bucket.ref.kind != named.ref.kind) return c.bucket.ref.kind == LimitKind::kTokens;
+    return c.bucket.capacity < named.capacity;
+  };
   for (size_t i = 0; i < plan.charges.size(); ++i) {
     const Charge& c = plan.charges[i];
     plan.settles = plan.settles || c.bucket.ref.kind != LimitKind::kRequests;
-    if (c.bucket.ref.kind == LimitKind::kTokens && c.amount > c.bucket.capacity &&
-        (plan.too_large < 0 || c.bucket.capacity < plan.charges[plan.too_large].bucket.capacity)) {
+    if (ChargesAmount(c.bucket.ref.kind) && c.amount > c.bucket.capacity && exceeds_more(c)) {
       plan.too_large = static_cast<int>(i);
     }
   }
@@ -191,11 +218,12 @@ Admission Limiter::TooLarge(const RequestScope& scope, const Plan& plan, const R
   counters_.too_large.fetch_add(1, std::memory_order_relaxed);
   Admission admission;
   admission.outcome = Admission::Outcome::kTooLarge;
-  admission.refused_kind = LimitKind::kTokens;
+  const Charge& charge = plan.charges[plan.too_large];
+  admission.refused_kind = charge.bucket.ref.kind;
   admission.refused_limit = Describe(scope, plan, plan.too_large);
   admission.refused_scope = plan.origins[plan.too_large].scope;
-  admission.refused_model_specific = !plan.charges[plan.too_large].bucket.ref.model.empty();
-  admission.requested = plan.reserve_tokens;
+  admission.refused_model_specific = !charge.bucket.ref.model.empty();
+  admission.requested = charge.amount;
   if (read.status == StoreStatus::kOk && read.states.size() == plan.charges.size()) {
     admission.remaining = std::max<int64_t>(read.states[plan.too_large].level.level, 0);
     FillHeaders(AsSpan(plan.charges), read.states, read.now_micros, admission);
@@ -209,7 +237,7 @@ Reservation Limiter::MakeReservation(const RequestScope& scope, const Plan& plan
                                      const AdmitResult* result) const {
   Reservation r;
   if (!plan.settles) return r;
-  r.reserved_tokens_ = plan.reserve_tokens;
+  r.reserved_ = plan.reserve;
   r.id_ = plan.id;
   r.outcome_unknown_ = result == nullptr;
   r.admitted_micros_ = clock_.NowMicros();
@@ -302,6 +330,9 @@ Admission Limiter::Decide(const RequestScope& scope, const Plan& plan, const Adm
     case LimitKind::kConcurrent:
       counters_.refused_concurrency.fetch_add(1, std::memory_order_relaxed);
       break;
+    case LimitKind::kSpend:
+      counters_.refused_spend.fetch_add(1, std::memory_order_relaxed);
+      break;
   }
   return admission;
 }
@@ -318,17 +349,17 @@ AdmitRequest Limiter::AdmitRequestFor(const RequestScope& scope, const Plan& pla
           plan.settles};
 }
 
-asio::awaitable<Admission> Limiter::Admit(const RequestScope& scope, int64_t reserve_tokens) {
-  if (sync_) co_return AdmitNow(scope, reserve_tokens);
-  co_return co_await AdmitThroughStore(scope, reserve_tokens);
+asio::awaitable<Admission> Limiter::Admit(const RequestScope& scope, Amounts reserve) {
+  if (sync_) co_return AdmitNow(scope, reserve);
+  co_return co_await AdmitThroughStore(scope, reserve);
 }
 
 // A synchronous store (memory) is called on the caller's stack: the plan, the store's result and
 // the decision live there, not in a coroutine frame (Admit's is then small enough to be
 // recycled). Everything else happens in plain functions shared by both ways.
-Admission Limiter::AdmitNow(const RequestScope& scope, int64_t reserve_tokens) {
+Admission Limiter::AdmitNow(const RequestScope& scope, Amounts reserve) {
   Plan plan;
-  MakePlan(scope, reserve_tokens, plan);
+  MakePlan(scope, reserve, plan);
   if (plan.charges.empty()) return NothingApplies();
   if (plan.too_large >= 0) {
     boost::container::small_vector<BucketSpec, 8> specs;
@@ -337,11 +368,10 @@ Admission Limiter::AdmitNow(const RequestScope& scope, int64_t reserve_tokens) {
   return Decide(scope, plan, sync_->AdmitNow(AdmitRequestFor(scope, plan)));
 }
 
-asio::awaitable<Admission> Limiter::AdmitThroughStore(const RequestScope& scope,
-                                                      int64_t reserve_tokens) {
+asio::awaitable<Admission> Limiter::AdmitThroughStore(const RequestScope& scope, Amounts reserve) {
   // (Plan is not const: it draws the reservation's id.)
   Plan plan;
-  MakePlan(scope, reserve_tokens, plan);
+  MakePlan(scope, reserve, plan);
   if (plan.charges.empty()) co_return NothingApplies();
   if (plan.too_large >= 0) {
     boost::container::small_vector<BucketSpec, 8> specs;
@@ -354,12 +384,14 @@ asio::awaitable<Admission> Limiter::AdmitThroughStore(const RequestScope& scope,
   co_return Decide(scope, plan, result);
 }
 
-bool Limiter::MakeSettlePlan(const Reservation& reservation, int64_t actual_tokens,
+bool Limiter::MakeSettlePlan(const Reservation& reservation, Amounts actual,
                              SettlePlan& plan) const {
   if (reservation.Empty()) return false;
-  const int64_t delta = std::max<int64_t>(actual_tokens, 0) - reservation.reserved_tokens_;
+  const Amounts delta{std::max<int64_t>(actual.tokens, 0) - reservation.reserved_.tokens,
+                      std::max<int64_t>(actual.spend, 0) - reservation.reserved_.spend};
   for (const Reservation::Bucket& b : reservation.buckets_) {
-    if (b.kind == LimitKind::kTokens && delta == 0) continue;
+    const int64_t bucket_delta = ChargesAmount(b.kind) ? AmountFor(b.kind, delta) : 0;
+    if (ChargesAmount(b.kind) && bucket_delta == 0) continue;
     Settlement s;
     s.bucket.ref = {b.scope,
                     b.scope == ScopeKind::kKey ? std::string_view(reservation.key_)
@@ -369,7 +401,7 @@ bool Limiter::MakeSettlePlan(const Reservation& reservation, int64_t actual_toke
                     b.period_micros,
                     b.calendar};
     s.bucket.capacity = b.capacity;
-    s.delta = b.kind == LimitKind::kTokens ? delta : 0;
+    s.delta = bucket_delta;
     s.admitted_stamp = b.stamp;
     plan.settlements.push_back(s);
   }
@@ -458,12 +490,12 @@ void Limiter::Unlink(BackgroundSettlement& s) {
 }
 
 void Limiter::SettleInBackground(const asio::any_io_executor& executor, Reservation reservation,
-                                 int64_t actual_tokens, SettlementSource source) {
+                                 Amounts actual, SettlementSource source) {
   if (reservation.Empty() && !reservation.outcome_unknown_) return;
   auto settlement =
       std::make_unique<BackgroundSettlement>(*this, std::move(reservation), source, executor);
   const Reservation& r = settlement->reservation;
-  if (!MakeSettlePlan(r, actual_tokens, settlement->plan)) {
+  if (!MakeSettlePlan(r, actual, settlement->plan)) {
     CountSettlement(source,
                     0);  // nothing changes (a concurrency-free reservation, cost as reserved)
     return;
@@ -561,6 +593,7 @@ LimiterStats Limiter::Stats() const {
   s.refused_tokens = counters_.refused_tokens.load(std::memory_order_relaxed);
   s.refused_requests = counters_.refused_requests.load(std::memory_order_relaxed);
   s.refused_concurrency = counters_.refused_concurrency.load(std::memory_order_relaxed);
+  s.refused_spend = counters_.refused_spend.load(std::memory_order_relaxed);
   s.too_large = counters_.too_large.load(std::memory_order_relaxed);
   s.settled = counters_.settled.load(std::memory_order_relaxed);
   s.unsettled = counters_.unsettled.load(std::memory_order_relaxed);

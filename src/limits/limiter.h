@@ -6,7 +6,8 @@
 // Which limits apply: the key's limits (RequestScope::key_limits: the key's own, or
 // default_limits when the key names none) and the tenant's limits, in each case those with no
 // `model` plus those whose `model` is the request's canonical model.
-// What each is charged: kTokens the reservation, kRequests 1, kConcurrent one slot (a lease that
+// What each is charged: kTokens the reservation's tokens, kSpend its price (only when the model
+// has one: RequestScope::priced), kRequests 1, kConcurrent one slot (a lease that
 // the settlement releases and that lapses on its own LimiterOptions::lease_ttl after the
 // request's deadline, so a crashed instance's slots come back, and a request never outlives its
 // slot).
@@ -51,12 +52,22 @@ struct RequestScope {
   // The longest the request may run (its model's request_timeout): its concurrency slot and
   // its record in the store last this plus LimiterOptions::lease_ttl.
   std::chrono::milliseconds deadline{0};
+  // Whether spend limits apply: the model has a price. A free model's requests are never held
+  // back by a spend limit, however far in debt it is.
+  bool priced = false;
+};
+
+// What a request is charged or costs: tokens, and spend in nanos of the currency
+// (common/money.h). Negative amounts count as 0.
+struct Amounts {
+  int64_t tokens = 0;
+  int64_t spend = 0;
 };
 
 // Where a settlement's cost came from (trl_settlements_total{source}).
 enum class SettlementSource : uint8_t { kUsage, kEstimate };
 
-// One kind (tokens or requests): the applicable limit with the least remaining.
+// One kind (tokens, requests or spend): the applicable limit with the least remaining.
 struct RateLimitHeaderValues {
   bool present = false;   // false: no limit of this kind applies; send none of its headers
   int64_t limit = 0;      // x-ratelimit-limit-*: that limit's capacity N
@@ -73,7 +84,8 @@ class Reservation {
   // True when there is nothing to settle (refused, too large, or no token or concurrency limit
   // applied). SettleInBackground may still be called: it returns at once.
   bool Empty() const { return buckets_.empty(); }
-  int64_t ReservedTokens() const { return reserved_tokens_; }
+  int64_t ReservedTokens() const { return reserved_.tokens; }
+  int64_t ReservedSpend() const { return reserved_.spend; }
   // The store failed to say whether it applied the admission (Admission::kStoreError).
   bool OutcomeUnknown() const { return outcome_unknown_; }
 
@@ -82,7 +94,7 @@ class Reservation {
   struct Bucket {
     ScopeKind scope = ScopeKind::kKey;
     bool model_specific = false;
-    LimitKind kind = LimitKind::kTokens;  // kTokens or kConcurrent (kRequests need no settling)
+    LimitKind kind = LimitKind::kTokens;  // kTokens, kSpend or kConcurrent (not kRequests)
     int64_t period_micros = 0;
     bool calendar = false;
     int64_t capacity = 0;
@@ -91,7 +103,7 @@ class Reservation {
   std::string key_;
   std::string tenant_;
   std::string model_;
-  int64_t reserved_tokens_ = 0;
+  Amounts reserved_;
   uint64_t id_ = 0;
   bool outcome_unknown_ = false;
   int64_t admitted_micros_ = 0;   // when it was charged (the Limiter's clock)
@@ -103,8 +115,8 @@ struct Admission {
   enum class Outcome {
     kAdmitted,    // forward it; SettleInBackground(reservation, cost) once when it ends
     kRefused,     // 429: rate_limit_exceeded, type from refused_kind
-    kTooLarge,    // 400 tokens_exceed_limit: the reservation exceeds a token limit's capacity,
-                  // it can never be admitted; nothing was charged
+    kTooLarge,    // 400: the reservation exceeds a token or spend limit's capacity, it can
+                  // never be admitted; nothing was charged
     kStoreError,  // the store failed; on_store_error decides. It may have charged the request:
                   // a non-empty `reservation` must then be settled like an admitted one (with the
                   // real cost if the request goes ahead, with 0 if it is refused).
@@ -122,9 +134,10 @@ struct Admission {
   // free slots), the amount asked of it, and (kRefused) how long until it can admit that amount,
   // at least 1 ms (calendar: the next window start; concurrency: LimiterOptions).
   int64_t remaining = 0, requested = 0, retry_after_ms = 0;
-  RateLimitHeaderValues tokens, requests;  // for the x-ratelimit-* headers (all outcomes but
-                                           // kStoreError; kTooLarge: as read, if the read worked)
-  Reservation reservation;                 // settle it when admitted (and see kStoreError)
+  // For the x-ratelimit-* headers (all outcomes but kStoreError; kTooLarge: as read, if the read
+  // worked). spend: in nanos.
+  RateLimitHeaderValues tokens, requests, spend;
+  Reservation reservation;  // settle it when admitted (and see kStoreError)
 };
 
 struct LimiterOptions {
@@ -150,6 +163,7 @@ struct LimiterStats {
   uint64_t refused_tokens = 0;
   uint64_t refused_requests = 0;
   uint64_t refused_concurrency = 0;
+  uint64_t refused_spend = 0;
   uint64_t too_large = 0;
   uint64_t settled = 0;                    // settlements sent to the store (retries included)
   SettlementCounts by_usage, by_estimate;  // by SettlementSource
@@ -195,16 +209,16 @@ class Limiter {
   Limiter(const Limiter&) = delete;
   Limiter& operator=(const Limiter&) = delete;
 
-  // Charges the request against every applicable limit, all or nothing. `reserve_tokens` is the
-  // reservation (prompt estimate + output allowance; negative counts as 0). Never throws. With
+  // Charges the request against every applicable limit, all or nothing. `reserve` is the
+  // reservation: tokens (prompt estimate + output allowance) and their price. Never throws. With
   // the embedded store (Store::Synchronous) it completes without suspending, in a frame small
   // enough for Asio's per-thread recycling: the store is called directly.
-  asio::awaitable<Admission> Admit(const RequestScope& scope, int64_t reserve_tokens);
+  asio::awaitable<Admission> Admit(const RequestScope& scope, Amounts reserve);
 
   // Exactly once per admitted request (and per kStoreError admission with a non-empty
-  // reservation): replaces the reservation by the real token cost on each token budget (refunds
-  // never lift a budget above its capacity; a larger cost puts it in debt) and releases the
-  // concurrency slot. Returns at once: the request's client has its answer, and its connection
+  // reservation): replaces the reservation by the real cost on each token and spend budget
+  // (refunds never lift a budget above its capacity; a larger cost puts it in debt) and releases
+  // the concurrency slot. Returns at once: the request's client has its answer, and its connection
   // can take the next request while a store round trip settles this one. The settlement is in
   // the store's order before this returns (Store::SettleDetached; a synchronous store has
   // applied it), so an admission made after it on this thread is judged after it, seeing its
@@ -212,7 +226,7 @@ class Limiter {
   // again on `executor` with backoff (see the class comment). PendingSettlements counts those
   // not yet done (a draining gateway waits for them).
   void SettleInBackground(const asio::any_io_executor& executor, Reservation reservation,
-                          int64_t actual_tokens, SettlementSource source);
+                          Amounts actual, SettlementSource source);
   size_t PendingSettlements() const { return pending_settlements_.load(std::memory_order_acquire); }
   // At shutdown, once the wait for PendingSettlements is over: settlements still waiting to be
   // sent again are given up (counted lost) instead; returns how many were pending.
@@ -247,7 +261,7 @@ class Limiter {
 
   struct Counters {
     std::atomic<uint64_t> admitted{0}, refused_tokens{0}, refused_requests{0},
-        refused_concurrency{0}, too_large{0}, settled{0}, store_errors_admit{0},
+        refused_concurrency{0}, refused_spend{0}, too_large{0}, settled{0}, store_errors_admit{0},
         store_errors_settle{0}, store_errors_read{0}, unsettled{0};
     // [source][0 applied, 1 retried, 2 lost]
     std::atomic<uint64_t> settlements[2][3] = {};
@@ -257,9 +271,9 @@ class Limiter {
   struct SettlePlan;
   // Admit's two ways: the synchronous store's, on the caller's stack; the others', in a
   // coroutine whose frame holds the plan while the store works.
-  Admission AdmitNow(const RequestScope& scope, int64_t reserve_tokens);
-  asio::awaitable<Admission> AdmitThroughStore(const RequestScope& scope, int64_t reserve_tokens);
-  void MakePlan(const RequestScope& scope, int64_t reserve_tokens, Plan& plan);
+  Admission AdmitNow(const RequestScope& scope, Amounts reserve);
+  asio::awaitable<Admission> AdmitThroughStore(const RequestScope& scope, Amounts reserve);
+  void MakePlan(const RequestScope& scope, Amounts reserve, Plan& plan);
   static std::string Describe(const RequestScope& scope, const Plan& plan, int index);
   Admission NothingApplies();
   Admission TooLarge(const RequestScope& scope, const Plan& plan, const ReadResult& read);
@@ -270,8 +284,7 @@ class Limiter {
   BucketsRequest ReadRequestFor(const Plan& plan,
                                 boost::container::small_vector<BucketSpec, 8>& specs) const;
   AdmitRequest AdmitRequestFor(const RequestScope& scope, const Plan& plan) const;
-  bool MakeSettlePlan(const Reservation& reservation, int64_t actual_tokens,
-                      SettlePlan& plan) const;
+  bool MakeSettlePlan(const Reservation& reservation, Amounts actual, SettlePlan& plan) const;
   void CountSettlement(SettlementSource source, int outcome);
   struct BackgroundSettlement;
   void Unlink(BackgroundSettlement& settlement);

@@ -37,6 +37,7 @@ constexpr milliseconds kPerDay{86'400'000};
 
 using testing::Concurrent;
 using testing::Requests;
+using testing::Spend;
 using testing::Tokens;
 
 const std::vector<LimitConfig> kNone;
@@ -50,7 +51,7 @@ RequestScope Scope(const std::vector<LimitConfig>& key_limits,
 
 // Settles in the background (the one way the Limiter settles) on a private io_context, and
 // waits, bounded, until the store has confirmed it or the Limiter has given it up.
-void SettleAndWait(Limiter& limiter, Reservation reservation, int64_t actual) {
+void SettleAndWait(Limiter& limiter, Reservation reservation, Amounts actual) {
   boost::asio::io_context io;
   auto work = boost::asio::make_work_guard(io);
   limiter.SettleInBackground(io.get_executor(), std::move(reservation), actual,
@@ -131,9 +132,15 @@ class LimiterTest : public ::testing::TestWithParam<StoreKind> {
   }
 
   Admission Admit(const RequestScope& scope, int64_t reserve) {
+    return RunAwaitable(limiter_.Admit(scope, {reserve}));
+  }
+  Admission Admit(const RequestScope& scope, Amounts reserve) {
     return RunAwaitable(limiter_.Admit(scope, reserve));
   }
   void Settle(const Admission& admission, int64_t actual) {
+    SettleAndWait(limiter_, admission.reservation, {actual});
+  }
+  void Settle(const Admission& admission, Amounts actual) {
     SettleAndWait(limiter_, admission.reservation, actual);
   }
   // The key's budgets, remaining now, in the order of `limits`.
@@ -188,6 +195,65 @@ INSTANTIATE_TEST_SUITE_P(Stores, LimiterTest,
                            }
                            return "?";
                          });
+
+RequestScope Priced(RequestScope scope) {
+  scope.priced = true;
+  return scope;
+}
+
+TEST_P(LimiterTest, SpendLimitChargesThePriceAndSettlesToTheRealCost) {
+  std::vector<LimitConfig> key = {Spend(1000, kPerMinute), Tokens(10'000, kPerMinute)};
+  Admission a = Admit(Priced(Scope(key)), Amounts{100, 600});
+  ASSERT_EQ(a.outcome, Outcome::kAdmitted);
+  EXPECT_TRUE(a.spend.present);
+  EXPECT_EQ(a.spend.limit, 1000);
+  EXPECT_EQ(a.spend.remaining, 400);
+  EXPECT_EQ(a.spend.reset_ms, 36'000);  // 600 nanos at 1000 per minute
+  EXPECT_EQ(a.tokens.remaining, 9'900);
+  EXPECT_EQ(a.reservation.ReservedSpend(), 600);
+  Settle(a, Amounts{80, 250});
+  EXPECT_EQ(KeyLevels(key), (std::vector<int64_t>{750, 9'920}));
+
+  Admission refused = Admit(Priced(Scope(key)), Amounts{10, 800});
+  EXPECT_EQ(refused.outcome, Outcome::kRefused);
+  EXPECT_EQ(refused.refused_kind, LimitKind::kSpend);
+  EXPECT_EQ(refused.refused_limit, "key 'team-a' 0.000001 spend per 1m");
+  EXPECT_EQ(refused.remaining, 750);
+  EXPECT_EQ(refused.requested, 800);
+  EXPECT_EQ(refused.retry_after_ms, 3'000);  // 50 nanos at 1000 per minute
+  EXPECT_EQ(limiter_.Stats().refused_spend, 1u);
+  EXPECT_EQ(KeyLevels(key), (std::vector<int64_t>{750, 9'920})) << "a refusal charges nothing";
+}
+
+TEST_P(LimiterTest, AFreeModelIsNeverHeldBackBySpend) {
+  std::vector<LimitConfig> key = {Spend(1000, kPerDay, /*calendar=*/true)};
+  Admission a = Admit(Priced(Scope(key)), Amounts{10, 900});
+  ASSERT_EQ(a.outcome, Outcome::kAdmitted);
+  Settle(a, Amounts{10, 1'500});  // cost more than reserved: in debt
+  EXPECT_EQ(KeyLevels(key), (std::vector<int64_t>{-500}));
+  // A priced request is refused even at no cost; a free model's goes through and charges none.
+  EXPECT_EQ(Admit(Priced(Scope(key)), Amounts{10, 0}).outcome, Outcome::kRefused);
+  Admission free = Admit(Scope(key), Amounts{10, 0});
+  EXPECT_EQ(free.outcome, Outcome::kAdmitted);
+  EXPECT_FALSE(free.spend.present);
+  EXPECT_TRUE(free.reservation.Empty());
+  Settle(free, Amounts{10, 0});
+  EXPECT_EQ(KeyLevels(key), (std::vector<int64_t>{-500}));
+}
+
+TEST_P(LimiterTest, APriceAboveASpendLimitIsTooLargeAndChargesNothing) {
+  std::vector<LimitConfig> key = {Spend(1000, kPerMinute), Tokens(50, kPerMinute)};
+  Admission a = Admit(Priced(Scope(key)), Amounts{40, 1001});
+  EXPECT_EQ(a.outcome, Outcome::kTooLarge);
+  EXPECT_EQ(a.refused_kind, LimitKind::kSpend);
+  EXPECT_EQ(a.requested, 1001);
+  EXPECT_EQ(a.remaining, 1000);
+  // Both too large: the token limit is named (the client lowers max_tokens for either).
+  Admission both = Admit(Priced(Scope(key)), Amounts{60, 1001});
+  EXPECT_EQ(both.refused_kind, LimitKind::kTokens);
+  EXPECT_EQ(both.requested, 60);
+  EXPECT_EQ(KeyLevels(key), (std::vector<int64_t>{1000, 50}));
+}
 
 TEST_P(LimiterTest, NoApplicableLimitAdmitsWithoutHeaders) {
   std::vector<LimitConfig> key = {Tokens(10, kPerMinute, false, "other-model")};
@@ -466,11 +532,11 @@ TEST_P(LimiterTest, OptionsSetLeaseTtlAndConcurrencyRetry) {
   Limiter limiter(LimiterStore(), clock_, {milliseconds(5'000), milliseconds(250)});
   std::vector<LimitConfig> key = {Concurrent(1)};
   RequestScope scope = Scope(key, kNone, "llama2-7b", "team-z");
-  ASSERT_EQ(RunAwaitable(limiter.Admit(scope, 1)).outcome, Outcome::kAdmitted);
-  Admission refused = RunAwaitable(limiter.Admit(scope, 1));
+  ASSERT_EQ(RunAwaitable(limiter.Admit(scope, {1})).outcome, Outcome::kAdmitted);
+  Admission refused = RunAwaitable(limiter.Admit(scope, {1}));
   EXPECT_EQ(refused.retry_after_ms, 250);
   clock_.Advance(milliseconds(5'000));
-  EXPECT_EQ(RunAwaitable(limiter.Admit(scope, 1)).outcome, Outcome::kAdmitted);
+  EXPECT_EQ(RunAwaitable(limiter.Admit(scope, {1})).outcome, Outcome::kAdmitted);
 }
 
 // A background settlement is in the store's queue before SettleInBackground returns: an
@@ -488,9 +554,9 @@ TEST_P(LimiterTest, BackgroundSettlementComesBeforeTheNextAdmission) {
       io,
       [&]() -> boost::asio::awaitable<void> {
         limiter_.SettleInBackground(co_await boost::asio::this_coro::executor, first.reservation,
-                                    10, SettlementSource::kUsage);
+                                    {10}, SettlementSource::kUsage);
         pending_after_call = limiter_.PendingSettlements();
-        second = co_await limiter_.Admit(scope, 80);
+        second = co_await limiter_.Admit(scope, {80});
       },
       boost::asio::detached);
   io.run();
@@ -642,13 +708,13 @@ TEST(LimiterStoreErrorTest, FailuresAreOutcomesAndCounted) {
   FailingStore store;
   Limiter limiter(store, clock);
   std::vector<LimitConfig> key = {Tokens(100, kPerMinute)};
-  Admission a = RunAwaitable(limiter.Admit(Scope(key), 10));
+  Admission a = RunAwaitable(limiter.Admit(Scope(key), {10}));
   EXPECT_EQ(a.outcome, Outcome::kStoreError);
   // The store may have charged it: the reservation is kept, to be settled like an admitted one.
   EXPECT_FALSE(a.reservation.Empty());
   EXPECT_TRUE(a.reservation.OutcomeUnknown());
   EXPECT_FALSE(a.tokens.present);
-  Admission big = RunAwaitable(limiter.Admit(Scope(key), 1000));
+  Admission big = RunAwaitable(limiter.Admit(Scope(key), {1000}));
   EXPECT_EQ(big.outcome, Outcome::kTooLarge);  // known without the store
   EXPECT_FALSE(big.tokens.present);
   EXPECT_FALSE(RunAwaitable(limiter.ReadKeyLimits("team-a", "", key)).ok);
@@ -698,9 +764,9 @@ TEST(LimiterSettleTest, AFailedSettlementIsSentAgainUntilItLands) {
   FlakySettleStore flaky(memory, 3);
   Limiter limiter(flaky, clock, FastRetries());
   std::vector<LimitConfig> key = {Tokens(100, kPerMinute), Concurrent(1)};
-  Admission a = RunAwaitable(limiter.Admit(Scope(key), 60));
+  Admission a = RunAwaitable(limiter.Admit(Scope(key), {60}));
   ASSERT_EQ(a.outcome, Outcome::kAdmitted);
-  SettleAndWait(limiter, a.reservation, 20);
+  SettleAndWait(limiter, a.reservation, {20});
   EXPECT_EQ(flaky.calls, 4);
   LimiterStats s = limiter.Stats();
   EXPECT_EQ(s.store_errors_settle, 3u);
@@ -708,7 +774,7 @@ TEST(LimiterSettleTest, AFailedSettlementIsSentAgainUntilItLands) {
   EXPECT_EQ(s.by_usage.applied, 0u);
   EXPECT_EQ(s.unsettled, 0u);
   // Applied once: 100 - 20, and the slot is free again.
-  Admission b = RunAwaitable(limiter.Admit(Scope(key), 80));
+  Admission b = RunAwaitable(limiter.Admit(Scope(key), {80}));
   EXPECT_EQ(b.outcome, Outcome::kAdmitted);
   EXPECT_EQ(b.tokens.remaining, 0);
 }
@@ -722,12 +788,12 @@ TEST(LimiterSettleTest, ASettlementIsGivenUpWhenItsLeaseHasLapsed) {
   MemoryStore memory;
   Limiter working(memory, clock, options);
   std::vector<LimitConfig> key = {Tokens(100, kPerMinute)};
-  Admission a = RunAwaitable(working.Admit(Scope(key), 10));
+  Admission a = RunAwaitable(working.Admit(Scope(key), {10}));
   Reservation r = a.reservation;
   // Sent, failed, and sent again while the clock stands; given up once it passes the lease.
   boost::asio::io_context io;
   auto work = boost::asio::make_work_guard(io);
-  limiter.SettleInBackground(io.get_executor(), r, 20, SettlementSource::kEstimate);
+  limiter.SettleInBackground(io.get_executor(), r, {20}, SettlementSource::kEstimate);
   for (int i = 0; i < 10'000 && limiter.Stats().store_errors_settle < 3; ++i) {
     io.run_for(milliseconds(1));
   }
@@ -745,10 +811,10 @@ TEST(LimiterSettleTest, AbandonGivesUpWhatIsStillRetrying) {
   MemoryStore memory;
   Limiter working(memory, clock);
   std::vector<LimitConfig> key = {Tokens(100, kPerMinute)};
-  Admission a = RunAwaitable(working.Admit(Scope(key), 10));
+  Admission a = RunAwaitable(working.Admit(Scope(key), {10}));
   boost::asio::io_context io;
   auto work = boost::asio::make_work_guard(io);
-  limiter.SettleInBackground(io.get_executor(), a.reservation, 20, SettlementSource::kUsage);
+  limiter.SettleInBackground(io.get_executor(), a.reservation, {20}, SettlementSource::kUsage);
   EXPECT_EQ(limiter.Abandon(), 1u);
   for (int i = 0; i < 10'000 && limiter.PendingSettlements() > 0; ++i) io.run_for(milliseconds(1));
   EXPECT_EQ(limiter.PendingSettlements(), 0u);
@@ -787,7 +853,7 @@ TEST_P(LimiterTest, ManyThreadsNeverOverAdmit) {
   std::atomic<int64_t> admitted{0}, refused{0};
   OnThreads(8, [&](int) -> asio::awaitable<void> {
     for (int i = 0; i < 10'000; ++i) {
-      Admission a = co_await limiter_.Admit(Scope(key), 1);
+      Admission a = co_await limiter_.Admit(Scope(key), {1});
       (a.outcome == Outcome::kAdmitted ? admitted : refused)++;
     }
   });
@@ -806,7 +872,7 @@ TEST_P(LimiterTest, ManyThreadsShareATenantBudgetExactly) {
   OnThreads(8, [&](int t) -> asio::awaitable<void> {
     const char* name = t % 2 == 0 ? "team-a" : "team-b";
     for (int i = 0; i < 2'000; ++i) {
-      Admission a = co_await limiter_.Admit(Scope(key, tenant, "llama2-7b", name), 1);
+      Admission a = co_await limiter_.Admit(Scope(key, tenant, "llama2-7b", name), {1});
       if (a.outcome == Outcome::kAdmitted) admitted[t % 2]++;
     }
   });
@@ -828,7 +894,7 @@ TEST_P(LimiterTest, ManyThreadsNeverExceedConcurrencySlots) {
   auto request_loop = [&]() -> asio::awaitable<void> {
     auto executor = co_await asio::this_coro::executor;
     for (int i = 0; i < 1'000; ++i) {
-      Admission a = co_await limiter_.Admit(Scope(key), 10);
+      Admission a = co_await limiter_.Admit(Scope(key), {10});
       if (a.outcome != Outcome::kAdmitted) {
         co_await asio::post(executor, asio::use_awaitable);  // let the holders finish
         continue;
@@ -840,7 +906,8 @@ TEST_P(LimiterTest, ManyThreadsNeverExceedConcurrencySlots) {
       co_await asio::post(executor, asio::use_awaitable);  // the others admit meanwhile
       --in_flight;
       admitted++;
-      limiter_.SettleInBackground(executor, std::move(a.reservation), 7, SettlementSource::kUsage);
+      limiter_.SettleInBackground(executor, std::move(a.reservation), {7},
+                                  SettlementSource::kUsage);
     }
   };
   OnThreads(8, [&](int) -> asio::awaitable<void> {

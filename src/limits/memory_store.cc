@@ -421,7 +421,8 @@ StoreStatus MemoryStore::SettleNow(const SettleRequest& request) {
         }
         break;
       }
-      case LimitKind::kTokens: {
+      case LimitKind::kTokens:
+      case LimitKind::kSpend: {
         if (s.delta == 0) break;
         BucketParams params = s.bucket.Params();
         Refresh(params, now, bucket->level);

@@ -64,8 +64,14 @@ struct BucketSpec {
   BucketParams Params() const { return {ref.kind, capacity, ref.period_micros, ref.calendar}; }
 };
 
-// One budget a request is charged against: `amount` tokens (kTokens), 1 (kRequests) or one slot
-// (kConcurrent, where amount is 1).
+// Kinds whose charge is an amount (tokens; spend in nanos) that the settlement corrects to the
+// real cost; kRequests charge 1 and kConcurrent a slot.
+inline bool ChargesAmount(LimitKind kind) {
+  return kind == LimitKind::kTokens || kind == LimitKind::kSpend;
+}
+
+// One budget a request is charged against: `amount` tokens (kTokens), nanos (kSpend), 1
+// (kRequests) or one slot (kConcurrent, where amount is 1).
 struct Charge {
   BucketSpec bucket;
   int64_t amount = 0;
@@ -73,12 +79,12 @@ struct Charge {
 
 enum class StoreStatus : uint8_t { kOk, kError };
 
-// Admit: all charges or none. A kTokens/kRequests charge fits when the bucket, refreshed to now,
-// holds at least `amount` (so a bucket in debt refuses even a zero charge); a kConcurrent charge
-// fits when fewer than `capacity` unexpired leases are held. If every charge fits, every one is
-// applied (levels decrease, the lease `id` is taken in every kConcurrent bucket, expiring at
-// now + lease_ttl_micros) atomically with respect to every other operation; otherwise nothing
-// changes. Several charges must not name the same bucket.
+// Admit: all charges or none. A kTokens/kRequests/kSpend charge fits when the bucket, refreshed to
+// now, holds at least `amount` (so a bucket in debt refuses even a zero charge); a kConcurrent
+// charge fits when fewer than `capacity` unexpired leases are held. If every charge fits, every one
+// is applied (levels decrease, the lease `id` is taken in every kConcurrent bucket, expiring at now
+// + lease_ttl_micros) atomically with respect to every other operation; otherwise nothing changes.
+// Several charges must not name the same bucket.
 //
 // Exactly once, on a store whose calls can lose their reply (Redis): the store keeps a record of
 // every admission it applied, under its `id`, for lease_ttl_micros when `settles` (a settlement
@@ -111,7 +117,8 @@ struct AdmitResult {
 };
 
 // What a settlement does to one bucket:
-//  kTokens: refreshes it, then applies `delta` (actual - reserved) by bucket.h's SettleDelta:
+//  kTokens, kSpend: refreshes it, then applies `delta` (actual - reserved) by bucket.h's
+//  SettleDelta:
 //    negative refunds, never above capacity; positive may put it in debt; a refund for a calendar
 //    window that has ended (`admitted_stamp` != the current window start) gives back only the
 //    debt that window passed on.

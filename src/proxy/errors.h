@@ -27,9 +27,11 @@ enum class ApiError : uint8_t {
   kModelNotFound,         // 404: no model by that name or alias
   kModelNotAllowed,       // 403: the key may not use the model
   kTokensExceedLimit,     // 400: more tokens than a limit can ever grant
+  kSpendExceedsLimit,     // 400: a larger possible cost than a spend limit can ever grant
   kRateLimitTokens,       // 429: a token budget is spent (type "tokens")
   kRateLimitRequests,     // 429: a request budget (type "requests")
   kRateLimitConcurrency,  // 429: a concurrency limit (type "concurrency")
+  kRateLimitSpend,        // 429: a spend budget (type "spend")
   kStoreUnavailable,      // 503: the rate-limit store failed (on_store_error: deny)
   kKeyStoreUnavailable,   // 503: an API-made key whose copy is stale (store.key_sync_max_stale)
   kIdentityLimitReached,  // 503: a new header identity past identity.max_identities

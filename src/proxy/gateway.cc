@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/decimal.h"
+#include "common/money.h"
 #include "common/saturating.h"
 #include "config/limit_text.h"
 #include "proxy/errors.h"
@@ -58,6 +59,14 @@ std::string RateLimitHeadLines(const Admission& admission) {
                            "x-ratelimit-reset-requests"});
   add(admission.tokens,
       {"x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"});
+  if (const RateLimitHeaderValues& v = admission.spend; v.present) {  // amounts of money
+    http::AppendField(lines, "x-ratelimit-limit-spend", FormatMoney(v.limit));
+    http::AppendField(lines, "x-ratelimit-remaining-spend",
+                      FormatMoney(std::max<int64_t>(0, v.remaining)));
+    lines.append(std::string_view("x-ratelimit-reset-spend: "));
+    AppendDuration(lines, Millis(v.reset_ms));
+    lines.append(std::string_view("\r\n"));
+  }
   return lines;
 }
 
@@ -92,6 +101,8 @@ ApiError RateLimitError(LimitKind kind) {
       return ApiError::kRateLimitRequests;
     case LimitKind::kConcurrent:
       return ApiError::kRateLimitConcurrency;
+    case LimitKind::kSpend:
+      return ApiError::kRateLimitSpend;
   }
   return ApiError::kRateLimitTokens;
 }
@@ -268,6 +279,7 @@ void Gateway::RenderStateMetrics(std::string& out) const {
   line("trl_limiter_decisions_total", "outcome", "refused_tokens", s.refused_tokens);
   line("trl_limiter_decisions_total", "outcome", "refused_requests", s.refused_requests);
   line("trl_limiter_decisions_total", "outcome", "refused_concurrency", s.refused_concurrency);
+  line("trl_limiter_decisions_total", "outcome", "refused_spend", s.refused_spend);
   line("trl_limiter_decisions_total", "outcome", "too_large", s.too_large);
   line("trl_limiter_decisions_total", "outcome", "settled", s.settled);
   out +=
@@ -497,16 +509,21 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
   if (!error) {
     co_await CountPrompt(in, request.body().size());
     const ModelConfig& model = *in.model->config;
-    RequestScope scope{in.identity->name,    in.identity->tenant,        model.name,
-                       in.identity->limits,  in.identity->tenant_limits, writer.RequestId(),
-                       model.request_timeout};
+    RequestScope scope{in.identity->name,
+                       in.identity->tenant,
+                       model.name,
+                       in.identity->limits,
+                       in.identity->tenant_limits,
+                       writer.RequestId(),
+                       model.request_timeout,
+                       ChargesTokens(endpoint) && !model.prices.Free()};
     if (!ChargesTokens(endpoint)) {
       in.untokened_limits[0] = WithoutTokenLimits(scope.key_limits);
       in.untokened_limits[1] = WithoutTokenLimits(scope.tenant_limits);
       scope.key_limits = in.untokened_limits[0];
       scope.tenant_limits = in.untokened_limits[1];
     }
-    in.admission = co_await limiter_.Admit(scope, in.prompt_estimate + in.output_allowance);
+    in.admission = co_await limiter_.Admit(scope, Reserve(in));
     in.rate_lines = RateLimitHeadLines(in.admission);
     error = Refusal(in, co_await asio::this_coro::executor);
   }
@@ -534,7 +551,7 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
   const Cost cost = CostOf(in, result);
   // (A let-through store failure's reservation too: the store may have charged it.)
   limiter_.SettleInBackground(co_await asio::this_coro::executor,
-                              std::move(in.admission.reservation), cost.prompt + cost.completion,
+                              std::move(in.admission.reservation), cost.charged,
                               result.usage || result.audio_seconds ? SettlementSource::kUsage
                                                                    : SettlementSource::kEstimate);
   Record(in, series, result, cost);
@@ -650,6 +667,7 @@ std::optional<http::Response> Gateway::Refusal(Inference& in,
       return std::nullopt;
     case Admission::Outcome::kTooLarge:
       CountStatus(in, model_name, 400);
+      if (admission.refused_kind == LimitKind::kSpend) return SpendTooLarge(in);
       return Fail(in.record, ApiError::kTokensExceedLimit,
                   "This request needs " + std::to_string(admission.requested) + " tokens (prompt " +
                       std::to_string(in.prompt_estimate) + " + output allowance " +
@@ -662,7 +680,7 @@ std::optional<http::Response> Gateway::Refusal(Inference& in,
     case Admission::Outcome::kStoreError:
       if (in.snap.config->store.on_store_error == OnStoreError::kDeny) {
         // The store may have charged it before its reply was lost: given back.
-        limiter_.SettleInBackground(executor, std::move(in.admission.reservation), 0,
+        limiter_.SettleInBackground(executor, std::move(in.admission.reservation), {},
                                     SettlementSource::kEstimate);
         CountStatus(in, model_name, 503);
         metrics_.store_decisions.With({"deny"}).Add();
@@ -688,11 +706,16 @@ http::Response Gateway::RateLimited(Inference& in) {
              std::string(LimitKindLabel(admission.refused_kind)), ScopeLabel(admission)})
       .Add();
   const int64_t retry_ms = std::max<int64_t>(1, admission.retry_after_ms);
+  const auto amount = [&](int64_t value) {
+    return admission.refused_kind == LimitKind::kSpend
+               ? FormatMoney(value) + " " + in.snap.config->currency
+               : std::to_string(value);
+  };
   http::Response res = Fail(in.record, RateLimitError(admission.refused_kind),
                             "Rate limit reached for " + admission.refused_limit + ": remaining " +
-                                std::to_string(std::max<int64_t>(0, admission.remaining)) +
-                                ", requested " + std::to_string(admission.requested) +
-                                ". Retry in " + FormatDuration(Millis(retry_ms)) + ".");
+                                amount(std::max<int64_t>(0, admission.remaining)) + ", requested " +
+                                amount(admission.requested) + ". Retry in " +
+                                FormatDuration(Millis(retry_ms)) + ".");
   res.set(bhttp::field::retry_after, std::to_string(std::max<int64_t>(1, (retry_ms + 999) / 1000)));
   res.set("retry-after-ms", std::to_string(retry_ms));
   return res;
@@ -728,15 +751,51 @@ ExchangeRequest Gateway::MakeExchange(Inference& in, http::Request& request) {
   return exchange;
 }
 
+// The 400 of a request whose possible cost is more than a spend limit ever holds.
+http::Response Gateway::SpendTooLarge(Inference& in) {
+  const std::string& currency = in.snap.config->currency;
+  return Fail(in.record, ApiError::kSpendExceedsLimit,
+              "This request may cost " + FormatMoney(in.admission.requested) + " " + currency +
+                  " (prompt " + std::to_string(in.prompt_estimate) + " + output allowance " +
+                  std::to_string(in.output_allowance) + " tokens at " + in.model->config->name +
+                  "'s prices), more than the limit " + in.admission.refused_limit +
+                  " can ever grant. Lower max_tokens (or n), or shorten the prompt.",
+              CapOrInputParam(in.endpoint, in.fields));
+}
+
+// Step "admit", what is reserved: the prompt's count and the output allowance, and their price
+// (prompt tokens at the uncached price: whether the backend has them cached is not known yet).
+Amounts Gateway::Reserve(const Inference& in) {
+  return Priced(*in.model->config, in.prompt_estimate, in.output_allowance, 0).charged;
+}
+
+// A cost of tokens: cached prompt tokens at the model's weight (rounded up) for token limits,
+// each kind of token at its price for spend limits.
+Gateway::Cost Gateway::Priced(const ModelConfig& model, int64_t prompt, int64_t completion,
+                              int64_t cached) {
+  cached = std::clamp<int64_t>(cached, 0, prompt);
+  const int64_t weighted_cached = static_cast<int64_t>(
+      (static_cast<__int128>(cached) * model.cached_token_weight + 999'999) / 1'000'000);
+  return {prompt,
+          completion,
+          cached,
+          {ClampedAdd(prompt - cached + weighted_cached, completion, kMaxTokenCount),
+           CostNanos(model.prices, prompt, cached, completion)}};
+}
+
 // Step "settle", its cost: the backend's usage, else what was sent to it and relayed, counted
 // here.
 Gateway::Cost Gateway::CostOf(const Inference& in, const ExchangeResult& result) {
   if (!ChargesTokens(in.endpoint)) return {};
-  if (result.usage) return {result.usage->prompt_tokens, result.usage->completion_tokens};
+  const ModelConfig& model = *in.model->config;
+  if (result.usage) {
+    return Priced(model, result.usage->prompt_tokens, result.usage->completion_tokens,
+                  result.usage->cached_tokens);
+  }
   // It may have generated all it was allowed.
-  if (result.uncountable) return {in.prompt_estimate, in.output_allowance};
+  if (result.uncountable) return Priced(model, in.prompt_estimate, in.output_allowance, 0);
   if (result.reached_backend && !result.backend_rejected) {
-    return {PromptCost(in, result), result.relayed_tokens};
+    return Priced(model, PromptCost(in, result), result.relayed_tokens, 0);
   }
   return {};
 }
@@ -758,7 +817,8 @@ void Gateway::Record(Inference& in, RequestSeries& series, const ExchangeResult&
   const auto now = std::chrono::steady_clock::now();
   if (usage_) {
     usage_->RecordAdmitted(in.key_name, in.identity->tenant, model_name,
-                           clock_.NowMicros() / 1'000'000, cost.prompt, cost.completion);
+                           clock_.NowMicros() / 1'000'000, cost.prompt, cost.completion,
+                           cost.cached, cost.charged.spend);
   }
   if (result.failure != UpstreamFailure::kNone) {
     in.backend_error = UpstreamFailureLabel(result.failure, result.backend_status);

@@ -116,10 +116,15 @@ class Gateway {
   // HandleInference's steps, on the request's state; each returns the error answer that ends
   // the request there, if any.
   struct Inference;
+  // What a request cost: its tokens (cached: those of the prompt the backend had cached), what
+  // token limits are charged (cached tokens at the model's weight) and its price in nanos.
   struct Cost {
     int64_t prompt = 0;
     int64_t completion = 0;
+    int64_t cached = 0;
+    Amounts charged;
   };
+  static Cost Priced(const ModelConfig& model, int64_t prompt, int64_t completion, int64_t cached);
   void CountStatus(const Inference& in, std::string_view model, unsigned status);
   std::optional<http::Response> Parse(Inference& in, http::Request& request);
   asio::awaitable<void> CountPrompt(Inference& in, size_t body_bytes);
@@ -129,6 +134,8 @@ class Gateway {
   http::Response RateLimited(Inference& in);
   static ExchangeRequest MakeExchange(Inference& in, http::Request& request);
   static Cost CostOf(const Inference& in, const ExchangeResult& result);
+  static Amounts Reserve(const Inference& in);
+  http::Response SpendTooLarge(Inference& in);
   static int64_t PromptCost(const Inference& in, const ExchangeResult& result);
   void Record(Inference& in, RequestSeries& series, const ExchangeResult& result, const Cost& cost);
   static void RecordLine(Inference& in, const ExchangeResult& result, const Cost& cost,

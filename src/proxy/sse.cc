@@ -20,9 +20,24 @@ bool ReadCount(od::value value, int64_t& out) {
   return value.get_int64().get(out) == simdjson::SUCCESS && out >= 0 && out <= kMaxUsageTokens;
 }
 
+// {"cached_tokens": N, ...}: N, or 0 when it is no count.
+int64_t ReadCachedTokens(od::value details) {
+  od::object object;
+  if (details.get_object().get(object)) return 0;
+  int64_t cached = 0;
+  for (auto field : object) {
+    std::string_view key;
+    od::value v;
+    if (field.unescaped_key().get(key) || field.value().get(v)) return 0;
+    if (key == "cached_tokens" && !ReadCount(v, cached)) return 0;
+  }
+  return cached;
+}
+
 // The usage object's counts; false when one is invalid or one that `fields` requires is missing.
 bool ReadUsageCounts(od::object object, UsageFields fields, Usage& usage) {
   const bool responses = fields == UsageFields::kResponses;
+  const std::string_view details_key = responses ? "input_tokens_details" : "prompt_tokens_details";
   const std::string_view prompt_key = responses ? "input_tokens" : "prompt_tokens";
   const std::string_view completion_key = responses ? "output_tokens" : "completion_tokens";
   const bool prompt_only = fields == UsageFields::kPromptOnly;
@@ -42,12 +57,15 @@ bool ReadUsageCounts(od::object object, UsageFields fields, Usage& usage) {
     } else if (key == "total_tokens" && prompt_only) {
       if (!ReadCount(v, total_tokens)) return false;
       total = true;
+    } else if (key == details_key) {
+      usage.cached_tokens = ReadCachedTokens(v);
     }
   }
   if (prompt_only && !prompt && total) {
     usage.prompt_tokens = total_tokens;
     prompt = true;
   }
+  usage.cached_tokens = std::min(usage.cached_tokens, usage.prompt_tokens);
   return prompt && (completion || prompt_only);
 }
 

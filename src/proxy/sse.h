@@ -15,6 +15,10 @@ namespace trl {
 struct Usage {
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
+  // Of prompt_tokens, those the backend served from its prefix cache
+  // (prompt_tokens_details.cached_tokens; the Responses API's input_tokens_details), at most
+  // prompt_tokens. Missing, null or not a count: 0, every prompt token charged in full.
+  int64_t cached_tokens = 0;
   int64_t Total() const { return prompt_tokens + completion_tokens; }
 };
 

@@ -149,6 +149,35 @@ TEST(ParseResponseBody, UsageCountsMustBeSaneIntegers) {
   }
 }
 
+TEST(ParseResponseBody, CachedTokensAreAPartOfThePromptOrNothing) {
+  const std::pair<std::string, int64_t> cases[] = {
+      {R"("prompt_tokens_details":{"cached_tokens":6})", 6},
+      {R"("prompt_tokens_details":{"audio_tokens":0,"cached_tokens":0})", 0},
+      {R"("prompt_tokens_details":{"cached_tokens":50})", 10},  // at most prompt_tokens
+      {R"("prompt_tokens_details":null)", 0},
+      {R"("prompt_tokens_details":{"cached_tokens":null})", 0},
+      {R"("prompt_tokens_details":{"cached_tokens":-3})", 0},
+      {R"("prompt_tokens_details":{"cached_tokens":"6"})", 0},
+      {R"("prompt_tokens_details":{"cached_tokens":2.5})", 0},
+      {R"("prompt_tokens_details":[6])", 0},
+      {R"("input_tokens_details":{"cached_tokens":6})", 0},  // the Responses API's name
+  };
+  for (const auto& [details, cached] : cases) {
+    std::string body = R"({"choices":[{"text":"a"}],"usage":{"prompt_tokens":10,)" + details +
+                       R"(,"completion_tokens":3}})";
+    auto r = ParseResponseBody(body, kGen);
+    ASSERT_TRUE(r.usage.has_value()) << details;  // a bad detail never voids the counts
+    EXPECT_EQ(r.usage->cached_tokens, cached) << details;
+    EXPECT_EQ(r.usage->Total(), 13) << details;
+  }
+  auto stream = ParseStreamEvent(
+      "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":5,"
+      "\"prompt_tokens_details\":{\"cached_tokens\":4}}}\n\n",
+      kGen);
+  ASSERT_TRUE(stream.usage.has_value());
+  EXPECT_EQ(stream.usage->cached_tokens, 4);
+}
+
 TEST(ParseResponseBody, EmbeddingsUsageNeedsNoCompletionButAValidOne) {
   std::string body = R"({"data":[],"usage":{"prompt_tokens":4,"completion_tokens":-3}})";
   auto r = ParseResponseBody(body, UsageFields::kPromptOnly);
@@ -261,6 +290,7 @@ TEST(ParseResponseBody, Responses) {
   ASSERT_TRUE(s.usage.has_value());
   EXPECT_EQ(s.usage->prompt_tokens, 12);
   EXPECT_EQ(s.usage->completion_tokens, 7);
+  EXPECT_EQ(s.usage->cached_tokens, 4);
   EXPECT_EQ(std::vector<std::string>(s.texts.begin(), s.texts.end()),
             (std::vector<std::string>{"think", "Hello", "no", "get", "{\"a\":1}"}));
   std::string chat_shaped = R"({"usage":{"prompt_tokens":1,"completion_tokens":2}})";

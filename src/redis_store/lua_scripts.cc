@@ -228,7 +228,7 @@ while pos <= #data do
       local r = released[k]
       if not r then r = {}; released[k] = r end
       r[#r + 1] = id
-    elseif admitted and spec.kind == 't' and delta ~= 0 then
+    elseif admitted and (spec.kind == 't' or spec.kind == 's') and delta ~= 0 then
       local b = bucket(k)
       local window = 0
       if spec.cal then window = fdiv(admitted, spec.period) * spec.period end

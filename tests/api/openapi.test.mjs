@@ -27,6 +27,7 @@ const KEY = 'sk-openapi-full-0123456789';
 const LIMITED = 'sk-openapi-limited-012345';
 const TINY = 'sk-openapi-tiny-0123456789';
 const ONCE = 'sk-openapi-once-0123456789';
+const SPENDER = 'sk-openapi-spender-0123456789';
 const SINGLE = 'sk-openapi-single-01234567';
 const MAX_BODY = 8192;
 const MAX_HEADER = 2048;
@@ -180,13 +181,14 @@ describe('docs/api/openapi.yaml', () => {
     let config;
     before(async () => {
       const faultModels = [...Object.values(SHORT).flatMap((r) => [`f500-${r}`, `hang-${r}`]), 'hold', 'trunc'];
-      mock = await startMock({ name: 'mock-openapi', models: ['m', 'other', ...faultModels] });
+      mock = await startMock({ name: 'mock-openapi', models: ['m', 'other', 'priced', ...faultModels] });
       const dead = await freePort();  // nothing listens there
       config = {
         server: { max_body_bytes: MAX_BODY, max_header_bytes: MAX_HEADER, header_timeout: '1s' },
         models: [
           { name: 'm', aliases: ['m-alias'], backends: [mock.url] },
           { name: 'other', backends: [mock.url] },
+          { name: 'priced', backends: [mock.url], prices: { input: 1, output: 2 } },
           { name: 'dead', backends: [`http://127.0.0.1:${dead}`], timeout: '1s' },
           // One model per fault: a fault may take its backend out of rotation for a while.
           ...faultModels.map((name) => ({ name, backends: [mock.url], timeout: '1s' })),
@@ -198,6 +200,7 @@ describe('docs/api/openapi.yaml', () => {
           { name: 'tiny', key: TINY, limits: [{ tokens: 60, per: '1h' }] },
           { name: 'once', key: ONCE, limits: [{ requests: 1, per: '1h' }] },
           { name: 'single', key: SINGLE, limits: [{ concurrent: 1 }] },
+          { name: 'spender', key: SPENDER, limits: [{ spend: '0.0001', per: '1h' }] },
         ],
       };
       gw = await startGateway(config, { name: 'gw-openapi' });
@@ -260,6 +263,14 @@ describe('docs/api/openapi.yaml', () => {
         const r = await call(gw, 'data', 'POST', route, { key: TINY, body: bodies[route]('m', { max_tokens: 40 }), want: '429 rate_limit_exceeded' });
         assert.equal(r.json.error.type, 'tokens');
       }
+      // Spend (priced per million tokens: input 1, output 2): a price above the limit, then the
+      // limit spent.
+      const tooDear = await call(gw, 'data', 'POST', '/v1/chat/completions', { key: SPENDER, body: chat('priced', { max_tokens: 100 }), want: '400 spend_exceeds_limit' });
+      assert.equal(tooDear.headers['x-ratelimit-limit-spend'], '0.0001');
+      const paid = await call(gw, 'data', 'POST', '/v1/chat/completions', { key: SPENDER, body: chat('priced', { max_tokens: 40 }), want: 200 });
+      assert.match(paid.headers['x-ratelimit-remaining-spend'], /^0\.0000\d+$/);
+      const broke = await call(gw, 'data', 'POST', '/v1/chat/completions', { key: SPENDER, body: chat('priced', { max_tokens: 40 }), want: '429 rate_limit_exceeded' });
+      assert.equal(broke.json.error.type, 'spend');
       // What costs no tokens is not refused for want of them.
       await call(gw, 'data', 'POST', '/tokenize', { key: TINY, body: tokenize('m'), want: 200 });
       await call(gw, 'data', 'POST', '/v1/embeddings', { key: ONCE, body: embedding('m'), want: 200 });

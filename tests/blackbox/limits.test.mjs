@@ -422,7 +422,7 @@ describe('restart', () => {
 
 // One saturating run per store setup, requests going to the setup's instances in turn: 8
 // well-behaved clients (harness saturate: each backs off on a 429 as retry-after-ms says) for
-// 30 s against {tokens: 2000, per: 10s}. Each admission is charged its reservation (prompt
+// 10 s against {tokens: 2000, per: 3s}. Each admission is charged its reservation (prompt
 // estimate + max_tokens), which here is not less than the real cost it is settled at, and is
 // admitted only if the budget holds it: so what the admitted requests cost can never exceed the
 // capacity plus the refill from the first request sent to the last answer received. That upper
@@ -431,13 +431,13 @@ describe('restart', () => {
 // back-off and the machine's scheduling leave some refill unused).
 describe('saturation', () => {
   const CAP = 2000;
-  const PER_S = 10;
-  const RUN_MS = 30_000;
+  const PER_S = 3;  // the run sees the budget refill three times over
+  const RUN_MS = 10_000;
   const CLIENTS = 8;
   const SETUPS = [['memory', 1], ['redis', 3], ['redis-cluster', 3]];
 
   for (const [store, instances] of SETUPS) {
-    test(`${store}, ${instances} instance(s): 8 clients for 30 s against {tokens: ${CAP}, ` +
+    test(`${store}, ${instances} instance(s): 8 clients for ${RUN_MS / 1000} s against {tokens: ${CAP}, ` +
          `per: ${PER_S}s} stay within the bound`, async (t) => {
       const satMock = await startMock({ name: `mock-sat-${store}`, models: ['m'], threads: 2 });
       const fleet = await startFleet(store, {

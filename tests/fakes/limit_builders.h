@@ -17,6 +17,10 @@ inline LimitConfig Tokens(int64_t n, Millis per, bool calendar = false, std::str
 inline LimitConfig Requests(int64_t n, Millis per, bool calendar = false, std::string model = "") {
   return {LimitKind::kRequests, n, per, calendar, std::move(model)};
 }
+// `nanos` of the currency (common/money.h).
+inline LimitConfig Spend(int64_t nanos, Millis per, bool calendar = false, std::string model = "") {
+  return {LimitKind::kSpend, nanos, per, calendar, std::move(model)};
+}
 inline LimitConfig Concurrent(int64_t n, std::string model = "") {
   return {LimitKind::kConcurrent, n, Millis(0), false, std::move(model)};
 }
