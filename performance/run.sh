@@ -12,6 +12,8 @@
 #                  --nice N (run every benchmark process at niceness N, e.g. -10 on a busy machine)
 #                  --mock-threads N --no-redis --only nginx,gateway-memory --out FILE
 #                  --no-build (use what build/release has)
+#                  --spend (also gateway-spend: the embedded store with priced models and a
+#                  spend limit beside the three token and request limits)
 #                  --baseline DIR (another build dir, e.g. of the commit before a change: its
 #                  gateway runs as gateway-baseline, embedded store, in the same rounds)
 #                  --access-log OUT (the gateways' access_log.output; default /dev/null: the

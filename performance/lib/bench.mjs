@@ -36,7 +36,7 @@ function parseArgs(argv) {
     portkey: false, buildDir: path.join(REPO, 'build/release'),
     loadgenBin: path.join(REPO, 'build/perf-loadgen/trl-loadgen'), out: null, maxSeconds: 1200,
     quietLoad: null, quietWait: 0, keepTmp: false, only: null, baseline: null,
-    accessLog: '/dev/null',
+    accessLog: '/dev/null', spend: false,
   };
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i];
@@ -65,6 +65,7 @@ function parseArgs(argv) {
       case '--wait-quiet': o.quietLoad = Number(v()); o.quietWait = 300; break;
       case '--keep-tmp': o.keepTmp = true; break;
       case '--only': o.only = v().split(','); break;
+      case '--spend': o.spend = true; break;
       default: throw new Error(`unknown option ${a}`);
     }
   }
@@ -98,9 +99,14 @@ if (Buffer.byteLength(bodies.chat) !== 98) throw new Error('the chat body must b
 const sys = makeSystems({ tmp, buildDir: opt.buildDir, threads: opt.threads, mockThreads: opt.mockThreads });
 const { startMock, startNginx, startGateway, startRedis, startPortkey } = sys;
 
-function gatewayConfig(mockA, mockB, store, { baseline = false } = {}) {
-  return sys.gatewayConfig({ m: mockA, 'm-paced': mockB }, store, KEY, TOKENS, {},
-                           baseline ? null : opt.accessLog);
+function gatewayConfig(mockA, mockB, store, { baseline = false, spend = false } = {}) {
+  const config = sys.gatewayConfig({ m: mockA, 'm-paced': mockB }, store, KEY, TOKENS, {},
+                                   baseline ? null : opt.accessLog);
+  if (spend) {  // --spend: the models priced, and a spend limit beside the key's three
+    for (const m of config.models) m.prices = { input: 0.5, output: 1.5, cached_input: 0.25 };
+    config.api_keys[0].limits.push({ spend: 1000000, per: '1m' });
+  }
+  return config;
 }
 
 // One sanity request (`body` to port A); returns an error string or null.
@@ -196,6 +202,14 @@ async function main() {
     backend: 'memory', data_dir: path.join(tmp, 'gateway-memory/data') }));
   targets.push({ name: 'gateway-memory', portA: gwm.port, portB: gwm.port, key: KEY,
                  pids: [['proxy', gwm.pid]], headersA: '', headersB: '', proc: gwm });
+
+  // --spend: the same gateway with a spend limit (priced models): what spend costs.
+  if (opt.spend) {
+    const gws = await startGateway('gateway-spend', gatewayConfig(mockA, mockB, {
+      backend: 'memory', data_dir: path.join(tmp, 'gateway-spend/data') }, { spend: true }));
+    targets.push({ name: 'gateway-spend', portA: gws.port, portB: gws.port, key: KEY,
+                   pids: [['proxy', gws.pid]], headersA: '', headersB: '', proc: gws });
+  }
 
   // Another build of the gateway (e.g. the commit before a change), same store and load, in
   // the same rounds: a before/after comparison that the machine's drift cannot skew.
@@ -399,7 +413,11 @@ function summarise(active) {
     if (name === 'gateway-baseline-redis') {
       s.vs_memory_rps = div(s.saturation_rps, S['gateway-baseline']?.saturation_rps);
     }
+    if (name === 'gateway-spend') {
+      s.vs_memory_rps = div(s.saturation_rps, S['gateway-memory']?.saturation_rps);
+    }
     const proc = { 'gateway-memory': 'gateway-memory', 'gateway-redis': 'gateway-redis',
+                   'gateway-spend': 'gateway-spend',
                    'gateway-baseline': 'gateway-baseline',
                    'gateway-baseline-redis': 'gateway-baseline-redis', nginx: 'nginx',
                    portkey: 'portkey' }[name];
