@@ -731,8 +731,18 @@ void Parser::ParseRedisUrls(const YAML::Node& node, RedisConfig& r) {
 }
 
 void Parser::ParseIdentity(const YAML::Node& node, IdentityConfig& id) {
-  auto f = Map(node, "identity", {"source", "max_identities"});
+  auto f = Map(node, "identity", {"source", "max_identities", "user_header"});
   if (!f) return;
+  if (auto* u = Get(*f, "user_header")) {
+    auto name = NonEmptyString(*u, "identity.user_header");
+    if (name && !std::all_of(name->begin(), name->end(), IsHeaderNameChar)) {
+      Error("identity.user_header", "not a header name");
+    } else if (name) {
+      std::transform(name->begin(), name->end(), name->begin(),
+                     [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+      id.user_header = *name;
+    }
+  }
   if (auto* m = Get(*f, "max_identities")) {
     SetAs(Int(*m, "identity.max_identities", 1, 10'000'000), id.max_identities);
   }
@@ -1062,7 +1072,8 @@ std::optional<LimitConfig> Parser::ParseLimit(const YAML::Node& node, const std:
     Error(p, "not a map");
     return std::nullopt;
   }
-  auto f = Map(node, p, {"tokens", "requests", "concurrent", "spend", "per", "reset", "model"});
+  auto f =
+      Map(node, p, {"tokens", "requests", "concurrent", "spend", "per", "reset", "model", "scope"});
   if (!f) return std::nullopt;
   size_t errors_before = errors_.size();
   LimitConfig l;
@@ -1113,6 +1124,14 @@ std::optional<LimitConfig> Parser::ParseLimit(const YAML::Node& node, const std:
     }
   }
   if (auto* n = Get(*f, "model")) Set(ModelRef(*n, Field(p, "model")), l.model);
+  if (auto* n = Get(*f, "scope")) {
+    auto v = String(*n, Field(p, "scope"));
+    if (v == "user") {
+      l.per_user = true;
+    } else if (v) {
+      Error(Field(p, "scope"), "must be user (a budget per end user); leave it out for one budget");
+    }
+  }
   if (errors_.size() != errors_before) return std::nullopt;
   return l;
 }

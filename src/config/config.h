@@ -107,6 +107,10 @@ struct IdentityConfig {
   std::string header;  // lower-case header name when source == kHeader
   // kHeader: how many names that are not keys the header may bring (IdentityTable).
   size_t max_identities = 10'000;
+  // Where the end user of a request is named, for limits with `scope: user`: this lower-case
+  // header when set, else the body's OpenAI `user` field. A request naming none is the one
+  // anonymous user "" (leaving the user out escapes no limit).
+  std::string user_header;
 };
 
 struct BackendUrl {
@@ -174,6 +178,9 @@ struct LimitConfig {
   Millis per{0};          // 0 for kConcurrent
   bool calendar = false;  // fixed window aligned to UTC multiples of `per`
   std::string model;      // empty: applies to every model; else the canonical model name
+  // `scope: user`: a budget per end user of the owner (key or tenant), as the request names it
+  // (IdentityConfig::user_header), instead of one for the owner.
+  bool per_user = false;
 
   bool operator==(const LimitConfig&) const = default;
 };

@@ -85,6 +85,7 @@ std::vector<std::string> AppliedSettings(const Config& a, const Config& b) {
   Check(out, "identity.source", a.identity.source == b.identity.source);
   Check(out, "identity.header", a.identity.header == b.identity.header);
   Check(out, "identity.max_identities", a.identity.max_identities == b.identity.max_identities);
+  Check(out, "identity.user_header", a.identity.user_header == b.identity.user_header);
   Check(out, "server.trusted_proxies", a.server.trusted_proxies == b.server.trusted_proxies);
   Check(out, "store.on_store_error", a.store.on_store_error == b.store.on_store_error);
   Check(out, "store.key_sync_max_stale", a.store.key_sync_max_stale == b.store.key_sync_max_stale);

@@ -820,6 +820,24 @@ TEST(ConfigSpend, SpendLimitsPricesAndCurrencyAreExactDecimals) {
   EXPECT_TRUE(Ok(WithModels(""))->models[0].prices.Free());
 }
 
+TEST(ConfigUsers, ScopeUserMakesALimitPerEndUser) {
+  auto c = Ok(WithModels(
+      "identity: {user_header: X-End-User}\n"
+      "tenants: [{name: t, limits: [{requests: 5, per: 1m, scope: user}]}]\n"
+      "default_limits: [{tokens: 20000, per: 1m, scope: user}, {tokens: 90000, per: 1m}]\n"));
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->identity.user_header, "x-end-user");
+  EXPECT_TRUE(c->tenants[0].limits[0].per_user);
+  EXPECT_TRUE(c->default_limits[0].per_user);
+  EXPECT_FALSE(c->default_limits[1].per_user);
+  EXPECT_EQ(Ok(WithModels(""))->identity.user_header, "") << "by default: the body's user";
+  EXPECT_THAT(LimitErrors("{tokens: 5, per: 1m, scope: key}"),
+              ElementsAre("api_keys[0].limits[2].scope: must be user (a budget per end user); "
+                          "leave it out for one budget"));
+  EXPECT_THAT(Errors(WithModels("identity: {user_header: 'x user'}\n")),
+              ElementsAre("identity.user_header: not a header name"));
+}
+
 TEST(ConfigSpend, BadAmountsAreRefusedByName) {
   const std::string spend_help =
       "api_keys[0].limits[2].spend: must be an amount of money above 0, at most 9000000, with up "

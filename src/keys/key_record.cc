@@ -21,6 +21,7 @@ boost::json::object LimitToJson(const LimitConfig& limit) {
     if (limit.calendar) o["reset"] = "calendar";
   }
   if (!limit.model.empty()) o["model"] = limit.model;
+  if (limit.per_user) o["scope"] = "user";
   return o;
 }
 

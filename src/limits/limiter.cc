@@ -50,13 +50,15 @@ int64_t AmountFor(LimitKind kind, const Amounts& amounts) {
 // Adds the limits that apply to the request (its model; spend limits when it is priced). Two
 // limits of one owner with the same identity (a duplicated config line) would be one bucket
 // charged twice; the smaller capacity wins instead.
-void Collect(ScopeKind scope, std::string_view owner, std::span<const LimitConfig> limits,
-             const RequestScope& request, const Amounts& reserve, Charges& charges,
-             Origins& origins) {
+// `user_owner`: the owner's PerUserName for the request's user (its limits with `scope: user`).
+void Collect(ScopeKind scope, std::string_view owner, std::string_view user_owner,
+             std::span<const LimitConfig> limits, const RequestScope& request,
+             const Amounts& reserve, Charges& charges, Origins& origins) {
   for (const LimitConfig& limit : limits) {
     if (!limit.model.empty() && limit.model != request.model) continue;
     if (limit.kind == LimitKind::kSpend && !request.priced) continue;
-    Charge charge{{RefFor(scope, owner, limit), std::max<int64_t>(limit.amount, 0)},
+    Charge charge{{RefFor(scope, limit.per_user ? user_owner : owner, limit),
+                   std::max<int64_t>(limit.amount, 0)},
                   AmountFor(limit.kind, reserve)};
     auto same = std::find_if(charges.begin(), charges.end(),
                              [&](const Charge& c) { return c.bucket.ref == charge.bucket.ref; });
@@ -100,24 +102,37 @@ std::string_view ShardKey(std::string_view key, std::string_view tenant) {
   return tenant.empty() ? key : tenant;
 }
 
-// The budgets of a key's or a tenant's own limits (the admin API reads and resets them).
-std::vector<BucketSpec> Specs(ScopeKind scope, std::string_view owner,
+bool AnyPerUser(std::span<const LimitConfig> limits) {
+  return std::any_of(limits.begin(), limits.end(),
+                     [](const LimitConfig& limit) { return limit.per_user; });
+}
+
+// The budgets of a key's or a tenant's own limits (the admin API reads and resets them); of a
+// per-user limit, the anonymous user's (`anonymous`: the owner's PerUserName for "").
+std::vector<BucketSpec> Specs(ScopeKind scope, std::string_view owner, std::string_view anonymous,
                               std::span<const LimitConfig> limits, bool with_concurrent) {
   std::vector<BucketSpec> specs;
   specs.reserve(limits.size());
   for (const LimitConfig& limit : limits) {
     if (limit.kind == LimitKind::kConcurrent && !with_concurrent) continue;
-    specs.push_back({RefFor(scope, owner, limit), std::max<int64_t>(limit.amount, 0)});
+    specs.push_back({RefFor(scope, limit.per_user ? anonymous : owner, limit),
+                     std::max<int64_t>(limit.amount, 0)});
   }
   return specs;
 }
 
 }  // namespace
 
-std::string DescribeLimit(ScopeKind scope, std::string_view owner, const LimitConfig& limit) {
+std::string DescribeLimit(ScopeKind scope, std::string_view owner, const LimitConfig& limit,
+                          std::string_view user) {
   std::string text = scope == ScopeKind::kKey ? "key '" : "tenant '";
   text.append(owner);
   text += '\'';
+  if (limit.per_user) {
+    text += " user '";
+    text += user;
+    text += '\'';
+  }
   if (!limit.model.empty()) {
     text += " model '";
     text += limit.model;
@@ -152,6 +167,7 @@ struct Limiter::Plan {
   Origins origins;
   int too_large = -1;  // index of a token or spend limit the reservation exceeds
   Amounts reserve;
+  std::string key_user, tenant_user;  // PerUserName of each, when a per-user limit applies
   std::string_view shard_key;
   uint64_t id = 0;
   bool settles = false;  // token or concurrency charges
@@ -177,11 +193,15 @@ void Limiter::MakePlan(const RequestScope& scope, Amounts reserve, Plan& plan) {
   plan.id = next_id_.fetch_add(2, std::memory_order_relaxed);
   plan.lease_ttl_micros =
       (std::max<int64_t>(scope.deadline.count(), 0) + options_.lease_ttl.count()) * 1000;
-  Collect(ScopeKind::kKey, scope.key, scope.key_limits, scope, plan.reserve, plan.charges,
-          plan.origins);
+  if (AnyPerUser(scope.key_limits)) plan.key_user = PerUserName(scope.key, scope.user);
+  Collect(ScopeKind::kKey, scope.key, plan.key_user, scope.key_limits, scope, plan.reserve,
+          plan.charges, plan.origins);
   if (!scope.tenant.empty()) {
-    Collect(ScopeKind::kTenant, scope.tenant, scope.tenant_limits, scope, plan.reserve,
-            plan.charges, plan.origins);
+    if (AnyPerUser(scope.tenant_limits)) {
+      plan.tenant_user = PerUserName(scope.tenant, scope.user);
+    }
+    Collect(ScopeKind::kTenant, scope.tenant, plan.tenant_user, scope.tenant_limits, scope,
+            plan.reserve, plan.charges, plan.origins);
   }
   // A reservation above a token or spend limit's capacity can never fit: it is refused before
   // the store's levels are touched (naming such a limit: of tokens first, the smallest); they
@@ -204,7 +224,7 @@ void Limiter::MakePlan(const RequestScope& scope, Amounts reserve, Plan& plan) {
 std::string Limiter::Describe(const RequestScope& scope, const Plan& plan, int index) {
   const Origin& origin = plan.origins[index];
   return DescribeLimit(origin.scope, origin.scope == ScopeKind::kKey ? scope.key : scope.tenant,
-                       *origin.limit);
+                       *origin.limit, scope.user);
 }
 
 Admission Limiter::NothingApplies() {
@@ -248,12 +268,14 @@ Reservation Limiter::MakeReservation(const RequestScope& scope, const Plan& plan
     if (ref.kind == LimitKind::kRequests) continue;  // nothing to settle
     // (Unknown outcome: the store finds the window in its record of the admission.)
     const int64_t stamp = result ? result->states[i].level.stamp : 0;
-    r.buckets_.push_back({ref.scope, !ref.model.empty(), ref.kind, ref.period_micros, ref.calendar,
-                          plan.charges[i].bucket.capacity, stamp});
+    r.buckets_.push_back({ref.scope, !ref.model.empty(), plan.origins[i].limit->per_user, ref.kind,
+                          ref.period_micros, ref.calendar, plan.charges[i].bucket.capacity, stamp});
     needs_model = needs_model || !ref.model.empty();
   }
   r.key_ = scope.key;
   r.tenant_ = scope.tenant;
+  r.key_user_ = plan.key_user;
+  r.tenant_user_ = plan.tenant_user;
   if (needs_model) r.model_ = scope.model;
   counters_.unsettled.fetch_add(1, std::memory_order_relaxed);
   return r;
@@ -279,7 +301,9 @@ Admission Limiter::Decide(const RequestScope& scope, const Plan& plan, const Adm
   FillHeaders(AsSpan(charges), result.states, now, admission);
   if (observer_) {
     for (size_t i = 0; i < charges.size(); ++i) {
+      // (Not per-user budgets: a gauge per end user would grow without bound.)
       if (charges[i].bucket.ref.kind == LimitKind::kConcurrent) continue;
+      if (plan.origins[i].limit->per_user) continue;
       observer_->Observe(charges[i].bucket, result.states[i].level);
     }
   }
@@ -393,9 +417,11 @@ bool Limiter::MakeSettlePlan(const Reservation& reservation, Amounts actual,
     const int64_t bucket_delta = ChargesAmount(b.kind) ? AmountFor(b.kind, delta) : 0;
     if (ChargesAmount(b.kind) && bucket_delta == 0) continue;
     Settlement s;
+    const bool key = b.scope == ScopeKind::kKey;
     s.bucket.ref = {b.scope,
-                    b.scope == ScopeKind::kKey ? std::string_view(reservation.key_)
-                                               : std::string_view(reservation.tenant_),
+                    b.per_user
+                        ? std::string_view(key ? reservation.key_user_ : reservation.tenant_user_)
+                        : std::string_view(key ? reservation.key_ : reservation.tenant_),
                     b.model_specific ? std::string_view(reservation.model_) : std::string_view(),
                     b.kind,
                     b.period_micros,
@@ -547,7 +573,9 @@ asio::awaitable<bool> Limiter::ResetTenant(std::string_view tenant,
 asio::awaitable<LimitReadings> Limiter::ReadLimits(ScopeKind scope, std::string_view owner,
                                                    std::string_view shard,
                                                    std::span<const LimitConfig> limits) {
-  const std::vector<BucketSpec> specs = Specs(scope, owner, limits, /*with_concurrent=*/true);
+  const std::string anonymous = PerUserName(owner, "");
+  const std::vector<BucketSpec> specs =
+      Specs(scope, owner, anonymous, limits, /*with_concurrent=*/true);
   LimitReadings readings;
   BucketsRequest request{shard, specs, clock_.NowMicros()};
   ReadResult read = co_await store_.Read(request);
@@ -578,7 +606,9 @@ asio::awaitable<LimitReadings> Limiter::ReadLimits(ScopeKind scope, std::string_
 asio::awaitable<bool> Limiter::ResetLimits(ScopeKind scope, std::string_view owner,
                                            std::string_view shard,
                                            std::span<const LimitConfig> limits) {
-  const std::vector<BucketSpec> specs = Specs(scope, owner, limits, /*with_concurrent=*/false);
+  const std::string anonymous = PerUserName(owner, "");
+  const std::vector<BucketSpec> specs =
+      Specs(scope, owner, anonymous, limits, /*with_concurrent=*/false);
   BucketsRequest request{shard, specs, clock_.NowMicros()};
   if (co_await store_.Reset(request) != StoreStatus::kOk) {
     counters_.store_errors_read.fetch_add(1, std::memory_order_relaxed);

@@ -55,6 +55,7 @@ struct RequestScope {
   // Whether spend limits apply: the model has a price. A free model's requests are never held
   // back by a spend limit, however far in debt it is.
   bool priced = false;
+  std::string_view user;  // the end user, for limits with `scope: user` ("": anonymous)
 };
 
 // What a request is charged or costs: tokens, and spend in nanos of the currency
@@ -94,6 +95,7 @@ class Reservation {
   struct Bucket {
     ScopeKind scope = ScopeKind::kKey;
     bool model_specific = false;
+    bool per_user = false;                // the owner's budget of the request's user (owner_user_)
     LimitKind kind = LimitKind::kTokens;  // kTokens, kSpend or kConcurrent (not kRequests)
     int64_t period_micros = 0;
     bool calendar = false;
@@ -103,6 +105,7 @@ class Reservation {
   std::string key_;
   std::string tenant_;
   std::string model_;
+  std::string key_user_, tenant_user_;  // PerUserName of each, when a per-user bucket is charged
   Amounts reserved_;
   uint64_t id_ = 0;
   bool outcome_unknown_ = false;
@@ -302,7 +305,9 @@ class Limiter {
   BudgetObserver* observer_ = nullptr;
 };
 
-// "key 'team-a' model 'llama2-13b' 20000 tokens per 1m" and the like (Admission::refused_limit).
-std::string DescribeLimit(ScopeKind scope, std::string_view owner, const LimitConfig& limit);
+// "key 'team-a' model 'llama2-13b' 20000 tokens per 1m", "key 'team-a' user 'bob' 100 requests
+// per 1m" and the like (Admission::refused_limit); `user` is named for a per-user limit.
+std::string DescribeLimit(ScopeKind scope, std::string_view owner, const LimitConfig& limit,
+                          std::string_view user = {});
 
 }  // namespace trl

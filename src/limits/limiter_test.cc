@@ -255,6 +255,59 @@ TEST_P(LimiterTest, APriceAboveASpendLimitIsTooLargeAndChargesNothing) {
   EXPECT_EQ(KeyLevels(key), (std::vector<int64_t>{1000, 50}));
 }
 
+LimitConfig PerUser(LimitConfig limit) {
+  limit.per_user = true;
+  return limit;
+}
+
+RequestScope ForUser(RequestScope scope, std::string_view user) {
+  scope.user = user;
+  return scope;
+}
+
+TEST_P(LimiterTest, AUserScopedLimitIsABudgetPerEndUser) {
+  std::vector<LimitConfig> key = {PerUser(Tokens(100, kPerMinute)), Tokens(1000, kPerMinute)};
+  std::vector<LimitConfig> tenant = {PerUser(Requests(2, kPerMinute))};
+  Admission alice = Admit(ForUser(Scope(key, tenant), "alice"), 80);
+  ASSERT_EQ(alice.outcome, Outcome::kAdmitted);
+  EXPECT_EQ(Admit(ForUser(Scope(key, tenant), "bob"), 80).outcome, Outcome::kAdmitted);
+  Admission refused = Admit(ForUser(Scope(key, tenant), "alice"), 30);
+  EXPECT_EQ(refused.outcome, Outcome::kRefused);
+  EXPECT_EQ(refused.refused_limit, "key 'team-a' user 'alice' 100 tokens per 1m");
+  EXPECT_EQ(refused.remaining, 20);
+  // Naming no user is one more user, the anonymous one: leaving `user` out escapes nothing.
+  EXPECT_EQ(Admit(ForUser(Scope(key, tenant), ""), 80).outcome, Outcome::kAdmitted);
+  Admission anonymous = Admit(ForUser(Scope(key, tenant), ""), 30);
+  EXPECT_EQ(anonymous.refused_limit, "key 'team-a' user '' 100 tokens per 1m");
+  // The tenant's per-user request limit: alice's second admission is her last.
+  EXPECT_EQ(Admit(ForUser(Scope(key, tenant), "alice"), 10).outcome, Outcome::kAdmitted);
+  Admission third = Admit(ForUser(Scope(key, tenant), "alice"), 10);
+  EXPECT_EQ(third.refused_limit, "tenant 'acme' user 'alice' 2 requests per 1m");
+  // Settlement refunds alice's own budget (and the key's), nobody else's.
+  Settle(alice, 50);
+  const std::string alice_name = PerUserName("team-a", "alice");
+  const std::string bob_name = PerUserName("team-a", "bob");
+  std::vector<BucketSpec> specs = {
+      {{ScopeKind::kKey, alice_name, "", LimitKind::kTokens, kPerMinute.count() * 1000, false},
+       100},
+      {{ScopeKind::kKey, bob_name, "", LimitKind::kTokens, kPerMinute.count() * 1000, false}, 100}};
+  ReadResult read = RunAwaitable(LimiterStore().Read({"acme", specs, clock_.NowMicros()}));
+  ASSERT_EQ(read.states.size(), 2u);
+  EXPECT_EQ(read.states[0].level.level, 100 - 50 - 10);
+  EXPECT_EQ(read.states[1].level.level, 20);
+  // The admin reading of a per-user limit is the anonymous user's budget.
+  EXPECT_EQ(KeyLevels(key), (std::vector<int64_t>{20, 1000 - 50 - 10 - 80 - 80}));
+  // Bounded: a user idle for a window reads full, and a full budget is dropped (memory: by the
+  // scheduled eviction; Redis: its key's TTL).
+  if (GetParam() != StoreKind::kRedis) {
+    EXPECT_EQ(BucketCount(), 3u + 1u + 3u)
+        << "alice, bob, anonymous; the key; the same of the tenant";
+    clock_.Advance(kPerMinute);
+    EXPECT_EQ(store_.Evict(clock_.NowMicros()), 7u);
+    EXPECT_EQ(BucketCount(), 0u);
+  }
+}
+
 TEST_P(LimiterTest, NoApplicableLimitAdmitsWithoutHeaders) {
   std::vector<LimitConfig> key = {Tokens(10, kPerMinute, false, "other-model")};
   Admission a = Admit(Scope(key), 1'000'000);

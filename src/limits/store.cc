@@ -11,6 +11,13 @@ constexpr std::string_view kIdReserved = "|{}";
 
 }  // namespace
 
+std::string PerUserName(std::string_view owner, std::string_view user) {
+  std::string name;
+  name.reserve(owner.size() + 1 + user.size());
+  name.append(owner).append(1, '\x1f').append(user);
+  return name;
+}
+
 std::string BucketRef::Id() const {
   std::string id;
   id.reserve(32 + scope_name.size() + model.size());

@@ -56,6 +56,10 @@ struct BucketRef {
   std::string Id() const;
 };
 
+// The scope_name of an owner's per-user budget (a limit with `scope: user`): the owner's name,
+// 0x1F and the user's (no key or tenant name holds 0x1F, so it is no owner's own budget).
+std::string PerUserName(std::string_view owner, std::string_view user);
+
 // A budget and its current capacity (N tokens, requests or concurrent slots).
 struct BucketSpec {
   BucketRef ref;

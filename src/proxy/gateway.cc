@@ -468,6 +468,7 @@ struct Gateway::Inference {
   int64_t prompt_estimate = 0;
   int64_t cap = 0;  // per choice: what the backend is sent, so what it may generate is reserved
   int64_t output_allowance = 0;
+  std::string_view user;  // the end user (scope: user limits): the request's header or field
   // admit
   std::vector<LimitConfig> untokened_limits[2];  // a request that costs no tokens: key, tenant
   Admission admission;
@@ -517,6 +518,7 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
                        writer.RequestId(),
                        model.request_timeout,
                        ChargesTokens(endpoint) && !model.prices.Free()};
+    scope.user = in.user;
     if (!ChargesTokens(endpoint)) {
       in.untokened_limits[0] = WithoutTokenLimits(scope.key_limits);
       in.untokened_limits[1] = WithoutTokenLimits(scope.tenant_limits);
@@ -578,6 +580,16 @@ std::optional<http::Response> Gateway::Parse(Inference& in, http::Request& reque
                 "This API key may not use the model '" + model.name +
                     "'. GET /v1/models lists the models you can use.",
                 "model");
+  }
+  const std::string& user_header = in.snap.config->identity.user_header;
+  in.user = user_header.empty() ? std::string_view(in.fields.user)
+                                : std::string_view(request[user_header]);
+  if (in.user.size() > kMaxUserBytes) {  // a budget's name (scope: user): bounded
+    CountStatus(in, model.name, 400);
+    return Fail(in.record, ApiError::kInvalidRequest,
+                "The header '" + user_header + "' must name the end user in at most " +
+                    std::to_string(kMaxUserBytes) + " bytes.",
+                user_header);
   }
   in.counter = in.snap.counters.at(model.name).get();
   in.cap = ReservedCap(in.endpoint, in.fields, model.max_output_tokens);

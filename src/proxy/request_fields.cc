@@ -533,6 +533,24 @@ Result ReadResponsesField(const Reader& r, std::string_view key, od::value value
   return AddValueText(r, value);
 }
 
+// The OpenAI `user` field: who the request is for (limits with `scope: user`). A budget's
+// name, so bounded and printable.
+Result ReadUser(od::value value, std::string& user) {
+  if (IsNull(value)) return std::nullopt;
+  std::string_view text;
+  if (value.get_string().get(text)) return TypeError("user", "a string");
+  const bool printable = std::none_of(text.begin(), text.end(), [](char c) {
+    return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+  });
+  if (text.size() > kMaxUserBytes || !printable) {
+    return FieldError{"user", "'user' must name the end user in at most " +
+                                  std::to_string(kMaxUserBytes) +
+                                  " bytes, without control characters."};
+  }
+  user = text;
+  return std::nullopt;
+}
+
 Result ReadRootField(const Reader& r, ApiEndpoint endpoint, std::string_view key, od::value value,
                      RootState& st) {
   RequestFields& out = r.out;
@@ -543,6 +561,8 @@ Result ReadRootField(const Reader& r, ApiEndpoint endpoint, std::string_view key
     return ReadPairField(r, endpoint, key, value, st);
   } else if (!ChargesTokens(endpoint)) {
     return std::nullopt;  // not charged: only the model is read
+  } else if (key == "user") {
+    return ReadUser(value, out.user);
   } else if (key == "stream") {
     if (IsNull(value)) return std::nullopt;
     if (value.get_bool().get(out.stream)) return TypeError("stream", "a boolean");

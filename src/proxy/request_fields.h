@@ -104,6 +104,7 @@ struct RequestFields {
   int64_t pretokenized = 0;  // prompts or inputs given as token-id arrays
   MediaCounts media;
   int64_t audio_seconds = 0;  // a transcription's audio, as estimated (transcription_fields.h)
+  std::string user;           // the OpenAI `user` field, unescaped ("" when absent or null)
 };
 
 struct FieldError {
@@ -113,6 +114,9 @@ struct FieldError {
 
 // The spare capacity a JSON body needs after its end to be parsed in place (simdjson's padding).
 inline constexpr size_t kJsonBodyPadding = 64;
+
+// The longest `user` accepted (a budget's name with `scope: user`).
+constexpr size_t kMaxUserBytes = 256;
 
 // The largest output cap accepted; anything above is an absurd max_tokens (400).
 constexpr int64_t kMaxTokensCeiling = 10'000'000;

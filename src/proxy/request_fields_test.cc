@@ -61,6 +61,28 @@ TEST(RequestFields, ChatFields) {
                                                 R"("function":{"name":"f","arguments":"{}"}}])"}));
 }
 
+TEST(RequestFields, UserNamesTheEndUserAndIsNeverCounted) {
+  RequestFields f;
+  ASSERT_FALSE(Extract(ApiEndpoint::kChatCompletions,
+                       R"({"model":"m","user":"al\u0069ce","messages":[{"content":"x"}]})", f));
+  EXPECT_EQ(f.user, "alice");
+  EXPECT_EQ(Texts(f), std::vector<std::string>{"x"});
+  ASSERT_FALSE(Extract(ApiEndpoint::kEmbeddings, R"({"model":"m","user":null,"input":"x"})", f));
+  EXPECT_EQ(f.user, "");
+  ASSERT_FALSE(Extract(ApiEndpoint::kResponses, R"({"model":"m","user":"bob","input":"x"})", f));
+  EXPECT_EQ(f.user, "bob");
+  const std::string long_user(kMaxUserBytes + 1, 'u');
+  ExpectRefused(
+      ApiEndpoint::kChatCompletions,
+      {{R"({"model":"m","user":5,"messages":[{"content":"x"}]})", "user"},
+       {R"({"model":"m","user":["a"],"messages":[{"content":"x"}]})", "user"},
+       {R"({"model":"m","user":"a\nb","messages":[{"content":"x"}]})", "user"},
+       {R"({"model":"m","user":"a\u0000","messages":[{"content":"x"}]})", "user"},
+       {R"({"model":"m","user":")" + long_user + R"(","messages":[{"content":"x"}]})", "user"},
+       // Two users: the backend would read another one than the gateway.
+       {R"({"model":"m","user":"a","user":"b","messages":[{"content":"x"}]})", "user"}});
+}
+
 TEST(RequestFields, ModelPositionAllowsInPlaceReplacement) {
   RequestFields f;
   std::string body = R"({"messages":[{"content":"x"}], "model" : "alias" , "n":1})";
