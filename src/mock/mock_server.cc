@@ -286,7 +286,9 @@ class Session {
     }
     MockRequest& request = std::get<MockRequest>(parsed);
     if (endpoint == MockEndpoint::kChat || endpoint == MockEndpoint::kCompletions) {
-      if (auto error = ReadCachedTokens(http, request)) co_return co_await WriteError(*error);
+      if (auto error = ReadCachedTokens(http, request)) {
+        co_return co_await WriteError(*error);
+      }
     }
     const MockAnswer answer = PlanMockAnswer(request, Options());
     Stats().served_prompt_tokens_total += request.prompt_tokens;  // the prefill has happened
