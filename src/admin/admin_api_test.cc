@@ -691,6 +691,45 @@ TEST_F(AdminApiTest, UsageRunsTheParsedQuery) {
   EXPECT_TRUE(csv.body.starts_with("key,tenant,model,start,")) << csv.body;
 }
 
+// user= filters by end user ("" = the rows without one); group_by=user puts each row's user in
+// JSON and a user column in CSV. An unknown group_by is still a 400.
+TEST_F(AdminApiTest, UsageFiltersAndGroupsByUser) {
+  clock_.Set(1'700'000'000'000'000);
+  usage_result_.ok = true;
+  usage_result_.rows = {{"cfg-key", "", "m", 1'699'999'200, {1, 10, 2}, "alice"},
+                        {"cfg-key", "", "m", 1'699'999'200, {2, 20, 4}, "bob"}};
+  usage_result_.total = {3, 30, 6};
+
+  Answer r = Call(verb::get, "/admin/v1/usage?group_by=key,user&user=alice");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  ASSERT_EQ(usage_queries_.size(), 1u);
+  EXPECT_EQ(usage_queries_[0].user, "alice");
+  EXPECT_EQ(usage_queries_[0].group_by,
+            (UsageQuery::GroupBy{.key = true, .tenant = false, .model = false, .user = true}));
+  json::object body = Body(r);
+  ASSERT_EQ(body.at("data").as_array().size(), 2u);
+  EXPECT_EQ(body.at("data").at(0).at("user"), "alice");
+  EXPECT_EQ(body.at("data").at(1).at("user"), "bob");
+  EXPECT_EQ(body.at("data").at(1).at("prompt_tokens"), 20);
+  EXPECT_FALSE(body.at("data").at(0).as_object().contains("tenant"));
+  EXPECT_EQ(body.at("group_by"), (json::array{"key", "user"}));
+
+  Answer csv = Call(verb::get, "/admin/v1/usage?format=csv&group_by=user&user=");
+  ASSERT_EQ(csv.status, 200u) << csv.body;
+  EXPECT_EQ(usage_queries_.back().user, "") << "user= is the rows without a user";
+  EXPECT_TRUE(csv.body.starts_with("user,start,requests,")) << csv.body;
+  EXPECT_NE(csv.body.find("\nbob,2023-11-14T22:00:00Z,2,20,4,"), std::string::npos) << csv.body;
+
+  // Without group_by: no user in the rows, nor a user filter.
+  Answer plain = Call(verb::get, "/admin/v1/usage");
+  ASSERT_EQ(plain.status, 200u);
+  EXPECT_EQ(usage_queries_.back().user, std::nullopt);
+  EXPECT_FALSE(Body(plain).at("data").at(0).as_object().contains("user"));
+
+  ExpectError(Call(verb::get, "/admin/v1/usage?group_by=user,hour"), 400, "invalid_request",
+              "group_by");
+}
+
 TEST_F(AdminApiTest, UsageRefusesABadQueryAndSaysWhenTheStoreFails) {
   ExpectError(Call(verb::get, "/admin/v1/usage?granularity=week"), 400, "invalid_request",
               "granularity");

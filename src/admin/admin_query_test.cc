@@ -23,7 +23,7 @@ TEST(AdminQueryTest, EveryAdminRouteHasItsList) {
   EXPECT_TRUE(Accepted("/admin/v1/models").empty());
   EXPECT_TRUE(Accepted("/admin/v1/keys").empty());
   EXPECT_TRUE(Accepted("/admin/v1/keys/team-a/limits").empty());
-  EXPECT_EQ(Accepted("/admin/v1/usage").size(), 8u);
+  EXPECT_EQ(Accepted("/admin/v1/usage").size(), 9u);
   EXPECT_TRUE(Accepted("/admin/v1/tenants").empty());
   EXPECT_TRUE(Accepted("/admin/v1/tenants/acme/reset").empty());
   EXPECT_FALSE(AcceptedQueryParams("/admin/v1/nothing"));
@@ -35,7 +35,7 @@ TEST(AdminQueryTest, UnknownParameterNamesItAndWhatTheRouteAccepts) {
   EXPECT_EQ(e.param, "keys");
   EXPECT_EQ(e.message,
             "Unknown query parameter 'keys' on GET /admin/v1/usage; it accepts: key, tenant, "
-            "model, from, to, granularity, format, group_by.");
+            "model, from, to, granularity, format, group_by, user.");
   e = ErrorOf("verbose", "/admin/v1/models");
   EXPECT_EQ(e.message,
             "Unknown query parameter 'verbose' on GET /admin/v1/models; it accepts none.");

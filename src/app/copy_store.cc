@@ -93,6 +93,7 @@ asio::awaitable<Copied> Copy(Side& source, Side& target, int64_t from, int64_t t
   UsageQuery range;
   range.from = from;
   range.to = to;
+  range.group_by.user = true;  // every row as stored: one per end user
   KeyStore::Loaded there = co_await target.keys->LoadAll();
   UsageResult there_usage = co_await target.usage->Query(range);
   if (!there.ok || !there_usage.ok) {

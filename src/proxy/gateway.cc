@@ -711,7 +711,7 @@ http::Response Gateway::RateLimited(Inference& in) {
   CountStatus(in, model_name, 429);
   if (usage_) {
     usage_->RecordRejected(in.key_name, in.identity->tenant, model_name,
-                           clock_.NowMicros() / 1'000'000, admission.refused_kind);
+                           clock_.NowMicros() / 1'000'000, admission.refused_kind, in.user);
   }
   metrics_.rejections
       .With({model_name, in.key_name, std::string(in.identity->tenant),
@@ -830,7 +830,7 @@ void Gateway::Record(Inference& in, RequestSeries& series, const ExchangeResult&
   if (usage_) {
     usage_->RecordAdmitted(in.key_name, in.identity->tenant, model_name,
                            clock_.NowMicros() / 1'000'000, cost.prompt, cost.completion,
-                           cost.cached, cost.charged.spend);
+                           cost.cached, cost.charged.spend, in.user);
   }
   if (result.failure != UpstreamFailure::kNone) {
     in.backend_error = UpstreamFailureLabel(result.failure, result.backend_status);

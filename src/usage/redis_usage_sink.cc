@@ -71,8 +71,9 @@ redis.call('EXPIREAT', KEYS[1], ARGV[1])
 return 1
 )lua";
 
-// KEYS[1] the hour's index set. ARGV[1] the prefix of the hour's row hashes, ARGV[2..4] the
-// key, tenant and model filters: "" for any, else "=" and the encoded name.
+// KEYS[1] the hour's index set. ARGV[1] the prefix of the hour's row hashes, ARGV[2..5] the
+// key, tenant, model and user filters: "" for any, else "=" and the encoded name ("=" alone:
+// the rows without a user). A member of three parts is a row without a user (Member).
 // Returns {member, its counters (kUsageCounters' order), member, ...} of the rows that pass; a
 // field a hash lacks (zero, or a counter newer than the hash's writer) as '0'.
 // The row hashes are named from the index rather than passed in KEYS (the script cannot know
@@ -80,9 +81,13 @@ return 1
 constexpr const char* kQueryScript = R"lua(
 local out = {}
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local k, t, mo = string.match(m, '^([^|]*)|([^|]*)|([^|]*)$')
+  local k, t, mo, u = string.match(m, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
+  if not k then
+    k, t, mo = string.match(m, '^([^|]*)|([^|]*)|([^|]*)$')
+    u = ''
+  end
   if k and (ARGV[2] == '' or ARGV[2] == '=' .. k) and (ARGV[3] == '' or ARGV[3] == '=' .. t)
-      and (ARGV[4] == '' or ARGV[4] == '=' .. mo) then
+      and (ARGV[4] == '' or ARGV[4] == '=' .. mo) and (ARGV[5] == '' or ARGV[5] == '=' .. u) then
     local v = redis.call('HMGET', ARGV[1] .. m, 'requests', 'prompt_tokens', 'completion_tokens',
                          'rejected_tokens', 'rejected_requests', 'rejected_concurrency',
                          'cached_tokens', 'cost', 'rejected_spend')
@@ -107,8 +112,36 @@ std::optional<std::string> Decode(std::string_view text) {
   return encoded->decode();
 }
 
+// "<key>|<tenant>|<model>", and "|<user>" when the row has one: a row without a user keeps the
+// member (and hash) it had before users were counted, so that it adds to the same hash as
+// what an earlier version wrote.
 std::string Member(const UsageRow& row) {
-  return Encode(row.key) + '|' + Encode(row.tenant) + '|' + Encode(row.model);
+  std::string member = Encode(row.key) + '|' + Encode(row.tenant) + '|' + Encode(row.model);
+  if (!row.user.empty()) member += '|' + Encode(row.user);
+  return member;
+}
+
+// A member's identity into `row`: three parts (no user) or four. False when it is not one
+// (not written by this sink).
+bool ParseMember(std::string_view member, UsageRow& row) {
+  std::optional<std::string> parts[4];
+  size_t count = 0;
+  bool more = true;  // a part follows
+  while (more && count < 4) {
+    const size_t bar = member.find('|');
+    parts[count++] = Decode(member.substr(0, bar));
+    more = bar != std::string_view::npos;
+    if (more) member.remove_prefix(bar + 1);
+  }
+  if (more || count < 3) return false;
+  for (size_t p = 0; p < count; ++p) {
+    if (!parts[p]) return false;
+  }
+  row.key = std::move(*parts[0]);
+  row.tenant = std::move(*parts[1]);
+  row.model = std::move(*parts[2]);
+  row.user = count == 4 ? std::move(*parts[3]) : std::string();
+  return true;
 }
 
 std::string Filter(const std::optional<std::string>& name) {
@@ -127,8 +160,8 @@ std::string Describe(const redis::Result& r) {
   return "redis: " + std::string(r.reply ? redis::ReplyText(*r.reply) : "no reply");
 }
 
-using RowKey = std::tuple<std::string, std::string, std::string, int64_t>;
-RowKey KeyOf(const UsageRow& row) { return {row.key, row.tenant, row.model, row.start}; }
+using RowKey = std::tuple<std::string, std::string, std::string, std::string, int64_t>;
+RowKey KeyOf(const UsageRow& row) { return {row.key, row.tenant, row.model, row.user, row.start}; }
 
 bool IsZero(const UsageCounts& c) { return c == UsageCounts{}; }
 
@@ -302,7 +335,8 @@ class RedisUsageSink final : public UsageSink {
                                      prefix,
                                      Filter(query.key),
                                      Filter(query.tenant),
-                                     Filter(query.model)};
+                                     Filter(query.model),
+                                     Filter(query.user)};
     std::string routing = args[3];
     const auto deadline = std::chrono::steady_clock::now() + timeout_;
     redis::Result r = co_await client_.Execute(std::move(args), std::move(routing), deadline);
@@ -311,20 +345,9 @@ class RedisUsageSink final : public UsageSink {
       co_return false;
     }
     for (size_t i = 0; i < r.reply->elements; i += kStride) {
-      std::string_view member = redis::ReplyText(*r.reply->element[i]);
       UsageRow row;
       row.start = hour;
-      std::optional<std::string> parts[3];
-      for (int p = 0; p < 3; ++p) {
-        const size_t bar = p < 2 ? member.find('|') : member.size();
-        if (bar == std::string_view::npos) break;
-        parts[p] = Decode(member.substr(0, bar));
-        member.remove_prefix(std::min(member.size(), bar + 1));
-      }
-      if (!parts[0] || !parts[1] || !parts[2]) continue;  // not written by this sink
-      row.key = std::move(*parts[0]);
-      row.tenant = std::move(*parts[1]);
-      row.model = std::move(*parts[2]);
+      if (!ParseMember(redis::ReplyText(*r.reply->element[i]), row)) continue;
       for (size_t f = 0; f < kUsageCounters.size(); ++f) {
         std::string_view text = redis::ReplyText(*r.reply->element[i + 1 + f]);
         std::from_chars(text.data(), text.data() + text.size(),

@@ -71,6 +71,34 @@ TEST_F(RedisUsageSinkTest, AHashOfTheFirstVersionReadsItsNewCountersAsZero) {
   EXPECT_EQ(after.rows[0].counts, (UsageCounts{3, 30, 5, 0, 0, 1, 5, 1'500, 1}));
 }
 
+// A row of an end user: a fourth part, encoded like the others. A row without one keeps the
+// three parts of the version before users were counted, so that what that version wrote (a
+// member and hash of three parts) reads as a row without a user and adds up with new writes.
+TEST_F(RedisUsageSinkTest, TheUserIsAFourthPartAndThreePartsAreNoUser) {
+  const std::string prefix = "trl:usage:{h" + std::to_string(kH0) + "}:";
+  server_->Command({"HSET", prefix + "k|t|m", "requests", "2", "prompt_tokens", "20"});
+  server_->Command({"SADD", prefix + "rows", "k|t|m"});
+  ASSERT_TRUE(
+      WriteRows(*sink_, {{"k", "t", "m", kH0, {1, 10}}, {"k", "t", "m", kH0, {1, 5}, "al|ce{x}"}}));
+  EXPECT_EQ(server_->CommandText({"HGET", prefix + "k|t|m", "requests"}), "3");
+  EXPECT_EQ(server_->CommandText({"HGET", prefix + "k|t|m|al%7Cce%7Bx%7D", "prompt_tokens"}), "5");
+  EXPECT_EQ(server_->CommandText({"SISMEMBER", prefix + "rows", "k|t|m|al%7Cce%7Bx%7D"}), "1");
+  EXPECT_EQ(server_->CommandText({"SCARD", prefix + "rows"}), "2");
+
+  UsageResult r = QueryUsers(*sink_);
+  ASSERT_TRUE(r.ok) << r.error;
+  ASSERT_EQ(r.rows.size(), 2u);
+  EXPECT_EQ(r.rows[0].user, "");
+  EXPECT_EQ(r.rows[0].counts, (UsageCounts{3, 30}));
+  EXPECT_EQ(r.rows[1].user, "al|ce{x}");
+  EXPECT_EQ(r.rows[1].counts, (UsageCounts{1, 5}));
+  EXPECT_EQ(QueryUsers(*sink_, "").total, (UsageCounts{3, 30}));
+  EXPECT_EQ(QueryUsers(*sink_, "al|ce{x}").total, (UsageCounts{1, 5}));
+  // A member of five parts is no row of this sink: left out.
+  server_->Command({"SADD", prefix + "rows", "k|t|m|u|x"});
+  EXPECT_EQ(QueryUsers(*sink_).rows.size(), 2u);
+}
+
 TEST_F(RedisUsageSinkTest, RowsPastTheirRetentionAreGoneAtOnce) {
   // An hour that ended longer ago than the retention: EXPIREAT in the past deletes it.
   auto short_lived = MakeRedisUsageSink(*client_, Millis(3'600'000), 2000ms);

@@ -99,6 +99,80 @@ INSERT INTO usage VALUES ('j', '', 'm', 1795867200, 1, 0, 0, 0, 0, 0);
   EXPECT_EQ(r.total.rejected_spend, 2);
 }
 
+// A usage.db made by the version before users were counted (its schema, verbatim): opening
+// rebuilds the table with the user in its primary key, the rows there as rows without a user,
+// the hour index kept; rows of users then sit beside them.
+TEST_F(SqliteUsageSinkTest, MigratesATableWithoutUsers) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ + "/usage.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, R"sql(
+CREATE TABLE usage (
+  key TEXT NOT NULL,
+  tenant TEXT NOT NULL,
+  model TEXT NOT NULL,
+  hour INTEGER NOT NULL,
+  requests INTEGER NOT NULL DEFAULT 0,
+  prompt_tokens INTEGER NOT NULL DEFAULT 0,
+  completion_tokens INTEGER NOT NULL DEFAULT 0,
+  rejected_tokens INTEGER NOT NULL DEFAULT 0,
+  rejected_requests INTEGER NOT NULL DEFAULT 0,
+  rejected_concurrency INTEGER NOT NULL DEFAULT 0,
+  cached_tokens INTEGER NOT NULL DEFAULT 0,
+  cost INTEGER NOT NULL DEFAULT 0,
+  rejected_spend INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (key, tenant, model, hour)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS usage_by_hour ON usage (hour);
+INSERT INTO usage VALUES ('k', 't', 'm', 1795867200, 1, 2, 3, 4, 5, 6, 7, 8, 9);
+INSERT INTO usage VALUES ('j', '', 'm', 1795867200, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+)sql",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+
+  {
+    auto sink = Open(dir_);
+    ASSERT_TRUE(sink);
+    ASSERT_TRUE(Write(*sink, {{"k", "t", "m", kH0, {1, 1, 1, 1, 1, 1, 1, 1, 1}},
+                              {"k", "t", "m", kH0, {1, 5, 5, 0, 0, 0, 0, 0, 0}, "alice"}}));
+  }
+  auto sink = Open(dir_);  // opened again: migrated already
+  ASSERT_TRUE(sink);
+  UsageResult r = QueryUsers(*sink);
+  ASSERT_TRUE(r.ok) << r.error;
+  ASSERT_EQ(r.rows.size(), 3u);
+  EXPECT_EQ(r.rows[0].key, "j");
+  EXPECT_EQ(r.rows[0].user, "");
+  EXPECT_EQ(r.rows[1].key, "k");
+  EXPECT_EQ(r.rows[1].user, "");
+  EXPECT_EQ(r.rows[1].counts, (UsageCounts{2, 3, 4, 5, 6, 7, 8, 9, 10}));
+  EXPECT_EQ(r.rows[2].user, "alice");
+  EXPECT_EQ(r.rows[2].counts, (UsageCounts{1, 5, 5, 0, 0, 0}));
+
+  ASSERT_EQ(sqlite3_open_v2((dir_ + "/usage.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
+            SQLITE_OK);
+  auto text_of = [db](const char* sql) {
+    sqlite3_stmt* stmt = nullptr;
+    std::string out;
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) == SQLITE_OK) {
+      while (sqlite3_step(stmt) == SQLITE_ROW) {
+        out += reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+        out += ';';
+      }
+    }
+    sqlite3_finalize(stmt);
+    return out;
+  };
+  EXPECT_EQ(text_of("SELECT name FROM pragma_table_info('usage') WHERE pk > 0 ORDER BY pk"),
+            "key;tenant;model;user;hour;");
+  EXPECT_EQ(text_of("SELECT name FROM sqlite_master WHERE tbl_name = 'usage' AND type = 'index' "
+                    "AND sql IS NOT NULL"),
+            "usage_by_hour;");
+  EXPECT_EQ(text_of("SELECT name FROM sqlite_master WHERE name LIKE 'usage%' AND type = 'table'"),
+            "usage;");
+  sqlite3_close(db);
+}
+
 TEST_F(SqliteUsageSinkTest, UsesWalInUsageDb) {
   auto sink = Open(dir_);
   ASSERT_TRUE(sink);

@@ -1,5 +1,5 @@
 // Usage accounting (docs/usage.md): every settled or refused request adds to counters
-// of its (key, tenant, model, hour). The I/O threads add to an in-memory aggregate
+// of its (key, tenant, model, end user, hour). The I/O threads add to an in-memory aggregate
 // (UsageRecorder, no I/O, a short lock); a scheduled task takes the pending rows every second
 // and writes them in one batch to a UsageSink (embedded: SQLite in data_dir; Redis: one hash per
 // key/tenant/model/hour with a retention period); the admin API queries the sink.
@@ -81,6 +81,9 @@ struct UsageRow {
   std::string model;   // canonical model name
   int64_t start = 0;   // Unix seconds: the start of the hour (or of the day, in day queries)
   UsageCounts counts;
+  // The end user (the OpenAI `user` field or identity.user_header); "" = none. Last, so that a
+  // positional {key, tenant, model, start, counts} still means a row without a user.
+  std::string user = {};
 };
 
 class Journal;
@@ -98,13 +101,15 @@ class UsageRecorder {
   ~UsageRecorder();
   // `unix_seconds`: when the request was settled or refused; it picks the hour.
   // `cached_tokens`: of `prompt_tokens`, those the backend served from its prefix cache;
-  // `cost_nanos`: what the request cost at its model's prices (CostNanos).
+  // `cost_nanos`: what the request cost at its model's prices (CostNanos);
+  // `user`: the request's end user, "" for none.
   void RecordAdmitted(std::string_view key, std::string_view tenant, std::string_view model,
                       int64_t unix_seconds, int64_t prompt_tokens, int64_t completion_tokens,
-                      int64_t cached_tokens = 0, int64_t cost_nanos = 0);
+                      int64_t cached_tokens = 0, int64_t cost_nanos = 0,
+                      std::string_view user = {});
   // Counts a 429 under the kind of limit that refused it.
   void RecordRejected(std::string_view key, std::string_view tenant, std::string_view model,
-                      int64_t unix_seconds, LimitKind refused_by);
+                      int64_t unix_seconds, LimitKind refused_by, std::string_view user = {});
 
   // Everything recorded since the last call (hour rows, in no particular order); empties the
   // aggregate.
@@ -139,22 +144,24 @@ enum class UsageGranularity { kHour, kDay };
 // hour_start + 3600 > from; with kDay they are summed per UTC day (start = midnight).
 struct UsageQuery {
   std::optional<std::string> key, tenant, model;  // filters; nullopt = any
+  std::optional<std::string> user;                // filter; nullopt = any, "" = rows without one
   int64_t from = 0;                               // Unix seconds
   int64_t to = 0;                                 // Unix seconds
   UsageGranularity granularity = UsageGranularity::kHour;
   bool csv = false;  // format=csv
   // group_by: the identities that tell rows apart; the others are summed over (left "" in the
-  // rows, and out of the answer). Every one by default.
+  // rows, and out of the answer). By default key, tenant and model: the users of a key are
+  // summed, so that an answer reads as it did before usage was counted per user.
   struct GroupBy {
-    bool key = true, tenant = true, model = true;
+    bool key = true, tenant = true, model = true, user = false;
     bool operator==(const GroupBy&) const = default;
   } group_by;
 };
 
 // The query parameters of GET /admin/v1/usage, the one list of them (the admin API's query
 // check reads it too).
-inline constexpr std::array<std::string_view, 8> kUsageParams = {
-    "key", "tenant", "model", "from", "to", "granularity", "format", "group_by"};
+inline constexpr std::array<std::string_view, 9> kUsageParams = {
+    "key", "tenant", "model", "from", "to", "granularity", "format", "group_by", "user"};
 
 struct UsageParamError {
   std::string param;    // the query parameter at fault: "from", "granularity", ...
@@ -164,8 +171,9 @@ struct UsageParamError {
 // Parses the query string (without '?', percent-encoded as sent) of GET /admin/v1/usage.
 // Unknown parameters, repeated parameters, bad RFC 3339 times, from >= to, a range over 400
 // days, an unknown granularity or format, a group_by other than a comma-separated list of
-// distinct key, tenant and model: an error naming the parameter. Defaults: from = the
-// start of today (UTC) at `now_unix`, to = now_unix, granularity hour, JSON.
+// distinct key, tenant, model and user: an error naming the parameter. Defaults: from = the
+// start of today (UTC) at `now_unix`, to = now_unix, granularity hour, JSON, group_by
+// key,tenant,model. An empty value is no parameter, except user= (rows without a user).
 struct ParsedUsageQuery {
   std::optional<UsageQuery> query;
   std::optional<UsageParamError> error;
@@ -175,11 +183,11 @@ ParsedUsageQuery ParseUsageQuery(std::string_view query_string, int64_t now_unix
 struct UsageResult {
   bool ok = false;  // false: the sink failed (error says why, without secrets)
   std::string error;
-  std::vector<UsageRow> rows;  // sorted by start, key, tenant, model
+  std::vector<UsageRow> rows;  // sorted by start, key, tenant, model, user
   UsageCounts total;
 };
 
-// {"data": [{key, tenant, model, start, requests, prompt_tokens, completion_tokens,
+// {"data": [{key, tenant, model, user, start, requests, prompt_tokens, completion_tokens,
 //  cached_tokens, cost, rejected, rejected_by: {tokens, requests, concurrency, spend}}],
 //  "total": {...same counters...}, "currency", "from", "to", "granularity",
 //  "group_by": ["key", "tenant", "model"]}; times RFC 3339 UTC ("2026-11-28T13:00:00Z"), costs
@@ -187,7 +195,7 @@ struct UsageResult {
 //  grouped by.
 std::string RenderUsageJson(const UsageQuery& query, const UsageResult& result,
                             std::string_view currency);
-// Header line "key,tenant,model,start,requests,prompt_tokens,completion_tokens,rejected,
+// Header line "key,tenant,model,user,start,requests,prompt_tokens,completion_tokens,rejected,
 // rejected_tokens,rejected_requests,rejected_concurrency,cached_tokens,cost,rejected_spend"
 // (only the identities grouped by), one line per row, then a "total" line ("total" in the first
 // column, the other identity columns empty). Costs as in JSON. Fields quoted per RFC 4180 when
@@ -219,8 +227,9 @@ class RedisClient;
 // behind a mutex: the scheduler thread's writes and the admin thread's queries take turns.
 // Null and *error on failure.
 std::unique_ptr<UsageSink> OpenSqliteUsageSink(const std::string& data_dir, std::string* error);
-// Hashes "trl:usage:{h<hour>}:<key>|<tenant>|<model>" (names percent-encoded) plus an index set
-// per hour "trl:usage:{h<hour>}:rows", all of one hour in one cluster slot; each expires
+// Hashes "trl:usage:{h<hour>}:<key>|<tenant>|<model>[|<user>]" (names percent-encoded; no user
+// part for a row without one, as before users were counted) plus an index set per hour
+// "trl:usage:{h<hour>}:rows" of the same members, all of one hour in one cluster slot; each expires
 // `retention` after its hour ends. `client` must outlive the sink; commands time out after
 // `timeout`.
 std::unique_ptr<UsageSink> MakeRedisUsageSink(redis::RedisClient& client, Millis retention,

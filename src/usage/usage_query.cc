@@ -17,9 +17,10 @@ UsageParamError Error(std::string_view param, std::string message) {
   return {std::string(param), std::move(message)};
 }
 
-// The parameters as sent, each at most once; an empty value ("key=") as none.
+// The parameters as sent, each at most once; an empty value ("key=") as none, but for user
+// ("user=": the rows without a user).
 struct UsageParams {
-  std::optional<std::string> key, tenant, model, from, to, granularity, format, group_by;
+  std::optional<std::string> key, tenant, model, from, to, granularity, format, group_by, user;
 };
 
 // `query_string` into `params`: every parameter known and given once.
@@ -39,23 +40,24 @@ std::optional<UsageParamError> ReadParams(std::string_view query_string, UsagePa
   const urls::params_view view(query_text, opts);
   // In the order of kUsageParams.
   const std::array<std::optional<std::string>*, kUsageParams.size()> slots = {
-      &params.key, &params.tenant,      &params.model,  &params.from,
-      &params.to,  &params.granularity, &params.format, &params.group_by};
+      &params.key,         &params.tenant, &params.model,    &params.from, &params.to,
+      &params.granularity, &params.format, &params.group_by, &params.user};
   for (const urls::param& p : view) {
     if (p.key.empty() && !p.has_value) continue;  // "a=1&&b=2", a trailing '&'
     const auto known = std::find(kUsageParams.begin(), kUsageParams.end(), p.key);
     if (known == kUsageParams.end()) {
       return Error(p.key,
-                   "unknown parameter (expected key, tenant, model, from, to, granularity, "
-                   "format or group_by)");
+                   "unknown parameter (expected key, tenant, model, user, from, to, "
+                   "granularity, format or group_by)");
     }
     std::optional<std::string>* slot = slots[known - kUsageParams.begin()];
     if (slot->has_value()) return Error(p.key, "given more than once");
     *slot = p.value;
   }
-  // An empty value is the same as no parameter: no filter, or the default.
+  // An empty value is the same as no parameter: no filter, or the default. Not for user: ""
+  // is a user of its own, none (a key, tenant or model always has a name).
   for (std::optional<std::string>* slot : slots) {
-    if (slot->has_value() && (*slot)->empty()) slot->reset();
+    if (slot != &params.user && slot->has_value() && (*slot)->empty()) slot->reset();
   }
   return std::nullopt;
 }
@@ -104,10 +106,11 @@ std::optional<UsageParamError> ReadShape(const UsageParams& params, UsageQuery& 
   return std::nullopt;
 }
 
-// group_by: a comma-separated list of distinct key, tenant and model (default: all three).
+// group_by: a comma-separated list of distinct key, tenant, model and user (default: key, tenant
+// and model).
 std::optional<UsageParamError> ReadGroupBy(const UsageParams& params, UsageQuery& query) {
   if (!params.group_by) return std::nullopt;
-  query.group_by = {.key = false, .tenant = false, .model = false};
+  query.group_by = {.key = false, .tenant = false, .model = false, .user = false};
   std::string_view rest = *params.group_by;
   while (true) {
     const size_t comma = rest.find(',');
@@ -115,10 +118,11 @@ std::optional<UsageParamError> ReadGroupBy(const UsageParams& params, UsageQuery
     bool* slot = name == "key"      ? &query.group_by.key
                  : name == "tenant" ? &query.group_by.tenant
                  : name == "model"  ? &query.group_by.model
+                 : name == "user"   ? &query.group_by.user
                                     : nullptr;
     if (!slot) {
       return Error("group_by",
-                   "expected key, tenant or model, or several of them separated by commas");
+                   "expected key, tenant, model or user, or several of them separated by commas");
     }
     if (*slot) return Error("group_by", "names " + std::string(name) + " twice");
     *slot = true;
@@ -144,6 +148,7 @@ ParsedUsageQuery ParseUsageQuery(std::string_view query_string, int64_t now_unix
   query.key = std::move(params.key);
   query.tenant = std::move(params.tenant);
   query.model = std::move(params.model);
+  query.user = std::move(params.user);
   parsed.query = std::move(query);
   return parsed;
 }

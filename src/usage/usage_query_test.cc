@@ -73,6 +73,17 @@ TEST(ParseUsageQueryTest, GroupByNamesTheIdentitiesKeptApart) {
   EXPECT_EQ(ParseOk("group_by=key%2Ctenant%2Cmodel").group_by,
             (UsageQuery::GroupBy{true, true, true}));
   EXPECT_EQ(ParseOk("group_by=").group_by, (UsageQuery::GroupBy{true, true, true}));
+  EXPECT_EQ(ParseOk("group_by=user").group_by, (UsageQuery::GroupBy{false, false, false, true}));
+  EXPECT_EQ(ParseOk("group_by=key,tenant,model,user").group_by,
+            (UsageQuery::GroupBy{true, true, true, true}));
+}
+
+// user= is a filter of its own: absent, any user; empty, the rows without a user.
+TEST(ParseUsageQueryTest, UserFilterWhereEmptyMeansNoUser) {
+  EXPECT_EQ(ParseOk("").user, std::nullopt);
+  EXPECT_EQ(ParseOk("user=alice%7C1").user, "alice|1");
+  EXPECT_EQ(ParseOk("user=").user, "");
+  EXPECT_EQ(ParseOk("key=&user=").key, std::nullopt);
 }
 
 TEST(ParseUsageQueryTest, PercentDecodesAndKeepsPlusAsPlus) {
@@ -128,8 +139,10 @@ TEST(ParseUsageQueryTest, EveryErrorNamesItsParameter) {
   ExpectError("granularity=week", "granularity", "hour or day");
   ExpectError("granularity=Hour", "granularity", "hour or day");
   ExpectError("format=xml", "format", "json or csv");
-  ExpectError("group_by=user", "group_by", "key, tenant or model");
-  ExpectError("group_by=key,", "group_by", "key, tenant or model");
+  ExpectError("group_by=hour", "group_by", "key, tenant, model or user");
+  ExpectError("group_by=key,", "group_by", "key, tenant, model or user");
+  ExpectError("group_by=user,user", "group_by", "user twice");
+  ExpectError("user=a&user=b", "user", "more than once");
   ExpectError("group_by=key,key", "group_by", "key twice");
   ExpectError("group_by=tenant&group_by=key", "group_by", "more than once");
   ExpectError("key=%zz", "query", "percent-encoding");

@@ -11,22 +11,22 @@ namespace {
 // A row's identity as the I/O threads see it: views into the caller's strings, so looking up a
 // row that already exists allocates nothing.
 struct RowView {
-  std::string_view key, tenant, model;
+  std::string_view key, tenant, model, user;
   int64_t hour = 0;
 };
 
 struct RowId {
-  std::string key, tenant, model;
+  std::string key, tenant, model, user;
   int64_t hour = 0;
 
-  RowView View() const { return {key, tenant, model, hour}; }
+  RowView View() const { return {key, tenant, model, user, hour}; }
 };
 
 size_t HashOf(const RowView& row) {
   std::hash<std::string_view> h;
   size_t seed = h(row.key);
   // boost::hash_combine's mixing: cheap, and enough to spread rows over shards and buckets.
-  for (size_t part : {h(row.tenant), h(row.model), std::hash<int64_t>{}(row.hour)}) {
+  for (size_t part : {h(row.tenant), h(row.model), h(row.user), std::hash<int64_t>{}(row.hour)}) {
     seed ^= part + 0x9e3779b97f4a7c15ULL + (seed << 6) + (seed >> 2);
   }
   return seed;
@@ -41,7 +41,8 @@ struct RowHash {
 struct RowEqual {
   using is_transparent = void;
   static bool Same(const RowView& a, const RowView& b) {
-    return a.hour == b.hour && a.key == b.key && a.tenant == b.tenant && a.model == b.model;
+    return a.hour == b.hour && a.key == b.key && a.tenant == b.tenant && a.model == b.model &&
+           a.user == b.user;
   }
   bool operator()(const RowId& a, const RowId& b) const { return Same(a.View(), b.View()); }
   bool operator()(const RowView& a, const RowId& b) const { return Same(a, b.View()); }
@@ -56,17 +57,19 @@ struct RowCounts {
 using RowMap = std::unordered_map<RowId, RowCounts, RowHash, RowEqual>;
 
 // key, tenant, model, hour, then the counters in kUsageCounters' order: the row's totals in its
-// batch so far.
+// batch so far; then the user, when there is one. A row without a user is the record it was
+// before users were counted, which an earlier version can still read.
 void AppendRecord(Journal& journal, const RowId& id, const UsageCounts& c) {
   std::string record;
   RecordWriter writer(record);
   writer.Text(id.key).Text(id.tenant).Text(id.model).Int(id.hour);
   for (const UsageCounter& counter : kUsageCounters) writer.Int(c.*counter.field);
+  if (!id.user.empty()) writer.Text(id.user);
   journal.Append(record);
 }
 
 // A record of this version, or of an earlier one (which stops after its counters: the others
-// count 0).
+// count 0, and the user is none).
 std::optional<UsageRow> ParseRecord(std::string_view record) {
   RecordReader in(record);
   UsageRow row;
@@ -78,6 +81,7 @@ std::optional<UsageRow> ParseRecord(std::string_view record) {
     if (i == kUsageCountersV1 && in.AtEnd()) break;
     row.counts.*kUsageCounters[i].field = in.Int();
   }
+  if (!in.Failed() && !in.AtEnd()) row.user = in.Text();
   if (in.Failed() || !in.AtEnd()) return std::nullopt;
   return row;
 }
@@ -98,7 +102,7 @@ struct UsageRecorder::Shard {
     auto it = rows.find(row);
     if (it == rows.end()) {
       it = rows.try_emplace(RowId{std::string(row.key), std::string(row.tenant),
-                                  std::string(row.model), row.hour})
+                                  std::string(row.model), std::string(row.user), row.hour})
                .first;
     }
     if (journaling && !it->second.unjournaled) {
@@ -138,35 +142,38 @@ void AddTo(Shards& shards, bool journaling, const RowView& row, Apply&& apply) {
 void UsageRecorder::RecordAdmitted(std::string_view key, std::string_view tenant,
                                    std::string_view model, int64_t unix_seconds,
                                    int64_t prompt_tokens, int64_t completion_tokens,
-                                   int64_t cached_tokens, int64_t cost_nanos) {
-  AddTo(shards_, journaling_, {key, tenant, model, HourOf(unix_seconds)}, [&](UsageCounts& counts) {
-    counts.requests += 1;
-    counts.prompt_tokens += prompt_tokens;
-    counts.completion_tokens += completion_tokens;
-    counts.cached_tokens += cached_tokens;
-    counts.cost += cost_nanos;
-  });
+                                   int64_t cached_tokens, int64_t cost_nanos,
+                                   std::string_view user) {
+  AddTo(shards_, journaling_, {key, tenant, model, user, HourOf(unix_seconds)},
+        [&](UsageCounts& counts) {
+          counts.requests += 1;
+          counts.prompt_tokens += prompt_tokens;
+          counts.completion_tokens += completion_tokens;
+          counts.cached_tokens += cached_tokens;
+          counts.cost += cost_nanos;
+        });
 }
 
 void UsageRecorder::RecordRejected(std::string_view key, std::string_view tenant,
                                    std::string_view model, int64_t unix_seconds,
-                                   LimitKind refused_by) {
-  AddTo(shards_, journaling_, {key, tenant, model, HourOf(unix_seconds)}, [&](UsageCounts& counts) {
-    switch (refused_by) {
-      case LimitKind::kTokens:
-        counts.rejected_tokens += 1;
-        break;
-      case LimitKind::kRequests:
-        counts.rejected_requests += 1;
-        break;
-      case LimitKind::kConcurrent:
-        counts.rejected_concurrency += 1;
-        break;
-      case LimitKind::kSpend:
-        counts.rejected_spend += 1;
-        break;
-    }
-  });
+                                   LimitKind refused_by, std::string_view user) {
+  AddTo(shards_, journaling_, {key, tenant, model, user, HourOf(unix_seconds)},
+        [&](UsageCounts& counts) {
+          switch (refused_by) {
+            case LimitKind::kTokens:
+              counts.rejected_tokens += 1;
+              break;
+            case LimitKind::kRequests:
+              counts.rejected_requests += 1;
+              break;
+            case LimitKind::kConcurrent:
+              counts.rejected_concurrency += 1;
+              break;
+            case LimitKind::kSpend:
+              counts.rejected_spend += 1;
+              break;
+          }
+        });
 }
 
 std::vector<UsageRow> UsageRecorder::TakePending(Journal* journal) {
@@ -185,7 +192,7 @@ std::vector<UsageRow> UsageRecorder::TakePending(Journal* journal) {
       auto node = taken.extract(taken.begin());
       RowId& id = node.key();
       out.push_back({std::move(id.key), std::move(id.tenant), std::move(id.model), id.hour,
-                     node.mapped().counts});
+                     node.mapped().counts, std::move(id.user)});
     }
   }
   return out;
@@ -193,7 +200,7 @@ std::vector<UsageRow> UsageRecorder::TakePending(Journal* journal) {
 
 void UsageRecorder::Restore(const std::vector<UsageRow>& rows) {
   for (const UsageRow& row : rows) {
-    AddTo(shards_, journaling_, {row.key, row.tenant, row.model, HourOf(row.start)},
+    AddTo(shards_, journaling_, {row.key, row.tenant, row.model, row.user, HourOf(row.start)},
           [&](UsageCounts& counts) { counts.Add(row.counts); });
   }
 }
@@ -206,14 +213,14 @@ void UsageRecorder::JournalChanges(Journal& journal) {
 }
 
 bool ReadUsageJournal(const Journal& journal, std::vector<UsageRow>* rows, std::string* error) {
-  using Id = std::tuple<std::string, std::string, std::string, int64_t>;
+  using Id = std::tuple<std::string, std::string, std::string, std::string, int64_t>;
   std::map<Id, UsageCounts> total;
   for (uint64_t segment : journal.Leftover()) {
     std::map<Id, UsageCounts> last;  // a row's last record in its batch is its total there
     auto on_record = [&last](std::string_view record) {
       if (auto row = ParseRecord(record)) {
-        last[{std::move(row->key), std::move(row->tenant), std::move(row->model), row->start}] =
-            row->counts;
+        last[{std::move(row->key), std::move(row->tenant), std::move(row->model),
+              std::move(row->user), row->start}] = row->counts;
       }
     };
     if (!journal.Read(
@@ -222,7 +229,8 @@ bool ReadUsageJournal(const Journal& journal, std::vector<UsageRow>* rows, std::
     for (const auto& [id, counts] : last) total[id].Add(counts);
   }
   for (auto& [id, counts] : total) {
-    rows->push_back({std::get<0>(id), std::get<1>(id), std::get<2>(id), std::get<3>(id), counts});
+    rows->push_back({std::get<0>(id), std::get<1>(id), std::get<2>(id), std::get<4>(id), counts,
+                     std::get<3>(id)});
   }
   return true;
 }

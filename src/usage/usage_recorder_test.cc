@@ -74,6 +74,34 @@ TEST(UsageRecorderTest, CountsCachedTokensCostAndSpendRejections) {
   EXPECT_EQ(c.Rejected(), 3);
 }
 
+// The end user is part of a row's identity: one row per user, "" for none (the default).
+TEST(UsageRecorderTest, CountsEachEndUserOnItsOwnRow) {
+  UsageRecorder recorder;
+  recorder.RecordAdmitted("k", "t", "m", kT0, 10, 2, 0, 0, "alice");
+  recorder.RecordAdmitted("k", "t", "m", kT0 + 1, 5, 1, 0, 0, "alice");
+  recorder.RecordAdmitted("k", "t", "m", kT0, 7, 3, 0, 0, "bob");
+  recorder.RecordAdmitted("k", "t", "m", kT0, 1, 1);
+  recorder.RecordRejected("k", "t", "m", kT0, LimitKind::kTokens, "bob");
+  recorder.RecordRejected("k", "t", "m", kT0, LimitKind::kRequests);
+  EXPECT_EQ(recorder.PendingRows(), 3u);
+  std::map<std::string, UsageCounts> by_user;
+  for (const UsageRow& row : recorder.TakePending()) {
+    EXPECT_EQ(row.key, "k");
+    EXPECT_EQ(row.start, kT0);
+    EXPECT_TRUE(by_user.try_emplace(row.user, row.counts).second) << row.user;
+  }
+  ASSERT_EQ(by_user.size(), 3u);
+  EXPECT_EQ(by_user["alice"], (UsageCounts{2, 15, 3, 0, 0, 0}));
+  EXPECT_EQ(by_user["bob"], (UsageCounts{1, 7, 3, 1, 0, 0}));
+  EXPECT_EQ(by_user[""], (UsageCounts{1, 1, 1, 0, 1, 0}));
+
+  // Restore keeps the user.
+  recorder.Restore({{"k", "t", "m", kT0, {1}, "alice"}});
+  std::vector<UsageRow> back = recorder.TakePending();
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].user, "alice");
+}
+
 TEST(UsageRecorderTest, AddAddsEveryCounter) {
   UsageCounts a{1, 2, 3, 4, 5, 6, 7, 8, 9};
   a.Add({10, 20, 30, 40, 50, 60, 70, 80, 90});
@@ -231,6 +259,39 @@ TEST(UsageJournalTest, ReadsTheSegmentsOfTheFirstVersion) {
   EXPECT_EQ(rows[0].counts, (UsageCounts{3, 34, 8, 1, 2, 3, 3, 9'000, 0}));
   EXPECT_EQ(rows[1].key, "old-only");
   EXPECT_EQ(rows[1].counts, (UsageCounts{5, 50, 7, 1, 2, 3}));
+}
+
+// A row's user goes to the journal and back; a record of the version before users were
+// counted (every counter, no user) reads as a row without a user, summed with this version's.
+TEST(UsageJournalTest, ARecordHoldsTheUserAndOneWithoutReadsAsNone) {
+  testing::TempDir dir("trl-usage-journal-");
+  {
+    auto journal = OpenJournal(dir.path());
+    std::string record;
+    RecordWriter writer(record);
+    writer.Text("k").Text("t").Text("m").Int(kT0);
+    for (size_t i = 0; i < kUsageCounters.size(); ++i) writer.Int(1);
+    journal->Append(record);
+    std::string error;
+    ASSERT_TRUE(journal->Commit(&error)) << error;
+  }
+  {
+    auto journal = OpenJournal(dir.path());
+    UsageRecorder recorder;
+    recorder.EnableJournal();
+    recorder.RecordAdmitted("k", "t", "m", kT0, 10, 2, 0, 0, "alice");
+    recorder.RecordAdmitted("k", "t", "m", kT0, 3, 1);
+    recorder.JournalChanges(*journal);
+    std::string error;
+    ASSERT_TRUE(journal->Commit(&error)) << error;
+  }
+  auto journal = OpenJournal(dir.path());
+  std::vector<UsageRow> rows = ReadJournal(*journal);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].user, "");
+  EXPECT_EQ(rows[0].counts, (UsageCounts{2, 4, 2, 1, 1, 1, 1, 1, 1}));
+  EXPECT_EQ(rows[1].user, "alice");
+  EXPECT_EQ(rows[1].counts, (UsageCounts{1, 10, 2, 0, 0, 0}));
 }
 
 // A record with some of the new counters but not all is neither version's: it is left out.

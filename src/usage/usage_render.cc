@@ -58,6 +58,7 @@ void ForEachGrouped(const UsageQuery::GroupBy& group, const UsageRow& row, Visit
   if (group.key) visit("key", row.key);
   if (group.tenant) visit("tenant", row.tenant);
   if (group.model) visit("model", row.model);
+  if (group.user) visit("user", row.user);
 }
 
 // One CSV line: the grouped identities' `fields`, `start`, then the counters (the columns added

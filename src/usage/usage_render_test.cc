@@ -85,6 +85,31 @@ TEST(RenderUsageTest, GroupedLeavesOutTheIdentitiesSummedOver) {
             "total,,3,100,20,0,0,0,0,0,0.0006,0\n");
 }
 
+// group_by with user: each row carries its user ("" for none) after the other identities, in
+// JSON and in CSV's identity columns.
+TEST(RenderUsageTest, GroupedByUserCarriesTheUser) {
+  UsageQuery q = Query();
+  q.group_by = {.key = true, .tenant = false, .model = false, .user = true};
+  UsageResult r;
+  r.ok = true;
+  r.rows.push_back({"k", "", "", kRowHour, {1, 10, 2}});
+  r.rows.push_back({"k", "", "", kRowHour, {2, 20, 4}, "al,ice"});
+  r.total = {3, 30, 6};
+  const std::string json = RenderUsageJson(q, r, "USD");
+  EXPECT_NE(json.find(R"({"data":[{"key":"k","user":"","start":"2026-11-28T12:00:00Z",)"),
+            std::string::npos)
+      << json;
+  EXPECT_NE(json.find(R"({"key":"k","user":"al,ice","start":)"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("group_by":["key","user"]})"), std::string::npos) << json;
+  EXPECT_EQ(RenderUsageCsv(q, r),
+            "key,user,start,requests,prompt_tokens,completion_tokens,rejected,"
+            "rejected_tokens,rejected_requests,rejected_concurrency,cached_tokens,cost,"
+            "rejected_spend\n"
+            "k,,2026-11-28T12:00:00Z,1,10,2,0,0,0,0,0,0.00,0\n"
+            "k,\"al,ice\",2026-11-28T12:00:00Z,2,20,4,0,0,0,0,0,0.00,0\n"
+            "total,,,3,30,6,0,0,0,0,0,0.00,0\n");
+}
+
 // The columns added with spend limits come after the first version's, in the same order.
 TEST(RenderUsageTest, Csv) {
   EXPECT_EQ(RenderUsageCsv(Query(), Result()),

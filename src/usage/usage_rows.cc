@@ -6,7 +6,9 @@
 namespace trl {
 namespace {
 
-auto Order(const UsageRow& row) { return std::tie(row.start, row.key, row.tenant, row.model); }
+auto Order(const UsageRow& row) {
+  return std::tie(row.start, row.key, row.tenant, row.model, row.user);
+}
 
 }  // namespace
 
@@ -18,6 +20,7 @@ UsageResult MakeUsageResult(std::vector<UsageRow> rows, const UsageQuery& query)
     if (!query.group_by.key) row.key.clear();
     if (!query.group_by.tenant) row.tenant.clear();
     if (!query.group_by.model) row.model.clear();
+    if (!query.group_by.user) row.user.clear();
   }
   std::sort(rows.begin(), rows.end(),
             [](const UsageRow& a, const UsageRow& b) { return Order(a) < Order(b); });

@@ -9,7 +9,7 @@ namespace trl {
 
 // An ok result of `rows` (hour rows, in any order, each identity at most once per hour, or day
 // rows) for `query`: with kDay summed per UTC day, and over the identities query.group_by leaves
-// out (made ""); sorted by start, key, tenant, model; with their total.
+// out (made ""); sorted by start, key, tenant, model, user; with their total.
 UsageResult MakeUsageResult(std::vector<UsageRow> rows, const UsageQuery& query);
 
 }  // namespace trl

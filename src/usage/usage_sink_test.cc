@@ -235,6 +235,59 @@ TEST_P(UsageSinkTest, NamesWithSeparatorsAndBracesRoundTrip) {
   EXPECT_EQ(Query(kH0, kH1, UsageGranularity::kHour, "k|{x}%", "t|%7C").rows.size(), 1u);
 }
 
+// Rows of one key, tenant, model and hour apart per end user: each stored on its own, summed by
+// default (the answer reads as before users were counted), apart with group_by user, picked by
+// the user filter ("" = the rows without a user). Names with separators round-trip.
+TEST_P(UsageSinkTest, RowsPerUserAreSummedUnlessGroupedByUser) {
+  std::vector<UsageRow> rows = {
+      {"k", "t", "m", kH0, {1, 10, 2, 0, 0, 0}},
+      {"k", "t", "m", kH0, {2, 20, 4, 1, 0, 0}, "alice"},
+      {"k", "t", "m", kH0, {3, 30, 6, 0, 0, 0}, "b|{o}%b"},
+  };
+  ASSERT_TRUE(Write(rows));
+  UsageResult summed = Query(kH0, kH1);
+  ASSERT_EQ(summed.rows.size(), 1u);
+  EXPECT_EQ(summed.rows[0].user, "");
+  EXPECT_EQ(summed.rows[0].counts, (UsageCounts{6, 60, 12, 1, 0, 0}));
+
+  UsageQuery q;
+  q.from = kH0;
+  q.to = kH1;
+  q.group_by.user = true;
+  UsageResult by_user = RunAwaitable(sink_->Query(q));
+  ASSERT_TRUE(by_user.ok) << by_user.error;
+  ASSERT_EQ(by_user.rows.size(), 3u);
+  EXPECT_EQ(by_user.rows[0].user, "");
+  EXPECT_EQ(by_user.rows[0].counts, (UsageCounts{1, 10, 2, 0, 0, 0}));
+  EXPECT_EQ(by_user.rows[1].user, "alice");
+  EXPECT_EQ(by_user.rows[1].key, "k");
+  EXPECT_EQ(by_user.rows[1].counts, (UsageCounts{2, 20, 4, 1, 0, 0}));
+  EXPECT_EQ(by_user.rows[2].user, "b|{o}%b");
+  EXPECT_EQ(by_user.total, summed.total);
+
+  // group_by=user alone: one row per user, keys, tenants and models summed.
+  q.group_by = {.key = false, .tenant = false, .model = false, .user = true};
+  ASSERT_TRUE(Write({{"j", "", "m2", kH0, {4, 40, 8, 0, 0, 0}, "alice"}}));
+  UsageResult users = RunAwaitable(sink_->Query(q));
+  ASSERT_EQ(users.rows.size(), 3u);
+  EXPECT_EQ(users.rows[1].user, "alice");
+  EXPECT_EQ(users.rows[1].key, "");
+  EXPECT_EQ(users.rows[1].counts, (UsageCounts{6, 60, 12, 1, 0, 0}));
+
+  q.user = "alice";
+  UsageResult alice = RunAwaitable(sink_->Query(q));
+  ASSERT_EQ(alice.rows.size(), 1u);
+  EXPECT_EQ(alice.total, (UsageCounts{6, 60, 12, 1, 0, 0}));
+  q.user = "b|{o}%b";
+  EXPECT_EQ(RunAwaitable(sink_->Query(q)).total, (UsageCounts{3, 30, 6, 0, 0, 0}));
+  q.user = "";  // the rows without a user
+  UsageResult none = RunAwaitable(sink_->Query(q));
+  ASSERT_EQ(none.rows.size(), 1u);
+  EXPECT_EQ(none.total, (UsageCounts{1, 10, 2, 0, 0, 0}));
+  q.user = "nobody";
+  EXPECT_TRUE(RunAwaitable(sink_->Query(q)).rows.empty());
+}
+
 INSTANTIATE_TEST_SUITE_P(Sinks, UsageSinkTest,
                          ::testing::Values(SinkKind::kSqlite, SinkKind::kRedis,
                                            SinkKind::kRedisCluster),

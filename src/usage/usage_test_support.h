@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,17 @@ inline UsageResult QueryRange(UsageSink& sink, int64_t from, int64_t to,
   q.from = from;
   q.to = to;
   q.granularity = granularity;
+  return RunAwaitable(sink.Query(q));
+}
+
+// The hour kH0 with each end user's rows apart (group_by key, tenant, model and user); with
+// `user`, that user's rows only ("" = the rows without one).
+inline UsageResult QueryUsers(UsageSink& sink, std::optional<std::string> user = std::nullopt) {
+  UsageQuery q;
+  q.from = kH0;
+  q.to = kH0 + kSecondsPerHour;
+  q.group_by.user = true;
+  q.user = std::move(user);
   return RunAwaitable(sink.Query(q));
 }
 

@@ -156,7 +156,7 @@ describe('admin', () => {
        "Unknown query parameter 'all' on POST /admin/v1/keys/team-a/reset; it accepts none."],
       ['GET', '/admin/v1/usage?keys=team-a', 'keys',
        "Unknown query parameter 'keys' on GET /admin/v1/usage; it accepts: key, tenant, model, " +
-       'from, to, granularity, format, group_by.'],
+       'from, to, granularity, format, group_by, user.'],
     ];
     for (const [method, route, param, message] of cases) {
       const r = await gw.adminFetch(route, { method });

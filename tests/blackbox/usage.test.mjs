@@ -234,12 +234,67 @@ for (const store of STORES) describe(`usage, ${SETUPS[store]}`, () => {
       ['from=yesterday', 'from'], ['to=2026-13-01T00:00:00Z', 'to'],
       ['from=2026-11-28T10:00:00Z&to=2026-11-28T09:00:00Z', 'to'],
       ['granularity=week', 'granularity'], ['format=xml', 'format'], ['bogus=1', 'bogus'],
-      ['key=a&key=b', 'key'], ['group_by=user', 'group_by'],
+      ['key=a&key=b', 'key'], ['group_by=hour', 'group_by'], ['group_by=user,user', 'group_by'],
     ];
     for (const [q, param] of cases) {
       const r = await fleet.at(0).adminFetch(`/admin/v1/usage?${q}`);
       assert.equal(r.status, 400, q);
       errorOf(r.json, { param });
+    }
+    await fleet.stop();
+  });
+
+  test('usage per end user: group_by=user splits a key\'s usage, the default sums it', async () => {
+    const fleet = await startFleet(store, config(...mocks), { name: `gw-usage-users-${store}` });
+    const counts = () => ({ requests: 0, prompt_tokens: 0, completion_tokens: 0 });
+    const want = { alice: counts(), bob: counts(), '': counts() };
+    const sends = [['alice', 3], ['bob', 7], ['alice', 12], [undefined, 2], ['bob', 1], ['alice', 5]];
+    for (const [i, [user, words]] of sends.entries()) {
+      const content = Array.from({ length: words }, (_, j) => `w${j}`).join(' ');
+      const body = { model: 'm', max_tokens: 2 + words, messages: [{ role: 'user', content }],
+                     ...(user === undefined ? {} : { user }) };
+      const r = await fleet.at(i).post('chat/completions', body, { key: KEYS['k-open'].key });
+      assert.equal(r.status, 200, r.text);
+      const w = want[user ?? ''];
+      w.requests++;
+      w.prompt_tokens += r.json.usage.prompt_tokens;
+      w.completion_tokens += r.json.usage.completion_tokens;
+    }
+    assert.ok(await fleet.settled({ requests: sends.length }), 'not every request was recorded');
+    const sum = counts();
+    for (const w of Object.values(want)) for (const k of Object.keys(sum)) sum[k] += w[k];
+    const figures = (t) => ({ requests: t.requests, prompt_tokens: t.prompt_tokens,
+                              completion_tokens: t.completion_tokens });
+    for (const gw of fleet.gws) {
+      assert.ok(await pollUntil(async () => (await usage(gw)).total.requests === sum.requests),
+                `${gw.proc.name}: the other instance's usage never arrived`);
+      // By default the users of a key are summed: rows of key, tenant and model, no user.
+      const plain = await usage(gw, '&key=k-open');
+      assert.deepEqual(plain.group_by, ['key', 'tenant', 'model']);
+      assert.deepEqual(figures(plain.total), sum);
+      for (const row of plain.data) assert.equal('user' in row, false);
+      // group_by=user: a row per user (and hour), each user's exact tokens; "" for no user.
+      const byUser = await usage(gw, '&key=k-open&group_by=user');
+      assert.deepEqual(byUser.group_by, ['user']);
+      const got = {};
+      for (const row of byUser.data) {
+        assert.deepEqual(Object.keys(row).slice(0, 2), ['user', 'start']);
+        const g = (got[row.user] ??= counts());
+        for (const k of Object.keys(g)) g[k] += row[k];
+      }
+      assert.deepEqual(got, want);
+      assert.deepEqual(figures(byUser.total), sum);
+      // user= picks one user; an empty user= the requests without one.
+      assert.deepEqual(figures((await usage(gw, '&user=alice')).total), want.alice);
+      assert.deepEqual(figures((await usage(gw, '&user=')).total), want['']);
+      // CSV: the user column in the identity columns' place.
+      const csv = await gw.adminFetch(`/admin/v1/usage?${range()}&group_by=key,user&format=csv`);
+      assert.equal(csv.status, 200);
+      const lines = csv.text.trim().split('\n');
+      assert.ok(lines[0].startsWith('key,user,start,requests,prompt_tokens,'), lines[0]);
+      const bob = lines.filter((l) => l.startsWith('k-open,bob,'))
+          .reduce((n, l) => n + Number(l.split(',')[4]), 0);
+      assert.equal(bob, want.bob.prompt_tokens);
     }
     await fleet.stop();
   });
