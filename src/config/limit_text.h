@@ -16,7 +16,8 @@ namespace trl {
 
 // "tokens", "requests", "concurrent" or "spend": the key of a limit in the config.
 std::string_view LimitKindName(LimitKind kind);
-// "tokens", "requests", "concurrency" or "spend": the `limit` label of trl_ratelimit_rejections_total.
+// "tokens", "requests", "concurrency" or "spend": the `limit` label of
+// trl_ratelimit_rejections_total.
 std::string_view LimitKindLabel(LimitKind kind);
 // The inverse of LimitKindName; nullopt for any other text.
 std::optional<LimitKind> ParseLimitKind(std::string_view name);
