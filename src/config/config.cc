@@ -436,6 +436,7 @@ class Parser {
   }
 
   void ParseServer(const YAML::Node& node, ServerConfig& s);
+  QueueConfig ParseQueue(const YAML::Node& node, const std::string& p);
   void ParseAdmin(const YAML::Node& node, AdminConfig& a);
   void ParseStore(const YAML::Node& node, StoreConfig& s);
   void ParseIdentity(const YAML::Node& node, IdentityConfig& id);
@@ -927,13 +928,38 @@ void Parser::ParsePassthrough(const YAML::Node& node, const std::string& path, M
   }
 }
 
+// `queue: {max_wait: 10s, max_queued: 100}` (QueueConfig). max_wait at most 10m: the OpenAI
+// SDKs give up on an answer after 10 minutes.
+QueueConfig Parser::ParseQueue(const YAML::Node& node, const std::string& p) {
+  constexpr Millis kMaxWait = std::chrono::minutes(10);
+  QueueConfig q;
+  auto f = Map(node, p, {"max_wait", "max_queued"});
+  if (!f) return q;
+  if (auto* n = Get(*f, "max_wait")) {
+    auto d = Duration(*n, Field(p, "max_wait"));
+    if (d && *d > kMaxWait) {
+      Error(Field(p, "max_wait"), "must be at most 10m");
+    } else {
+      Set(d, q.max_wait);
+    }
+  } else {
+    Error(Field(p, "max_wait"), "required");
+  }
+  q.max_queued = 100;
+  if (auto* n = Get(*f, "max_queued")) {
+    SetAs(Int(*n, Field(p, "max_queued"), 1, 100'000), q.max_queued);
+  }
+  if (q.max_wait.count() == 0) q.max_queued = 0;  // refused above: no queue
+  return q;
+}
+
 void Parser::ParseTenants(const YAML::Node& node, std::vector<TenantConfig>& tenants) {
   auto items = List(node, "tenants");
   if (!items) return;
   std::set<std::string> seen;
   for (size_t i = 0; i < items->size(); ++i) {
     const std::string p = Index("tenants", i);
-    auto f = Map((*items)[i], p, {"name", "limits"});
+    auto f = Map((*items)[i], p, {"name", "limits", "queue"});
     if (!f) continue;
     TenantConfig t;
     if (auto* n = Get(*f, "name")) {
@@ -945,6 +971,7 @@ void Parser::ParseTenants(const YAML::Node& node, std::vector<TenantConfig>& ten
       Error(Field(p, "name"), "required");
     }
     if (auto* n = Get(*f, "limits")) t.limits = ParseLimits(*n, Field(p, "limits"));
+    if (auto* n = Get(*f, "queue")) t.queue = ParseQueue(*n, Field(p, "queue"));
     tenants.push_back(std::move(t));
   }
 }
@@ -957,8 +984,9 @@ void Parser::ParseApiKeys(const YAML::Node& node, const std::vector<TenantConfig
   std::map<Sha256, size_t> seen_hashes;
   for (size_t i = 0; i < items->size(); ++i) {
     const std::string p = Index("api_keys", i);
-    auto f = Map((*items)[i], p,
-                 {"name", "key", "key_sha256", "tenant", "models", "limits", "expires_at"});
+    auto f =
+        Map((*items)[i], p,
+            {"name", "key", "key_sha256", "tenant", "models", "limits", "queue", "expires_at"});
     if (!f) continue;
     ApiKeyConfig k;
     ParseKeyName(*f, p, seen_names, k);
@@ -972,6 +1000,7 @@ void Parser::ParseApiKeys(const YAML::Node& node, const std::vector<TenantConfig
       k.limits = ParseLimits(*n, Field(p, "limits"));
       k.limits_set = true;
     }
+    if (auto* n = Get(*f, "queue")) k.queue = ParseQueue(*n, Field(p, "queue"));
     if (auto* n = Get(*f, "expires_at")) {
       auto text = NonEmptyString(*n, Field(p, "expires_at"));
       std::optional<int64_t> at = text ? ParseRfc3339(*text) : std::nullopt;

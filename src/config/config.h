@@ -185,9 +185,20 @@ struct LimitConfig {
   bool operator==(const LimitConfig&) const = default;
 };
 
+// `queue: {max_wait: 10s, max_queued: 100}` on a key or tenant: a request its limits refuse
+// waits up to max_wait for budget instead of a 429 (limits/wait_queue.h), while fewer than
+// max_queued of the key's (the tenant's) requests wait on this instance. max_queued 0: no queue.
+struct QueueConfig {
+  Millis max_wait{0};
+  uint32_t max_queued = 0;
+  bool Enabled() const { return max_queued > 0; }
+  bool operator==(const QueueConfig&) const = default;
+};
+
 struct TenantConfig {
   std::string name;
   std::vector<LimitConfig> limits;
+  QueueConfig queue;
 };
 
 struct ApiKeyConfig {
@@ -197,8 +208,9 @@ struct ApiKeyConfig {
   std::vector<std::string> models;  // canonical names; empty: every model
   std::vector<LimitConfig> limits;
   bool limits_set = false;  // false: default_limits apply
-  size_t key_length = 0;    // the plaintext `key`'s length (ConfigWarnings); 0: key_sha256
-  int64_t expires_at = 0;   // Unix seconds from which the key is refused; 0: never
+  QueueConfig queue;
+  size_t key_length = 0;   // the plaintext `key`'s length (ConfigWarnings); 0: key_sha256
+  int64_t expires_at = 0;  // Unix seconds from which the key is refused; 0: never
 };
 
 struct Config {

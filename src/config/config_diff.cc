@@ -67,6 +67,7 @@ std::vector<std::string> KeyFields(const ApiKeyConfig& a, const ApiKeyConfig& b)
   Check(out, "tenant", a.tenant == b.tenant);
   Check(out, "models", a.models == b.models);
   Check(out, "limits", a.limits_set == b.limits_set && a.limits == b.limits);
+  Check(out, "queue", a.queue == b.queue);
   Check(out, "expires_at", a.expires_at == b.expires_at);
   return out;
 }
@@ -74,6 +75,7 @@ std::vector<std::string> KeyFields(const ApiKeyConfig& a, const ApiKeyConfig& b)
 std::vector<std::string> TenantFields(const TenantConfig& a, const TenantConfig& b) {
   std::vector<std::string> out;
   Check(out, "limits", a.limits == b.limits);
+  Check(out, "queue", a.queue == b.queue);
   return out;
 }
 

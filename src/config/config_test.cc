@@ -820,6 +820,34 @@ TEST(ConfigSpend, SpendLimitsPricesAndCurrencyAreExactDecimals) {
   EXPECT_TRUE(Ok(WithModels(""))->models[0].prices.Free());
 }
 
+TEST(ConfigQueue, KeysAndTenantsMayWaitForBudget) {
+  auto c = Ok(WithModels(
+      "tenants: [{name: t, queue: {max_wait: 10s, max_queued: 50}}]\n"
+      "api_keys:\n"
+      "  - {name: a, key: sk-aaaaaaaaaaaaaaaaaaaa, tenant: t, queue: {max_wait: 250ms}}\n"
+      "  - {name: b, key: sk-bbbbbbbbbbbbbbbbbbbb}\n"));
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->tenants[0].queue, (QueueConfig{std::chrono::seconds(10), 50}));
+  EXPECT_EQ(c->api_keys[0].queue, (QueueConfig{std::chrono::milliseconds(250), 100}))
+      << "max_queued defaults to 100";
+  EXPECT_FALSE(c->api_keys[1].queue.Enabled()) << "no queue unless written";
+
+  const auto errors = [](const std::string& queue) {
+    return Errors(WithModels("tenants: [{name: t, queue: " + queue + "}]\n"));
+  };
+  EXPECT_THAT(errors("{max_queued: 5}"), ElementsAre("tenants[0].queue.max_wait: required"));
+  EXPECT_THAT(errors("{max_wait: 11m}"),
+              ElementsAre("tenants[0].queue.max_wait: must be at most 10m"));
+  EXPECT_THAT(errors("{max_wait: 0s}"),
+              ElementsAre("tenants[0].queue.max_wait: must be longer than 0"));
+  EXPECT_THAT(errors("{max_wait: 1s, max_queued: 0}"),
+              ElementsAre(HasSubstr("tenants[0].queue.max_queued:")));
+  EXPECT_THAT(errors("{max_wait: 1s, max_queued: 100001}"),
+              ElementsAre(HasSubstr("tenants[0].queue.max_queued:")));
+  EXPECT_THAT(errors("{max_wait: 1s, priority: 2}"),
+              ElementsAre(HasSubstr("tenants[0].queue.priority")));
+}
+
 TEST(ConfigUsers, ScopeUserMakesALimitPerEndUser) {
   auto c = Ok(WithModels(
       "identity: {user_header: X-End-User}\n"

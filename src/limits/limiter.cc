@@ -339,6 +339,7 @@ Admission Limiter::Decide(const RequestScope& scope, const Plan& plan, const Adm
   admission.refused_limit = Describe(scope, plan, refused);
   admission.refused_scope = plan.origins[refused].scope;
   admission.refused_model_specific = !charge.bucket.ref.model.empty();
+  admission.refused_per_user = plan.origins[refused].limit->per_user;
   admission.requested = charge.amount;
   admission.remaining = charge.bucket.ref.kind == LimitKind::kConcurrent
                             ? std::max<int64_t>(charge.bucket.capacity - state.in_use, 0)

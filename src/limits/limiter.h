@@ -133,6 +133,7 @@ struct Admission {
   // restricted to the request's model.
   ScopeKind refused_scope = ScopeKind::kKey;
   bool refused_model_specific = false;
+  bool refused_per_user = false;  // kRefused: a `scope: user` limit (the user's own budget)
   // kRefused / kTooLarge: the refusing limit's remaining amount (now, floored at 0; concurrency:
   // free slots), the amount asked of it, and (kRefused) how long until it can admit that amount,
   // at least 1 ms (calendar: the next window start; concurrency: LimiterOptions).

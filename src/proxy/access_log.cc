@@ -118,6 +118,8 @@ std::string AccessLog::Format(const AccessRecord& r) {
   number(R"(,"prompt_tokens":)", r.prompt_tokens);
   number(R"(,"completion_tokens":)", r.completion_tokens);
   text(R"(,"cost_source":)", r.cost_source);
+  text(R"(,"wait":)", r.wait);
+  number(R"(,"wait_us":)", r.wait_us);
   number(R"(,"queue_us":)", r.queue_us);
   number(R"(,"ttft_us":)", r.ttft_us);
   number(R"(,"total_us":)", r.total_us);

@@ -11,8 +11,10 @@
 // W3C traceparent), client, method, path, key, tenant, model, backend, status, error (the
 // OpenAI error code answered), backend_error (why the backend failed: connect, timeout,
 // http500...), stream, reserved_tokens, prompt_tokens and completion_tokens (what was charged),
-// cost_source (usage: the backend's; estimate: the gateway's count), and in microseconds
-// queue_us (arrival until forwarded), ttft_us (until the first body byte relayed), total_us.
+// cost_source (usage: the backend's; estimate: the gateway's count), wait (a request that
+// waited for budget in a queue: how the wait ended, admitted, timeout, left or full) and
+// wait_us (how long), and in microseconds queue_us (arrival until forwarded, any wait
+// included), ttft_us (until the first body byte relayed), total_us.
 //
 // Thread-safety: Write from any number of threads at once.
 #pragma once
@@ -47,6 +49,8 @@ struct AccessRecord {
   bool stream = false;
   int64_t reserved_tokens = -1, prompt_tokens = -1, completion_tokens = -1;
   std::string_view cost_source;
+  std::string_view wait;  // WaitOutcomeLabel of a request that waited for budget
+  int64_t wait_us = -1;
   int64_t queue_us = -1, ttft_us = -1, total_us = -1;  // microseconds
 };
 

@@ -38,6 +38,8 @@ AccessRecord Served() {
   r.prompt_tokens = 14;
   r.completion_tokens = 256;
   r.cost_source = "usage";
+  r.wait = "admitted";
+  r.wait_us = 31;
   r.queue_us = 42;
   r.ttft_us = 52'500;
   r.total_us = 6'419'250;
@@ -51,8 +53,8 @@ TEST(AccessLogTest, ALineHasEveryFieldInOrder) {
             R"("method":"POST","path":"/v1/chat/completions","key":"team-a","tenant":"acme",)"
             R"("model":"llama2-7b","backend":"http://10.0.0.7:8000","status":200,"error":null,)"
             R"("backend_error":null,"stream":true,"reserved_tokens":270,"prompt_tokens":14,)"
-            R"("completion_tokens":256,"cost_source":"usage","queue_us":42,"ttft_us":52500,)"
-            R"("total_us":6419250})");
+            R"("completion_tokens":256,"cost_source":"usage","wait":"admitted","wait_us":31,)"
+            R"("queue_us":42,"ttft_us":52500,"total_us":6419250})");
 }
 
 TEST(AccessLogTest, WhatDoesNotApplyIsNullAndHostileTextStaysOnOneLine) {
@@ -68,9 +70,9 @@ TEST(AccessLogTest, WhatDoesNotApplyIsNullAndHostileTextStaysOnOneLine) {
   EXPECT_EQ(o.at("path").as_string(), "/v1/x\"\n\x01{}");
   EXPECT_EQ(o.at("status").as_int64(), 401);
   EXPECT_EQ(o.at("error").as_string(), "invalid_api_key");
-  for (const char* absent :
-       {"request_id", "trace_id", "key", "tenant", "model", "backend", "reserved_tokens",
-        "prompt_tokens", "completion_tokens", "cost_source", "queue_us", "ttft_us", "total_us"}) {
+  for (const char* absent : {"request_id", "trace_id", "key", "tenant", "model", "backend",
+                             "reserved_tokens", "prompt_tokens", "completion_tokens", "cost_source",
+                             "wait", "wait_us", "queue_us", "ttft_us", "total_us"}) {
     EXPECT_TRUE(o.at(absent).is_null()) << absent;
   }
 }

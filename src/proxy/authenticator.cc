@@ -38,8 +38,10 @@ Identity Authenticator::MakeIdentity(const ApiKeyConfig& key) const {
               {},
               nullptr};
   id.expires_at = key.expires_at;
+  id.key_queue = key.queue;
   if (auto it = tenants_.find(key.tenant); it != tenants_.end()) {
     id.tenant_limits = it->second->limits;
+    id.tenant_queue = it->second->queue;
   }
   return id;
 }

@@ -34,6 +34,7 @@ struct Identity {
   // Unix seconds from which these credentials are refused (the key's expiry, or the end of a
   // rotated-away secret's grace period); 0: never.
   int64_t expires_at = 0;
+  QueueConfig key_queue{}, tenant_queue{};  // waiting for budget (limits/wait_queue.h)
 };
 
 struct TransparentHash {

@@ -232,7 +232,14 @@ GatewayMetrics::GatewayMetrics(MetricsRegistry& r)
       store_decisions(r.AddCounter("trl_store_error_decisions_total",
                                    "Requests the store failed to judge, by what on_store_error "
                                    "decided (allow: let through, deny: 503).",
-                                   {"decision"})) {}
+                                   {"decision"})),
+      queue_outcomes(r.AddCounter("trl_queue_requests_total",
+                                  "Requests that waited for budget (a key's or tenant's queue), "
+                                  "by how the wait ended (admitted, timeout, left, full).",
+                                  {"key", "tenant", "outcome"})),
+      queue_wait(r.AddHistogram("trl_queue_wait_seconds",
+                                "Time requests waited for budget in a queue.", {},
+                                MetricsRegistry::LatencyBuckets())) {}
 
 Gateway::Gateway(MetricsRegistry& metrics, Limiter& limiter, const Clock& clock,
                  const KeyDirectory* keys, UsageRecorder* usage, Upstream* upstream)
@@ -282,6 +289,9 @@ void Gateway::RenderStateMetrics(std::string& out) const {
   line("trl_limiter_decisions_total", "outcome", "refused_spend", s.refused_spend);
   line("trl_limiter_decisions_total", "outcome", "too_large", s.too_large);
   line("trl_limiter_decisions_total", "outcome", "settled", s.settled);
+  out += "# HELP trl_queue_waiting Requests waiting for budget now (every queue).\n";
+  out += "# TYPE trl_queue_waiting gauge\n";
+  out += "trl_queue_waiting " + std::to_string(queue_.Stats().waiting) + "\n";
   out +=
       "# HELP trl_settlements_total Settlements by where the cost came from (the backend's "
       "usage, or the gateway's count when none came) and how they ended.\n";
@@ -472,7 +482,8 @@ struct Gateway::Inference {
   // admit
   std::vector<LimitConfig> untokened_limits[2];  // a request that costs no tokens: key, tenant
   Admission admission;
-  std::string rate_lines;  // the x-ratelimit-* head lines
+  bool left_while_waiting = false;  // the client left while it waited for budget
+  std::string rate_lines;           // the x-ratelimit-* head lines
   // record: what the access-log line points at
   std::string backend, backend_error;
 };
@@ -509,23 +520,12 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
   std::optional<http::Response> error = Parse(in, request);
   if (!error) {
     co_await CountPrompt(in, request.body().size());
-    const ModelConfig& model = *in.model->config;
-    RequestScope scope{in.identity->name,
-                       in.identity->tenant,
-                       model.name,
-                       in.identity->limits,
-                       in.identity->tenant_limits,
-                       writer.RequestId(),
-                       model.request_timeout,
-                       ChargesTokens(endpoint) && !model.prices.Free()};
-    scope.user = in.user;
-    if (!ChargesTokens(endpoint)) {
-      in.untokened_limits[0] = WithoutTokenLimits(scope.key_limits);
-      in.untokened_limits[1] = WithoutTokenLimits(scope.tenant_limits);
-      scope.key_limits = in.untokened_limits[0];
-      scope.tenant_limits = in.untokened_limits[1];
+    co_await Admit(in, writer);
+    if (in.left_while_waiting) {
+      CountStatus(in, in.model->config->name, 499);
+      record.status = 499;  // the client left first
+      co_return;
     }
-    in.admission = co_await limiter_.Admit(scope, Reserve(in));
     in.rate_lines = RateLimitHeadLines(in.admission);
     error = Refusal(in, co_await asio::this_coro::executor);
   }
@@ -556,6 +556,7 @@ asio::awaitable<void> Gateway::HandleInference(const GatewaySnapshot& snap, ApiE
                               std::move(in.admission.reservation), cost.charged,
                               result.usage || result.audio_seconds ? SettlementSource::kUsage
                                                                    : SettlementSource::kEstimate);
+  queue_.Kick(in.key_name, in.identity->tenant);  // budget given back: a waiter may fit now
   Record(in, series, result, cost);
 }
 
@@ -666,6 +667,52 @@ std::optional<http::Response> Gateway::FindPassthroughModel(Inference& in, http:
               "Several models serve " + std::string(in.record.path) +
                   ": name one in the JSON body's 'model'.",
               "model");
+}
+
+// Step "admit": the limiter's answer (in.admission), once the request has waited for budget if
+// its key or tenant has a queue and its limits refuse it now.
+asio::awaitable<void> Gateway::Admit(Inference& in, http::ResponseWriter& writer) {
+  const ModelConfig& model = *in.model->config;
+  RequestScope scope{in.identity->name,
+                     in.identity->tenant,
+                     model.name,
+                     in.identity->limits,
+                     in.identity->tenant_limits,
+                     writer.RequestId(),
+                     model.request_timeout,
+                     ChargesTokens(in.endpoint) && !model.prices.Free()};
+  scope.user = in.user;
+  if (!ChargesTokens(in.endpoint)) {
+    in.untokened_limits[0] = WithoutTokenLimits(scope.key_limits);
+    in.untokened_limits[1] = WithoutTokenLimits(scope.tenant_limits);
+    scope.key_limits = in.untokened_limits[0];
+    scope.tenant_limits = in.untokened_limits[1];
+  }
+  const Amounts reserve = Reserve(in);
+  const QueueTicket ticket{in.key_name, in.identity->tenant, in.identity->key_queue,
+                           in.identity->tenant_queue};
+  if (!ticket.Enabled()) {
+    in.admission = co_await limiter_.Admit(scope, reserve);
+    co_return;
+  }
+  if (!queue_.ShouldQueueFirst(ticket, &in.admission)) {
+    in.admission = co_await limiter_.Admit(scope, reserve);
+    if (in.admission.outcome != Admission::Outcome::kRefused) co_return;
+  }
+  WaitResult waited = co_await queue_.Wait(
+      ticket, std::move(in.admission),
+      [&]() -> asio::awaitable<Admission> { co_return co_await limiter_.Admit(scope, reserve); },
+      [&writer](std::function<void()> gone) { writer.WatchClient(std::move(gone)); });
+  writer.UnwatchClient();
+  in.left_while_waiting = waited.outcome == WaitOutcome::kLeft && !writer.Cut();
+  in.admission = std::move(waited.admission);
+  in.record.wait = WaitOutcomeLabel(waited.outcome);
+  in.record.wait_us = waited.waited.count();
+  metrics_.queue_outcomes
+      .With({in.key_name, std::string(in.identity->tenant),
+             std::string(WaitOutcomeLabel(waited.outcome))})
+      .Add();
+  metrics_.queue_wait.With({}).Observe(Seconds(waited.waited));
 }
 
 // Step "admit", its answer: none when the request goes on (admitted, or let through by

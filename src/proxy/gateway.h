@@ -20,6 +20,7 @@
 #include "http/server.h"
 #include "limits/limiter.h"
 #include "limits/token_counter.h"
+#include "limits/wait_queue.h"
 #include "metrics/metrics.h"
 #include "models/model_registry.h"
 #include "proxy/access_log.h"
@@ -61,6 +62,8 @@ struct GatewayMetrics {
   Family<Counter>& upstream_errors;  // {model, backend, reason}
   Family<Counter>& usage_invalid;    // {model}: backend usage out of range, not trusted
   Family<Counter>& store_decisions;  // {decision}: on_store_error applied (allow|deny)
+  Family<Counter>& queue_outcomes;   // {key, tenant, outcome}: waits for budget, how they ended
+  Family<Histogram>& queue_wait;     // {}
   // Read at scrape time: trl_backend_up, and the limiter's decision and store-error counters.
 };
 
@@ -130,6 +133,7 @@ class Gateway {
   asio::awaitable<void> CountPrompt(Inference& in, size_t body_bytes);
   std::optional<http::Response> ReadFields(Inference& in, http::Request& request);
   std::optional<http::Response> FindPassthroughModel(Inference& in, http::Request& request);
+  asio::awaitable<void> Admit(Inference& in, http::ResponseWriter& writer);
   std::optional<http::Response> Refusal(Inference& in, const asio::any_io_executor& executor);
   http::Response RateLimited(Inference& in);
   static ExchangeRequest MakeExchange(Inference& in, http::Request& request);
@@ -146,6 +150,7 @@ class Gateway {
   const uint64_t instance_;  // tells Gateways apart in SeriesFor's per-thread cache
   const bool key_label_;     // the registry keeps the `key` label (metrics.key_label)
   Limiter& limiter_;
+  WaitQueue queue_;  // requests waiting for budget (keys and tenants with a `queue`)
   const Clock& clock_;
   const KeyDirectory* keys_;
   mutable IdentityTable identities_;  // identity.source header: the names that are no key

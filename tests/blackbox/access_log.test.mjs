@@ -77,7 +77,8 @@ describe('access log', () => {
         tenant: 'acme', model: 'm', backend: undefined, status: 200, error: null,
         backend_error: null, stream: false, reserved_tokens: chatEstimate(sent.estimate) + 4,
         prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens,
-        cost_source: 'usage', queue_us: undefined, ttft_us: undefined, total_us: undefined });
+        cost_source: 'usage', wait: null, wait_us: null, queue_us: undefined, ttft_us: undefined,
+        total_us: undefined });
     assert.match(traced.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     assert.equal(traced.client, '127.0.0.1');
     assert.equal(traced.backend, mock.url);
