@@ -326,7 +326,7 @@ TEST_F(AdminApiTest, CreateShowListAndRevokeAKey) {
   view.erase("key");
   const json::value expected = json::parse(R"({"name": "made", "source": "api",
       "tenant": "acme", "models": ["m"], "limits": [{"tokens": 500, "per": "1m"}],
-      "default_limits": false, "expires_at": null, "expired": false,
+      "default_limits": false, "queue": null, "expires_at": null, "expired": false,
       "created": "2023-11-14T22:13:20Z", "updated": "2023-11-14T22:13:20Z",
       "previous_key_expires_at": null})");
   EXPECT_EQ(json::value(view), expected);
@@ -345,7 +345,7 @@ TEST_F(AdminApiTest, CreateShowListAndRevokeAKey) {
   ASSERT_EQ(data.size(), 2u) << list.body;
   EXPECT_EQ(data[0], json::parse(R"({"name": "cfg-key", "source": "config", "tenant": null,
       "models": null, "limits": [{"tokens": 1000, "per": "1m"}, {"concurrent": 2}],
-      "default_limits": false, "expires_at": null, "expired": false})"));
+      "default_limits": false, "queue": null, "expires_at": null, "expired": false})"));
   EXPECT_EQ(data[1], expected);
   EXPECT_EQ(list.body.find(secret), std::string::npos);
 
@@ -393,9 +393,38 @@ TEST_F(AdminApiTest, CreateRefusesWhatItCannotMake) {
   ExpectError(Call(verb::post, "/admin/v1/keys",
                    R"({"name": "x", "limits": [{"tokens": 1, "per": "fortnight"}]})"),
               400, "invalid_request", "limits");
+  for (const char* queue :
+       {R"("10s")", R"({"max_queued": 5})", R"({"max_wait": "1h"})",
+        R"({"max_wait": "1s", "max_queued": 0})", R"({"max_wait": "1s", "x": 1})"}) {
+    SCOPED_TRACE(queue);
+    ExpectError(
+        Call(verb::post, "/admin/v1/keys", std::string(R"({"name": "x", "queue": )") + queue + "}"),
+        400, "invalid_request", "queue");
+  }
   // The key that clashes with the store's reached it; none of the others did.
   EXPECT_EQ(store_.writes, writes + 1);
   EXPECT_EQ(store_.Find("x"), nullptr);
+}
+
+TEST_F(AdminApiTest, AKeyOfTheApiMayWaitForBudget) {
+  Answer created = Call(verb::post, "/admin/v1/keys",
+                        R"({"name": "made", "queue": {"max_wait": "30s", "max_queued": 7}})");
+  ASSERT_EQ(created.status, 201u) << created.body;
+  EXPECT_EQ(Body(created).at("queue"), json::parse(R"({"max_wait": "30s", "max_queued": 7})"));
+  ASSERT_NE(store_.Find("made"), nullptr);
+  EXPECT_EQ(store_.Find("made")->key.queue, (QueueConfig{std::chrono::seconds(30), 7}));
+  // Kept in the store as written, read back the same.
+  const auto record = ParseKeyRecord(SerializeKeyRecord(*store_.Find("made")));
+  ASSERT_TRUE(record);
+  EXPECT_EQ(record->key.queue, (QueueConfig{std::chrono::seconds(30), 7}));
+
+  Answer patched = Call(verb::patch, "/admin/v1/keys/made", R"({"queue": {"max_wait": "2m"}})");
+  ASSERT_EQ(patched.status, 200u) << patched.body;
+  EXPECT_EQ(Body(patched).at("queue"), json::parse(R"({"max_wait": "2m", "max_queued": 100})"));
+  Answer removed = Call(verb::patch, "/admin/v1/keys/made", R"({"queue": null})");
+  ASSERT_EQ(removed.status, 200u) << removed.body;
+  EXPECT_TRUE(Body(removed).at("queue").is_null());
+  EXPECT_FALSE(store_.Find("made")->key.queue.Enabled());
 }
 
 TEST_F(AdminApiTest, AKeyNameInThePathIsCheckedFirst) {

@@ -69,13 +69,14 @@ asio::awaitable<http::Response> AdminApi::PatchKey(const http::Request& request,
   auto body = BodyObject(request);
   if (auto* error = std::get_if<http::Response>(&body)) co_return std::move(*error);
   const auto& o = std::get<boost::json::object>(body);
-  if (auto error = UnknownField(o, {"tenant", "models", "limits", "expires_at"},
-                                "A key's tenant, models, limits and expires_at can change.")) {
+  if (auto error =
+          UnknownField(o, {"tenant", "models", "limits", "queue", "expires_at"},
+                       "A key's tenant, models, limits, queue and expires_at can change.")) {
     co_return std::move(*error);
   }
   if (o.empty()) {
-    co_return BadRequest("The body names no field to change (tenant, models, limits, expires_at).",
-                         "");
+    co_return BadRequest(
+        "The body names no field to change (tenant, models, limits, queue, expires_at).", "");
   }
   const KeyEdit edit = [&](KeyRecord& record) { return ApplyKeyFields(o, *snap, record.key); };
   auto changed = co_await ChangeKey(name, edit);

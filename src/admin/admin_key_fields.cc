@@ -76,6 +76,23 @@ std::optional<http::Response> ApplyLimits(const boost::json::value& v, const Con
   return std::nullopt;
 }
 
+// `queue`: {max_wait, max_queued} as in the config; null takes the key's queue away.
+std::optional<http::Response> ApplyQueue(const boost::json::value& v, ApiKeyConfig& key) {
+  key.queue = {};
+  if (v.is_null()) return std::nullopt;
+  QueueParse parsed = ParseQueueJson(v, "queue");
+  if (!parsed.errors.empty()) {
+    std::string message = "Invalid queue: ";
+    for (size_t i = 0; i < parsed.errors.size(); ++i) {
+      if (i) message += "; ";
+      message += parsed.errors[i];
+    }
+    return BadRequest(message + ". Write {\"max_wait\": \"10s\", \"max_queued\": 100}.", "queue");
+  }
+  key.queue = parsed.queue;
+  return std::nullopt;
+}
+
 std::optional<http::Response> ApplyExpiry(const boost::json::value& v, ApiKeyConfig& key) {
   key.expires_at = 0;
   if (v.is_null()) return std::nullopt;
@@ -152,6 +169,7 @@ boost::json::object KeyView(const Config& config, const ApiKeyConfig& key, const
   o["limits"] = LimitsToJson(key.limits_set ? std::span<const LimitConfig>(key.limits)
                                             : std::span<const LimitConfig>(config.default_limits));
   o["default_limits"] = !key.limits_set;
+  o["queue"] = QueueToJson(key.queue);
   o["expires_at"] = TimeOrNull(key.expires_at);
   o["expired"] = key.expires_at > 0 && now >= key.expires_at;
   if (record) {
@@ -173,6 +191,7 @@ std::optional<http::Response> ApplyKeyFields(const boost::json::object& body,
     error = ApplyModels(*v, snap.models, key);
   }
   if (const auto* v = body.if_contains("limits"); v && !error) error = ApplyLimits(*v, config, key);
+  if (const auto* v = body.if_contains("queue"); v && !error) error = ApplyQueue(*v, key);
   if (const auto* v = body.if_contains("expires_at"); v && !error) error = ApplyExpiry(*v, key);
   return error;
 }

@@ -105,8 +105,8 @@ asio::awaitable<http::Response> AdminApi::CreateKey(const http::Request& request
   auto body = BodyObject(request);
   if (auto* error = std::get_if<http::Response>(&body)) co_return std::move(*error);
   const auto& o = std::get<boost::json::object>(body);
-  if (auto error = UnknownField(o, {"name", "tenant", "models", "limits", "expires_at"},
-                                "A key has name, tenant, models, limits and expires_at.")) {
+  if (auto error = UnknownField(o, {"name", "tenant", "models", "limits", "queue", "expires_at"},
+                                "A key has name, tenant, models, limits, queue and expires_at.")) {
     co_return std::move(*error);
   }
   KeyRecord record;

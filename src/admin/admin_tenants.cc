@@ -7,6 +7,7 @@
 
 #include "admin/admin_api.h"
 #include "admin/admin_views.h"
+#include "keys/key_record.h"
 #include "proxy/errors.h"
 
 namespace trl {
@@ -47,6 +48,7 @@ asio::awaitable<std::optional<boost::json::object>> AdminApi::TenantView(const T
   o["name"] = tenant.name;
   o["keys"] = keys;
   o["limits"] = ReadingsJson(readings);
+  o["queue"] = QueueToJson(tenant.queue);
   co_return o;
 }
 

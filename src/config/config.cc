@@ -294,6 +294,7 @@ class Parser {
 
   void Parse(const YAML::Node& root, Config& c);
   std::vector<LimitConfig> ParseLimits(const YAML::Node& node, const std::string& path);
+  QueueConfig ParseQueue(const YAML::Node& node, const std::string& p);
 
  private:
   void Error(const std::string& path, std::string_view message) {
@@ -436,7 +437,6 @@ class Parser {
   }
 
   void ParseServer(const YAML::Node& node, ServerConfig& s);
-  QueueConfig ParseQueue(const YAML::Node& node, const std::string& p);
   void ParseAdmin(const YAML::Node& node, AdminConfig& a);
   void ParseStore(const YAML::Node& node, StoreConfig& s);
   void ParseIdentity(const YAML::Node& node, IdentityConfig& id);
@@ -1246,6 +1246,18 @@ LimitsParse ParseLimitsJson(const boost::json::value& limits, const std::string&
     result.errors.push_back(path + ": not a list of limits (" + e.msg + ")");
   }
   if (!result.errors.empty()) result.limits.clear();
+  return result;
+}
+
+QueueParse ParseQueueJson(const boost::json::value& queue, const std::string& path) {
+  QueueParse result;
+  try {
+    Parser parser(result.errors);
+    result.queue = parser.ParseQueue(YamlOf(queue), path);
+  } catch (const YAML::Exception& e) {
+    result.errors.push_back(path + ": not a queue (" + e.msg + ")");
+  }
+  if (!result.errors.empty()) result.queue = {};
   return result;
 }
 

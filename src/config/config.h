@@ -274,6 +274,14 @@ struct LimitsParse {
 LimitsParse ParseLimitsJson(const boost::json::value& limits, const std::string& path,
                             const Config* models_from);
 
+// A `queue` written as in the config, as JSON ({"max_wait": "10s", "max_queued": 100}): the admin
+// API's bodies, the keys kept in the store. Errors are prefixed with `path`. Never throws.
+struct QueueParse {
+  QueueConfig queue;
+  std::vector<std::string> errors;
+};
+QueueParse ParseQueueJson(const boost::json::value& queue, const std::string& path);
+
 // API key names: 1-64 characters of A-Z a-z 0-9 _ - . not starting with '.', so a name is
 // always one safe path segment.
 bool IsValidKeyName(std::string_view name);

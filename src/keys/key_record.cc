@@ -31,6 +31,12 @@ boost::json::array LimitsToJson(std::span<const LimitConfig> limits) {
   return a;
 }
 
+boost::json::value QueueToJson(const QueueConfig& queue) {
+  if (!queue.Enabled()) return nullptr;
+  return boost::json::object{{"max_wait", FormatPeriod(queue.max_wait)},
+                             {"max_queued", queue.max_queued}};
+}
+
 std::string SerializeKeyRecord(const KeyRecord& record) {
   const ApiKeyConfig& k = record.key;
   boost::json::object o;
@@ -41,6 +47,7 @@ std::string SerializeKeyRecord(const KeyRecord& record) {
   for (const auto& m : k.models) models.push_back(boost::json::string(m));
   o["models"] = std::move(models);
   if (k.limits_set) o["limits"] = LimitsToJson(k.limits);
+  if (k.queue.Enabled()) o["queue"] = QueueToJson(k.queue);
   o["created"] = record.created;
   o["updated"] = record.updated;
   if (k.expires_at) o["expires_at"] = k.expires_at;
@@ -91,6 +98,11 @@ std::optional<KeyRecord> ParseKeyRecord(std::string_view json) {
     if (!parsed.errors.empty()) return std::nullopt;
     r.key.limits = std::move(parsed.limits);
     r.key.limits_set = true;
+  }
+  if (const auto* queue = o.if_contains("queue")) {
+    QueueParse parsed = ParseQueueJson(*queue, "queue");
+    if (!parsed.errors.empty()) return std::nullopt;
+    r.key.queue = parsed.queue;
   }
   r.created = *created;
   r.updated = *updated;

@@ -36,6 +36,8 @@ std::optional<KeyRecord> ParseKeyRecord(std::string_view json);
 
 // Limits in the config's form, for records and admin responses.
 boost::json::array LimitsToJson(std::span<const LimitConfig> limits);
+// {"max_wait": "10s", "max_queued": 100}; null for no queue.
+boost::json::value QueueToJson(const QueueConfig& queue);
 boost::json::object LimitToJson(const LimitConfig& limit);
 
 }  // namespace trl

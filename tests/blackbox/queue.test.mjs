@@ -3,7 +3,7 @@
 // a tenant's keys are admitted in round robin as budget comes back (a key with three waiting does
 // not go three times before a key with one), time out with the usual 429, are refused at once
 // past max_queued, leave the queue when their client does, and are never admitted past a limit:
-// on the embedded store and on Redis shared by two instances.
+// on the embedded store and on Redis shared by two instances. Keys of the admin API may queue too.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -101,22 +101,38 @@ describe('queue, memory', () => {
     const mock = await startMock({ models: ['m'] });
     const fleet = await startFleet('memory', config(mock), { name: 'gw-queue-bounds' });
     const gw = fleet.at(0);
-    // solo: a budget of one request per hour, two may wait.
+    // The tenant's queue as the admin API shows it; a key made through it may have its own.
+    const tenant = await gw.adminFetch('/admin/v1/tenants/t');
+    assert.deepEqual(tenant.json.queue, { max_wait: '1m', max_queued: 10 });
+    const made = await gw.adminFetch('/admin/v1/keys', { method: 'POST', body: {
+      name: 'made', limits: [{ tokens: SOLO_BUDGET, per: '1h' }],
+      queue: { max_wait: '2s', max_queued: 1 } } });
+    assert.equal(made.status, 201, made.text);
+    assert.deepEqual(made.json.queue, { max_wait: '2s', max_queued: 1 });
+    KEYS.made = made.json.key;
+
+    // solo: a budget of one request per hour, two may wait; made: the same, one may wait.
     assert.equal((await gw.post('chat/completions', body('s0'), { key: KEYS.solo })).status, 200);
-    assert.ok(await fleet.settled({ key: 'solo', requests: 1 }));
-    const waiting = [...await enqueue(gw, 'solo', 's1', 1), ...await enqueue(gw, 'solo', 's2', 2)];
-    const full = await gw.post('chat/completions', body('s3'), { key: KEYS.solo });
-    assert.equal(full.status, 429);
-    errorOf(full.json, { type: 'tokens', code: 'rate_limit_exceeded' });
+    assert.equal((await gw.post('chat/completions', body('m0'), { key: KEYS.made })).status, 200);
+    assert.ok(await fleet.settled({ requests: 2 }));
+    const waiting = [...await enqueue(gw, 'solo', 's1', 1), ...await enqueue(gw, 'solo', 's2', 2),
+                     ...await enqueue(gw, 'made', 'm1', 3)];
+    for (const [name, text] of [['solo', 's3'], ['made', 'm2']]) {
+      const full = await gw.post('chat/completions', body(text), { key: KEYS[name] });
+      assert.equal(full.status, 429);
+      errorOf(full.json, { type: 'tokens', code: 'rate_limit_exceeded' });
+    }
     for (const r of await Promise.all(waiting)) {
       assert.equal(r.status, 429, r.text);
       const e = errorOf(r.json, { type: 'tokens', code: 'rate_limit_exceeded' });
-      assert.match(e.message, /^Rate limit reached for key 'solo' \d+ tokens per 1h: remaining \d+, requested \d+\. Retry in /);
+      assert.match(e.message, /^Rate limit reached for key '(solo|made)' \d+ tokens per 1h: remaining \d+, requested \d+\. Retry in /);
       assert.ok(Number(r.headers.get('retry-after')) >= 1);
     }
-    assert.deepEqual(await received(mock), ['s0'], 'admitted past the token limit');
+    assert.deepEqual(await received(mock), ['s0', 'm0'], 'admitted past the token limit');
     assert.equal(await gw.metric('trl_queue_requests_total', { key: 'solo', outcome: 'timeout' }), 2);
     assert.equal(await gw.metric('trl_queue_requests_total', { key: 'solo', outcome: 'full' }), 1);
+    assert.equal(await gw.metric('trl_queue_requests_total', { key: 'made', outcome: 'timeout' }), 1);
+    assert.equal(await gw.metric('trl_queue_requests_total', { key: 'made', outcome: 'full' }), 1);
     assert.equal(await gw.metric('trl_ratelimit_rejections_total', { key: 'solo' }), 3);
 
     // Tenant t: the slot held, a waiter whose client hangs up leaves the queue.
@@ -131,7 +147,7 @@ describe('queue, memory', () => {
       (await gw.metric('trl_requests_total', { key: 'a', status: '499' })) === 1));
     assert.equal(await gw.metric('trl_ratelimit_rejections_total', { key: 'a' }), 0);
     holder.destroy();
-    assert.deepEqual(await received(mock), ['s0', 'holder']);
+    assert.deepEqual(await received(mock), ['s0', 'm0', 'holder']);
     await fleet.stop();
 
     // The access log says how each wait ended, and how long it took.
@@ -139,8 +155,8 @@ describe('queue, memory', () => {
       .map((l) => JSON.parse(l));
     const waits = lines.filter((l) => l.wait !== null);
     assert.deepEqual(waits.map((l) => [l.key, l.status, l.wait]).sort(),
-                     [['a', 499, 'left'], ['solo', 429, 'full'], ['solo', 429, 'timeout'],
-                      ['solo', 429, 'timeout']]);
+                     [['a', 499, 'left'], ['made', 429, 'full'], ['made', 429, 'timeout'],
+                      ['solo', 429, 'full'], ['solo', 429, 'timeout'], ['solo', 429, 'timeout']]);
     for (const l of waits.filter((w) => w.wait === 'timeout')) {
       assert.ok(l.wait_us >= 2e6, JSON.stringify(l));  // max_wait 2s
     }

@@ -45,8 +45,9 @@ for (const store of ['memory', 'redis']) describe(`tenants, ${store}`, () => {
     assert.deepEqual(list.json.data.map((t) => ({ ...t, limits: t.limits.map(strip) })), [
       { name: 'acme', keys: 2, limits: [
         { requests: 10, per: '1h', reset: 'calendar', remaining: 7, level: 7 },
-        { tokens: 100000, per: '1d', reset: 'calendar', remaining: 100000 - tokens, level: 100000 - tokens }] },
-      { name: 'idle', keys: 0, limits: [{ concurrent: 2, remaining: 2, level: 2, in_use: 0 }] },
+        { tokens: 100000, per: '1d', reset: 'calendar', remaining: 100000 - tokens, level: 100000 - tokens }],
+        queue: null },
+      { name: 'idle', keys: 0, limits: [{ concurrent: 2, remaining: 2, level: 2, in_use: 0 }], queue: null },
     ]);
     const acme = await gw.adminFetch('/admin/v1/tenants/acme');
     const stripped = (t) => ({ ...t, limits: t.limits.map(strip) });
