@@ -60,9 +60,17 @@ before(async () => {
   ]);
 });
 
+// Priced, so that spend is settled beside tokens: per token 1000 nanos of input, 2000 of output.
+const PRICES = { input: 1, output: 2 };
+const spendOf = (prompt, completion) => prompt * 1000 + completion * 2000;
+// A spend budget whose window (3650 days from the epoch) does not end during a test: exact.
+const SPEND = { spend: '1', per: '3650d', reset: 'calendar' };
+const spendLevel = async (gw, name) =>
+  Math.round(Number((await limitOf(gw, name, 'spend')).level) * 1e9);  // nanos
+
 const models = () => [
-  { name: 'm', backends: [fast.url] },
-  { name: 'slow', backends: [slow.url], request_timeout: '30s' },
+  { name: 'm', backends: [fast.url], prices: PRICES },
+  { name: 'slow', backends: [slow.url], request_timeout: '30s', prices: PRICES },
   { name: 'cut', backends: [slow.url], request_timeout: '1s' },
 ];
 
@@ -78,7 +86,7 @@ for (const store of STORES) {
         store: { concurrency_lease_ttl: '1s' },
         models: models(),
         api_keys: [
-          { name: 'hang', key: 'sk-hang', limits: [EXACT, { concurrent: 2 }] },
+          { name: 'hang', key: 'sk-hang', limits: [EXACT, { concurrent: 2 }, SPEND] },
           { name: 'lease', key: 'sk-lease', limits: [{ concurrent: 1 }] },
           { name: 'cut', key: 'sk-cut', limits: [EXACT, { concurrent: 2 }] },
           { name: 'enc', key: 'sk-enc', limits: [EXACT] },
@@ -117,6 +125,8 @@ for (const store of STORES) {
 
       const charge = estimate + relayed;
       assert.equal((await limitOf(fleet.at(1), 'hang', 'tokens')).level, BIG - charge);
+      // Spend the same way: the price of the estimate and of what was relayed, once.
+      assert.equal(await spendLevel(fleet.at(1), 'hang'), 1e9 - spendOf(estimate, relayed));
       assert.equal((await limitOf(fleet.at(0), 'hang', 'concurrent')).in_use, 0);
       const total = await fleet.usage({ key: 'hang' });
       assert.deepEqual([total.requests, total.prompt_tokens, total.completion_tokens],
@@ -594,7 +604,7 @@ describe('store faults (redis, two instances through a relay)', () => {
 
   test('admissions whose replies were lost, on_store_error: deny -> 503, and what they took in ' +
        'Redis is given back once the store answers again', async () => {
-    const fleet = await startFleet('redis', cfg('deny', [EXACT, { concurrent: 4 }]),
+    const fleet = await startFleet('redis', cfg('deny', [EXACT, { concurrent: 4 }, SPEND]),
                                    { name: 'gw-lost-deny', relay: true, redisTimeout: '100ms' });
     const warm = await warmUp(fleet);
     fleet.relay.replyBlackhole();
@@ -612,6 +622,7 @@ describe('store faults (redis, two instances through a relay)', () => {
     for (const gw of fleet.gws) {
       assert.equal((await limitOf(gw, 'k', 'tokens')).level, BIG - warm);
       assert.equal((await limitOf(gw, 'k', 'concurrent')).in_use, 0);
+      assert.equal(await spendLevel(gw, 'k'), 1e9 - fleet.size * spendOf(6, 5));  // given back
     }
     // Sent again until confirmed, or held behind the lost call until its connection was
     // replaced: either way confirmed once, none given up.
@@ -626,7 +637,7 @@ describe('store faults (redis, two instances through a relay)', () => {
 
   test('admissions whose replies were lost, on_store_error: allow -> served, and charged their ' +
        'real cost once when the store answers again', async () => {
-    const fleet = await startFleet('redis', cfg('allow', [EXACT, { concurrent: 4 }]),
+    const fleet = await startFleet('redis', cfg('allow', [EXACT, { concurrent: 4 }, SPEND]),
                                    { name: 'gw-lost-allow', relay: true, redisTimeout: '100ms' });
     const warm = await warmUp(fleet);
     fleet.relay.replyBlackhole();
@@ -645,6 +656,8 @@ describe('store faults (redis, two instances through a relay)', () => {
     for (const gw of fleet.gws) {
       assert.equal((await limitOf(gw, 'k', 'tokens')).level, BIG - warm - 11 * fleet.size);
       assert.equal((await limitOf(gw, 'k', 'concurrent')).in_use, 0);
+      // Spend too: each charged its real price once (6 prompt and 5 completion tokens).
+      assert.equal(await spendLevel(gw, 'k'), 1e9 - 2 * fleet.size * spendOf(6, 5));
     }
     // The warm-up's (applied) and these.
     assert.equal(await settledBy(fleet, 'usage'), 2 * fleet.size);
