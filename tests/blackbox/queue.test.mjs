@@ -16,6 +16,7 @@ import {
 after(cleanup);
 
 const KEYS = { a: 'sk-queue-a-0123456789abcdef', b: 'sk-queue-b-0123456789abcdef',
+               c: 'sk-queue-c-0123456789abcdef', d: 'sk-queue-d-0123456789abcdef',
                solo: 'sk-queue-solo-0123456789ab' };
 const auth = (name) => ({ authorization: `Bearer ${KEYS[name]}` });
 const body = (text) => chatBody('m', text, { max_tokens: 4 });
@@ -96,6 +97,27 @@ for (const [store, instances] of [['memory', 1], ['redis', 2]]) {
 }
 
 describe('queue, memory', () => {
+  test('as a token budget refills, the tenant\'s waiting keys take turns', async () => {
+    const mock = await startMock({ models: ['m'] });
+    const reservation = chatEstimate(body('c0')) + 4;
+    const fleet = await startFleet('memory', {
+      models: [{ name: 'm', backends: [mock.url] }],
+      // One reservation's worth, refilled in 3 s: each waiter goes when the budget has refilled
+      // (the first some 2 s after c0, long after the three are queued).
+      tenants: [{ name: 'r', limits: [{ tokens: reservation, per: '3s' }], queue: { max_wait: '60s' } }],
+      api_keys: [{ name: 'c', key: KEYS.c, tenant: 'r' }, { name: 'd', key: KEYS.d, tenant: 'r' }],
+    }, { name: 'gw-queue-refill' });
+    const gw = fleet.at(0);
+    assert.equal((await gw.post('chat/completions', body('c0'), { key: KEYS.c })).status, 200);
+    const answers = [...await enqueue(gw, 'c', 'c1', 1), ...await enqueue(gw, 'c', 'c2', 2),
+                     ...await enqueue(gw, 'd', 'd1', 3)];
+    for (const r of await Promise.all(answers)) assert.equal(r.status, 200, r.text);
+    assert.deepEqual(await received(mock), ['c0', 'c1', 'd1', 'c2']);
+    assert.equal(await gw.metric('trl_queue_requests_total', { outcome: 'admitted' }), 3);
+    await fleet.stop();
+    await mock.stop();
+  });
+
   test('a wait runs out with the usual 429, past max_queued a request is refused at once, and ' +
        'a client that leaves is out of the queue at once', async () => {
     const mock = await startMock({ models: ['m'] });
