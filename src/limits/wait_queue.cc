@@ -153,7 +153,10 @@ bool WaitQueue::Enter(const QueueTicket& ticket, const WaiterPtr& waiter, const 
   waiter->group = &group;
   waiter->line = &*line;
   if (Shared(refused, !ticket.tenant.empty())) group.shared_refusal = refused;
-  if (!group.turn) PassTurn(group, now + RetryAfter(refused));
+  // A turn parked on a line that stands aside (its key's own limit) waits for nobody else.
+  const bool parked = group.turn && group.turn->turn_at != TimePoint::max() &&
+                      group.turn->line->blocked_until > now;
+  if (!group.turn || parked) PassTurn(group, now + RetryAfter(refused));
   return true;
 }
 
@@ -170,6 +173,8 @@ void WaitQueue::Leave(Waiter& waiter, TimePoint now, bool used_turn) {
   waiter.has_turn = false;
   waiter.group = nullptr;
   waiter.line = nullptr;
+  // Admitted: the budget had room; whether it still has, the next try tells.
+  if (used_turn) group.shared_refusal.reset();
   if (line->waiters.empty() || used_turn) {
     const auto next = std::next(line);
     if (group.cursor == line) group.cursor = next;
@@ -185,6 +190,10 @@ void WaitQueue::Leave(Waiter& waiter, TimePoint now, bool used_turn) {
 // Gives the group's turn to the head of the next line in round robin that is not standing
 // aside at `at` (if every line is, to the one free soonest), to try at `at` or then.
 void WaitQueue::PassTurn(Group& group, TimePoint at) {
+  if (group.turn) {  // the waiter that held it, if it still waits, waits without it
+    group.turn->has_turn = false;
+    group.turn->turn_at = TimePoint::max();
+  }
   if (group.cursor == group.lines.end()) group.cursor = group.lines.begin();
   auto it = group.cursor;
   auto best = group.cursor;

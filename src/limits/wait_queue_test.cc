@@ -48,14 +48,15 @@ class WaitQueueTest : public ::testing::Test {
 
   // Starts a wait for request `name` of `ticket`; its tries take one of `free_` slots, or are
   // refused by `refused_by`: the tenant's limit when none is free, the key's own always.
-  void Spawn(std::string_view name, QueueTicket ticket, ScopeKind refused_by = ScopeKind::kTenant) {
+  void Spawn(std::string_view name, QueueTicket ticket, ScopeKind refused_by = ScopeKind::kTenant,
+             int64_t retry_ms = 3'600'000) {
     // (Captures no std::string: GCC 12 copies a lambda's string capture inside a coroutine
     // byte for byte, pointing it into the frame it was copied from.)
     asio::co_spawn(
         io_,
-        [this, name, ticket, refused_by]() -> asio::awaitable<void> {
+        [this, name, ticket, refused_by, retry_ms]() -> asio::awaitable<void> {
           WaitResult result = co_await queue_.Wait(
-              ticket, Refusal(refused_by),
+              ticket, Refusal(refused_by, retry_ms),
               [this, name, refused_by]() -> asio::awaitable<Admission> {
                 ++tries_;
                 // A key's own limit never has room here; the tenant's slots are free_.
@@ -126,6 +127,19 @@ TEST_F(WaitQueueTest, ALineRefusedByItsKeysOwnLimitStandsAside) {
   EXPECT_EQ(order_, (std::vector<std::string>{"b1"}));
   EXPECT_EQ(queue_.Stats().waiting, 1u);
   EXPECT_FALSE(results_.contains("a1"));
+}
+
+TEST_F(WaitQueueTest, ATurnParkedOnALineStandingAsideWaitsForNobodyElse) {
+  Spawn("a1", Ticket("a"), ScopeKind::kKey);
+  io_.poll();
+  FreeOne();  // a1 tries, its key's own limit refuses it for an hour: the only line stands aside
+  EXPECT_TRUE(order_.empty());
+  // b1 comes later, refused by the tenant's limit for a millisecond: it tries then, admitted.
+  Spawn("b1", Ticket("b", Queue(std::chrono::seconds(5))), ScopeKind::kTenant, 1);
+  while (!results_.contains("b1")) io_.run_one();
+  EXPECT_EQ(results_.at("b1").outcome, WaitOutcome::kTried);
+  EXPECT_EQ(order_, (std::vector<std::string>{"b1"}));
+  EXPECT_EQ(queue_.Stats().waiting, 1u);
 }
 
 TEST_F(WaitQueueTest, AWaitRunsOutWithTheLastRefusal) {
