@@ -151,7 +151,7 @@ bool WaitQueue::Enter(const QueueTicket& ticket, const WaiterPtr& waiter, const 
   ++group.size;
   waiting_.fetch_add(1, std::memory_order_release);
   waiter->group = &group;
-  waiter->line = &*line;
+  waiter->line = line;
   if (Shared(refused, !ticket.tenant.empty())) group.shared_refusal = refused;
   // A turn parked on a line that stands aside (its key's own limit) waits for nobody else.
   const bool parked = group.turn && group.turn->turn_at != TimePoint::max() &&
@@ -164,7 +164,7 @@ bool WaitQueue::Enter(const QueueTicket& ticket, const WaiterPtr& waiter, const 
 // gone. A turn it held passes on, not sooner than it was due.
 void WaitQueue::Leave(Waiter& waiter, TimePoint now, bool used_turn) {
   Group& group = *waiter.group;
-  auto line = std::ranges::find_if(group.lines, [&](const Line& l) { return &l == waiter.line; });
+  const auto line = waiter.line;
   std::erase_if(line->waiters, [&](const WaiterPtr& w) { return w.get() == &waiter; });
   --group.size;
   waiting_.fetch_sub(1, std::memory_order_release);
@@ -172,7 +172,6 @@ void WaitQueue::Leave(Waiter& waiter, TimePoint now, bool used_turn) {
   const TimePoint due = used_turn ? now : std::max(now, waiter.turn_at);
   waiter.has_turn = false;
   waiter.group = nullptr;
-  waiter.line = nullptr;
   // Admitted: the budget had room; whether it still has, the next try tells.
   if (used_turn) group.shared_refusal.reset();
   if (line->waiters.empty() || used_turn) {
@@ -231,8 +230,7 @@ void WaitQueue::Refused(Waiter& waiter, const Admission& refusal, TimePoint now,
   waiter.line->blocked_until = retry_at;
   waiter.has_turn = false;
   waiter.turn_at = TimePoint::max();
-  auto line = std::ranges::find_if(group.lines, [&](const Line& l) { return &l == waiter.line; });
-  group.cursor = std::next(line);
+  group.cursor = std::next(waiter.line);
   PassTurn(group, now);
 }
 

@@ -107,7 +107,7 @@ class WaitQueue {
     bool gone = false;  // the client left; on the waiter's executor only
     // Under mu_:
     Group* group = nullptr;
-    Line* line = nullptr;
+    std::list<Line>::iterator line;  // in group->lines
     TimePoint deadline;
     bool has_turn = false;
     TimePoint turn_at = TimePoint::max();  // has_turn: when to try

@@ -691,13 +691,9 @@ asio::awaitable<void> Gateway::Admit(Inference& in, http::ResponseWriter& writer
   const Amounts reserve = Reserve(in);
   const QueueTicket ticket{in.key_name, in.identity->tenant, in.identity->key_queue,
                            in.identity->tenant_queue};
-  if (!ticket.Enabled()) {
+  if (!queue_.ShouldQueueFirst(ticket, &in.admission)) {  // (never without a queue)
     in.admission = co_await limiter_.Admit(scope, reserve);
-    co_return;
-  }
-  if (!queue_.ShouldQueueFirst(ticket, &in.admission)) {
-    in.admission = co_await limiter_.Admit(scope, reserve);
-    if (in.admission.outcome != Admission::Outcome::kRefused) co_return;
+    if (!ticket.Enabled() || in.admission.outcome != Admission::Outcome::kRefused) co_return;
   }
   WaitResult waited = co_await queue_.Wait(
       ticket, std::move(in.admission),
